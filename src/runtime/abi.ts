@@ -1,0 +1,69 @@
+// The kernel ABI: the one contract between the host and assembly/. A kernel call is (name, numbers): byte
+// pointers into the one memory, sizes, scalars, and last `ith, nth` — this thread's index and the thread
+// count. Each kernel computes its own slice of the output from (ith, nth) in fixed chunks, so every output
+// element is computed by the same instructions in the same order whatever the thread count: results are
+// bit-identical for 1 or N threads. Every kernel has a plain TypeScript twin in ./reference.ts.
+
+/** Matmul epilogue flags: y = act(x·Wᵀ + b), optionally added into y (fused residual). */
+export const ACT_NONE = 0;
+export const ACT_GELU_TANH = 1; // gelu_new, gelu_pytorch_tanh
+export const ACT_GELU_ERF = 2; // gelu
+export const ACT_RELU = 3;
+export const FLAG_ACCUMULATE = 4; // y += result (residual add fused into the projection)
+
+/** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. */
+export const DT_F32 = 0;
+export const DT_F16 = 1;
+export const DT_Q8 = 2; // int8 in blocks of Q8_BLOCK along K, one f32 scale per block: scales [N, K/Q8_BLOCK]
+export const Q8_BLOCK = 32;
+
+export type Ptr = number;
+
+export interface KernelABI {
+  /** y[M,N] = act(x[M,K] · w[N,K]ᵀ + bias[N]) (or += with FLAG_ACCUMULATE); bias 0 = none. Split over N. */
+  matmul_f32(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** As matmul_f32 with w stored as IEEE half floats. */
+  matmul_f16(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** Quantise activations x[M,K] to int8 blocks of 32 (xq [M,K] i8, xs [M,K/32] f32 scales, symmetric, round-to-nearest). Split over M. */
+  quantize_q8(x: Ptr, xq: Ptr, xs: Ptr, M: number, K: number, ith: number, nth: number): void;
+  /** As matmul_f32 with quantised activations (from quantize_q8) and weights wq [N,K] i8 + ws [N,K/32] f32. */
+  matmul_q8(xq: Ptr, xs: Ptr, wq: Ptr, ws: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
+  layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
+  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte of dtype wteDt (scales for q8), wpe f32. Split over rows. */
+  embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wteScales: Ptr, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
+  /** y[i] = a[i] + b[i] for i < n. Split over n. */
+  add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
+  /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
+   *  V likewise at vCol; written to slot (slot0 + t) of (b,h). Split over B*T rows. */
+  kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
+  /**
+   * Multi-head attention of T queries per batch row against S cached keys/values (slots 0..S-1 of [B,H,cap,D]).
+   * q row (b,t), head h: q[(b*T+t)*qStride + h*D + d]; out likewise with outStride. Key j is visible to query t
+   * iff (!causal || j <= past + t) and (mask == 0 || mask[b*S + j] != 0) (mask is f32 [B,S]). A query with no
+   * visible key gets a zero output (and zero probabilities) rather than NaN. scale multiplies q·k.
+   * headMask (f32 [H], 0 = none) multiplies the probabilities; probs (f32 [B,H,T,S], 0 = none) receives them.
+   * attention_blockwise never forms a score row (online softmax over blocks of keys) and ignores headMask/probs;
+   * attention_eager is the exact path that writes probs. Split over B*H*T query rows.
+   */
+  attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+}
+
+export type KernelName = keyof KernelABI;
+export const KERNEL_NAMES: KernelName[] = [
+  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'layernorm', 'embed', 'add', 'kv_store',
+  'attention_blockwise', 'attention_eager',
+];
+
+/** Bytes of scratch the attention kernels need per thread (`scratch + ith * attentionScratchBytes(S, D)`):
+ *  a score row of S floats (eager) and two D-vectors, rounded up to 64 bytes. */
+export const attentionScratchBytes = (S: number, D: number) => (4 * (S + 2 * D + 16) + 63) & ~63;
+
+/** The fixed work split every kernel uses: rows [lo, hi) of n for thread ith of nth, chunk a multiple of align. */
+export function splitRange(n: number, ith: number, nth: number, align = 1): [number, number] {
+  let chunk = Math.ceil(n / nth);
+  chunk = Math.ceil(chunk / align) * align;
+  const lo = Math.min(n, ith * chunk);
+  return [lo, Math.min(n, lo + chunk)];
+}

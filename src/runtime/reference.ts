@@ -1,0 +1,178 @@
+// Plain TypeScript twins of the wasm kernels: same ABI, same memory, written for obviousness not speed.
+// They are the oracle the kernel fuzz tests compare against, and a backend the model can run on.
+import {
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  attentionScratchBytes, splitRange, type KernelABI,
+} from './abi.js';
+
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+export function erf(x: number): number {
+  // Abramowitz & Stegun 7.1.26 is too coarse for a reference; use a series / continued fraction in f64.
+  const ax = Math.abs(x);
+  if (ax < 2.5) {
+    let sum = ax, term = ax; const x2 = ax * ax;
+    for (let n = 1; n < 60; n++) { term *= -x2 / n; sum += term / (2 * n + 1); }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc continued fraction for large |x|
+  let f = 0;
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
+  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
+  return Math.sign(x) * (1 - erfc);
+}
+
+export function activate(v: number, act: number): number {
+  if (act === ACT_GELU_TANH) return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+  if (act === ACT_GELU_ERF) return 0.5 * v * (1 + erf(v / Math.SQRT2));
+  if (act === ACT_RELU) return v > 0 ? v : 0;
+  return v;
+}
+
+export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
+  let buf: ArrayBufferLike | null = null;
+  let f32 = new Float32Array(0), i32 = new Int32Array(0), u16 = new Uint16Array(0), i8 = new Int8Array(0);
+  const views = () => {
+    if (buf !== memory.buffer || f32.length * 4 !== memory.buffer.byteLength) {
+      buf = memory.buffer;
+      f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf);
+    }
+  };
+  const weight = (w: number, dt: number, scales: number, K: number) => (n: number, k: number): number => {
+    if (dt === DT_F32) return f32[(w >> 2) + n * K + k];
+    if (dt === DT_F16) return halfToFloat(u16[(w >> 1) + n * K + k]);
+    return i8[w + n * K + k] * f32[(scales >> 2) + n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)];
+  };
+  const matmul = (xAt: (m: number, k: number) => number, W: (n: number, k: number) => number,
+    bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
+    const [n0, n1] = splitRange(N, ith, nth, 16);
+    for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += xAt(m, k) * W(n, k);
+      if (bias) acc += f32[(bias >> 2) + n];
+      acc = activate(acc, flags & 3);
+      const o = (y >> 2) + m * N + n;
+      f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
+    }
+  };
+  const attention = (q: number, qStride: number, kc: number, vc: number, cap: number, out: number, outStride: number,
+    B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: number, scale: number,
+    headMask: number, probs: number, _scratch: number, ith: number, nth: number) => {
+    views();
+    const [r0, r1] = splitRange(B * H * T, ith, nth);
+    const p = new Float64Array(S);
+    for (let r = r0; r < r1; r++) {
+      const b = Math.floor(r / (H * T)), h = Math.floor(r / T) % H, t = r % T;
+      const qo = (q >> 2) + (b * T + t) * qStride + h * D;
+      const kvBase = (b * H + h) * cap * D;
+      let mx = -Infinity;
+      for (let j = 0; j < S; j++) {
+        const visible = (!causal || j <= past + t) && (!mask || f32[(mask >> 2) + b * S + j] !== 0);
+        if (!visible) { p[j] = -Infinity; continue; }
+        let s = 0;
+        for (let d = 0; d < D; d++) s += f32[qo + d] * f32[(kc >> 2) + kvBase + j * D + d];
+        p[j] = s * scale;
+        if (p[j] > mx) mx = p[j];
+      }
+      let sum = 0;
+      for (let j = 0; j < S; j++) { p[j] = p[j] === -Infinity ? 0 : Math.exp(p[j] - mx); sum += p[j]; }
+      const hm = headMask ? f32[(headMask >> 2) + h] : 1;
+      for (let j = 0; j < S; j++) p[j] = sum > 0 ? (p[j] / sum) * hm : 0;
+      const oo = (out >> 2) + (b * T + t) * outStride + h * D;
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let j = 0; j < S; j++) acc += p[j] * f32[(vc >> 2) + kvBase + j * D + d];
+        f32[oo + d] = acc;
+      }
+      if (probs) for (let j = 0; j < S; j++) f32[(probs >> 2) + ((b * H + h) * T + t) * S + j] = p[j];
+    }
+  };
+  return {
+    matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
+      views();
+      matmul((m, k) => f32[(x >> 2) + m * K + k], weight(w, DT_F32, 0, K), bias, y, M, K, N, flags, ith, nth);
+    },
+    matmul_f16(x, w, bias, y, M, K, N, flags, ith, nth) {
+      views();
+      matmul((m, k) => f32[(x >> 2) + m * K + k], weight(w, DT_F16, 0, K), bias, y, M, K, N, flags, ith, nth);
+    },
+    quantize_q8(x, xq, xs, M, K, ith, nth) {
+      views();
+      const [m0, m1] = splitRange(M, ith, nth);
+      const nb = K / Q8_BLOCK;
+      for (let m = m0; m < m1; m++) for (let blk = 0; blk < nb; blk++) {
+        let amax = 0;
+        for (let k = 0; k < Q8_BLOCK; k++) amax = Math.max(amax, Math.abs(f32[(x >> 2) + m * K + blk * Q8_BLOCK + k]));
+        const d = Math.fround(amax / 127), id = d ? Math.fround(1 / d) : 0;
+        f32[(xs >> 2) + m * nb + blk] = d;
+        for (let k = 0; k < Q8_BLOCK; k++) {
+          const v = Math.fround(f32[(x >> 2) + m * K + blk * Q8_BLOCK + k] * id);
+          i8[xq + m * K + blk * Q8_BLOCK + k] = Math.max(-127, Math.min(127, Math.round(v)));
+        }
+      }
+    },
+    matmul_q8(xq, xs, wq, ws, bias, y, M, K, N, flags, ith, nth) {
+      views();
+      const nb = K / Q8_BLOCK;
+      const [n0, n1] = splitRange(N, ith, nth, 16);
+      for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
+        let acc = 0;
+        for (let blk = 0; blk < nb; blk++) {
+          let isum = 0;
+          for (let k = 0; k < Q8_BLOCK; k++) isum += i8[xq + m * K + blk * Q8_BLOCK + k] * i8[wq + n * K + blk * Q8_BLOCK + k];
+          acc += isum * f32[(xs >> 2) + m * nb + blk] * f32[(ws >> 2) + n * nb + blk];
+        }
+        if (bias) acc += f32[(bias >> 2) + n];
+        acc = activate(acc, flags & 3);
+        const o = (y >> 2) + m * N + n;
+        f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
+      }
+    },
+    layernorm(x, gamma, beta, y, rows, cols, eps, ith, nth) {
+      views();
+      const [r0, r1] = splitRange(rows, ith, nth);
+      for (let r = r0; r < r1; r++) {
+        const o = (x >> 2) + r * cols;
+        let mean = 0; for (let c = 0; c < cols; c++) mean += f32[o + c]; mean /= cols;
+        let v = 0; for (let c = 0; c < cols; c++) v += (f32[o + c] - mean) ** 2; v /= cols;
+        const inv = 1 / Math.sqrt(v + eps);
+        for (let c = 0; c < cols; c++) f32[(y >> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >> 2) + c] + f32[(beta >> 2) + c];
+      }
+    },
+    embed(ids, pos, wte, wteDt, wteScales, wpe, y, rows, E, ith, nth) {
+      views();
+      const [r0, r1] = splitRange(rows, ith, nth);
+      const W = weight(wte, wteDt, wteScales, E);
+      for (let r = r0; r < r1; r++) {
+        const id = i32[(ids >> 2) + r], p = i32[(pos >> 2) + r];
+        for (let e = 0; e < E; e++) f32[(y >> 2) + r * E + e] = W(id, e) + f32[(wpe >> 2) + p * E + e];
+      }
+    },
+    add(a, b, y, n, ith, nth) {
+      views();
+      const [i0, i1] = splitRange(n, ith, nth, 4);
+      for (let i = i0; i < i1; i++) f32[(y >> 2) + i] = f32[(a >> 2) + i] + f32[(b >> 2) + i];
+    },
+    kv_store(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth) {
+      views();
+      const [r0, r1] = splitRange(B * T, ith, nth);
+      for (let r = r0; r < r1; r++) {
+        const b = Math.floor(r / T), t = r % T;
+        for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) {
+          const dst = ((b * H + h) * cap + slot0 + t) * D + d;
+          f32[(kc >> 2) + dst] = f32[(src >> 2) + r * srcStride + kCol + h * D + d];
+          f32[(vc >> 2) + dst] = f32[(src >> 2) + r * srcStride + vCol + h * D + d];
+        }
+      }
+    },
+    attention_blockwise: attention,
+    attention_eager: attention,
+  };
+}
+
+export { attentionScratchBytes };
