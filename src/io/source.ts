@@ -1,0 +1,264 @@
+// "A model directory" wherever it lives: a local folder (Node), an in-memory map of files (tests, browsers that
+// got the bytes some other way), or a URL base read with HTTP Range requests (browsers, edge runtimes).
+// A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
+// TokenizerError, weights → WeightsError), naming the full path or URL.
+import { DownloadError } from '../errors.js';
+import { badRelativePath, errMsg, errorForFile, isNodeNotFound, missingFileError } from './files.js';
+import { bytesSource, fileSource, type ByteSource } from './safetensors.js';
+
+export interface ModelSource {
+  /** The directory path, URL base or memory label, for messages. */
+  readonly name: string;
+  /** The full path or URL of `file`, for messages. */
+  describe(file: string): string;
+  exists(file: string): Promise<boolean>;
+  readBytes(file: string): Promise<Uint8Array>;
+  readText(file: string): Promise<string>;
+  readJson(file: string): Promise<unknown>;
+  /** Random access to one file (for safetensors); close it when done. */
+  open(file: string): Promise<ByteSource>;
+}
+
+function checkFile(src: { describe(f: string): string }, file: string): void {
+  const bad = badRelativePath(file);
+  if (bad) throw errorForFile(String(file), `${src.describe(String(file))}: invalid file name: ${bad}`);
+}
+
+function decodeUtf8(bytes: Uint8Array, file: string, where: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw errorForFile(file, `${where}: not valid UTF-8 text`, e);
+  }
+}
+
+function parseJsonText(text: string, file: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw errorForFile(file, `${where}: invalid JSON: ${errMsg(e)}`, e);
+  }
+}
+
+/** Shared readText/readJson on top of readBytes. */
+abstract class BaseSource implements ModelSource {
+  abstract readonly name: string;
+  abstract describe(file: string): string;
+  abstract exists(file: string): Promise<boolean>;
+  abstract readBytes(file: string): Promise<Uint8Array>;
+  abstract open(file: string): Promise<ByteSource>;
+  async readText(file: string): Promise<string> {
+    return decodeUtf8(await this.readBytes(file), file, this.describe(file));
+  }
+  async readJson(file: string): Promise<unknown> {
+    return parseJsonText(await this.readText(file), file, this.describe(file));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+class DirSource extends BaseSource {
+  constructor(readonly name: string) { super(); }
+  describe(file: string): string { return `${this.name.replace(/[\\/]+$/, '')}/${file}`; }
+  async exists(file: string): Promise<boolean> {
+    checkFile(this, file);
+    const fs = await import('node:fs/promises');
+    try {
+      return (await fs.stat(this.describe(file))).isFile();
+    } catch (e) {
+      if (isNodeNotFound(e)) return false;
+      throw errorForFile(file, `${this.describe(file)}: cannot stat: ${errMsg(e)}`, e);
+    }
+  }
+  async readBytes(file: string): Promise<Uint8Array> {
+    checkFile(this, file);
+    const fs = await import('node:fs/promises');
+    const path = this.describe(file);
+    try {
+      const b = await fs.readFile(path);
+      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    } catch (e) {
+      if (isNodeNotFound(e)) throw missingFileError(file, path, e);
+      throw errorForFile(file, `${path}: cannot read: ${errMsg(e)}`, e);
+    }
+  }
+  async open(file: string): Promise<ByteSource> {
+    checkFile(this, file);
+    return fileSource(this.describe(file));
+  }
+}
+
+/** A model directory on the local file system (Node, Deno, Bun). */
+export function dirSource(dir: string): ModelSource {
+  return new DirSource(dir);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+class MemorySource extends BaseSource {
+  private files = new Map<string, Uint8Array>();
+  constructor(readonly name: string, files: Record<string, string | Uint8Array | ArrayBuffer> | Map<string, string | Uint8Array | ArrayBuffer>) {
+    super();
+    const entries = files instanceof Map ? [...files] : Object.entries(files);
+    const enc = new TextEncoder();
+    for (const [k, v] of entries) {
+      this.files.set(k, typeof v === 'string' ? enc.encode(v) : v instanceof Uint8Array ? v : new Uint8Array(v));
+    }
+  }
+  describe(file: string): string { return `${this.name}/${file}`; }
+  async exists(file: string): Promise<boolean> {
+    checkFile(this, file);
+    return this.files.has(file);
+  }
+  async readBytes(file: string): Promise<Uint8Array> {
+    checkFile(this, file);
+    const b = this.files.get(file);
+    if (!b) throw missingFileError(file, this.describe(file));
+    return b;
+  }
+  async open(file: string): Promise<ByteSource> {
+    return bytesSource(this.describe(file), await this.readBytes(file));
+  }
+}
+
+/** A model directory held in memory: file name → contents (strings are UTF-8 encoded). */
+export function memorySource(
+  files: Record<string, string | Uint8Array | ArrayBuffer> | Map<string, string | Uint8Array | ArrayBuffer>,
+  name = 'memory',
+): ModelSource {
+  return new MemorySource(name, files);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface UrlSourceOptions {
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+  /** Extra request headers (e.g. Authorization). */
+  headers?: Record<string, string>;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+}
+
+class UrlSource extends BaseSource {
+  readonly name: string;
+  private fetchFn: typeof fetch;
+  private headers: Record<string, string>;
+  constructor(base: string, opts: UrlSourceOptions) {
+    super();
+    this.name = base.endsWith('/') ? base : base + '/';
+    const f = opts.fetch ?? (globalThis as any).fetch;
+    if (typeof f !== 'function') throw new DownloadError(`${this.name}: no fetch() in this runtime; pass options.fetch`);
+    this.fetchFn = f;
+    this.headers = { ...(opts.headers ?? {}) };
+    if (opts.token) this.headers.Authorization = `Bearer ${opts.token}`;
+  }
+  describe(file: string): string {
+    return new URL(file.split('/').map(encodeURIComponent).join('/'), this.name).href;
+  }
+  private async request(file: string, init: RequestInit): Promise<Response> {
+    const url = this.describe(file);
+    try {
+      return await this.fetchFn(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
+    } catch (e) {
+      throw new DownloadError(`${url}: request failed: ${errMsg(e)}`, { cause: e });
+    }
+  }
+  private statusError(file: string, res: Response): Error {
+    const url = this.describe(file);
+    if (res.status === 404 || res.status === 410) return missingFileError(file, `${url} (HTTP ${res.status})`);
+    if (res.status === 401 || res.status === 403) {
+      return new DownloadError(`${url}: HTTP ${res.status}: access denied (private or gated model? pass a token)`);
+    }
+    return new DownloadError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+  }
+  async exists(file: string): Promise<boolean> {
+    checkFile(this, file);
+    const res = await this.request(file, { method: 'HEAD' });
+    if (res.ok) return true;
+    if (res.status === 404 || res.status === 410) return false;
+    throw this.statusError(file, res);
+  }
+  async readBytes(file: string): Promise<Uint8Array> {
+    checkFile(this, file);
+    const res = await this.request(file, { method: 'GET' });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      throw this.statusError(file, res);
+    }
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      throw new DownloadError(`${this.describe(file)}: transfer failed: ${errMsg(e)}`, { cause: e });
+    }
+  }
+  private async size(file: string): Promise<number> {
+    const url = this.describe(file);
+    const head = await this.request(file, { method: 'HEAD' });
+    if (!head.ok) throw this.statusError(file, head);
+    const len = head.headers.get('content-length');
+    if (len !== null && /^\d+$/.test(len) && head.headers.get('content-encoding') === null) return Number(len);
+    // No usable length from HEAD: ask for one byte and read the total from Content-Range.
+    const res = await this.request(file, { method: 'GET', headers: { Range: 'bytes=0-0' } });
+    await res.body?.cancel().catch(() => {});
+    const total = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
+    if (res.status === 206 && total) return Number(total[1]);
+    throw new DownloadError(`${url}: cannot determine the file size (no Content-Length, no Range support)`);
+  }
+  async open(file: string): Promise<ByteSource> {
+    checkFile(this, file);
+    const url = this.describe(file);
+    const size = await this.size(file);
+    const read = async (offset: number, length: number): Promise<Uint8Array> => {
+      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+        throw errorForFile(file, `${url}: read of ${length} bytes at offset ${offset} is outside the file (${size} bytes)`);
+      }
+      if (length === 0) return new Uint8Array(0);
+      const res = await this.request(file, { method: 'GET', headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+      if (res.status === 206) {
+        const m = /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '');
+        if (m && Number(m[1]) !== offset) {
+          await res.body?.cancel().catch(() => {});
+          throw new DownloadError(`${url}: asked for bytes from ${offset}, server sent Content-Range ${res.headers.get('content-range')}`);
+        }
+        return readExactly(res, length, url);
+      }
+      if (res.status === 200 && offset === 0) return readExactly(res, length, url); // Range ignored: take the prefix
+      await res.body?.cancel().catch(() => {});
+      if (res.status === 200) {
+        throw new DownloadError(`${url}: the server ignored the Range request (HTTP 200); reading weights from a URL needs byte-range support`);
+      }
+      throw this.statusError(file, res);
+    };
+    return { name: url, size: async () => size, read };
+  }
+}
+
+/** Read the first `length` bytes of a response body, then stop the transfer. */
+async function readExactly(res: Response, length: number, url: string): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let got = 0;
+  const body = res.body;
+  if (!body) throw new DownloadError(`${url}: empty response body`);
+  const reader = body.getReader();
+  try {
+    while (got < length) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const take = Math.min(value.byteLength, length - got);
+      out.set(value.subarray(0, take), got);
+      got += take;
+    }
+  } catch (e) {
+    throw new DownloadError(`${url}: transfer failed after ${got} of ${length} bytes: ${errMsg(e)}`, { cause: e });
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  if (got !== length) throw new DownloadError(`${url}: response ended after ${got} of ${length} bytes`);
+  return out;
+}
+
+/** A model directory at a URL base, e.g. `https://huggingface.co/gpt2/resolve/main/`, read with Range requests. */
+export function urlSource(base: string | URL, opts: UrlSourceOptions = {}): ModelSource {
+  return new UrlSource(String(base), opts);
+}
