@@ -1,0 +1,90 @@
+// Normalises user inputs (Tensors or nested arrays, HF names) into the flat typed arrays the forward pass
+// takes, checking every shape, range and length against the config with an error that names the input.
+import { InputError } from '../errors.js';
+import type { GPT2Config } from '../io/config.js';
+import { flatten, Tensor } from './tensor.js';
+
+export function toIds(input: unknown, cfg: GPT2Config, what = 'input_ids'): { ids: Int32Array; B: number; T: number } {
+  if (input === undefined || input === null) throw new InputError(`${what} is required`);
+  const { dims, data } = flatten(input, what);
+  let B: number, T: number;
+  if (dims.length === 1) { B = 1; T = dims[0]; } else if (dims.length === 2) { [B, T] = dims; } else throw new InputError(`${what} must be [batch, seq] or [seq], got dims [${dims}]`);
+  if (B < 1 || T < 1) throw new InputError(`${what} is empty (dims [${dims}])`);
+  const ids = new Int32Array(B * T);
+  for (let i = 0; i < ids.length; i++) {
+    const v = data[i];
+    if (!Number.isInteger(v) || v < 0 || v >= cfg.vocab_size) {
+      throw new InputError(`${what}[${Math.floor(i / T)}][${i % T}] = ${v} is not a token id in [0, ${cfg.vocab_size}) (vocab_size from config.json)`);
+    }
+    ids[i] = v;
+  }
+  return { ids, B, T };
+}
+
+export function toMask(input: unknown, B: number, len: number, what: string): Float32Array {
+  const { dims, data } = flatten(input, what);
+  const d2 = dims.length === 1 ? [1, dims[0]] : dims;
+  if (d2.length !== 2 || d2[0] !== B || d2[1] !== len) throw new InputError(`${what} has dims [${dims}], expected [${B}, ${len}]`);
+  const out = new Float32Array(B * len);
+  for (let i = 0; i < out.length; i++) {
+    if (data[i] !== 0 && data[i] !== 1) throw new InputError(`${what} must hold 0s and 1s, found ${data[i]}`);
+    out[i] = data[i];
+  }
+  return out;
+}
+
+export function toPositions(input: unknown, B: number, T: number, cfg: GPT2Config): Int32Array {
+  const { dims, data } = flatten(input, 'position_ids');
+  const d2 = dims.length === 1 ? [1, dims[0]] : dims;
+  if (d2.length !== 2 || d2[1] !== T || (d2[0] !== B && d2[0] !== 1)) throw new InputError(`position_ids has dims [${dims}], expected [${B}, ${T}]`);
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
+    const v = data[(d2[0] === 1 ? 0 : b) * T + t];
+    if (!Number.isInteger(v) || v < 0 || v >= cfg.n_positions) throw new InputError(`position_ids[${b}][${t}] = ${v} is outside [0, ${cfg.n_positions}) (n_positions)`);
+    out[b * T + t] = v;
+  }
+  return out;
+}
+
+export function toHeadMask(input: unknown, cfg: GPT2Config): Float32Array {
+  const { dims, data } = flatten(input, 'head_mask');
+  const L = cfg.n_layer, H = cfg.n_head;
+  const out = new Float32Array(L * H);
+  if (dims.length === 1 && dims[0] === H) { for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) out[l * H + h] = data[h]; }
+  else if (dims.length === 2 && dims[0] === L && dims[1] === H) out.set(data);
+  else throw new InputError(`head_mask has dims [${dims}], expected [${H}] or [${L}, ${H}] (n_layer, n_head)`);
+  for (const v of out) if (!Number.isFinite(v)) throw new InputError('head_mask contains a non-finite value');
+  return out;
+}
+
+export function toFloat3(input: unknown, what: string, B: number, lastDim: number): { data: Float32Array; S: number } {
+  const { dims, data } = flatten(input, what);
+  const d3 = dims.length === 2 ? [1, ...dims] : dims;
+  if (d3.length !== 3 || d3[0] !== B || d3[2] !== lastDim) throw new InputError(`${what} has dims [${dims}], expected [${B}, S, ${lastDim}]`);
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new InputError(`${what} contains a non-finite value at flat index ${i}`);
+  return { data: Float32Array.from(data), S: d3[1] };
+}
+
+/** past_key_values as a list per layer of {key, value} or [key, value], each [B, H, P, D]. */
+export function toPast(input: unknown, cfg: GPT2Config, B: number): { k: Float32Array[]; v: Float32Array[]; P: number } {
+  if (!Array.isArray(input)) throw new InputError('past_key_values must be an array with one {key, value} per layer');
+  const L = cfg.n_layer, H = cfg.n_head, D = cfg.n_embd / cfg.n_head;
+  if (input.length !== L) throw new InputError(`past_key_values has ${input.length} layers, expected ${L} (n_layer)`);
+  const k: Float32Array[] = [], v: Float32Array[] = [];
+  let P = -1;
+  input.forEach((layer: any, l: number) => {
+    const key = Array.isArray(layer) ? layer[0] : layer?.key, value = Array.isArray(layer) ? layer[1] : layer?.value;
+    for (const [name, t, dst] of [['key', key, k], ['value', value, v]] as const) {
+      const { dims, data } = flatten(t, `past_key_values[${l}].${name}`);
+      const d4 = dims.length === 3 ? [1, ...dims] : dims;
+      if (d4.length !== 4 || d4[0] !== B || d4[1] !== H || d4[3] !== D) throw new InputError(`past_key_values[${l}].${name} has dims [${dims}], expected [${B}, ${H}, P, ${D}]`);
+      if (P >= 0 && d4[2] !== P) throw new InputError(`past_key_values[${l}].${name} has ${d4[2]} positions, others have ${P}`);
+      P = d4[2];
+      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new InputError(`past_key_values[${l}].${name} contains a non-finite value`);
+      (dst as Float32Array[]).push(Float32Array.from(data));
+    }
+  });
+  return { k, v, P };
+}
+
+export const f32Tensor = (data: Float32Array, dims: number[]) => new Tensor('float32', data, dims);

@@ -1,0 +1,295 @@
+// Weight placement: validates a checkpoint's tensors against the config, then streams each tensor from the
+// file straight into its region of the wasm memory in the layout the kernels read (matrices as [out, in]
+// rows, in the run dtype), so a checkpoint never sits twice on the JS heap.
+import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
+import type { GPT2Config } from '../io/config.js';
+import { DT_F16, DT_F32, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
+import type { Backend } from '../runtime/backend.js';
+import { MAX_MEMORY_BYTES, mib, type Region } from '../runtime/memory.js';
+import { floatToHalf, halfTable } from './half.js';
+
+export type DType = 'fp32' | 'fp16' | 'q8';
+export type DTypeOption = DType | 'auto';
+
+/** A matrix as the kernels see it: N rows (outputs) of K inputs, in dtype dt (q8: scales [N, K/32] f32). */
+export interface Matrix { ptr: number; dt: number; scales: number; N: number; K: number }
+/** f32 vector (bias, layer norm parameters). */
+export type Vec = number;
+
+export interface LayerWeights {
+  ln1_g: Vec; ln1_b: Vec;
+  qkv: Matrix; qkv_b: Vec; // [3E, E]
+  attn_proj: Matrix; attn_proj_b: Vec; // [E, E]
+  ln2_g: Vec; ln2_b: Vec;
+  fc: Matrix; fc_b: Vec; // [I, E]
+  mlp_proj: Matrix; mlp_proj_b: Vec; // [E, I]
+  cross?: {
+    ln_g: Vec; ln_b: Vec;
+    q: Matrix; q_b: Vec; // [E, E]
+    kv: Matrix; kv_b: Vec; // [2E, E]
+    proj: Matrix; proj_b: Vec; // [E, E]
+  };
+}
+
+export type HeadKind = 'lm' | 'token-classification' | 'sequence-classification' | 'none';
+
+export interface ModelWeights {
+  wte: Matrix; // [V, E]
+  wpe: Vec; // [P, E] f32
+  layers: LayerWeights[];
+  lnf_g: Vec; lnf_b: Vec;
+  lm_head: Matrix | null; // wte unless the checkpoint has an untied lm_head.weight
+  classifier: { w: Matrix; b: Vec } | null; // token classification (bias) or sequence classification score (b = 0)
+  dtype: DType;
+  regions: Region[];
+  bytes: number;
+}
+
+/** What the loader needs from a safetensors reader (src/io/safetensors.ts provides it). */
+export interface TensorInfoLike { name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string }
+export interface TensorReader {
+  tensors: Map<string, TensorInfoLike>;
+  chunks(name: string, chunkBytes?: number): AsyncIterable<{ offset: number; bytes: Uint8Array }>;
+}
+
+type Kind = 'conv1d' | 'linear' | 'vector' | 'table';
+interface Spec { key: string; shape: number[]; kind: Kind; quantizable: boolean }
+
+const IGNORED = /(^|\.)(attn|crossattention)\.(bias|masked_bias)$/;
+const HEAD_TENSORS: Record<string, HeadKind> = {
+  'lm_head.weight': 'lm', 'classifier.weight': 'token-classification', 'classifier.bias': 'token-classification',
+  'score.weight': 'sequence-classification', 'score.bias': 'sequence-classification',
+};
+
+function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>): Spec[] {
+  const E = cfg.n_embd, I = cfg.n_inner, V = cfg.vocab_size;
+  const s: Spec[] = [
+    { key: 'wte.weight', shape: [V, E], kind: 'table', quantizable: true },
+    { key: 'wpe.weight', shape: [cfg.n_positions, E], kind: 'vector', quantizable: false },
+    { key: 'ln_f.weight', shape: [E], kind: 'vector', quantizable: false },
+    { key: 'ln_f.bias', shape: [E], kind: 'vector', quantizable: false },
+  ];
+  for (let l = 0; l < cfg.n_layer; l++) {
+    const p = `h.${l}.`;
+    s.push(
+      { key: p + 'ln_1.weight', shape: [E], kind: 'vector', quantizable: false },
+      { key: p + 'ln_1.bias', shape: [E], kind: 'vector', quantizable: false },
+      { key: p + 'attn.c_attn.weight', shape: [E, 3 * E], kind: 'conv1d', quantizable: true },
+      { key: p + 'attn.c_attn.bias', shape: [3 * E], kind: 'vector', quantizable: false },
+      { key: p + 'attn.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+      { key: p + 'attn.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
+      { key: p + 'ln_2.weight', shape: [E], kind: 'vector', quantizable: false },
+      { key: p + 'ln_2.bias', shape: [E], kind: 'vector', quantizable: false },
+      { key: p + 'mlp.c_fc.weight', shape: [E, I], kind: 'conv1d', quantizable: true },
+      { key: p + 'mlp.c_fc.bias', shape: [I], kind: 'vector', quantizable: false },
+      { key: p + 'mlp.c_proj.weight', shape: [I, E], kind: 'conv1d', quantizable: true },
+      { key: p + 'mlp.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
+    );
+    if (cfg.add_cross_attention) {
+      s.push(
+        { key: p + 'ln_cross_attn.weight', shape: [E], kind: 'vector', quantizable: false },
+        { key: p + 'ln_cross_attn.bias', shape: [E], kind: 'vector', quantizable: false },
+        { key: p + 'crossattention.q_attn.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.q_attn.bias', shape: [E], kind: 'vector', quantizable: false },
+        { key: p + 'crossattention.c_attn.weight', shape: [E, 2 * E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.c_attn.bias', shape: [2 * E], kind: 'vector', quantizable: false },
+        { key: p + 'crossattention.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
+      );
+    }
+  }
+  if (head === 'lm' && tensorNames.has('lm_head.weight')) s.push({ key: 'lm_head.weight', shape: [V, E], kind: 'linear', quantizable: true });
+  if (head === 'token-classification') {
+    s.push({ key: 'classifier.weight', shape: [cfg.num_labels, E], kind: 'linear', quantizable: false });
+    s.push({ key: 'classifier.bias', shape: [cfg.num_labels], kind: 'vector', quantizable: false });
+  }
+  if (head === 'sequence-classification') {
+    s.push({ key: 'score.weight', shape: [cfg.num_labels, E], kind: 'linear', quantizable: false });
+    if (tensorNames.has('score.bias')) s.push({ key: 'score.bias', shape: [cfg.num_labels], kind: 'vector', quantizable: false });
+  }
+  return s;
+}
+
+const SRC_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+
+/** Checkpoint key → canonical key (without the `transformer.` prefix). */
+const canonical = (k: string) => (k.startsWith('transformer.') ? k.slice('transformer.'.length) : k);
+
+export interface PlannedWeights { specs: Spec[]; byKey: Map<string, TensorInfoLike>; dtype: DType; bytes: number }
+
+/** Checks names, shapes and dtypes before any allocation; returns what will be loaded and its size. */
+export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKind, dtypeOpt: DTypeOption, file = 'model.safetensors'): PlannedWeights {
+  const byKey = new Map<string, TensorInfoLike>();
+  for (const [name, info] of reader.tensors) {
+    const key = canonical(name);
+    if (byKey.has(key)) throw new WeightsError(`${file}: tensor ${key} appears twice (with and without the "transformer." prefix)`);
+    byKey.set(key, info);
+  }
+  const wanted = specs(cfg, head, new Set(byKey.keys()));
+  const wantedKeys = new Set(wanted.map((s) => s.key));
+  const unknown = [...byKey.keys()].filter((k) => !wantedKeys.has(k) && !IGNORED.test(k) && !(k in HEAD_TENSORS));
+  if (unknown.length) {
+    throw new WeightsError(`${file}: unknown tensor${unknown.length > 1 ? 's' : ''} ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''} ` +
+      `(not part of a GPT-2 model with n_layer=${cfg.n_layer}${cfg.add_cross_attention ? ', add_cross_attention' : ''}); is config.json from the same checkpoint?`);
+  }
+  const missing = wanted.filter((s) => !byKey.has(s.key)).map((s) => s.key);
+  if (missing.length) {
+    throw new WeightsError(`${file}: missing tensor${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  }
+  let allF16 = true;
+  for (const s of wanted) {
+    const t = byKey.get(s.key)!;
+    if (!(t.dtype in SRC_BYTES)) throw new WeightsError(`${file}: tensor ${s.key} has dtype ${t.dtype}; supported are F32, F16 and BF16`);
+    if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
+      throw new WeightsError(`${file}: tensor ${s.key} has shape [${t.shape}], expected [${s.shape}] from config.json`);
+    }
+    if (s.quantizable && t.dtype !== 'F16') allF16 = false;
+  }
+  let dtype: DType;
+  if (dtypeOpt === 'auto' || dtypeOpt === undefined) dtype = allF16 ? 'fp16' : 'fp32';
+  else if (dtypeOpt === 'fp32' || dtypeOpt === 'fp16' || dtypeOpt === 'q8') dtype = dtypeOpt;
+  else throw new OptionError(`dtype must be 'auto', 'fp32', 'fp16' or 'q8', got ${JSON.stringify(dtypeOpt)}`);
+  let bytes = 0;
+  for (const s of wanted) bytes += storedBytes(s, dtype);
+  return { specs: wanted, byKey, dtype, bytes };
+}
+
+function matrixDt(s: Spec, dtype: DType): number {
+  if (!s.quantizable || dtype === 'fp32') return DT_F32;
+  if (dtype === 'q8' && s.shape[s.kind === 'conv1d' ? 0 : 1] % Q8_BLOCK === 0) return DT_Q8;
+  return DT_F16;
+}
+
+function storedBytes(s: Spec, dtype: DType): number {
+  const n = s.shape.reduce((a, b) => a * b, 1);
+  if (s.kind === 'vector') return n * 4;
+  const dt = matrixDt(s, dtype);
+  return dt === DT_F32 ? n * 4 : dt === DT_F16 ? n * 2 : n + (n / Q8_BLOCK) * 4;
+}
+
+/** Streams the planned tensors into the backend's memory. */
+export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: PlannedWeights, backend: Backend,
+  onProgress?: (loadedBytes: number, totalBytes: number) => void): Promise<ModelWeights> {
+  const { arena } = backend;
+  if (plan.bytes > MAX_MEMORY_BYTES - (64 << 20)) {
+    throw new MemoryLimitError(`the weights need ${mib(plan.bytes)} as ${plan.dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +
+      (plan.dtype === 'fp32' ? "load with dtype 'fp16' or 'q8'" : plan.dtype === 'fp16' ? "load with dtype 'q8'" : 'this model is too large for wasm32'));
+  }
+  const regions: Region[] = [];
+  const placed = new Map<string, Matrix>();
+  const total = plan.specs.reduce((s, sp) => s + plan.byKey.get(sp.key)!.byteLength, 0);
+  let loaded = 0;
+  const table = halfTable();
+  let staging: Float32Array | null = null;
+  try {
+    // file order, so a streaming source reads sequentially
+    const order = plan.specs.slice().sort((a, b) => plan.byKey.get(a.key)!.byteOffset - plan.byKey.get(b.key)!.byteOffset);
+    for (const s of order) {
+      const info = plan.byKey.get(s.key)!;
+      const dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.dtype);
+      const N = s.kind === 'conv1d' ? s.shape[1] : s.shape[0];
+      const K = s.shape.length === 1 ? 1 : s.kind === 'conv1d' ? s.shape[0] : s.shape[1];
+      const count = N * K;
+      const region = arena.alloc(`weight ${s.key}`, storedBytes(s, plan.dtype));
+      regions.push(region);
+      // q8 needs complete rows to find block scales: stage the f32 matrix, then quantise with the kernel.
+      const stage = dt === DT_Q8 ? arena.alloc(`staging ${s.key}`, count * 4) : null;
+      const destPtr = stage ? stage.ptr : region.ptr;
+      const destDt = stage ? DT_F32 : dt;
+      const transpose = s.kind === 'conv1d';
+      const srcSize = SRC_BYTES[info.dtype];
+      let elem = 0;
+      let carry: Uint8Array | null = null;
+      for await (const { bytes: raw } of reader.chunks(info.name, 4 << 20)) {
+        let bytes = raw;
+        if (carry) { const m = new Uint8Array(carry.length + raw.length); m.set(carry); m.set(raw, carry.length); bytes = m; carry = null; }
+        const whole = bytes.length - (bytes.length % srcSize);
+        if (whole < bytes.length) carry = bytes.slice(whole);
+        const n = whole / srcSize;
+        if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
+        decode(info.dtype, bytes, n, staging, table);
+        for (const v of staging.subarray(0, n)) if (!Number.isFinite(v)) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${v} (NaN or infinite weights)`);
+        place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
+        elem += n;
+        loaded += whole;
+        onProgress?.(loaded, total);
+      }
+      if (elem !== count) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} ended after ${elem} of ${count} elements`);
+      if (stage) {
+        backend.k.quantize_q8(stage.ptr, region.ptr, region.ptr + count, N, K);
+        arena.release(stage);
+      }
+      placed.set(s.key, { ptr: region.ptr, dt, scales: dt === DT_Q8 ? region.ptr + count : 0, N, K });
+    }
+  } catch (e) {
+    for (const r of regions) arena.release(r);
+    throw e;
+  }
+  const m = (k: string) => placed.get(k)!;
+  const v = (k: string) => placed.get(k)!.ptr;
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.n_layer; l++) {
+    const p = `h.${l}.`;
+    layers.push({
+      ln1_g: v(p + 'ln_1.weight'), ln1_b: v(p + 'ln_1.bias'),
+      qkv: m(p + 'attn.c_attn.weight'), qkv_b: v(p + 'attn.c_attn.bias'),
+      attn_proj: m(p + 'attn.c_proj.weight'), attn_proj_b: v(p + 'attn.c_proj.bias'),
+      ln2_g: v(p + 'ln_2.weight'), ln2_b: v(p + 'ln_2.bias'),
+      fc: m(p + 'mlp.c_fc.weight'), fc_b: v(p + 'mlp.c_fc.bias'),
+      mlp_proj: m(p + 'mlp.c_proj.weight'), mlp_proj_b: v(p + 'mlp.c_proj.bias'),
+      cross: cfg.add_cross_attention ? {
+        ln_g: v(p + 'ln_cross_attn.weight'), ln_b: v(p + 'ln_cross_attn.bias'),
+        q: m(p + 'crossattention.q_attn.weight'), q_b: v(p + 'crossattention.q_attn.bias'),
+        kv: m(p + 'crossattention.c_attn.weight'), kv_b: v(p + 'crossattention.c_attn.bias'),
+        proj: m(p + 'crossattention.c_proj.weight'), proj_b: v(p + 'crossattention.c_proj.bias'),
+      } : undefined,
+    });
+  }
+  const wte = m('wte.weight');
+  let classifier: ModelWeights['classifier'] = null;
+  if (placed.has('classifier.weight')) classifier = { w: m('classifier.weight'), b: v('classifier.bias') };
+  else if (placed.has('score.weight')) classifier = { w: m('score.weight'), b: placed.has('score.bias') ? v('score.bias') : 0 };
+  return {
+    wte, wpe: v('wpe.weight'), layers, lnf_g: v('ln_f.weight'), lnf_b: v('ln_f.bias'),
+    lm_head: placed.get('lm_head.weight') ?? wte, classifier, dtype: plan.dtype, regions,
+    bytes: regions.reduce((s, r) => s + r.bytes, 0),
+  };
+}
+
+function decode(dtype: string, bytes: Uint8Array, n: number, out: Float32Array, table: Float32Array) {
+  if (dtype === 'F32') {
+    if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+    else new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes.subarray(0, n * 4));
+    return;
+  }
+  const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, n * 2).buffer);
+  if (dtype === 'F16') { for (let i = 0; i < n; i++) out[i] = table[u16[i]]; return; }
+  const u32 = new Uint32Array(out.buffer, out.byteOffset, n); // BF16: the high half of an f32
+  for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+}
+
+/** Writes n decoded values, starting at element `elem` of the source [K,N] (conv1d) or [N,K] layout. */
+function place(backend: Backend, vals: Float32Array, n: number, elem: number, ptr: number, dt: number, transpose: boolean, N: number, K: number) {
+  const buf = backend.arena.memory.buffer;
+  if (!transpose) {
+    if (dt === DT_F32) { new Float32Array(buf, ptr + elem * 4, n).set(vals.subarray(0, n)); return; }
+    const h = new Uint16Array(buf, ptr + elem * 2, n);
+    for (let i = 0; i < n; i++) h[i] = floatToHalf(vals[i]);
+    return;
+  }
+  // source element e = k*N + nn lands at nn*K + k
+  let k = Math.floor(elem / N), nn = elem - k * N;
+  if (dt === DT_F32) {
+    const f = new Float32Array(buf, ptr, N * K);
+    for (let i = 0; i < n; i++) { f[nn * K + k] = vals[i]; if (++nn === N) { nn = 0; k++; } }
+  } else {
+    const h = new Uint16Array(buf, ptr, N * K);
+    for (let i = 0; i < n; i++) { h[nn * K + k] = floatToHalf(vals[i]); if (++nn === N) { nn = 0; k++; } }
+  }
+}
+
+/** Bytes the weights will take for a config and dtype, without reading the file (for `info`). */
+export function estimateWeightBytes(cfg: GPT2Config, dtype: DType, head: HeadKind = 'lm', untiedLmHead = false): number {
+  const names = new Set<string>(untiedLmHead ? ['lm_head.weight'] : []);
+  return specs(cfg, head, names).reduce((s, sp) => s + storedBytes(sp, dtype), 0);
+}

@@ -1,0 +1,81 @@
+// A Backend is the memory plan plus a way to run kernels on it: the wasm kernels (one or many threads) or
+// the TypeScript reference kernels. The model only talks to `backend.k`, a KernelABI without (ith, nth).
+import { OptionError, RuntimeError } from '../errors.js';
+import { KERNEL_NAMES, type KernelABI, type KernelName } from './abi.js';
+import { Arena } from './memory.js';
+import { ThreadPool } from './pool.js';
+import { createReferenceKernels } from './reference.js';
+import { compileVariant, createMemory, detectFeatures, instantiateKernels, wasmBytes, type RuntimeFeatures, type WasmVariant } from './wasm.js';
+
+type Strip<F> = F extends (...a: [...infer A, number, number]) => void ? (...a: A) => void : never;
+export type Kernels = { [K in KernelName]: Strip<KernelABI[K]> };
+
+export interface BackendOptions {
+  /** Threads for kernels, the caller included. Default: hardware concurrency (1 where threads are unavailable). */
+  threads?: number;
+  /** 'wasm' (default) or 'reference' (plain TypeScript, slow; for tests and debugging). */
+  kernels?: 'wasm' | 'reference';
+  /** Force a wasm build instead of the best one the engine validates. */
+  variant?: WasmVariant;
+  /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
+  initialBytes?: number;
+}
+
+export async function defaultThreads(): Promise<number> {
+  const hc = (globalThis as any).navigator?.hardwareConcurrency;
+  if (typeof hc === 'number' && hc > 0) return Math.min(hc, 16);
+  try {
+    const os: any = await import('node:os');
+    return Math.max(1, Math.min(16, os.availableParallelism?.() ?? os.cpus().length));
+  } catch { return 1; }
+}
+
+export class Backend {
+  readonly arena: Arena;
+  readonly k: Kernels;
+  readonly threads: number;
+  readonly variant: WasmVariant | 'reference';
+  readonly features: RuntimeFeatures;
+  private pool: ThreadPool | null;
+
+  private constructor(arena: Arena, k: Kernels, threads: number, variant: WasmVariant | 'reference', features: RuntimeFeatures, pool: ThreadPool | null) {
+    this.arena = arena; this.k = k; this.threads = threads; this.variant = variant; this.features = features; this.pool = pool;
+  }
+
+  static async create(opts: BackendOptions = {}): Promise<Backend> {
+    const features = detectFeatures();
+    let threads = opts.threads ?? await defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new OptionError(`threads must be an integer from 1 to 256, got ${opts.threads}`);
+    if (threads > 1 && !features.threads) threads = 1; // no shared memory here (e.g. a page without cross-origin isolation)
+    const kernels = opts.kernels ?? 'wasm';
+    if (kernels !== 'wasm' && kernels !== 'reference') throw new OptionError(`kernels must be 'wasm' or 'reference', got ${String(kernels)}`);
+    let variant: WasmVariant = opts.variant ?? features.variant;
+    if (threads > 1 && !variant.endsWith('threads')) variant = (variant + '-threads') as WasmVariant;
+    const shared = variant.endsWith('threads');
+    if (shared && !features.threads) throw new RuntimeError(`wasm build ${variant} needs shared memory, which this platform lacks`);
+    const memory = createMemory(opts.initialBytes ?? 0, shared);
+    const arena = new Arena(memory);
+    if (kernels === 'reference') {
+      const ref = createReferenceKernels(memory);
+      const k: any = {};
+      for (const name of KERNEL_NAMES) {
+        const f = ref[name] as (...a: number[]) => void;
+        k[name] = (...a: number[]) => { for (let i = 0; i < threads; i++) f(...a, i, threads); };
+      }
+      return new Backend(arena, k, threads, 'reference', features, null);
+    }
+    const inst = instantiateKernels(compileVariant(variant), memory);
+    const pool = threads > 1 ? await ThreadPool.create(arena, wasmBytes(variant), KERNEL_NAMES, threads) : null;
+    const k: any = {};
+    KERNEL_NAMES.forEach((name, op) => {
+      const f = inst[name] as (...a: number[]) => void;
+      k[name] = pool ? (...a: number[]) => pool.run(op, f, a) : (...a: number[]) => f(...a, 0, 1);
+    });
+    return new Backend(arena, k, threads, variant, features, pool);
+  }
+
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+  }
+}
