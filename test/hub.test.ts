@@ -1,0 +1,322 @@
+// src/io/hub.ts against a local HTTP server on 127.0.0.1 that imitates the Hub's /{repo}/resolve/{rev}/{file}
+// endpoint over the gpt2-tiny fixture: downloads, cache reuse, offline mode, dropped connections, resume, errors.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, rm, writeFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { modelDir } from './helpers/fixtures.js';
+import { startServer, sendBytes, type TestServer } from './helpers/http-server.js';
+import { parseModelId, repoFolderName, resolveModel, type DownloadProgress, type ResolveOptions } from '../src/io/hub.js';
+import { loadConfig } from '../src/io/config.js';
+import { openSafetensorsModel } from '../src/io/safetensors.js';
+import { DownloadError, OptionError } from '../src/errors.js';
+
+const COMMIT = 'c0ffee' + '0'.repeat(34);
+const REPO = 'test-org/tiny';
+const FIX = modelDir('gpt2-tiny');
+const MODEL_BYTES = readFileSync(join(FIX, 'model.safetensors'));
+
+interface Reply { status?: number; errorCode?: string; dropAfter?: number; etag?: string; bytes?: Uint8Array }
+type Hook = (file: string, req: IncomingMessage, nth: number) => Reply | undefined;
+
+/** A Hub imitation serving `root` as REPO (any revision), with a per-request hook. */
+async function hub(hook: Hook = () => undefined, root = FIX): Promise<TestServer & { gets: (file: string) => IncomingMessage['headers'][] }> {
+  const seen = new Map<string, IncomingMessage['headers'][]>();
+  const server = await startServer((req: IncomingMessage, res: ServerResponse, path: string) => {
+    const m = /^\/(.+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
+    const base = { 'x-repo-commit': COMMIT };
+    if (!m || m[1] !== REPO) { res.writeHead(404, { ...base, 'x-error-code': 'RepoNotFound' }); res.end(); return; }
+    const file = m[3];
+    if (req.method === 'GET') seen.set(file, [...(seen.get(file) ?? []), req.headers]);
+    const nth = req.method === 'GET' ? seen.get(file)!.length : 0;
+    const r = hook(file, req, nth) ?? {};
+    if (r.status) {
+      res.writeHead(r.status, { ...base, ...(r.errorCode ? { 'x-error-code': r.errorCode } : {}) });
+      res.end();
+      return;
+    }
+    let bytes: Uint8Array | undefined = r.bytes;
+    if (!bytes) {
+      try { bytes = readFileSync(join(root, file)); } catch {}
+    }
+    if (!bytes) { res.writeHead(404, { ...base, 'x-error-code': 'EntryNotFound' }); res.end(); return; }
+    sendBytes(req, res, bytes, { etag: r.etag ?? '"v1"', headers: base, dropAfter: r.dropAfter });
+  });
+  return Object.assign(server, { gets: (file: string) => seen.get(file) ?? [] });
+}
+
+function bounded<T>(p: Promise<T>, ms = 30_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<T>((_, rej) => { timer = setTimeout(() => rej(new Error(`test timed out after ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+async function withEnv(fn: (ctx: { cache: string; opts: (s: TestServer, extra?: ResolveOptions) => ResolveOptions }) => Promise<void>) {
+  const cache = await mkdtemp(join(tmpdir(), 'gpt2wasm-hub-'));
+  try {
+    await bounded(fn({
+      cache,
+      opts: (s, extra = {}) => ({ endpoint: s.url, cacheDir: cache, token: null, retries: 2, retryDelayMs: 10, timeoutMs: 3000, progress: false, env: {}, ...extra }),
+    }));
+  } finally {
+    await rm(cache, { recursive: true, force: true });
+  }
+}
+
+const snapDir = (cache: string) => join(cache, repoFolderName(REPO), 'snapshots', COMMIT);
+
+async function rejects(p: Promise<unknown>, cls: Function, re: RegExp): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.match((e as Error).message, re);
+    return e as Error;
+  }
+  throw new assert.Assertion({ message: `expected ${cls.name}`, operator: 'rejects', expects: cls.name, actual: 'resolved' } as any);
+}
+
+async function assertLoads(src: Awaited<ReturnType<typeof resolveModel>>) {
+  assert.is((await loadConfig(src)).n_layer, 2);
+  const model = await openSafetensorsModel(src);
+  assert.is(model.tensors.size, 30);
+  await model.close();
+  assert.ok(Buffer.from(await src.readBytes('model.safetensors')).equals(MODEL_BYTES));
+}
+
+// ------------------------------------------------------------------------------------------------
+
+test('model ids: syntax and errors', () => {
+  assert.equal(parseModelId('gpt2'), { repo: 'gpt2', org: null, name: 'gpt2', revision: 'main' });
+  assert.equal(parseModelId('openai-community/gpt2@v1.0'), { repo: 'openai-community/gpt2', org: 'openai-community', name: 'gpt2', revision: 'v1.0' });
+  assert.is(parseModelId('distilgpt2', 'refs/pr/1').revision, 'refs/pr/1');
+  assert.is(repoFolderName('openai-community/gpt2'), 'models--openai-community--gpt2');
+  for (const bad of ['', 'a/b/c', '-x', 'x-', 'a--b', 'a..b', 'has space', 'org/', '/name', 'x@', 'x@../y', 'x@a b']) {
+    assert.throws(() => parseModelId(bad), (e: any) => e instanceof OptionError && /not a local directory nor a valid Hub model id/.test(e.message), bad);
+  }
+});
+
+test('local directories are used as they are', async () => {
+  const src = await resolveModel(FIX, { offline: true });
+  assert.is(src.name, FIX);
+  await rejects(resolveModel(join(FIX, 'config.json')), OptionError, /is a file/);
+});
+
+test('download, then load via the cache (no more GETs), with progress and token', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      const events: DownloadProgress[] = [];
+      const src = await resolveModel(REPO, opts(s, { token: undefined, env: { HUGGING_FACE_HUB_TOKEN: 'sekrit' }, onProgress: (p) => events.push(p) }));
+      assert.is(src.name, snapDir(cache));
+      await assertLoads(src);
+      assert.equal((await readdir(snapDir(cache))).sort(), ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']);
+      assert.is(await readFile(join(cache, repoFolderName(REPO), 'refs', 'main'), 'utf8'), COMMIT);
+      assert.ok(s.requests.every((r) => r.headers.authorization === 'Bearer sekrit'), 'token sent');
+      assert.ok(s.requests.some((r) => r.path.endsWith('/tokenizer.json')), 'optional files asked for');
+      const last = events.filter((e) => e.file === 'model.safetensors').pop()!;
+      assert.equal([last.done, last.loaded, last.total], [true, MODEL_BYTES.length, MODEL_BYTES.length]);
+      assert.ok(last.bytesPerSecond > 0);
+      // Files are fetched at the pinned commit.
+      assert.ok(s.requests.filter((r) => r.method === 'GET').every((r) => r.path.includes(`/resolve/${COMMIT}/`)));
+
+      const before = s.requests.filter((r) => r.method === 'GET').length;
+      const again = await resolveModel(`${REPO}@main`, opts(s));
+      assert.is(again.name, snapDir(cache));
+      assert.is(s.requests.filter((r) => r.method === 'GET').length - before, 2, 'only the two absent optional files are asked for again');
+      assert.ok(!s.requests.slice(-3).some((r) => /model\.safetensors|vocab|merges/.test(r.path)));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('offline mode uses only the cache; a missing file is a clear error', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      await rejects(resolveModel(REPO, opts(s, { env: { HF_HUB_OFFLINE: '1' } })), DownloadError,
+        /offline mode \(HF_HUB_OFFLINE=1\), and config\.json of test-org\/tiny@main is not in the cache/);
+      assert.is(s.requests.length, 0);
+      await resolveModel(REPO, opts(s));
+      const n = s.requests.length;
+      const src = await resolveModel(REPO, opts(s, { offline: true }));
+      await assertLoads(src);
+      assert.is(s.requests.length, n, 'no network in offline mode');
+      const byCommit = await resolveModel(`${REPO}@${COMMIT}`, opts(s, { offline: true }));
+      assert.is(byCommit.name, snapDir(cache));
+      await rm(join(snapDir(cache), 'merges.txt'));
+      await rejects(resolveModel(REPO, opts(s, { offline: true })), DownloadError, /merges\.txt of test-org\/tiny@main is not in the cache/);
+      assert.ok((await resolveModel(REPO, opts(s, { offline: true, tokenizer: false }))).name);
+    } finally {
+      await s.close();
+    }
+    // The Hub unreachable (connection refused): a complete cached snapshot is used.
+    await writeFile(join(snapDir(cache), 'merges.txt'), '#version: 0.2\n');
+    const src = await resolveModel(REPO, { cacheDir: cache, endpoint: 'http://127.0.0.1:9', retries: 1, retryDelayMs: 10, token: null, env: {}, progress: false });
+    assert.is(src.name, snapDir(cache));
+  });
+});
+
+test('a connection dropped halfway through model.safetensors is resumed with Range + If-Range', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub((file, _req, nth) => (file === 'model.safetensors' && nth === 1 ? { dropAfter: MODEL_BYTES.length >> 1 } : undefined));
+    try {
+      const src = await resolveModel(REPO, opts(s));
+      await assertLoads(src);
+      const gets = s.gets('model.safetensors');
+      assert.is(gets.length, 2);
+      assert.is(gets[0].range, undefined);
+      const from = Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? '')?.[1]);
+      assert.ok(from > 0 && from <= MODEL_BYTES.length >> 1, `resumed from ${gets[1].range}`);
+      assert.is(gets[1]['if-range'], '"v1"');
+      assert.not.ok(existsSync(join(snapDir(cache), 'model.safetensors.incomplete')));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a server that keeps dropping: clear error, nothing loadable in the cache, later resumed', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    let broken = true;
+    const s = await hub((file) => (file === 'model.safetensors' && broken ? { dropAfter: 100_000 } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s)), DownloadError, /model\.safetensors: .*(connection lost|transfer ended).*gave up after 3 attempts/);
+      assert.is(s.gets('model.safetensors').length, 3, 'bounded retries');
+      assert.not.ok(existsSync(join(snapDir(cache), 'model.safetensors')));
+      const partial = (await stat(join(snapDir(cache), 'model.safetensors.incomplete'))).size;
+      assert.ok(partial > 0 && partial < MODEL_BYTES.length);
+      await rejects(resolveModel(REPO, opts(s, { offline: true })), DownloadError, /model\.safetensors of test-org\/tiny@main is not in the cache/);
+      broken = false;
+      const src = await resolveModel(REPO, opts(s));
+      assert.is(s.gets('model.safetensors').pop()!.range, `bytes=${partial}-`);
+      await assertLoads(src);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('resume of a pre-existing partial .incomplete file; a changed ETag restarts from zero', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      const snap = snapDir(cache);
+      await mkdir(snap, { recursive: true });
+      await writeFile(join(snap, 'model.safetensors.incomplete'), MODEL_BYTES.subarray(0, 1 << 20));
+      const src = await resolveModel(REPO, opts(s));
+      assert.is(s.gets('model.safetensors')[0].range, `bytes=${1 << 20}-`);
+      await assertLoads(src);
+
+      // A partial from an older version of the file: If-Range does not match, the server sends it all.
+      await rm(join(snap, 'model.safetensors'));
+      const garbage = Buffer.alloc(5000, 7);
+      await writeFile(join(snap, 'model.safetensors.incomplete'), garbage);
+      const url = `${s.url}/${REPO}/resolve/${COMMIT}/model.safetensors`;
+      await writeFile(join(snap, 'model.safetensors.incomplete.json'), JSON.stringify({ url, etag: '"old"', lastModified: null, total: null }));
+      await assertLoads(await resolveModel(REPO, opts(s)));
+      const last = s.gets('model.safetensors').pop()!;
+      assert.equal([last.range, last['if-range']], ['bytes=5000-', '"old"']);
+      assert.not.ok(existsSync(join(snap, 'model.safetensors.incomplete.json')));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a corrupt safetensors download never lands in the cache', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const bad = Buffer.from(MODEL_BYTES);
+    bad.writeBigUInt64LE(2n ** 40n, 0);
+    const s = await hub((file) => (file === 'model.safetensors' ? { bytes: bad } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s)), DownloadError, /model\.safetensors: downloaded from .* but it is invalid: .*header length/);
+      assert.not.ok(existsSync(join(snapDir(cache), 'model.safetensors')));
+      assert.not.ok(existsSync(join(snapDir(cache), 'model.safetensors.incomplete')));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('HTTP errors name the file and status', async () => {
+  await withEnv(async ({ opts }) => {
+    let mode = '';
+    const s = await hub((file) => {
+      if (mode === '404' && file === 'vocab.json') return { status: 404 };
+      if (mode === '500' && file === 'config.json') return { status: 500 };
+      if (mode === '401') return { status: 401 };
+      if (mode === '503' && file === 'merges.txt') return { status: 503 };
+      return undefined;
+    });
+    try {
+      mode = '404';
+      await rejects(resolveModel(REPO, opts(s)), DownloadError, /^vocab\.json: http:\/\/127\.0\.0\.1:\d+\/test-org\/tiny\/resolve\/[0-9a-f]{40}\/vocab\.json: HTTP 404: no such model\/file/);
+      mode = '500';
+      const n = s.requests.length;
+      await rejects(resolveModel(`${REPO}@dev`, opts(s)), DownloadError, /^config\.json: .*HTTP 500 Internal Server Error \(server error\) \(gave up after 3 attempts\)/);
+      assert.is(s.requests.length - n, 3);
+      mode = '401';
+      await rejects(resolveModel(REPO, opts(s)), DownloadError, /HTTP 401: access denied to test-org\/tiny; it may be private or gated.*set HF_TOKEN/);
+      mode = '503';
+      await rejects(resolveModel(`${REPO}@x`, opts(s, { retries: 0 })), DownloadError, /^merges\.txt: .*HTTP 503/);
+      mode = '';
+      await rejects(resolveModel('other/model', opts(s)), DownloadError, /HTTP 404: no such model "other\/model"/);
+      await rejects(resolveModel('not a model', opts(s)), OptionError, /not a local directory nor a valid Hub model id/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('sharded checkpoints: index and every shard are downloaded', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const root = join(cache, 'sharded-src');
+    await mkdir(root);
+    // Split the fixture into two shards by copying its header entries (independent of src/io).
+    const n = Number(MODEL_BYTES.readBigUInt64LE(0));
+    const header = JSON.parse(MODEL_BYTES.subarray(8, 8 + n).toString('utf8'));
+    const names = Object.keys(header).filter((k) => k !== '__metadata__');
+    const weightMap: Record<string, string> = {};
+    for (const [i, part] of [names.slice(0, 15), names.slice(15)].entries()) {
+      const shard = `model-0000${i + 1}-of-00002.safetensors`;
+      const h: Record<string, unknown> = {};
+      const datas: Buffer[] = [];
+      let off = 0;
+      for (const name of part) {
+        const [a, b] = header[name].data_offsets;
+        h[name] = { ...header[name], data_offsets: [off, off + b - a] };
+        datas.push(MODEL_BYTES.subarray(8 + n + a, 8 + n + b));
+        off += b - a;
+        weightMap[name] = shard;
+      }
+      const hb = Buffer.from(JSON.stringify(h));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(hb.length));
+      await writeFile(join(root, shard), Buffer.concat([len, hb, ...datas]));
+    }
+    await writeFile(join(root, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    await writeFile(join(root, 'config.json'), readFileSync(join(FIX, 'config.json')));
+    const s = await hub(() => undefined, root);
+    try {
+      const src = await resolveModel(REPO, opts(s, { tokenizer: false }));
+      const model = await openSafetensorsModel(src);
+      assert.is(model.files.length, 2);
+      assert.is(model.tensors.size, 30);
+      const [a, b] = header['ln_f.weight'].data_offsets;
+      assert.ok(Buffer.from(await model.readTensor('ln_f.weight')).equals(MODEL_BYTES.subarray(8 + n + a, 8 + n + b)));
+      await model.close();
+      assert.ok((await resolveModel(REPO, opts(s, { offline: true, tokenizer: false }))).name);
+      await rm(join(snapDir(cache), 'model-00002-of-00002.safetensors'));
+      await rejects(resolveModel(REPO, opts(s, { offline: true, tokenizer: false })), DownloadError, /model-00002-of-00002\.safetensors of test-org\/tiny@main is not in the cache/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test.run();
