@@ -1,0 +1,272 @@
+// Byte-level BPE over symbol ids: a word's UTF-8 bytes become byte symbols, then the adjacent pair with the
+// lowest merge rank is merged, all of its non-overlapping occurrences left to right in one round, until no
+// adjacent pair has a rank. That is the reference GPT2Tokenizer.bpe() loop, done on integer ids with a
+// hash table of pairs instead of on tuples of strings.
+import { BYTE_TO_CHAR, utf8EncodeInto } from './byte-level.js';
+
+export interface BpeModelInit {
+  /** token string → id (vocab.json, or model.vocab of tokenizer.json). */
+  vocab: Map<string, number>;
+  /** Merge rules in rank order (rank = index). A pair listed twice takes its last rank, as in the reference. */
+  merges: ReadonlyArray<readonly [string, string]>;
+  /** Id for a BPE result that is not in the vocabulary (GPT-2: unk is <|endoftext|>); null → such a word throws. */
+  unkId?: number | null;
+  /** How many distinct words to remember (default 100 000); 0 turns the cache off. */
+  cacheCapacity?: number;
+  /** tokenizer.json `ignore_merges`: a word that is itself a vocabulary token is not merged. */
+  ignoreMerges?: boolean;
+}
+
+/** Words up to this many bytes are merged with a flat array scan; longer ones with a heap. */
+const FLAT_LIMIT = 96;
+/** Words longer than this many UTF-16 units are not cached. */
+const CACHE_MAX_WORD = 256;
+const POS_BITS = 2 ** 26;
+/** Longest word (in bytes) the heap path can index. */
+const MAX_WORD_BYTES = POS_BITS - 1;
+
+export class UnknownTokenError extends Error {
+  constructor(readonly token: string) { super(`BPE produced "${token}", which is not in the vocabulary`); }
+}
+
+export class BpeModel {
+  readonly vocab: ReadonlyMap<string, number>;
+  /** One past the largest vocabulary id. Symbols below this are vocabulary ids. */
+  readonly idLimit: number;
+  /** Token string for each vocabulary id (undefined for holes). */
+  readonly idToToken: (string | undefined)[];
+  readonly mergeCount: number;
+
+  private readonly unkId: number;
+  private readonly ignoreMerges: boolean;
+  private readonly byteSym = new Int32Array(256);
+  /** Symbols past idLimit: strings that merges produce or use but the vocabulary lacks. */
+  private readonly extraNames: string[] = [];
+  // Open-addressing pair table: (keyA, keyB) → rank and merged symbol.
+  private readonly bits: number;
+  private readonly mask: number;
+  private readonly keyA: Int32Array;
+  private readonly keyB: Int32Array;
+  private readonly rank: Int32Array;
+  private readonly merged: Int32Array;
+
+  private readonly cache = new Map<string, number[]>();
+  private readonly cacheCapacity: number;
+  // Scratch buffers, grown on demand.
+  private syms = new Int32Array(256);
+  private slots = new Int32Array(256);
+
+  constructor(init: BpeModelInit) {
+    this.vocab = init.vocab;
+    this.unkId = init.unkId ?? -1;
+    this.ignoreMerges = init.ignoreMerges ?? false;
+    this.cacheCapacity = init.cacheCapacity ?? 100_000;
+    let limit = 0;
+    for (const id of init.vocab.values()) if (id + 1 > limit) limit = id + 1;
+    this.idLimit = limit;
+    this.idToToken = new Array(limit);
+    for (const [tok, id] of init.vocab) if (this.idToToken[id] === undefined) this.idToToken[id] = tok;
+
+    const extra = new Map<string, number>();
+    const symbolOf = (s: string): number => {
+      const id = init.vocab.get(s);
+      if (id !== undefined) return id;
+      let x = extra.get(s);
+      if (x === undefined) {
+        x = limit + this.extraNames.length;
+        this.extraNames.push(s);
+        extra.set(s, x);
+      }
+      return x;
+    };
+    for (let b = 0; b < 256; b++) this.byteSym[b] = symbolOf(BYTE_TO_CHAR[b]);
+
+    const merges = init.merges;
+    this.mergeCount = merges.length;
+    let bits = 4;
+    while (1 << bits < merges.length * 2) bits++;
+    this.bits = bits;
+    this.mask = (1 << bits) - 1;
+    this.keyA = new Int32Array(1 << bits).fill(-1);
+    this.keyB = new Int32Array(1 << bits);
+    this.rank = new Int32Array(1 << bits);
+    this.merged = new Int32Array(1 << bits);
+    for (let r = 0; r < merges.length; r++) {
+      const [a, b] = merges[r];
+      const sa = symbolOf(a), sb = symbolOf(b);
+      let s = this.hash(sa, sb);
+      while (this.keyA[s] !== -1 && !(this.keyA[s] === sa && this.keyB[s] === sb)) s = (s + 1) & this.mask;
+      this.keyA[s] = sa;
+      this.keyB[s] = sb;
+      this.rank[s] = r;
+      this.merged[s] = symbolOf(a + b);
+    }
+  }
+
+  private hash(a: number, b: number): number {
+    let h = (Math.imul(a, 0x9e3779b1) + b) | 0;
+    h = Math.imul(h ^ (h >>> 15), 0x85ebca6b);
+    return (h ^ (h >>> 13)) >>> (32 - this.bits);
+  }
+
+  /** Table slot of the merge rule for (a, b), or -1. */
+  private slotOf(a: number, b: number): number {
+    const keyA = this.keyA, keyB = this.keyB, mask = this.mask;
+    let s = this.hash(a, b);
+    for (;;) {
+      const k = keyA[s];
+      if (k === a && keyB[s] === b) return s;
+      if (k === -1) return -1;
+      s = (s + 1) & mask;
+    }
+  }
+
+  /** The string a symbol stands for (table characters). */
+  symbolName(sym: number): string {
+    return sym < this.idLimit ? this.idToToken[sym] ?? '' : this.extraNames[sym - this.idLimit];
+  }
+
+  /** Append the ids of one pre-token to `out`. */
+  encodeWord(word: string, out: number[]): void {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      ids = this.encodeWordUncached(word);
+      if (word.length <= CACHE_MAX_WORD && this.cacheCapacity > 0) {
+        if (this.cache.size >= this.cacheCapacity) this.cache.clear();
+        this.cache.set(word, ids);
+      }
+    }
+    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+  }
+
+  /** Ids of one pre-token, without the cache. `forceHeap` is for tests of the long-word path. */
+  encodeWordUncached(word: string, forceHeap = false): number[] {
+    if (this.syms.length < word.length * 3) {
+      const cap = Math.max(word.length * 3, this.syms.length * 2);
+      this.syms = new Int32Array(cap);
+      this.slots = new Int32Array(cap);
+    }
+    const syms = this.syms;
+    let n = utf8EncodeInto(word, syms);
+    if (n > MAX_WORD_BYTES) throw new RangeError(`a single pre-token of ${n} bytes is longer than the ${MAX_WORD_BYTES}-byte limit`);
+    if (this.ignoreMerges) {
+      let spelled = '';
+      for (let i = 0; i < n; i++) spelled += BYTE_TO_CHAR[syms[i]];
+      const whole = this.vocab.get(spelled);
+      if (whole !== undefined) return [whole];
+    }
+    const byteSym = this.byteSym;
+    for (let i = 0; i < n; i++) syms[i] = byteSym[syms[i]];
+    n = forceHeap || n > FLAT_LIMIT ? this.mergeHeap(n) : this.mergeFlat(n);
+    const ids = new Array<number>(n);
+    const limit = this.idLimit;
+    for (let i = 0; i < n; i++) {
+      const s = syms[i];
+      if (s < limit) ids[i] = s;
+      else if (this.unkId >= 0) ids[i] = this.unkId;
+      else throw new UnknownTokenError(this.extraNames[s - limit]);
+    }
+    return ids;
+  }
+
+  /** Round-by-round merging on a flat array; slots[i] is the rule for (syms[i], syms[i+1]). */
+  private mergeFlat(n: number): number {
+    const syms = this.syms, slots = this.slots, rank = this.rank, merged = this.merged;
+    for (let i = 0; i + 1 < n; i++) slots[i] = this.slotOf(syms[i], syms[i + 1]);
+    while (n > 1) {
+      let best = -1, bestRank = 0x7fffffff;
+      for (let i = 0; i + 1 < n; i++) {
+        const s = slots[i];
+        if (s >= 0 && rank[s] < bestRank) { bestRank = rank[s]; best = s; }
+      }
+      if (best < 0) break;
+      const into = merged[best];
+      let w = 0;
+      for (let i = 0; i < n; ) {
+        if (i + 1 < n && slots[i] === best) { syms[w++] = into; i += 2; }
+        else syms[w++] = syms[i++];
+      }
+      n = w;
+      for (let i = 0; i + 1 < n; i++) slots[i] = this.slotOf(syms[i], syms[i + 1]);
+    }
+    return n;
+  }
+
+  /**
+   * The same rounds with a linked list and a min-heap keyed by (rank, position), for long words. Each round
+   * takes every entry of the lowest rank in position order; pairs it creates wait until the round is over,
+   * exactly as the flat scan only sees them in the next round.
+   */
+  private mergeHeap(n: number): number {
+    const syms = this.syms, rank = this.rank, merged = this.merged;
+    const next = new Int32Array(n), prev = new Int32Array(n);
+    for (let i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+    const heap: number[] = [];
+    const push = (key: number) => {
+      let i = heap.length;
+      heap.push(key);
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (heap[p] <= key) break;
+        heap[i] = heap[p];
+        i = p;
+      }
+      heap[i] = key;
+    };
+    const pop = (): number => {
+      const top = heap[0];
+      const last = heap.pop()!;
+      const len = heap.length;
+      if (len > 0) {
+        let i = 0;
+        for (;;) {
+          let c = 2 * i + 1;
+          if (c >= len) break;
+          if (c + 1 < len && heap[c + 1] < heap[c]) c++;
+          if (heap[c] >= last) break;
+          heap[i] = heap[c];
+          i = c;
+        }
+        heap[i] = last;
+      }
+      return top;
+    };
+    for (let i = 0; i + 1 < n; i++) {
+      const s = this.slotOf(syms[i], syms[i + 1]);
+      if (s >= 0) push(rank[s] * POS_BITS + i);
+    }
+    const pending: number[] = [];
+    while (heap.length > 0) {
+      const roundRank = Math.floor(heap[0] / POS_BITS);
+      while (heap.length > 0 && Math.floor(heap[0] / POS_BITS) === roundRank) {
+        const left = pop() % POS_BITS;
+        const right = next[left];
+        if (syms[left] < 0 || right < 0) continue;
+        const s = this.slotOf(syms[left], syms[right]);
+        if (s < 0 || rank[s] !== roundRank) continue; // stale entry
+        syms[left] = merged[s];
+        syms[right] = -1;
+        const after = next[right];
+        next[left] = after;
+        if (after >= 0) prev[after] = left;
+        const before = prev[left];
+        if (before >= 0) {
+          const t = this.slotOf(syms[before], syms[left]);
+          if (t >= 0) pending.push(rank[t] * POS_BITS + before);
+        }
+        if (after >= 0) {
+          const t = this.slotOf(syms[left], syms[after]);
+          if (t >= 0) pending.push(rank[t] * POS_BITS + left);
+        }
+      }
+      for (const k of pending) push(k);
+      pending.length = 0;
+    }
+    let w = 0;
+    for (let i = 0; i >= 0; i = next[i]) syms[w++] = syms[i];
+    return w;
+  }
+
+  /** Forget cached words. */
+  clearCache(): void { this.cache.clear(); }
+}

@@ -1,0 +1,379 @@
+// Reading a GPT-2 tokenizer from a model directory: vocab.json + merges.txt (preferred, as the reference
+// GPT2Tokenizer), else tokenizer.json; tokenizer_config.json and special_tokens_map.json when present. Files
+// come through a two-method interface so this module has no platform imports; a directory path string gets a
+// Node implementation that imports node:fs lazily.
+import { GPT2WasmError, TokenizerError } from '../errors.js';
+
+/** The file access the tokenizer needs. `describe` (optional) gives the full path or URL for messages. */
+export interface TextFileSource {
+  readText(file: string): Promise<string>;
+  exists(file: string): Promise<boolean>;
+  describe?(file: string): string;
+}
+
+export const isTextFileSource = (x: unknown): x is TextFileSource =>
+  typeof x === 'object' && x !== null && typeof (x as any).readText === 'function' && typeof (x as any).exists === 'function';
+
+/** A local directory read with node:fs (imported on first use, so bundles for browsers do not pull it in). */
+export function directorySource(dir: string): TextFileSource {
+  const base = dir.replace(/[\\/]+$/, '');
+  const path = (file: string) => `${base}/${file}`;
+  return {
+    describe: path,
+    async exists(file) {
+      const fs = await import('node:fs/promises');
+      try {
+        return (await fs.stat(path(file))).isFile();
+      } catch (e: any) {
+        if (e?.code === 'ENOENT' || e?.code === 'ENOTDIR') return false;
+        throw e;
+      }
+    },
+    async readText(file) {
+      const fs = await import('node:fs/promises');
+      return fs.readFile(path(file), 'utf8');
+    },
+  };
+}
+
+/** Files held in memory (tests; browsers that fetched the files themselves). */
+export function memorySource(files: Record<string, string>, label = 'memory'): TextFileSource {
+  const has = (f: string) => Object.prototype.hasOwnProperty.call(files, f);
+  return {
+    describe: (file) => `${label}/${file}`,
+    async exists(file) { return has(file); },
+    async readText(file) {
+      if (!has(file)) throw new TokenizerError(`${label}/${file}: file not found`);
+      return files[file];
+    },
+  };
+}
+
+export interface AddedTokenSpec {
+  id: number;
+  content: string;
+  special: boolean;
+  /** Whitespace left of the token is absorbed into it. */
+  lstrip: boolean;
+  /** Whitespace right of the token is absorbed into it. */
+  rstrip: boolean;
+  single_word: boolean;
+  normalized: boolean;
+}
+
+export type NormalizerStep = 'NFC' | 'NFD' | 'NFKC' | 'NFKD' | 'Lowercase';
+
+/** Everything a GPT2Tokenizer is built from, after parsing and defaults. */
+export interface TokenizerData {
+  vocab: Map<string, number>;
+  merges: Array<[string, string]>;
+  added_tokens: AddedTokenSpec[];
+  bos_token: string | null;
+  eos_token: string | null;
+  unk_token: string | null;
+  pad_token: string | null;
+  additional_special_tokens: string[];
+  model_max_length: number;
+  add_bos_token: boolean;
+  add_eos_token: boolean;
+  /** Ids a tokenizer.json TemplateProcessing post-processor puts around a single sequence. */
+  prefix_ids: number[] | null;
+  suffix_ids: number[] | null;
+  add_prefix_space: boolean;
+  use_regex: boolean;
+  ignore_merges: boolean;
+  normalizer: NormalizerStep[];
+  clean_up_tokenization_spaces: boolean;
+  padding_side: 'left' | 'right';
+  truncation_side: 'left' | 'right';
+  split_special_tokens: boolean;
+  /** Where it came from, for messages. */
+  origin: string;
+}
+
+export const GPT2_DEFAULT_SPECIAL = '<|endoftext|>';
+export const GPT2_DEFAULT_MAX_LENGTH = 1024;
+const MAX_ID = 0xffffff;
+
+const isObject = (x: unknown): x is Record<string, any> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+const clip = (s: string) => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parsers for each file's content. `what` names the file (full path when known) in every message.
+
+export function parseJsonFile(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TokenizerError(`${what}: invalid JSON: ${errText(e)}`, { cause: e });
+  }
+}
+
+export function parseVocab(obj: unknown, what: string): Map<string, number> {
+  if (!isObject(obj)) throw new TokenizerError(`${what}: expected a JSON object mapping each token to its id`);
+  const vocab = new Map<string, number>();
+  for (const [tok, id] of Object.entries(obj)) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) > MAX_ID) {
+      throw new TokenizerError(`${what}: token ${JSON.stringify(clip(tok))} has id ${clip(JSON.stringify(id) ?? String(id))}; ids must be integers in 0..${MAX_ID}`);
+    }
+    vocab.set(tok, id as number);
+  }
+  if (vocab.size === 0) throw new TokenizerError(`${what}: the vocabulary is empty`);
+  return vocab;
+}
+
+function splitMergeLine(line: string, what: string, where: string): [string, string] {
+  const sp = line.indexOf(' ');
+  if (sp > 0 && sp < line.length - 1 && line.indexOf(' ', sp + 1) < 0) return [line.slice(0, sp), line.slice(sp + 1)];
+  const fields = line.split(' ').filter((f) => f.length > 0).length;
+  throw new TokenizerError(`${what}: ${where} ${JSON.stringify(clip(line))} has ${fields} field${fields === 1 ? '' : 's'}; a merge is two tokens separated by one space`);
+}
+
+/** merges.txt: "#version" lines and empty lines are skipped, every other line is "left right". */
+export function parseMergesText(text: string, what: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let line = lines[i];
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line.length === 0 || line.startsWith('#version')) continue;
+    out.push(splitMergeLine(line, what, `line ${i + 1}`));
+  }
+  return out;
+}
+
+/** tokenizer.json model.merges: "left right" strings or ["left", "right"] pairs. */
+export function parseMergesArray(arr: unknown, what: string): Array<[string, string]> {
+  if (!Array.isArray(arr)) throw new TokenizerError(`${what}: model.merges must be an array`);
+  const out: Array<[string, string]> = new Array(arr.length);
+  for (let i = 0; i < arr.length; i++) {
+    const m = arr[i];
+    if (typeof m === 'string') out[i] = splitMergeLine(m, what, `model.merges[${i}]`);
+    else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string' && m[0] && m[1]) out[i] = [m[0], m[1]];
+    else throw new TokenizerError(`${what}: model.merges[${i}] is ${clip(JSON.stringify(m) ?? String(m))}; expected "left right" or ["left", "right"]`);
+  }
+  return out;
+}
+
+function parseAddedToken(x: unknown, what: string, idHint?: number): AddedTokenSpec {
+  if (!isObject(x) || typeof x.content !== 'string' || x.content.length === 0) {
+    throw new TokenizerError(`${what}: expected an added token object with a non-empty "content", got ${clip(JSON.stringify(x) ?? String(x))}`);
+  }
+  const id = x.id ?? idHint;
+  if (!Number.isSafeInteger(id) || id < 0 || id > MAX_ID) throw new TokenizerError(`${what}: added token ${JSON.stringify(x.content)} has id ${JSON.stringify(id)}`);
+  return {
+    id,
+    content: x.content,
+    special: x.special === true,
+    lstrip: x.lstrip === true,
+    rstrip: x.rstrip === true,
+    single_word: x.single_word === true,
+    normalized: x.normalized === true,
+  };
+}
+
+/** A special-token field: "text", {content: "text"} (AddedToken), null, or absent (undefined). */
+function tokenField(x: unknown, what: string, key: string): string | null | undefined {
+  if (x === undefined) return undefined;
+  if (x === null) return null;
+  if (typeof x === 'string') return x;
+  if (isObject(x) && typeof x.content === 'string') return x.content;
+  throw new TokenizerError(`${what}: "${key}" must be a string, an AddedToken object or null`);
+}
+
+function parseNormalizer(n: unknown, what: string): NormalizerStep[] {
+  if (n === null || n === undefined) return [];
+  if (!isObject(n)) throw new TokenizerError(`${what}: "normalizer" must be an object or null`);
+  if (n.type === 'Sequence') {
+    if (!Array.isArray(n.normalizers)) throw new TokenizerError(`${what}: Sequence normalizer without "normalizers"`);
+    return n.normalizers.flatMap((m: unknown) => parseNormalizer(m, what));
+  }
+  if (['NFC', 'NFD', 'NFKC', 'NFKD', 'Lowercase'].includes(n.type)) return [n.type];
+  throw new TokenizerError(`${what}: normalizer ${JSON.stringify(n.type)} is not supported (GPT-2 byte-level BPE supports none, NFC/NFD/NFKC/NFKD, Lowercase)`);
+}
+
+/** The pre-tokenizer must be GPT-2's ByteLevel (alone or as the only step of a Sequence). */
+function parsePreTokenizer(p: unknown, what: string): { add_prefix_space: boolean; use_regex: boolean } {
+  const steps = isObject(p) && p.type === 'Sequence' && Array.isArray(p.pretokenizers) ? p.pretokenizers : [p];
+  if (steps.length !== 1 || !isObject(steps[0]) || steps[0].type !== 'ByteLevel') {
+    const kind = isObject(p) ? JSON.stringify(p.type) : String(p);
+    throw new TokenizerError(`${what}: pre_tokenizer ${kind} is not supported: only GPT-2 byte-level BPE (a ByteLevel pre_tokenizer) is`);
+  }
+  const b = steps[0];
+  return { add_prefix_space: b.add_prefix_space === true, use_regex: b.use_regex !== false };
+}
+
+/** Ids a TemplateProcessing post-processor puts before and after a single sequence; null when there is none. */
+function parsePostProcessor(p: unknown, what: string): { prefix: number[]; suffix: number[] } | null {
+  if (p === null || p === undefined) return null;
+  if (!isObject(p)) throw new TokenizerError(`${what}: "post_processor" must be an object or null`);
+  if (p.type === 'ByteLevel') return null;
+  if (p.type === 'Sequence' && Array.isArray(p.processors)) {
+    let found: { prefix: number[]; suffix: number[] } | null = null;
+    for (const q of p.processors) found = parsePostProcessor(q, what) ?? found;
+    return found;
+  }
+  if (p.type === 'TemplateProcessing') {
+    const prefix: number[] = [], suffix: number[] = [];
+    let seen = false;
+    for (const piece of Array.isArray(p.single) ? p.single : []) {
+      if (isObject(piece) && isObject(piece.Sequence)) { seen = true; continue; }
+      const name = isObject(piece) && isObject(piece.SpecialToken) ? piece.SpecialToken.id : undefined;
+      const ids = typeof name === 'string' && isObject(p.special_tokens) && isObject(p.special_tokens[name]) ? p.special_tokens[name].ids : undefined;
+      if (!Array.isArray(ids) || !ids.every((i: unknown) => Number.isSafeInteger(i) && (i as number) >= 0)) {
+        throw new TokenizerError(`${what}: post_processor template piece ${clip(JSON.stringify(piece))} names no special token with ids`);
+      }
+      (seen ? suffix : prefix).push(...ids);
+    }
+    return { prefix, suffix };
+  }
+  throw new TokenizerError(`${what}: post_processor ${JSON.stringify(p.type)} is not supported for GPT-2 byte-level BPE`);
+}
+
+const side = (x: unknown, what: string, key: string): 'left' | 'right' | undefined => {
+  if (x === undefined || x === null) return undefined;
+  if (x === 'left' || x === 'right') return x;
+  throw new TokenizerError(`${what}: "${key}" must be "left" or "right", got ${clip(JSON.stringify(x))}`);
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Read and check every tokenizer file `source` has; throws TokenizerError naming the file at fault. */
+export async function loadTokenizerData(source: TextFileSource, origin = 'tokenizer'): Promise<TokenizerData> {
+  const where = (f: string) => (source.describe ? source.describe(f) : f);
+  const exists = async (f: string) => {
+    try {
+      return await source.exists(f);
+    } catch (e) {
+      if (e instanceof GPT2WasmError) throw e;
+      throw new TokenizerError(`${where(f)}: cannot check for the file: ${errText(e)}`, { cause: e });
+    }
+  };
+  const read = async (f: string) => {
+    try {
+      return await source.readText(f);
+    } catch (e) {
+      if (e instanceof GPT2WasmError) throw e;
+      throw new TokenizerError(`${where(f)}: cannot read: ${errText(e)}`, { cause: e });
+    }
+  };
+  const [hasVocab, hasMerges, hasJson, hasConfig, hasMap] = await Promise.all(
+    ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map(exists),
+  );
+
+  let vocab: Map<string, number>;
+  let merges: Array<[string, string]>;
+  let added: AddedTokenSpec[] = [];
+  let pre = { add_prefix_space: false, use_regex: true };
+  let normalizer: NormalizerStep[] = [];
+  let post: { prefix: number[]; suffix: number[] } | null = null;
+  let ignoreMerges = false;
+  let modelUnk: string | null | undefined;
+
+  if (hasVocab && hasMerges) {
+    const [vText, mText] = await Promise.all([read('vocab.json'), read('merges.txt')]);
+    vocab = parseVocab(parseJsonFile(vText, where('vocab.json')), where('vocab.json'));
+    merges = parseMergesText(mText, where('merges.txt'));
+  } else if (hasJson) {
+    const what = where('tokenizer.json');
+    const tj = parseJsonFile(await read('tokenizer.json'), what);
+    if (!isObject(tj) || !isObject(tj.model)) throw new TokenizerError(`${what}: expected an object with a "model" object`);
+    const model = tj.model;
+    if (model.type !== undefined && model.type !== 'BPE') throw new TokenizerError(`${what}: model type ${JSON.stringify(model.type)} is not supported; only BPE (GPT-2 byte-level) is`);
+    if (model.continuing_subword_prefix || model.end_of_word_suffix || model.byte_fallback) {
+      throw new TokenizerError(`${what}: BPE with continuing_subword_prefix, end_of_word_suffix or byte_fallback is not GPT-2 byte-level BPE and is not supported`);
+    }
+    vocab = parseVocab(model.vocab, `${what}: model.vocab`);
+    merges = parseMergesArray(model.merges ?? [], what);
+    ignoreMerges = model.ignore_merges === true;
+    modelUnk = tokenField(model.unk_token, what, 'model.unk_token');
+    if (tj.added_tokens !== undefined && tj.added_tokens !== null) {
+      if (!Array.isArray(tj.added_tokens)) throw new TokenizerError(`${what}: "added_tokens" must be an array`);
+      added = tj.added_tokens.map((t: unknown, i: number) => parseAddedToken(t, `${what}: added_tokens[${i}]`));
+    }
+    pre = parsePreTokenizer(tj.pre_tokenizer, what);
+    normalizer = parseNormalizer(tj.normalizer, what);
+    post = parsePostProcessor(tj.post_processor, what);
+  } else {
+    const missing = hasVocab ? 'merges.txt' : 'vocab.json';
+    const other = hasVocab ? ' (vocab.json is there)' : hasMerges ? ' (merges.txt is there)' : '';
+    throw new TokenizerError(`${where(missing)}: file not found${other}; a GPT-2 tokenizer needs vocab.json and merges.txt, or tokenizer.json`);
+  }
+
+  let cfg: Record<string, any> = {};
+  if (hasConfig) {
+    const what = where('tokenizer_config.json');
+    const c = parseJsonFile(await read('tokenizer_config.json'), what);
+    if (!isObject(c)) throw new TokenizerError(`${what}: expected a JSON object`);
+    cfg = c;
+    if (cfg.added_tokens_decoder !== undefined && cfg.added_tokens_decoder !== null) {
+      if (!isObject(cfg.added_tokens_decoder)) throw new TokenizerError(`${what}: "added_tokens_decoder" must be an object`);
+      const known = new Set(added.map((t) => t.content));
+      for (const [k, v] of Object.entries(cfg.added_tokens_decoder)) {
+        const id = Number(k);
+        const t = parseAddedToken(v, `${what}: added_tokens_decoder["${k}"]`, Number.isSafeInteger(id) ? id : undefined);
+        if (!known.has(t.content)) { added.push(t); known.add(t.content); }
+      }
+    }
+  }
+  let map: Record<string, any> = {};
+  if (hasMap) {
+    const what = where('special_tokens_map.json');
+    const m = parseJsonFile(await read('special_tokens_map.json'), what);
+    if (!isObject(m)) throw new TokenizerError(`${what}: expected a JSON object`);
+    map = m;
+  }
+
+  const cfgWhat = where('tokenizer_config.json'), mapWhat = where('special_tokens_map.json');
+  const special = (key: string, fallback: string | null): string | null => {
+    const a = tokenField(cfg[key], cfgWhat, key);
+    if (a !== undefined) return a;
+    const b = tokenField(map[key], mapWhat, key);
+    if (b !== undefined) return b;
+    return fallback;
+  };
+  const known = (s: string) => vocab.has(s) || added.some((t) => t.content === s);
+  const gpt2Default = known(GPT2_DEFAULT_SPECIAL) ? GPT2_DEFAULT_SPECIAL : null;
+  const extraList = (x: unknown, what: string): string[] => {
+    if (x === undefined || x === null) return [];
+    if (!Array.isArray(x)) throw new TokenizerError(`${what}: "additional_special_tokens" must be an array`);
+    return x.map((t) => tokenField(t, what, 'additional_special_tokens') ?? '').filter((t) => t.length > 0);
+  };
+
+  const maxLen = cfg.model_max_length;
+  if (maxLen !== undefined && maxLen !== null && !(typeof maxLen === 'number' && maxLen > 0)) {
+    throw new TokenizerError(`${cfgWhat}: "model_max_length" must be a positive number, got ${clip(JSON.stringify(maxLen))}`);
+  }
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = cfg[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') throw new TokenizerError(`${cfgWhat}: "${key}" must be true or false`);
+    return v;
+  };
+
+  return {
+    vocab,
+    merges,
+    added_tokens: added,
+    bos_token: special('bos_token', gpt2Default),
+    eos_token: special('eos_token', gpt2Default),
+    unk_token: special('unk_token', modelUnk !== undefined ? modelUnk : gpt2Default),
+    pad_token: special('pad_token', null),
+    additional_special_tokens: [...extraList(cfg.additional_special_tokens, cfgWhat), ...extraList(map.additional_special_tokens, mapWhat)],
+    model_max_length: typeof maxLen === 'number' ? maxLen : GPT2_DEFAULT_MAX_LENGTH,
+    add_bos_token: bool('add_bos_token', false),
+    add_eos_token: bool('add_eos_token', false),
+    prefix_ids: post ? post.prefix : null,
+    suffix_ids: post ? post.suffix : null,
+    add_prefix_space: bool('add_prefix_space', pre.add_prefix_space),
+    use_regex: pre.use_regex,
+    ignore_merges: ignoreMerges,
+    normalizer,
+    clean_up_tokenization_spaces: bool('clean_up_tokenization_spaces', false),
+    padding_side: side(cfg.padding_side, cfgWhat, 'padding_side') ?? 'right',
+    truncation_side: side(cfg.truncation_side, cfgWhat, 'truncation_side') ?? 'right',
+    split_special_tokens: bool('split_special_tokens', false),
+    origin,
+  };
+}

@@ -1,0 +1,422 @@
+// The public GPT-2 tokenizer, with the transformers.js surface: AutoTokenizer.from_pretrained, encode, decode,
+// batch_decode, and calling the tokenizer itself on a string or a batch for padded ids and attention masks.
+import { InputError, OptionError, TokenizerError } from '../errors.js';
+import { AddedTokenSplitter } from './added-tokens.js';
+import { tokenStringToBytes } from './byte-level.js';
+import { BpeModel, UnknownTokenError } from './bpe.js';
+import {
+  directorySource, isTextFileSource, loadTokenizerData,
+  type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
+} from './load.js';
+import { GPT2_PATTERN_SOURCE } from './pretokenize.js';
+
+export type Side = 'left' | 'right';
+
+export interface EncodeOptions {
+  /** Add the tokens the tokenizer puts around a sequence (none for GPT-2 unless add_bos_token). Default true. */
+  add_special_tokens?: boolean;
+  /** Read special tokens written in the text as plain text instead of as their ids. Default: the tokenizer's (false). */
+  split_special_tokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (<|endoftext|>, ...). Default false. */
+  skip_special_tokens?: boolean;
+  /** Remove spaces before punctuation and contractions (" ." → "."). Default: tokenizer_config.json, else false. */
+  clean_up_tokenization_spaces?: boolean;
+}
+
+export interface TokenizerCallOptions extends EncodeOptions {
+  /** true / 'longest': pad to the longest row; 'max_length': pad to max_length (or model_max_length). */
+  padding?: boolean | 'longest' | 'max_length' | 'do_not_pad';
+  /** Cut rows longer than max_length (or model_max_length). */
+  truncation?: boolean | 'longest_first' | 'only_first' | 'do_not_truncate';
+  max_length?: number;
+  pad_to_multiple_of?: number;
+  /** Where padding goes; default the tokenizer's padding_side ('right'). Generation wants 'left'. */
+  padding_side?: Side;
+  truncation_side?: Side;
+  /** Accepted for transformers.js compatibility; results are always plain arrays (the caller wraps them). */
+  return_tensor?: boolean;
+}
+
+export interface BatchEncoding {
+  input_ids: number[][];
+  attention_mask: number[][];
+}
+
+export interface TokenizerOptions {
+  /** Distinct words the BPE cache keeps (default 100 000; 0 turns it off). */
+  cache_capacity?: number;
+  pad_token_id?: number | null;
+  model_max_length?: number;
+  padding_side?: Side;
+  truncation_side?: Side;
+  add_prefix_space?: boolean;
+  split_special_tokens?: boolean;
+  clean_up_tokenization_spaces?: boolean;
+}
+
+export interface FromPretrainedOptions extends TokenizerOptions {
+  /** Turns a string that is not a local directory path (e.g. a Hub id) into a file source. */
+  resolve?: (idOrDir: string) => TextFileSource | Promise<TextFileSource>;
+}
+
+export type TokenIds = ArrayLike<number | bigint>;
+
+const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** Hugging Face's clean_up_tokenization. */
+export function cleanUpTokenization(s: string): string {
+  return s
+    .replaceAll(' .', '.').replaceAll(' ?', '?').replaceAll(' !', '!').replaceAll(' ,', ',')
+    .replaceAll(" ' ", "'").replaceAll(" n't", "n't").replaceAll(" 'm", "'m").replaceAll(" 's", "'s")
+    .replaceAll(" 've", "'ve").replaceAll(" 're", "'re");
+}
+
+function checkSide(x: unknown, what: string): Side | undefined {
+  if (x === undefined) return undefined;
+  if (x === 'left' || x === 'right') return x;
+  throw new OptionError(`${what} must be "left" or "right", got ${JSON.stringify(x)}`);
+}
+
+export interface GPT2Tokenizer {
+  /** Tokenize one text or a batch; see TokenizerCallOptions. */
+  (text: string | string[], options?: TokenizerCallOptions): BatchEncoding;
+}
+
+export class GPT2Tokenizer {
+  /** Size of the base vocabulary (vocab.json), as Hugging Face's `vocab_size`. */
+  declare readonly vocab_size: number;
+  /** One past the largest id, added tokens included: valid ids are 0 .. id_limit-1. */
+  declare readonly id_limit: number;
+  declare model_max_length: number;
+  declare padding_side: Side;
+  declare truncation_side: Side;
+  declare readonly bos_token: string | null;
+  declare readonly eos_token: string | null;
+  declare readonly unk_token: string | null;
+  declare pad_token: string | null;
+  declare readonly bos_token_id: number | null;
+  declare readonly eos_token_id: number | null;
+  declare readonly unk_token_id: number | null;
+  /** null for GPT-2 (it has none); padding then uses eos_token_id. Settable. */
+  declare pad_token_id: number | null;
+  declare readonly all_special_ids: readonly number[];
+  declare add_prefix_space: boolean;
+  declare split_special_tokens: boolean;
+  declare clean_up_tokenization_spaces: boolean;
+  /** Where the files came from. */
+  declare readonly origin: string;
+
+  declare private readonly model: BpeModel;
+  declare private readonly pattern: RegExp;
+  declare private readonly useRegex: boolean;
+  declare private readonly normalizer: NormalizerStep[];
+  declare private readonly splitter: AddedTokenSplitter;
+  declare private readonly specialIds: Set<number>;
+  declare private readonly addedById: Map<number, string>;
+  declare private readonly prefixIds: number[];
+  declare private readonly suffixIds: number[];
+  declare private tokenBytes: { data: Uint8Array; offsets: Int32Array } | null;
+
+  constructor(data: TokenizerData, options: TokenizerOptions = {}) {
+    const self = ((text: string | string[], opts?: TokenizerCallOptions) => self._call(text, opts)) as unknown as GPT2Tokenizer;
+    Object.setPrototypeOf(self, new.target.prototype);
+    const s = self as any;
+
+    const vocab = data.vocab;
+    const added: AddedTokenSpec[] = data.added_tokens.map((t) => ({ ...t }));
+    let limit = 0;
+    for (const id of vocab.values()) limit = Math.max(limit, id + 1);
+    for (const t of added) limit = Math.max(limit, t.id + 1);
+    // Special tokens are added tokens too; one named in the config but absent everywhere gets the next id.
+    const specialNames = [data.bos_token, data.eos_token, data.unk_token, data.pad_token, ...data.additional_special_tokens];
+    const idOf = (tok: string | null): number | null => {
+      if (tok === null) return null;
+      const a = added.find((t) => t.content === tok);
+      if (a) return a.id;
+      return vocab.get(tok) ?? null;
+    };
+    for (const name of specialNames) {
+      if (name === null || name.length === 0) continue;
+      const a = added.find((t) => t.content === name);
+      if (a) { a.special = true; continue; }
+      const id = vocab.get(name) ?? limit++;
+      added.push({ id, content: name, special: true, lstrip: false, rstrip: false, single_word: false, normalized: false });
+    }
+
+    s.vocab_size = vocab.size;
+    s.id_limit = limit;
+    s.model_max_length = options.model_max_length ?? data.model_max_length;
+    s.padding_side = checkSide(options.padding_side, 'padding_side') ?? data.padding_side;
+    s.truncation_side = checkSide(options.truncation_side, 'truncation_side') ?? data.truncation_side;
+    s.bos_token = data.bos_token;
+    s.eos_token = data.eos_token;
+    s.unk_token = data.unk_token;
+    s.pad_token = data.pad_token;
+    s.bos_token_id = idOf(data.bos_token);
+    s.eos_token_id = idOf(data.eos_token);
+    s.unk_token_id = idOf(data.unk_token);
+    s.pad_token_id = options.pad_token_id !== undefined ? options.pad_token_id : idOf(data.pad_token);
+    s.add_prefix_space = options.add_prefix_space ?? data.add_prefix_space;
+    s.split_special_tokens = options.split_special_tokens ?? data.split_special_tokens;
+    s.clean_up_tokenization_spaces = options.clean_up_tokenization_spaces ?? data.clean_up_tokenization_spaces;
+    s.origin = data.origin;
+
+    s.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
+    s.all_special_ids = [...s.specialIds];
+    s.addedById = new Map(added.map((t) => [t.id, t.content]));
+    s.splitter = new AddedTokenSplitter(added);
+    s.model = new BpeModel({
+      vocab,
+      merges: data.merges,
+      unkId: s.unk_token_id,
+      cacheCapacity: options.cache_capacity,
+      ignoreMerges: data.ignore_merges,
+    });
+    s.pattern = new RegExp(GPT2_PATTERN_SOURCE, 'gu');
+    s.useRegex = data.use_regex;
+    s.normalizer = data.normalizer;
+    s.prefixIds = data.prefix_ids ?? (data.add_bos_token && s.bos_token_id !== null ? [s.bos_token_id] : []);
+    s.suffixIds = data.suffix_ids ?? (data.add_eos_token && s.eos_token_id !== null ? [s.eos_token_id] : []);
+    s.tokenBytes = null;
+    return self;
+  }
+
+  /**
+   * Load from a local directory path, a file source (anything with readText/exists, e.g. a ModelSource), or, with
+   * `options.resolve`, any string the resolver understands (Hub ids).
+   */
+  static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
+    let source: TextFileSource;
+    let origin: string;
+    if (typeof dirOrSource === 'string') {
+      origin = dirOrSource;
+      source = options.resolve ? await options.resolve(dirOrSource) : directorySource(dirOrSource);
+      if (!isTextFileSource(source)) throw new OptionError(`resolve("${dirOrSource}") did not return an object with readText and exists`);
+    } else if (isTextFileSource(dirOrSource)) {
+      source = dirOrSource;
+      origin = typeof (dirOrSource as any).name === 'string' ? (dirOrSource as any).name : 'tokenizer';
+    } else {
+      throw new OptionError('from_pretrained expects a directory path or an object with readText(file) and exists(file)');
+    }
+    const data = await loadTokenizerData(source, origin);
+    return new GPT2Tokenizer(data, options);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Encoding
+
+  /** Token ids of `text`. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw new InputError(`encode expects a string, got ${text === null ? 'null' : typeof text}`);
+    const out: number[] = [];
+    const special = options.add_special_tokens ?? true;
+    if (special) for (const id of this.prefixIds) out.push(id);
+    const withSpecial = !(options.split_special_tokens ?? this.split_special_tokens);
+    this.splitter.split(text, withSpecial, (seg) => this.encodeOrdinary(seg, out), (id) => out.push(id));
+    if (special) for (const id of this.suffixIds) out.push(id);
+    return out;
+  }
+
+  /** Ids of text that holds no added tokens (no special-token handling), appended to `out`. */
+  encodeOrdinary(text: string, out: number[] = []): number[] {
+    for (const step of this.normalizer) text = step === 'Lowercase' ? text.toLowerCase() : text.normalize(step);
+    if (this.add_prefix_space && text.length > 0 && text.charCodeAt(0) !== 32) text = ' ' + text;
+    const model = this.model;
+    try {
+      if (!this.useRegex) {
+        if (text.length > 0) model.encodeWord(text, out);
+        return out;
+      }
+      const re = this.pattern;
+      re.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(text)) !== null) model.encodeWord(m[0], out);
+    } catch (e) {
+      if (e instanceof UnknownTokenError) throw new TokenizerError(`${this.origin}: ${e.message} and there is no unk_token`, { cause: e });
+      if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e });
+      throw e;
+    }
+    return out;
+  }
+
+  /** Token strings (byte-level spelling, as in vocab.json) of `text`. */
+  tokenize(text: string, options: EncodeOptions = {}): string[] {
+    return this.convert_ids_to_tokens(this.encode(text, { add_special_tokens: false, ...options }));
+  }
+
+  convert_ids_to_tokens(ids: TokenIds): string[] {
+    const out: string[] = new Array(ids.length);
+    for (let i = 0; i < ids.length; i++) out[i] = this.tokenString(this.checkId(ids[i]));
+    return out;
+  }
+
+  convert_tokens_to_ids(tokens: string[]): (number | null)[] {
+    return tokens.map((t) => {
+      for (const [id, content] of this.addedById) if (content === t) return id;
+      return this.model.vocab.get(t) ?? this.unk_token_id;
+    });
+  }
+
+  /** token → id for the base vocabulary and the added tokens. */
+  get_vocab(): Map<string, number> {
+    const v = new Map(this.model.vocab);
+    for (const [id, content] of this.addedById) v.set(content, id);
+    return v;
+  }
+
+  /** Number of merge rules. */
+  get merge_count(): number { return this.model.mergeCount; }
+
+  /** Tokenize one text or a batch into padded/truncated ids and an attention mask (plain arrays). */
+  _call(text: string | string[], options: TokenizerCallOptions = {}): BatchEncoding {
+    const texts = Array.isArray(text) ? text : [text];
+    texts.forEach((t, i) => {
+      if (typeof t !== 'string') throw new InputError(`tokenizer input ${Array.isArray(text) ? `[${i}] ` : ''}must be a string, got ${t === null ? 'null' : typeof t}`);
+    });
+    const { max_length, pad_to_multiple_of } = options;
+    if (max_length !== undefined && max_length !== null && !(Number.isSafeInteger(max_length) && max_length > 0)) {
+      throw new OptionError(`max_length must be a positive integer, got ${max_length}`);
+    }
+    if (pad_to_multiple_of !== undefined && pad_to_multiple_of !== null && !(Number.isSafeInteger(pad_to_multiple_of) && pad_to_multiple_of > 0)) {
+      throw new OptionError(`pad_to_multiple_of must be a positive integer, got ${pad_to_multiple_of}`);
+    }
+    const paddingSide = checkSide(options.padding_side, 'padding_side') ?? this.padding_side;
+    const truncSide = checkSide(options.truncation_side, 'truncation_side') ?? this.truncation_side;
+    const padding = options.padding ?? false;
+    const truncation = options.truncation ?? false;
+    if (![true, false, 'longest', 'max_length', 'do_not_pad'].includes(padding as any)) throw new OptionError(`padding must be true, false, "longest" or "max_length", got ${JSON.stringify(padding)}`);
+    if (![true, false, 'longest_first', 'only_first', 'do_not_truncate'].includes(truncation as any)) throw new OptionError(`truncation must be true or false, got ${JSON.stringify(truncation)}`);
+
+    const limitOf = (what: string) => {
+      const n = max_length ?? this.model_max_length;
+      if (!Number.isSafeInteger(n) || n > 0x7fffffff) throw new OptionError(`${what} needs max_length (model_max_length is ${this.model_max_length})`);
+      return n;
+    };
+    const ids = texts.map((t) => this.encode(t, options));
+    if (truncation === true || truncation === 'longest_first' || truncation === 'only_first') {
+      const n = limitOf('truncation');
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i].length > n) ids[i] = truncSide === 'left' ? ids[i].slice(ids[i].length - n) : ids[i].slice(0, n);
+      }
+    }
+    let target = -1;
+    if (padding === true || padding === 'longest') target = ids.reduce((m, r) => Math.max(m, r.length), 0);
+    else if (padding === 'max_length') target = limitOf("padding: 'max_length'");
+    if (target >= 0 && pad_to_multiple_of) target = Math.ceil(target / pad_to_multiple_of) * pad_to_multiple_of;
+
+    const input_ids: number[][] = [], attention_mask: number[][] = [];
+    const padId = this.pad_token_id ?? this.eos_token_id;
+    for (const row of ids) {
+      const pad = target > row.length ? target - row.length : 0;
+      if (pad > 0 && padId === null) throw new InputError(`${this.origin}: cannot pad: the tokenizer has neither a pad token nor an eos token`);
+      const padIds = new Array<number>(pad).fill(padId ?? 0);
+      const zeros = new Array<number>(pad).fill(0);
+      const ones = new Array<number>(row.length).fill(1);
+      if (paddingSide === 'left') {
+        input_ids.push(padIds.concat(row));
+        attention_mask.push(zeros.concat(ones));
+      } else {
+        input_ids.push(row.concat(padIds));
+        attention_mask.push(ones.concat(zeros));
+      }
+    }
+    return { input_ids, attention_mask };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Decoding
+
+  /** The id as a number, or InputError naming it and the vocabulary size. */
+  checkId(x: number | bigint): number {
+    const n = typeof x === 'bigint' ? Number(x) : x;
+    if (!Number.isInteger(n) || n < 0 || n >= this.id_limit || (this.model.idToToken[n] === undefined && !this.addedById.has(n))) {
+      throw new InputError(`token id ${String(x)} is not in the vocabulary (size ${this.id_limit}: ids 0..${this.id_limit - 1})`);
+    }
+    return n;
+  }
+
+  /** Whether `id` is a special token (skipped by skip_special_tokens). */
+  isSpecialId(id: number): boolean { return this.specialIds.has(id); }
+
+  private tokenString(id: number): string {
+    return this.addedById.get(id) ?? this.model.idToToken[id] ?? '';
+  }
+
+  /** The UTF-8 bytes token `id` stands for (a view; do not modify). */
+  tokenBytesOf(id: number | bigint): Uint8Array {
+    const n = this.checkId(id);
+    const t = this.tokenTable();
+    return t.data.subarray(t.offsets[n], t.offsets[n + 1]);
+  }
+
+  private tokenTable(): { data: Uint8Array; offsets: Int32Array } {
+    if (this.tokenBytes) return this.tokenBytes;
+    const parts: Uint8Array[] = new Array(this.id_limit);
+    let total = 0;
+    for (let id = 0; id < this.id_limit; id++) {
+      const b = tokenStringToBytes(this.tokenString(id));
+      parts[id] = b;
+      total += b.length;
+    }
+    const data = new Uint8Array(total), offsets = new Int32Array(this.id_limit + 1);
+    let at = 0;
+    for (let id = 0; id < this.id_limit; id++) {
+      offsets[id] = at;
+      data.set(parts[id], at);
+      at += parts[id].length;
+    }
+    offsets[this.id_limit] = at;
+    this.tokenBytes = { data, offsets };
+    return this.tokenBytes;
+  }
+
+  /** The concatenated bytes of `ids` (special tokens left out when `skipSpecial`). */
+  decodeBytes(ids: TokenIds, skipSpecial = false): Uint8Array {
+    const t = this.tokenTable();
+    const n = ids.length;
+    const checked = new Int32Array(n);
+    let total = 0, k = 0;
+    for (let i = 0; i < n; i++) {
+      const id = this.checkId(ids[i]);
+      if (skipSpecial && this.specialIds.has(id)) continue;
+      checked[k++] = id;
+      total += t.offsets[id + 1] - t.offsets[id];
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (let i = 0; i < k; i++) {
+      const id = checked[i];
+      const a = t.offsets[id], b = t.offsets[id + 1];
+      if (b - a === 1) out[at++] = t.data[a];
+      else { out.set(t.data.subarray(a, b), at); at += b - a; }
+    }
+    return out;
+  }
+
+  /** Text of `ids`; invalid UTF-8 (a character cut between tokens) becomes U+FFFD, as in the reference. */
+  decode(ids: TokenIds, options: DecodeOptions = {}): string {
+    if (ids === null || typeof ids !== 'object' || typeof (ids as any).length !== 'number') throw new InputError('decode expects an array of token ids');
+    const text = DECODER.decode(this.decodeBytes(ids, options.skip_special_tokens ?? false));
+    return (options.clean_up_tokenization_spaces ?? this.clean_up_tokenization_spaces) ? cleanUpTokenization(text) : text;
+  }
+
+  batch_decode(batch: ArrayLike<TokenIds>, options: DecodeOptions = {}): string[] {
+    const out: string[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) out[i] = this.decode(batch[i], options);
+    return out;
+  }
+
+  /** Forget the BPE word cache. */
+  clear_cache(): void { this.model.clearCache(); }
+}
+
+/** transformers.js-style entry point; every tokenizer this runtime reads is a GPT2Tokenizer. */
+export class AutoTokenizer {
+  static from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
+    return GPT2Tokenizer.from_pretrained(dirOrSource, options);
+  }
+}
+
