@@ -208,6 +208,8 @@ async function discoverCommit(ctx: Ctx): Promise<string | null> {
     } finally {
       t.done();
     }
+    // A plain mirror may not answer HEAD; the files themselves will tell whether the repo is there.
+    if (res.status === 405 || res.status === 501) return null;
     if (!res.ok) throw statusError(ctx, 'config.json', url, res);
     const commit = res.headers.get('x-repo-commit');
     return commit && COMMIT.test(commit) ? commit : null;
