@@ -5,6 +5,7 @@ import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, 
 import { openSafetensorsModel } from '../io/safetensors.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
+import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runForward, type EncoderInput, type ForwardResult } from './forward.js';
 import { f32Tensor, toFloat3, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
@@ -234,7 +235,14 @@ function checkOptions(opts: PretrainedOptions) {
 }
 
 export class GPT2Model extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'none'; }
-export class GPT2LMHeadModel extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'lm'; }
+export class GPT2LMHeadModel extends GPT2PreTrainedModel {
+  static override readonly head: HeadKind = 'lm';
+  /** Greedy or sampled generation with a KV cache; returns the sequences (prompt included) as int64 [B, total]. */
+  async generate(options: GenerateOptions): Promise<Tensor> {
+    this.check();
+    return generate(this, options);
+  }
+}
 export class GPT2ForTokenClassification extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'token-classification'; }
 export class GPT2ForSequenceClassification extends GPT2PreTrainedModel {
   static override readonly head: HeadKind = 'sequence-classification';

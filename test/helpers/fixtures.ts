@@ -40,3 +40,6 @@ export function compareClose(got: ArrayLike<number>, want: ArrayLike<number>, to
   if (worst < 0) return null;
   return `${what}: element ${worst} got ${got[worst]} want ${want[worst]} (tolerance atol ${tol.atol} rtol ${tol.rtol})`;
 }
+
+/** Backend options for tests: TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm. */
+export const kernelOpts = (): { kernels?: 'reference' | 'wasm' } => (process.env.TEST_KERNELS === 'reference' ? { kernels: 'reference' } : {});

@@ -1,0 +1,226 @@
+// generate(): prefill the prompt into a preallocated KV cache, then one token per step per batch row,
+// with transformers' option names and defaults (generation_config.json, then the model's
+// task_specific_params['text-generation'], then the caller's options).
+import { InputError, OptionError } from '../errors.js';
+import { runForward, type EncoderInput } from '../model/forward.js';
+import type { GPT2PreTrainedModel } from '../model/gpt2.js';
+import { toFloat3, toIds, toMask } from '../model/inputs.js';
+import type { KVCache } from '../model/kv-cache.js';
+import { Tensor } from '../model/tensor.js';
+import { checkSampling, nextToken, type SamplingOptions } from './logits-process.js';
+import { Random } from './random.js';
+
+/** transformers.js streamer protocol: put() gets the prompt first, then each step's new ids; end() once. */
+export interface Streamer { put(ids: number[][]): void; end(): void }
+
+/** What generate() needs of a tokenizer (for stop strings). */
+export interface DecodesText { decode(ids: number[], opts?: { skip_special_tokens?: boolean }): string }
+
+export interface GenerateOptions {
+  input_ids: unknown;
+  attention_mask?: unknown;
+  encoder_hidden_states?: unknown;
+  encoder_attention_mask?: unknown;
+  max_new_tokens?: number | null;
+  max_length?: number;
+  min_new_tokens?: number | null;
+  min_length?: number;
+  do_sample?: boolean;
+  temperature?: number;
+  top_k?: number;
+  top_p?: number;
+  repetition_penalty?: number;
+  eos_token_id?: number | number[] | null;
+  pad_token_id?: number | null;
+  /** Stop when the generated text contains one of these (needs `tokenizer`). `stop_strings` is accepted too. */
+  stop?: string | string[];
+  stop_strings?: string | string[];
+  tokenizer?: DecodesText;
+  seed?: number;
+  streamer?: Streamer;
+  /** When prompt + new tokens exceed the cache: 'error' (default, before any work) or 'slide'. */
+  context_overflow?: 'error' | 'slide';
+  /** KV cache capacity in tokens (default and maximum: n_positions). */
+  cache_capacity?: number;
+  /** Stop early (e.g. a client went away); the tokens so far are returned. */
+  signal?: AbortSignal;
+  /** Recompute the whole sequence every step instead of using the KV cache (slow; for tests and the bench). */
+  use_cache?: boolean;
+}
+
+export interface ResolvedGenerateOptions extends SamplingOptions {
+  max_new_tokens: number;
+  min_new_tokens: number;
+  eos: number[];
+  pad: number;
+  stop: string[];
+  overflow: 'error' | 'slide';
+}
+
+const KNOWN = new Set(['input_ids', 'attention_mask', 'encoder_hidden_states', 'encoder_attention_mask', 'max_new_tokens', 'max_length', 'min_new_tokens',
+  'min_length', 'do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'eos_token_id', 'pad_token_id', 'stop', 'stop_strings', 'tokenizer',
+  'seed', 'streamer', 'context_overflow', 'cache_capacity', 'signal', 'use_cache', 'num_beams', 'num_return_sequences']);
+
+export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOptions, promptLength: number): ResolvedGenerateOptions {
+  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new OptionError(`unknown generate option '${k}'`);
+  if ((o as any).num_beams !== undefined && (o as any).num_beams !== 1) throw new OptionError('num_beams > 1 (beam search) is not supported; use greedy or sampling');
+  if ((o as any).num_return_sequences !== undefined && (o as any).num_return_sequences !== 1) throw new OptionError('num_return_sequences > 1 is not supported; pass a batch instead');
+  const cfg = model.config;
+  const task = (cfg.task_specific_params?.['text-generation'] ?? {}) as Record<string, unknown>;
+  const gc = (model.generation_config ?? {}) as Record<string, unknown>;
+  const pick = <T>(key: string, dflt: T): T => ((o as any)[key] ?? task[key] ?? gc[key] ?? dflt) as T;
+  const userLimit = o.max_new_tokens != null || o.max_length != null;
+  let maxNew: number;
+  if (o.max_new_tokens != null) maxNew = o.max_new_tokens;
+  else if (o.max_length != null) maxNew = o.max_length - promptLength;
+  else if (!userLimit && (task.max_new_tokens ?? gc.max_new_tokens) != null) maxNew = (task.max_new_tokens ?? gc.max_new_tokens) as number;
+  else maxNew = pick<number>('max_length', 20) - promptLength;
+  if (!Number.isInteger(maxNew) || maxNew < 0) {
+    throw new OptionError(o.max_new_tokens != null ? `max_new_tokens must be a non-negative integer, got ${o.max_new_tokens}`
+      : `max_length (${pick('max_length', 20)}) is shorter than the prompt (${promptLength} tokens); pass max_new_tokens`);
+  }
+  const minNew = o.min_new_tokens ?? (o.min_length != null ? Math.max(0, o.min_length - promptLength) : 0);
+  if (!Number.isInteger(minNew) || minNew < 0) throw new OptionError(`min_new_tokens must be a non-negative integer, got ${minNew}`);
+  const eosRaw = o.eos_token_id !== undefined ? o.eos_token_id : (gc.eos_token_id as number | number[] | null | undefined) ?? cfg.eos_token_ids;
+  let eos = eosRaw == null ? [] : Array.isArray(eosRaw) ? eosRaw : [eosRaw];
+  for (const e of eos) if (!Number.isInteger(e) || e < 0) throw new OptionError(`eos_token_id must be a token id, got ${e}`);
+  if (o.eos_token_id != null) { for (const e of eos) if (e >= cfg.vocab_size) throw new OptionError(`eos_token_id ${e} is not a token id in [0, ${cfg.vocab_size})`); }
+  else eos = eos.filter((e) => e < cfg.vocab_size); // a config's eos outside a small vocab can never be produced
+  let pad = o.pad_token_id ?? (gc.pad_token_id as number | null | undefined) ?? cfg.pad_token_id ?? eos[0] ?? 0;
+  if (!Number.isInteger(pad) || pad < 0 || pad >= cfg.vocab_size) {
+    if (o.pad_token_id != null) throw new OptionError(`pad_token_id ${pad} is not a token id in [0, ${cfg.vocab_size})`);
+    pad = 0;
+  }
+  const stopRaw = o.stop ?? o.stop_strings ?? [];
+  const stop = (Array.isArray(stopRaw) ? stopRaw : [stopRaw]);
+  for (const s of stop) if (typeof s !== 'string' || s === '') throw new OptionError('stop strings must be non-empty strings');
+  if (stop.length && !o.tokenizer) throw new OptionError('stop strings need a tokenizer: pass { tokenizer } to generate() (the pipeline does this for you)');
+  const overflow = o.context_overflow ?? 'error';
+  if (overflow !== 'error' && overflow !== 'slide') throw new OptionError(`context_overflow must be 'error' or 'slide', got ${JSON.stringify(overflow)}`);
+  const r: ResolvedGenerateOptions = {
+    do_sample: !!pick('do_sample', false), temperature: pick('temperature', 1), top_k: pick('top_k', 50), top_p: pick('top_p', 1),
+    repetition_penalty: pick('repetition_penalty', 1), max_new_tokens: maxNew, min_new_tokens: minNew, eos, pad, stop, overflow,
+  };
+  checkSampling(r);
+  if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new OptionError(`seed must be an integer, got ${o.seed}`);
+  return r;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((r) => {
+  const si = (globalThis as any).setImmediate;
+  if (typeof si === 'function') si(r); else setTimeout(r, 0);
+});
+
+/** Positions as transformers computes them for generation: cumsum(mask) - 1, and 1 where the mask is 0. */
+function positionsFromMask(mask: Float32Array, B: number, S: number, from: number, T: number): Int32Array {
+  const out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let c = 0;
+    for (let j = 0; j < from + T; j++) {
+      c += mask[b * S + j];
+      if (j >= from) out[b * T + j - from] = mask[b * S + j] === 0 ? 1 : c - 1;
+    }
+  }
+  return out;
+}
+
+export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): Promise<Tensor> {
+  if (!o || typeof o !== 'object') throw new OptionError('generate() takes an options object with input_ids');
+  if (model.head !== 'lm') throw new OptionError(`generate() needs a language-model head (GPT2LMHeadModel), not ${model.constructor.name}`);
+  const cfg = model.config;
+  const { ids, B, T } = toIds(o.input_ids, cfg);
+  const opt = resolveGenerateOptions(model, o, T);
+  const mask0 = o.attention_mask != null ? toMask(o.attention_mask, B, T, 'attention_mask') : new Float32Array(B * T).fill(1);
+  for (let b = 0; b < B; b++) if (!mask0.subarray(b * T, (b + 1) * T).some((v) => v === 1)) throw new InputError(`attention_mask row ${b} masks every token`);
+  const capacity = o.cache_capacity ?? cfg.n_positions;
+  if (!Number.isInteger(capacity) || capacity < 2 || capacity > cfg.n_positions) throw new OptionError(`cache_capacity must be an integer in [2, ${cfg.n_positions}] (n_positions), got ${capacity}`);
+  if (opt.overflow === 'error' && T + opt.max_new_tokens > capacity) {
+    throw new InputError(`context too long: the prompt has ${T} tokens and max_new_tokens is ${opt.max_new_tokens}, ${T + opt.max_new_tokens} in all, but the context holds ${capacity} (n_positions ${cfg.n_positions}); shorten the prompt, lower max_new_tokens, or pass context_overflow: 'slide'`);
+  }
+  let encoder: EncoderInput | null = null;
+  if (o.encoder_hidden_states != null) {
+    if (!cfg.add_cross_attention) throw new InputError('encoder_hidden_states given, but this model has no cross-attention');
+    const e = toFloat3(o.encoder_hidden_states, 'encoder_hidden_states', B, cfg.n_embd);
+    encoder = { states: e.data, S: e.S, mask: o.encoder_attention_mask != null ? toMask(o.encoder_attention_mask, B, e.S, 'encoder_attention_mask') : null, key: {} };
+  }
+  const rng = new Random(o.seed);
+  const useCache = o.use_cache !== false;
+  const window = Math.max(1, Math.floor(capacity / 2));
+
+  // rows of the running sequence (prompt included) and their masks
+  const seqs: number[][] = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * T, (b + 1) * T)));
+  const masks: number[][] = Array.from({ length: B }, (_, b) => Array.from(mask0.subarray(b * T, (b + 1) * T)));
+  let start = 0; // index in seqs where the cached window begins (moves when the context slides)
+  const finished = new Array<boolean>(B).fill(false);
+  const generated: number[][] = Array.from({ length: B }, () => []);
+  const state = { cfg, backend: model.backend, weights: model.weights, act: (model as any).act as number };
+  const lm = model.weights.lm_head!;
+  const lastRows = new Int32Array(2 * B);
+
+  o.streamer?.put(seqs.map((s) => s.slice()));
+  let cache: KVCache | null = null;
+  try {
+    cache = model.createCache(B, capacity);
+    // Runs the model over seqs[start+from ..] (all rows), returning the last position's logits per row.
+    const run = (from: number): Float32Array => {
+      const len = seqs[0].length - start;
+      const Tn = len - from;
+      const flatIds = new Int32Array(B * Tn), flatMask = new Float32Array(B * len);
+      for (let b = 0; b < B; b++) {
+        for (let t = 0; t < Tn; t++) flatIds[b * Tn + t] = seqs[b][start + from + t];
+        for (let j = 0; j < len; j++) flatMask[b * len + j] = masks[b][start + j];
+        lastRows[2 * b] = b; lastRows[2 * b + 1] = Tn - 1;
+      }
+      const res = runForward(state, cache!, {
+        ids: flatIds, B, T: Tn, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, from, Tn), headMask: null, encoder,
+        outputAttentions: false, outputHiddenStates: false, wantLastHidden: false, headRows: lastRows, head: lm, headBias: 0, chunk: model.prefill_chunk,
+      });
+      return res.head!;
+    };
+    const fresh = (): Float32Array => {
+      cache!.reset();
+      if (seqs[0].length - start > capacity) start = seqs[0].length - Math.min(window, capacity);
+      return run(0);
+    };
+    let logits = fresh();
+    const V = cfg.vocab_size;
+    for (let step = 0; step < opt.max_new_tokens; step++) {
+      if (o.signal?.aborted) break;
+      const next: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (finished[b]) { next.push(opt.pad); continue; }
+        const row = logits.subarray(b * V, (b + 1) * V);
+        const banned = generated[b].length < opt.min_new_tokens ? opt.eos : [];
+        next.push(nextToken(row, opt, seqs[b], banned, () => rng.next()));
+      }
+      for (let b = 0; b < B; b++) {
+        seqs[b].push(next[b]); masks[b].push(1);
+        if (finished[b]) continue;
+        generated[b].push(next[b]);
+        if (opt.eos.includes(next[b])) finished[b] = true;
+        else if (opt.stop.length) {
+          const text = o.tokenizer!.decode(generated[b], { skip_special_tokens: true });
+          if (opt.stop.some((s) => text.includes(s))) finished[b] = true;
+        }
+      }
+      o.streamer?.put(next.map((t) => [t]));
+      if (finished.every(Boolean) || step === opt.max_new_tokens - 1) break;
+      await yieldToEventLoop();
+      if (!useCache) { logits = fresh(); continue; }
+      if (seqs[0].length - start > capacity) {
+        if (opt.overflow === 'error') throw new InputError(`context too long: ${seqs[0].length} tokens exceed the cache capacity ${capacity}`);
+        start = seqs[0].length - window;
+        logits = (cache.reset(), run(0));
+      } else {
+        logits = run(seqs[0].length - start - 1);
+      }
+    }
+  } finally {
+    cache?.dispose();
+    o.streamer?.end();
+  }
+  const total = seqs[0].length;
+  const out = new BigInt64Array(B * total);
+  for (let b = 0; b < B; b++) for (let t = 0; t < total; t++) out[b * total + t] = BigInt(seqs[b][t]);
+  return new Tensor('int64', out, [B, total]);
+}

@@ -1,0 +1,101 @@
+// Logits processors and warpers with transformers' semantics and order: repetition penalty and minimum
+// length first (they change greedy decoding too), then — when sampling — temperature, top-k, top-p.
+// Each works in place on one row of logits; -Infinity marks a token that may not be chosen.
+import { OptionError } from '../errors.js';
+
+export interface SamplingOptions {
+  do_sample: boolean;
+  temperature: number;
+  top_k: number;
+  top_p: number;
+  repetition_penalty: number;
+}
+
+export function checkSampling(o: SamplingOptions): void {
+  if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new OptionError(`temperature must be a positive number, got ${o.temperature}`);
+  if (!Number.isInteger(o.top_k) || o.top_k < 0) throw new OptionError(`top_k must be a non-negative integer (0 disables it), got ${o.top_k}`);
+  if (!(o.top_p > 0 && o.top_p <= 1)) throw new OptionError(`top_p must be in (0, 1], got ${o.top_p}`);
+  if (!(o.repetition_penalty > 0) || !Number.isFinite(o.repetition_penalty)) throw new OptionError(`repetition_penalty must be a positive number, got ${o.repetition_penalty}`);
+}
+
+/** transformers' RepetitionPenaltyLogitsProcessor: every id already in the sequence is made less likely. */
+export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<number>, penalty: number): void {
+  if (penalty === 1) return;
+  for (const id of new Set(seen)) {
+    const s = logits[id];
+    logits[id] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+export function suppress(logits: Float32Array, ids: Iterable<number>): void {
+  for (const id of ids) if (id >= 0 && id < logits.length) logits[id] = -Infinity;
+}
+
+export function applyTemperature(logits: Float32Array, t: number): void {
+  if (t === 1) return;
+  for (let i = 0; i < logits.length; i++) logits[i] /= t;
+}
+
+/** Keeps the k highest logits (ties at the k-th value are kept, as transformers does). */
+export function applyTopK(logits: Float32Array, k: number): void {
+  if (k <= 0 || k >= logits.length) return;
+  const sorted = Float32Array.from(logits).sort();
+  const kth = sorted[sorted.length - k];
+  for (let i = 0; i < logits.length; i++) if (logits[i] < kth) logits[i] = -Infinity;
+}
+
+/** Keeps the smallest set of most likely tokens whose probability mass reaches p (at least one). */
+export function applyTopP(logits: Float32Array, p: number): void {
+  if (p >= 1) return;
+  const idx: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) idx.push(i);
+  idx.sort((a, b) => logits[b] - logits[a]);
+  const probs = softmaxOf(logits, idx);
+  let mass = 0, keep = 0;
+  while (keep < idx.length) { mass += probs[keep]; keep++; if (mass >= p) break; }
+  for (let j = keep; j < idx.length; j++) logits[idx[j]] = -Infinity;
+}
+
+function softmaxOf(logits: Float32Array, idx: number[]): Float64Array {
+  const out = new Float64Array(idx.length);
+  let mx = -Infinity;
+  for (const i of idx) if (logits[i] > mx) mx = logits[i];
+  let sum = 0;
+  idx.forEach((i, j) => { out[j] = Math.exp(logits[i] - mx); sum += out[j]; });
+  for (let j = 0; j < out.length; j++) out[j] /= sum;
+  return out;
+}
+
+export function argmax(logits: Float32Array): number {
+  let best = 0, v = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > v) { v = logits[i]; best = i; }
+  return best;
+}
+
+/** Draws from softmax(logits) with a uniform u in [0, 1). */
+export function sampleFrom(logits: Float32Array, u: number): number {
+  let mx = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > mx) mx = logits[i];
+  if (mx === -Infinity) throw new OptionError('every token was filtered out; relax top_k/top_p or the suppressed tokens');
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) sum += Math.exp(logits[i] - mx);
+  let target = u * sum, last = -1;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] === -Infinity) continue;
+    last = i;
+    target -= Math.exp(logits[i] - mx);
+    if (target < 0) return i;
+  }
+  return last;
+}
+
+/** One next token from one row of logits (modified in place). */
+export function nextToken(logits: Float32Array, o: SamplingOptions, seen: number[], banned: number[], u: () => number): number {
+  applyRepetitionPenalty(logits, seen, o.repetition_penalty);
+  if (banned.length) suppress(logits, banned);
+  if (!o.do_sample) return argmax(logits);
+  applyTemperature(logits, o.temperature);
+  applyTopK(logits, o.top_k);
+  applyTopP(logits, o.top_p);
+  return sampleFrom(logits, u());
+}
