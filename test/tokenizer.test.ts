@@ -1,0 +1,399 @@
+// GPT-2 tokenizer: exact ids on the fixture texts, round trips on a seeded random Unicode corpus, agreement with
+// js-tiktoken (an independent implementation), streaming decode, batching, special tokens and bad files.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InputError, TokenizerError } from '../src/errors.js';
+import {
+  AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, memorySource, pretokenize,
+} from '../src/tokenizer/index.js';
+import { fixturesDir, modelDir, readCase } from './helpers/fixtures.js';
+
+const DIR = modelDir('gpt2-tiny');
+const VOCAB_TEXT = readFileSync(join(DIR, 'vocab.json'), 'utf8');
+const MERGES_TEXT = readFileSync(join(DIR, 'merges.txt'), 'utf8');
+let tok: GPT2Tokenizer;
+const ready = AutoTokenizer.from_pretrained(DIR).then((t) => (tok = t));
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Random text from many Unicode families. Lone surrogates are left out on purpose: text is encoded as UTF-8,
+// where a lone surrogate has no encoding (it becomes U+FFFD, as TextEncoder does; Python's tokenizer raises),
+// so it cannot round-trip.
+const FAMILIES: Array<(r: () => number) => string> = (() => {
+  const pick = <T>(r: () => number, a: readonly T[]) => a[Math.floor(r() * a.length)];
+  const range = (r: () => number, lo: number, hi: number) => String.fromCodePoint(lo + Math.floor(r() * (hi - lo + 1)));
+  const many = (r: () => number, f: () => string, max: number) => Array.from({ length: 1 + Math.floor(r() * max) }, f).join('');
+  const words = ['the', 'The', 'quick', 'brown', 'fox', 'WebAssembly', 'tokenizer', 'über', 'naïve', 'café', 'Zürich', 'ĳ'];
+  return [
+    (r) => pick(r, words),
+    (r) => ' ' + pick(r, words),
+    (r) => pick(r, ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "n't", "’s", "'", "''"]),
+    (r) => many(r, () => pick(r, [' ', ' ', '\t', '\n', '\r\n', '\u00a0', '\u3000', '\u2028', '\u2009', '\v', '\f']), 12),
+    (r) => ' '.repeat(1 + Math.floor(r() * 40)),
+    (r) => many(r, () => range(r, 0x30, 0x39), 12),
+    (r) => pick(r, ['3.14159', '1,000,000', '-42', '1e-9', '0x7fff', '٣٤٥', '１２３', '²³', 'Ⅻ', '½']),
+    (r) => pick(r, ['😀', '👍🏽', '👩‍👩‍👧‍👦', '🏳️‍🌈', '🇯🇵', '1️⃣', '🧑🏿‍🚀', '❤️', '🫠', '👨‍💻']),
+    (r) => many(r, () => range(r, 0x4e00, 0x9fff), 8),
+    (r) => many(r, () => range(r, 0xac00, 0xd7a3), 6),
+    (r) => many(r, () => range(r, 0x3040, 0x30ff), 6),
+    (r) => pick(r, ['e\u0301', 'a\u0308\u0304', 'ก่', 'नमस्ते', 'مرحبا', 'שָׁלוֹם', '\u0301\u0302', 'Ω̈']),
+    (r) => many(r, () => range(r, 0x00, 0x1f), 4),
+    (r) => pick(r, ['\u007f', '\u0085', '\ufeff', '\u200b', '\u200d', '\ufffd', '\uffff', '\ue000', '\u{10ffff}', '\u{1d400}', '\u{10348}']),
+    (r) => pick(r, ['def f(x):\n\treturn x**2\n', 'if (a && b) { c++; }', '#include <stdio.h>', 'x = [1, 2, 3]  # list', '</div>', '=> {}', '$HOME/.bashrc', 'a_b-c.d']),
+    (r) => pick(r, ['.', ',', '!', '?', '...', '—', '–', '"', '“', '”', '(', ')', '[', ']', '@', '#', '%', '&', '*']),
+    (r) => range(r, 0x20, 0x7e),
+    (r) => range(r, 0xa0, 0x24f),
+    (r) => range(r, 0x1f300, 0x1faff),
+  ];
+})();
+
+function randomText(r: () => number, pieces: number, families = FAMILIES): string {
+  let s = '';
+  for (let i = 0; i < pieces; i++) s += families[Math.floor(r() * families.length)](r);
+  return s;
+}
+
+const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+// -------------------------------------------------------------------------------------------------------------
+
+test('fixture texts: exact GPT-2 ids, and decode gives the text back', async () => {
+  await ready;
+  const c = readCase('tokenizer');
+  assert.is(c.model, 'gpt2-tiny');
+  c.texts.forEach((text: string, i: number) => {
+    const ids = tok.encode(text);
+    assert.equal(ids, c.expected_ids[i], `ids of ${JSON.stringify(text)}`);
+    assert.is(tok.decode(ids), text);
+    assert.equal(tok(text).input_ids[0], c.expected_ids[i]);
+  });
+});
+
+test('properties', async () => {
+  await ready;
+  assert.is(tok.vocab_size, 50257);
+  assert.is(tok.eos_token_id, 50256);
+  assert.is(tok.bos_token_id, 50256);
+  assert.is(tok.unk_token_id, 50256);
+  assert.is(tok.pad_token_id, null);
+  assert.is(tok.model_max_length, 1024);
+  assert.is(tok.merge_count, 50000);
+  assert.equal([...tok.all_special_ids], [50256]);
+  assert.equal(tok.tokenize(' Hello world'), ['ĠHello', 'Ġworld']);
+  assert.equal(tok.convert_tokens_to_ids(['ĠHello', 'not-a-token-at-all']), [18435, 50256]);
+});
+
+test('random unicode corpus: decode(encode(x)) === x', async () => {
+  await ready;
+  const r = mulberry32(20240601);
+  for (let i = 0; i < 600; i++) {
+    const text = randomText(r, 1 + Math.floor(r() * 40));
+    const ids = tok.encode(text);
+    const back = tok.decode(ids);
+    if (back !== text) assert.unreachable(`round trip failed for ${JSON.stringify(text)}: got ${JSON.stringify(back)}`);
+  }
+  const long = randomText(r, 5000);
+  assert.is(tok.decode(tok.encode(long)), long);
+});
+
+test('ids agree with js-tiktoken on the random corpus', async () => {
+  await ready;
+  let getEncoding: (name: 'gpt2') => { encode(s: string): number[] };
+  try {
+    ({ getEncoding } = (await import('js-tiktoken')) as any);
+  } catch {
+    console.log('  (js-tiktoken not installed: skipped)');
+    return;
+  }
+  const enc = getEncoding('gpt2');
+  // js-tiktoken uses JavaScript's \s, which differs from the reference \s on U+0085 and U+FEFF: leave them out.
+  const r = mulberry32(99);
+  let checked = 0;
+  for (let i = 0; i < 400; i++) {
+    const text = randomText(r, 1 + Math.floor(r() * 40)).replace(/[\u0085\ufeff]/g, 'x');
+    const a = tok.encode(text), b = enc.encode(text);
+    if (!same(a, b)) assert.unreachable(`ids differ from js-tiktoken for ${JSON.stringify(text)}:\n ours ${a}\n tiktoken ${b}`);
+    checked += a.length;
+  }
+  assert.ok(checked > 5000);
+});
+
+test('whitespace: \\s is Unicode White_Space (U+0085 yes, U+FEFF no), as in the reference regex engines', () => {
+  assert.equal(pretokenize('a \u0085b'), ['a', ' ', '\u0085', 'b']);
+  assert.equal(pretokenize('a \ufeffb'), ['a', ' \ufeff', 'b']);
+  assert.equal(pretokenize('a   b\n\n c'), ['a', '  ', ' b', '\n\n', ' c']);
+  assert.equal(pretokenize("I'll don't 'S"), ['I', "'ll", ' don', "'t", " '", 'S']);
+});
+
+test('long words: heap merge path equals the flat path; long runs round-trip', async () => {
+  await ready;
+  const model = (tok as any).model;
+  const r = mulberry32(7);
+  const words = [
+    'a'.repeat(300), ' '.repeat(257), '9'.repeat(1000), 'abababababababababab'.repeat(20),
+    'antidisestablishmentarianism'.repeat(10), '😀'.repeat(100), '中文'.repeat(80), '!?'.repeat(200),
+  ];
+  for (let i = 0; i < 60; i++) {
+    let w = '';
+    const n = 20 + Math.floor(r() * 400);
+    const alphabet = r() < 0.5 ? 'etaoinshrdlu' : 'abcdefghijklmnopqrstuvwxyzé';
+    for (let j = 0; j < n; j++) w += alphabet[Math.floor(r() * alphabet.length)];
+    words.push(w);
+  }
+  for (const w of words) {
+    const flat = model.encodeWordUncached(w, false), heap = model.encodeWordUncached(w, true);
+    assert.equal(heap, flat, `heap vs flat on ${JSON.stringify(w.slice(0, 40))}...`);
+  }
+  for (const w of ['x'.repeat(100_000), ' '.repeat(50_000) + 'end', '1234567890'.repeat(5000)]) {
+    assert.is(tok.decode(tok.encode(w)), w);
+  }
+});
+
+test('streaming decoder: chunks concatenate to decode(), never a broken character', async () => {
+  await ready;
+  const r = mulberry32(4242);
+  for (let i = 0; i < 200; i++) {
+    const text = randomText(r, 1 + Math.floor(r() * 30));
+    const ids = tok.encode(text);
+    const s = createStreamingDecoder(tok);
+    let joined = '';
+    for (const id of ids) {
+      const chunk = s.push(id);
+      if (!text.includes('\ufffd')) assert.not.ok(chunk.includes('\ufffd'), `U+FFFD in a chunk of ${JSON.stringify(text)}`);
+      joined += chunk;
+    }
+    joined += s.flush();
+    assert.is(joined, tok.decode(ids));
+  }
+  // Arbitrary id sequences, including byte tokens that never form valid UTF-8: still equal to decode().
+  for (let i = 0; i < 200; i++) {
+    const ids = Array.from({ length: 1 + Math.floor(r() * 20) }, () => (r() < 0.6 ? Math.floor(r() * 256) : Math.floor(r() * 50257)));
+    const s = createStreamingDecoder(tok, { skip_special_tokens: true });
+    const joined = ids.map((id) => s.push(id)).join('') + s.flush();
+    assert.is(joined, tok.decode(ids, { skip_special_tokens: true }));
+  }
+  // A 4-byte emoji split over tokens: nothing until the last byte arrives.
+  const ids = tok.encode('😀');
+  assert.ok(ids.length > 1);
+  const s = createStreamingDecoder(tok);
+  const chunks = ids.map((id) => s.push(id));
+  assert.equal(chunks.slice(0, -1), new Array(ids.length - 1).fill(''));
+  assert.is(chunks[chunks.length - 1], '😀');
+  assert.is(s.flush(), '');
+  // An incomplete character at the end of the stream comes out of flush() as U+FFFD, as decode() does.
+  const cut = ids.slice(0, -1);
+  const s2 = createStreamingDecoder(tok);
+  assert.is(cut.map((id) => s2.push(id)).join('') + s2.flush(), tok.decode(cut));
+  assert.is(tok.decode(cut), '\ufffd');
+});
+
+test('TextStreamer: prompt skipping, bigint batches, special tokens skipped', async () => {
+  await ready;
+  const out: string[] = [];
+  const streamer = new TextStreamer(tok, { skip_prompt: true, callback_function: (t) => out.push(t) });
+  const prompt = tok.encode('Once upon a time');
+  const gen = tok.encode(' there was a 😀 dog 中文.');
+  streamer.put([prompt.map(BigInt)]);
+  for (const id of gen) streamer.put([[BigInt(id)]]);
+  streamer.put([[50256n]]);
+  streamer.end();
+  assert.is(out.join(''), ' there was a 😀 dog 中文.');
+  assert.not.ok(out.some((t) => t.includes('\ufffd')));
+  const all: string[] = [];
+  const s2 = new TextStreamer(tok, { callback_function: (t) => all.push(t) });
+  s2.put(prompt);
+  s2.put(gen);
+  s2.end();
+  assert.is(all.join(''), 'Once upon a time there was a 😀 dog 中文.');
+  assert.throws(() => s2.put([[1n], [2n]]), (e: unknown) => e instanceof InputError);
+});
+
+test('batch: padding left/right, masks, truncation, max_length, pad_token_id', async () => {
+  await ready;
+  const texts = ['Hello, my dog is cute and', 'The quick brown fox', 'Hi'];
+  const ids = texts.map((t) => tok.encode(t));
+  const right = tok(texts, { padding: true });
+  assert.equal(right.input_ids, ids.map((r) => [...r, ...new Array(7 - r.length).fill(50256)]));
+  assert.equal(right.attention_mask, ids.map((r) => [...new Array(r.length).fill(1), ...new Array(7 - r.length).fill(0)]));
+  const left = tok(texts, { padding: true, padding_side: 'left' });
+  assert.equal(left.input_ids, ids.map((r) => [...new Array(7 - r.length).fill(50256), ...r]));
+  assert.equal(left.attention_mask, ids.map((r) => [...new Array(7 - r.length).fill(0), ...new Array(r.length).fill(1)]));
+  const unpadded = tok(texts);
+  assert.equal(unpadded.input_ids, ids);
+  assert.equal(unpadded.attention_mask.map((m) => m.length), [7, 4, 1]);
+
+  const ml = tok(texts, { padding: 'max_length', max_length: 5, truncation: true });
+  assert.equal(ml.input_ids, [ids[0].slice(0, 5), [...ids[1], 50256], [...ids[2], 50256, 50256, 50256, 50256]]);
+  assert.equal(ml.attention_mask, [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 0, 0, 0, 0]]);
+  const lt = tok(texts, { truncation: true, max_length: 3, truncation_side: 'left' });
+  assert.equal(lt.input_ids, [ids[0].slice(-3), ids[1].slice(-3), ids[2]]);
+  const mult = tok('Hi', { padding: true, pad_to_multiple_of: 4 });
+  assert.equal(mult.attention_mask, [[1, 0, 0, 0]]);
+
+  const withPad = await AutoTokenizer.from_pretrained(DIR, { pad_token_id: 0, padding_side: 'left' });
+  assert.equal(withPad(['Hi', 'Hello world']).input_ids, [ids[2], tok.encode('Hello world')]);
+  assert.equal(withPad(['Hi', 'Hello world'], { padding: true }).input_ids, [[0, ...ids[2]], tok.encode('Hello world')]);
+  assert.throws(() => tok(texts, { padding: 'max_length', max_length: 0 } as any), /max_length/);
+  assert.throws(() => tok(texts, { padding_side: 'top' } as any), /padding_side/);
+  assert.throws(() => tok([1 as any]), (e: unknown) => e instanceof InputError);
+});
+
+test('special tokens: <|endoftext|> in text, split_special_tokens, skip_special_tokens, clean-up', async () => {
+  await ready;
+  assert.equal(tok.encode('<|endoftext|>'), [50256]);
+  assert.equal(tok.encode('Hello <|endoftext|>world'), [15496, 220, 50256, 6894]);
+  assert.equal(tok.encode('a<|endoftext|><|endoftext|>b'), [64, 50256, 50256, 65]);
+  const plain = tok.encode('<|endoftext|>', { split_special_tokens: true });
+  assert.ok(plain.length > 1 && !plain.includes(50256));
+  assert.is(tok.decode(plain), '<|endoftext|>');
+  assert.is(tok.decode([15496, 50256, 995]), 'Hello<|endoftext|> world');
+  assert.is(tok.decode([15496, 50256, 995], { skip_special_tokens: true }), 'Hello world');
+  assert.equal(tok.batch_decode([[15496], [50256n, 995n]], { skip_special_tokens: true }), ['Hello', ' world']);
+  assert.is(tok.decode(Int32Array.from([15496, 995])), 'Hello world');
+  const messy = tok.encode("Hello , world . I 'm here , are n't you ?");
+  assert.is(tok.decode(messy), "Hello , world . I 'm here , are n't you ?");
+  assert.is(tok.decode(messy, { clean_up_tokenization_spaces: true }), "Hello, world. I'm here, aren't you?");
+  // A byte-order mark survives decoding (TextDecoder would drop it by default).
+  assert.is(tok.decode(tok.encode('\ufeffhi')), '\ufeffhi');
+});
+
+test('decode: bad ids give InputError naming the id and the vocabulary size', async () => {
+  await ready;
+  for (const bad of [50257, -1, 1.5, NaN, 10n ** 12n]) {
+    try {
+      tok.decode([15496, bad as any]);
+      assert.unreachable(`no error for ${String(bad)}`);
+    } catch (e) {
+      assert.instance(e, InputError);
+      assert.is((e as InputError).code, 'INPUT');
+      assert.match((e as Error).message, String(bad));
+      assert.match((e as Error).message, '50257');
+    }
+  }
+  assert.throws(() => tok.encode(42 as any), (e: unknown) => e instanceof InputError);
+  assert.throws(() => createStreamingDecoder(tok).push(60000), (e: unknown) => e instanceof InputError);
+});
+
+// -------------------------------------------------------------------------------------------------------------
+// Loading
+
+function tokenizerJson(mergesAsPairs: boolean): string {
+  const merges = MERGES_TEXT.split('\n').filter((l) => l && !l.startsWith('#version'));
+  return JSON.stringify({
+    version: '1.0',
+    added_tokens: [{ id: 50256, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, vocab: JSON.parse(VOCAB_TEXT), merges: mergesAsPairs ? merges.map((m) => m.split(' ')) : merges },
+  });
+}
+
+test('tokenizer.json fallback (merges as strings and as pairs) gives the same ids', async () => {
+  await ready;
+  const c = readCase('tokenizer');
+  for (const pairs of [false, true]) {
+    const t = await AutoTokenizer.from_pretrained(memorySource({ 'tokenizer.json': tokenizerJson(pairs) }));
+    assert.is(t.eos_token_id, 50256);
+    c.texts.forEach((text: string, i: number) => assert.equal(t.encode(text), c.expected_ids[i]));
+    assert.equal(t.encode('x<|endoftext|>'), [87, 50256]);
+  }
+});
+
+test('tokenizer_config.json: model_max_length, add_bos_token, pad_token, padding_side', async () => {
+  const t = await AutoTokenizer.from_pretrained(memorySource({
+    'vocab.json': VOCAB_TEXT,
+    'merges.txt': MERGES_TEXT,
+    'tokenizer_config.json': JSON.stringify({ model_max_length: 64, add_bos_token: true, pad_token: { content: '!', __type: 'AddedToken' }, padding_side: 'left' }),
+  }));
+  assert.is(t.model_max_length, 64);
+  assert.is(t.pad_token_id, 0);
+  assert.equal(t.encode('Hi'), [50256, 17250]);
+  assert.equal(t.encode('Hi', { add_special_tokens: false }), [17250]);
+  assert.equal(t(['Hi', 'Hi there'], { padding: true }).input_ids, [[0, 50256, 17250], [50256, 17250, 612]]);
+  assert.is(t('a '.repeat(200), { truncation: true }).input_ids[0].length, 64);
+});
+
+async function loadError(files: Record<string, string>): Promise<Error> {
+  try {
+    await AutoTokenizer.from_pretrained(memorySource(files, 'model'));
+  } catch (e) {
+    assert.instance(e, TokenizerError);
+    assert.is((e as TokenizerError).code, 'TOKENIZER');
+    return e as Error;
+  }
+  throw new Error('expected a TokenizerError');
+}
+
+test('bad files give TokenizerError naming the file', async () => {
+  let e = await loadError({ 'merges.txt': MERGES_TEXT });
+  assert.match(e.message, 'model/vocab.json');
+  assert.match(e.message, 'not found');
+  e = await loadError({ 'vocab.json': VOCAB_TEXT });
+  assert.match(e.message, 'model/merges.txt');
+  e = await loadError({});
+  assert.match(e.message, 'vocab.json');
+  e = await loadError({ 'vocab.json': '{"a": 0, "b": ', 'merges.txt': '' });
+  assert.match(e.message, 'model/vocab.json');
+  assert.match(e.message, 'invalid JSON');
+  e = await loadError({ 'vocab.json': '["a"]', 'merges.txt': '' });
+  assert.match(e.message, 'model/vocab.json');
+  e = await loadError({ 'vocab.json': '{"a": -3}', 'merges.txt': '' });
+  assert.match(e.message, /vocab\.json.*"a".*-3/);
+  e = await loadError({ 'vocab.json': VOCAB_TEXT, 'merges.txt': '#version: 0.2\nĠ t\nĠ a b\nh e\n' });
+  assert.match(e.message, 'model/merges.txt');
+  assert.match(e.message, 'line 3');
+  assert.match(e.message, '3 fields');
+  e = await loadError({ 'vocab.json': VOCAB_TEXT, 'merges.txt': 'Ġ t\nĠa\n' });
+  assert.match(e.message, /merges\.txt: line 2 .*1 field/);
+  e = await loadError({ 'tokenizer.json': '{"model": ' });
+  assert.match(e.message, 'model/tokenizer.json');
+  e = await loadError({ 'tokenizer.json': JSON.stringify({ model: { type: 'BPE', vocab: { a: 0 }, merges: [['a']] }, pre_tokenizer: { type: 'ByteLevel' } }) });
+  assert.match(e.message, /tokenizer\.json: model\.merges\[0\]/);
+  e = await loadError({ 'tokenizer.json': JSON.stringify({ model: { type: 'WordPiece', vocab: { a: 0 } } }) });
+  assert.match(e.message, /tokenizer\.json.*WordPiece/);
+  e = await loadError({ 'vocab.json': VOCAB_TEXT, 'merges.txt': MERGES_TEXT, 'tokenizer_config.json': '{oops' });
+  assert.match(e.message, 'model/tokenizer_config.json');
+  // A directory that does not exist.
+  try {
+    await AutoTokenizer.from_pretrained(join(fixturesDir, 'no-such-model'));
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, TokenizerError);
+    assert.match((err as Error).message, 'no-such-model/vocab.json');
+  }
+});
+
+test('from_pretrained: resolve option and source objects', async () => {
+  const seen: string[] = [];
+  const t = await AutoTokenizer.from_pretrained('openai-community/gpt2', {
+    resolve: async (id) => {
+      seen.push(id);
+      return memorySource({ 'vocab.json': VOCAB_TEXT, 'merges.txt': MERGES_TEXT }, id);
+    },
+  });
+  assert.equal(seen, ['openai-community/gpt2']);
+  assert.equal(t.encode('Hello'), [15496]);
+  const files: Record<string, string> = { 'vocab.json': VOCAB_TEXT, 'merges.txt': MERGES_TEXT };
+  const plainSource = { readText: async (f: string) => files[f], exists: async (f: string) => f in files };
+  assert.equal((await GPT2Tokenizer.from_pretrained(plainSource)).encode(' world'), [995]);
+  try {
+    await GPT2Tokenizer.from_pretrained({ readText: 1 } as any);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as any).code, 'OPTION');
+  }
+});
+
+test.run();
