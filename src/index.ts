@@ -1,7 +1,22 @@
 // gpt2-wasm: GPT-2 on WebAssembly SIMD kernels with threads. Public API (names follow transformers.js).
 export * from './errors.js';
 export { Tensor } from './model/tensor.js';
-export { GPT2PreTrainedModel, GPT2Model, GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification, AutoModel, AutoModelForCausalLM } from './model/gpt2.js';
+export type { TensorType, TensorData } from './model/tensor.js';
+export { GPT2PreTrainedModel, GPT2Model, GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification, AutoModel, AutoModelForCausalLM, setDefaultResolver } from './model/gpt2.js';
 export type { ForwardInputs, ModelOutput, PastKeyValue, PretrainedOptions, ProgressInfo } from './model/gpt2.js';
+export type { DType, DTypeOption } from './model/weights.js';
+export { KVCache } from './model/kv-cache.js';
+export { generate } from './generation/generate.js';
+export type { GenerateOptions, Streamer } from './generation/generate.js';
+export { pipeline, DEFAULT_MODEL } from './generation/pipeline.js';
+export type { Task, TextGenerationPipeline, TokenClassificationPipeline, TextClassificationPipeline, TextGenerationOutput, TokenClassificationOutput, TextClassificationOutput } from './generation/pipeline.js';
+export { AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder } from './tokenizer/index.js';
+export type { StreamingDecoder, BatchEncoding } from './tokenizer/index.js';
 export type { GPT2Config, GenerationConfig } from './io/config.js';
+export { parseGPT2Config } from './io/config.js';
+export { dirSource, memorySource, urlSource } from './io/source.js';
+export type { ModelSource } from './io/source.js';
+export { resolveModel } from './io/hub.js';
+export { resolveSource } from './io/resolve.js';
 export { detectFeatures } from './runtime/wasm.js';
+export type { RuntimeFeatures, WasmVariant } from './runtime/wasm.js';

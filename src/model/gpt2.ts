@@ -4,6 +4,7 @@ import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } fro
 import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openSafetensorsModel } from '../io/safetensors.js';
 import { dirSource, type ModelSource } from '../io/source.js';
+import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runForward, type EncoderInput, type ForwardResult } from './forward.js';
@@ -57,7 +58,7 @@ export interface ModelOutput {
   past_key_values?: PastKeyValue[];
 }
 
-let defaultResolver: PretrainedOptions['resolve'] | null = null;
+let defaultResolver: PretrainedOptions['resolve'] | null = (id, opts) => resolveSource(id, opts);
 /** Installs the resolver used for ids that are not a ModelSource (the package entry plugs in the Hub). */
 export function setDefaultResolver(r: PretrainedOptions['resolve']): void { defaultResolver = r ?? null; }
 

@@ -1,0 +1,175 @@
+// The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
+// and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
+import { GPT2WasmError } from '../errors.js';
+import { estimateWeightBytes, type DType } from '../model/weights.js';
+import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
+import { resolveSource } from '../io/resolve.js';
+import { loadConfig } from '../io/config.js';
+import { detectFeatures } from '../runtime/wasm.js';
+import { createStreamingDecoder } from '../tokenizer/index.js';
+import { helpFor, parseArgs, type OptionSpec } from './args.js';
+
+const VERSION = '0.1.0';
+const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
+
+const common: Record<string, OptionSpec> = {
+  model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
+  revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
+  dtype: { type: 'string', help: "weights in memory: auto | fp32 | fp16 | q8 (default auto)" },
+  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+  verbose: { type: 'boolean', alias: 'v', help: 'timings and tokens/s on stderr' },
+  json: { type: 'boolean', help: 'print one JSON object instead of text' },
+  help: { type: 'boolean', alias: 'h', help: 'show this help' },
+};
+const genSpecs: Record<string, OptionSpec> = {
+  ...common,
+  max_new_tokens: { type: 'int', alias: 'n', help: 'tokens to generate (default: the model\'s generation config)' },
+  temperature: { type: 'number', help: 'sampling temperature' },
+  top_k: { type: 'int', help: 'sample from the k most likely tokens (0: off)' },
+  top_p: { type: 'number', help: 'nucleus sampling mass' },
+  repetition_penalty: { type: 'number', help: 'penalty for repeated tokens (1: off)' },
+  seed: { type: 'int', help: 'random seed for reproducible sampling' },
+  greedy: { type: 'boolean', help: 'greedy decoding (do_sample false)' },
+  do_sample: { type: 'boolean', help: 'sample (the default for gpt2 per its config)' },
+  stop: { type: 'string', help: 'stop when this text is generated' },
+  context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
+};
+const infoSpecs: Record<string, OptionSpec> = { ...common, runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' } };
+
+const USAGE = `gpt2-wasm ${VERSION}: GPT-2 on WebAssembly SIMD, no native code
+
+Usage:
+  gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
+  gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
+  gpt2-wasm classify TEXT --model DIR     token or sequence classification with the model's head
+  gpt2-wasm --version
+
+Environment: HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE=1 as in huggingface_hub.`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function modelOpts(o: Record<string, any>, verbose: boolean) {
+  let lastPct = -1;
+  return {
+    dtype: o.dtype, threads: o.threads, revision: o.revision,
+    progress_callback: verbose ? (p: any) => {
+      if (p.status !== 'load' || !p.total) return;
+      const pct = Math.floor(p.progress);
+      if (pct !== lastPct && pct % 25 === 0) { lastPct = pct; process.stderr.write(`[gpt2-wasm] loading weights ${pct}%\n`); }
+    } : undefined,
+  };
+}
+
+async function cmdGenerate(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, genSpecs);
+  if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
+  let prompt = positionals.join(' ');
+  if (!prompt && !process.stdin.isTTY) prompt = (await readStdin()).replace(/\n$/, '');
+  if (!prompt) prompt = 'Hello, my name is';
+  const t0 = performance.now();
+  const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
+  const tLoad = performance.now();
+  try {
+    const decoder = createStreamingDecoder(gen.tokenizer, { skip_special_tokens: true });
+    let first = true, tFirst = 0, nNew = 0, text = '';
+    const streamer = {
+      put(ids: number[][]) {
+        if (first) { first = false; return; } // the prompt
+        if (!tFirst) tFirst = performance.now();
+        nNew++;
+        const s = decoder.push(ids[0][0]);
+        text += s;
+        if (!o.json) process.stdout.write(s);
+      },
+      end() { const s = decoder.flush(); text += s; if (!o.json) process.stdout.write(s + '\n'); },
+    };
+    if (!o.json) process.stdout.write(prompt);
+    const out = await gen.model.generate({
+      input_ids: [gen.tokenizer.encode(prompt)], streamer, tokenizer: gen.tokenizer,
+      max_new_tokens: o.max_new_tokens, temperature: o.temperature, top_k: o.top_k, top_p: o.top_p,
+      repetition_penalty: o.repetition_penalty, seed: o.seed, do_sample: o.greedy ? false : o.do_sample,
+      stop: o.stop, context_overflow: o.context_overflow,
+    } as any);
+    const tEnd = performance.now();
+    const ids = Array.from(out.data as BigInt64Array, Number);
+    const decodeTps = nNew > 1 ? (nNew - 1) / ((tEnd - tFirst) / 1000) : 0;
+    const stats = { load_ms: Math.round(tLoad - t0), time_to_first_token_ms: Math.round(tFirst - tLoad), new_tokens: nNew, decode_tokens_per_s: +decodeTps.toFixed(1), threads: gen.model.backend.threads, dtype: gen.model.dtype, wasm: gen.model.backend.variant };
+    if (o.json) console.log(JSON.stringify({ prompt, generated_text: prompt + text, ids, ...stats }));
+    if (o.verbose) process.stderr.write(`[gpt2-wasm] ${JSON.stringify(stats)}\n`);
+  } finally { await gen.dispose(); }
+}
+
+async function cmdInfo(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, infoSpecs);
+  if (o.help) { console.log(`gpt2-wasm info [MODEL] [options]\n\n${helpFor(infoSpecs)}`); return; }
+  const f = detectFeatures();
+  const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, threads: f.threads, platform: `node ${process.versions.node}` };
+  if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
+  const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
+  const src = await resolveSource(id, { revision: o.revision } as any);
+  const cfg = await loadConfig(src);
+  const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
+  const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
+  const kv = (ctx: number) => 2 * L * ctx * E * 4;
+  const mem = Object.fromEntries((['fp32', 'fp16', 'q8'] as DType[]).map((d) => [d, estimateWeightBytes(cfg, d)]));
+  const info = {
+    model: id, architecture: cfg.architectures?.[0] ?? 'GPT2LMHeadModel', n_layer: L, n_head: cfg.n_head, n_embd: E, n_inner: I, n_positions: cfg.n_positions, vocab_size: V,
+    activation: cfg.activation_function, cross_attention: cfg.add_cross_attention, parameters: params,
+    weights_bytes: mem, kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
+  };
+  if (o.json) { console.log(JSON.stringify(info)); return; }
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  console.log([
+    `model:          ${info.model}`,
+    `architecture:   ${info.architecture}${cfg.add_cross_attention ? ' (+cross-attention)' : ''}`,
+    `shape:          ${L} layers, ${cfg.n_head} heads, n_embd ${E}, n_inner ${I}, context ${cfg.n_positions}, vocab ${V}`,
+    `parameters:     ${(params / 1e6).toFixed(1)} M`,
+    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}${mem.fp32 > 3.9 * 2 ** 30 ? ' (fp32 does not fit wasm32 memory)' : ''}`,
+    `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context`,
+    ...(o.runtime ? Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) : []),
+  ].join('\n'));
+}
+
+async function cmdClassify(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, common);
+  if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [options]\n\n${helpFor(common)}`); return; }
+  const text = positionals.join(' ') || (!process.stdin.isTTY ? (await readStdin()).trim() : '');
+  if (!text) throw new GPT2WasmError('OPTION', 'classify needs a text (argument or stdin)');
+  if (!o.model) throw new GPT2WasmError('OPTION', 'classify needs --model (a GPT2ForTokenClassification or GPT2ForSequenceClassification checkpoint)');
+  const src = await resolveSource(o.model, { revision: o.revision, tokenizer: true } as any);
+  const arch = (await loadConfig(src)).architectures?.[0];
+  const task = arch === 'GPT2ForTokenClassification' ? 'token-classification' : arch === 'GPT2ForSequenceClassification' ? 'text-classification' : null;
+  if (!task) throw new GPT2WasmError('CONFIG', `${o.model}: architecture ${arch} has no classification head`);
+  const p: any = await pipeline(task as any, src, modelOpts(o, !!o.verbose));
+  try {
+    const out = await p(text, task === 'text-classification' ? { top_k: null } : {});
+    console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
+  } finally { await p.dispose(); }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(USAGE); return 0; }
+    if (cmd === '--version' || cmd === '-V') { console.log(VERSION); return 0; }
+    if (cmd === 'generate') await cmdGenerate(rest);
+    else if (cmd === 'info') await cmdInfo(rest);
+    else if (cmd === 'classify') await cmdClassify(rest);
+    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, serve)`);
+    return 0;
+  } catch (e) {
+    if (e instanceof GPT2WasmError) {
+      process.stderr.write(`gpt2-wasm: ${e.message}\n`);
+      return EXIT[e.code] ?? 1;
+    }
+    process.stderr.write(`gpt2-wasm: internal error: ${(e as Error)?.stack ?? e}\n`);
+    return 1;
+  }
+}
+
+const isMain = typeof process !== 'undefined' && process.argv[1] && /(cli\.(js|ts)|main\.ts|gpt2-wasm)$/.test(process.argv[1]);
+if (isMain) main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

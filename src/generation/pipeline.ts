@@ -1,0 +1,114 @@
+// pipeline(task, model) as in transformers.js: a model and its tokenizer behind one callable.
+import { OptionError } from '../errors.js';
+import { resolveSource } from '../io/resolve.js';
+import type { ModelSource } from '../io/source.js';
+import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
+import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
+import type { GenerateOptions } from './generate.js';
+
+export type Task = 'text-generation' | 'token-classification' | 'text-classification' | 'sentiment-analysis' | 'ner';
+export const DEFAULT_MODEL = 'openai-community/gpt2';
+
+export interface TextGenerationOutput { generated_text: string }
+export interface TextGenerationCallOptions extends Omit<GenerateOptions, 'input_ids' | 'attention_mask' | 'tokenizer'> {
+  /** Include the prompt in generated_text (default true, as transformers). */
+  return_full_text?: boolean;
+}
+export interface TokenClassificationOutput { entity: string; score: number; index: number; word: string; start: number; end: number }
+export interface TextClassificationOutput { label: string; score: number }
+
+interface Base<M = GPT2PreTrainedModel> { model: M; tokenizer: GPT2Tokenizer; task: Task; dispose(): Promise<void> }
+export type TextGenerationPipeline = Base<GPT2LMHeadModel> & ((texts: string | string[], opts?: TextGenerationCallOptions) => Promise<TextGenerationOutput[] | TextGenerationOutput[][]>);
+export type TokenClassificationPipeline = Base & ((text: string, opts?: { ignore_labels?: string[] }) => Promise<TokenClassificationOutput[]>);
+export type TextClassificationPipeline = Base & ((texts: string | string[], opts?: { top_k?: number | null }) => Promise<TextClassificationOutput[] | TextClassificationOutput[][]>);
+
+export async function pipeline(task: 'text-generation', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TextGenerationPipeline>;
+export async function pipeline(task: 'token-classification' | 'ner', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TokenClassificationPipeline>;
+export async function pipeline(task: 'text-classification' | 'sentiment-analysis', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TextClassificationPipeline>;
+export async function pipeline(task: Task, model: string | ModelSource = DEFAULT_MODEL, opts: PretrainedOptions = {}): Promise<any> {
+  const source = typeof model === 'string' ? await (opts.resolve ? opts.resolve(model, opts) : resolveSource(model, { ...opts, tokenizer: true } as any)) : model;
+  const tokenizer = await AutoTokenizer.from_pretrained(source);
+  const o = { ...opts, resolve: undefined };
+  let fn: any;
+  if (task === 'text-generation') {
+    const m = await GPT2LMHeadModel.from_pretrained(source, o);
+    fn = async (texts: string | string[], callOpts: TextGenerationCallOptions = {}) => {
+      const list = Array.isArray(texts) ? texts : [texts];
+      if (list.length === 0) throw new OptionError('text-generation needs at least one prompt');
+      const { return_full_text = true, ...gen } = callOpts;
+      const enc = tokenizer(list, { padding: true, padding_side: 'left' } as any);
+      const seqs = await m.generate({ ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer });
+      const T = enc.input_ids[0].length, total = seqs.dims[1];
+      const data = seqs.data as BigInt64Array;
+      const eos = new Set(m.config.eos_token_ids);
+      const outs = list.map((prompt, b) => {
+        const row = Array.from(data.subarray(b * total + T, (b + 1) * total), Number);
+        const end = row.findIndex((t) => eos.has(t));
+        let text = tokenizer.decode(end < 0 ? row : row.slice(0, end + 1), { skip_special_tokens: true });
+        const stops = ([] as string[]).concat(gen.stop ?? gen.stop_strings ?? []);
+        for (const s of stops) { const i = text.indexOf(s); if (i >= 0) text = text.slice(0, i + s.length); }
+        return [{ generated_text: return_full_text ? prompt + text : text }];
+      });
+      return Array.isArray(texts) ? outs : outs[0];
+    };
+    fn.model = m;
+  } else if (task === 'token-classification' || task === 'ner') {
+    const m = await GPT2ForTokenClassification.from_pretrained(source, o);
+    fn = async (text: string, callOpts: { ignore_labels?: string[] } = {}) => {
+      const ignore = new Set(callOpts.ignore_labels ?? ['O']);
+      const ids = tokenizer.encode(text);
+      const out = await m.forward({ input_ids: [ids] });
+      const L = m.config.num_labels, logits = out.logits!.data as Float32Array;
+      const res: TokenClassificationOutput[] = [];
+      let offset = 0;
+      ids.forEach((id, i) => {
+        const word = tokenizer.decode([id]);
+        const start = offset; offset += word.length;
+        const p = softmax(logits.subarray(i * L, (i + 1) * L));
+        const best = p.indexOf(Math.max(...p));
+        const entity = m.config.id2label[best] ?? `LABEL_${best}`;
+        if (!ignore.has(entity)) res.push({ entity, score: p[best], index: i, word, start, end: offset });
+      });
+      return res;
+    };
+    fn.model = m;
+  } else if (task === 'text-classification' || task === 'sentiment-analysis') {
+    const m = await GPT2ForSequenceClassification.from_pretrained(source, o);
+    fn = async (texts: string | string[], callOpts: { top_k?: number | null } = {}) => {
+      const list = Array.isArray(texts) ? texts : [texts];
+      const pad = m.config.pad_token_id;
+      const enc = list.length > 1 && pad !== null ? tokenizer(list, { padding: true, padding_side: 'right' } as any) : null;
+      const results: TextClassificationOutput[][] = [];
+      if (enc) {
+        const out = await m.forward({ input_ids: enc.input_ids.map((r, b) => r.map((t, j) => (enc.attention_mask[b][j] ? t : pad!))), attention_mask: enc.attention_mask });
+        for (let b = 0; b < list.length; b++) results.push(labelsOf(m, (out.logits!.data as Float32Array).subarray(b * m.config.num_labels, (b + 1) * m.config.num_labels), callOpts.top_k));
+      } else {
+        for (const t of list) {
+          const out = await m.forward({ input_ids: [tokenizer.encode(t)] });
+          results.push(labelsOf(m, out.logits!.data as Float32Array, callOpts.top_k));
+        }
+      }
+      return Array.isArray(texts) ? results : results[0];
+    };
+    fn.model = m;
+  } else {
+    throw new OptionError(`unsupported pipeline task '${task}' (text-generation, token-classification, text-classification)`);
+  }
+  fn.tokenizer = tokenizer;
+  fn.task = task;
+  fn.dispose = () => fn.model.dispose();
+  return fn;
+}
+
+function softmax(l: ArrayLike<number>): number[] {
+  const mx = Math.max(...Array.from(l));
+  const e = Array.from(l, (v) => Math.exp(v - mx));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+function labelsOf(m: GPT2PreTrainedModel, logits: ArrayLike<number>, topK: number | null | undefined): TextClassificationOutput[] {
+  const p = softmax(logits);
+  const all = p.map((score, i) => ({ label: m.config.id2label[i] ?? `LABEL_${i}`, score })).sort((a, b) => b.score - a.score);
+  return topK === null ? all : all.slice(0, topK ?? 1);
+}

@@ -1,0 +1,55 @@
+// The CLI as a user runs it: the built dist/cli.js in a child process, offline, on the fixture model.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
+
+const cli = join(repoRoot, 'dist', 'cli.js');
+const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
+  input, encoding: 'utf8', timeout: 60_000, env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HOME: join(repoRoot, '.cache', 'test-hf-home') },
+});
+
+test('generate --greedy on the fixture model matches lm_greedy', () => {
+  const c = readCase('lm_greedy');
+  const r = run(['generate', c.text, '--model', modelDir(c.model), '--greedy', '--max-new-tokens', String(c.max_new_tokens), '--json', '--threads', '1']);
+  assert.is(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.ids, c.expected_ids);
+  assert.ok(out.generated_text.startsWith(c.text));
+});
+
+test('generate streams text to stdout and reads the prompt from stdin', () => {
+  const c = readCase('lm_greedy');
+  const r = run(['generate', '--model', modelDir(c.model), '--greedy', '-n', '8', '--verbose'], c.text + '\n');
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(r.stdout.startsWith(c.text), r.stdout);
+  assert.ok(r.stdout.length > c.text.length + 8);
+  assert.match(r.stderr, /decode_tokens_per_s/);
+});
+
+test('bad options and inputs exit non-zero with a message naming the problem', () => {
+  let r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--temperature', 'hot']);
+  assert.is(r.status, 2); assert.match(r.stderr, /--temperature must be a number/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--bogus']);
+  assert.is(r.status, 2); assert.match(r.stderr, /unknown option --bogus/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n', '500']);
+  assert.is(r.status, 3); assert.match(r.stderr, /context too long/);
+  r = run(['generate', 'hi', '--model', join(repoRoot, 'no-such-dir')]);
+  assert.is(r.status, 2); assert.match(r.stderr, /no-such-dir.*not a local directory/);
+  r = run(['generate', 'hi', '--model', 'someone/no-such-model']); // offline, not cached
+  assert.is(r.status, 5); assert.match(r.stderr, /no-such-model/);
+  r = run(['frobnicate']);
+  assert.is(r.status, 2); assert.match(r.stderr, /unknown command/);
+});
+
+test('info and classify', () => {
+  let r = run(['info', modelDir('gpt2-tiny'), '--json', '--runtime']);
+  assert.is(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.is(info.n_layer, 2); assert.ok(info.parameters > 3e6); assert.ok(info.runtime.simd);
+  r = run(['classify', 'hello', '--model', modelDir('gpt2-tiny-seqcls')]);
+  assert.is(r.status, 4, 'seqcls fixture has no tokenizer files: a clear tokenizer error'); assert.match(r.stderr, /vocab\.json|tokenizer/);
+});
+
+test.run();
