@@ -1,0 +1,272 @@
+// The model behind a `fetch(request) → Response` function: the shape Cloudflare Workers and Deno Deploy take as
+// `export default { fetch }`, Vercel Edge Functions as `export default handler.fetch`, and Deno.serve / Bun.serve
+// as their handler. The model is loaded on the first request that needs it (weights streamed from `modelUrl`
+// with HTTP Range requests, so the whole checkpoint never sits in memory twice), then reused by every request
+// on the same isolate. Requests run one at a time on the shared model.
+//
+//   GET  /                  { ok, model, loaded, variant, threads }
+//   POST /v1/forward        { input_ids: number[] | number[][], top_k? } → last-token top-k logits per row
+//   POST /v1/completions    { prompt: string | number[], max_tokens?, temperature?, top_p?, top_k?, seed?, stop? }
+//                           → OpenAI-style text_completion (greedy when temperature is 0 or absent)
+import { GPT2WasmError } from '../errors.js';
+import { urlSource, type ModelSource } from '../io/source.js';
+import { GPT2LMHeadModel } from '../model/gpt2.js';
+import type { DTypeOption } from '../model/weights.js';
+import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
+
+export interface FetchHandlerOptions {
+  /** Base URL of a model directory (config.json, model.safetensors, vocab.json, merges.txt); needs Range support. */
+  modelUrl?: string | URL;
+  /** Or any ModelSource (memorySource, dirSource, urlSource with custom headers). */
+  source?: ModelSource;
+  /** Run dtype of the weight matrices (default 'auto': the checkpoint's). */
+  dtype?: DTypeOption;
+  /** Kernel threads (default 1: edge isolates have no Worker, and one request uses one CPU anyway). */
+  threads?: number;
+  /** 'wasm' (default) or 'reference' (TypeScript kernels; debugging only). */
+  kernels?: 'wasm' | 'reference';
+  /** For modelUrl: the fetch to read weights with, extra headers, a bearer token. */
+  fetch?: typeof fetch;
+  headers?: Record<string, string>;
+  token?: string;
+  /** Model name reported in responses (default: the source name). */
+  modelName?: string;
+  /** Largest top_k a /v1/forward request may ask for (default 100). */
+  maxTopK?: number;
+  /** Largest max_tokens a /v1/completions request may ask for (default 256). */
+  maxNewTokens?: number;
+  /** Largest request body in bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Path prefix the routes live under, e.g. '/api' (default none). */
+  basePath?: string;
+}
+
+export interface FetchHandler {
+  fetch(request: Request): Promise<Response>;
+  /** The model, loading it on first use (e.g. to warm up before the first request). */
+  model(): Promise<GPT2LMHeadModel>;
+  /** Frees the model; the next request loads it again. */
+  dispose(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code = 'BAD_REQUEST') { super(message); }
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+const reply = (status: number, body: unknown, extra: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...extra } });
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+
+function optInt(body: Record<string, unknown>, key: string, dflt: number, min: number, max: number): number {
+  const v = body[key];
+  if (v === undefined || v === null) return dflt;
+  if (!isInt(v) || v < min || v > max) throw new HttpError(400, `${key} must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function optNumber(body: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new HttpError(400, `${key} must be a number from ${min} to ${max}`);
+  return v;
+}
+
+/** Token ids: one row or a batch of equal-length rows, each id in [0, vocab). */
+function idRows(v: unknown, vocab: number, maxLen: number, key: string): number[][] {
+  if (!Array.isArray(v) || v.length === 0) throw new HttpError(400, `${key} must be a non-empty array of token ids (or of rows of them)`);
+  const rows: unknown[] = Array.isArray(v[0]) ? v : [v];
+  const out: number[][] = [];
+  for (const row of rows) {
+    if (!Array.isArray(row) || row.length === 0) throw new HttpError(400, `${key}: every row must be a non-empty array of token ids`);
+    if (row.length > maxLen) throw new HttpError(400, `${key}: ${row.length} tokens exceed the model's context of ${maxLen}`);
+    for (const id of row) if (!isInt(id) || id < 0 || id >= vocab) throw new HttpError(400, `${key}: ${JSON.stringify(id)} is not a token id in [0, ${vocab})`);
+    if (out.length && row.length !== out[0].length) throw new HttpError(400, `${key}: rows of different lengths (${out[0].length} and ${row.length})`);
+    out.push(row as number[]);
+  }
+  return out;
+}
+
+/** The k largest entries of `v[from, from+n)`, largest first. */
+export function topK(v: ArrayLike<number>, from: number, n: number, k: number): { token_id: number; logit: number }[] {
+  const ids: number[] = [];
+  const vals: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = v[from + i];
+    if (ids.length === k && !(x > vals[k - 1])) continue;
+    let j = ids.length < k ? ids.length : k - 1; // the slot to fill: a new last one, or the evicted last one
+    while (j > 0 && x > vals[j - 1]) { vals[j] = vals[j - 1]; ids[j] = ids[j - 1]; j--; }
+    vals[j] = x; ids[j] = i;
+  }
+  return ids.map((id, i) => ({ token_id: id, logit: vals[i] }));
+}
+
+async function readJsonBody(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const type = request.headers.get('content-type') ?? '';
+  if (type && !/^application\/json\b/i.test(type)) throw new HttpError(415, `send application/json, not ${type}`, 'UNSUPPORTED_MEDIA_TYPE');
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > limit) throw new HttpError(413, `request body over ${limit} bytes`, 'TOO_LARGE');
+  const bytes = new Uint8Array(await request.arrayBuffer());
+  if (bytes.byteLength > limit) throw new HttpError(413, `request body over ${limit} bytes`, 'TOO_LARGE');
+  let body: unknown;
+  try { body = JSON.parse(new TextDecoder().decode(bytes)); } catch (e) { throw new HttpError(400, `invalid JSON body: ${(e as Error).message}`); }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
+  const o = options ?? ({} as FetchHandlerOptions);
+  if (!o.source && !o.modelUrl) throw new TypeError('createFetchHandler needs modelUrl or source');
+  const fetchFn = o.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+  const source: ModelSource = o.source ?? urlSource(String(o.modelUrl), { fetch: fetchFn, headers: o.headers, token: o.token });
+  const modelName = o.modelName ?? source.name;
+  const maxTopK = o.maxTopK ?? 100;
+  const maxNew = o.maxNewTokens ?? 256;
+  const maxBody = o.maxBodyBytes ?? 1 << 20;
+  const base = (o.basePath ?? '').replace(/\/+$/, '');
+
+  let modelP: Promise<GPT2LMHeadModel> | null = null;
+  let loaded: GPT2LMHeadModel | null = null;
+  let tokenizerP: Promise<GPT2Tokenizer> | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const model = (): Promise<GPT2LMHeadModel> => {
+    if (!modelP) {
+      modelP = GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, threads: o.threads ?? 1, kernels: o.kernels })
+        .then((m) => (loaded = m));
+      modelP.catch(() => { modelP = null; }); // a failed load is retried by the next request
+    }
+    return modelP;
+  };
+  const tokenizer = (): Promise<GPT2Tokenizer> => {
+    if (!tokenizerP) {
+      tokenizerP = GPT2Tokenizer.from_pretrained(source);
+      tokenizerP.catch(() => { tokenizerP = null; });
+    }
+    return tokenizerP;
+  };
+  /** One request at a time on the model: calls are queued in arrival order. */
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn, fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+
+  async function forward(request: Request): Promise<Response> {
+    const body = await readJsonBody(request, maxBody);
+    const m = await model();
+    const rows = idRows(body.input_ids, m.config.vocab_size, m.config.n_positions, 'input_ids');
+    const k = optInt(body, 'top_k', 10, 1, Math.min(maxTopK, m.config.vocab_size));
+    return exclusive(async () => {
+      const t0 = Date.now();
+      const out = await m.forward({ input_ids: rows, logits_to_keep: 1, use_cache: false });
+      const logits = out.logits!;
+      const V = logits.dims[2];
+      const data = logits.data as Float32Array;
+      return reply(200, {
+        object: 'forward',
+        model: modelName,
+        tokens: rows[0].length,
+        top_k: rows.map((_, b) => topK(data, b * V, V, k)),
+        timing_ms: Date.now() - t0,
+      });
+    });
+  }
+
+  async function completions(request: Request): Promise<Response> {
+    const body = await readJsonBody(request, maxBody);
+    const m = await model();
+    let prompt: number[];
+    let tok: GPT2Tokenizer | null = null;
+    if (typeof body.prompt === 'string') {
+      tok = await tokenizer();
+      prompt = tok.encode(body.prompt);
+      if (prompt.length === 0) throw new HttpError(400, 'prompt is empty');
+    } else {
+      prompt = idRows(body.prompt, m.config.vocab_size, m.config.n_positions, 'prompt (a string or an array of token ids)')[0];
+      if (Array.isArray(body.prompt) && Array.isArray(body.prompt[0]) && body.prompt.length > 1) throw new HttpError(400, 'prompt: one prompt per request');
+    }
+    const maxTokens = optInt(body, 'max_tokens', 16, 0, maxNew);
+    if (prompt.length + maxTokens > m.config.n_positions) {
+      throw new HttpError(400, `prompt (${prompt.length} tokens) + max_tokens (${maxTokens}) exceed the model's context of ${m.config.n_positions}`);
+    }
+    const temperature = optNumber(body, 'temperature', 0, 10) ?? 0;
+    const topP = optNumber(body, 'top_p', 0, 1);
+    const topKOpt = body.top_k === undefined ? undefined : optInt(body, 'top_k', 0, 0, m.config.vocab_size);
+    const seed = body.seed === undefined ? undefined : optInt(body, 'seed', 0, 0, 2 ** 31 - 1);
+    const stop = body.stop === undefined || body.stop === null ? undefined : body.stop;
+    if (stop !== undefined && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
+      throw new HttpError(400, 'stop must be a string or an array of strings');
+    }
+    if (stop !== undefined && !tok) tok = await tokenizer();
+    return exclusive(async () => {
+      const t0 = Date.now();
+      const gen: Record<string, unknown> = { input_ids: [prompt], max_new_tokens: maxTokens, do_sample: temperature > 0, signal: request.signal };
+      if (temperature > 0) {
+        gen.temperature = temperature;
+        if (topP !== undefined) gen.top_p = topP;
+        if (topKOpt !== undefined) gen.top_k = topKOpt;
+        if (seed !== undefined) gen.seed = seed;
+      }
+      if (stop !== undefined) { gen.stop = stop; gen.tokenizer = tok; }
+      const seq = await m.generate(gen as any);
+      const all = Array.from(seq.data as ArrayLike<number | bigint>, Number);
+      const ids = all.slice(prompt.length);
+      const stopped = ids.length < maxTokens || (ids.length > 0 && m.config.eos_token_ids.includes(ids[ids.length - 1]));
+      if (!tok && typeof body.prompt !== 'string') tok = await tokenizer().catch(() => null);
+      return reply(200, {
+        object: 'text_completion',
+        model: modelName,
+        created: Math.floor(Date.now() / 1000),
+        choices: [{ index: 0, text: tok ? tok.decode(ids, { skip_special_tokens: true }) : null, token_ids: ids, finish_reason: stopped ? 'stop' : 'length' }],
+        usage: { prompt_tokens: prompt.length, completion_tokens: ids.length, total_tokens: prompt.length + ids.length },
+        timing_ms: Date.now() - t0,
+      });
+    });
+  }
+
+  async function handle(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    let path = url.pathname;
+    if (base) {
+      if (path !== base && !path.startsWith(base + '/')) throw new HttpError(404, `no route ${path}`, 'NOT_FOUND');
+      path = path.slice(base.length) || '/';
+    }
+    const routes: Record<string, Record<string, (r: Request) => Promise<Response>>> = {
+      '/': { GET: async () => reply(200, { ok: true, model: modelName, loaded: !!loaded, variant: loaded?.backend.variant ?? null, threads: loaded?.backend.threads ?? null }) },
+      '/v1/forward': { POST: forward },
+      '/v1/completions': { POST: completions },
+    };
+    const route = routes[path];
+    if (!route) throw new HttpError(404, `no route ${path} (routes: ${Object.keys(routes).join(', ')})`, 'NOT_FOUND');
+    const fn = route[request.method] ?? (request.method === 'HEAD' ? route.GET : undefined);
+    if (!fn) {
+      const allow = Object.keys(route).join(', ');
+      return reply(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${request.method} ${path}: use ${allow}` } }, { allow });
+    }
+    return fn(request);
+  }
+
+  return {
+    async fetch(request: Request): Promise<Response> {
+      try {
+        return await handle(request);
+      } catch (e) {
+        if (e instanceof HttpError) return reply(e.status, { error: { code: e.code, message: e.message } });
+        if (e instanceof GPT2WasmError) {
+          // bad input or options → the client's fault; anything else (model files, memory, runtime) → ours
+          const client = e.code === 'INPUT' || e.code === 'OPTION';
+          return reply(client ? 400 : 500, { error: { code: e.code, message: e.message } });
+        }
+        return reply(500, { error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) } });
+      }
+    },
+    model,
+    async dispose() {
+      const p = modelP;
+      modelP = null; loaded = null; tokenizerP = null;
+      if (p) await exclusive(async () => { const m = await p.catch(() => null); await m?.dispose(); });
+    },
+  };
+}

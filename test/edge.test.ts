@@ -1,0 +1,167 @@
+// src/edge/handler.ts on Node: routes, validation, lazy single load, and the modelUrl path (Range reads from a
+// local HTTP server). The same handler under Deno.serve is checked by test/runtimes/edge-deno.ts.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createFetchHandler, topK } from '../src/edge/handler.js';
+import { dirSource, type ModelSource } from '../src/io/source.js';
+import { sendBytes, startServer } from './helpers/http-server.js';
+import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
+
+// GPT2WASM_TEST_KERNELS=reference while the wasm kernels are placeholders
+const kernels = (process.env.GPT2WASM_TEST_KERNELS === 'reference' ? 'reference' : 'wasm') as 'wasm' | 'reference';
+const fwd = readCase('lm_forward');
+const greedy = readCase('lm_greedy');
+const ref = readReference(fwd.expected);
+const V = ref.logits.shape[1];
+const lastRow = ref.logits.data.subarray((fwd.input_ids.length - 1) * V, fwd.input_ids.length * V);
+
+const post = (path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }) =>
+  new Request(`http://edge.test${path}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+/** dirSource that counts config.json reads (one per model load) and can fail the first N loads. */
+function countingSource(failFirst = 0): ModelSource & { loads: number } {
+  const inner = dirSource(modelDir('gpt2-tiny'));
+  const s: any = Object.create(inner);
+  s.loads = 0;
+  s.readJson = async (file: string) => {
+    if (file === 'config.json' && s.loads++ < failFirst) throw new Error('simulated outage');
+    return inner.readJson(file);
+  };
+  return s;
+}
+
+test('topK: largest first, ties keep the lower id, k larger than n', () => {
+  assert.equal(topK([1, 5, 3, 5, -1], 0, 5, 3).map((t) => t.token_id), [1, 3, 2]);
+  assert.equal(topK([2, 1], 0, 2, 5).map((t) => t.token_id), [0, 1]);
+  assert.equal(topK([9, 9, 0, 7], 2, 2, 1), [{ token_id: 1, logit: 7 }]);
+});
+
+test('POST /v1/forward: last-token top-k matches the lm_forward reference; model loads once', async () => {
+  const source = countingSource();
+  const h = createFetchHandler({ source, kernels, modelName: 'gpt2-tiny' });
+  try {
+    let res = await h.fetch(new Request('http://edge.test/'));
+    assert.is(res.status, 200);
+    assert.is((await res.json()).loaded, false, 'lazy: nothing loaded before the first model request');
+    const [a, b] = await Promise.all([post('/v1/forward', { input_ids: fwd.input_ids, top_k: 5 }), post('/v1/forward', { input_ids: [fwd.input_ids, fwd.input_ids] })].map((r) => h.fetch(r)));
+    assert.is(a.status, 200, await a.clone().text());
+    const ja = await a.json();
+    const want = topK(lastRow, 0, V, 5);
+    assert.equal(ja.top_k[0].map((t: any) => t.token_id), want.map((t) => t.token_id));
+    const msg = compareClose(ja.top_k[0].map((t: any) => t.logit), want.map((t) => t.logit), fwd.tolerance, 'top-k logits');
+    if (msg) assert.unreachable(msg);
+    assert.is(ja.model, 'gpt2-tiny');
+    assert.is(ja.tokens, fwd.input_ids.length);
+    const jb = await b.json();
+    assert.is(jb.top_k.length, 2);
+    assert.is(jb.top_k[1].length, 10, 'default top_k');
+    assert.equal(jb.top_k[0], jb.top_k[1]);
+    assert.is(source.loads, 1, 'two concurrent first requests share one load');
+    res = await h.fetch(new Request('http://edge.test/'));
+    const health = await res.json();
+    assert.is(health.loaded, true);
+    assert.is(health.threads, 1);
+  } finally { await h.dispose(); }
+});
+
+test('POST /v1/completions: greedy from a text prompt and from ids reproduces lm_greedy', async () => {
+  const h = createFetchHandler({ source: dirSource(modelDir('gpt2-tiny')), kernels });
+  try {
+    const want = greedy.expected_ids.slice(greedy.input_ids.length);
+    let res = await h.fetch(post('/v1/completions', { prompt: greedy.text, max_tokens: greedy.max_new_tokens }));
+    assert.is(res.status, 200, await res.clone().text());
+    let j = await res.json();
+    assert.is(j.object, 'text_completion');
+    assert.equal(j.choices[0].token_ids, want);
+    assert.is(j.choices[0].finish_reason, 'length');
+    assert.type(j.choices[0].text, 'string');
+    assert.equal(j.usage, { prompt_tokens: greedy.input_ids.length, completion_tokens: want.length, total_tokens: greedy.expected_ids.length });
+    res = await h.fetch(post('/v1/completions', { prompt: greedy.input_ids, max_tokens: 3 }));
+    j = await res.json();
+    assert.equal(j.choices[0].token_ids, want.slice(0, 3));
+    res = await h.fetch(post('/v1/completions', { prompt: greedy.input_ids, max_tokens: 0 }));
+    assert.equal((await res.json()).choices[0].token_ids, []);
+  } finally { await h.dispose(); }
+});
+
+test('bad requests get 4xx JSON errors naming the problem', async () => {
+  const h = createFetchHandler({ source: dirSource(modelDir('gpt2-tiny')), kernels, maxBodyBytes: 4096 });
+  try {
+    const cases: [Request, number, RegExp][] = [
+      [post('/v1/forward', '{not json'), 400, /invalid JSON/],
+      [post('/v1/forward', [1, 2]), 400, /JSON object/],
+      [post('/v1/forward', {}), 400, /input_ids must be a non-empty array/],
+      [post('/v1/forward', { input_ids: [1, 50257] }), 400, /50257 is not a token id in \[0, 50257\)/],
+      [post('/v1/forward', { input_ids: [1, 2.5] }), 400, /2\.5 is not a token id/],
+      [post('/v1/forward', { input_ids: [[1, 2], [3]] }), 400, /rows of different lengths/],
+      [post('/v1/forward', { input_ids: Array(129).fill(1) }), 400, /129 tokens exceed the model's context of 128/],
+      [post('/v1/forward', { input_ids: [1], top_k: 0 }), 400, /top_k must be an integer from 1 to 100/],
+      [post('/v1/forward', { input_ids: Array(3000).fill(1) }), 413, /over 4096 bytes/],
+      [post('/v1/forward', 'x', { 'content-type': 'text/plain' }), 415, /application\/json/],
+      [post('/v1/completions', { prompt: [1], max_tokens: 1000 }), 400, /max_tokens must be an integer from 0 to 256/],
+      [post('/v1/completions', { prompt: Array(120).fill(1), max_tokens: 20 }), 400, /exceed the model's context of 128/],
+      [post('/v1/completions', { prompt: [1], temperature: -1 }), 400, /temperature/],
+      [post('/v1/completions', { prompt: [1], stop: [1] }), 400, /stop must be/],
+      [new Request('http://edge.test/v1/forward'), 405, /GET \/v1\/forward: use POST/],
+      [new Request('http://edge.test/nope'), 404, /no route \/nope/],
+    ];
+    for (const [req, status, re] of cases) {
+      const res = await h.fetch(req);
+      const body = await res.json();
+      assert.is(res.status, status, `${req.method} ${req.url}: ${JSON.stringify(body)}`);
+      assert.match(body.error.message, re);
+    }
+    const res = await h.fetch(new Request('http://edge.test/v1/completions'));
+    assert.is(res.headers.get('allow'), 'POST');
+  } finally { await h.dispose(); }
+});
+
+test('a failed load is reported as 500 and retried by the next request', async () => {
+  const source = countingSource(1);
+  const h = createFetchHandler({ source, kernels });
+  try {
+    let res = await h.fetch(post('/v1/forward', { input_ids: [1, 2] }));
+    assert.is(res.status, 500);
+    assert.match((await res.json()).error.message, /simulated outage/);
+    res = await h.fetch(post('/v1/forward', { input_ids: [1, 2] }));
+    assert.is(res.status, 200);
+    assert.is(source.loads, 2);
+  } finally { await h.dispose(); }
+});
+
+test('basePath mounts the routes under a prefix', async () => {
+  const h = createFetchHandler({ source: dirSource(modelDir('gpt2-tiny')), kernels, basePath: '/api/' });
+  try {
+    assert.is((await h.fetch(new Request('http://edge.test/api'))).status, 200);
+    assert.is((await h.fetch(new Request('http://edge.test/v1/forward', { method: 'POST' }))).status, 404);
+    assert.is((await h.fetch(post('/api/v1/forward', { input_ids: [1] }))).status, 200);
+  } finally { await h.dispose(); }
+});
+
+test('modelUrl: weights are read from a URL with Range requests', async () => {
+  const dir = modelDir('gpt2-tiny');
+  const server = await startServer((req, res, path) => {
+    const name = path.replace(/^\/gpt2-tiny\//, '');
+    if (!['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'].includes(name)) { res.writeHead(404); res.end(); return; }
+    sendBytes(req, res, readFileSync(join(dir, name)));
+  });
+  const h = createFetchHandler({ modelUrl: `${server.url}/gpt2-tiny/`, kernels });
+  try {
+    const res = await h.fetch(post('/v1/forward', { input_ids: fwd.input_ids, top_k: 3 }));
+    assert.is(res.status, 200, await res.clone().text());
+    assert.equal((await res.json()).top_k[0].map((t: any) => t.token_id), topK(lastRow, 0, V, 3).map((t) => t.token_id));
+    const weightReads = server.requests.filter((r) => r.path.endsWith('model.safetensors') && r.method === 'GET');
+    assert.ok(weightReads.length > 0 && weightReads.every((r) => typeof r.headers.range === 'string'), 'every weights GET is a Range request');
+  } finally {
+    await h.dispose();
+    await server.close();
+  }
+});
+
+test('createFetchHandler needs a model', () => {
+  assert.throws(() => createFetchHandler({} as any), /modelUrl or source/);
+});
+
+test.run();
