@@ -145,4 +145,26 @@ test('top-k never leaves the k best; top-p keeps the smallest set reaching p; te
   assert.equal(Array.from(l), [1, -4, 1]);
 });
 
+test('decodeStep batches independent sequences and equals each decoded alone', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 2, ...kernelOpts() });
+  try {
+    const prompts = [[15496, 11, 616], [464, 2068, 7586, 21831, 13], [7454]];
+    const argmax = (l: Float32Array) => { let b = 0; for (let i = 1; i < l.length; i++) if (l[i] > l[b]) b = i; return b; };
+    const caches = prompts.map(() => model.createCache(1, 64));
+    const seqs = prompts.map((p) => p.slice());
+    const V = model.config.vocab_size;
+    let next = prompts.map((p, i) => argmax(model.prefill(caches[i], p)));
+    for (let step = 0; step < 10; step++) {
+      next.forEach((t, i) => seqs[i].push(t));
+      const logits = model.decodeStep(next.map((id, i) => ({ cache: caches[i], id, pos: seqs[i].length - 1 })));
+      next = next.map((_, i) => argmax(logits.subarray(i * V, (i + 1) * V)));
+    }
+    caches.forEach((c) => c.dispose());
+    for (let i = 0; i < prompts.length; i++) {
+      const alone = ids(await model.generate({ input_ids: [prompts[i]], max_new_tokens: 10, do_sample: false, eos_token_id: null }));
+      assert.equal(seqs[i], alone, `sequence ${i}`);
+    }
+  } finally { await model.dispose(); }
+});
+
 test.run();

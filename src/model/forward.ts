@@ -223,3 +223,85 @@ function buildCrossCache(m: ModelState, cache: KVCache, enc: EncoderInput, mm: (
   }
   cache.cross = { buffers, S, mask, key: enc.key };
 }
+
+export interface DecodeEntry {
+  /** A batch-1 cache holding this sequence so far. */
+  cache: KVCache;
+  /** The token to append. */
+  id: number;
+  /** Its position id. */
+  pos: number;
+}
+
+/**
+ * One decode step for several independent sequences at once (continuous batching): the matmuls run over all
+ * N new tokens together, so the weights are streamed once per step for every sequence; attention runs per
+ * sequence against its own cache. Returns the next-token logits [N, V].
+ */
+export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Array {
+  const { cfg, backend, weights: W } = m;
+  const k = backend.k, A = backend.arena;
+  const E = cfg.n_embd, H = cfg.n_head, D = E / H, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
+  const N = entries.length;
+  if (N === 0) return new Float32Array(0);
+  let Smax = 0;
+  for (const e of entries) {
+    if (e.cache.batch !== 1) throw new InputError('runDecodeStep takes batch-1 caches');
+    if (e.cache.length + 1 > e.cache.capacity) throw new InputError(`context too long: a sequence of ${e.cache.length} tokens cannot grow past its cache capacity ${e.cache.capacity}`);
+    if (!(e.id >= 0 && e.id < V)) throw new InputError(`token id ${e.id} is not in [0, ${V})`);
+    if (!(e.pos >= 0 && e.pos < cfg.n_positions)) throw new InputError(`position ${e.pos} is outside [0, ${cfg.n_positions})`);
+    Smax = Math.max(Smax, e.cache.length + 1);
+  }
+  const q8 = [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.fc])].some((w) => w && w.dt !== DT_F32 && w.dt !== DT_F16);
+  const regions: Region[] = [];
+  const ws = (name: string, bytes: number) => { const r = A.alloc(`decode ${name}`, bytes); regions.push(r); return r.ptr; };
+  try {
+    const x = ws('x', N * E * 4), h = ws('h', N * E * 4), qkv = ws('qkv', N * 3 * E * 4), att = ws('att', N * E * 4), mlp = ws('mlp', N * I * 4);
+    const idsP = ws('ids', N * 4), posP = ws('pos', N * 4);
+    const masks = ws('masks', N * Smax * 4);
+    const scratch = ws('attention scratch', backend.threads * attentionScratchBytes(Smax, D));
+    const maxK = Math.max(E, I);
+    const xq = q8 ? ws('q8 activations', N * maxK) : 0, xs = q8 ? ws('q8 scales', (N * maxK / Q8_BLOCK + 1) * 4) : 0;
+    const logits = ws('logits', N * V * 4);
+    const mm = (xp: number, w: Matrix, bias: number, y: number, M: number, flags: number) => {
+      if (w.dt === DT_F32) k.matmul_f32(xp, w.ptr, bias, y, M, w.K, w.N, flags);
+      else if (w.dt === DT_F16) k.matmul_f16(xp, w.ptr, bias, y, M, w.K, w.N, flags);
+      else { k.quantize_q8(xp, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
+    };
+    A.i32(idsP, N).set(entries.map((e) => e.id));
+    A.i32(posP, N).set(entries.map((e) => e.pos));
+    // per-sequence masks: slot j visible iff the cache marks it as a real token; the new token is visible
+    const maskPtrs = entries.map((e, i) => {
+      const S = e.cache.length + 1;
+      const cm = A.f32(e.cache.mask.ptr, e.cache.capacity);
+      cm[S - 1] = 1;
+      let all = true;
+      for (let j = 0; j < S; j++) if (cm[j] === 0) { all = false; break; }
+      if (all) return 0;
+      A.f32(masks + i * Smax * 4, S).set(cm.subarray(0, S));
+      return masks + i * Smax * 4;
+    });
+    k.embed(idsP, posP, W.wte.ptr, W.wte.dt, W.wte.scales, W.wpe, x, N, E);
+    for (let l = 0; l < L; l++) {
+      const lw = W.layers[l];
+      const scale = (cfg.scale_attn_weights ? 1 / Math.sqrt(D) : 1) / (cfg.scale_attn_by_inverse_layer_idx ? l + 1 : 1);
+      k.layernorm(x, lw.ln1_g, lw.ln1_b, h, N, E, cfg.layer_norm_epsilon);
+      mm(h, lw.qkv, lw.qkv_b, qkv, N, ACT_NONE);
+      entries.forEach((e, i) => {
+        const c = e.cache, P = c.length;
+        k.kv_store(qkv + i * 3 * E * 4, 3 * E, E, 2 * E, c.self.k[l].ptr, c.self.v[l].ptr, 1, 1, H, D, c.capacity, P);
+        k.attention_blockwise(qkv + i * 3 * E * 4, 3 * E, c.self.k[l].ptr, c.self.v[l].ptr, c.capacity, att + i * E * 4, E, 1, H, 1, D, P + 1, P, 1, maskPtrs[i], scale, 0, 0, scratch);
+      });
+      mm(att, lw.attn_proj, lw.attn_proj_b, x, N, FLAG_ACCUMULATE);
+      k.layernorm(x, lw.ln2_g, lw.ln2_b, h, N, E, cfg.layer_norm_epsilon);
+      mm(h, lw.fc, lw.fc_b, mlp, N, m.act);
+      mm(mlp, lw.mlp_proj, lw.mlp_proj_b, x, N, FLAG_ACCUMULATE);
+    }
+    k.layernorm(x, W.lnf_g, W.lnf_b, h, N, E, cfg.layer_norm_epsilon);
+    mm(h, W.lm_head!, 0, logits, N, ACT_NONE);
+    for (const e of entries) e.cache.length += 1;
+    return A.f32(logits, N * V).slice();
+  } finally {
+    for (const r of regions) A.release(r);
+  }
+}

@@ -7,7 +7,7 @@ import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { runForward, type EncoderInput, type ForwardResult } from './forward.js';
+import { runDecodeStep, runForward, type DecodeEntry, type EncoderInput, type ForwardResult } from './forward.js';
 import { f32Tensor, toFloat3, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
 import { Tensor } from './tensor.js';
@@ -242,6 +242,24 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
   async generate(options: GenerateOptions): Promise<Tensor> {
     this.check();
     return generate(this, options);
+  }
+
+  /** Low-level serving API: appends `ids` (one sequence) to a batch-1 cache; returns the last position's logits [V]. */
+  prefill(cache: KVCache, ids: number[]): Float32Array {
+    this.check();
+    const { ids: flat, T } = toIds([ids], this.config);
+    if (cache.length + T > Math.min(cache.capacity, this.config.n_positions)) throw new InputError(`context too long: ${cache.length} cached + ${T} new tokens exceed ${Math.min(cache.capacity, this.config.n_positions)}`);
+    const res = runForward({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, cache, {
+      ids: flat, B: 1, T, attentionMask: null, positionIds: null, headMask: null, encoder: null, outputAttentions: false, outputHiddenStates: false,
+      wantLastHidden: false, headRows: Int32Array.of(0, T - 1), head: this.weights.lm_head, headBias: 0, chunk: this.prefill_chunk,
+    });
+    return res.head!;
+  }
+
+  /** Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V]. */
+  decodeStep(entries: DecodeEntry[]): Float32Array {
+    this.check();
+    return runDecodeStep({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, entries);
   }
 }
 export class GPT2ForTokenClassification extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'token-classification'; }
