@@ -8,6 +8,7 @@ import { InputError, TokenizerError } from '../src/errors.js';
 import {
   AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, memorySource, pretokenize,
 } from '../src/tokenizer/index.js';
+import { scanPretokens } from '../src/tokenizer/scanner.js';
 import { fixturesDir, modelDir, readCase } from './helpers/fixtures.js';
 
 const DIR = modelDir('gpt2-tiny');
@@ -106,6 +107,23 @@ test('random unicode corpus: decode(encode(x)) === x', async () => {
   assert.is(tok.decode(tok.encode(long)), long);
 });
 
+test('word cache: tiny, disabled and growing caches give the same ids', async () => {
+  await ready;
+  const tiny = await AutoTokenizer.from_pretrained(DIR, { cache_capacity: 7 });
+  const none = await AutoTokenizer.from_pretrained(DIR, { cache_capacity: 0 });
+  const fresh = await AutoTokenizer.from_pretrained(DIR);
+  const r = mulberry32(31337);
+  const texts = Array.from({ length: 300 }, () => randomText(r, 1 + Math.floor(r() * 60)));
+  const want = texts.map((t) => none.encode(t));
+  for (let pass = 0; pass < 2; pass++) {
+    texts.forEach((t, i) => {
+      assert.equal(tiny.encode(t), want[i]);
+      assert.equal(fresh.encode(t), want[i]);
+    });
+  }
+  assert.ok((fresh as any).model.cacheBits > 12, `the cache grew past its first table (${(fresh as any).model.cachedWords} words)`);
+});
+
 test('ids agree with js-tiktoken on the random corpus', async () => {
   await ready;
   let getEncoding: (name: 'gpt2') => { encode(s: string): number[] };
@@ -133,6 +151,22 @@ test('whitespace: \\s is Unicode White_Space (U+0085 yes, U+FEFF no), as in the 
   assert.equal(pretokenize('a \ufeffb'), ['a', ' \ufeff', 'b']);
   assert.equal(pretokenize('a   b\n\n c'), ['a', '  ', ' b', '\n\n', ' c']);
   assert.equal(pretokenize("I'll don't 'S"), ['I', "'ll", ' don', "'t", " '", 'S']);
+});
+
+test('the hand-written pre-tokenizer cuts exactly where the regex does', () => {
+  const r = mulberry32(555);
+  // Lone surrogates are allowed here: pre-tokenization works on UTF-16 and must agree on them too.
+  const withSurrogates = [...FAMILIES, (q: () => number) => String.fromCharCode(0xd800 + Math.floor(q() * 0x800)), () => "'"];
+  for (let i = 0; i < 1500; i++) {
+    const text = randomText(r, 1 + Math.floor(r() * 30), withSurrogates);
+    const want = pretokenize(text), got = scanPretokens(text);
+    if (want.length !== got.length || want.some((p, j) => p !== got[j])) {
+      assert.unreachable(`pieces differ for ${JSON.stringify(text)}:\n regex ${JSON.stringify(want)}\n scan  ${JSON.stringify(got)}`);
+    }
+  }
+  for (const text of ['', ' ', '  ', ' \n', "'", "''s", "'re'", "'l", 'a\u0085 b', ' \ufeff', '\ud83d', '\ude00x', ' \ud83d\ude00']) {
+    assert.equal(scanPretokens(text), pretokenize(text), JSON.stringify(text));
+  }
 });
 
 test('long words: heap merge path equals the flat path; long runs round-trip', async () => {

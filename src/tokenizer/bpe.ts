@@ -3,6 +3,7 @@
 // adjacent pair has a rank. That is the reference GPT2Tokenizer.bpe() loop, done on integer ids with a
 // hash table of pairs instead of on tuples of strings.
 import { BYTE_TO_CHAR, utf8EncodeInto } from './byte-level.js';
+import { pretokenEnd } from './scanner.js';
 
 export interface BpeModelInit {
   /** token string → id (vocab.json, or model.vocab of tokenizer.json). */
@@ -50,8 +51,23 @@ export class BpeModel {
   private readonly rank: Int32Array;
   private readonly merged: Int32Array;
 
-  private readonly cache = new Map<string, number[]>();
+  // Word cache: open addressing on an FNV-1a hash of the word's UTF-16 units, probed straight from the input
+  // text (no substring, no string hashing on a hit). Keys live in one UTF-16 pool; `single` holds the id of
+  // one-token words, else -1 and `multi` holds the ids. Grows by doubling up to the capacity, then starts over.
   private readonly cacheCapacity: number;
+  private cacheBits = 0;
+  private cacheSize = 0;
+  private cacheHash = new Int32Array(0);
+  /** Pool offset of each slot's key, -1 for an empty slot. */
+  private cacheOff = new Int32Array(0);
+  private cacheLen = new Int32Array(0);
+  private cacheSingle = new Int32Array(0);
+  private cacheMulti: (number[] | undefined)[] = [];
+  private pool = new Uint16Array(0);
+  private poolUsed = 0;
+  // Output ids of the encode in progress (filled by beginOutput/pushId/encodeText, read by takeOutput).
+  private out = new Int32Array(1024);
+  private outLen = 0;
   // Scratch buffers, grown on demand.
   private syms = new Int32Array(256);
   private slots = new Int32Array(256);
@@ -126,18 +142,136 @@ export class BpeModel {
     return sym < this.idLimit ? this.idToToken[sym] ?? '' : this.extraNames[sym - this.idLimit];
   }
 
-  /** Append the ids of one pre-token to `out`. */
-  encodeWord(word: string, out: number[]): void {
-    let ids = this.cache.get(word);
-    if (ids === undefined) {
-      ids = this.encodeWordUncached(word);
-      if (word.length <= CACHE_MAX_WORD && this.cacheCapacity > 0) {
-        if (this.cache.size >= this.cacheCapacity) this.cache.clear();
-        this.cache.set(word, ids);
+  /** Start collecting the ids of one encode call. */
+  beginOutput(): void { this.outLen = 0; }
+
+  /** Append one id to the output. */
+  pushId(id: number): void {
+    if (this.outLen === this.out.length) this.growOutput(1);
+    this.out[this.outLen++] = id;
+  }
+
+  /** The collected ids as a plain array. */
+  takeOutput(): number[] {
+    const n = this.outLen, src = this.out;
+    const ids = new Array<number>(n);
+    for (let i = 0; i < n; i++) ids[i] = src[i];
+    this.outLen = 0;
+    if (src.length > 1 << 20) this.out = new Int32Array(1024); // do not keep a huge buffer alive
+    return ids;
+  }
+
+  private growOutput(extra: number): void {
+    const bigger = new Int32Array(Math.max(this.out.length * 2, this.outLen + extra));
+    bigger.set(this.out.subarray(0, this.outLen));
+    this.out = bigger;
+  }
+
+  /** Append the ids of `text` to the output, cut into words by the GPT-2 pre-tokenization regex. */
+  encodeText(text: string): void {
+    const len = text.length;
+    for (let i = 0; i < len; ) {
+      const end = pretokenEnd(text, i, len);
+      this.encodeRange(text, i, end);
+      i = end;
+    }
+  }
+
+  /** Append the ids of one word, text[start, end), to the output. */
+  encodeRange(text: string, start: number, end: number): void {
+    let h = 0x811c9dc5 | 0;
+    for (let k = start; k < end; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
+    const n = end - start;
+    let slot = -1;
+    if (this.cacheBits > 0) {
+      const offs = this.cacheOff, hashes = this.cacheHash, lens = this.cacheLen, pool = this.pool;
+      const mask = (1 << this.cacheBits) - 1;
+      slot = Math.imul(h, 0x9e3779b1) >>> (32 - this.cacheBits);
+      for (;;) {
+        const off = offs[slot];
+        if (off < 0) break;
+        if (hashes[slot] === h && lens[slot] === n) {
+          let k = 0;
+          while (k < n && pool[off + k] === text.charCodeAt(start + k)) k++;
+          if (k === n) {
+            const id = this.cacheSingle[slot];
+            if (id >= 0) {
+              if (this.outLen === this.out.length) this.growOutput(1);
+              this.out[this.outLen++] = id;
+            } else {
+              this.emitMany(this.cacheMulti[slot]!);
+            }
+            return;
+          }
+        }
+        slot = (slot + 1) & mask;
       }
     }
-    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    const ids = this.encodeWordUncached(text.slice(start, end));
+    this.emitMany(ids);
+    if (n <= CACHE_MAX_WORD && this.cacheCapacity > 0) this.cacheInsert(h, text, start, n, ids, slot);
   }
+
+  private emitMany(ids: number[]): void {
+    if (this.outLen + ids.length > this.out.length) this.growOutput(ids.length);
+    const out = this.out;
+    let n = this.outLen;
+    for (let j = 0; j < ids.length; j++) out[n++] = ids[j];
+    this.outLen = n;
+  }
+
+  private cacheInsert(h: number, text: string, start: number, n: number, ids: number[], slot: number): void {
+    if (this.cacheBits === 0) { this.cacheReset(12); slot = -1; }
+    else if (this.cacheSize >= this.cacheCapacity) { this.cacheReset(this.cacheBits); slot = -1; } // full: start over
+    else if ((this.cacheSize + 1) * 2 > 1 << this.cacheBits) { this.cacheReset(this.cacheBits + 1, true); slot = -1; }
+    const mask = (1 << this.cacheBits) - 1;
+    if (slot < 0) {
+      slot = Math.imul(h, 0x9e3779b1) >>> (32 - this.cacheBits);
+      while (this.cacheOff[slot] >= 0) slot = (slot + 1) & mask;
+    }
+    if (this.poolUsed + n > this.pool.length) {
+      const bigger = new Uint16Array(Math.max(this.pool.length * 2, this.poolUsed + n, 1 << 16));
+      bigger.set(this.pool.subarray(0, this.poolUsed));
+      this.pool = bigger;
+    }
+    const off = this.poolUsed;
+    for (let k = 0; k < n; k++) this.pool[off + k] = text.charCodeAt(start + k);
+    this.poolUsed += n;
+    this.cacheOff[slot] = off;
+    this.cacheLen[slot] = n;
+    this.cacheHash[slot] = h;
+    this.cacheSingle[slot] = ids.length === 1 ? ids[0] : -1;
+    this.cacheMulti[slot] = ids.length === 1 ? undefined : ids;
+    this.cacheSize++;
+  }
+
+  /** Make an empty table of 2^bits slots, moving the current entries into it when `keep`. */
+  private cacheReset(bits: number, keep = false): void {
+    const oldOff = this.cacheOff, oldLen = this.cacheLen, oldHash = this.cacheHash, oldSingle = this.cacheSingle, oldMulti = this.cacheMulti;
+    const size = 1 << bits, mask = size - 1;
+    this.cacheBits = bits;
+    this.cacheOff = new Int32Array(size).fill(-1);
+    this.cacheLen = new Int32Array(size);
+    this.cacheHash = new Int32Array(size);
+    this.cacheSingle = new Int32Array(size);
+    this.cacheMulti = new Array(size).fill(undefined);
+    this.cacheSize = 0;
+    if (!keep) { this.poolUsed = 0; return; }
+    for (let i = 0; i < oldOff.length; i++) {
+      if (oldOff[i] < 0) continue;
+      let s = Math.imul(oldHash[i], 0x9e3779b1) >>> (32 - bits);
+      while (this.cacheOff[s] >= 0) s = (s + 1) & mask;
+      this.cacheOff[s] = oldOff[i];
+      this.cacheLen[s] = oldLen[i];
+      this.cacheHash[s] = oldHash[i];
+      this.cacheSingle[s] = oldSingle[i];
+      this.cacheMulti[s] = oldMulti[i];
+      this.cacheSize++;
+    }
+  }
+
+  /** Number of words in the cache. */
+  get cachedWords(): number { return this.cacheSize; }
 
   /** Ids of one pre-token, without the cache. `forceHeap` is for tests of the long-word path. */
   encodeWordUncached(word: string, forceHeap = false): number[] {
@@ -268,5 +402,15 @@ export class BpeModel {
   }
 
   /** Forget cached words. */
-  clearCache(): void { this.cache.clear(); }
+  clearCache(): void {
+    this.cacheBits = 0;
+    this.cacheSize = 0;
+    this.cacheOff = new Int32Array(0);
+    this.cacheLen = new Int32Array(0);
+    this.cacheHash = new Int32Array(0);
+    this.cacheSingle = new Int32Array(0);
+    this.cacheMulti = [];
+    this.pool = new Uint16Array(0);
+    this.poolUsed = 0;
+  }
 }

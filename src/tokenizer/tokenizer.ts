@@ -8,7 +8,6 @@ import {
   directorySource, isTextFileSource, loadTokenizerData,
   type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
 } from './load.js';
-import { GPT2_PATTERN_SOURCE } from './pretokenize.js';
 
 export type Side = 'left' | 'right';
 
@@ -110,7 +109,6 @@ export class GPT2Tokenizer {
   declare readonly origin: string;
 
   declare private readonly model: BpeModel;
-  declare private readonly pattern: RegExp;
   declare private readonly useRegex: boolean;
   declare private readonly normalizer: NormalizerStep[];
   declare private readonly splitter: AddedTokenSplitter;
@@ -175,7 +173,6 @@ export class GPT2Tokenizer {
       cacheCapacity: options.cache_capacity,
       ignoreMerges: data.ignore_merges,
     });
-    s.pattern = new RegExp(GPT2_PATTERN_SOURCE, 'gu');
     s.useRegex = data.use_regex;
     s.normalizer = data.normalizer;
     s.prefixIds = data.prefix_ids ?? (data.add_bos_token && s.bos_token_id !== null ? [s.bos_token_id] : []);
@@ -211,35 +208,29 @@ export class GPT2Tokenizer {
   /** Token ids of `text`. */
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InputError(`encode expects a string, got ${text === null ? 'null' : typeof text}`);
-    const out: number[] = [];
-    const special = options.add_special_tokens ?? true;
-    if (special) for (const id of this.prefixIds) out.push(id);
-    const withSpecial = !(options.split_special_tokens ?? this.split_special_tokens);
-    this.splitter.split(text, withSpecial, (seg) => this.encodeOrdinary(seg, out), (id) => out.push(id));
-    if (special) for (const id of this.suffixIds) out.push(id);
-    return out;
-  }
-
-  /** Ids of text that holds no added tokens (no special-token handling), appended to `out`. */
-  encodeOrdinary(text: string, out: number[] = []): number[] {
-    for (const step of this.normalizer) text = step === 'Lowercase' ? text.toLowerCase() : text.normalize(step);
-    if (this.add_prefix_space && text.length > 0 && text.charCodeAt(0) !== 32) text = ' ' + text;
     const model = this.model;
+    const special = options.add_special_tokens ?? true;
+    const withSpecial = !(options.split_special_tokens ?? this.split_special_tokens);
+    model.beginOutput();
+    if (special) for (const id of this.prefixIds) model.pushId(id);
     try {
-      if (!this.useRegex) {
-        if (text.length > 0) model.encodeWord(text, out);
-        return out;
-      }
-      const re = this.pattern;
-      re.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(text)) !== null) model.encodeWord(m[0], out);
+      this.splitter.split(text, withSpecial, (seg) => this.encodeOrdinary(seg), (id) => model.pushId(id));
     } catch (e) {
+      model.takeOutput();
       if (e instanceof UnknownTokenError) throw new TokenizerError(`${this.origin}: ${e.message} and there is no unk_token`, { cause: e });
       if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e });
       throw e;
     }
-    return out;
+    if (special) for (const id of this.suffixIds) model.pushId(id);
+    return model.takeOutput();
+  }
+
+  /** Ids of text holding no added tokens go to the model's output (normalizer, prefix space, pre-tokenize, BPE). */
+  private encodeOrdinary(text: string): void {
+    for (const step of this.normalizer) text = step === 'Lowercase' ? text.toLowerCase() : text.normalize(step);
+    if (this.add_prefix_space && text.length > 0 && text.charCodeAt(0) !== 32) text = ' ' + text;
+    if (this.useRegex) this.model.encodeText(text);
+    else if (text.length > 0) this.model.encodeRange(text, 0, text.length);
   }
 
   /** Token strings (byte-level spelling, as in vocab.json) of `text`. */
