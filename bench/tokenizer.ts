@@ -3,7 +3,6 @@
 //   node --import tsx bench/tokenizer.ts [--quick] [--mb N] [--json]
 import { pathToFileURL } from 'node:url';
 import { AutoTokenizer } from '../src/tokenizer/index.js';
-import { modelDir } from '../test/helpers/fixtures.js';
 
 export interface TokenizerBenchOptions {
   /** Smaller corpus and fewer repeats. */
@@ -131,7 +130,8 @@ export async function runTokenizerBench(opts: TokenizerBenchOptions = {}): Promi
 
   const ours = await (async () => {
     const t = performance.now();
-    const tok = await AutoTokenizer.from_pretrained(opts.dir ?? modelDir('gpt2-tiny'));
+    const dir = opts.dir ?? (await import('../test/helpers/fixtures.js')).modelDir('gpt2-tiny');
+    const tok = await AutoTokenizer.from_pretrained(dir);
     return { tok, load: performance.now() - t };
   })();
   const cold = time(() => ours.tok.encode(text));

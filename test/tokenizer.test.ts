@@ -287,6 +287,9 @@ test('special tokens: <|endoftext|> in text, split_special_tokens, skip_special_
   assert.equal(tok.encode('<|endoftext|>'), [50256]);
   assert.equal(tok.encode('Hello <|endoftext|>world'), [15496, 220, 50256, 6894]);
   assert.equal(tok.encode('a<|endoftext|><|endoftext|>b'), [64, 50256, 50256, 65]);
+  assert.ok(tok instanceof GPT2Tokenizer && typeof tok === 'function');
+  assert.equal(tok.encode('<|endoftext|>', { allowed_special: false }), tok.encode('<|endoftext|>', { split_special_tokens: true }));
+  assert.equal(tok.encode('<|endoftext|>', { allowed_special: true }), [50256]);
   const plain = tok.encode('<|endoftext|>', { split_special_tokens: true });
   assert.ok(plain.length > 1 && !plain.includes(50256));
   assert.is(tok.decode(plain), '<|endoftext|>');

@@ -5,6 +5,8 @@
 // `\s` is written as \p{White_Space}: that is what `\s` means in the engines the reference tokenizers run on
 // (Python's `regex` module, Oniguruma in HF tokenizers, Rust's regex in tiktoken). JavaScript's own `\s` differs
 // on two characters: it lacks U+0085 (NEXT LINE) and includes U+FEFF (BYTE ORDER MARK).
+//
+// Encoding does not run this regex: scanner.ts is a faster hand-written matcher for it, tested against it.
 
 export const GPT2_PATTERN_SOURCE =
   "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\p{White_Space}\\p{L}\\p{N}]+|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+";
@@ -12,17 +14,7 @@ export const GPT2_PATTERN_SOURCE =
 /** A fresh global regex for the GPT-2 pattern (global regexes carry `lastIndex`, so do not share one across calls). */
 export const gpt2Pattern = (): RegExp => new RegExp(GPT2_PATTERN_SOURCE, 'gu');
 
-/**
- * Call `each(piece)` for every pre-token of `text`, in order. The pieces concatenate back to `text`: every
- * character is matched by one of the alternatives.
- */
-export function forEachPretoken(text: string, pattern: RegExp, each: (piece: string) => void): void {
-  pattern.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  while ((m = pattern.exec(text)) !== null) each(m[0]);
-}
-
-/** The pre-tokens of `text` as an array. */
+/** The pre-tokens of `text` as an array, by the regex (the reference for scanner.ts). */
 export function pretokenize(text: string): string[] {
   return text.match(gpt2Pattern()) ?? [];
 }

@@ -16,6 +16,8 @@ export interface EncodeOptions {
   add_special_tokens?: boolean;
   /** Read special tokens written in the text as plain text instead of as their ids. Default: the tokenizer's (false). */
   split_special_tokens?: boolean;
+  /** The same switch, tiktoken's way round: false = split_special_tokens true. Ignored when split_special_tokens is given. */
+  allowed_special?: boolean;
 }
 
 export interface DecodeOptions {
@@ -116,7 +118,7 @@ export class GPT2Tokenizer {
   declare private readonly addedById: Map<number, string>;
   declare private readonly prefixIds: number[];
   declare private readonly suffixIds: number[];
-  declare private tokenBytes: { data: Uint8Array; offsets: Int32Array } | null;
+  declare private tokenBytes: { data: Uint8Array; offsets: Int32Array; valid: Uint8Array } | null;
 
   constructor(data: TokenizerData, options: TokenizerOptions = {}) {
     const self = ((text: string | string[], opts?: TokenizerCallOptions) => self._call(text, opts)) as unknown as GPT2Tokenizer;
@@ -205,12 +207,17 @@ export class GPT2Tokenizer {
   // ---------------------------------------------------------------------------------------------------------
   // Encoding
 
-  /** Token ids of `text`. */
+  /**
+   * Token ids of `text`. Added/special tokens written in the text (<|endoftext|>) become their ids unless
+   * split_special_tokens. Text is encoded as UTF-8, so a lone surrogate (which UTF-8 cannot represent) is read as
+   * U+FFFD, as TextEncoder does; such text does not round-trip.
+   */
   encode(text: string, options: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new InputError(`encode expects a string, got ${text === null ? 'null' : typeof text}`);
     const model = this.model;
     const special = options.add_special_tokens ?? true;
-    const withSpecial = !(options.split_special_tokens ?? this.split_special_tokens);
+    const split = options.split_special_tokens ?? (options.allowed_special === undefined ? this.split_special_tokens : !options.allowed_special);
+    const withSpecial = !split;
     model.beginOutput();
     if (special) for (const id of this.prefixIds) model.pushId(id);
     try {
@@ -343,7 +350,7 @@ export class GPT2Tokenizer {
     return t.data.subarray(t.offsets[n], t.offsets[n + 1]);
   }
 
-  private tokenTable(): { data: Uint8Array; offsets: Int32Array } {
+  private tokenTable(): { data: Uint8Array; offsets: Int32Array; valid: Uint8Array } {
     if (this.tokenBytes) return this.tokenBytes;
     const parts: Uint8Array[] = new Array(this.id_limit);
     let total = 0;
@@ -352,37 +359,38 @@ export class GPT2Tokenizer {
       parts[id] = b;
       total += b.length;
     }
-    const data = new Uint8Array(total), offsets = new Int32Array(this.id_limit + 1);
+    const data = new Uint8Array(total), offsets = new Int32Array(this.id_limit + 1), valid = new Uint8Array(this.id_limit);
     let at = 0;
     for (let id = 0; id < this.id_limit; id++) {
       offsets[id] = at;
+      valid[id] = this.model.idToToken[id] !== undefined || this.addedById.has(id) ? 1 : 0;
       data.set(parts[id], at);
       at += parts[id].length;
     }
     offsets[this.id_limit] = at;
-    this.tokenBytes = { data, offsets };
+    this.tokenBytes = { data, offsets, valid };
     return this.tokenBytes;
   }
 
   /** The concatenated bytes of `ids` (special tokens left out when `skipSpecial`). */
   decodeBytes(ids: TokenIds, skipSpecial = false): Uint8Array {
-    const t = this.tokenTable();
-    const n = ids.length;
+    const { data, offsets, valid } = this.tokenTable();
+    const n = ids.length, limit = this.id_limit, specials = this.specialIds;
     const checked = new Int32Array(n);
     let total = 0, k = 0;
     for (let i = 0; i < n; i++) {
-      const id = this.checkId(ids[i]);
-      if (skipSpecial && this.specialIds.has(id)) continue;
+      const v = ids[i];
+      const id = typeof v === 'number' ? v : Number(v);
+      if (!(id >= 0 && id < limit) || (id | 0) !== id || valid[id] === 0) this.checkId(v);
+      if (skipSpecial && specials.has(id)) continue;
       checked[k++] = id;
-      total += t.offsets[id + 1] - t.offsets[id];
+      total += offsets[id + 1] - offsets[id];
     }
     const out = new Uint8Array(total);
     let at = 0;
     for (let i = 0; i < k; i++) {
       const id = checked[i];
-      const a = t.offsets[id], b = t.offsets[id + 1];
-      if (b - a === 1) out[at++] = t.data[a];
-      else { out.set(t.data.subarray(a, b), at); at += b - a; }
+      for (let j = offsets[id], e = offsets[id + 1]; j < e; j++) out[at++] = data[j];
     }
     return out;
   }
