@@ -1,0 +1,76 @@
+// Shared helpers of the kernels: the ABI constants, the thread split, horizontal sums and partial loads.
+// Everything here is @inline: the kernels keep no static data and allocate nothing.
+
+export const ACT_NONE: i32 = 0;
+export const ACT_GELU_TANH: i32 = 1;
+export const ACT_GELU_ERF: i32 = 2;
+export const ACT_RELU: i32 = 3;
+export const FLAG_ACCUMULATE: i32 = 4;
+export const DT_F32: i32 = 0;
+export const DT_F16: i32 = 1;
+export const DT_Q8: i32 = 2;
+export const Q8_BLOCK: i32 = 32;
+
+/** Chunk size of splitRange(n, ith, nth, align) in src/runtime/abi.ts. */
+@inline export function splitChunk(n: i32, nth: i32, align: i32): i32 {
+  let chunk = (n + nth - 1) / nth;
+  return (chunk + align - 1) / align * align;
+}
+/** Lower end of this thread's range: min(n, ith * chunk). */
+@inline export function splitLo(n: i32, ith: i32, chunk: i32): i32 {
+  const lo = <i64>ith * <i64>chunk;
+  return lo < <i64>n ? <i32>lo : n;
+}
+/** Upper end: min(n, lo + chunk). */
+@inline export function splitHi(n: i32, lo: i32, chunk: i32): i32 {
+  return chunk < n - lo ? lo + chunk : n;
+}
+
+@inline export function imin(a: i32, b: i32): i32 { return a < b ? a : b; }
+@inline export function imax(a: i32, b: i32): i32 { return a > b ? a : b; }
+
+/** a*b + c: fused where the relaxed build allows (one rounding or two, as the engine chooses), else mul then add. */
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** [Σa, Σb, Σc, Σd] with every Σv = (v0 + v2) + (v1 + v3): the one horizontal-sum order all kernels use. */
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(f32x4.shuffle(a, b, 0, 1, 4, 5), f32x4.shuffle(a, b, 2, 3, 6, 7));
+  const cd = f32x4.add(f32x4.shuffle(c, d, 0, 1, 4, 5), f32x4.shuffle(c, d, 2, 3, 6, 7));
+  return f32x4.add(f32x4.shuffle(ab, cd, 0, 2, 4, 6), f32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
+/** The same sum (v0 + v2) + (v1 + v3) of one vector, as a scalar. */
+@inline export function hsum(a: v128): f32 {
+  const t = f32x4.add(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
+  return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
+}
+/** Integer horizontal sums of four vectors (exact, any order). */
+@inline export function hsum4i(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(i32x4.shuffle(a, b, 0, 1, 4, 5), i32x4.shuffle(a, b, 2, 3, 6, 7));
+  const cd = i32x4.add(i32x4.shuffle(c, d, 0, 1, 4, 5), i32x4.shuffle(c, d, 2, 3, 6, 7));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
+/** Largest lane (NaN-propagating). */
+@inline export function hmax(a: v128): f32 {
+  const t = f32x4.max(a, f32x4.shuffle(a, a, 2, 3, 0, 1));
+  return max<f32>(f32x4.extract_lane(t, 0), f32x4.extract_lane(t, 1));
+}
+
+/** Four floats at p, or the first cnt (1..4) of them with zeros after. */
+@inline export function loadPartial(p: usize, cnt: i32): v128 {
+  if (cnt >= 4) return v128.load(p);
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (cnt > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (cnt > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+/** Store the first cnt (1..4) lanes of v at p. */
+@inline export function storePartial(p: usize, v: v128, cnt: i32): void {
+  if (cnt >= 4) { v128.store(p, v); return; }
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (cnt > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (cnt > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+}

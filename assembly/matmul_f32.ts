@@ -1,0 +1,190 @@
+// y[M,N] = act(x[M,K] · w[N,K]ᵀ + bias) (+ y), f32 activations, weights f32 or IEEE half (W = f32 | u16).
+//
+// Every output is one f32x4 accumulator chain over k = 0, 4, 8, .. (mul+add, or relaxed_madd in the relaxed
+// builds), reduced as (l0 + l2) + (l1 + l3), plus the k ≥ K&~3 tail added term by term (mul, add), then bias,
+// activation and the optional accumulate. Every tile shape below performs exactly that sequence for each of
+// its outputs, so results do not depend on M, the thread split or which tile an output falls in.
+//
+// Tiles compute 1 or 2 rows of x against 4 (or 8) rows of w, so x and w vectors loaded once feed several
+// accumulators (2x4: 6 loads per 8 multiply-adds, 8 accumulators, fits the 16 xmm registers of x64 V8).
+// GEMV (small M) streams each weight row once per row of x from L1/L2; GEMM blocks M so the x panel stays in L2.
+import { FLAG_ACCUMULATE, hsum4, imin, loadPartial, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
+import { activate4, half1, half4 } from './math';
+
+/** Four consecutive weights at p. */
+@inline function wload<W>(p: usize): v128 {
+  if (sizeof<W>() == 4) return v128.load(p);
+  return half4(p);
+}
+@inline function wscalar<W>(p: usize): f32 {
+  if (sizeof<W>() == 4) return load<f32>(p);
+  return half1(p);
+}
+/** Weights k of rows w0..w3 as one vector. */
+@inline function wgather<W>(w0: usize, w1: usize, w2: usize, w3: usize, k: usize): v128 {
+  const o = k * sizeof<W>();
+  let v = f32x4.splat(wscalar<W>(w0 + o));
+  v = f32x4.replace_lane(v, 1, wscalar<W>(w1 + o));
+  v = f32x4.replace_lane(v, 2, wscalar<W>(w2 + o));
+  return f32x4.replace_lane(v, 3, wscalar<W>(w3 + o));
+}
+/** s += x[k]·w[k] for k in [K4, K), lane by lane, for one row of x against four weight rows. */
+@inline function ktail<W>(s: v128, xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K4: i32, K: i32): v128 {
+  for (let k = K4; k < K; k++) {
+    const xv = f32x4.splat(load<f32>(xr + (<usize>k << 2)));
+    s = f32x4.add(s, f32x4.mul(xv, wgather<W>(w0, w1, w2, w3, <usize>k)));
+  }
+  return s;
+}
+/** bias, activation, accumulate and store of four (or cnt) outputs y[m, n..n+cnt). */
+@inline export function finish(v: v128, bp: usize, yp: usize, cnt: i32, flags: i32): void {
+  if (bp) v = f32x4.add(v, loadPartial(bp, cnt));
+  v = activate4(v, flags & 3);
+  if (flags & FLAG_ACCUMULATE) v = f32x4.add(loadPartial(yp, cnt), v);
+  storePartial(yp, v, cnt);
+}
+
+/** One row of x against rows w0..w3 (cnt of them real; the others repeat a real row). */
+function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i32, bp: usize, yp: usize, cnt: i32, flags: i32): void {
+  const K4 = K & ~3;
+  const wend = w0 + <usize>K4 * sizeof<W>();
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let xp = xr;
+  const d1 = w1 - w0, d2 = w2 - w0, d3 = w3 - w0;
+  for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
+    const xv = v128.load(xp);
+    a0 = madd(xv, wload<W>(wp), a0);
+    a1 = madd(xv, wload<W>(wp + d1), a1);
+    a2 = madd(xv, wload<W>(wp + d2), a2);
+    a3 = madd(xv, wload<W>(wp + d3), a3);
+    xp += 16;
+  }
+  let s = hsum4(a0, a1, a2, a3);
+  if (K4 < K) s = ktail<W>(s, xr, w0, w1, w2, w3, K4, K);
+  finish(s, bp, yp, cnt, flags);
+}
+
+/** One row of x against eight consecutive weight rows starting at w0 (rows apart by rb bytes). */
+function tile1x8<W>(xr: usize, w0: usize, rb: usize, K: i32, bp: usize, yp: usize, flags: i32): void {
+  const K4 = K & ~3;
+  const wend = w0 + <usize>K4 * sizeof<W>();
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let xp = xr;
+  const w4 = w0 + 4 * rb;
+  const rb2 = rb * 2, rb3 = rb * 3;
+  for (let wp = w0, wq = w4; wp < wend; wp += 4 * sizeof<W>(), wq += 4 * sizeof<W>()) {
+    const xv = v128.load(xp);
+    a0 = madd(xv, wload<W>(wp), a0);
+    a1 = madd(xv, wload<W>(wp + rb), a1);
+    a2 = madd(xv, wload<W>(wp + rb2), a2);
+    a3 = madd(xv, wload<W>(wp + rb3), a3);
+    a4 = madd(xv, wload<W>(wq), a4);
+    a5 = madd(xv, wload<W>(wq + rb), a5);
+    a6 = madd(xv, wload<W>(wq + rb2), a6);
+    a7 = madd(xv, wload<W>(wq + rb3), a7);
+    xp += 16;
+  }
+  let s0 = hsum4(a0, a1, a2, a3);
+  let s1 = hsum4(a4, a5, a6, a7);
+  if (K4 < K) {
+    s0 = ktail<W>(s0, xr, w0, w0 + rb, w0 + rb2, w0 + rb3, K4, K);
+    s1 = ktail<W>(s1, xr, w4, w4 + rb, w4 + rb2, w4 + rb3, K4, K);
+  }
+  finish(s0, bp, yp, 4, flags);
+  finish(s1, bp ? bp + 16 : 0, yp + 16, 4, flags);
+}
+
+/** Two rows of x (x0, x0 + xb) against four weight rows (w0 + i*rb); outputs at yp and yp + yb. */
+function tile2x4<W>(x0: usize, xb: usize, w0: usize, rb: usize, K: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
+  const K4 = K & ~3;
+  const wend = w0 + <usize>K4 * sizeof<W>();
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  const rb2 = rb * 2, rb3 = rb * 3;
+  let xp = x0;
+  for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
+    const xu = v128.load(xp);
+    const xv = v128.load(xp + xb);
+    let wv = wload<W>(wp);
+    a0 = madd(xu, wv, a0);
+    c0 = madd(xv, wv, c0);
+    wv = wload<W>(wp + rb);
+    a1 = madd(xu, wv, a1);
+    c1 = madd(xv, wv, c1);
+    wv = wload<W>(wp + rb2);
+    a2 = madd(xu, wv, a2);
+    c2 = madd(xv, wv, c2);
+    wv = wload<W>(wp + rb3);
+    a3 = madd(xu, wv, a3);
+    c3 = madd(xv, wv, c3);
+    xp += 16;
+  }
+  let s0 = hsum4(a0, a1, a2, a3);
+  let s1 = hsum4(c0, c1, c2, c3);
+  if (K4 < K) {
+    s0 = ktail<W>(s0, x0, w0, w0 + rb, w0 + rb2, w0 + rb3, K4, K);
+    s1 = ktail<W>(s1, x0 + xb, w0, w0 + rb, w0 + rb2, w0 + rb3, K4, K);
+  }
+  finish(s0, bp, yp, 4, flags);
+  finish(s1, bp, yp + yb, 4, flags);
+}
+
+/** Rows [n, n1) (fewer than 4, or a group of 4) of w against row xr of x. */
+@inline function group1<W>(xr: usize, w: usize, rb: usize, n: i32, n1: i32, K: i32, bias: usize, yr: usize, flags: i32): void {
+  const cnt = imin(4, n1 - n);
+  const w0 = w + <usize>n * rb;
+  const w1 = cnt > 1 ? w0 + rb : w0;
+  const w2 = cnt > 2 ? w0 + 2 * rb : w0;
+  const w3 = cnt > 3 ? w0 + 3 * rb : w0;
+  tile1x4<W>(xr, w0, w1, w2, w3, K, bias ? bias + (<usize>n << 2) : 0, yr + (<usize>n << 2), cnt, flags);
+}
+
+const GEMV_MAX_M: i32 = 2;
+const PANEL_BYTES: i32 = 256 << 10; // x rows per GEMM M block: as many as fit in this many bytes
+
+export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  const chunk = splitChunk(N, nth, 16);
+  const n0 = splitLo(N, ith, chunk), n1 = splitHi(N, n0, chunk);
+  if (n0 >= n1 || M <= 0) return;
+  const rb = <usize>K * sizeof<W>(); // bytes per weight row
+  const xb = <usize>K << 2;
+  const yb = <usize>N << 2;
+  const n4 = n0 + ((n1 - n0) & ~3);
+  const n8 = n0 + ((n1 - n0) & ~7);
+  if (M <= GEMV_MAX_M) {
+    for (let n = n0; n < n8; n += 8) {
+      const w0 = w + <usize>n * rb;
+      for (let m = 0; m < M; m++) {
+        tile1x8<W>(x + <usize>m * xb, w0, rb, K, bias ? bias + (<usize>n << 2) : 0, y + <usize>m * yb + (<usize>n << 2), flags);
+      }
+    }
+    for (let n = n8; n < n1; n += 4) {
+      for (let m = 0; m < M; m++) group1<W>(x + <usize>m * xb, w, rb, n, n1, K, bias, y + <usize>m * yb, flags);
+    }
+    return;
+  }
+  let mb = (PANEL_BYTES / imax1(K * 4)) & ~1;
+  if (mb < 2) mb = 2;
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = imin(M, m0 + mb);
+    const m2 = m0 + ((m1 - m0) & ~1);
+    for (let n = n0; n < n4; n += 4) {
+      const w0 = w + <usize>n * rb;
+      const bp = bias ? bias + (<usize>n << 2) : 0;
+      for (let m = m0; m < m2; m += 2) {
+        tile2x4<W>(x + <usize>m * xb, xb, w0, rb, K, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+      }
+      if (m2 < m1) group1<W>(x + <usize>m2 * xb, w, rb, n, n1, K, bias, y + <usize>m2 * yb, flags);
+    }
+    if (n4 < n1) {
+      for (let m = m0; m < m1; m++) group1<W>(x + <usize>m * xb, w, rb, n4, n1, K, bias, y + <usize>m * yb, flags);
+    }
+  }
+}
+
+@inline function imax1(v: i32): i32 { return v > 1 ? v : 1; }
+
+export function matmul_f32(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  matmulF<f32>(x, w, bias, y, M, K, N, flags, ith, nth);
+}

@@ -1,0 +1,155 @@
+// Q8: int8 values in blocks of 32 along K with one f32 scale per block (weights [N,K] + scales [N,K/32];
+// activations quantised per call by quantize_q8). K must be a multiple of 32 (as the reference assumes).
+//
+// matmul_q8: per block, the exact integer dot product (i8 → i16 sign-extending loads, i32x4.dot_i16x8_s,
+// i32 adds: exact for any int8 values, -128 included), then acc += (f32(isum) · xscale) · wscale in f32,
+// blocks in order, then bias, activation and accumulate. Integer sums are exact, so every tile gives the same
+// bits for an output. (relaxed_dot_i8x16_i7x16 is not used: it is only exact for a 7-bit second operand.)
+import { Q8_BLOCK, hmax, hsum4i, imin, splitChunk, splitHi, splitLo } from './common';
+import { finish } from './matmul_f32';
+
+/** x[M,K] -> xq (i8, round half up like Math.round, clamp ±127) and xs (amax/127 per block). Split over M. */
+export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith: i32, nth: i32): void {
+  const chunk = splitChunk(M, nth, 1);
+  const m0 = splitLo(M, ith, chunk), m1 = splitHi(M, m0, chunk);
+  const nb = K / Q8_BLOCK;
+  for (let m = m0; m < m1; m++) {
+    for (let b = 0; b < nb; b++) {
+      const e = <usize>m * <usize>K + <usize>(b * Q8_BLOCK);
+      const p = x + (e << 2);
+      const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+      const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+      const t0 = f32x4.max(f32x4.max(f32x4.abs(v0), f32x4.abs(v1)), f32x4.max(f32x4.abs(v2), f32x4.abs(v3)));
+      const t1 = f32x4.max(f32x4.max(f32x4.abs(v4), f32x4.abs(v5)), f32x4.max(f32x4.abs(v6), f32x4.abs(v7)));
+      const amax = hmax(f32x4.max(t0, t1));
+      const d: f32 = amax / 127;
+      const id: f32 = d != 0 && d == d ? <f32>1 / d : 0;
+      store<f32>(xs + ((<usize>m * <usize>nb + <usize>b) << 2), d);
+      const s = f32x4.splat(id);
+      const q = xq + e;
+      v128.store(q, i8x16.narrow_i16x8_s(
+        i16x8.narrow_i32x4_s(qround(f32x4.mul(v0, s)), qround(f32x4.mul(v1, s))),
+        i16x8.narrow_i32x4_s(qround(f32x4.mul(v2, s)), qround(f32x4.mul(v3, s)))));
+      v128.store(q, i8x16.narrow_i16x8_s(
+        i16x8.narrow_i32x4_s(qround(f32x4.mul(v4, s)), qround(f32x4.mul(v5, s))),
+        i16x8.narrow_i32x4_s(qround(f32x4.mul(v6, s)), qround(f32x4.mul(v7, s)))), 16);
+    }
+  }
+}
+
+/** Math.round (ties toward +inf), clamped to ±127, NaN -> 0, as i32 lanes. v - floor(v) is exact. */
+@inline function qround(v: v128): v128 {
+  const f = f32x4.floor(v);
+  const up = f32x4.ge(f32x4.sub(v, f), f32x4.splat(0.5));
+  const r = f32x4.add(f, v128.and(up, f32x4.splat(1.0)));
+  return i32x4.trunc_sat_f32x4_s(f32x4.max(f32x4.min(r, f32x4.splat(127.0)), f32x4.splat(-127.0)));
+}
+
+@inline function gather4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
+  let v = f32x4.splat(load<f32>(p0));
+  v = f32x4.replace_lane(v, 1, load<f32>(p1));
+  v = f32x4.replace_lane(v, 2, load<f32>(p2));
+  return f32x4.replace_lane(v, 3, load<f32>(p3));
+}
+
+/** One row of x (xr, scales xsr) against weight rows w0..w3 (scales s0..s3); cnt of the four are real. */
+function q8tile1x4(xr: usize, xsr: usize, w0: usize, w1: usize, w2: usize, w3: usize,
+  s0: usize, s1: usize, s2: usize, s3: usize, nb: i32, bp: usize, yp: usize, cnt: i32, flags: i32): void {
+  let acc = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b << 5;
+    const xp = xr + o;
+    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
+    let p = w0 + o;
+    const i0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
+      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
+    p = w1 + o;
+    const i1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
+      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
+    p = w2 + o;
+    const i2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
+      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
+    p = w3 + o;
+    const i3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
+      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
+    const so = <usize>b << 2;
+    const ws = gather4(s0 + so, s1 + so, s2 + so, s3 + so);
+    const isum = f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(isum, f32x4.splat(load<f32>(xsr + so))), ws));
+  }
+  finish(acc, bp, yp, cnt, flags);
+}
+
+/** Two rows of x (x0, x0 + xb; scales xs0, xs0 + xsb) against four consecutive weight rows. */
+function q8tile2x4(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: usize, s0: usize, sb: usize,
+  nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  const x1 = x0 + xb;
+  const w1 = w0 + rb, w2 = w0 + 2 * rb, w3 = w0 + 3 * rb;
+  for (let b = 0; b < nb; b++) {
+    const o = <usize>b << 5;
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    let c0 = i32x4.splat(0), c1 = i32x4.splat(0), c2 = i32x4.splat(0), c3 = i32x4.splat(0);
+    for (let k: usize = o, ke = o + 32; k < ke; k += 8) {
+      const xu = v128.load8x8_s(x0 + k), xv = v128.load8x8_s(x1 + k);
+      let wv = v128.load8x8_s(w0 + k);
+      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(xu, wv)); c0 = i32x4.add(c0, i32x4.dot_i16x8_s(xv, wv));
+      wv = v128.load8x8_s(w1 + k);
+      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(xu, wv)); c1 = i32x4.add(c1, i32x4.dot_i16x8_s(xv, wv));
+      wv = v128.load8x8_s(w2 + k);
+      a2 = i32x4.add(a2, i32x4.dot_i16x8_s(xu, wv)); c2 = i32x4.add(c2, i32x4.dot_i16x8_s(xv, wv));
+      wv = v128.load8x8_s(w3 + k);
+      a3 = i32x4.add(a3, i32x4.dot_i16x8_s(xu, wv)); c3 = i32x4.add(c3, i32x4.dot_i16x8_s(xv, wv));
+    }
+    const so = <usize>b << 2;
+    const ws = gather4(s0 + so, s0 + sb + so, s0 + 2 * sb + so, s0 + 3 * sb + so);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), f32x4.splat(load<f32>(xs0 + so))), ws));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), f32x4.splat(load<f32>(xs0 + xsb + so))), ws));
+  }
+  finish(acc0, bp, yp, 4, flags);
+  finish(acc1, bp, yp + yb, 4, flags);
+}
+
+@inline function q8group1(xr: usize, xsr: usize, wq: usize, ws: usize, rb: usize, sb: usize, n: i32, n1: i32, nb: i32,
+  bias: usize, yr: usize, flags: i32): void {
+  const cnt = imin(4, n1 - n);
+  const w0 = wq + <usize>n * rb, s0 = ws + <usize>n * sb;
+  const r1: usize = cnt > 1 ? 1 : 0, r2: usize = cnt > 2 ? 2 : 0, r3: usize = cnt > 3 ? 3 : 0;
+  q8tile1x4(xr, xsr, w0, w0 + r1 * rb, w0 + r2 * rb, w0 + r3 * rb, s0, s0 + r1 * sb, s0 + r2 * sb, s0 + r3 * sb,
+    nb, bias ? bias + (<usize>n << 2) : 0, yr + (<usize>n << 2), cnt, flags);
+}
+
+const Q8_GEMV_MAX_M: i32 = 2;
+const Q8_PANEL_BYTES: i32 = 256 << 10;
+
+export function matmul_q8(xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  const chunk = splitChunk(N, nth, 16);
+  const n0 = splitLo(N, ith, chunk), n1 = splitHi(N, n0, chunk);
+  if (n0 >= n1 || M <= 0) return;
+  const nb = K / Q8_BLOCK;
+  const rb = <usize>K, sb = <usize>nb << 2, yb = <usize>N << 2;
+  const n4 = n0 + ((n1 - n0) & ~3);
+  if (M <= Q8_GEMV_MAX_M) {
+    for (let n = n0; n < n1; n += 4) {
+      for (let m = 0; m < M; m++) q8group1(xq + <usize>m * rb, xs + <usize>m * sb, wq, ws, rb, sb, n, n1, nb, bias, y + <usize>m * yb, flags);
+    }
+    return;
+  }
+  let mb = (Q8_PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
+  if (mb < 2) mb = 2;
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = imin(M, m0 + mb);
+    const m2 = m0 + ((m1 - m0) & ~1);
+    for (let n = n0; n < n4; n += 4) {
+      const w0 = wq + <usize>n * rb, s0 = ws + <usize>n * sb;
+      const bp = bias ? bias + (<usize>n << 2) : 0;
+      for (let m = m0; m < m2; m += 2) {
+        q8tile2x4(xq + <usize>m * rb, rb, xs + <usize>m * sb, sb, w0, rb, s0, sb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+      }
+      if (m2 < m1) q8group1(xq + <usize>m2 * rb, xs + <usize>m2 * sb, wq, ws, rb, sb, n, n1, nb, bias, y + <usize>m2 * yb, flags);
+    }
+    if (n4 < n1) {
+      for (let m = m0; m < m1; m++) q8group1(xq + <usize>m * rb, xs + <usize>m * sb, wq, ws, rb, sb, n4, n1, nb, bias, y + <usize>m * yb, flags);
+    }
+  }
+}

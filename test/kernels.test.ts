@@ -1,0 +1,562 @@
+// Fuzz tests of the wasm kernels against the TypeScript reference kernels (src/runtime/reference.ts), on every
+// build variant this engine validates (the relaxed-SIMD builds run in a child `node --experimental-wasm-relaxed-simd`
+// when this Node needs the flag). Every kernel also runs with nth = 2 and 3 (all ith in sequence) and must give
+// the same bytes as nth = 1, and must not write outside its outputs (guard bytes after every output).
+//
+// Tolerances (per element, |got - want| ≤ bound):
+//   matmul f32/f16:    6e-7·L (~10 f32 ulps of L) where L = Σ_k |x_k w_k| + |bias| (+ |y| when accumulating), the
+//                      size of what is summed, times the activation's local gain (|act'| ≤ 1.13 for gelu). The
+//                      largest error seen over the fuzz is ~2e-7·L.
+//   matmul q8:         6e-7·L with L = Σ_blocks |isum · xscale · wscale| + |bias| (+ |y|).
+//   activations:       1e-6·|want| + 2.4e-7·|x·act'(x)| (K = 1 matmuls, so the result is act(x) of exact x; the
+//                      second term is the function's own sensitivity to a 2-ulp change of its argument).
+//   layernorm:         2e-6·(|x - mean|·inv·|gamma|) + 2e-6·|beta| + 1e-7·|gamma|.
+//   attention:         1.5e-6·max|v| (of that batch row and head, × |headMask|) per output (seen: ≤ 4e-7·max|v|);
+//                      probs 2e-6·|p| + 1e-8.
+//   add, kv_store, embed (f32, f16, q8), quantize_q8: exact (bit-identical).
+// Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
+// limit, tanh-gelu in place of erf-gelu, a dropped last q8 block).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  attentionScratchBytes, type KernelABI,
+} from '../src/runtime/abi.js';
+import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
+import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
+
+const ALL: WasmVariant[] = ['simd', 'simd-threads', 'relaxed', 'relaxed-threads'];
+const only = process.env.KERNEL_TEST_VARIANTS?.split(',') as WasmVariant[] | undefined;
+const validates = (v: WasmVariant) => { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } };
+const variants = (only ?? ALL).filter(validates);
+const GUARD = 64;
+const MEM_BYTES = 64 << 20;
+
+// ---------------------------------------------------------------------------------------------------------
+// deterministic random numbers
+function rng(seed: number) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(a: T[]): T => a[Math.floor(next() * a.length)],
+    normal: () => Math.sqrt(-2 * Math.log(next() + 1e-12)) * Math.cos(2 * Math.PI * next()),
+  };
+}
+type Rng = ReturnType<typeof rng>;
+
+function floatToHalf(v: number): number {
+  // round-to-nearest-even f32 value -> half bits (finite inputs), enough to make test weights
+  const f = new Float32Array([v]), u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const a = Math.abs(v);
+  if (a >= 65520) return sign | 0x7c00;
+  if (a < 2 ** -24 / 2) return sign;
+  let e = Math.floor(Math.log2(a));
+  if (e < -14) { const m = Math.round(a / 2 ** -24); return sign | m; }
+  let m = Math.round((a / 2 ** e - 1) * 1024);
+  if (m === 1024) { m = 0; e++; }
+  return sign | ((e + 15) << 10) | m;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// one memory, a bump arena above RESERVED_LOW_BYTES, the wasm kernels and the reference kernels on it
+class Harness {
+  memory: WebAssembly.Memory;
+  k: KernelABI;
+  ref: KernelABI;
+  top = RESERVED_LOW_BYTES;
+  constructor(public variant: WasmVariant) {
+    this.memory = createMemory(MEM_BYTES, variant.endsWith('threads'));
+    this.k = instantiateKernels(compileVariant(variant), this.memory);
+    this.ref = createReferenceKernels(this.memory);
+  }
+  reset() { this.top = RESERVED_LOW_BYTES; }
+  alloc(bytes: number): number {
+    const p = this.top;
+    this.top = (this.top + bytes + GUARD + 63) & ~63;
+    if (this.top > this.memory.buffer.byteLength) throw new Error('test arena exhausted');
+    new Uint8Array(this.memory.buffer, p + bytes, GUARD).fill(0xa5);
+    return p;
+  }
+  f32(p: number, n: number) { return new Float32Array(this.memory.buffer, p, n); }
+  bytes(p: number, n: number) { return new Uint8Array(this.memory.buffer, p, n); }
+  guardOk(p: number, bytes: number) { return new Uint8Array(this.memory.buffer, p + bytes, GUARD).every((b) => b === 0xa5); }
+  putF32(data: ArrayLike<number>) { const p = this.alloc(data.length * 4); this.f32(p, data.length).set(data); return p; }
+  copy(p: number, bytes: number) { const q = this.alloc(bytes); this.bytes(q, bytes).set(this.bytes(p, bytes)); return q; }
+}
+
+/** Runs fn(ith, nth) for nth = 1, 2, 3 on three copies of the output region (initialised from `init`), checks the
+ *  guards and that all three are byte-identical; returns the nth = 1 output pointer. */
+function runSplits(h: Harness, init: number, bytes: number, fn: (out: number, ith: number, nth: number) => void, what: string): number {
+  const outs: number[] = [];
+  for (const nth of [1, 2, 3]) {
+    const o = h.copy(init, bytes);
+    for (let ith = 0; ith < nth; ith++) fn(o, ith, nth);
+    assert.ok(h.guardOk(o, bytes), `${what}: wrote past its output (nth=${nth})`);
+    outs.push(o);
+  }
+  const a = h.bytes(outs[0], bytes);
+  for (const o of outs.slice(1)) {
+    const b = h.bytes(o, bytes);
+    let i = 0;
+    while (i < bytes && a[i] === b[i]) i++;
+    assert.ok(i === bytes, `${what}: result differs between nth=1 and another split at byte ${i}`);
+  }
+  return outs[0];
+}
+
+/** Largest (|got - want| - bound_i), with the index; ok when ≤ 0. */
+function worst(got: ArrayLike<number>, want: ArrayLike<number>, bound: (i: number) => number) {
+  let w = -Infinity, at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const e = Math.abs(got[i] - want[i]) - bound(i);
+    const ex = Number.isNaN(e) ? (Number.isNaN(got[i]) && Number.isNaN(want[i]) ? -1 : Infinity) : e;
+    if (ex > w) { w = ex; at = i; }
+  }
+  return { excess: w, at };
+}
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, bound: (i: number) => number, what: string) {
+  const { excess, at } = worst(got, want, bound);
+  assert.ok(excess <= 0, `${what}: element ${at} got ${got[at]} want ${want[at]} (bound ${bound(at)})`);
+}
+function expectExact(got: ArrayLike<number>, want: ArrayLike<number>, what: string) {
+  for (let i = 0; i < want.length; i++) {
+    if (!(Object.is(got[i], want[i]) || (Number.isNaN(got[i]) && Number.isNaN(want[i])))) {
+      assert.unreachable(`${what}: element ${i} got ${got[i]} want ${want[i]}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// matmul
+const ACTS = [ACT_NONE, ACT_GELU_TANH, ACT_GELU_ERF, ACT_RELU];
+const ACT_GAIN = 1.13; // max |d act / dx| of the gelus
+
+interface MatCase { M: number; K: number; N: number; flags: number; bias: boolean; dt: number }
+
+/** Sets up a matmul case, runs the wasm kernel for nth = 1..3 and the reference; returns what to compare. */
+function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Float32Array, w: number[]) => void } = {}) {
+  const { M, K, N, flags, dt } = c;
+  h.reset();
+  const xs = Array.from({ length: M * K }, () => r.normal());
+  let wv = Array.from({ length: N * K }, () => r.normal() * 0.5);
+  let wp: number, wsP = 0;
+  const nb = K / Q8_BLOCK;
+  if (dt === DT_F16) {
+    const hv = wv.map(floatToHalf);
+    wv = hv.map(halfToFloat);
+    wp = h.alloc(N * K * 2);
+    new Uint16Array(h.memory.buffer, wp, N * K).set(hv);
+  } else if (dt === DT_Q8) {
+    wp = h.alloc(N * K);
+    const q = new Int8Array(h.memory.buffer, wp, N * K);
+    const sc: number[] = [];
+    for (let n = 0; n < N; n++) for (let b = 0; b < nb; b++) {
+      const s = Math.fround(0.01 + r.next() * 0.02); sc.push(s);
+      for (let k = 0; k < Q8_BLOCK; k++) q[n * K + b * Q8_BLOCK + k] = r.int(-128, 127);
+    }
+    wsP = h.putF32(sc);
+  } else {
+    wp = h.putF32(wv);
+  }
+  const x = h.putF32(xs);
+  const bias = c.bias ? h.putF32(Array.from({ length: N }, () => r.normal())) : 0;
+  const yInit = h.putF32(Array.from({ length: M * N }, () => r.normal()));
+  const yBytes = M * N * 4;
+  let xq = 0, xsc = 0;
+  if (dt === DT_Q8) {
+    xq = h.alloc(M * K); xsc = h.alloc(M * nb * 4);
+    h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
+  }
+  const call = (k: KernelABI, out: number, ith: number, nth: number) => {
+    if (dt === DT_F32) k.matmul_f32(x, wp, bias, out, M, K, N, flags, ith, nth);
+    else if (dt === DT_F16) k.matmul_f16(x, wp, bias, out, M, K, N, flags, ith, nth);
+    else k.matmul_q8(xq, xsc, wp, wsP, bias, out, M, K, N, flags, ith, nth);
+  };
+  const got = runSplits(h, yInit, yBytes, (o, ith, nth) => call(h.k, o, ith, nth), `matmul dt=${dt} ${M}x${K}x${N} flags=${flags}`);
+  if (opts.perturbRef) {
+    opts.perturbRef(h.f32(x, M * K), wv);
+    if (dt === DT_F32) h.f32(wp, N * K).set(wv);
+    if (dt === DT_Q8) h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
+  }
+  const want = h.copy(yInit, yBytes);
+  call(h.ref, want, 0, 1);
+  // magnitude of what each output sums
+  const Y0 = h.f32(yInit, M * N).slice();
+  const bv = bias ? h.f32(bias, N).slice() : null;
+  const L = new Float64Array(M * N);
+  const xv = h.f32(x, M * K), xqv = new Int8Array(h.memory.buffer, xq, M * K), xsv = h.f32(xsc, M * nb);
+  const wq = new Int8Array(h.memory.buffer, wp, N * K), wsv = h.f32(wsP, N * nb);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+    let s = 0;
+    if (dt === DT_Q8) {
+      for (let b = 0; b < nb; b++) {
+        let is = 0;
+        for (let k = 0; k < Q8_BLOCK; k++) is += xqv[m * K + b * Q8_BLOCK + k] * wq[n * K + b * Q8_BLOCK + k];
+        s += Math.abs(is * xsv[m * nb + b] * wsv[n * nb + b]);
+      }
+    } else for (let k = 0; k < K; k++) s += Math.abs(xv[m * K + k] * wv[n * K + k]);
+    if (bv) s += Math.abs(bv[n]);
+    if (flags & 3) s *= ACT_GAIN;
+    if (flags & FLAG_ACCUMULATE) s += Math.abs(Y0[m * N + n]);
+    L[m * N + n] = s;
+  }
+  return { got: h.f32(got, M * N), want: h.f32(want, M * N), L };
+}
+
+function randomShape(r: Rng, dt: number): MatCase {
+  const M = r.pick([1, 1, 2, 3, 4, 5, 7, 9, 13]);
+  const K = dt === DT_Q8 ? r.pick([32, 64, 96, 160]) : r.pick([1, 2, 3, 4, 5, 7, 8, 17, 31, 64, 67, 130]);
+  const N = r.pick([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 70]);
+  const flags = r.pick(ACTS) | (r.next() < 0.4 ? FLAG_ACCUMULATE : 0);
+  return { M, K, N, flags, bias: r.next() < 0.6, dt };
+}
+
+const MATMUL_RTOL = 6e-7;
+
+for (const variant of variants) {
+  test(`[${variant}] matmul f32/f16/q8 on fuzzed shapes, nth 1..3 identical`, () => {
+    const h = new Harness(variant);
+    const r = rng(1234);
+    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
+      const cases: MatCase[] = [];
+      for (let i = 0; i < 60; i++) cases.push(randomShape(r, dt));
+      // shapes that cross the GEMM M-panel blocking and long K tails
+      cases.push({ M: 37, K: dt === DT_Q8 ? 2048 : 2051, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
+      cases.push({ M: 6, K: dt === DT_Q8 ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      for (const c of cases) {
+        const { got, want, L } = matmulCase(h, r, c);
+        expectClose(got, want, (i) => MATMUL_RTOL * L[i] + 1e-30, `${variant} matmul dt=${dt} ${c.M}x${c.K}x${c.N} flags=${c.flags} bias=${c.bias}`);
+      }
+    }
+  });
+
+  test(`[${variant}] matmul rows do not depend on M (GEMV and GEMM paths agree bit for bit)`, () => {
+    const h = new Harness(variant);
+    const r = rng(99);
+    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
+      const K = dt === DT_Q8 ? 96 : 83, N = 37, M = 9;
+      h.reset();
+      const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+      const wBytes = dt === DT_F32 ? 4 : dt === DT_F16 ? 2 : 1;
+      const w = h.alloc(N * K * wBytes);
+      if (dt === DT_F32) h.f32(w, N * K).set(Array.from({ length: N * K }, () => r.normal()));
+      else if (dt === DT_F16) new Uint16Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => floatToHalf(r.normal())));
+      else new Int8Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => r.int(-127, 127)));
+      const ws = h.putF32(Array.from({ length: N * K / 32 }, () => 0.01 + r.next() * 0.01));
+      const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
+      if (dt === DT_Q8) h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+      const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+      const run = (m0: number, rows: number) => {
+        const y = h.alloc(rows * N * 4);
+        const xr = x + m0 * K * 4;
+        if (dt === DT_F32) h.k.matmul_f32(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else if (dt === DT_F16) h.k.matmul_f16(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else h.k.matmul_q8(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, ws, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        return h.f32(y, rows * N).slice();
+      };
+      const all = run(0, M);
+      for (const [m0, rows] of [[0, 1], [3, 1], [8, 1], [2, 2], [4, 3], [1, 5]]) {
+        const part = run(m0, rows);
+        expectExact(part, all.subarray(m0 * N, (m0 + rows) * N), `dt=${dt} rows ${m0}..${m0 + rows}`);
+      }
+    }
+  });
+
+  test(`[${variant}] activations: gelu_new, gelu (erf), relu to ~1e-6 relative over [-12, 12]`, () => {
+    const h = new Harness(variant);
+    const xs: number[] = [0, -0, 1e-30, -1e-30, 1e-6, -1e-6, 88, -88, 1e4, -1e4, 3e38, -3e38];
+    for (let i = 0; i <= 24000; i++) xs.push(Math.fround(-12 + i * 0.001));
+    for (let i = 0; i < 2000; i++) xs.push(Math.fround((i % 2 ? -1 : 1) * 2 ** (-20 + i / 100)));
+    const M = xs.length;
+    h.reset();
+    const x = h.putF32(xs);
+    const one = h.putF32([1]);
+    for (const act of [ACT_GELU_TANH, ACT_GELU_ERF, ACT_RELU]) {
+      const y = h.alloc(M * 4);
+      h.k.matmul_f32(x, one, 0, y, M, 1, 1, act, 0, 1);
+      const got = h.f32(y, M);
+      const want = xs.map((v) => accurateAct(v, act));
+      // the reference formulas agree with these to within their f64 cancellation (series / 1 + tanh) errors
+      xs.forEach((v, i) => assert.ok(Math.abs(activate(v, act) - want[i]) <= 1e-12 * Math.abs(v), `oracle ${act} at ${v}`));
+      // 1e-6 relative, plus the function's own sensitivity to a ~2-ulp change of its argument (|x·act'(x)|·2.4e-7):
+      // f32 evaluation of the gelu_new argument u costs a few roundings, which the far negative tail amplifies.
+      const sens = xs.map((v) => Math.abs(v * (accurateAct(v * (1 + 1e-7), act) - accurateAct(v * (1 - 1e-7), act)) / (2e-7 * v || 1)));
+      expectClose(got, want, (i) => 1e-6 * Math.abs(want[i]) + 2.4e-7 * sens[i] + 1e-37, `act ${act}`);
+    }
+  });
+
+  test(`[${variant}] quantize_q8 is bit-exact (ties round half up, clamps, zero blocks)`, () => {
+    const h = new Harness(variant);
+    const r = rng(7);
+    for (const [M, K] of [[1, 32], [3, 64], [5, 96], [2, 768], [7, 32]]) {
+      h.reset();
+      const xs = Array.from({ length: M * K }, () => r.normal() * (r.next() < 0.1 ? 100 : 1));
+      // block 0 of row 0: amax 127 so the scale is 1 and ties are exact: ±0.5, ±2.5, ...
+      for (let k = 0; k < 32; k++) xs[k] = k === 0 ? 127 : k === 1 ? -127 : (k % 2 ? -1 : 1) * (Math.floor(k / 2) + 0.5);
+      if (M > 1) for (let k = 0; k < 32; k++) xs[K + k] = 0; // an all-zero block
+      const x = h.putF32(xs);
+      const nb = K / 32;
+      const qInit = h.alloc(M * K), sInit = h.alloc(M * nb * 4);
+      // xq and xs are two outputs: run the splits over a combined region
+      const region = h.alloc(M * K + M * nb * 4);
+      const got = runSplits(h, region, M * K + M * nb * 4, (o, ith, nth) => h.k.quantize_q8(x, o, o + M * K, M, K, ith, nth), `quantize ${M}x${K}`);
+      h.ref.quantize_q8(x, qInit, sInit, M, K, 0, 1);
+      expectExact(new Int8Array(h.memory.buffer, got, M * K), new Int8Array(h.memory.buffer, qInit, M * K), 'xq');
+      // xs is at got + M*K (not 4-aligned in general): compare bytes
+      expectExact(h.bytes(got + M * K, nb * M * 4), h.bytes(sInit, nb * M * 4), 'xs');
+      if (M * K >= 32) {
+        const q = new Int8Array(h.memory.buffer, got, 32);
+        assert.is(q[2], 2, 'x=1.5 -> 2');
+        assert.is(q[3], -1, 'x=-1.5 -> -1 (half up, as Math.round)');
+        assert.is(q[5], -2, 'x=-2.5 -> -2');
+        assert.is(q[4], 3, 'x=2.5 -> 3');
+      }
+    }
+  });
+
+  test(`[${variant}] layernorm on odd shapes`, () => {
+    const h = new Harness(variant);
+    const r = rng(11);
+    for (const [rows, cols] of [[1, 1], [1, 3], [2, 5], [3, 8], [5, 17], [4, 768], [7, 33], [2, 1031]]) {
+      h.reset();
+      const xs = Array.from({ length: rows * cols }, () => 3 + r.normal() * (r.next() < 0.5 ? 1 : 20));
+      const x = h.putF32(xs);
+      const g = h.putF32(Array.from({ length: cols }, () => r.normal()));
+      const b = h.putF32(Array.from({ length: cols }, () => r.normal()));
+      const init = h.alloc(rows * cols * 4);
+      const eps = 1e-5;
+      const got = runSplits(h, init, rows * cols * 4, (o, ith, nth) => h.k.layernorm(x, g, b, o, rows, cols, eps, ith, nth), `layernorm ${rows}x${cols}`);
+      const want = h.copy(init, rows * cols * 4);
+      h.ref.layernorm(x, g, b, want, rows, cols, eps, 0, 1);
+      const gv = h.f32(g, cols), bv = h.f32(b, cols), xv = h.f32(x, rows * cols);
+      const scale: number[] = [];
+      for (let rr = 0; rr < rows; rr++) {
+        let mean = 0; for (let c = 0; c < cols; c++) mean += xv[rr * cols + c]; mean /= cols;
+        let v = 0; for (let c = 0; c < cols; c++) v += (xv[rr * cols + c] - mean) ** 2; v /= cols;
+        const inv = 1 / Math.sqrt(v + eps);
+        for (let c = 0; c < cols; c++) scale.push(2e-6 * Math.abs((xv[rr * cols + c] - mean) * inv * gv[c]) + 2e-6 * Math.abs(bv[c]) + 1e-7 * Math.abs(gv[c]));
+      }
+      expectClose(h.f32(got, rows * cols), h.f32(want, rows * cols), (i) => scale[i], `layernorm ${rows}x${cols}`);
+    }
+  });
+
+  test(`[${variant}] embed f32/f16/q8, add, kv_store are exact`, () => {
+    const h = new Harness(variant);
+    const r = rng(5);
+    for (const E of [1, 3, 32, 64, 96, 100]) for (const dt of [DT_F32, DT_F16, DT_Q8]) {
+      if (dt === DT_Q8 && E % 32) continue;
+      h.reset();
+      const V = 11, P = 9, rows = 7;
+      let wte: number, sc = 0;
+      if (dt === DT_F32) wte = h.putF32(Array.from({ length: V * E }, () => r.normal()));
+      else if (dt === DT_F16) {
+        wte = h.alloc(V * E * 2);
+        const hv = Array.from({ length: V * E }, () => floatToHalf(r.normal() * (r.next() < 0.1 ? 1e-5 : 1)));
+        hv[0] = 0x7c00; hv[1] = 0xfc00; hv[2] = 0x0001; hv[3] = 0x83ff; // inf, -inf, subnormals
+        new Uint16Array(h.memory.buffer, wte, V * E).set(hv);
+      } else {
+        wte = h.alloc(V * E);
+        new Int8Array(h.memory.buffer, wte, V * E).set(Array.from({ length: V * E }, () => r.int(-128, 127)));
+        sc = h.putF32(Array.from({ length: V * E / 32 }, () => r.next() * 0.1));
+      }
+      const wpe = h.putF32(Array.from({ length: P * E }, () => r.normal()));
+      const ids = h.alloc(rows * 4), pos = h.alloc(rows * 4);
+      new Int32Array(h.memory.buffer, ids, rows).set([0, 3, 10, 0, 5, 7, 1]);
+      new Int32Array(h.memory.buffer, pos, rows).set([0, 1, 2, 8, 4, 5, 6]);
+      const init = h.alloc(rows * E * 4);
+      const got = runSplits(h, init, rows * E * 4, (o, ith, nth) => h.k.embed(ids, pos, wte, dt, sc, wpe, o, rows, E, ith, nth), `embed dt=${dt} E=${E}`);
+      const want = h.copy(init, rows * E * 4);
+      h.ref.embed(ids, pos, wte, dt, sc, wpe, want, rows, E, 0, 1);
+      expectExact(h.f32(got, rows * E), h.f32(want, rows * E), `embed dt=${dt} E=${E}`);
+    }
+    for (const n of [1, 3, 4, 5, 17, 64, 1001]) {
+      h.reset();
+      const a = h.putF32(Array.from({ length: n }, () => r.normal())), b = h.putF32(Array.from({ length: n }, () => r.normal()));
+      const init = h.alloc(n * 4);
+      const got = runSplits(h, init, n * 4, (o, ith, nth) => h.k.add(a, b, o, n, ith, nth), `add ${n}`);
+      const want = h.copy(init, n * 4);
+      h.ref.add(a, b, want, n, 0, 1);
+      expectExact(h.f32(got, n), h.f32(want, n), `add ${n}`);
+    }
+    for (const [B, T, H, D, cap, slot0] of [[1, 1, 1, 1, 1, 0], [2, 3, 2, 5, 9, 4], [1, 5, 3, 64, 8, 3], [3, 2, 2, 7, 2, 0]]) {
+      h.reset();
+      const stride = 3 * H * D + 1;
+      const src = h.putF32(Array.from({ length: B * T * stride }, () => r.normal()));
+      const cacheFloats = B * H * cap * D;
+      const init = h.putF32(Array.from({ length: 2 * cacheFloats }, () => r.normal()));
+      const got = runSplits(h, init, 2 * cacheFloats * 4, (o, ith, nth) => h.k.kv_store(src, stride, H * D, 2 * H * D + 1, o, o + cacheFloats * 4, B, T, H, D, cap, slot0, ith, nth), `kv_store`);
+      const want = h.copy(init, 2 * cacheFloats * 4);
+      h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheFloats * 4, B, T, H, D, cap, slot0, 0, 1);
+      expectExact(h.f32(got, 2 * cacheFloats), h.f32(want, 2 * cacheFloats), 'kv_store');
+    }
+  });
+
+  test(`[${variant}] attention eager and blockwise: causal, masks (fully masked rows), head mask, past, probs`, () => {
+    const h = new Harness(variant);
+    const r = rng(2024);
+    const cases: AttnCase[] = [
+      { B: 1, H: 1, T: 1, D: 1, S: 1, past: 0, causal: 1, mask: 'none', headMask: false },
+      { B: 1, H: 2, T: 1, D: 64, S: 1, past: 0, causal: 1, mask: 'none', headMask: true },
+      { B: 2, H: 3, T: 5, D: 64, S: 5, past: 0, causal: 1, mask: 'random', headMask: true },
+      { B: 2, H: 2, T: 3, D: 67, S: 73, past: 70, causal: 1, mask: 'rowzero', headMask: false },
+      { B: 1, H: 2, T: 4, D: 7, S: 130, past: 126, causal: 1, mask: 'random', headMask: true },
+      { B: 2, H: 1, T: 6, D: 3, S: 6, past: 0, causal: 0, mask: 'rowzero', headMask: true },
+      { B: 1, H: 1, T: 2, D: 16, S: 200, past: 198, causal: 1, mask: 'none', headMask: false },
+      { B: 3, H: 2, T: 2, D: 5, S: 9, past: 7, causal: 1, mask: 'prefix', headMask: false },
+      { B: 1, H: 1, T: 3, D: 64, S: 3, past: -2, causal: 1, mask: 'none', headMask: false },
+    ];
+    for (let i = 0; i < 12; i++) {
+      const T = r.pick([1, 2, 3, 7]), past = r.pick([0, 0, 1, 5, 60, 64, 65]);
+      cases.push({ B: r.int(1, 2), H: r.int(1, 3), T, D: r.pick([1, 4, 8, 13, 64]), S: past + T, past, causal: r.pick([0, 1]), mask: r.pick(['none', 'random', 'rowzero', 'prefix']), headMask: r.next() < 0.5 });
+    }
+    for (const c of cases) attentionCase(h, r, c);
+  });
+
+  test(`[${variant}] negative controls: the tolerances catch small bugs`, () => {
+    const h = new Harness(variant);
+    const r = rng(77);
+    // 1. the reference without the last k term (a dropped K tail) must fail the matmul bound
+    for (const dt of [DT_F32, DT_F16]) {
+      const { got, want, L } = matmulCase(h, r, { M: 3, K: 67, N: 9, flags: ACT_NONE, bias: false, dt }, {
+        perturbRef: (x, w) => { for (let m = 0; m < 3; m++) x[m * 67 + 66] = 0; },
+      });
+      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, `dropped K tail term not detected (dt=${dt})`);
+    }
+    // 2. q8: one quantum of difference in one activation of the last block must fail
+    {
+      const { got, want, L } = matmulCase(h, r, { M: 2, K: 64, N: 5, flags: ACT_NONE, bias: false, dt: DT_Q8 }, {
+        perturbRef: (x) => { x[63] = x[63] + Math.sign(x[63] || 1) * 0.2; },
+      });
+      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, 'q8 change not detected');
+    }
+    // 3. tanh-gelu in place of erf-gelu must fail the activation bound
+    const xs = Array.from({ length: 200 }, (_, i) => Math.fround(-6 + i * 0.06));
+    const tanhGelu = xs.map((v) => activate(v, ACT_GELU_TANH)), erfGelu = xs.map((v) => activate(v, ACT_GELU_ERF));
+    assert.ok(worst(tanhGelu, erfGelu, (i) => 1e-6 * Math.abs(erfGelu[i]) + 2.4e-7 * Math.abs(xs[i]) * 1.13 + 1e-37).excess > 0, 'gelu variants indistinguishable');
+    // 4. attention: an off-by-one causal limit (one more key) must fail the attention bound
+    const c: AttnCase = { B: 1, H: 2, T: 3, D: 8, S: 10, past: 6, causal: 1, mask: 'none', headMask: false };
+    let caught = '';
+    try { attentionCase(h, r, c, { refPast: 7 }); } catch (e) { caught = (e as Error).message; }
+    assert.match(caught, /attention .* eager out/, 'off-by-one causal limit not detected');
+  });
+}
+
+/** The activations in f64 without the cancellation of 1 + tanh(u) / 1 + erf(z) for very negative x (the
+ *  reference's formulas lose all relative accuracy below x ≈ -5, harmlessly: their absolute error is < 1e-15·|x|). */
+function accurateAct(x: number, act: number): number {
+  if (act === ACT_GELU_TANH) return x / (1 + Math.exp(-2 * Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+  if (act === ACT_GELU_ERF) {
+    const z = x / Math.SQRT2;
+    if (z > -2) return activate(x, act);
+    const a = -z;
+    let f = 0; // erfc(a) = exp(-a²)/√π / (a + 1/2/(a + 1/(a + 3/2/(a + ...)))), a continued fraction
+    for (let n = 80; n >= 1; n--) f = (n / 2) / (a + f);
+    return 0.5 * x * Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + f);
+  }
+  return activate(x, act);
+}
+
+interface AttnCase { B: number; H: number; T: number; D: number; S: number; past: number; causal: number; mask: 'none' | 'random' | 'rowzero' | 'prefix'; headMask: boolean }
+
+function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number } = {}) {
+  const { B, H, T, D, S, past, causal } = c;
+  h.reset();
+  const cap = S + 3, qStride = 3 * H * D + 2, outStride = H * D + 1;
+  const qv = Array.from({ length: B * T * qStride }, () => r.normal());
+  const q = h.putF32(qv);
+  const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
+  const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal() * 2));
+  let mask = 0;
+  if (c.mask !== 'none') {
+    const mv = new Array(B * S).fill(1);
+    for (let b = 0; b < B; b++) for (let j = 0; j < S; j++) {
+      if (c.mask === 'random') mv[b * S + j] = r.next() < 0.3 ? 0 : 1;
+      if (c.mask === 'rowzero') mv[b * S + j] = b === 0 ? 0 : r.next() < 0.5 ? 0 : 1; // batch row 0: nothing visible
+      if (c.mask === 'prefix') mv[b * S + j] = j < b * 2 ? 0 : 1; // left padding
+    }
+    mask = h.putF32(mv);
+  }
+  const headMask = c.headMask ? h.putF32(Array.from({ length: H }, (_, i) => (i === 1 ? 0 : 0.5 + r.next()))) : 0;
+  const scale = 1 / Math.sqrt(D) * (0.5 + r.next() * 2);
+  const outBytes = B * T * outStride * 4;
+  const outInit = h.putF32(Array.from({ length: B * T * outStride }, () => 42));
+  const probsBytes = B * H * T * S * 4;
+  const scratchBytes = 3 * attentionScratchBytes(S, D);
+  const scratch = h.alloc(scratchBytes);
+  const refPast = ctl.refPast ?? past;
+  // eager: outputs and probs (one combined region so runSplits checks both)
+  const region = h.alloc(outBytes + probsBytes);
+  h.bytes(region, outBytes).set(h.bytes(outInit, outBytes));
+  h.f32(region + outBytes, B * H * T * S).fill(-7);
+  const got = runSplits(h, region, outBytes + probsBytes, (o, ith, nth) =>
+    h.k.attention_eager(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, o + outBytes, scratch, ith, nth), 'attention_eager');
+  assert.ok(h.guardOk(scratch, scratchBytes), 'attention_eager: wrote past its scratch');
+  const want = h.copy(region, outBytes + probsBytes);
+  h.ref.attention_eager(q, qStride, kc, vc, cap, want, outStride, B, H, T, D, S, refPast, causal, mask, scale, headMask, want + outBytes, 0, 0, 1);
+  // bound: 1.5e-6 · max |v| over the keys (all keys: an upper bound) per (b, h)
+  const vmax = new Float64Array(B * H);
+  const vv = h.f32(vc, B * H * cap * D);
+  for (let bh = 0; bh < B * H; bh++) for (let i = 0; i < S * D; i++) vmax[bh] = Math.max(vmax[bh], Math.abs(vv[bh * cap * D + i]));
+  const hmv = headMask ? h.f32(headMask, H) : null;
+  const outBound = (i: number) => {
+    const row = Math.floor(i / outStride), col = i % outStride;
+    if (col >= H * D) return 0; // untouched padding column: exact
+    const b = Math.floor(row / T), hh = Math.floor(col / D);
+    return 1.5e-6 * vmax[b * H + hh] * (hmv ? Math.abs(hmv[hh]) : 1) + 1e-30;
+  };
+  const what = `attention ${JSON.stringify(c)}`;
+  const gOut = h.f32(got, outBytes / 4), wOut = h.f32(want, outBytes / 4);
+  expectClose(gOut, wOut, outBound, `${what} eager out`);
+  const gP = h.f32(got + outBytes, B * H * T * S), wP = h.f32(want + outBytes, B * H * T * S);
+  expectClose(gP, wP, (i) => 2e-6 * Math.abs(wP[i]) + 1e-8, `${what} eager probs`);
+  // blockwise: headMask and probs must be ignored (the reference twin is called without them)
+  const pGuard = h.alloc(probsBytes);
+  h.f32(pGuard, B * H * T * S).fill(-7);
+  const gotB = runSplits(h, outInit, outBytes, (o, ith, nth) =>
+    h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, pGuard, scratch, ith, nth), 'attention_blockwise');
+  assert.ok(h.guardOk(scratch, scratchBytes), 'attention_blockwise: wrote past its scratch');
+  assert.ok(h.f32(pGuard, B * H * T * S).every((v) => v === -7), 'attention_blockwise wrote probs');
+  const wantB = h.copy(outInit, outBytes);
+  h.ref.attention_blockwise(q, qStride, kc, vc, cap, wantB, outStride, B, H, T, D, S, refPast, causal, mask, scale, 0, 0, 0, 0, 1);
+  const outBoundB = (i: number) => {
+    const row = Math.floor(i / outStride), col = i % outStride;
+    if (col >= H * D) return 0;
+    return 1.5e-6 * vmax[Math.floor(row / T) * H + Math.floor(col / D)] + 1e-30;
+  };
+  expectClose(h.f32(gotB, outBytes / 4), h.f32(wantB, outBytes / 4), outBoundB, `${what} blockwise out`);
+}
+
+// The relaxed-SIMD builds: if this Node needs a flag to validate them, run this file again under the flag.
+const needFlag = ['relaxed', 'relaxed-threads'].filter((v) => !validates(v as WasmVariant));
+if (!only && needFlag.length) {
+  test(`relaxed SIMD builds (${needFlag.join(', ')}) pass this suite under --experimental-wasm-relaxed-simd`, () => {
+    const res = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, KERNEL_TEST_VARIANTS: needFlag.join(',') }, encoding: 'utf8', timeout: 300_000,
+    });
+    const out = `${res.stdout}\n${res.stderr}`;
+    assert.is(res.status, 0, `child failed:\n${out.slice(-4000)}`);
+    assert.match(out, /Passed:\s+\d+/);
+    assert.not.match(out, /Skipped:\s+[1-9]/);
+    assert.match(out, /Total:\s+(\d+)/);
+    const total = Number(/Total:\s+(\d+)/.exec(out)![1]);
+    assert.ok(total >= 7 * needFlag.length, `child ran only ${total} tests`);
+  });
+}
+
+test('at least one build variant validates here', () => {
+  assert.ok(variants.length > 0 || (only?.length ?? 0) === 0, 'requested variants do not validate under this engine');
+  if (only) assert.is(variants.length, only.length, `variants ${only.join(',')} requested but only ${variants.join(',')} validate`);
+});
+
+test.run();
