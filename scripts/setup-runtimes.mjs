@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Installs the JavaScript runtimes the portability tests (test/runtimes.test.ts) run on, when they are missing:
-//   deno, bun, playwright-core  from the npm registry (the packages ship the binaries as per-platform
-//                               optional dependencies), into this checkout's node_modules;
+//   deno, bun, workerd,         from the npm registry (the packages ship the binaries as per-platform
+//   playwright-core             optional dependencies), into this checkout's node_modules;
+//                               (workerd is the open-source Cloudflare Workers runtime);
 //   chromium                    from Debian apt, only when running as root and /usr/bin/chromium is absent.
 // Idempotent: what is present and working is left alone. Prints one status line per runtime.
 //   node scripts/setup-runtimes.mjs            install what is missing
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const checkOnly = process.argv.includes('--check');
-const PINS = { deno: '2.9.6', bun: '1.4.5', 'playwright-core': '1.65.1' };
+const PINS = { deno: '2.9.6', bun: '1.4.5', workerd: '1.20261117.1', 'playwright-core': '1.65.1' };
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 const log = (msg) => console.error(`[setup-runtimes] ${msg}`);
@@ -40,6 +41,7 @@ const npmBin = (name) => join(root, 'node_modules', '.bin', name);
 const probes = {
   deno: () => version(npmBin('deno')),
   bun: () => version(npmBin('bun')),
+  workerd: () => version(npmBin('workerd')),
   'playwright-core': () => {
     const p = join(root, 'node_modules', 'playwright-core', 'package.json');
     return existsSync(p) ? JSON.parse(readFileSync(p, 'utf8')).version : null;

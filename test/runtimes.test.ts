@@ -1,6 +1,7 @@
 // Runs the built package (dist/index.js) on the other runtimes it supports, each as a child process bounded by
-// a timeout: Deno, Bun, headless Chromium (cross-origin isolated → threads, and not isolated → one thread) and
-// the edge handler under Deno.serve. Each child prints RUNTIME_RESULT lines (see test/runtimes/check.ts).
+// a timeout: Deno, Bun, headless Chromium (cross-origin isolated → threads, and not isolated → one thread), and
+// the edge handler under Deno.serve and under workerd (the Cloudflare Workers runtime). Each child prints
+// RUNTIME_RESULT lines (see test/runtimes/check.ts).
 // Runtimes come from `node scripts/setup-runtimes.mjs`. One that is not installed is skipped with a message,
 // unless GPT2WASM_REQUIRE_RUNTIMES=1 (CI), where that is a failure.
 // GPT2WASM_TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm (debugging only).
@@ -37,6 +38,10 @@ const targets: Target[] = [
     name: 'chromium', cmd: process.execPath, args: ['--import', 'tsx', 'test/runtimes/browser.ts', `--kernels=${kernels}`],
     missing: !existsSync(chromiumPath) ? `chromium not found at ${chromiumPath} (${setupHint}, as root)`
       : !existsSync(join(root, 'node_modules', 'playwright-core', 'package.json')) ? `playwright-core not installed (${setupHint})` : null,
+  },
+  {
+    name: 'cloudflare workerd', cmd: process.execPath, args: ['--import', 'tsx', 'test/runtimes/workerd.ts', `--kernels=${kernels}`],
+    missing: existsSync(join(root, 'node_modules', '.bin', 'workerd')) ? null : `workerd not installed (${setupHint})`,
   },
   {
     name: 'deno edge handler', cmd: deno,

@@ -12,6 +12,7 @@ import { GPT2WasmError } from '../errors.js';
 import { urlSource, type ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { DTypeOption } from '../model/weights.js';
+import type { WasmVariant } from '../runtime/wasm.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface FetchHandlerOptions {
@@ -25,6 +26,14 @@ export interface FetchHandlerOptions {
   threads?: number;
   /** 'wasm' (default) or 'reference' (TypeScript kernels; debugging only). */
   kernels?: 'wasm' | 'reference';
+  /** Force a kernel build ('simd', 'relaxed', ...); give it with `wasmModule`. */
+  variant?: WasmVariant;
+  /**
+   * The kernel build, precompiled: Cloudflare Workers and Vercel Edge refuse to compile WebAssembly from bytes
+   * at run time, so there the .wasm is imported as a module (`import kernels from 'gpt2-wasm/wasm/simd.wasm'`)
+   * and passed here with the matching `variant`. Needs from_pretrained's `wasmModule` option.
+   */
+  wasmModule?: WebAssembly.Module;
   /** For modelUrl: the fetch to read weights with, extra headers, a bearer token. */
   fetch?: typeof fetch;
   headers?: Record<string, string>;
@@ -133,7 +142,10 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
 
   const model = (): Promise<GPT2LMHeadModel> => {
     if (!modelP) {
-      modelP = GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, threads: o.threads ?? 1, kernels: o.kernels })
+      const opts: Record<string, unknown> = { dtype: o.dtype, threads: o.threads ?? 1, kernels: o.kernels };
+      if (o.variant !== undefined) opts.variant = o.variant;
+      if (o.wasmModule !== undefined) opts.wasmModule = o.wasmModule;
+      modelP = GPT2LMHeadModel.from_pretrained(source, opts)
         .then((m) => (loaded = m));
       modelP.catch(() => { modelP = null; }); // a failed load is retried by the next request
     }
