@@ -1,7 +1,8 @@
-// Runs the built package (dist/index.js) on the other runtimes it supports, each as a child process bounded by
-// a timeout: Deno, Bun, headless Chromium (cross-origin isolated → threads, and not isolated → one thread), and
-// the edge handler under Deno.serve and under workerd (the Cloudflare Workers runtime). Each child prints
-// RUNTIME_RESULT lines (see test/runtimes/check.ts).
+// Runs the built package (dist/index.js) on every runtime it supports, each as a child process bounded by
+// a timeout: Node (the bundle; the unit tests run src/), Deno, Bun, headless Chromium (cross-origin isolated →
+// threads, and not isolated → one thread; on the page and in a Web Worker), and the edge handler under
+// Deno.serve and under workerd (the Cloudflare Workers runtime). Each child prints RUNTIME_RESULT lines (see
+// test/runtimes/check.ts).
 // Runtimes come from `node scripts/setup-runtimes.mjs`. One that is not installed is skipped with a message,
 // unless GPT2WASM_REQUIRE_RUNTIMES=1 (CI), where that is a failure.
 // GPT2WASM_TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm (debugging only).
@@ -32,6 +33,7 @@ const deno = findBin('deno');
 const bun = findBin('bun');
 const setupHint = 'run: node scripts/setup-runtimes.mjs';
 const targets: Target[] = [
+  { name: 'node (dist bundle)', cmd: process.execPath, args: ['--import', 'tsx', 'test/runtimes/node.ts', `--kernels=${kernels}`], missing: null },
   { name: 'deno', cmd: deno, args: ['run', '-A', 'test/runtimes/deno.ts', `--kernels=${kernels}`], missing: deno ? null : `deno not installed (${setupHint})` },
   { name: 'bun', cmd: bun, args: ['test/runtimes/bun.ts', `--kernels=${kernels}`], missing: bun ? null : `bun not installed (${setupHint})` },
   {

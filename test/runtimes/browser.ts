@@ -2,8 +2,9 @@
 //   node --import tsx test/runtimes/browser.ts [--kernels=reference] [--threads=1,2] [--mode=isolated|plain]
 // Serves the repository on 127.0.0.1 with a tiny node:http server, twice: once with COOP/COEP headers
 // (the page is crossOriginIsolated → SharedArrayBuffer → worker threads) and once without (no shared
-// memory → the single-thread fallback). The page (browser-page.ts) imports /dist/index.js and reads the
-// fixture model with urlSource. Prints one RUNTIME_RESULT line per mode; exit 1 when a check fails.
+// memory → the single-thread fallback). The page (browser-page.ts) runs the checks on the page and in a Web
+// Worker: each imports /dist/index.js and reads the fixture model with urlSource. Prints one RUNTIME_RESULT
+// line per mode and context; exit 1 when a check fails.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -77,7 +78,9 @@ async function serve(isolated: boolean): Promise<TestServer> {
   });
 }
 
-async function runMode(mode: 'isolated' | 'plain', log: string[]): Promise<RuntimeReport | { error: string }> {
+type Outcome = RuntimeReport | { error: string };
+
+async function runMode(mode: 'isolated' | 'plain', log: string[]): Promise<Outcome[]> {
   const { chromium } = await import('playwright-core');
   const server = await serve(mode === 'isolated');
   const userDataDir = mkdtempSync(join(tmpdir(), 'gpt2wasm-chromium-'));
@@ -94,12 +97,12 @@ async function runMode(mode: 'isolated' | 'plain', log: string[]): Promise<Runti
     await page.exposeFunction('__gpt2wasmDone', (s: string) => finish(s));
     await page.goto(`${server.url}/?kernels=${kernels}&threads=${threads}&rawfetch=${process.env.GPT2WASM_RAW_FETCH === '1' ? 1 : 0}`);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<string>((r) => { timer = setTimeout(() => r(JSON.stringify({ error: `no result within ${timeoutMs} ms` })), timeoutMs); });
+    const timeout = new Promise<string>((r) => { timer = setTimeout(() => r(JSON.stringify([{ error: `no result within ${timeoutMs} ms` }])), timeoutMs); });
     const text = await Promise.race([result, timeout]);
     clearTimeout(timer);
     return JSON.parse(text);
   } catch (e) {
-    return { error: `${(e as Error).message}` };
+    return [{ error: `${(e as Error).message}` }];
   } finally {
     await context?.close().catch(() => {});
     await server.close();
@@ -114,13 +117,15 @@ if (!existsSync(chromiumPath)) {
 let code = 0;
 for (const mode of modes) {
   const log: string[] = [];
-  const r = await runMode(mode, log);
+  const outcomes = await runMode(mode, log);
   for (const l of log) console.error(l);
-  if ('error' in r) {
-    code = 1;
-    printReport({ platform: `chromium ${mode === 'isolated' ? 'cross-origin isolated' : 'not isolated'}`, kernels, results: [{ name: 'page', status: 'fail', threadsRequested: 0, message: r.error }] });
-    continue;
+  for (const r of outcomes) {
+    if ('error' in r) {
+      code = 1;
+      printReport({ platform: `chromium ${mode === 'isolated' ? 'cross-origin isolated' : 'not isolated'}`, kernels, results: [{ name: 'page', status: 'fail', threadsRequested: 0, message: r.error }] });
+      continue;
+    }
+    code = Math.max(code, printReport(r));
   }
-  code = Math.max(code, printReport(r));
 }
 process.exit(code);

@@ -1,0 +1,48 @@
+// The Chromium checks, run both on the page (browser-page.ts) and in a module Web Worker it starts
+// (browser-worker.ts): the built package from /dist/index.js, the fixture model read over HTTP with urlSource.
+// On the page the pool's caller cannot block (Atomics.wait is not allowed on a window's main thread) and spins;
+// in a worker it blocks. Without cross-origin isolation there is no shared memory and one thread is expected.
+import { runChecks, type RuntimeReport } from './check.ts';
+
+export interface BrowserParams { kernels: 'wasm' | 'reference'; threads: number[]; rawFetch: boolean }
+
+export function paramsFrom(search: string): BrowserParams {
+  const p = new URLSearchParams(search);
+  return {
+    kernels: p.get('kernels') === 'reference' ? 'reference' : 'wasm',
+    threads: (p.get('threads') ?? '1,2').split(',').map(Number),
+    rawFetch: p.get('rawfetch') === '1',
+  };
+}
+
+export async function browserChecks(where: 'page' | 'worker', params: BrowserParams): Promise<RuntimeReport> {
+  const distUrl = '/dist/index.js';
+  const api = await import(distUrl);
+  // urlSource is in the public API; for a build that lacks it, the server bundles src/io/source.ts at /urlsource.js
+  let urlSource = api.urlSource;
+  let from = 'dist';
+  if (typeof urlSource !== 'function') {
+    const fallbackUrl = '/urlsource.js';
+    urlSource = (await import(fallbackUrl)).urlSource;
+    from = 'src/io/source.ts (dist does not export urlSource)';
+  }
+  const isolated = (globalThis as any).crossOriginIsolated === true;
+  const report = await runChecks({
+    api,
+    platform: `chromium ${isolated ? 'cross-origin isolated' : 'not isolated'} (${where})`,
+    readFixture: async (p) => {
+      const res = await fetch(`/fixtures/${p}`);
+      if (!res.ok) throw new Error(`/fixtures/${p}: HTTP ${res.status}`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
+    // The wrapper works around src/io/source.ts calling the stored global fetch as a method of the source
+    // (`this.fetchFn(...)`), which browsers reject with "Illegal invocation"; rawfetch=1 checks the unwrapped path.
+    modelSource: (name) => urlSource(new URL(`/fixtures/models/${name}/`, location.href).href,
+      params.rawFetch ? {} : { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init) }),
+    threads: params.threads,
+    kernels: params.kernels,
+    expectThreads: (n) => (isolated ? n : 1),
+  });
+  (report as any).urlSource = from;
+  return report;
+}
