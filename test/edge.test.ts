@@ -120,7 +120,8 @@ test('bad requests get 4xx JSON errors naming the problem', async () => {
 test('the body is read as JSON whatever its Content-Type (fetch and curl defaults)', async () => {
   const h = createFetchHandler({ source: dirSource(modelDir('gpt2-tiny')), kernels });
   try {
-    for (const headers of [{}, { 'content-type': 'text/plain;charset=UTF-8' }, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+    const variants: Record<string, string>[] = [{}, { 'content-type': 'text/plain;charset=UTF-8' }, { 'content-type': 'application/x-www-form-urlencoded' }];
+    for (const headers of variants) {
       const res = await h.fetch(post('/v1/forward', { input_ids: [1, 2], top_k: 1 }, headers));
       assert.is(res.status, 200, JSON.stringify(headers));
     }

@@ -18,14 +18,8 @@ export function paramsFrom(search: string): BrowserParams {
 export async function browserChecks(where: 'page' | 'worker', params: BrowserParams): Promise<RuntimeReport> {
   const distUrl = '/dist/index.js';
   const api = await import(distUrl);
-  // urlSource is in the public API; for a build that lacks it, the server bundles src/io/source.ts at /urlsource.js
-  let urlSource = api.urlSource;
-  let from = 'dist';
-  if (typeof urlSource !== 'function') {
-    const fallbackUrl = '/urlsource.js';
-    urlSource = (await import(fallbackUrl)).urlSource;
-    from = 'src/io/source.ts (dist does not export urlSource)';
-  }
+  const urlSource = api.urlSource;
+  if (typeof urlSource !== 'function') throw new Error('dist/index.js does not export urlSource');
   const isolated = (globalThis as any).crossOriginIsolated === true;
   const report = await runChecks({
     api,
@@ -43,6 +37,5 @@ export async function browserChecks(where: 'page' | 'worker', params: BrowserPar
     kernels: params.kernels,
     expectThreads: (n) => (isolated ? n : 1),
   });
-  (report as any).urlSource = from;
   return report;
 }

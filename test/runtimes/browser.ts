@@ -43,7 +43,6 @@ function fileUnder(base: string, rel: string): string | null {
 
 async function serve(isolated: boolean): Promise<TestServer> {
   const esbuild = await import('esbuild');
-  const transpiled = new Map<string, Uint8Array>();
   return startServer(async (req, res, path) => {
     const headers: Record<string, string> = { 'cache-control': 'no-store' };
     if (isolated) {
@@ -53,14 +52,6 @@ async function serve(isolated: boolean): Promise<TestServer> {
     }
     const send = (bytes: Uint8Array, type: string) => sendBytes(req, res, bytes, { headers: { ...headers, 'content-type': type } });
     if (path === '/' || path === '/index.html') return send(new TextEncoder().encode(PAGE), TYPES['.html']);
-    if (path === '/urlsource.js') {
-      // fallback while dist/index.js does not export urlSource: the real src/io/source.ts, bundled
-      if (!transpiled.has(path)) {
-        const out = await esbuild.build({ entryPoints: [join(root, 'src/io/source.ts')], bundle: true, write: false, format: 'esm', platform: 'neutral', external: ['node:*'], logLevel: 'silent' });
-        transpiled.set(path, out.outputFiles[0].contents);
-      }
-      return send(transpiled.get(path)!, TYPES['.js']);
-    }
     let file: string | null = null;
     if (path.startsWith('/fixtures/')) file = fileUnder(fixtures, path.slice('/fixtures'.length));
     else if (path.startsWith('/dist/')) file = fileUnder(join(root, 'dist'), path.slice('/dist'.length));
