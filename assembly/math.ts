@@ -141,10 +141,17 @@ const ERF_SPLIT: f32 = 0.9;
 const HALF_MASK: i32 = <i32>0x8fffe000;
 const HALF_SCALE: f32 = 5.192296858534828e33; // 2^112
 
+/** Four sign-extended halves (v128.load16x4_s) -> four f32. */
+@inline export function halfBits(h: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK)), f32x4.splat(HALF_SCALE));
+}
+/** Four sign-extended halves -> four f32 equal to the halves times 2^-112 (exact). */
+@inline export function halfBits112(h: v128): v128 {
+  return v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK));
+}
 /** Four halves at p -> four f32. */
 @inline export function half4(p: usize): v128 {
-  const h = v128.load16x4_s(p);
-  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK)), f32x4.splat(HALF_SCALE));
+  return halfBits(v128.load16x4_s(p));
 }
 /** Four halves at p -> four f32, inf and NaN preserved. */
 @inline export function half4Exact(p: usize): v128 {

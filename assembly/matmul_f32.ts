@@ -9,12 +9,24 @@
 // accumulators (2x4: 6 loads per 8 multiply-adds, 8 accumulators, fits the 16 xmm registers of x64 V8).
 // GEMV (small M) streams each weight row once per row of x from L1/L2; GEMM blocks M so the x panel stays in L2.
 import { FLAG_ACCUMULATE, hsum4, imin, loadPartial, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
-import { activate4, half1, half4 } from './math';
+import { activate4, half1, half4, halfBits112 } from './math';
 
-/** Four consecutive weights at p. */
+// W = f32: f32 weights. W = u16: half weights converted to w·2^-112 (sign-extend, shift, mask: exact, also for
+// subnormal halves) and multiplied by x·2^112 — the same real product x·w, so the same rounding as converting
+// the weight, one multiply fewer per weight vector; used when every |x| < 2^15 so x·2^112 stays finite.
+// W = i16: half weights fully converted (any x).
+const X_SCALE: f32 = 5.192296858534828e33; // 2^112
+
+/** Four consecutive weights at p (f32, or halves as above). */
 @inline function wload<W>(p: usize): v128 {
   if (sizeof<W>() == 4) return v128.load(p);
-  return half4(p);
+  if (isSigned<W>()) return half4(p);
+  return halfBits112(v128.load16x4_s(p));
+}
+/** Four consecutive activations at p, pre-scaled for the u16 path. */
+@inline function xload<W>(p: usize): v128 {
+  if (sizeof<W>() == 2 && !isSigned<W>()) return f32x4.mul(v128.load(p), f32x4.splat(X_SCALE));
+  return v128.load(p);
 }
 @inline function wscalar<W>(p: usize): f32 {
   if (sizeof<W>() == 4) return load<f32>(p);
@@ -52,7 +64,7 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
   let xp = xr;
   const d1 = w1 - w0, d2 = w2 - w0, d3 = w3 - w0;
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
-    const xv = v128.load(xp);
+    const xv = xload<W>(xp);
     a0 = madd(xv, wload<W>(wp), a0);
     a1 = madd(xv, wload<W>(wp + d1), a1);
     a2 = madd(xv, wload<W>(wp + d2), a2);
@@ -64,35 +76,43 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
   finish(s, bp, yp, cnt, flags);
 }
 
-/** One row of x against eight consecutive weight rows starting at w0 (rows apart by rb bytes). */
-function tile1x8<W>(xr: usize, w0: usize, rb: usize, K: i32, bp: usize, yp: usize, flags: i32): void {
+/** Rows of w per GEMV tile. V8 (x64) gives wasm 15 xmm registers and issues an iteration's loads before its
+ *  arithmetic, so loads (1 + R) + accumulators (R) + temporaries must fit in 15 or an accumulator is spilled
+ *  to the stack and its chain runs through memory: 7 with fused multiply-add, 6 with mul + add, 5 for halves
+ *  (whose conversion needs temporaries). */
+@inline function gemvRows<W>(): i32 {
+  if (sizeof<W>() == 2) return 5;
+  return ASC_FEATURE_RELAXED_SIMD ? 7 : 6;
+}
+
+/** One row of x against R = gemvRows<W>() consecutive weight rows (w0 + i*rb). */
+function tile1xR<W>(xr: usize, w0: usize, rb: usize, K: i32, bp: usize, yp: usize, flags: i32): void {
+  const R = gemvRows<W>();
   const K4 = K & ~3;
   const wend = w0 + <usize>K4 * sizeof<W>();
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0);
   let xp = xr;
-  const w4 = w0 + 4 * rb;
-  const rb2 = rb * 2, rb3 = rb * 3;
-  for (let wp = w0, wq = w4; wp < wend; wp += 4 * sizeof<W>(), wq += 4 * sizeof<W>()) {
-    const xv = v128.load(xp);
+  const rb2 = rb * 2, rb3 = rb * 3, rb4 = rb * 4, rb5 = rb * 5, rb6 = rb * 6;
+  for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
+    const xv = xload<W>(xp);
     a0 = madd(xv, wload<W>(wp), a0);
     a1 = madd(xv, wload<W>(wp + rb), a1);
     a2 = madd(xv, wload<W>(wp + rb2), a2);
     a3 = madd(xv, wload<W>(wp + rb3), a3);
-    a4 = madd(xv, wload<W>(wq), a4);
-    a5 = madd(xv, wload<W>(wq + rb), a5);
-    a6 = madd(xv, wload<W>(wq + rb2), a6);
-    a7 = madd(xv, wload<W>(wq + rb3), a7);
+    a4 = madd(xv, wload<W>(wp + rb4), a4);
+    if (R > 5) a5 = madd(xv, wload<W>(wp + rb5), a5);
+    if (R > 6) a6 = madd(xv, wload<W>(wp + rb6), a6);
     xp += 16;
   }
   let s0 = hsum4(a0, a1, a2, a3);
-  let s1 = hsum4(a4, a5, a6, a7);
+  let s1 = hsum4(a4, a5, a6, a6);
   if (K4 < K) {
     s0 = ktail<W>(s0, xr, w0, w0 + rb, w0 + rb2, w0 + rb3, K4, K);
-    s1 = ktail<W>(s1, xr, w4, w4 + rb, w4 + rb2, w4 + rb3, K4, K);
+    s1 = ktail<W>(s1, xr, w0 + rb4, w0 + (R > 5 ? rb5 : rb4), w0 + (R > 6 ? rb6 : rb4), w0 + rb4, K4, K);
   }
   finish(s0, bp, yp, 4, flags);
-  finish(s1, bp ? bp + 16 : 0, yp + 16, 4, flags);
+  finish(s1, bp ? bp + 16 : 0, yp + 16, R - 4, flags);
 }
 
 /** Two rows of x (x0, x0 + xb) against four weight rows (w0 + i*rb); outputs at yp and yp + yb. */
@@ -104,8 +124,8 @@ function tile2x4<W>(x0: usize, xb: usize, w0: usize, rb: usize, K: i32, bp: usiz
   const rb2 = rb * 2, rb3 = rb * 3;
   let xp = x0;
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
-    const xu = v128.load(xp);
-    const xv = v128.load(xp + xb);
+    const xu = xload<W>(xp);
+    const xv = xload<W>(xp + xb);
     let wv = wload<W>(wp);
     a0 = madd(xu, wv, a0);
     c0 = madd(xv, wv, c0);
@@ -151,15 +171,16 @@ export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
   const xb = <usize>K << 2;
   const yb = <usize>N << 2;
   const n4 = n0 + ((n1 - n0) & ~3);
-  const n8 = n0 + ((n1 - n0) & ~7);
   if (M <= GEMV_MAX_M) {
-    for (let n = n0; n < n8; n += 8) {
+    const R = gemvRows<W>();
+    const n6 = n0 + (n1 - n0) / R * R;
+    for (let n = n0; n < n6; n += R) {
       const w0 = w + <usize>n * rb;
       for (let m = 0; m < M; m++) {
-        tile1x8<W>(x + <usize>m * xb, w0, rb, K, bias ? bias + (<usize>n << 2) : 0, y + <usize>m * yb + (<usize>n << 2), flags);
+        tile1xR<W>(x + <usize>m * xb, w0, rb, K, bias ? bias + (<usize>n << 2) : 0, y + <usize>m * yb + (<usize>n << 2), flags);
       }
     }
-    for (let n = n8; n < n1; n += 4) {
+    for (let n = n6; n < n1; n += 4) {
       for (let m = 0; m < M; m++) group1<W>(x + <usize>m * xb, w, rb, n, n1, K, bias, y + <usize>m * yb, flags);
     }
     return;

@@ -270,6 +270,21 @@ for (const variant of variants) {
         const part = run(m0, rows);
         expectExact(part, all.subarray(m0 * N, (m0 + rows) * N), `dt=${dt} rows ${m0}..${m0 + rows}`);
       }
+      if (dt === DT_F16) {
+        // an |x| ≥ 2^15 anywhere switches matmul_f16 to its fully-converting path: other rows keep their bits
+        h.f32(x, M * K)[5] = 40000;
+        const big = run(0, M);
+        expectExact(big.subarray(N), all.subarray(N), 'f16 rows 1.. with a large x in row 0');
+        const want = h.alloc(M * N * 4);
+        h.ref.matmul_f16(x, w, bias, want, M, K, N, ACT_GELU_ERF, 0, 1);
+        const wv = h.f32(want, M * N), xv = h.f32(x, K), hv = new Uint16Array(h.memory.buffer, w, N * K), bv = h.f32(bias, N);
+        const L = Array.from({ length: N }, (_, n) => {
+          let l = Math.abs(bv[n]);
+          for (let k = 0; k < K; k++) l += Math.abs(xv[k] * halfToFloat(hv[n * K + k]));
+          return l * ACT_GAIN;
+        });
+        expectClose(big.subarray(0, N), wv.subarray(0, N), (n) => MATMUL_RTOL * L[n], 'f16 row 0 with |x| = 40000');
+      }
     }
   });
 
