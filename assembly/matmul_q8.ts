@@ -52,26 +52,22 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
   return f32x4.replace_lane(v, 3, load<f32>(p3));
 }
 
-/** One row of x (xr, scales xsr) against weight rows w0..w3 (scales s0..s3); cnt of the four are real. */
+/** One row of x (xr, scales xsr) against weight rows w0..w3 (scales s0..s3); cnt of the four are real.
+ *  Each block is two iterations of 16 values, so an iteration's loads and the accumulators fit V8's registers. */
 function q8tile1x4(xr: usize, xsr: usize, w0: usize, w1: usize, w2: usize, w3: usize,
   s0: usize, s1: usize, s2: usize, s3: usize, nb: i32, bp: usize, yp: usize, cnt: i32, flags: i32): void {
   let acc = f32x4.splat(0);
+  const d1 = w1 - w0, d2 = w2 - w0, d3 = w3 - w0, dx = xr - w0;
+  let p = w0;
   for (let b = 0; b < nb; b++) {
-    const o = <usize>b << 5;
-    const xp = xr + o;
-    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
-    let p = w0 + o;
-    const i0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
-      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
-    p = w1 + o;
-    const i1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
-      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
-    p = w2 + o;
-    const i2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
-      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
-    p = w3 + o;
-    const i3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))),
-      i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 16)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 24))));
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let e = p + 32; p < e; p += 16) {
+      const xa = v128.load8x8_s(p + dx), xb = v128.load8x8_s(p + dx, 8);
+      i0 = i32x4.add(i0, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))));
+      i1 = i32x4.add(i1, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d1)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d1, 8))));
+      i2 = i32x4.add(i2, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d2)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d2, 8))));
+      i3 = i32x4.add(i3, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d3)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d3, 8))));
+    }
     const so = <usize>b << 2;
     const ws = gather4(s0 + so, s1 + so, s2 + so, s3 + so);
     const isum = f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3));
