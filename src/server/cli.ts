@@ -1,0 +1,87 @@
+// `gpt2-wasm serve`: loads one model and serves it over HTTP until SIGTERM or SIGINT, then shuts down
+// gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
+import { parseArgs, helpFor, type OptionSpec } from '../cli/args.js';
+import { OptionError } from '../errors.js';
+import { DEFAULT_MODEL } from '../generation/pipeline.js';
+import { resolveSource } from '../io/resolve.js';
+import { GPT2LMHeadModel } from '../model/gpt2.js';
+import { AutoTokenizer } from '../tokenizer/tokenizer.js';
+import { createServer } from './http.js';
+
+export const serveSpecs: Record<string, OptionSpec> = {
+  model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
+  revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
+  model_name: { type: 'string', help: 'the name clients send as "model" (default: the --model value)' },
+  host: { type: 'string', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)' },
+  port: { type: 'int', alias: 'p', help: 'port (default 8080; 0 picks a free port)' },
+  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+  dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
+  max_concurrency: { type: 'int', help: 'sequences decoded together at most (default 8)' },
+  queue_size: { type: 'int', help: 'requests waiting for a slot at most; more get 429 (default 32)' },
+  max_tokens: { type: 'int', help: 'largest max_tokens a request may ask for (default 256)' },
+  body_limit: { type: 'int', help: 'largest request body in bytes (default 1048576)' },
+  request_timeout_ms: { type: 'int', help: 'cancel a request after this long, queueing included (default 120000)' },
+  shutdown_timeout_ms: { type: 'int', help: 'on SIGTERM, wait this long for accepted requests (default 30000)' },
+  quiet: { type: 'boolean', alias: 'q', help: 'no request log on stderr' },
+  help: { type: 'boolean', alias: 'h', help: 'show this help' },
+};
+
+export const SERVE_USAGE = `gpt2-wasm serve [options]
+
+OpenAI-compatible completions server with continuous batching:
+  POST /v1/completions   GET /v1/models   GET /health
+
+${helpFor(serveSpecs)}`;
+
+/** Runs the server until SIGTERM/SIGINT; resolves after the graceful shutdown. */
+export async function serve(argv: string[]): Promise<void> {
+  const { opts: o, positionals } = parseArgs(argv, serveSpecs);
+  if (o.help) { console.log(SERVE_USAGE); return; }
+  if (positionals.length) throw new OptionError(`serve takes no positional arguments, got ${JSON.stringify(positionals.join(' '))} (use --model)`);
+  for (const k of ['max_concurrency', 'max_tokens', 'body_limit', 'request_timeout_ms'] as const) {
+    if (o[k] !== undefined && o[k] < 1) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 1, got ${o[k]}`);
+  }
+  for (const k of ['queue_size', 'shutdown_timeout_ms'] as const) if (o[k] !== undefined && o[k] < 0) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 0, got ${o[k]}`);
+  if (o.port !== undefined && (o.port < 0 || o.port > 65535)) throw new OptionError(`--port must be from 0 to 65535, got ${o.port}`);
+  const say = (s: string) => process.stderr.write(`[gpt2-wasm] ${s}\n`);
+
+  const id: string = o.model ?? DEFAULT_MODEL;
+  const t0 = performance.now();
+  const source = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
+  const tokenizer = await AutoTokenizer.from_pretrained(source);
+  const model = await GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, threads: o.threads });
+  let server;
+  try {
+    server = createServer({
+      model, tokenizer, modelId: o.model_name ?? id,
+      maxConcurrency: o.max_concurrency, queueSize: o.queue_size, maxTokens: o.max_tokens, bodyLimit: o.body_limit,
+      requestTimeoutMs: o.request_timeout_ms, shutdownTimeoutMs: o.shutdown_timeout_ms,
+      log: o.quiet ? undefined : say,
+    });
+    const addr = await server.listen(o.port ?? 8080, o.host ?? '127.0.0.1');
+    const s = server.stats();
+    say(`${s.model} loaded in ${Math.round(performance.now() - t0)} ms (${s.dtype}, ${s.threads} threads, ${s.wasm}); max concurrency ${s.max_concurrency}, queue ${s.queue_size}, max_tokens ${s.max_tokens}`);
+    say(`listening on ${addr.url}`);
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
+
+  const srv = server;
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGTERM', onTerm); process.off('SIGINT', onInt);
+      const st = srv.stats();
+      say(`${signal}: shutting down (${st.active} running, ${st.queued} queued; a second signal exits at once)`);
+      const again = () => { say('exiting now'); process.exit(130); };
+      process.once('SIGTERM', again); process.once('SIGINT', again);
+      srv.close().finally(() => { process.off('SIGTERM', again); process.off('SIGINT', again); resolve(); });
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+  await model.dispose();
+  say('stopped');
+}

@@ -1,0 +1,9 @@
+// The Node HTTP server (node:http): kept out of src/index.ts so the browser/edge bundle never imports node:http.
+export { createServer } from './http.js';
+export type { GPT2Server, ServerOptions, ServerStats } from './http.js';
+export { Scheduler, QueueFullError } from './scheduler.js';
+export type { JobSpec, JobEnd, JobHandle, SchedulerOptions, SchedulerStats, FinishReason, CancelReason } from './scheduler.js';
+export { parseCompletionRequest, HttpError } from './request.js';
+export type { CompletionParams } from './request.js';
+export { CompletionText } from './text.js';
+export { serve, SERVE_USAGE } from './cli.js';
