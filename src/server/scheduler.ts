@@ -69,6 +69,8 @@ export interface SchedulerStats {
   prompt_tokens: number;
   generated_tokens: number;
   decode_steps: number;
+  /** Sequence-steps run by those decode steps (the sum of their batch sizes). */
+  decode_rows: number;
   /** Mean number of sequences per decode step. */
   mean_batch: number;
   /** Bytes held by the KV caches of running sequences. */
@@ -148,7 +150,7 @@ export class Scheduler {
     const c = this.counts;
     return {
       active: this.running.length, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed,
-      rejected: c.rejected, prompt_tokens: c.prompt_tokens, generated_tokens: c.generated_tokens, decode_steps: c.decode_steps,
+      rejected: c.rejected, prompt_tokens: c.prompt_tokens, generated_tokens: c.generated_tokens, decode_steps: c.decode_steps, decode_rows: c.batched_rows,
       mean_batch: c.decode_steps ? +(c.batched_rows / c.decode_steps).toFixed(2) : 0,
       kv_cache_bytes: this.running.reduce((s, j) => s + (j.cache?.bytes ?? 0), 0),
     };
