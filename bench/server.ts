@@ -48,6 +48,10 @@ export interface ServerBenchLevel {
   itl_ms: LatencyStats;
   /** Mean sequences per decode step on the server during this level. */
   mean_batch: number;
+  /** Mean time of one batched decode step on the server (the inter-token latency every client shares). */
+  step_ms: number;
+  /** Time the server spent in prefills, as a share of the level's wall time. */
+  prefill_share: number;
   rss_peak_mb: number;
 }
 
@@ -169,7 +173,8 @@ export async function runServerBench(opts: ServerBenchOptions = {}): Promise<Ser
         clients, requests: results.length, ok: ok.length, failed: results.filter((r) => r.kind === 'failed').length, lost: results.filter((r) => r.kind === 'lost').length,
         completion_tokens: tokens, wall_s: +wall.toFixed(2), tokens_per_s: +(tokens / wall).toFixed(1),
         ttft_ms: stats(ok.map((r) => r.ttft!).filter((x) => x !== null)), itl_ms: stats(ok.flatMap((r) => r.gaps)),
-        mean_batch: steps ? +(rows / steps).toFixed(2) : 0, rss_peak_mb: mb(peak),
+        mean_batch: steps ? +(rows / steps).toFixed(2) : 0, step_ms: steps ? +((s1.decode_ms - s0.decode_ms) / steps).toFixed(2) : 0,
+        prefill_share: +((s1.prefill_ms - s0.prefill_ms) / 1000 / wall).toFixed(2), rss_peak_mb: mb(peak),
       });
     }
   } finally {
@@ -190,9 +195,9 @@ function printTable(r: ServerBenchResult): void {
   const lines = [
     `server bench: ${r.model} (${r.dtype}, ${r.threads} threads, ${r.wasm}), max_concurrency ${r.max_concurrency}, ${r.prompt_tokens}-token prompts, max_tokens ${r.max_tokens}, greedy, streaming`,
     '',
-    '| clients | requests | ok | failed | lost | tokens/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | mean batch | peak RSS MiB |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...r.levels.map((l) => `| ${l.clients} | ${l.requests} | ${l.ok} | ${l.failed} | ${l.lost} | ${l.tokens_per_s} | ${l.ttft_ms.p50} | ${l.ttft_ms.p99} | ${l.itl_ms.p50} | ${l.itl_ms.p99} | ${l.mean_batch} | ${l.rss_peak_mb} |`),
+    '| clients | requests | ok | failed | lost | tokens/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | ITL mean ms | batch | step ms | prefill share | peak RSS MiB |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...r.levels.map((l) => `| ${l.clients} | ${l.requests} | ${l.ok} | ${l.failed} | ${l.lost} | ${l.tokens_per_s} | ${l.ttft_ms.p50} | ${l.ttft_ms.p99} | ${l.itl_ms.p50} | ${l.itl_ms.p99} | ${l.itl_ms.mean} | ${l.mean_batch} | ${l.step_ms} | ${l.prefill_share} | ${l.rss_peak_mb} |`),
     '',
     `RSS before ${r.rss_before_mb} MiB, after ${r.rss_after_mb} MiB`,
   ];

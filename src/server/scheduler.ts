@@ -71,6 +71,9 @@ export interface SchedulerStats {
   decode_steps: number;
   /** Sequence-steps run by those decode steps (the sum of their batch sizes). */
   decode_rows: number;
+  /** Milliseconds spent in decode steps and in prefills. */
+  decode_ms: number;
+  prefill_ms: number;
   /** Mean number of sequences per decode step. */
   mean_batch: number;
   /** Bytes held by the KV caches of running sequences. */
@@ -105,7 +108,7 @@ export class Scheduler {
   private scheduled = false;
   private nextId = 1;
   private idleWaiters: (() => void)[] = [];
-  private readonly counts = { submitted: 0, completed: 0, cancelled: 0, failed: 0, rejected: 0, prompt_tokens: 0, generated_tokens: 0, decode_steps: 0, batched_rows: 0 };
+  private readonly counts = { submitted: 0, completed: 0, cancelled: 0, failed: 0, rejected: 0, prompt_tokens: 0, generated_tokens: 0, decode_steps: 0, batched_rows: 0, decode_ms: 0, prefill_ms: 0 };
 
   constructor(readonly model: GPT2LMHeadModel, opts: SchedulerOptions = {}) {
     this.maxConcurrency = opts.maxConcurrency ?? 8;
@@ -151,6 +154,7 @@ export class Scheduler {
     return {
       active: this.running.length, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed,
       rejected: c.rejected, prompt_tokens: c.prompt_tokens, generated_tokens: c.generated_tokens, decode_steps: c.decode_steps, decode_rows: c.batched_rows,
+      decode_ms: Math.round(c.decode_ms), prefill_ms: Math.round(c.prefill_ms),
       mean_batch: c.decode_steps ? +(c.batched_rows / c.decode_steps).toFixed(2) : 0,
       kv_cache_bytes: this.running.reduce((s, j) => s + (j.cache?.bytes ?? 0), 0),
     };
@@ -184,13 +188,14 @@ export class Scheduler {
     job.state = 'active';
     this.running.push(job);
     let logits: Float32Array;
+    const t0 = performance.now();
     try {
       job.cache = this.model.createCache(1, job.spec.prompt.length + job.spec.maxTokens);
       logits = this.model.prefill(job.cache, job.spec.prompt);
     } catch (error) {
       this.end(job, { status: 'error', error, tokens: 0 });
       return;
-    }
+    } finally { this.counts.prefill_ms += performance.now() - t0; }
     this.counts.prompt_tokens += job.spec.prompt.length;
     this.accept(job, logits);
   }
@@ -200,12 +205,13 @@ export class Scheduler {
     const batch = this.running.filter((j) => j.state === 'active' && j.pending >= 0);
     if (!batch.length) return;
     let logits: Float32Array;
+    const t0 = performance.now();
     try {
       logits = this.model.decodeStep(batch.map((j) => ({ cache: j.cache!, id: j.pending, pos: j.cache!.length })));
     } catch (error) {
       for (const j of batch) if (j.state !== 'done') this.end(j, { status: 'error', error, tokens: j.generated });
       return;
-    }
+    } finally { this.counts.decode_ms += performance.now() - t0; }
     this.counts.decode_steps++;
     this.counts.batched_rows += batch.length;
     const V = this.model.config.vocab_size;
