@@ -1,16 +1,18 @@
 // Multi-head attention of T queries per batch row against S cached keys/values ([B, H, cap, D] caches).
 // Key j is visible to query t iff (!causal || j <= past + t) && (mask == 0 || mask[b*S + j] != 0); a query
-// with no visible key (or only -inf scores) gets zeros. Invisible keys are skipped entirely (their values are
-// never read, so garbage or NaN in unused cache slots cannot leak in). Split over the B*H*T query rows; each
-// row is computed by the same code whatever the split.
+// with no visible key (or only -inf scores) gets zeros. Keys past the causal limit are never read; masked keys
+// inside it get weight exactly 0 (so, as in the reference, their values must be finite). Split over the B*H*T
+// query rows; each row is computed by the same code whatever the split.
 //
 // Scores: s_j = (q·k_j)·scale with the matmul summation order (one f32x4 chain over d, (l0+l2)+(l1+l3), d tail).
 // attention_eager: the exact softmax over the score row kept in this thread's scratch, p = e/sum·headMask,
 //   out = Σ p_j v_j, probs written when asked.
-// attention_blockwise: flash style, keys in blocks of BLOCK: running max m, running sum l and an unnormalised
-//   output row (in scratch) rescaled by exp(m_old - m_new) when the max grows; out = acc / l.
+// attention_blockwise: flash style, keys in blocks of blockSize(S): running max m, running sum l and an
+//   unnormalised output row (in scratch) rescaled by exp(m_old - m_new) when the max grows; out = acc / l.
+//   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
+//   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
 import { hsum4, imin, madd, splitChunk, splitHi, splitLo } from './common';
-import { exp4 } from './math';
+import { exp4, expNeg4, expNegTable } from './math';
 
 const BLOCK: i32 = 64;
 
@@ -43,11 +45,47 @@ const BLOCK: i32 = 64;
   return s;
 }
 
+/** q·k for six consecutive keys from k0 (rows rb bytes apart): lanes of the two results are keys 0..3 and
+ *  4, 5 (lanes 2, 3 repeat them). Six accumulators plus seven loads fit V8's registers; the per-key arithmetic
+ *  is dot4keys'. */
+@inline function dot6keys(qp: usize, k0: usize, rb: usize, D: i32, sv: v128, sc: usize): void {
+  const D4 = D & ~3;
+  const k1 = k0 + rb, k2 = k0 + 2 * rb, k3 = k0 + 3 * rb, k4 = k0 + 4 * rb, k5 = k0 + 5 * rb;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let a4 = f32x4.splat(0), a5 = f32x4.splat(0);
+  for (let d = 0; d < D4; d += 4) {
+    const o = <usize>d << 2;
+    const qv = v128.load(qp + o);
+    a0 = madd(qv, v128.load(k0 + o), a0);
+    a1 = madd(qv, v128.load(k1 + o), a1);
+    a2 = madd(qv, v128.load(k2 + o), a2);
+    a3 = madd(qv, v128.load(k3 + o), a3);
+    a4 = madd(qv, v128.load(k4 + o), a4);
+    a5 = madd(qv, v128.load(k5 + o), a5);
+  }
+  let s = hsum4(a0, a1, a2, a3), t = hsum4(a4, a5, a4, a5);
+  for (let d = D4; d < D; d++) {
+    const o = <usize>d << 2;
+    const qv = f32x4.splat(load<f32>(qp + o));
+    let kv = f32x4.splat(load<f32>(k0 + o));
+    kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
+    kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
+    kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+    s = f32x4.add(s, f32x4.mul(qv, kv));
+    let kw = f32x4.splat(load<f32>(k4 + o));
+    kw = f32x4.replace_lane(kw, 1, load<f32>(k5 + o));
+    t = f32x4.add(t, f32x4.mul(qv, kw));
+  }
+  v128.store(sc, f32x4.mul(s, sv));
+  v128.store64_lane(sc + 16, f32x4.mul(t, sv), 0);
+}
+
 /** sc[j - j0] = (q·k_j)·scale for j in [j0, j1), keys at kb (row stride D floats). */
 function scores(qp: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc: usize): void {
   const rb = <usize>D << 2;
   const sv = f32x4.splat(scale);
   let j = j0;
+  for (; j + 6 <= j1; j += 6) dot6keys(qp, kb + <usize>j * rb, rb, D, sv, sc + (<usize>(j - j0) << 2));
   for (; j + 4 <= j1; j += 4) {
     const k0 = kb + <usize>j * rb;
     v128.store(sc + (<usize>(j - j0) << 2), f32x4.mul(dot4keys(qp, k0, k0 + rb, k0 + 2 * rb, k0 + 3 * rb, D), sv));
@@ -60,6 +98,7 @@ function scores(qp: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc: 
 
 /** Lanes j..j+3 that are visible: j < j1 and (no mask or mask != 0). */
 @inline function visible4(mrow: usize, j: i32, j1: i32): v128 {
+  if (!mrow && j + 4 <= j1) return i32x4.splat(-1);
   const lanes = i32x4.lt_s(i32x4.add(i32x4.splat(j), i32x4(0, 1, 2, 3)), i32x4.splat(j1));
   if (!mrow) return lanes;
   const n = j1 - j;
@@ -73,70 +112,98 @@ function scores(qp: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc: 
   return v128.and(lanes, f32x4.ne(mv, f32x4.splat(0)));
 }
 
-/** Max of sc[j - j0] over visible j in [j0, j1); -inf if none. */
+/** Max of sc[j - j0] over visible j in [j0, j1); -inf if none. NaN scores are passed over, as by the
+ *  reference's `s > max` test. */
 function visibleMax(sc: usize, mrow: usize, j0: i32, j1: i32): f32 {
   const ninf = f32x4.splat(-Infinity);
   let mx = ninf;
   for (let j = j0; j < j1; j += 4) {
     const s = v128.load(sc + (<usize>(j - j0) << 2));
-    mx = f32x4.max(mx, v128.bitselect(s, ninf, visible4(mrow, j, j1)));
+    mx = f32x4.pmax(mx, v128.bitselect(s, ninf, visible4(mrow, j, j1))); // mx < s ? s : mx
   }
-  const t = f32x4.max(mx, f32x4.shuffle(mx, mx, 2, 3, 0, 1));
-  return max<f32>(f32x4.extract_lane(t, 0), f32x4.extract_lane(t, 1));
+  const t = f32x4.pmax(mx, f32x4.shuffle(mx, mx, 2, 3, 0, 1));
+  const a = f32x4.extract_lane(t, 0), b = f32x4.extract_lane(t, 1);
+  return a < b ? b : a;
 }
 
-/** sc[j - j0] = visible ? exp(sc - mx) : 0 over [j0, j1) (rounded up to 4 lanes); returns Σ as a vector. */
-function expShift(sc: usize, mrow: usize, j0: i32, j1: i32, mx: f32): v128 {
+/** sc[j - j0] = visible ? exp(sc - mx) : 0 over [j0, j1) (rounded up to 4 lanes), visible meaning j < jv and
+ *  unmasked; returns Σ as a vector. kp: the expNegTable constants. */
+function expShift(sc: usize, mrow: usize, j0: i32, j1: i32, jv: i32, mx: f32, kp: usize): v128 {
   const mv = f32x4.splat(mx);
   let sum = f32x4.splat(0);
+  const jl = jv < j1 ? jv : j1;
   for (let j = j0; j < j1; j += 4) {
     const p = sc + (<usize>(j - j0) << 2);
-    const e = v128.and(exp4(f32x4.sub(v128.load(p), mv)), visible4(mrow, j, j1));
+    const e = v128.and(expNeg4(f32x4.sub(v128.load(p), mv), kp), visible4(mrow, j, jl));
     v128.store(p, e);
     sum = f32x4.add(sum, e);
   }
   return sum;
 }
 
-/** acc[d] (+)= Σ_j p_j v_j[d] over j in [j0, j1) with p_j = sc[j - j0] (p_j == 0 skipped); acc starts at
- *  zero when fresh, else from memory at ap. d in chunks of 16 and 4 in registers, then the d tail. */
+/** acc[d] (+)= Σ_j p_j v_j[d] over j in [j0, j1) with p_j = sc[j - j0] (zero weights included: they add exact
+ *  zeros, as in the reference); acc starts at zero when fresh, else from memory at ap. d in chunks of 16 and 4
+ *  in registers, then the d tail. */
 function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i32, j1: i32): void {
   const rb = <usize>D << 2;
   const D4 = D & ~3;
+  const send = sc + (<usize>(j1 - j0) << 2);
+  const v0 = vb + <usize>j0 * rb;
   let d = 0;
-  for (; d + 16 <= D; d += 16) {
+  for (; d + 24 <= D; d += 24) { // six chains
     const o = <usize>d << 2;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    if (!fresh) { a0 = v128.load(ap + o); a1 = v128.load(ap + o, 16); a2 = v128.load(ap + o, 32); a3 = v128.load(ap + o, 48); }
-    for (let j = j0; j < j1; j++) {
-      const p = load<f32>(sc + (<usize>(j - j0) << 2));
-      if (p == 0) continue;
-      const pv = f32x4.splat(p);
-      const vp = vb + <usize>j * rb + o;
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0);
+    if (!fresh) {
+      a0 = v128.load(ap + o); a1 = v128.load(ap + o, 16); a2 = v128.load(ap + o, 32);
+      a3 = v128.load(ap + o, 48); a4 = v128.load(ap + o, 64); a5 = v128.load(ap + o, 80);
+    }
+    let vp = v0 + o;
+    for (let sp = sc; sp < send; sp += 4) {
+      const pv = v128.load32_splat(sp);
       a0 = madd(pv, v128.load(vp), a0);
       a1 = madd(pv, v128.load(vp, 16), a1);
       a2 = madd(pv, v128.load(vp, 32), a2);
       a3 = madd(pv, v128.load(vp, 48), a3);
+      a4 = madd(pv, v128.load(vp, 64), a4);
+      a5 = madd(pv, v128.load(vp, 80), a5);
+      vp += rb;
+    }
+    v128.store(ap + o, a0); v128.store(ap + o, a1, 16); v128.store(ap + o, a2, 32);
+    v128.store(ap + o, a3, 48); v128.store(ap + o, a4, 64); v128.store(ap + o, a5, 80);
+  }
+  for (; d + 16 <= D; d += 16) {
+    const o = <usize>d << 2;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    if (!fresh) { a0 = v128.load(ap + o); a1 = v128.load(ap + o, 16); a2 = v128.load(ap + o, 32); a3 = v128.load(ap + o, 48); }
+    let vp = v0 + o;
+    for (let sp = sc; sp < send; sp += 4) {
+      const pv = v128.load32_splat(sp);
+      a0 = madd(pv, v128.load(vp), a0);
+      a1 = madd(pv, v128.load(vp, 16), a1);
+      a2 = madd(pv, v128.load(vp, 32), a2);
+      a3 = madd(pv, v128.load(vp, 48), a3);
+      vp += rb;
     }
     v128.store(ap + o, a0); v128.store(ap + o, a1, 16); v128.store(ap + o, a2, 32); v128.store(ap + o, a3, 48);
   }
   for (; d < D4; d += 4) {
     const o = <usize>d << 2;
     let a0 = fresh ? f32x4.splat(0) : v128.load(ap + o);
-    for (let j = j0; j < j1; j++) {
-      const p = load<f32>(sc + (<usize>(j - j0) << 2));
-      if (p == 0) continue;
-      a0 = madd(f32x4.splat(p), v128.load(vb + <usize>j * rb + o), a0);
+    let vp = v0 + o;
+    for (let sp = sc; sp < send; sp += 4) {
+      a0 = madd(v128.load32_splat(sp), v128.load(vp), a0);
+      vp += rb;
     }
     v128.store(ap + o, a0);
   }
   for (; d < D; d++) {
     const o = <usize>d << 2;
     let a: f32 = fresh ? 0 : load<f32>(ap + o);
-    for (let j = j0; j < j1; j++) {
-      const p = load<f32>(sc + (<usize>(j - j0) << 2));
-      if (p == 0) continue;
-      a += p * load<f32>(vb + <usize>j * rb + o);
+    let vp = v0 + o;
+    for (let sp = sc; sp < send; sp += 4) {
+      a += load<f32>(sp) * load<f32>(vp);
+      vp += rb;
     }
     store<f32>(ap + o, a);
   }
@@ -162,7 +229,10 @@ export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, ca
   const rows = B * H * T;
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
-  const sc = scratch + <usize>ith * scratchBytes(S, D);
+  // scratch (floats): exp constants [12] | score row [S (+3)]  ≤ S + 2D + 16
+  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  expNegTable(kp);
+  const sc = kp + 48;
   for (let r = r0; r < r1; r++) {
     const b = r / (H * T), h = (r / T) % H, t = r % T;
     const bt = <usize>(b * T + t);
@@ -179,7 +249,7 @@ export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, ca
       if (pr) zeroF32(pr, S);
       continue;
     }
-    const sum = f32x4.splat(hsumSeq(expShift(sc, mrow, 0, lim, mx)));
+    const sum = f32x4.splat(hsumSeq(expShift(sc, mrow, 0, lim, lim, mx, kp)));
     const hm = f32x4.splat(headMask ? load<f32>(headMask + (<usize>h << 2)) : 1);
     for (let j = 0; j < lim; j += 4) {
       const p = sc + (<usize>j << 2);
@@ -201,46 +271,188 @@ export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, ca
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
 }
 
+/** Keys per block of attention_blockwise: a function of S only, so every row sees the same blocks, paired or
+ *  not. A pair of rows keeps two blocks of scores in the S-float part of the scratch (so pairs need 2bs ≤ S). */
+@inline function blockSize(S: i32): i32 {
+  const half = (S >> 1) & ~3;
+  return half >= BLOCK ? BLOCK : half > 4 ? half : 4;
+}
+
+/** One block [j0, j1) of online softmax for a row whose keys are visible below jv: scores at sc become the
+ *  weights e (zero where invisible), the running max/sum at st (m, l) and the accumulator row at acc (D floats)
+ *  are updated. A block with no visible key for this row leaves the state alone and zeroes the weights. */
+function onlineBlock(sc: usize, mrow: usize, j0: i32, j1: i32, jv: i32, st: usize, acc: usize, D: i32, kp: usize): void {
+  const bm = jv > j0 ? visibleMax(sc, mrow, j0, jv < j1 ? jv : j1) : -Infinity;
+  if (bm == -Infinity) { zeroF32(sc, ((j1 - j0) + 3) & ~3); return; }
+  let m = load<f32>(st), l = load<f32>(st, 4);
+  if (bm > m) {
+    if (m != -Infinity) {
+      const c = f32x4.extract_lane(exp4(f32x4.splat(m - bm)), 0);
+      l *= c;
+      scaleF32(acc, D, c);
+    }
+    m = bm;
+  }
+  l += hsumSeq(expShift(sc, mrow, j0, j1, jv, m, kp));
+  store<f32>(st, m);
+  store<f32>(st, l, 4);
+}
+
+/** out = acc / l, or zeros if the row saw no visible key. */
+function finishRow(op: usize, acc: usize, st: usize, D: i32): void {
+  const m = load<f32>(st), l = load<f32>(st, 4);
+  if (m == -Infinity || !(l > 0)) { zeroF32(op, D); return; }
+  const lv = f32x4.splat(l);
+  let d = 0;
+  for (; d + 4 <= D; d += 4) v128.store(op + (<usize>d << 2), f32x4.div(v128.load(acc + (<usize>d << 2)), lv));
+  for (; d < D; d++) store<f32>(op + (<usize>d << 2), load<f32>(acc + (<usize>d << 2)) / l);
+}
+
+@inline function initRow(acc: usize, st: usize, D: i32): void {
+  zeroF32(acc, D);
+  store<f32>(st, -Infinity);
+  store<f32>(st, 0, 4);
+}
+
 export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
   B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
   probs: usize, scratch: usize, ith: i32, nth: i32): void {
   const rows = B * H * T;
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
-  const base = scratch + <usize>ith * scratchBytes(S, D);
-  const sc = base; // block scores: at most min(BLOCK, S) floats, rounded up to 4
-  const acc = base + ((<usize>imin(BLOCK, (S + 3) & ~3)) << 2); // D floats; fits: S + 2D + 16 floats
-  for (let r = r0; r < r1; r++) {
+  const bs = blockSize(S);
+  // scratch (floats): exp constants [12] | scores of row 0 [bs] | scores of row 1 [bs] | acc 0 [D] | acc 1 [D]
+  // | m0 l0 m1 l1: 16 + 2bs + 2D ≤ S + 2D + 16 when pairing (2bs ≤ S); single rows use 16 + bs + D + 2.
+  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  expNegTable(kp);
+  const sc0 = kp + 48, sc1 = sc0 + (<usize>bs << 2);
+  const canPair = 2 * bs <= S;
+  const acc0 = canPair ? sc1 + (<usize>bs << 2) : sc1, acc1 = acc0 + (<usize>D << 2);
+  const st0 = canPair ? acc1 + (<usize>D << 2) : acc1, st1 = st0 + 8;
+  let r = r0;
+  while (r < r1) {
     const b = r / (H * T), h = (r / T) % H, t = r % T;
+    const pair = canPair && r + 1 < r1 && t + 1 < T;
     const bt = <usize>(b * T + t);
     const qp = q + ((bt * <usize>qStride + <usize>(h * D)) << 2);
     const op = out + ((bt * <usize>outStride + <usize>(h * D)) << 2);
     const kvo = (<usize>(b * H + h) * <usize>cap * <usize>D) << 2;
+    const kb = kc + kvo, vb = vc + kvo;
     const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
-    const lim = keyLimit(S, past, t, causal);
-    let m: f32 = -Infinity, l: f32 = 0;
-    for (let j0 = 0; j0 < lim; j0 += BLOCK) {
-      const j1 = imin(lim, j0 + BLOCK);
-      scores(qp, kc + kvo, D, j0, j1, scale, sc);
-      const bm = visibleMax(sc, mrow, j0, j1);
-      if (bm == -Infinity) continue;
-      const fresh = m == -Infinity;
-      if (bm > m) {
-        if (!fresh) {
-          const c = f32x4.extract_lane(exp4(f32x4.splat(m - bm)), 0);
-          l *= c;
-          scaleF32(acc, D, c);
-        }
-        m = bm;
+    const lim0 = keyLimit(S, past, t, causal);
+    initRow(acc0, st0, D);
+    if (pair) {
+      const lim1 = keyLimit(S, past, t + 1, causal);
+      const lim = lim1 > lim0 ? lim1 : lim0;
+      initRow(acc1, st1, D);
+      const qp1 = qp + (<usize>qStride << 2);
+      for (let j0 = 0; j0 < lim; j0 += bs) {
+        const j1 = imin(lim, j0 + bs);
+        scores2(qp, qp1, kb, D, j0, j1, scale, sc0, sc1);
+        onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
+        onlineBlock(sc1, mrow, j0, j1, lim1, st1, acc1, D, kp);
+        accumulateV2(acc0, acc1, vb, D, sc0, sc1, j0, j1);
       }
-      l += hsumSeq(expShift(sc, mrow, j0, j1, m));
-      accumulateV(acc, fresh, vc + kvo, D, sc, j0, j1);
+      finishRow(op, acc0, st0, D);
+      finishRow(op + (<usize>outStride << 2), acc1, st1, D);
+      r += 2;
+    } else {
+      for (let j0 = 0; j0 < lim0; j0 += bs) {
+        const j1 = imin(lim0, j0 + bs);
+        scores(qp, kb, D, j0, j1, scale, sc0);
+        onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
+        accumulateV(acc0, false, vb, D, sc0, j0, j1);
+      }
+      finishRow(op, acc0, st0, D);
+      r += 1;
     }
-    if (m == -Infinity || !(l > 0)) { zeroF32(op, D); continue; }
-    const lv = f32x4.splat(l);
-    let d = 0;
-    for (; d + 4 <= D; d += 4) v128.store(op + (<usize>d << 2), f32x4.div(v128.load(acc + (<usize>d << 2)), lv));
-    for (; d < D; d++) store<f32>(op + (<usize>d << 2), load<f32>(acc + (<usize>d << 2)) / l);
+  }
+}
+
+/** Scores of two query rows against keys [j0, j1): sc0/sc1[j - j0] = (q·k_j)·scale, the arithmetic of scores(). */
+function scores2(q0: usize, q1: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc0: usize, sc1: usize): void {
+  const rb = <usize>D << 2;
+  const sv = f32x4.splat(scale);
+  const D4 = D & ~3;
+  for (let j = j0; j < j1; j += 4) {
+    const k0 = kb + <usize>j * rb;
+    const n = j1 - j;
+    const k1 = n > 1 ? k0 + rb : k0, k2 = n > 2 ? k0 + 2 * rb : k0, k3 = n > 3 ? k0 + 3 * rb : k0;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    for (let d = 0; d < D4; d += 4) {
+      const o = <usize>d << 2;
+      const qa = v128.load(q0 + o), qb = v128.load(q1 + o);
+      let kv = v128.load(k0 + o); a0 = madd(qa, kv, a0); c0 = madd(qb, kv, c0);
+      kv = v128.load(k1 + o); a1 = madd(qa, kv, a1); c1 = madd(qb, kv, c1);
+      kv = v128.load(k2 + o); a2 = madd(qa, kv, a2); c2 = madd(qb, kv, c2);
+      kv = v128.load(k3 + o); a3 = madd(qa, kv, a3); c3 = madd(qb, kv, c3);
+    }
+    let s0 = hsum4(a0, a1, a2, a3), s1 = hsum4(c0, c1, c2, c3);
+    for (let d = D4; d < D; d++) {
+      const o = <usize>d << 2;
+      let kv = f32x4.splat(load<f32>(k0 + o));
+      kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
+      kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
+      kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+      s0 = f32x4.add(s0, f32x4.mul(f32x4.splat(load<f32>(q0 + o)), kv));
+      s1 = f32x4.add(s1, f32x4.mul(f32x4.splat(load<f32>(q1 + o)), kv));
+    }
+    v128.store(sc0 + (<usize>(j - j0) << 2), f32x4.mul(s0, sv));
+    v128.store(sc1 + (<usize>(j - j0) << 2), f32x4.mul(s1, sv));
+  }
+}
+
+/** acc0[d] += Σ_j p0_j v_j[d] and acc1[d] += Σ_j p1_j v_j[d] over [j0, j1); per row the arithmetic of
+ *  accumulateV. */
+function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1: usize, j0: i32, j1: i32): void {
+  const rb = <usize>D << 2;
+  const D4 = D & ~3;
+  const send = sc0 + (<usize>(j1 - j0) << 2);
+  const ds = sc1 - sc0;
+  const v0 = vb + <usize>j0 * rb;
+  let d = 0;
+  for (; d + 16 <= D; d += 16) {
+    const o = <usize>d << 2;
+    let a0 = v128.load(ap0 + o), a1 = v128.load(ap0 + o, 16), a2 = v128.load(ap0 + o, 32), a3 = v128.load(ap0 + o, 48);
+    let c0 = v128.load(ap1 + o), c1 = v128.load(ap1 + o, 16), c2 = v128.load(ap1 + o, 32), c3 = v128.load(ap1 + o, 48);
+    let vp = v0 + o;
+    for (let sp = sc0; sp < send; sp += 4) {
+      const pv = v128.load32_splat(sp), pw = v128.load32_splat(sp + ds);
+      let v = v128.load(vp); a0 = madd(pv, v, a0); c0 = madd(pw, v, c0);
+      v = v128.load(vp, 16); a1 = madd(pv, v, a1); c1 = madd(pw, v, c1);
+      v = v128.load(vp, 32); a2 = madd(pv, v, a2); c2 = madd(pw, v, c2);
+      v = v128.load(vp, 48); a3 = madd(pv, v, a3); c3 = madd(pw, v, c3);
+      vp += rb;
+    }
+    v128.store(ap0 + o, a0); v128.store(ap0 + o, a1, 16); v128.store(ap0 + o, a2, 32); v128.store(ap0 + o, a3, 48);
+    v128.store(ap1 + o, c0); v128.store(ap1 + o, c1, 16); v128.store(ap1 + o, c2, 32); v128.store(ap1 + o, c3, 48);
+  }
+  for (; d < D4; d += 4) {
+    const o = <usize>d << 2;
+    let a0 = v128.load(ap0 + o), c0 = v128.load(ap1 + o);
+    let vp = v0 + o;
+    for (let sp = sc0; sp < send; sp += 4) {
+      const v = v128.load(vp);
+      a0 = madd(v128.load32_splat(sp), v, a0);
+      c0 = madd(v128.load32_splat(sp + ds), v, c0);
+      vp += rb;
+    }
+    v128.store(ap0 + o, a0);
+    v128.store(ap1 + o, c0);
+  }
+  for (; d < D; d++) {
+    const o = <usize>d << 2;
+    let a: f32 = load<f32>(ap0 + o), c: f32 = load<f32>(ap1 + o);
+    let vp = v0 + o;
+    for (let sp = sc0; sp < send; sp += 4) {
+      const v = load<f32>(vp);
+      a += load<f32>(sp) * v;
+      c += load<f32>(sp + ds) * v;
+      vp += rb;
+    }
+    store<f32>(ap0 + o, a);
+    store<f32>(ap1 + o, c);
   }
 }
 

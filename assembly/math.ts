@@ -3,17 +3,17 @@
 // nodes in f64, then rounded to f32 and checked in emulated f32 arithmetic against f64):
 //   exp:  ≤ 1.6 ulp on [-87, 88];  erf on |z| < 0.9: ≤ 1.8e-7 relative;  erfc(a)·exp(a²) on [0.9, 6]: ≤ 1.9e-7,
 //   and its asymptotic series beyond 6.
-import { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU } from './common';
+import { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, madd } from './common';
 
-const LOG2E: f32 = 1.4426950408889634;
-const LN2_HI: f32 = 0.693359375; // 9 significant bits: n * LN2_HI is exact for |n| < 2^15
-const LN2_LO: f32 = -2.12194440e-4;
+export const LOG2E: f32 = 1.4426950408889634;
+export const LN2_HI: f32 = 0.693359375; // 9 significant bits: n * LN2_HI is exact for |n| < 2^15
+export const LN2_LO: f32 = -2.12194440e-4;
 // exp(r) = 1 + r + r²·P(r), |r| ≤ ln2/2
-const E0: f32 = 0.5;
-const E1: f32 = 0.16666577756404877;
-const E2: f32 = 0.04166685417294502;
-const E3: f32 = 0.008363140746951103;
-const E4: f32 = 0.0013901280472055078;
+export const E0: f32 = 0.5;
+export const E1: f32 = 0.16666577756404877;
+export const E2: f32 = 0.04166685417294502;
+export const E3: f32 = 0.008363140746951103;
+export const E4: f32 = 0.0013901280472055078;
 
 /** e^x per lane. Overflows to +inf above ~88.72, flushes to +0 below -103.9 (gradual underflow between,
  *  with one extra rounding), NaN stays NaN. */
@@ -36,6 +36,37 @@ const E4: f32 = 0.0013901280472055078;
   const s2 = i32x4.shl(i32x4.add(k2, i32x4.splat(127)), 23);
   const e = f32x4.mul(f32x4.mul(p, s1), s2);
   return v128.andnot(e, f32x4.lt(x, f32x4.splat(-103.97)));
+}
+
+export const EXP_MAGIC: f32 = 12583039.0; // 1.5·2^23 + 127: t = x·log2e + MAGIC holds round(x·log2e) + 127 in its low bits
+
+/** Writes the 11 constants of expNeg4 at p (44 bytes). V8 rebuilds a v128 constant at every use inside a loop
+ *  (three instructions each) and does not hoist computed ones, so the hot softmax loop broadcasts them from
+ *  memory instead (one load each). */
+export function expNegTable(p: usize): void {
+  store<f32>(p, -87.3); store<f32>(p, LOG2E, 4); store<f32>(p, EXP_MAGIC, 8); store<f32>(p, LN2_HI, 12);
+  store<f32>(p, -LN2_LO, 16); store<f32>(p, E4, 20); store<f32>(p, E3, 24); store<f32>(p, E2, 28);
+  store<f32>(p, E1, 32); store<f32>(p, E0, 36); store<f32>(p, 1.0, 40);
+}
+
+/** e^x per lane for the softmax, x ≤ 0 (a score minus the row max), constants from expNegTable at kp.
+ *  Rounding to n by the magic-number add; the polynomial of exp4 (fused multiply-adds in the relaxed builds);
+ *  2^n as (t << 23). Below -87.3 (weights < 1.2e-38 of the largest) and for -inf: 0. NaN stays NaN. */
+@inline export function expNeg4(x: v128, kp: usize): v128 {
+  const kmin = v128.load32_splat(kp);
+  const xc = f32x4.pmax(x, kmin); // x < kmin ? kmin : x — NaN passes through
+  const kmagic = v128.load32_splat(kp, 8);
+  const t = madd(xc, v128.load32_splat(kp, 4), kmagic);
+  const n = f32x4.sub(t, kmagic);
+  let r = f32x4.sub(xc, f32x4.mul(n, v128.load32_splat(kp, 12))); // exact
+  r = madd(n, v128.load32_splat(kp, 16), r);
+  let p = madd(v128.load32_splat(kp, 20), r, v128.load32_splat(kp, 24));
+  p = madd(p, r, v128.load32_splat(kp, 28));
+  p = madd(p, r, v128.load32_splat(kp, 32));
+  p = madd(p, r, v128.load32_splat(kp, 36));
+  p = madd(f32x4.mul(r, r), p, r);
+  p = f32x4.add(p, v128.load32_splat(kp, 40));
+  return v128.andnot(f32x4.mul(p, i32x4.shl(t, 23)), f32x4.lt(x, kmin));
 }
 
 const GELU_K: f32 = 0.7978845608028654; // sqrt(2/pi)
