@@ -5,9 +5,12 @@
 // activation and the optional accumulate. Every tile shape below performs exactly that sequence for each of
 // its outputs, so results do not depend on M, the thread split or which tile an output falls in.
 //
-// Tiles compute 1 or 2 rows of x against 4 (or 8) rows of w, so x and w vectors loaded once feed several
-// accumulators (2x4: 6 loads per 8 multiply-adds, 8 accumulators, fits the 16 xmm registers of x64 V8).
-// GEMV (small M) streams each weight row once per row of x from L1/L2; GEMM blocks M so the x panel stays in L2.
+// Tiles: GEMV (M ≤ 2) runs one row of x against R = 5..7 weight rows (R independent accumulator chains to hide
+// the multiply-add latency, each weight row streamed once per row of x); GEMM runs 2 rows of x against 4 weight
+// rows (6 loads per 8 multiply-adds), looping over N in groups of 4 inside M panels sized to stay in L2. Tile
+// sizes follow V8's x64 code generation: 15 allocatable xmm registers, and an iteration's loads are issued
+// before its arithmetic, so loads + accumulators must fit or an accumulator chain goes through the stack.
+// Unrolling the k loop (with immediate offsets) was measured slower for the same reason.
 import { FLAG_ACCUMULATE, hsum4, imin, loadPartial, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
 import { activate4, half1, half4, halfBits112 } from './math';
 
