@@ -18,11 +18,12 @@ function start(init: Init) {
     post({ type: 'error', message: String((e as Error)?.message ?? e) });
     return;
   }
-  post({ type: 'ready' });
   const buf = init.memory.buffer;
   const ctl = new Int32Array(buf, init.ctl, 16);
   const args = new Float64Array(buf, init.ctl, 64);
+  // read the generation before announcing readiness: the first op may be published the moment 'ready' lands
   let seen = Atomics.load(ctl, CTL_GEN);
+  post({ type: 'ready' });
   const a: number[] = [];
   for (;;) {
     let g = Atomics.load(ctl, CTL_GEN);
