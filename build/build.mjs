@@ -1,7 +1,7 @@
 // Build pipeline: AssemblyScript kernels -> wasm-opt -O3 -> embedded into the TS host -> esbuild bundle + .d.ts.
 // One script so `npm install` (prepare), `npm run build` and `npm test` all produce the same artefacts.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +45,7 @@ for (const [target, opts] of Object.entries(asconfig.targets)) {
   const features = opts.enable.flatMap((f) => ['--enable-' + (f === 'relaxed-simd' ? 'relaxed-simd' : f)]);
   execFileSync(bin('wasm-opt'), [raw, '-O3', ...features, '--enable-bulk-memory', '--enable-nontrapping-float-to-int', '--enable-sign-ext', '--enable-mutable-globals', '-o', out], { cwd: root, stdio: 'inherit' });
   wasm[target] = readFileSync(out);
+  rmSync(raw);
 }
 
 // 2. worker source: a dependency-free script, embedded as a string so every platform can start it from a Blob or eval.

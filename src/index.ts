@@ -20,3 +20,5 @@ export { resolveModel } from './io/hub.js';
 export { resolveSource } from './io/resolve.js';
 export { detectFeatures } from './runtime/wasm.js';
 export type { RuntimeFeatures, WasmVariant } from './runtime/wasm.js';
+export { createFetchHandler } from './edge/handler.js';
+export type { FetchHandler, FetchHandlerOptions } from './edge/handler.js';

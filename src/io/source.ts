@@ -159,7 +159,8 @@ class UrlSource extends BaseSource {
   private async request(file: string, init: RequestInit): Promise<Response> {
     const url = this.describe(file);
     try {
-      return await this.fetchFn(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
+      const f = this.fetchFn; // unbound call: browsers and Workers reject fetch invoked with a foreign `this`
+      return await f(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
     } catch (e) {
       throw new DownloadError(`${url}: request failed: ${errMsg(e)}`, { cause: e });
     }

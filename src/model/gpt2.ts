@@ -229,7 +229,7 @@ export class GPT2PreTrainedModel {
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);

@@ -17,6 +17,9 @@ export interface BackendOptions {
   kernels?: 'wasm' | 'reference';
   /** Force a wasm build instead of the best one the engine validates. */
   variant?: WasmVariant;
+  /** A precompiled kernel module, for platforms that forbid compiling wasm from bytes (Cloudflare Workers, Vercel
+   *  Edge): import the matching `gpt2-wasm/wasm/<variant>.wasm` as a module and pass it with `variant`. */
+  wasmModule?: WebAssembly.Module;
   /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
   initialBytes?: number;
 }
@@ -64,7 +67,7 @@ export class Backend {
       }
       return new Backend(arena, k, threads, 'reference', features, null);
     }
-    const inst = instantiateKernels(compileVariant(variant), memory);
+    const inst = instantiateKernels(opts.wasmModule ?? compileVariant(variant), memory);
     const pool = threads > 1 ? await ThreadPool.create(arena, wasmBytes(variant), KERNEL_NAMES, threads) : null;
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {

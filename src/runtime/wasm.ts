@@ -61,7 +61,12 @@ export function detectFeatures(): RuntimeFeatures {
 const moduleCache = new Map<WasmVariant, WebAssembly.Module>();
 export function compileVariant(v: WasmVariant): WebAssembly.Module {
   let m = moduleCache.get(v);
-  if (!m) { m = new WebAssembly.Module(wasmBytes(v)); moduleCache.set(v, m); }
+  if (!m) {
+    try { m = new WebAssembly.Module(wasmBytes(v)); } catch (e) {
+      throw new RuntimeError(`this platform refused to compile the ${v} kernels from bytes (${(e as Error).message}); import gpt2-wasm/wasm/${v}.wasm as a module and pass it as { wasmModule, variant: '${v}' }`, { cause: e });
+    }
+    moduleCache.set(v, m);
+  }
   return m;
 }
 
