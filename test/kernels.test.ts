@@ -311,6 +311,24 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] matmul_f16 converts every finite half exactly (both conversion paths)`, () => {
+    const h = new Harness(variant);
+    h.reset();
+    const halves: number[] = [];
+    for (let v = 0; v < 65536; v++) if (((v >> 10) & 0x1f) !== 31) halves.push(v);
+    const N = halves.length;
+    const w = h.alloc(N * 2);
+    new Uint16Array(h.memory.buffer, w, N).set(halves);
+    const want = halves.map((v) => 0 + halfToFloat(v)); // the sum starts at +0, so -0 comes out as +0
+    // y = 1 · w (K = 1) on the pre-scaled path; with a second row of x = 40000, the fully-converting path
+    const x = h.putF32([1, 40000]);
+    for (const M of [1, 2]) {
+      const y = h.alloc(M * N * 4);
+      h.k.matmul_f16(x, w, 0, y, M, 1, N, ACT_NONE, 0, 1);
+      expectExact(h.f32(y, N), want, `f16 conversion (M=${M})`);
+    }
+  });
+
   test(`[${variant}] quantize_q8 is bit-exact (ties round half up, clamps, zero blocks)`, () => {
     const h = new Harness(variant);
     const r = rng(7);
