@@ -8,6 +8,7 @@ import { loadConfig } from '../io/config.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { createStreamingDecoder } from '../tokenizer/index.js';
 import { helpFor, parseArgs, type OptionSpec } from './args.js';
+import { serve } from '../server/cli.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
@@ -42,6 +43,7 @@ Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
   gpt2-wasm classify TEXT --model DIR     token or sequence classification with the model's head
+  gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version
 
 Environment: HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE=1 as in huggingface_hub.`;
@@ -159,6 +161,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'generate') await cmdGenerate(rest);
     else if (cmd === 'info') await cmdInfo(rest);
     else if (cmd === 'classify') await cmdClassify(rest);
+    else if (cmd === 'serve') await serve(rest);
     else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, serve)`);
     return 0;
   } catch (e) {
