@@ -151,7 +151,17 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
   else throw new OptionError(`dtype must be 'auto', 'fp32', 'fp16' or 'q8', got ${JSON.stringify(dtypeOpt)}`);
   let bytes = 0;
   for (const s of wanted) bytes += storedBytes(s, dtype);
+  checkFits(bytes, dtype, cfg);
   return { specs: wanted, byKey, dtype, bytes };
+}
+
+/** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
+function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
+  const room = MAX_MEMORY_BYTES - (96 << 20);
+  if (bytes <= room) return;
+  const fits = (['fp16', 'q8'] as DType[]).filter((d) => d !== dtype && estimateWeightBytes(cfg, d) <= room && (d === 'q8' || dtype === 'fp32'));
+  throw new MemoryLimitError(`the weights need ${mib(bytes)} as ${dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +
+    (fits.length ? `load with dtype '${fits[0]}' (${mib(estimateWeightBytes(cfg, fits[0]))})` : 'this model is too large for wasm32 even as q8'));
 }
 
 function matrixDt(s: Spec, dtype: DType): number {
@@ -171,10 +181,6 @@ function storedBytes(s: Spec, dtype: DType): number {
 export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: PlannedWeights, backend: Backend,
   onProgress?: (loadedBytes: number, totalBytes: number) => void): Promise<ModelWeights> {
   const { arena } = backend;
-  if (plan.bytes > MAX_MEMORY_BYTES - (64 << 20)) {
-    throw new MemoryLimitError(`the weights need ${mib(plan.bytes)} as ${plan.dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +
-      (plan.dtype === 'fp32' ? "load with dtype 'fp16' or 'q8'" : plan.dtype === 'fp16' ? "load with dtype 'q8'" : 'this model is too large for wasm32'));
-  }
   const regions: Region[] = [];
   const placed = new Map<string, Matrix>();
   const total = plan.specs.reduce((s, sp) => s + plan.byKey.get(sp.key)!.byteLength, 0);

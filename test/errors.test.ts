@@ -1,0 +1,139 @@
+// Bad input of every kind gets a typed GPT2WasmError naming the problem — never a wasm trap, a hang, a NaN
+// or a silent wrong answer.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GPT2LMHeadModel, GPT2WasmError, memorySource, type ModelSource } from '../src/index.js';
+import { Random } from '../src/generation/random.js';
+import { modelDir } from './helpers/fixtures.js';
+import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
+
+async function expectError(p: Promise<unknown> | (() => unknown), code: string, pattern: RegExp) {
+  let err: any;
+  try { await (typeof p === 'function' ? p() : p); } catch (e) { err = e; }
+  assert.ok(err, `expected a ${code} error matching ${pattern}, got success`);
+  assert.ok(err instanceof GPT2WasmError, `not a GPT2WasmError: ${err?.stack ?? err}`);
+  assert.is(err.code, code, err.message);
+  assert.match(err.message, pattern);
+}
+
+const tiny = { n_embd: 8, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 20 };
+
+test('forward inputs: ids out of range, too long, mask and shape mismatches', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    await expectError(model.forward({ input_ids: [[1, 2, 50257]] }), 'INPUT', /input_ids\[0\]\[2\] = 50257 .*\[0, 50257\)/);
+    await expectError(model.forward({ input_ids: [[1, -1]] }), 'INPUT', /-1/);
+    await expectError(model.forward({ input_ids: [Array(129).fill(1)] }), 'INPUT', /context too long: 129 .*n_positions = 128/);
+    await expectError(model.forward({ input_ids: [[1, 2, 3]], attention_mask: [[1, 1]] }), 'INPUT', /attention_mask has dims \[1,2\], expected \[1, 3\]/);
+    await expectError(model.forward({ input_ids: [[1, 2, 3], [4, 5]] }), 'INPUT', /ragged/);
+    await expectError(model.forward({ input_ids: [[1, 2]], head_mask: [[1, 1]] }), 'INPUT', /head_mask has dims/);
+    await expectError(model.forward({ input_ids: [[1, 2]], position_ids: [[0, 128]] }), 'INPUT', /position_ids\[0\]\[1\] = 128/);
+    await expectError(model.forward({ input_ids: [[1, 2]], past_key_values: [] }), 'INPUT', /past_key_values has 0 layers, expected 2/);
+    await expectError(model.forward({ input_ids: [[1]], encoder_hidden_states: [[[0]]] }), 'INPUT', /no cross-attention/);
+    await expectError(model.forward({ input_ids: [[1]], logits_to_keep: -1 }), 'OPTION', /logits_to_keep/);
+    await expectError(model.generate({ input_ids: [[1]], temperature: -1, do_sample: true }), 'OPTION', /temperature/);
+    await expectError(model.generate({ input_ids: [[1]], max_new_tokens: 200 }), 'INPUT', /context too long/);
+    await expectError(model.generate({ input_ids: [[1]], bogus: 1 } as any), 'OPTION', /unknown generate option 'bogus'/);
+  } finally { await model.dispose(); }
+  await expectError(model.forward({ input_ids: [[1]] }), 'DISPOSED', /disposed/);
+});
+
+test('checkpoints: missing, unknown, misshapen, wrong dtype, NaN tensors and bad configs', async () => {
+  const files = randomCheckpoint(tiny);
+  const st = files['model.safetensors'] as Uint8Array;
+  const n = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + n)));
+  const data = st.subarray(8 + n);
+  const rebuild = (edit: (t: Record<string, any>) => void) => {
+    const t: Record<string, any> = {};
+    for (const [k, v] of Object.entries<any>(header)) if (k !== '__metadata__') t[k] = { dtype: v.dtype, shape: v.shape, data: data.slice(v.data_offsets[0], v.data_offsets[1]) };
+    edit(t);
+    return memorySource({ ...files, 'model.safetensors': writeSafetensors(t) }, 'edited');
+  };
+  await expectError(GPT2LMHeadModel.from_pretrained(rebuild((t) => delete t['h.0.mlp.c_fc.bias'])), 'WEIGHTS', /missing tensor h\.0\.mlp\.c_fc\.bias/);
+  await expectError(GPT2LMHeadModel.from_pretrained(rebuild((t) => { t['h.5.attn.c_proj.weight'] = t['h.0.attn.c_proj.weight']; })), 'WEIGHTS', /unknown tensor h\.5\.attn\.c_proj\.weight/);
+  await expectError(GPT2LMHeadModel.from_pretrained(rebuild((t) => { t['ln_f.bias'] = { ...t['ln_f.bias'], shape: [2, 4] }; })), 'WEIGHTS', /ln_f\.bias has shape \[2,4\], expected \[8\]/);
+  await expectError(GPT2LMHeadModel.from_pretrained(rebuild((t) => { t['ln_f.bias'] = { ...t['ln_f.bias'], dtype: 'I32' }; })), 'WEIGHTS', /ln_f\.bias has dtype I32/);
+  await expectError(GPT2LMHeadModel.from_pretrained(rebuild((t) => { const d = t['h.0.ln_1.weight'].data; new DataView(d.buffer, d.byteOffset).setFloat32(4, NaN, true); })), 'WEIGHTS', /h\.0\.ln_1\.weight contains NaN/);
+  // ignored buffers, prefixed keys and an untied lm_head load fine
+  const ok = await GPT2LMHeadModel.from_pretrained(rebuild((t) => {
+    for (const k of Object.keys(t)) { t['transformer.' + k] = t[k]; delete t[k]; }
+    t['transformer.h.0.attn.bias'] = { dtype: 'F32', shape: [1, 1, 16, 16], data: new Uint8Array(16 * 16 * 4) };
+    t['transformer.h.0.attn.masked_bias'] = { dtype: 'F32', shape: [], data: new Uint8Array(4) };
+    t['lm_head.weight'] = t['transformer.wte.weight'];
+  }));
+  assert.ok(ok.weights.lm_head !== ok.weights.wte);
+  await ok.dispose();
+  const cfg = (c: object) => memorySource({ ...files, 'config.json': JSON.stringify({ ...JSON.parse(files['config.json'] as string), ...c }) });
+  await expectError(GPT2LMHeadModel.from_pretrained(cfg({ activation_function: 'swish' })), 'CONFIG', /activation_function.*swish/);
+  await expectError(GPT2LMHeadModel.from_pretrained(cfg({ n_head: 3 })), 'CONFIG', /n_embd.*n_head/);
+  await expectError(GPT2LMHeadModel.from_pretrained(cfg({ n_embd: 16, n_head: 2 })), 'WEIGHTS', /shape/);
+  await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { dtype: 'int4' as any }), 'OPTION', /dtype/);
+  await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 0 }), 'OPTION', /threads/);
+  await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { thread: 2 } as any), 'OPTION', /unknown from_pretrained option 'thread'/);
+});
+
+test('a checkpoint too big for wasm32 fails before allocating, naming a dtype that fits', async () => {
+  // gpt2-xl's shapes, served lazily: header real, data all zeros, never materialised
+  const cfg = { model_type: 'gpt2', n_embd: 1600, n_head: 25, n_layer: 48, n_positions: 1024, vocab_size: 50257 };
+  const E = 1600, I = 6400, tensors: Record<string, number[]> = { 'wte.weight': [50257, E], 'wpe.weight': [1024, E], 'ln_f.weight': [E], 'ln_f.bias': [E] };
+  for (let l = 0; l < 48; l++) Object.assign(tensors, {
+    [`h.${l}.ln_1.weight`]: [E], [`h.${l}.ln_1.bias`]: [E], [`h.${l}.attn.c_attn.weight`]: [E, 3 * E], [`h.${l}.attn.c_attn.bias`]: [3 * E],
+    [`h.${l}.attn.c_proj.weight`]: [E, E], [`h.${l}.attn.c_proj.bias`]: [E], [`h.${l}.ln_2.weight`]: [E], [`h.${l}.ln_2.bias`]: [E],
+    [`h.${l}.mlp.c_fc.weight`]: [E, I], [`h.${l}.mlp.c_fc.bias`]: [I], [`h.${l}.mlp.c_proj.weight`]: [I, E], [`h.${l}.mlp.c_proj.bias`]: [E],
+  });
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [k, shape] of Object.entries(tensors)) { const b = shape.reduce((a, c) => a * c, 1) * 4; header[k] = { dtype: 'F32', shape, data_offsets: [off, off + b] }; off += b; }
+  const hb = new TextEncoder().encode(JSON.stringify(header));
+  const size = 8 + hb.length + off;
+  const lazy = {
+    name: 'xl.safetensors', async size() { return size; },
+    async read(o: number, len: number) {
+      const out = new Uint8Array(len);
+      for (let i = 0; i < len; i++) { const p = o + i; if (p < 8) out[i] = Number((BigInt(hb.length) >> BigInt(8 * p)) & 255n); else if (p < 8 + hb.length) out[i] = hb[p - 8]; }
+      return out;
+    },
+  };
+  const mem = memorySource({ 'config.json': JSON.stringify(cfg) }, 'xl');
+  const src: ModelSource = Object.assign(Object.create(Object.getPrototypeOf(mem)), mem, {
+    exists: async (f: string) => f === 'config.json' || f === 'model.safetensors',
+    open: async (f: string) => (f === 'model.safetensors' ? lazy : mem.open(f)),
+  });
+  await expectError(GPT2LMHeadModel.from_pretrained(src, { dtype: 'fp32' }), 'MEMORY', /wasm32.*load with dtype 'fp16'/);
+});
+
+test('fuzz: corrupted and truncated checkpoints never trap, hang or produce NaN', async () => {
+  const dir = modelDir('gpt2-tiny');
+  const base = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
+  const others = { 'config.json': readFileSync(join(dir, 'config.json'), 'utf8') };
+  const n = Number(new DataView(base.buffer).getBigUint64(0, true));
+  const rng = new Random(3);
+  let loaded = 0, rejected = 0;
+  for (let i = 0; i < 40; i++) {
+    let bytes: Uint8Array;
+    const kind = i % 4;
+    if (kind === 0) bytes = base.slice(0, Math.floor(rng.next() * base.length)); // truncated anywhere
+    else if (kind === 1) { bytes = base.slice(); for (let j = 0; j < 3; j++) bytes[8 + Math.floor(rng.next() * n)] ^= 1 << Math.floor(rng.next() * 8); } // header bit flips
+    else if (kind === 2) { bytes = base.slice(); new DataView(bytes.buffer).setBigUint64(0, BigInt(Math.floor(rng.next() * 2 ** 40)), true); } // header length
+    else { bytes = base.slice(); for (let j = 0; j < 64; j++) bytes[8 + n + Math.floor(rng.next() * (base.length - 8 - n))] = 0xff; } // data: NaN patterns
+    const started = Date.now();
+    try {
+      const m = await GPT2LMHeadModel.from_pretrained(memorySource({ ...others, 'model.safetensors': bytes }, `fuzz-${i}`), { threads: 1 });
+      try {
+        const out = await m.forward({ input_ids: [[1, 2, 3]] });
+        for (const v of out.logits!.data as Float32Array) if (!Number.isFinite(v)) assert.unreachable(`variant ${i}: non-finite logit from a model that loaded`);
+        loaded++;
+      } finally { await m.dispose(); }
+    } catch (e) {
+      if (!(e instanceof GPT2WasmError)) assert.unreachable(`variant ${i} (kind ${kind}): ${(e as Error)?.stack ?? e}`);
+      rejected++;
+    }
+    assert.ok(Date.now() - started < 20_000, `variant ${i} took too long`);
+  }
+  assert.ok(rejected >= 30, `only ${rejected} of 40 corrupt variants were rejected`);
+});
+
+test.run();
