@@ -2,7 +2,7 @@
 // for property tests over shapes the fixtures do not cover.
 import { Random } from '../../src/generation/random.js';
 
-export interface TinyShape { n_embd: number; n_head: number; n_layer: number; n_positions: number; vocab_size: number; n_inner?: number; activation_function?: string; add_cross_attention?: boolean; scale_attn_by_inverse_layer_idx?: boolean }
+export interface TinyShape { head?: 'lm' | 'token-classification' | 'sequence-classification'; num_labels?: number; pad_token_id?: number | null; n_embd: number; n_head: number; n_layer: number; n_positions: number; vocab_size: number; n_inner?: number; activation_function?: string; add_cross_attention?: boolean; scale_attn_by_inverse_layer_idx?: boolean }
 
 export function writeSafetensors(tensors: Record<string, { dtype: 'F32' | 'F16' | 'BF16'; shape: number[]; data: Uint8Array }>): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
@@ -47,6 +47,12 @@ export function randomCheckpoint(shape: TinyShape, seed = 1): Record<string, str
     });
   }
   t['ln_f.weight'] = f32([E], 0.2, 1); t['ln_f.bias'] = f32([E], 0.1);
-  const config = { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], ...shape, n_inner: shape.n_inner ?? null, n_ctx: shape.n_positions };
+  const head = shape.head ?? 'lm', labels = shape.num_labels ?? 2;
+  if (head === 'token-classification') { t['classifier.weight'] = f32([labels, E], 1); t['classifier.bias'] = f32([labels], 0.1); }
+  if (head === 'sequence-classification') t['score.weight'] = f32([labels, E], 1);
+  const arch = { lm: 'GPT2LMHeadModel', 'token-classification': 'GPT2ForTokenClassification', 'sequence-classification': 'GPT2ForSequenceClassification' }[head];
+  const { head: _h, num_labels: _n, ...rest } = shape;
+  const id2label = head === 'lm' ? undefined : Object.fromEntries(Array.from({ length: labels }, (_, i) => [String(i), i === 0 ? 'O' : `L${i}`]));
+  const config = { model_type: 'gpt2', architectures: [arch], ...rest, n_inner: shape.n_inner ?? null, n_ctx: shape.n_positions, ...(id2label ? { id2label } : {}) };
   return { 'config.json': JSON.stringify(config), 'model.safetensors': writeSafetensors(t) };
 }

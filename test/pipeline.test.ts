@@ -1,0 +1,96 @@
+// pipeline() for the three tasks, sharded and BF16 checkpoints through from_pretrained, AutoModel.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, memorySource, pipeline } from '../src/index.js';
+import { compareClose, modelDir, readCase } from './helpers/fixtures.js';
+import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
+
+const tokFiles = () => ({
+  'vocab.json': readFileSync(join(modelDir('gpt2-tiny'), 'vocab.json'), 'utf8'),
+  'merges.txt': readFileSync(join(modelDir('gpt2-tiny'), 'merges.txt'), 'utf8'),
+});
+
+test('text-generation pipeline: greedy output equals generate() and lm_greedy', async () => {
+  const c = readCase('lm_greedy');
+  const gen = await pipeline('text-generation', modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    const [out] = await gen(c.text, { max_new_tokens: c.max_new_tokens, do_sample: false }) as any[];
+    assert.is(out.generated_text, gen.tokenizer.decode(c.expected_ids));
+    const only = await gen(c.text, { max_new_tokens: 5, do_sample: false, return_full_text: false }) as any[];
+    assert.is(only[0].generated_text, gen.tokenizer.decode(c.expected_ids.slice(c.input_ids.length, c.input_ids.length + 5)));
+    const batch = await gen([c.text, 'The quick brown fox'], { max_new_tokens: 6, do_sample: false }) as any[][];
+    assert.is(batch[0][0].generated_text, gen.tokenizer.decode(c.expected_ids.slice(0, c.input_ids.length + 6)));
+    const alone = await gen('The quick brown fox', { max_new_tokens: 6, do_sample: false }) as any[];
+    assert.is(batch[1][0].generated_text, alone[0].generated_text);
+    // stop strings end the text right after the stop string
+    const full = (await gen(c.text, { max_new_tokens: 24, do_sample: false, return_full_text: false }) as any[])[0].generated_text as string;
+    const stop = full.slice(8, 12);
+    const cut = (await gen(c.text, { max_new_tokens: 24, do_sample: false, return_full_text: false, stop }) as any[])[0].generated_text as string;
+    assert.is(cut, full.slice(0, full.indexOf(stop) + stop.length));
+  } finally { await gen.dispose(); }
+});
+
+test('token- and text-classification pipelines', async () => {
+  const shape = { n_embd: 16, n_head: 2, n_layer: 1, n_positions: 64, vocab_size: 50257 };
+  const tok = memorySource({ ...randomCheckpoint({ ...shape, head: 'token-classification', num_labels: 3 }, 5), ...tokFiles() }, 'tokcls');
+  const ner = await pipeline('token-classification', tok, { threads: 1 });
+  try {
+    const text = 'Hello world from Paris';
+    const all = await ner(text, { ignore_labels: [] });
+    assert.is(all.length, ner.tokenizer.encode(text).length);
+    assert.is(all.map((e) => e.word).join(''), text);
+    const raw = await ner.model.forward({ input_ids: [ner.tokenizer.encode(text)] });
+    const l = raw.logits!.data as Float32Array;
+    all.forEach((e, i) => {
+      const row = Array.from(l.subarray(i * 3, i * 3 + 3));
+      assert.is(e.entity, ner.model.config.id2label[row.indexOf(Math.max(...row))]);
+      assert.ok(e.score > 1 / 3 && e.score <= 1);
+    });
+    assert.ok((await ner(text)).every((e) => e.entity !== 'O'));
+  } finally { await ner.dispose(); }
+  const seq = memorySource({ ...randomCheckpoint({ ...shape, head: 'sequence-classification', num_labels: 3, pad_token_id: 50256 }, 6), ...tokFiles() }, 'seqcls');
+  const cls = await pipeline('text-classification', seq, { threads: 1 });
+  try {
+    const one = await cls('a fine day', { top_k: null }) as any[];
+    assert.is(one.length, 3);
+    assert.ok(Math.abs(one.reduce((s: number, x: any) => s + x.score, 0) - 1) < 1e-6);
+    const batch = await cls(['a fine day', 'a much longer sentence than the first'], { top_k: null }) as any[][];
+    assert.equal(batch[0].map((x: any) => x.label), one.map((x: any) => x.label));
+    batch[0].forEach((x: any, i: number) => assert.ok(Math.abs(x.score - one[i].score) < 1e-5, 'padding changed the pooled result'));
+  } finally { await cls.dispose(); }
+});
+
+test('sharded and BF16 checkpoints load to the same logits; AutoModel picks the head', async () => {
+  const files = randomCheckpoint({ n_embd: 16, n_head: 4, n_layer: 2, n_positions: 32, vocab_size: 100 }, 9);
+  const st = files['model.safetensors'] as Uint8Array;
+  const n = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + n)));
+  const entries = Object.entries<any>(header).filter(([k]) => k !== '__metadata__').map(([k, v]) => [k, { dtype: v.dtype, shape: v.shape, data: st.slice(8 + n + v.data_offsets[0], 8 + n + v.data_offsets[1]) }] as const);
+  const half = Math.floor(entries.length / 2);
+  const shard1 = Object.fromEntries(entries.slice(0, half)), shard2 = Object.fromEntries(entries.slice(half));
+  const weight_map = Object.fromEntries(entries.map(([k], i) => [k, i < half ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
+  const sharded = memorySource({ 'config.json': files['config.json'], 'model.safetensors.index.json': JSON.stringify({ metadata: {}, weight_map }),
+    'model-00001-of-00002.safetensors': writeSafetensors(shard1), 'model-00002-of-00002.safetensors': writeSafetensors(shard2) }, 'sharded');
+  // BF16: the top half of each f32; compare against the f32 model with weights rounded the same way
+  const toBf16 = (d: Uint8Array) => { const f = new Uint32Array(d.slice().buffer), o = new Uint16Array(f.length); f.forEach((v, i) => { o[i] = v >>> 16; }); return new Uint8Array(o.buffer); };
+  const truncF32 = (d: Uint8Array) => { const f = new Uint32Array(d.slice().buffer); f.forEach((v, i) => { f[i] = v & 0xffff0000; }); return new Uint8Array(f.buffer); };
+  const bf16 = memorySource({ 'config.json': files['config.json'], 'model.safetensors': writeSafetensors(Object.fromEntries(entries.map(([k, v]) => [k, { ...v, dtype: 'BF16' as const, data: toBf16(v.data) }]))) }, 'bf16');
+  const truncated = memorySource({ 'config.json': files['config.json'], 'model.safetensors': writeSafetensors(Object.fromEntries(entries.map(([k, v]) => [k, { ...v, data: truncF32(v.data) }]))) }, 'f32-truncated');
+  const run = async (src: any) => { const m = await GPT2LMHeadModel.from_pretrained(src, { threads: 1 }); try { return (await m.forward({ input_ids: [[1, 5, 9, 42]] })).logits!.data as Float32Array; } finally { await m.dispose(); } };
+  const base = await run(memorySource(files));
+  assert.equal(Array.from(await run(sharded)), Array.from(base));
+  const b = await run(bf16);
+  assert.equal(Array.from(b), Array.from(await run(truncated)));
+  const msg = compareClose(b, base, { atol: 0.05, rtol: 0.05 }, 'bf16 vs f32');
+  if (msg) assert.unreachable(msg);
+  const auto = await AutoModel.from_pretrained(memorySource(randomCheckpoint({ n_embd: 8, n_head: 2, n_layer: 1, n_positions: 8, vocab_size: 10, head: 'sequence-classification', num_labels: 2 })));
+  assert.ok(auto instanceof GPT2ForSequenceClassification);
+  await auto.dispose();
+  const auto2 = await AutoModel.from_pretrained(memorySource(randomCheckpoint({ n_embd: 8, n_head: 2, n_layer: 1, n_positions: 8, vocab_size: 10, head: 'token-classification' })));
+  assert.ok(auto2 instanceof GPT2ForTokenClassification);
+  await auto2.dispose();
+});
+
+test.run();
