@@ -212,10 +212,18 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         const whole = bytes.length - (bytes.length % srcSize);
         if (whole < bytes.length) carry = bytes.slice(whole);
         const n = whole / srcSize;
-        if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
-        decode(info.dtype, bytes, n, staging, table);
-        for (const v of staging.subarray(0, n)) if (!Number.isFinite(v)) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${v} (NaN or infinite weights)`);
-        place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
+        if (info.dtype === 'F16' && destDt === DT_F16) {
+          // half to half: move the bits, no float round trip
+          const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
+          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${table[u16[i]]} at element ${elem + i} (NaN or infinite weights)`);
+          placeHalves(backend, u16, n, elem, destPtr, transpose, N, K);
+        } else {
+          if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
+          decode(info.dtype, bytes, n, staging, table);
+          const bad = firstNonFinite(staging, n);
+          if (bad >= 0) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${staging[bad]} at element ${elem + bad} (NaN or infinite weights)`);
+          place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
+        }
         elem += n;
         loaded += whole;
         onProgress?.(loaded, total);
@@ -262,6 +270,14 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   };
 }
 
+function firstNonFinite(v: Float32Array, n: number): number {
+  let acc = 0;
+  for (let i = 0; i < n; i++) acc += v[i] * 0; // NaN or ±Infinity times 0 is NaN, and NaN sticks
+  if (acc === 0) return -1;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(v[i])) return i;
+  return -1;
+}
+
 function decode(dtype: string, bytes: Uint8Array, n: number, out: Float32Array, table: Float32Array) {
   if (dtype === 'F32') {
     if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
@@ -292,6 +308,14 @@ function place(backend: Backend, vals: Float32Array, n: number, elem: number, pt
     const h = new Uint16Array(buf, ptr, N * K);
     for (let i = 0; i < n; i++) { h[nn * K + k] = floatToHalf(vals[i]); if (++nn === N) { nn = 0; k++; } }
   }
+}
+
+function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
+  const buf = backend.arena.memory.buffer;
+  if (!transpose) { new Uint16Array(buf, ptr + elem * 2, n).set(src.subarray(0, n)); return; }
+  const h = new Uint16Array(buf, ptr, N * K);
+  let k = Math.floor(elem / N), nn = elem - k * N;
+  for (let i = 0; i < n; i++) { h[nn * K + k] = src[i]; if (++nn === N) { nn = 0; k++; } }
 }
 
 /** Bytes the weights will take for a config and dtype, without reading the file (for `info`). */
