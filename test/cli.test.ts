@@ -1,7 +1,10 @@
 // The CLI as a user runs it: the built dist/cli.js in a child process, offline, on the fixture model.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { sendBytes, startServer } from './helpers/http-server.js';
 import { join } from 'node:path';
 import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
 
@@ -50,6 +53,38 @@ test('info and classify', () => {
   assert.is(info.n_layer, 2); assert.ok(info.parameters > 3e6); assert.ok(info.runtime.simd);
   r = run(['classify', 'hello', '--model', modelDir('gpt2-tiny-seqcls')]);
   assert.is(r.status, 4, 'seqcls fixture has no tokenizer files: a clear tokenizer error'); assert.match(r.stderr, /vocab\.json|tokenizer/);
+});
+
+test('with no --model, generate resolves openai-community/gpt2 through HF_ENDPOINT into HF_HOME (the README main job)', async () => {
+  const c = readCase('lm_greedy');
+  const server = await startServer((req, res, path) => {
+    const m = path.match(/^\/openai-community\/gpt2\/resolve\/main\/(.+)$/);
+    const file = m && join(modelDir('gpt2-tiny'), m[1]);
+    if (!file || !existsSync(file)) { res.writeHead(404); res.end('not found'); return; }
+    sendBytes(req, res, new Uint8Array(readFileSync(file)));
+  });
+  const home = mkdtempSync(join(tmpdir(), 'gpt2wasm-hf-'));
+  try {
+    const runAsync = (env: Record<string, string>) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [cli, 'generate', c.text, '--greedy', '-n', String(c.max_new_tokens), '--json', '-t', '1'], { env: { ...process.env, HF_HOME: home, ...env } });
+      let stdout = '', stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    });
+    const first = await runAsync({ HF_ENDPOINT: server.url, HF_HUB_OFFLINE: '0' });
+    assert.is(first.code, 0, first.stderr);
+    assert.equal(JSON.parse(first.stdout).ids, c.expected_ids);
+    assert.ok(server.requests.some((r) => r.path.endsWith('/model.safetensors')));
+    // second run offline, from the cache only
+    const second = await runAsync({ HF_ENDPOINT: 'http://127.0.0.1:9', HF_HUB_OFFLINE: '1' });
+    assert.is(second.code, 0, second.stderr);
+    assert.equal(JSON.parse(second.stdout).ids, c.expected_ids);
+  } finally {
+    await server.close();
+    rmSync(home, { recursive: true, force: true });
+  }
 });
 
 test.run();
