@@ -1,0 +1,338 @@
+// Whole-model bench on a GPT-2-124M-shaped random checkpoint (bench/util/checkpoint.ts writes it to a temp
+// directory as a real safetensors file; deleted afterwards). Every measurement runs in a child process so each
+// (dtype, threads) starts from a fresh heap and its own peak RSS:
+//  - load: from_pretrained time with the file in the page cache, and peak RSS (process.resourceUsage().maxRSS)
+//    against the file size;
+//  - prefill 128 / 512 tokens into an empty cache (tokens/s);
+//  - decode at context 128 (prefilled with 128 real tokens) and ~1024 (cache filled to 1024 - N with synthetic
+//    K/V values — attention cost does not depend on them — then N steps up to position 1023);
+//  - full recompute (generate with use_cache: false) at context 128 and ~1024, a few steps;
+//  - decode as a share of the memory-bandwidth bound: (weight bytes read per token + KV bytes at that context)
+//    / measured read bandwidth.
+//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--json]
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
+import { argValue, runChild } from './util/child.js';
+import { rng, round } from './util/timing.js';
+
+export type DType = 'fp32' | 'fp16' | 'q8';
+export interface ModelBenchOptions {
+  quick?: boolean;
+  /** Use this checkpoint directory instead of writing a random 124M one. */
+  dir?: string;
+  /** How to describe `dir` in the report. */
+  label?: string;
+  dtypes?: DType[];
+  threads?: number[];
+  /** Read bandwidth in GB/s by thread count, for the bound (from bench/bandwidth.ts). */
+  bandwidth?: Record<string, number>;
+  print?: boolean;
+}
+
+export interface LoadRow { dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
+export interface PerfRow {
+  dtype: DType; threads: number; variant: string; weights_bytes: number;
+  prefill_128_tok_s: number; prefill_512_tok_s: number | null;
+  decode_128_tok_s: number; decode_1024_tok_s: number | null;
+  recompute_128_tok_s: number | null; recompute_1024_tok_s: number | null;
+  /** Bytes of weights read per decoded token (all matrices incl. the tied LM head, vectors; not wpe). */
+  bytes_per_token: number;
+  kv_bytes_per_position: number;
+  /** Where a decode step at ctx ~128 and a 128-token prefill spend their time, by kernel (and matmul shape). */
+  profile?: { decode: KernelShare[]; prefill: KernelShare[] };
+  decode_128_bound_tok_s?: number; decode_128_pct_of_bound?: number;
+  decode_1024_bound_tok_s?: number; decode_1024_pct_of_bound?: number;
+}
+export interface KernelShare { kernel: string; calls_per_token: number; us_per_token: number; share: number }
+
+/** Wraps every backend kernel with a timer (per kernel name and, for matmuls, K×N); returns a reader. */
+function instrument(k: Record<string, (...a: number[]) => void>): { reset(): void; read(tokens: number): KernelShare[]; restore(): void } {
+  const orig = { ...k };
+  const acc = new Map<string, { us: number; calls: number }>();
+  for (const name of Object.keys(orig)) {
+    k[name] = (...a: number[]) => {
+      const t = performance.now();
+      orig[name](...a);
+      const dt = (performance.now() - t) * 1000;
+      const key = name === 'matmul_q8' ? `${name} ${a[7]}x${a[8]}` : name.startsWith('matmul') ? `${name} ${a[5]}x${a[6]}` : name;
+      const e = acc.get(key) ?? { us: 0, calls: 0 };
+      e.us += dt; e.calls++;
+      acc.set(key, e);
+    };
+  }
+  return {
+    reset: () => acc.clear(),
+    read: (tokens) => {
+      const total = [...acc.values()].reduce((x, e) => x + e.us, 0);
+      return [...acc].map(([kernel, e]) => ({ kernel, calls_per_token: round(e.calls / tokens, 2), us_per_token: round(e.us / tokens, 1), share: round(e.us / total, 3) }))
+        .sort((a, b) => b.us_per_token - a.us_per_token);
+    },
+    restore: () => { Object.assign(k, orig); },
+  };
+}
+
+export interface ModelBenchResult {
+  checkpoint: { shape: string; file_bytes: number; params: number; written_ms: number; temp: boolean };
+  load: LoadRow[];
+  perf: PerfRow[];
+  errors: string[];
+  method: string;
+}
+
+const SELF = fileURLToPath(import.meta.url);
+const DECODE_STEPS = (quick: boolean) => (quick ? 12 : 32);
+
+/** Deterministic token ids, like text: a fixed pseudo-random walk over the vocabulary. */
+export function benchIds(n: number, V = 50257, seed = 7): number[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(r() * V));
+}
+
+async function warmPageCache(file: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = createReadStream(file, { highWaterMark: 8 << 20 });
+    s.on('data', () => {}); s.on('end', () => resolve()); s.on('error', reject);
+  });
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// child: load only (peak RSS)
+
+async function childLoad(dir: string, dtype: DType, decodeSteps = 0): Promise<LoadRow & { decode_tok_s?: number }> {
+  const { GPT2LMHeadModel } = await import('../src/index.js');
+  const file = join(dir, 'model.safetensors');
+  const before = process.memoryUsage().rss;
+  const t = performance.now();
+  const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads: 1 });
+  const ms = performance.now() - t;
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  const fileBytes = statSync(file).size;
+  let decode_tok_s: number | undefined;
+  if (decodeSteps > 0) {
+    // prove the loaded model runs: a short prompt, then a few decode steps
+    const cache = model.createCache(1, 64);
+    const ids = benchIds(16);
+    model.prefill(cache, ids);
+    const t0 = performance.now();
+    for (let s = 0; s < decodeSteps; s++) model.decodeStep([{ cache, id: ids[s % 16], pos: cache.length }]);
+    decode_tok_s = round(decodeSteps / ((performance.now() - t0) / 1000), 1);
+    cache.dispose();
+  }
+  const row: LoadRow & { decode_tok_s?: number } = {
+    decode_tok_s, dtype, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
+    rss_ratio: round(maxRss / fileBytes, 3), rss_ratio_above_baseline: round((maxRss - before) / fileBytes, 3), weights_bytes: model.memoryUsage().weights,
+  };
+  await model.dispose();
+  return row;
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// child: throughput of one (dtype, threads)
+
+async function childPerf(dir: string, dtype: DType, threads: number, quick: boolean, recompute: boolean): Promise<PerfRow> {
+  const { GPT2LMHeadModel } = await import('../src/index.js');
+  const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads });
+  const cfg = model.config;
+  const E = cfg.n_embd, L = cfg.n_layer, P = cfg.n_positions;
+  const ids = benchIds(P);
+  const reps = quick ? 2 : 4;
+  const cache = model.createCache(1, P);
+  const A = model.backend.arena;
+  const secs = (t0: number) => (performance.now() - t0) / 1000;
+  // warm-up: tier the kernels up and touch every weight once
+  model.prefill(cache, ids.slice(0, 64));
+  for (let i = 0; i < 4; i++) model.decodeStep([{ cache, id: ids[64 + i], pos: cache.length }]);
+
+  const prefill = (n: number) => {
+    let best = 0;
+    for (let r = 0; r < reps; r++) {
+      cache.reset();
+      const t0 = performance.now();
+      model.prefill(cache, ids.slice(0, n));
+      best = Math.max(best, n / secs(t0));
+    }
+    return round(best, 1);
+  };
+  const prefill_128_tok_s = prefill(128);
+  const prefill_512_tok_s = quick && threads === 1 ? null : prefill(512);
+
+  const steps = DECODE_STEPS(quick);
+  const decodeFrom = (start: number, fill: 'prefill' | 'synthetic') => {
+    let best = 0;
+    for (let r = 0; r < reps; r++) {
+      cache.reset();
+      if (fill === 'prefill') model.prefill(cache, ids.slice(0, start));
+      else {
+        // synthetic keys/values for slots [0, start): small values, as layer-normed projections would give
+        const rnd = rng(11 + r);
+        const H = cfg.n_head, D = E / H;
+        for (let l = 0; l < L; l++) for (const reg of [cache.self.k[l], cache.self.v[l]]) {
+          for (let h = 0; h < H; h++) {
+            const v = A.f32(reg.ptr + h * P * D * 4, start * D);
+            for (let i = 0; i < v.length; i++) v[i] = (rnd() * 2 - 1) * 0.5;
+          }
+        }
+        cache.length = start;
+      }
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[(start + s) % P], pos: cache.length }]);
+      best = Math.max(best, steps / secs(t0));
+    }
+    return round(best, 1);
+  };
+  const decode_128_tok_s = decodeFrom(128, 'prefill');
+  const decode_1024_tok_s = decodeFrom(P - steps, 'synthetic');
+  // per-kernel breakdown (after the timed runs, so the timers do not perturb them)
+  const prof = instrument(model.backend.k as any);
+  cache.reset();
+  prof.reset();
+  model.prefill(cache, ids.slice(0, 128));
+  const prefillProfile = prof.read(128);
+  prof.reset();
+  for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[(128 + s) % P], pos: cache.length }]);
+  const decodeProfile = prof.read(steps);
+  prof.restore();
+  cache.dispose();
+
+  let recompute_128_tok_s: number | null = null, recompute_1024_tok_s: number | null = null;
+  if (recompute) {
+    const gen = async (ctx: number, n: number) => {
+      const t0 = performance.now();
+      await model.generate({ input_ids: [ids.slice(0, ctx - n)], max_new_tokens: n, do_sample: false, use_cache: false, eos_token_id: null });
+      return round(n / secs(t0), 2);
+    };
+    recompute_128_tok_s = await gen(128, quick ? 3 : 6);
+    recompute_1024_tok_s = quick ? null : await gen(P, 2);
+  }
+  // bytes streamed per decoded token: every weight except the position table (the embedding gather reads one
+  // row of wte, then the tied LM head reads all of it)
+  const bytes_per_token = model.memoryUsage().weights - P * E * 4;
+  const row: PerfRow = {
+    dtype, threads: model.backend.threads, variant: model.backend.variant, weights_bytes: model.memoryUsage().weights,
+    prefill_128_tok_s, prefill_512_tok_s, decode_128_tok_s, decode_1024_tok_s, recompute_128_tok_s, recompute_1024_tok_s,
+    bytes_per_token, kv_bytes_per_position: 2 * L * E * 4, profile: { decode: decodeProfile, prefill: prefillProfile },
+  };
+  await model.dispose();
+  return row;
+}
+
+// ----------------------------------------------------------------------------------------------------------
+
+export async function runModelBench(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
+  const quick = !!opts.quick;
+  const errors: string[] = [];
+  let dir = opts.dir;
+  let temp = false;
+  let written_ms = 0, params = 0;
+  if (!dir) {
+    dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-bench-'));
+    temp = true;
+    const t0 = performance.now();
+    params = writeRandomGPT2(dir, GPT2_SHAPES.gpt2).params;
+    written_ms = round(performance.now() - t0, 0);
+  }
+  const file = join(dir, 'model.safetensors');
+  const fileBytes = statSync(file).size;
+  const result: ModelBenchResult = {
+    checkpoint: { shape: temp ? 'gpt2 (124M), random F32' : opts.label ?? dir, file_bytes: fileBytes, params, written_ms, temp },
+    load: [], perf: [], errors,
+    method: `each configuration in a fresh child process; best of ${quick ? 2 : 4} runs (load: ${quick ? 1 : 3}); decode = ${DECODE_STEPS(quick)} steps; ` +
+      'ctx 1024 decode starts from a synthetically filled cache; load timed with the file in the page cache (read once before)',
+  };
+  try {
+    await warmPageCache(file);
+    const dtypes = opts.dtypes ?? ['fp32', 'fp16', 'q8'];
+    const threads = opts.threads ?? [1, 2];
+    // load time and peak RSS: best of a few fresh processes
+    for (const dtype of dtypes) {
+      let best: LoadRow | null = null;
+      let minRss = Infinity;
+      for (let r = 0; r < (quick ? 1 : 3); r++) {
+        const res = await runChild<LoadRow>(SELF, ['--child-load', '--dir', dir, '--dtype', dtype], { timeoutMs: 120_000 });
+        if (!res.ok) { errors.push(`load ${dtype}: ${res.error}`); break; }
+        minRss = Math.min(minRss, res.value.max_rss_bytes);
+        if (!best || res.value.load_ms < best.load_ms) best = res.value;
+      }
+      if (best) {
+        best.max_rss_bytes = minRss;
+        best.rss_ratio = round(best.max_rss_bytes / best.file_bytes, 3);
+        best.rss_ratio_above_baseline = round((best.max_rss_bytes - best.rss_before_bytes) / best.file_bytes, 3);
+        result.load.push(best);
+        if (opts.print ?? true) console.log(`  load ${dtype}: ${best.load_ms} ms, peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
+      }
+    }
+    const maxT = Math.max(...threads);
+    for (const dtype of dtypes) {
+      for (const t of threads) {
+        const args = ['--child-perf', '--dir', dir, '--dtype', dtype, '--threads', String(t)];
+        if (quick) args.push('--quick');
+        // recompute is slow: measure it once per dtype, at the highest thread count (fp32 only in quick mode)
+        if (t === maxT && (!quick || dtype === 'fp32')) args.push('--recompute');
+        const res = await runChild<PerfRow>(SELF, args, { timeoutMs: 900_000 });
+        if (!res.ok) { errors.push(`perf ${dtype} ${t}t: ${res.error}`); continue; }
+        const row = res.value;
+        const bw = opts.bandwidth?.[String(row.threads)];
+        if (bw) {
+          const bound = (ctx: number) => (bw * 1e9) / (row.bytes_per_token + ctx * row.kv_bytes_per_position);
+          row.decode_128_bound_tok_s = round(bound(128), 1);
+          row.decode_128_pct_of_bound = round((100 * row.decode_128_tok_s) / bound(128), 0);
+          if (row.decode_1024_tok_s != null) {
+            row.decode_1024_bound_tok_s = round(bound(1024), 1);
+            row.decode_1024_pct_of_bound = round((100 * row.decode_1024_tok_s) / bound(1024), 0);
+          }
+        }
+        result.perf.push(row);
+        if (opts.print ?? true) {
+          console.log(`  ${dtype} ${row.threads}t: prefill128 ${row.prefill_128_tok_s} tok/s, prefill512 ${row.prefill_512_tok_s ?? '-'}, decode@128 ${row.decode_128_tok_s}` +
+            ` (${row.decode_128_pct_of_bound ?? '?'}% of bound), decode@1024 ${row.decode_1024_tok_s ?? '-'}, recompute@128 ${row.recompute_128_tok_s ?? '-'}, recompute@1024 ${row.recompute_1024_tok_s ?? '-'}`);
+        }
+      }
+    }
+  } finally {
+    if (temp) rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+export interface LargeLoadResult { model: string; dtype: DType; file_bytes: number; written_ms: number; load?: LoadRow & { decode_tok_s?: number }; error?: string }
+
+/** Writes a random checkpoint of a larger GPT-2 shape (F32 on disk), loads it with `dtype` in a child process and
+ *  runs a few decode steps: proof that it fits in wasm32 memory, with its load time and peak RSS. */
+export async function loadLargeShape(name: keyof typeof GPT2_SHAPES, dtype: DType): Promise<LargeLoadResult> {
+  const dir = mkdtempSync(join(tmpdir(), `gpt2wasm-bench-${name}-`));
+  try {
+    const t0 = performance.now();
+    const { bytes } = writeRandomGPT2(dir, GPT2_SHAPES[name]);
+    const written_ms = round(performance.now() - t0, 0);
+    await warmPageCache(join(dir, 'model.safetensors'));
+    const r = await runChild<LoadRow & { decode_tok_s?: number }>(SELF, ['--child-load', '--dir', dir, '--dtype', dtype, '--decode', '8'], { timeoutMs: 600_000 });
+    return r.ok ? { model: name, dtype, file_bytes: bytes, written_ms, load: r.value } : { model: name, dtype, file_bytes: bytes, written_ms, error: r.error };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const argv = process.argv.slice(2);
+  const dir = argValue(argv, 'dir');
+  const dtype = (argValue(argv, 'dtype') ?? 'fp32') as DType;
+  if (argv.includes('--child-load')) {
+    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0))));
+    process.exit(0);
+  } else if (argv.includes('--child-perf')) {
+    console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'))));
+    process.exit(0);
+  } else {
+    const json = argv.includes('--json');
+    if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
+    const bwArg = argValue(argv, 'bandwidth'); // e.g. 27,35 for 1 and 2 threads
+    const bandwidth = bwArg ? Object.fromEntries(bwArg.split(',').map((v, i) => [String(i + 1), Number(v)])) : undefined;
+    const r = await runModelBench({ quick: argv.includes('--quick'), dir, bandwidth, print: !json,
+      dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number) });
+    if (json) console.log(JSON.stringify(r));
+    else console.log(JSON.stringify(r, null, 1));
+  }
+}

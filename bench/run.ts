@@ -1,0 +1,127 @@
+// npm run bench [-- --quick] [--skip a,b] [--only a,b] [--no-write] [--quiet-wait ms]
+// One run, side by side: memory bandwidth, matmul kernels vs tfjs-backend-wasm and onnxruntime-web (1 and 2
+// threads), the other engineers' benches when present (kernels detail, tokenizer, server), the whole model on a
+// GPT-2-124M-shaped random checkpoint (load, RSS, prefill, decode, recompute, share of the bandwidth bound),
+// fp16/q8 accuracy, and which larger GPT-2 shapes fit wasm32. Prints a markdown table and writes
+// bench/results/latest.md and bench/results/<date>[-quick].json.
+// Sections: bandwidth, kernels, peers, kernel-detail, tokenizer, server, model, accuracy, sizes, large.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AccuracyRow } from './accuracy.js';
+import { runBandwidthBench } from './bandwidth.js';
+import { loadLargeShape, runModelBench } from './model.js';
+import { compareKernels } from './peers/index.js';
+import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
+import { argValue, quietPolicy, runChild } from './util/child.js';
+import { quietLog } from './util/quiet.js';
+import { computeTargets, renderMarkdown, type BenchResults } from './util/report.js';
+import { sizeTable } from './util/sizes.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const only = argValue(argv, 'only')?.split(',');
+const skip = new Set(argValue(argv, 'skip')?.split(',') ?? []);
+const on = (section: string) => (only ? only.includes(section) : !skip.has(section)) && !(quick && section === 'large');
+const t0 = performance.now();
+const log = (m: string) => console.log(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${m}`);
+
+function git(args: string[]): string {
+  try { return execFileSync('git', args, { cwd: here, encoding: 'utf8' }).trim(); } catch { return ''; }
+}
+
+const now = new Date();
+const results: BenchResults = {
+  meta: {
+    date: now.toISOString().slice(0, 10), iso: now.toISOString(), quick, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length,
+    commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '', notes: [],
+  },
+  skipped: [],
+};
+
+/** Imports another engineer's bench if it exists; records why not otherwise. */
+async function optional<T>(file: string, name: string): Promise<T | null> {
+  if (!existsSync(join(here, file))) { results.skipped.push(`${file}: not present`); return null; }
+  try { return (await import(`./${file}`)) as T; } catch (e) { results.skipped.push(`${file}: failed to import: ${(e as Error).message.split('\n')[0]}`); return null; }
+}
+
+async function section<T>(name: string, fn: () => Promise<T>): Promise<T | undefined> {
+  if (!on(name)) { results.skipped.push(`${name}: skipped by options${quick && name === 'large' ? ' (full run only)' : ''}`); return undefined; }
+  log(`${name}...`);
+  try { return await fn(); } catch (e) {
+    results.skipped.push(`${name}: failed: ${(e as Error).message.split('\n')[0]}`);
+    log(`${name} failed: ${(e as Error).stack}`);
+    return undefined;
+  }
+}
+
+// before each measurement, wait (a bounded time) for other jobs on this shared machine to quieten
+quietPolicy.maxWaitMs = Number(argValue(argv, 'quiet-wait') ?? (quick ? 2000 : 20000));
+
+let tmp: string | null = null;
+try {
+  results.bandwidth = await section('bandwidth', () => runBandwidthBench({ quick, print: true }));
+  results.kernels = await section('kernels', () => compareKernels({ quick, peers: on('peers'), rounds: quick ? 1 : 3 }));
+  results.kernel_detail = await section('kernel-detail', async () => {
+    const m = await optional<{ runKernelBench: (o: any) => Promise<any> }>('kernels.ts', 'kernels');
+    return m ? m.runKernelBench({ quick: true, print: false }) : undefined;
+  });
+  results.tokenizer = await section('tokenizer', async () => {
+    const m = await optional<{ runTokenizerBench: (o: any) => Promise<any> }>('tokenizer.ts', 'tokenizer');
+    return m ? m.runTokenizerBench({ quick, print: false }) : undefined;
+  });
+  results.server = await section('server', async () => {
+    const m = await optional<{ runServerBench: (o: any) => Promise<any> }>('server.ts', 'server');
+    return m ? m.runServerBench({ quick: true, print: false }) : undefined;
+  });
+
+  const needCheckpoint = on('model') || on('accuracy');
+  if (needCheckpoint) {
+    tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-bench-'));
+    const w0 = performance.now();
+    const { bytes } = writeRandomGPT2(tmp, GPT2_SHAPES.gpt2);
+    log(`wrote a GPT-2-124M-shaped random checkpoint (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - w0) / 1000).toFixed(1)} s`);
+  }
+  results.model = await section('model', () => runModelBench({ quick, dir: tmp!, label: 'gpt2 (124M), random F32', bandwidth: results.bandwidth?.wasm_f32x4, print: true }));
+  results.accuracy = await section('accuracy', async () => {
+    const rows: AccuracyRow[] = [];
+    const runs: [string, string[]][] = [];
+    let fixtures: string | null = null;
+    try { fixtures = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-tiny'); } catch (e) { results.skipped.push(`accuracy on fixtures: ${(e as Error).message}`); }
+    if (fixtures) runs.push(['fixture gpt2-tiny', ['--dir', fixtures, '--sequences', '4', '--len', '128']]);
+    runs.push(['gpt2 124M random', ['--dir', tmp!, '--sequences', quick ? '1' : '4', '--len', quick ? '64' : '128', '--threads', '2']]);
+    for (const [label, args] of runs) {
+      const r = await runChild<AccuracyRow[]>(join(here, 'accuracy.ts'), [...args, '--label', label, '--json'], { timeoutMs: 600_000 });
+      if (r.ok) rows.push(...r.value); else results.skipped.push(`accuracy ${label}: ${r.error}`);
+    }
+    return rows;
+  });
+  if (tmp) { rmSync(tmp, { recursive: true, force: true }); tmp = null; }
+  results.sizes = await section('sizes', async () => sizeTable());
+  results.large_load = await section('large', async () => [await loadLargeShape('gpt2-medium', 'q8')]);
+} finally {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+results.meta.seconds = (performance.now() - t0) / 1000;
+if (quietLog.length) {
+  const busy = quietLog.map((q) => q.busy_at_start ?? 0);
+  results.meta.notes.push(`before each of ${quietLog.length} measurements the bench waited up to ${quietPolicy.maxWaitMs / 1000} s for other jobs to use < 20% of the CPUs ` +
+    `(waited ${(quietLog.reduce((a, q) => a + q.waited_ms, 0) / 1000).toFixed(0)} s in all; CPU busy at start: median ${(100 * busy.sort((a, b) => a - b)[busy.length >> 1]).toFixed(0)}%, max ${(100 * Math.max(...busy)).toFixed(0)}%)`);
+}
+results.meta.notes.push(`machine load while running: ${(await import('node:os')).loadavg().map((v) => v.toFixed(2)).join(' / ')} (1/5/15 min load average at the end)`);
+results.targets = computeTargets(results);
+const md = renderMarkdown(results);
+console.log('\n' + md);
+if (!argv.includes('--no-write')) {
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'latest.md'), md + '\n');
+  const jsonName = `${results.meta.date}${quick ? '-quick' : ''}.json`;
+  writeFileSync(join(dir, jsonName), JSON.stringify(results, null, 1) + '\n');
+  log(`wrote bench/results/latest.md and bench/results/${jsonName}`);
+}
+process.exit(0); // peer thread pools may keep the event loop alive

@@ -1,0 +1,64 @@
+// Our matmul kernels through the public backend (Backend.create → backend.k.matmul_*), at a given thread
+// count, on GPT-2-124M shapes. This is what the model calls, pool dispatch included.
+// mode 'L3': the same weight matrix every call (it stays cache-resident when it fits in L3, as in most kernel
+// benches); mode 'DRAM': the calls cycle through enough distinct copies (>= STREAM_BYTES) that every call
+// streams its weights from memory, as batch-1 decode does.
+import { Q8_BLOCK } from '../../src/runtime/abi.js';
+import { Backend } from '../../src/runtime/backend.js';
+import type { WasmVariant } from '../../src/runtime/wasm.js';
+import { bestTime, fillUniform, gflops, rng, round, type TimingOptions } from './timing.js';
+
+export type Shape = [M: number, K: number, N: number];
+export type MatmulMode = 'L3' | 'DRAM';
+export interface MatmulRow {
+  impl: string; dtype: 'f32' | 'f16' | 'q8'; threads: number; M: number; K: number; N: number; mode: MatmulMode;
+  ms: number; gflops: number;
+  /** Weight bytes read per second (GB/s), for the DRAM mode. */
+  weight_gb_s?: number;
+  note?: string;
+}
+
+/** Bytes of distinct weights cycled through in DRAM mode: well above the 32 MB L3. */
+export const STREAM_BYTES = 160 << 20;
+export const weightBytes = (dtype: string, K: number, N: number) => (dtype === 'f32' ? N * K * 4 : dtype === 'f16' ? N * K * 2 : N * K + (N * K / Q8_BLOCK) * 4);
+export const copiesFor = (mode: MatmulMode, bytes: number) => (mode === 'L3' ? 1 : Math.max(1, Math.ceil(STREAM_BYTES / bytes)));
+
+export async function oursMatmul(shapes: Shape[], threads: number, dtypes: ('f32' | 'f16' | 'q8')[], t: TimingOptions, variant?: WasmVariant, modes: (s: Shape) => MatmulMode[] = () => ['L3']): Promise<MatmulRow[]> {
+  const backend = await Backend.create({ threads, variant, initialBytes: STREAM_BYTES + (64 << 20) });
+  const rows: MatmulRow[] = [];
+  try {
+    const A = backend.arena, k = backend.k;
+    for (const dtype of dtypes) {
+      for (const [M, K, N] of shapes) {
+        for (const mode of modes([M, K, N])) {
+          const wb = weightBytes(dtype, K, N), copies = copiesFor(mode, wb);
+          const regs = [A.alloc('x', M * K * 4), A.alloc('xq', M * K), A.alloc('xs', (M * K / Q8_BLOCK) * 4 + 4), A.alloc('y', M * N * 4)];
+          const [x, xq, xs, y] = regs.map((r) => r.ptr);
+          fillUniform(A.f32(x, M * K), 1, 3);
+          const ws: number[] = [], ss: number[] = [];
+          for (let c = 0; c < copies; c++) {
+            const w = A.alloc('w', N * K * (dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : 1)), sc = A.alloc('ws', (N * K / Q8_BLOCK) * 4);
+            regs.push(w, sc); ws.push(w.ptr); ss.push(sc.ptr);
+            if (dtype === 'f32') fillUniform(A.f32(w.ptr, N * K), 0.05, 1 + c);
+            else if (dtype === 'f16') { const h = A.u16(w.ptr, N * K), r = rng(5 + c); for (let i = 0; i < h.length; i++) h[i] = (r() < 0.5 ? 0x8000 : 0) | (0x2000 + Math.floor(r() * 0x1000)); }
+            else { const q = new Int8Array(A.buffer, w.ptr, N * K), r = rng(6 + c); for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 255) - 127; fillUniform(A.f32(sc.ptr, N * K / Q8_BLOCK), 0.001, 7); }
+          }
+          let i = 0;
+          const next = () => { const c = i; i = i + 1 === copies ? 0 : i + 1; return c; };
+          const fn = dtype === 'f32' ? () => k.matmul_f32(x, ws[next()], 0, y, M, K, N, 0)
+            : dtype === 'f16' ? () => k.matmul_f16(x, ws[next()], 0, y, M, K, N, 0)
+              : () => { const c = next(); k.quantize_q8(x, xq, xs, M, K); k.matmul_q8(xq, xs, ws[c], ss[c], 0, y, M, K, N, 0); };
+          const { ms } = bestTime(fn, mode === 'DRAM' ? { ...t, sampleMs: Math.max(t.sampleMs ?? 30, 40), warmupCalls: 2 * copies } : t);
+          rows.push({
+            impl: `ours (${backend.variant})`, dtype, threads: backend.threads, M, K, N, mode, ms: round(ms, 4), gflops: round(gflops(M, K, N, ms), 1),
+            weight_gb_s: round(wb / (ms * 1e6), 1), note: dtype === 'q8' ? 'incl. activation quantisation' : undefined,
+          });
+          for (const r of regs) A.release(r);
+        }
+      }
+    }
+  } finally {
+    backend.dispose();
+  }
+  return rows;
+}

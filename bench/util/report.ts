@@ -1,0 +1,280 @@
+// Renders the combined bench results as markdown: a targets summary first (each measured number beside its
+// issue target, met/missed), then one section per bench.
+import type { AccuracyRow } from '../accuracy.js';
+import type { BandwidthResult } from '../bandwidth.js';
+import type { LargeLoadResult, ModelBenchResult, PerfRow } from '../model.js';
+import type { KernelCompareResult } from '../peers/index.js';
+import type { MatmulRow } from './ours-matmul.js';
+import type { SizeRow } from './sizes.js';
+import { EARLIER, TARGETS, met } from './targets.js';
+
+export interface BenchResults {
+  meta: { date: string; iso: string; quick: boolean; node: string; cpu: string; cores: number; commit: string; dirty: boolean; seconds?: number; notes: string[] };
+  bandwidth?: BandwidthResult;
+  kernels?: KernelCompareResult;
+  kernel_detail?: any;
+  model?: ModelBenchResult;
+  accuracy?: AccuracyRow[];
+  sizes?: SizeRow[];
+  large_load?: LargeLoadResult[];
+  tokenizer?: any;
+  server?: any;
+  skipped: string[];
+  targets?: TargetRow[];
+}
+export interface TargetRow { what: string; measured: string; target: string; status: string; why?: string }
+
+const f = (v: number | null | undefined, d = 1) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+export function table(head: string[], rows: (string | number)[][]): string {
+  const line = (r: (string | number)[]) => `| ${r.map((c) => String(c)).join(' | ')} |`;
+  return [line(head), `|${head.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+const shapeKey = (r: { M: number; K: number; N: number }) => `${r.M}x${r.K}x${r.N}`;
+function findRow(rows: MatmulRow[], impl: string, dtype: string, threads: number, shape: string, mode = 'L3'): MatmulRow | undefined {
+  return rows.find((r) => r.impl.startsWith(impl) && r.dtype === dtype && r.threads === threads && shapeKey(r) === shape && (r.mode ?? 'L3') === mode);
+}
+
+/** Best f32 peer GFLOP/s for a shape and thread count. */
+function bestPeer(rows: MatmulRow[], threads: number, shape: string, dtype = 'f32', mode = 'L3'): MatmulRow | undefined {
+  return rows.filter((r) => !r.impl.startsWith('ours') && r.dtype === dtype && r.threads === threads && shapeKey(r) === shape && (r.mode ?? 'L3') === mode)
+    .sort((a, b) => b.gflops - a.gflops)[0];
+}
+
+function perf(m: ModelBenchResult | undefined, dtype: string, threads: number): PerfRow | undefined {
+  return m?.perf.find((p) => p.dtype === dtype && p.threads === threads);
+}
+
+export function computeTargets(r: BenchResults): TargetRow[] {
+  const out: TargetRow[] = [];
+  const m = r.model;
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    for (const t of [1, 2]) {
+      const p = perf(m, dtype, t), target = TARGETS.decode_ctx128[dtype][t];
+      out.push({
+        what: `decode ${dtype} ${t}t, ctx 128 (tok/s)`, measured: f(p?.decode_128_tok_s), target: `>= ${target}`,
+        status: p ? met(p.decode_128_tok_s >= target) : 'n/a',
+        why: p?.decode_128_bound_tok_s ? `bandwidth bound ${f(p.decode_128_bound_tok_s)} tok/s; at ${f(p.decode_128_pct_of_bound, 0)}% of it` : undefined,
+      });
+    }
+  }
+  for (const t of [1, 2]) {
+    const p = perf(m, 'fp32', t), target = TARGETS.prefill128_fp32[t];
+    out.push({ what: `prefill 128 fp32 ${t}t (tok/s)`, measured: f(p?.prefill_128_tok_s), target: `>= ${target}`, status: p ? met(p.prefill_128_tok_s >= target) : 'n/a' });
+  }
+  const krows = r.kernels?.rows ?? [];
+  for (const t of [1, 2]) {
+    for (const shape of ['128x768x3072', '128x768x768', '128x3072x768']) {
+      const ours = findRow(krows, 'ours', 'f32', t, shape), peer = bestPeer(krows, t, shape);
+      if (!ours && shape !== '128x768x3072') continue;
+      const ratio = ours && peer ? ours.gflops / peer.gflops : null;
+      out.push({
+        what: `GEMM ${shape} f32 ${t}t vs best wasm peer`, measured: ratio == null ? '-' : `${f(ratio, 2)}x (${f(ours?.gflops)} vs ${peer?.impl} ${f(peer?.gflops)} GF/s)`,
+        target: `>= ${TARGETS.gemm_vs_best_peer}x`, status: ratio == null ? 'n/a' : met(ratio >= TARGETS.gemm_vs_best_peer),
+      });
+    }
+  }
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    for (const n of [128, 512] as const) {
+      const a = perf(m, dtype, 1), b = perf(m, dtype, 2);
+      const va = n === 128 ? a?.prefill_128_tok_s : a?.prefill_512_tok_s, vb = n === 128 ? b?.prefill_128_tok_s : b?.prefill_512_tok_s;
+      if (va == null || vb == null) continue;
+      const s = vb / va;
+      out.push({ what: `prefill ${n} ${dtype}: 2t / 1t`, measured: `${f(s, 2)}x`, target: `>= ${TARGETS.prefill_2t_over_1t}x`, status: met(s >= TARGETS.prefill_2t_over_1t) });
+    }
+  }
+  for (const p of m?.perf ?? []) {
+    if (p.decode_1024_tok_s == null) continue;
+    const loss = 1 - p.decode_1024_tok_s / p.decode_128_tok_s;
+    out.push({
+      what: `decode ${p.dtype} ${p.threads}t: ctx 1024 vs 128`, measured: `${f(100 * loss, 0)}% slower (${f(p.decode_1024_tok_s)} vs ${f(p.decode_128_tok_s)})`,
+      target: `<= ${100 * TARGETS.decode_ctx1024_max_loss}% slower`, status: met(loss <= TARGETS.decode_ctx1024_max_loss),
+      why: `KV bytes read per token grow ${f((896 * p.kv_bytes_per_position) / 2 ** 20, 0)} MiB from ctx 128 to 1024 (+${f((100 * 896 * p.kv_bytes_per_position) / p.bytes_per_token, 0)}% of the weight bytes)`,
+    });
+  }
+  for (const l of m?.load ?? []) {
+    out.push({ what: `load 124M ${l.dtype} from page cache`, measured: `${f(l.load_ms, 0)} ms`, target: `< ${TARGETS.load_ms} ms`, status: met(l.load_ms < TARGETS.load_ms) });
+    out.push({
+      what: `peak RSS loading ${l.dtype} / file size`, measured: `${f(l.rss_ratio, 2)}x (${mib(l.max_rss_bytes)}; ${f(l.rss_ratio_above_baseline, 2)}x above the ${mib(l.rss_before_bytes)} baseline)`,
+      target: `< ${TARGETS.peak_rss_over_file}x`, status: met(l.rss_ratio < TARGETS.peak_rss_over_file),
+    });
+  }
+  const fx = r.accuracy?.find((a) => a.dtype === 'q8' && a.model.startsWith('fixture'));
+  if (fx) out.push({ what: `q8 top-1 agreement vs fp32, ${fx.model} (${fx.positions} positions)`, measured: `${f(100 * fx.top1_agreement, 2)}%`, target: `>= ${100 * TARGETS.q8_top1_agreement}%`, status: met(fx.top1_agreement >= TARGETS.q8_top1_agreement) });
+  return out;
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const s: string[] = [];
+  const M = r.meta;
+  s.push(`# gpt2-wasm bench — ${M.date}${M.quick ? ' (quick subset)' : ''}`);
+  s.push('');
+  s.push(`\`npm run bench${M.quick ? ' -- --quick' : ''}\` · Node ${M.node} · ${M.cpu} · ${M.cores} cores · commit ${M.commit}${M.dirty ? ' (+ uncommitted changes in the tree)' : ''}${M.seconds ? ` · ${M.seconds.toFixed(0)} s` : ''}`);
+  s.push('');
+  s.push('Numbers are the best of several runs (the machine is shared with other jobs, so single runs are noisy); throughputs are higher-is-better.');
+  for (const n of M.notes) s.push(`- ${n}`);
+  s.push('');
+  const targets = r.targets ?? computeTargets(r);
+  s.push('## Targets (from the issue)');
+  s.push('');
+  s.push(table(['what', 'measured', 'target', 'status', 'note'], targets.map((t) => [t.what, t.measured, t.target, t.status, t.why ?? ''])));
+  s.push('');
+
+  if (r.bandwidth) {
+    const b = r.bandwidth;
+    s.push('## Memory read bandwidth (GB/s)');
+    s.push('');
+    s.push(table(['loop', '1 thread', '2 threads', 'issue (earlier)'], [
+      ['wasm f32x4 (8 × v128.load per 128 B)', f(b.wasm_f32x4['1']), f(b.wasm_f32x4['2']), `${EARLIER.bandwidth_wasm_f32x4[1]} / ${EARLIER.bandwidth_wasm_f32x4[2]}`],
+      ['JS Float64Array sum (lower bound)', f(b.js_f64_1t), '-', ''],
+    ]));
+    s.push('');
+    s.push(b.note);
+    s.push('');
+  }
+
+  if (r.kernels) {
+    const k = r.kernels;
+    s.push('## Matmul kernels, GPT-2-124M shapes (GFLOP/s)');
+    s.push('');
+    s.push('M×K×N: M rows of activations, K inputs, N outputs; M = 1 is a decode GEMV, M = 128 a prefill GEMM; 1×768×50257 is the LM head.');
+    s.push('');
+    const shapes = [...new Set(k.rows.map(shapeKey))].sort((a, b) => Number(a.split('x')[0]) - Number(b.split('x')[0]) || a.localeCompare(b));
+    const threads = [...new Set(k.rows.map((x) => x.threads))].sort();
+    const rows: (string | number)[][] = [];
+    for (const dtype of ['f32', 'f16', 'q8']) {
+      for (const shape of shapes) {
+        for (const mode of ['L3', 'DRAM']) {
+          for (const t of threads) {
+            const ours = findRow(k.rows, 'ours', dtype, t, shape, mode);
+            if (!ours) continue;
+            const tf = findRow(k.rows, 'tfjs', dtype, t, shape, mode), ort = findRow(k.rows, 'onnxruntime', dtype, t, shape, mode);
+            const peer = bestPeer(k.rows, t, shape, dtype, mode);
+            const earlier = mode === 'L3' && dtype === 'f32' ? (shape === '1x768x3072' ? EARLIER.gemv_1x768x3072 : shape === '128x768x3072' ? EARLIER.gemm_128x768x3072 : null) : null;
+            const e = earlier ? `tfjs ${earlier['tfjs-backend-wasm'][t] ?? '-'}, ort ${earlier['onnxruntime-web'][t] ?? '-'}` : '';
+            const cell = (x?: MatmulRow) => (x ? (mode === 'DRAM' ? `${f(x.gflops)} (${f(x.weight_gb_s)} GB/s)` : f(x.gflops)) : '-');
+            rows.push([dtype, shape, mode, t, cell(ours), cell(tf), cell(ort), peer ? `${f(ours.gflops / peer.gflops, 2)}x` : '-', e]);
+          }
+        }
+      }
+    }
+    s.push(table(['dtype', 'M×K×N', 'weights', 'threads', 'ours', 'tfjs-backend-wasm', 'onnxruntime-web', 'ours / best peer', 'peers in the issue'], rows));
+    s.push('');
+    s.push(`- ${k.method}.`);
+    s.push('- q8 peer: onnxruntime-web DynamicQuantizeMatMul (what transformers.js q8 exports run): u8 activations with one scale per tensor, i8 weights with one scale per column; ours: i8 blocks of 32 on both sides. tfjs has no int8 matmul. No peer runs f16 weights on wasm.');
+    for (const p of k.peers) s.push(`- ${p.name} ${p.version}, ${p.threads} thread(s): ${p.note}.`);
+    if (Object.keys(k.ort_run_overhead_ms).length) s.push(`- onnxruntime-web session.run overhead (1×8×8 graph): ${Object.entries(k.ort_run_overhead_ms).map(([t, v]) => `${t}t ${f(v * 1000, 0)} µs`).join(', ')}; GEMV rows run 8 ops per session.run to amortise it.`);
+    for (const e of k.errors) s.push(`- error: ${e}`);
+    s.push('');
+  }
+
+  if (r.kernel_detail?.matmul?.length) {
+    const d = r.kernel_detail;
+    s.push('## Kernel detail (bench/kernels.ts, 1 thread, by build)');
+    s.push('');
+    const variants = [...new Set<string>(d.matmul.map((x: any) => x.variant))];
+    const keys = [...new Set<string>(d.matmul.map((x: any) => `${x.dtype} ${x.kind} ${x.M}x${x.K}x${x.N}`))];
+    s.push(table(['kernel', ...variants.map((v) => `${v} GF/s`)], keys.map((key) => [key, ...variants.map((v) => {
+      const x = d.matmul.find((y: any) => y.variant === v && `${y.dtype} ${y.kind} ${y.M}x${y.K}x${y.N}` === key);
+      return x ? f(x.gflops) : '-';
+    })])));
+    if (d.attention?.length) {
+      s.push('');
+      s.push(table(['attention (B=1, H=12, D=64)', 'build', 'ms'], d.attention.map((a: any) => [`${a.kernel} T=${a.T} S=${a.S}`, a.variant, f(a.ms, 2)])));
+    }
+    for (const sk of d.skipped ?? []) s.push(`- skipped ${sk.variant}: ${sk.reason}`);
+    s.push('');
+  }
+
+  if (r.model) {
+    const m = r.model;
+    s.push(`## Whole model: GPT-2-124M-shaped random checkpoint (${m.checkpoint.shape}, ${mib(m.checkpoint.file_bytes)} safetensors)`);
+    s.push('');
+    if (m.load.length) {
+      s.push(table(['dtype', 'load (page cache)', 'target', 'peak RSS', 'RSS / file', 'target', 'weights in wasm memory'], m.load.map((l) => [
+        l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
+      ])));
+      s.push('');
+    }
+    if (m.perf.length) {
+      s.push(table(['dtype', 'threads', 'prefill 128 tok/s', 'prefill 512 tok/s', 'decode ctx 128 tok/s (target)', 'decode ctx 1024 tok/s', 'bandwidth bound ctx 128 / 1024', '% of bound 128 / 1024', 'recompute ctx 128 / 1024 tok/s', 'KV cache speed-up 128 / 1024'],
+        m.perf.map((p) => {
+          const tgt = TARGETS.decode_ctx128[p.dtype]?.[p.threads];
+          const sp = (a: number | null, b: number | null) => (a != null && b ? `${f(a / b, 0)}x` : '-');
+          return [p.dtype, p.threads, f(p.prefill_128_tok_s), f(p.prefill_512_tok_s), `${f(p.decode_128_tok_s)} (${tgt ?? '-'}: ${met(tgt ? p.decode_128_tok_s >= tgt : null)})`, f(p.decode_1024_tok_s),
+            `${f(p.decode_128_bound_tok_s)} / ${f(p.decode_1024_bound_tok_s)}`, `${f(p.decode_128_pct_of_bound, 0)}% / ${f(p.decode_1024_pct_of_bound, 0)}%`,
+            `${f(p.recompute_128_tok_s, 2)} / ${f(p.recompute_1024_tok_s, 2)}`, `${sp(p.decode_128_tok_s, p.recompute_128_tok_s)} / ${sp(p.decode_1024_tok_s, p.recompute_1024_tok_s)}`];
+        })));
+      s.push('');
+      const p0 = m.perf[0];
+      s.push(`- Bound = read bandwidth at that thread count / (weight bytes read per token + K/V bytes at that context); weight bytes per token: ${m.perf.map((p) => p.dtype).filter((v, i, a) => a.indexOf(v) === i).map((d) => `${d} ${mib(m.perf.find((p) => p.dtype === d)!.bytes_per_token)}`).join(', ')}; K/V ${f(p0.kv_bytes_per_position / 1024, 0)} KiB per position.`);
+      s.push(`- ${m.method}.`);
+      s.push('- Recompute = generate({ use_cache: false }): the whole sequence is run again for every new token.');
+    }
+    for (const e of m.errors) s.push(`- error: ${e}`);
+    s.push('');
+  }
+
+  s.push('## Whole-model peers');
+  s.push('');
+  s.push('- transformers.js (@huggingface/transformers on onnxruntime-web/wasm) needs an ONNX export of GPT-2 (decoder_model_merged.onnx); there is none on this machine and no network to fetch one, so it is not measured. Its matmuls are the onnxruntime-web MLAS kernels measured above (f32 MatMul; q8 exports use DynamicQuantizeMatMul / MatMulInteger).');
+  s.push('');
+
+  if (r.accuracy?.length) {
+    s.push('## Accuracy of fp16 and q8 against our fp32 path');
+    s.push('');
+    s.push(table(['model', 'dtype', 'positions', 'max abs logit error', 'mean abs logit error', 'top-1 agreement', 'mean KL (nats)', 'max KL'], r.accuracy.map((a) => [
+      a.model, a.dtype, a.positions, a.max_abs_logit_err.toExponential(2), a.mean_abs_logit_err.toExponential(2), `${(100 * a.top1_agreement).toFixed(2)}%`, a.mean_kl.toExponential(2), a.max_kl.toExponential(2),
+    ])));
+    s.push('');
+    s.push('- Token ids are deterministic pseudo-random; every position of every sequence is compared. Both models have random weights, so top-1/top-2 logit margins are far smaller than in a trained GPT-2 and top-1 flips are more frequent than they would be on real text.');
+    s.push('');
+  }
+
+  if (r.sizes?.length) {
+    s.push('## Larger GPT-2 shapes in wasm32 (4 GiB)');
+    s.push('');
+    const models = [...new Set(r.sizes.map((x) => x.model))];
+    s.push(table(['model', 'params', 'fp32 weights', 'fp16 weights', 'q8 weights', 'KV cache (1024 tokens)', 'fp32', 'fp16', 'q8'], models.map((name) => {
+      const rows = r.sizes!.filter((x) => x.model === name);
+      const g = (d: string) => rows.find((x) => x.dtype === d)!;
+      const fit = (x: SizeRow) => (x.fits_full_context ? `fits (${gib(x.total_bytes)})` : x.loads ? `loads, no room for full context (${gib(x.total_bytes)})` : `**does not fit** (${gib(x.weights_bytes)} weights)`);
+      return [name, `${(g('fp32').params / 1e6).toFixed(0)}M`, mib(g('fp32').weights_bytes), mib(g('fp16').weights_bytes), mib(g('q8').weights_bytes), mib(g('fp32').kv_cache_bytes), fit(g('fp32')), fit(g('fp16')), fit(g('q8'))];
+    })));
+    s.push('');
+    s.push('- From estimateWeightBytes (src/model/weights.ts) + a batch-1 KV cache of n_positions tokens + one 128-token prefill chunk of activations and LM-head rows.');
+    for (const l of r.large_load ?? []) {
+      if (l.load) s.push(`- Loaded for real: ${l.model}-shaped random checkpoint (${mib(l.file_bytes)} F32 file) as ${l.dtype}: ${f(l.load.load_ms, 0)} ms, peak RSS ${mib(l.load.max_rss_bytes)} (${f(l.load.rss_ratio, 2)}x file), ${mib(l.load.weights_bytes)} of weights, decode ${f(l.load.decode_tok_s)} tok/s (1 thread, ctx < 32).`);
+      else s.push(`- ${l.model} ${l.dtype} load failed: ${l.error}`);
+    }
+    s.push('');
+  }
+
+  if (r.tokenizer?.rows?.length) {
+    s.push('## Tokenizer (bench/tokenizer.ts)');
+    s.push('');
+    s.push(table(['impl', 'encode cold MB/s', 'encode warm MB/s', 'decode MB/s', 'load ms'], r.tokenizer.rows.map((x: any) => [x.impl, f(x.encode_cold_mb_s), f(x.encode_warm_mb_s), f(x.decode_mb_s), f(x.load_ms, 0)])));
+    s.push('');
+    s.push(`- corpus ${(r.tokenizer.corpus_bytes / 1e6).toFixed(1)} MB, ${r.tokenizer.tokens} tokens; id mismatches vs js-tiktoken: ${r.tokenizer.mismatches}.`);
+    s.push('');
+  }
+  if (r.server?.levels?.length) {
+    const v = r.server;
+    s.push(`## Server (bench/server.ts: ${v.model}, ${v.dtype}, ${v.threads} threads)`);
+    s.push('');
+    s.push(table(['clients', 'requests ok/failed/lost', 'tokens/s', 'TTFT p50 / p99 ms', 'inter-token p50 / p99 ms', 'mean batch', 'peak RSS MB'], v.levels.map((l: any) => [
+      l.clients, `${l.ok}/${l.failed}/${l.lost}`, f(l.tokens_per_s), `${f(l.ttft_ms?.p50)} / ${f(l.ttft_ms?.p99)}`, `${f(l.itl_ms?.p50)} / ${f(l.itl_ms?.p99)}`, f(l.mean_batch, 2), f(l.rss_peak_mb, 0),
+    ])));
+    s.push('');
+  }
+  if (r.skipped.length) {
+    s.push('## Skipped');
+    s.push('');
+    for (const x of r.skipped) s.push(`- ${x}`);
+    s.push('');
+  }
+  return s.join('\n');
+}
