@@ -164,7 +164,7 @@ function tile2x4<W>(x0: usize, xb: usize, w0: usize, rb: usize, K: i32, bp: usiz
 }
 
 const GEMV_MAX_M: i32 = 2;
-const PANEL_BYTES: i32 = 256 << 10; // x rows per GEMM M block: as many as fit in this many bytes
+const PANEL_BYTES: i32 = 512 << 10; // x rows per GEMM M block: as many as fit in this many bytes
 
 export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
   const chunk = splitChunk(N, nth, 16);
