@@ -231,8 +231,9 @@ for (const variant of variants) {
     for (const dt of [DT_F32, DT_F16, DT_Q8]) {
       const cases: MatCase[] = [];
       for (let i = 0; i < 60; i++) cases.push(randomShape(r, dt));
-      // shapes that cross the GEMM M-panel blocking and long K tails
-      cases.push({ M: 37, K: dt === DT_Q8 ? 2048 : 2051, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
+      // shapes that cross the GEMM M-panel blocking (512 KiB of f32 x rows, 256 KiB of q8 rows) and long K tails
+      if (dt === DT_Q8) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
+      else cases.push({ M: 37, K: 4099, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
       cases.push({ M: 6, K: dt === DT_Q8 ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
       for (const c of cases) {
         const { got, want, L } = matmulCase(h, r, c);
