@@ -74,6 +74,25 @@ test('left-padded batch generation equals each row generated alone', async () =>
   } finally { await model.dispose(); }
 });
 
+test('per-row EOS: a finished row is padded while the others go on; min_new_tokens holds EOS back', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  try {
+    const c = readCase('lm_greedy');
+    const eos = c.expected_ids[c.input_ids.length + 2]; // row 0's third new token
+    const other = [464, 2068, 7586, 21831];
+    const free = ids(await model.generate({ input_ids: [other], max_new_tokens: 10, do_sample: false, eos_token_id: null }));
+    assert.ok(!free.slice(4).includes(eos), 'pick a prompt whose row never emits the eos');
+    const out = ids(await model.generate({ input_ids: [c.input_ids, other], max_new_tokens: 10, do_sample: false, eos_token_id: eos, pad_token_id: 0 }));
+    const row0 = out.slice(0, 14), row1 = out.slice(14);
+    assert.equal(row0.slice(0, 7), c.expected_ids.slice(0, 7));
+    assert.equal(row0.slice(7), [0, 0, 0, 0, 0, 0, 0]);
+    assert.equal(row1, free);
+    const held = ids(await model.generate({ input_ids: [c.input_ids], max_new_tokens: 5, min_new_tokens: 5, do_sample: false, eos_token_id: eos }));
+    assert.is(held.length, c.input_ids.length + 5);
+    assert.not.ok(held.slice(c.input_ids.length).includes(eos));
+  } finally { await model.dispose(); }
+});
+
 test('chunked prefill (chunk 1, 7, 64) equals a one-shot forward', async () => {
   const c = readCase('lm_forward'), ref = readReference(c.expected);
   for (const chunk of [1, 7, 64]) {
