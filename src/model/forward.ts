@@ -51,6 +51,20 @@ export interface ForwardResult {
   crossAttentions: Float32Array[] | null; // L of [B, H, T, S]
 }
 
+type MatmulFn = (x: number, w: Matrix, bias: number, y: number, M: number, flags: number) => void;
+
+/** y = x·wᵀ + bias through the kernel for w's storage; q8 first quantises x into the (xq, xs) workspace. */
+function matmulWith(backend: Backend, xq: number, xs: number): MatmulFn {
+  const k = backend.k;
+  return (x, w, bias, y, M, flags) => {
+    if (w.dt === DT_F32) k.matmul_f32(x, w.ptr, bias, y, M, w.K, w.N, flags);
+    else if (w.dt === DT_F16) k.matmul_f16(x, w.ptr, bias, y, M, w.K, w.N, flags);
+    else { k.quantize_q8(x, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
+  };
+}
+
+const usesQ8 = (W: ModelWeights) => [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.attn_proj, l.fc, l.mlp_proj])].some((w) => w && w.dt !== DT_F32 && w.dt !== DT_F16);
+
 export interface ModelState { cfg: GPT2Config; backend: Backend; weights: ModelWeights; act: number }
 
 export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): ForwardResult {
@@ -68,7 +82,7 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
   const enc = req.encoder;
   const S_enc = enc ? enc.S : 0;
   const eager = req.outputAttentions || !!req.headMask || !!req.eager;
-  const q8 = [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.fc])].some((w) => w && w.dt !== DT_F32 && w.dt !== DT_F16);
+  const q8 = usesQ8(W);
   const headN = req.head ? req.head.N : 0;
   const regions: Region[] = [];
   const ws = (name: string, bytes: number) => { const r = A.alloc(`forward ${name}`, bytes); regions.push(r); return r.ptr; };
@@ -87,11 +101,7 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
     const headMaskP = req.headMask ? ws('head mask', L * H * 4) : 0;
     if (req.headMask) A.f32(headMaskP, L * H).set(req.headMask);
 
-    const mm = (xp: number, w: Matrix, bias: number, y: number, M: number, flags: number) => {
-      if (w.dt === DT_F32) k.matmul_f32(xp, w.ptr, bias, y, M, w.K, w.N, flags);
-      else if (w.dt === DT_F16) k.matmul_f16(xp, w.ptr, bias, y, M, w.K, w.N, flags);
-      else { k.quantize_q8(xp, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
-    };
+    const mm = matmulWith(backend, xq, xs);
 
     // cross-attention K/V: once per encoder input
     if (enc && cfg.add_cross_attention && cache.cross?.key !== enc.key) buildCrossCache(m, cache, enc, mm);
@@ -195,7 +205,7 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
   }
 }
 
-function buildCrossCache(m: ModelState, cache: KVCache, enc: EncoderInput, mm: (x: number, w: Matrix, b: number, y: number, M: number, f: number) => void) {
+function buildCrossCache(m: ModelState, cache: KVCache, enc: EncoderInput, mm: MatmulFn) {
   const { cfg, backend } = m;
   const A = backend.arena, E = cfg.n_embd, H = cfg.n_head, D = E / H, B = cache.batch, S = enc.S;
   cache.dropCross();
@@ -252,7 +262,7 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
     if (!(e.pos >= 0 && e.pos < cfg.n_positions)) throw new InputError(`position ${e.pos} is outside [0, ${cfg.n_positions})`);
     Smax = Math.max(Smax, e.cache.length + 1);
   }
-  const q8 = [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.fc])].some((w) => w && w.dt !== DT_F32 && w.dt !== DT_F16);
+  const q8 = usesQ8(W);
   const regions: Region[] = [];
   const ws = (name: string, bytes: number) => { const r = A.alloc(`decode ${name}`, bytes); regions.push(r); return r.ptr; };
   try {
@@ -263,11 +273,7 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
     const maxK = Math.max(E, I);
     const xq = q8 ? ws('q8 activations', N * maxK) : 0, xs = q8 ? ws('q8 scales', (N * maxK / Q8_BLOCK + 1) * 4) : 0;
     const logits = ws('logits', N * V * 4);
-    const mm = (xp: number, w: Matrix, bias: number, y: number, M: number, flags: number) => {
-      if (w.dt === DT_F32) k.matmul_f32(xp, w.ptr, bias, y, M, w.K, w.N, flags);
-      else if (w.dt === DT_F16) k.matmul_f16(xp, w.ptr, bias, y, M, w.K, w.N, flags);
-      else { k.quantize_q8(xp, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
-    };
+    const mm = matmulWith(backend, xq, xs);
     A.i32(idsP, N).set(entries.map((e) => e.id));
     A.i32(posP, N).set(entries.map((e) => e.pos));
     // per-sequence masks: slot j visible iff the cache marks it as a real token; the new token is visible
