@@ -24,7 +24,7 @@ export interface KernelABI {
   matmul_f32(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** As matmul_f32 with w stored as IEEE half floats. */
   matmul_f16(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
-  /** Quantise activations x[M,K] to int8 blocks of 32 (xq [M,K] i8, xs [M,K/32] f32 scales, symmetric, round-to-nearest). Split over M. */
+  /** Quantise activations x[M,K] (K a multiple of 32; the loader keeps other matrices in f16) to int8 blocks of 32 (xq [M,K] i8, xs [M,K/32] f32 scales, symmetric, round-to-nearest). Split over M. */
   quantize_q8(x: Ptr, xq: Ptr, xs: Ptr, M: number, K: number, ith: number, nth: number): void;
   /** As matmul_f32 with quantised activations (from quantize_q8) and weights wq [N,K] i8 + ws [N,K/32] f32. */
   matmul_q8(xq: Ptr, xs: Ptr, wq: Ptr, ws: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;

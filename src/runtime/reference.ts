@@ -170,7 +170,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         }
       }
     },
-    attention_blockwise: attention,
+    // the blockwise path has no probabilities to mask or return (abi.ts): its twin ignores them too
+    attention_blockwise: (q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
+      attention(q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
   };
 }
