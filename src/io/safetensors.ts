@@ -334,6 +334,18 @@ async function* streamTensor(src: ByteSource, t: TensorInfo, chunkBytes: number)
   const step = chunkStep(chunkBytes);
   if (t.byteLength === 0) return;
   const buf = src.readInto ? new Uint8Array(Math.min(step, t.byteLength)) : null;
+  // Sources without readInto (HTTP ranges) return fresh buffers: keep a few reads in flight so request
+  // latency overlaps transfer. Sources with readInto (files) reuse one buffer and read one chunk at a time.
+  const ahead = buf ? 0 : READ_AHEAD;
+  const inFlight: Promise<Uint8Array>[] = [];
+  let issued = 0;
+  const issue = () => {
+    const n = Math.min(step, t.byteLength - issued);
+    const p = src.read(t.byteOffset + issued, n);
+    p.catch(() => {}); // observed when awaited below; avoid an unhandled rejection meanwhile
+    inFlight.push(p);
+    issued += n;
+  };
   for (let off = 0; off < t.byteLength; off += step) {
     const n = Math.min(step, t.byteLength - off);
     let bytes: Uint8Array;
@@ -342,7 +354,8 @@ async function* streamTensor(src: ByteSource, t: TensorInfo, chunkBytes: number)
         bytes = buf.subarray(0, n);
         await src.readInto!(t.byteOffset + off, bytes);
       } else {
-        bytes = await src.read(t.byteOffset + off, n);
+        while (issued < t.byteLength && inFlight.length <= ahead) issue();
+        bytes = await inFlight.shift()!;
       }
     } catch (e) {
       throw wrapRead(src.name, t.name, e);
@@ -351,6 +364,9 @@ async function* streamTensor(src: ByteSource, t: TensorInfo, chunkBytes: number)
     yield { offset: off, bytes };
   }
 }
+
+/** Range requests kept in flight beyond the one being consumed, for sources without readInto. */
+const READ_AHEAD = 3;
 
 function wrapRead(file: string, tensor: string, e: unknown): Error {
   if (e instanceof SafetensorsError || (e as any)?.code === 'DOWNLOAD') return e as Error;
