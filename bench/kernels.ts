@@ -1,10 +1,16 @@
 // Single-thread kernel throughput: GFLOP/s of the matmul kernels (GEMV decode shapes and GEMM prefill shapes of
-// GPT-2 small, f32 / f16 / q8 weights) and attention times, for the plain-SIMD build and the relaxed-SIMD build
-// (the latter in a child `node --experimental-wasm-relaxed-simd` when this Node needs the flag).
-//   node --import tsx bench/kernels.ts [--quick] [--json] [--variant simd|relaxed]...
+// GPT-2 small, f32 / f16 / q8 weights) and attention times (prefill T=128 and decode T=1), for the plain-SIMD build
+// and the relaxed-SIMD build (the latter in a child `node --experimental-wasm-relaxed-simd` when this Node needs
+// the flag). These matmul numbers reuse one weight matrix, which stays cache-resident.
+// The DRAM section (on by default from the command line, `dram: true` from code) measures what batch-1 decode
+// does: GEMV calls cycling through distinct weight matrices totalling >= 256 MiB (8x the L3), through the
+// public Backend at 1 and 2 threads (pool dispatch included), reported as weight GB/s next to the machine's
+// read bandwidth measured by bench/bandwidth.ts.
+//   node --import tsx bench/kernels.ts [--quick] [--json] [--variant simd|relaxed]... [--no-dram] [--dram-only]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DT_F16, DT_F32, DT_Q8, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
+import { DT_F16, DT_F32, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
+import { Backend } from '../src/runtime/backend.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 
 export type KernelBenchVariant = 'simd' | 'relaxed';
@@ -22,6 +28,14 @@ export interface KernelBenchOptions {
   shared?: boolean;
   /** Print a table (default true). */
   print?: boolean;
+  /** Run the DRAM GEMV section (default false; the command line turns it on unless --no-dram). */
+  dram?: boolean;
+  /** Only the DRAM GEMV section. */
+  dramOnly?: boolean;
+  /** Thread counts of the DRAM section (default 1, 2). */
+  dramThreads?: number[];
+  /** Skip measuring the read bandwidth (child processes: the parent measures it once). */
+  noBandwidth?: boolean;
 }
 
 export interface MatmulBenchRow {
@@ -34,18 +48,32 @@ export interface AttentionBenchRow {
   /** Best and median batch, ms per call. */
   ms: number; ms_median: number;
 }
+export interface DramGemvRow {
+  variant: KernelBenchVariant; dtype: 'f32' | 'f16' | 'q8'; threads: number; K: number; N: number;
+  /** Distinct weight matrices cycled through, and their total bytes. */
+  copies: number; total_mb: number;
+  /** Best pass: ms per GEMV call and weight bytes (int8 + scales for q8) per second; median pass's GB/s. */
+  ms: number; gb_s: number; gb_s_median: number;
+  /** gb_s as a share of the measured read bandwidth at this thread count. */
+  of_bandwidth: number;
+}
 export interface KernelBenchResult {
   threads: 1;
   node: string;
   matmul: MatmulBenchRow[];
   attention: AttentionBenchRow[];
+  /** DRAM-level GEMV (when run) and the read bandwidth it is compared with (GB/s by thread count). */
+  dram?: { bandwidth: Record<string, number>; rows: DramGemvRow[]; note: string };
   /** Variants that could not run here, with the reason. */
   skipped: { variant: KernelBenchVariant; reason: string }[];
 }
 
 const GEMV: [number, number, number][] = [[1, 768, 3072], [1, 768, 768], [1, 3072, 768], [1, 768, 50257]];
 const GEMM: [number, number, number][] = [[128, 768, 3072], [128, 768, 768], [128, 3072, 768]];
-const ATTN: [number, number][] = [[128, 128], [128, 1024]]; // [T, S]
+const ATTN: [number, number][] = [[128, 128], [128, 1024], [1, 128], [1, 1024]]; // [T, S]: prefill, then decode
+/** Decode GEMV shapes [K, N] of GPT-2 small: qkv, attn proj, mlp fc, mlp proj, LM head. */
+const DRAM_GEMV: [number, number][] = [[768, 2304], [768, 768], [768, 3072], [3072, 768], [768, 50257]];
+const DRAM_BYTES = 256 << 20; // per row, the weights cycled through: 8x the 32 MiB L3
 
 function validates(v: WasmVariant) { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } }
 
@@ -144,14 +172,82 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
 
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
+const weightBytesOf = (dtype: string, K: number, N: number) => (dtype === 'f32' ? 4 * N * K : dtype === 'f16' ? 2 * N * K : N * K + 4 * (N * K / Q8_BLOCK));
+
+/** Decode GEMVs streaming their weights from DRAM: for each (threads, dtype, shape), `copies` distinct weight
+ *  matrices (>= DRAM_BYTES in all) are called in turn, so every call reads its weights from memory as batch-1
+ *  decode does (each weight is read once per token and 130-500 MB of them pass through the 32 MB L3 between
+ *  uses). One pass = one call per copy; the best and median of the passes are reported. Weights: f32 uniform,
+ *  f16 normal halves (no subnormals), q8 random int8 with f32 scales; q8 includes quantising x, as the model does. */
+async function benchDram(variant: KernelBenchVariant, opts: KernelBenchOptions): Promise<Omit<DramGemvRow, 'of_bandwidth'>[]> {
+  const shared = opts.shared ?? true;
+  const wv = (shared ? `${variant}-threads` : variant) as WasmVariant;
+  const passes = opts.quick ? 4 : 8;
+  const rows: Omit<DramGemvRow, 'of_bandwidth'>[] = [];
+  for (const threads of opts.dramThreads ?? [1, 2]) {
+    if (threads > 1 && !shared) continue;
+    const backend = await Backend.create({ threads, variant: wv, initialBytes: DRAM_BYTES + (96 << 20) });
+    try {
+      const A = backend.arena, k = backend.k;
+      for (const dtype of opts.dtypes ?? ['f32', 'f16', 'q8']) {
+        for (const [K, N] of DRAM_GEMV) {
+          const wb = weightBytesOf(dtype, K, N);
+          const copies = Math.max(2, Math.ceil(DRAM_BYTES / wb));
+          const wElem = dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : 1;
+          const regs = [A.alloc('x', K * 4), A.alloc('xq', K), A.alloc('xs', (K / Q8_BLOCK) * 4), A.alloc('y', N * 4)];
+          const [x, xq, xs, y] = regs.map((r) => r.ptr);
+          fill(A.memory, x, K * 4, 'f32', 3);
+          const ws: number[] = [], ss: number[] = [];
+          for (let c = 0; c < copies; c++) {
+            const w = A.alloc('w', N * K * wElem), sc = A.alloc('ws', dtype === 'q8' ? (N * K / Q8_BLOCK) * 4 : 4);
+            regs.push(w, sc); ws.push(w.ptr); ss.push(sc.ptr);
+            if (c === 0) {
+              fill(A.memory, w.ptr, N * K * wElem, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'i8', 11);
+              if (dtype === 'q8') fill(A.memory, sc.ptr, (N * K / Q8_BLOCK) * 4, 'scale', 12);
+            } else { // copies of the first matrix: same values, distinct memory
+              A.u8(w.ptr, N * K * wElem).set(A.u8(ws[0], N * K * wElem));
+              if (dtype === 'q8') A.u8(sc.ptr, (N * K / Q8_BLOCK) * 4).set(A.u8(ss[0], (N * K / Q8_BLOCK) * 4));
+            }
+          }
+          const call = (c: number) => {
+            if (dtype === 'f32') k.matmul_f32(x, ws[c], 0, y, 1, K, N, 0);
+            else if (dtype === 'f16') k.matmul_f16(x, ws[c], 0, y, 1, K, N, 0);
+            else { k.quantize_q8(x, xq, xs, 1, K); k.matmul_q8(xq, xs, ws[c], ss[c], 0, y, 1, K, N, 0); }
+          };
+          // warm-up: enough calls for the engine to tier the kernels up, then one full pass
+          const w0 = performance.now();
+          for (let i = 0; performance.now() - w0 < 150; i++) call(i % copies);
+          for (let c = 0; c < copies; c++) call(c);
+          const times: number[] = [];
+          for (let p = 0; p < passes; p++) {
+            const t0 = performance.now();
+            for (let c = 0; c < copies; c++) call(c);
+            times.push((performance.now() - t0) / copies);
+          }
+          times.sort((a, b) => a - b);
+          const gb = (ms: number) => round(wb / (ms * 1e6), 1);
+          rows.push({ variant, dtype, threads: backend.threads, K, N, copies, total_mb: round(copies * wb / 2 ** 20, 0), ms: round(times[0], 4), gb_s: gb(times[0]), gb_s_median: gb(times[times.length >> 1]) });
+          for (const r of regs) A.release(r);
+        }
+      }
+    } finally { backend.dispose(); }
+  }
+  return rows;
+}
+
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult> {
   const result: KernelBenchResult = { threads: 1, node: process.version, matmul: [], attention: [], skipped: [] };
   const shared = opts.shared ?? true;
+  const dram = opts.dram || opts.dramOnly;
+  const dramRows: Omit<DramGemvRow, 'of_bandwidth'>[] = [];
   for (const variant of opts.variants ?? (['simd', 'relaxed'] as KernelBenchVariant[])) {
     const wv = (shared ? `${variant}-threads` : variant) as WasmVariant;
     if (validates(wv)) {
-      const r = benchInProcess(variant, opts);
-      result.matmul.push(...r.matmul); result.attention.push(...r.attention);
+      if (!opts.dramOnly) {
+        const r = benchInProcess(variant, opts);
+        result.matmul.push(...r.matmul); result.attention.push(...r.attention);
+      }
+      if (dram) dramRows.push(...await benchDram(variant, opts));
       continue;
     }
     if (variant !== 'relaxed' || process.env.KERNEL_BENCH_CHILD) { result.skipped.push({ variant, reason: `${wv} does not validate here` }); continue; }
@@ -160,13 +256,29 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
     if (opts.seconds) args.push('--seconds', String(opts.seconds));
     if (opts.dtypes) args.push('--dtypes', opts.dtypes.join(','));
     if (!shared) args.push('--unshared');
+    args.push(opts.dramOnly ? '--dram-only' : dram ? '--dram' : '--no-dram', '--no-bandwidth');
+    if (opts.dramThreads) args.push('--dram-threads', opts.dramThreads.join(','));
     const res = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, KERNEL_BENCH_CHILD: '1' }, maxBuffer: 16 << 20 });
     try {
       const child = JSON.parse(res.stdout) as KernelBenchResult;
       result.matmul.push(...child.matmul); result.attention.push(...child.attention); result.skipped.push(...child.skipped);
+      if (child.dram) dramRows.push(...child.dram.rows);
     } catch {
       result.skipped.push({ variant, reason: `child process failed: ${(res.stderr || '').slice(-500)}` });
     }
+  }
+  if (dram) {
+    // the ceiling: the machine's read bandwidth at each thread count, measured the same way bench/bandwidth.ts does
+    let bandwidth: Record<string, number> = {};
+    if (!opts.noBandwidth) {
+      const { runBandwidthBench } = await import('./bandwidth.js');
+      bandwidth = (await runBandwidthBench({ quick: true, threads: opts.dramThreads ?? [1, 2], print: false })).wasm_f32x4;
+    }
+    result.dram = {
+      bandwidth,
+      rows: dramRows.map((r) => ({ ...r, of_bandwidth: bandwidth[String(r.threads)] ? round(r.gb_s / bandwidth[String(r.threads)], 2) : 0 })),
+      note: `GEMV (M=1) calls cycling through >= ${DRAM_BYTES >> 20} MiB of distinct weights (L3 is 32 MiB); weight bytes (q8: int8 + f32 scales) per second of the best pass (median pass in parentheses), through Backend (pool dispatch included); bandwidth: bench/bandwidth.ts wasm f32x4 read loop`,
+    };
   }
   if (opts.print ?? true) printResult(result);
   return result;
@@ -185,7 +297,14 @@ function printResult(r: KernelBenchResult) {
     console.log([key.padEnd(28), ...cells].join(''));
   }
   console.log('attention (B=1, H=12, D=64, causal), ms');
-  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S}: ${a.ms.toFixed(2)} ms (median ${a.ms_median.toFixed(2)})`);
+  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
+  if (r.dram) {
+    const bw = Object.entries(r.dram.bandwidth).map(([t, v]) => `${t} thread(s) ${v} GB/s`).join(', ');
+    console.log(`DRAM GEMV: weight GB/s of the best pass (median), share of read bandwidth (${bw || 'not measured'})`);
+    for (const d of r.dram.rows) {
+      console.log(`  ${d.variant.padEnd(8)} ${d.dtype} ${d.threads}t 1x${d.K}x${d.N}`.padEnd(34) + ` x${String(d.copies).padEnd(4)} ${d.gb_s.toFixed(1).padStart(5)} GB/s (${d.gb_s_median.toFixed(1)})` + (d.of_bandwidth ? `  ${Math.round(d.of_bandwidth * 100)}%` : '') + `  ${(d.ms * 1000).toFixed(0)} us/call`);
+    }
+  }
   for (const s of r.skipped) console.log(`  skipped ${s.variant}: ${s.reason}`);
 }
 
@@ -196,6 +315,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (variants.length) opts.variants = variants;
   const sec = argv.indexOf('--seconds'); if (sec >= 0) opts.seconds = Number(argv[sec + 1]);
   const dts = argv.indexOf('--dtypes'); if (dts >= 0) opts.dtypes = argv[dts + 1].split(',') as any;
+  opts.dram = !argv.includes('--no-dram');
+  opts.dramOnly = argv.includes('--dram-only');
+  opts.noBandwidth = argv.includes('--no-bandwidth');
+  const dth = argv.indexOf('--dram-threads'); if (dth >= 0) opts.dramThreads = argv[dth + 1].split(',').map(Number);
   const json = argv.includes('--json');
   opts.print = !json;
   const r = await runKernelBench(opts);
