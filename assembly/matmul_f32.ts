@@ -11,6 +11,13 @@
 // sizes follow V8's x64 code generation: 15 allocatable xmm registers, and an iteration's loads are issued
 // before its arithmetic, so loads + accumulators must fit or an accumulator chain goes through the stack.
 // Unrolling the k loop (with immediate offsets) was measured slower for the same reason.
+//
+// GEMV weights come from DRAM (decode reads every weight once per token), and how the R rows of a tile are
+// placed decides the speed: R *adjacent* rows (R streams a few KB apart, restarting every tile) defeat the
+// hardware prefetchers — 9-14 GB/s on Zen 4 against a 25 GB/s read loop — while R rows far apart, each a
+// long sequential stream, reach the read bandwidth. So the GEMV splits this thread's rows into R contiguous
+// runs and walks them in lockstep: tile i takes row i of every run (gemvFar). The per-output arithmetic is
+// unchanged, so outputs keep their bits whichever tile computes them.
 import { FLAG_ACCUMULATE, hsum4, imin, loadPartial, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
 import { activate4, half1, half4, halfBits112 } from './math';
 
@@ -88,34 +95,75 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
   return ASC_FEATURE_RELAXED_SIMD ? 7 : 6;
 }
 
-/** One row of x against R = gemvRows<W>() consecutive weight rows (w0 + i*rb). */
-function tile1xR<W>(xr: usize, w0: usize, rb: usize, K: i32, bp: usize, yp: usize, flags: i32): void {
+/** bias, activation, accumulate and store of cnt (1..4) outputs y[n + i*per], i < cnt: finish() for outputs
+ *  that are not adjacent, lane by lane the same operations. */
+@inline function finishFar(v: v128, bias: usize, yr: usize, n: i32, per: i32, cnt: i32, flags: i32): void {
+  const o0 = <usize>n << 2, ob = <usize>per << 2;
+  if (bias) v = f32x4.add(v, gatherFar(bias + o0, ob, cnt));
+  v = activate4(v, flags & 3);
+  if (flags & FLAG_ACCUMULATE) v = f32x4.add(gatherFar(yr + o0, ob, cnt), v);
+  const p = yr + o0;
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (cnt > 1) store<f32>(p + ob, f32x4.extract_lane(v, 1));
+  if (cnt > 2) store<f32>(p + 2 * ob, f32x4.extract_lane(v, 2));
+  if (cnt > 3) store<f32>(p + 3 * ob, f32x4.extract_lane(v, 3));
+}
+/** Floats at p + i*ob for i < cnt, zeros after (loadPartial for a stride). */
+@inline function gatherFar(p: usize, ob: usize, cnt: i32): v128 {
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (cnt > 1) v = f32x4.replace_lane(v, 1, load<f32>(p + ob));
+  if (cnt > 2) v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * ob));
+  if (cnt > 3) v = f32x4.replace_lane(v, 3, load<f32>(p + 3 * ob));
+  return v;
+}
+
+/** One row of x against R = gemvRows<W>() weight rows run bytes apart (rows n + i*per): R chains, one per
+ *  output, each tile1x4's sequence; outputs go to y[n + i*per]. */
+function tileFar<W>(xr: usize, w0: usize, run: usize, K: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
   const R = gemvRows<W>();
   const K4 = K & ~3;
   const wend = w0 + <usize>K4 * sizeof<W>();
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0);
   let xp = xr;
-  const rb2 = rb * 2, rb3 = rb * 3, rb4 = rb * 4, rb5 = rb * 5, rb6 = rb * 6;
+  const r2 = run * 2, r3 = run * 3, r4 = run * 4, r5 = run * 5, r6 = run * 6;
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
     const xv = xload<W>(xp);
     a0 = madd(xv, wload<W>(wp), a0);
-    a1 = madd(xv, wload<W>(wp + rb), a1);
-    a2 = madd(xv, wload<W>(wp + rb2), a2);
-    a3 = madd(xv, wload<W>(wp + rb3), a3);
-    a4 = madd(xv, wload<W>(wp + rb4), a4);
-    if (R > 5) a5 = madd(xv, wload<W>(wp + rb5), a5);
-    if (R > 6) a6 = madd(xv, wload<W>(wp + rb6), a6);
+    a1 = madd(xv, wload<W>(wp + run), a1);
+    a2 = madd(xv, wload<W>(wp + r2), a2);
+    a3 = madd(xv, wload<W>(wp + r3), a3);
+    a4 = madd(xv, wload<W>(wp + r4), a4);
+    if (R > 5) a5 = madd(xv, wload<W>(wp + r5), a5);
+    if (R > 6) a6 = madd(xv, wload<W>(wp + r6), a6);
     xp += 16;
   }
   let s0 = hsum4(a0, a1, a2, a3);
   let s1 = hsum4(a4, a5, a6, a6);
   if (K4 < K) {
-    s0 = ktail<W>(s0, xr, w0, w0 + rb, w0 + rb2, w0 + rb3, K4, K);
-    s1 = ktail<W>(s1, xr, w0 + rb4, w0 + (R > 5 ? rb5 : rb4), w0 + (R > 6 ? rb6 : rb4), w0 + rb4, K4, K);
+    s0 = ktail<W>(s0, xr, w0, w0 + run, w0 + r2, w0 + r3, K4, K);
+    s1 = ktail<W>(s1, xr, w0 + r4, w0 + (R > 5 ? r5 : r4), w0 + (R > 6 ? r6 : r4), w0 + r4, K4, K);
   }
-  finish(s0, bp, yp, 4, flags);
-  finish(s1, bp ? bp + 16 : 0, yp + 16, R - 4, flags);
+  finishFar(s0, bias, yr, n, per, 4, flags);
+  finishFar(s1, bias, yr, n + 4 * per, per, R - 4, flags);
+}
+
+/** GEMV rows [n0, n1): R runs of per = (n1 - n0) / R consecutive rows, walked in lockstep (tileFar), then the
+ *  fewer than R rows left over in groups of 4. */
+@inline function gemvFar<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, flags: i32): void {
+  const R = gemvRows<W>();
+  const rb = <usize>K * sizeof<W>();
+  const xb = <usize>K << 2, yb = <usize>N << 2;
+  const per = (n1 - n0) / R;
+  const run = <usize>per * rb;
+  for (let n = n0; n < n0 + per; n++) {
+    const w0 = w + <usize>n * rb;
+    for (let m = 0; m < M; m++) tileFar<W>(x + <usize>m * xb, w0, run, K, bias, y + <usize>m * yb, n, per, flags);
+  }
+  for (let n = n0 + R * per; n < n1; n += 4) {
+    for (let m = 0; m < M; m++) group1<W>(x + <usize>m * xb, w, rb, n, n1, K, bias, y + <usize>m * yb, flags);
+  }
 }
 
 /** Two rows of x (x0, x0 + xb) against four weight rows (w0 + i*rb); outputs at yp and yp + yb. */
@@ -175,17 +223,7 @@ export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
   const yb = <usize>N << 2;
   const n4 = n0 + ((n1 - n0) & ~3);
   if (M <= GEMV_MAX_M) {
-    const R = gemvRows<W>();
-    const n6 = n0 + (n1 - n0) / R * R;
-    for (let n = n0; n < n6; n += R) {
-      const w0 = w + <usize>n * rb;
-      for (let m = 0; m < M; m++) {
-        tile1xR<W>(x + <usize>m * xb, w0, rb, K, bias ? bias + (<usize>n << 2) : 0, y + <usize>m * yb + (<usize>n << 2), flags);
-      }
-    }
-    for (let n = n6; n < n1; n += 4) {
-      for (let m = 0; m < M; m++) group1<W>(x + <usize>m * xb, w, rb, n, n1, K, bias, y + <usize>m * yb, flags);
-    }
+    gemvFar<W>(x, w, bias, y, M, K, N, n0, n1, flags);
     return;
   }
   let mb = (PANEL_BYTES / imax1(K * 4)) & ~1;
