@@ -97,7 +97,7 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
 
 /** bias, activation, accumulate and store of cnt (1..4) outputs y[n + i*per], i < cnt: finish() for outputs
  *  that are not adjacent, lane by lane the same operations. */
-@inline function finishFar(v: v128, bias: usize, yr: usize, n: i32, per: i32, cnt: i32, flags: i32): void {
+@inline export function finishFar(v: v128, bias: usize, yr: usize, n: i32, per: i32, cnt: i32, flags: i32): void {
   const o0 = <usize>n << 2, ob = <usize>per << 2;
   if (bias) v = f32x4.add(v, gatherFar(bias + o0, ob, cnt));
   v = activate4(v, flags & 3);

@@ -5,8 +5,10 @@
 // i32 adds: exact for any int8 values, -128 included), then acc += (f32(isum) · xscale) · wscale in f32,
 // blocks in order, then bias, activation and accumulate. Integer sums are exact, so every tile gives the same
 // bits for an output. (relaxed_dot_i8x16_i7x16 is not used: it is only exact for a 7-bit second operand.)
+// The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
+// far-apart sequential streams prefetch well; four adjacent rows do not).
 import { Q8_BLOCK, hmax, hsum4i, imin, splitChunk, splitHi, splitLo } from './common';
-import { finish } from './matmul_f32';
+import { finish, finishFar } from './matmul_f32';
 
 /** x[M,K] -> xq (i8, round half up like Math.round, clamp ±127) and xs (amax/127 per block). Split over M. */
 export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith: i32, nth: i32): void {
@@ -106,6 +108,41 @@ function q8tile2x4(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: 
   finish(acc1, bp, yp + yb, 4, flags);
 }
 
+/** 16 products of x (xa, xb: i16) with the int8 weights at p, as i32x4 partial sums. */
+@inline function dot16(xa: v128, xb: v128, p: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8)));
+}
+
+/** One row of x (xr, scales xsr) against weight rows w0 + i*run (scales s0 + i*srun), i < 4, which are rows
+ *  n + i*per: q8tile1x4's arithmetic, outputs to y[n + i*per]. Pointers walk forward so that V8 keeps the
+ *  loop's addresses in registers. */
+function q8tileFar(xr: usize, xsr: usize, w0: usize, run: usize, s0: usize, srun: usize, nb: i32,
+  bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+  let acc = f32x4.splat(0);
+  const r3 = run * 3, t3 = srun * 3;
+  let p = w0, sp = s0, xp = xr;
+  const xsend = xsr + (<usize>nb << 2);
+  for (let xsp = xsr; xsp < xsend; xsp += 4) {
+    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
+    for (let e = p + 32; p < e; p += 16) {
+      const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8);
+      xp += 16;
+      i0 = i32x4.add(i0, dot16(xa, xb, p));
+      i1 = i32x4.add(i1, dot16(xa, xb, p + run));
+      i2 = i32x4.add(i2, dot16(xa, xb, p + 2 * run));
+      i3 = i32x4.add(i3, dot16(xa, xb, p + r3));
+    }
+    let ws = v128.load32_zero(sp);
+    ws = v128.load32_lane(sp + srun, ws, 1);
+    ws = v128.load32_lane(sp + 2 * srun, ws, 2);
+    ws = v128.load32_lane(sp + t3, ws, 3);
+    sp += 4;
+    const isum = f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(isum, v128.load32_splat(xsp)), ws));
+  }
+  finishFar(acc, bias, yr, n, per, 4, flags);
+}
+
 @inline function q8group1(xr: usize, xsr: usize, wq: usize, ws: usize, rb: usize, sb: usize, n: i32, n1: i32, nb: i32,
   bias: usize, yr: usize, flags: i32): void {
   const cnt = imin(4, n1 - n);
@@ -126,7 +163,14 @@ export function matmul_q8(xq: usize, xs: usize, wq: usize, ws: usize, bias: usiz
   const rb = <usize>K, sb = <usize>nb << 2, yb = <usize>N << 2;
   const n4 = n0 + ((n1 - n0) & ~3);
   if (M <= Q8_GEMV_MAX_M) {
-    for (let n = n0; n < n1; n += 4) {
+    const per = (n1 - n0) >> 2;
+    const run = <usize>per * rb, srun = <usize>per * sb;
+    for (let n = n0; n < n0 + per; n++) {
+      for (let m = 0; m < M; m++) {
+        q8tileFar(xq + <usize>m * rb, xs + <usize>m * sb, wq + <usize>n * rb, run, ws + <usize>n * sb, srun, nb, bias, y + <usize>m * yb, n, per, flags);
+      }
+    }
+    for (let n = n0 + 4 * per; n < n1; n += 4) {
       for (let m = 0; m < M; m++) q8group1(xq + <usize>m * rb, xs + <usize>m * sb, wq, ws, rb, sb, n, n1, nb, bias, y + <usize>m * yb, flags);
     }
     return;
