@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
 import { argValue, runChild } from './util/child.js';
+import { quietRow } from './util/quiet.js';
 import { rng, round } from './util/timing.js';
+import type { OrtModelRow } from './peers/ort-gpt2.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8';
 export interface ModelBenchOptions {
@@ -27,6 +29,8 @@ export interface ModelBenchOptions {
   label?: string;
   dtypes?: DType[];
   threads?: number[];
+  /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
+  peers?: boolean;
   /** Read bandwidth in GB/s by thread count, for the bound (from bench/bandwidth.ts). */
   bandwidth?: Record<string, number>;
   print?: boolean;
@@ -46,6 +50,31 @@ export interface PerfRow {
   decode_128_bound_tok_s?: number; decode_128_pct_of_bound?: number;
   decode_1024_bound_tok_s?: number; decode_1024_pct_of_bound?: number;
 }
+/** Fills in the bandwidth bound of a perf row: read bandwidth / (weight bytes per token + K/V bytes at ctx). */
+export function applyBound(row: PerfRow, bandwidth?: Record<string, number>): void {
+  const bw = bandwidth?.[String(row.threads)];
+  if (!bw) return;
+  const bound = (ctx: number) => (bw * 1e9) / (row.bytes_per_token + ctx * row.kv_bytes_per_position);
+  row.decode_128_bound_tok_s = round(bound(128), 1);
+  row.decode_128_pct_of_bound = round((100 * row.decode_128_tok_s) / bound(128), 0);
+  if (row.decode_1024_tok_s != null) {
+    row.decode_1024_bound_tok_s = round(bound(1024), 1);
+    row.decode_1024_pct_of_bound = round((100 * row.decode_1024_tok_s) / bound(1024), 0);
+  }
+}
+
+/** Keeps the higher of each throughput of two runs of one configuration (and the profile of the faster decode). */
+function mergeBest(a: PerfRow, b: PerfRow): PerfRow {
+  const hi = (x: number | null, y: number | null) => (x == null ? y : y == null ? x : Math.max(x, y));
+  return {
+    ...a,
+    prefill_128_tok_s: Math.max(a.prefill_128_tok_s, b.prefill_128_tok_s), prefill_512_tok_s: hi(a.prefill_512_tok_s, b.prefill_512_tok_s),
+    decode_128_tok_s: Math.max(a.decode_128_tok_s, b.decode_128_tok_s), decode_1024_tok_s: hi(a.decode_1024_tok_s, b.decode_1024_tok_s),
+    recompute_128_tok_s: hi(a.recompute_128_tok_s, b.recompute_128_tok_s), recompute_1024_tok_s: hi(a.recompute_1024_tok_s, b.recompute_1024_tok_s),
+    profile: b.decode_128_tok_s > a.decode_128_tok_s ? b.profile : a.profile,
+  };
+}
+
 export interface KernelShare { kernel: string; calls_per_token: number; us_per_token: number; share: number }
 
 /** Wraps every backend kernel with a timer (per kernel name and, for matmuls, K×N); returns a reader. */
@@ -78,6 +107,9 @@ export interface ModelBenchResult {
   checkpoint: { shape: string; file_bytes: number; params: number; written_ms: number; temp: boolean };
   load: LoadRow[];
   perf: PerfRow[];
+  /** onnxruntime-web running the same checkpoint (ONNX graph built in process). */
+  peers: OrtModelRow[];
+  peer_check?: { max_abs_diff_prefill: number; max_abs_diff_decode: number; same_argmax: boolean };
   errors: string[];
   method: string;
 }
@@ -146,7 +178,8 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   model.prefill(cache, ids.slice(0, 64));
   for (let i = 0; i < 4; i++) model.decodeStep([{ cache, id: ids[64 + i], pos: cache.length }]);
 
-  const prefill = (n: number) => {
+  const prefill = async (n: number) => {
+    await quietRow();
     let best = 0;
     for (let r = 0; r < reps; r++) {
       cache.reset();
@@ -156,11 +189,12 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
     }
     return round(best, 1);
   };
-  const prefill_128_tok_s = prefill(128);
-  const prefill_512_tok_s = quick && threads === 1 ? null : prefill(512);
+  const prefill_128_tok_s = await prefill(128);
+  const prefill_512_tok_s = quick && threads === 1 ? null : await prefill(512);
 
   const steps = DECODE_STEPS(quick);
-  const decodeFrom = (start: number, fill: 'prefill' | 'synthetic') => {
+  const decodeFrom = async (start: number, fill: 'prefill' | 'synthetic') => {
+    await quietRow();
     let best = 0;
     for (let r = 0; r < reps; r++) {
       cache.reset();
@@ -183,8 +217,8 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
     }
     return round(best, 1);
   };
-  const decode_128_tok_s = decodeFrom(128, 'prefill');
-  const decode_1024_tok_s = decodeFrom(P - steps, 'synthetic');
+  const decode_128_tok_s = await decodeFrom(128, 'prefill');
+  const decode_1024_tok_s = await decodeFrom(P - steps, 'synthetic');
   // per-kernel breakdown (after the timed runs, so the timers do not perturb them)
   const prof = instrument(model.backend.k as any);
   cache.reset();
@@ -238,8 +272,8 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
   const fileBytes = statSync(file).size;
   const result: ModelBenchResult = {
     checkpoint: { shape: temp ? 'gpt2 (124M), random F32' : opts.label ?? dir, file_bytes: fileBytes, params, written_ms, temp },
-    load: [], perf: [], errors,
-    method: `each configuration in a fresh child process; best of ${quick ? 2 : 4} runs (load: ${quick ? 1 : 3}); decode = ${DECODE_STEPS(quick)} steps; ` +
+    load: [], perf: [], peers: [], errors,
+    method: `each configuration in ${quick ? 'a fresh child process' : 'two fresh child processes'}; best of ${quick ? 2 : 4} runs in each (load: best of ${quick ? 1 : 3} processes); decode = ${DECODE_STEPS(quick)} steps; ` +
       'ctx 1024 decode starts from a synthetically filled cache; load timed with the file in the page cache (read once before)',
   };
   try {
@@ -271,23 +305,34 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
         if (quick) args.push('--quick');
         // recompute is slow: measure it once per dtype, at the highest thread count (fp32 only in quick mode)
         if (t === maxT && (!quick || dtype === 'fp32')) args.push('--recompute');
-        const res = await runChild<PerfRow>(SELF, args, { timeoutMs: 900_000 });
-        if (!res.ok) { errors.push(`perf ${dtype} ${t}t: ${res.error}`); continue; }
-        const row = res.value;
-        const bw = opts.bandwidth?.[String(row.threads)];
-        if (bw) {
-          const bound = (ctx: number) => (bw * 1e9) / (row.bytes_per_token + ctx * row.kv_bytes_per_position);
-          row.decode_128_bound_tok_s = round(bound(128), 1);
-          row.decode_128_pct_of_bound = round((100 * row.decode_128_tok_s) / bound(128), 0);
-          if (row.decode_1024_tok_s != null) {
-            row.decode_1024_bound_tok_s = round(bound(1024), 1);
-            row.decode_1024_pct_of_bound = round((100 * row.decode_1024_tok_s) / bound(1024), 0);
-          }
+        // full runs: two fresh processes per configuration, keeping each number's best (the machine is shared)
+        let row: PerfRow | null = null;
+        for (let attempt = 0; attempt < (quick ? 1 : 2); attempt++) {
+          const res = await runChild<PerfRow>(SELF, args, { timeoutMs: 900_000 });
+          if (!res.ok) { errors.push(`perf ${dtype} ${t}t: ${res.error}`); continue; }
+          row = row ? mergeBest(row, res.value) : res.value;
         }
+        if (!row) continue;
+        applyBound(row, opts.bandwidth);
         result.perf.push(row);
         if (opts.print ?? true) {
           console.log(`  ${dtype} ${row.threads}t: prefill128 ${row.prefill_128_tok_s} tok/s, prefill512 ${row.prefill_512_tok_s ?? '-'}, decode@128 ${row.decode_128_tok_s}` +
             ` (${row.decode_128_pct_of_bound ?? '?'}% of bound), decode@1024 ${row.decode_1024_tok_s ?? '-'}, recompute@128 ${row.recompute_128_tok_s ?? '-'}, recompute@1024 ${row.recompute_1024_tok_s ?? '-'}`);
+        }
+      }
+    }
+    if (opts.peers) {
+      const ortScript = fileURLToPath(new URL('./peers/ort-gpt2.ts', import.meta.url));
+      const chk = await runChild<NonNullable<ModelBenchResult['peer_check']>>(ortScript, ['--check', '--dir', dir], { timeoutMs: 300_000 });
+      if (chk.ok) result.peer_check = chk.value; else errors.push(`onnxruntime-web graph check: ${chk.error}`);
+      for (const dtype of ['f32', 'q8'] as const) {
+        for (const t of threads) {
+          const args = ['--dir', dir, '--threads', String(t), '--dtype', dtype];
+          if (quick) args.push('--quick');
+          const res = await runChild<OrtModelRow>(ortScript, args, { timeoutMs: 900_000 });
+          if (!res.ok) { errors.push(`onnxruntime-web whole model ${dtype} ${t}t: ${res.error}`); continue; }
+          result.peers.push(res.value);
+          if (opts.print ?? true) console.log(`  onnxruntime-web ${dtype} ${t}t: prefill128 ${res.value.prefill_128_tok_s} tok/s, decode@128 ${res.value.decode_128_tok_s}, decode@1024 ${res.value.decode_1024_tok_s ?? '-'}`);
         }
       }
     }
@@ -330,7 +375,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
     const bwArg = argValue(argv, 'bandwidth'); // e.g. 27,35 for 1 and 2 threads
     const bandwidth = bwArg ? Object.fromEntries(bwArg.split(',').map((v, i) => [String(i + 1), Number(v)])) : undefined;
-    const r = await runModelBench({ quick: argv.includes('--quick'), dir, bandwidth, print: !json,
+    const r = await runModelBench({ quick: argv.includes('--quick'), dir, bandwidth, print: !json, peers: argv.includes('--peers'),
       dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number) });
     if (json) console.log(JSON.stringify(r));
     else console.log(JSON.stringify(r, null, 1));

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { argValue } from '../util/child.js';
 import { dynamicQuantMatmulModel, matmulModel } from '../util/onnx.js';
 import { copiesFor, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
+import { quietRow } from '../util/quiet.js';
 import { bestTimeAsync, fillUniform, gflops, rng, round } from '../util/timing.js';
 
 export async function ortMatmul(shapes: Shape[], threads: number, dtypes: ('f32' | 'q8')[], quick: boolean, dram: Set<string>): Promise<{ rows: MatmulRow[]; version: string; runOverheadMs: number }> {
@@ -43,6 +44,7 @@ export async function ortMatmul(shapes: Shape[], threads: number, dtypes: ('f32'
         }
         const s = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
         const x = new ort.Tensor('float32', fillUniform(new Float32Array(M * K), 1, 3), [M, K]);
+        await quietRow();
         const { ms } = await bestTimeAsync(() => s.run({ x }), timing);
         await s.release();
         const per = ms / ops;

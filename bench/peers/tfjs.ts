@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { argValue } from '../util/child.js';
+import { quietRow } from '../util/quiet.js';
 import { fillUniform, gflops, round, bestTime } from '../util/timing.js';
 import { copiesFor, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
 
@@ -68,6 +69,7 @@ export async function tfjsMatmul(shapes: Shape[], threads: number, forceThreads:
       // synchronously, so timing the op is enough.
       const bs = Array.from({ length: copiesFor(mode, K * N * 4) }, (_, c) => tf.tensor2d(fillUniform(new Float32Array(K * N), 0.05, 1 + c), [K, N]));
       let i = 0;
+      await quietRow();
       const { ms } = bestTime(() => { tf.matMul(a, bs[i]).dispose(); i = i + 1 === bs.length ? 0 : i + 1; }, mode === 'DRAM' ? { ...timing, sampleMs: 40, warmupCalls: 2 * bs.length } : timing);
       rows.push({ impl: 'tfjs-backend-wasm', dtype: 'f32', threads: actualThreads, M, K, N, mode, ms: round(ms, 4), gflops: round(gflops(M, K, N, ms), 1), weight_gb_s: round((K * N * 4) / (ms * 1e6), 1) });
       a.dispose();

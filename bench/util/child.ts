@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { waitForQuiet } from './quiet.js';
 
 /** How long a child measurement may wait for the machine to go quiet first (set by bench/run.ts). */
-export const quietPolicy = { maxWaitMs: 0 };
+export const quietPolicy = { maxWaitMs: 0, rowWaitMs: 0 };
 
 export interface ChildResult<T> { ok: true; value: T; stderr: string }
 export interface ChildFailure { ok: false; error: string; stderr: string }
@@ -13,7 +13,7 @@ export async function runChild<T>(script: string, args: string[], opts: { timeou
   if (quietPolicy.maxWaitMs > 0) await waitForQuiet(quietPolicy.maxWaitMs);
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', script, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) },
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GPT2WASM_BENCH_QUIET_MS: String(quietPolicy.rowWaitMs), ...(opts.env ?? {}) },
     });
     let out = '', err = '';
     child.stdout.on('data', (d) => { out += d; });

@@ -22,8 +22,16 @@ class Pb {
     this.buf[this.n++] = v;
     return this;
   }
+  /** A negative int64 as protobuf writes it: ten bytes of two's complement. */
+  private negVarint(v: number): this {
+    let x = BigInt.asUintN(64, BigInt(v));
+    this.room(10);
+    while (x >= 0x80n) { this.buf[this.n++] = Number(x & 0x7fn) | 0x80; x >>= 7n; }
+    this.buf[this.n++] = Number(x);
+    return this;
+  }
   private tag(field: number, wire: number) { return this.varint(field * 8 + wire); }
-  int(field: number, v: number): this { return this.tag(field, 0).varint(v); }
+  int(field: number, v: number): this { this.tag(field, 0); return v < 0 ? this.negVarint(v) : this.varint(v); }
   bytes(field: number, b: Uint8Array): this {
     this.tag(field, 2).varint(b.length);
     this.room(b.length);
@@ -44,13 +52,13 @@ class Pb {
 }
 
 /** onnx.TensorProto.DataType values. */
-export const ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_FLOAT16 = 10;
+export const ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_INT64 = 7, ONNX_FLOAT16 = 10;
 
 export interface OnnxTensor { name: string; type: number; dims: number[]; raw: Uint8Array }
 export interface OnnxValue { name: string; type: number; dims: (number | string)[] }
 export interface OnnxNode {
   op: string; inputs: string[]; outputs: string[]; name?: string; domain?: string;
-  attrs?: Record<string, { i: number } | { f: number }>;
+  attrs?: Record<string, { i: number } | { f: number } | { ints: number[] }>;
 }
 export interface OnnxGraph {
   nodes: OnnxNode[]; initializers: OnnxTensor[]; inputs: OnnxValue[]; outputs: OnnxValue[];
@@ -79,7 +87,8 @@ function node(n: OnnxNode, i: number): Pb {
   for (const [name, a] of Object.entries(n.attrs ?? {})) {
     const at = new Pb().str(1, name);
     if ('i' in a) at.int(3, a.i).int(20, 2); // AttributeType INT
-    else at.f32(2, a.f).int(20, 1); // FLOAT
+    else if ('f' in a) at.f32(2, a.f).int(20, 1); // FLOAT
+    else { for (const v of a.ints) at.int(8, v); at.int(20, 7); } // INTS
     p.msg(5, at);
   }
   if (n.domain) p.str(7, n.domain);

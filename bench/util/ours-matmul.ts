@@ -6,6 +6,7 @@
 import { Q8_BLOCK } from '../../src/runtime/abi.js';
 import { Backend } from '../../src/runtime/backend.js';
 import type { WasmVariant } from '../../src/runtime/wasm.js';
+import { quietRow } from './quiet.js';
 import { bestTime, fillUniform, gflops, rng, round, type TimingOptions } from './timing.js';
 
 export type Shape = [M: number, K: number, N: number];
@@ -43,6 +44,7 @@ export async function oursMatmul(shapes: Shape[], threads: number, dtypes: ('f32
             else if (dtype === 'f16') { const h = A.u16(w.ptr, N * K), r = rng(5 + c); for (let i = 0; i < h.length; i++) h[i] = (r() < 0.5 ? 0x8000 : 0) | (0x2000 + Math.floor(r() * 0x1000)); }
             else { const q = new Int8Array(A.buffer, w.ptr, N * K), r = rng(6 + c); for (let i = 0; i < q.length; i++) q[i] = Math.floor(r() * 255) - 127; fillUniform(A.f32(sc.ptr, N * K / Q8_BLOCK), 0.001, 7); }
           }
+          await quietRow();
           let i = 0;
           const next = () => { const c = i; i = i + 1 === copies ? 0 : i + 1; return c; };
           const fn = dtype === 'f32' ? () => k.matmul_f32(x, ws[next()], 0, y, M, K, N, 0)

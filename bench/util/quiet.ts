@@ -36,3 +36,7 @@ export async function waitForQuiet(maxWaitMs: number, threshold = 0.2): Promise<
   quietLog.push(s);
   return s;
 }
+
+/** Per-measurement wait (ms) inside bench children, passed down through the environment by bench/run.ts. */
+export const rowQuietMs = () => Number(process.env.GPT2WASM_BENCH_QUIET_MS ?? 0);
+export async function quietRow(): Promise<void> { const ms = rowQuietMs(); if (ms > 0) await waitForQuiet(ms); }

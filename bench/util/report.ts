@@ -218,9 +218,53 @@ export function renderMarkdown(r: BenchResults): string {
     s.push('');
   }
 
+  const profiled = (r.model?.perf ?? []).filter((p) => p.profile);
+  if (profiled.length) {
+    const label = (k: string) => {
+      const m = k.match(/^matmul_(\w+) (\d+)x(\d+)$/);
+      if (!m) return k;
+      const names: Record<string, string> = { '768x2304': 'qkv', '768x768': 'attn proj', '768x3072': 'mlp fc', '3072x768': 'mlp proj', '768x50257': 'LM head' };
+      return `matmul ${m[2]}x${m[3]}${names[`${m[2]}x${m[3]}`] ? ` (${names[`${m[2]}x${m[3]}`]})` : ''}`;
+    };
+    for (const which of ['decode', 'prefill'] as const) {
+      const keys = [...new Set(profiled.flatMap((p) => p.profile![which].map((x) => label(x.kernel))))];
+      const cell = (p: PerfRow, key: string) => {
+        const x = p.profile![which].filter((y) => label(y.kernel) === key);
+        if (!x.length) return '-';
+        const us = x.reduce((a, y) => a + y.us_per_token, 0), share = x.reduce((a, y) => a + y.share, 0);
+        return `${f(us / 1000, 2)} (${f(100 * share, 0)}%)`;
+      };
+      keys.sort((a, b) => profiled.reduce((t, p) => t + (p.profile![which].find((y) => label(y.kernel) === b)?.us_per_token ?? 0), 0) - profiled.reduce((t, p) => t + (p.profile![which].find((y) => label(y.kernel) === a)?.us_per_token ?? 0), 0));
+      s.push(`### Where a ${which === 'decode' ? 'decode step (ctx ~128)' : '128-token prefill'} spends its time: ms per token by kernel (share)`);
+      s.push('');
+      s.push(table(['kernel', ...profiled.map((p) => `${p.dtype} ${p.threads}t`)], [
+        ...keys.map((k) => [k, ...profiled.map((p) => cell(p, k))]),
+        ['total', ...profiled.map((p) => f(p.profile![which].reduce((a, y) => a + y.us_per_token, 0) / 1000, 2))],
+      ]));
+      s.push('');
+    }
+    s.push('- Measured by timing every backend kernel call (pool dispatch included) after the timed runs; matmul rows are K×N of the weight; q8 matmuls exclude quantize_q8, which has its own row.');
+    s.push('');
+  }
+
   s.push('## Whole-model peers');
   s.push('');
-  s.push('- transformers.js (@huggingface/transformers on onnxruntime-web/wasm) needs an ONNX export of GPT-2 (decoder_model_merged.onnx); there is none on this machine and no network to fetch one, so it is not measured. Its matmuls are the onnxruntime-web MLAS kernels measured above (f32 MatMul; q8 exports use DynamicQuantizeMatMul / MatMulInteger).');
+  const mp = r.model?.peers ?? [];
+  if (mp.length) {
+    s.push('onnxruntime-web (wasm) running the same random checkpoint as an ONNX graph built in process (bench/peers/ort-gpt2.ts: the ops of an optimum "decoder with past" export; q8 = DynamicQuantizeMatMul with int8 weights per column). K/V go in and out of session.run every step, as with transformers.js on wasm.');
+    s.push('');
+    s.push(table(['dtype (ours / ort)', 'threads', 'prefill 128 tok/s ours / ort', 'decode ctx 128 tok/s ours / ort', 'decode ctx 1024 tok/s ours / ort', 'ours / ort decode 128'], mp.map((p) => {
+      const ours = perf(r.model, p.dtype === 'f32' ? 'fp32' : 'q8', p.threads);
+      return [`${p.dtype === 'f32' ? 'fp32' : 'q8'} / ${p.dtype}`, p.threads, `${f(ours?.prefill_128_tok_s)} / ${f(p.prefill_128_tok_s)}`, `${f(ours?.decode_128_tok_s)} / ${f(p.decode_128_tok_s)}`,
+        `${f(ours?.decode_1024_tok_s)} / ${f(p.decode_1024_tok_s)}`, ours ? `${f(ours.decode_128_tok_s / p.decode_128_tok_s, 2)}x` : '-'];
+    })));
+    s.push('');
+    const c = r.model?.peer_check;
+    if (c) s.push(`- Check: the f32 graph's logits match our fp32 model to ${c.max_abs_diff_prefill.toExponential(1)} (8-token prefill) and ${c.max_abs_diff_decode.toExponential(1)} (one cached decode step); same argmax: ${c.same_argmax}.`);
+    const firstOf = (d: string) => mp.find((p) => p.dtype === d);
+    s.push(`- Building the graph and creating the session (not part of the timings): ${['f32', 'q8'].map(firstOf).filter((p) => p).map((p) => `${p!.dtype} ${f(p!.build_ms / 1000)} s + ${f(p!.session_ms / 1000)} s`).join(', ')}.`);
+  }
+  s.push('- transformers.js itself (@huggingface/transformers) needs an ONNX export of GPT-2 (decoder_model_merged.onnx); there is none on this machine and no network to fetch one, so it is not run. The graph above runs on the same engine (onnxruntime-web/wasm) with the same ops.');
   s.push('');
 
   if (r.accuracy?.length) {
