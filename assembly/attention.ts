@@ -11,7 +11,8 @@
 //   unnormalised output row (in scratch) rescaled by exp(m_old - m_new) when the max grows; out = acc / l.
 //   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
-import { hsum4, imin, madd, splitChunk, splitHi, splitLo } from './common';
+//   Decode (T = 1, D a multiple of 4) takes its own path, decodeRows below: one block holding every key.
+import { LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo } from './common';
 import { exp4, expNeg4, expNegTable } from './math';
 
 const BLOCK: i32 = 64;
@@ -314,12 +315,210 @@ function finishRow(op: usize, acc: usize, st: usize, D: i32): void {
   store<f32>(st, 0, 4);
 }
 
+// ---- decode (T = 1) ----------------------------------------------------------------------------------------
+// Row r = (b, h) has one query and keys [0, lim): its scores (dot4keys' arithmetic per key), the max m over
+// visible keys, weights e_j = exp(s_j - m) (0 where invisible) and l = Σ e_j summed as expShift does (four
+// partial sums by j mod 4, then (p0 + p2) + (p1 + p3)), then out = (Σ_j e_j v_j) / l with the sum in key order.
+// At decode K and V come from DRAM (all of a token's weights pass through the caches between two visits of a
+// layer), so they are read as long sequential streams: four rows (heads, whose blocks are cap·D floats apart)
+// in lockstep, each walking its keys and then its values in order. The four rows' queries, scores and
+// accumulators are interleaved (element i of rows 0..3 in one vector) in this thread's low-memory slot, so one
+// pointer addresses all four and the softmax runs on the four rows at once. Other rows (a group of fewer than
+// four, a slot too small, ith ≥ LOW_SLOTS) run one at a time in the ABI scratch with the same arithmetic.
+
+/** sc[j] (4 lanes = rows) = (q_g·k_gj)·scale for j < lim: queries interleaved at qs ([D/4][4 rows] vectors),
+ *  key j of row g at kb + g·ks + j·rb. Two keys per iteration. */
+function scores4(qs: usize, kb: usize, ks: usize, rb: usize, lim: i32, scale: f32, sc: usize): void {
+  const sv = f32x4.splat(scale);
+  const ks3 = ks * 3;
+  const qend = qs + (rb << 2);
+  let k = kb, j = 0;
+  for (; j + 2 <= lim; j += 2) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    let kp = k;
+    for (let qp = qs; qp < qend; qp += 64) {
+      const kq = kp + rb;
+      let qv = v128.load(qp);
+      a0 = madd(qv, v128.load(kp), a0); b0 = madd(qv, v128.load(kq), b0);
+      qv = v128.load(qp, 16);
+      a1 = madd(qv, v128.load(kp + ks), a1); b1 = madd(qv, v128.load(kq + ks), b1);
+      qv = v128.load(qp, 32);
+      a2 = madd(qv, v128.load(kp + 2 * ks), a2); b2 = madd(qv, v128.load(kq + 2 * ks), b2);
+      qv = v128.load(qp, 48);
+      a3 = madd(qv, v128.load(kp + ks3), a3); b3 = madd(qv, v128.load(kq + ks3), b3);
+      kp += 16;
+    }
+    v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(a0, a1, a2, a3), sv));
+    v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(b0, b1, b2, b3), sv), 16);
+    k += 2 * rb;
+  }
+  if (j < lim) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let kp = k;
+    for (let qp = qs; qp < qend; qp += 64) {
+      a0 = madd(v128.load(qp), v128.load(kp), a0);
+      a1 = madd(v128.load(qp, 16), v128.load(kp + ks), a1);
+      a2 = madd(v128.load(qp, 32), v128.load(kp + 2 * ks), a2);
+      a3 = madd(v128.load(qp, 48), v128.load(kp + ks3), a3);
+      kp += 16;
+    }
+    v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(a0, a1, a2, a3), sv));
+  }
+}
+
+/** Lanes (rows) of key j that are visible: j < lim always holds here; mask rows m0..m3 (0: no mask). */
+@inline function visibleRows(mask: usize, m0: usize, m1: usize, m2: usize, m3: usize, j: i32): v128 {
+  if (!mask) return i32x4.splat(-1);
+  const o = <usize>j << 2;
+  let v = f32x4.splat(load<f32>(m0 + o));
+  v = f32x4.replace_lane(v, 1, load<f32>(m1 + o));
+  v = f32x4.replace_lane(v, 2, load<f32>(m2 + o));
+  v = f32x4.replace_lane(v, 3, load<f32>(m3 + o));
+  return f32x4.ne(v, f32x4.splat(0));
+}
+
+/** The softmax of four interleaved score rows in place: sc[j] becomes e_j (0 where invisible); m and l (4 lanes
+ *  each) to st. Per row exactly visibleMax and expShift: the same max, the same e_j, and l summed in four
+ *  partial sums by j mod 4. */
+function softmax4(sc: usize, lim: i32, mask: usize, m0: usize, m1: usize, m2: usize, m3: usize, st: usize, kp: usize): void {
+  const ninf = f32x4.splat(-Infinity);
+  let mx = ninf;
+  for (let j = 0; j < lim; j++) {
+    mx = f32x4.pmax(mx, v128.bitselect(v128.load(sc + (<usize>j << 4)), ninf, visibleRows(mask, m0, m1, m2, m3, j)));
+  }
+  let p0 = f32x4.splat(0), p1 = f32x4.splat(0), p2 = f32x4.splat(0), p3 = f32x4.splat(0);
+  let j = 0;
+  for (; j + 4 <= lim; j += 4) {
+    const p = sc + (<usize>j << 4);
+    let e = v128.and(expNeg4(f32x4.sub(v128.load(p), mx), kp), visibleRows(mask, m0, m1, m2, m3, j));
+    v128.store(p, e); p0 = f32x4.add(p0, e);
+    e = v128.and(expNeg4(f32x4.sub(v128.load(p, 16), mx), kp), visibleRows(mask, m0, m1, m2, m3, j + 1));
+    v128.store(p, e, 16); p1 = f32x4.add(p1, e);
+    e = v128.and(expNeg4(f32x4.sub(v128.load(p, 32), mx), kp), visibleRows(mask, m0, m1, m2, m3, j + 2));
+    v128.store(p, e, 32); p2 = f32x4.add(p2, e);
+    e = v128.and(expNeg4(f32x4.sub(v128.load(p, 48), mx), kp), visibleRows(mask, m0, m1, m2, m3, j + 3));
+    v128.store(p, e, 48); p3 = f32x4.add(p3, e);
+  }
+  for (let c = 0; j < lim; j++, c++) {
+    const p = sc + (<usize>j << 4);
+    const e = v128.and(expNeg4(f32x4.sub(v128.load(p), mx), kp), visibleRows(mask, m0, m1, m2, m3, j));
+    v128.store(p, e);
+    if (c == 0) p0 = f32x4.add(p0, e); else if (c == 1) p1 = f32x4.add(p1, e); else p2 = f32x4.add(p2, e);
+  }
+  v128.store(st, mx);
+  v128.store(st, f32x4.add(f32x4.add(p0, p2), f32x4.add(p1, p3)), 16);
+}
+
+/** acc (interleaved like the queries) = Σ_{j<lim} e_j v_j for four rows, per element madd(e, v, acc) from zero in
+ *  key order: weights sc[j] (lanes = rows), value j of row g at vb + g·ks + j·rb. The accumulators stay in
+ *  memory (L1) and each key's four value rows are read once, in order: register tiles over the keys would read
+ *  every value row in strided passes, which DRAM serves at half the speed. */
+function values4(vb: usize, ks: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
+  const aend = acc + (rb << 2);
+  const ks3 = ks * 3;
+  const z = f32x4.splat(0);
+  for (let a = acc; a < aend; a += 16) v128.store(a, z);
+  let v = vb;
+  const send = sc + (<usize>lim << 4);
+  for (let sp = sc; sp < send; sp += 16) {
+    const e0 = v128.load32_splat(sp), e1 = v128.load32_splat(sp, 4), e2 = v128.load32_splat(sp, 8), e3 = v128.load32_splat(sp, 12);
+    let vp = v;
+    for (let a = acc; a < aend; a += 64) {
+      v128.store(a, madd(e0, v128.load(vp), v128.load(a)));
+      v128.store(a, madd(e1, v128.load(vp + ks), v128.load(a, 16)), 16);
+      v128.store(a, madd(e2, v128.load(vp + 2 * ks), v128.load(a, 32)), 32);
+      v128.store(a, madd(e3, v128.load(vp + ks3), v128.load(a, 48)), 48);
+      vp += 16;
+    }
+    v += rb;
+  }
+}
+
+/** values4 for one row (contiguous weights and accumulator). */
+function values1(vb: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
+  const z = f32x4.splat(0);
+  for (let d: usize = 0; d < rb; d += 16) v128.store(acc + d, z);
+  let v = vb;
+  const send = sc + (<usize>lim << 2);
+  for (let sp = sc; sp < send; sp += 4) {
+    const p = v128.load32_splat(sp);
+    for (let d: usize = 0; d < rb; d += 16) v128.store(acc + d, madd(p, v128.load(v + d), v128.load(acc + d)));
+    v += rb;
+  }
+}
+
+/** Decode rows [r0, r1) (T = 1, D % 4 == 0). */
+function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
+  H: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, scratch: usize, ith: i32, r0: i32, r1: i32): void {
+  const lim = keyLimit(S, past, 0, causal);
+  const rb = <usize>D << 2;
+  const ks = <usize>cap * rb; // bytes between the K (and V) blocks of rows r and r + 1
+  // slot: exp constants [64 B] | queries [4D floats] | accumulators [4D] | m, l [8] | scores [4 lim]
+  const need: usize = 64 + 8 * rb + 32 + (<usize>lim << 4);
+  let r = r0;
+  if (ith < LOW_SLOTS && need <= <usize>LOW_SLOT_BYTES && r1 - r0 >= 4) {
+    const kp = lowSlot(ith), qs = kp + 64, acc = qs + 4 * rb, st = acc + 4 * rb, sc = st + 32;
+    expNegTable(kp);
+    for (; r + 4 <= r1; r += 4) {
+      const b0 = r / H, b3 = (r + 3) / H;
+      // queries, interleaved: vector i of row g at qs + 64i + 16g
+      for (let g = 0; g < 4; g++) {
+        const b = (r + g) / H, h = (r + g) % H;
+        const src = q + ((<usize>b * <usize>qStride + <usize>(h * D)) << 2);
+        for (let d: usize = 0; d < rb; d += 16) v128.store(qs + (d << 2) + (<usize>g << 4), v128.load(src + d));
+      }
+      const kvo = <usize>r * ks;
+      scores4(qs, kc + kvo, ks, rb, lim, scale, sc);
+      const m0 = mask + (<usize>(b0 * S) << 2), m3 = mask + (<usize>(b3 * S) << 2);
+      const m1 = mask + (<usize>((r + 1) / H * S) << 2), m2 = mask + (<usize>((r + 2) / H * S) << 2);
+      softmax4(sc, lim, mask, m0, m1, m2, m3, st, kp);
+      values4(vc + kvo, ks, rb, lim, sc, acc);
+      for (let g = 0; g < 4; g++) {
+        const b = (r + g) / H, h = (r + g) % H;
+        finishRow4(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc + (<usize>g << 4), st + (<usize>g << 2), D);
+      }
+    }
+  }
+  // one row at a time in the ABI scratch: exp constants [12] | scores [lim rounded up to 4] | acc [D] | m l
+  if (r >= r1) return;
+  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  expNegTable(kp);
+  const sc = kp + 48, acc = sc + (<usize>((lim + 3) & ~3) << 2), st = acc + rb;
+  for (; r < r1; r++) {
+    const b = r / H, h = r % H;
+    const kvo = <usize>r * ks;
+    scores(q + ((<usize>b * <usize>qStride + <usize>(h * D)) << 2), kc + kvo, D, 0, lim, scale, sc);
+    const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
+    const mx = lim > 0 ? visibleMax(sc, mrow, 0, lim) : -Infinity;
+    let l: f32 = 0;
+    if (mx == -Infinity) zeroF32(sc, (lim + 3) & ~3);
+    else l = hsumSeq(expShift(sc, mrow, 0, lim, lim, mx, kp));
+    store<f32>(st, mx);
+    store<f32>(st, l, 4);
+    values1(vc + kvo, rb, lim, sc, acc);
+    finishRow(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc, st, D);
+  }
+}
+
+/** finishRow for row g of an interleaved accumulator (element vector i at acc + 64i; m at st, l at st + 16). */
+function finishRow4(op: usize, acc: usize, st: usize, D: i32): void {
+  const m = load<f32>(st), l = load<f32>(st, 16);
+  if (m == -Infinity || !(l > 0)) { zeroF32(op, D); return; }
+  const lv = f32x4.splat(l);
+  for (let d = 0; d < D; d += 4) v128.store(op + (<usize>d << 2), f32x4.div(v128.load(acc + (<usize>d << 4)), lv));
+}
+
 export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
   B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
   probs: usize, scratch: usize, ith: i32, nth: i32): void {
   const rows = B * H * T;
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
+  if (T == 1 && D > 0 && (D & 3) == 0) {
+    if (r0 < r1) decodeRows(q, qStride, kc, vc, cap, out, outStride, H, D, S, past, causal, mask, scale, scratch, ith, r0, r1);
+    return;
+  }
   const bs = blockSize(S);
   // scratch (floats): exp constants [12] | scores of row 0 [bs] | scores of row 1 [bs] | acc 0 [D] | acc 1 [D]
   // | m0 l0 m1 l1: 16 + 2bs + 2D ≤ S + 2D + 16 when pairing (2bs ≤ S); single rows use 16 + bs + D + 2.

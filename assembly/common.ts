@@ -11,6 +11,16 @@ export const DT_F16: i32 = 1;
 export const DT_Q8: i32 = 2;
 export const Q8_BLOCK: i32 = 32;
 
+/** Per-thread work areas in the bottom megabyte of memory, which the host leaves to the kernels
+ *  (RESERVED_LOW_BYTES in src/runtime/wasm.ts): thread ith < LOW_SLOTS may use [lowSlot(ith), + LOW_SLOT_BYTES)
+ *  as scratch within a call. A kernel that uses it must give the same bits without it (for ith ≥ LOW_SLOTS or
+ *  a call that needs more room), so results never depend on the thread count. */
+export const LOW_SLOT_BYTES: i32 = 60 << 10;
+export const LOW_SLOTS: i32 = 15;
+@inline export function lowSlot(ith: i32): usize {
+  return (64 << 10) + <usize>ith * <usize>LOW_SLOT_BYTES; // 64 KiB + 15 * 60 KiB < 1 MiB
+}
+
 /** Chunk size of splitRange(n, ith, nth, align) in src/runtime/abi.ts. */
 @inline export function splitChunk(n: i32, nth: i32, align: i32): i32 {
   let chunk = (n + nth - 1) / nth;

@@ -449,12 +449,46 @@ for (const variant of variants) {
       { B: 1, H: 1, T: 2, D: 16, S: 200, past: 198, causal: 1, mask: 'none', headMask: false },
       { B: 3, H: 2, T: 2, D: 5, S: 9, past: 7, causal: 1, mask: 'prefix', headMask: false },
       { B: 1, H: 1, T: 3, D: 64, S: 3, past: -2, causal: 1, mask: 'none', headMask: false },
+      // decode: groups of four rows, and S too large for the low-memory slot (one row at a time)
+      { B: 2, H: 5, T: 1, D: 64, S: 70, past: 69, causal: 1, mask: 'random', headMask: true },
+      { B: 1, H: 5, T: 1, D: 64, S: 4000, past: 3999, causal: 1, mask: 'random', headMask: false },
+      { B: 1, H: 4, T: 1, D: 16, S: 3, past: -1, causal: 1, mask: 'none', headMask: false },
     ];
     for (let i = 0; i < 12; i++) {
       const T = r.pick([1, 2, 3, 7]), past = r.pick([0, 0, 1, 5, 60, 64, 65]);
       cases.push({ B: r.int(1, 2), H: r.int(1, 3), T, D: r.pick([1, 4, 8, 13, 64]), S: past + T, past, causal: r.pick([0, 1]), mask: r.pick(['none', 'random', 'rowzero', 'prefix']), headMask: r.next() < 0.5 });
     }
     for (const c of cases) attentionCase(h, r, c);
+  });
+
+  test(`[${variant}] decode attention (T = 1): four-row groups and the one-row fallback agree bit for bit`, () => {
+    // T = 1 runs rows four at a time in the thread's low-memory slot, and one at a time (ABI scratch) for a short
+    // range, a large S or ith >= 15: nth = 1 uses the groups, nth = 18 (two rows per thread, threads up to 17)
+    // only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
+    const h = new Harness(variant);
+    const r = rng(31);
+    for (const [B, H, D, S, causal, masked] of [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1]]) {
+      h.reset();
+      const cap = S + 2, qStride = 3 * H * D + 1, outStride = H * D + 3, past = S - 1;
+      const q = h.putF32(Array.from({ length: B * qStride }, () => r.normal()));
+      const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const mask = masked ? h.putF32(Array.from({ length: B * S }, (_, i) => (i % S === 0 || r.next() < 0.7 ? 1 : 0))) : 0;
+      const scratch = h.alloc(18 * attentionScratchBytes(S, D));
+      const init = h.putF32(Array.from({ length: B * outStride }, () => 42));
+      const bytes = B * outStride * 4;
+      const outs = [1, 18, 7].map((nth) => {
+        const o = h.copy(init, bytes);
+        for (let ith = 0; ith < nth; ith++) h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
+        assert.ok(h.guardOk(o, bytes), 'decode attention wrote past its output');
+        return h.bytes(o, bytes).slice();
+      });
+      for (const o of outs.slice(1)) assert.ok(Buffer.from(o).equals(Buffer.from(outs[0])), `decode attention B=${B} H=${H} D=${D} S=${S}: splits differ`);
+      const want = h.copy(init, bytes);
+      h.ref.attention_blockwise(q, qStride, kc, vc, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
+      const vmax = Math.max(...h.f32(vc, B * H * cap * D).map(Math.abs));
+      expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, `decode attention B=${B} H=${H} D=${D} S=${S}`);
+    }
   });
 
   test(`[${variant}] negative controls: the tolerances catch small bugs`, () => {
