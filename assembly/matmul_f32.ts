@@ -18,7 +18,7 @@
 // long sequential stream, reach the read bandwidth. So the GEMV splits this thread's rows into R contiguous
 // runs and walks them in lockstep: tile i takes row i of every run (gemvFar). The per-output arithmetic is
 // unchanged, so outputs keep their bits whichever tile computes them.
-import { FLAG_ACCUMULATE, hsum4, imin, loadPartial, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
+import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
 import { activate4, half1, half4, halfBits112 } from './math';
 
 // W = f32: f32 weights. W = u16: half weights converted to w·2^-112 (sign-extend, shift, mask: exact, also for
@@ -37,6 +37,11 @@ const X_SCALE: f32 = 5.192296858534828e33; // 2^112
 @inline function xload<W>(p: usize): v128 {
   if (sizeof<W>() == 2 && !isSigned<W>()) return f32x4.mul(v128.load(p), f32x4.splat(X_SCALE));
   return v128.load(p);
+}
+/** xload for the GEMV, whose x may already be scaled (PRE = u8: a copy in the thread's low-memory slot). */
+@inline function xloadG<W, PRE>(p: usize): v128 {
+  if (sizeof<PRE>() == 1) return v128.load(p);
+  return xload<W>(p);
 }
 @inline function wscalar<W>(p: usize): f32 {
   if (sizeof<W>() == 4) return load<f32>(p);
@@ -119,17 +124,18 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
 }
 
 /** One row of x against R = gemvRows<W>() weight rows run bytes apart (rows n + i*per): R chains, one per
- *  output, each tile1x4's sequence; outputs go to y[n + i*per]. */
-function tileFar<W>(xr: usize, w0: usize, run: usize, K: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+ *  output, each tile1x4's sequence; outputs go to y[n + i*per]. The vector loop reads x at xv (xr, or for
+ *  PRE = u8 its pre-scaled copy), the K tail at xr. */
+function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
   const R = gemvRows<W>();
   const K4 = K & ~3;
   const wend = w0 + <usize>K4 * sizeof<W>();
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0);
-  let xp = xr;
+  let xp = xv0;
   const r2 = run * 2, r3 = run * 3, r4 = run * 4, r5 = run * 5, r6 = run * 6;
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
-    const xv = xload<W>(xp);
+    const xv = xloadG<W, PRE>(xp);
     a0 = madd(xv, wload<W>(wp), a0);
     a1 = madd(xv, wload<W>(wp + run), a1);
     a2 = madd(xv, wload<W>(wp + r2), a2);
@@ -150,16 +156,29 @@ function tileFar<W>(xr: usize, w0: usize, run: usize, K: i32, bias: usize, yr: u
 }
 
 /** GEMV rows [n0, n1): R runs of per = (n1 - n0) / R consecutive rows, walked in lockstep (tileFar), then the
- *  fewer than R rows left over in groups of 4. */
-@inline function gemvFar<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, flags: i32): void {
+ *  fewer than R rows left over in groups of 4. The u16 path first scales x by 2^112 into the thread's low-memory
+ *  slot when it fits (the same exact products, one multiply per x vector fewer in the loop). */
+@inline function gemvFar<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, flags: i32, ith: i32): void {
   const R = gemvRows<W>();
   const rb = <usize>K * sizeof<W>();
   const xb = <usize>K << 2, yb = <usize>N << 2;
   const per = (n1 - n0) / R;
   const run = <usize>per * rb;
-  for (let n = n0; n < n0 + per; n++) {
-    const w0 = w + <usize>n * rb;
-    for (let m = 0; m < M; m++) tileFar<W>(x + <usize>m * xb, w0, run, K, bias, y + <usize>m * yb, n, per, flags);
+  if (sizeof<W>() == 2 && !isSigned<W>() && per > 0 && ith < LOW_SLOTS && <usize>M * xb <= <usize>LOW_SLOT_BYTES) {
+    const xs = lowSlot(ith), xe = xs + <usize>M * xb;
+    const sv = f32x4.splat(X_SCALE);
+    let p = xs, q = x;
+    for (; p + 16 <= xe; p += 16, q += 16) v128.store(p, f32x4.mul(v128.load(q), sv));
+    for (; p < xe; p += 4, q += 4) store<f32>(p, load<f32>(q) * X_SCALE);
+    for (let n = n0; n < n0 + per; n++) {
+      const w0 = w + <usize>n * rb;
+      for (let m = 0; m < M; m++) tileFar<W, u8>(x + <usize>m * xb, xs + <usize>m * xb, w0, run, K, bias, y + <usize>m * yb, n, per, flags);
+    }
+  } else {
+    for (let n = n0; n < n0 + per; n++) {
+      const w0 = w + <usize>n * rb;
+      for (let m = 0; m < M; m++) tileFar<W, u16>(x + <usize>m * xb, x + <usize>m * xb, w0, run, K, bias, y + <usize>m * yb, n, per, flags);
+    }
   }
   for (let n = n0 + R * per; n < n1; n += 4) {
     for (let m = 0; m < M; m++) group1<W>(x + <usize>m * xb, w, rb, n, n1, K, bias, y + <usize>m * yb, flags);
@@ -223,7 +242,7 @@ export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
   const yb = <usize>N << 2;
   const n4 = n0 + ((n1 - n0) & ~3);
   if (M <= GEMV_MAX_M) {
-    gemvFar<W>(x, w, bias, y, M, K, N, n0, n1, flags);
+    gemvFar<W>(x, w, bias, y, M, K, N, n0, n1, flags, ith);
     return;
   }
   let mb = (PANEL_BYTES / imax1(K * 4)) & ~1;

@@ -491,6 +491,26 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (ith >= 15) agree`, () => {
+    const h = new Harness(variant);
+    const r = rng(41);
+    for (const [M, K, N] of [[1, 37, 300], [2, 64, 170], [1, 768, 90]]) {
+      h.reset();
+      const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+      const w = h.alloc(N * K * 2);
+      new Uint16Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => floatToHalf(r.normal() * 0.1)));
+      const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+      const init = h.putF32(Array.from({ length: M * N }, () => r.normal()));
+      const bytes = M * N * 4;
+      const outs = [1, 18].map((nth) => {
+        const o = h.copy(init, bytes);
+        for (let ith = 0; ith < nth; ith++) h.k.matmul_f16(x, w, bias, o, M, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, ith, nth);
+        return h.bytes(o, bytes).slice();
+      });
+      assert.ok(Buffer.from(outs[0]).equals(Buffer.from(outs[1])), `f16 GEMV ${M}x${K}x${N}: nth 1 and 18 differ`);
+    }
+  });
+
   test(`[${variant}] negative controls: the tolerances catch small bugs`, () => {
     const h = new Harness(variant);
     const r = rng(77);
