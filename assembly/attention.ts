@@ -323,8 +323,8 @@ function finishRow(op: usize, acc: usize, st: usize, D: i32): void {
 // layer), so they are read as long sequential streams: four rows (heads, whose blocks are cap·D floats apart)
 // in lockstep, each walking its keys and then its values in order. The four rows' queries, scores and
 // accumulators are interleaved (element i of rows 0..3 in one vector) in this thread's low-memory slot, so one
-// pointer addresses all four and the softmax runs on the four rows at once. Other rows (a group of fewer than
-// four, a slot too small, ith ≥ LOW_SLOTS) run one at a time in the ABI scratch with the same arithmetic.
+// pointer addresses all four and the softmax runs on the four rows at once. A thread with fewer than four rows,
+// a slot too small or ith ≥ LOW_SLOTS runs its rows one at a time in the ABI scratch with the same arithmetic.
 
 /** sc[j] (4 lanes = rows) = (q_g·k_gj)·scale for j < lim: queries interleaved at qs ([D/4][4 rows] vectors),
  *  key j of row g at kb + g·ks + j·rb. Two keys per iteration. */
@@ -460,7 +460,10 @@ function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out:
   if (ith < LOW_SLOTS && need <= <usize>LOW_SLOT_BYTES && r1 - r0 >= 4) {
     const kp = lowSlot(ith), qs = kp + 64, acc = qs + 4 * rb, st = acc + 4 * rb, sc = st + 32;
     expNegTable(kp);
-    for (; r + 4 <= r1; r += 4) {
+    // groups of four from r0; a last partial group is moved back to end at r1 (its first rows are computed a
+    // second time, to the same bits)
+    for (; r < r1; r += 4) {
+      if (r + 4 > r1) r = r1 - 4;
       const b0 = r / H, b3 = (r + 3) / H;
       // queries, interleaved: vector i of row g at qs + 64i + 16g
       for (let g = 0; g < 4; g++) {
@@ -479,9 +482,9 @@ function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out:
         finishRow4(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc + (<usize>g << 4), st + (<usize>g << 2), D);
       }
     }
+    return;
   }
   // one row at a time in the ABI scratch: exp constants [12] | scores [lim rounded up to 4] | acc [D] | m l
-  if (r >= r1) return;
   const kp = scratch + <usize>ith * scratchBytes(S, D);
   expNegTable(kp);
   const sc = kp + 48, acc = sc + (<usize>((lim + 3) & ~3) << 2), st = acc + rb;
