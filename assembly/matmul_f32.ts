@@ -18,6 +18,10 @@
 // long sequential stream, reach the read bandwidth. So the GEMV splits this thread's rows into R contiguous
 // runs and walks them in lockstep: tile i takes row i of every run (gemvFar). The per-output arithmetic is
 // unchanged, so outputs keep their bits whichever tile computes them.
+// f16 caveat (plain-SIMD builds): a subnormal half becomes a denormal f32 made by integer ops, and Zen 4 takes a
+// slow path (tens of cycles) when mulps reads such a value among normal ones; the fused multiply-add of the
+// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there. An
+// exact conversion that never forms a denormal costs about twice the instructions, more than the slow path.
 import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
 import { activate4, half1, half4, halfBits112 } from './math';
 

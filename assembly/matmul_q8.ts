@@ -6,7 +6,10 @@
 // blocks in order, then bias, activation and accumulate. Integer sums are exact, so every tile gives the same
 // bits for an output. (relaxed_dot_i8x16_i7x16 is not used: it is only exact for a 7-bit second operand.)
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
-// far-apart sequential streams prefetch well; four adjacent rows do not).
+// far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives, slower here:
+// i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands for every extmul: 1.6x
+// slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills), and one row at a time with the
+// scales of four blocks per vector (fewer streams, more x loads).
 import { Q8_BLOCK, hmax, hsum4i, imin, splitChunk, splitHi, splitLo } from './common';
 import { finish, finishFar } from './matmul_f32';
 
