@@ -45,6 +45,9 @@ export interface MatmulBenchRow {
 }
 export interface AttentionBenchRow {
   variant: KernelBenchVariant; kernel: 'blockwise' | 'eager'; B: number; H: number; T: number; S: number; D: number;
+  /** 'cached': the same K/V every call; 'dram' (T = 1, with the DRAM section): calls cycle through >= 96 MiB of
+   *  K/V, as decode sees them (each layer's cache is evicted by the weights streamed between two visits). */
+  kv: 'cached' | 'dram';
   /** Best and median batch, ms per call. */
   ms: number; ms_median: number;
 }
@@ -70,7 +73,7 @@ export interface KernelBenchResult {
 
 const GEMV: [number, number, number][] = [[1, 768, 3072], [1, 768, 768], [1, 3072, 768], [1, 768, 50257]];
 const GEMM: [number, number, number][] = [[128, 768, 3072], [128, 768, 768], [128, 3072, 768]];
-const ATTN: [number, number][] = [[128, 128], [128, 1024], [1, 128], [1, 1024]]; // [T, S]: prefill, then decode
+const ATTN: [number, number][] = [[128, 128], [128, 1024], [1, 128], [1, 1024]]; // [T, S]: prefill, then decode (also from DRAM)
 /** Decode GEMV shapes [K, N] of GPT-2 small: qkv, attn proj, mlp fc, mlp proj, LM head. */
 const DRAM_GEMV: [number, number][] = [[768, 2304], [768, 768], [768, 3072], [3072, 768], [768, 50257]];
 const DRAM_BYTES = 256 << 20; // per row, the weights cycled through: 8x the 32 MiB L3
@@ -164,7 +167,23 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
     for (const kernel of ['blockwise', 'eager'] as const) {
       const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
       const t = time(() => f(q, qStride, kc, vc, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1), seconds);
-      attention.push({ variant, kernel, B, H, T, S, D, ms: round(t.best, 3), ms_median: round(t.median, 3) });
+      attention.push({ variant, kernel, B, H, T, S, D, kv: 'cached', ms: round(t.best, 3), ms_median: round(t.median, 3) });
+    }
+    if (T !== 1 || !opts.dram) continue;
+    // decode from DRAM (with the DRAM section): copies of the caches, called in turn
+    const kvBytes = B * H * cap * D * 4;
+    const sets = Math.ceil((96 << 20) / (2 * kvBytes));
+    const kv = [kc];
+    for (let c = 1; c < sets; c++) {
+      const p = alloc(2 * kvBytes);
+      new Uint8Array(memory.buffer, p, 2 * kvBytes).set(new Uint8Array(memory.buffer, kc, 2 * kvBytes));
+      kv.push(p);
+    }
+    for (const kernel of ['blockwise', 'eager'] as const) {
+      const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
+      let c = 0;
+      const t = time(() => { const p = kv[c]; c = c + 1 === sets ? 0 : c + 1; f(q, qStride, p, p + kvBytes, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1); }, seconds);
+      attention.push({ variant, kernel, B, H, T, S, D, kv: 'dram', ms: round(t.best, 3), ms_median: round(t.median, 3) });
     }
   }
   return { matmul, attention };
@@ -297,7 +316,7 @@ function printResult(r: KernelBenchResult) {
     console.log([key.padEnd(28), ...cells].join(''));
   }
   console.log('attention (B=1, H=12, D=64, causal), ms');
-  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
+  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S} ${a.kv === 'dram' ? 'K/V from DRAM' : 'K/V cached'}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
   if (r.dram) {
     const bw = Object.entries(r.dram.bandwidth).map(([t, v]) => `${t} thread(s) ${v} GB/s`).join(', ');
     console.log(`DRAM GEMV: weight GB/s of the best pass (median), share of read bandwidth (${bw || 'not measured'})`);
