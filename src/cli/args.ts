@@ -1,8 +1,17 @@
 // A small argument parser: `--name value`, `--name=value`, boolean `--flag`, positionals. Unknown options
 // are errors that list what is known, so a typo never silently changes behaviour.
 import { OptionError } from '../errors.js';
+import { DEFAULT_MODEL } from '../generation/pipeline.js';
 
 export interface OptionSpec { type: 'string' | 'number' | 'int' | 'boolean'; help: string; alias?: string }
+
+/** The options every command that loads a model takes. */
+export const MODEL_OPTIONS: Record<string, OptionSpec> = {
+  model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
+  revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
+  dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
+  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+};
 
 export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { opts: Record<string, any>; positionals: string[] } {
   const opts: Record<string, any> = {};

@@ -7,17 +7,14 @@ import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { createStreamingDecoder } from '../tokenizer/index.js';
-import { helpFor, parseArgs, type OptionSpec } from './args.js';
+import { helpFor, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
 import { serve } from '../server/cli.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
 
 const common: Record<string, OptionSpec> = {
-  model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
-  revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
-  dtype: { type: 'string', help: "weights in memory: auto | fp32 | fp16 | q8 (default auto)" },
-  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+  ...MODEL_OPTIONS,
   verbose: { type: 'boolean', alias: 'v', help: 'timings and tokens/s on stderr' },
   json: { type: 'boolean', help: 'print one JSON object instead of text' },
   help: { type: 'boolean', alias: 'h', help: 'show this help' },

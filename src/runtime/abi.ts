@@ -3,6 +3,9 @@
 // count. Each kernel computes its own slice of the output from (ith, nth) in fixed chunks, so every output
 // element is computed by the same instructions in the same order whatever the thread count: results are
 // bit-identical for 1 or N threads. Every kernel has a plain TypeScript twin in ./reference.ts.
+// Besides the scratch pointers passed in, thread ith < 15 may use [64 KiB + ith*60 KiB, +60 KiB) of the reserved
+// low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits without it
+// (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
 
 /** Matmul epilogue flags: y = act(x·Wᵀ + b), optionally added into y (fused residual). */
 export const ACT_NONE = 0;

@@ -1,6 +1,6 @@
 // `gpt2-wasm serve`: loads one model and serves it over HTTP until SIGTERM or SIGINT, then shuts down
 // gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
-import { parseArgs, helpFor, type OptionSpec } from '../cli/args.js';
+import { parseArgs, helpFor, MODEL_OPTIONS, type OptionSpec } from '../cli/args.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
@@ -9,13 +9,10 @@ import { AutoTokenizer } from '../tokenizer/tokenizer.js';
 import { createServer } from './http.js';
 
 export const serveSpecs: Record<string, OptionSpec> = {
-  model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
-  revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
+  ...MODEL_OPTIONS,
   model_name: { type: 'string', help: 'the name clients send as "model" (default: the --model value)' },
   host: { type: 'string', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)' },
   port: { type: 'int', alias: 'p', help: 'port (default 8080; 0 picks a free port)' },
-  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
-  dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
   max_concurrency: { type: 'int', help: 'sequences decoded together at most (default 8)' },
   queue_size: { type: 'int', help: 'requests waiting for a slot at most; more get 429 (default 32)' },
   max_tokens: { type: 'int', help: 'largest max_tokens a request may ask for (default 256)' },
