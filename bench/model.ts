@@ -63,7 +63,9 @@ export function applyBound(row: PerfRow, bandwidth?: Record<string, number>): vo
   }
 }
 
-/** Keeps the higher of each throughput of two runs of one configuration (and the profile of the faster decode). */
+const profileTotal = (r: PerfRow) => (r.profile ? r.profile.decode.reduce((t, k) => t + k.us_per_token, 0) : Infinity);
+
+/** Keeps the higher of each throughput of two runs of one configuration (and the less disturbed decode profile). */
 function mergeBest(a: PerfRow, b: PerfRow): PerfRow {
   const hi = (x: number | null, y: number | null) => (x == null ? y : y == null ? x : Math.max(x, y));
   return {
@@ -71,7 +73,7 @@ function mergeBest(a: PerfRow, b: PerfRow): PerfRow {
     prefill_128_tok_s: Math.max(a.prefill_128_tok_s, b.prefill_128_tok_s), prefill_512_tok_s: hi(a.prefill_512_tok_s, b.prefill_512_tok_s),
     decode_128_tok_s: Math.max(a.decode_128_tok_s, b.decode_128_tok_s), decode_1024_tok_s: hi(a.decode_1024_tok_s, b.decode_1024_tok_s),
     recompute_128_tok_s: hi(a.recompute_128_tok_s, b.recompute_128_tok_s), recompute_1024_tok_s: hi(a.recompute_1024_tok_s, b.recompute_1024_tok_s),
-    profile: b.decode_128_tok_s > a.decode_128_tok_s ? b.profile : a.profile,
+    profile: profileTotal(b) < profileTotal(a) ? b.profile : a.profile,
   };
 }
 
@@ -220,6 +222,7 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   const decode_128_tok_s = await decodeFrom(128, 'prefill');
   const decode_1024_tok_s = await decodeFrom(P - steps, 'synthetic');
   // per-kernel breakdown (after the timed runs, so the timers do not perturb them)
+  await quietRow();
   const prof = instrument(model.backend.k as any);
   cache.reset();
   prof.reset();

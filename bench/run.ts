@@ -3,7 +3,7 @@
 // threads), the other engineers' benches when present (kernels detail, tokenizer, server), the whole model on a
 // GPT-2-124M-shaped random checkpoint (load, RSS, prefill, decode, recompute, share of the bandwidth bound),
 // fp16/q8 accuracy, and which larger GPT-2 shapes fit wasm32. Prints a markdown table and writes
-// bench/results/latest.md and bench/results/<date>[-quick].json.
+// bench/results/latest.md and bench/results/<date>.json (--quick: latest-quick.md and <date>-quick.json).
 // Sections: bandwidth, kernels, peers (kernel and whole-model peers; whole-model in full runs), kernel-detail, tokenizer,
 // server, model, accuracy, sizes, large (full runs only).
 import { execFileSync } from 'node:child_process';
@@ -145,9 +145,11 @@ console.log('\n' + md);
 if (!argv.includes('--no-write')) {
   const dir = join(here, 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'latest.md'), md + '\n');
+  // a quick subset does not overwrite the last full run's tables
+  const mdName = quick ? 'latest-quick.md' : 'latest.md';
+  writeFileSync(join(dir, mdName), md + '\n');
   const jsonName = `${results.meta.date}${quick ? '-quick' : ''}.json`;
   writeFileSync(join(dir, jsonName), JSON.stringify(results, null, 1) + '\n');
-  log(`wrote bench/results/latest.md and bench/results/${jsonName}`);
+  log(`wrote bench/results/${mdName} and bench/results/${jsonName}`);
 }
 process.exit(0); // peer thread pools may keep the event loop alive
