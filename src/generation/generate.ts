@@ -2,9 +2,9 @@
 // with transformers' option names and defaults (generation_config.json, then the model's
 // task_specific_params['text-generation'], then the caller's options).
 import { InputError, OptionError } from '../errors.js';
-import { runForward, type EncoderInput } from '../model/forward.js';
+import { runForward } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
-import { toFloat3, toIds, toMask } from '../model/inputs.js';
+import { toEncoder, toIds, toMask } from '../model/inputs.js';
 import type { KVCache } from '../model/kv-cache.js';
 import { Tensor } from '../model/tensor.js';
 import { checkSampling, nextToken, type SamplingOptions } from './logits-process.js';
@@ -137,12 +137,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   if (opt.overflow === 'error' && T + opt.max_new_tokens > capacity) {
     throw new InputError(`context too long: the prompt has ${T} tokens and max_new_tokens is ${opt.max_new_tokens}, ${T + opt.max_new_tokens} in all, but the context holds ${capacity} (n_positions ${cfg.n_positions}); shorten the prompt, lower max_new_tokens, or pass context_overflow: 'slide'`);
   }
-  let encoder: EncoderInput | null = null;
-  if (o.encoder_hidden_states != null) {
-    if (!cfg.add_cross_attention) throw new InputError('encoder_hidden_states given, but this model has no cross-attention');
-    const e = toFloat3(o.encoder_hidden_states, 'encoder_hidden_states', B, cfg.n_embd);
-    encoder = { states: e.data, S: e.S, mask: o.encoder_attention_mask != null ? toMask(o.encoder_attention_mask, B, e.S, 'encoder_attention_mask') : null, key: {} };
-  }
+  const encoder = toEncoder(o.encoder_hidden_states, o.encoder_attention_mask, B, cfg);
   const rng = new Random(o.seed);
   const useCache = o.use_cache !== false;
   const window = Math.max(1, Math.floor(capacity / 2));

@@ -7,8 +7,8 @@ import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { runDecodeStep, runForward, type DecodeEntry, type EncoderInput, type ForwardResult } from './forward.js';
-import { f32Tensor, toFloat3, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
+import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
+import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights } from './weights.js';
@@ -64,6 +64,14 @@ export function setDefaultResolver(r: PretrainedOptions['resolve']): void { defa
 
 export const DEFAULT_PREFILL_CHUNK = 128;
 
+/** A model id, directory path or URL (through the resolver), or a ModelSource as it is. */
+async function resolveModelSource(idOrDir: string | ModelSource, opts: PretrainedOptions): Promise<ModelSource> {
+  const resolve = opts.resolve ?? defaultResolver;
+  if (typeof idOrDir === 'string') return resolve ? resolve(idOrDir, opts) : dirSource(idOrDir);
+  if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return idOrDir;
+  throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
+}
+
 export class GPT2PreTrainedModel {
   static readonly head: HeadKind = 'none';
   readonly config: GPT2Config;
@@ -85,11 +93,7 @@ export class GPT2PreTrainedModel {
 
   static async from_pretrained<T extends typeof GPT2PreTrainedModel>(this: T, idOrDir: string | ModelSource, opts: PretrainedOptions = {}): Promise<InstanceType<T>> {
     checkOptions(opts);
-    const resolve = opts.resolve ?? defaultResolver;
-    let source: ModelSource;
-    if (typeof idOrDir === 'string') source = resolve ? await resolve(idOrDir, opts) : dirSource(idOrDir);
-    else if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') source = idOrDir;
-    else throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
+    const source = await resolveModelSource(idOrDir, opts);
     const config = await loadConfig(source);
     const generation = await loadGenerationConfig(source).catch(() => null);
     const head = this.head;
@@ -140,13 +144,7 @@ export class GPT2PreTrainedModel {
     const positions = inputs.position_ids != null ? toPositions(inputs.position_ids, B, T, cfg) : null;
     if (!positions && P + T > cfg.n_positions) throw new InputError(`context too long: ${P + T} tokens (${P} past + ${T} new) but the model has n_positions = ${cfg.n_positions}`);
     const headMask = inputs.head_mask != null ? toHeadMask(inputs.head_mask, cfg) : null;
-    let encoder: EncoderInput | null = null;
-    if (inputs.encoder_hidden_states != null) {
-      if (!cfg.add_cross_attention) throw new InputError('encoder_hidden_states given, but this model has no cross-attention (add_cross_attention is false in config.json)');
-      const e = toFloat3(inputs.encoder_hidden_states, 'encoder_hidden_states', B, cfg.n_embd);
-      const em = inputs.encoder_attention_mask != null ? toMask(inputs.encoder_attention_mask, B, e.S, 'encoder_attention_mask') : null;
-      encoder = { states: e.data, S: e.S, mask: em, key: {} };
-    } else if (inputs.encoder_attention_mask != null) throw new InputError('encoder_attention_mask given without encoder_hidden_states');
+    const encoder = toEncoder(inputs.encoder_hidden_states, inputs.encoder_attention_mask, B, cfg);
     const keep = inputs.logits_to_keep ?? 0;
     if (!Number.isInteger(keep) || keep < 0) throw new OptionError(`logits_to_keep must be a non-negative integer, got ${keep}`);
 
@@ -282,8 +280,7 @@ export class GPT2ForSequenceClassification extends GPT2PreTrainedModel {
 /** Picks the class from config.architectures, as AutoModel... in transformers.js. */
 export class AutoModel {
   static async from_pretrained(idOrDir: string | ModelSource, opts: PretrainedOptions = {}): Promise<GPT2PreTrainedModel> {
-    const resolve = opts.resolve ?? defaultResolver;
-    const source = typeof idOrDir === 'string' ? (resolve ? await resolve(idOrDir, opts) : dirSource(idOrDir)) : idOrDir;
+    const source = await resolveModelSource(idOrDir, opts);
     const cfg = await loadConfig(source);
     const arch = cfg.architectures?.[0] ?? 'GPT2LMHeadModel';
     const cls = ({ GPT2Model, GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification } as Record<string, typeof GPT2PreTrainedModel>)[arch];

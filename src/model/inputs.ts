@@ -2,6 +2,7 @@
 // takes, checking every shape, range and length against the config with an error that names the input.
 import { InputError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
+import type { EncoderInput } from './forward.js';
 import { flatten, Tensor } from './tensor.js';
 
 export function toIds(input: unknown, cfg: GPT2Config, what = 'input_ids'): { ids: Int32Array; B: number; T: number } {
@@ -85,6 +86,17 @@ export function toPast(input: unknown, cfg: GPT2Config, B: number): { k: Float32
     }
   });
   return { k, v, P };
+}
+
+/** encoder_hidden_states [B, S, E] and encoder_attention_mask [B, S] → the forward pass's encoder input (null when absent). */
+export function toEncoder(states: unknown, mask: unknown, B: number, cfg: GPT2Config): EncoderInput | null {
+  if (states == null) {
+    if (mask != null) throw new InputError('encoder_attention_mask given without encoder_hidden_states');
+    return null;
+  }
+  if (!cfg.add_cross_attention) throw new InputError('encoder_hidden_states given, but this model has no cross-attention (add_cross_attention is false in config.json)');
+  const e = toFloat3(states, 'encoder_hidden_states', B, cfg.n_embd);
+  return { states: e.data, S: e.S, mask: mask != null ? toMask(mask, B, e.S, 'encoder_attention_mask') : null, key: {} };
 }
 
 export const f32Tensor = (data: Float32Array, dims: number[]) => new Tensor('float32', data, dims);
