@@ -21,12 +21,15 @@ import { loadConfig } from '../src/io/config.js';
 import { openSafetensorsModel } from '../src/io/safetensors.js';
 import { dirSource } from '../src/io/source.js';
 import { DEFAULT_PREFILL_CHUNK, GPT2LMHeadModel } from '../src/model/gpt2.js';
+import { floatToHalf } from '../src/model/half.js';
 import { loadWeights, planWeights, type DType } from '../src/model/weights.js';
-import { KERNEL_NAMES, attentionScratchBytes } from '../src/runtime/abi.js';
+import { Random } from '../src/generation/random.js';
+import { ACT_GELU_TANH, ACT_NONE, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
 import { Backend } from '../src/runtime/backend.js';
-import type { Arena, Region } from '../src/runtime/memory.js';
+import { MemoryLimitError } from '../src/errors.js';
+import { Arena, type Region } from '../src/runtime/memory.js';
 import { createReferenceKernels } from '../src/runtime/reference.js';
-import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
+import { PAGE, RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 import { modelDir } from './helpers/fixtures.js';
 
 const G2 = 2 ** 31;
@@ -194,6 +197,111 @@ async function checkPlacements(c: Case): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// every kernel, on one block of inputs and outputs placed low, above 2 GiB and straddling it: the block's bytes
+// after the calls must not depend on where it sits (wasm builds with nth 1 and 2, and the reference twins)
+
+/** Lays out inputs for every kernel from `base`, runs them all (nth threads' slices in turn), returns the block's
+ *  bytes and its regions. The same seed and layout at any base: only the addresses differ. */
+function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: number): { bytes: Uint8Array; regions: Region[] } {
+  const regions: Region[] = [];
+  let top = base;
+  const alloc = (name: string, bytes: number) => {
+    const ptr = top;
+    top += Math.ceil(bytes / 64) * 64;
+    new Uint8Array(mem.buffer, ptr, top - ptr).fill(0); // outputs and scratch start from the same bytes everywhere
+    regions.push({ name, ptr, bytes });
+    return ptr;
+  };
+  const rnd = new Random(99);
+  const f32 = (name: string, n: number, scale = 1) => {
+    const p = alloc(name, n * 4);
+    const v = new Float32Array(mem.buffer, p, n);
+    for (let i = 0; i < n; i++) v[i] = (rnd.next() * 2 - 1) * scale;
+    return p;
+  };
+  const run = (fn: (ith: number, nth: number) => void) => { for (let ith = 0; ith < nth; ith++) fn(ith, nth); };
+  const M = 3, K = 64, N = 40;
+  const x = f32('x', M * K), bias = f32('bias', N);
+  const w32 = f32('w f32', N * K, 0.5);
+  const w16 = alloc('w f16', N * K * 2);
+  new Uint16Array(mem.buffer, w16, N * K).set(Array.from({ length: N * K }, () => floatToHalf((rnd.next() * 2 - 1) * 0.5)));
+  const wq = alloc('w q8', N * K), ws = alloc('w q8 scales', N * (K / Q8_BLOCK) * 4);
+  run((i, n) => k.quantize_q8(w32, wq, ws, N, K, i, n));
+  const xq = alloc('x q8', M * K), xs = alloc('x q8 scales', M * (K / Q8_BLOCK) * 4);
+  run((i, n) => k.quantize_q8(x, xq, xs, M, K, i, n));
+  for (const m of [1, M]) { // GEMV and GEMM paths
+    const y32 = f32('y f32', m * N), y16 = f32('y f16', m * N), yq = f32('y q8', m * N);
+    run((i, n) => k.matmul_f32(x, w32, bias, y32, m, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, i, n));
+    run((i, n) => k.matmul_f16(x, w16, bias, y16, m, K, N, ACT_NONE, i, n));
+    run((i, n) => k.matmul_q8(xq, xs, wq, ws, bias, yq, m, K, N, ACT_NONE, i, n));
+  }
+  const gamma = f32('gamma', K), beta = f32('beta', K), yl = alloc('ln out', M * K * 4);
+  run((i, n) => k.layernorm(x, gamma, beta, yl, M, K, 1e-5, i, n));
+  const V = 9, P = 7, rows = 5;
+  const ids = alloc('ids', rows * 4), pos = alloc('pos', rows * 4);
+  new Int32Array(mem.buffer, ids, rows).set([0, 8, 3, 8, 1]);
+  new Int32Array(mem.buffer, pos, rows).set([0, 6, 2, 1, 5]);
+  const wpe = f32('wpe', P * K);
+  for (const [dt, wte, sc] of [[DT_F32, w32, 0], [DT_F16, w16, 0], [DT_Q8, wq, ws]]) {
+    const y = alloc(`embed ${dt}`, rows * K * 4);
+    run((i, n) => k.embed(ids, pos, wte, dt, sc, wpe, y, Math.min(rows, V), K, i, n));
+  }
+  const ya = alloc('add out', 101 * 4);
+  run((i, n) => k.add(x, gamma, ya, 101, i, n));
+  // attention: prefill (T = 3 after 2 cached) eager with probs and blockwise, and decode (T = 1, 4-row groups)
+  const B = 1, H = 4, D = 16, cap = 8, T = 3, past = 2, S = past + T;
+  const kc = f32('k cache', B * H * cap * D), vc = f32('v cache', B * H * cap * D);
+  const src = f32('qkv', B * T * 3 * H * D);
+  run((i, n) => k.kv_store(src, 3 * H * D, H * D, 2 * H * D, kc, vc, B, T, H, D, cap, past, i, n));
+  const mask = alloc('mask', B * S * 4);
+  new Float32Array(mem.buffer, mask, B * S).set([1, 0, 1, 1, 1]);
+  const headMask = f32('head mask', H);
+  const scratch = alloc('scratch', nth * attentionScratchBytes(S, D));
+  const oe = alloc('out eager', B * T * H * D * 4), probs = alloc('probs', B * H * T * S * 4);
+  run((i, n) => k.attention_eager(src, 3 * H * D, kc, vc, cap, oe, H * D, B, H, T, D, S, past, 1, mask, 0.25, headMask, probs, scratch, i, n));
+  const ob = alloc('out blockwise', B * T * H * D * 4);
+  run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, cap, ob, H * D, B, H, T, D, S, past, 1, mask, 0.25, 0, 0, scratch, i, n));
+  const od = alloc('out decode', B * H * D * 4);
+  run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, cap, od, H * D, B, H, 1, D, S, S - 1, 1, mask, 0.25, 0, 0, scratch, i, n));
+  return { bytes: new Uint8Array(mem.buffer, base, top - base).slice(), regions };
+}
+
+const variants = (['simd', 'simd-threads', 'relaxed', 'relaxed-threads'] as WasmVariant[]).filter((v) => { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } });
+for (const impl of [...variants, 'reference' as const]) {
+  test(`[${impl}] every kernel gives the same bytes with its buffers low, above 2 GiB and straddling 2 GiB`, () => {
+    const mem = createMemory(G2 + (64 << 20), impl.endsWith('threads'));
+    const k = impl === 'reference' ? createReferenceKernels(mem) : instantiateKernels(compileVariant(impl), mem);
+    for (const nth of impl === 'reference' ? [1] : [1, 2]) {
+      const low = kernelBlock(mem, k, RESERVED_LOW_BYTES, nth);
+      const placements: [number, (rs: Region[]) => boolean][] = [
+        [G2 + 4096 + 64, (rs) => rs.every(above)],
+        [G2 - Math.floor(low.bytes.length / 2 / 64) * 64, (rs) => rs.some(straddles)],
+      ];
+      for (const [base, placed] of placements) {
+        const at = kernelBlock(mem, k, base, nth);
+        assert.ok(placed(at.regions), `not placed as intended at 0x${base.toString(16)}: ${where(at.regions)}`);
+        const what = `${impl} nth=${nth} at 0x${base.toString(16)}`;
+        if (Buffer.compare(at.bytes, low.bytes) !== 0) {
+          const bad = at.regions.find((r) => Buffer.compare(at.bytes.subarray(r.ptr - base, r.ptr - base + r.bytes), low.bytes.subarray(r.ptr - base, r.ptr - base + r.bytes)) !== 0)!;
+          assert.unreachable(`${what}: region '${bad.name}' differs from the low run`);
+        }
+      }
+    }
+  });
+}
+
+test('the arena never hands out the last page of 4 GiB: a region ending at 2^32 has an end pointer of 0 in u32', () => {
+  // (a matmul_f32 with one weight row ending exactly at 2^32 returns 0: its loop bound w0 + 4K wraps to 0)
+  const arena = new Arena(createMemory(0, false));
+  let last = arena.alloc('most of memory', 2 ** 32 - 2 * RESERVED_LOW_BYTES);
+  assert.ok(above(last) || straddles(last));
+  try {
+    for (;;) last = arena.alloc('the rest', RESERVED_LOW_BYTES);
+  } catch (e) { assert.instance(e, MemoryLimitError); }
+  assert.ok(last.ptr + last.bytes <= 2 ** 32 - PAGE, `a region ends at 0x${(last.ptr + last.bytes).toString(16)}`);
+});
+
+// ---------------------------------------------------------------------------------------------------------
 // the tiny fixture: every dtype, both kernel sets, 1 and 2 threads
 
 const TINY = modelDir('gpt2-tiny');
@@ -204,5 +312,20 @@ for (const dtype of DTYPES) {
     });
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// a 124M-shaped random checkpoint (gpt2's dimensions: 12 layers of E 768, H 12, vocab 50257), wasm kernels: each
+// dtype once, alternating 1 and 2 threads (two loads of a 124M model per case; the tiny model above covers the
+// full matrix, the reference kernels included, which would take minutes at this size)
+
+const dir124 = mkdtempSync(join(tmpdir(), 'gpt2wasm-124m-'));
+let written = false;
+for (const [dtype, threads] of [['fp32', 2], ['fp16', 1], ['q8', 2]] as const) {
+  test(`124M-shaped ${dtype} wasm threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
+    if (!written) { writeRandomGPT2(dir124, GPT2_SHAPES.gpt2, 7); written = true; }
+    await checkPlacements({ dir: dir124, dtype, kernels: 'wasm', threads, prompt: [464, 2068, 7586, 21831, 11687], steps: 3 });
+  });
+}
+test.after(() => rmSync(dir124, { recursive: true, force: true }));
 
 test.run();
