@@ -118,7 +118,7 @@ function sameBits(got: RunOut, want: RunOut, what: string): void {
     if (Buffer.compare(a, b) !== 0) {
       let j = 0;
       while (j < a.length && a[j] === b[j]) j++;
-      const e = j >> 2;
+      const e = j >>> 2;
       assert.unreachable(`${what}: output #${i} differs first at element ${e}: got ${got.arrays[i][e]}, want ${want.arrays[i][e]}`);
     }
   }
