@@ -78,8 +78,9 @@ const below = (r: { ptr: number; bytes: number }) => r.ptr + r.bytes <= G2;
 const where = (rs: Region[]) => rs.slice(0, 8).map((r) => `${r.name}@0x${r.ptr.toString(16)}+${r.bytes}`).join(', ') + (rs.length > 8 ? ', ...' : '');
 
 // ---------------------------------------------------------------------------------------------------------
-// the workload: forward with every output (eager attention probabilities, hidden states, the head on every
-// row), then a greedy prefill + decode loop through the serving API; results kept as arrays and ids
+// the workload: forward with every output (eager attention probabilities, hidden states, the head on the last
+// two rows: a gather of several rows), then a greedy prefill + decode loop through the serving API (blockwise
+// and decode attention); results kept as arrays and ids
 
 interface RunOut { arrays: Float32Array[]; ids: number[]; regions: Region[] }
 
