@@ -124,12 +124,12 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
     };
     const copyRows = (src: number, dst: Float32Array, t0: number, Tc: number) => {
       const F = A.F32;
-      for (let b = 0; b < B; b++) dst.set(F.subarray((src >> 2) + b * Tc * E, (src >> 2) + (b + 1) * Tc * E), (b * T + t0) * E);
+      for (let b = 0; b < B; b++) dst.set(F.subarray((src >>> 2) + b * Tc * E, (src >>> 2) + (b + 1) * Tc * E), (b * T + t0) * E);
     };
     const copyProbs = (dst: Float32Array, t0: number, Tc: number, S: number, Sdst: number) => {
       const F = A.F32;
       for (let bh = 0; bh < B * H; bh++) for (let tt = 0; tt < Tc; tt++) {
-        const s = (probs >> 2) + (bh * Tc + tt) * S;
+        const s = (probs >>> 2) + (bh * Tc + tt) * S;
         dst.set(F.subarray(s, s + S), (bh * T + t0 + tt) * Sdst);
       }
     };
@@ -187,8 +187,8 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
         for (let i = 0; i < rows.length / 2; i++) {
           const b = rows[2 * i], t = rows[2 * i + 1];
           if (t < t0 || t >= t0 + Tc) continue;
-          const src = (h >> 2) + (b * Tc + t - t0) * E;
-          F.copyWithin((gather >> 2) + picked.length * E, src, src + E);
+          const src = (h >>> 2) + (b * Tc + t - t0) * E;
+          F.copyWithin((gather >>> 2) + picked.length * E, src, src + E);
           picked.push(i);
         }
         if (picked.length) {
