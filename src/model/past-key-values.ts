@@ -45,6 +45,9 @@ export class PastKeyValues extends Array<PastKeyValue> {
     });
   }
 
+  /** Whether the data is still in the model's wasm cache (false once copied out or disposed). */
+  get resident(): boolean { return !!viewOf.get(this)!.owner; }
+
   /** Tokens held (P), as transformers' Cache.get_seq_length(). */
   get_seq_length(): number { return viewOf.get(this)!.length; }
 
