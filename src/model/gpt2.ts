@@ -7,7 +7,9 @@ import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { ModelState, planWorkspace, runBatch, runStep, setEncoder, unionNeed, type BatchResult, type WorkspaceNeed } from './forward.js';
+import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
+import { ModelState } from './state.js';
+import { planWorkspace, unionNeed, type WorkspaceNeed } from './workspace.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
@@ -34,7 +36,6 @@ export interface PretrainedOptions extends BackendOptions {
 export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
 
 export type { PastKeyValue };
-export { PastKeyValues };
 
 export interface DecodeEntry {
   /** A batch-1 cache holding this sequence so far. */
