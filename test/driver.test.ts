@@ -92,6 +92,11 @@ test('a past used twice (branching), evicted, or from another model stays correc
     assert.ok(base.past_key_values!.resident && a.past_key_values!.resident);
     const b = await model.forward({ input_ids: [[40]], past_key_values: base.past_key_values }); // overwrites slot 5 that `a` uses
     assert.ok(!a.past_key_values!.resident && b.past_key_values!.resident && base.past_key_values!.resident, 'only `a` is copied out');
+    // without use_cache the past is read, not extended: same logits, and it stays where it is
+    const noCache = await model.forward({ input_ids: [[11, 12]], past_key_values: base.past_key_values, use_cache: false });
+    assert.ok(sameBits(f32(noCache.logits), f32(a.logits)), 'use_cache: false with a resident past');
+    assert.is(noCache.past_key_values, undefined);
+    assert.ok(base.past_key_values!.resident && b.past_key_values!.resident);
     const fullA = await other.forward({ input_ids: [[...prompt, 11, 12]] });
     const fullB = await other.forward({ input_ids: [[...prompt, 40]], logits_to_keep: 1 });
     close(f32(b.logits), f32(fullB.logits), 'branch b logits');

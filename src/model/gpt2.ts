@@ -154,8 +154,9 @@ export class GPT2PreTrainedModel {
     if (!inputs || typeof inputs !== 'object') throw new InputError('forward() takes an object of inputs, e.g. { input_ids }');
     const cfg = this.config;
     const { ids, B, T } = toIds(inputs.input_ids, cfg);
-    // a past of this model's resident cache is extended in place; any other is copied in
-    const resident = this.past.viewOf(inputs.past_key_values);
+    const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
+    // a past of this model's resident cache is extended in place; any other (or any past without use_cache) is copied in
+    const resident = useCache ? this.past.viewOf(inputs.past_key_values) : null;
     if (resident && resident.batch !== B) throw new InputError(`past_key_values holds ${resident.batch} batch rows, input_ids ${B}`);
     const plain = inputs.past_key_values != null && !resident ? toPast(inputs.past_key_values, cfg, B) : null;
     const P = resident?.length ?? plain?.P ?? 0;
@@ -167,7 +168,6 @@ export class GPT2PreTrainedModel {
     const encoder = toEncoder(inputs.encoder_hidden_states, inputs.encoder_attention_mask, B, cfg);
     const keep = inputs.logits_to_keep ?? 0;
     if (!Number.isInteger(keep) || keep < 0) throw new OptionError(`logits_to_keep must be a non-negative integer, got ${keep}`);
-    const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
 
     const cache = useCache ? this.past.acquire(resident, B, P + T) : this.createCache(B, P + T);
     try {
