@@ -248,7 +248,7 @@ export interface DecodeEntry {
  * N new tokens together, so the weights are streamed once per step for every sequence; attention runs per
  * sequence against its own cache. Returns the next-token logits [N, V].
  */
-export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Array {
+export function runDecodeStep(m: ModelState, entries: DecodeEntry[], workspace?: DecodeWorkspace): Float32Array {
   const { cfg, backend, weights: W } = m;
   const k = backend.k, A = backend.arena;
   const E = cfg.n_embd, H = cfg.n_head, D = E / H, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
@@ -262,17 +262,16 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
     if (!(e.pos >= 0 && e.pos < cfg.n_positions)) throw new InputError(`position ${e.pos} is outside [0, ${cfg.n_positions})`);
     Smax = Math.max(Smax, e.cache.length + 1);
   }
-  const q8 = usesQ8(W);
+  if (workspace && (workspace.backend !== backend || workspace.released)) throw new InputError('this decode workspace was released or belongs to another model');
+  if (workspace && (N > workspace.batch || Smax > workspace.context)) throw new InputError(`the decode workspace holds ${workspace.batch} sequences of ${workspace.context} tokens; this step has ${N} sequences of up to ${Smax}`);
   const regions: Region[] = [];
-  const ws = (name: string, bytes: number) => { const r = A.alloc(`decode ${name}`, bytes); regions.push(r); return r.ptr; };
+  // the reserved workspace is carved in order; without one, each buffer is allocated for this step only
+  let carved = 0;
+  const take = workspace
+    ? (_name: string, bytes: number) => { const at = workspace.region.ptr + carved; carved += alignWorkspace(bytes); return at; }
+    : (name: string, bytes: number) => { const r = A.alloc(`decode ${name}`, bytes); regions.push(r); return r.ptr; };
   try {
-    const x = ws('x', N * E * 4), h = ws('h', N * E * 4), qkv = ws('qkv', N * 3 * E * 4), att = ws('att', N * E * 4), mlp = ws('mlp', N * I * 4);
-    const idsP = ws('ids', N * 4), posP = ws('pos', N * 4);
-    const masks = ws('masks', N * Smax * 4);
-    const scratch = ws('attention scratch', backend.threads * attentionScratchBytes(Smax, D));
-    const maxK = Math.max(E, I);
-    const xq = q8 ? ws('q8 activations', N * maxK) : 0, xs = q8 ? ws('q8 scales', (N * maxK / Q8_BLOCK + 1) * 4) : 0;
-    const logits = ws('logits', N * V * 4);
+    const { x, h, qkv, att, mlp, idsP, posP, masks, scratch, xq, xs, logits } = decodeBuffers(m, N, Smax, take);
     const mm = matmulWith(backend, xq, xs);
     A.i32(idsP, N).set(entries.map((e) => e.id));
     A.i32(posP, N).set(entries.map((e) => e.pos));
@@ -309,5 +308,44 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
     return A.f32(logits, N * V).slice();
   } finally {
     for (const r of regions) A.release(r);
+  }
+}
+
+/** The buffers of one batched decode step for N sequences of at most Smax tokens, each placed by `take`. */
+function decodeBuffers(m: ModelState, N: number, Smax: number, take: (name: string, bytes: number) => number) {
+  const { cfg, backend, weights: W } = m;
+  const E = cfg.n_embd, D = E / cfg.n_head, I = cfg.n_inner, V = cfg.vocab_size, maxK = Math.max(E, I), q8 = usesQ8(W);
+  const x = take('x', N * E * 4), h = take('h', N * E * 4), qkv = take('qkv', N * 3 * E * 4), att = take('att', N * E * 4), mlp = take('mlp', N * I * 4);
+  const idsP = take('ids', N * 4), posP = take('pos', N * 4);
+  const masks = take('masks', N * Smax * 4);
+  const scratch = take('attention scratch', backend.threads * attentionScratchBytes(Smax, D));
+  const xq = q8 ? take('q8 activations', N * maxK) : 0, xs = q8 ? take('q8 scales', (N * maxK / Q8_BLOCK + 1) * 4) : 0;
+  const logits = take('logits', N * V * 4);
+  return { x, h, qkv, att, mlp, idsP, posP, masks, scratch, xq, xs, logits };
+}
+
+/** Buffers inside a reserved workspace start on 64-byte boundaries, as arena regions do. */
+const alignWorkspace = (bytes: number) => Math.ceil(Math.max(bytes, 1) / 64) * 64;
+
+/**
+ * Memory reserved once for runDecodeStep (continuous batching): the step's activations, attention scratch and
+ * logits for up to `batch` sequences of up to `context` tokens. A step given it allocates nothing, so it cannot
+ * fail for memory however full the arena is.
+ */
+export class DecodeWorkspace {
+  readonly region: Region;
+  released = false;
+  constructor(readonly backend: Backend, m: ModelState, readonly batch: number, readonly context: number) {
+    if (!Number.isInteger(batch) || batch < 1) throw new InputError(`a decode workspace needs a batch of at least 1 sequence, got ${batch}`);
+    if (!Number.isInteger(context) || context < 1) throw new InputError(`a decode workspace needs a context of at least 1 token, got ${context}`);
+    let bytes = 0;
+    decodeBuffers(m, batch, context, (_name, b) => { bytes += alignWorkspace(b); return 0; });
+    this.region = backend.arena.alloc(`decode workspace (${batch} sequences × ${context} tokens)`, bytes);
+  }
+  get bytes(): number { return this.region.bytes; }
+  dispose(): void {
+    if (this.released) return;
+    this.released = true;
+    this.backend.arena.release(this.region);
   }
 }

@@ -1,13 +1,13 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
-import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
+import { ConfigError, DisposedError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openSafetensorsModel } from '../io/safetensors.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
+import { DecodeWorkspace, runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
 import { Tensor } from './tensor.js';
@@ -245,6 +245,7 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
   /** Low-level serving API: appends `ids` (one sequence) to a batch-1 cache; returns the last position's logits [V]. */
   prefill(cache: KVCache, ids: number[]): Float32Array {
     this.check();
+    if (cache?.disposed) throw new DisposedError('prefill: this KV cache was disposed');
     const { ids: flat, T } = toIds([ids], this.config);
     if (cache.length + T > Math.min(cache.capacity, this.config.n_positions)) throw new InputError(`context too long: ${cache.length} cached + ${T} new tokens exceed ${Math.min(cache.capacity, this.config.n_positions)}`);
     const res = runForward({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, cache, {
@@ -254,10 +255,24 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     return res.head!;
   }
 
-  /** Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V]. */
-  decodeStep(entries: DecodeEntry[]): Float32Array {
+  /**
+   * Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V].
+   * With a workspace from reserveDecodeWorkspace() the step allocates no wasm memory.
+   */
+  decodeStep(entries: DecodeEntry[], workspace?: DecodeWorkspace): Float32Array {
     this.check();
-    return runDecodeStep({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, entries);
+    for (const e of entries) if (e?.cache?.disposed) throw new DisposedError('decodeStep: a KV cache in the batch was disposed');
+    return runDecodeStep({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, entries, workspace);
+  }
+
+  /**
+   * Low-level serving API: reserves decodeStep's workspace (activations, attention scratch, logits) for up to
+   * `maxBatch` sequences of up to `maxContext` tokens, once, so that steps given it cannot fail for memory.
+   * Throws MemoryLimitError when it does not fit; free it with its dispose() (or by disposing the model).
+   */
+  reserveDecodeWorkspace(maxBatch: number, maxContext = this.config.n_positions): DecodeWorkspace {
+    this.check();
+    return new DecodeWorkspace(this.backend, { cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, maxBatch, Math.min(maxContext, this.config.n_positions));
   }
 }
 export class GPT2ForTokenClassification extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'token-classification'; }

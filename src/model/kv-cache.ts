@@ -33,7 +33,8 @@ export class KVCache {
   /** Tokens stored so far (all rows advance together; padding is expressed through the mask). */
   length = 0;
   cross: { buffers: KVBuffers; S: number; mask: Region | null; key: unknown } | null = null;
-  private disposed = false;
+  /** Set by dispose(): the model refuses a disposed cache with DISPOSED. */
+  disposed = false;
 
   constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, readonly capacity: number) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new InputError(`cache capacity must be a positive integer, got ${capacity}`);
