@@ -76,35 +76,41 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 /**
- * Reads the body up to `limit` bytes by `deadline` (ms since the epoch; a slow sender gets 408 at `timeoutMs`). A larger body is
- * a 413, answered once the body has been read and dropped, so that a client still sending sees the 413 rather
- * than a reset connection; only a body over `discardLimit` is cut off (413 and the connection closed).
+ * Reads the body up to `limit` bytes by `deadline` (ms since the epoch; a slow sender gets 408 at `timeoutMs`).
+ * A larger body is a 413 that the client must be able to read while it is still sending (closing a socket with
+ * unread bytes resets it, and the client sees EPIPE instead of the answer): the body is read on and dropped, the
+ * 413 is answered once it has all arrived or is past `respondAt` bytes, and the connection is cut only past
+ * `dropAt` bytes or at the deadline.
  */
 function readBody(req: IncomingMessage, limit: number, deadline: number, timeoutMs: number): Promise<Buffer> {
-  const discardLimit = Math.max(4 * limit, 1 << 20);
+  const respondAt = Math.max(4 * limit, 1 << 20), dropAt = Math.max(64 * limit, 64 << 20);
   const tooLarge = (what: string) => new HttpError(413, `request body ${what} is over the limit of ${limit} bytes`, null, 'body_too_large');
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > discardLimit) { reject(tooLarge(`of ${declared} bytes`)); return; }
     const chunks: Buffer[] = [];
     let size = 0, done = false;
     const finish = (e: Error | null) => {
       if (done) return;
       done = true;
-      clearTimeout(timer);
       if (e) reject(e); else resolve(Buffer.concat(chunks));
     };
-    const timer = setTimeout(() => finish(new HttpError(408, `the request body did not arrive within the server's limit of ${timeoutMs} ms`, null, 'request_timeout')), Math.max(0, deadline - Date.now()));
+    // the deadline holds while the body is read, and also while an oversized one is drained after its 413
+    const timer = setTimeout(() => {
+      if (done) req.socket?.destroy();
+      else finish(new HttpError(408, `the request body did not arrive within the server's limit of ${timeoutMs} ms`, null, 'request_timeout'));
+    }, Math.max(0, deadline - Date.now()));
+    const stop = () => clearTimeout(timer);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        chunks.length = 0; // read on and drop, to answer 413 once the client has sent it all
-        if (size > discardLimit) { req.pause(); finish(tooLarge(`of over ${discardLimit} bytes`)); }
-      } else chunks.push(c);
+      if (size <= limit) { chunks.push(c); return; }
+      chunks.length = 0; // read on and drop
+      if (size > respondAt) finish(tooLarge(`of over ${respondAt} bytes`));
+      if (size > dropAt) { stop(); req.socket?.destroy(); }
     });
-    req.on('end', () => finish(size > limit ? tooLarge(`of ${size} bytes`) : null));
-    req.on('error', (e) => finish(e));
-    req.on('close', () => finish(new HttpError(400, 'the connection closed before the request body was complete', null, 'incomplete_body')));
+    req.on('end', () => { stop(); finish(size > limit ? tooLarge(`of ${size} bytes`) : null); });
+    req.on('error', (e) => { stop(); finish(e); });
+    req.on('close', () => { stop(); finish(new HttpError(400, 'the connection closed before the request body was complete', null, 'incomplete_body')); });
+    if (Number.isFinite(declared) && declared > respondAt) finish(tooLarge(`of ${declared} bytes`));
   });
 }
 
@@ -251,8 +257,9 @@ export function createServer(options: ServerOptions): GPT2Server {
       (r) => log?.(`${req.method} ${req.url} ${r.status} ${Date.now() - t0}ms${r.tokens ? ` ${r.tokens} tokens` : ''}`),
       (e) => {
         const err = toHttpError(e);
-        // a request not read to its end leaves body bytes on the socket: answer, then close the connection
-        const headers = !req.complete ? { ...err.headers, connection: 'close' } : err.headers;
+        // a request not read to its end leaves body bytes on the socket: answer, then close the connection; but an
+        // oversized body is still being read and dropped (readBody), so that the client sees its 413
+        const headers = !req.complete && err.status !== 413 ? { ...err.headers, connection: 'close' } : err.headers;
         sendJson(res, err.status, errorBody(err), headers);
         log?.(`${req.method} ${req.url} ${err.status} ${Date.now() - t0}ms ${err.message}`);
       },

@@ -8,15 +8,22 @@ import type { SamplingOptions } from '../generation/logits-process.js';
 import { MAX_SEED } from '../generation/random.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 
-/** An answer other than 200, thrown inside a request handler and turned into a JSON error response there. */
-export class HttpError extends Error {
+/**
+ * An answer other than 200, thrown inside a request handler and turned into a JSON error response there. It is
+ * a GPT2WasmError (INPUT for a 4xx, BUSY for 429, RUNTIME for a 5xx) in case it reaches a caller of the exported
+ * validator; `apiCode` is the `code` of OpenAI's error body.
+ */
+export class HttpError extends GPT2WasmError {
   constructor(
     readonly status: number,
     message: string,
     readonly param: string | null = null,
-    readonly code: string | null = null,
+    readonly apiCode: string | null = null,
     readonly headers: Record<string, string> = {},
-  ) { super(message); this.name = 'HttpError'; }
+  ) {
+    super(status === 429 ? 'BUSY' : status >= 500 ? 'RUNTIME' : 'INPUT', message);
+    this.name = 'HttpError';
+  }
 
   get type(): string {
     if (this.status === 429) return 'rate_limit_error';
@@ -27,7 +34,7 @@ export class HttpError extends Error {
 }
 
 /** OpenAI's error body. */
-export const errorBody = (e: HttpError) => ({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+export const errorBody = (e: HttpError) => ({ error: { message: e.message, type: e.type, param: e.param, code: e.apiCode } });
 
 /** Maps what a handler, the scheduler or the model threw to an HTTP error. */
 export function toHttpError(e: unknown): HttpError {
