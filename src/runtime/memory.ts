@@ -13,7 +13,7 @@ const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 export const MAX_MEMORY_BYTES = MAX_PAGES * PAGE;
 /** Regions end at or below this: the last page is never handed out, so a region's end address (a loop bound in
  *  the kernels' u32 arithmetic) is below 2^32 and never wraps to 0. */
-const ARENA_END = MAX_MEMORY_BYTES - PAGE;
+export const ARENA_END = MAX_MEMORY_BYTES - PAGE;
 
 export class Arena {
   readonly memory: WebAssembly.Memory;
