@@ -70,7 +70,7 @@ test('admission reserves memory: under a full arena, admitted requests finish as
   const gate = new Int32Array(new SharedArrayBuffer(4));
   // a slow step keeps every request of the flood in flight together
   const slow = Object.create(m, { decodeStep: { value: (...a: Parameters<GPT2LMHeadModel['decodeStep']>) => { Atomics.wait(gate, 0, 0, 3); return m.decodeStep(...a); } } });
-  const s = createServer({ model: slow, tokenizer, modelId: 'gpt2-tiny', maxConcurrency: 16, queueSize: 6, maxTokens: 120 });
+  const s = createServer({ model: slow, tokenizer, modelId: 'gpt2-tiny', maxConcurrency: 8, queueSize: 2, maxTokens: 120 });
   try {
     const { url } = await s.listen(0, '127.0.0.1');
     const long = ['Hello, my name is', 'The quick brown fox', 'In 1969 the first', 'Once upon a time'].flatMap((prompt, i) => [
@@ -122,6 +122,7 @@ test('admission reserves memory: under a full arena, admitted requests finish as
       assert.match(r.json.error.message, /memory/);
     } finally { A.release(full); }
     assert.ok(admitted >= long.length / 2, `most requests were admitted (${admitted})`);
+    assert.ok(results.some((r) => r.status === 429), 'the flood overflowed the queue (429)');
     assert.is(after.failed - before.failed, 0, 'no admitted request failed');
     assert.ok(after.memory_waits > before.memory_waits, 'admission waited for memory at least once (the test put pressure on it)');
     assert.ok(after.decode_workspace_bytes > 0);
