@@ -157,8 +157,8 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
         // self-attention
         k.layernorm(x, lw.ln1_g, lw.ln1_b, h, Rc, E, cfg.layer_norm_epsilon);
         mm(h, lw.qkv, lw.qkv_b, qkv, Rc, ACT_NONE);
-        k.kv_store(qkv, 3 * E, E, 2 * E, cache.self.k[l].ptr, cache.self.v[l].ptr, B, Tc, H, D, cap, P + t0);
-        attention(qkv, 3 * E, cache.self.k[l].ptr, cache.self.v[l].ptr, cap, att, E, B, H, Tc, D, S, P + t0, 1, maskP, scale, hm, probs, scratch);
+        k.kv_store(qkv, 3 * E, E, 2 * E, cache.self.k[l].ptr, cache.self.v[l].ptr, cache.self.dt, B, Tc, H, D, cap, P + t0);
+        attention(qkv, 3 * E, cache.self.k[l].ptr, cache.self.v[l].ptr, cache.self.dt, cap, att, E, B, H, Tc, D, S, P + t0, 1, maskP, scale, hm, probs, scratch);
         if (out.attentions) copyProbs(out.attentions[l], t0, Tc, S, S_total);
         mm(att, lw.attn_proj, lw.attn_proj_b, x, Rc, FLAG_ACCUMULATE);
         // cross-attention (only when encoder states are given, as in transformers)
@@ -166,7 +166,7 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
           const c = lw.cross;
           k.layernorm(x, c.ln_g, c.ln_b, h, Rc, E, cfg.layer_norm_epsilon);
           mm(h, c.q, c.q_b, qx, Rc, ACT_NONE);
-          attention(qx, E, cache.cross.buffers.k[l].ptr, cache.cross.buffers.v[l].ptr, S_enc, att, E, B, H, Tc, D, S_enc, 0, 0, crossMaskP, scale, hm, probs, scratch);
+          attention(qx, E, cache.cross.buffers.k[l].ptr, cache.cross.buffers.v[l].ptr, cache.cross.buffers.dt, S_enc, att, E, B, H, Tc, D, S_enc, 0, 0, crossMaskP, scale, hm, probs, scratch);
           if (out.crossAttentions) copyProbs(out.crossAttentions[l], t0, Tc, S_enc, S_enc);
           mm(att, c.proj, c.proj_b, x, Rc, FLAG_ACCUMULATE);
         }
@@ -209,7 +209,7 @@ function buildCrossCache(m: ModelState, cache: KVCache, enc: EncoderInput, mm: M
   const { cfg, backend } = m;
   const A = backend.arena, E = cfg.n_embd, H = cfg.n_head, D = E / H, B = cache.batch, S = enc.S;
   cache.dropCross();
-  const buffers = new KVBuffers(backend, cache.shape, B, S, 'cross-attention cache');
+  const buffers = new KVBuffers(backend, cache.shape, B, S, 'cross-attention cache', cache.dtype);
   let mask: Region | null = null;
   const tmp: Region[] = [];
   try {
@@ -224,7 +224,7 @@ function buildCrossCache(m: ModelState, cache: KVCache, enc: EncoderInput, mm: M
     for (let l = 0; l < cfg.n_layer; l++) {
       const c = m.weights.layers[l].cross!;
       mm(states.ptr, c.kv, c.kv_b, kv.ptr, B * S, ACT_NONE);
-      backend.k.kv_store(kv.ptr, 2 * E, 0, E, buffers.k[l].ptr, buffers.v[l].ptr, B, S, H, D, S, 0);
+      backend.k.kv_store(kv.ptr, 2 * E, 0, E, buffers.k[l].ptr, buffers.v[l].ptr, buffers.dt, B, S, H, D, S, 0);
     }
   } catch (e) {
     buffers.dispose(); A.release(mask); throw e;
@@ -295,8 +295,8 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
       mm(h, lw.qkv, lw.qkv_b, qkv, N, ACT_NONE);
       entries.forEach((e, i) => {
         const c = e.cache, P = c.length;
-        k.kv_store(qkv + i * 3 * E * 4, 3 * E, E, 2 * E, c.self.k[l].ptr, c.self.v[l].ptr, 1, 1, H, D, c.capacity, P);
-        k.attention_blockwise(qkv + i * 3 * E * 4, 3 * E, c.self.k[l].ptr, c.self.v[l].ptr, c.capacity, att + i * E * 4, E, 1, H, 1, D, P + 1, P, 1, maskPtrs[i], scale, 0, 0, scratch);
+        k.kv_store(qkv + i * 3 * E * 4, 3 * E, E, 2 * E, c.self.k[l].ptr, c.self.v[l].ptr, c.self.dt, 1, 1, H, D, c.capacity, P);
+        k.attention_blockwise(qkv + i * 3 * E * 4, 3 * E, c.self.k[l].ptr, c.self.v[l].ptr, c.self.dt, c.capacity, att + i * E * 4, E, 1, H, 1, D, P + 1, P, 1, maskPtrs[i], scale, 0, 0, scratch);
       });
       mm(att, lw.attn_proj, lw.attn_proj_b, x, N, FLAG_ACCUMULATE);
       k.layernorm(x, lw.ln2_g, lw.ln2_b, h, N, E, cfg.layer_norm_epsilon);

@@ -6,10 +6,11 @@ import { openSafetensorsModel } from '../io/safetensors.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
+import type { Region } from '../runtime/memory.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
-import { KVCache } from './kv-cache.js';
+import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights } from './weights.js';
 
@@ -26,6 +27,8 @@ export interface PretrainedOptions extends BackendOptions {
   progress_callback?: (p: ProgressInfo) => void;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
+  /** Element type of the KV caches this model creates: 'fp32' (default) or 'fp16' (half the memory). */
+  kv_dtype?: KVDType;
   /** Resolves a model id to a ModelSource (the Hub resolver is plugged in by the package entry). */
   resolve?: (idOrDir: string, opts: PretrainedOptions) => Promise<ModelSource>;
 }
@@ -81,6 +84,8 @@ export class GPT2PreTrainedModel {
   readonly source: ModelSource;
   readonly dtype: DType;
   prefill_chunk: number;
+  /** Element type of the KV caches createCache() makes by default (the kv_dtype option). */
+  kv_dtype: KVDType = 'fp32';
   protected disposed = false;
   protected act: number;
 
@@ -106,7 +111,9 @@ export class GPT2PreTrainedModel {
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
         opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
       opts.progress_callback?.({ status: 'ready' });
-      return new (this as any)(config, generation, backend, weights, source, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK);
+      const model = new (this as any)(config, generation, backend, weights, source, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK);
+      model.kv_dtype = checkKVDType(opts.kv_dtype);
+      return model;
     } catch (e) {
       backend?.dispose();
       throw e;
@@ -117,10 +124,10 @@ export class GPT2PreTrainedModel {
 
   protected check(): void { if (this.disposed) throw new GPT2WasmError('DISPOSED', 'this model was disposed'); }
 
-  /** A KV cache for `batch` rows of up to `capacity` tokens, in this model's memory. */
-  createCache(batch = 1, capacity = this.config.n_positions): KVCache {
+  /** A KV cache for `batch` rows of up to `capacity` tokens of kv_dtype elements, in this model's memory. */
+  createCache(batch = 1, capacity = this.config.n_positions, kv_dtype: KVDType = this.kv_dtype): KVCache {
     this.check();
-    return new KVCache(this.backend, { layers: this.config.n_layer, heads: this.config.n_head, headDim: this.config.n_embd / this.config.n_head }, batch, capacity);
+    return new KVCache(this.backend, { layers: this.config.n_layer, heads: this.config.n_head, headDim: this.config.n_embd / this.config.n_head }, batch, capacity, checkKVDType(kv_dtype));
   }
 
   /** Rows (b, t) whose head outputs forward() returns; null for no head. */
@@ -185,29 +192,20 @@ export class GPT2PreTrainedModel {
   }
 
   protected writePast(cache: KVCache, past: { k: Float32Array[]; v: Float32Array[]; P: number }): void {
-    const { n_head: H } = this.config, D = this.config.n_embd / H, B = cache.batch, cap = cache.capacity, P = past.P;
-    const A = this.backend.arena;
     for (let l = 0; l < this.config.n_layer; l++) {
-      for (const [src, region] of [[past.k[l], cache.self.k[l]], [past.v[l], cache.self.v[l]]] as const) {
-        const dst = A.f32(region.ptr, B * H * cap * D);
-        for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * P * D, (bh + 1) * P * D), bh * cap * D);
-      }
+      cache.self.write(cache.self.k[l], past.k[l], past.P);
+      cache.self.write(cache.self.v[l], past.v[l], past.P);
     }
-    cache.length = P;
+    cache.length = past.P;
   }
 
   /** Copies the cache out as past_key_values: per layer { key, value } of [B, H, length, D]. */
   readPast(cache: KVCache): PastKeyValue[] {
-    const { n_head: H } = this.config, D = this.config.n_embd / H, B = cache.batch, cap = cache.capacity, S = cache.length;
-    const A = this.backend.arena;
+    const { n_head: H } = this.config, D = this.config.n_embd / H, B = cache.batch, S = cache.length;
     const out: PastKeyValue[] = [];
     for (let l = 0; l < this.config.n_layer; l++) {
-      const get = (ptr: number) => {
-        const src = A.f32(ptr, B * H * cap * D), dst = new Float32Array(B * H * S * D);
-        for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * cap * D, bh * cap * D + S * D), bh * S * D);
-        return f32Tensor(dst, [B, H, S, D]);
-      };
-      out.push({ key: get(cache.self.k[l].ptr), value: get(cache.self.v[l].ptr) });
+      const get = (r: Region) => f32Tensor(cache.self.read(r, S), [B, H, S, D]);
+      out.push({ key: get(cache.self.k[l]), value: get(cache.self.v[l]) });
     }
     return out;
   }
@@ -227,9 +225,10 @@ export class GPT2PreTrainedModel {
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
+  checkKVDType(opts.kv_dtype);
   if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);
 }
 
