@@ -2,6 +2,7 @@
 // the TypeScript reference kernels. The model only talks to `backend.k`, a KernelABI without (ith, nth).
 import { OptionError, RuntimeError } from '../errors.js';
 import { KERNEL_NAMES, type KernelABI, type KernelName } from './abi.js';
+import { chunkCount } from './chunks.js';
 import { Arena } from './memory.js';
 import { ThreadPool } from './pool.js';
 import { createReferenceKernels } from './reference.js';
@@ -63,7 +64,8 @@ export class Backend {
       const k: any = {};
       for (const name of KERNEL_NAMES) {
         const f = ref[name] as (...a: number[]) => void;
-        k[name] = (...a: number[]) => { for (let i = 0; i < threads; i++) f(...a, i, threads); };
+        // the same chunks the wasm pool would run, in order on this thread
+        k[name] = (...a: number[]) => { const n = chunkCount(name, a, threads); for (let c = 0; c < n; c++) f(...a, c, n); };
       }
       return new Backend(arena, k, threads, 'reference', features, null);
     }
@@ -72,7 +74,7 @@ export class Backend {
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;
-      k[name] = pool ? (...a: number[]) => pool.run(op, f, a) : (...a: number[]) => f(...a, 0, 1);
+      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads)) : (...a: number[]) => f(...a, 0, 1);
     });
     return new Backend(arena, k, threads, variant, features, pool);
   }
