@@ -10,7 +10,7 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
   revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
   dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
-  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores, at most 16)' },
 };
 
 export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { opts: Record<string, any>; positionals: string[] } {

@@ -12,7 +12,9 @@ type Strip<F> = F extends (...a: [...infer A, number, number]) => void ? (...a: 
 export type Kernels = { [K in KernelName]: Strip<KernelABI[K]> };
 
 export interface BackendOptions {
-  /** Threads for kernels, the caller included. Default: hardware concurrency (1 where threads are unavailable). */
+  /** Threads for kernels, the caller included. Default: hardware concurrency, at most 16 (1 where threads are
+   *  unavailable). Safe on a busy machine: threads claim chunks of each op dynamically, so a descheduled one
+   *  delays only its chunk (bench/contention.ts measures 2 threads against 1 with a second process spinning). */
   threads?: number;
   /** 'wasm' (default) or 'reference' (plain TypeScript, slow; for tests and debugging). */
   kernels?: 'wasm' | 'reference';
