@@ -90,12 +90,16 @@ export class ThreadPool {
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const tag = this.publish(op, args, nchunks);
     const a = [...args, 0, nchunks];
+    // a chunk that throws still counts as finished, and the op is drained before the error leaves: workers
+    // must not still be counting this op's chunks when the next one is published
+    let failed: unknown = null;
     for (let c = claimChunk(this.ctl, tag, nchunks); c >= 0; c = claimChunk(this.ctl, tag, nchunks)) {
       a[args.length] = c;
-      fn(...a);
+      try { fn(...a); } catch (e) { failed ??= e; }
       finishChunk(this.ctl, nchunks);
     }
     this.waitDone(op, nchunks);
+    if (failed) throw failed;
   }
 
   /** Publishes op `op` (see control.ts for the order of writes); returns its claim tag. */
