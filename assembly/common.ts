@@ -9,7 +9,10 @@ export const FLAG_ACCUMULATE: i32 = 4;
 export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
 export const DT_Q8: i32 = 2;
+export const DT_Q4: i32 = 3;
 export const Q8_BLOCK: i32 = 32;
+export const Q8_0_BYTES: i32 = 34; // f16 scale + 32 int8
+export const Q4_0_BYTES: i32 = 18; // f16 scale + 16 bytes of nibble pairs
 
 /** Per-thread work areas in the bottom megabyte of memory, which the host leaves to the kernels
  *  (RESERVED_LOW_BYTES in src/runtime/wasm.ts): thread ith < LOW_SLOTS may use [lowSlot(ith), + LOW_SLOT_BYTES)

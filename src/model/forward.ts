@@ -5,7 +5,7 @@
 // activation memory is bounded by the chunk and not the prompt.
 import { InputError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
-import { ACT_NONE, DT_F16, DT_F32, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes } from '../runtime/abi.js';
+import { ACT_NONE, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import type { Region } from '../runtime/memory.js';
 import { KVBuffers, type KVCache } from './kv-cache.js';
@@ -53,17 +53,20 @@ export interface ForwardResult {
 
 type MatmulFn = (x: number, w: Matrix, bias: number, y: number, M: number, flags: number) => void;
 
-/** y = x·wᵀ + bias through the kernel for w's storage; q8 first quantises x into the (xq, xs) workspace. */
+/** y = x·wᵀ + bias through the kernel for w's storage; q8/q4 first quantise x into the (xq, xs) workspace. */
 function matmulWith(backend: Backend, xq: number, xs: number): MatmulFn {
   const k = backend.k;
   return (x, w, bias, y, M, flags) => {
     if (w.dt === DT_F32) k.matmul_f32(x, w.ptr, bias, y, M, w.K, w.N, flags);
     else if (w.dt === DT_F16) k.matmul_f16(x, w.ptr, bias, y, M, w.K, w.N, flags);
-    else { k.quantize_q8(x, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
+    else if (w.dt === DT_Q8) { k.quantize_q8(x, xq, xs, M, w.K); k.matmul_q8(xq, xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+    else if (w.dt === DT_Q4) { k.quantize_q8(x, xq, xs, M, w.K); k.matmul_q4(xq, xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+    else throw new Error(`matmul: unknown weight format ${w.dt}`);
   };
 }
 
-const usesQ8 = (W: ModelWeights) => [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.attn_proj, l.fc, l.mlp_proj])].some((w) => w && w.dt !== DT_F32 && w.dt !== DT_F16);
+/** Whether any matrix is block-quantised, so the forward needs the int8 activation workspace. */
+const usesQ8 = (W: ModelWeights) => [W.wte, W.lm_head, ...W.layers.flatMap((l) => [l.qkv, l.attn_proj, l.fc, l.mlp_proj, ...(l.cross ? [l.cross.q, l.cross.kv, l.cross.proj] : [])])].some((w) => w && (w.dt === DT_Q8 || w.dt === DT_Q4));
 
 export interface ModelState { cfg: GPT2Config; backend: Backend; weights: ModelWeights; act: number }
 
@@ -146,7 +149,7 @@ export function runForward(m: ModelState, cache: KVCache, req: ForwardRequest): 
         const mk = A.f32(maskP, B * S);
         for (let b = 0; b < B; b++) mk.set(maskAll.subarray(b * cap, b * cap + S), b * S);
       }
-      k.embed(idsP, posP, W.wte.ptr, W.wte.dt, W.wte.scales, W.wpe, x, Rc, E);
+      k.embed(idsP, posP, W.wte.ptr, W.wte.dt, W.wpe, x, Rc, E);
       if (out.hiddenStates) copyRows(x, out.hiddenStates[0], t0, Tc);
 
       for (let l = 0; l < L; l++) {
@@ -287,7 +290,7 @@ export function runDecodeStep(m: ModelState, entries: DecodeEntry[]): Float32Arr
       A.f32(masks + i * Smax * 4, S).set(cm.subarray(0, S));
       return masks + i * Smax * 4;
     });
-    k.embed(idsP, posP, W.wte.ptr, W.wte.dt, W.wte.scales, W.wpe, x, N, E);
+    k.embed(idsP, posP, W.wte.ptr, W.wte.dt, W.wpe, x, N, E);
     for (let l = 0; l < L; l++) {
       const lw = W.layers[l];
       const scale = (cfg.scale_attn_weights ? 1 / Math.sqrt(D) : 1) / (cfg.scale_attn_by_inverse_layer_idx ? l + 1 : 1);
