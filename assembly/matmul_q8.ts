@@ -10,11 +10,14 @@
 // and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
 // non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
+// The Q4_0 GEMM unpacks each group of four weight rows once per M-panel into Q8_0 form in the thread's low scratch
+// slot (common.ts) and runs the Q8_0 tile on it, so the nibble unpacking is not repeated for every pair of x rows;
+// rows too long for the slot (K > 14456) run the Q4_0 tile directly, with the same bits.
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
 // for every extmul: 1.6x slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills).
-import { Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, splitChunk, splitHi, splitLo } from './common';
+import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, splitHi, splitLo } from './common';
 import { finish, finishFar } from './matmul_f32';
 import { halfBits } from './math';
 
@@ -60,20 +63,26 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
   return isSigned<F>() ? <usize>Q8_0_BYTES : <usize>Q4_0_BYTES;
 }
 
-/** The 32 activation codes at xp times the codes of the weight block at p, as four i32 partial sums (exact). */
-@inline function blockDot<F>(xp: usize, p: usize): v128 {
+/** The 32 activation codes (as i16: xa = codes 0..7, xb 8..15, xc 16..23, xd 24..31) times the codes of the weight
+ *  block at p, as four i32 partial sums (exact). */
+@inline function blockDot<F>(xa: v128, xb: v128, xc: v128, xd: v128, p: usize): v128 {
   if (isSigned<F>()) {
-    const s0 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), v128.load8x8_s(p, 2)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), v128.load8x8_s(p, 10)));
-    const s1 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp, 16), v128.load8x8_s(p, 18)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 24), v128.load8x8_s(p, 26)));
+    const s0 = i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p, 2)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 10)));
+    const s1 = i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 18)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 26)));
     return i32x4.add(s0, s1);
   }
   const b = v128.load(p, 2);
   const eight = i8x16.splat(8);
   const lo = i8x16.sub(v128.and(b, i8x16.splat(15)), eight); // elements 0..15 as -8..7
   const hi = i8x16.sub(i8x16.shr_u(b, 4), eight); // elements 16..31
-  const s0 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp), i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 8), i16x8.extend_high_i8x16_s(lo)));
-  const s1 = i32x4.add(i32x4.dot_i16x8_s(v128.load8x8_s(xp, 16), i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(v128.load8x8_s(xp, 24), i16x8.extend_high_i8x16_s(hi)));
+  const s0 = i32x4.add(i32x4.dot_i16x8_s(xa, i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(xb, i16x8.extend_high_i8x16_s(lo)));
+  const s1 = i32x4.add(i32x4.dot_i16x8_s(xc, i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(xd, i16x8.extend_high_i8x16_s(hi)));
   return i32x4.add(s0, s1);
+}
+
+/** blockDot with the activation codes read (and widened) from xp. */
+@inline function blockDotAt<F>(xp: usize, p: usize): v128 {
+  return blockDot<F>(v128.load8x8_s(xp), v128.load8x8_s(xp, 8), v128.load8x8_s(xp, 16), v128.load8x8_s(xp, 24), p);
 }
 
 /** The f16 scales of the blocks at p0..p3 as four f32 (exact). */
@@ -92,7 +101,9 @@ function tile1x4<F>(xr: usize, xsr: usize, w0: usize, d1: usize, d2: usize, d3: 
   let p = w0, xp = xr;
   const xsend = xsr + (<usize>nb << 2);
   for (let xsp = xsr; xsp < xsend; xsp += 4) {
-    const i0 = blockDot<F>(xp, p), i1 = blockDot<F>(xp, p + d1), i2 = blockDot<F>(xp, p + d2), i3 = blockDot<F>(xp, p + d3);
+    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
+    const i0 = blockDot<F>(xa, xb, xc, xd, p), i1 = blockDot<F>(xa, xb, xc, xd, p + d1);
+    const i2 = blockDot<F>(xa, xb, xc, xd, p + d2), i3 = blockDot<F>(xa, xb, xc, xd, p + d3);
     const ws = scale4(p, p + d1, p + d2, p + d3);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3)), v128.load32_splat(xsp)), ws));
     p += bb; xp += 32;
@@ -109,7 +120,9 @@ function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias:
   let p = w0, xp = xr;
   const xsend = xsr + (<usize>nb << 2);
   for (let xsp = xsr; xsp < xsend; xsp += 4) {
-    const i0 = blockDot<F>(xp, p), i1 = blockDot<F>(xp, p + run), i2 = blockDot<F>(xp, p + r2), i3 = blockDot<F>(xp, p + r3);
+    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
+    const i0 = blockDot<F>(xa, xb, xc, xd, p), i1 = blockDot<F>(xa, xb, xc, xd, p + run);
+    const i2 = blockDot<F>(xa, xb, xc, xd, p + r2), i3 = blockDot<F>(xa, xb, xc, xd, p + r3);
     const ws = scale4(p, p + run, p + r2, p + r3);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3)), v128.load32_splat(xsp)), ws));
     p += bb; xp += 32;
@@ -125,8 +138,8 @@ function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb:
   let p = w0, xp = x0;
   const xsend = xs0 + (<usize>nb << 2);
   for (let xsp = xs0; xsp < xsend; xsp += 4) {
-    const a0 = blockDot<F>(xp, p), a1 = blockDot<F>(xp, p + rb), a2 = blockDot<F>(xp, p + r2), a3 = blockDot<F>(xp, p + r3);
-    const c0 = blockDot<F>(xp + xb, p), c1 = blockDot<F>(xp + xb, p + rb), c2 = blockDot<F>(xp + xb, p + r2), c3 = blockDot<F>(xp + xb, p + r3);
+    const a0 = blockDotAt<F>(xp, p), a1 = blockDotAt<F>(xp, p + rb), a2 = blockDotAt<F>(xp, p + r2), a3 = blockDotAt<F>(xp, p + r3);
+    const c0 = blockDotAt<F>(xp + xb, p), c1 = blockDotAt<F>(xp + xb, p + rb), c2 = blockDotAt<F>(xp + xb, p + r2), c3 = blockDotAt<F>(xp + xb, p + r3);
     const ws = scale4(p, p + rb, p + r2, p + r3);
     acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
     acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
@@ -134,6 +147,23 @@ function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb:
   }
   finish(acc0, bp, yp, 4, flags);
   finish(acc1, bp, yp + yb, 4, flags);
+}
+
+/** Q4_0 rows → the same values as Q8_0 rows (scale copied, codes nibble - 8 as int8): `rows` rows of nb blocks from
+ *  w (row stride rb) to dst (row stride nb·34). The GEMM unpacks four weight rows once per panel this way and runs
+ *  the Q8_0 tile on them, which gives the same bits as the Q4_0 tile (same codes, same scales, exact integer sums). */
+function q4RowsToQ8(w: usize, rb: usize, rows: i32, nb: i32, dst: usize): void {
+  const eight = i8x16.splat(8), low = i8x16.splat(15);
+  for (let r = 0; r < rows; r++) {
+    let p = w + <usize>r * rb, q = dst + <usize>r * <usize>nb * <usize>Q8_0_BYTES;
+    for (let b = 0; b < nb; b++) {
+      const v = v128.load(p, 2);
+      store<u16>(q, load<u16>(p));
+      v128.store(q, i8x16.sub(v128.and(v, low), eight), 2);
+      v128.store(q, i8x16.sub(i8x16.shr_u(v, 4), eight), 18);
+      p += <usize>Q4_0_BYTES; q += <usize>Q8_0_BYTES;
+    }
+  }
 }
 
 /** Rows n.. of at most four (up to n1) through tile1x4. */
@@ -167,12 +197,22 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   const n4 = n0 + ((n1 - n0) & ~3);
   let mb = (PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
   if (mb < 2) mb = 2;
+  // Q4_0: four rows unpacked to Q8_0 form in this thread's low scratch slot when they fit (else the Q4_0 tile)
+  const q8rb = <usize>nb * <usize>Q8_0_BYTES;
+  const fits: bool = q8rb * 4 <= <usize>LOW_SLOT_BYTES;
+  const unpack: bool = !isSigned<F>() && ith < LOW_SLOTS && fits;
+  const scratch = lowSlot(ith);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
     for (let n = n0; n < n4; n += 4) {
       const bp = bias ? bias + (<usize>n << 2) : 0;
-      for (let m = m0; m < m2; m += 2) {
+      if (unpack && m2 > m0) {
+        q4RowsToQ8(w + <usize>n * rb, rb, 4, nb, scratch);
+        for (let m = m0; m < m2; m += 2) {
+          tile2x4<i8>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, q8rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+        }
+      } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }
       if (m2 < m1) group1<F>(xq + <usize>m2 * xrb, xs + <usize>m2 * xsb, w, rb, n, n1, nb, bias, y + <usize>m2 * yb, flags);

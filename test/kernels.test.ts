@@ -257,6 +257,8 @@ for (const variant of variants) {
       if (isBlock(dt)) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
       else cases.push({ M: 37, K: 4099, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
       cases.push({ M: 6, K: isBlock(dt) ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      // q4 GEMM rows too long for the low scratch slot: the direct Q4_0 tile instead of the unpacked one
+      if (dt === DT_Q4) cases.push({ M: 5, K: 16384, N: 9, flags: ACT_RELU, bias: true, dt });
       for (const c of cases) {
         const { got, want, L } = matmulCase(h, r, c);
         expectClose(got, want, (i) => MATMUL_RTOL * L[i] + 1e-30, `${variant} matmul dt=${dt} ${c.M}x${c.K}x${c.N} flags=${c.flags} bias=${c.bias}`);
