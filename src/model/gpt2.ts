@@ -14,11 +14,12 @@ import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } 
 import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
-import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights } from './weights.js';
+import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights } from './weights.js';
 
 export interface PretrainedOptions extends BackendOptions {
-  /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8'. */
-  dtype?: DTypeOption;
+  /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8', 'q4'
+   *  (4-bit with the embedding / LM head at q8), or a per-tensor plan such as { default: 'q4', wte: 'q8' }. */
+  dtype?: DTypeSpec;
   /** Hub revision (branch, tag or commit) when the id is not a local directory. */
   revision?: string;
   /** Hub cache directory (default $HF_HOME/hub). */
