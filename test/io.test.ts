@@ -12,10 +12,10 @@ import {
   ACT, activationId, loadConfig, loadGenerationConfig, parseGenerationConfig, parseGPT2Config,
 } from '../src/io/config.js';
 import {
-  SafetensorsFile, bf16ToF32, bytesSource, convertToF32, DTYPE_SIZE, fileSource, fp16ToF32, openSafetensorsModel,
+  SafetensorsFile, bf16ToF32, convertToF32, DTYPE_SIZE, fp16ToF32, openSafetensorsModel,
   type STDtype,
 } from '../src/io/safetensors.js';
-import { dirSource, memorySource, urlSource } from '../src/io/source.js';
+import { bytesSource, dirSource, fileSource, memorySource, urlSource } from '../src/io/source.js';
 import { ConfigError, GPT2WasmError, SafetensorsError, TokenizerError, WeightsError } from '../src/errors.js';
 
 const MODELS = ['gpt2-tiny', 'gpt2-tiny-f16', 'gpt2-tiny-tokcls', 'gpt2-tiny-seqcls', 'gpt2-tiny-xattn'];

@@ -7,8 +7,8 @@
 // offsets, JSON syntax). Nothing here runs at import time; Node modules are imported lazily.
 import { DownloadError, GPT2WasmError, OptionError } from '../errors.js';
 import { badRelativePath, errMsg } from './files.js';
-import { fileSource, parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
-import { dirSource, type ModelSource } from './source.js';
+import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
+import { dirSource, fileSource, type ModelSource } from './source.js';
 
 export interface DownloadProgress {
   /** Repo-relative file name. */
