@@ -1,12 +1,14 @@
 // GPT-2 tokenizer: exact ids on the fixture texts, round trips on a seeded random Unicode corpus, agreement with
 // js-tiktoken (an independent implementation), streaming decode, batching, special tokens and bad files.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InputError, TokenizerError } from '../src/errors.js';
+import { InputError, OptionError, TokenizerError } from '../src/errors.js';
+import { memorySource } from '../src/io/source.js';
 import {
-  AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, memorySource, pretokenize,
+  AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, pretokenize,
 } from '../src/tokenizer/index.js';
 import { scanPretokens } from '../src/tokenizer/scanner.js';
 import { fixturesDir, modelDir, readCase } from './helpers/fixtures.js';
@@ -402,13 +404,24 @@ test('bad files give TokenizerError naming the file', async () => {
   assert.match(e.message, /tokenizer\.json.*WordPiece/);
   e = await loadError({ 'vocab.json': VOCAB_TEXT, 'merges.txt': MERGES_TEXT, 'tokenizer_config.json': '{oops' });
   assert.match(e.message, 'model/tokenizer_config.json');
-  // A directory that does not exist.
+  // A directory without tokenizer files: the missing file is named.
+  const empty = mkdtempSync(join(tmpdir(), 'gpt2wasm-tok-'));
+  try {
+    await AutoTokenizer.from_pretrained(empty);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, TokenizerError);
+    assert.match((err as Error).message, `${empty}/vocab.json`);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+  // A path that does not exist goes through the same resolver as the models (a path is not a Hub id).
   try {
     await AutoTokenizer.from_pretrained(join(fixturesDir, 'no-such-model'));
     assert.unreachable();
   } catch (err) {
-    assert.instance(err, TokenizerError);
-    assert.match((err as Error).message, 'no-such-model/vocab.json');
+    assert.instance(err, OptionError);
+    assert.match((err as Error).message, /no-such-model.*not a local directory/);
   }
 });
 

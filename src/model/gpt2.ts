@@ -3,8 +3,8 @@
 import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openSafetensorsModel } from '../io/safetensors.js';
-import { dirSource, type ModelSource } from '../io/source.js';
-import { resolveSource } from '../io/resolve.js';
+import type { ModelSource } from '../io/source.js';
+import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
@@ -13,24 +13,14 @@ import { KVCache } from './kv-cache.js';
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights } from './weights.js';
 
-export interface PretrainedOptions extends BackendOptions {
+export interface PretrainedOptions extends BackendOptions, SourceOptions {
   /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8'. */
   dtype?: DTypeOption;
-  /** Hub revision (branch, tag or commit) when the id is not a local directory. */
-  revision?: string;
-  /** Hub cache directory (default $HF_HOME/hub). */
-  cache_dir?: string;
-  /** Use only files already in the cache (as HF_HUB_OFFLINE=1). */
-  local_files_only?: boolean;
-  /** Called while downloading and loading: { status, file?, loaded?, total?, progress? }. */
-  progress_callback?: (p: ProgressInfo) => void;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
-  /** Resolves a model id to a ModelSource (the Hub resolver is plugged in by the package entry). */
+  /** Resolves a model id to a ModelSource (default: resolveSource, the Hub cache on Node, HTTP elsewhere). */
   resolve?: (idOrDir: string, opts: PretrainedOptions) => Promise<ModelSource>;
 }
-
-export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
 
 export interface PastKeyValue { key: Tensor; value: Tensor }
 
@@ -58,16 +48,11 @@ export interface ModelOutput {
   past_key_values?: PastKeyValue[];
 }
 
-let defaultResolver: PretrainedOptions['resolve'] | null = (id, opts) => resolveSource(id, opts);
-/** Installs the resolver used for ids that are not a ModelSource (the package entry plugs in the Hub). */
-export function setDefaultResolver(r: PretrainedOptions['resolve']): void { defaultResolver = r ?? null; }
-
 export const DEFAULT_PREFILL_CHUNK = 128;
 
 /** A model id, directory path or URL (through the resolver), or a ModelSource as it is. */
 async function resolveModelSource(idOrDir: string | ModelSource, opts: PretrainedOptions): Promise<ModelSource> {
-  const resolve = opts.resolve ?? defaultResolver;
-  if (typeof idOrDir === 'string') return resolve ? resolve(idOrDir, opts) : dirSource(idOrDir);
+  if (typeof idOrDir === 'string') return (opts.resolve ?? resolveSource)(idOrDir, opts);
   if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return idOrDir;
   throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
 }

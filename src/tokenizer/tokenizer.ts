@@ -4,8 +4,9 @@ import { InputError, OptionError, TokenizerError } from '../errors.js';
 import { AddedTokenSplitter } from './added-tokens.js';
 import { tokenStringToBytes } from './byte-level.js';
 import { BpeModel, UnknownTokenError } from './bpe.js';
+import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import {
-  directorySource, isTextFileSource, loadTokenizerData,
+  isTextFileSource, loadTokenizerData,
   type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
 } from './load.js';
 
@@ -58,8 +59,8 @@ export interface TokenizerOptions {
   clean_up_tokenization_spaces?: boolean;
 }
 
-export interface FromPretrainedOptions extends TokenizerOptions {
-  /** Turns a string that is not a local directory path (e.g. a Hub id) into a file source. */
+export interface FromPretrainedOptions extends TokenizerOptions, SourceOptions {
+  /** Turns a string (directory, Hub id, URL) into a file source; default resolveSource, as the models use. */
   resolve?: (idOrDir: string) => TextFileSource | Promise<TextFileSource>;
 }
 
@@ -184,15 +185,18 @@ export class GPT2Tokenizer {
   }
 
   /**
-   * Load from a local directory path, a file source (anything with readText/exists, e.g. a ModelSource), or, with
-   * `options.resolve`, any string the resolver understands (Hub ids).
+   * Load from a local directory path, a Hub id or a URL (through the same resolver and cache as the models), or
+   * a file source (anything with readText/exists, e.g. a ModelSource).
    */
   static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
     let source: TextFileSource;
     let origin: string;
     if (typeof dirOrSource === 'string') {
       origin = dirOrSource;
-      source = options.resolve ? await options.resolve(dirOrSource) : directorySource(dirOrSource);
+      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint } = options;
+      source = options.resolve
+        ? await options.resolve(dirOrSource)
+        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, tokenizer: true });
       if (!isTextFileSource(source)) throw new OptionError(`resolve("${dirOrSource}") did not return an object with readText and exists`);
     } else if (isTextFileSource(dirOrSource)) {
       source = dirOrSource;
