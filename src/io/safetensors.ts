@@ -7,6 +7,7 @@
 // then the data section; offsets are relative to its start (8 + N).
 import { OptionError, SafetensorsError, WeightsError } from '../errors.js';
 import { badRelativePath, errMsg, errorForFile, isNodeNotFound, missingFileError } from './files.js';
+import { bf16ToF32, halfTable } from './half.js';
 import type { ByteSource, ModelSource } from './source.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -25,101 +26,32 @@ export const DTYPE_SIZE: Readonly<Record<STDtype, number>> = Object.freeze({
 export const isSTDtype = (d: unknown): d is STDtype =>
   typeof d === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, d);
 
-/** IEEE binary16 bits to the exact float value. */
-export function fp16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const man = h & 0x3ff;
-  if (exp === 0) return sign * man * 2 ** -24;
-  if (exp === 31) return man ? NaN : sign * Infinity;
-  return sign * (1024 + man) * 2 ** (exp - 25);
-}
-
-const scratchU32 = new Uint32Array(1);
-const scratchF32 = new Float32Array(scratchU32.buffer);
-/** bfloat16 bits to the exact float value (the upper half of a binary32). */
-export function bf16ToF32(b: number): number {
-  scratchU32[0] = (b & 0xffff) << 16;
-  return scratchF32[0];
-}
-
-/** float8 e4m3fn (no infinities; S.1111.111 is NaN) to its exact value. */
-export function f8e4m3ToF32(b: number): number {
-  const sign = b & 0x80 ? -1 : 1;
-  const exp = (b >>> 3) & 0xf;
-  const man = b & 7;
-  if (exp === 15 && man === 7) return NaN;
-  if (exp === 0) return sign * man * 2 ** -9;
-  return sign * (8 + man) * 2 ** (exp - 10);
-}
-
-let f16Table: Float32Array | null = null;
-function f16Lut(): Float32Array {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) f16Table[i] = fp16ToF32(i);
-  }
-  return f16Table;
-}
-
 /**
- * Convert little-endian elements of `dtype` in `bytes` to float32 in `out` (which must hold at least
+ * Convert little-endian F32, F16 or BF16 elements in `bytes` to float32 in `out` (which must hold at least
  * bytes.length / size elements); returns the element count. Works on any byte alignment, so it can be applied
- * chunk by chunk to `chunks()` output. 64-bit integers beyond 2^53 lose precision as they would in PyTorch.
+ * chunk by chunk to `chunks()` output. The one decoder of checkpoint floats (the weight loader uses it).
  */
 export function convertToF32(dtype: STDtype, bytes: Uint8Array, out: Float32Array, what = 'tensor'): number {
-  if (!isSTDtype(dtype)) throw new WeightsError(`${what}: cannot convert dtype ${JSON.stringify(dtype)} to F32`);
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
+    throw new WeightsError(`${what}: cannot convert dtype ${JSON.stringify(dtype)} to F32 (supported: F32, F16, BF16)`);
+  }
   const size = DTYPE_SIZE[dtype];
   if (bytes.byteLength % size !== 0) {
     throw new WeightsError(`${what}: ${bytes.byteLength} bytes is not a whole number of ${dtype} elements (${size} bytes each)`);
   }
   const n = bytes.byteLength / size;
   if (out.length < n) throw new WeightsError(`${what}: output holds ${out.length} floats, need ${n} for ${dtype} data`);
-  switch (dtype) {
-    case 'F32':
-      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
-      return n;
-    case 'F16': {
-      const lut = f16Lut();
-      for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = lut[bytes[j] | (bytes[j + 1] << 8)];
-      return n;
-    }
-    case 'BF16': {
-      if ((out.byteOffset & 3) === 0) {
-        const u = new Uint32Array(out.buffer, out.byteOffset, n);
-        for (let i = 0, j = 0; i < n; i++, j += 2) u[i] = ((bytes[j] | (bytes[j + 1] << 8)) << 16) >>> 0;
-      } else {
-        for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = bf16ToF32(bytes[j] | (bytes[j + 1] << 8));
-      }
-      return n;
-    }
-    case 'F8_E5M2': {
-      const lut = f16Lut();
-      for (let i = 0; i < n; i++) out[i] = lut[bytes[i] << 8];
-      return n;
-    }
-    case 'F8_E4M3':
-      for (let i = 0; i < n; i++) out[i] = f8e4m3ToF32(bytes[i]);
-      return n;
-    case 'U8':
-      for (let i = 0; i < n; i++) out[i] = bytes[i];
-      return n;
-    case 'BOOL':
-      for (let i = 0; i < n; i++) out[i] = bytes[i] ? 1 : 0;
-      return n;
-    case 'I8':
-      for (let i = 0; i < n; i++) out[i] = (bytes[i] << 24) >> 24;
-      return n;
-  }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (dtype) {
-    case 'F64': for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case 'I64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-    case 'U64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigUint64(i * 8, true)); break;
-    case 'I32': for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, true); break;
-    case 'U32': for (let i = 0; i < n; i++) out[i] = dv.getUint32(i * 4, true); break;
-    case 'I16': for (let i = 0; i < n; i++) out[i] = dv.getInt16(i * 2, true); break;
-    case 'U16': for (let i = 0; i < n; i++) out[i] = dv.getUint16(i * 2, true); break;
+  if (dtype === 'F32') {
+    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
+  } else if (dtype === 'F16') {
+    const lut = halfTable();
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = lut[bytes[j] | (bytes[j + 1] << 8)];
+  } else if ((out.byteOffset & 3) === 0) {
+    // BF16 is the high half of a binary32: write the bits
+    const u = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0, j = 0; i < n; i++, j += 2) u[i] = ((bytes[j] | (bytes[j + 1] << 8)) << 16) >>> 0;
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = bf16ToF32(bytes[j] | (bytes[j + 1] << 8));
   }
   return n;
 }
@@ -156,8 +88,8 @@ const showJson = (v: unknown): string => {
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
 };
 
-/** Validate a decoded header object; returns tensors sorted by offset. Exported for tools and tests. */
-export function parseSafetensorsHeader(
+/** Validate a decoded header object; returns tensors sorted by offset. */
+function parseSafetensorsHeader(
   file: string,
   header: unknown,
   dataStart: number,
@@ -361,19 +293,6 @@ export class SafetensorsFile {
     return t;
   }
 
-  /** The whole tensor's bytes (one allocation of its size). Prefer chunks() for large tensors. */
-  async readTensor(name: string): Promise<Uint8Array> {
-    const t = this.get(name);
-    if (t.byteLength === 0) return new Uint8Array(0);
-    try {
-      const b = await this.source.read(t.byteOffset, t.byteLength);
-      if (b.byteLength !== t.byteLength) throw new SafetensorsError(`${this.name}: tensor ${JSON.stringify(name)}: short read (${b.byteLength} of ${t.byteLength} bytes)`);
-      return b;
-    } catch (e) {
-      throw wrapRead(this.name, name, e);
-    }
-  }
-
   /**
    * Stream a tensor in order, in chunks of at most `chunkBytes` (rounded down to a multiple of 8 so chunks hold
    * whole elements). Each chunk's bytes may be overwritten by the next one: copy them before resuming.
@@ -405,7 +324,6 @@ export interface SafetensorsModel {
   readonly metadata: Record<string, string>;
   readonly files: SafetensorsFile[];
   get(name: string): ModelTensorInfo;
-  readTensor(name: string): Promise<Uint8Array>;
   chunks(name: string, chunkBytes?: number): AsyncGenerator<TensorChunk>;
   close(): Promise<void>;
 }
@@ -484,7 +402,6 @@ function makeModel(name: string, tensors: Map<string, ModelTensorInfo>, files: S
     metadata: files[0]?.metadata ?? {},
     files,
     get,
-    readTensor: (n) => get(n).source.readTensor(n),
     chunks: (n, chunkBytes = DEFAULT_CHUNK_BYTES) => get(n).source.chunks(n, chunkBytes),
     close: async () => {
       await Promise.all(files.map((f) => f.close()));
