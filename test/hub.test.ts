@@ -162,6 +162,29 @@ test('offline mode uses only the cache; a missing file is a clear error', async 
   });
 });
 
+test('the Hub failing: a complete cache is used at once (no retries); with nothing cached the error says how to go offline', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    let down = false;
+    const s = await hub(() => (down ? { status: 503 } : undefined));
+    try {
+      down = true;
+      const err = await rejects(resolveModel(REPO, opts(s, { retries: 2 })), DownloadError, /HTTP 503/);
+      assert.match(err.message, /--model DIR/);
+      assert.match(err.message, /HF_HUB_OFFLINE=1/);
+      assert.is(s.requests.length, 3, 'nothing cached: the request is retried');
+      down = false;
+      await resolveModel(REPO, opts(s));
+      down = true;
+      const n = s.requests.length;
+      const src = await resolveModel(REPO, opts(s, { retries: 4 }));
+      assert.is(src.name, snapDir(cache));
+      assert.is(s.requests.length - n, 1, 'one failed request, then the cache: no retries');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 test('a connection dropped halfway through model.safetensors is resumed with Range + If-Range', async () => {
   await withEnv(async ({ cache, opts }) => {
     const s = await hub((file, _req, nth) => (file === 'model.safetensors' && nth === 1 ? { dropAfter: MODEL_BYTES.length >> 1 } : undefined));

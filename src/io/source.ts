@@ -3,7 +3,7 @@
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
-import { badRelativePath, errMsg, errorForFile, isNodeNotFound, missingFileError } from './files.js';
+import { badRelativePath, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError } from './files.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Byte sources
@@ -256,17 +256,15 @@ class UrlSource extends BaseSource {
   }
   private statusError(file: string, res: Response): Error {
     const url = this.describe(file);
-    if (res.status === 404 || res.status === 410) return missingFileError(file, `${url} (HTTP ${res.status})`);
-    if (res.status === 401 || res.status === 403) {
-      return new DownloadError(`${url}: HTTP ${res.status}: access denied (private or gated model? pass a token)`);
-    }
-    return new DownloadError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+    const f = httpFailure(res, { tokenSent: 'Authorization' in this.headers });
+    if (f.missing) return missingFileError(file, `${url} (${f.reason})`);
+    return new DownloadError(`${url}: ${f.reason}`);
   }
   async exists(file: string): Promise<boolean> {
     checkFile(this, file);
     const res = await this.request(file, { method: 'HEAD' });
     if (res.ok) return true;
-    if (res.status === 404 || res.status === 410) return false;
+    if (httpFailure(res, { tokenSent: 'Authorization' in this.headers }).missing) return false;
     throw this.statusError(file, res);
   }
   async readBytes(file: string): Promise<Uint8Array> {
