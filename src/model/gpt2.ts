@@ -6,6 +6,7 @@ import { openSafetensorsModel } from '../io/safetensors.js';
 import type { ModelSource } from '../io/source.js';
 import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
+import { WORKING_HEADROOM_BYTES } from '../runtime/memory.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
@@ -87,7 +88,7 @@ export class GPT2PreTrainedModel {
     let backend: Backend | null = null;
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
-      backend = await Backend.create({ ...opts, initialBytes: plan.bytes + (64 << 20) });
+      backend = await Backend.create({ ...opts, initialBytes: plan.bytes + WORKING_HEADROOM_BYTES });
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
         opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
       opts.progress_callback?.({ status: 'ready' });

@@ -5,7 +5,7 @@ import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
-import { MAX_MEMORY_BYTES, mib, type Region } from '../runtime/memory.js';
+import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { floatToHalf, fp16ToF32 } from '../io/half.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 
@@ -158,7 +158,7 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
 
 /** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
-  const room = MAX_MEMORY_BYTES - (96 << 20);
+  const room = MAX_MEMORY_BYTES - WORKING_HEADROOM_BYTES;
   if (bytes <= room) return;
   const fits = (['fp16', 'q8'] as DType[]).filter((d) => d !== dtype && estimateWeightBytes(cfg, d) <= room && (d === 'q8' || dtype === 'fp32'));
   throw new MemoryLimitError(`the weights need ${mib(bytes)} as ${dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +

@@ -9,6 +9,8 @@ export interface Region { readonly name: string; readonly ptr: number; readonly 
 const ALIGN = 64;
 const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 export const MAX_MEMORY_BYTES = MAX_PAGES * PAGE;
+/** Memory a model needs beyond its weights for a minimal working set (activations, logits, a short cache). */
+export const WORKING_HEADROOM_BYTES = 96 << 20;
 
 export class Arena {
   readonly memory: WebAssembly.Memory;
