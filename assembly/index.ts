@@ -5,6 +5,5 @@ export { matmul_f16 } from './matmul_f16';
 export { quantize_q8, matmul_q8 } from './matmul_q8';
 export { layernorm } from './layernorm';
 export { embed } from './embed';
-export { add } from './elementwise';
 export { kv_store } from './kv';
 export { attention_blockwise, attention_eager } from './attention';

@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RESULT_PREFIX, type RuntimeReport } from './runtimes/check.ts';
+import { testKernels as kernels } from './helpers/fixtures.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const kernels = process.env.GPT2WASM_TEST_KERNELS === 'reference' ? 'reference' : 'wasm';
 const requireAll = process.env.GPT2WASM_REQUIRE_RUNTIMES === '1';
 const timeoutMs = Number(process.env.GPT2WASM_RUNTIME_TIMEOUT ?? 180_000);
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

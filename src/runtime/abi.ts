@@ -35,8 +35,6 @@ export interface KernelABI {
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte of dtype wteDt (scales for q8), wpe f32. Split over rows. */
   embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wteScales: Ptr, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
-  /** y[i] = a[i] + b[i] for i < n. Split over n. */
-  add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
    *  V likewise at vCol; written to slot (slot0 + t) of (b,h). Split over B*T rows. */
   kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
@@ -55,7 +53,7 @@ export interface KernelABI {
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
-  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'layernorm', 'embed', 'add', 'kv_store',
+  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'layernorm', 'embed', 'kv_store',
   'attention_blockwise', 'attention_eager',
 ];
 

@@ -153,11 +153,6 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         for (let e = 0; e < E; e++) f32[(y >> 2) + r * E + e] = W(id, e) + f32[(wpe >> 2) + p * E + e];
       }
     },
-    add(a, b, y, n, ith, nth) {
-      views();
-      const [i0, i1] = splitRange(n, ith, nth, 4);
-      for (let i = i0; i < i1; i++) f32[(y >> 2) + i] = f32[(a >> 2) + i] + f32[(b >> 2) + i];
-    },
     kv_store(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth) {
       views();
       const [r0, r1] = splitRange(B * T, ith, nth);
