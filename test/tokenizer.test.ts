@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InputError, OptionError, TokenizerError } from '../src/errors.js';
+import { GPT2WasmError, InputError, OptionError, TokenizerError } from '../src/errors.js';
+import { BpeModel } from '../src/tokenizer/bpe.js';
 import { memorySource } from '../src/io/source.js';
 import {
   AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, pretokenize,
@@ -443,6 +444,28 @@ test('from_pretrained: resolve option and source objects', async () => {
     assert.unreachable();
   } catch (err) {
     assert.is((err as any).code, 'OPTION');
+  }
+});
+
+test('errors out of the BPE model are GPT2WasmErrors with a code', async () => {
+  const m = new BpeModel({ vocab: new Map([['a', 0]]), merges: [], unkId: null });
+  assert.equal(m.encodeWordUncached('a'), [0]);
+  try {
+    m.encodeWordUncached('b');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, GPT2WasmError);
+    assert.is((e as GPT2WasmError).code, 'TOKENIZER');
+    assert.match((e as Error).message, '"b"');
+  }
+  // through the tokenizer: the error names where the files came from
+  const t = await AutoTokenizer.from_pretrained(memorySource({ 'vocab.json': '{"a": 0}', 'merges.txt': '' }, 'tiny-vocab'));
+  try {
+    t.encode('ab');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, TokenizerError);
+    assert.match((e as Error).message, /tiny-vocab.*"b".*no unk_token/);
   }
 });
 

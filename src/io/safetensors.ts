@@ -247,43 +247,50 @@ export class SafetensorsFile {
   /** Absolute offset of the data section. */
   get dataOffset(): number { return 8 + this.headerLength; }
 
-  /** Read and validate the header. Tensor data is not read. */
+  /** Read and validate the header. Tensor data is not read. Takes ownership of `src`: closed if the header is bad. */
   static async open(src: ByteSource): Promise<SafetensorsFile> {
     const file = src.name;
     try {
-      const size = await src.size();
-      if (size < 8) throw new SafetensorsError(`${file}: file is ${size} bytes, too short for a safetensors header (at least 8 bytes)`);
-      const prefix = await src.read(0, 8);
-      const n64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-      if (n64 > BigInt(MAX_HEADER_BYTES)) {
-        throw new SafetensorsError(`${file}: header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
-      }
-      const n = Number(n64);
-      if (8 + n > size) {
-        throw new SafetensorsError(`${file}: header length ${n} runs past the end of the file (${size} bytes; truncated or not a safetensors file)`);
-      }
-      if (n < 2) throw new SafetensorsError(`${file}: header length ${n} is too small to hold a JSON object`);
-      const headerBytes = await src.read(8, n);
-      let text: string;
-      try {
-        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
-      } catch (e) {
-        throw new SafetensorsError(`${file}: header is not valid UTF-8`, { cause: e });
-      }
-      if (text[0] !== '{') throw new SafetensorsError(`${file}: header does not start with "{" (got ${JSON.stringify(text.slice(0, 16))})`);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new SafetensorsError(`${file}: header is not valid JSON: ${errMsg(e)}`, { cause: e });
-      }
-      const { tensors, metadata } = parseSafetensorsHeader(file, json, 8 + n, size - 8 - n);
-      return new SafetensorsFile(src, size, n, tensors, metadata);
+      return await SafetensorsFile.parse(src);
     } catch (e) {
+      await src.close?.().catch(() => {});
       if (e instanceof SafetensorsError) throw e;
       if ((e as any)?.code === 'DOWNLOAD' || (e as any)?.code === 'WEIGHTS') throw e;
       throw new SafetensorsError(`${file}: cannot read safetensors header: ${errMsg(e)}`, { cause: e });
     }
+  }
+
+  /** The header checks of open(). */
+  private static async parse(src: ByteSource): Promise<SafetensorsFile> {
+    const file = src.name;
+    const size = await src.size();
+    if (size < 8) throw new SafetensorsError(`${file}: file is ${size} bytes, too short for a safetensors header (at least 8 bytes)`);
+    const prefix = await src.read(0, 8);
+    const n64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+    if (n64 > BigInt(MAX_HEADER_BYTES)) {
+      throw new SafetensorsError(`${file}: header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
+    }
+    const n = Number(n64);
+    if (8 + n > size) {
+      throw new SafetensorsError(`${file}: header length ${n} runs past the end of the file (${size} bytes; truncated or not a safetensors file)`);
+    }
+    if (n < 2) throw new SafetensorsError(`${file}: header length ${n} is too small to hold a JSON object`);
+    const headerBytes = await src.read(8, n);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+    } catch (e) {
+      throw new SafetensorsError(`${file}: header is not valid UTF-8`, { cause: e });
+    }
+    if (text[0] !== '{') throw new SafetensorsError(`${file}: header does not start with "{" (got ${JSON.stringify(text.slice(0, 16))})`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new SafetensorsError(`${file}: header is not valid JSON: ${errMsg(e)}`, { cause: e });
+    }
+    const { tensors, metadata } = parseSafetensorsHeader(file, json, 8 + n, size - 8 - n);
+    return new SafetensorsFile(src, size, n, tensors, metadata);
   }
 
   /** Info for one tensor; a WeightsError naming the file if it has no such tensor. */

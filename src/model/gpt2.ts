@@ -1,6 +1,6 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
-import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
+import { ConfigError, DisposedError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openSafetensorsModel } from '../io/safetensors.js';
 import type { ModelSource } from '../io/source.js';
@@ -101,7 +101,7 @@ export class GPT2PreTrainedModel {
     }
   }
 
-  protected check(): void { if (this.disposed) throw new GPT2WasmError('DISPOSED', 'this model was disposed'); }
+  protected check(): void { if (this.disposed) throw new DisposedError('this model was disposed'); }
 
   /** A KV cache for `batch` rows of up to `capacity` tokens, in this model's memory. */
   createCache(batch = 1, capacity = this.config.n_positions): KVCache {

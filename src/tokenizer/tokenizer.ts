@@ -229,7 +229,7 @@ export class GPT2Tokenizer {
     } catch (e) {
       model.takeOutput();
       if (e instanceof UnknownTokenError) throw new TokenizerError(`${this.origin}: ${e.message} and there is no unk_token`, { cause: e });
-      if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e });
+      if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e }); // e.g. a string too long for the engine
       throw e;
     }
     if (special) for (const id of this.suffixIds) model.pushId(id);
