@@ -107,6 +107,17 @@ test('a checkpoint too big for wasm32 fails before allocating, naming a dtype th
   await expectError(GPT2LMHeadModel.from_pretrained(src, { dtype: 'fp32' }), 'MEMORY', /wasm32.*load with dtype 'fp16'/);
 });
 
+test('a malformed generation_config.json is an error naming the file (a missing one is fine)', async () => {
+  const files = randomCheckpoint(tiny);
+  const load = (extra: Record<string, string>) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, ...extra }, 'gencfg'), { threads: 1 });
+  await expectError(load({ 'generation_config.json': '{"max_new_tokens": ' }), 'CONFIG', /gencfg\/generation_config\.json: invalid JSON/);
+  await expectError(load({ 'generation_config.json': '{"top_k": "many"}' }), 'CONFIG', /gencfg\/generation_config\.json: "top_k"/);
+  const ok = await load({ 'generation_config.json': '{"max_new_tokens": 3}' });
+  try { assert.is(ok.generation_config?.max_new_tokens, 3); } finally { await ok.dispose(); }
+  const none = await load({});
+  try { assert.is(none.generation_config, null); } finally { await none.dispose(); }
+});
+
 /** The fuzz test's corrupted and truncated variants of the gpt2-tiny checkpoint (the same 40 every run). */
 function corruptedCheckpoints(): Uint8Array[] {
   const base = new Uint8Array(readFileSync(join(modelDir('gpt2-tiny'), 'model.safetensors')));
