@@ -12,7 +12,7 @@ import {
   AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, pretokenize,
 } from '../src/tokenizer/index.js';
 import { scanPretokens } from '../src/tokenizer/scanner.js';
-import { fixturesDir, modelDir, readCase } from './helpers/fixtures.js';
+import { fixturesDir, modelDir, readCase, requireRuntimes } from './helpers/fixtures.js';
 
 const DIR = modelDir('gpt2-tiny');
 const VOCAB_TEXT = readFileSync(join(DIR, 'vocab.json'), 'utf8');
@@ -132,7 +132,9 @@ test('ids agree with js-tiktoken on the random corpus', async () => {
   let getEncoding: (name: 'gpt2') => { encode(s: string): number[] };
   try {
     ({ getEncoding } = (await import('js-tiktoken')) as any);
-  } catch {
+  } catch (e) {
+    // a dev dependency: missing only in a partial install; CI (GPT2WASM_REQUIRE_RUNTIMES) must not skip it
+    if (requireRuntimes) assert.unreachable(`js-tiktoken cannot be imported and GPT2WASM_REQUIRE_RUNTIMES is set: ${(e as Error).message}`);
     console.log('  (js-tiktoken not installed: skipped)');
     return;
   }

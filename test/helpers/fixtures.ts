@@ -47,5 +47,7 @@ export const testKernels: 'wasm' | 'reference' = (() => {
   if (v !== 'wasm' && v !== 'reference') throw new Error(`GPT2WASM_TEST_KERNELS must be "wasm" or "reference", got ${JSON.stringify(v)}`);
   return v;
 })();
+/** CI sets GPT2WASM_REQUIRE_RUNTIMES=1: then a missing optional tool or runtime, or a check that reports "skip", fails. */
+export const requireRuntimes = !!process.env.GPT2WASM_REQUIRE_RUNTIMES && process.env.GPT2WASM_REQUIRE_RUNTIMES !== '0';
 /** Backend options for tests, per GPT2WASM_TEST_KERNELS. */
 export const kernelOpts = (): { kernels: 'reference' | 'wasm' } => ({ kernels: testKernels });
