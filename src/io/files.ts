@@ -3,6 +3,9 @@ import { ConfigError, GPT2WasmError, TokenizerError, WeightsError } from '../err
 
 const TOKENIZER_FILES = new Set(['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json']);
 
+/** Whether `file` (a name inside a model directory) belongs to the tokenizer. */
+export const isTokenizerFile = (file: string): boolean => TOKENIZER_FILES.has(file);
+
 /** The error class for a problem with a whole model file, chosen by what the file is for. */
 export function errorForFile(file: string, message: string, cause?: unknown): GPT2WasmError {
   const base = file.split(/[\\/]/).pop() ?? file;
