@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2WasmError, InputError, OptionError, TokenizerError } from '../src/errors.js';
 import { BpeModel } from '../src/tokenizer/bpe.js';
+import { Tensor } from '../src/model/tensor.js';
 import { memorySource } from '../src/io/source.js';
 import {
   AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, pretokenize,
@@ -447,6 +448,18 @@ test('from_pretrained: resolve option and source objects', async () => {
   } catch (err) {
     assert.is((err as any).code, 'OPTION');
   }
+});
+
+test('decode and batch_decode accept Tensors of ids ([T], [1, T], [B, T]) as in transformers.js', async () => {
+  await ready;
+  const a = tok.encode('Hello world'), b = tok.encode('The quick brown');
+  const T = Math.max(a.length, b.length);
+  const pad = (r: number[]) => [...r, ...Array(T - r.length).fill(tok.eos_token_id)];
+  const batch = new Tensor('int64', BigInt64Array.from([...pad(a), ...pad(b)].map(BigInt)), [2, T]);
+  assert.equal(tok.batch_decode(batch, { skip_special_tokens: true }), ['Hello world', 'The quick brown']);
+  assert.is(tok.decode(new Tensor('int64', BigInt64Array.from(a.map(BigInt)), [a.length])), 'Hello world');
+  assert.is(tok.decode(new Tensor('int64', BigInt64Array.from(a.map(BigInt)), [1, a.length])), 'Hello world');
+  assert.throws(() => tok.decode(batch), (e: any) => e instanceof InputError && /batch_decode/.test(e.message));
 });
 
 test('errors out of the BPE model are GPT2WasmErrors with a code', async () => {

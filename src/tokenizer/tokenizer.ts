@@ -65,6 +65,18 @@ export interface FromPretrainedOptions extends TokenizerOptions, SourceOptions {
 }
 
 export type TokenIds = ArrayLike<number | bigint>;
+/** A Tensor of ids (e.g. what generate() returns), seen structurally so the tokenizer needs nothing of the model. */
+export interface IdTensor { readonly dims: readonly number[]; readonly data: ArrayLike<number | bigint> }
+const isIdTensor = (x: unknown): x is IdTensor =>
+  typeof x === 'object' && x !== null && Array.isArray((x as any).dims) && typeof (x as any).data?.length === 'number';
+/** The rows of an id tensor [T] or [B, T], as views. */
+function tensorRows(t: IdTensor, what: string): TokenIds[] {
+  const d = t.dims, data = t.data as any;
+  if (d.length === 1) return [data];
+  if (d.length !== 2) throw new InputError(`${what} takes a tensor of ids [T] or [B, T], got dims [${d.join(', ')}]`);
+  const [B, T] = d;
+  return Array.from({ length: B }, (_, b) => (typeof data.subarray === 'function' ? data.subarray(b * T, (b + 1) * T) : Array.prototype.slice.call(data, b * T, (b + 1) * T)));
+}
 
 const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
@@ -400,13 +412,20 @@ export class GPT2Tokenizer {
   }
 
   /** Text of `ids`; invalid UTF-8 (a character cut between tokens) becomes U+FFFD, as in the reference. */
-  decode(ids: TokenIds, options: DecodeOptions = {}): string {
+  decode(ids: TokenIds | IdTensor, options: DecodeOptions = {}): string {
+    if (isIdTensor(ids)) {
+      const rows = tensorRows(ids, 'decode');
+      if (rows.length !== 1) throw new InputError(`decode takes one sequence, got a batch of ${rows.length}: use batch_decode`);
+      ids = rows[0];
+    }
     if (ids === null || typeof ids !== 'object' || typeof (ids as any).length !== 'number') throw new InputError('decode expects an array of token ids');
     const text = DECODER.decode(this.decodeBytes(ids, options.skip_special_tokens ?? false));
     return (options.clean_up_tokenization_spaces ?? this.clean_up_tokenization_spaces) ? cleanUpTokenization(text) : text;
   }
 
-  batch_decode(batch: ArrayLike<TokenIds>, options: DecodeOptions = {}): string[] {
+  batch_decode(batch: ArrayLike<TokenIds> | IdTensor, options: DecodeOptions = {}): string[] {
+    if (isIdTensor(batch)) batch = tensorRows(batch, 'batch_decode');
+    if (batch === null || typeof batch !== 'object' || typeof (batch as any).length !== 'number') throw new InputError('batch_decode expects an array of id sequences or a tensor [B, T]');
     const out: string[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) out[i] = this.decode(batch[i], options);
     return out;
