@@ -3,7 +3,7 @@ export * from './errors.js';
 export { Tensor } from './model/tensor.js';
 export type { TensorType, TensorData } from './model/tensor.js';
 export { GPT2PreTrainedModel, GPT2Model, GPT2LMHeadModel, GPT2ForTokenClassification, GPT2ForSequenceClassification, AutoModel, AutoModelForCausalLM } from './model/gpt2.js';
-export type { ForwardInputs, ModelOutput, PastKeyValue, PretrainedOptions } from './model/gpt2.js';
+export type { ForwardInputs, ModelOutput, ModelOutputWithLogits, PastKeyValue, PretrainedOptions } from './model/gpt2.js';
 export type { ProgressInfo, SourceOptions } from './io/resolve.js';
 export type { DType, DTypeOption } from './model/weights.js';
 export { KVCache } from './model/kv-cache.js';

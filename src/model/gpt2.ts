@@ -278,3 +278,9 @@ export class AutoModelForCausalLM {
   static from_pretrained(idOrDir: string | ModelSource, opts: PretrainedOptions = {}) { return GPT2LMHeadModel.from_pretrained(idOrDir, opts); }
 }
 export { RuntimeError };
+
+/** Models with a head always return logits: their forward() says so in its type. */
+export type ModelOutputWithLogits = ModelOutput & { logits: Tensor };
+export interface GPT2LMHeadModel { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }
+export interface GPT2ForTokenClassification { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }
+export interface GPT2ForSequenceClassification { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }
