@@ -21,7 +21,7 @@ import { loadConfig } from '../src/io/config.js';
 import { openSafetensorsModel } from '../src/io/safetensors.js';
 import { dirSource } from '../src/io/source.js';
 import { DEFAULT_PREFILL_CHUNK, GPT2LMHeadModel } from '../src/model/gpt2.js';
-import { floatToHalf } from '../src/model/half.js';
+import { floatToHalf } from '../src/io/half.js';
 import { loadWeights, planWeights, type DType } from '../src/model/weights.js';
 import { Random } from '../src/generation/random.js';
 import { ACT_GELU_TANH, ACT_NONE, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
@@ -251,8 +251,6 @@ function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: n
     const y = alloc(`embed ${dt}`, rows * K * 4);
     run((i, n) => k.embed(ids, pos, wte, dt, wpe, y, Math.min(rows, V), K, i, n));
   }
-  const ya = alloc('add out', 101 * 4);
-  run((i, n) => k.add(x, gamma, ya, 101, i, n));
   // attention: prefill (T = 3 after 2 cached) eager with probs and blockwise, and decode (T = 1, 4-row groups)
   const B = 1, H = 4, D = 16, cap = 8, T = 3, past = 2, S = past + T;
   const src = f32('qkv', B * T * 3 * H * D);

@@ -1,12 +1,29 @@
 // One place that turns what a user passes to from_pretrained (a local directory, a Hub id, an http(s) URL
-// of a model folder) into a ModelSource, on whatever platform we run.
-import type { PretrainedOptions } from '../model/gpt2.js';
+// of a model folder) into a ModelSource, on whatever platform we run. Models and tokenizers both load through it.
 import { resolveModel } from './hub.js';
 import { urlSource, type ModelSource } from './source.js';
 
+export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
+
+/** Where to find a model's files: the options from_pretrained shares between models and tokenizers. */
+export interface SourceOptions {
+  /** Hub revision (branch, tag or commit) when the id is not a local directory. */
+  revision?: string;
+  /** Hub cache directory (default $HF_HOME/hub). */
+  cache_dir?: string;
+  /** Use only files already in the cache (as HF_HUB_OFFLINE=1). */
+  local_files_only?: boolean;
+  /** Called while downloading and loading: { status, file?, loaded?, total?, progress? }. */
+  progress_callback?: (p: ProgressInfo) => void;
+  /** Hub token (default $HF_TOKEN); null sends none. */
+  token?: string | null;
+  /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co). */
+  endpoint?: string;
+}
+
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
-export async function resolveSource(idOrDir: string, opts: PretrainedOptions & { token?: string | null; endpoint?: string; tokenizer?: boolean } = {}): Promise<ModelSource> {
+export async function resolveSource(idOrDir: string, opts: SourceOptions & { tokenizer?: boolean } = {}): Promise<ModelSource> {
   if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token: opts.token ?? undefined });
   if (!isNode && !(globalThis as any).Deno) {
     // browsers and edge runtimes: read the Hub's files over HTTP with Range requests, no cache directory
