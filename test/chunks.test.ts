@@ -38,7 +38,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
   const sizes: Record<string, number[]> = {
     matmul_f32: [0, 0, 0, 0, 7, 768, 3000, 0], matmul_f16: [0, 0, 0, 0, 1, 768, 50257, 0],
     matmul_q8: [0, 0, 0, 0, 0, 3, 768, 100, 0], matmul_q4: [0, 0, 0, 0, 0, 3, 768, 100, 0], // (xq, xs, w, bias, y, M, K, N, flags)
-    add: [0, 0, 0, 100000], quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 64, 768],
+    quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 64, 768],
     kv_store: [0, 0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], // (src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0)
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
