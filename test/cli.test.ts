@@ -29,7 +29,7 @@ test('generate --kv-dtype fp16 (a half KV cache) still matches lm_greedy; a bad 
   assert.is(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).ids, c.expected_ids);
   r = run(['generate', 'hi', '--model', modelDir(c.model), '--kv-dtype', 'bf16']);
-  assert.is(r.status, 2); assert.match(r.stderr, /kv_dtype must be 'fp32' or 'fp16'/);
+  assert.is(r.status, 2); assert.match(r.stderr, /--kv-dtype must be 'fp32' or 'fp16'/);
 });
 
 test('generate streams text to stdout and reads the prompt from stdin', () => {
