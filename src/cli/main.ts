@@ -11,7 +11,7 @@ import { helpFor, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
 import { serve } from '../server/cli.js';
 
 const VERSION = '0.1.0';
-const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
+const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
 
 const common: Record<string, OptionSpec> = {
   ...MODEL_OPTIONS,

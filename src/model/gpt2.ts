@@ -2,7 +2,7 @@
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
 import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
-import { openSafetensorsModel } from '../io/safetensors.js';
+import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
@@ -26,6 +26,8 @@ export interface PretrainedOptions extends BackendOptions {
   progress_callback?: (p: ProgressInfo) => void;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
+  /** A GGUF file in the model directory, Hub repo or URL base to load instead of safetensors (as transformers' gguf_file). */
+  gguf_file?: string;
   /** Resolves a model id to a ModelSource (the Hub resolver is plugged in by the package entry). */
   resolve?: (idOrDir: string, opts: PretrainedOptions) => Promise<ModelSource>;
 }
@@ -98,7 +100,7 @@ export class GPT2PreTrainedModel {
     const generation = await loadGenerationConfig(source).catch(() => null);
     const head = this.head;
     if ((head === 'token-classification' || head === 'sequence-classification') && config.num_labels < 1) throw new ConfigError(`${source.describe('config.json')}: num_labels must be >= 1 for ${this.name}`);
-    const st = await openSafetensorsModel(source);
+    const st = await openTensorReader(source);
     let backend: Backend | null = null;
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
@@ -227,7 +229,7 @@ export class GPT2PreTrainedModel {
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'gguf_file']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);
