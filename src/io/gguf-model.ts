@@ -211,12 +211,21 @@ async function* dequantizedChunks(src: ByteSource, t: GGUFTensorInfo, chunkBytes
 
 /** A model's tensors from whichever container the source holds: a GGUF file, or safetensors (single or sharded). */
 export async function openTensorReader(source: ModelSource): Promise<TensorReader & { name: string; close(): Promise<void> }> {
-  if (source instanceof GGUFModelSource) {
+  if (isGGUFSource(source)) {
     const r = await source.openTensors();
-    if (r.converted.length) {
+    if (r.converted.length && !noticed.has(source.name)) {
+      noticed.add(source.name);
       console.warn(`gpt2-wasm: ${source.name}: ${r.converted.join(', ')} tensors have no native kernel yet; they are converted on load (to q8 unless dtype says otherwise)`);
     }
     return r;
   }
   return openSafetensorsModel(source);
+}
+
+/** Files whose conversion notice was shown (once per file and process). */
+const noticed = new Set<string>();
+
+/** Duck-typed, so that a GGUF source from another copy of this module (bundles, loaders) is recognized too. */
+export function isGGUFSource(x: unknown): x is GGUFModelSource {
+  return typeof x === 'object' && x !== null && typeof (x as any).openTensors === 'function' && (x as any).gguf != null;
 }

@@ -16,6 +16,7 @@ import { GGML_TYPES } from './ggml-dequant.js';
 import { QK, quantizeQ4_0, quantizeQ8_0 } from './ggml-quant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from './gguf.js';
 import { hfToGgufName, openTensorReader } from './gguf-model.js';
+import { resolveSource } from './resolve.js';
 import type { ModelSource } from './source.js';
 
 export type GGUFOutType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
@@ -198,6 +199,7 @@ function keepPlan(keep: Record<string, unknown>, keys: Set<string>): Map<string,
   const out = new Map<string, GGUFOutType>();
   for (const [k, v] of Object.entries(keep)) {
     let key = ALIASES[k] ?? (k.startsWith('transformer.') ? k.slice(12) : k);
+    if (key === 'lm_head.weight' && !keys.has(key)) key = 'wte.weight'; // a tied head is the embedding
     if (!keys.has(key)) {
       const viaGguf = [...keys].find((h) => hfToGgufName(h) === k);
       if (!viaGguf) throw new OptionError(`keep: no weight matrix named ${JSON.stringify(k)} (use wte, lm_head, or a tensor name such as h.0.attn.c_attn.weight / blk.0.attn_qkv.weight)`);
@@ -280,9 +282,9 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       const write = async (b: Uint8Array) => { await fh.write(b, 0, b.byteLength, pos); pos += b.byteLength; };
       const padTo = async (at: number) => { if (at > pos) await write(new Uint8Array(at - pos)); };
       await write(header);
-      await padTo(dataStart);
       let done = 0;
       for (const t of tensors) {
+        await padTo(dataStart + t.offset); // zero padding to the alignment, none after the last tensor
         const info = plan.byKey.get(t.key)!;
         for await (const { rows, data } of rowBands(reader, info, t)) {
           const bad = firstNonFinite(data, rows * t.K);
@@ -290,7 +292,6 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
           await write(encodeRows(t.type, data, rows, t.K));
         }
         if (pos !== dataStart + t.offset + t.bytes) throw new WeightsError(`${reader.name}: tensor ${t.key} produced ${pos - dataStart - t.offset} bytes, expected ${t.bytes}`);
-        await padTo(dataStart + t.offset + Math.ceil(t.bytes / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT);
         opts.onProgress?.({ tensor: t.name, type: t.type, done: ++done, total: tensors.length });
       }
       ok = true;
@@ -318,7 +319,6 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
 export async function save_gguf(src: string | ModelSource, path: string,
   opts: SaveGGUFOptions & { revision?: string; gguf_file?: string; cache_dir?: string; local_files_only?: boolean } = {}): Promise<SavedGGUF> {
   const { revision, gguf_file, cache_dir, local_files_only, ...rest } = opts;
-  const { resolveSource } = await import('./resolve.js');
   const source = typeof src === 'string' ? await resolveSource(src, { revision, gguf_file, cache_dir, local_files_only, tokenizer: true }) : src;
   return writeGGUF(source, path, rest);
 }
