@@ -15,6 +15,7 @@ import { quantizeQ4_0, quantizeQ8_0 } from '../src/io/ggml-quant.js';
 import { bytesSource } from '../src/io/safetensors.js';
 import { halfTable, floatToHalf } from '../src/model/half.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
+import { sendBytes, startServer } from './helpers/http-server.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference, repoRoot } from './helpers/fixtures.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
@@ -205,15 +206,17 @@ test('GGUF F16 round trip: same halves as the safetensors fp16 load, bit for bit
   sameBits(d.logits, c.logits, 'f32 checkpoint written as F16');
 });
 
-test('Q8_0 / Q4_0 GGUF files load (as q8) close to fp32; --keep holds the embedding at Q8_0', async () => {
+test('Q8_0 / Q4_0 GGUF files load (as q8) close to fp32; q4_0 keeps the embedding at Q8_0 unless keep says otherwise', async () => {
   const ref = await logitsOf(modelDir('gpt2-trained'));
   const maxDiff = (a: Float32Array, b: Float32Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
   let scale = 0;
   for (const v of ref.logits) scale = Math.max(scale, Math.abs(v));
   const q8 = join(tmp, 'trained-q8_0.gguf'), q4 = join(tmp, 'trained-q4_0.gguf');
   await save_gguf(modelDir('gpt2-trained'), q8, { dtype: 'q8_0', name: 'trained' });
-  const r4 = await save_gguf(modelDir('gpt2-trained'), q4, { dtype: 'q4_0', keep: { wte: 'q8_0' } });
-  assert.is(r4.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q8_0');
+  const r4 = await save_gguf(modelDir('gpt2-trained'), q4, { dtype: 'q4_0' });
+  assert.is(r4.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q8_0'); // q4_0 keeps the embedding at Q8_0 by default
+  const r4all = await save_gguf(modelDir('gpt2-trained'), join(tmp, 'trained-q4_0-all.gguf'), { dtype: 'q4_0', keep: { token_embd: 'q4_0' } });
+  assert.is(r4all.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q4_0');
   assert.is(r4.tensors.find((t) => t.name === 'blk.0.ffn_up.weight')!.type, 'Q4_0');
   assert.is(r4.tensors.find((t) => t.name === 'position_embd.weight')!.type, 'F32');
   const a = await logitsOf(q8), b = await logitsOf(q4);
@@ -301,6 +304,36 @@ test('from_pretrained: gguf_file in a directory, and typed errors for a wrong ar
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2', 'gptj'), opts))(), 'GGUF', /general\.architecture is "gptj"/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2.block_count', 'gpt2.block_cnt__'), opts))(), 'GGUF', /missing metadata key gpt2\.block_count/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('blk.1.ffn_up.weight', 'blk.1.ffn_xx.weight'), opts))(), 'WEIGHTS', /blk\.1\.ffn_xx\.weight|h\.1\.mlp\.c_fc\.weight/);
+});
+
+test('from_pretrained: a Hub repo with gguf_file goes through the cache (then offline), and a .gguf URL reads by ranges', async () => {
+  const file = join(tmp, 'hub-src.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'f32' });
+  const bytes = new Uint8Array(readFileSync(file));
+  const commit = 'c0ffee' + '0'.repeat(34);
+  const server = await startServer((req, res, path) => {
+    if (path !== '/test-org/tiny-GGUF/resolve/main/tiny-f32.gguf') { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }); res.end(); return; }
+    sendBytes(req, res, bytes, { etag: '"v1"', headers: { 'x-repo-commit': commit } });
+  });
+  const cache = mkdtempSync(join(tmp, 'hub-cache-'));
+  try {
+    const hubOpts = { ...opts, endpoint: server.url, cache_dir: cache, gguf_file: 'tiny-f32.gguf' };
+    const a = await GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', hubOpts);
+    const want = (await a.forward({ input_ids: ids })).logits!.data as Float32Array;
+    await a.dispose();
+    const cached = join(cache, 'models--test-org--tiny-GGUF', 'snapshots', commit, 'tiny-f32.gguf');
+    assert.equal(new Uint8Array(readFileSync(cached)), bytes);
+    const gets = server.requests.filter((r) => r.method === 'GET').length;
+    const b = await GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', { ...hubOpts, local_files_only: true });
+    sameBits((await b.forward({ input_ids: ids })).logits!.data as Float32Array, want, 'offline from the cache');
+    await b.dispose();
+    assert.is(server.requests.filter((r) => r.method === 'GET').length, gets, 'offline load made requests');
+    await assert_rejects(GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', { ...hubOpts, gguf_file: 'other.gguf' }), 'DOWNLOAD', /other\.gguf/);
+    const c = await GPT2LMHeadModel.from_pretrained(`${server.url}/test-org/tiny-GGUF/resolve/main/tiny-f32.gguf`, opts);
+    sameBits((await c.forward({ input_ids: ids })).logits!.data as Float32Array, want, 'from the URL');
+    await c.dispose();
+    assert.ok(server.requests.some((r) => typeof r.headers.range === 'string'), 'the URL source used range requests');
+  } finally { await server.close(); }
 });
 
 async function assert_rejects(p: Promise<unknown>, code: string, msg: RegExp) {

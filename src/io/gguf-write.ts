@@ -30,7 +30,7 @@ const TOKEN_NORMAL = 1, TOKEN_CONTROL = 3, TOKEN_USER_DEFINED = 4, TOKEN_UNUSED 
 const BAND_BYTES = 4 << 20;
 
 export interface SaveGGUFOptions {
-  /** Type of the weight matrices (default 'f16'); 1-D tensors and the position table are always F32. */
+  /** Type of the weight matrices (default 'f16'; with 'q4_0' the token embedding stays 'q8_0' unless `keep` says otherwise); 1-D tensors and the position table are always F32. */
   dtype?: GGUFOutType;
   /** Per-tensor types, by Hugging Face or GGUF name or the aliases `wte` / `lm_head`, e.g. { wte: 'q8_0' }. */
   keep?: Record<string, GGUFOutType>;
@@ -192,6 +192,15 @@ function typeOption(v: unknown, what: string): GGUFOutType {
   throw new OptionError(`${what} must be one of ${GGUF_OUT_TYPES.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
+/**
+ * The type of a matrix when `keep` does not name it: `dtype`, except that q4_0 keeps the token embedding (the
+ * tied LM head, the most sensitive matrix; llama.cpp's mixes keep it higher too) at q8_0. Measured on
+ * fixtures/models/gpt2-trained: perplexity +1.9 % with it at Q4_0, +0.17 % at Q8_0 (README, GGUF).
+ */
+function defaultType(key: string, dtype: GGUFOutType): GGUFOutType {
+  return dtype === 'q4_0' && key === 'wte.weight' ? 'q8_0' : dtype;
+}
+
 const ALIASES: Record<string, string> = { wte: 'wte.weight', lm_head: 'lm_head.weight', output: 'lm_head.weight', token_embd: 'wte.weight' };
 
 /** Resolve `keep` keys (HF names, GGUF names, aliases) to canonical HF keys. */
@@ -235,7 +244,7 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       const N = s.kind === 'conv1d' ? s.shape[1] : s.shape[0];
       const K = s.shape.length === 1 ? s.shape[0] : s.kind === 'conv1d' ? s.shape[0] : s.shape[1];
       const rows = s.shape.length === 1 ? 1 : N;
-      let type: GGUFOutType = s.kind === 'vector' ? 'f32' : keep.get(s.key) ?? dtype;
+      let type: GGUFOutType = s.kind === 'vector' ? 'f32' : keep.get(s.key) ?? defaultType(s.key, dtype);
       if ((type === 'q8_0' || type === 'q4_0') && K % QK) type = 'f16';
       const dims = s.shape.length === 1 ? [K] : [K, N];
       const bytes = rows * rowBytes(type, K);
