@@ -164,6 +164,8 @@ export class GGUFModelSource implements ModelSource {
       if (t.type === GGML_F32) dtype = 'F32';
       else if (t.type === GGML_F16) dtype = 'F16';
       else if (t.type === GGML_BF16) dtype = 'BF16';
+      // Quantized blocks are dequantized to f32 on the fly (chunks() below) until the runtime has the same block
+      // formats; then Q8_0/Q4_0 become their own dtypes here and the loader copies the blocks as they are.
       else if (canDequantize(t.type)) { dtype = 'F32'; converted.add(t.typeName); anyQuantized = true; }
       else {
         throw new GGUFError(`${g.name}: tensor ${t.name} has type ${t.typeName}, which gpt2-wasm cannot read ` +
