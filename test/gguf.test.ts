@@ -322,8 +322,8 @@ test('from_pretrained: a Hub repo with gguf_file goes through the cache (then of
   await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'f32' });
   const bytes = new Uint8Array(readFileSync(file));
   const commit = 'c0ffee' + '0'.repeat(34);
-  const server = await startServer((req, res, path) => {
-    if (path !== '/test-org/tiny-GGUF/resolve/main/tiny-f32.gguf') { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }); res.end(); return; }
+  const server = await startServer((req, res, path) => { // any revision, as the Hub
+    if (!/^\/test-org\/tiny-GGUF\/resolve\/[^/]+\/tiny-f32\.gguf$/.test(path)) { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }); res.end(); return; }
     sendBytes(req, res, bytes, { etag: '"v1"', headers: { 'x-repo-commit': commit } });
   });
   const cache = mkdtempSync(join(tmp, 'hub-cache-'));
