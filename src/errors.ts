@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'DOWNLOAD' // Hub resolution or transfer failed
   | 'TOKENIZER' // vocab/merges missing or malformed
   | 'RUNTIME' // the platform lacks a feature we need, or a worker died
-  | 'DISPOSED'; // use after dispose()
+  | 'DISPOSED' // use after dispose()
+  | 'BUSY'; // a server's queue is full: retry later
 
 export class GPT2WasmError extends Error {
   readonly code: ErrorCode;
@@ -34,3 +35,5 @@ export class MemoryLimitError extends GPT2WasmError { constructor(m: string, o?:
 export class DownloadError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DOWNLOAD', m, o); this.name = 'DownloadError'; } }
 export class TokenizerError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('TOKENIZER', m, o); this.name = 'TokenizerError'; } }
 export class RuntimeError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('RUNTIME', m, o); this.name = 'RuntimeError'; } }
+export class DisposedError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DISPOSED', m, o); this.name = 'DisposedError'; } }
+export class BusyError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('BUSY', m, o); this.name = 'BusyError'; } }

@@ -6,6 +6,8 @@ export { GPT2PreTrainedModel, GPT2Model, GPT2LMHeadModel, GPT2ForTokenClassifica
 export type { ForwardInputs, ModelOutput, PastKeyValue, PretrainedOptions, ProgressInfo } from './model/gpt2.js';
 export type { DType, DTypeOption } from './model/weights.js';
 export { KVCache } from './model/kv-cache.js';
+export { PastKeyValues } from './model/past-key-values.js';
+export type { DecodeEntry } from './model/gpt2.js';
 export { generate } from './generation/generate.js';
 export type { GenerateOptions, Streamer } from './generation/generate.js';
 export { pipeline, DEFAULT_MODEL } from './generation/pipeline.js';

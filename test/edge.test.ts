@@ -98,11 +98,17 @@ test('bad requests get 4xx JSON errors naming the problem', async () => {
       [post('/v1/forward', { input_ids: [[1, 2], [3]] }), 400, /rows of different lengths/],
       [post('/v1/forward', { input_ids: Array(129).fill(1) }), 400, /129 tokens exceed the model's context of 128/],
       [post('/v1/forward', { input_ids: [1], top_k: 0 }), 400, /top_k must be an integer from 1 to 100/],
-      [post('/v1/forward', { input_ids: Array(3000).fill(1) }), 413, /over 4096 bytes/],
+      [post('/v1/forward', { input_ids: Array(3000).fill(1) }), 413, /over the limit of 4096 bytes/],
       [post('/v1/completions', { prompt: [1], max_tokens: 1000 }), 400, /max_tokens must be an integer from 0 to 256/],
-      [post('/v1/completions', { prompt: Array(120).fill(1), max_tokens: 20 }), 400, /exceed the model's context of 128/],
+      [post('/v1/completions', { prompt: Array(120).fill(1), max_tokens: 20 }), 400, /140 in all, over the model's context of 128/],
+      // the same validator as the Node server's (src/server/request.ts)
+      [post('/v1/completions', { prompt: [1], n: 2 }), 400, /only n = 1 is supported/],
+      [post('/v1/completions', { prompt: [1], seed: -1 }), 400, /seed must be an integer from 0 to 9007199254740991/],
+      [post('/v1/completions', { prompt: [1], stream: true }), 400, /stream: true is not served here/],
+      [post('/v1/completions', { prompt: 'x'.repeat(3000) }), 400, /more than 128 tokens/],
       [post('/v1/completions', { prompt: [1], temperature: -1 }), 400, /temperature/],
       [post('/v1/completions', { prompt: [1], stop: [1] }), 400, /stop must be/],
+      [post('/v1/completions', { prompt: [1], temperature: 1e-45, repetition_penalty: 1e-39 }), 200, /./],
       [new Request('http://edge.test/v1/forward'), 405, /GET \/v1\/forward: use POST/],
       [new Request('http://edge.test/nope'), 404, /no route \/nope/],
     ];
@@ -110,7 +116,9 @@ test('bad requests get 4xx JSON errors naming the problem', async () => {
       const res = await h.fetch(req);
       const body = await res.json();
       assert.is(res.status, status, `${req.method} ${req.url}: ${JSON.stringify(body)}`);
+      if (status === 200) { assert.is(body.object, 'text_completion'); continue; }
       assert.match(body.error.message, re);
+      assert.is(body.error.type, status >= 500 ? 'server_error' : 'invalid_request_error');
     }
     const res = await h.fetch(new Request('http://edge.test/v1/completions'));
     assert.is(res.headers.get('allow'), 'POST');

@@ -34,7 +34,7 @@ async function until(cond: () => boolean, ms = 5_000, what = 'condition'): Promi
 function slowModel(ms: number): GPT2LMHeadModel {
   const gate = new Int32Array(new SharedArrayBuffer(4));
   return Object.create(model, {
-    decodeStep: { value: (entries: any) => { Atomics.wait(gate, 0, 0, ms); return model.decodeStep(entries); } },
+    decodeStep: { value: (...args: Parameters<GPT2LMHeadModel['decodeStep']>) => { Atomics.wait(gate, 0, 0, ms); return model.decodeStep(...args); } },
   });
 }
 

@@ -8,12 +8,14 @@
 //   POST /v1/forward        { input_ids: number[] | number[][], top_k? } → last-token top-k logits per row
 //   POST /v1/completions    { prompt: string | number[], max_tokens?, temperature?, top_p?, top_k?, seed?, stop? }
 //                           → OpenAI-style text_completion (greedy when temperature is 0 or absent)
-import { GPT2WasmError } from '../errors.js';
+// Requests are validated by the same code as the Node server's (src/server/request.ts), and errors have its shape.
+import { OptionError } from '../errors.js';
 import { urlSource, type ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { DTypeOption } from '../model/weights.js';
 import type { WasmVariant } from '../runtime/wasm.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
+import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError } from '../server/request.js';
 
 export interface FetchHandlerOptions {
   /** Base URL of a model directory (config.json, model.safetensors, vocab.json, merges.txt); needs Range support. */
@@ -58,10 +60,6 @@ export interface FetchHandler {
   dispose(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly code = 'BAD_REQUEST') { super(message); }
-}
-
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 const reply = (status: number, body: unknown, extra: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...extra } });
@@ -71,27 +69,20 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 function optInt(body: Record<string, unknown>, key: string, dflt: number, min: number, max: number): number {
   const v = body[key];
   if (v === undefined || v === null) return dflt;
-  if (!isInt(v) || v < min || v > max) throw new HttpError(400, `${key} must be an integer from ${min} to ${max}`);
-  return v;
-}
-
-function optNumber(body: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new HttpError(400, `${key} must be a number from ${min} to ${max}`);
+  if (!isInt(v) || v < min || v > max) throw new HttpError(400, `${key} must be an integer from ${min} to ${max}`, key);
   return v;
 }
 
 /** Token ids: one row or a batch of equal-length rows, each id in [0, vocab). */
 function idRows(v: unknown, vocab: number, maxLen: number, key: string): number[][] {
-  if (!Array.isArray(v) || v.length === 0) throw new HttpError(400, `${key} must be a non-empty array of token ids (or of rows of them)`);
+  if (!Array.isArray(v) || v.length === 0) throw new HttpError(400, `${key} must be a non-empty array of token ids (or of rows of them)`, key);
   const rows: unknown[] = Array.isArray(v[0]) ? v : [v];
   const out: number[][] = [];
   for (const row of rows) {
-    if (!Array.isArray(row) || row.length === 0) throw new HttpError(400, `${key}: every row must be a non-empty array of token ids`);
-    if (row.length > maxLen) throw new HttpError(400, `${key}: ${row.length} tokens exceed the model's context of ${maxLen}`);
-    for (const id of row) if (!isInt(id) || id < 0 || id >= vocab) throw new HttpError(400, `${key}: ${JSON.stringify(id)} is not a token id in [0, ${vocab})`);
-    if (out.length && row.length !== out[0].length) throw new HttpError(400, `${key}: rows of different lengths (${out[0].length} and ${row.length})`);
+    if (!Array.isArray(row) || row.length === 0) throw new HttpError(400, `${key}: every row must be a non-empty array of token ids`, key);
+    if (row.length > maxLen) throw new HttpError(400, `${key}: ${row.length} tokens exceed the model's context of ${maxLen}`, key);
+    for (const id of row) if (!isInt(id) || id < 0 || id >= vocab) throw new HttpError(400, `${key}: ${JSON.stringify(id)} is not a token id in [0, ${vocab})`, key);
+    if (out.length && row.length !== out[0].length) throw new HttpError(400, `${key}: rows of different lengths (${out[0].length} and ${row.length})`, key);
     out.push(row as number[]);
   }
   return out;
@@ -115,18 +106,15 @@ async function readJsonBody(request: Request, limit: number): Promise<Record<str
   // The body is parsed as JSON whatever its Content-Type: fetch() labels a string body text/plain and curl -d
   // labels it application/x-www-form-urlencoded, and refusing those would only get in the way.
   const declared = Number(request.headers.get('content-length') ?? NaN);
-  if (declared > limit) throw new HttpError(413, `request body over ${limit} bytes`, 'TOO_LARGE');
+  if (declared > limit) throw new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit} bytes`, null, 'body_too_large');
   const bytes = new Uint8Array(await request.arrayBuffer());
-  if (bytes.byteLength > limit) throw new HttpError(413, `request body over ${limit} bytes`, 'TOO_LARGE');
-  let body: unknown;
-  try { body = JSON.parse(new TextDecoder().decode(bytes)); } catch (e) { throw new HttpError(400, `invalid JSON body: ${(e as Error).message}`); }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object');
-  return body as Record<string, unknown>;
+  if (bytes.byteLength > limit) throw new HttpError(413, `request body of ${bytes.byteLength} bytes is over the limit of ${limit} bytes`, null, 'body_too_large');
+  return parseJsonObject(bytes);
 }
 
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const o = options ?? ({} as FetchHandlerOptions);
-  if (!o.source && !o.modelUrl) throw new TypeError('createFetchHandler needs modelUrl or source');
+  if (!o.source && !o.modelUrl) throw new OptionError('createFetchHandler needs modelUrl or source');
   const fetchFn = o.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   const source: ModelSource = o.source ?? urlSource(String(o.modelUrl), { fetch: fetchFn, headers: o.headers, token: o.token });
   const modelName = o.modelName ?? source.name;
@@ -189,44 +177,22 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   async function completions(request: Request): Promise<Response> {
     const body = await readJsonBody(request, maxBody);
     const m = await model();
-    let prompt: number[];
-    let tok: GPT2Tokenizer | null = null;
-    if (typeof body.prompt === 'string') {
-      tok = await tokenizer();
-      prompt = tok.encode(body.prompt);
-      if (prompt.length === 0) throw new HttpError(400, 'prompt is empty');
-    } else {
-      prompt = idRows(body.prompt, m.config.vocab_size, m.config.n_positions, 'prompt (a string or an array of token ids)')[0];
-      if (Array.isArray(body.prompt) && Array.isArray(body.prompt[0]) && body.prompt.length > 1) throw new HttpError(400, 'prompt: one prompt per request');
-    }
-    const maxTokens = optInt(body, 'max_tokens', 16, 0, maxNew);
-    if (prompt.length + maxTokens > m.config.n_positions) {
-      throw new HttpError(400, `prompt (${prompt.length} tokens) + max_tokens (${maxTokens}) exceed the model's context of ${m.config.n_positions}`);
-    }
-    const temperature = optNumber(body, 'temperature', 0, 10) ?? 0;
-    const topP = optNumber(body, 'top_p', 0, 1);
-    const topKOpt = body.top_k === undefined ? undefined : optInt(body, 'top_k', 0, 0, m.config.vocab_size);
-    const seed = body.seed === undefined ? undefined : optInt(body, 'seed', 0, 0, 2 ** 31 - 1);
-    const stop = body.stop === undefined || body.stop === null ? undefined : body.stop;
-    if (stop !== undefined && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
-      throw new HttpError(400, 'stop must be a string or an array of strings');
-    }
-    if (stop !== undefined && !tok) tok = await tokenizer();
+    const cfg = m.config;
+    const p = parseCompletionRequest(body, { vocabSize: cfg.vocab_size, maxTokens: maxNew, minTokens: 0, defaultTemperature: 0, streaming: false });
+    // the tokenizer is loaded when the request needs it: a text prompt, stop sequences (ids are decoded if it loads)
+    let tok: GPT2Tokenizer | null = typeof p.prompt === 'string' || p.stop.length ? await tokenizer() : null;
+    const prompt = encodePrompt(tok, p.prompt, p.maxTokens, cfg.n_positions);
     return exclusive(async () => {
       const t0 = Date.now();
-      const gen: Record<string, unknown> = { input_ids: [prompt], max_new_tokens: maxTokens, do_sample: temperature > 0, signal: request.signal };
-      if (temperature > 0) {
-        gen.temperature = temperature;
-        if (topP !== undefined) gen.top_p = topP;
-        if (topKOpt !== undefined) gen.top_k = topKOpt;
-        if (seed !== undefined) gen.seed = seed;
-      }
-      if (stop !== undefined) { gen.stop = stop; gen.tokenizer = tok; }
+      const s = p.sampling;
+      const gen: Record<string, unknown> = { input_ids: [prompt], max_new_tokens: p.maxTokens, signal: request.signal, ...s };
+      if (p.seed !== undefined) gen.seed = p.seed;
+      if (p.stop.length) { gen.stop = p.stop; gen.tokenizer = tok; }
       const seq = await m.generate(gen as any);
       const all = Array.from(seq.data as ArrayLike<number | bigint>, Number);
       const ids = all.slice(prompt.length);
-      const stopped = ids.length < maxTokens || (ids.length > 0 && m.config.eos_token_ids.includes(ids[ids.length - 1]));
-      if (!tok && typeof body.prompt !== 'string') tok = await tokenizer().catch(() => null);
+      const stopped = ids.length < p.maxTokens || (ids.length > 0 && cfg.eos_token_ids.includes(ids[ids.length - 1]));
+      if (!tok) tok = await tokenizer().catch(() => null);
       return reply(200, {
         object: 'text_completion',
         model: modelName,
@@ -242,7 +208,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     const url = new URL(request.url);
     let path = url.pathname;
     if (base) {
-      if (path !== base && !path.startsWith(base + '/')) throw new HttpError(404, `no route ${path}`, 'NOT_FOUND');
+      if (path !== base && !path.startsWith(base + '/')) throw new HttpError(404, `no route ${path}`, null, 'not_found');
       path = path.slice(base.length) || '/';
     }
     const routes: Record<string, Record<string, (r: Request) => Promise<Response>>> = {
@@ -251,11 +217,11 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       '/v1/completions': { POST: completions },
     };
     const route = routes[path];
-    if (!route) throw new HttpError(404, `no route ${path} (routes: ${Object.keys(routes).join(', ')})`, 'NOT_FOUND');
+    if (!route) throw new HttpError(404, `no route ${path} (routes: ${Object.keys(routes).join(', ')})`, null, 'not_found');
     const fn = route[request.method] ?? (request.method === 'HEAD' ? route.GET : undefined);
     if (!fn) {
       const allow = Object.keys(route).join(', ');
-      return reply(405, { error: { code: 'METHOD_NOT_ALLOWED', message: `${request.method} ${path}: use ${allow}` } }, { allow });
+      throw new HttpError(405, `${request.method} ${path}: use ${allow}`, null, 'method_not_allowed', { allow });
     }
     return fn(request);
   }
@@ -265,13 +231,9 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       try {
         return await handle(request);
       } catch (e) {
-        if (e instanceof HttpError) return reply(e.status, { error: { code: e.code, message: e.message } });
-        if (e instanceof GPT2WasmError) {
-          // bad input or options → the client's fault; anything else (model files, memory, runtime) → ours
-          const client = e.code === 'INPUT' || e.code === 'OPTION';
-          return reply(client ? 400 : 500, { error: { code: e.code, message: e.message } });
-        }
-        return reply(500, { error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) } });
+        // bad input or options → 4xx; anything else (model files, memory, runtime) → 5xx
+        const err = toHttpError(e);
+        return reply(err.status, errorBody(err), err.headers);
       }
     },
     model,

@@ -2,7 +2,7 @@
 // with transformers' option names and defaults (generation_config.json, then the model's
 // task_specific_params['text-generation'], then the caller's options).
 import { InputError, OptionError } from '../errors.js';
-import { runForward } from '../model/forward.js';
+import { runBatch, setEncoder } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
 import type { KVCache } from '../model/kv-cache.js';
@@ -148,15 +148,15 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   let start = 0; // index in seqs where the cached window begins (moves when the context slides)
   const finished = new Array<boolean>(B).fill(false);
   const generated: number[][] = Array.from({ length: B }, () => []);
-  const state = { cfg, backend: model.backend, weights: model.weights, act: (model as any).act as number };
-  const lm = model.weights.lm_head!;
-  const lastRows = new Int32Array(2 * B);
+  const st = model.state, head = { w: model.weights.lm_head!, b: 0 };
 
   o.streamer?.put(seqs.map((s) => s.slice()));
   let cache: KVCache | null = null;
   try {
     cache = model.createCache(B, capacity);
-    // Runs the model over seqs[start+from ..] (all rows), returning the last position's logits per row.
+    setEncoder(st, cache, encoder, model.prefill_chunk);
+    // Runs the model over seqs[start+from ..] (all rows; the cache holds the `from` before), returning the last position's logits per row.
+    // After model.dispose() the driver throws DISPOSED here, so a generation stops at its next step.
     const run = (from: number): Float32Array => {
       const len = seqs[0].length - start;
       const Tn = len - from;
@@ -164,17 +164,17 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       for (let b = 0; b < B; b++) {
         for (let t = 0; t < Tn; t++) flatIds[b * Tn + t] = seqs[b][start + from + t];
         for (let j = 0; j < len; j++) flatMask[b * len + j] = masks[b][start + j];
-        lastRows[2 * b] = b; lastRows[2 * b + 1] = Tn - 1;
       }
-      const res = runForward(state, cache!, {
-        ids: flatIds, B, T: Tn, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, from, Tn), headMask: null, encoder,
-        outputAttentions: false, outputHiddenStates: false, wantLastHidden: false, headRows: lastRows, head: lm, headBias: 0, chunk: model.prefill_chunk,
-      });
-      return res.head!;
+      const last = [Tn - 1];
+      return runBatch(st, cache!, {
+        ids: flatIds, B, T: Tn, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, from, Tn),
+        headTokens: Array.from({ length: B }, () => last), head, chunk: model.prefill_chunk,
+      }).head;
     };
+    // from an empty cache, sliding the window first when the sequence outgrew the capacity
     const fresh = (): Float32Array => {
       cache!.reset();
-      if (seqs[0].length - start > capacity) start = seqs[0].length - Math.min(window, capacity);
+      if (seqs[0].length - start > capacity) start = seqs[0].length - window;
       return run(0);
     };
     let logits = fresh();
@@ -201,14 +201,8 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       o.streamer?.put(next.map((t) => [t]));
       if (finished.every(Boolean) || step === opt.max_new_tokens - 1) break;
       await yieldToEventLoop();
-      if (!useCache) { logits = fresh(); continue; }
-      if (seqs[0].length - start > capacity) {
-        if (opt.overflow === 'error') throw new InputError(`context too long: ${seqs[0].length} tokens exceed the cache capacity ${capacity}`);
-        start = seqs[0].length - window;
-        logits = (cache.reset(), run(0));
-      } else {
-        logits = run(seqs[0].length - start - 1);
-      }
+      // ('error' overflow was refused before any work, so only 'slide' can outgrow the cache here)
+      logits = !useCache || seqs[0].length - start > capacity ? fresh() : run(seqs[0].length - start - 1);
     }
   } finally {
     cache?.dispose();

@@ -1,7 +1,11 @@
 // Logits processors and warpers with transformers' semantics and order: repetition penalty and minimum
 // length first (they change greedy decoding too), then — when sampling — temperature, top-k, top-p.
-// Each works in place on one row of logits; -Infinity marks a token that may not be chosen.
-import { OptionError } from '../errors.js';
+// Each works in place on one row of logits; -Infinity marks a token that may not be chosen. No option value can
+// make a logit +Infinity or NaN (that would turn the softmax into NaN), and a NaN from the model is an error.
+import { GPT2WasmError, OptionError } from '../errors.js';
+
+/** Largest finite float32: a penalised logit is clamped to ±this rather than overflowing to ±Infinity. */
+const F32_MAX = 3.4028234663852886e38;
 
 export interface SamplingOptions {
   do_sample: boolean;
@@ -23,7 +27,8 @@ export function applyRepetitionPenalty(logits: Float32Array, seen: Iterable<numb
   if (penalty === 1) return;
   for (const id of new Set(seen)) {
     const s = logits[id];
-    logits[id] = s < 0 ? s * penalty : s / penalty;
+    const v = s < 0 ? s * penalty : s / penalty;
+    logits[id] = v > F32_MAX ? F32_MAX : v < -F32_MAX ? -F32_MAX : v;
   }
 }
 
@@ -31,9 +36,26 @@ export function suppress(logits: Float32Array, ids: Iterable<number>): void {
   for (const id of ids) if (id >= 0 && id < logits.length) logits[id] = -Infinity;
 }
 
+/**
+ * Divides by t, as (logit - max) / t: the softmax is the same, and a tiny t cannot overflow to +Infinity. The
+ * best token stays at 0 and the others go towards -Infinity (probability 0), which is the limit t → 0.
+ */
 export function applyTemperature(logits: Float32Array, t: number): void {
   if (t === 1) return;
-  for (let i = 0; i < logits.length; i++) logits[i] /= t;
+  const mx = maxOf(logits);
+  if (mx === -Infinity) return;
+  for (let i = 0; i < logits.length; i++) logits[i] = (logits[i] - mx) / t;
+}
+
+/** The largest logit; a NaN (from broken weights) is an error rather than a silently wrong token. */
+function maxOf(logits: Float32Array): number {
+  let mx = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > mx) mx = v;
+    else if (v !== v) throw new GPT2WasmError('RUNTIME', `the model produced a NaN logit (token ${i}): the weights or the input are broken`);
+  }
+  return mx;
 }
 
 /** Keeps the k highest logits (ties at the k-th value are kept, as transformers does). */
@@ -68,14 +90,17 @@ function softmaxOf(logits: Float32Array, idx: number[]): Float64Array {
 
 export function argmax(logits: Float32Array): number {
   let best = 0, v = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > v) { v = logits[i]; best = i; }
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    if (x > v) { v = x; best = i; } else if (x !== x) maxOf(logits);
+  }
   return best;
 }
 
 /** Draws from softmax(logits) with a uniform u in [0, 1). */
 export function sampleFrom(logits: Float32Array, u: number): number {
-  let mx = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > mx) mx = logits[i];
+  const mx = maxOf(logits);
+  if (mx === Infinity) throw new GPT2WasmError('RUNTIME', 'a logit is +Infinity: the softmax is undefined');
   if (mx === -Infinity) throw new OptionError('every token was filtered out; relax top_k/top_p or the suppressed tokens');
   let sum = 0;
   for (let i = 0; i < logits.length; i++) if (logits[i] !== -Infinity) sum += Math.exp(logits[i] - mx);

@@ -1,9 +1,20 @@
 // A small seeded PRNG (xoshiro128**, seeded through splitmix32) so `seed` reproduces a sampled generation
 // on every platform; Math.random is used only when no seed is given.
+import { OptionError } from '../errors.js';
+
+/** Largest seed: every integer seed from 0 to 2^53 - 1 gives its own sequence. */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
 export class Random {
   private s = new Uint32Array(4);
+  /** Throws OptionError for a seed that is not an integer from 0 to 2^53 - 1. */
   constructor(seed?: number) {
-    let x = (seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
+    if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) throw new OptionError(`seed must be an integer from 0 to ${MAX_SEED} (2^53 - 1), got ${seed}`);
+    const full = seed ?? Math.floor(Math.random() * 2 ** 32);
+    // the low 32 bits seed splitmix32 as they always did; the high 21 bits are mixed into the last two words by
+    // multiplications with odd constants (bijections), so two different seeds never give the same state
+    const lo = full % 2 ** 32, hi = Math.floor(full / 2 ** 32);
+    let x = lo;
     for (let i = 0; i < 4; i++) {
       x = (x + 0x9e3779b9) >>> 0;
       let z = x;
@@ -11,6 +22,8 @@ export class Random {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       this.s[i] = (z ^ (z >>> 16)) >>> 0;
     }
+    this.s[2] ^= Math.imul(hi, 0x2545f491);
+    this.s[3] ^= Math.imul(hi, 0x9e3779b1);
   }
   private nextU32(): number {
     const s = this.s;

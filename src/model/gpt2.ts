@@ -1,15 +1,18 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
-import { ConfigError, GPT2WasmError, InputError, OptionError, RuntimeError } from '../errors.js';
-import { activationId, loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
+import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js';
+import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { runDecodeStep, runForward, type DecodeEntry, type ForwardResult } from './forward.js';
+import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
+import { ModelState } from './state.js';
+import { planWorkspace, unionNeed, type WorkspaceNeed } from './workspace.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache } from './kv-cache.js';
+import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights } from './weights.js';
 
@@ -34,7 +37,16 @@ export interface PretrainedOptions extends BackendOptions {
 
 export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
 
-export interface PastKeyValue { key: Tensor; value: Tensor }
+export type { PastKeyValue };
+
+export interface DecodeEntry {
+  /** A batch-1 cache holding this sequence so far. */
+  cache: KVCache;
+  /** The token to append. */
+  id: number;
+  /** Its position id. */
+  pos: number;
+}
 
 export interface ForwardInputs {
   input_ids: unknown;
@@ -57,7 +69,8 @@ export interface ModelOutput {
   hidden_states?: Tensor[];
   attentions?: Tensor[];
   cross_attentions?: Tensor[];
-  past_key_values?: PastKeyValue[];
+  /** Lives in the model's wasm memory until read; pass it back to extend it in place (see past-key-values.ts). */
+  past_key_values?: PastKeyValues;
 }
 
 let defaultResolver: PretrainedOptions['resolve'] | null = (id, opts) => resolveSource(id, opts);
@@ -83,12 +96,16 @@ export class GPT2PreTrainedModel {
   readonly source: ModelSource;
   readonly dtype: DType;
   prefill_chunk: number;
-  protected disposed = false;
-  protected act: number;
+  /** What the forward driver needs of this model (config, kernels and memory, weights, activation, workspace). */
+  readonly state: ModelState;
+  /** The KV cache behind the past_key_values that forward() returns. */
+  private readonly past: ResidentPast;
 
   constructor(config: GPT2Config, generation: GenerationConfig | null, backend: Backend, weights: ModelWeights, source: ModelSource, prefillChunk: number) {
     this.config = config; this.generation_config = generation; this.backend = backend; this.weights = weights; this.source = source;
-    this.dtype = weights.dtype; this.prefill_chunk = prefillChunk; this.act = activationId(config);
+    this.dtype = weights.dtype; this.prefill_chunk = prefillChunk;
+    this.state = new ModelState(config, backend, weights);
+    this.past = new ResidentPast(backend.arena, (batch, capacity) => this.createCache(batch, capacity), config.n_positions);
   }
 
   get head(): HeadKind { return (this.constructor as typeof GPT2PreTrainedModel).head; }
@@ -117,7 +134,8 @@ export class GPT2PreTrainedModel {
     }
   }
 
-  protected check(): void { if (this.disposed) throw new GPT2WasmError('DISPOSED', 'this model was disposed'); }
+  get disposed(): boolean { return this.state.disposed; }
+  protected check(): void { this.state.check(); }
 
   /** A KV cache for `batch` rows of up to `capacity` tokens, in this model's memory. */
   createCache(batch = 1, capacity = this.config.n_positions): KVCache {
@@ -125,14 +143,12 @@ export class GPT2PreTrainedModel {
     return new KVCache(this.backend, { layers: this.config.n_layer, heads: this.config.n_head, headDim: this.config.n_embd / this.config.n_head }, batch, capacity);
   }
 
-  /** Rows (b, t) whose head outputs forward() returns; null for no head. */
-  protected headRows(_ids: Int32Array, B: number, T: number, keep: number): Int32Array | null {
+  /** Per batch row, the new tokens whose head outputs forward() returns; null for no head. */
+  protected headTokens(_ids: Int32Array, B: number, T: number, keep: number): ArrayLike<number>[] | null {
     if (this.head === 'none') return null;
     const from = keep > 0 ? Math.max(0, T - keep) : 0;
-    const rows = new Int32Array(B * (T - from) * 2);
-    let i = 0;
-    for (let b = 0; b < B; b++) for (let t = from; t < T; t++) { rows[i++] = b; rows[i++] = t; }
-    return rows;
+    const tokens = Int32Array.from({ length: T - from }, (_, i) => from + i);
+    return Array.from({ length: B }, () => tokens);
   }
 
   async forward(inputs: ForwardInputs): Promise<ModelOutput> {
@@ -140,9 +156,14 @@ export class GPT2PreTrainedModel {
     if (!inputs || typeof inputs !== 'object') throw new InputError('forward() takes an object of inputs, e.g. { input_ids }');
     const cfg = this.config;
     const { ids, B, T } = toIds(inputs.input_ids, cfg);
-    const past = inputs.past_key_values != null ? toPast(inputs.past_key_values, cfg, B) : null;
-    const P = past?.P ?? 0;
-    const mask = inputs.attention_mask != null ? toMask(inputs.attention_mask, B, P + T, 'attention_mask') : null;
+    const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
+    // a past of this model's resident cache is extended in place; any other (or any past without use_cache) is copied in
+    const resident = useCache ? this.past.viewOf(inputs.past_key_values) : null;
+    if (resident && resident.batch !== B) throw new InputError(`past_key_values holds ${resident.batch} batch rows, input_ids ${B}`);
+    const plain = inputs.past_key_values != null && !resident ? toPast(inputs.past_key_values, cfg, B) : null;
+    const P = resident?.length ?? plain?.P ?? 0;
+    // without a mask every slot is visible (the resident cache may hold an older call's padding)
+    const mask = inputs.attention_mask != null ? toMask(inputs.attention_mask, B, P + T, 'attention_mask') : new Float32Array(B * (P + T)).fill(1);
     const positions = inputs.position_ids != null ? toPositions(inputs.position_ids, B, T, cfg) : null;
     if (!positions && P + T > cfg.n_positions) throw new InputError(`context too long: ${P + T} tokens (${P} past + ${T} new) but the model has n_positions = ${cfg.n_positions}`);
     const headMask = inputs.head_mask != null ? toHeadMask(inputs.head_mask, cfg) : null;
@@ -150,19 +171,20 @@ export class GPT2PreTrainedModel {
     const keep = inputs.logits_to_keep ?? 0;
     if (!Number.isInteger(keep) || keep < 0) throw new OptionError(`logits_to_keep must be a non-negative integer, got ${keep}`);
 
-    const cache = this.createCache(B, P + T);
+    const cache = useCache ? this.past.acquire(resident, B, P + T) : this.createCache(B, P + T);
     try {
-      if (past) this.writePast(cache, past);
-      const rows = this.headRows(ids, B, T, keep);
-      const headW = this.headMatrix();
-      const res = runForward({ cfg, backend: this.backend, weights: this.weights, act: this.act }, cache, {
-        ids, B, T, attentionMask: mask, positionIds: positions, headMask, encoder,
-        outputAttentions: !!inputs.output_attentions, outputHiddenStates: !!inputs.output_hidden_states, wantLastHidden: true,
-        headRows: rows, head: headW?.w ?? null, headBias: headW?.b ?? 0, chunk: this.prefill_chunk,
+      if (plain) writePast(this.backend.arena, cache, plain);
+      setEncoder(this.state, cache, encoder, this.prefill_chunk);
+      const headTokens = this.headTokens(ids, B, T, keep);
+      const res = runBatch(this.state, cache, {
+        ids, B, T, attentionMask: mask, positionIds: positions, headMask, headTokens, head: headTokens ? this.headMatrix() : null,
+        chunk: this.prefill_chunk, outputAttentions: !!inputs.output_attentions, outputHiddenStates: !!inputs.output_hidden_states, wantLastHidden: true,
       });
-      return this.outputs(res, cache, B, T, rows, inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification');
+      const out = this.outputs(res, B, T, P + T, headTokens);
+      if (useCache) out.past_key_values = this.past.publish(cache);
+      return out;
     } finally {
-      cache.dispose();
+      if (!useCache) cache.dispose();
     }
   }
 
@@ -172,47 +194,31 @@ export class GPT2PreTrainedModel {
     return null;
   }
 
-  protected outputs(res: ForwardResult, cache: KVCache, B: number, T: number, rows: Int32Array | null, withPast: boolean): ModelOutput {
-    const cfg = this.config, E = cfg.n_embd, H = cfg.n_head, S = cache.length;
+  protected outputs(res: BatchResult, B: number, T: number, S: number, headTokens: ArrayLike<number>[] | null): ModelOutput {
+    const cfg = this.config, E = cfg.n_embd, H = cfg.n_head;
     const out: ModelOutput = { last_hidden_state: f32Tensor(res.lastHidden!, [B, T, E]) };
-    if (res.head && rows) {
-      const N = this.headMatrix()!.w.N;
-      out.logits = this.head === 'sequence-classification' ? f32Tensor(res.head, [B, N]) : f32Tensor(res.head, [B, rows.length / 2 / B, N]);
+    const hw = this.headMatrix();
+    if (headTokens && hw) {
+      out.logits = this.head === 'sequence-classification' ? f32Tensor(res.head, [B, hw.w.N]) : f32Tensor(res.head, [B, headTokens[0].length, hw.w.N]);
     }
     if (res.hiddenStates) out.hidden_states = res.hiddenStates.map((h) => f32Tensor(h, [B, T, E]));
     if (res.attentions) out.attentions = res.attentions.map((a) => f32Tensor(a, [B, H, T, S]));
     if (res.crossAttentions) out.cross_attentions = res.crossAttentions.map((a) => f32Tensor(a, [B, H, T, a.length / (B * H * T)]));
-    if (withPast) out.past_key_values = this.readPast(cache);
     return out;
   }
 
-  protected writePast(cache: KVCache, past: { k: Float32Array[]; v: Float32Array[]; P: number }): void {
-    const { n_head: H } = this.config, D = this.config.n_embd / H, B = cache.batch, cap = cache.capacity, P = past.P;
-    const A = this.backend.arena;
-    for (let l = 0; l < this.config.n_layer; l++) {
-      for (const [src, region] of [[past.k[l], cache.self.k[l]], [past.v[l], cache.self.v[l]]] as const) {
-        const dst = A.f32(region.ptr, B * H * cap * D);
-        for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * P * D, (bh + 1) * P * D), bh * cap * D);
-      }
-    }
-    cache.length = P;
+  /** The workspace need of decode steps of up to `batch` sequences and prefills (one chunk) into caches of up to `capacity` slots. */
+  workspaceNeed(batch: number, capacity: number): WorkspaceNeed {
+    const headN = this.headMatrix()?.w.N ?? 0, chunk = this.prefill_chunk;
+    const base = { S: capacity, headN, cross: false, probs: false, headMask: false };
+    return unionNeed({ ...base, rows: batch, tokens: 1, headRows: headN ? batch : 0 }, { ...base, rows: chunk, tokens: chunk, headRows: headN ? 1 : 0 });
   }
 
-  /** Copies the cache out as past_key_values: per layer { key, value } of [B, H, length, D]. */
-  readPast(cache: KVCache): PastKeyValue[] {
-    const { n_head: H } = this.config, D = this.config.n_embd / H, B = cache.batch, cap = cache.capacity, S = cache.length;
-    const A = this.backend.arena;
-    const out: PastKeyValue[] = [];
-    for (let l = 0; l < this.config.n_layer; l++) {
-      const get = (ptr: number) => {
-        const src = A.f32(ptr, B * H * cap * D), dst = new Float32Array(B * H * S * D);
-        for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * cap * D, bh * cap * D + S * D), bh * S * D);
-        return f32Tensor(dst, [B, H, S, D]);
-      };
-      out.push({ key: get(cache.self.k[l].ptr), value: get(cache.self.v[l].ptr) });
-    }
-    return out;
-  }
+  /** Bytes of the workspace for workspaceNeed(batch, capacity), without allocating (for planning memory ahead). */
+  workspaceBytes(batch: number, capacity: number): number { return planWorkspace(this.state.shape, this.workspaceNeed(batch, capacity)).bytes; }
+
+  /** Places that workspace now and keeps it, so such calls never allocate; returns the bytes held. */
+  reserveWorkspace(batch: number, capacity: number): number { this.check(); return this.state.reserve(this.workspaceNeed(batch, capacity)); }
 
   /** Bytes of wasm memory in use (weights, caches, workspaces) and committed. */
   memoryUsage(): { weights: number; inUse: number; committed: number } {
@@ -220,9 +226,12 @@ export class GPT2PreTrainedModel {
     return { weights: this.weights.bytes, inUse: u.total, committed: u.committed };
   }
 
+  /** Frees everything: the workspace, the cache behind returned past_key_values, the thread pool. A generate()
+   *  running meanwhile stops at its next step with DISPOSED. Caches from createCache() stay the caller's. */
   async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
+    if (this.state.disposed) return;
+    this.past.dispose();
+    this.state.dispose();
     this.backend.dispose();
   }
 }
@@ -248,34 +257,33 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
   prefill(cache: KVCache, ids: number[]): Float32Array {
     this.check();
     const { ids: flat, T } = toIds([ids], this.config);
-    if (cache.length + T > Math.min(cache.capacity, this.config.n_positions)) throw new InputError(`context too long: ${cache.length} cached + ${T} new tokens exceed ${Math.min(cache.capacity, this.config.n_positions)}`);
-    const res = runForward({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, cache, {
-      ids: flat, B: 1, T, attentionMask: null, positionIds: null, headMask: null, encoder: null, outputAttentions: false, outputHiddenStates: false,
-      wantLastHidden: false, headRows: Int32Array.of(0, T - 1), head: this.weights.lm_head, headBias: 0, chunk: this.prefill_chunk,
-    });
-    return res.head!;
+    return runBatch(this.state, cache, {
+      ids: flat, B: 1, T, attentionMask: null, positionIds: null, headTokens: [[T - 1]], head: this.headMatrix(), chunk: this.prefill_chunk,
+    }).head;
   }
 
   /** Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V]. */
   decodeStep(entries: DecodeEntry[]): Float32Array {
     this.check();
-    return runDecodeStep({ cfg: this.config, backend: this.backend, weights: this.weights, act: this.act }, entries);
+    for (const e of entries) { e.cache.check(); if (e.cache.batch !== 1) throw new InputError('decodeStep takes batch-1 caches'); }
+    return runStep(this.state, {
+      segments: entries.map((e) => ({ cache: e.cache, row: 0, ids: [e.id], positions: [e.pos], mask: null, headTokens: [0] })),
+      head: this.headMatrix(), chunk: 1,
+    });
   }
 }
 export class GPT2ForTokenClassification extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'token-classification'; }
 export class GPT2ForSequenceClassification extends GPT2PreTrainedModel {
   static override readonly head: HeadKind = 'sequence-classification';
-  protected override headRows(ids: Int32Array, B: number, T: number): Int32Array {
+  protected override headTokens(ids: Int32Array, B: number, T: number): ArrayLike<number>[] {
     const pad = this.config.pad_token_id;
     if (pad === null && B > 1) throw new InputError('GPT2ForSequenceClassification cannot pool a batch of more than one row without pad_token_id in config.json (transformers raises the same)');
-    const rows = new Int32Array(2 * B);
-    for (let b = 0; b < B; b++) {
+    return Array.from({ length: B }, (_, b) => {
       // the rightmost token that is not padding, as transformers does
       let last = T - 1;
       if (pad !== null) { last = -1; for (let t = 0; t < T; t++) if (ids[b * T + t] !== pad) last = t; if (last < 0) last = T - 1; }
-      rows[2 * b] = b; rows[2 * b + 1] = last;
-    }
-    return rows;
+      return [last];
+    });
   }
 }
 

@@ -76,13 +76,14 @@ export function toPast(input: unknown, cfg: GPT2Config, B: number): { k: Float32
   input.forEach((layer: any, l: number) => {
     const key = Array.isArray(layer) ? layer[0] : layer?.key, value = Array.isArray(layer) ? layer[1] : layer?.value;
     for (const [name, t, dst] of [['key', key, k], ['value', value, v]] as const) {
-      const { dims, data } = flatten(t, `past_key_values[${l}].${name}`);
+      // float32 Tensors are taken as they are; anything else goes through flatten's checks
+      const { dims, data } = t instanceof Tensor && t.type === 'float32' ? { dims: t.dims, data: t.data as Float32Array } : flatten(t, `past_key_values[${l}].${name}`);
       const d4 = dims.length === 3 ? [1, ...dims] : dims;
       if (d4.length !== 4 || d4[0] !== B || d4[1] !== H || d4[3] !== D) throw new InputError(`past_key_values[${l}].${name} has dims [${dims}], expected [${B}, ${H}, P, ${D}]`);
       if (P >= 0 && d4[2] !== P) throw new InputError(`past_key_values[${l}].${name} has ${d4[2]} positions, others have ${P}`);
       P = d4[2];
       for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new InputError(`past_key_values[${l}].${name} contains a non-finite value`);
-      (dst as Float32Array[]).push(Float32Array.from(data));
+      (dst as Float32Array[]).push(data instanceof Float32Array ? data : Float32Array.from(data));
     }
   });
   return { k, v, P };

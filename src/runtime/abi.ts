@@ -6,6 +6,8 @@
 // Besides the scratch pointers passed in, thread ith < 15 may use [64 KiB + ith*60 KiB, +60 KiB) of the reserved
 // low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits without it
 // (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
+// Pointers are unsigned and may exceed 2^31 (compute byte offsets in usize); no buffer ends at 2^32 (the arena keeps
+// the last page), so an end pointer `p + bytes` never wraps to 0.
 
 /** Matmul epilogue flags: y = act(x·Wᵀ + b), optionally added into y (fused residual). */
 export const ACT_NONE = 0;

@@ -1,6 +1,8 @@
 // The memory plan: one WebAssembly.Memory holds weights, KV caches, activations and scratch as named
 // regions. Regions come from a first-fit free list so caches and per-call workspaces can be released;
 // the memory only ever grows (wasm cannot shrink), and never past wasm32's 4 GiB.
+// Addresses are unsigned and reach past 2^31: host code converts them with `>>>` and plain arithmetic (never
+// `>>`, `|0` or an Int32Array slot), kernels compute byte offsets in usize.
 import { MemoryLimitError } from '../errors.js';
 import { MAX_PAGES, PAGE, RESERVED_LOW_BYTES } from './wasm.js';
 
@@ -9,6 +11,9 @@ export interface Region { readonly name: string; readonly ptr: number; readonly 
 const ALIGN = 64;
 const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 export const MAX_MEMORY_BYTES = MAX_PAGES * PAGE;
+/** Regions end at or below this: the last page is never handed out, so a region's end address (a loop bound in
+ *  the kernels' u32 arithmetic) is below 2^32 and never wraps to 0. */
+export const ARENA_END = MAX_MEMORY_BYTES - PAGE;
 
 export class Arena {
   readonly memory: WebAssembly.Memory;
@@ -42,7 +47,7 @@ export class Arena {
     }
     const ptr = this.top;
     const end = ptr + size;
-    if (end > MAX_MEMORY_BYTES) {
+    if (end > ARENA_END) {
       const inUse = this.usage().total;
       throw new MemoryLimitError(
         `out of WebAssembly memory allocating ${name} (${mib(size)}): ${mib(inUse)} already in use and wasm32 memory ends at 4096 MiB. ` +

@@ -12,6 +12,10 @@ export function halfToFloat(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** halfToFloat of every half, built on first use: the f16 weight reads of the reference are table lookups. */
+let halfValues: Float32Array | null = null;
+const halves = () => (halfValues ??= Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h)));
+
 export function erf(x: number): number {
   // Abramowitz & Stegun 7.1.26 is too coarse for a reference; use a series / continued fraction in f64.
   const ax = Math.abs(x);
@@ -43,10 +47,13 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf);
     }
   };
-  const weight = (w: number, dt: number, scales: number, K: number) => (n: number, k: number): number => {
-    if (dt === DT_F32) return f32[(w >> 2) + n * K + k];
-    if (dt === DT_F16) return halfToFloat(u16[(w >> 1) + n * K + k]);
-    return i8[w + n * K + k] * f32[(scales >> 2) + n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)];
+  const weight = (w: number, dt: number, scales: number, K: number) => {
+    const half = halves();
+    return (n: number, k: number): number => {
+      if (dt === DT_F32) return f32[(w >>> 2) + n * K + k];
+      if (dt === DT_F16) return half[u16[(w >>> 1) + n * K + k]];
+      return i8[w + n * K + k] * f32[(scales >>> 2) + n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)];
+    };
   };
   const matmul = (xAt: (m: number, k: number) => number, W: (n: number, k: number) => number,
     bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
@@ -54,9 +61,9 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
       let acc = 0;
       for (let k = 0; k < K; k++) acc += xAt(m, k) * W(n, k);
-      if (bias) acc += f32[(bias >> 2) + n];
+      if (bias) acc += f32[(bias >>> 2) + n];
       acc = activate(acc, flags & 3);
-      const o = (y >> 2) + m * N + n;
+      const o = (y >>> 2) + m * N + n;
       f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
     }
   };
@@ -68,38 +75,38 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     const p = new Float64Array(S);
     for (let r = r0; r < r1; r++) {
       const b = Math.floor(r / (H * T)), h = Math.floor(r / T) % H, t = r % T;
-      const qo = (q >> 2) + (b * T + t) * qStride + h * D;
+      const qo = (q >>> 2) + (b * T + t) * qStride + h * D;
       const kvBase = (b * H + h) * cap * D;
       let mx = -Infinity;
       for (let j = 0; j < S; j++) {
-        const visible = (!causal || j <= past + t) && (!mask || f32[(mask >> 2) + b * S + j] !== 0);
+        const visible = (!causal || j <= past + t) && (!mask || f32[(mask >>> 2) + b * S + j] !== 0);
         if (!visible) { p[j] = -Infinity; continue; }
         let s = 0;
-        for (let d = 0; d < D; d++) s += f32[qo + d] * f32[(kc >> 2) + kvBase + j * D + d];
+        for (let d = 0; d < D; d++) s += f32[qo + d] * f32[(kc >>> 2) + kvBase + j * D + d];
         p[j] = s * scale;
         if (p[j] > mx) mx = p[j];
       }
       let sum = 0;
       for (let j = 0; j < S; j++) { p[j] = p[j] === -Infinity ? 0 : Math.exp(p[j] - mx); sum += p[j]; }
-      const hm = headMask ? f32[(headMask >> 2) + h] : 1;
+      const hm = headMask ? f32[(headMask >>> 2) + h] : 1;
       for (let j = 0; j < S; j++) p[j] = sum > 0 ? (p[j] / sum) * hm : 0;
-      const oo = (out >> 2) + (b * T + t) * outStride + h * D;
+      const oo = (out >>> 2) + (b * T + t) * outStride + h * D;
       for (let d = 0; d < D; d++) {
         let acc = 0;
-        for (let j = 0; j < S; j++) acc += p[j] * f32[(vc >> 2) + kvBase + j * D + d];
+        for (let j = 0; j < S; j++) acc += p[j] * f32[(vc >>> 2) + kvBase + j * D + d];
         f32[oo + d] = acc;
       }
-      if (probs) for (let j = 0; j < S; j++) f32[(probs >> 2) + ((b * H + h) * T + t) * S + j] = p[j];
+      if (probs) for (let j = 0; j < S; j++) f32[(probs >>> 2) + ((b * H + h) * T + t) * S + j] = p[j];
     }
   };
   return {
     matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >> 2) + m * K + k], weight(w, DT_F32, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, 0, K), bias, y, M, K, N, flags, ith, nth);
     },
     matmul_f16(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >> 2) + m * K + k], weight(w, DT_F16, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, 0, K), bias, y, M, K, N, flags, ith, nth);
     },
     quantize_q8(x, xq, xs, M, K, ith, nth) {
       views();
@@ -107,11 +114,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const nb = K / Q8_BLOCK;
       for (let m = m0; m < m1; m++) for (let blk = 0; blk < nb; blk++) {
         let amax = 0;
-        for (let k = 0; k < Q8_BLOCK; k++) amax = Math.max(amax, Math.abs(f32[(x >> 2) + m * K + blk * Q8_BLOCK + k]));
+        for (let k = 0; k < Q8_BLOCK; k++) amax = Math.max(amax, Math.abs(f32[(x >>> 2) + m * K + blk * Q8_BLOCK + k]));
         const d = Math.fround(amax / 127), id = d ? Math.fround(1 / d) : 0;
-        f32[(xs >> 2) + m * nb + blk] = d;
+        f32[(xs >>> 2) + m * nb + blk] = d;
         for (let k = 0; k < Q8_BLOCK; k++) {
-          const v = Math.fround(f32[(x >> 2) + m * K + blk * Q8_BLOCK + k] * id);
+          const v = Math.fround(f32[(x >>> 2) + m * K + blk * Q8_BLOCK + k] * id);
           i8[xq + m * K + blk * Q8_BLOCK + k] = Math.max(-127, Math.min(127, Math.round(v)));
         }
       }
@@ -125,11 +132,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         for (let blk = 0; blk < nb; blk++) {
           let isum = 0;
           for (let k = 0; k < Q8_BLOCK; k++) isum += i8[xq + m * K + blk * Q8_BLOCK + k] * i8[wq + n * K + blk * Q8_BLOCK + k];
-          acc += isum * f32[(xs >> 2) + m * nb + blk] * f32[(ws >> 2) + n * nb + blk];
+          acc += isum * f32[(xs >>> 2) + m * nb + blk] * f32[(ws >>> 2) + n * nb + blk];
         }
-        if (bias) acc += f32[(bias >> 2) + n];
+        if (bias) acc += f32[(bias >>> 2) + n];
         acc = activate(acc, flags & 3);
-        const o = (y >> 2) + m * N + n;
+        const o = (y >>> 2) + m * N + n;
         f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
       }
     },
@@ -137,11 +144,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
       for (let r = r0; r < r1; r++) {
-        const o = (x >> 2) + r * cols;
+        const o = (x >>> 2) + r * cols;
         let mean = 0; for (let c = 0; c < cols; c++) mean += f32[o + c]; mean /= cols;
         let v = 0; for (let c = 0; c < cols; c++) v += (f32[o + c] - mean) ** 2; v /= cols;
         const inv = 1 / Math.sqrt(v + eps);
-        for (let c = 0; c < cols; c++) f32[(y >> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >> 2) + c] + f32[(beta >> 2) + c];
+        for (let c = 0; c < cols; c++) f32[(y >>> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >>> 2) + c] + f32[(beta >>> 2) + c];
       }
     },
     embed(ids, pos, wte, wteDt, wteScales, wpe, y, rows, E, ith, nth) {
@@ -149,14 +156,14 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const [r0, r1] = splitRange(rows, ith, nth);
       const W = weight(wte, wteDt, wteScales, E);
       for (let r = r0; r < r1; r++) {
-        const id = i32[(ids >> 2) + r], p = i32[(pos >> 2) + r];
-        for (let e = 0; e < E; e++) f32[(y >> 2) + r * E + e] = W(id, e) + f32[(wpe >> 2) + p * E + e];
+        const id = i32[(ids >>> 2) + r], p = i32[(pos >>> 2) + r];
+        for (let e = 0; e < E; e++) f32[(y >>> 2) + r * E + e] = W(id, e) + f32[(wpe >>> 2) + p * E + e];
       }
     },
     add(a, b, y, n, ith, nth) {
       views();
       const [i0, i1] = splitRange(n, ith, nth, 4);
-      for (let i = i0; i < i1; i++) f32[(y >> 2) + i] = f32[(a >> 2) + i] + f32[(b >> 2) + i];
+      for (let i = i0; i < i1; i++) f32[(y >>> 2) + i] = f32[(a >>> 2) + i] + f32[(b >>> 2) + i];
     },
     kv_store(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth) {
       views();
@@ -165,8 +172,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         const b = Math.floor(r / T), t = r % T;
         for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) {
           const dst = ((b * H + h) * cap + slot0 + t) * D + d;
-          f32[(kc >> 2) + dst] = f32[(src >> 2) + r * srcStride + kCol + h * D + d];
-          f32[(vc >> 2) + dst] = f32[(src >> 2) + r * srcStride + vCol + h * D + d];
+          f32[(kc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + kCol + h * D + d];
+          f32[(vc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + vCol + h * D + d];
         }
       }
     },

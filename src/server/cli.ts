@@ -17,7 +17,9 @@ export const serveSpecs: Record<string, OptionSpec> = {
   queue_size: { type: 'int', help: 'requests waiting for a slot at most; more get 429 (default 32)' },
   max_tokens: { type: 'int', help: 'largest max_tokens a request may ask for (default 256)' },
   body_limit: { type: 'int', help: 'largest request body in bytes (default 1048576)' },
-  request_timeout_ms: { type: 'int', help: 'cancel a request after this long, queueing included (default 120000)' },
+  request_timeout_ms: { type: 'int', help: 'cancel a request after this long, queueing included; a request not received in full by then gets 408 (default 120000)' },
+  keep_alive_timeout_ms: { type: 'int', help: 'close an idle keep-alive connection after this long; keep it above the load balancer\'s idle timeout (default 65000)' },
+  max_connections: { type: 'int', help: 'open connections at most; more are closed at once (default 1024)' },
   shutdown_timeout_ms: { type: 'int', help: 'on SIGTERM, wait this long for accepted requests (default 30000)' },
   quiet: { type: 'boolean', alias: 'q', help: 'no request log on stderr' },
   help: { type: 'boolean', alias: 'h', help: 'show this help' },
@@ -35,10 +37,10 @@ export async function serve(argv: string[]): Promise<void> {
   const { opts: o, positionals } = parseArgs(argv, serveSpecs);
   if (o.help) { console.log(SERVE_USAGE); return; }
   if (positionals.length) throw new OptionError(`serve takes no positional arguments, got ${JSON.stringify(positionals.join(' '))} (use --model)`);
-  for (const k of ['max_concurrency', 'max_tokens', 'body_limit', 'request_timeout_ms'] as const) {
+  for (const k of ['max_concurrency', 'max_tokens', 'body_limit', 'request_timeout_ms', 'max_connections'] as const) {
     if (o[k] !== undefined && o[k] < 1) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 1, got ${o[k]}`);
   }
-  for (const k of ['queue_size', 'shutdown_timeout_ms'] as const) if (o[k] !== undefined && o[k] < 0) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 0, got ${o[k]}`);
+  for (const k of ['queue_size', 'shutdown_timeout_ms', 'keep_alive_timeout_ms'] as const) if (o[k] !== undefined && o[k] < 0) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 0, got ${o[k]}`);
   if (o.port !== undefined && (o.port < 0 || o.port > 65535)) throw new OptionError(`--port must be from 0 to 65535, got ${o.port}`);
   const say = (s: string) => process.stderr.write(`[gpt2-wasm] ${s}\n`);
 
@@ -53,6 +55,7 @@ export async function serve(argv: string[]): Promise<void> {
       model, tokenizer, modelId: o.model_name ?? id,
       maxConcurrency: o.max_concurrency, queueSize: o.queue_size, maxTokens: o.max_tokens, bodyLimit: o.body_limit,
       requestTimeoutMs: o.request_timeout_ms, shutdownTimeoutMs: o.shutdown_timeout_ms,
+      keepAliveTimeoutMs: o.keep_alive_timeout_ms, maxConnections: o.max_connections,
       log: o.quiet ? undefined : say,
     });
     const addr = await server.listen(o.port ?? 8080, o.host ?? '127.0.0.1');

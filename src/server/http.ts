@@ -5,12 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GPT2WasmError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { resolveGenerateOptions } from '../generation/generate.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
-import { HttpError, parseCompletionRequest, type CompletionParams } from './request.js';
-import { QueueFullError, Scheduler, type JobEnd, type SchedulerStats } from './scheduler.js';
+import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError, type CompletionParams } from './request.js';
+import { Scheduler, type JobEnd, type SchedulerStats } from './scheduler.js';
 import { CompletionText } from './text.js';
 
 export interface ServerOptions {
@@ -26,8 +26,16 @@ export interface ServerOptions {
   maxTokens?: number;
   /** Largest request body in bytes (default 1 MiB); larger gets 413. */
   bodyLimit?: number;
-  /** A request (queue time included) is cancelled after this long (default 120 s): 504, or an error event. */
+  /**
+   * A request (queue time included) is cancelled after this long (default 120 s): 504, or an error event. A
+   * request whose headers and body have not all arrived by then is answered 408 and its connection closed.
+   */
   requestTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this long (default 65 s: above the 60 s idle timeout of
+   *  common load balancers, so the balancer never reuses a socket the server is closing). */
+  keepAliveTimeoutMs?: number;
+  /** Open connections at most (default 1024); more are closed at once. */
+  maxConnections?: number;
   /** close() waits this long for accepted requests before cancelling them (default 30 s). */
   shutdownTimeoutMs?: number;
   /** One line per finished request (default: none). */
@@ -67,59 +75,64 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(text);
 }
 
-const errorBody = (e: HttpError) => ({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
-
-/** Maps what the scheduler or the model threw to an HTTP error. */
-function toHttpError(e: unknown): HttpError {
-  if (e instanceof HttpError) return e;
-  if (e instanceof QueueFullError) return new HttpError(429, e.message, null, 'queue_full', { 'retry-after': '1' });
-  if (e instanceof GPT2WasmError) {
-    if (e.code === 'INPUT' || e.code === 'OPTION') return new HttpError(400, e.message, null, e.code.toLowerCase());
-    if (e.code === 'MEMORY') return new HttpError(503, `out of memory for this request's KV cache: ${e.message}`, null, 'out_of_memory', { 'retry-after': '1' });
-    return new HttpError(500, e.message, null, e.code.toLowerCase());
-  }
-  return new HttpError(500, `internal error: ${e instanceof Error ? e.message : String(e)}`, null, 'internal');
-}
-
-/** Reads the body up to `limit` bytes; a larger body is a 413 (decided from Content-Length when it is declared). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads the body up to `limit` bytes by `deadline` (ms since the epoch; a slow sender gets 408 at `timeoutMs`).
+ * A larger body is a 413 that the client must be able to read while it is still sending (closing a socket with
+ * unread bytes resets it, and the client sees EPIPE instead of the answer): the body is read on and dropped, the
+ * 413 is answered once it has all arrived or is past `respondAt` bytes, and the connection is cut only past
+ * `dropAt` bytes or at the deadline.
+ */
+function readBody(req: IncomingMessage, limit: number, deadline: number, timeoutMs: number): Promise<Buffer> {
+  const respondAt = Math.max(4 * limit, 1 << 20), dropAt = Math.max(64 * limit, 64 << 20);
+  const tooLarge = (what: string) => new HttpError(413, `request body ${what} is over the limit of ${limit} bytes`, null, 'body_too_large');
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) { reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit} bytes`, null, 'body_too_large')); return; }
     const chunks: Buffer[] = [];
     let size = 0, done = false;
-    req.on('data', (c: Buffer) => {
+    const finish = (e: Error | null) => {
       if (done) return;
+      done = true;
+      if (e) reject(e); else resolve(Buffer.concat(chunks));
+    };
+    // the deadline holds while the body is read, and also while an oversized one is drained after its 413
+    const timer = setTimeout(() => {
+      if (done) req.socket?.destroy();
+      else finish(new HttpError(408, `the request body did not arrive within the server's limit of ${timeoutMs} ms`, null, 'request_timeout'));
+    }, Math.max(0, deadline - Date.now()));
+    const stop = () => clearTimeout(timer);
+    req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) { done = true; reject(new HttpError(413, `request body is over the limit of ${limit} bytes`, null, 'body_too_large')); return; }
-      chunks.push(c);
+      if (size <= limit) { chunks.push(c); return; }
+      chunks.length = 0; // read on and drop
+      if (size > respondAt) finish(tooLarge(`of over ${respondAt} bytes`));
+      if (size > dropAt) { stop(); req.socket?.destroy(); }
     });
-    req.on('end', () => { if (!done) { done = true; resolve(Buffer.concat(chunks)); } });
-    req.on('error', (e) => { if (!done) { done = true; reject(e); } });
+    req.on('end', () => { stop(); finish(size > limit ? tooLarge(`of ${size} bytes`) : null); });
+    req.on('error', (e) => { stop(); finish(e); });
+    req.on('close', () => { stop(); finish(new HttpError(400, 'the connection closed before the request body was complete', null, 'incomplete_body')); });
+    if (Number.isFinite(declared) && declared > respondAt) finish(tooLarge(`of ${declared} bytes`));
   });
-}
-
-function parseJson(buf: Buffer): Record<string, unknown> {
-  let body: unknown;
-  try { body = JSON.parse(buf.toString('utf8')); } catch (e) { throw new HttpError(400, `invalid JSON body: ${(e as Error).message}`, null, 'invalid_json'); }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object', null, 'invalid_json');
-  return body as Record<string, unknown>;
 }
 
 const delay = (ms: number) => new Promise<void>((r) => { const t = setTimeout(r, ms); (t as any).unref?.(); });
 
 export function createServer(options: ServerOptions): GPT2Server {
   const { model, tokenizer } = options;
-  if (!model || typeof (model as any).decodeStep !== 'function') throw new TypeError('createServer needs { model: GPT2LMHeadModel }');
-  if (!tokenizer) throw new TypeError('createServer needs { tokenizer }');
+  if (!model || typeof (model as any).decodeStep !== 'function') throw new OptionError('createServer needs { model: GPT2LMHeadModel }');
+  if (!tokenizer || typeof (tokenizer as any).encodeAtMost !== 'function') throw new OptionError('createServer needs { tokenizer: GPT2Tokenizer }');
   const modelId = options.modelId ?? 'gpt2';
   const cfg = model.config;
   const maxTokens = Math.min(options.maxTokens ?? 256, cfg.n_positions - 1);
   const bodyLimit = options.bodyLimit ?? 1 << 20;
   const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 65_000;
+  const maxConnections = options.maxConnections ?? 1024;
   const log = options.log;
-  if (!(maxTokens >= 1)) throw new RangeError(`maxTokens must be at least 1, got ${options.maxTokens}`);
+  if (!(maxTokens >= 1)) throw new OptionError(`maxTokens must be at least 1, got ${options.maxTokens}`);
+  for (const [k, v, min] of [['bodyLimit', bodyLimit, 1], ['requestTimeoutMs', requestTimeoutMs, 1], ['shutdownTimeoutMs', shutdownTimeoutMs, 0], ['keepAliveTimeoutMs', keepAliveTimeoutMs, 0], ['maxConnections', maxConnections, 1]] as const) {
+    if (!Number.isSafeInteger(v) || v < min) throw new OptionError(`${k} must be an integer of at least ${min}, got ${v}`);
+  }
   const scheduler = new Scheduler(model, { maxConcurrency: options.maxConcurrency, queueSize: options.queueSize });
   // end-of-text ids as generate() resolves them (generation_config.json, then config.json)
   const eos = resolveGenerateOptions(model, { input_ids: null, max_new_tokens: 1, do_sample: false, temperature: 1, top_k: 0, top_p: 1, repetition_penalty: 1 }, 1).eos;
@@ -128,9 +141,16 @@ export function createServer(options: ServerOptions): GPT2Server {
   let closing = false;
   let closePromise: Promise<void> | null = null;
 
-  const http = createHttpServer({ keepAliveTimeout: 5_000 });
-  http.requestTimeout = requestTimeoutMs; // time to receive a whole request (slow senders)
-  http.headersTimeout = Math.min(60_000, requestTimeoutMs);
+  // Slow senders: Node answers 408 when the headers (headersTimeout) or the whole request (requestTimeout) have
+  // not arrived in time, checked every connectionsCheckingInterval; readBody() also enforces the deadline itself.
+  // headersTimeout is above keepAliveTimeout (as Node advises for reused sockets) unless requestTimeout is lower.
+  const http = createHttpServer({
+    keepAliveTimeout: keepAliveTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(keepAliveTimeoutMs + 1_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(requestTimeoutMs / 4))),
+  });
+  http.maxConnections = maxConnections;
 
   function stats(): ServerStats {
     return {
@@ -141,14 +161,9 @@ export function createServer(options: ServerOptions): GPT2Server {
   }
 
   async function completions(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
-    const body = parseJson(await readBody(req, bodyLimit));
+    const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
     const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens });
-    let ids: number[];
-    try { ids = typeof p.prompt === 'string' ? tokenizer.encode(p.prompt) : p.prompt; } catch (e) { throw new HttpError(400, `prompt: ${(e as Error).message}`, 'prompt'); }
-    if (ids.length === 0) throw new HttpError(400, 'prompt encodes to no tokens', 'prompt');
-    if (ids.length + p.maxTokens > cfg.n_positions) {
-      throw new HttpError(400, `the prompt has ${ids.length} tokens and max_tokens is ${p.maxTokens}: ${ids.length + p.maxTokens} in all, over the model's context of ${cfg.n_positions} tokens (n_positions); shorten the prompt or lower max_tokens`, 'max_tokens', 'context_length_exceeded');
-    }
+    const ids = encodePrompt(tokenizer, p.prompt, p.maxTokens, cfg.n_positions);
     if (closing) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down', { connection: 'close' });
 
     const id = `cmpl-${randomBytes(12).toString('hex')}`;
@@ -171,7 +186,7 @@ export function createServer(options: ServerOptions): GPT2Server {
       },
       onEnd(end) { clearTimeout(timer); finish(end); },
     });
-    timer = setTimeout(() => handle.cancel('timeout'), requestTimeoutMs);
+    timer = setTimeout(() => handle.cancel('timeout'), Math.max(0, t0 + requestTimeoutMs - Date.now()));
     (timer as any).unref?.();
     // 'close' before the response is complete: the client went away (or the socket broke)
     res.on('close', () => { if (!res.writableFinished) handle.cancel('disconnected'); });
@@ -207,7 +222,8 @@ export function createServer(options: ServerOptions): GPT2Server {
   }
 
   async function route(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/';
+    let path: string;
+    try { path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/'; } catch { throw new HttpError(400, `invalid request URL ${JSON.stringify(req.url)}`, null, 'invalid_url'); }
     const method = req.method ?? 'GET';
     const allow = (methods: string) => {
       if (!methods.split(', ').includes(method) && !(method === 'HEAD' && methods.includes('GET'))) {
@@ -223,7 +239,8 @@ export function createServer(options: ServerOptions): GPT2Server {
     if (path === '/v1/models') { allow('GET'); sendJson(res, 200, models()); return { status: 200, tokens: 0 }; }
     if (path.startsWith('/v1/models/')) {
       allow('GET');
-      const name = decodeURIComponent(path.slice('/v1/models/'.length));
+      let name: string;
+      try { name = decodeURIComponent(path.slice('/v1/models/'.length)); } catch { throw new HttpError(400, `invalid percent-encoding in ${JSON.stringify(path)}`, null, 'invalid_url'); }
       if (name !== modelId) throw new HttpError(404, `model '${name}' is not served here; this server serves '${modelId}'`, 'model', 'model_not_found');
       sendJson(res, 200, models().data[0]);
       return { status: 200, tokens: 0 };
@@ -240,16 +257,21 @@ export function createServer(options: ServerOptions): GPT2Server {
       (r) => log?.(`${req.method} ${req.url} ${r.status} ${Date.now() - t0}ms${r.tokens ? ` ${r.tokens} tokens` : ''}`),
       (e) => {
         const err = toHttpError(e);
-        // a 413 or a failed read leaves body bytes on the socket: answer, then close the connection
-        const headers = err.status === 413 || err.status === 400 && !req.complete ? { ...err.headers, connection: 'close' } : err.headers;
+        // a request not read to its end leaves body bytes on the socket: answer, then close the connection; but an
+        // oversized body is still being read and dropped (readBody), so that the client sees its 413
+        const headers = !req.complete && err.status !== 413 ? { ...err.headers, connection: 'close' } : err.headers;
         sendJson(res, err.status, errorBody(err), headers);
         log?.(`${req.method} ${req.url} ${err.status} ${Date.now() - t0}ms ${err.message}`);
       },
     );
     if (closing) res.on('finish', () => setImmediate(() => http.closeIdleConnections()));
   });
-  http.on('clientError', (_e, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  // Protocol errors, before a request exists: a header or request timeout is 408, oversized headers 431.
+  http.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    const [status, reason] = e.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
+      : e.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
+      : [400, 'Bad Request'];
+    if (socket.writable && !(socket as any)._httpMessage?.headersSent) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     else socket.destroy();
   });
 
@@ -281,7 +303,7 @@ export function createServer(options: ServerOptions): GPT2Server {
           await Promise.race([closed, delay(2_000)]);
           http.closeAllConnections();
           await closed;
-        } finally { clearInterval(sweep); }
+        } finally { clearInterval(sweep); scheduler.dispose(); }
       })();
       return closePromise;
     },

@@ -1,22 +1,59 @@
-// Validation of an OpenAI-style POST /v1/completions body into what the scheduler needs. Every rejection is an
-// HttpError naming the field (OpenAI's `param`) and the accepted values, so a client can fix its request.
+// The request side shared by the Node server (src/server/http.ts) and the edge handler (src/edge/handler.ts):
+// one HttpError, one validator of an OpenAI-style POST /v1/completions body, one prompt encoder with the context
+// check, and one mapping of library errors to HTTP statuses. Every rejection is an HttpError naming the field
+// (OpenAI's `param`) and the accepted values, so a client can fix its request. No Node APIs here: the edge
+// bundle imports this file.
+import { GPT2WasmError } from '../errors.js';
 import type { SamplingOptions } from '../generation/logits-process.js';
+import { MAX_SEED } from '../generation/random.js';
+import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 
-export class HttpError extends Error {
+/**
+ * An answer other than 200, thrown inside a request handler and turned into a JSON error response there. It is
+ * a GPT2WasmError (INPUT for a 4xx, BUSY for 429, RUNTIME for a 5xx) in case it reaches a caller of the exported
+ * validator; `apiCode` is the `code` of OpenAI's error body.
+ */
+export class HttpError extends GPT2WasmError {
   constructor(
     readonly status: number,
     message: string,
     readonly param: string | null = null,
-    readonly code: string | null = null,
+    readonly apiCode: string | null = null,
     readonly headers: Record<string, string> = {},
-  ) { super(message); this.name = 'HttpError'; }
+  ) {
+    super(status === 429 ? 'BUSY' : status >= 500 ? 'RUNTIME' : 'INPUT', message);
+    this.name = 'HttpError';
+  }
 
   get type(): string {
     if (this.status === 429) return 'rate_limit_error';
-    if (this.status === 504) return 'timeout_error';
+    if (this.status === 504 || this.status === 408) return 'timeout_error';
     if (this.status >= 500) return 'server_error';
     return 'invalid_request_error';
   }
+}
+
+/** OpenAI's error body. */
+export const errorBody = (e: HttpError) => ({ error: { message: e.message, type: e.type, param: e.param, code: e.apiCode } });
+
+/** Maps what a handler, the scheduler or the model threw to an HTTP error. */
+export function toHttpError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof GPT2WasmError) {
+    if (e.code === 'BUSY') return new HttpError(429, e.message, null, 'queue_full', { 'retry-after': '1' });
+    if (e.code === 'INPUT' || e.code === 'OPTION') return new HttpError(400, e.message, null, e.code.toLowerCase());
+    if (e.code === 'MEMORY') return new HttpError(503, `not enough memory to admit this request now (its KV cache or prompt workspace): ${e.message}`, null, 'out_of_memory', { 'retry-after': '1' });
+    return new HttpError(500, e.message, null, e.code.toLowerCase());
+  }
+  return new HttpError(500, `internal error: ${e instanceof Error ? e.message : String(e)}`, null, 'internal');
+}
+
+/** A request body parsed as a JSON object (whatever its Content-Type: curl -d and fetch label JSON otherwise). */
+export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  let body: unknown;
+  try { body = JSON.parse(new TextDecoder().decode(bytes)); } catch (e) { throw new HttpError(400, `invalid JSON body: ${(e as Error).message}`, null, 'invalid_json'); }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object', null, 'invalid_json');
+  return body as Record<string, unknown>;
 }
 
 export interface CompletionParams {
@@ -31,10 +68,17 @@ export interface CompletionParams {
 }
 
 export interface RequestLimits {
-  modelId: string;
+  /** The served model's name: a request naming another is refused (undefined: `model` is not checked). */
+  modelId?: string;
   vocabSize: number;
   /** Largest max_tokens a request may ask for. */
   maxTokens: number;
+  /** Smallest max_tokens (default 1; the edge handler allows 0, the prompt alone). */
+  minTokens?: number;
+  /** temperature when the request has none (default 1 as in OpenAI's API; the edge handler's is 0, greedy). */
+  defaultTemperature?: number;
+  /** Whether `stream: true` is served (default true). */
+  streaming?: boolean;
 }
 
 const bad = (param: string, message: string) => new HttpError(400, message, param);
@@ -69,7 +113,7 @@ function rejectUnsupported(body: Record<string, unknown>): void {
 }
 
 export function parseCompletionRequest(body: Record<string, unknown>, limits: RequestLimits): CompletionParams {
-  if (given(body.model) && body.model !== limits.modelId) {
+  if (limits.modelId !== undefined && given(body.model) && body.model !== limits.modelId) {
     throw bad('model', typeof body.model === 'string'
       ? `model '${body.model}' is not served here; this server serves '${limits.modelId}' (GET /v1/models)`
       : `model must be a string, got ${JSON.stringify(body.model)}`);
@@ -89,12 +133,12 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
   else throw bad('prompt', 'prompt must be a string, an array of one string, or an array of token ids');
   if (prompt.length === 0) throw bad('prompt', 'prompt is empty');
 
-  const maxTokens = int(body, 'max_tokens', Math.min(16, limits.maxTokens), 1, limits.maxTokens, ` (this server's limit is ${limits.maxTokens})`);
-  const temperature = num(body, 'temperature', 1, (v) => v >= 0 && v <= 2, 'from 0 to 2 (0: greedy)');
+  const maxTokens = int(body, 'max_tokens', Math.min(16, limits.maxTokens), limits.minTokens ?? 1, limits.maxTokens, ` (this server's limit is ${limits.maxTokens})`);
+  const temperature = num(body, 'temperature', limits.defaultTemperature ?? 1, (v) => v >= 0 && v <= 2, 'from 0 to 2 (0: greedy)');
   const top_p = num(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'in (0, 1]');
   const top_k = int(body, 'top_k', 0, 0, limits.vocabSize, ' (0: off)');
   const repetition_penalty = num(body, 'repetition_penalty', 1, (v) => v > 0 && v <= 10, 'in (0, 10] (1: off)');
-  const seed = given(body.seed) ? int(body, 'seed', 0, -(2 ** 53 - 1), 2 ** 53 - 1) : undefined;
+  const seed = given(body.seed) ? int(body, 'seed', 0, 0, MAX_SEED, ' (2^53 - 1)') : undefined;
 
   let stop: string[] = [];
   const st = body.stop;
@@ -106,6 +150,7 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
 
   if (given(body.stream) && typeof body.stream !== 'boolean') throw bad('stream', `stream must be true or false, got ${JSON.stringify(body.stream)}`);
   const stream = body.stream === true;
+  if (stream && limits.streaming === false) throw bad('stream', 'stream: true is not served here; leave it out for one JSON answer');
   let includeUsage = false;
   const so = body.stream_options;
   if (given(so)) {
@@ -119,4 +164,22 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
   // temperature 0 means greedy; the SamplingOptions temperature must stay positive, and greedy ignores it
   const sampling: SamplingOptions = { do_sample: temperature > 0, temperature: temperature > 0 ? temperature : 1, top_k, top_p, repetition_penalty };
   return { prompt, maxTokens, sampling, seed, stop, stream, includeUsage };
+}
+
+/**
+ * Token ids of the prompt, checked against the context: prompt + max_tokens must fit n_positions. Text is
+ * tokenized with an early stop past n_positions tokens, so an oversized prompt is refused without being
+ * tokenized to its end (the event loop is not blocked by a megabyte prompt).
+ */
+export function encodePrompt(tokenizer: GPT2Tokenizer | null, prompt: string | number[], maxTokens: number, nPositions: number): number[] {
+  let ids: number[] | null;
+  if (typeof prompt === 'string' && !tokenizer) throw new HttpError(500, 'a text prompt needs the tokenizer, which is not loaded', 'prompt', 'internal');
+  try { ids = typeof prompt === 'string' ? tokenizer!.encodeAtMost(prompt, nPositions) : prompt; } catch (e) { throw new HttpError(400, `prompt: ${(e as Error).message}`, 'prompt'); }
+  const fix = 'shorten the prompt or lower max_tokens';
+  if (ids === null) throw new HttpError(400, `the prompt has more than ${nPositions} tokens, over the model's context of ${nPositions} tokens (n_positions); ${fix}`, 'prompt', 'context_length_exceeded');
+  if (ids.length === 0) throw new HttpError(400, 'prompt encodes to no tokens', 'prompt');
+  if (ids.length + maxTokens > nPositions) {
+    throw new HttpError(400, `the prompt has ${ids.length} tokens and max_tokens is ${maxTokens}: ${ids.length + maxTokens} in all, over the model's context of ${nPositions} tokens (n_positions); ${fix}`, 'max_tokens', 'context_length_exceeded');
+  }
+  return ids;
 }

@@ -4,8 +4,15 @@
 // clients there are. Finished, cancelled and failed sequences leave between ticks and free their cache at once.
 // Ticks are separated by setImmediate, so sockets (new requests, disconnects, timeouts) are served between steps.
 //
+// Admission cannot break running requests: everything a decode step needs is reserved before a request runs.
+// The step's workspace (activations, scratch, logits) is reserved once, for maxConcurrency sequences of the full
+// context, when the scheduler is made; a request's KV cache is reserved at its full length when it is admitted.
+// A request whose cache or prefill does not fit waits at the head of the queue while others run (their memory
+// comes back as they end) and is refused (MemoryLimitError → 503) only when nothing else is running.
+//
 // Each sequence is sampled exactly as generate() samples a batch-1 row (same processors, same seeded PRNG, same
 // stopping rules), so a request gives the same tokens alone or batched with others.
+import { BusyError, GPT2WasmError, InputError, OptionError } from '../errors.js';
 import { nextToken, type SamplingOptions } from '../generation/logits-process.js';
 import { Random } from '../generation/random.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
@@ -44,7 +51,7 @@ export interface JobHandle {
   cancel(reason?: CancelReason): void;
 }
 
-export class QueueFullError extends Error {
+export class QueueFullError extends BusyError {
   constructor(readonly active: number, readonly queued: number) {
     super(`server busy: ${active} requests running and ${queued} queued (the queue is full); retry later`);
     this.name = 'QueueFullError';
@@ -64,7 +71,11 @@ export interface SchedulerStats {
   submitted: number;
   completed: number;
   cancelled: number;
+  /** Jobs that failed while running (a decode step or a listener threw): never for lack of memory. */
   failed: number;
+  /** Jobs refused at admission (their cache or prefill did not fit with nothing else running, or a bad prompt). */
+  refused: number;
+  /** Jobs refused at submit() because the queue was full. */
   rejected: number;
   prompt_tokens: number;
   generated_tokens: number;
@@ -78,6 +89,10 @@ export interface SchedulerStats {
   mean_batch: number;
   /** Bytes held by the KV caches of running sequences. */
   kv_cache_bytes: number;
+  /** Bytes reserved once for the batched decode step (maxConcurrency sequences of the full context). */
+  decode_workspace_bytes: number;
+  /** Admissions postponed because a cache or prefill did not fit while other requests ran. */
+  memory_waits: number;
 }
 
 type JobState = 'queued' | 'active' | 'done';
@@ -108,13 +123,26 @@ export class Scheduler {
   private scheduled = false;
   private nextId = 1;
   private idleWaiters: (() => void)[] = [];
-  private readonly counts = { submitted: 0, completed: 0, cancelled: 0, failed: 0, rejected: 0, prompt_tokens: 0, generated_tokens: 0, decode_steps: 0, batched_rows: 0, decode_ms: 0, prefill_ms: 0 };
+  private readonly counts = { submitted: 0, completed: 0, cancelled: 0, failed: 0, refused: 0, rejected: 0, prompt_tokens: 0, generated_tokens: 0, decode_steps: 0, batched_rows: 0, decode_ms: 0, prefill_ms: 0, memory_waits: 0 };
+  /** Bytes of the model's workspace reserved for maxConcurrency sequences of n_positions tokens (decode steps and
+   *  prefill chunks then allocate nothing); 0 once disposed. */
+  private workspaceBytes: number;
+  /** The head of the queue did not fit in memory; retried once a running sequence has freed its cache. */
+  private waitingForMemory = false;
 
+  /** Reserves the decode workspace; throws MemoryLimitError when maxConcurrency sequences cannot be stepped. */
   constructor(readonly model: GPT2LMHeadModel, opts: SchedulerOptions = {}) {
     this.maxConcurrency = opts.maxConcurrency ?? 8;
     this.queueSize = opts.queueSize ?? 32;
-    if (!Number.isInteger(this.maxConcurrency) || this.maxConcurrency < 1) throw new RangeError(`maxConcurrency must be a positive integer, got ${this.maxConcurrency}`);
-    if (!Number.isInteger(this.queueSize) || this.queueSize < 0) throw new RangeError(`queueSize must be a non-negative integer, got ${this.queueSize}`);
+    if (!Number.isInteger(this.maxConcurrency) || this.maxConcurrency < 1) throw new OptionError(`maxConcurrency must be a positive integer, got ${this.maxConcurrency}`);
+    if (!Number.isInteger(this.queueSize) || this.queueSize < 0) throw new OptionError(`queueSize must be a non-negative integer, got ${this.queueSize}`);
+    this.workspaceBytes = model.reserveWorkspace(this.maxConcurrency, model.config.n_positions);
+  }
+
+  /** Cancels what runs; the scheduler takes no jobs after it (the reserved workspace stays with the model until its dispose()). */
+  dispose(): void {
+    this.cancelAll('shutdown');
+    this.workspaceBytes = 0;
   }
 
   get activeCount(): number { return this.running.length; }
@@ -122,11 +150,12 @@ export class Scheduler {
 
   /** Queues a job; throws QueueFullError when maxConcurrency are running and queueSize are waiting. */
   submit(spec: JobSpec): JobHandle {
+    if (!this.workspaceBytes) throw new GPT2WasmError('DISPOSED', 'this scheduler was disposed');
     if (this.running.length + this.queue.length >= this.maxConcurrency + this.queueSize) {
       this.counts.rejected++;
       throw new QueueFullError(this.running.length, this.queue.length);
     }
-    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 1)) throw new RangeError('a job needs a non-empty prompt and maxTokens >= 1');
+    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 1)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 1');
     const job: Job = { id: this.nextId++, spec, state: 'queued', cache: null, seq: spec.prompt.slice(), generated: 0, pending: -1, rng: new Random(spec.seed) };
     this.queue.push(job);
     this.counts.submitted++;
@@ -152,11 +181,12 @@ export class Scheduler {
   stats(): SchedulerStats {
     const c = this.counts;
     return {
-      active: this.running.length, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed,
+      active: this.running.length, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed, refused: c.refused,
       rejected: c.rejected, prompt_tokens: c.prompt_tokens, generated_tokens: c.generated_tokens, decode_steps: c.decode_steps, decode_rows: c.batched_rows,
       decode_ms: Math.round(c.decode_ms), prefill_ms: Math.round(c.prefill_ms),
       mean_batch: c.decode_steps ? +(c.batched_rows / c.decode_steps).toFixed(2) : 0,
       kv_cache_bytes: this.running.reduce((s, j) => s + (j.cache?.bytes ?? 0), 0),
+      decode_workspace_bytes: this.workspaceBytes, memory_waits: c.memory_waits,
     };
   }
 
@@ -181,21 +211,35 @@ export class Scheduler {
     }
   }
 
-  /** Prefills the oldest waiting request when a slot is free, and samples its first token. */
+  /**
+   * Admits the oldest waiting request when a slot is free: reserves its KV cache at full length (prompt +
+   * maxTokens, at most n_positions), prefills the prompt and samples its first token. When the cache or the
+   * prefill does not fit, the request stays first in the queue while others run, and is refused when none do.
+   */
   private admitOne(): void {
-    if (this.running.length >= this.maxConcurrency || !this.queue.length) return;
-    const job = this.queue.shift()!;
-    job.state = 'active';
-    this.running.push(job);
+    if (this.running.length >= this.maxConcurrency || !this.queue.length || this.waitingForMemory) return;
+    const job = this.queue[0];
+    const capacity = Math.min(job.spec.prompt.length + job.spec.maxTokens, this.model.config.n_positions);
+    let cache: KVCache | null = null;
     let logits: Float32Array;
     const t0 = performance.now();
     try {
-      job.cache = this.model.createCache(1, job.spec.prompt.length + job.spec.maxTokens);
-      logits = this.model.prefill(job.cache, job.spec.prompt);
+      cache = this.model.createCache(1, capacity);
+      logits = this.model.prefill(cache, job.spec.prompt);
     } catch (error) {
+      cache?.dispose();
+      if (error instanceof GPT2WasmError && error.code === 'MEMORY' && this.running.length > 0) {
+        this.waitingForMemory = true; // retried when a running sequence ends
+        this.counts.memory_waits++;
+        return;
+      }
       this.end(job, { status: 'error', error, tokens: 0 });
       return;
     } finally { this.counts.prefill_ms += performance.now() - t0; }
+    this.queue.shift();
+    job.state = 'active';
+    job.cache = cache;
+    this.running.push(job);
     this.counts.prompt_tokens += job.spec.prompt.length;
     this.accept(job, logits);
   }
@@ -240,14 +284,18 @@ export class Scheduler {
 
   private end(job: Job, how: JobEnd): void {
     if (job.state === 'done') return;
-    const list = job.state === 'queued' ? this.queue : this.running;
+    const wasQueued = job.state === 'queued';
+    const list = wasQueued ? this.queue : this.running;
     const at = list.indexOf(job);
     if (at >= 0) list.splice(at, 1);
+    // a running sequence frees its cache, and a new head of the queue may fit: try admitting again
+    if (job.state === 'active' || at === 0) this.waitingForMemory = false;
     job.state = 'done';
     job.cache?.dispose();
     job.cache = null;
     if (how.status === 'done') this.counts.completed++;
     else if (how.status === 'cancelled') this.counts.cancelled++;
+    else if (wasQueued) this.counts.refused++;
     else this.counts.failed++;
     try { job.spec.onEnd(how); } catch { /* a listener's failure must not stop the other sequences */ }
     if (!this.running.length && !this.queue.length && !this.scheduled) {

@@ -26,6 +26,11 @@ const POS_BITS = 2 ** 26;
 /** Longest word (in bytes) the heap path can index. */
 const MAX_WORD_BYTES = POS_BITS - 1;
 
+/** Thrown inside an encode with an output limit (beginOutput(limit)) once the text is known to exceed it. */
+export class OutputLimitError extends Error {
+  constructor(readonly limit: number) { super(`more than ${limit} tokens`); }
+}
+
 export class UnknownTokenError extends Error {
   constructor(readonly token: string) { super(`BPE produced "${token}", which is not in the vocabulary`); }
 }
@@ -68,6 +73,10 @@ export class BpeModel {
   // Output ids of the encode in progress (filled by beginOutput/pushId/encodeText, read by takeOutput).
   private out = new Int32Array(1024);
   private outLen = 0;
+  /** Most ids the encode in progress may produce before it stops with OutputLimitError. */
+  private outLimit = Infinity;
+  /** Longest symbol (vocabulary token or merge result) in bytes: a word of n bytes gives at least n / this ids. */
+  private readonly maxSymbolBytes: number;
   // Scratch buffers, grown on demand.
   private syms = new Int32Array(256);
   private slots = new Int32Array(256);
@@ -117,6 +126,10 @@ export class BpeModel {
       this.rank[s] = r;
       this.merged[s] = symbolOf(a + b);
     }
+    let longest = 1;
+    for (const tok of init.vocab.keys()) if (tok.length > longest) longest = tok.length;
+    for (const tok of this.extraNames) if (tok.length > longest) longest = tok.length;
+    this.maxSymbolBytes = longest;
   }
 
   private hash(a: number, b: number): number {
@@ -142,11 +155,12 @@ export class BpeModel {
     return sym < this.idLimit ? this.idToToken[sym] ?? '' : this.extraNames[sym - this.idLimit];
   }
 
-  /** Start collecting the ids of one encode call. */
-  beginOutput(): void { this.outLen = 0; }
+  /** Start collecting the ids of one encode call; past `limit` ids it stops with OutputLimitError. */
+  beginOutput(limit = Infinity): void { this.outLen = 0; this.outLimit = limit; }
 
   /** Append one id to the output. */
   pushId(id: number): void {
+    if (this.outLen >= this.outLimit) throw new OutputLimitError(this.outLimit);
     if (this.outLen === this.out.length) this.growOutput(1);
     this.out[this.outLen++] = id;
   }
@@ -157,6 +171,7 @@ export class BpeModel {
     const ids = new Array<number>(n);
     for (let i = 0; i < n; i++) ids[i] = src[i];
     this.outLen = 0;
+    this.outLimit = Infinity;
     if (src.length > 1 << 20) this.out = new Int32Array(1024); // do not keep a huge buffer alive
     return ids;
   }
@@ -179,6 +194,8 @@ export class BpeModel {
 
   /** Append the ids of one word, text[start, end), to the output. */
   encodeRange(text: string, start: number, end: number): void {
+    // a UTF-16 unit is at least one UTF-8 byte: a word that cannot fit the limit is not merged at all
+    if (this.outLen + Math.ceil((end - start) / this.maxSymbolBytes) > this.outLimit) throw new OutputLimitError(this.outLimit);
     let h = 0x811c9dc5 | 0;
     for (let k = start; k < end; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
     const n = end - start;
@@ -213,6 +230,7 @@ export class BpeModel {
   }
 
   private emitMany(ids: number[]): void {
+    if (this.outLen + ids.length > this.outLimit) throw new OutputLimitError(this.outLimit);
     if (this.outLen + ids.length > this.out.length) this.growOutput(ids.length);
     const out = this.out;
     let n = this.outLen;

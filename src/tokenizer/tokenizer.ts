@@ -3,7 +3,7 @@
 import { InputError, OptionError, TokenizerError } from '../errors.js';
 import { AddedTokenSplitter } from './added-tokens.js';
 import { tokenStringToBytes } from './byte-level.js';
-import { BpeModel, UnknownTokenError } from './bpe.js';
+import { BpeModel, OutputLimitError, UnknownTokenError } from './bpe.js';
 import {
   directorySource, isTextFileSource, loadTokenizerData,
   type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
@@ -213,22 +213,37 @@ export class GPT2Tokenizer {
    * U+FFFD, as TextEncoder does; such text does not round-trip.
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
+    return this.encodeUpTo(text, options, Infinity)!;
+  }
+
+  /**
+   * Token ids of `text` as encode() gives them, or null as soon as there are known to be more than `limit`:
+   * encoding stops at the first word past the limit, and a word too long to fit is not merged at all, so an
+   * oversized text costs time in proportion to the limit rather than to its length (a server's length check).
+   */
+  encodeAtMost(text: string, limit: number, options: EncodeOptions = {}): number[] | null {
+    if (!(limit >= 0)) throw new OptionError(`encodeAtMost: limit must be a non-negative number, got ${limit}`);
+    return this.encodeUpTo(text, options, limit);
+  }
+
+  private encodeUpTo(text: string, options: EncodeOptions, limit: number): number[] | null {
     if (typeof text !== 'string') throw new InputError(`encode expects a string, got ${text === null ? 'null' : typeof text}`);
     const model = this.model;
     const special = options.add_special_tokens ?? true;
     const split = options.split_special_tokens ?? (options.allowed_special === undefined ? this.split_special_tokens : !options.allowed_special);
     const withSpecial = !split;
-    model.beginOutput();
-    if (special) for (const id of this.prefixIds) model.pushId(id);
+    model.beginOutput(limit);
     try {
+      if (special) for (const id of this.prefixIds) model.pushId(id);
       this.splitter.split(text, withSpecial, (seg) => this.encodeOrdinary(seg), (id) => model.pushId(id));
+      if (special) for (const id of this.suffixIds) model.pushId(id);
     } catch (e) {
       model.takeOutput();
+      if (e instanceof OutputLimitError) return null;
       if (e instanceof UnknownTokenError) throw new TokenizerError(`${this.origin}: ${e.message} and there is no unk_token`, { cause: e });
       if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e });
       throw e;
     }
-    if (special) for (const id of this.suffixIds) model.pushId(id);
     return model.takeOutput();
   }
 
