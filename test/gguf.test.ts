@@ -224,17 +224,18 @@ test('Q8_0 / Q4_0 GGUF files load (as q8) close to fp32; q4_0 keeps the embeddin
   const d8 = maxDiff(a.logits, ref.logits), d4 = maxDiff(b.logits, ref.logits);
   assert.ok(d8 > 0 && d8 < 0.02 * scale, `q8_0 max diff ${d8} (logit scale ${scale})`);
   assert.ok(d4 > d8 && d4 < 0.2 * scale, `q4_0 max diff ${d4} (q8_0 ${d8}, scale ${scale})`);
-  // loading Q8_0 as the runtime's q8 loses nothing: every int8 × scale equals the Q8_0 value the fp32 load holds
-  const mq = await GPT2LMHeadModel.from_pretrained(q8, opts), mf = await GPT2LMHeadModel.from_pretrained(q8, { ...opts, dtype: 'fp32' });
+  // loading Q8_0 as the runtime's q8 (Q8_0 blocks) gives the file's blocks byte for byte
+  const fileBytes = new Uint8Array(readFileSync(q8));
+  const gq = await GGUFFile.open(bytesSource(q8, fileBytes));
+  const mq = await GPT2LMHeadModel.from_pretrained(q8, opts);
   try {
     for (const l of [0, mq.config.n_layer - 1]) {
-      const w8 = mq.weights.layers[l].fc, w32 = mf.weights.layers[l].fc;
-      const mem8 = mq.backend.arena.memory.buffer, mem32 = mf.backend.arena.memory.buffer;
-      const q = new Int8Array(mem8, w8.ptr, w8.N * w8.K), sc = new Float32Array(mem8, w8.scales, (w8.N * w8.K) / 32);
-      const want = new Float32Array(mem32, w32.ptr, w32.N * w32.K);
-      for (let i = 0; i < want.length; i++) if (f(q[i] * sc[i >>> 5]) !== want[i]) assert.unreachable(`layer ${l} fc element ${i}: ${q[i]} x ${sc[i >>> 5]} != ${want[i]}`);
+      const t = gq.tensors.get(`blk.${l}.ffn_up.weight`)!, w8 = mq.weights.layers[l].fc;
+      assert.is(t.typeName, 'Q8_0');
+      const got = new Uint8Array(mq.backend.arena.memory.buffer, w8.ptr, t.byteLength);
+      assert.ok(Buffer.from(got).equals(Buffer.from(fileBytes.subarray(t.byteOffset, t.byteOffset + t.byteLength))), `layer ${l} ffn_up blocks differ`);
     }
-  } finally { await mq.dispose(); await mf.dispose(); }
+  } finally { await mq.dispose(); }
   // Q8_0 blocks survive GGUF → f32 → Q8_0 unchanged (the block maximum is always ±127·d, so d is recovered)
   const q8b = join(tmp, 'trained-q8_0-again.gguf');
   await save_gguf(q8, q8b, { dtype: 'q8_0', name: 'trained' });

@@ -7,24 +7,28 @@
 //   matmul f32/f16:    6e-7·L (~10 f32 ulps of L) where L = Σ_k |x_k w_k| + |bias| (+ |y| when accumulating), the
 //                      size of what is summed, times the activation's local gain (|act'| ≤ 1.13 for gelu). The
 //                      largest error seen over the fuzz is ~2e-7·L.
-//   matmul q8:         6e-7·L with L = Σ_blocks |isum · xscale · wscale| + |bias| (+ |y|).
+//   matmul q8/q4:      6e-7·L with L = Σ_blocks |isum · xscale · wscale| + |bias| (+ |y|).
 //   activations:       1e-6·|want| + 2.4e-7·|x·act'(x)| (K = 1 matmuls, so the result is act(x) of exact x; the
 //                      second term is the function's own sensitivity to a 2-ulp change of its argument).
 //   layernorm:         2e-6·(|x - mean|·inv·|gamma|) + 2e-6·|beta| + 1e-7·|gamma|.
 //   attention:         1.5e-6·max|v| (of that batch row and head, × |headMask|) per output (seen: ≤ 4e-7·max|v|);
 //                      probs 2e-6·|p| + 1e-8.
-//   add, kv_store, embed (f32, f16, q8), quantize_q8: exact (bit-identical).
+//   add, kv_store (f32 and f16 caches), embed (f32, f16, q8), quantize_q8: exact (bit-identical).
+// The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
+// are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
-// limit, tanh-gelu in place of erf-gelu, a dropped last q8 block).
+// limit, tanh-gelu in place of erf-gelu, one quantum in the last q8/q4 block).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, type KernelABI,
 } from '../src/runtime/abi.js';
+import { Q4_0_BYTES, Q8_0_BYTES } from '../src/runtime/quant.js';
 import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
+import { floatToHalf as roundToHalf } from '../src/model/half.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 
 const ALL: WasmVariant[] = ['simd', 'simd-threads', 'relaxed', 'relaxed-threads'];
@@ -69,17 +73,51 @@ function floatToHalf(v: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Q8_0 / Q4_0 weight blocks (src/runtime/quant.ts), written and read here independently of the reference kernels
+const isBlock = (dt: number) => dt === DT_Q8 || dt === DT_Q4;
+const blockBytes = (dt: number) => (dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES);
+/** Random blocks for `rows` rows of K: codes anywhere in the format's range (-128..127, nibbles 0..15), normal f16
+ *  scales in [lo, lo + span) with random signs for q4 (its scales are negative when a block's max is positive). */
+function randomBlocks(r: Rng, dt: number, rows: number, K: number, lo = 0.01, span = 0.02): Uint8Array {
+  const bb = blockBytes(dt), nb = rows * K / Q8_BLOCK, out = new Uint8Array(nb * bb);
+  for (let b = 0; b < nb; b++) {
+    const h = floatToHalf((dt === DT_Q4 && r.next() < 0.5 ? -1 : 1) * (lo + r.next() * span));
+    out[b * bb] = h & 0xff; out[b * bb + 1] = h >>> 8;
+    for (let j = 2; j < bb; j++) out[b * bb + j] = r.int(0, 255);
+  }
+  return out;
+}
+/** Code of element k of row n (int8, or nibble - 8) and the f32 scale of its block. */
+function blockCode(bytes: Uint8Array, dt: number, K: number, n: number, k: number): number {
+  const p = (n * K / Q8_BLOCK + Math.floor(k / Q8_BLOCK)) * blockBytes(dt), j = k % Q8_BLOCK;
+  if (dt === DT_Q8) return (bytes[p + 2 + j] << 24) >> 24;
+  return (j < 16 ? bytes[p + 2 + j] & 15 : bytes[p + 2 + j - 16] >>> 4) - 8;
+}
+function blockScale(bytes: Uint8Array, dt: number, K: number, n: number, k: number): number {
+  const p = (n * K / Q8_BLOCK + Math.floor(k / Q8_BLOCK)) * blockBytes(dt);
+  return halfToFloat(bytes[p] | (bytes[p + 1] << 8));
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // one memory, a bump arena above RESERVED_LOW_BYTES, the wasm kernels and the reference kernels on it
 class Harness {
   memory: WebAssembly.Memory;
   k: KernelABI;
+  kt: KernelABI;
+  setThread: (t: number) => void;
   ref: KernelABI;
   top = RESERVED_LOW_BYTES;
   constructor(public variant: WasmVariant) {
     this.memory = createMemory(MEM_BYTES, variant.endsWith('threads'));
     this.k = instantiateKernels(compileVariant(variant), this.memory);
+    // one more instance on the same memory, to run kernels as pool thread t >= 1 (its own scratch slots)
+    const other = new WebAssembly.Instance(compileVariant(variant), { env: { memory: this.memory } });
+    this.kt = other.exports as unknown as KernelABI;
+    this.setThread = other.exports.set_thread_index as (t: number) => void;
     this.ref = createReferenceKernels(this.memory);
   }
+  /** Kernels of an instance that is thread t of a pool (t picks the per-thread scratch, not the chunk). */
+  thread(t: number): KernelABI { this.setThread(t); return this.kt; }
   reset() { this.top = RESERVED_LOW_BYTES; }
   alloc(bytes: number): number {
     const p = this.top;
@@ -150,22 +188,17 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   h.reset();
   const xs = Array.from({ length: M * K }, () => r.normal());
   let wv = Array.from({ length: N * K }, () => r.normal() * 0.5);
-  let wp: number, wsP = 0;
+  let wp: number, wBlocks: Uint8Array | null = null;
   const nb = K / Q8_BLOCK;
   if (dt === DT_F16) {
     const hv = wv.map(floatToHalf);
     wv = hv.map(halfToFloat);
     wp = h.alloc(N * K * 2);
     new Uint16Array(h.memory.buffer, wp, N * K).set(hv);
-  } else if (dt === DT_Q8) {
-    wp = h.alloc(N * K);
-    const q = new Int8Array(h.memory.buffer, wp, N * K);
-    const sc: number[] = [];
-    for (let n = 0; n < N; n++) for (let b = 0; b < nb; b++) {
-      const s = Math.fround(0.01 + r.next() * 0.02); sc.push(s);
-      for (let k = 0; k < Q8_BLOCK; k++) q[n * K + b * Q8_BLOCK + k] = r.int(-128, 127);
-    }
-    wsP = h.putF32(sc);
+  } else if (isBlock(dt)) {
+    wBlocks = randomBlocks(r, dt, N, K);
+    wp = h.alloc(wBlocks.length);
+    h.bytes(wp, wBlocks.length).set(wBlocks);
   } else {
     wp = h.putF32(wv);
   }
@@ -174,20 +207,21 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   const yInit = h.putF32(Array.from({ length: M * N }, () => r.normal()));
   const yBytes = M * N * 4;
   let xq = 0, xsc = 0;
-  if (dt === DT_Q8) {
+  if (isBlock(dt)) {
     xq = h.alloc(M * K); xsc = h.alloc(M * nb * 4);
     h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
   }
   const call = (k: KernelABI, out: number, ith: number, nth: number) => {
     if (dt === DT_F32) k.matmul_f32(x, wp, bias, out, M, K, N, flags, ith, nth);
     else if (dt === DT_F16) k.matmul_f16(x, wp, bias, out, M, K, N, flags, ith, nth);
-    else k.matmul_q8(xq, xsc, wp, wsP, bias, out, M, K, N, flags, ith, nth);
+    else if (dt === DT_Q8) k.matmul_q8(xq, xsc, wp, bias, out, M, K, N, flags, ith, nth);
+    else k.matmul_q4(xq, xsc, wp, bias, out, M, K, N, flags, ith, nth);
   };
   const got = runSplits(h, yInit, yBytes, (o, ith, nth) => call(h.k, o, ith, nth), `matmul dt=${dt} ${M}x${K}x${N} flags=${flags}`);
   if (opts.perturbRef) {
     opts.perturbRef(h.f32(x, M * K), wv);
     if (dt === DT_F32) h.f32(wp, N * K).set(wv);
-    if (dt === DT_Q8) h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
+    if (isBlock(dt)) h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
   }
   const want = h.copy(yInit, yBytes);
   call(h.ref, want, 0, 1);
@@ -196,14 +230,13 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   const bv = bias ? h.f32(bias, N).slice() : null;
   const L = new Float64Array(M * N);
   const xv = h.f32(x, M * K), xqv = new Int8Array(h.memory.buffer, xq, M * K), xsv = h.f32(xsc, M * nb);
-  const wq = new Int8Array(h.memory.buffer, wp, N * K), wsv = h.f32(wsP, N * nb);
   for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
     let s = 0;
-    if (dt === DT_Q8) {
+    if (wBlocks) {
       for (let b = 0; b < nb; b++) {
         let is = 0;
-        for (let k = 0; k < Q8_BLOCK; k++) is += xqv[m * K + b * Q8_BLOCK + k] * wq[n * K + b * Q8_BLOCK + k];
-        s += Math.abs(is * xsv[m * nb + b] * wsv[n * nb + b]);
+        for (let k = 0; k < Q8_BLOCK; k++) is += xqv[m * K + b * Q8_BLOCK + k] * blockCode(wBlocks, dt, K, n, b * Q8_BLOCK + k);
+        s += Math.abs(is * xsv[m * nb + b] * blockScale(wBlocks, dt, K, n, b * Q8_BLOCK));
       }
     } else for (let k = 0; k < K; k++) s += Math.abs(xv[m * K + k] * wv[n * K + k]);
     if (bv) s += Math.abs(bv[n]);
@@ -216,7 +249,7 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
 
 function randomShape(r: Rng, dt: number): MatCase {
   const M = r.pick([1, 1, 2, 3, 4, 5, 7, 9, 13]);
-  const K = dt === DT_Q8 ? r.pick([32, 64, 96, 160]) : r.pick([1, 2, 3, 4, 5, 7, 8, 17, 31, 64, 67, 130]);
+  const K = isBlock(dt) ? r.pick([32, 64, 96, 160]) : r.pick([1, 2, 3, 4, 5, 7, 8, 17, 31, 64, 67, 130]);
   const N = r.pick([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 70]);
   const flags = r.pick(ACTS) | (r.next() < 0.4 ? FLAG_ACCUMULATE : 0);
   return { M, K, N, flags, bias: r.next() < 0.6, dt };
@@ -225,16 +258,18 @@ function randomShape(r: Rng, dt: number): MatCase {
 const MATMUL_RTOL = 6e-7;
 
 for (const variant of variants) {
-  test(`[${variant}] matmul f32/f16/q8 on fuzzed shapes, nth 1..3 identical`, () => {
+  test(`[${variant}] matmul f32/f16/q8/q4 on fuzzed shapes, nth 1..3 identical`, () => {
     const h = new Harness(variant);
     const r = rng(1234);
-    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
+    for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
       const cases: MatCase[] = [];
       for (let i = 0; i < 60; i++) cases.push(randomShape(r, dt));
       // shapes that cross the GEMM M-panel blocking (512 KiB of f32 x rows, 256 KiB of q8 rows) and long K tails
-      if (dt === DT_Q8) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
+      if (isBlock(dt)) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
       else cases.push({ M: 37, K: 4099, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
-      cases.push({ M: 6, K: dt === DT_Q8 ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      cases.push({ M: 6, K: isBlock(dt) ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      // q4 GEMM rows too long for the low scratch slot: the direct Q4_0 tile instead of the unpacked one
+      if (dt === DT_Q4) cases.push({ M: 5, K: 16384, N: 9, flags: ACT_RELU, bias: true, dt });
       for (const c of cases) {
         const { got, want, L } = matmulCase(h, r, c);
         expectClose(got, want, (i) => MATMUL_RTOL * L[i] + 1e-30, `${variant} matmul dt=${dt} ${c.M}x${c.K}x${c.N} flags=${c.flags} bias=${c.bias}`);
@@ -245,25 +280,25 @@ for (const variant of variants) {
   test(`[${variant}] matmul rows do not depend on M (GEMV and GEMM paths agree bit for bit)`, () => {
     const h = new Harness(variant);
     const r = rng(99);
-    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
-      const K = dt === DT_Q8 ? 96 : 83, N = 37, M = 9;
+    for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
+      const K = isBlock(dt) ? 96 : 83, N = 37, M = 9;
       h.reset();
       const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
-      const wBytes = dt === DT_F32 ? 4 : dt === DT_F16 ? 2 : 1;
-      const w = h.alloc(N * K * wBytes);
+      const blocks = isBlock(dt) ? randomBlocks(r, dt, N, K) : null;
+      const w = h.alloc(blocks ? blocks.length : N * K * (dt === DT_F32 ? 4 : 2));
       if (dt === DT_F32) h.f32(w, N * K).set(Array.from({ length: N * K }, () => r.normal()));
       else if (dt === DT_F16) new Uint16Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => floatToHalf(r.normal())));
-      else new Int8Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => r.int(-127, 127)));
-      const ws = h.putF32(Array.from({ length: N * K / 32 }, () => 0.01 + r.next() * 0.01));
+      else h.bytes(w, blocks!.length).set(blocks!);
       const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
-      if (dt === DT_Q8) h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+      if (isBlock(dt)) h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
       const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
       const run = (m0: number, rows: number) => {
         const y = h.alloc(rows * N * 4);
         const xr = x + m0 * K * 4;
         if (dt === DT_F32) h.k.matmul_f32(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
         else if (dt === DT_F16) h.k.matmul_f16(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
-        else h.k.matmul_q8(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, ws, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else if (dt === DT_Q8) h.k.matmul_q8(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else h.k.matmul_q4(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
         return h.f32(y, rows * N).slice();
       };
       const all = run(0, M);
@@ -330,6 +365,34 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] the vector half conversions (half4, half4Exact) give every half exactly`, () => {
+    const h = new Harness(variant);
+    h.reset();
+    // embed (half4Exact): one row of all 65536 halves plus a position row of -0, which keeps every value (-0 too)
+    const E = 65536;
+    const wte = h.alloc(E * 2);
+    new Uint16Array(h.memory.buffer, wte, E).set(Array.from({ length: E }, (_, i) => i));
+    const wpe = h.putF32(new Array(E).fill(-0));
+    const ids = h.putF32([0]), pos = h.putF32([0]); // int32 zeros
+    const y = h.alloc(E * 4);
+    h.k.embed(ids, pos, wte, DT_F16, wpe, y, 1, E, 0, 1);
+    expectExact(h.f32(y, E), Array.from({ length: E }, (_, i) => halfToFloat(i)), 'half4Exact');
+    // matmul_f16 on the fully-converting path (half4; a row of x >= 2^15 selects it), K = 4 so the halves go
+    // through the vector loop: row n of w is [half n, 0, 0, 0], x rows [1, 0, 0, 0] and [40000, 0, 0, 0]
+    const halves: number[] = [];
+    for (let v = 0; v < 65536; v++) if (((v >> 10) & 0x1f) !== 31) halves.push(v);
+    const N = halves.length;
+    const w = h.alloc(N * 8);
+    const wv = new Uint16Array(h.memory.buffer, w, N * 4);
+    halves.forEach((v, n) => { wv[4 * n] = v; });
+    const x = h.putF32([1, 0, 0, 0, 40000, 0, 0, 0]);
+    const out = h.alloc(2 * N * 4);
+    h.k.matmul_f16(x, w, 0, out, 2, 4, N, ACT_NONE, 0, 1);
+    // the sums start at +0, so -0 comes out as +0; 40000·half in f64 is exact, then rounded once as f32 does
+    expectExact(h.f32(out, N), halves.map((v) => 0 + halfToFloat(v)), 'half4 (x = 1)');
+    expectExact(h.f32(out + N * 4, N), halves.map((v) => 0 + Math.fround(40000 * halfToFloat(v))), 'half4 (x = 40000)');
+  });
+
   test(`[${variant}] quantize_q8 is bit-exact (ties round half up, clamps, zero blocks)`, () => {
     const h = new Harness(variant);
     const r = rng(7);
@@ -385,14 +448,14 @@ for (const variant of variants) {
     }
   });
 
-  test(`[${variant}] embed f32/f16/q8, add, kv_store are exact`, () => {
+  test(`[${variant}] embed f32/f16/q8/q4, add, kv_store are exact`, () => {
     const h = new Harness(variant);
     const r = rng(5);
-    for (const E of [1, 3, 32, 64, 96, 100]) for (const dt of [DT_F32, DT_F16, DT_Q8]) {
-      if (dt === DT_Q8 && E % 32) continue;
+    for (const E of [1, 3, 32, 64, 96, 100]) for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
+      if (isBlock(dt) && E % 32) continue;
       h.reset();
       const V = 11, P = 9, rows = 7;
-      let wte: number, sc = 0;
+      let wte: number;
       if (dt === DT_F32) wte = h.putF32(Array.from({ length: V * E }, () => r.normal()));
       else if (dt === DT_F16) {
         wte = h.alloc(V * E * 2);
@@ -400,18 +463,23 @@ for (const variant of variants) {
         hv[0] = 0x7c00; hv[1] = 0xfc00; hv[2] = 0x0001; hv[3] = 0x83ff; // inf, -inf, subnormals
         new Uint16Array(h.memory.buffer, wte, V * E).set(hv);
       } else {
-        wte = h.alloc(V * E);
-        new Int8Array(h.memory.buffer, wte, V * E).set(Array.from({ length: V * E }, () => r.int(-128, 127)));
-        sc = h.putF32(Array.from({ length: V * E / 32 }, () => r.next() * 0.1));
+        // scales over the whole normal and subnormal f16 range, so products reach both ends
+        const blocks = randomBlocks(r, dt, V, E, 0, 0.1);
+        for (let b = 0; b < blocks.length; b += blockBytes(dt)) {
+          const pick = r.int(0, 3), hb = pick === 0 ? r.int(1, 0x3ff) : pick === 1 ? 0x7bff : -1; // subnormal, max, or as drawn
+          if (hb >= 0) { blocks[b] = hb & 0xff; blocks[b + 1] = (hb >>> 8) | (r.next() < 0.5 ? 0x80 : 0); }
+        }
+        wte = h.alloc(blocks.length);
+        h.bytes(wte, blocks.length).set(blocks);
       }
       const wpe = h.putF32(Array.from({ length: P * E }, () => r.normal()));
       const ids = h.alloc(rows * 4), pos = h.alloc(rows * 4);
       new Int32Array(h.memory.buffer, ids, rows).set([0, 3, 10, 0, 5, 7, 1]);
       new Int32Array(h.memory.buffer, pos, rows).set([0, 1, 2, 8, 4, 5, 6]);
       const init = h.alloc(rows * E * 4);
-      const got = runSplits(h, init, rows * E * 4, (o, ith, nth) => h.k.embed(ids, pos, wte, dt, sc, wpe, o, rows, E, ith, nth), `embed dt=${dt} E=${E}`);
+      const got = runSplits(h, init, rows * E * 4, (o, ith, nth) => h.k.embed(ids, pos, wte, dt, wpe, o, rows, E, ith, nth), `embed dt=${dt} E=${E}`);
       const want = h.copy(init, rows * E * 4);
-      h.ref.embed(ids, pos, wte, dt, sc, wpe, want, rows, E, 0, 1);
+      h.ref.embed(ids, pos, wte, dt, wpe, want, rows, E, 0, 1);
       expectExact(h.f32(got, rows * E), h.f32(want, rows * E), `embed dt=${dt} E=${E}`);
     }
     for (const n of [1, 3, 4, 5, 17, 64, 1001]) {
@@ -423,17 +491,50 @@ for (const variant of variants) {
       h.ref.add(a, b, want, n, 0, 1);
       expectExact(h.f32(got, n), h.f32(want, n), `add ${n}`);
     }
-    for (const [B, T, H, D, cap, slot0] of [[1, 1, 1, 1, 1, 0], [2, 3, 2, 5, 9, 4], [1, 5, 3, 64, 8, 3], [3, 2, 2, 7, 2, 0]]) {
+    for (const kvDt of [DT_F32, DT_F16]) for (const [B, T, H, D, cap, slot0] of [[1, 1, 1, 1, 1, 0], [2, 3, 2, 5, 9, 4], [1, 5, 3, 64, 8, 3], [3, 2, 2, 7, 2, 0], [2, 2, 3, 12, 5, 1], [1, 3, 2, 19, 4, 1]]) {
       h.reset();
       const stride = 3 * H * D + 1;
-      const src = h.putF32(Array.from({ length: B * T * stride }, () => r.normal()));
-      const cacheFloats = B * H * cap * D;
-      const init = h.putF32(Array.from({ length: 2 * cacheFloats }, () => r.normal()));
-      const got = runSplits(h, init, 2 * cacheFloats * 4, (o, ith, nth) => h.k.kv_store(src, stride, H * D, 2 * H * D + 1, o, o + cacheFloats * 4, B, T, H, D, cap, slot0, ith, nth), `kv_store`);
-      const want = h.copy(init, 2 * cacheFloats * 4);
-      h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheFloats * 4, B, T, H, D, cap, slot0, 0, 1);
-      expectExact(h.f32(got, 2 * cacheFloats), h.f32(want, 2 * cacheFloats), 'kv_store');
+      // a few values at the half's edges among the normals (overflow, NaN, subnormals, f32 subnormals, -0)
+      const edge = [65520, -65504, 65519.996, NaN, -Infinity, 6e-8, -(2 ** -25), 2 ** -24 * 1.5, 1e-40, -0, 2 ** -14 * (1 - 2 ** -12)];
+      const src = h.putF32(Array.from({ length: B * T * stride }, () => (r.next() < 0.2 ? r.pick(edge) : r.normal() * (r.next() < 0.2 ? 1e-5 : 1))));
+      const cacheBytes = B * H * cap * D * (kvDt === DT_F16 ? 2 : 4);
+      const init = h.putF32(Array.from({ length: cacheBytes / 2 }, () => r.normal()));
+      const what = `kv_store kvDt=${kvDt} B=${B} T=${T} H=${H} D=${D}`;
+      const got = runSplits(h, init, 2 * cacheBytes, (o, ith, nth) => h.k.kv_store(src, stride, H * D, 2 * H * D + 1, o, o + cacheBytes, kvDt, B, T, H, D, cap, slot0, ith, nth), what);
+      const want = h.copy(init, 2 * cacheBytes);
+      h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheBytes, kvDt, B, T, H, D, cap, slot0, 0, 1);
+      assert.ok(Buffer.from(h.bytes(got, 2 * cacheBytes)).equals(Buffer.from(h.bytes(want, 2 * cacheBytes))), `${what}: differs from the reference`);
     }
+  });
+
+  test(`[${variant}] kv_store f16: round to nearest even, bit for bit, against an independent oracle`, () => {
+    // every f32 exponent with mantissas at the rounding boundaries, and random bit patterns, both signs
+    const h = new Harness(variant);
+    const r = rng(9);
+    const bits: number[] = [];
+    const mants = [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x5000, 0x7fe000, 0x7ff000, 0x7fefff, 0x7fffff];
+    for (let e = 0; e < 256; e++) for (const s of [0, 0x80000000]) {
+      for (const m of mants) bits.push((s | (e << 23) | m) >>> 0);
+      for (let i = 0; i < 24; i++) bits.push((s | (e << 23) | r.int(0, 0x7fffff)) >>> 0);
+      // subnormal halves: the rounding point moves with the exponent (bit 13 + (113 - e) of the mantissa)
+      for (let sh = 13; sh < 24; sh++) for (const d of [-1, 0, 1]) bits.push((s | (e << 23) | ((((1 << sh) >>> 1) + d) & 0x7fffff) | (r.int(0, 1) << sh)) >>> 0);
+    }
+    for (let i = 0; i < 100000; i++) bits.push(r.int(0, 0xffffffff) >>> 0);
+    const n = bits.length + (7 - (bits.length % 8)); // a multiple of 8 plus 7: the 8-, 4- and 1-element paths
+    while (bits.length < n) bits.push(0x3c00_0000 + bits.length);
+    const src = h.alloc(n * 4);
+    new Uint32Array(h.memory.buffer, src, n).set(bits);
+    const vals = h.f32(src, n);
+    const kc = h.alloc(n * 2), vc = h.alloc(n * 2);
+    h.k.kv_store(src, n, 0, 0, kc, vc, DT_F16, 1, 1, 1, n, 1, 0, 0, 1);
+    assert.ok(h.guardOk(kc, n * 2) && h.guardOk(vc, n * 2), 'kv_store f16 wrote past its caches');
+    const got = new Uint16Array(h.memory.buffer, kc, n);
+    for (let i = 0; i < n; i++) {
+      const want = halfOracle(vals[i], bits[i]);
+      if (got[i] !== want) assert.unreachable(`kv_store f16 of ${vals[i]} (bits 0x${bits[i].toString(16)}): got 0x${got[i].toString(16)} want 0x${want.toString(16)}`);
+      if (roundToHalf(vals[i]) !== want) assert.unreachable(`floatToHalf (the reference) of ${vals[i]}: got 0x${roundToHalf(vals[i]).toString(16)} want 0x${want.toString(16)}`);
+    }
+    assert.ok(Buffer.from(h.bytes(kc, n * 2)).equals(Buffer.from(h.bytes(vc, n * 2))), 'kv_store f16: K and V differ');
   });
 
   test(`[${variant}] attention eager and blockwise: causal, masks (fully masked rows), head mask, past, probs`, () => {
@@ -458,40 +559,43 @@ for (const variant of variants) {
       const T = r.pick([1, 2, 3, 7]), past = r.pick([0, 0, 1, 5, 60, 64, 65]);
       cases.push({ B: r.int(1, 2), H: r.int(1, 3), T, D: r.pick([1, 4, 8, 13, 64]), S: past + T, past, causal: r.pick([0, 1]), mask: r.pick(['none', 'random', 'rowzero', 'prefix']), headMask: r.next() < 0.5 });
     }
-    for (const c of cases) attentionCase(h, r, c);
+    for (const kvDt of [DT_F32, DT_F16]) for (const c of cases) attentionCase(h, r, { ...c, kvDt });
   });
 
   test(`[${variant}] decode attention (T = 1): four-row groups and the one-row fallback agree bit for bit`, () => {
     // T = 1 runs rows four at a time in the thread's low-memory slot, and one at a time (ABI scratch) for a short
-    // range, a large S or ith >= 15: nth = 1 uses the groups, nth = 18 (two rows per thread, threads up to 17)
-    // only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
+    // range, a large S or thread >= 15: nth = 1 uses the groups, nth = 18 (two rows per chunk, chunk i run as
+    // thread i up to 17) only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
     const h = new Harness(variant);
     const r = rng(31);
-    for (const [B, H, D, S, causal, masked] of [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1]]) {
+    const shapes = [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1], [1, 12, 64, 300, 1, 1], [2, 5, 20, 257, 1, 0]];
+    for (const kvDt of [DT_F32, DT_F16]) for (const [B, H, D, S, causal, masked] of shapes) {
       h.reset();
       const cap = S + 2, qStride = 3 * H * D + 1, outStride = H * D + 3, past = S - 1;
       const q = h.putF32(Array.from({ length: B * qStride }, () => r.normal()));
-      const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
-      const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const kc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const vc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal()));
       const mask = masked ? h.putF32(Array.from({ length: B * S }, (_, i) => (i % S === 0 || r.next() < 0.7 ? 1 : 0))) : 0;
       const scratch = h.alloc(18 * attentionScratchBytes(S, D));
       const init = h.putF32(Array.from({ length: B * outStride }, () => 42));
       const bytes = B * outStride * 4;
       const outs = [1, 18, 7].map((nth) => {
         const o = h.copy(init, bytes);
-        for (let ith = 0; ith < nth; ith++) h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
+        // chunk ith runs as pool thread ith here, so threads >= 15 (no low-memory slot) are covered too
+        for (let ith = 0; ith < nth; ith++) h.thread(ith).attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
         assert.ok(h.guardOk(o, bytes), 'decode attention wrote past its output');
         return h.bytes(o, bytes).slice();
       });
-      for (const o of outs.slice(1)) assert.ok(Buffer.from(o).equals(Buffer.from(outs[0])), `decode attention B=${B} H=${H} D=${D} S=${S}: splits differ`);
+      const what = `decode attention kvDt=${kvDt} B=${B} H=${H} D=${D} S=${S}`;
+      for (const o of outs.slice(1)) assert.ok(Buffer.from(o).equals(Buffer.from(outs[0])), `${what}: splits differ`);
       const want = h.copy(init, bytes);
-      h.ref.attention_blockwise(q, qStride, kc, vc, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
-      const vmax = Math.max(...h.f32(vc, B * H * cap * D).map(Math.abs));
-      expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, `decode attention B=${B} H=${H} D=${D} S=${S}`);
+      h.ref.attention_blockwise(q, qStride, kc, vc, kvDt, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
+      const vmax = readCache(h, kvDt, vc, B * H * cap * D).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, what);
     }
   });
 
-  test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (ith >= 15) agree`, () => {
+  test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (thread >= 15) agree`, () => {
     const h = new Harness(variant);
     const r = rng(41);
     for (const [M, K, N] of [[1, 37, 300], [2, 64, 170], [1, 768, 90]]) {
@@ -504,7 +608,7 @@ for (const variant of variants) {
       const bytes = M * N * 4;
       const outs = [1, 18].map((nth) => {
         const o = h.copy(init, bytes);
-        for (let ith = 0; ith < nth; ith++) h.k.matmul_f16(x, w, bias, o, M, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, ith, nth);
+        for (let ith = 0; ith < nth; ith++) h.thread(ith).matmul_f16(x, w, bias, o, M, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, ith, nth);
         return h.bytes(o, bytes).slice();
       });
       assert.ok(Buffer.from(outs[0]).equals(Buffer.from(outs[1])), `f16 GEMV ${M}x${K}x${N}: nth 1 and 18 differ`);
@@ -521,12 +625,12 @@ for (const variant of variants) {
       });
       assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, `dropped K tail term not detected (dt=${dt})`);
     }
-    // 2. q8: one quantum of difference in one activation of the last block must fail
-    {
-      const { got, want, L } = matmulCase(h, r, { M: 2, K: 64, N: 5, flags: ACT_NONE, bias: false, dt: DT_Q8 }, {
+    // 2. q8/q4: one quantum of difference in one activation of the last block must fail
+    for (const dt of [DT_Q8, DT_Q4]) {
+      const { got, want, L } = matmulCase(h, r, { M: 2, K: 64, N: 5, flags: ACT_NONE, bias: false, dt }, {
         perturbRef: (x) => { x[63] = x[63] + Math.sign(x[63] || 1) * 0.2; },
       });
-      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, 'q8 change not detected');
+      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, `dt=${dt} change not detected`);
     }
     // 3. tanh-gelu in place of erf-gelu must fail the activation bound
     const xs = Array.from({ length: 200 }, (_, i) => Math.fround(-6 + i * 0.06));
@@ -537,6 +641,22 @@ for (const variant of variants) {
     let caught = '';
     try { attentionCase(h, r, c, { refPast: 7 }); } catch (e) { caught = (e as Error).message; }
     assert.match(caught, /attention .* eager out/, 'off-by-one causal limit not detected');
+    // 5. f16 caches: the reference on the unrounded f32 keys and values (not the stored halves) must fail the
+    // attention bound, so the f16 cases do test that the kernels read the halves
+    {
+      h.reset();
+      const B = 1, H = 2, T = 3, D = 16, S = 20, n = B * H * S * D;
+      const q = h.putF32(Array.from({ length: B * T * H * D }, () => r.normal()));
+      const kv = Array.from({ length: 2 * n }, () => r.normal());
+      const k16 = putCache(h, DT_F16, kv.slice(0, n)), v16 = putCache(h, DT_F16, kv.slice(n));
+      const k32 = h.putF32(kv.slice(0, n)), v32 = h.putF32(kv.slice(n));
+      const scratch = h.alloc(attentionScratchBytes(S, D));
+      const got = h.alloc(B * T * H * D * 4), want = h.alloc(B * T * H * D * 4);
+      h.k.attention_eager(q, H * D, k16, v16, DT_F16, S, got, H * D, B, H, T, D, S, S - T, 1, 0, 0.25, 0, 0, scratch, 0, 1);
+      h.ref.attention_eager(q, H * D, k32, v32, DT_F32, S, want, H * D, B, H, T, D, S, S - T, 1, 0, 0.25, 0, 0, 0, 0, 1);
+      const vmax = Math.max(...kv.slice(n).map(Math.abs));
+      assert.ok(worst(h.f32(got, B * T * H * D), h.f32(want, B * T * H * D), () => 1.5e-6 * vmax).excess > 0, 'f16 cache rounding not detected');
+    }
   });
 }
 
@@ -555,16 +675,46 @@ function accurateAct(x: number, act: number): number {
   return activate(x, act);
 }
 
-interface AttnCase { B: number; H: number; T: number; D: number; S: number; past: number; causal: number; mask: 'none' | 'random' | 'rowzero' | 'prefix'; headMask: boolean }
+/** The IEEE half nearest to the f32 value v (bits: its bit pattern), ties to the even half: found by search over
+ *  the finite halves' exact values, independently of the bit arithmetic of the kernel and of floatToHalf. */
+function halfOracle(v: number, bits: number): number {
+  const sign = bits >>> 31 ? 0x8000 : 0;
+  if (Number.isNaN(v)) return sign | 0x7e00;
+  const a = Math.abs(v);
+  if (a >= 65520) return sign | 0x7c00; // halfway between 65504 and 2^16 (which would have an even mantissa)
+  let lo = 0, hi = 0x7bff; // largest finite half with value ≤ a (halves of one sign are ordered like their bits)
+  while (lo < hi) { const mid = (lo + hi + 1) >>> 1; if (halfToFloat(mid) <= a) lo = mid; else hi = mid - 1; }
+  if (lo === 0x7bff) return sign | lo;
+  const below = a - halfToFloat(lo), above = halfToFloat(lo + 1) - a;
+  return sign | (below < above || (below === above && (lo & 1) === 0) ? lo : lo + 1);
+}
+
+/** A KV cache of the given element type holding `values` (rounded to halves for DT_F16). */
+function putCache(h: Harness, kvDt: number, values: number[]): number {
+  if (kvDt === DT_F32) return h.putF32(values);
+  const p = h.alloc(values.length * 2);
+  new Uint16Array(h.memory.buffer, p, values.length).set(values.map((v) => roundToHalf(v)));
+  return p;
+}
+/** The values of a cache written by putCache. */
+function readCache(h: Harness, kvDt: number, p: number, n: number): Float32Array {
+  if (kvDt === DT_F32) return h.f32(p, n).slice();
+  return Float32Array.from(new Uint16Array(h.memory.buffer, p, n), halfToFloat);
+}
+
+interface AttnCase { B: number; H: number; T: number; D: number; S: number; past: number; causal: number; mask: 'none' | 'random' | 'rowzero' | 'prefix'; headMask: boolean; kvDt?: number }
 
 function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number } = {}) {
   const { B, H, T, D, S, past, causal } = c;
+  const kvDt = c.kvDt ?? DT_F32;
   h.reset();
   const cap = S + 3, qStride = 3 * H * D + 2, outStride = H * D + 1;
   const qv = Array.from({ length: B * T * qStride }, () => r.normal());
   const q = h.putF32(qv);
-  const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
-  const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal() * 2));
+  // f16 caches also get a few subnormal halves and zeros
+  const small = () => (kvDt === DT_F16 && r.next() < 0.05 ? r.pick([0, -0, 3e-6, -5e-7, 6e-5]) : 1);
+  const kc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal() * small()));
+  const vc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal() * 2 * small()));
   let mask = 0;
   if (c.mask !== 'none') {
     const mv = new Array(B * S).fill(1);
@@ -588,13 +738,13 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
   h.bytes(region, outBytes).set(h.bytes(outInit, outBytes));
   h.f32(region + outBytes, B * H * T * S).fill(-7);
   const got = runSplits(h, region, outBytes + probsBytes, (o, ith, nth) =>
-    h.k.attention_eager(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, o + outBytes, scratch, ith, nth), 'attention_eager');
+    h.k.attention_eager(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, o + outBytes, scratch, ith, nth), 'attention_eager');
   assert.ok(h.guardOk(scratch, scratchBytes), 'attention_eager: wrote past its scratch');
   const want = h.copy(region, outBytes + probsBytes);
-  h.ref.attention_eager(q, qStride, kc, vc, cap, want, outStride, B, H, T, D, S, refPast, causal, mask, scale, headMask, want + outBytes, 0, 0, 1);
+  h.ref.attention_eager(q, qStride, kc, vc, kvDt, cap, want, outStride, B, H, T, D, S, refPast, causal, mask, scale, headMask, want + outBytes, 0, 0, 1);
   // bound: 1.5e-6 · max |v| over the keys (all keys: an upper bound) per (b, h)
   const vmax = new Float64Array(B * H);
-  const vv = h.f32(vc, B * H * cap * D);
+  const vv = readCache(h, kvDt, vc, B * H * cap * D);
   for (let bh = 0; bh < B * H; bh++) for (let i = 0; i < S * D; i++) vmax[bh] = Math.max(vmax[bh], Math.abs(vv[bh * cap * D + i]));
   const hmv = headMask ? h.f32(headMask, H) : null;
   const outBound = (i: number) => {
@@ -603,7 +753,7 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
     const b = Math.floor(row / T), hh = Math.floor(col / D);
     return 1.5e-6 * vmax[b * H + hh] * (hmv ? Math.abs(hmv[hh]) : 1) + 1e-30;
   };
-  const what = `attention ${JSON.stringify(c)}`;
+  const what = `attention ${JSON.stringify({ ...c, kvDt })}`;
   const gOut = h.f32(got, outBytes / 4), wOut = h.f32(want, outBytes / 4);
   expectClose(gOut, wOut, outBound, `${what} eager out`);
   const gP = h.f32(got + outBytes, B * H * T * S), wP = h.f32(want + outBytes, B * H * T * S);
@@ -612,11 +762,11 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
   const pGuard = h.alloc(probsBytes);
   h.f32(pGuard, B * H * T * S).fill(-7);
   const gotB = runSplits(h, outInit, outBytes, (o, ith, nth) =>
-    h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, pGuard, scratch, ith, nth), 'attention_blockwise');
+    h.k.attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, pGuard, scratch, ith, nth), 'attention_blockwise');
   assert.ok(h.guardOk(scratch, scratchBytes), 'attention_blockwise: wrote past its scratch');
   assert.ok(h.f32(pGuard, B * H * T * S).every((v) => v === -7), 'attention_blockwise wrote probs');
   const wantB = h.copy(outInit, outBytes);
-  h.ref.attention_blockwise(q, qStride, kc, vc, cap, wantB, outStride, B, H, T, D, S, refPast, causal, mask, scale, 0, 0, 0, 0, 1);
+  h.ref.attention_blockwise(q, qStride, kc, vc, kvDt, cap, wantB, outStride, B, H, T, D, S, refPast, causal, mask, scale, 0, 0, 0, 0, 1);
   const outBoundB = (i: number) => {
     const row = Math.floor(i / outStride), col = i % outStride;
     if (col >= H * D) return 0;

@@ -1,11 +1,13 @@
 // The kernel ABI: the one contract between the host and assembly/. A kernel call is (name, numbers): byte
-// pointers into the one memory, sizes, scalars, and last `ith, nth` — this thread's index and the thread
-// count. Each kernel computes its own slice of the output from (ith, nth) in fixed chunks, so every output
-// element is computed by the same instructions in the same order whatever the thread count: results are
-// bit-identical for 1 or N threads. Every kernel has a plain TypeScript twin in ./reference.ts.
-// Besides the scratch pointers passed in, thread ith < 15 may use [64 KiB + ith*60 KiB, +60 KiB) of the reserved
-// low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits without it
-// (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
+// pointers into the one memory, sizes, scalars, and last `ith, nth` — the chunk to compute and the number of
+// chunks the call is split into (src/runtime/chunks.ts; any thread may run any chunk). Each kernel computes
+// its own slice of the output from (ith, nth) in fixed chunks, so every output element is computed by the
+// same instructions in the same order whatever the split: results are bit-identical for 1 or N threads.
+// Every kernel has a plain TypeScript twin in ./reference.ts.
+// Per-thread scratch is indexed by the real thread t (0 = the caller, set in each wasm instance once by
+// set_thread_index): besides the scratch pointers passed in, thread t < 15 may use [64 KiB + t*60 KiB, +60 KiB)
+// of the reserved low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits
+// without it (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
 // Pointers are unsigned and may exceed 2^31 (compute byte offsets in usize); no buffer ends at 2^32 (the arena keeps
 // the last page), so an end pointer `p + bytes` never wraps to 0.
 
@@ -16,10 +18,17 @@ export const ACT_GELU_ERF = 2; // gelu
 export const ACT_RELU = 3;
 export const FLAG_ACCUMULATE = 4; // y += result (residual add fused into the projection)
 
-/** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. */
+/** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. DT_F32 and
+ *  DT_F16 are also the element types of a KV cache (kvDt of kv_store and the attention kernels). */
 export const DT_F32 = 0;
 export const DT_F16 = 1;
-export const DT_Q8 = 2; // int8 in blocks of Q8_BLOCK along K, one f32 scale per block: scales [N, K/Q8_BLOCK]
+/** GGUF's Q8_0 blocks (./quant.ts): each row of K (a multiple of 32) is K/32 blocks of 34 bytes, an f16 scale d then
+ *  32 int8 q; value = q·d. */
+export const DT_Q8 = 2;
+/** GGUF's Q4_0 blocks (./quant.ts): K/32 blocks of 18 bytes per row, an f16 scale d then 16 bytes whose byte j holds
+ *  element j (low nibble) and j + 16 (high nibble); value = (nibble - 8)·d. */
+export const DT_Q4 = 3;
+/** Values per block of the quantised weights and of the int8 activations (quantize_q8). */
 export const Q8_BLOCK = 32;
 
 export type Ptr = number;
@@ -31,37 +40,45 @@ export interface KernelABI {
   matmul_f16(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** Quantise activations x[M,K] (K a multiple of 32; the loader keeps other matrices in f16) to int8 blocks of 32 (xq [M,K] i8, xs [M,K/32] f32 scales, symmetric, round-to-nearest). Split over M. */
   quantize_q8(x: Ptr, xq: Ptr, xs: Ptr, M: number, K: number, ith: number, nth: number): void;
-  /** As matmul_f32 with quantised activations (from quantize_q8) and weights wq [N,K] i8 + ws [N,K/32] f32. */
-  matmul_q8(xq: Ptr, xs: Ptr, wq: Ptr, ws: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** As matmul_f32 with quantised activations (from quantize_q8) and w [N rows of K/32 Q8_0 blocks]: per block the exact
+   *  integer dot product isum, then acc += isum·xscale·d over the blocks. */
+  matmul_q8(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** As matmul_q8 with w [N rows of K/32 Q4_0 blocks] (isum over q·(nibble - 8)). */
+  matmul_q4(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
-  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte of dtype wteDt (scales for q8), wpe f32. Split over rows. */
-  embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wteScales: Ptr, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
+  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
+  embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
   /** y[i] = a[i] + b[i] for i < n. Split over n. */
   add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
-   *  V likewise at vCol; written to slot (slot0 + t) of (b,h). Split over B*T rows. */
-  kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
+   *  V likewise at vCol; written to slot (slot0 + t) of (b,h). The caches hold kvDt elements: DT_F32 (a copy) or
+   *  DT_F16, IEEE halves rounded to nearest even as floatToHalf (src/model/half.ts): |x| ≥ 65520 → ±inf, NaN → a
+   *  quiet NaN (0x7e00 | sign), |x| ≤ 2^-25 → ±0, f32 subnormals included. Split over B*T rows. */
+  kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, kvDt: number, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
   /**
    * Multi-head attention of T queries per batch row against S cached keys/values (slots 0..S-1 of [B,H,cap,D]).
    * q row (b,t), head h: q[(b*T+t)*qStride + h*D + d]; out likewise with outStride. Key j is visible to query t
    * iff (!causal || j <= past + t) and (mask == 0 || mask[b*S + j] != 0) (mask is f32 [B,S]). A query with no
    * visible key gets a zero output (and zero probabilities) rather than NaN. scale multiplies q·k.
    * headMask (f32 [H], 0 = none) multiplies the probabilities; probs (f32 [B,H,T,S], 0 = none) receives them.
+   * kvDt says how kc and vc are stored (as kv_store wrote them): DT_F32, or DT_F16 halves, which are read exactly
+   * when finite (the wasm kernels read an inf/NaN half as a finite ±65536·(1 + m/1024), as matmul_f16 its weights;
+   * the reference twin reads it exactly: only finite caches are specified).
    * attention_blockwise never forms a score row (online softmax over blocks of keys) and ignores headMask/probs;
    * attention_eager is the exact path that writes probs. Split over B*H*T query rows.
    */
-  attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
-  attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
 }
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
-  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'layernorm', 'embed', 'add', 'kv_store',
+  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'add', 'kv_store',
   'attention_blockwise', 'attention_eager',
 ];
 
-/** Bytes of scratch the attention kernels need per thread (`scratch + ith * attentionScratchBytes(S, D)`):
+/** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):
  *  a score row of S floats (eager) and two D-vectors, rounded up to 64 bytes. */
 export const attentionScratchBytes = (S: number, D: number) => (4 * (S + 2 * D + 16) + 63) & ~63;
 

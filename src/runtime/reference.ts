@@ -1,9 +1,11 @@
 // Plain TypeScript twins of the wasm kernels: same ABI, same memory, written for obviousness not speed.
 // They are the oracle the kernel fuzz tests compare against, and a backend the model can run on.
 import {
-  ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, splitRange, type KernelABI,
 } from './abi.js';
+import { floatToHalf } from '../model/half.js';
+import { Q4_0_BYTES, Q8_0_BYTES } from './quant.js';
 
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -40,20 +42,49 @@ export function activate(v: number, act: number): number {
 
 export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
   let buf: ArrayBufferLike | null = null;
-  let f32 = new Float32Array(0), i32 = new Int32Array(0), u16 = new Uint16Array(0), i8 = new Int8Array(0);
+  let f32 = new Float32Array(0), i32 = new Int32Array(0), u16 = new Uint16Array(0), i8 = new Int8Array(0), u8 = new Uint8Array(0);
   const views = () => {
     if (buf !== memory.buffer || f32.length * 4 !== memory.buffer.byteLength) {
       buf = memory.buffer;
-      f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf);
+      f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf); u8 = new Uint8Array(buf);
     }
   };
-  const weight = (w: number, dt: number, scales: number, K: number) => {
+  /** Code of element k of row n of a block matrix (Q8_0: the int8; Q4_0: nibble - 8) and its block's scale. */
+  const blockCode = (w: number, dt: number, K: number, n: number, k: number): number => {
+    const bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+    const p = w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes, j = k % Q8_BLOCK;
+    if (dt === DT_Q8) return i8[p + 2 + j];
+    return (j < 16 ? u8[p + 2 + j] & 15 : u8[p + 2 + j - 16] >>> 4) - 8;
+  };
+  const blockScale = (w: number, dt: number, K: number, n: number, k: number): number => {
+    const bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+    return halfToFloat(u16[(w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes) >>> 1]);
+  };
+  const weight = (w: number, dt: number, K: number) => {
     const half = halves();
     return (n: number, k: number): number => {
       if (dt === DT_F32) return f32[(w >>> 2) + n * K + k];
       if (dt === DT_F16) return half[u16[(w >>> 1) + n * K + k]];
-      return i8[w + n * K + k] * f32[(scales >>> 2) + n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)];
+      return blockCode(w, dt, K, n, k) * blockScale(w, dt, K, n, k);
     };
+  };
+  /** matmul_q8 / matmul_q4: per block the exact integer dot product, times both scales, summed over blocks. */
+  const matmulBlocks = (dt: number, xq: number, xs: number, w: number, bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
+    views();
+    const nb = K / Q8_BLOCK;
+    const [n0, n1] = splitRange(N, ith, nth, 16);
+    for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
+      let acc = 0;
+      for (let blk = 0; blk < nb; blk++) {
+        let isum = 0;
+        for (let j = 0; j < Q8_BLOCK; j++) isum += i8[xq + m * K + blk * Q8_BLOCK + j] * blockCode(w, dt, K, n, blk * Q8_BLOCK + j);
+        acc += isum * f32[(xs >>> 2) + m * nb + blk] * blockScale(w, dt, K, n, blk * Q8_BLOCK);
+      }
+      if (bias) acc += f32[(bias >>> 2) + n];
+      acc = activate(acc, flags & 3);
+      const o = (y >>> 2) + m * N + n;
+      f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
+    }
   };
   const matmul = (xAt: (m: number, k: number) => number, W: (n: number, k: number) => number,
     bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
@@ -67,10 +98,13 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
     }
   };
-  const attention = (q: number, qStride: number, kc: number, vc: number, cap: number, out: number, outStride: number,
+  /** Element i of a KV cache at p holding kvDt (DT_F32 or DT_F16) elements. */
+  const cacheAt = (p: number, kvDt: number) => kvDt === DT_F16 ? (i: number) => halfToFloat(u16[p / 2 + i]) : (i: number) => f32[p / 4 + i];
+  const attention = (q: number, qStride: number, kc: number, vc: number, kvDt: number, cap: number, out: number, outStride: number,
     B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: number, scale: number,
     headMask: number, probs: number, _scratch: number, ith: number, nth: number) => {
     views();
+    const K = cacheAt(kc, kvDt), V = cacheAt(vc, kvDt);
     const [r0, r1] = splitRange(B * H * T, ith, nth);
     const p = new Float64Array(S);
     for (let r = r0; r < r1; r++) {
@@ -82,7 +116,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         const visible = (!causal || j <= past + t) && (!mask || f32[(mask >>> 2) + b * S + j] !== 0);
         if (!visible) { p[j] = -Infinity; continue; }
         let s = 0;
-        for (let d = 0; d < D; d++) s += f32[qo + d] * f32[(kc >>> 2) + kvBase + j * D + d];
+        for (let d = 0; d < D; d++) s += f32[qo + d] * K(kvBase + j * D + d);
         p[j] = s * scale;
         if (p[j] > mx) mx = p[j];
       }
@@ -93,7 +127,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const oo = (out >>> 2) + (b * T + t) * outStride + h * D;
       for (let d = 0; d < D; d++) {
         let acc = 0;
-        for (let j = 0; j < S; j++) acc += p[j] * f32[(vc >>> 2) + kvBase + j * D + d];
+        for (let j = 0; j < S; j++) acc += p[j] * V(kvBase + j * D + d);
         f32[oo + d] = acc;
       }
       if (probs) for (let j = 0; j < S; j++) f32[(probs >>> 2) + ((b * H + h) * T + t) * S + j] = p[j];
@@ -102,11 +136,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
   return {
     matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, K), bias, y, M, K, N, flags, ith, nth);
     },
     matmul_f16(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, K), bias, y, M, K, N, flags, ith, nth);
     },
     quantize_q8(x, xq, xs, M, K, ith, nth) {
       views();
@@ -123,23 +157,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         }
       }
     },
-    matmul_q8(xq, xs, wq, ws, bias, y, M, K, N, flags, ith, nth) {
-      views();
-      const nb = K / Q8_BLOCK;
-      const [n0, n1] = splitRange(N, ith, nth, 16);
-      for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
-        let acc = 0;
-        for (let blk = 0; blk < nb; blk++) {
-          let isum = 0;
-          for (let k = 0; k < Q8_BLOCK; k++) isum += i8[xq + m * K + blk * Q8_BLOCK + k] * i8[wq + n * K + blk * Q8_BLOCK + k];
-          acc += isum * f32[(xs >>> 2) + m * nb + blk] * f32[(ws >>> 2) + n * nb + blk];
-        }
-        if (bias) acc += f32[(bias >>> 2) + n];
-        acc = activate(acc, flags & 3);
-        const o = (y >>> 2) + m * N + n;
-        f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
-      }
-    },
+    matmul_q8: (xq, xs, w, bias, y, M, K, N, flags, ith, nth) => matmulBlocks(DT_Q8, xq, xs, w, bias, y, M, K, N, flags, ith, nth),
+    matmul_q4: (xq, xs, w, bias, y, M, K, N, flags, ith, nth) => matmulBlocks(DT_Q4, xq, xs, w, bias, y, M, K, N, flags, ith, nth),
     layernorm(x, gamma, beta, y, rows, cols, eps, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
@@ -151,10 +170,10 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         for (let c = 0; c < cols; c++) f32[(y >>> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >>> 2) + c] + f32[(beta >>> 2) + c];
       }
     },
-    embed(ids, pos, wte, wteDt, wteScales, wpe, y, rows, E, ith, nth) {
+    embed(ids, pos, wte, wteDt, wpe, y, rows, E, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
-      const W = weight(wte, wteDt, wteScales, E);
+      const W = weight(wte, wteDt, E);
       for (let r = r0; r < r1; r++) {
         const id = i32[(ids >>> 2) + r], p = i32[(pos >>> 2) + r];
         for (let e = 0; e < E; e++) f32[(y >>> 2) + r * E + e] = W(id, e) + f32[(wpe >>> 2) + p * E + e];
@@ -165,21 +184,22 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const [i0, i1] = splitRange(n, ith, nth, 4);
       for (let i = i0; i < i1; i++) f32[(y >>> 2) + i] = f32[(a >>> 2) + i] + f32[(b >>> 2) + i];
     },
-    kv_store(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth) {
+    kv_store(src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0, ith, nth) {
       views();
       const [r0, r1] = splitRange(B * T, ith, nth);
+      const put = kvDt === DT_F16 ? (p: number, i: number, v: number) => { u16[p / 2 + i] = floatToHalf(v); } : (p: number, i: number, v: number) => { f32[p / 4 + i] = v; };
       for (let r = r0; r < r1; r++) {
         const b = Math.floor(r / T), t = r % T;
         for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) {
           const dst = ((b * H + h) * cap + slot0 + t) * D + d;
-          f32[(kc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + kCol + h * D + d];
-          f32[(vc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + vCol + h * D + d];
+          put(kc, dst, f32[src / 4 + r * srcStride + kCol + h * D + d]);
+          put(vc, dst, f32[src / 4 + r * srcStride + vCol + h * D + d]);
         }
       }
     },
     // the blockwise path has no probabilities to mask or return (abi.ts): its twin ignores them too
-    attention_blockwise: (q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
-      attention(q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
+    attention_blockwise: (q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
+      attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
   };
 }
