@@ -206,7 +206,7 @@ test('GGUF F16 round trip: same halves as the safetensors fp16 load, bit for bit
   sameBits(d.logits, c.logits, 'f32 checkpoint written as F16');
 });
 
-test('Q8_0 / Q4_0 GGUF files load (as q8) close to fp32; q4_0 keeps the embedding at Q8_0 unless keep says otherwise', async () => {
+test('Q8_0 / Q4_0 GGUF files load (as q8 / q4) close to fp32; q4_0 keeps the embedding at Q8_0 unless keep says otherwise', async () => {
   const ref = await logitsOf(modelDir('gpt2-trained'));
   const maxDiff = (a: Float32Array, b: Float32Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
   let scale = 0;
@@ -220,22 +220,25 @@ test('Q8_0 / Q4_0 GGUF files load (as q8) close to fp32; q4_0 keeps the embeddin
   assert.is(r4.tensors.find((t) => t.name === 'blk.0.ffn_up.weight')!.type, 'Q4_0');
   assert.is(r4.tensors.find((t) => t.name === 'position_embd.weight')!.type, 'F32');
   const a = await logitsOf(q8), b = await logitsOf(q4);
-  assert.is(a.dtype, 'q8'); assert.is(b.dtype, 'q8');
+  assert.is(a.dtype, 'q8'); assert.is(b.dtype, 'q4');
   const d8 = maxDiff(a.logits, ref.logits), d4 = maxDiff(b.logits, ref.logits);
   assert.ok(d8 > 0 && d8 < 0.02 * scale, `q8_0 max diff ${d8} (logit scale ${scale})`);
   assert.ok(d4 > d8 && d4 < 0.2 * scale, `q4_0 max diff ${d4} (q8_0 ${d8}, scale ${scale})`);
   // loading Q8_0 as the runtime's q8 (Q8_0 blocks) gives the file's blocks byte for byte
-  const fileBytes = new Uint8Array(readFileSync(q8));
-  const gq = await GGUFFile.open(bytesSource(q8, fileBytes));
-  const mq = await GPT2LMHeadModel.from_pretrained(q8, opts);
-  try {
-    for (const l of [0, mq.config.n_layer - 1]) {
-      const t = gq.tensors.get(`blk.${l}.ffn_up.weight`)!, w8 = mq.weights.layers[l].fc;
-      assert.is(t.typeName, 'Q8_0');
-      const got = new Uint8Array(mq.backend.arena.memory.buffer, w8.ptr, t.byteLength);
-      assert.ok(Buffer.from(got).equals(Buffer.from(fileBytes.subarray(t.byteOffset, t.byteOffset + t.byteLength))), `layer ${l} ffn_up blocks differ`);
-    }
-  } finally { await mq.dispose(); }
+  // and Q4_0 as q4 likewise
+  for (const [file, type] of [[q8, 'Q8_0'], [q4, 'Q4_0']]) {
+    const fileBytes = new Uint8Array(readFileSync(file));
+    const gq = await GGUFFile.open(bytesSource(file, fileBytes));
+    const mq = await GPT2LMHeadModel.from_pretrained(file, opts);
+    try {
+      for (const l of [0, mq.config.n_layer - 1]) {
+        const t = gq.tensors.get(`blk.${l}.ffn_up.weight`)!, w = mq.weights.layers[l].fc;
+        assert.is(t.typeName, type);
+        const got = new Uint8Array(mq.backend.arena.memory.buffer, w.ptr, t.byteLength);
+        assert.ok(Buffer.from(got).equals(Buffer.from(fileBytes.subarray(t.byteOffset, t.byteOffset + t.byteLength))), `${type} layer ${l} ffn_up blocks differ`);
+      }
+    } finally { await mq.dispose(); }
+  }
   // Q8_0 blocks survive GGUF → f32 → Q8_0 unchanged (the block maximum is always ±127·d, so d is recovered)
   const q8b = join(tmp, 'trained-q8_0-again.gguf');
   await save_gguf(q8, q8b, { dtype: 'q8_0', name: 'trained' });

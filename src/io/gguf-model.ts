@@ -175,8 +175,11 @@ export class GGUFModelSource implements ModelSource {
       const byteLength = dtype === 'F32' && t.type !== GGML_F32 ? t.count * 4 : t.byteLength;
       tensors.set(name, { name, dtype, shape: t.dims.slice().reverse(), byteOffset: t.byteOffset, byteLength, file: g.name, rowMajorNK: true, gguf: t });
     }
-    // Quantized files run as q8 (the nearest runtime format; Q8_0 converts without loss); all-F16 as fp16.
-    const preferredDtype: DType | undefined = anyQuantized ? 'q8' : allHalf ? 'fp16' : undefined;
+    // Q4_0 files (matrices Q4_0, the embedding Q4_0 or Q8_0) run as q4, whose default plan keeps the embedding
+    // at q8; other quantized files as q8 (the nearest runtime format; Q8_0 converts without loss); all-F16 as fp16.
+    const matrices = [...g.tensors.values()].filter((t) => t.dims.length === 2 && t.name !== 'position_embd.weight');
+    const q4File = matrices.some((t) => t.typeName === 'Q4_0') && matrices.every((t) => t.typeName === 'Q4_0' || t.typeName === 'Q8_0');
+    const preferredDtype: DType | undefined = anyQuantized ? (q4File ? 'q4' : 'q8') : allHalf ? 'fp16' : undefined;
     const src = await this.openBytes();
     const get = (name: string): GGUFModelTensor => {
       const t = tensors.get(name);
@@ -217,7 +220,7 @@ export async function openTensorReader(source: ModelSource): Promise<TensorReade
     const r = await source.openTensors();
     if (r.converted.length && !noticed.has(source.name)) {
       noticed.add(source.name);
-      console.warn(`gpt2-wasm: ${source.name}: ${r.converted.join(', ')} tensors have no native kernel yet; they are converted on load (to q8 unless dtype says otherwise)`);
+      console.warn(`gpt2-wasm: ${source.name}: ${r.converted.join(', ')} tensors have no native kernel yet; they are converted on load (to q8, or q4 for Q4_0 files, unless dtype says otherwise)`);
     }
     return r;
   }
