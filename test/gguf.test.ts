@@ -11,7 +11,7 @@ import { AutoTokenizer, GGUFError, GGUFFile, GGUFModelSource, GPT2LMHeadModel, G
 import { openTensorReader } from '../src/io/gguf-model.js';
 import { planWeights } from '../src/model/weights.js';
 import { dequantizeBlocks, GGML_TYPES } from '../src/io/ggml-dequant.js';
-import { quantizeQ4_0, quantizeQ8_0 } from '../src/io/ggml-quant.js';
+import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
 import { bytesSource } from '../src/io/safetensors.js';
 import { halfTable, floatToHalf } from '../src/model/half.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';

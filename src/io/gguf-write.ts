@@ -5,7 +5,7 @@
 //
 // Memory stays bounded: the header (metadata + tensor table, ~2 MB for GPT-2's vocabulary) is built first,
 // then each tensor is produced in bands of rows of at most BAND_BYTES as f32 and encoded (F32, F16, Q8_0,
-// Q4_0) straight to the file. A Conv1D weight is [in, out] in the checkpoint, so a band of output rows is a
+// Q4_0, with the runtime's ggml-exact quantizers) straight to the file. A Conv1D weight is [in, out] in the checkpoint, so a band of output rows is a
 // band of its columns: it is gathered by streaming the tensor once per band.
 import { GPT2WasmError, OptionError, TokenizerError, WeightsError } from '../errors.js';
 import { halfTable, floatToHalf } from '../model/half.js';
@@ -13,7 +13,7 @@ import { decode, firstNonFinite, planWeights, type TensorReader } from '../model
 import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
 import { loadConfig, type GPT2Config } from './config.js';
 import { GGML_TYPES } from './ggml-dequant.js';
-import { QK, quantizeQ4_0, quantizeQ8_0 } from './ggml-quant.js';
+import { QK8_0 as QK, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from './gguf.js';
 import { hfToGgufName, openTensorReader } from './gguf-model.js';
 import { resolveSource } from './resolve.js';
@@ -181,7 +181,7 @@ function encodeRows(type: GGUFOutType, data: Float32Array, rows: number, K: numb
   }
   const rb = rowBytes(type, K), out = new Uint8Array(rows * rb);
   const quant = type === 'q8_0' ? quantizeQ8_0 : quantizeQ4_0;
-  for (let r = 0; r < rows; r++) quant(data.subarray(r * K, (r + 1) * K), out, r * rb);
+  for (let r = 0; r < rows; r++) quant(data.subarray(r * K, (r + 1) * K), out.subarray(r * rb, (r + 1) * rb));
   return out;
 }
 
