@@ -34,6 +34,6 @@ export class OptionError extends GPT2WasmError { constructor(m: string, o?: { ca
 export class MemoryLimitError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('MEMORY', m, o); this.name = 'MemoryLimitError'; } }
 export class DownloadError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DOWNLOAD', m, o); this.name = 'DownloadError'; } }
 export class TokenizerError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('TOKENIZER', m, o); this.name = 'TokenizerError'; } }
-export class RuntimeError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('RUNTIME', m, o); this.name = 'RuntimeError'; } }
 export class DisposedError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DISPOSED', m, o); this.name = 'DisposedError'; } }
+export class RuntimeError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('RUNTIME', m, o); this.name = 'RuntimeError'; } }
 export class BusyError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('BUSY', m, o); this.name = 'BusyError'; } }

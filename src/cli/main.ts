@@ -4,15 +4,16 @@ import { GPT2WasmError } from '../errors.js';
 import { estimateWeightBytes, parseDTypeSpec, type DType } from '../model/weights.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
-import { AutoTokenizer } from '../tokenizer-hub.js';
 import { readFileSync } from 'node:fs';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
 import { defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
-import { createStreamingDecoder } from '../tokenizer/index.js';
-import { helpFor, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
+import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
+import { helpFor, inFlagTerms, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
+import { isTokenizerFile } from '../io/files.js';
+import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
 import { save_gguf } from '../io/gguf-write.js';
@@ -51,13 +52,16 @@ const convertSpecs: Record<string, OptionSpec> = {
   json: common.json,
   help: common.help,
 };
+const classifySpecs: Record<string, OptionSpec> = { ...common, tokenizer: { type: 'string', help: 'directory (or Hub id) to read the tokenizer from, when the model has none' } };
+/** Every flag of generate/info/classify, to word library messages in flags. */
+const allSpecs = { ...genSpecs, ...infoSpecs, ...classifySpecs, ...convertSpecs };
 
 const USAGE = `gpt2-wasm ${VERSION}: GPT-2 on WebAssembly SIMD, no native code
 
 Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
-  gpt2-wasm classify TEXT --model DIR     token or sequence classification with the model's head
+  gpt2-wasm classify TEXT --model DIR [--tokenizer DIR]  token or sequence classification with the model's head
   gpt2-wasm convert SRC --out F.gguf [--dtype f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
   gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
   gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
@@ -87,8 +91,11 @@ async function cmdGenerate(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, genSpecs);
   if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
   let prompt = positionals.join(' ');
-  if (!prompt && !process.stdin.isTTY) prompt = (await readStdin()).replace(/\n$/, '');
-  if (!prompt) prompt = 'Hello, my name is';
+  if (!prompt && !process.stdin.isTTY) {
+    prompt = (await readStdin()).replace(/\n$/, '');
+    if (!prompt) throw new GPT2WasmError('OPTION', 'the prompt on stdin is empty: pipe some text, or pass PROMPT as an argument');
+  }
+  if (!prompt) prompt = 'Hello, my name is'; // an interactive run with no prompt: the README's example
   const t0 = performance.now();
   const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
   if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}, ${gen.model.backend.threads} kernel thread(s)\n`);
@@ -156,12 +163,13 @@ async function cmdInfo(argv: string[]) {
 }
 
 async function cmdClassify(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, common);
-  if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [options]\n\n${helpFor(common)}`); return; }
+  const { opts: o, positionals } = parseArgs(argv, classifySpecs);
+  if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [--tokenizer DIR] [options]\n\n${helpFor(classifySpecs)}`); return; }
   const text = positionals.join(' ') || (!process.stdin.isTTY ? (await readStdin()).trim() : '');
   if (!text) throw new GPT2WasmError('OPTION', 'classify needs a text (argument or stdin)');
   if (!o.model) throw new GPT2WasmError('OPTION', 'classify needs --model (a GPT2ForTokenClassification or GPT2ForSequenceClassification checkpoint)');
-  const src = await resolveSource(o.model, { revision: o.revision, tokenizer: true } as any);
+  let src = await resolveSource(o.model, { revision: o.revision, tokenizer: !o.tokenizer });
+  if (o.tokenizer) src = withTokenizerFrom(src, await resolveSource(o.tokenizer, { tokenizer: true }));
   const arch = (await loadConfig(src)).architectures?.[0];
   const task = arch === 'GPT2ForTokenClassification' ? 'token-classification' : arch === 'GPT2ForSequenceClassification' ? 'text-classification' : null;
   if (!task) throw new GPT2WasmError('CONFIG', `${o.model}: architecture ${arch} has no classification head`);
@@ -238,6 +246,28 @@ async function cmdPerplexity(argv: string[]) {
   } finally { await model.dispose(); }
 }
 
+/** The model's files with the tokenizer's files (vocab.json, merges.txt, tokenizer*.json, ...) read from `tok`. */
+function withTokenizerFrom(model: ModelSource, tok: ModelSource): ModelSource {
+  const pick = (f: string) => (isTokenizerFile(f) ? tok : model);
+  return {
+    name: model.name,
+    describe: (f) => pick(f).describe(f),
+    exists: (f) => pick(f).exists(f),
+    readBytes: (f) => pick(f).readBytes(f),
+    readText: (f) => pick(f).readText(f),
+    readJson: (f) => pick(f).readJson(f),
+    open: (f) => pick(f).open(f),
+  };
+}
+
+/** Prints an error as the command was asked to answer: one line on stderr, or a JSON object on stdout with --json. */
+function report(e: GPT2WasmError | Error, argv: string[]): void {
+  const message = inFlagTerms(e.message, { ...allSpecs, ...pplSpecs });
+  const code = e instanceof GPT2WasmError ? e.code : 'INTERNAL';
+  if (argv.includes('--json')) console.log(JSON.stringify({ error: { code, message } }));
+  else process.stderr.write(e instanceof GPT2WasmError ? `gpt2-wasm: ${message}\n` : `gpt2-wasm: internal error: ${(e as Error)?.stack ?? e}\n`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -252,12 +282,8 @@ export async function main(argv: string[]): Promise<number> {
     else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, convert, perplexity, serve)`);
     return 0;
   } catch (e) {
-    if (e instanceof GPT2WasmError) {
-      process.stderr.write(`gpt2-wasm: ${e.message}\n`);
-      return EXIT[e.code] ?? 1;
-    }
-    process.stderr.write(`gpt2-wasm: internal error: ${(e as Error)?.stack ?? e}\n`);
-    return 1;
+    report(e as Error, argv);
+    return e instanceof GPT2WasmError ? EXIT[e.code] ?? 1 : 1;
   }
 }
 

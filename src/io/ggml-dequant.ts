@@ -2,7 +2,7 @@
 // GGUF files of GPT-2 use (the types of Q4_0/Q8_0/Q4_K_M/Q5_K_M downloads). Each dequantizer follows the
 // reference dequantize_row_* of ggml-quants.c step by step, with every float operation rounded to f32 as
 // C does, so the values equal what llama.cpp computes for the same blocks.
-import { halfTable } from '../model/half.js';
+import { halfTable } from './half.js';
 
 /** A ggml tensor type: `blockSize` elements are stored in `typeSize` bytes. */
 export interface GGMLType { id: number; name: string; blockSize: number; typeSize: number }

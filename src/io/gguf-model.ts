@@ -10,7 +10,8 @@ import type { DType, TensorInfoLike, TensorReader } from '../model/weights.js';
 import { missingFileError } from './files.js';
 import { canDequantize, dequantizeBlocks, GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES } from './ggml-dequant.js';
 import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
-import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, streamTensor, type ByteSource, type TensorChunk } from './safetensors.js';
+import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, streamTensor, type TensorChunk } from './safetensors.js';
+import type { ByteSource } from './source.js';
 import type { ModelSource } from './source.js';
 
 /** GGUF tensor name → Hugging Face GPT-2 name (without the `transformer.` prefix). */

@@ -8,8 +8,9 @@
 // Q4_0, with the runtime's ggml-exact quantizers) straight to the file. A Conv1D weight is [in, out] in the checkpoint, so a band of output rows is a
 // band of its columns: it is gathered by streaming the tensor once per band.
 import { GPT2WasmError, OptionError, TokenizerError, WeightsError } from '../errors.js';
-import { halfTable, floatToHalf } from '../model/half.js';
-import { decode, firstNonFinite, planWeights, type TensorReader } from '../model/weights.js';
+import { floatToHalf } from './half.js';
+import { firstNonFinite, planWeights, type TensorReader } from '../model/weights.js';
+import { convertToF32, type STDtype } from './safetensors.js';
 import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
 import { loadConfig, type GPT2Config } from './config.js';
 import { GGML_TYPES } from './ggml-dequant.js';
@@ -131,13 +132,12 @@ const rowBytes = (type: GGUFOutType, K: number) => (type === 'f32' ? 4 * K : typ
 async function* rowBands(reader: TensorReader, src: { name: string; dtype: string }, t: OutTensor): AsyncGenerator<{ rows: number; data: Float32Array }> {
   const { N, K } = t;
   const band = Math.max(1, Math.min(N, Math.floor(BAND_BYTES / (4 * K))));
-  const table = halfTable();
   let staging = new Float32Array(0);
   const decoded = async function* () {
     for await (const { bytes } of reader.chunks(src.name)) {
       const n = bytes.byteLength / (src.dtype === 'F32' ? 4 : 2);
       if (staging.length < n) staging = new Float32Array(n);
-      decode(src.dtype, bytes, n, staging, table);
+      convertToF32(src.dtype as STDtype, bytes.subarray(0, n * (src.dtype === 'F32' ? 4 : 2)), staging, `tensor ${src.name}`);
       yield staging.subarray(0, n);
     }
   };

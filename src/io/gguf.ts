@@ -11,7 +11,7 @@
 import { GGUFError } from '../errors.js';
 import { errMsg } from './files.js';
 import { GGML_TYPES } from './ggml-dequant.js';
-import type { ByteSource } from './safetensors.js';
+import type { ByteSource } from './source.js';
 
 /** gguf_metadata_value_type */
 export const GGUF_TYPE = {

@@ -1,16 +1,34 @@
 // One place that turns what a user passes to from_pretrained (a local directory, a Hub id, an http(s) URL
 // of a model folder, a .gguf path or URL, or any of those with `gguf_file`) into a ModelSource, on whatever
-// platform we run.
+// platform we run. Models and tokenizers both load through it.
 import { OptionError } from '../errors.js';
-import type { PretrainedOptions } from '../model/gpt2.js';
 import { GGUFModelSource } from './gguf-model.js';
 import { resolveHubFile, resolveModel } from './hub.js';
-import { fileSource } from './safetensors.js';
-import { urlSource, type ModelSource } from './source.js';
+import { fileSource, urlSource, type ModelSource } from './source.js';
+
+export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
+
+/** Where to find a model's files: the options from_pretrained shares between models and tokenizers. */
+export interface SourceOptions {
+  /** Hub revision (branch, tag or commit) when the id is not a local directory. */
+  revision?: string;
+  /** Hub cache directory (default $HF_HOME/hub). */
+  cache_dir?: string;
+  /** Use only files already in the cache (as HF_HUB_OFFLINE=1). */
+  local_files_only?: boolean;
+  /** Called while downloading and loading: { status, file?, loaded?, total?, progress? }. */
+  progress_callback?: (p: ProgressInfo) => void;
+  /** Hub token (default $HF_TOKEN); null sends none. */
+  token?: string | null;
+  /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co). */
+  endpoint?: string;
+  /** A GGUF file inside the directory, URL base or Hub repo (the option name transformers uses). */
+  gguf_file?: string;
+}
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
-type ResolveOpts = PretrainedOptions & { token?: string | null; endpoint?: string; tokenizer?: boolean };
+type ResolveOpts = SourceOptions & { tokenizer?: boolean };
 
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);

@@ -5,9 +5,10 @@ import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
-import { MAX_MEMORY_BYTES, mib, type Region } from '../runtime/memory.js';
+import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
-import { floatToHalf, halfTable } from './half.js';
+import { floatToHalf, fp16ToF32 } from '../io/half.js';
+import { convertToF32, type STDtype } from '../io/safetensors.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type DTypeOption = DType | 'auto';
@@ -216,7 +217,7 @@ export function parseDTypeSpec(text: string): DTypeSpec {
 
 /** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
-  const room = MAX_MEMORY_BYTES - (96 << 20);
+  const room = MAX_MEMORY_BYTES - WORKING_HEADROOM_BYTES;
   if (bytes <= room) return;
   const order: DType[] = ['fp32', 'fp16', 'q8', 'q4'];
   const fits = order.filter((d) => order.indexOf(d) > order.indexOf(dtype) && estimateWeightBytes(cfg, d) <= room);
@@ -250,7 +251,6 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   const placed = new Map<string, Matrix>();
   const total = plan.specs.reduce((s, sp) => s + plan.byKey.get(sp.key)!.byteLength, 0);
   let loaded = 0;
-  const table = halfTable();
   let staging: Float32Array | null = null;
   try {
     // file order, so a streaming source reads sequentially
@@ -272,7 +272,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
-      for await (const { bytes: raw } of reader.chunks(info.name, 4 << 20)) {
+      for await (const { bytes: raw } of reader.chunks(info.name)) {
         let bytes = raw;
         if (carry) { const m = new Uint8Array(carry.length + raw.length); m.set(carry); m.set(raw, carry.length); bytes = m; carry = null; }
         const whole = bytes.length - (bytes.length % srcSize);
@@ -281,11 +281,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         if (info.dtype === 'F16' && destDt === DT_F16) {
           // half to half: move the bits, no float round trip
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
-          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${table[u16[i]]} at element ${elem + i} (NaN or infinite weights)`);
+          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
           placeHalves(backend, u16, n, elem, destPtr, transpose, N, K);
         } else {
           if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
-          decode(info.dtype, bytes, n, staging, table);
+          convertToF32(info.dtype as STDtype, bytes.subarray(0, whole), staging, `${info.file ?? 'model.safetensors'}: tensor ${s.key}`);
           const bad = firstNonFinite(staging, n);
           if (bad >= 0) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${staging[bad]} at element ${elem + bad} (NaN or infinite weights)`);
           place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
@@ -357,19 +357,6 @@ export function firstNonFinite(v: Float32Array, n: number): number {
   if (acc === 0) return -1;
   for (let i = 0; i < n; i++) if (!Number.isFinite(v[i])) return i;
   return -1;
-}
-
-/** n values of a safetensors dtype (F32, F16, BF16) from `bytes` into out[0..n) as f32. */
-export function decode(dtype: string, bytes: Uint8Array, n: number, out: Float32Array, table: Float32Array) {
-  if (dtype === 'F32') {
-    if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-    else new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes.subarray(0, n * 4));
-    return;
-  }
-  const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, n * 2).buffer);
-  if (dtype === 'F16') { for (let i = 0; i < n; i++) out[i] = table[u16[i]]; return; }
-  const u32 = new Uint32Array(out.buffer, out.byteOffset, n); // BF16: the high half of an f32
-  for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
 }
 
 /** Writes n decoded values, starting at element `elem` of the source [K,N] (conv1d) or [N,K] layout. */

@@ -1,10 +1,10 @@
 // Reading a GPT-2 tokenizer from a model directory: vocab.json + merges.txt (preferred, as the reference
 // GPT2Tokenizer), else tokenizer.json; tokenizer_config.json and special_tokens_map.json when present. Files
-// come through a two-method interface so this module has no platform imports; a directory path string gets a
-// Node implementation that imports node:fs lazily.
+// come through a two-method interface (a ModelSource from src/io/source.ts has it) so this module has no platform
+// imports.
 import { GPT2WasmError, TokenizerError } from '../errors.js';
 
-/** The file access the tokenizer needs. `describe` (optional) gives the full path or URL for messages. */
+/** The file access the tokenizer needs (a ModelSource has it). `describe` (optional) gives the full path or URL for messages. */
 export interface TextFileSource {
   readText(file: string): Promise<string>;
   exists(file: string): Promise<boolean>;
@@ -15,41 +15,6 @@ export interface TextFileSource {
 
 export const isTextFileSource = (x: unknown): x is TextFileSource =>
   typeof x === 'object' && x !== null && typeof (x as any).readText === 'function' && typeof (x as any).exists === 'function';
-
-/** A local directory read with node:fs (imported on first use, so bundles for browsers do not pull it in). */
-export function directorySource(dir: string): TextFileSource {
-  const base = dir.replace(/[\\/]+$/, '');
-  const path = (file: string) => `${base}/${file}`;
-  return {
-    describe: path,
-    async exists(file) {
-      const fs = await import('node:fs/promises');
-      try {
-        return (await fs.stat(path(file))).isFile();
-      } catch (e: any) {
-        if (e?.code === 'ENOENT' || e?.code === 'ENOTDIR') return false;
-        throw e;
-      }
-    },
-    async readText(file) {
-      const fs = await import('node:fs/promises');
-      return fs.readFile(path(file), 'utf8');
-    },
-  };
-}
-
-/** Files held in memory (tests; browsers that fetched the files themselves). */
-export function memorySource(files: Record<string, string>, label = 'memory'): TextFileSource {
-  const has = (f: string) => Object.prototype.hasOwnProperty.call(files, f);
-  return {
-    describe: (file) => `${label}/${file}`,
-    async exists(file) { return has(file); },
-    async readText(file) {
-      if (!has(file)) throw new TokenizerError(`${label}/${file}: file not found`);
-      return files[file];
-    },
-  };
-}
 
 export interface AddedTokenSpec {
   id: number;
