@@ -27,3 +27,8 @@ export { detectFeatures } from './runtime/wasm.js';
 export type { RuntimeFeatures, WasmVariant } from './runtime/wasm.js';
 export { createFetchHandler } from './edge/handler.js';
 export type { FetchHandler, FetchHandlerOptions } from './edge/handler.js';
+export { GGUFFile } from './io/gguf.js';
+export type { GGUFEntry, GGUFTensorInfo, GGUFValue } from './io/gguf.js';
+export { GGUFModelSource } from './io/gguf-model.js';
+export { save_gguf } from './io/gguf-write.js';
+export type { GGUFOutType, SaveGGUFOptions, SavedGGUF } from './io/gguf-write.js';

@@ -15,9 +15,11 @@ import { helpFor, inFlagTerms, MODEL_OPTIONS, parseArgs, type OptionSpec } from 
 import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
+import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
+import { save_gguf } from '../io/gguf-write.js';
 
 const VERSION = '0.1.0';
-const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
+const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
 
 const common: Record<string, OptionSpec> = {
   ...MODEL_OPTIONS,
@@ -39,9 +41,20 @@ const genSpecs: Record<string, OptionSpec> = {
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
 const infoSpecs: Record<string, OptionSpec> = { ...common, runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' } };
+const convertSpecs: Record<string, OptionSpec> = {
+  out: { type: 'string', alias: 'o', help: 'the .gguf file to write' },
+  dtype: { type: 'string', help: 'type of the weight matrices: f32 | f16 | q8_0 | q4_0 (default f16)' },
+  keep: { type: 'string', help: 'per-tensor types, e.g. wte=q8_0 or wte=q8_0,lm_head=f16 (names: wte, lm_head, h.N... or blk.N...)' },
+  name: { type: 'string', help: 'general.name to write (default: the source name)' },
+  revision: MODEL_OPTIONS.revision,
+  gguf_file: { type: 'string', help: 'with a Hub id or directory as SRC: the .gguf file in it to read' },
+  verbose: common.verbose,
+  json: common.json,
+  help: common.help,
+};
 const classifySpecs: Record<string, OptionSpec> = { ...common, tokenizer: { type: 'string', help: 'directory (or Hub id) to read the tokenizer from, when the model has none' } };
 /** Every flag of generate/info/classify, to word library messages in flags. */
-const allSpecs = { ...genSpecs, ...infoSpecs, ...classifySpecs };
+const allSpecs = { ...genSpecs, ...infoSpecs, ...classifySpecs, ...convertSpecs };
 
 const USAGE = `gpt2-wasm ${VERSION}: GPT-2 on WebAssembly SIMD, no native code
 
@@ -49,6 +62,7 @@ Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
   gpt2-wasm classify TEXT --model DIR [--tokenizer DIR]  token or sequence classification with the model's head
+  gpt2-wasm convert SRC --out F.gguf [--dtype f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
   gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
   gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version
@@ -124,6 +138,7 @@ async function cmdInfo(argv: string[]) {
   if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
   const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
   const src = await resolveSource(id, { revision: o.revision } as any);
+  if (isGGUFSource(src)) { printGGUFInfo(src, !!o.json); return; }
   const cfg = await loadConfig(src);
   const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
   const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
@@ -163,6 +178,48 @@ async function cmdClassify(argv: string[]) {
     const out = await p(text, task === 'text-classification' ? { top_k: null } : {});
     console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
   } finally { await p.dispose(); }
+}
+
+/** A GGUF file's header: version, metadata (long arrays summarized) and its tensors with their types. */
+function printGGUFInfo(src: GGUFModelSource, json: boolean) {
+  const g = src.gguf;
+  const summarize = (v: unknown): unknown => (Array.isArray(v) && v.length > 8 ? `[${v.length} items: ${v.slice(0, 3).map((x) => JSON.stringify(x)).join(', ')}, ...]` : typeof v === 'bigint' ? String(v) : v);
+  const metadata = Object.fromEntries([...g.metadata].map(([k, e]) => [k, summarize(e.value)]));
+  const types: Record<string, number> = {};
+  for (const t of g.tensors.values()) types[t.typeName] = (types[t.typeName] ?? 0) + 1;
+  const tensors = [...g.tensors.values()].map((t) => ({ name: t.name, type: t.typeName, dims: t.dims, bytes: t.byteLength }));
+  if (json) { console.log(JSON.stringify({ file: g.name, gguf_version: g.version, alignment: g.alignment, size: g.size, tensor_types: types, metadata, tensors })); return; }
+  console.log([
+    `file:           ${g.name}`,
+    `format:         GGUF v${g.version}, ${g.tensors.size} tensors, alignment ${g.alignment}, ${(g.size / 2 ** 20).toFixed(1)} MiB`,
+    `tensor types:   ${Object.entries(types).map(([t, n]) => `${t} x${n}`).join(', ')}`,
+    'metadata:',
+    ...Object.entries(metadata).map(([k, v]) => `  ${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`),
+    'tensors:',
+    ...tensors.map((t) => `  ${t.name.padEnd(28)} ${t.type.padEnd(5)} [${t.dims.join(', ')}]`),
+  ].join('\n'));
+}
+
+async function cmdConvert(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, convertSpecs);
+  if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return; }
+  if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'convert needs exactly one SRC (a model directory, Hub id or .gguf file)');
+  if (!o.out) throw new GPT2WasmError('OPTION', 'convert needs --out FILE.gguf');
+  const keep: Record<string, string> = {};
+  for (const part of String(o.keep ?? '').split(',').filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new GPT2WasmError('OPTION', `--keep takes NAME=TYPE pairs, got ${JSON.stringify(part)}`);
+    keep[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  const t0 = performance.now();
+  const res = await save_gguf(positionals[0], o.out, {
+    dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file,
+    onProgress: o.verbose ? (p) => process.stderr.write(`[gpt2-wasm] ${p.done}/${p.total} ${p.tensor} ${p.type}\n`) : undefined,
+  });
+  const types: Record<string, number> = {};
+  for (const t of res.tensors) types[t.type] = (types[t.type] ?? 0) + 1;
+  const summary = { out: res.path, bytes: res.bytes, tensors: res.tensors.length, tensor_types: types, seconds: +((performance.now() - t0) / 1000).toFixed(2) };
+  console.log(o.json ? JSON.stringify(summary) : `wrote ${res.path}: ${(res.bytes / 2 ** 20).toFixed(1)} MiB, ${res.tensors.length} tensors (${Object.entries(types).map(([t, n]) => `${t} x${n}`).join(', ')})`);
 }
 
 const pplSpecs: Record<string, OptionSpec> = {
@@ -219,9 +276,10 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'generate') await cmdGenerate(rest);
     else if (cmd === 'info') await cmdInfo(rest);
     else if (cmd === 'classify') await cmdClassify(rest);
+    else if (cmd === 'convert') await cmdConvert(rest);
     else if (cmd === 'perplexity') await cmdPerplexity(rest);
     else if (cmd === 'serve') await serve(rest);
-    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, perplexity, serve)`);
+    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, convert, perplexity, serve)`);
     return 0;
   } catch (e) {
     report(e as Error, argv);

@@ -11,7 +11,7 @@ export function errorForFile(file: string, message: string, cause?: unknown): GP
   const base = file.split(/[\\/]/).pop() ?? file;
   const o = cause === undefined ? undefined : { cause };
   if (TOKENIZER_FILES.has(base)) return new TokenizerError(message, o);
-  if (base.endsWith('.safetensors') || base.endsWith('.safetensors.index.json') || base.endsWith('.bin')) return new WeightsError(message, o);
+  if (base.endsWith('.safetensors') || base.endsWith('.safetensors.index.json') || base.endsWith('.bin') || base.endsWith('.gguf')) return new WeightsError(message, o);
   return new ConfigError(message, o);
 }
 

@@ -8,6 +8,7 @@
 import { DownloadError, GPT2WasmError, OptionError } from '../errors.js';
 import { badRelativePath, errMsg, httpFailure } from './files.js';
 import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
+import { GGUFFile } from './gguf.js';
 import { dirSource, fileSource, type ModelSource } from './source.js';
 
 export interface DownloadProgress {
@@ -187,22 +188,22 @@ async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => P
   }
 }
 
-/** HEAD config.json to learn the commit the revision points at (and whether the repo is reachable). */
-async function discoverCommit(ctx: Ctx, giveUpEarly: () => Promise<boolean>): Promise<string | null> {
-  const url = fileUrl(ctx, ctx.id.revision, 'config.json');
-  return withRetries(ctx, 'config.json', async () => {
+/** HEAD config.json (or `file`) to learn the commit the revision points at (and whether the repo is reachable). */
+async function discoverCommit(ctx: Ctx, giveUpEarly?: () => Promise<boolean>, file = 'config.json'): Promise<string | null> {
+  const url = fileUrl(ctx, ctx.id.revision, file);
+  return withRetries(ctx, file, async () => {
     const t = timedFetch(ctx, url, { method: 'HEAD' });
     let res: Response;
     try {
       res = await t.promise;
     } catch (e) {
-      throw t.explain(e, 'config.json', 'request failed');
+      throw t.explain(e, file, 'request failed');
     } finally {
       t.done();
     }
     // A plain mirror may not answer HEAD; the files themselves will tell whether the repo is there.
     if (res.status === 405 || res.status === 501) return null;
-    if (!res.ok) throw statusError(ctx, 'config.json', url, res);
+    if (!res.ok) throw statusError(ctx, file, url, res);
     const commit = res.headers.get('x-repo-commit');
     return commit && COMMIT.test(commit) ? commit : null;
   }, giveUpEarly);
@@ -273,6 +274,18 @@ async function validateDownload(file: string, path: string): Promise<string | nu
     try {
       src = await fileSource(path);
       await SafetensorsFile.open(src);
+      return null;
+    } catch (e) {
+      return errMsg(e);
+    } finally {
+      await src?.close?.();
+    }
+  }
+  if (file.endsWith('.gguf')) {
+    let src;
+    try {
+      src = await fileSource(path);
+      await GGUFFile.open(src);
       return null;
     } catch (e) {
       return errMsg(e);
@@ -493,20 +506,7 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   };
   if (offline) return offlineResolve('offline mode (HF_HUB_OFFLINE=1)');
 
-  const fetchFn = opts.fetch ?? (globalThis as any).fetch;
-  if (typeof fetchFn !== 'function') throw new DownloadError('no global fetch() in this runtime (Node >= 20 needed) and no options.fetch');
-  const tokenRaw = opts.token === undefined ? env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || null : opts.token;
-  const ctx: Ctx = {
-    id,
-    endpoint: (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
-    token: tokenRaw || null,
-    fetch: fetchFn,
-    retries: opts.retries ?? 4,
-    retryDelayMs: opts.retryDelayMs ?? 500,
-    timeoutMs: opts.timeoutMs ?? 30_000,
-    signal: opts.signal,
-    progress: makeProgress(opts),
-  };
+  const ctx = hubContext(id, opts);
 
   // As huggingface_hub: when the Hub cannot be reached (or fails) and a complete snapshot is cached, use it at
   // once rather than after the retries; with nothing cached, retry, then say how to work without the network.
@@ -557,4 +557,61 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   if (wantTokenizer) for (const f of REQUIRED_TOKENIZER) await get(f, false);
   for (const f of OPTIONAL) await get(f, true);
   return dirSource(snap);
+}
+
+function hubContext(id: ModelId, opts: ResolveOptions): Ctx {
+  const env = envOf(opts);
+  const fetchFn = opts.fetch ?? (globalThis as any).fetch;
+  if (typeof fetchFn !== 'function') throw new DownloadError('no global fetch() in this runtime (Node >= 20 needed) and no options.fetch');
+  const tokenRaw = opts.token === undefined ? env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || null : opts.token;
+  return {
+    id,
+    endpoint: (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
+    token: tokenRaw || null,
+    fetch: fetchFn,
+    retries: opts.retries ?? 4,
+    retryDelayMs: opts.retryDelayMs ?? 500,
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    signal: opts.signal,
+    progress: makeProgress(opts),
+  };
+}
+
+/**
+ * The local path of one file of a Hub repo (e.g. a .gguf), downloaded into the same cache as whole models
+ * (resumable, validated, offline from the cache). The repo needs no config.json.
+ */
+export async function resolveHubFile(repoId: string, file: string, opts: ResolveOptions = {}): Promise<string> {
+  const { join } = await import('node:path');
+  const fs = await import('node:fs/promises');
+  const bad = badRelativePath(file);
+  if (bad) throw new OptionError(`invalid file name ${JSON.stringify(file)}: ${bad}`);
+  const id = parseModelId(repoId, opts.revision);
+  const repoDir = join(await hubCacheDir(opts), repoFolderName(id.repo));
+  const fromCache = async (why: string): Promise<string> => {
+    const path = join(await cachedSnapshot(repoDir, id.revision), file);
+    if (await exists(path)) return path;
+    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); run once online, or unset HF_HUB_OFFLINE`, false);
+  };
+  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache('offline mode (HF_HUB_OFFLINE=1)');
+  const ctx = hubContext(id, opts);
+  let commit: string | null;
+  try {
+    commit = await discoverCommit(ctx, undefined, file);
+  } catch (e) {
+    if (isTransient(e)) {
+      try { return await fromCache('the Hub is unreachable'); } catch {}
+    }
+    throw e;
+  }
+  const rev = commit ?? id.revision;
+  const snap = join(repoDir, 'snapshots', rev);
+  if (commit && commit !== id.revision) {
+    const refPath = join(repoDir, 'refs', id.revision);
+    await fs.mkdir(join(refPath, '..'), { recursive: true });
+    await fs.writeFile(refPath, commit);
+  }
+  const dest = join(snap, file);
+  if (!(await exists(dest))) await downloadFile(ctx, rev, file, dest, false);
+  return dest;
 }

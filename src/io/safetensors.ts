@@ -175,7 +175,7 @@ function chunkStep(chunkBytes: number): number {
 }
 
 /** Stream `t` from `src` in chunks of at most `chunkBytes`, reusing one buffer when the source allows it. */
-async function* streamTensor(src: ByteSource, t: TensorInfo, chunkBytes: number): AsyncGenerator<TensorChunk> {
+export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' | 'byteOffset' | 'byteLength'>, chunkBytes: number): AsyncGenerator<TensorChunk> {
   const step = chunkStep(chunkBytes);
   if (t.byteLength === 0) return;
   const buf = src.readInto ? new Uint8Array(Math.min(step, t.byteLength)) : null;

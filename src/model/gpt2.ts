@@ -2,8 +2,8 @@
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
 import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
-import { openSafetensorsModel } from '../io/safetensors.js';
-import type { ModelSource } from '../io/source.js';
+import { openTensorReader } from '../io/gguf-model.js';
+import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { WORKING_HEADROOM_BYTES } from '../runtime/memory.js';
@@ -106,7 +106,7 @@ export class GPT2PreTrainedModel {
     const generation = await loadGenerationConfig(source); // null when absent; a malformed file is an error naming it
     const head = this.head;
     if ((head === 'token-classification' || head === 'sequence-classification') && config.num_labels < 1) throw new ConfigError(`${source.describe('config.json')}: num_labels must be >= 1 for ${this.name}`);
-    const st = await openSafetensorsModel(source);
+    const st = await openTensorReader(source);
     let backend: Backend | null = null;
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
@@ -239,7 +239,7 @@ export class GPT2PreTrainedModel {
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   checkKVDType(opts.kv_dtype);

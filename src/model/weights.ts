@@ -63,10 +63,16 @@ export interface ModelWeights {
   bytes: number;
 }
 
-/** What the loader needs from a safetensors reader (src/io/safetensors.ts provides it). */
-export interface TensorInfoLike { name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string }
+/** What the loader needs from a tensor container (src/io/safetensors.ts and src/io/gguf-model.ts provide it). */
+export interface TensorInfoLike {
+  name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string;
+  /** Stored as ggml does (GGUF): a Conv1D weight is already [out, in], so it is not transposed. */
+  rowMajorNK?: boolean;
+}
 export interface TensorReader {
   tensors: Map<string, TensorInfoLike>;
+  /** The run dtype for dtype 'auto' when the container knows better than its storage dtypes (quantized GGUF). */
+  preferredDtype?: DType;
   chunks(name: string, chunkBytes?: number): AsyncIterable<{ offset: number; bytes: Uint8Array }>;
 }
 
@@ -158,12 +164,13 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
   for (const s of wanted) {
     const t = byKey.get(s.key)!;
     if (!(t.dtype in SRC_BYTES)) throw new WeightsError(`${file}: tensor ${s.key} has dtype ${t.dtype}; supported are F32, F16 and BF16`);
-    if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
-      throw new WeightsError(`${file}: tensor ${s.key} has shape [${t.shape}], expected [${s.shape}] from config.json`);
+    const want = s.kind === 'conv1d' && t.rowMajorNK ? [s.shape[1], s.shape[0]] : s.shape;
+    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+      throw new WeightsError(`${file}: tensor ${t.name === s.key ? s.key : `${t.name} (${s.key})`} has shape [${t.shape}], expected [${want}] from the config`);
     }
     if (s.quantizable && t.dtype !== 'F16') allF16 = false;
   }
-  const { dtype, plan } = resolvePlan(dtypeOpt, allF16 ? 'fp16' : 'fp32');
+  const { dtype, plan } = resolvePlan(dtypeOpt, reader.preferredDtype ?? (allF16 ? 'fp16' : 'fp32'));
   let bytes = 0;
   for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
@@ -261,7 +268,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const stage = quantized ? arena.alloc(`staging ${s.key}`, count * 4) : null;
       const destPtr = stage ? stage.ptr : region.ptr;
       const destDt = stage ? DT_F32 : dt;
-      const transpose = s.kind === 'conv1d';
+      const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
@@ -344,7 +351,7 @@ function quantizeRows(backend: Backend, src: number, dst: number, dt: number, N:
   }
 }
 
-function firstNonFinite(v: Float32Array, n: number): number {
+export function firstNonFinite(v: Float32Array, n: number): number {
   let acc = 0;
   for (let i = 0; i < n; i++) acc += v[i] * 0; // NaN or ±Infinity times 0 is NaN, and NaN sticks
   if (acc === 0) return -1;
