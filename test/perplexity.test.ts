@@ -90,7 +90,7 @@ test('a q8/q4 matrix whose inner dimension is not a multiple of 32 falls back to
   assert.is(estimateWeightBytes(cfg, 'q8'), vectors + f16 + (I * E / 32) * 34);
 });
 
-test('CLI: perplexity --json prints the library result; --kv-dtype fp16 is refused until the f16 cache exists', async () => {
+test('CLI: perplexity --json prints the library result (with --kv-dtype fp16 too); a bad --kv-dtype is named', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-ppl-'));
   const file = join(tmp, 'short.txt');
   writeFileSync(file, readFileSync(evalFile, 'utf8').slice(0, 400));
@@ -98,10 +98,11 @@ test('CLI: perplexity --json prints the library result; --kv-dtype fp16 is refus
   const log = console.log, write = process.stderr.write;
   console.log = (s: string) => { out.push(s); };
   (process.stderr as any).write = (s: string) => { err.push(s); return true; };
-  let code: number, code2: number;
+  let code: number, code2: number, code3: number;
   try {
     code = await main(['perplexity', file, '--model', dir, '--json', '--window', '32', '--threads', '1', '--dtype', 'q4']);
-    code2 = await main(['perplexity', file, '--model', dir, '--kv-dtype', 'fp16']);
+    code2 = await main(['perplexity', file, '--model', dir, '--json', '--window', '32', '--threads', '1', '--dtype', 'q4', '--kv-dtype', 'fp16']);
+    code3 = await main(['perplexity', file, '--model', dir, '--kv-dtype', 'fp8']);
   } finally { console.log = log; (process.stderr as any).write = write; rmSync(tmp, { recursive: true }); }
   assert.is(code, 0, err.join(''));
   const j = JSON.parse(out[0]);
@@ -112,8 +113,19 @@ test('CLI: perplexity --json prints the library result; --kv-dtype fp16 is refus
     assert.is(j.ppl, want.ppl); assert.is(j.nll_mean, want.nll_mean); assert.is(j.tokens, want.tokens); assert.is(j.predicted, want.predicted);
     assert.is(j.predicted, want.tokens - Math.ceil(want.tokens / 32)); // every window but its first token
   } finally { await m.dispose(); }
-  assert.is(code2, 2);
-  assert.match(err.join(''), /--kv-dtype fp16: the f16 KV cache is not available/);
+  // the f16 KV cache: its own run of the library function, and close to the f32 cache's
+  assert.is(code2, 0, err.join(''));
+  const j16 = JSON.parse(out[1]);
+  assert.is(j16.kv_dtype, 'fp16');
+  const m16 = await GPT2LMHeadModel.from_pretrained(dir, { dtype: 'q4', kv_dtype: 'fp16', threads: 1 });
+  try {
+    const tok = await AutoTokenizer.from_pretrained(dir);
+    const want = await perplexity(m16, tok.encode(readFileSync(evalFile, 'utf8').slice(0, 400)), { window: 32 });
+    assert.is(j16.ppl, want.ppl);
+  } finally { await m16.dispose(); }
+  assert.ok(Math.abs(rel(j16.ppl, j.ppl)) <= 1e-3, `f16 KV cache moves ppl by ${pct(rel(j16.ppl, j.ppl))}`);
+  assert.is(code3, 2);
+  assert.match(err.join(''), /--kv-dtype must be 'fp32' or 'fp16', got "fp8"/);
 });
 
 test.run();
