@@ -1,0 +1,207 @@
+// The edge memory budget, measured on workerd (the Cloudflare Workers runtime), one isolate per run:
+//   node --experimental-websocket --import tsx test/runtimes/workerd-budget.ts --model DIR --dtype q4 [--kv-dtype fp16] [--contexts 128,512]
+// Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), bundles a Worker around
+// createFetchHandler as test/runtimes/workerd.ts does, starts `workerd serve` with its V8 inspector on, and for
+// each context C (ascending) posts one /v1/completions of (C - 64) prompt token ids + 64 new tokens (greedy).
+// Prints one line `EDGE_BUDGET {json}` with, per context, the peaks so far (wasm memory never shrinks and the
+// peaks are monotonic, so running the contexts in ascending order in one isolate gives each one's own peak):
+//   wasmBytes     the model's WebAssembly.Memory size, read inside the isolate (a debug route of the entry)
+//   heapUsedPeak  V8 heap used (Runtime.getHeapUsage over the inspector, sampled every 20 ms; workerd gives
+//                 the isolate no heap API of its own: no performance.memory, process.memoryUsage or node:v8)
+//   peakBytes     wasmBytes + heapUsedPeak: the isolate's peak as Workers count it (an upper bound of the
+//                 peak of the sum, as the two peaks need not coincide)
+//   rssGrowth     the workerd process's VmHWM (/proc/<pid>/status) minus its VmRSS before the first request:
+//                 everything the isolate touched, compiled code and ArrayBuffers outside the V8 heap included
+// Used by bench/edge-budget.ts and test/edge-budget.test.ts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sendFile, startServer } from '../helpers/http-server.ts';
+import { wasmBytes } from '../../src/runtime/wasm.ts';
+import { GPT2_SHAPES, writeRandomGPT2, type GPT2Shape } from '../../bench/util/checkpoint.ts';
+
+export const BUDGET_PREFIX = 'EDGE_BUDGET ';
+export const NEW_TOKENS = 64;
+
+export interface ContextPeak {
+  context: number; promptTokens: number; newTokens: number;
+  wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; rssBaseline: number;
+  weightBytes: number; inUseBytes: number; requestMs: number;
+}
+/** Right after the model loaded (a warm-up call of the debug route), before any request. */
+export interface LoadPeak { wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; loadMs: number }
+export interface BudgetReport { model: string; dtype: string; kv_dtype: string | null; workerd: string; load?: LoadPeak; contexts: ContextPeak[]; error?: string }
+
+/** The shapes measured: GPT-2 124M and distilgpt2 (the same with 6 layers). */
+export const BUDGET_SHAPES: Record<string, GPT2Shape> = { 'gpt2': GPT2_SHAPES.gpt2, 'distilgpt2': { ...GPT2_SHAPES.gpt2, n_layer: 6 } };
+
+/** A random F32 checkpoint of `shape` in the temp dir, written once and reused (~500 MB for gpt2). */
+export function budgetCheckpoint(shape: string): string {
+  const dir = join(tmpdir(), `gpt2wasm-edge-${shape}`);
+  if (existsSync(join(dir, 'done'))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  const tmp = `${dir}.${process.pid}`;
+  writeRandomGPT2(tmp, BUDGET_SHAPES[shape]);
+  writeFileSync(join(tmp, 'done'), '');
+  renameSync(tmp, dir);
+  return dir;
+}
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const VARIANT = 'simd';
+
+const freePort = () => new Promise<number>((done, fail) => {
+  const s = createServer().once('error', fail).listen(0, '127.0.0.1', () => {
+    const { port } = s.address() as { port: number };
+    s.close(() => done(port));
+  });
+});
+
+/** VmRSS and VmHWM of a process, in bytes. */
+function procMemory(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** A minimal V8 inspector client: Runtime.getHeapUsage, sampled on a timer, keeping the peak. */
+async function heapSampler(inspectorPort: number) {
+  const list = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json() as { webSocketDebuggerUrl: string }[];
+  const ws = new (globalThis as any).WebSocket(list[0].webSocketDebuggerUrl);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector websocket failed')); });
+  let id = 0, peak = 0, last = 0, pending = false;
+  ws.onmessage = (ev: { data: string }) => {
+    const msg = JSON.parse(String(ev.data));
+    if (msg.result?.usedSize !== undefined) { last = msg.result.usedSize; if (last > peak) peak = last; pending = false; }
+  };
+  const ask = () => { if (!pending) { pending = true; ws.send(JSON.stringify({ id: ++id, method: 'Runtime.getHeapUsage' })); } };
+  const timer = setInterval(ask, 20);
+  return {
+    get peak() { return peak; },
+    /** One fresh sample (waits for the isolate to answer). */
+    async settle() { for (let i = 0; i < 100 && pending; i++) await new Promise((r) => setTimeout(r, 10)); pending = false; ask(); for (let i = 0; i < 200 && pending; i++) await new Promise((r) => setTimeout(r, 10)); return last; },
+    close() { clearInterval(timer); ws.close(); },
+  };
+}
+
+export async function measureBudget(modelDir: string, dtype: string, kvDtype: string | null, contexts: number[]): Promise<BudgetReport> {
+  const version = (() => { try { return JSON.parse(readFileSync(join(root, 'node_modules', 'workerd', 'package.json'), 'utf8')).version; } catch { return '?'; } })();
+  const report: BudgetReport = { model: modelDir, dtype, kv_dtype: kvDtype, workerd: version, contexts: [] };
+  const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
+  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-budget-'));
+  const files = await startServer((req, res, path) => {
+    const name = path.replace(/^\/model\//, '');
+    if (!['config.json', 'model.safetensors'].includes(name)) { res.writeHead(404); res.end(); return; }
+    sendFile(req, res, join(modelDir, name));
+  });
+  let child: ChildProcess | null = null;
+  let sampler: Awaited<ReturnType<typeof heapSampler>> | null = null;
+  let log = '';
+  try {
+    // the Worker: the edge handler plus a debug route reporting the model's wasm memory from inside the isolate
+    writeFileSync(join(dir, 'kernels.wasm'), wasmBytes(VARIANT));
+    const opts: Record<string, unknown> = { modelUrl: `${files.url}/model/`, modelName: 'budget', threads: 1, variant: VARIANT, dtype };
+    if (kvDtype) opts.kv_dtype = kvDtype;
+    writeFileSync(join(dir, 'entry.ts'), [
+      `import { createFetchHandler } from ${JSON.stringify(join(root, 'src/edge/handler.ts'))};`,
+      `import kernels from './kernels.wasm';`,
+      `const handler = createFetchHandler({ ...${JSON.stringify(opts)}, wasmModule: kernels });`,
+      `export default { async fetch(request) {`,
+      `  if (new URL(request.url).pathname !== '/__budget') return handler.fetch(request);`,
+      `  const t0 = Date.now(); const m = await handler.model(); const loadMs = Date.now() - t0;`,
+      `  const u = m.memoryUsage();`,
+      `  return Response.json({ wasmBytes: m.backend.arena.memory.buffer.byteLength, weightBytes: u.weights, inUseBytes: u.inUse, loadMs });`,
+      `} };`,
+    ].join('\n'));
+    const esbuild = await import('esbuild');
+    await esbuild.build({
+      entryPoints: [join(dir, 'entry.ts')], outfile: join(dir, 'worker.js'), bundle: true, format: 'esm', platform: 'neutral',
+      target: 'es2022', external: ['node:*', '*.wasm'], logLevel: 'warning',
+    });
+    const port = await freePort();
+    const inspector = await freePort();
+    writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = .mainWorker),
+    (name = "net", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const mainWorker :Workerd.Worker = (
+  modules = [
+    (name = "worker", esModule = embed "worker.js"),
+    (name = "./kernels.wasm", wasm = embed "kernels.wasm"),
+  ],
+  compatibilityDate = "2025-01-01",
+  globalOutbound = "net",
+);
+`);
+    child = spawn(join(root, 'node_modules', '.bin', 'workerd'), ['serve', join(dir, 'config.capnp'), `--inspector-addr=127.0.0.1:${inspector}`],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => { log += d; });
+    child.stderr!.on('data', (d) => { log += d; });
+    const api = `http://127.0.0.1:${port}`;
+    let up = false;
+    for (let i = 0; i < 100 && !up && child.exitCode === null; i++) {
+      up = await fetch(`${api}/`).then((r) => r.ok, () => false);
+      if (!up) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!up) throw new Error(`workerd did not answer on ${api}: ${log.slice(-2000)}`);
+    sampler = await heapSampler(inspector);
+    await sampler.settle();
+    const rssBaseline = procMemory(child.pid!).rss;
+    const inspect = async () => (await fetch(`${api}/__budget`)).json() as Promise<{ wasmBytes: number; weightBytes: number; inUseBytes: number; loadMs: number }>;
+    // the load alone: the first call of the debug route loads the model
+    const loaded = await inspect();
+    await sampler.settle();
+    report.load = { wasmBytes: loaded.wasmBytes, heapUsedPeak: sampler.peak, peakBytes: loaded.wasmBytes + sampler.peak, rssGrowth: procMemory(child.pid!).hwm - rssBaseline, loadMs: loaded.loadMs };
+
+    const vocab = cfg.vocab_size as number;
+    for (const C of [...contexts].sort((a, b) => a - b)) {
+      const promptTokens = C - NEW_TOKENS;
+      // a fixed pseudo-random prompt (token ids, so no tokenizer is needed); never the end-of-text id
+      const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % (vocab - 1));
+      const t0 = Date.now();
+      const res = await fetch(`${api}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt, max_tokens: NEW_TOKENS, temperature: 0 }) });
+      const body = await res.json() as any;
+      const requestMs = Date.now() - t0;
+      if (res.status !== 200) throw new Error(`context ${C}: HTTP ${res.status}: ${JSON.stringify(body)}`);
+      const inside = await inspect();
+      await sampler.settle();
+      const heapUsedPeak = sampler.peak;
+      const { hwm } = procMemory(child.pid!);
+      report.contexts.push({
+        context: C, promptTokens, newTokens: body.usage?.completion_tokens ?? -1,
+        wasmBytes: inside.wasmBytes, heapUsedPeak, peakBytes: inside.wasmBytes + heapUsedPeak, rssGrowth: hwm - rssBaseline, rssBaseline,
+        weightBytes: inside.weightBytes, inUseBytes: inside.inUseBytes, requestMs,
+      });
+    }
+  } catch (e) {
+    report.error = `${(e as Error).message}\n${log.slice(-2000)}`;
+  } finally {
+    sampler?.close();
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    await files.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return report;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const arg = (k: string) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : undefined; };
+  const model = arg('--model');
+  if (!model) { console.error('usage: workerd-budget.ts --model DIR --dtype D [--kv-dtype fp16] [--contexts 128,512]'); process.exit(2); }
+  if (typeof (globalThis as any).WebSocket !== 'function') { console.error('needs a global WebSocket: run node with --experimental-websocket (Node 20) or Node >= 22'); process.exit(2); }
+  const r = await measureBudget(model, arg('--dtype') ?? 'q8', arg('--kv-dtype') ?? null, (arg('--contexts') ?? '128,512').split(',').map(Number));
+  console.log(BUDGET_PREFIX + JSON.stringify(r));
+  process.exit(r.error ? 1 : 0);
+}
