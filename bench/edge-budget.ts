@@ -56,11 +56,11 @@ async function main() {
   }
   const rows: (string | number)[][] = [];
   for (const { shape, label, r } of reports) {
-    if (r.error) { rows.push([shape, label, '—', '—', '—', '—', '—', '—', `error: ${r.error.split('\n')[0].slice(0, 160)}`]); continue; }
-    if (r.load) rows.push([shape, label, 'load only', MB(r.contexts[0]?.weightBytes ?? 0), MB(r.load.wasmBytes), MB(r.load.heapUsedPeak), `**${MB(r.load.peakBytes)}**`, MB(r.load.rssGrowth), '']);
+    if (r.error) { rows.push([shape, label, '—', '—', '—', '—', '—', '—', '—', `error: ${r.error.split('\n')[0].slice(0, 160)}`]); continue; }
+    if (r.load) rows.push([shape, label, 'load only', MB(r.contexts[0]?.weightBytes ?? 0), MB(r.load.wasmBytes), MB(r.load.heapUsedPeak), `**${MB(r.load.peakBytes)}**`, MB(r.load.isolatePeak), MB(r.load.rssGrowth), '']);
     for (const c of r.contexts) {
       const goal = c.context <= 128 ? 120e6 : 128e6;
-      rows.push([shape, label, `${c.promptTokens} + ${c.newTokens} = ${c.context}`, MB(c.weightBytes), MB(c.wasmBytes), MB(c.heapUsedPeak), `**${MB(c.peakBytes)}**`, MB(c.rssGrowth),
+      rows.push([shape, label, `${c.promptTokens} + ${c.newTokens} = ${c.context}`, MB(c.weightBytes), MB(c.wasmBytes), MB(c.heapUsedPeak), `**${MB(c.peakBytes)}**`, MB(c.isolatePeak), MB(c.rssGrowth),
         label.startsWith('q4') && shape === 'gpt2' ? (c.peakBytes < goal ? `under ${goal / 1e6} MB` : `over ${goal / 1e6} MB`) : '']);
     }
   }
@@ -75,11 +75,12 @@ async function main() {
     '- **wasm**: the model\'s WebAssembly.Memory size, read inside the isolate.',
     '- **V8 heap used**: the peak of Runtime.getHeapUsage over workerd\'s inspector, sampled every 20 ms (workerd gives an isolate no heap API of its own).',
     '- **peak = wasm + heap**: what a Workers isolate is charged, as an upper bound (the two peaks may not coincide). Goal for q4 + fp16 KV on gpt2: < 120 MB at context 128, < 128 MB at 512.',
+    '- **isolate**: wasm + the peak of (V8 heap used + embedder heap + ArrayBuffer backing stores outside the wasm memory, e.g. fetched chunks awaiting GC) from one inspector sample: the whole isolate as V8 accounts it.',
     '- **RSS growth**: the workerd process\'s VmHWM minus its VmRSS before the first request: also compiled code, ArrayBuffers outside the V8 heap (fetch chunks), allocator slack.',
     '',
     'MB = 10^6 bytes.',
     '',
-    table(['shape', 'run', 'context (prompt + new)', 'weights MB', 'wasm MB', 'V8 heap used MB', 'peak MB', 'RSS growth MB', 'goal'], rows),
+    table(['shape', 'run', 'context (prompt + new)', 'weights MB', 'wasm MB', 'V8 heap used MB', 'peak MB', 'isolate MB', 'RSS growth MB', 'goal'], rows),
     '',
   ].join('\n');
   console.log(md);

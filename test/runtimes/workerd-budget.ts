@@ -10,6 +10,8 @@
 //                 the isolate no heap API of its own: no performance.memory, process.memoryUsage or node:v8)
 //   peakBytes     wasmBytes + heapUsedPeak: the isolate's peak as Workers count it (an upper bound of the
 //                 peak of the sum, as the two peaks need not coincide)
+//   isolatePeak   wasmBytes + the peak of (V8 heap used + embedder heap + ArrayBuffer backing stores, which are
+//                 fetched chunks and not the wasm memory) in one inspector sample: the isolate's whole footprint
 //   rssGrowth     the workerd process's VmHWM (/proc/<pid>/status) minus its VmRSS before the first request:
 //                 everything the isolate touched, compiled code and ArrayBuffers outside the V8 heap included
 // Used by bench/edge-budget.ts and test/edge-budget.test.ts.
@@ -29,10 +31,11 @@ export const NEW_TOKENS = 64;
 export interface ContextPeak {
   context: number; promptTokens: number; newTokens: number;
   wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; rssBaseline: number;
+  backingPeak: number; isolatePeak: number;
   weightBytes: number; inUseBytes: number; requestMs: number;
 }
 /** Right after the model loaded (a warm-up call of the debug route), before any request. */
-export interface LoadPeak { wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; loadMs: number }
+export interface LoadPeak { wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; backingPeak: number; isolatePeak: number; loadMs: number }
 export interface BudgetReport { model: string; dtype: string; kv_dtype: string | null; workerd: string; load?: LoadPeak; contexts: ContextPeak[]; error?: string }
 
 /** The shapes measured: GPT-2 124M and distilgpt2 (the same with 6 layers). */
@@ -72,15 +75,23 @@ async function heapSampler(inspectorPort: number) {
   const list = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json() as { webSocketDebuggerUrl: string }[];
   const ws = new (globalThis as any).WebSocket(list[0].webSocketDebuggerUrl);
   await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error('inspector websocket failed')); });
-  let id = 0, peak = 0, last = 0, pending = false;
+  let id = 0, peak = 0, last = 0, pending = false, backingPeak = 0, jsPeak = 0;
   ws.onmessage = (ev: { data: string }) => {
-    const msg = JSON.parse(String(ev.data));
-    if (msg.result?.usedSize !== undefined) { last = msg.result.usedSize; if (last > peak) peak = last; pending = false; }
+    const r = JSON.parse(String(ev.data)).result;
+    if (r?.usedSize === undefined) return;
+    last = r.usedSize;
+    peak = Math.max(peak, last);
+    backingPeak = Math.max(backingPeak, r.backingStorageSize ?? 0);
+    jsPeak = Math.max(jsPeak, last + (r.embedderHeapUsedSize ?? 0) + (r.backingStorageSize ?? 0));
+    pending = false;
   };
   const ask = () => { if (!pending) { pending = true; ws.send(JSON.stringify({ id: ++id, method: 'Runtime.getHeapUsage' })); } };
   const timer = setInterval(ask, 20);
   return {
     get peak() { return peak; },
+    /** ArrayBuffer backing stores outside the wasm memory (fetched chunks), and heap + embedder + those, sampled together. */
+    get backingPeak() { return backingPeak; },
+    get jsPeak() { return jsPeak; },
     /** One fresh sample (waits for the isolate to answer). */
     async settle() { for (let i = 0; i < 100 && pending; i++) await new Promise((r) => setTimeout(r, 10)); pending = false; ask(); for (let i = 0; i < 200 && pending; i++) await new Promise((r) => setTimeout(r, 10)); return last; },
     close() { clearInterval(timer); ws.close(); },
@@ -111,7 +122,9 @@ export async function measureBudget(modelDir: string, dtype: string, kvDtype: st
       `const handler = createFetchHandler({ ...${JSON.stringify(opts)}, wasmModule: kernels });`,
       `export default { async fetch(request) {`,
       `  if (new URL(request.url).pathname !== '/__budget') return handler.fetch(request);`,
-      `  const t0 = Date.now(); const m = await handler.model(); const loadMs = Date.now() - t0;`,
+      `  const t0 = Date.now(); let m;`,
+      `  try { m = await handler.model(); } catch (e) { return Response.json({ error: String(e && e.message || e) }, { status: 500 }); }`,
+      `  const loadMs = Date.now() - t0;`,
       `  const u = m.memoryUsage();`,
       `  return Response.json({ wasmBytes: m.backend.arena.memory.buffer.byteLength, weightBytes: u.weights, inUseBytes: u.inUse, loadMs });`,
       `} };`,
@@ -154,11 +167,17 @@ const mainWorker :Workerd.Worker = (
     sampler = await heapSampler(inspector);
     await sampler.settle();
     const rssBaseline = procMemory(child.pid!).rss;
-    const inspect = async () => (await fetch(`${api}/__budget`)).json() as Promise<{ wasmBytes: number; weightBytes: number; inUseBytes: number; loadMs: number }>;
+    const inspect = async () => {
+      const res = await fetch(`${api}/__budget`);
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`loading the model in workerd failed: HTTP ${res.status}: ${text.slice(0, 500)}`);
+      return JSON.parse(text) as { wasmBytes: number; weightBytes: number; inUseBytes: number; loadMs: number };
+    };
     // the load alone: the first call of the debug route loads the model
     const loaded = await inspect();
     await sampler.settle();
-    report.load = { wasmBytes: loaded.wasmBytes, heapUsedPeak: sampler.peak, peakBytes: loaded.wasmBytes + sampler.peak, rssGrowth: procMemory(child.pid!).hwm - rssBaseline, loadMs: loaded.loadMs };
+    report.load = { wasmBytes: loaded.wasmBytes, heapUsedPeak: sampler.peak, peakBytes: loaded.wasmBytes + sampler.peak, rssGrowth: procMemory(child.pid!).hwm - rssBaseline,
+      backingPeak: sampler.backingPeak, isolatePeak: loaded.wasmBytes + sampler.jsPeak, loadMs: loaded.loadMs };
 
     const vocab = cfg.vocab_size as number;
     for (const C of [...contexts].sort((a, b) => a - b)) {
@@ -177,6 +196,7 @@ const mainWorker :Workerd.Worker = (
       report.contexts.push({
         context: C, promptTokens, newTokens: body.usage?.completion_tokens ?? -1,
         wasmBytes: inside.wasmBytes, heapUsedPeak, peakBytes: inside.wasmBytes + heapUsedPeak, rssGrowth: hwm - rssBaseline, rssBaseline,
+        backingPeak: sampler.backingPeak, isolatePeak: inside.wasmBytes + sampler.jsPeak,
         weightBytes: inside.weightBytes, inUseBytes: inside.inUseBytes, requestMs,
       });
     }
