@@ -12,10 +12,38 @@
 //   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
 //   Decode (T = 1, D a multiple of 4) takes its own path, decodeRows below: one block holding every key.
-import { LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo } from './common';
-import { exp4, expNeg4, expNegTable } from './math';
+import { DT_F16, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo } from './common';
+import { exp4, expNeg4, expNegTable, half1, half4 } from './math';
 
 const BLOCK: i32 = 64;
+
+// The caches hold f32 (KV = f32) or IEEE half floats (KV = u16, kvDt = DT_F16), converted to f32 as they are
+// loaded, as matmul_f16 converts its weights (math.ts). Offsets are computed for f32 elements and kvOff turns one
+// into the byte offset of the same elements in the cache, so the f32 instantiation is the f32 code unchanged.
+@inline function kvOff<KV>(f32Bytes: usize): usize {
+  return sizeof<KV>() == 4 ? f32Bytes : f32Bytes >> 1;
+}
+/** Four consecutive cache elements at p, as f32. */
+@inline function kv4<KV>(p: usize): v128 {
+  if (sizeof<KV>() == 4) return v128.load(p);
+  return half4(p);
+}
+/** Vector i (elements 4i..4i+3) of the cache row at p, as f32, for a literal i < 6: the f32 loads keep their
+ *  immediate offsets (the branches fold away), as `v128.load(p, 16 * i)`. */
+@inline function kvVec<KV>(p: usize, i: i32): v128 {
+  if (sizeof<KV>() == 2) return half4(p + (<usize>i << 3));
+  if (i == 1) return v128.load(p, 16);
+  if (i == 2) return v128.load(p, 32);
+  if (i == 3) return v128.load(p, 48);
+  if (i == 4) return v128.load(p, 64);
+  if (i == 5) return v128.load(p, 80);
+  return v128.load(p);
+}
+/** One cache element at p, as f32. */
+@inline function kv1<KV>(p: usize): f32 {
+  if (sizeof<KV>() == 4) return load<f32>(p);
+  return half1(p);
+}
 
 /** Bytes of scratch per thread: attentionScratchBytes(S, D) of abi.ts. */
 @inline function scratchBytes(S: i32, D: i32): usize {
@@ -23,24 +51,24 @@ const BLOCK: i32 = 64;
 }
 
 /** q·k for four keys k0..k3 (each D floats), as a vector. */
-@inline function dot4keys(qp: usize, k0: usize, k1: usize, k2: usize, k3: usize, D: i32): v128 {
+@inline function dot4keys<KV>(qp: usize, k0: usize, k1: usize, k2: usize, k3: usize, D: i32): v128 {
   const D4 = D & ~3;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   for (let d = 0; d < D4; d += 4) {
-    const o = <usize>d << 2;
+    const o = <usize>d << 2, ko = kvOff<KV>(o);
     const qv = v128.load(qp + o);
-    a0 = madd(qv, v128.load(k0 + o), a0);
-    a1 = madd(qv, v128.load(k1 + o), a1);
-    a2 = madd(qv, v128.load(k2 + o), a2);
-    a3 = madd(qv, v128.load(k3 + o), a3);
+    a0 = madd(qv, kv4<KV>(k0 + ko), a0);
+    a1 = madd(qv, kv4<KV>(k1 + ko), a1);
+    a2 = madd(qv, kv4<KV>(k2 + ko), a2);
+    a3 = madd(qv, kv4<KV>(k3 + ko), a3);
   }
   let s = hsum4(a0, a1, a2, a3);
   for (let d = D4; d < D; d++) {
-    const o = <usize>d << 2;
-    let kv = f32x4.splat(load<f32>(k0 + o));
-    kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
-    kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
-    kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+    const o = <usize>d << 2, ko = kvOff<KV>(o);
+    let kv = f32x4.splat(kv1<KV>(k0 + ko));
+    kv = f32x4.replace_lane(kv, 1, kv1<KV>(k1 + ko));
+    kv = f32x4.replace_lane(kv, 2, kv1<KV>(k2 + ko));
+    kv = f32x4.replace_lane(kv, 3, kv1<KV>(k3 + ko));
     s = f32x4.add(s, f32x4.mul(f32x4.splat(load<f32>(qp + o)), kv));
   }
   return s;
@@ -49,51 +77,51 @@ const BLOCK: i32 = 64;
 /** q·k for six consecutive keys from k0 (rows rb bytes apart): lanes of the two results are keys 0..3 and
  *  4, 5 (lanes 2, 3 repeat them). Six accumulators plus seven loads fit V8's registers; the per-key arithmetic
  *  is dot4keys'. */
-@inline function dot6keys(qp: usize, k0: usize, rb: usize, D: i32, sv: v128, sc: usize): void {
+@inline function dot6keys<KV>(qp: usize, k0: usize, rb: usize, D: i32, sv: v128, sc: usize): void {
   const D4 = D & ~3;
   const k1 = k0 + rb, k2 = k0 + 2 * rb, k3 = k0 + 3 * rb, k4 = k0 + 4 * rb, k5 = k0 + 5 * rb;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0);
   for (let d = 0; d < D4; d += 4) {
-    const o = <usize>d << 2;
+    const o = <usize>d << 2, ko = kvOff<KV>(o);
     const qv = v128.load(qp + o);
-    a0 = madd(qv, v128.load(k0 + o), a0);
-    a1 = madd(qv, v128.load(k1 + o), a1);
-    a2 = madd(qv, v128.load(k2 + o), a2);
-    a3 = madd(qv, v128.load(k3 + o), a3);
-    a4 = madd(qv, v128.load(k4 + o), a4);
-    a5 = madd(qv, v128.load(k5 + o), a5);
+    a0 = madd(qv, kv4<KV>(k0 + ko), a0);
+    a1 = madd(qv, kv4<KV>(k1 + ko), a1);
+    a2 = madd(qv, kv4<KV>(k2 + ko), a2);
+    a3 = madd(qv, kv4<KV>(k3 + ko), a3);
+    a4 = madd(qv, kv4<KV>(k4 + ko), a4);
+    a5 = madd(qv, kv4<KV>(k5 + ko), a5);
   }
   let s = hsum4(a0, a1, a2, a3), t = hsum4(a4, a5, a4, a5);
   for (let d = D4; d < D; d++) {
-    const o = <usize>d << 2;
+    const o = <usize>d << 2, ko = kvOff<KV>(o);
     const qv = f32x4.splat(load<f32>(qp + o));
-    let kv = f32x4.splat(load<f32>(k0 + o));
-    kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
-    kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
-    kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+    let kv = f32x4.splat(kv1<KV>(k0 + ko));
+    kv = f32x4.replace_lane(kv, 1, kv1<KV>(k1 + ko));
+    kv = f32x4.replace_lane(kv, 2, kv1<KV>(k2 + ko));
+    kv = f32x4.replace_lane(kv, 3, kv1<KV>(k3 + ko));
     s = f32x4.add(s, f32x4.mul(qv, kv));
-    let kw = f32x4.splat(load<f32>(k4 + o));
-    kw = f32x4.replace_lane(kw, 1, load<f32>(k5 + o));
+    let kw = f32x4.splat(kv1<KV>(k4 + ko));
+    kw = f32x4.replace_lane(kw, 1, kv1<KV>(k5 + ko));
     t = f32x4.add(t, f32x4.mul(qv, kw));
   }
   v128.store(sc, f32x4.mul(s, sv));
   v128.store64_lane(sc + 16, f32x4.mul(t, sv), 0);
 }
 
-/** sc[j - j0] = (q·k_j)·scale for j in [j0, j1), keys at kb (row stride D floats). */
-function scores(qp: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc: usize): void {
-  const rb = <usize>D << 2;
+/** sc[j - j0] = (q·k_j)·scale for j in [j0, j1), keys at kb (row stride D elements). */
+function scores<KV>(qp: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc: usize): void {
+  const rb = kvOff<KV>(<usize>D << 2);
   const sv = f32x4.splat(scale);
   let j = j0;
-  for (; j + 6 <= j1; j += 6) dot6keys(qp, kb + <usize>j * rb, rb, D, sv, sc + (<usize>(j - j0) << 2));
+  for (; j + 6 <= j1; j += 6) dot6keys<KV>(qp, kb + <usize>j * rb, rb, D, sv, sc + (<usize>(j - j0) << 2));
   for (; j + 4 <= j1; j += 4) {
     const k0 = kb + <usize>j * rb;
-    v128.store(sc + (<usize>(j - j0) << 2), f32x4.mul(dot4keys(qp, k0, k0 + rb, k0 + 2 * rb, k0 + 3 * rb, D), sv));
+    v128.store(sc + (<usize>(j - j0) << 2), f32x4.mul(dot4keys<KV>(qp, k0, k0 + rb, k0 + 2 * rb, k0 + 3 * rb, D), sv));
   }
   for (; j < j1; j++) {
     const k0 = kb + <usize>j * rb;
-    store<f32>(sc + (<usize>(j - j0) << 2), f32x4.extract_lane(f32x4.mul(dot4keys(qp, k0, k0, k0, k0, D), sv), 0));
+    store<f32>(sc + (<usize>(j - j0) << 2), f32x4.extract_lane(f32x4.mul(dot4keys<KV>(qp, k0, k0, k0, k0, D), sv), 0));
   }
 }
 
@@ -145,8 +173,8 @@ function expShift(sc: usize, mrow: usize, j0: i32, j1: i32, jv: i32, mx: f32, kp
 /** acc[d] (+)= Σ_j p_j v_j[d] over j in [j0, j1) with p_j = sc[j - j0] (zero weights included: they add exact
  *  zeros, as in the reference); acc starts at zero when fresh, else from memory at ap. d in chunks of 16 and 4
  *  in registers, then the d tail. */
-function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i32, j1: i32): void {
-  const rb = <usize>D << 2;
+function accumulateV<KV>(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i32, j1: i32): void {
+  const rb = kvOff<KV>(<usize>D << 2);
   const D4 = D & ~3;
   const send = sc + (<usize>(j1 - j0) << 2);
   const v0 = vb + <usize>j0 * rb;
@@ -159,15 +187,15 @@ function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i
       a0 = v128.load(ap + o); a1 = v128.load(ap + o, 16); a2 = v128.load(ap + o, 32);
       a3 = v128.load(ap + o, 48); a4 = v128.load(ap + o, 64); a5 = v128.load(ap + o, 80);
     }
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc; sp < send; sp += 4) {
       const pv = v128.load32_splat(sp);
-      a0 = madd(pv, v128.load(vp), a0);
-      a1 = madd(pv, v128.load(vp, 16), a1);
-      a2 = madd(pv, v128.load(vp, 32), a2);
-      a3 = madd(pv, v128.load(vp, 48), a3);
-      a4 = madd(pv, v128.load(vp, 64), a4);
-      a5 = madd(pv, v128.load(vp, 80), a5);
+      a0 = madd(pv, kv4<KV>(vp), a0);
+      a1 = madd(pv, kvVec<KV>(vp, 1), a1);
+      a2 = madd(pv, kvVec<KV>(vp, 2), a2);
+      a3 = madd(pv, kvVec<KV>(vp, 3), a3);
+      a4 = madd(pv, kvVec<KV>(vp, 4), a4);
+      a5 = madd(pv, kvVec<KV>(vp, 5), a5);
       vp += rb;
     }
     v128.store(ap + o, a0); v128.store(ap + o, a1, 16); v128.store(ap + o, a2, 32);
@@ -177,13 +205,13 @@ function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i
     const o = <usize>d << 2;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     if (!fresh) { a0 = v128.load(ap + o); a1 = v128.load(ap + o, 16); a2 = v128.load(ap + o, 32); a3 = v128.load(ap + o, 48); }
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc; sp < send; sp += 4) {
       const pv = v128.load32_splat(sp);
-      a0 = madd(pv, v128.load(vp), a0);
-      a1 = madd(pv, v128.load(vp, 16), a1);
-      a2 = madd(pv, v128.load(vp, 32), a2);
-      a3 = madd(pv, v128.load(vp, 48), a3);
+      a0 = madd(pv, kv4<KV>(vp), a0);
+      a1 = madd(pv, kvVec<KV>(vp, 1), a1);
+      a2 = madd(pv, kvVec<KV>(vp, 2), a2);
+      a3 = madd(pv, kvVec<KV>(vp, 3), a3);
       vp += rb;
     }
     v128.store(ap + o, a0); v128.store(ap + o, a1, 16); v128.store(ap + o, a2, 32); v128.store(ap + o, a3, 48);
@@ -191,9 +219,9 @@ function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i
   for (; d < D4; d += 4) {
     const o = <usize>d << 2;
     let a0 = fresh ? f32x4.splat(0) : v128.load(ap + o);
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc; sp < send; sp += 4) {
-      a0 = madd(v128.load32_splat(sp), v128.load(vp), a0);
+      a0 = madd(v128.load32_splat(sp), kv4<KV>(vp), a0);
       vp += rb;
     }
     v128.store(ap + o, a0);
@@ -201,9 +229,9 @@ function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i
   for (; d < D; d++) {
     const o = <usize>d << 2;
     let a: f32 = fresh ? 0 : load<f32>(ap + o);
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc; sp < send; sp += 4) {
-      a += load<f32>(sp) * load<f32>(vp);
+      a += load<f32>(sp) * kv1<KV>(vp);
       vp += rb;
     }
     store<f32>(ap + o, a);
@@ -224,7 +252,7 @@ function accumulateV(ap: usize, fresh: bool, vb: usize, D: i32, sc: usize, j0: i
   return l < 0 ? 0 : l < S ? l : S;
 }
 
-export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
+function attentionEager<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
   B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
   probs: usize, scratch: usize, ith: i32, nth: i32): void {
   const rows = B * H * T;
@@ -239,11 +267,11 @@ export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, ca
     const bt = <usize>(b * T + t);
     const qp = q + ((bt * <usize>qStride + <usize>(h * D)) << 2);
     const op = out + ((bt * <usize>outStride + <usize>(h * D)) << 2);
-    const kvo = (<usize>(b * H + h) * <usize>cap * <usize>D) << 2;
+    const kvo = kvOff<KV>((<usize>(b * H + h) * <usize>cap * <usize>D) << 2);
     const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
     const pr = probs ? probs + ((<usize>r * <usize>S) << 2) : 0; // (b*H + h)*T + t == r
     const lim = keyLimit(S, past, t, causal);
-    scores(qp, kc + kvo, D, 0, lim, scale, sc);
+    scores<KV>(qp, kc + kvo, D, 0, lim, scale, sc);
     const mx = visibleMax(sc, mrow, 0, lim);
     if (mx == -Infinity) {
       zeroF32(op, D);
@@ -256,7 +284,7 @@ export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, ca
       const p = sc + (<usize>j << 2);
       v128.store(p, f32x4.mul(f32x4.div(v128.load(p), sum), hm));
     }
-    accumulateV(op, true, vc + kvo, D, sc, 0, lim);
+    accumulateV<KV>(op, true, vc + kvo, D, sc, 0, lim);
     if (pr) {
       let j = 0;
       for (; j + 4 <= lim; j += 4) v128.store(pr + (<usize>j << 2), v128.load(sc + (<usize>j << 2)));
@@ -327,41 +355,42 @@ function finishRow(op: usize, acc: usize, st: usize, D: i32): void {
 // a slot too small or ith ≥ LOW_SLOTS runs its rows one at a time in the ABI scratch with the same arithmetic.
 
 /** sc[j] (4 lanes = rows) = (q_g·k_gj)·scale for j < lim: queries interleaved at qs ([D/4][4 rows] vectors),
- *  key j of row g at kb + g·ks + j·rb. Two keys per iteration. */
-function scores4(qs: usize, kb: usize, ks: usize, rb: usize, lim: i32, scale: f32, sc: usize): void {
+ *  key j of row g at kb + g·ks + j·kvOff(rb) (rb = 4D, the bytes of an f32 row). Two keys per iteration. */
+function scores4<KV>(qs: usize, kb: usize, ks: usize, rb: usize, lim: i32, scale: f32, sc: usize): void {
   const sv = f32x4.splat(scale);
   const ks3 = ks * 3;
   const qend = qs + (rb << 2);
+  const kr = kvOff<KV>(rb);
   let k = kb, j = 0;
   for (; j + 2 <= lim; j += 2) {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     let kp = k;
     for (let qp = qs; qp < qend; qp += 64) {
-      const kq = kp + rb;
+      const kq = kp + kr;
       let qv = v128.load(qp);
-      a0 = madd(qv, v128.load(kp), a0); b0 = madd(qv, v128.load(kq), b0);
+      a0 = madd(qv, kv4<KV>(kp), a0); b0 = madd(qv, kv4<KV>(kq), b0);
       qv = v128.load(qp, 16);
-      a1 = madd(qv, v128.load(kp + ks), a1); b1 = madd(qv, v128.load(kq + ks), b1);
+      a1 = madd(qv, kv4<KV>(kp + ks), a1); b1 = madd(qv, kv4<KV>(kq + ks), b1);
       qv = v128.load(qp, 32);
-      a2 = madd(qv, v128.load(kp + 2 * ks), a2); b2 = madd(qv, v128.load(kq + 2 * ks), b2);
+      a2 = madd(qv, kv4<KV>(kp + 2 * ks), a2); b2 = madd(qv, kv4<KV>(kq + 2 * ks), b2);
       qv = v128.load(qp, 48);
-      a3 = madd(qv, v128.load(kp + ks3), a3); b3 = madd(qv, v128.load(kq + ks3), b3);
-      kp += 16;
+      a3 = madd(qv, kv4<KV>(kp + ks3), a3); b3 = madd(qv, kv4<KV>(kq + ks3), b3);
+      kp += kvOff<KV>(16);
     }
     v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(a0, a1, a2, a3), sv));
     v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(b0, b1, b2, b3), sv), 16);
-    k += 2 * rb;
+    k += 2 * kr;
   }
   if (j < lim) {
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let kp = k;
     for (let qp = qs; qp < qend; qp += 64) {
-      a0 = madd(v128.load(qp), v128.load(kp), a0);
-      a1 = madd(v128.load(qp, 16), v128.load(kp + ks), a1);
-      a2 = madd(v128.load(qp, 32), v128.load(kp + 2 * ks), a2);
-      a3 = madd(v128.load(qp, 48), v128.load(kp + ks3), a3);
-      kp += 16;
+      a0 = madd(v128.load(qp), kv4<KV>(kp), a0);
+      a1 = madd(v128.load(qp, 16), kv4<KV>(kp + ks), a1);
+      a2 = madd(v128.load(qp, 32), kv4<KV>(kp + 2 * ks), a2);
+      a3 = madd(v128.load(qp, 48), kv4<KV>(kp + ks3), a3);
+      kp += kvOff<KV>(16);
     }
     v128.store(sc + (<usize>j << 4), f32x4.mul(hsum4(a0, a1, a2, a3), sv));
   }
@@ -414,7 +443,7 @@ function softmax4(sc: usize, lim: i32, mask: usize, m0: usize, m1: usize, m2: us
  *  key order: weights sc[j] (lanes = rows), value j of row g at vb + g·ks + j·rb. The accumulators stay in
  *  memory (L1) and each key's four value rows are read once, in order: register tiles over the keys would read
  *  every value row in strided passes, which DRAM serves at half the speed. */
-function values4(vb: usize, ks: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
+function values4<KV>(vb: usize, ks: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
   const aend = acc + (rb << 2);
   const ks3 = ks * 3;
   const z = f32x4.splat(0);
@@ -425,35 +454,35 @@ function values4(vb: usize, ks: usize, rb: usize, lim: i32, sc: usize, acc: usiz
     const e0 = v128.load32_splat(sp), e1 = v128.load32_splat(sp, 4), e2 = v128.load32_splat(sp, 8), e3 = v128.load32_splat(sp, 12);
     let vp = v;
     for (let a = acc; a < aend; a += 64) {
-      v128.store(a, madd(e0, v128.load(vp), v128.load(a)));
-      v128.store(a, madd(e1, v128.load(vp + ks), v128.load(a, 16)), 16);
-      v128.store(a, madd(e2, v128.load(vp + 2 * ks), v128.load(a, 32)), 32);
-      v128.store(a, madd(e3, v128.load(vp + ks3), v128.load(a, 48)), 48);
-      vp += 16;
+      v128.store(a, madd(e0, kv4<KV>(vp), v128.load(a)));
+      v128.store(a, madd(e1, kv4<KV>(vp + ks), v128.load(a, 16)), 16);
+      v128.store(a, madd(e2, kv4<KV>(vp + 2 * ks), v128.load(a, 32)), 32);
+      v128.store(a, madd(e3, kv4<KV>(vp + ks3), v128.load(a, 48)), 48);
+      vp += kvOff<KV>(16);
     }
-    v += rb;
+    v += kvOff<KV>(rb);
   }
 }
 
 /** values4 for one row (contiguous weights and accumulator). */
-function values1(vb: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
+function values1<KV>(vb: usize, rb: usize, lim: i32, sc: usize, acc: usize): void {
   const z = f32x4.splat(0);
   for (let d: usize = 0; d < rb; d += 16) v128.store(acc + d, z);
   let v = vb;
   const send = sc + (<usize>lim << 2);
   for (let sp = sc; sp < send; sp += 4) {
     const p = v128.load32_splat(sp);
-    for (let d: usize = 0; d < rb; d += 16) v128.store(acc + d, madd(p, v128.load(v + d), v128.load(acc + d)));
-    v += rb;
+    for (let d: usize = 0; d < rb; d += 16) v128.store(acc + d, madd(p, kv4<KV>(v + kvOff<KV>(d)), v128.load(acc + d)));
+    v += kvOff<KV>(rb);
   }
 }
 
 /** Decode rows [r0, r1) (T = 1, D % 4 == 0). */
-function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
+function decodeRows<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
   H: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, scratch: usize, ith: i32, r0: i32, r1: i32): void {
   const lim = keyLimit(S, past, 0, causal);
   const rb = <usize>D << 2;
-  const ks = <usize>cap * rb; // bytes between the K (and V) blocks of rows r and r + 1
+  const ks = <usize>cap * kvOff<KV>(rb); // bytes between the K (and V) blocks of rows r and r + 1
   // slot: exp constants [64 B] | queries [4D floats] | accumulators [4D] | m, l [8] | scores [4 lim]
   const need: usize = 64 + 8 * rb + 32 + (<usize>lim << 4);
   let r = r0;
@@ -472,11 +501,11 @@ function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out:
         for (let d: usize = 0; d < rb; d += 16) v128.store(qs + (d << 2) + (<usize>g << 4), v128.load(src + d));
       }
       const kvo = <usize>r * ks;
-      scores4(qs, kc + kvo, ks, rb, lim, scale, sc);
+      scores4<KV>(qs, kc + kvo, ks, rb, lim, scale, sc);
       const m0 = mask + (<usize>(b0 * S) << 2), m3 = mask + (<usize>(b3 * S) << 2);
       const m1 = mask + (<usize>((r + 1) / H * S) << 2), m2 = mask + (<usize>((r + 2) / H * S) << 2);
       softmax4(sc, lim, mask, m0, m1, m2, m3, st, kp);
-      values4(vc + kvo, ks, rb, lim, sc, acc);
+      values4<KV>(vc + kvo, ks, rb, lim, sc, acc);
       for (let g = 0; g < 4; g++) {
         const b = (r + g) / H, h = (r + g) % H;
         finishRow4(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc + (<usize>g << 4), st + (<usize>g << 2), D);
@@ -491,7 +520,7 @@ function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out:
   for (; r < r1; r++) {
     const b = r / H, h = r % H;
     const kvo = <usize>r * ks;
-    scores(q + ((<usize>b * <usize>qStride + <usize>(h * D)) << 2), kc + kvo, D, 0, lim, scale, sc);
+    scores<KV>(q + ((<usize>b * <usize>qStride + <usize>(h * D)) << 2), kc + kvo, D, 0, lim, scale, sc);
     const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
     const mx = lim > 0 ? visibleMax(sc, mrow, 0, lim) : -Infinity;
     let l: f32 = 0;
@@ -499,7 +528,7 @@ function decodeRows(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out:
     else l = hsumSeq(expShift(sc, mrow, 0, lim, lim, mx, kp));
     store<f32>(st, mx);
     store<f32>(st, l, 4);
-    values1(vc + kvo, rb, lim, sc, acc);
+    values1<KV>(vc + kvo, rb, lim, sc, acc);
     finishRow(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc, st, D);
   }
 }
@@ -512,14 +541,13 @@ function finishRow4(op: usize, acc: usize, st: usize, D: i32): void {
   for (let d = 0; d < D; d += 4) v128.store(op + (<usize>d << 2), f32x4.div(v128.load(acc + (<usize>d << 4)), lv));
 }
 
-export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
-  B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
-  probs: usize, scratch: usize, ith: i32, nth: i32): void {
+function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, out: usize, outStride: i32,
+  B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, scratch: usize, ith: i32, nth: i32): void {
   const rows = B * H * T;
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
   if (T == 1 && D > 0 && (D & 3) == 0) {
-    if (r0 < r1) decodeRows(q, qStride, kc, vc, cap, out, outStride, H, D, S, past, causal, mask, scale, scratch, ith, r0, r1);
+    if (r0 < r1) decodeRows<KV>(q, qStride, kc, vc, cap, out, outStride, H, D, S, past, causal, mask, scale, scratch, ith, r0, r1);
     return;
   }
   const bs = blockSize(S);
@@ -538,7 +566,7 @@ export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize
     const bt = <usize>(b * T + t);
     const qp = q + ((bt * <usize>qStride + <usize>(h * D)) << 2);
     const op = out + ((bt * <usize>outStride + <usize>(h * D)) << 2);
-    const kvo = (<usize>(b * H + h) * <usize>cap * <usize>D) << 2;
+    const kvo = kvOff<KV>((<usize>(b * H + h) * <usize>cap * <usize>D) << 2);
     const kb = kc + kvo, vb = vc + kvo;
     const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
     const lim0 = keyLimit(S, past, t, causal);
@@ -550,10 +578,10 @@ export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize
       const qp1 = qp + (<usize>qStride << 2);
       for (let j0 = 0; j0 < lim; j0 += bs) {
         const j1 = imin(lim, j0 + bs);
-        scores2(qp, qp1, kb, D, j0, j1, scale, sc0, sc1);
+        scores2<KV>(qp, qp1, kb, D, j0, j1, scale, sc0, sc1);
         onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
         onlineBlock(sc1, mrow, j0, j1, lim1, st1, acc1, D, kp);
-        accumulateV2(acc0, acc1, vb, D, sc0, sc1, j0, j1);
+        accumulateV2<KV>(acc0, acc1, vb, D, sc0, sc1, j0, j1);
       }
       finishRow(op, acc0, st0, D);
       finishRow(op + (<usize>outStride << 2), acc1, st1, D);
@@ -561,9 +589,9 @@ export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize
     } else {
       for (let j0 = 0; j0 < lim0; j0 += bs) {
         const j1 = imin(lim0, j0 + bs);
-        scores(qp, kb, D, j0, j1, scale, sc0);
+        scores<KV>(qp, kb, D, j0, j1, scale, sc0);
         onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
-        accumulateV(acc0, false, vb, D, sc0, j0, j1);
+        accumulateV<KV>(acc0, false, vb, D, sc0, j0, j1);
       }
       finishRow(op, acc0, st0, D);
       r += 1;
@@ -572,8 +600,8 @@ export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize
 }
 
 /** Scores of two query rows against keys [j0, j1): sc0/sc1[j - j0] = (q·k_j)·scale, the arithmetic of scores(). */
-function scores2(q0: usize, q1: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc0: usize, sc1: usize): void {
-  const rb = <usize>D << 2;
+function scores2<KV>(q0: usize, q1: usize, kb: usize, D: i32, j0: i32, j1: i32, scale: f32, sc0: usize, sc1: usize): void {
+  const rb = kvOff<KV>(<usize>D << 2);
   const sv = f32x4.splat(scale);
   const D4 = D & ~3;
   for (let j = j0; j < j1; j += 4) {
@@ -583,20 +611,20 @@ function scores2(q0: usize, q1: usize, kb: usize, D: i32, j0: i32, j1: i32, scal
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
     for (let d = 0; d < D4; d += 4) {
-      const o = <usize>d << 2;
+      const o = <usize>d << 2, ko = kvOff<KV>(o);
       const qa = v128.load(q0 + o), qb = v128.load(q1 + o);
-      let kv = v128.load(k0 + o); a0 = madd(qa, kv, a0); c0 = madd(qb, kv, c0);
-      kv = v128.load(k1 + o); a1 = madd(qa, kv, a1); c1 = madd(qb, kv, c1);
-      kv = v128.load(k2 + o); a2 = madd(qa, kv, a2); c2 = madd(qb, kv, c2);
-      kv = v128.load(k3 + o); a3 = madd(qa, kv, a3); c3 = madd(qb, kv, c3);
+      let kv = kv4<KV>(k0 + ko); a0 = madd(qa, kv, a0); c0 = madd(qb, kv, c0);
+      kv = kv4<KV>(k1 + ko); a1 = madd(qa, kv, a1); c1 = madd(qb, kv, c1);
+      kv = kv4<KV>(k2 + ko); a2 = madd(qa, kv, a2); c2 = madd(qb, kv, c2);
+      kv = kv4<KV>(k3 + ko); a3 = madd(qa, kv, a3); c3 = madd(qb, kv, c3);
     }
     let s0 = hsum4(a0, a1, a2, a3), s1 = hsum4(c0, c1, c2, c3);
     for (let d = D4; d < D; d++) {
-      const o = <usize>d << 2;
-      let kv = f32x4.splat(load<f32>(k0 + o));
-      kv = f32x4.replace_lane(kv, 1, load<f32>(k1 + o));
-      kv = f32x4.replace_lane(kv, 2, load<f32>(k2 + o));
-      kv = f32x4.replace_lane(kv, 3, load<f32>(k3 + o));
+      const o = <usize>d << 2, ko = kvOff<KV>(o);
+      let kv = f32x4.splat(kv1<KV>(k0 + ko));
+      kv = f32x4.replace_lane(kv, 1, kv1<KV>(k1 + ko));
+      kv = f32x4.replace_lane(kv, 2, kv1<KV>(k2 + ko));
+      kv = f32x4.replace_lane(kv, 3, kv1<KV>(k3 + ko));
       s0 = f32x4.add(s0, f32x4.mul(f32x4.splat(load<f32>(q0 + o)), kv));
       s1 = f32x4.add(s1, f32x4.mul(f32x4.splat(load<f32>(q1 + o)), kv));
     }
@@ -607,8 +635,8 @@ function scores2(q0: usize, q1: usize, kb: usize, D: i32, j0: i32, j1: i32, scal
 
 /** acc0[d] += Σ_j p0_j v_j[d] and acc1[d] += Σ_j p1_j v_j[d] over [j0, j1); per row the arithmetic of
  *  accumulateV. */
-function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1: usize, j0: i32, j1: i32): void {
-  const rb = <usize>D << 2;
+function accumulateV2<KV>(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1: usize, j0: i32, j1: i32): void {
+  const rb = kvOff<KV>(<usize>D << 2);
   const D4 = D & ~3;
   const send = sc0 + (<usize>(j1 - j0) << 2);
   const ds = sc1 - sc0;
@@ -618,13 +646,13 @@ function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1
     const o = <usize>d << 2;
     let a0 = v128.load(ap0 + o), a1 = v128.load(ap0 + o, 16), a2 = v128.load(ap0 + o, 32), a3 = v128.load(ap0 + o, 48);
     let c0 = v128.load(ap1 + o), c1 = v128.load(ap1 + o, 16), c2 = v128.load(ap1 + o, 32), c3 = v128.load(ap1 + o, 48);
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc0; sp < send; sp += 4) {
       const pv = v128.load32_splat(sp), pw = v128.load32_splat(sp + ds);
-      let v = v128.load(vp); a0 = madd(pv, v, a0); c0 = madd(pw, v, c0);
-      v = v128.load(vp, 16); a1 = madd(pv, v, a1); c1 = madd(pw, v, c1);
-      v = v128.load(vp, 32); a2 = madd(pv, v, a2); c2 = madd(pw, v, c2);
-      v = v128.load(vp, 48); a3 = madd(pv, v, a3); c3 = madd(pw, v, c3);
+      let v = kv4<KV>(vp); a0 = madd(pv, v, a0); c0 = madd(pw, v, c0);
+      v = kvVec<KV>(vp, 1); a1 = madd(pv, v, a1); c1 = madd(pw, v, c1);
+      v = kvVec<KV>(vp, 2); a2 = madd(pv, v, a2); c2 = madd(pw, v, c2);
+      v = kvVec<KV>(vp, 3); a3 = madd(pv, v, a3); c3 = madd(pw, v, c3);
       vp += rb;
     }
     v128.store(ap0 + o, a0); v128.store(ap0 + o, a1, 16); v128.store(ap0 + o, a2, 32); v128.store(ap0 + o, a3, 48);
@@ -633,9 +661,9 @@ function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1
   for (; d < D4; d += 4) {
     const o = <usize>d << 2;
     let a0 = v128.load(ap0 + o), c0 = v128.load(ap1 + o);
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc0; sp < send; sp += 4) {
-      const v = v128.load(vp);
+      const v = kv4<KV>(vp);
       a0 = madd(v128.load32_splat(sp), v, a0);
       c0 = madd(v128.load32_splat(sp + ds), v, c0);
       vp += rb;
@@ -646,9 +674,9 @@ function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1
   for (; d < D; d++) {
     const o = <usize>d << 2;
     let a: f32 = load<f32>(ap0 + o), c: f32 = load<f32>(ap1 + o);
-    let vp = v0 + o;
+    let vp = v0 + kvOff<KV>(o);
     for (let sp = sc0; sp < send; sp += 4) {
-      const v = load<f32>(vp);
+      const v = kv1<KV>(vp);
       a += load<f32>(sp) * v;
       c += load<f32>(sp + ds) * v;
       vp += rb;
@@ -663,4 +691,19 @@ function accumulateV2(ap0: usize, ap1: usize, vb: usize, D: i32, sc0: usize, sc1
   let i = 0;
   for (; i + 4 <= n; i += 4) v128.store(p + (<usize>i << 2), f32x4.mul(v128.load(p + (<usize>i << 2)), cv));
   for (; i < n; i++) store<f32>(p + (<usize>i << 2), load<f32>(p + (<usize>i << 2)) * c);
+}
+
+// The exports: kvDt (DT_F32 or DT_F16) says how the caches kc and vc are stored. blockwise ignores headMask/probs.
+export function attention_eager(q: usize, qStride: i32, kc: usize, vc: usize, kvDt: i32, cap: i32, out: usize, outStride: i32,
+  B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
+  probs: usize, scratch: usize, ith: i32, nth: i32): void {
+  if (kvDt == DT_F16) attentionEager<u16>(q, qStride, kc, vc, cap, out, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, probs, scratch, ith, nth);
+  else attentionEager<f32>(q, qStride, kc, vc, cap, out, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, probs, scratch, ith, nth);
+}
+
+export function attention_blockwise(q: usize, qStride: i32, kc: usize, vc: usize, kvDt: i32, cap: i32, out: usize, outStride: i32,
+  B: i32, H: i32, T: i32, D: i32, S: i32, past: i32, causal: i32, mask: usize, scale: f32, headMask: usize,
+  probs: usize, scratch: usize, ith: i32, nth: i32): void {
+  if (kvDt == DT_F16) attentionBlockwise<u16>(q, qStride, kc, vc, cap, out, outStride, B, H, T, D, S, past, causal, mask, scale, scratch, ith, nth);
+  else attentionBlockwise<f32>(q, qStride, kc, vc, cap, out, outStride, B, H, T, D, S, past, causal, mask, scale, scratch, ith, nth);
 }

@@ -1,6 +1,24 @@
 // Copies rows of keys and values (columns kCol.., vCol.. of src rows) into the [B, H, cap, D] caches at slot
-// slot0 + t. Split over the B*T source rows.
-import { splitChunk, splitHi, splitLo } from './common';
+// slot0 + t, stored as f32 (kvDt = DT_F32) or as IEEE half floats (DT_F16). Split over the B*T source rows.
+import { DT_F16, splitChunk, splitHi, splitLo } from './common';
+
+/** Four f32 -> four IEEE halves (low 16 bits of each i32 lane), rounded to nearest even as floatToHalf of
+ *  src/model/half.ts: |x| ≥ 65520 -> ±inf, NaN -> ±0x7e00, below 2^-25 (f32 subnormals included) -> ±0. */
+@inline function halfOf4(x: v128): v128 {
+  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  // normal half (2^-14 ≤ |x| < 65536): rebias the exponent (-112 << 23), add 0xfff plus the kept lsb (so only
+  // more than half an ulp, or exactly half with an odd lsb, carries), drop 13 bits; a carry out of 0x7bff is inf
+  const odd = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
+  const norm = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(<i32>0xc8000fff)), odd), 13);
+  // subnormal half (|x| < 2^-14): |x| + 0.5 rounds |x| to a multiple of 2^-24 (the half's ulp there) by the
+  // f32 addition's own round-to-nearest-even; its low mantissa bits are the half (0x400 when it rounds up to 2^-14)
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
+  // |x| ≥ 65536: inf, or a quiet NaN
+  const big = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  const fin = v128.bitselect(sub, norm, i32x4.lt_s(a, i32x4.splat(0x38800000)));
+  return v128.or(sign, v128.bitselect(fin, big, i32x4.lt_s(a, i32x4.splat(0x47800000))));
+}
 
 @inline function copyF32(dst: usize, src: usize, n: i32): void {
   const n4 = n & ~3;
@@ -9,7 +27,23 @@ import { splitChunk, splitHi, splitLo } from './common';
   for (; i < n; i++) store<f32>(dst + (<usize>i << 2), load<f32>(src + (<usize>i << 2)));
 }
 
-export function kv_store(src: usize, srcStride: i32, kCol: i32, vCol: i32, kc: usize, vc: usize, B: i32, T: i32, H: i32, D: i32, cap: i32, slot0: i32, ith: i32, nth: i32): void {
+/** n floats at src -> n cache elements at dst (KV = f32: a copy; KV = u16: halves). */
+@inline function storeRow<KV>(dst: usize, src: usize, n: i32): void {
+  if (sizeof<KV>() == 4) { copyF32(dst, src, n); return; }
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const s = src + (<usize>i << 2);
+    v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(halfOf4(v128.load(s)), halfOf4(v128.load(s, 16))));
+  }
+  if (i + 4 <= n) {
+    const h = halfOf4(v128.load(src + (<usize>i << 2)));
+    v128.store64_lane(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(h, h), 0);
+    i += 4;
+  }
+  for (; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>i32x4.extract_lane(halfOf4(f32x4.splat(load<f32>(src + (<usize>i << 2)))), 0));
+}
+
+function kvStore<KV>(src: usize, srcStride: i32, kCol: i32, vCol: i32, kc: usize, vc: usize, B: i32, T: i32, H: i32, D: i32, cap: i32, slot0: i32, ith: i32, nth: i32): void {
   const rows = B * T;
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
@@ -17,10 +51,15 @@ export function kv_store(src: usize, srcStride: i32, kCol: i32, vCol: i32, kc: u
     const b = r / T, t = r - b * T;
     const sr = src + (<usize>r * <usize>srcStride << 2);
     for (let h = 0; h < H; h++) {
-      const dst = (((<usize>(b * H + h) * <usize>cap) + <usize>(slot0 + t)) * <usize>D) << 2;
+      const dst = ((<usize>(b * H + h) * <usize>cap) + <usize>(slot0 + t)) * <usize>D * sizeof<KV>();
       const so = <usize>(h * D) << 2;
-      copyF32(kc + dst, sr + (<usize>kCol << 2) + so, D);
-      copyF32(vc + dst, sr + (<usize>vCol << 2) + so, D);
+      storeRow<KV>(kc + dst, sr + (<usize>kCol << 2) + so, D);
+      storeRow<KV>(vc + dst, sr + (<usize>vCol << 2) + so, D);
     }
   }
+}
+
+export function kv_store(src: usize, srcStride: i32, kCol: i32, vCol: i32, kc: usize, vc: usize, kvDt: i32, B: i32, T: i32, H: i32, D: i32, cap: i32, slot0: i32, ith: i32, nth: i32): void {
+  if (kvDt == DT_F16) kvStore<u16>(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth);
+  else kvStore<f32>(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth);
 }

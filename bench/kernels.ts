@@ -166,7 +166,7 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
     const past = S - T;
     for (const kernel of ['blockwise', 'eager'] as const) {
       const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
-      const t = time(() => f(q, qStride, kc, vc, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1), seconds);
+      const t = time(() => f(q, qStride, kc, vc, DT_F32, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1), seconds);
       attention.push({ variant, kernel, B, H, T, S, D, kv: 'cached', ms: round(t.best, 3), ms_median: round(t.median, 3) });
     }
     if (T !== 1 || !opts.dram) continue;
@@ -182,7 +182,7 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
     for (const kernel of ['blockwise', 'eager'] as const) {
       const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
       let c = 0;
-      const t = time(() => { const p = kv[c]; c = c + 1 === sets ? 0 : c + 1; f(q, qStride, p, p + kvBytes, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1); }, seconds);
+      const t = time(() => { const p = kv[c]; c = c + 1 === sets ? 0 : c + 1; f(q, qStride, p, p + kvBytes, DT_F32, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1); }, seconds);
       attention.push({ variant, kernel, B, H, T, S, D, kv: 'dram', ms: round(t.best, 3), ms_median: round(t.median, 3) });
     }
   }

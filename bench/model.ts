@@ -7,9 +7,10 @@
 //  - decode at context 128 (prefilled with 128 real tokens) and ~1024 (cache filled to 1024 - N with synthetic
 //    K/V values — attention cost does not depend on them — then N steps up to position 1023);
 //  - full recompute (generate with use_cache: false) at context 128 and ~1024, a few steps;
+//  - decode with an fp16 KV cache (kv_dtype) beside the fp32 one: by default for q8 only (kvDtypes to choose);
 //  - decode as a share of the memory-bandwidth bound: (weight bytes read per token + KV bytes at that context)
 //    / measured read bandwidth.
-//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--json]
+//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--json]
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { rng, round } from './util/timing.js';
 import type { OrtModelRow } from './peers/ort-gpt2.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8';
+export type KVDType = 'fp32' | 'fp16';
 export interface ModelBenchOptions {
   quick?: boolean;
   /** Use this checkpoint directory instead of writing a random 124M one. */
@@ -29,6 +31,8 @@ export interface ModelBenchOptions {
   label?: string;
   dtypes?: DType[];
   threads?: number[];
+  /** KV cache element types to measure (default: fp32, plus fp16 for q8). */
+  kvDtypes?: KVDType[];
   /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
   peers?: boolean;
   /** Read bandwidth in GB/s by thread count, for the bound (from bench/bandwidth.ts). */
@@ -39,6 +43,8 @@ export interface ModelBenchOptions {
 export interface LoadRow { dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
 export interface PerfRow {
   dtype: DType; threads: number; variant: string; weights_bytes: number;
+  /** KV cache element type (kv_dtype). */
+  kv_dtype: KVDType;
   prefill_128_tok_s: number; prefill_512_tok_s: number | null;
   decode_128_tok_s: number; decode_1024_tok_s: number | null;
   recompute_128_tok_s: number | null; recompute_1024_tok_s: number | null;
@@ -166,15 +172,14 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0): Promise<Lo
 // ----------------------------------------------------------------------------------------------------------
 // child: throughput of one (dtype, threads)
 
-async function childPerf(dir: string, dtype: DType, threads: number, quick: boolean, recompute: boolean): Promise<PerfRow> {
+async function childPerf(dir: string, dtype: DType, threads: number, quick: boolean, recompute: boolean, kv_dtype: KVDType): Promise<PerfRow> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
-  const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads });
+  const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads, kv_dtype });
   const cfg = model.config;
   const E = cfg.n_embd, L = cfg.n_layer, P = cfg.n_positions;
   const ids = benchIds(P);
   const reps = quick ? 2 : 4;
   const cache = model.createCache(1, P);
-  const A = model.backend.arena;
   const secs = (t0: number) => (performance.now() - t0) / 1000;
   // warm-up: tier the kernels up and touch every weight once
   model.prefill(cache, ids.slice(0, 64));
@@ -204,12 +209,8 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
       else {
         // synthetic keys/values for slots [0, start): small values, as layer-normed projections would give
         const rnd = rng(11 + r);
-        const H = cfg.n_head, D = E / H;
         for (let l = 0; l < L; l++) for (const reg of [cache.self.k[l], cache.self.v[l]]) {
-          for (let h = 0; h < H; h++) {
-            const v = A.f32(reg.ptr + h * P * D * 4, start * D);
-            for (let i = 0; i < v.length; i++) v[i] = (rnd() * 2 - 1) * 0.5;
-          }
+          cache.self.write(reg, Float32Array.from({ length: start * E }, () => (rnd() * 2 - 1) * 0.5), start);
         }
         cache.length = start;
       }
@@ -248,9 +249,9 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   // row of wte, then the tied LM head reads all of it)
   const bytes_per_token = model.memoryUsage().weights - P * E * 4;
   const row: PerfRow = {
-    dtype, threads: model.backend.threads, variant: model.backend.variant, weights_bytes: model.memoryUsage().weights,
+    dtype, threads: model.backend.threads, variant: model.backend.variant, weights_bytes: model.memoryUsage().weights, kv_dtype,
     prefill_128_tok_s, prefill_512_tok_s, decode_128_tok_s, decode_1024_tok_s, recompute_128_tok_s, recompute_1024_tok_s,
-    bytes_per_token, kv_bytes_per_position: 2 * L * E * 4, profile: { decode: decodeProfile, prefill: prefillProfile },
+    bytes_per_token, kv_bytes_per_position: 2 * L * E * (kv_dtype === 'fp16' ? 2 : 4), profile: { decode: decodeProfile, prefill: prefillProfile },
   };
   await model.dispose();
   return row;
@@ -302,12 +303,12 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
       }
     }
     const maxT = Math.max(...threads);
-    for (const dtype of dtypes) {
+    for (const dtype of dtypes) for (const kv of opts.kvDtypes ?? (dtype === 'q8' ? ['fp32', 'fp16'] as KVDType[] : ['fp32' as KVDType])) {
       for (const t of threads) {
-        const args = ['--child-perf', '--dir', dir, '--dtype', dtype, '--threads', String(t)];
+        const args = ['--child-perf', '--dir', dir, '--dtype', dtype, '--threads', String(t), '--kv-dtype', kv];
         if (quick) args.push('--quick');
         // recompute is slow: measure it once per dtype, at the highest thread count (fp32 only in quick mode)
-        if (t === maxT && (!quick || dtype === 'fp32')) args.push('--recompute');
+        if (t === maxT && kv === 'fp32' && (!quick || dtype === 'fp32')) args.push('--recompute');
         // full runs: two fresh processes per configuration, keeping each number's best (the machine is shared)
         let row: PerfRow | null = null;
         for (let attempt = 0; attempt < (quick ? 1 : 2); attempt++) {
@@ -319,7 +320,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
         applyBound(row, opts.bandwidth);
         result.perf.push(row);
         if (opts.print ?? true) {
-          console.log(`  ${dtype} ${row.threads}t: prefill128 ${row.prefill_128_tok_s} tok/s, prefill512 ${row.prefill_512_tok_s ?? '-'}, decode@128 ${row.decode_128_tok_s}` +
+          console.log(`  ${dtype}${kv === 'fp16' ? ' + fp16 KV' : ''} ${row.threads}t: prefill128 ${row.prefill_128_tok_s} tok/s, prefill512 ${row.prefill_512_tok_s ?? '-'}, decode@128 ${row.decode_128_tok_s}` +
             ` (${row.decode_128_pct_of_bound ?? '?'}% of bound), decode@1024 ${row.decode_1024_tok_s ?? '-'}, recompute@128 ${row.recompute_128_tok_s ?? '-'}, recompute@1024 ${row.recompute_1024_tok_s ?? '-'}`);
         }
       }
@@ -371,7 +372,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0))));
     process.exit(0);
   } else if (argv.includes('--child-perf')) {
-    console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'))));
+    console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'), (argValue(argv, 'kv-dtype') ?? 'fp32') as KVDType)));
     process.exit(0);
   } else {
     const json = argv.includes('--json');
@@ -379,7 +380,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     const bwArg = argValue(argv, 'bandwidth'); // e.g. 27,35 for 1 and 2 threads
     const bandwidth = bwArg ? Object.fromEntries(bwArg.split(',').map((v, i) => [String(i + 1), Number(v)])) : undefined;
     const r = await runModelBench({ quick: argv.includes('--quick'), dir, bandwidth, print: !json, peers: argv.includes('--peers'),
-      dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number) });
+      dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number),
+      kvDtypes: argValue(argv, 'kv-dtypes')?.split(',') as KVDType[] | undefined });
     if (json) console.log(JSON.stringify(r));
     else console.log(JSON.stringify(r, null, 1));
   }

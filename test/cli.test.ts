@@ -22,6 +22,15 @@ test('generate --greedy on the fixture model matches lm_greedy', () => {
   assert.ok(out.generated_text.startsWith(c.text));
 });
 
+test('generate --kv-dtype fp16 (a half KV cache) still matches lm_greedy; a bad --kv-dtype is named', () => {
+  const c = readCase('lm_greedy');
+  let r = run(['generate', c.text, '--model', modelDir(c.model), '--greedy', '--max-new-tokens', String(c.max_new_tokens), '--json', '--threads', '1', '--kv-dtype', 'fp16']);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).ids, c.expected_ids);
+  r = run(['generate', 'hi', '--model', modelDir(c.model), '--kv-dtype', 'bf16']);
+  assert.is(r.status, 2); assert.match(r.stderr, /kv_dtype must be 'fp32' or 'fp16'/);
+});
+
 test('generate streams text to stdout and reads the prompt from stdin', () => {
   const c = readCase('lm_greedy');
   const r = run(['generate', '--model', modelDir(c.model), '--greedy', '-n', '8', '--verbose'], c.text + '\n');

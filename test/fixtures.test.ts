@@ -1,23 +1,33 @@
 // Every forward-pass case of ../shared/fixtures, through the public API, on the wasm kernels (1 and 2
-// threads, every dtype the case allows) and on the TypeScript reference kernels.
+// threads, every dtype the case allows) and on the TypeScript reference kernels, each with an f32 and an f16
+// KV cache (kv_dtype).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, Tensor } from '../src/index.js';
 import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
 
-type Cfg = { name: string; opts: Record<string, unknown> };
+type Cfg = { name: string; opts: Record<string, unknown>; tolScale?: number };
+// f16-cache tolerance: K and V rounded to halves (relative error ≤ 2^-12) move the outputs of these random-weight
+// models (attn.c_proj weights of std 0.5) by up to 2.7e-3 — lm_forward's hidden_states.1 reaches 1.13x the case
+// tolerance, with the TypeScript reference kernels as with wasm, so it is the rounding and not the kernels; every
+// other tensor of every case stays within 0.6x. The fp16-cache runs allow 1.5x the case tolerance.
+const F16_KV_TOL_SCALE = 1.5;
 const configs: Cfg[] = [
   { name: 'wasm 1 thread', opts: { threads: 1 } },
   { name: 'wasm 2 threads', opts: { threads: 2 } },
   { name: 'reference', opts: { threads: 1, kernels: 'reference' } },
+  // the same cases with the K/V caches stored as halves, within the same tolerances
+  { name: 'wasm 1 thread, fp16 KV cache', opts: { threads: 1, kv_dtype: 'fp16' }, tolScale: F16_KV_TOL_SCALE },
+  { name: 'wasm 2 threads, fp16 KV cache', opts: { threads: 2, kv_dtype: 'fp16' }, tolScale: F16_KV_TOL_SCALE },
+  { name: 'reference, fp16 KV cache', opts: { threads: 1, kernels: 'reference', kv_dtype: 'fp16' }, tolScale: F16_KV_TOL_SCALE },
 ].filter((c) => !process.env.FIXTURE_CONFIG || c.name.includes(process.env.FIXTURE_CONFIG));
 
-const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol: any, what: string) => {
-  const msg = compareClose(got, want, tol, what);
-  if (msg) assert.unreachable(msg);
-};
+for (const { name, opts, tolScale = 1 } of configs) {
+  const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol: any, what: string) => {
+    const msg = compareClose(got, want, { atol: tol.atol * tolScale, rtol: tol.rtol * tolScale }, what);
+    if (msg) assert.unreachable(msg);
+  };
 
-for (const { name, opts } of configs) {
   test(`lm_forward: logits, hidden states, attentions [${name}]`, async () => {
     const c = readCase('lm_forward'), ref = readReference(c.expected);
     const model = await GPT2LMHeadModel.from_pretrained(modelDir(c.model), opts);

@@ -251,19 +251,21 @@ function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: n
   run((i, n) => k.add(x, gamma, ya, 101, i, n));
   // attention: prefill (T = 3 after 2 cached) eager with probs and blockwise, and decode (T = 1, 4-row groups)
   const B = 1, H = 4, D = 16, cap = 8, T = 3, past = 2, S = past + T;
-  const kc = f32('k cache', B * H * cap * D), vc = f32('v cache', B * H * cap * D);
   const src = f32('qkv', B * T * 3 * H * D);
-  run((i, n) => k.kv_store(src, 3 * H * D, H * D, 2 * H * D, kc, vc, B, T, H, D, cap, past, i, n));
   const mask = alloc('mask', B * S * 4);
   new Float32Array(mem.buffer, mask, B * S).set([1, 0, 1, 1, 1]);
   const headMask = f32('head mask', H);
   const scratch = alloc('scratch', nth * attentionScratchBytes(S, D));
-  const oe = alloc('out eager', B * T * H * D * 4), probs = alloc('probs', B * H * T * S * 4);
-  run((i, n) => k.attention_eager(src, 3 * H * D, kc, vc, cap, oe, H * D, B, H, T, D, S, past, 1, mask, 0.25, headMask, probs, scratch, i, n));
-  const ob = alloc('out blockwise', B * T * H * D * 4);
-  run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, cap, ob, H * D, B, H, T, D, S, past, 1, mask, 0.25, 0, 0, scratch, i, n));
-  const od = alloc('out decode', B * H * D * 4);
-  run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, cap, od, H * D, B, H, 1, D, S, S - 1, 1, mask, 0.25, 0, 0, scratch, i, n));
+  for (const kvDt of [DT_F32, DT_F16]) { // an f32 and an f16 KV cache
+    const kc = f32(`k cache ${kvDt}`, B * H * cap * D), vc = f32(`v cache ${kvDt}`, B * H * cap * D);
+    run((i, n) => k.kv_store(src, 3 * H * D, H * D, 2 * H * D, kc, vc, kvDt, B, T, H, D, cap, past, i, n));
+    const oe = alloc(`out eager ${kvDt}`, B * T * H * D * 4), probs = alloc(`probs ${kvDt}`, B * H * T * S * 4);
+    run((i, n) => k.attention_eager(src, 3 * H * D, kc, vc, kvDt, cap, oe, H * D, B, H, T, D, S, past, 1, mask, 0.25, headMask, probs, scratch, i, n));
+    const ob = alloc(`out blockwise ${kvDt}`, B * T * H * D * 4);
+    run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, kvDt, cap, ob, H * D, B, H, T, D, S, past, 1, mask, 0.25, 0, 0, scratch, i, n));
+    const od = alloc(`out decode ${kvDt}`, B * H * D * 4);
+    run((i, n) => k.attention_blockwise(src, 3 * H * D, kc, vc, kvDt, cap, od, H * D, B, H, 1, D, S, S - 1, 1, mask, 0.25, 0, 0, scratch, i, n));
+  }
   return { bytes: new Uint8Array(mem.buffer, base, top - base).slice(), regions };
 }
 

@@ -13,7 +13,9 @@
 //   layernorm:         2e-6·(|x - mean|·inv·|gamma|) + 2e-6·|beta| + 1e-7·|gamma|.
 //   attention:         1.5e-6·max|v| (of that batch row and head, × |headMask|) per output (seen: ≤ 4e-7·max|v|);
 //                      probs 2e-6·|p| + 1e-8.
-//   add, kv_store, embed (f32, f16, q8), quantize_q8: exact (bit-identical).
+//   add, kv_store (f32 and f16 caches), embed (f32, f16, q8), quantize_q8: exact (bit-identical).
+// The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
+// are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
 // limit, tanh-gelu in place of erf-gelu, a dropped last q8 block).
 import { spawnSync } from 'node:child_process';
@@ -25,6 +27,7 @@ import {
   attentionScratchBytes, type KernelABI,
 } from '../src/runtime/abi.js';
 import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
+import { floatToHalf as roundToHalf } from '../src/model/half.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 
 const ALL: WasmVariant[] = ['simd', 'simd-threads', 'relaxed', 'relaxed-threads'];
@@ -423,17 +426,50 @@ for (const variant of variants) {
       h.ref.add(a, b, want, n, 0, 1);
       expectExact(h.f32(got, n), h.f32(want, n), `add ${n}`);
     }
-    for (const [B, T, H, D, cap, slot0] of [[1, 1, 1, 1, 1, 0], [2, 3, 2, 5, 9, 4], [1, 5, 3, 64, 8, 3], [3, 2, 2, 7, 2, 0]]) {
+    for (const kvDt of [DT_F32, DT_F16]) for (const [B, T, H, D, cap, slot0] of [[1, 1, 1, 1, 1, 0], [2, 3, 2, 5, 9, 4], [1, 5, 3, 64, 8, 3], [3, 2, 2, 7, 2, 0], [2, 2, 3, 12, 5, 1], [1, 3, 2, 19, 4, 1]]) {
       h.reset();
       const stride = 3 * H * D + 1;
-      const src = h.putF32(Array.from({ length: B * T * stride }, () => r.normal()));
-      const cacheFloats = B * H * cap * D;
-      const init = h.putF32(Array.from({ length: 2 * cacheFloats }, () => r.normal()));
-      const got = runSplits(h, init, 2 * cacheFloats * 4, (o, ith, nth) => h.k.kv_store(src, stride, H * D, 2 * H * D + 1, o, o + cacheFloats * 4, B, T, H, D, cap, slot0, ith, nth), `kv_store`);
-      const want = h.copy(init, 2 * cacheFloats * 4);
-      h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheFloats * 4, B, T, H, D, cap, slot0, 0, 1);
-      expectExact(h.f32(got, 2 * cacheFloats), h.f32(want, 2 * cacheFloats), 'kv_store');
+      // a few values at the half's edges among the normals (overflow, NaN, subnormals, f32 subnormals, -0)
+      const edge = [65520, -65504, 65519.996, NaN, -Infinity, 6e-8, -(2 ** -25), 2 ** -24 * 1.5, 1e-40, -0, 2 ** -14 * (1 - 2 ** -12)];
+      const src = h.putF32(Array.from({ length: B * T * stride }, () => (r.next() < 0.2 ? r.pick(edge) : r.normal() * (r.next() < 0.2 ? 1e-5 : 1))));
+      const cacheBytes = B * H * cap * D * (kvDt === DT_F16 ? 2 : 4);
+      const init = h.putF32(Array.from({ length: cacheBytes / 2 }, () => r.normal()));
+      const what = `kv_store kvDt=${kvDt} B=${B} T=${T} H=${H} D=${D}`;
+      const got = runSplits(h, init, 2 * cacheBytes, (o, ith, nth) => h.k.kv_store(src, stride, H * D, 2 * H * D + 1, o, o + cacheBytes, kvDt, B, T, H, D, cap, slot0, ith, nth), what);
+      const want = h.copy(init, 2 * cacheBytes);
+      h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheBytes, kvDt, B, T, H, D, cap, slot0, 0, 1);
+      assert.ok(Buffer.from(h.bytes(got, 2 * cacheBytes)).equals(Buffer.from(h.bytes(want, 2 * cacheBytes))), `${what}: differs from the reference`);
     }
+  });
+
+  test(`[${variant}] kv_store f16: round to nearest even, bit for bit, against an independent oracle`, () => {
+    // every f32 exponent with mantissas at the rounding boundaries, and random bit patterns, both signs
+    const h = new Harness(variant);
+    const r = rng(9);
+    const bits: number[] = [];
+    const mants = [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x5000, 0x7fe000, 0x7ff000, 0x7fefff, 0x7fffff];
+    for (let e = 0; e < 256; e++) for (const s of [0, 0x80000000]) {
+      for (const m of mants) bits.push((s | (e << 23) | m) >>> 0);
+      for (let i = 0; i < 24; i++) bits.push((s | (e << 23) | r.int(0, 0x7fffff)) >>> 0);
+      // subnormal halves: the rounding point moves with the exponent (bit 13 + (113 - e) of the mantissa)
+      for (let sh = 13; sh < 24; sh++) for (const d of [-1, 0, 1]) bits.push((s | (e << 23) | ((((1 << sh) >>> 1) + d) & 0x7fffff) | (r.int(0, 1) << sh)) >>> 0);
+    }
+    for (let i = 0; i < 100000; i++) bits.push(r.int(0, 0xffffffff) >>> 0);
+    const n = bits.length + (7 - (bits.length % 8)); // a multiple of 8 plus 7: the 8-, 4- and 1-element paths
+    while (bits.length < n) bits.push(0x3c00_0000 + bits.length);
+    const src = h.alloc(n * 4);
+    new Uint32Array(h.memory.buffer, src, n).set(bits);
+    const vals = h.f32(src, n);
+    const kc = h.alloc(n * 2), vc = h.alloc(n * 2);
+    h.k.kv_store(src, n, 0, 0, kc, vc, DT_F16, 1, 1, 1, n, 1, 0, 0, 1);
+    assert.ok(h.guardOk(kc, n * 2) && h.guardOk(vc, n * 2), 'kv_store f16 wrote past its caches');
+    const got = new Uint16Array(h.memory.buffer, kc, n);
+    for (let i = 0; i < n; i++) {
+      const want = halfOracle(vals[i], bits[i]);
+      if (got[i] !== want) assert.unreachable(`kv_store f16 of ${vals[i]} (bits 0x${bits[i].toString(16)}): got 0x${got[i].toString(16)} want 0x${want.toString(16)}`);
+      if (roundToHalf(vals[i]) !== want) assert.unreachable(`floatToHalf (the reference) of ${vals[i]}: got 0x${roundToHalf(vals[i]).toString(16)} want 0x${want.toString(16)}`);
+    }
+    assert.ok(Buffer.from(h.bytes(kc, n * 2)).equals(Buffer.from(h.bytes(vc, n * 2))), 'kv_store f16: K and V differ');
   });
 
   test(`[${variant}] attention eager and blockwise: causal, masks (fully masked rows), head mask, past, probs`, () => {
@@ -458,7 +494,7 @@ for (const variant of variants) {
       const T = r.pick([1, 2, 3, 7]), past = r.pick([0, 0, 1, 5, 60, 64, 65]);
       cases.push({ B: r.int(1, 2), H: r.int(1, 3), T, D: r.pick([1, 4, 8, 13, 64]), S: past + T, past, causal: r.pick([0, 1]), mask: r.pick(['none', 'random', 'rowzero', 'prefix']), headMask: r.next() < 0.5 });
     }
-    for (const c of cases) attentionCase(h, r, c);
+    for (const kvDt of [DT_F32, DT_F16]) for (const c of cases) attentionCase(h, r, { ...c, kvDt });
   });
 
   test(`[${variant}] decode attention (T = 1): four-row groups and the one-row fallback agree bit for bit`, () => {
@@ -467,27 +503,29 @@ for (const variant of variants) {
     // only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
     const h = new Harness(variant);
     const r = rng(31);
-    for (const [B, H, D, S, causal, masked] of [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1]]) {
+    const shapes = [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1], [1, 12, 64, 300, 1, 1], [2, 5, 20, 257, 1, 0]];
+    for (const kvDt of [DT_F32, DT_F16]) for (const [B, H, D, S, causal, masked] of shapes) {
       h.reset();
       const cap = S + 2, qStride = 3 * H * D + 1, outStride = H * D + 3, past = S - 1;
       const q = h.putF32(Array.from({ length: B * qStride }, () => r.normal()));
-      const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
-      const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const kc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal()));
+      const vc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal()));
       const mask = masked ? h.putF32(Array.from({ length: B * S }, (_, i) => (i % S === 0 || r.next() < 0.7 ? 1 : 0))) : 0;
       const scratch = h.alloc(18 * attentionScratchBytes(S, D));
       const init = h.putF32(Array.from({ length: B * outStride }, () => 42));
       const bytes = B * outStride * 4;
       const outs = [1, 18, 7].map((nth) => {
         const o = h.copy(init, bytes);
-        for (let ith = 0; ith < nth; ith++) h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
+        for (let ith = 0; ith < nth; ith++) h.k.attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
         assert.ok(h.guardOk(o, bytes), 'decode attention wrote past its output');
         return h.bytes(o, bytes).slice();
       });
-      for (const o of outs.slice(1)) assert.ok(Buffer.from(o).equals(Buffer.from(outs[0])), `decode attention B=${B} H=${H} D=${D} S=${S}: splits differ`);
+      const what = `decode attention kvDt=${kvDt} B=${B} H=${H} D=${D} S=${S}`;
+      for (const o of outs.slice(1)) assert.ok(Buffer.from(o).equals(Buffer.from(outs[0])), `${what}: splits differ`);
       const want = h.copy(init, bytes);
-      h.ref.attention_blockwise(q, qStride, kc, vc, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
-      const vmax = Math.max(...h.f32(vc, B * H * cap * D).map(Math.abs));
-      expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, `decode attention B=${B} H=${H} D=${D} S=${S}`);
+      h.ref.attention_blockwise(q, qStride, kc, vc, kvDt, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
+      const vmax = readCache(h, kvDt, vc, B * H * cap * D).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, what);
     }
   });
 
@@ -537,6 +575,22 @@ for (const variant of variants) {
     let caught = '';
     try { attentionCase(h, r, c, { refPast: 7 }); } catch (e) { caught = (e as Error).message; }
     assert.match(caught, /attention .* eager out/, 'off-by-one causal limit not detected');
+    // 5. f16 caches: the reference on the unrounded f32 keys and values (not the stored halves) must fail the
+    // attention bound, so the f16 cases do test that the kernels read the halves
+    {
+      h.reset();
+      const B = 1, H = 2, T = 3, D = 16, S = 20, n = B * H * S * D;
+      const q = h.putF32(Array.from({ length: B * T * H * D }, () => r.normal()));
+      const kv = Array.from({ length: 2 * n }, () => r.normal());
+      const k16 = putCache(h, DT_F16, kv.slice(0, n)), v16 = putCache(h, DT_F16, kv.slice(n));
+      const k32 = h.putF32(kv.slice(0, n)), v32 = h.putF32(kv.slice(n));
+      const scratch = h.alloc(attentionScratchBytes(S, D));
+      const got = h.alloc(B * T * H * D * 4), want = h.alloc(B * T * H * D * 4);
+      h.k.attention_eager(q, H * D, k16, v16, DT_F16, S, got, H * D, B, H, T, D, S, S - T, 1, 0, 0.25, 0, 0, scratch, 0, 1);
+      h.ref.attention_eager(q, H * D, k32, v32, DT_F32, S, want, H * D, B, H, T, D, S, S - T, 1, 0, 0.25, 0, 0, 0, 0, 1);
+      const vmax = Math.max(...kv.slice(n).map(Math.abs));
+      assert.ok(worst(h.f32(got, B * T * H * D), h.f32(want, B * T * H * D), () => 1.5e-6 * vmax).excess > 0, 'f16 cache rounding not detected');
+    }
   });
 }
 
@@ -555,16 +609,46 @@ function accurateAct(x: number, act: number): number {
   return activate(x, act);
 }
 
-interface AttnCase { B: number; H: number; T: number; D: number; S: number; past: number; causal: number; mask: 'none' | 'random' | 'rowzero' | 'prefix'; headMask: boolean }
+/** The IEEE half nearest to the f32 value v (bits: its bit pattern), ties to the even half: found by search over
+ *  the finite halves' exact values, independently of the bit arithmetic of the kernel and of floatToHalf. */
+function halfOracle(v: number, bits: number): number {
+  const sign = bits >>> 31 ? 0x8000 : 0;
+  if (Number.isNaN(v)) return sign | 0x7e00;
+  const a = Math.abs(v);
+  if (a >= 65520) return sign | 0x7c00; // halfway between 65504 and 2^16 (which would have an even mantissa)
+  let lo = 0, hi = 0x7bff; // largest finite half with value ≤ a (halves of one sign are ordered like their bits)
+  while (lo < hi) { const mid = (lo + hi + 1) >>> 1; if (halfToFloat(mid) <= a) lo = mid; else hi = mid - 1; }
+  if (lo === 0x7bff) return sign | lo;
+  const below = a - halfToFloat(lo), above = halfToFloat(lo + 1) - a;
+  return sign | (below < above || (below === above && (lo & 1) === 0) ? lo : lo + 1);
+}
+
+/** A KV cache of the given element type holding `values` (rounded to halves for DT_F16). */
+function putCache(h: Harness, kvDt: number, values: number[]): number {
+  if (kvDt === DT_F32) return h.putF32(values);
+  const p = h.alloc(values.length * 2);
+  new Uint16Array(h.memory.buffer, p, values.length).set(values.map((v) => roundToHalf(v)));
+  return p;
+}
+/** The values of a cache written by putCache. */
+function readCache(h: Harness, kvDt: number, p: number, n: number): Float32Array {
+  if (kvDt === DT_F32) return h.f32(p, n).slice();
+  return Float32Array.from(new Uint16Array(h.memory.buffer, p, n), halfToFloat);
+}
+
+interface AttnCase { B: number; H: number; T: number; D: number; S: number; past: number; causal: number; mask: 'none' | 'random' | 'rowzero' | 'prefix'; headMask: boolean; kvDt?: number }
 
 function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number } = {}) {
   const { B, H, T, D, S, past, causal } = c;
+  const kvDt = c.kvDt ?? DT_F32;
   h.reset();
   const cap = S + 3, qStride = 3 * H * D + 2, outStride = H * D + 1;
   const qv = Array.from({ length: B * T * qStride }, () => r.normal());
   const q = h.putF32(qv);
-  const kc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal()));
-  const vc = h.putF32(Array.from({ length: B * H * cap * D }, () => r.normal() * 2));
+  // f16 caches also get a few subnormal halves and zeros
+  const small = () => (kvDt === DT_F16 && r.next() < 0.05 ? r.pick([0, -0, 3e-6, -5e-7, 6e-5]) : 1);
+  const kc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal() * small()));
+  const vc = putCache(h, kvDt, Array.from({ length: B * H * cap * D }, () => r.normal() * 2 * small()));
   let mask = 0;
   if (c.mask !== 'none') {
     const mv = new Array(B * S).fill(1);
@@ -588,13 +672,13 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
   h.bytes(region, outBytes).set(h.bytes(outInit, outBytes));
   h.f32(region + outBytes, B * H * T * S).fill(-7);
   const got = runSplits(h, region, outBytes + probsBytes, (o, ith, nth) =>
-    h.k.attention_eager(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, o + outBytes, scratch, ith, nth), 'attention_eager');
+    h.k.attention_eager(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, o + outBytes, scratch, ith, nth), 'attention_eager');
   assert.ok(h.guardOk(scratch, scratchBytes), 'attention_eager: wrote past its scratch');
   const want = h.copy(region, outBytes + probsBytes);
-  h.ref.attention_eager(q, qStride, kc, vc, cap, want, outStride, B, H, T, D, S, refPast, causal, mask, scale, headMask, want + outBytes, 0, 0, 1);
+  h.ref.attention_eager(q, qStride, kc, vc, kvDt, cap, want, outStride, B, H, T, D, S, refPast, causal, mask, scale, headMask, want + outBytes, 0, 0, 1);
   // bound: 1.5e-6 · max |v| over the keys (all keys: an upper bound) per (b, h)
   const vmax = new Float64Array(B * H);
-  const vv = h.f32(vc, B * H * cap * D);
+  const vv = readCache(h, kvDt, vc, B * H * cap * D);
   for (let bh = 0; bh < B * H; bh++) for (let i = 0; i < S * D; i++) vmax[bh] = Math.max(vmax[bh], Math.abs(vv[bh * cap * D + i]));
   const hmv = headMask ? h.f32(headMask, H) : null;
   const outBound = (i: number) => {
@@ -603,7 +687,7 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
     const b = Math.floor(row / T), hh = Math.floor(col / D);
     return 1.5e-6 * vmax[b * H + hh] * (hmv ? Math.abs(hmv[hh]) : 1) + 1e-30;
   };
-  const what = `attention ${JSON.stringify(c)}`;
+  const what = `attention ${JSON.stringify({ ...c, kvDt })}`;
   const gOut = h.f32(got, outBytes / 4), wOut = h.f32(want, outBytes / 4);
   expectClose(gOut, wOut, outBound, `${what} eager out`);
   const gP = h.f32(got + outBytes, B * H * T * S), wP = h.f32(want + outBytes, B * H * T * S);
@@ -612,11 +696,11 @@ function attentionCase(h: Harness, r: Rng, c: AttnCase, ctl: { refPast?: number 
   const pGuard = h.alloc(probsBytes);
   h.f32(pGuard, B * H * T * S).fill(-7);
   const gotB = runSplits(h, outInit, outBytes, (o, ith, nth) =>
-    h.k.attention_blockwise(q, qStride, kc, vc, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, pGuard, scratch, ith, nth), 'attention_blockwise');
+    h.k.attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, T, D, S, past, causal, mask, scale, headMask, pGuard, scratch, ith, nth), 'attention_blockwise');
   assert.ok(h.guardOk(scratch, scratchBytes), 'attention_blockwise: wrote past its scratch');
   assert.ok(h.f32(pGuard, B * H * T * S).every((v) => v === -7), 'attention_blockwise wrote probs');
   const wantB = h.copy(outInit, outBytes);
-  h.ref.attention_blockwise(q, qStride, kc, vc, cap, wantB, outStride, B, H, T, D, S, refPast, causal, mask, scale, 0, 0, 0, 0, 1);
+  h.ref.attention_blockwise(q, qStride, kc, vc, kvDt, cap, wantB, outStride, B, H, T, D, S, refPast, causal, mask, scale, 0, 0, 0, 0, 1);
   const outBoundB = (i: number) => {
     const row = Math.floor(i / outStride), col = i % outStride;
     if (col >= H * D) return 0;

@@ -44,8 +44,10 @@ function bestPeer(rows: MatmulRow[], threads: number, shape: string, dtype = 'f3
     .sort((a, b) => b.gflops - a.gflops)[0];
 }
 
+/** A perf row's dtype, with its KV cache type when that is not fp32. */
+const perfLabel = (p: PerfRow) => (p.kv_dtype === 'fp16' ? `${p.dtype} + fp16 KV` : p.dtype);
 function perf(m: ModelBenchResult | undefined, dtype: string, threads: number): PerfRow | undefined {
-  return m?.perf.find((p) => p.dtype === dtype && p.threads === threads);
+  return m?.perf.find((p) => p.dtype === dtype && p.threads === threads && (p.kv_dtype ?? 'fp32') === 'fp32');
 }
 
 export function computeTargets(r: BenchResults): TargetRow[] {
@@ -90,7 +92,7 @@ export function computeTargets(r: BenchResults): TargetRow[] {
     if (p.decode_1024_tok_s == null) continue;
     const loss = 1 - p.decode_1024_tok_s / p.decode_128_tok_s;
     out.push({
-      what: `decode ${p.dtype} ${p.threads}t: ctx 1024 vs 128`, measured: `${f(100 * loss, 0)}% slower (${f(p.decode_1024_tok_s)} vs ${f(p.decode_128_tok_s)})`,
+      what: `decode ${perfLabel(p)} ${p.threads}t: ctx 1024 vs 128`, measured: `${f(100 * loss, 0)}% slower (${f(p.decode_1024_tok_s)} vs ${f(p.decode_128_tok_s)})`,
       target: `<= ${100 * TARGETS.decode_ctx1024_max_loss}% slower`, status: met(loss <= TARGETS.decode_ctx1024_max_loss),
       why: `KV bytes read per token grow ${f((896 * p.kv_bytes_per_position) / 2 ** 20, 0)} MiB from ctx 128 to 1024 (+${f((100 * 896 * p.kv_bytes_per_position) / p.bytes_per_token, 0)}% of the weight bytes)`,
     });
@@ -204,13 +206,13 @@ export function renderMarkdown(r: BenchResults): string {
         m.perf.map((p) => {
           const tgt = TARGETS.decode_ctx128[p.dtype]?.[p.threads];
           const sp = (a: number | null, b: number | null) => (a != null && b ? `${f(a / b, 0)}x` : '-');
-          return [p.dtype, p.threads, f(p.prefill_128_tok_s), f(p.prefill_512_tok_s), `${f(p.decode_128_tok_s)} (${tgt ?? '-'}: ${met(tgt ? p.decode_128_tok_s >= tgt : null)})`, f(p.decode_1024_tok_s),
+          return [perfLabel(p), p.threads, f(p.prefill_128_tok_s), f(p.prefill_512_tok_s), `${f(p.decode_128_tok_s)} (${tgt ?? '-'}: ${met(tgt ? p.decode_128_tok_s >= tgt : null)})`, f(p.decode_1024_tok_s),
             `${f(p.decode_128_bound_tok_s)} / ${f(p.decode_1024_bound_tok_s)}`, `${f(p.decode_128_pct_of_bound, 0)}% / ${f(p.decode_1024_pct_of_bound, 0)}%`,
             `${f(p.recompute_128_tok_s, 2)} / ${f(p.recompute_1024_tok_s, 2)}`, `${sp(p.decode_128_tok_s, p.recompute_128_tok_s)} / ${sp(p.decode_1024_tok_s, p.recompute_1024_tok_s)}`];
         })));
       s.push('');
       const p0 = m.perf[0];
-      s.push(`- Bound = read bandwidth at that thread count / (weight bytes read per token + K/V bytes at that context); weight bytes per token: ${m.perf.map((p) => p.dtype).filter((v, i, a) => a.indexOf(v) === i).map((d) => `${d} ${mib(m.perf.find((p) => p.dtype === d)!.bytes_per_token)}`).join(', ')}; K/V ${f(p0.kv_bytes_per_position / 1024, 0)} KiB per position.`);
+      s.push(`- Bound = read bandwidth at that thread count / (weight bytes read per token + K/V bytes at that context); weight bytes per token: ${m.perf.map((p) => p.dtype).filter((v, i, a) => a.indexOf(v) === i).map((d) => `${d} ${mib(m.perf.find((p) => p.dtype === d)!.bytes_per_token)}`).join(', ')}; K/V ${f(p0.kv_bytes_per_position / 1024, 0)} KiB per position (half that with an fp16 KV cache).`);
       s.push(`- ${m.method}.`);
       s.push('- Recompute = generate({ use_cache: false }): the whole sequence is run again for every new token.');
     }
@@ -237,7 +239,7 @@ export function renderMarkdown(r: BenchResults): string {
       keys.sort((a, b) => profiled.reduce((t, p) => t + (p.profile![which].find((y) => label(y.kernel) === b)?.us_per_token ?? 0), 0) - profiled.reduce((t, p) => t + (p.profile![which].find((y) => label(y.kernel) === a)?.us_per_token ?? 0), 0));
       s.push(`### Where a ${which === 'decode' ? 'decode step (ctx ~128)' : '128-token prefill'} spends its time: ms per token by kernel (share)`);
       s.push('');
-      s.push(table(['kernel', ...profiled.map((p) => `${p.dtype} ${p.threads}t`)], [
+      s.push(table(['kernel', ...profiled.map((p) => `${perfLabel(p)} ${p.threads}t`)], [
         ...keys.map((k) => [k, ...profiled.map((p) => cell(p, k))]),
         ['total', ...profiled.map((p) => f(p.profile![which].reduce((a, y) => a + y.us_per_token, 0) / 1000, 2))],
       ]));

@@ -54,7 +54,7 @@ async function readStdin(): Promise<string> {
 function modelOpts(o: Record<string, any>, verbose: boolean) {
   let lastPct = -1;
   return {
-    dtype: o.dtype, threads: o.threads, revision: o.revision,
+    dtype: o.dtype, kv_dtype: o.kv_dtype, threads: o.threads, revision: o.revision,
     progress_callback: verbose ? (p: any) => {
       if (p.status !== 'load' || !p.total) return;
       const pct = Math.floor(p.progress);

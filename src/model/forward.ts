@@ -206,10 +206,10 @@ function attentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l: numb
   for (const ps of pass.segs) {
     const c = ps.seg.cache, cap = c.capacity, row = ps.seg.row * c.self.rowBytes;
     const q = ws.qkv + ps.r0 * 3 * E * 4, kc = c.self.k[l].ptr + row, vc = c.self.v[l].ptr + row;
-    k.kv_store(q, 3 * E, E, 2 * E, kc, vc, 1, ps.T, H, D, cap, ps.P); // K, V → slots P … P+T-1 of [H, cap, D]
+    k.kv_store(q, 3 * E, E, 2 * E, kc, vc, c.self.dt, 1, ps.T, H, D, cap, ps.P); // K, V → slots P … P+T-1 of [H, cap, D]
     const S = ps.P + ps.T;
     const probs = req.taps?.attention ? ws.probs : 0; // [H, T, S]
-    attention(q, 3 * E, kc, vc, cap, ws.att + ps.r0 * E * 4, E, 1, H, ps.T, D, S, ps.P, 1, ps.mask, scale, hm, probs, ws.scratch); // att [T, E]
+    attention(q, 3 * E, kc, vc, c.self.dt, cap, ws.att + ps.r0 * E * 4, E, 1, H, ps.T, D, S, ps.P, 1, ps.mask, scale, hm, probs, ws.scratch); // att [T, E]
     if (probs) req.taps!.attention!(l, ps, probs, S);
   }
   matmul(st, ws, ws.att, lw.attn_proj, lw.attn_proj_b, ws.x, R, FLAG_ACCUMULATE); // x += att · W_projᵀ + b
@@ -225,7 +225,7 @@ function crossAttentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l:
   for (const ps of pass.segs) {
     const x = ps.seg.cache.cross!, row = ps.seg.row * x.buffers.rowBytes;
     const probs = req.taps?.crossAttention ? ws.probs : 0; // [H, T, S_enc]
-    attention(ws.crossQ + ps.r0 * E * 4, E, x.buffers.k[l].ptr + row, x.buffers.v[l].ptr + row, x.S, ws.att + ps.r0 * E * 4, E,
+    attention(ws.crossQ + ps.r0 * E * 4, E, x.buffers.k[l].ptr + row, x.buffers.v[l].ptr + row, x.buffers.dt, x.S, ws.att + ps.r0 * E * 4, E,
       1, H, ps.T, D, x.S, 0, 0, ps.crossMask, scale, hm, probs, ws.scratch);
     if (probs) req.taps!.crossAttention!(l, ps, probs, x.S);
   }
@@ -290,7 +290,7 @@ export function setEncoder(st: ModelState, cache: KVCache, enc: EncoderInput | n
   if (cache.cross?.key === enc.key) return;
   cache.dropCross();
   const A = st.backend.arena, { E, H, D } = st, B = cache.batch, S = enc.S, C = Math.max(1, Math.min(chunk, S));
-  const buffers = new KVBuffers(st.backend, cache.shape, B, S, 'cross-attention cache');
+  const buffers = new KVBuffers(st.backend, cache.shape, B, S, 'cross-attention cache', cache.dtype);
   let mask: Region | null = null;
   try {
     if (enc.mask && enc.mask.some((v) => v === 0)) {
@@ -305,7 +305,7 @@ export function setEncoder(st: ModelState, cache: KVCache, enc: EncoderInput | n
       for (let l = 0; l < st.L; l++) {
         const c = st.weights.layers[l].cross!, row = b * buffers.rowBytes;
         matmul(st, ws, ws.x, c.kv, c.kv_b, ws.qkv, T, ACT_NONE); // kv = x · W_kvᵀ + b     [T, 2E]
-        st.backend.k.kv_store(ws.qkv, 2 * E, 0, E, buffers.k[l].ptr + row, buffers.v[l].ptr + row, 1, T, H, D, S, s0);
+        st.backend.k.kv_store(ws.qkv, 2 * E, 0, E, buffers.k[l].ptr + row, buffers.v[l].ptr + row, buffers.dt, 1, T, H, D, S, s0);
       }
     }
   } catch (e) {

@@ -12,7 +12,7 @@ import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
 import { ModelState } from './state.js';
 import { planWorkspace, unionNeed, type WorkspaceNeed, type WorkspaceShape } from './workspace.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
-import { KVCache } from './kv-cache.js';
+import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
@@ -30,6 +30,8 @@ export interface PretrainedOptions extends BackendOptions {
   progress_callback?: (p: ProgressInfo) => void;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
+  /** Element type of the KV caches this model creates: 'fp32' (default) or 'fp16' (half the memory). */
+  kv_dtype?: KVDType;
   /** Resolves a model id to a ModelSource (the Hub resolver is plugged in by the package entry). */
   resolve?: (idOrDir: string, opts: PretrainedOptions) => Promise<ModelSource>;
 }
@@ -95,6 +97,8 @@ export class GPT2PreTrainedModel {
   readonly source: ModelSource;
   readonly dtype: DType;
   prefill_chunk: number;
+  /** Element type of the KV caches createCache() makes by default (the kv_dtype option). */
+  kv_dtype: KVDType = 'fp32';
   /** What the forward driver needs of this model (config, kernels and memory, weights, activation, workspace). */
   readonly state: ModelState;
   /** The KV cache behind the past_key_values that forward() returns. */
@@ -104,7 +108,7 @@ export class GPT2PreTrainedModel {
     this.config = config; this.generation_config = generation; this.backend = backend; this.weights = weights; this.source = source;
     this.dtype = weights.dtype; this.prefill_chunk = prefillChunk;
     this.state = new ModelState(config, backend, weights);
-    this.past = new ResidentPast(backend.arena, (batch, capacity) => this.createCache(batch, capacity), config.n_positions);
+    this.past = new ResidentPast((batch, capacity) => this.createCache(batch, capacity), config.n_positions);
   }
 
   get head(): HeadKind { return (this.constructor as typeof GPT2PreTrainedModel).head; }
@@ -126,7 +130,9 @@ export class GPT2PreTrainedModel {
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
         opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
       opts.progress_callback?.({ status: 'ready' });
-      return new (this as any)(config, generation, backend, weights, source, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK);
+      const model = new (this as any)(config, generation, backend, weights, source, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK);
+      model.kv_dtype = checkKVDType(opts.kv_dtype);
+      return model;
     } catch (e) {
       backend?.dispose();
       throw e;
@@ -138,11 +144,12 @@ export class GPT2PreTrainedModel {
   get disposed(): boolean { return this.state.disposed; }
   protected check(): void { this.state.check(); }
 
-  /** A KV cache for `batch` rows of up to `capacity` tokens, in this model's memory. */
-  createCache(batch = 1, capacity = this.config.n_positions): KVCache {
+  /** A KV cache for `batch` rows of up to `capacity` tokens of kv_dtype elements, in this model's memory. */
+  createCache(batch = 1, capacity = this.config.n_positions, kv_dtype: KVDType = this.kv_dtype): KVCache {
     this.check();
-    return new KVCache(this.backend, { layers: this.config.n_layer, heads: this.config.n_head, headDim: this.config.n_embd / this.config.n_head }, batch, capacity);
+    return new KVCache(this.backend, { layers: this.config.n_layer, heads: this.config.n_head, headDim: this.config.n_embd / this.config.n_head }, batch, capacity, checkKVDType(kv_dtype));
   }
+
 
   /** Per batch row, the new tokens whose head outputs forward() returns; null for no head. */
   protected headTokens(_ids: Int32Array, B: number, T: number, keep: number): ArrayLike<number>[] | null {
@@ -174,7 +181,7 @@ export class GPT2PreTrainedModel {
 
     const cache = useCache ? this.past.acquire(resident, B, P + T) : this.createCache(B, P + T);
     try {
-      if (plain) writePast(this.backend.arena, cache, plain);
+      if (plain) writePast(cache, plain);
       setEncoder(this.state, cache, encoder, this.prefill_chunk);
       const headTokens = this.headTokens(ids, B, T, keep);
       const res = runBatch(this.state, cache, {
@@ -251,9 +258,10 @@ function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number):
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
+  checkKVDType(opts.kv_dtype);
   if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);
 }
 

@@ -14,7 +14,6 @@
 //    DISPOSED when read.
 // forward({ use_cache: false }) leaves it alone and uses a cache of its own for the call.
 import { disposedError, type KVCache } from './kv-cache.js';
-import type { Arena } from '../runtime/memory.js';
 import { Tensor } from './tensor.js';
 
 export interface PastKeyValue { key: Tensor; value: Tensor }
@@ -63,15 +62,12 @@ function read(view: View, l: number, which: 'key' | 'value'): Tensor {
 }
 
 /** Copies per-layer K, V [B, H, P, D] into slots 0 … P-1 of a cache and sets its length to P. */
-export function writePast(arena: Arena, cache: KVCache, past: { k: Float32Array[]; v: Float32Array[]; P: number }): void {
-  const { heads: H, headDim: D } = cache.shape, B = cache.batch, cap = cache.capacity, P = past.P;
+export function writePast(cache: KVCache, past: { k: Float32Array[]; v: Float32Array[]; P: number }): void {
   for (let l = 0; l < cache.shape.layers; l++) {
-    for (const [src, region] of [[past.k[l], cache.self.k[l]], [past.v[l], cache.self.v[l]]] as const) {
-      const dst = arena.f32(region.ptr, B * H * cap * D);
-      for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * P * D, (bh + 1) * P * D), bh * cap * D);
-    }
+    cache.self.write(cache.self.k[l], past.k[l], past.P);
+    cache.self.write(cache.self.v[l], past.v[l], past.P);
   }
-  cache.length = P;
+  cache.length = past.P;
 }
 
 /** The model's one resident cache behind the PastKeyValues it returns (see the ownership rules above). */
@@ -79,7 +75,7 @@ export class ResidentPast {
   private cache: KVCache | null = null;
   private views: WeakRef<View>[] = [];
 
-  constructor(private readonly arena: Arena, private readonly create: (batch: number, capacity: number) => KVCache, private readonly maxPositions: number) {}
+  constructor(private readonly create: (batch: number, capacity: number) => KVCache, private readonly maxPositions: number) {}
 
   /** The view of `past` when its data is in this cache (forward() then extends it in place). */
   viewOf(past: unknown): { length: number; batch: number } | null {
@@ -120,10 +116,8 @@ export class ResidentPast {
 
   /** Layer l's K or V, slots 0 … P-1 of every row: a [B, H, P, D] Tensor. */
   copyOut(l: number, which: 'key' | 'value', P: number): Tensor {
-    const c = this.cache!, { heads: H, headDim: D } = c.shape, B = c.batch, cap = c.capacity;
-    const src = this.arena.f32((which === 'key' ? c.self.k : c.self.v)[l].ptr, B * H * cap * D), dst = new Float32Array(B * H * P * D);
-    for (let bh = 0; bh < B * H; bh++) dst.set(src.subarray(bh * cap * D, bh * cap * D + P * D), bh * P * D);
-    return new Tensor('float32', dst, [B, H, P, D]);
+    const c = this.cache!, { heads: H, headDim: D } = c.shape, B = c.batch;
+    return new Tensor('float32', c.self.read((which === 'key' ? c.self.k : c.self.v)[l], P), [B, H, P, D]);
   }
 
   /** Frees the cache; its views keep what was read and throw DISPOSED for the rest. */

@@ -16,7 +16,8 @@ export const ACT_GELU_ERF = 2; // gelu
 export const ACT_RELU = 3;
 export const FLAG_ACCUMULATE = 4; // y += result (residual add fused into the projection)
 
-/** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. */
+/** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. DT_F32 and
+ *  DT_F16 are also the element types of a KV cache (kvDt of kv_store and the attention kernels). */
 export const DT_F32 = 0;
 export const DT_F16 = 1;
 export const DT_Q8 = 2; // int8 in blocks of Q8_BLOCK along K, one f32 scale per block: scales [N, K/Q8_BLOCK]
@@ -40,19 +41,24 @@ export interface KernelABI {
   /** y[i] = a[i] + b[i] for i < n. Split over n. */
   add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
-   *  V likewise at vCol; written to slot (slot0 + t) of (b,h). Split over B*T rows. */
-  kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
+   *  V likewise at vCol; written to slot (slot0 + t) of (b,h). The caches hold kvDt elements: DT_F32 (a copy) or
+   *  DT_F16, IEEE halves rounded to nearest even as floatToHalf (src/model/half.ts): |x| ≥ 65520 → ±inf, NaN → a
+   *  quiet NaN (0x7e00 | sign), |x| ≤ 2^-25 → ±0, f32 subnormals included. Split over B*T rows. */
+  kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, kvDt: number, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
   /**
    * Multi-head attention of T queries per batch row against S cached keys/values (slots 0..S-1 of [B,H,cap,D]).
    * q row (b,t), head h: q[(b*T+t)*qStride + h*D + d]; out likewise with outStride. Key j is visible to query t
    * iff (!causal || j <= past + t) and (mask == 0 || mask[b*S + j] != 0) (mask is f32 [B,S]). A query with no
    * visible key gets a zero output (and zero probabilities) rather than NaN. scale multiplies q·k.
    * headMask (f32 [H], 0 = none) multiplies the probabilities; probs (f32 [B,H,T,S], 0 = none) receives them.
+   * kvDt says how kc and vc are stored (as kv_store wrote them): DT_F32, or DT_F16 halves, which are read exactly
+   * when finite (the wasm kernels read an inf/NaN half as a finite ±65536·(1 + m/1024), as matmul_f16 its weights;
+   * the reference twin reads it exactly: only finite caches are specified).
    * attention_blockwise never forms a score row (online softmax over blocks of keys) and ignores headMask/probs;
    * attention_eager is the exact path that writes probs. Split over B*H*T query rows.
    */
-  attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
-  attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
 }
 
 export type KernelName = keyof KernelABI;

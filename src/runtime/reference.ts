@@ -4,6 +4,7 @@ import {
   ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, splitRange, type KernelABI,
 } from './abi.js';
+import { floatToHalf } from '../model/half.js';
 
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -67,10 +68,13 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
     }
   };
-  const attention = (q: number, qStride: number, kc: number, vc: number, cap: number, out: number, outStride: number,
+  /** Element i of a KV cache at p holding kvDt (DT_F32 or DT_F16) elements. */
+  const cacheAt = (p: number, kvDt: number) => kvDt === DT_F16 ? (i: number) => halfToFloat(u16[p / 2 + i]) : (i: number) => f32[p / 4 + i];
+  const attention = (q: number, qStride: number, kc: number, vc: number, kvDt: number, cap: number, out: number, outStride: number,
     B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: number, scale: number,
     headMask: number, probs: number, _scratch: number, ith: number, nth: number) => {
     views();
+    const K = cacheAt(kc, kvDt), V = cacheAt(vc, kvDt);
     const [r0, r1] = splitRange(B * H * T, ith, nth);
     const p = new Float64Array(S);
     for (let r = r0; r < r1; r++) {
@@ -82,7 +86,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         const visible = (!causal || j <= past + t) && (!mask || f32[(mask >>> 2) + b * S + j] !== 0);
         if (!visible) { p[j] = -Infinity; continue; }
         let s = 0;
-        for (let d = 0; d < D; d++) s += f32[qo + d] * f32[(kc >>> 2) + kvBase + j * D + d];
+        for (let d = 0; d < D; d++) s += f32[qo + d] * K(kvBase + j * D + d);
         p[j] = s * scale;
         if (p[j] > mx) mx = p[j];
       }
@@ -93,7 +97,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const oo = (out >>> 2) + (b * T + t) * outStride + h * D;
       for (let d = 0; d < D; d++) {
         let acc = 0;
-        for (let j = 0; j < S; j++) acc += p[j] * f32[(vc >>> 2) + kvBase + j * D + d];
+        for (let j = 0; j < S; j++) acc += p[j] * V(kvBase + j * D + d);
         f32[oo + d] = acc;
       }
       if (probs) for (let j = 0; j < S; j++) f32[(probs >>> 2) + ((b * H + h) * T + t) * S + j] = p[j];
@@ -165,21 +169,22 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       const [i0, i1] = splitRange(n, ith, nth, 4);
       for (let i = i0; i < i1; i++) f32[(y >>> 2) + i] = f32[(a >>> 2) + i] + f32[(b >>> 2) + i];
     },
-    kv_store(src, srcStride, kCol, vCol, kc, vc, B, T, H, D, cap, slot0, ith, nth) {
+    kv_store(src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0, ith, nth) {
       views();
       const [r0, r1] = splitRange(B * T, ith, nth);
+      const put = kvDt === DT_F16 ? (p: number, i: number, v: number) => { u16[p / 2 + i] = floatToHalf(v); } : (p: number, i: number, v: number) => { f32[p / 4 + i] = v; };
       for (let r = r0; r < r1; r++) {
         const b = Math.floor(r / T), t = r % T;
         for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) {
           const dst = ((b * H + h) * cap + slot0 + t) * D + d;
-          f32[(kc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + kCol + h * D + d];
-          f32[(vc >>> 2) + dst] = f32[(src >>> 2) + r * srcStride + vCol + h * D + d];
+          put(kc, dst, f32[src / 4 + r * srcStride + kCol + h * D + d]);
+          put(vc, dst, f32[src / 4 + r * srcStride + vCol + h * D + d]);
         }
       }
     },
     // the blockwise path has no probabilities to mask or return (abi.ts): its twin ignores them too
-    attention_blockwise: (q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
-      attention(q, qS, kc, vc, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
+    attention_blockwise: (q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
+      attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
   };
 }

@@ -48,7 +48,7 @@ export async function serve(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const source = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
   const tokenizer = await AutoTokenizer.from_pretrained(source);
-  const model = await GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, threads: o.threads });
+  const model = await GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, kv_dtype: o.kv_dtype, threads: o.threads });
   let server;
   try {
     server = createServer({
