@@ -12,7 +12,7 @@
 //   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
 //   Decode (T = 1, D a multiple of 4) takes its own path, decodeRows below: one block holding every key.
-import { DT_F16, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo } from './common';
+import { DT_F16, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo, threadIndex } from './common';
 import { exp4, expNeg4, expNegTable, half1, half4 } from './math';
 
 const BLOCK: i32 = 64;
@@ -259,7 +259,7 @@ function attentionEager<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
   // scratch (floats): exp constants [12] | score row [S (+3)]  ≤ S + 2D + 16
-  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  const kp = scratch + <usize>threadIndex() * scratchBytes(S, D);
   expNegTable(kp);
   const sc = kp + 48;
   for (let r = r0; r < r1; r++) {
@@ -486,8 +486,8 @@ function decodeRows<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, 
   // slot: exp constants [64 B] | queries [4D floats] | accumulators [4D] | m, l [8] | scores [4 lim]
   const need: usize = 64 + 8 * rb + 32 + (<usize>lim << 4);
   let r = r0;
-  if (ith < LOW_SLOTS && need <= <usize>LOW_SLOT_BYTES && r1 - r0 >= 4) {
-    const kp = lowSlot(ith), qs = kp + 64, acc = qs + 4 * rb, st = acc + 4 * rb, sc = st + 32;
+  if (threadIndex() < LOW_SLOTS && need <= <usize>LOW_SLOT_BYTES && r1 - r0 >= 4) {
+    const kp = lowSlot(), qs = kp + 64, acc = qs + 4 * rb, st = acc + 4 * rb, sc = st + 32;
     expNegTable(kp);
     // groups of four from r0; a last partial group is moved back to end at r1 (its first rows are computed a
     // second time, to the same bits)
@@ -514,7 +514,7 @@ function decodeRows<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, 
     return;
   }
   // one row at a time in the ABI scratch: exp constants [12] | scores [lim rounded up to 4] | acc [D] | m l
-  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  const kp = scratch + <usize>threadIndex() * scratchBytes(S, D);
   expNegTable(kp);
   const sc = kp + 48, acc = sc + (<usize>((lim + 3) & ~3) << 2), st = acc + rb;
   for (; r < r1; r++) {
@@ -553,7 +553,7 @@ function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, ca
   const bs = blockSize(S);
   // scratch (floats): exp constants [12] | scores of row 0 [bs] | scores of row 1 [bs] | acc 0 [D] | acc 1 [D]
   // | m0 l0 m1 l1: 16 + 2bs + 2D ≤ S + 2D + 16 when pairing (2bs ≤ S); single rows use 16 + bs + D + 2.
-  const kp = scratch + <usize>ith * scratchBytes(S, D);
+  const kp = scratch + <usize>threadIndex() * scratchBytes(S, D);
   expNegTable(kp);
   const sc0 = kp + 48, sc1 = sc0 + (<usize>bs << 2);
   const canPair = 2 * bs <= S;

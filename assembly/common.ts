@@ -11,14 +11,21 @@ export const DT_F16: i32 = 1;
 export const DT_Q8: i32 = 2;
 export const Q8_BLOCK: i32 = 32;
 
+/** Index of the thread running this instance (one instance per thread): 0 for the caller's, set once by each
+ *  pool worker at startup (set_thread_index). Kernels get a chunk index as `ith`, which any thread may run, so
+ *  per-thread scratch is chosen by this index instead. */
+let threadIdx: i32 = 0;
+export function set_thread_index(i: i32): void { threadIdx = i; }
+@inline export function threadIndex(): i32 { return threadIdx; }
+
 /** Per-thread work areas in the bottom megabyte of memory, which the host leaves to the kernels
- *  (RESERVED_LOW_BYTES in src/runtime/wasm.ts): thread ith < LOW_SLOTS may use [lowSlot(ith), + LOW_SLOT_BYTES)
- *  as scratch within a call. A kernel that uses it must give the same bits without it (for ith ≥ LOW_SLOTS or
- *  a call that needs more room), so results never depend on the thread count. */
+ *  (RESERVED_LOW_BYTES in src/runtime/wasm.ts): thread threadIndex() < LOW_SLOTS may use [lowSlot(), +
+ *  LOW_SLOT_BYTES) as scratch within a call. A kernel that uses it must give the same bits without it (for a
+ *  thread ≥ LOW_SLOTS or a call that needs more room), so results never depend on the thread count. */
 export const LOW_SLOT_BYTES: i32 = 60 << 10;
 export const LOW_SLOTS: i32 = 15;
-@inline export function lowSlot(ith: i32): usize {
-  return (64 << 10) + <usize>ith * <usize>LOW_SLOT_BYTES; // 64 KiB + 15 * 60 KiB < 1 MiB
+@inline export function lowSlot(): usize {
+  return (64 << 10) + <usize>threadIdx * <usize>LOW_SLOT_BYTES; // 64 KiB + 15 * 60 KiB < 1 MiB
 }
 
 /** Chunk size of splitRange(n, ith, nth, align) in src/runtime/abi.ts. */

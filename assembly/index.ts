@@ -8,3 +8,4 @@ export { embed } from './embed';
 export { add } from './elementwise';
 export { kv_store } from './kv';
 export { attention_blockwise, attention_eager } from './attention';
+export { set_thread_index } from './common';

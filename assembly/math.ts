@@ -165,18 +165,30 @@ const ERF_SPLIT: f32 = 0.9;
   return v;
 }
 
-// IEEE half -> f32. Bits (h sign-extended to 32) << 13 put sign at 31 and exponent|mantissa at 13..27;
-// masking bits 28..30 leaves an f32 whose value times 2^112 is the half's value, subnormals included
-// (the product is exact). Finite halves convert bit-exactly. Inf/NaN (exponent 31) come out finite as
-// ±65536·(1 + m/1024) in the matmul paths (weights are finite); halfToF32Exact maps them to ±inf/NaN.
+// IEEE half -> f32 with integer ops, never forming an f32 subnormal (plain-SIMD mulps takes a slow path, tens
+// of cycles, when an input is subnormal). For h sign-extended to 32 bits, em = (h << 13) & 0x0fffe000 puts the
+// half's exponent|mantissa at the f32 positions, and the sign is bit 31 of h:
+//  - exponent 1..31: em + (112 << 23) re-biases the exponent (15 -> 127). Exponent 31 (inf/NaN) comes out
+//    finite as ±65536·(1 + m/1024) (the matmul paths: weights are finite); half4Exact maps it to ±inf/NaN.
+//  - exponent 0 (zero, subnormal): m·2^-24 = (2^-14 + m·2^-24) - 2^-14, a subtraction of two normal floats
+//    of one binade (exact), the first made by giving em the exponent 113.
+// These are the same bits as the former em·2^112 multiply for every half.
+const HALF_EM: i32 = 0x0fffe000;
+const HALF_REBIAS: i32 = 112 << 23;
+const HALF_SUB_EXP: i32 = 113 << 23;
+const HALF_SUB_ONE: f32 = 6.103515625e-5; // 2^-14
 const HALF_MASK: i32 = <i32>0x8fffe000;
-const HALF_SCALE: f32 = 5.192296858534828e33; // 2^112
 
 /** Four sign-extended halves (v128.load16x4_s) -> four f32. */
 @inline export function halfBits(h: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK)), f32x4.splat(HALF_SCALE));
+  const em = v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_EM));
+  const normal = i32x4.add(em, i32x4.splat(HALF_REBIAS));
+  const small = f32x4.sub(i32x4.add(em, i32x4.splat(HALF_SUB_EXP)), f32x4.splat(HALF_SUB_ONE));
+  const mag = v128.bitselect(small, normal, i32x4.lt_s(em, i32x4.splat(1 << 23)));
+  return v128.or(mag, v128.and(h, i32x4.splat(<i32>0x80000000)));
 }
-/** Four sign-extended halves -> four f32 equal to the halves times 2^-112 (exact). */
+/** Four sign-extended halves -> four f32 equal to the halves times 2^-112 (exact; subnormal for subnormal
+ *  halves, so only for paths where that is not slow: fused multiply-add). */
 @inline export function halfBits112(h: v128): v128 {
   return v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK));
 }
@@ -187,7 +199,7 @@ const HALF_SCALE: f32 = 5.192296858534828e33; // 2^112
 /** Four halves at p -> four f32, inf and NaN preserved. */
 @inline export function half4Exact(p: usize): v128 {
   const h = v128.load16x4_s(p);
-  const f = f32x4.mul(v128.and(i32x4.shl(h, 13), i32x4.splat(HALF_MASK)), f32x4.splat(HALF_SCALE));
+  const f = halfBits(h);
   const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
   // exponent 31: f32 exponent 255 with the mantissa shifted into place
   const sp = v128.or(v128.and(i32x4.shl(h, 13), i32x4.splat(<i32>0x807fe000)), i32x4.splat(0x7f800000));
@@ -196,5 +208,7 @@ const HALF_SCALE: f32 = 5.192296858534828e33; // 2^112
 /** One half at p -> f32, the same arithmetic as half4. */
 @inline export function half1(p: usize): f32 {
   const h = <i32>load<i16>(p);
-  return reinterpret<f32>((h << 13) & HALF_MASK) * HALF_SCALE;
+  const em = (h << 13) & HALF_EM;
+  const mag = em < (1 << 23) ? reinterpret<f32>(em + HALF_SUB_EXP) - HALF_SUB_ONE : reinterpret<f32>(em + HALF_REBIAS);
+  return reinterpret<f32>(reinterpret<i32>(mag) | (h & <i32>0x80000000));
 }

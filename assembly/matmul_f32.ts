@@ -22,7 +22,7 @@
 // slow path (tens of cycles) when mulps reads such a value among normal ones; the fused multiply-add of the
 // relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there. An
 // exact conversion that never forms a denormal costs about twice the instructions, more than the slow path.
-import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial } from './common';
+import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial, threadIndex } from './common';
 import { activate4, half1, half4, halfBits112 } from './math';
 
 // W = f32: f32 weights. W = u16: half weights converted to w·2^-112 (sign-extend, shift, mask: exact, also for
@@ -168,8 +168,8 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
   const xb = <usize>K << 2, yb = <usize>N << 2;
   const per = (n1 - n0) / R;
   const run = <usize>per * rb;
-  if (sizeof<W>() == 2 && !isSigned<W>() && per > 0 && ith < LOW_SLOTS && <usize>M * xb <= <usize>LOW_SLOT_BYTES) {
-    const xs = lowSlot(ith), xe = xs + <usize>M * xb;
+  if (sizeof<W>() == 2 && !isSigned<W>() && per > 0 && threadIndex() < LOW_SLOTS && <usize>M * xb <= <usize>LOW_SLOT_BYTES) {
+    const xs = lowSlot(), xe = xs + <usize>M * xb;
     const sv = f32x4.splat(X_SCALE);
     let p = xs, q = x;
     for (; p + 16 <= xe; p += 16, q += 16) v128.store(p, f32x4.mul(v128.load(q), sv));

@@ -5,7 +5,7 @@
 // fp16/q8 accuracy, and which larger GPT-2 shapes fit wasm32. Prints a markdown table and writes
 // bench/results/latest.md and bench/results/<date>.json (--quick: latest-quick.md and <date>-quick.json).
 // Sections: bandwidth, kernels, peers (kernel and whole-model peers; whole-model in full runs), kernel-detail, tokenizer,
-// server, model, accuracy, sizes, large (full runs only).
+// server, model, contention (decode 1t vs 2t with a second process spinning), accuracy, sizes, large (full runs only).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AccuracyRow } from './accuracy.js';
 import { runBandwidthBench } from './bandwidth.js';
+import { runContentionBench } from './contention.js';
 import { applyBound, loadLargeShape, runModelBench } from './model.js';
 import { compareKernels } from './peers/index.js';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
@@ -91,7 +92,7 @@ try {
     return m ? m.runServerBench({ quick: true, print: false }) : undefined;
   });
 
-  const needCheckpoint = on('model') || on('accuracy');
+  const needCheckpoint = on('model') || on('accuracy') || on('contention');
   if (needCheckpoint) {
     tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-bench-'));
     const w0 = performance.now();
@@ -99,6 +100,7 @@ try {
     log(`wrote a GPT-2-124M-shaped random checkpoint (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - w0) / 1000).toFixed(1)} s`);
   }
   results.model = await section('model', () => runModelBench({ quick, dir: tmp!, label: 'gpt2 (124M), random F32', bandwidth: results.bandwidth?.wasm_f32x4, print: true, peers: on('peers') && !quick }));
+  results.contention = await section('contention', () => runContentionBench({ quick, dir: tmp! }));
   results.accuracy = await section('accuracy', async () => {
     const rows: AccuracyRow[] = [];
     const runs: [string, string[]][] = [];

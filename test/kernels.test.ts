@@ -76,13 +76,21 @@ function floatToHalf(v: number): number {
 class Harness {
   memory: WebAssembly.Memory;
   k: KernelABI;
+  kt: KernelABI;
+  setThread: (t: number) => void;
   ref: KernelABI;
   top = RESERVED_LOW_BYTES;
   constructor(public variant: WasmVariant) {
     this.memory = createMemory(MEM_BYTES, variant.endsWith('threads'));
     this.k = instantiateKernels(compileVariant(variant), this.memory);
+    // one more instance on the same memory, to run kernels as pool thread t >= 1 (its own scratch slots)
+    const other = new WebAssembly.Instance(compileVariant(variant), { env: { memory: this.memory } });
+    this.kt = other.exports as unknown as KernelABI;
+    this.setThread = other.exports.set_thread_index as (t: number) => void;
     this.ref = createReferenceKernels(this.memory);
   }
+  /** Kernels of an instance that is thread t of a pool (t picks the per-thread scratch, not the chunk). */
+  thread(t: number): KernelABI { this.setThread(t); return this.kt; }
   reset() { this.top = RESERVED_LOW_BYTES; }
   alloc(bytes: number): number {
     const p = this.top;
@@ -333,6 +341,34 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] the vector half conversions (half4, half4Exact) give every half exactly`, () => {
+    const h = new Harness(variant);
+    h.reset();
+    // embed (half4Exact): one row of all 65536 halves plus a position row of -0, which keeps every value (-0 too)
+    const E = 65536;
+    const wte = h.alloc(E * 2);
+    new Uint16Array(h.memory.buffer, wte, E).set(Array.from({ length: E }, (_, i) => i));
+    const wpe = h.putF32(new Array(E).fill(-0));
+    const ids = h.putF32([0]), pos = h.putF32([0]); // int32 zeros
+    const y = h.alloc(E * 4);
+    h.k.embed(ids, pos, wte, DT_F16, 0, wpe, y, 1, E, 0, 1);
+    expectExact(h.f32(y, E), Array.from({ length: E }, (_, i) => halfToFloat(i)), 'half4Exact');
+    // matmul_f16 on the fully-converting path (half4; a row of x >= 2^15 selects it), K = 4 so the halves go
+    // through the vector loop: row n of w is [half n, 0, 0, 0], x rows [1, 0, 0, 0] and [40000, 0, 0, 0]
+    const halves: number[] = [];
+    for (let v = 0; v < 65536; v++) if (((v >> 10) & 0x1f) !== 31) halves.push(v);
+    const N = halves.length;
+    const w = h.alloc(N * 8);
+    const wv = new Uint16Array(h.memory.buffer, w, N * 4);
+    halves.forEach((v, n) => { wv[4 * n] = v; });
+    const x = h.putF32([1, 0, 0, 0, 40000, 0, 0, 0]);
+    const out = h.alloc(2 * N * 4);
+    h.k.matmul_f16(x, w, 0, out, 2, 4, N, ACT_NONE, 0, 1);
+    // the sums start at +0, so -0 comes out as +0; 40000·half in f64 is exact, then rounded once as f32 does
+    expectExact(h.f32(out, N), halves.map((v) => 0 + halfToFloat(v)), 'half4 (x = 1)');
+    expectExact(h.f32(out + N * 4, N), halves.map((v) => 0 + Math.fround(40000 * halfToFloat(v))), 'half4 (x = 40000)');
+  });
+
   test(`[${variant}] quantize_q8 is bit-exact (ties round half up, clamps, zero blocks)`, () => {
     const h = new Harness(variant);
     const r = rng(7);
@@ -499,8 +535,8 @@ for (const variant of variants) {
 
   test(`[${variant}] decode attention (T = 1): four-row groups and the one-row fallback agree bit for bit`, () => {
     // T = 1 runs rows four at a time in the thread's low-memory slot, and one at a time (ABI scratch) for a short
-    // range, a large S or ith >= 15: nth = 1 uses the groups, nth = 18 (two rows per thread, threads up to 17)
-    // only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
+    // range, a large S or thread >= 15: nth = 1 uses the groups, nth = 18 (two rows per chunk, chunk i run as
+    // thread i up to 17) only the fallback, and nth = 7 a mix; all must give the same bytes, and match the reference.
     const h = new Harness(variant);
     const r = rng(31);
     const shapes = [[3, 12, 64, 37, 1, 1], [2, 9, 8, 130, 1, 0], [1, 7, 4, 5, 0, 1], [2, 6, 12, 64, 1, 1], [1, 12, 64, 300, 1, 1], [2, 5, 20, 257, 1, 0]];
@@ -516,7 +552,8 @@ for (const variant of variants) {
       const bytes = B * outStride * 4;
       const outs = [1, 18, 7].map((nth) => {
         const o = h.copy(init, bytes);
-        for (let ith = 0; ith < nth; ith++) h.k.attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
+        // chunk ith runs as pool thread ith here, so threads >= 15 (no low-memory slot) are covered too
+        for (let ith = 0; ith < nth; ith++) h.thread(ith).attention_blockwise(q, qStride, kc, vc, kvDt, cap, o, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, scratch, ith, nth);
         assert.ok(h.guardOk(o, bytes), 'decode attention wrote past its output');
         return h.bytes(o, bytes).slice();
       });
@@ -529,7 +566,7 @@ for (const variant of variants) {
     }
   });
 
-  test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (ith >= 15) agree`, () => {
+  test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (thread >= 15) agree`, () => {
     const h = new Harness(variant);
     const r = rng(41);
     for (const [M, K, N] of [[1, 37, 300], [2, 64, 170], [1, 768, 90]]) {
@@ -542,7 +579,7 @@ for (const variant of variants) {
       const bytes = M * N * 4;
       const outs = [1, 18].map((nth) => {
         const o = h.copy(init, bytes);
-        for (let ith = 0; ith < nth; ith++) h.k.matmul_f16(x, w, bias, o, M, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, ith, nth);
+        for (let ith = 0; ith < nth; ith++) h.thread(ith).matmul_f16(x, w, bias, o, M, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, ith, nth);
         return h.bytes(o, bytes).slice();
       });
       assert.ok(Buffer.from(outs[0]).equals(Buffer.from(outs[1])), `f16 GEMV ${M}x${K}x${N}: nth 1 and 18 differ`);

@@ -1,5 +1,6 @@
 // Renders the combined bench results as markdown: a targets summary first (each measured number beside its
 // issue target, met/missed), then one section per bench.
+import type { ContentionResult } from '../contention.js';
 import type { AccuracyRow } from '../accuracy.js';
 import type { BandwidthResult } from '../bandwidth.js';
 import type { LargeLoadResult, ModelBenchResult, PerfRow } from '../model.js';
@@ -14,6 +15,7 @@ export interface BenchResults {
   kernels?: KernelCompareResult;
   kernel_detail?: any;
   model?: ModelBenchResult;
+  contention?: ContentionResult;
   accuracy?: AccuracyRow[];
   sizes?: SizeRow[];
   large_load?: LargeLoadResult[];
@@ -268,6 +270,19 @@ export function renderMarkdown(r: BenchResults): string {
   }
   s.push('- transformers.js itself (@huggingface/transformers) needs an ONNX export of GPT-2 (decoder_model_merged.onnx); there is none on this machine and no network to fetch one, so it is not run. The graph above runs on the same engine (onnxruntime-web/wasm) with the same ops.');
   s.push('');
+
+  if (r.contention?.rows.length) {
+    const c = r.contention;
+    s.push('## Decode under contention (a second process spins on one core)');
+    s.push('');
+    s.push(table(['dtype', 'threads', 'decode ctx 128 (tok/s)', 'host outside kernels (ms/token)', 'in kernel calls (ms/token)', '2t / 1t (goal >= 0.9x)'],
+      c.rows.map((row) => [row.dtype, row.threads, f(row.decode_128_tok_s), f(row.host_ms_per_token, 3), f(row.kernel_ms_per_token, 2),
+        row.threads === 2 ? f(c.ratios.find((x) => x.dtype === row.dtype)?.ratio_2t_1t, 2) : ''])));
+    s.push('');
+    s.push(`- ${c.method}.`);
+    for (const e of c.errors) s.push(`- error: ${e}`);
+    s.push('');
+  }
 
   if (r.accuracy?.length) {
     s.push('## Accuracy of fp16 and q8 against our fp32 path');

@@ -11,7 +11,7 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
   dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
   kv_dtype: { type: 'string', help: 'KV cache in memory: fp32 | fp16 (default fp32; fp16 halves it)' },
-  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores)' },
+  threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores, at most 16)' },
 };
 
 export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { opts: Record<string, any>; positionals: string[] } {

@@ -5,6 +5,7 @@ import { estimateWeightBytes, type DType } from '../model/weights.js';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
+import { defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { createStreamingDecoder } from '../tokenizer/index.js';
 import { helpFor, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
@@ -71,6 +72,7 @@ async function cmdGenerate(argv: string[]) {
   if (!prompt) prompt = 'Hello, my name is';
   const t0 = performance.now();
   const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
+  if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}, ${gen.model.backend.threads} kernel thread(s)\n`);
   const tLoad = performance.now();
   try {
     const decoder = createStreamingDecoder(gen.tokenizer, { skip_special_tokens: true });
@@ -106,7 +108,7 @@ async function cmdInfo(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, infoSpecs);
   if (o.help) { console.log(`gpt2-wasm info [MODEL] [options]\n\n${helpFor(infoSpecs)}`); return; }
   const f = detectFeatures();
-  const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, threads: f.threads, platform: `node ${process.versions.node}` };
+  const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, threads: f.threads, default_threads: f.threads ? await defaultThreads() : 1, platform: `node ${process.versions.node}` };
   if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
   const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
   const src = await resolveSource(id, { revision: o.revision } as any);

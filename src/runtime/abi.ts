@@ -1,11 +1,13 @@
 // The kernel ABI: the one contract between the host and assembly/. A kernel call is (name, numbers): byte
-// pointers into the one memory, sizes, scalars, and last `ith, nth` — this thread's index and the thread
-// count. Each kernel computes its own slice of the output from (ith, nth) in fixed chunks, so every output
-// element is computed by the same instructions in the same order whatever the thread count: results are
-// bit-identical for 1 or N threads. Every kernel has a plain TypeScript twin in ./reference.ts.
-// Besides the scratch pointers passed in, thread ith < 15 may use [64 KiB + ith*60 KiB, +60 KiB) of the reserved
-// low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits without it
-// (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
+// pointers into the one memory, sizes, scalars, and last `ith, nth` — the chunk to compute and the number of
+// chunks the call is split into (src/runtime/chunks.ts; any thread may run any chunk). Each kernel computes
+// its own slice of the output from (ith, nth) in fixed chunks, so every output element is computed by the
+// same instructions in the same order whatever the split: results are bit-identical for 1 or N threads.
+// Every kernel has a plain TypeScript twin in ./reference.ts.
+// Per-thread scratch is indexed by the real thread t (0 = the caller, set in each wasm instance once by
+// set_thread_index): besides the scratch pointers passed in, thread t < 15 may use [64 KiB + t*60 KiB, +60 KiB)
+// of the reserved low 1 MiB (RESERVED_LOW_BYTES) as scratch within one call; a kernel must give the same bits
+// without it (assembly/common.ts). The host never places anything below RESERVED_LOW_BYTES.
 // Pointers are unsigned and may exceed 2^31 (compute byte offsets in usize); no buffer ends at 2^32 (the arena keeps
 // the last page), so an end pointer `p + bytes` never wraps to 0.
 
@@ -67,7 +69,7 @@ export const KERNEL_NAMES: KernelName[] = [
   'attention_blockwise', 'attention_eager',
 ];
 
-/** Bytes of scratch the attention kernels need per thread (`scratch + ith * attentionScratchBytes(S, D)`):
+/** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):
  *  a score row of S floats (eager) and two D-vectors, rounded up to 64 bytes. */
 export const attentionScratchBytes = (S: number, D: number) => (4 * (S + 2 * D + 16) + 63) & ~63;
 

@@ -2,6 +2,7 @@
 // the TypeScript reference kernels. The model only talks to `backend.k`, a KernelABI without (ith, nth).
 import { OptionError, RuntimeError } from '../errors.js';
 import { KERNEL_NAMES, type KernelABI, type KernelName } from './abi.js';
+import { chunkCount } from './chunks.js';
 import { Arena } from './memory.js';
 import { ThreadPool } from './pool.js';
 import { createReferenceKernels } from './reference.js';
@@ -11,7 +12,9 @@ type Strip<F> = F extends (...a: [...infer A, number, number]) => void ? (...a: 
 export type Kernels = { [K in KernelName]: Strip<KernelABI[K]> };
 
 export interface BackendOptions {
-  /** Threads for kernels, the caller included. Default: hardware concurrency (1 where threads are unavailable). */
+  /** Threads for kernels, the caller included. Default: hardware concurrency, at most 16 (1 where threads are
+   *  unavailable). Safe on a busy machine: threads claim chunks of each op dynamically, so a descheduled one
+   *  delays only its chunk (bench/contention.ts measures 2 threads against 1 with a second process spinning). */
   threads?: number;
   /** 'wasm' (default) or 'reference' (plain TypeScript, slow; for tests and debugging). */
   kernels?: 'wasm' | 'reference';
@@ -63,7 +66,8 @@ export class Backend {
       const k: any = {};
       for (const name of KERNEL_NAMES) {
         const f = ref[name] as (...a: number[]) => void;
-        k[name] = (...a: number[]) => { for (let i = 0; i < threads; i++) f(...a, i, threads); };
+        // the same chunks the wasm pool would run, in order on this thread
+        k[name] = (...a: number[]) => { const n = chunkCount(name, a, threads); for (let c = 0; c < n; c++) f(...a, c, n); };
       }
       return new Backend(arena, k, threads, 'reference', features, null);
     }
@@ -72,7 +76,7 @@ export class Backend {
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;
-      k[name] = pool ? (...a: number[]) => pool.run(op, f, a) : (...a: number[]) => f(...a, 0, 1);
+      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads)) : (...a: number[]) => f(...a, 0, 1);
     });
     return new Backend(arena, k, threads, variant, features, pool);
   }

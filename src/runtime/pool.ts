@@ -1,8 +1,9 @@
 // The worker pool: N-1 workers plus the calling thread run every op on the same shared memory. An op is
-// published through a control block (no postMessage per op); the caller runs slice 0 itself and then
-// waits on the pending counter with a brief spin, then Atomics.wait where the platform allows it.
+// published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
+// one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
+// then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker).
 import { RuntimeError } from '../errors.js';
-import { CTL_ARGS_F64, CTL_BYTES, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NTH, CTL_OP, CTL_PENDING, OP_EXIT, SPIN_ITERATIONS } from './control.js';
+import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
 import { WORKER_SOURCE } from './embedded.gen.js';
 import type { Arena, Region } from './memory.js';
 
@@ -77,27 +78,57 @@ export class ThreadPool {
     this.args = new Float64Array(buf, this.region.ptr, CTL_BYTES / 8);
   }
 
-  /** Runs `fn` (this thread's instance of kernel `op`) on all threads; args exclude (ith, nth). */
-  run(op: number, fn: (...a: number[]) => void, args: number[], nth = this.nthreads): void {
+  /** Runs `fn` (this thread's instance of kernel `op`) as `nchunks` chunks (kernel (ith, nth) = (chunk, nchunks))
+   *  on all threads; args exclude (ith, nth). */
+  run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
-    if (nth <= 1 || this.nthreads <= 1) { fn(...args, 0, 1); return; }
+    if (nchunks <= 1 || this.nthreads <= 1) {
+      for (let c = 0; c < nchunks; c++) fn(...args, c, nchunks);
+      return;
+    }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
+    if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
+    const tag = this.publish(op, args, nchunks);
+    const a = [...args, 0, nchunks];
+    // a chunk that throws still counts as finished, and the op is drained before the error leaves: workers
+    // must not still be counting this op's chunks when the next one is published
+    let failed: unknown = null;
+    for (let c = claimChunk(this.ctl, tag, nchunks); c >= 0; c = claimChunk(this.ctl, tag, nchunks)) {
+      a[args.length] = c;
+      try { fn(...a); } catch (e) { failed ??= e; }
+      finishChunk(this.ctl, nchunks);
+    }
+    this.waitDone(op, nchunks);
+    if (failed) throw failed;
+  }
+
+  /** Publishes op `op` (see control.ts for the order of writes); returns its claim tag. */
+  private publish(op: number, args: number[], nchunks: number): number {
     this.refreshViews();
     const ctl = this.ctl;
+    const gen = Atomics.load(ctl, CTL_GEN) + 1; // the Int32 slot wraps it; tags are taken mod 2^21 either way
+    const tag = gen & TAG_MASK;
+    Atomics.store(ctl, CTL_NEXT, (tag << CHUNK_BITS) | CHUNK_MASK); // closed: stale claimers see the new tag
     for (let i = 0; i < args.length; i++) this.args[CTL_ARGS_F64 + i] = args[i];
-    ctl[CTL_NARGS] = args.length;
-    ctl[CTL_OP] = op;
-    ctl[CTL_NTH] = nth;
-    Atomics.store(ctl, CTL_PENDING, nth - 1);
-    Atomics.add(ctl, CTL_GEN, 1);
-    Atomics.notify(ctl, CTL_GEN);
-    fn(...args, 0, nth);
-    let p = Atomics.load(ctl, CTL_PENDING);
-    for (let i = 0; p !== 0 && i < SPIN_ITERATIONS; i++) p = Atomics.load(ctl, CTL_PENDING);
-    while (p !== 0) {
+    Atomics.store(ctl, CTL_NARGS, args.length);
+    Atomics.store(ctl, CTL_OP, op);
+    Atomics.store(ctl, CTL_NCHUNKS, nchunks);
+    Atomics.store(ctl, CTL_DONE, 0);
+    Atomics.store(ctl, CTL_NEXT, tag << CHUNK_BITS);
+    Atomics.store(ctl, CTL_GEN, gen);
+    if (Atomics.load(ctl, CTL_SLEEPERS) > 0) Atomics.notify(ctl, CTL_GEN);
+    return tag;
+  }
+
+  /** Waits until every chunk of the current op is finished (chunks held by other threads). */
+  private waitDone(op: number, nchunks: number): void {
+    const ctl = this.ctl;
+    let d = Atomics.load(ctl, CTL_DONE);
+    for (let i = 0; d !== nchunks && i < SPIN_ITERATIONS; i++) d = Atomics.load(ctl, CTL_DONE);
+    while (d !== nchunks) {
       if (this.failure) throw new RuntimeError(`a worker died: ${String((this.failure as any)?.message ?? this.failure)}`);
-      if (this.blocking) Atomics.wait(ctl, CTL_PENDING, p, 50);
-      p = Atomics.load(ctl, CTL_PENDING);
+      if (this.blocking) Atomics.wait(ctl, CTL_DONE, d, 50);
+      d = Atomics.load(ctl, CTL_DONE);
     }
     if (ctl[CTL_ERROR]) { ctl[CTL_ERROR] = 0; throw new RuntimeError(`kernel #${op} failed in a worker`); }
   }
@@ -107,8 +138,8 @@ export class ThreadPool {
     this.disposed = true;
     if (this.ctl) {
       this.refreshViews();
-      Atomics.store(this.ctl, CTL_OP, OP_EXIT);
-      Atomics.add(this.ctl, CTL_GEN, 1);
+      // every worker claims one chunk of the exit op and returns
+      this.publish(OP_EXIT, [], MAX_CHUNKS);
       Atomics.notify(this.ctl, CTL_GEN);
     }
     for (const w of this.workers) { try { w.terminate(); } catch { /* already gone */ } }

@@ -1,0 +1,41 @@
+// How many fixed chunks a kernel call is split into: the kernel's (ith, nth) = (chunk, nchunks), claimed by
+// whichever threads are free (control.ts). nchunks depends on the op and its size and on the thread count only
+// through CHUNKS_PER_THREAD; outputs never depend on it (every kernel computes each output the same way in any
+// chunk), so results stay bit-identical for any thread count.
+//  - A call with little work is one chunk, run by the caller without waking anyone: decode's one-row layer
+//    norms, K/V stores and quantisations cost less than a dispatch.
+//  - Otherwise CHUNKS_PER_THREAD chunks per thread (never more than the kernel's units of work): a thread
+//    that is descheduled or late then holds up one small chunk while the others take the rest, and a chunk
+//    stays large enough that claiming it (one compare-exchange) is noise. Measured in bench/contention.ts.
+import type { KernelName } from './abi.js';
+import { MAX_CHUNKS } from './control.js';
+
+/** Chunks per thread of a large call. */
+export const CHUNKS_PER_THREAD = 4;
+/** Work (multiply-adds or elements touched, roughly) below which a call is one chunk. */
+export const MIN_SPLIT_WORK = 32768;
+
+type Sizer = (a: number[]) => [units: number, workPerUnit: number];
+// Units each kernel splits (its splitRange n / align, src/runtime/abi.ts; attention groups of rows) and the work in one, from its arguments
+// (positions as in KernelABI, without ith and nth).
+const SIZES: Record<KernelName, Sizer> = {
+  matmul_f32: (a) => [Math.ceil(a[6] / 16), a[4] * a[5] * 16], // N / 16 of M·K·16
+  matmul_f16: (a) => [Math.ceil(a[6] / 16), a[4] * a[5] * 16],
+  matmul_q8: (a) => [Math.ceil(a[8] / 16), a[6] * a[7] * 16],
+  quantize_q8: (a) => [a[3], a[4]], // M rows of K
+  layernorm: (a) => [a[4], a[5]], // rows of cols
+  embed: (a) => [a[7], a[8]], // rows of E
+  add: (a) => [Math.ceil(a[3] / 4), 4],
+  kv_store: (a) => [a[7] * a[8], 2 * a[9] * a[10]], // B·T rows of 2·H·D (a[6] is kvDt)
+  // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)
+  attention_blockwise: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8], // a[4] is kvDt
+  attention_eager: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8],
+};
+
+/** Chunks for a call of kernel `name` with `args` (without ith, nth) on `threads` threads. */
+export function chunkCount(name: KernelName, args: number[], threads: number): number {
+  if (threads <= 1) return 1;
+  const [units, perUnit] = SIZES[name](args);
+  if (!(units > 1) || units * perUnit < MIN_SPLIT_WORK) return 1;
+  return Math.min(units, threads * CHUNKS_PER_THREAD, MAX_CHUNKS);
+}

@@ -1,0 +1,74 @@
+// Dynamic chunking (src/runtime/chunks.ts, pool.ts): a call is split into fixed chunks that any thread may
+// claim, so the output must not depend on the thread count or on which thread ran which chunk. The fixture
+// model is small enough that decode runs most ops as one chunk; this checkpoint is large enough that every
+// decode op is split, and its weights are random enough that a wrong chunk boundary changes the logits.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { GPT2LMHeadModel, memorySource } from '../src/index.js';
+import { CHUNKS_PER_THREAD, chunkCount } from '../src/runtime/chunks.js';
+import { KERNEL_NAMES } from '../src/runtime/abi.js';
+import { randomCheckpoint } from './helpers/checkpoint.js';
+
+const SHAPE = { n_embd: 256, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 700 };
+
+/** Logits of a 9-token prefill, then of three decode steps, concatenated. */
+async function prefillAndDecode(opts: Record<string, unknown>): Promise<Float32Array> {
+  const m = await GPT2LMHeadModel.from_pretrained(memorySource(randomCheckpoint(SHAPE, 5), 'chunks'), opts as any);
+  try {
+    const cache = m.createCache(1, 16);
+    const parts = [Float32Array.from(m.prefill(cache, [5, 17, 300, 2, 699, 41, 8, 123, 77]))];
+    for (const id of [9, 650, 33]) parts.push(Float32Array.from(m.decodeStep([{ cache, id, pos: cache.length }])));
+    cache.dispose();
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  } finally { await m.dispose(); }
+}
+
+test('decode ops of a mid-size model are split into several chunks (the property below is not vacuous)', () => {
+  const E = SHAPE.n_embd;
+  // decode (M = 1): the QKV and MLP matmuls, and attention over 4 heads at ctx 12
+  assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 1, E, 3 * E, 0], 2) > 2);
+  assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 1, 4 * E, E, 0], 3) > 3);
+  assert.is(chunkCount('layernorm', [0, 0, 0, 0, 1, E, 1e-5], 3), 1); // one row: run by the caller alone
+});
+
+test('chunk counts: 1 for one thread, never more than the units of work or CHUNKS_PER_THREAD per thread', () => {
+  const sizes: Record<string, number[]> = {
+    matmul_f32: [0, 0, 0, 0, 7, 768, 3000, 0], matmul_f16: [0, 0, 0, 0, 1, 768, 50257, 0], matmul_q8: [0, 0, 0, 0, 0, 0, 3, 768, 100, 0],
+    quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 0, 9, 768], add: [0, 0, 0, 100000],
+    kv_store: [0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
+  };
+  for (const name of KERNEL_NAMES) {
+    const a = sizes[name];
+    assert.ok(a, `no sample call for ${name}`);
+    assert.is(chunkCount(name, a, 1), 1, name);
+    for (const t of [2, 3, 8]) {
+      const n = chunkCount(name, a, t);
+      assert.ok(Number.isInteger(n) && n >= 1 && n <= t * CHUNKS_PER_THREAD, `${name} ${t} threads: ${n} chunks`);
+    }
+  }
+  // a matmul with N = 20 has two units of 16 columns: never more than two chunks
+  assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 64, 768, 20, 0], 8) <= 2);
+});
+
+test('1, 2 and 3 threads give bit-identical prefill and decode logits with split decode ops (fp32, fp16, q8)', async () => {
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    const base = await prefillAndDecode({ threads: 1, dtype });
+    for (const threads of [2, 3]) {
+      const other = await prefillAndDecode({ threads, dtype });
+      assert.ok(Buffer.from(base.buffer).equals(Buffer.from(other.buffer)), `${dtype}: ${threads} threads differ from 1`);
+    }
+  }
+});
+
+test('the reference kernels run the same chunks and agree with the wasm kernels', async () => {
+  const wasm = await prefillAndDecode({ threads: 3 });
+  const ref = await prefillAndDecode({ threads: 3, kernels: 'reference' });
+  let worst = 0;
+  for (let i = 0; i < wasm.length; i++) worst = Math.max(worst, Math.abs(wasm[i] - ref[i]) / (1e-3 + Math.abs(ref[i])));
+  assert.ok(worst < 1e-3, `wasm vs reference: worst relative difference ${worst}`);
+});
+
+test.run();
