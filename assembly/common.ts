@@ -9,7 +9,10 @@ export const FLAG_ACCUMULATE: i32 = 4;
 export const DT_F32: i32 = 0;
 export const DT_F16: i32 = 1;
 export const DT_Q8: i32 = 2;
+export const DT_Q4: i32 = 3;
 export const Q8_BLOCK: i32 = 32;
+export const Q8_0_BYTES: i32 = 34; // f16 scale + 32 int8
+export const Q4_0_BYTES: i32 = 18; // f16 scale + 16 bytes of nibble pairs
 
 /** Index of the thread running this instance (one instance per thread): 0 for the caller's, set once by each
  *  pool worker at startup (set_thread_index). Kernels get a chunk index as `ith`, which any thread may run, so

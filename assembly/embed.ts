@@ -1,8 +1,9 @@
-// y[r,:] = wte[ids[r],:] + wpe[pos[r],:], wte f32, f16 (inf/NaN kept) or q8 (i8 · per-32 scale). Bit-exact
-// with the reference: f32 and f16 sums are single f32 additions; q8 is computed as i8·scale + wpe in f64 and
-// rounded once, as the reference does. Split over rows.
-import { DT_F16, DT_F32, Q8_BLOCK, splitChunk, splitHi, splitLo } from './common';
-import { half4Exact } from './math';
+// y[r,:] = wte[ids[r],:] + wpe[pos[r],:], wte f32, f16 (inf/NaN kept), Q8_0 or Q4_0 blocks. Bit-exact with the
+// reference: every sum is one f32 addition; a block value q·d (q an int8 or nibble - 8, d a finite half) is exact in
+// f32 (at most 8 + 11 significant bits, never below the f32 normal range), so it is formed exactly first.
+// Split over rows.
+import { DT_F16, DT_F32, DT_Q8, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, splitChunk, splitHi, splitLo } from './common';
+import { half1, half4Exact } from './math';
 
 @inline function halfScalarExact(p: usize): f32 {
   const h = <i32>load<u16>(p);
@@ -11,7 +12,7 @@ import { half4Exact } from './math';
   return reinterpret<f32>(((h << 16) >> 3) & <i32>0x8fffe000) * <f32>5.192296858534828e33;
 }
 
-export function embed(ids: usize, pos: usize, wte: usize, wteDt: i32, wteScales: usize, wpe: usize, y: usize, rows: i32, E: i32, ith: i32, nth: i32): void {
+export function embed(ids: usize, pos: usize, wte: usize, wteDt: i32, wpe: usize, y: usize, rows: i32, E: i32, ith: i32, nth: i32): void {
   const chunk = splitChunk(rows, nth, 1);
   const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
   const E4 = E & ~3;
@@ -41,13 +42,28 @@ export function embed(ids: usize, pos: usize, wte: usize, wteDt: i32, wteScales:
         const o = <usize>e << 2;
         store<f32>(yr + o, halfScalarExact(wr + (<usize>e << 1)) + load<f32>(pr + o));
       }
+    } else if (wteDt == DT_Q8) {
+      const nb = E / Q8_BLOCK;
+      const wr = wte + id * <usize>nb * <usize>Q8_0_BYTES;
+      for (let b = 0; b < nb; b++) {
+        const p = wr + <usize>b * <usize>Q8_0_BYTES, o = yr + (<usize>b << 7), po = pr + (<usize>b << 7);
+        const d = f32x4.splat(half1(p));
+        for (let j: usize = 0; j < 32; j += 4) {
+          const q = f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p + 2 + j))));
+          v128.store(o + (j << 2), f32x4.add(f32x4.mul(q, d), v128.load(po + (j << 2))));
+        }
+      }
     } else {
-      const wr = wte + id * <usize>E;
-      const sr = wteScales + id * (<usize>(E / Q8_BLOCK) << 2);
-      for (; e < E; e++) {
-        const o = <usize>e << 2;
-        const sc = <f64>load<f32>(sr + (<usize>(e / Q8_BLOCK) << 2));
-        store<f32>(yr + o, <f32>(<f64>load<i8>(wr + <usize>e) * sc + <f64>load<f32>(pr + o)));
+      const nb = E / Q8_BLOCK;
+      const wr = wte + id * <usize>nb * <usize>Q4_0_BYTES;
+      for (let b = 0; b < nb; b++) {
+        const p = wr + <usize>b * <usize>Q4_0_BYTES, o = yr + (<usize>b << 7), po = pr + (<usize>b << 7);
+        const d = half1(p);
+        for (let j: usize = 0; j < 16; j++) {
+          const byte = <i32>load<u8>(p + 2 + j);
+          store<f32>(o + (j << 2), <f32>((byte & 15) - 8) * d + load<f32>(po + (j << 2)));
+          store<f32>(o + ((j + 16) << 2), <f32>((byte >>> 4) - 8) * d + load<f32>(po + ((j + 16) << 2)));
+        }
       }
     }
   }

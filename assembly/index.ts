@@ -3,6 +3,7 @@
 export { matmul_f32 } from './matmul_f32';
 export { matmul_f16 } from './matmul_f16';
 export { quantize_q8, matmul_q8 } from './matmul_q8';
+export { matmul_q4 } from './matmul_q4';
 export { layernorm } from './layernorm';
 export { embed } from './embed';
 export { add } from './elementwise';

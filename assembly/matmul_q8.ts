@@ -1,17 +1,25 @@
-// Q8: int8 values in blocks of 32 along K with one f32 scale per block (weights [N,K] + scales [N,K/32];
-// activations quantised per call by quantize_q8). K must be a multiple of 32 (as the reference assumes).
+// Quantised matmuls: weights in GGUF's Q8_0 or Q4_0 blocks (src/runtime/quant.ts: per row K/32 blocks, each an f16
+// scale d then 32 int8 (Q8_0, 34 bytes) or 16 bytes of nibble pairs (Q4_0, 18 bytes: byte j holds element j low and
+// j + 16 high, value (nibble - 8)·d)), against activations quantised per call by quantize_q8 (int8 in blocks of 32
+// with one f32 scale per block). K must be a multiple of 32 (the loader keeps other matrices in f16).
 //
-// matmul_q8: per block, the exact integer dot product (i8 → i16 sign-extending loads, i32x4.dot_i16x8_s,
-// i32 adds: exact for any int8 values, -128 included), then acc += (f32(isum) · xscale) · wscale in f32,
-// blocks in order, then bias, activation and accumulate. Integer sums are exact, so every tile gives the same
-// bits for an output. (relaxed_dot_i8x16_i7x16 is not used: it is only exact for a 7-bit second operand.)
+// Per block, the exact integer dot product isum of the 32 activation codes with the block's codes (i8 → i16
+// sign-extending loads, Q4_0 nibbles unpacked with and/shift/sub to -8..7 then widened, i32x4.dot_i16x8_s, i32 adds:
+// exact for any codes, -128 included), then acc += (f32(isum) · xscale) · f32(d) in f32, blocks in order, then bias,
+// activation and accumulate. Integer sums are exact, so every tile gives the same bits for an output, and the GEMV
+// and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
+// non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
+// One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
+// The Q4_0 GEMM unpacks each group of four weight rows once per M-panel into Q8_0 form in the thread's low scratch
+// slot (common.ts) and runs the Q8_0 tile on it, so the nibble unpacking is not repeated for every pair of x rows;
+// rows too long for the slot (K > 14456) run the Q4_0 tile directly, with the same bits.
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
-// far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives, slower here:
-// i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands for every extmul: 1.6x
-// slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills), and one row at a time with the
-// scales of four blocks per vector (fewer streams, more x loads).
-import { Q8_BLOCK, hmax, hsum4i, imin, splitChunk, splitHi, splitLo } from './common';
+// far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
+// int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
+// for every extmul: 1.6x slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills).
+import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, splitHi, splitLo } from './common';
 import { finish, finishFar } from './matmul_f32';
+import { halfBits } from './math';
 
 /** x[M,K] -> xq (i8, round half up like Math.round, clamp ±127) and xs (amax/127 per block). Split over M. */
 export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith: i32, nth: i32): void {
@@ -50,149 +58,172 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
   return i32x4.trunc_sat_f32x4_s(f32x4.max(f32x4.min(r, f32x4.splat(127.0)), f32x4.splat(-127.0)));
 }
 
-@inline function gather4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
-  let v = f32x4.splat(load<f32>(p0));
-  v = f32x4.replace_lane(v, 1, load<f32>(p1));
-  v = f32x4.replace_lane(v, 2, load<f32>(p2));
-  return f32x4.replace_lane(v, 3, load<f32>(p3));
+/** Bytes of one weight block of format F. */
+@inline function blockBytes<F>(): usize {
+  return isSigned<F>() ? <usize>Q8_0_BYTES : <usize>Q4_0_BYTES;
 }
 
-/** One row of x (xr, scales xsr) against weight rows w0..w3 (scales s0..s3); cnt of the four are real.
- *  Each block is two iterations of 16 values, so an iteration's loads and the accumulators fit V8's registers. */
-function q8tile1x4(xr: usize, xsr: usize, w0: usize, w1: usize, w2: usize, w3: usize,
-  s0: usize, s1: usize, s2: usize, s3: usize, nb: i32, bp: usize, yp: usize, cnt: i32, flags: i32): void {
+/** The 32 activation codes (as i16: xa = codes 0..7, xb 8..15, xc 16..23, xd 24..31) times the codes of the weight
+ *  block at p, as four i32 partial sums (exact). */
+@inline function blockDot<F>(xa: v128, xb: v128, xc: v128, xd: v128, p: usize): v128 {
+  if (isSigned<F>()) {
+    const s0 = i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p, 2)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 10)));
+    const s1 = i32x4.add(i32x4.dot_i16x8_s(xc, v128.load8x8_s(p, 18)), i32x4.dot_i16x8_s(xd, v128.load8x8_s(p, 26)));
+    return i32x4.add(s0, s1);
+  }
+  const b = v128.load(p, 2);
+  const eight = i8x16.splat(8);
+  const lo = i8x16.sub(v128.and(b, i8x16.splat(15)), eight); // elements 0..15 as -8..7
+  const hi = i8x16.sub(i8x16.shr_u(b, 4), eight); // elements 16..31
+  const s0 = i32x4.add(i32x4.dot_i16x8_s(xa, i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(xb, i16x8.extend_high_i8x16_s(lo)));
+  const s1 = i32x4.add(i32x4.dot_i16x8_s(xc, i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(xd, i16x8.extend_high_i8x16_s(hi)));
+  return i32x4.add(s0, s1);
+}
+
+/** blockDot with the activation codes read (and widened) from xp. */
+@inline function blockDotAt<F>(xp: usize, p: usize): v128 {
+  return blockDot<F>(v128.load8x8_s(xp), v128.load8x8_s(xp, 8), v128.load8x8_s(xp, 16), v128.load8x8_s(xp, 24), p);
+}
+
+/** The f16 scales of the blocks at p0..p3 as four f32 (exact). */
+@inline function scale4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
+  let h = i32x4.splat(<i32>load<i16>(p0));
+  h = i32x4.replace_lane(h, 1, <i32>load<i16>(p1));
+  h = i32x4.replace_lane(h, 2, <i32>load<i16>(p2));
+  return halfBits(i32x4.replace_lane(h, 3, <i32>load<i16>(p3)));
+}
+
+/** One row of x (codes xr, scales xsr) against the weight rows at w0, w0 + d1, w0 + d2, w0 + d3; cnt of the four are
+ *  real (the others repeat a real row); outputs to yp[0..cnt). */
+function tile1x4<F>(xr: usize, xsr: usize, w0: usize, d1: usize, d2: usize, d3: usize, nb: i32, bp: usize, yp: usize, cnt: i32, flags: i32): void {
+  const bb = blockBytes<F>();
   let acc = f32x4.splat(0);
-  const d1 = w1 - w0, d2 = w2 - w0, d3 = w3 - w0, dx = xr - w0;
-  let p = w0;
-  for (let b = 0; b < nb; b++) {
-    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    for (let e = p + 32; p < e; p += 16) {
-      const xa = v128.load8x8_s(p + dx), xb = v128.load8x8_s(p + dx, 8);
-      i0 = i32x4.add(i0, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8))));
-      i1 = i32x4.add(i1, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d1)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d1, 8))));
-      i2 = i32x4.add(i2, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d2)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d2, 8))));
-      i3 = i32x4.add(i3, i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p + d3)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p + d3, 8))));
-    }
-    const so = <usize>b << 2;
-    const ws = gather4(s0 + so, s1 + so, s2 + so, s3 + so);
-    const isum = f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(isum, f32x4.splat(load<f32>(xsr + so))), ws));
+  let p = w0, xp = xr;
+  const xsend = xsr + (<usize>nb << 2);
+  for (let xsp = xsr; xsp < xsend; xsp += 4) {
+    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
+    const i0 = blockDot<F>(xa, xb, xc, xd, p), i1 = blockDot<F>(xa, xb, xc, xd, p + d1);
+    const i2 = blockDot<F>(xa, xb, xc, xd, p + d2), i3 = blockDot<F>(xa, xb, xc, xd, p + d3);
+    const ws = scale4(p, p + d1, p + d2, p + d3);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3)), v128.load32_splat(xsp)), ws));
+    p += bb; xp += 32;
   }
   finish(acc, bp, yp, cnt, flags);
 }
 
-/** Two rows of x (x0, x0 + xb; scales xs0, xs0 + xsb) against four consecutive weight rows. */
-function q8tile2x4(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: usize, s0: usize, sb: usize,
-  nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
+/** One row of x against the weight rows w0 + i*run, i < 4, which are rows n + i*per: tile1x4's arithmetic, outputs
+ *  to y[n + i*per]. */
+function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+  const bb = blockBytes<F>();
+  let acc = f32x4.splat(0);
+  const r2 = run * 2, r3 = run * 3;
+  let p = w0, xp = xr;
+  const xsend = xsr + (<usize>nb << 2);
+  for (let xsp = xsr; xsp < xsend; xsp += 4) {
+    const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8), xc = v128.load8x8_s(xp, 16), xd = v128.load8x8_s(xp, 24);
+    const i0 = blockDot<F>(xa, xb, xc, xd, p), i1 = blockDot<F>(xa, xb, xc, xd, p + run);
+    const i2 = blockDot<F>(xa, xb, xc, xd, p + r2), i3 = blockDot<F>(xa, xb, xc, xd, p + r3);
+    const ws = scale4(p, p + run, p + r2, p + r3);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3)), v128.load32_splat(xsp)), ws));
+    p += bb; xp += 32;
+  }
+  finishFar(acc, bias, yr, n, per, 4, flags);
+}
+
+/** Two rows of x (x0, x0 + xb; scales xs0, xs0 + xsb) against four consecutive weight rows (w0, row stride rb). */
+function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
+  const bb = blockBytes<F>();
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-  const x1 = x0 + xb;
-  const w1 = w0 + rb, w2 = w0 + 2 * rb, w3 = w0 + 3 * rb;
-  for (let b = 0; b < nb; b++) {
-    const o = <usize>b << 5;
-    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-    let c0 = i32x4.splat(0), c1 = i32x4.splat(0), c2 = i32x4.splat(0), c3 = i32x4.splat(0);
-    for (let k: usize = o, ke = o + 32; k < ke; k += 8) {
-      const xu = v128.load8x8_s(x0 + k), xv = v128.load8x8_s(x1 + k);
-      let wv = v128.load8x8_s(w0 + k);
-      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(xu, wv)); c0 = i32x4.add(c0, i32x4.dot_i16x8_s(xv, wv));
-      wv = v128.load8x8_s(w1 + k);
-      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(xu, wv)); c1 = i32x4.add(c1, i32x4.dot_i16x8_s(xv, wv));
-      wv = v128.load8x8_s(w2 + k);
-      a2 = i32x4.add(a2, i32x4.dot_i16x8_s(xu, wv)); c2 = i32x4.add(c2, i32x4.dot_i16x8_s(xv, wv));
-      wv = v128.load8x8_s(w3 + k);
-      a3 = i32x4.add(a3, i32x4.dot_i16x8_s(xu, wv)); c3 = i32x4.add(c3, i32x4.dot_i16x8_s(xv, wv));
-    }
-    const so = <usize>b << 2;
-    const ws = gather4(s0 + so, s0 + sb + so, s0 + 2 * sb + so, s0 + 3 * sb + so);
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), f32x4.splat(load<f32>(xs0 + so))), ws));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), f32x4.splat(load<f32>(xs0 + xsb + so))), ws));
+  const r2 = rb * 2, r3 = rb * 3;
+  let p = w0, xp = x0;
+  const xsend = xs0 + (<usize>nb << 2);
+  for (let xsp = xs0; xsp < xsend; xsp += 4) {
+    const a0 = blockDotAt<F>(xp, p), a1 = blockDotAt<F>(xp, p + rb), a2 = blockDotAt<F>(xp, p + r2), a3 = blockDotAt<F>(xp, p + r3);
+    const c0 = blockDotAt<F>(xp + xb, p), c1 = blockDotAt<F>(xp + xb, p + rb), c2 = blockDotAt<F>(xp + xb, p + r2), c3 = blockDotAt<F>(xp + xb, p + r3);
+    const ws = scale4(p, p + rb, p + r2, p + r3);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
+    p += bb; xp += 32;
   }
   finish(acc0, bp, yp, 4, flags);
   finish(acc1, bp, yp + yb, 4, flags);
 }
 
-/** 16 products of x (xa, xb: i16) with the int8 weights at p, as i32x4 partial sums. */
-@inline function dot16(xa: v128, xb: v128, p: usize): v128 {
-  return i32x4.add(i32x4.dot_i16x8_s(xa, v128.load8x8_s(p)), i32x4.dot_i16x8_s(xb, v128.load8x8_s(p, 8)));
-}
-
-/** One row of x (xr, scales xsr) against weight rows w0 + i*run (scales s0 + i*srun), i < 4, which are rows
- *  n + i*per: q8tile1x4's arithmetic, outputs to y[n + i*per]. Pointers walk forward so that V8 keeps the
- *  loop's addresses in registers. */
-function q8tileFar(xr: usize, xsr: usize, w0: usize, run: usize, s0: usize, srun: usize, nb: i32,
-  bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
-  let acc = f32x4.splat(0);
-  const r3 = run * 3, t3 = srun * 3;
-  let p = w0, sp = s0, xp = xr;
-  const xsend = xsr + (<usize>nb << 2);
-  for (let xsp = xsr; xsp < xsend; xsp += 4) {
-    let i0 = i32x4.splat(0), i1 = i32x4.splat(0), i2 = i32x4.splat(0), i3 = i32x4.splat(0);
-    for (let e = p + 32; p < e; p += 16) {
-      const xa = v128.load8x8_s(xp), xb = v128.load8x8_s(xp, 8);
-      xp += 16;
-      i0 = i32x4.add(i0, dot16(xa, xb, p));
-      i1 = i32x4.add(i1, dot16(xa, xb, p + run));
-      i2 = i32x4.add(i2, dot16(xa, xb, p + 2 * run));
-      i3 = i32x4.add(i3, dot16(xa, xb, p + r3));
+/** Q4_0 rows → the same values as Q8_0 rows (scale copied, codes nibble - 8 as int8): `rows` rows of nb blocks from
+ *  w (row stride rb) to dst (row stride nb·34). The GEMM unpacks four weight rows once per panel this way and runs
+ *  the Q8_0 tile on them, which gives the same bits as the Q4_0 tile (same codes, same scales, exact integer sums). */
+function q4RowsToQ8(w: usize, rb: usize, rows: i32, nb: i32, dst: usize): void {
+  const eight = i8x16.splat(8), low = i8x16.splat(15);
+  for (let r = 0; r < rows; r++) {
+    let p = w + <usize>r * rb, q = dst + <usize>r * <usize>nb * <usize>Q8_0_BYTES;
+    for (let b = 0; b < nb; b++) {
+      const v = v128.load(p, 2);
+      store<u16>(q, load<u16>(p));
+      v128.store(q, i8x16.sub(v128.and(v, low), eight), 2);
+      v128.store(q, i8x16.sub(i8x16.shr_u(v, 4), eight), 18);
+      p += <usize>Q4_0_BYTES; q += <usize>Q8_0_BYTES;
     }
-    let ws = v128.load32_zero(sp);
-    ws = v128.load32_lane(sp + srun, ws, 1);
-    ws = v128.load32_lane(sp + 2 * srun, ws, 2);
-    ws = v128.load32_lane(sp + t3, ws, 3);
-    sp += 4;
-    const isum = f32x4.convert_i32x4_s(hsum4i(i0, i1, i2, i3));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(isum, v128.load32_splat(xsp)), ws));
   }
-  finishFar(acc, bias, yr, n, per, 4, flags);
 }
 
-@inline function q8group1(xr: usize, xsr: usize, wq: usize, ws: usize, rb: usize, sb: usize, n: i32, n1: i32, nb: i32,
-  bias: usize, yr: usize, flags: i32): void {
+/** Rows n.. of at most four (up to n1) through tile1x4. */
+@inline function group1<F>(xr: usize, xsr: usize, w: usize, rb: usize, n: i32, n1: i32, nb: i32, bias: usize, yr: usize, flags: i32): void {
   const cnt = imin(4, n1 - n);
-  const w0 = wq + <usize>n * rb, s0 = ws + <usize>n * sb;
-  const r1: usize = cnt > 1 ? 1 : 0, r2: usize = cnt > 2 ? 2 : 0, r3: usize = cnt > 3 ? 3 : 0;
-  q8tile1x4(xr, xsr, w0, w0 + r1 * rb, w0 + r2 * rb, w0 + r3 * rb, s0, s0 + r1 * sb, s0 + r2 * sb, s0 + r3 * sb,
-    nb, bias ? bias + (<usize>n << 2) : 0, yr + (<usize>n << 2), cnt, flags);
+  const d1: usize = cnt > 1 ? rb : 0, d2: usize = cnt > 2 ? 2 * rb : 0, d3: usize = cnt > 3 ? 3 * rb : 0;
+  tile1x4<F>(xr, xsr, w + <usize>n * rb, d1, d2, d3, nb, bias ? bias + (<usize>n << 2) : 0, yr + (<usize>n << 2), cnt, flags);
 }
 
-const Q8_GEMV_MAX_M: i32 = 2;
-const Q8_PANEL_BYTES: i32 = 256 << 10;
+const GEMV_MAX_M: i32 = 2;
+const PANEL_BYTES: i32 = 256 << 10;
 
-export function matmul_q8(xq: usize, xs: usize, wq: usize, ws: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+/** y[M,N] = act(x·Wᵀ + b) for W in blocks of format F; split over N in chunks of 16 rows. */
+export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
   const chunk = splitChunk(N, nth, 16);
   const n0 = splitLo(N, ith, chunk), n1 = splitHi(N, n0, chunk);
   if (n0 >= n1 || M <= 0) return;
   const nb = K / Q8_BLOCK;
-  const rb = <usize>K, sb = <usize>nb << 2, yb = <usize>N << 2;
-  const n4 = n0 + ((n1 - n0) & ~3);
-  if (M <= Q8_GEMV_MAX_M) {
-    const per = (n1 - n0) >> 2;
-    const run = <usize>per * rb, srun = <usize>per * sb;
+  const xrb = <usize>K, xsb = <usize>nb << 2, rb = <usize>nb * blockBytes<F>(), yb = <usize>N << 2;
+  if (M <= GEMV_MAX_M) {
+    const per = (n1 - n0) >>> 2;
+    const run = <usize>per * rb;
     for (let n = n0; n < n0 + per; n++) {
-      for (let m = 0; m < M; m++) {
-        q8tileFar(xq + <usize>m * rb, xs + <usize>m * sb, wq + <usize>n * rb, run, ws + <usize>n * sb, srun, nb, bias, y + <usize>m * yb, n, per, flags);
-      }
+      for (let m = 0; m < M; m++) tileFar<F>(xq + <usize>m * xrb, xs + <usize>m * xsb, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
     }
     for (let n = n0 + 4 * per; n < n1; n += 4) {
-      for (let m = 0; m < M; m++) q8group1(xq + <usize>m * rb, xs + <usize>m * sb, wq, ws, rb, sb, n, n1, nb, bias, y + <usize>m * yb, flags);
+      for (let m = 0; m < M; m++) group1<F>(xq + <usize>m * xrb, xs + <usize>m * xsb, w, rb, n, n1, nb, bias, y + <usize>m * yb, flags);
     }
     return;
   }
-  let mb = (Q8_PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
+  const n4 = n0 + ((n1 - n0) & ~3);
+  let mb = (PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
   if (mb < 2) mb = 2;
+  // Q4_0: four rows unpacked to Q8_0 form in this thread's low scratch slot when they fit (else the Q4_0 tile)
+  const q8rb = <usize>nb * <usize>Q8_0_BYTES;
+  const fits: bool = q8rb * 4 <= <usize>LOW_SLOT_BYTES;
+  const unpack: bool = !isSigned<F>() && ith < LOW_SLOTS && fits;
+  const scratch = lowSlot(ith);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
     for (let n = n0; n < n4; n += 4) {
-      const w0 = wq + <usize>n * rb, s0 = ws + <usize>n * sb;
       const bp = bias ? bias + (<usize>n << 2) : 0;
-      for (let m = m0; m < m2; m += 2) {
-        q8tile2x4(xq + <usize>m * rb, rb, xs + <usize>m * sb, sb, w0, rb, s0, sb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+      if (unpack && m2 > m0) {
+        q4RowsToQ8(w + <usize>n * rb, rb, 4, nb, scratch);
+        for (let m = m0; m < m2; m += 2) {
+          tile2x4<i8>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, q8rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+        }
+      } else for (let m = m0; m < m2; m += 2) {
+        tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }
-      if (m2 < m1) q8group1(xq + <usize>m2 * rb, xs + <usize>m2 * sb, wq, ws, rb, sb, n, n1, nb, bias, y + <usize>m2 * yb, flags);
+      if (m2 < m1) group1<F>(xq + <usize>m2 * xrb, xs + <usize>m2 * xsb, w, rb, n, n1, nb, bias, y + <usize>m2 * yb, flags);
     }
     if (n4 < n1) {
-      for (let m = m0; m < m1; m++) q8group1(xq + <usize>m * rb, xs + <usize>m * sb, wq, ws, rb, sb, n4, n1, nb, bias, y + <usize>m * yb, flags);
+      for (let m = m0; m < m1; m++) group1<F>(xq + <usize>m * xrb, xs + <usize>m * xsb, w, rb, n4, n1, nb, bias, y + <usize>m * yb, flags);
     }
   }
+}
+
+/** Q8_0 weights (DT_Q8). */
+export function matmul_q8(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  matmulBlocks<i8>(xq, xs, w, bias, y, M, K, N, flags, ith, nth);
 }

@@ -9,8 +9,9 @@
 //   node --import tsx bench/kernels.ts [--quick] [--json] [--variant simd|relaxed]... [--no-dram] [--dram-only]
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DT_F16, DT_F32, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
+import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
 import { Backend } from '../src/runtime/backend.js';
+import { fillBlocks, weightBytes } from './util/ours-matmul.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 
 export type KernelBenchVariant = 'simd' | 'relaxed';
@@ -19,7 +20,7 @@ export interface KernelBenchOptions {
   /** Builds to measure; default both. Relaxed runs in a child process if this engine needs the flag. */
   variants?: KernelBenchVariant[];
   /** Weight formats; default f32, f16, q8. */
-  dtypes?: ('f32' | 'f16' | 'q8')[];
+  dtypes?: ('f32' | 'f16' | 'q8' | 'q4')[];
   /** Fewer and shorter repetitions. */
   quick?: boolean;
   /** Seconds of timing per measurement (default 0.4, quick 0.12). */
@@ -52,7 +53,7 @@ export interface AttentionBenchRow {
   ms: number; ms_median: number;
 }
 export interface DramGemvRow {
-  variant: KernelBenchVariant; dtype: 'f32' | 'f16' | 'q8'; threads: number; K: number; N: number;
+  variant: KernelBenchVariant; dtype: 'f32' | 'f16' | 'q8' | 'q4'; threads: number; K: number; N: number;
   /** Distinct weight matrices cycled through, and their total bytes. */
   copies: number; total_mb: number;
   /** Best pass: ms per GEMV call and weight bytes (int8 + scales for q8) per second; median pass's GB/s. */
@@ -80,19 +81,16 @@ const DRAM_BYTES = 256 << 20; // per row, the weights cycled through: 8x the 32 
 
 function validates(v: WasmVariant) { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } }
 
-/** Fills `n` bytes at p with deterministic small values of the given kind. */
-function fill(mem: WebAssembly.Memory, p: number, n: number, kind: 'f32' | 'f16' | 'i8' | 'scale', seed: number) {
+/** Fills `n` bytes at p with deterministic small values of the given kind (q8/q4 blocks: fillBlocks). */
+function fill(mem: WebAssembly.Memory, p: number, n: number, kind: 'f32' | 'f16', seed: number) {
   let s = seed >>> 0 || 1;
   const next = () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return (s >>> 0) / 4294967296; };
-  if (kind === 'f32' || kind === 'scale') {
-    const a = new Float32Array(mem.buffer, p, n >> 2);
-    for (let i = 0; i < a.length; i++) a[i] = kind === 'scale' ? 0.01 + next() * 0.01 : next() * 2 - 1;
-  } else if (kind === 'f16') {
-    const a = new Uint16Array(mem.buffer, p, n >> 1);
-    for (let i = 0; i < a.length; i++) a[i] = (next() < 0.5 ? 0x8000 : 0) | (0x3000 + Math.floor(next() * 0x0c00)); // ±[2^-3, 1)
+  if (kind === 'f32') {
+    const a = new Float32Array(mem.buffer, p, n >>> 2);
+    for (let i = 0; i < a.length; i++) a[i] = next() * 2 - 1;
   } else {
-    const a = new Int8Array(mem.buffer, p, n);
-    for (let i = 0; i < a.length; i++) a[i] = Math.floor(next() * 255) - 127;
+    const a = new Uint16Array(mem.buffer, p, n >>> 1);
+    for (let i = 0; i < a.length; i++) a[i] = (next() < 0.5 ? 0x8000 : 0) | (0x3000 + Math.floor(next() * 0x0c00)); // ±[2^-3, 1)
   }
 }
 
@@ -121,7 +119,7 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
   const shared = opts.shared ?? true;
   const wv = (shared ? `${variant}-threads` : variant) as WasmVariant;
   const seconds = opts.seconds ?? (opts.quick ? 0.12 : 0.4);
-  const dtypes = opts.dtypes ?? ['f32', 'f16', 'q8'];
+  const dtypes = opts.dtypes ?? ['f32', 'f16', 'q8', 'q4'];
   const memory = createMemory(RESERVED_LOW_BYTES + (180 << 20), shared);
   const k: KernelABI = instantiateKernels(compileVariant(wv), memory);
   const matmul: MatmulBenchRow[] = [];
@@ -131,22 +129,22 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
       if (opts.quick && N === 50257 && dtype !== 'f32') continue;
       let top = RESERVED_LOW_BYTES;
       const alloc = (bytes: number) => { const p = top; top = (top + bytes + 63) & ~63; return p; };
-      const wBytes = dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : 1;
-      const w = alloc(N * K * wBytes), ws = alloc(N * (K / 32) * 4);
+      const wb = weightBytes(dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : dtype, K, N);
+      const w = alloc(wb);
       const x = alloc(M * K * 4), xq = alloc(M * K), xs = alloc(M * (K / 32) * 4);
       const bias = alloc(N * 4), y = alloc(M * N * 4);
-      fill(memory, w, N * K * wBytes, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'i8', 1);
-      fill(memory, ws, N * (K / 32) * 4, 'scale', 2);
+      if (dtype === 'q8' || dtype === 'q4') fillBlocks(new Uint8Array(memory.buffer, w, wb), dtype, N * K, 0.05, 1);
+      else fill(memory, w, wb, dtype, 1);
       fill(memory, x, M * K * 4, 'f32', 3);
       fill(memory, bias, N * 4, 'f32', 4);
-      const dt = dtype === 'f32' ? DT_F32 : dtype === 'f16' ? DT_F16 : DT_Q8;
+      const dt = dtype === 'f32' ? DT_F32 : dtype === 'f16' ? DT_F16 : dtype === 'q8' ? DT_Q8 : DT_Q4;
       let fn: () => void;
       if (dt === DT_F32) fn = () => k.matmul_f32(x, w, bias, y, M, K, N, 0, 0, 1);
       else if (dt === DT_F16) fn = () => k.matmul_f16(x, w, bias, y, M, K, N, 0, 0, 1);
-      else {
-        // the q8 path includes quantising the activations, as the model runs it
-        fn = () => { k.quantize_q8(x, xq, xs, M, K, 0, 1); k.matmul_q8(xq, xs, w, ws, bias, y, M, K, N, 0, 0, 1); };
-      }
+      else if (dt === DT_Q8) {
+        // the q8/q4 paths include quantising the activations, as the model runs them
+        fn = () => { k.quantize_q8(x, xq, xs, M, K, 0, 1); k.matmul_q8(xq, xs, w, bias, y, M, K, N, 0, 0, 1); };
+      } else fn = () => { k.quantize_q8(x, xq, xs, M, K, 0, 1); k.matmul_q4(xq, xs, w, bias, y, M, K, N, 0, 0, 1); };
       const t = time(fn, seconds);
       const gf = (ms: number) => round((2 * M * K * N) / (ms * 1e6), 2);
       matmul.push({ variant, dtype, kind, M, K, N, ms: round(t.best, 4), gflops: gf(t.best), gflops_median: gf(t.median) });
@@ -191,13 +189,12 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
 
 const round = (v: number, d: number) => Math.round(v * 10 ** d) / 10 ** d;
 
-const weightBytesOf = (dtype: string, K: number, N: number) => (dtype === 'f32' ? 4 * N * K : dtype === 'f16' ? 2 * N * K : N * K + 4 * (N * K / Q8_BLOCK));
 
 /** Decode GEMVs streaming their weights from DRAM: for each (threads, dtype, shape), `copies` distinct weight
  *  matrices (>= DRAM_BYTES in all) are called in turn, so every call reads its weights from memory as batch-1
  *  decode does (each weight is read once per token and 130-500 MB of them pass through the 32 MB L3 between
  *  uses). One pass = one call per copy; the best and median of the passes are reported. Weights: f32 uniform,
- *  f16 normal halves (no subnormals), q8 random int8 with f32 scales; q8 includes quantising x, as the model does. */
+ *  f16 normal halves (no subnormals), q8/q4 Q8_0/Q4_0 blocks of uniform random weights; q8/q4 include quantising x, as the model does. */
 async function benchDram(variant: KernelBenchVariant, opts: KernelBenchOptions): Promise<Omit<DramGemvRow, 'of_bandwidth'>[]> {
   const shared = opts.shared ?? true;
   const wv = (shared ? `${variant}-threads` : variant) as WasmVariant;
@@ -208,30 +205,29 @@ async function benchDram(variant: KernelBenchVariant, opts: KernelBenchOptions):
     const backend = await Backend.create({ threads, variant: wv, initialBytes: DRAM_BYTES + (96 << 20) });
     try {
       const A = backend.arena, k = backend.k;
-      for (const dtype of opts.dtypes ?? ['f32', 'f16', 'q8']) {
+      for (const dtype of opts.dtypes ?? ['f32', 'f16', 'q8', 'q4']) {
         for (const [K, N] of DRAM_GEMV) {
-          const wb = weightBytesOf(dtype, K, N);
+          const wb = weightBytes(dtype, K, N);
           const copies = Math.max(2, Math.ceil(DRAM_BYTES / wb));
-          const wElem = dtype === 'f32' ? 4 : dtype === 'f16' ? 2 : 1;
           const regs = [A.alloc('x', K * 4), A.alloc('xq', K), A.alloc('xs', (K / Q8_BLOCK) * 4), A.alloc('y', N * 4)];
           const [x, xq, xs, y] = regs.map((r) => r.ptr);
           fill(A.memory, x, K * 4, 'f32', 3);
-          const ws: number[] = [], ss: number[] = [];
+          const ws: number[] = [];
           for (let c = 0; c < copies; c++) {
-            const w = A.alloc('w', N * K * wElem), sc = A.alloc('ws', dtype === 'q8' ? (N * K / Q8_BLOCK) * 4 : 4);
-            regs.push(w, sc); ws.push(w.ptr); ss.push(sc.ptr);
+            const w = A.alloc('w', wb);
+            regs.push(w); ws.push(w.ptr);
             if (c === 0) {
-              fill(A.memory, w.ptr, N * K * wElem, dtype === 'f32' ? 'f32' : dtype === 'f16' ? 'f16' : 'i8', 11);
-              if (dtype === 'q8') fill(A.memory, sc.ptr, (N * K / Q8_BLOCK) * 4, 'scale', 12);
+              if (dtype === 'q8' || dtype === 'q4') fillBlocks(A.u8(w.ptr, wb), dtype, N * K, 0.05, 11);
+              else fill(A.memory, w.ptr, wb, dtype, 11);
             } else { // copies of the first matrix: same values, distinct memory
-              A.u8(w.ptr, N * K * wElem).set(A.u8(ws[0], N * K * wElem));
-              if (dtype === 'q8') A.u8(sc.ptr, (N * K / Q8_BLOCK) * 4).set(A.u8(ss[0], (N * K / Q8_BLOCK) * 4));
+              A.u8(w.ptr, wb).set(A.u8(ws[0], wb));
             }
           }
           const call = (c: number) => {
             if (dtype === 'f32') k.matmul_f32(x, ws[c], 0, y, 1, K, N, 0);
             else if (dtype === 'f16') k.matmul_f16(x, ws[c], 0, y, 1, K, N, 0);
-            else { k.quantize_q8(x, xq, xs, 1, K); k.matmul_q8(xq, xs, ws[c], ss[c], 0, y, 1, K, N, 0); }
+            else if (dtype === 'q8') { k.quantize_q8(x, xq, xs, 1, K); k.matmul_q8(xq, xs, ws[c], 0, y, 1, K, N, 0); }
+            else { k.quantize_q8(x, xq, xs, 1, K); k.matmul_q4(xq, xs, ws[c], 0, y, 1, K, N, 0); }
           };
           // warm-up: enough calls for the engine to tier the kernels up, then one full pass
           const w0 = performance.now();
@@ -296,7 +292,7 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
     result.dram = {
       bandwidth,
       rows: dramRows.map((r) => ({ ...r, of_bandwidth: bandwidth[String(r.threads)] ? round(r.gb_s / bandwidth[String(r.threads)], 2) : 0 })),
-      note: `GEMV (M=1) calls cycling through >= ${DRAM_BYTES >> 20} MiB of distinct weights (L3 is 32 MiB); weight bytes (q8: int8 + f32 scales) per second of the best pass (median pass in parentheses), through Backend (pool dispatch included); bandwidth: bench/bandwidth.ts wasm f32x4 read loop`,
+      note: `GEMV (M=1) calls cycling through >= ${DRAM_BYTES >> 20} MiB of distinct weights (L3 is 32 MiB); weight bytes (q8/q4: whole Q8_0/Q4_0 blocks) per second of the best pass (median pass in parentheses), through Backend (pool dispatch included); bandwidth: bench/bandwidth.ts wasm f32x4 read loop`,
     };
   }
   if (opts.print ?? true) printResult(result);

@@ -21,7 +21,7 @@ import { quietRow } from './util/quiet.js';
 import { rng, round } from './util/timing.js';
 import type { OrtModelRow } from './peers/ort-gpt2.js';
 
-export type DType = 'fp32' | 'fp16' | 'q8';
+export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
 export interface ModelBenchOptions {
   quick?: boolean;
@@ -94,7 +94,7 @@ function instrument(k: Record<string, (...a: number[]) => void>): { reset(): voi
       const t = performance.now();
       orig[name](...a);
       const dt = (performance.now() - t) * 1000;
-      const key = name === 'matmul_q8' ? `${name} ${a[7]}x${a[8]}` : name.startsWith('matmul') ? `${name} ${a[5]}x${a[6]}` : name;
+      const key = name === 'matmul_q8' || name === 'matmul_q4' ? `${name} ${a[6]}x${a[7]}` : name.startsWith('matmul') ? `${name} ${a[5]}x${a[6]}` : name;
       const e = acc.get(key) ?? { us: 0, calls: 0 };
       e.us += dt; e.calls++;
       acc.set(key, e);
@@ -282,7 +282,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
   };
   try {
     await warmPageCache(file);
-    const dtypes = opts.dtypes ?? ['fp32', 'fp16', 'q8'];
+    const dtypes = opts.dtypes ?? ['fp32', 'fp16', 'q8', 'q4'];
     const threads = opts.threads ?? [1, 2];
     // load time and peak RSS: best of a few fresh processes
     for (const dtype of dtypes) {

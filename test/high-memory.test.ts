@@ -24,7 +24,8 @@ import { DEFAULT_PREFILL_CHUNK, GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { floatToHalf } from '../src/model/half.js';
 import { loadWeights, planWeights, type DType } from '../src/model/weights.js';
 import { Random } from '../src/generation/random.js';
-import { ACT_GELU_TANH, ACT_NONE, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
+import { ACT_GELU_TANH, ACT_NONE, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
+import { q4_0Bytes, q8_0Bytes, quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
 import { Backend } from '../src/runtime/backend.js';
 import { MemoryLimitError } from '../src/errors.js';
 import { Arena, type Region } from '../src/runtime/memory.js';
@@ -33,7 +34,7 @@ import { PAGE, RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKern
 import { modelDir } from './helpers/fixtures.js';
 
 const G2 = 2 ** 31;
-const DTYPES: DType[] = ['fp32', 'fp16', 'q8'];
+const DTYPES: DType[] = ['fp32', 'fp16', 'q8', 'q4'];
 
 // ---------------------------------------------------------------------------------------------------------
 // placement
@@ -226,15 +227,18 @@ function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: n
   const w32 = f32('w f32', N * K, 0.5);
   const w16 = alloc('w f16', N * K * 2);
   new Uint16Array(mem.buffer, w16, N * K).set(Array.from({ length: N * K }, () => floatToHalf((rnd.next() * 2 - 1) * 0.5)));
-  const wq = alloc('w q8', N * K), ws = alloc('w q8 scales', N * (K / Q8_BLOCK) * 4);
-  run((i, n) => k.quantize_q8(w32, wq, ws, N, K, i, n));
+  // Q8_0 and Q4_0 weight blocks of the same values (quantised on the host, as the loader does)
+  const wq = alloc('w q8', q8_0Bytes(N * K)), w4 = alloc('w q4', q4_0Bytes(N * K));
+  quantizeQ8_0(new Float32Array(mem.buffer, w32, N * K), new Uint8Array(mem.buffer, wq, q8_0Bytes(N * K)));
+  quantizeQ4_0(new Float32Array(mem.buffer, w32, N * K), new Uint8Array(mem.buffer, w4, q4_0Bytes(N * K)));
   const xq = alloc('x q8', M * K), xs = alloc('x q8 scales', M * (K / Q8_BLOCK) * 4);
   run((i, n) => k.quantize_q8(x, xq, xs, M, K, i, n));
   for (const m of [1, M]) { // GEMV and GEMM paths
-    const y32 = f32('y f32', m * N), y16 = f32('y f16', m * N), yq = f32('y q8', m * N);
+    const y32 = f32('y f32', m * N), y16 = f32('y f16', m * N), yq = f32('y q8', m * N), y4 = f32('y q4', m * N);
     run((i, n) => k.matmul_f32(x, w32, bias, y32, m, K, N, ACT_GELU_TANH | FLAG_ACCUMULATE, i, n));
     run((i, n) => k.matmul_f16(x, w16, bias, y16, m, K, N, ACT_NONE, i, n));
-    run((i, n) => k.matmul_q8(xq, xs, wq, ws, bias, yq, m, K, N, ACT_NONE, i, n));
+    run((i, n) => k.matmul_q8(xq, xs, wq, bias, yq, m, K, N, ACT_NONE, i, n));
+    run((i, n) => k.matmul_q4(xq, xs, w4, bias, y4, m, K, N, ACT_NONE, i, n));
   }
   const gamma = f32('gamma', K), beta = f32('beta', K), yl = alloc('ln out', M * K * 4);
   run((i, n) => k.layernorm(x, gamma, beta, yl, M, K, 1e-5, i, n));
@@ -243,9 +247,9 @@ function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: n
   new Int32Array(mem.buffer, ids, rows).set([0, 8, 3, 8, 1]);
   new Int32Array(mem.buffer, pos, rows).set([0, 6, 2, 1, 5]);
   const wpe = f32('wpe', P * K);
-  for (const [dt, wte, sc] of [[DT_F32, w32, 0], [DT_F16, w16, 0], [DT_Q8, wq, ws]]) {
+  for (const [dt, wte] of [[DT_F32, w32], [DT_F16, w16], [DT_Q8, wq], [DT_Q4, w4]]) {
     const y = alloc(`embed ${dt}`, rows * K * 4);
-    run((i, n) => k.embed(ids, pos, wte, dt, sc, wpe, y, Math.min(rows, V), K, i, n));
+    run((i, n) => k.embed(ids, pos, wte, dt, wpe, y, Math.min(rows, V), K, i, n));
   }
   const ya = alloc('add out', 101 * 4);
   run((i, n) => k.add(x, gamma, ya, 101, i, n));
@@ -323,7 +327,7 @@ for (const dtype of DTYPES) {
 
 const dir124 = mkdtempSync(join(tmpdir(), 'gpt2wasm-124m-'));
 let written = false;
-for (const [dtype, threads] of [['fp32', 2], ['fp16', 1], ['q8', 2]] as const) {
+for (const [dtype, threads] of [['fp32', 2], ['fp16', 1], ['q8', 2], ['q4', 1]] as const) {
   test(`124M-shaped ${dtype} wasm threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
     if (!written) { writeRandomGPT2(dir124, GPT2_SHAPES.gpt2, 7); written = true; }
     await checkPlacements({ dir: dir124, dtype, kernels: 'wasm', threads, prompt: [464, 2068, 7586, 21831, 11687], steps: 3 });

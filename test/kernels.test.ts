@@ -7,7 +7,7 @@
 //   matmul f32/f16:    6e-7·L (~10 f32 ulps of L) where L = Σ_k |x_k w_k| + |bias| (+ |y| when accumulating), the
 //                      size of what is summed, times the activation's local gain (|act'| ≤ 1.13 for gelu). The
 //                      largest error seen over the fuzz is ~2e-7·L.
-//   matmul q8:         6e-7·L with L = Σ_blocks |isum · xscale · wscale| + |bias| (+ |y|).
+//   matmul q8/q4:      6e-7·L with L = Σ_blocks |isum · xscale · wscale| + |bias| (+ |y|).
 //   activations:       1e-6·|want| + 2.4e-7·|x·act'(x)| (K = 1 matmuls, so the result is act(x) of exact x; the
 //                      second term is the function's own sensitivity to a 2-ulp change of its argument).
 //   layernorm:         2e-6·(|x - mean|·inv·|gamma|) + 2e-6·|beta| + 1e-7·|gamma|.
@@ -17,15 +17,16 @@
 // The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
 // are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
-// limit, tanh-gelu in place of erf-gelu, a dropped last q8 block).
+// limit, tanh-gelu in place of erf-gelu, one quantum in the last q8/q4 block).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, type KernelABI,
 } from '../src/runtime/abi.js';
+import { Q4_0_BYTES, Q8_0_BYTES } from '../src/runtime/quant.js';
 import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
 import { floatToHalf as roundToHalf } from '../src/model/half.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
@@ -69,6 +70,32 @@ function floatToHalf(v: number): number {
   let m = Math.round((a / 2 ** e - 1) * 1024);
   if (m === 1024) { m = 0; e++; }
   return sign | ((e + 15) << 10) | m;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Q8_0 / Q4_0 weight blocks (src/runtime/quant.ts), written and read here independently of the reference kernels
+const isBlock = (dt: number) => dt === DT_Q8 || dt === DT_Q4;
+const blockBytes = (dt: number) => (dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES);
+/** Random blocks for `rows` rows of K: codes anywhere in the format's range (-128..127, nibbles 0..15), normal f16
+ *  scales in [lo, lo + span) with random signs for q4 (its scales are negative when a block's max is positive). */
+function randomBlocks(r: Rng, dt: number, rows: number, K: number, lo = 0.01, span = 0.02): Uint8Array {
+  const bb = blockBytes(dt), nb = rows * K / Q8_BLOCK, out = new Uint8Array(nb * bb);
+  for (let b = 0; b < nb; b++) {
+    const h = floatToHalf((dt === DT_Q4 && r.next() < 0.5 ? -1 : 1) * (lo + r.next() * span));
+    out[b * bb] = h & 0xff; out[b * bb + 1] = h >>> 8;
+    for (let j = 2; j < bb; j++) out[b * bb + j] = r.int(0, 255);
+  }
+  return out;
+}
+/** Code of element k of row n (int8, or nibble - 8) and the f32 scale of its block. */
+function blockCode(bytes: Uint8Array, dt: number, K: number, n: number, k: number): number {
+  const p = (n * K / Q8_BLOCK + Math.floor(k / Q8_BLOCK)) * blockBytes(dt), j = k % Q8_BLOCK;
+  if (dt === DT_Q8) return (bytes[p + 2 + j] << 24) >> 24;
+  return (j < 16 ? bytes[p + 2 + j] & 15 : bytes[p + 2 + j - 16] >>> 4) - 8;
+}
+function blockScale(bytes: Uint8Array, dt: number, K: number, n: number, k: number): number {
+  const p = (n * K / Q8_BLOCK + Math.floor(k / Q8_BLOCK)) * blockBytes(dt);
+  return halfToFloat(bytes[p] | (bytes[p + 1] << 8));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -161,22 +188,17 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   h.reset();
   const xs = Array.from({ length: M * K }, () => r.normal());
   let wv = Array.from({ length: N * K }, () => r.normal() * 0.5);
-  let wp: number, wsP = 0;
+  let wp: number, wBlocks: Uint8Array | null = null;
   const nb = K / Q8_BLOCK;
   if (dt === DT_F16) {
     const hv = wv.map(floatToHalf);
     wv = hv.map(halfToFloat);
     wp = h.alloc(N * K * 2);
     new Uint16Array(h.memory.buffer, wp, N * K).set(hv);
-  } else if (dt === DT_Q8) {
-    wp = h.alloc(N * K);
-    const q = new Int8Array(h.memory.buffer, wp, N * K);
-    const sc: number[] = [];
-    for (let n = 0; n < N; n++) for (let b = 0; b < nb; b++) {
-      const s = Math.fround(0.01 + r.next() * 0.02); sc.push(s);
-      for (let k = 0; k < Q8_BLOCK; k++) q[n * K + b * Q8_BLOCK + k] = r.int(-128, 127);
-    }
-    wsP = h.putF32(sc);
+  } else if (isBlock(dt)) {
+    wBlocks = randomBlocks(r, dt, N, K);
+    wp = h.alloc(wBlocks.length);
+    h.bytes(wp, wBlocks.length).set(wBlocks);
   } else {
     wp = h.putF32(wv);
   }
@@ -185,20 +207,21 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   const yInit = h.putF32(Array.from({ length: M * N }, () => r.normal()));
   const yBytes = M * N * 4;
   let xq = 0, xsc = 0;
-  if (dt === DT_Q8) {
+  if (isBlock(dt)) {
     xq = h.alloc(M * K); xsc = h.alloc(M * nb * 4);
     h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
   }
   const call = (k: KernelABI, out: number, ith: number, nth: number) => {
     if (dt === DT_F32) k.matmul_f32(x, wp, bias, out, M, K, N, flags, ith, nth);
     else if (dt === DT_F16) k.matmul_f16(x, wp, bias, out, M, K, N, flags, ith, nth);
-    else k.matmul_q8(xq, xsc, wp, wsP, bias, out, M, K, N, flags, ith, nth);
+    else if (dt === DT_Q8) k.matmul_q8(xq, xsc, wp, bias, out, M, K, N, flags, ith, nth);
+    else k.matmul_q4(xq, xsc, wp, bias, out, M, K, N, flags, ith, nth);
   };
   const got = runSplits(h, yInit, yBytes, (o, ith, nth) => call(h.k, o, ith, nth), `matmul dt=${dt} ${M}x${K}x${N} flags=${flags}`);
   if (opts.perturbRef) {
     opts.perturbRef(h.f32(x, M * K), wv);
     if (dt === DT_F32) h.f32(wp, N * K).set(wv);
-    if (dt === DT_Q8) h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
+    if (isBlock(dt)) h.ref.quantize_q8(x, xq, xsc, M, K, 0, 1);
   }
   const want = h.copy(yInit, yBytes);
   call(h.ref, want, 0, 1);
@@ -207,14 +230,13 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
   const bv = bias ? h.f32(bias, N).slice() : null;
   const L = new Float64Array(M * N);
   const xv = h.f32(x, M * K), xqv = new Int8Array(h.memory.buffer, xq, M * K), xsv = h.f32(xsc, M * nb);
-  const wq = new Int8Array(h.memory.buffer, wp, N * K), wsv = h.f32(wsP, N * nb);
   for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
     let s = 0;
-    if (dt === DT_Q8) {
+    if (wBlocks) {
       for (let b = 0; b < nb; b++) {
         let is = 0;
-        for (let k = 0; k < Q8_BLOCK; k++) is += xqv[m * K + b * Q8_BLOCK + k] * wq[n * K + b * Q8_BLOCK + k];
-        s += Math.abs(is * xsv[m * nb + b] * wsv[n * nb + b]);
+        for (let k = 0; k < Q8_BLOCK; k++) is += xqv[m * K + b * Q8_BLOCK + k] * blockCode(wBlocks, dt, K, n, b * Q8_BLOCK + k);
+        s += Math.abs(is * xsv[m * nb + b] * blockScale(wBlocks, dt, K, n, b * Q8_BLOCK));
       }
     } else for (let k = 0; k < K; k++) s += Math.abs(xv[m * K + k] * wv[n * K + k]);
     if (bv) s += Math.abs(bv[n]);
@@ -227,7 +249,7 @@ function matmulCase(h: Harness, r: Rng, c: MatCase, opts: { perturbRef?: (x: Flo
 
 function randomShape(r: Rng, dt: number): MatCase {
   const M = r.pick([1, 1, 2, 3, 4, 5, 7, 9, 13]);
-  const K = dt === DT_Q8 ? r.pick([32, 64, 96, 160]) : r.pick([1, 2, 3, 4, 5, 7, 8, 17, 31, 64, 67, 130]);
+  const K = isBlock(dt) ? r.pick([32, 64, 96, 160]) : r.pick([1, 2, 3, 4, 5, 7, 8, 17, 31, 64, 67, 130]);
   const N = r.pick([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 47, 70]);
   const flags = r.pick(ACTS) | (r.next() < 0.4 ? FLAG_ACCUMULATE : 0);
   return { M, K, N, flags, bias: r.next() < 0.6, dt };
@@ -236,16 +258,18 @@ function randomShape(r: Rng, dt: number): MatCase {
 const MATMUL_RTOL = 6e-7;
 
 for (const variant of variants) {
-  test(`[${variant}] matmul f32/f16/q8 on fuzzed shapes, nth 1..3 identical`, () => {
+  test(`[${variant}] matmul f32/f16/q8/q4 on fuzzed shapes, nth 1..3 identical`, () => {
     const h = new Harness(variant);
     const r = rng(1234);
-    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
+    for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
       const cases: MatCase[] = [];
       for (let i = 0; i < 60; i++) cases.push(randomShape(r, dt));
       // shapes that cross the GEMM M-panel blocking (512 KiB of f32 x rows, 256 KiB of q8 rows) and long K tails
-      if (dt === DT_Q8) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
+      if (isBlock(dt)) cases.push({ M: 70, K: 4096, N: 19, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
       else cases.push({ M: 37, K: 4099, N: 35, flags: ACT_GELU_TANH | FLAG_ACCUMULATE, bias: true, dt });
-      cases.push({ M: 6, K: dt === DT_Q8 ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      cases.push({ M: 6, K: isBlock(dt) ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
+      // q4 GEMM rows too long for the low scratch slot: the direct Q4_0 tile instead of the unpacked one
+      if (dt === DT_Q4) cases.push({ M: 5, K: 16384, N: 9, flags: ACT_RELU, bias: true, dt });
       for (const c of cases) {
         const { got, want, L } = matmulCase(h, r, c);
         expectClose(got, want, (i) => MATMUL_RTOL * L[i] + 1e-30, `${variant} matmul dt=${dt} ${c.M}x${c.K}x${c.N} flags=${c.flags} bias=${c.bias}`);
@@ -256,25 +280,25 @@ for (const variant of variants) {
   test(`[${variant}] matmul rows do not depend on M (GEMV and GEMM paths agree bit for bit)`, () => {
     const h = new Harness(variant);
     const r = rng(99);
-    for (const dt of [DT_F32, DT_F16, DT_Q8]) {
-      const K = dt === DT_Q8 ? 96 : 83, N = 37, M = 9;
+    for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
+      const K = isBlock(dt) ? 96 : 83, N = 37, M = 9;
       h.reset();
       const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
-      const wBytes = dt === DT_F32 ? 4 : dt === DT_F16 ? 2 : 1;
-      const w = h.alloc(N * K * wBytes);
+      const blocks = isBlock(dt) ? randomBlocks(r, dt, N, K) : null;
+      const w = h.alloc(blocks ? blocks.length : N * K * (dt === DT_F32 ? 4 : 2));
       if (dt === DT_F32) h.f32(w, N * K).set(Array.from({ length: N * K }, () => r.normal()));
       else if (dt === DT_F16) new Uint16Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => floatToHalf(r.normal())));
-      else new Int8Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => r.int(-127, 127)));
-      const ws = h.putF32(Array.from({ length: N * K / 32 }, () => 0.01 + r.next() * 0.01));
+      else h.bytes(w, blocks!.length).set(blocks!);
       const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
-      if (dt === DT_Q8) h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+      if (isBlock(dt)) h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
       const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
       const run = (m0: number, rows: number) => {
         const y = h.alloc(rows * N * 4);
         const xr = x + m0 * K * 4;
         if (dt === DT_F32) h.k.matmul_f32(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
         else if (dt === DT_F16) h.k.matmul_f16(xr, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
-        else h.k.matmul_q8(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, ws, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else if (dt === DT_Q8) h.k.matmul_q8(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
+        else h.k.matmul_q4(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_ERF, 0, 1);
         return h.f32(y, rows * N).slice();
       };
       const all = run(0, M);
@@ -351,7 +375,7 @@ for (const variant of variants) {
     const wpe = h.putF32(new Array(E).fill(-0));
     const ids = h.putF32([0]), pos = h.putF32([0]); // int32 zeros
     const y = h.alloc(E * 4);
-    h.k.embed(ids, pos, wte, DT_F16, 0, wpe, y, 1, E, 0, 1);
+    h.k.embed(ids, pos, wte, DT_F16, wpe, y, 1, E, 0, 1);
     expectExact(h.f32(y, E), Array.from({ length: E }, (_, i) => halfToFloat(i)), 'half4Exact');
     // matmul_f16 on the fully-converting path (half4; a row of x >= 2^15 selects it), K = 4 so the halves go
     // through the vector loop: row n of w is [half n, 0, 0, 0], x rows [1, 0, 0, 0] and [40000, 0, 0, 0]
@@ -424,14 +448,14 @@ for (const variant of variants) {
     }
   });
 
-  test(`[${variant}] embed f32/f16/q8, add, kv_store are exact`, () => {
+  test(`[${variant}] embed f32/f16/q8/q4, add, kv_store are exact`, () => {
     const h = new Harness(variant);
     const r = rng(5);
-    for (const E of [1, 3, 32, 64, 96, 100]) for (const dt of [DT_F32, DT_F16, DT_Q8]) {
-      if (dt === DT_Q8 && E % 32) continue;
+    for (const E of [1, 3, 32, 64, 96, 100]) for (const dt of [DT_F32, DT_F16, DT_Q8, DT_Q4]) {
+      if (isBlock(dt) && E % 32) continue;
       h.reset();
       const V = 11, P = 9, rows = 7;
-      let wte: number, sc = 0;
+      let wte: number;
       if (dt === DT_F32) wte = h.putF32(Array.from({ length: V * E }, () => r.normal()));
       else if (dt === DT_F16) {
         wte = h.alloc(V * E * 2);
@@ -439,18 +463,23 @@ for (const variant of variants) {
         hv[0] = 0x7c00; hv[1] = 0xfc00; hv[2] = 0x0001; hv[3] = 0x83ff; // inf, -inf, subnormals
         new Uint16Array(h.memory.buffer, wte, V * E).set(hv);
       } else {
-        wte = h.alloc(V * E);
-        new Int8Array(h.memory.buffer, wte, V * E).set(Array.from({ length: V * E }, () => r.int(-128, 127)));
-        sc = h.putF32(Array.from({ length: V * E / 32 }, () => r.next() * 0.1));
+        // scales over the whole normal and subnormal f16 range, so products reach both ends
+        const blocks = randomBlocks(r, dt, V, E, 0, 0.1);
+        for (let b = 0; b < blocks.length; b += blockBytes(dt)) {
+          const pick = r.int(0, 3), hb = pick === 0 ? r.int(1, 0x3ff) : pick === 1 ? 0x7bff : -1; // subnormal, max, or as drawn
+          if (hb >= 0) { blocks[b] = hb & 0xff; blocks[b + 1] = (hb >>> 8) | (r.next() < 0.5 ? 0x80 : 0); }
+        }
+        wte = h.alloc(blocks.length);
+        h.bytes(wte, blocks.length).set(blocks);
       }
       const wpe = h.putF32(Array.from({ length: P * E }, () => r.normal()));
       const ids = h.alloc(rows * 4), pos = h.alloc(rows * 4);
       new Int32Array(h.memory.buffer, ids, rows).set([0, 3, 10, 0, 5, 7, 1]);
       new Int32Array(h.memory.buffer, pos, rows).set([0, 1, 2, 8, 4, 5, 6]);
       const init = h.alloc(rows * E * 4);
-      const got = runSplits(h, init, rows * E * 4, (o, ith, nth) => h.k.embed(ids, pos, wte, dt, sc, wpe, o, rows, E, ith, nth), `embed dt=${dt} E=${E}`);
+      const got = runSplits(h, init, rows * E * 4, (o, ith, nth) => h.k.embed(ids, pos, wte, dt, wpe, o, rows, E, ith, nth), `embed dt=${dt} E=${E}`);
       const want = h.copy(init, rows * E * 4);
-      h.ref.embed(ids, pos, wte, dt, sc, wpe, want, rows, E, 0, 1);
+      h.ref.embed(ids, pos, wte, dt, wpe, want, rows, E, 0, 1);
       expectExact(h.f32(got, rows * E), h.f32(want, rows * E), `embed dt=${dt} E=${E}`);
     }
     for (const n of [1, 3, 4, 5, 17, 64, 1001]) {
@@ -596,12 +625,12 @@ for (const variant of variants) {
       });
       assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, `dropped K tail term not detected (dt=${dt})`);
     }
-    // 2. q8: one quantum of difference in one activation of the last block must fail
-    {
-      const { got, want, L } = matmulCase(h, r, { M: 2, K: 64, N: 5, flags: ACT_NONE, bias: false, dt: DT_Q8 }, {
+    // 2. q8/q4: one quantum of difference in one activation of the last block must fail
+    for (const dt of [DT_Q8, DT_Q4]) {
+      const { got, want, L } = matmulCase(h, r, { M: 2, K: 64, N: 5, flags: ACT_NONE, bias: false, dt }, {
         perturbRef: (x) => { x[63] = x[63] + Math.sign(x[63] || 1) * 0.2; },
       });
-      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, 'q8 change not detected');
+      assert.ok(worst(got, want, (i) => MATMUL_RTOL * L[i]).excess > 0, `dt=${dt} change not detected`);
     }
     // 3. tanh-gelu in place of erf-gelu must fail the activation bound
     const xs = Array.from({ length: 200 }, (_, i) => Math.fround(-6 + i * 0.06));

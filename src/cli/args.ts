@@ -9,7 +9,7 @@ export interface OptionSpec { type: 'string' | 'number' | 'int' | 'boolean'; hel
 export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   model: { type: 'string', alias: 'm', help: `Hub id or local directory (default ${DEFAULT_MODEL})` },
   revision: { type: 'string', help: 'Hub revision (branch, tag or commit)' },
-  dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 (default auto)' },
+  dtype: { type: 'string', help: 'weights in memory: auto | fp32 | fp16 | q8 | q4, or a plan like q4,wte=q8 (default auto)' },
   kv_dtype: { type: 'string', help: 'KV cache in memory: fp32 | fp16 (default fp32; fp16 halves it)' },
   threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores, at most 16)' },
 };

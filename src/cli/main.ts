@@ -1,7 +1,11 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, type DType } from '../model/weights.js';
+import { estimateWeightBytes, parseDTypeSpec, type DType } from '../model/weights.js';
+import { GPT2LMHeadModel } from '../model/gpt2.js';
+import { perplexity } from '../generation/perplexity.js';
+import { AutoTokenizer } from '../tokenizer-hub.js';
+import { readFileSync } from 'node:fs';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
@@ -41,6 +45,7 @@ Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
   gpt2-wasm classify TEXT --model DIR     token or sequence classification with the model's head
+  gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
   gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version
 
@@ -55,7 +60,7 @@ async function readStdin(): Promise<string> {
 function modelOpts(o: Record<string, any>, verbose: boolean) {
   let lastPct = -1;
   return {
-    dtype: o.dtype, kv_dtype: o.kv_dtype, threads: o.threads, revision: o.revision,
+    dtype: o.dtype === undefined ? undefined : parseDTypeSpec(o.dtype), kv_dtype: o.kv_dtype, threads: o.threads, revision: o.revision,
     progress_callback: verbose ? (p: any) => {
       if (p.status !== 'load' || !p.total) return;
       const pct = Math.floor(p.progress);
@@ -116,7 +121,7 @@ async function cmdInfo(argv: string[]) {
   const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
   const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
   const kv = (ctx: number) => 2 * L * ctx * E * 4;
-  const mem = Object.fromEntries((['fp32', 'fp16', 'q8'] as DType[]).map((d) => [d, estimateWeightBytes(cfg, d)]));
+  const mem = Object.fromEntries((['fp32', 'fp16', 'q8', 'q4'] as DType[]).map((d) => [d, estimateWeightBytes(cfg, d)]));
   const info = {
     model: id, architecture: cfg.architectures?.[0] ?? 'GPT2LMHeadModel', n_layer: L, n_head: cfg.n_head, n_embd: E, n_inner: I, n_positions: cfg.n_positions, vocab_size: V,
     activation: cfg.activation_function, cross_attention: cfg.add_cross_attention, parameters: params,
@@ -129,7 +134,7 @@ async function cmdInfo(argv: string[]) {
     `architecture:   ${info.architecture}${cfg.add_cross_attention ? ' (+cross-attention)' : ''}`,
     `shape:          ${L} layers, ${cfg.n_head} heads, n_embd ${E}, n_inner ${I}, context ${cfg.n_positions}, vocab ${V}`,
     `parameters:     ${(params / 1e6).toFixed(1)} M`,
-    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}${mem.fp32 > 3.9 * 2 ** 30 ? ' (fp32 does not fit wasm32 memory)' : ''}`,
+    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}, q4 ${mb(mem.q4)}${mem.fp32 > 3.9 * 2 ** 30 ? ' (fp32 does not fit wasm32 memory)' : ''}`,
     `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context`,
     ...(o.runtime ? Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) : []),
   ].join('\n'));
@@ -152,6 +157,30 @@ async function cmdClassify(argv: string[]) {
   } finally { await p.dispose(); }
 }
 
+const pplSpecs: Record<string, OptionSpec> = {
+  ...common,
+  window: { type: 'int', help: 'tokens per window (default n_positions)' },
+};
+
+async function cmdPerplexity(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, pplSpecs);
+  if (o.help) { console.log(`gpt2-wasm perplexity FILE --model DIR [options]\n\n${helpFor(pplSpecs)}`); return; }
+  if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'perplexity needs exactly one FILE (a UTF-8 text)');
+  let text: string;
+  try { text = readFileSync(positionals[0], 'utf8'); } catch (e) { throw new GPT2WasmError('INPUT', `cannot read ${positionals[0]}: ${(e as Error).message}`); }
+  const id = o.model ?? DEFAULT_MODEL;
+  const src = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
+  const tokenizer = await AutoTokenizer.from_pretrained(src);
+  const model = await GPT2LMHeadModel.from_pretrained(src, modelOpts(o, !!o.verbose));
+  try {
+    const t0 = performance.now();
+    const r = await perplexity(model, tokenizer.encode(text), { window: o.window });
+    const out = { ...r, model: id, file: positionals[0], dtype: o.dtype ?? 'auto', kv_dtype: o.kv_dtype ?? 'fp32', seconds: +((performance.now() - t0) / 1000).toFixed(2) };
+    if (o.json) console.log(JSON.stringify(out));
+    else console.log(`perplexity ${r.ppl.toFixed(4)} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} windows of ${r.window}; dtype ${out.dtype})`);
+  } finally { await model.dispose(); }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -160,8 +189,9 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'generate') await cmdGenerate(rest);
     else if (cmd === 'info') await cmdInfo(rest);
     else if (cmd === 'classify') await cmdClassify(rest);
+    else if (cmd === 'perplexity') await cmdPerplexity(rest);
     else if (cmd === 'serve') await serve(rest);
-    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, serve)`);
+    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, perplexity, serve)`);
     return 0;
   } catch (e) {
     if (e instanceof GPT2WasmError) {

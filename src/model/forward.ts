@@ -192,7 +192,7 @@ function writeTokens(st: ModelState, ws: Workspace, pass: Pass): void {
 /** x[R,E] = wte[ids] + wpe[pos] */
 function embed(st: ModelState, ws: Workspace, R: number): void {
   const W = st.weights;
-  st.backend.k.embed(ws.ids, ws.pos, W.wte.ptr, W.wte.dt, W.wte.scales, W.wpe, ws.x, R, st.E);
+  st.backend.k.embed(ws.ids, ws.pos, W.wte.ptr, W.wte.dt, W.wpe, ws.x, R, st.E);
 }
 
 /** x[R,E] += proj(attention(ln_1(x))): each segment's K/V go to its cache slots P … P+T-1, then its queries attend

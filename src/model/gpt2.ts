@@ -15,11 +15,12 @@ import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } 
 import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
-import { loadWeights, planWeights, type DType, type DTypeOption, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
+import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
 
 export interface PretrainedOptions extends BackendOptions {
-  /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8'. */
-  dtype?: DTypeOption;
+  /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8', 'q4'
+   *  (4-bit with the embedding / LM head at q8), or a per-tensor plan such as { default: 'q4', wte: 'q8' }. */
+  dtype?: DTypeSpec;
   /** Hub revision (branch, tag or commit) when the id is not a local directory. */
   revision?: string;
   /** Hub cache directory (default $HF_HOME/hub). */
@@ -253,7 +254,7 @@ function callNeed(cfg: GPT2Config, head: HeadKind, chunk: number, batch: number,
 
 /** The workspace shape of a model about to be loaded with `plan` (ModelState's, known before the weights are). */
 function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number): WorkspaceShape {
-  return { E: cfg.n_embd, H: cfg.n_head, I: cfg.n_inner, L: cfg.n_layer, threads, q8: plan.dtype === 'q8' };
+  return { E: cfg.n_embd, H: cfg.n_head, I: cfg.n_inner, L: cfg.n_layer, threads, q8: Object.values(plan.plan).some((d) => d === 'q8' || d === 'q4') };
 }
 
 function checkOptions(opts: PretrainedOptions) {

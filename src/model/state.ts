@@ -2,7 +2,8 @@
 // activation, the matmul dispatch by weight format, and the one workspace (grown to the calls' needs, kept
 // within WORKSPACE_RETAIN_BYTES or a reserved need, released on dispose).
 import { activationId, type GPT2Config } from '../io/config.js';
-import { DT_F16, DT_F32 } from '../runtime/abi.js';
+import { DT_F16, DT_F32, DT_Q4, DT_Q8 } from '../runtime/abi.js';
+import { RuntimeError } from '../errors.js';
 import type { Backend } from '../runtime/backend.js';
 import { disposedError } from './kv-cache.js';
 import type { Matrix, ModelWeights } from './weights.js';
@@ -75,5 +76,7 @@ export function matmul(st: ModelState, ws: Workspace, x: number, w: Matrix, bias
   const k = st.backend.k;
   if (w.dt === DT_F32) k.matmul_f32(x, w.ptr, bias, y, M, w.K, w.N, flags);
   else if (w.dt === DT_F16) k.matmul_f16(x, w.ptr, bias, y, M, w.K, w.N, flags);
-  else { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q8(ws.xq, ws.xs, w.ptr, w.scales, bias, y, M, w.K, w.N, flags); }
+  else if (w.dt === DT_Q8) { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q8(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+  else if (w.dt === DT_Q4) { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q4(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+  else throw new RuntimeError(`matmul: unknown weight format ${w.dt}`);
 }

@@ -3,16 +3,31 @@
 // rows, in the run dtype), so a checkpoint never sits twice on the JS heap.
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
-import { DT_F16, DT_F32, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
+import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import { MAX_MEMORY_BYTES, mib, type Region } from '../runtime/memory.js';
+import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { floatToHalf, halfTable } from './half.js';
 
-export type DType = 'fp32' | 'fp16' | 'q8';
+export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type DTypeOption = DType | 'auto';
 
-/** A matrix as the kernels see it: N rows (outputs) of K inputs, in dtype dt (q8: scales [N, K/32] f32). */
-export interface Matrix { ptr: number; dt: number; scales: number; N: number; K: number }
+/** The weight matrices a precision plan names: the tied embedding / LM head (wte), an untied lm_head, and per layer
+ *  the attention qkv and output projections, the MLP up and down projections and the cross-attention matrices. */
+export const TENSOR_GROUPS = ['wte', 'lm_head', 'attn_qkv', 'attn_proj', 'mlp_fc', 'mlp_proj', 'cross_attn'] as const;
+export type TensorGroup = typeof TENSOR_GROUPS[number];
+/** A per-tensor precision plan: `default` for every matrix not named (default 'auto'), and a dtype per group. */
+export type PrecisionPlan = { default?: DTypeOption } & { [G in TensorGroup]?: DType };
+/** The `dtype` option: one dtype for every matrix, or a plan. */
+export type DTypeSpec = DTypeOption | PrecisionPlan;
+/** What `dtype: 'q4'` means: 4-bit matrices with the tied embedding / LM head kept at q8. Measured on the trained
+ *  fixture (test/perplexity.test.ts, README): q4 on every matrix costs several times the perplexity of this plan. */
+export const Q4_DEFAULT_PLAN: { [G in TensorGroup]?: DType } = { wte: 'q8', lm_head: 'q8' };
+
+const DTYPES: readonly string[] = ['fp32', 'fp16', 'q8', 'q4'];
+
+/** A matrix as the kernels see it: N rows (outputs) of K inputs, in dtype dt (q8/q4: N rows of K/32 Q8_0/Q4_0 blocks). */
+export interface Matrix { ptr: number; dt: number; N: number; K: number }
 /** f32 vector (bias, layer norm parameters). */
 export type Vec = number;
 
@@ -40,7 +55,9 @@ export interface ModelWeights {
   lnf_g: Vec; lnf_b: Vec;
   lm_head: Matrix | null; // wte unless the checkpoint has an untied lm_head.weight
   classifier: { w: Matrix; b: Vec } | null; // token classification (bias) or sequence classification score (b = 0)
+  /** The plan's default dtype; `plan` has the dtype of every group. */
   dtype: DType;
+  plan: Record<TensorGroup, DType>;
   regions: Region[];
   bytes: number;
 }
@@ -53,7 +70,7 @@ export interface TensorReader {
 }
 
 type Kind = 'conv1d' | 'linear' | 'vector' | 'table';
-interface Spec { key: string; shape: number[]; kind: Kind; quantizable: boolean }
+interface Spec { key: string; shape: number[]; kind: Kind; quantizable: boolean; group?: TensorGroup }
 
 const IGNORED = /(^|\.)(attn|crossattention)\.(bias|masked_bias)$/;
 const HEAD_TENSORS: Record<string, HeadKind> = {
@@ -64,7 +81,7 @@ const HEAD_TENSORS: Record<string, HeadKind> = {
 function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>): Spec[] {
   const E = cfg.n_embd, I = cfg.n_inner, V = cfg.vocab_size;
   const s: Spec[] = [
-    { key: 'wte.weight', shape: [V, E], kind: 'table', quantizable: true },
+    { key: 'wte.weight', shape: [V, E], kind: 'table', quantizable: true, group: 'wte' },
     { key: 'wpe.weight', shape: [cfg.n_positions, E], kind: 'vector', quantizable: false },
     { key: 'ln_f.weight', shape: [E], kind: 'vector', quantizable: false },
     { key: 'ln_f.bias', shape: [E], kind: 'vector', quantizable: false },
@@ -74,31 +91,31 @@ function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>): Spec[
     s.push(
       { key: p + 'ln_1.weight', shape: [E], kind: 'vector', quantizable: false },
       { key: p + 'ln_1.bias', shape: [E], kind: 'vector', quantizable: false },
-      { key: p + 'attn.c_attn.weight', shape: [E, 3 * E], kind: 'conv1d', quantizable: true },
+      { key: p + 'attn.c_attn.weight', shape: [E, 3 * E], kind: 'conv1d', quantizable: true, group: 'attn_qkv' },
       { key: p + 'attn.c_attn.bias', shape: [3 * E], kind: 'vector', quantizable: false },
-      { key: p + 'attn.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+      { key: p + 'attn.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true, group: 'attn_proj' },
       { key: p + 'attn.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
       { key: p + 'ln_2.weight', shape: [E], kind: 'vector', quantizable: false },
       { key: p + 'ln_2.bias', shape: [E], kind: 'vector', quantizable: false },
-      { key: p + 'mlp.c_fc.weight', shape: [E, I], kind: 'conv1d', quantizable: true },
+      { key: p + 'mlp.c_fc.weight', shape: [E, I], kind: 'conv1d', quantizable: true, group: 'mlp_fc' },
       { key: p + 'mlp.c_fc.bias', shape: [I], kind: 'vector', quantizable: false },
-      { key: p + 'mlp.c_proj.weight', shape: [I, E], kind: 'conv1d', quantizable: true },
+      { key: p + 'mlp.c_proj.weight', shape: [I, E], kind: 'conv1d', quantizable: true, group: 'mlp_proj' },
       { key: p + 'mlp.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
     );
     if (cfg.add_cross_attention) {
       s.push(
         { key: p + 'ln_cross_attn.weight', shape: [E], kind: 'vector', quantizable: false },
         { key: p + 'ln_cross_attn.bias', shape: [E], kind: 'vector', quantizable: false },
-        { key: p + 'crossattention.q_attn.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.q_attn.weight', shape: [E, E], kind: 'conv1d', quantizable: true, group: 'cross_attn' },
         { key: p + 'crossattention.q_attn.bias', shape: [E], kind: 'vector', quantizable: false },
-        { key: p + 'crossattention.c_attn.weight', shape: [E, 2 * E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.c_attn.weight', shape: [E, 2 * E], kind: 'conv1d', quantizable: true, group: 'cross_attn' },
         { key: p + 'crossattention.c_attn.bias', shape: [2 * E], kind: 'vector', quantizable: false },
-        { key: p + 'crossattention.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true },
+        { key: p + 'crossattention.c_proj.weight', shape: [E, E], kind: 'conv1d', quantizable: true, group: 'cross_attn' },
         { key: p + 'crossattention.c_proj.bias', shape: [E], kind: 'vector', quantizable: false },
       );
     }
   }
-  if (head === 'lm' && tensorNames.has('lm_head.weight')) s.push({ key: 'lm_head.weight', shape: [V, E], kind: 'linear', quantizable: true });
+  if (head === 'lm' && tensorNames.has('lm_head.weight')) s.push({ key: 'lm_head.weight', shape: [V, E], kind: 'linear', quantizable: true, group: 'lm_head' });
   if (head === 'token-classification') {
     s.push({ key: 'classifier.weight', shape: [cfg.num_labels, E], kind: 'linear', quantizable: false });
     s.push({ key: 'classifier.bias', shape: [cfg.num_labels], kind: 'vector', quantizable: false });
@@ -115,10 +132,10 @@ const SRC_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
 /** Checkpoint key → canonical key (without the `transformer.` prefix). */
 const canonical = (k: string) => (k.startsWith('transformer.') ? k.slice('transformer.'.length) : k);
 
-export interface PlannedWeights { specs: Spec[]; byKey: Map<string, TensorInfoLike>; dtype: DType; bytes: number }
+export interface PlannedWeights { specs: Spec[]; byKey: Map<string, TensorInfoLike>; dtype: DType; plan: Record<TensorGroup, DType>; bytes: number }
 
 /** Checks names, shapes and dtypes before any allocation; returns what will be loaded and its size. */
-export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKind, dtypeOpt: DTypeOption, file = 'model.safetensors'): PlannedWeights {
+export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKind, dtypeOpt: DTypeSpec, file = 'model.safetensors'): PlannedWeights {
   const byKey = new Map<string, TensorInfoLike>();
   for (const [name, info] of reader.tensors) {
     const key = canonical(name);
@@ -145,36 +162,77 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
     }
     if (s.quantizable && t.dtype !== 'F16') allF16 = false;
   }
-  let dtype: DType;
-  if (dtypeOpt === 'auto' || dtypeOpt === undefined) dtype = allF16 ? 'fp16' : 'fp32';
-  else if (dtypeOpt === 'fp32' || dtypeOpt === 'fp16' || dtypeOpt === 'q8') dtype = dtypeOpt;
-  else throw new OptionError(`dtype must be 'auto', 'fp32', 'fp16' or 'q8', got ${JSON.stringify(dtypeOpt)}`);
+  const { dtype, plan } = resolvePlan(dtypeOpt, allF16 ? 'fp16' : 'fp32');
   let bytes = 0;
-  for (const s of wanted) bytes += storedBytes(s, dtype);
+  for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
-  return { specs: wanted, byKey, dtype, bytes };
+  return { specs: wanted, byKey, dtype, plan, bytes };
+}
+
+/** The dtype of every group from the `dtype` option; `auto` is the checkpoint's (F16 stays fp16, else fp32).
+ *  A string applies to every matrix, except 'q4', which is Q4_DEFAULT_PLAN; a plan object is taken literally. */
+export function resolvePlan(spec: DTypeSpec | undefined, auto: DType = 'fp32'): { dtype: DType; plan: Record<TensorGroup, DType> } {
+  const one = (v: unknown, what: string, allowAuto: boolean): DType => {
+    if (allowAuto && (v === 'auto' || v === undefined)) return auto;
+    if (typeof v === 'string' && DTYPES.includes(v)) return v as DType;
+    throw new OptionError(`${what} must be ${allowAuto ? "'auto', " : ''}'fp32', 'fp16', 'q8' or 'q4', got ${JSON.stringify(v)}`);
+  };
+  const plan = {} as Record<TensorGroup, DType>;
+  if (spec === null || typeof spec !== 'object') {
+    const dtype = one(spec, 'dtype', true);
+    for (const g of TENSOR_GROUPS) plan[g] = dtype === 'q4' ? Q4_DEFAULT_PLAN[g] ?? 'q4' : dtype;
+    return { dtype, plan };
+  }
+  for (const k of Object.keys(spec)) {
+    if (k !== 'default' && !(TENSOR_GROUPS as readonly string[]).includes(k)) {
+      throw new OptionError(`dtype plan: unknown key '${k}' (known: default, ${TENSOR_GROUPS.join(', ')})`);
+    }
+  }
+  const dtype = one(spec.default, 'dtype plan key \'default\'', true);
+  for (const g of TENSOR_GROUPS) plan[g] = spec[g] === undefined ? dtype : one(spec[g], `dtype plan key '${g}'`, false);
+  return { dtype, plan };
+}
+
+/** The CLI form of a plan: 'q4' or 'default=q4,wte=q8' (a bare first item is the default). */
+export function parseDTypeSpec(text: string): DTypeSpec {
+  if (!text.includes(',') && !text.includes('=')) return text as DTypeOption;
+  const plan: Record<string, string> = {};
+  for (const [i, item] of text.split(',').entries()) {
+    const eq = item.indexOf('=');
+    if (eq < 0 && i === 0) { plan.default = item.trim(); continue; }
+    if (eq < 0) throw new OptionError(`--dtype: expected key=dtype, got ${JSON.stringify(item)}`);
+    plan[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+  }
+  resolvePlan(plan as PrecisionPlan); // names a bad key or value now
+  return plan as PrecisionPlan;
 }
 
 /** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
   const room = MAX_MEMORY_BYTES - (96 << 20);
   if (bytes <= room) return;
-  const fits = (['fp16', 'q8'] as DType[]).filter((d) => d !== dtype && estimateWeightBytes(cfg, d) <= room && (d === 'q8' || dtype === 'fp32'));
+  const order: DType[] = ['fp32', 'fp16', 'q8', 'q4'];
+  const fits = order.filter((d) => order.indexOf(d) > order.indexOf(dtype) && estimateWeightBytes(cfg, d) <= room);
   throw new MemoryLimitError(`the weights need ${mib(bytes)} as ${dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +
-    (fits.length ? `load with dtype '${fits[0]}' (${mib(estimateWeightBytes(cfg, fits[0]))})` : 'this model is too large for wasm32 even as q8'));
+    (fits.length ? `load with dtype '${fits[0]}' (${mib(estimateWeightBytes(cfg, fits[0]))})` : 'this model is too large for wasm32 even as q4'));
 }
 
-function matrixDt(s: Spec, dtype: DType): number {
-  if (!s.quantizable || dtype === 'fp32') return DT_F32;
-  if (dtype === 'q8' && s.shape[s.kind === 'conv1d' ? 0 : 1] % Q8_BLOCK === 0) return DT_Q8;
+/** The storage format of a matrix under a plan. A q8/q4 matrix whose inner dimension K is not a multiple of 32
+ *  (no GPT-2 checkpoint has one) is kept in f16 instead: the documented fallback. */
+function matrixDt(s: Spec, plan: Record<TensorGroup, DType>): number {
+  const dtype = s.quantizable && s.group ? plan[s.group] : 'fp32';
+  if (dtype === 'fp32') return DT_F32;
+  const quantizable = s.shape[s.kind === 'conv1d' ? 0 : 1] % Q8_BLOCK === 0;
+  if (dtype === 'q8' && quantizable) return DT_Q8;
+  if (dtype === 'q4' && quantizable) return DT_Q4;
   return DT_F16;
 }
 
-function storedBytes(s: Spec, dtype: DType): number {
+function storedBytes(s: Spec, plan: Record<TensorGroup, DType>): number {
   const n = s.shape.reduce((a, b) => a * b, 1);
   if (s.kind === 'vector') return n * 4;
-  const dt = matrixDt(s, dtype);
-  return dt === DT_F32 ? n * 4 : dt === DT_F16 ? n * 2 : n + (n / Q8_BLOCK) * 4;
+  const dt = matrixDt(s, plan);
+  return dt === DT_F32 ? n * 4 : dt === DT_F16 ? n * 2 : (n / Q8_BLOCK) * (dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES);
 }
 
 /** Streams the planned tensors into the backend's memory. */
@@ -192,14 +250,15 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
     const order = plan.specs.slice().sort((a, b) => plan.byKey.get(a.key)!.byteOffset - plan.byKey.get(b.key)!.byteOffset);
     for (const s of order) {
       const info = plan.byKey.get(s.key)!;
-      const dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.dtype);
+      const dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
       const N = s.kind === 'conv1d' ? s.shape[1] : s.shape[0];
       const K = s.shape.length === 1 ? 1 : s.kind === 'conv1d' ? s.shape[0] : s.shape[1];
       const count = N * K;
-      const region = arena.alloc(`weight ${s.key}`, storedBytes(s, plan.dtype));
+      const region = arena.alloc(`weight ${s.key}`, storedBytes(s, plan.plan));
       regions.push(region);
-      // q8 needs complete rows to find block scales: stage the f32 matrix, then quantise with the kernel.
-      const stage = dt === DT_Q8 ? arena.alloc(`staging ${s.key}`, count * 4) : null;
+      // q8/q4 blocks run along a row, which conv1d checkpoints store as a column: stage the f32 matrix, then quantise.
+      const quantized = dt === DT_Q8 || dt === DT_Q4;
+      const stage = quantized ? arena.alloc(`staging ${s.key}`, count * 4) : null;
       const destPtr = stage ? stage.ptr : region.ptr;
       const destDt = stage ? DT_F32 : dt;
       const transpose = s.kind === 'conv1d';
@@ -230,10 +289,10 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       }
       if (elem !== count) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} ended after ${elem} of ${count} elements`);
       if (stage) {
-        backend.k.quantize_q8(stage.ptr, region.ptr, region.ptr + count, N, K);
+        quantizeRows(backend, stage.ptr, region.ptr, dt, N, K, info.file ?? 'model.safetensors', s.key);
         arena.release(stage);
       }
-      placed.set(s.key, { ptr: region.ptr, dt, scales: dt === DT_Q8 ? region.ptr + count : 0, N, K });
+      placed.set(s.key, { ptr: region.ptr, dt, N, K });
     }
   } catch (e) {
     for (const r of regions) arena.release(r);
@@ -265,9 +324,24 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   else if (placed.has('score.weight')) classifier = { w: m('score.weight'), b: placed.has('score.bias') ? v('score.bias') : 0 };
   return {
     wte, wpe: v('wpe.weight'), layers, lnf_g: v('ln_f.weight'), lnf_b: v('ln_f.bias'),
-    lm_head: placed.get('lm_head.weight') ?? wte, classifier, dtype: plan.dtype, regions,
+    lm_head: placed.get('lm_head.weight') ?? wte, classifier, dtype: plan.dtype, plan: plan.plan, regions,
     bytes: regions.reduce((s, r) => s + r.bytes, 0),
   };
+}
+
+/** f32 rows [N, K] at src → N rows of K/32 Q8_0 or Q4_0 blocks at dst, a row at a time (the quantizers take any
+ *  whole number of blocks, so a streaming loader can hand them row chunks). */
+function quantizeRows(backend: Backend, src: number, dst: number, dt: number, N: number, K: number, file: string, key: string): void {
+  const buf = backend.arena.memory.buffer;
+  const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+  const rowBytes = (K / Q8_BLOCK) * blockBytes;
+  const quantize = dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0;
+  for (let n = 0; n < N; n++) {
+    const row = new Uint8Array(buf, dst + n * rowBytes, rowBytes);
+    quantize(new Float32Array(buf, src + n * K * 4, K), row);
+    const bad = firstNonFiniteScale(row, blockBytes);
+    if (bad >= 0) throw new WeightsError(`${file}: tensor ${key} row ${n} columns ${bad * Q8_BLOCK}..${bad * Q8_BLOCK + Q8_BLOCK - 1}: values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
+  }
 }
 
 function firstNonFinite(v: Float32Array, n: number): number {
@@ -319,7 +393,8 @@ function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number
 }
 
 /** Bytes the weights will take for a config and dtype, without reading the file (for `info`). */
-export function estimateWeightBytes(cfg: GPT2Config, dtype: DType, head: HeadKind = 'lm', untiedLmHead = false): number {
+export function estimateWeightBytes(cfg: GPT2Config, dtype: DTypeSpec, head: HeadKind = 'lm', untiedLmHead = false): number {
   const names = new Set<string>(untiedLmHead ? ['lm_head.weight'] : []);
-  return specs(cfg, head, names).reduce((s, sp) => s + storedBytes(sp, dtype), 0);
+  const { plan } = resolvePlan(dtype);
+  return specs(cfg, head, names).reduce((s, sp) => s + storedBytes(sp, plan), 0);
 }

@@ -22,7 +22,13 @@ export const FLAG_ACCUMULATE = 4; // y += result (residual add fused into the pr
  *  DT_F16 are also the element types of a KV cache (kvDt of kv_store and the attention kernels). */
 export const DT_F32 = 0;
 export const DT_F16 = 1;
-export const DT_Q8 = 2; // int8 in blocks of Q8_BLOCK along K, one f32 scale per block: scales [N, K/Q8_BLOCK]
+/** GGUF's Q8_0 blocks (./quant.ts): each row of K (a multiple of 32) is K/32 blocks of 34 bytes, an f16 scale d then
+ *  32 int8 q; value = q·d. */
+export const DT_Q8 = 2;
+/** GGUF's Q4_0 blocks (./quant.ts): K/32 blocks of 18 bytes per row, an f16 scale d then 16 bytes whose byte j holds
+ *  element j (low nibble) and j + 16 (high nibble); value = (nibble - 8)·d. */
+export const DT_Q4 = 3;
+/** Values per block of the quantised weights and of the int8 activations (quantize_q8). */
 export const Q8_BLOCK = 32;
 
 export type Ptr = number;
@@ -34,12 +40,15 @@ export interface KernelABI {
   matmul_f16(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** Quantise activations x[M,K] (K a multiple of 32; the loader keeps other matrices in f16) to int8 blocks of 32 (xq [M,K] i8, xs [M,K/32] f32 scales, symmetric, round-to-nearest). Split over M. */
   quantize_q8(x: Ptr, xq: Ptr, xs: Ptr, M: number, K: number, ith: number, nth: number): void;
-  /** As matmul_f32 with quantised activations (from quantize_q8) and weights wq [N,K] i8 + ws [N,K/32] f32. */
-  matmul_q8(xq: Ptr, xs: Ptr, wq: Ptr, ws: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** As matmul_f32 with quantised activations (from quantize_q8) and w [N rows of K/32 Q8_0 blocks]: per block the exact
+   *  integer dot product isum, then acc += isum·xscale·d over the blocks. */
+  matmul_q8(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** As matmul_q8 with w [N rows of K/32 Q4_0 blocks] (isum over q·(nibble - 8)). */
+  matmul_q4(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
-  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte of dtype wteDt (scales for q8), wpe f32. Split over rows. */
-  embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wteScales: Ptr, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
+  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
+  embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
   /** y[i] = a[i] + b[i] for i < n. Split over n. */
   add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
@@ -65,7 +74,7 @@ export interface KernelABI {
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
-  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'layernorm', 'embed', 'add', 'kv_store',
+  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'add', 'kv_store',
   'attention_blockwise', 'attention_eager',
 ];
 

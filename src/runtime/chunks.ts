@@ -21,10 +21,11 @@ type Sizer = (a: number[]) => [units: number, workPerUnit: number];
 const SIZES: Record<KernelName, Sizer> = {
   matmul_f32: (a) => [Math.ceil(a[6] / 16), a[4] * a[5] * 16], // N / 16 of M·K·16
   matmul_f16: (a) => [Math.ceil(a[6] / 16), a[4] * a[5] * 16],
-  matmul_q8: (a) => [Math.ceil(a[8] / 16), a[6] * a[7] * 16],
+  matmul_q8: (a) => [Math.ceil(a[7] / 16), a[5] * a[6] * 16], // (xq, xs, w, bias, y, M, K, N, …)
+  matmul_q4: (a) => [Math.ceil(a[7] / 16), a[5] * a[6] * 16],
   quantize_q8: (a) => [a[3], a[4]], // M rows of K
   layernorm: (a) => [a[4], a[5]], // rows of cols
-  embed: (a) => [a[7], a[8]], // rows of E
+  embed: (a) => [a[6], a[7]], // rows of E
   add: (a) => [Math.ceil(a[3] / 4), 4],
   kv_store: (a) => [a[7] * a[8], 2 * a[9] * a[10]], // B·T rows of 2·H·D (a[6] is kvDt)
   // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)

@@ -1,10 +1,11 @@
 // Plain TypeScript twins of the wasm kernels: same ABI, same memory, written for obviousness not speed.
 // They are the oracle the kernel fuzz tests compare against, and a backend the model can run on.
 import {
-  ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
+  ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, splitRange, type KernelABI,
 } from './abi.js';
 import { floatToHalf } from '../model/half.js';
+import { Q4_0_BYTES, Q8_0_BYTES } from './quant.js';
 
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -41,20 +42,49 @@ export function activate(v: number, act: number): number {
 
 export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
   let buf: ArrayBufferLike | null = null;
-  let f32 = new Float32Array(0), i32 = new Int32Array(0), u16 = new Uint16Array(0), i8 = new Int8Array(0);
+  let f32 = new Float32Array(0), i32 = new Int32Array(0), u16 = new Uint16Array(0), i8 = new Int8Array(0), u8 = new Uint8Array(0);
   const views = () => {
     if (buf !== memory.buffer || f32.length * 4 !== memory.buffer.byteLength) {
       buf = memory.buffer;
-      f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf);
+      f32 = new Float32Array(buf); i32 = new Int32Array(buf); u16 = new Uint16Array(buf); i8 = new Int8Array(buf); u8 = new Uint8Array(buf);
     }
   };
-  const weight = (w: number, dt: number, scales: number, K: number) => {
+  /** Code of element k of row n of a block matrix (Q8_0: the int8; Q4_0: nibble - 8) and its block's scale. */
+  const blockCode = (w: number, dt: number, K: number, n: number, k: number): number => {
+    const bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+    const p = w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes, j = k % Q8_BLOCK;
+    if (dt === DT_Q8) return i8[p + 2 + j];
+    return (j < 16 ? u8[p + 2 + j] & 15 : u8[p + 2 + j - 16] >>> 4) - 8;
+  };
+  const blockScale = (w: number, dt: number, K: number, n: number, k: number): number => {
+    const bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+    return halfToFloat(u16[(w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes) >>> 1]);
+  };
+  const weight = (w: number, dt: number, K: number) => {
     const half = halves();
     return (n: number, k: number): number => {
       if (dt === DT_F32) return f32[(w >>> 2) + n * K + k];
       if (dt === DT_F16) return half[u16[(w >>> 1) + n * K + k]];
-      return i8[w + n * K + k] * f32[(scales >>> 2) + n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)];
+      return blockCode(w, dt, K, n, k) * blockScale(w, dt, K, n, k);
     };
+  };
+  /** matmul_q8 / matmul_q4: per block the exact integer dot product, times both scales, summed over blocks. */
+  const matmulBlocks = (dt: number, xq: number, xs: number, w: number, bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
+    views();
+    const nb = K / Q8_BLOCK;
+    const [n0, n1] = splitRange(N, ith, nth, 16);
+    for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
+      let acc = 0;
+      for (let blk = 0; blk < nb; blk++) {
+        let isum = 0;
+        for (let j = 0; j < Q8_BLOCK; j++) isum += i8[xq + m * K + blk * Q8_BLOCK + j] * blockCode(w, dt, K, n, blk * Q8_BLOCK + j);
+        acc += isum * f32[(xs >>> 2) + m * nb + blk] * blockScale(w, dt, K, n, blk * Q8_BLOCK);
+      }
+      if (bias) acc += f32[(bias >>> 2) + n];
+      acc = activate(acc, flags & 3);
+      const o = (y >>> 2) + m * N + n;
+      f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
+    }
   };
   const matmul = (xAt: (m: number, k: number) => number, W: (n: number, k: number) => number,
     bias: number, y: number, M: number, K: number, N: number, flags: number, ith: number, nth: number) => {
@@ -106,11 +136,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
   return {
     matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, K), bias, y, M, K, N, flags, ith, nth);
     },
     matmul_f16(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, 0, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, K), bias, y, M, K, N, flags, ith, nth);
     },
     quantize_q8(x, xq, xs, M, K, ith, nth) {
       views();
@@ -127,23 +157,8 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         }
       }
     },
-    matmul_q8(xq, xs, wq, ws, bias, y, M, K, N, flags, ith, nth) {
-      views();
-      const nb = K / Q8_BLOCK;
-      const [n0, n1] = splitRange(N, ith, nth, 16);
-      for (let m = 0; m < M; m++) for (let n = n0; n < n1; n++) {
-        let acc = 0;
-        for (let blk = 0; blk < nb; blk++) {
-          let isum = 0;
-          for (let k = 0; k < Q8_BLOCK; k++) isum += i8[xq + m * K + blk * Q8_BLOCK + k] * i8[wq + n * K + blk * Q8_BLOCK + k];
-          acc += isum * f32[(xs >>> 2) + m * nb + blk] * f32[(ws >>> 2) + n * nb + blk];
-        }
-        if (bias) acc += f32[(bias >>> 2) + n];
-        acc = activate(acc, flags & 3);
-        const o = (y >>> 2) + m * N + n;
-        f32[o] = flags & FLAG_ACCUMULATE ? f32[o] + acc : acc;
-      }
-    },
+    matmul_q8: (xq, xs, w, bias, y, M, K, N, flags, ith, nth) => matmulBlocks(DT_Q8, xq, xs, w, bias, y, M, K, N, flags, ith, nth),
+    matmul_q4: (xq, xs, w, bias, y, M, K, N, flags, ith, nth) => matmulBlocks(DT_Q4, xq, xs, w, bias, y, M, K, N, flags, ith, nth),
     layernorm(x, gamma, beta, y, rows, cols, eps, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
@@ -155,10 +170,10 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         for (let c = 0; c < cols; c++) f32[(y >>> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >>> 2) + c] + f32[(beta >>> 2) + c];
       }
     },
-    embed(ids, pos, wte, wteDt, wteScales, wpe, y, rows, E, ith, nth) {
+    embed(ids, pos, wte, wteDt, wpe, y, rows, E, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
-      const W = weight(wte, wteDt, wteScales, E);
+      const W = weight(wte, wteDt, E);
       for (let r = r0; r < r1; r++) {
         const id = i32[(ids >>> 2) + r], p = i32[(pos >>> 2) + r];
         for (let e = 0; e < E; e++) f32[(y >>> 2) + r * E + e] = W(id, e) + f32[(wpe >>> 2) + p * E + e];

@@ -1,0 +1,119 @@
+// Perplexity on the trained fixture (../shared/fixtures/models/gpt2-trained, text/eval.txt): fp32 must reproduce the
+// float64 reference of eval.ppl.json; reduced precision must stay within what it is allowed to cost (relative to our
+// fp32): fp16 0.01 %, q8 0.1 %, q4 with its default plan 1 %. q4 on every matrix (the embedding / LM head included)
+// is reported beside it with only a sanity bound. The precision plan's validation and the CLI command are checked too.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OptionError } from '../src/errors.js';
+import { GPT2LMHeadModel } from '../src/model/gpt2.js';
+import { estimateWeightBytes, parseDTypeSpec, resolvePlan, type DTypeSpec } from '../src/model/weights.js';
+import { perplexity, type PerplexityResult } from '../src/generation/perplexity.js';
+import { AutoTokenizer } from '../src/tokenizer-hub.js';
+import { parseGPT2Config } from '../src/io/config.js';
+import { main } from '../src/cli/main.js';
+import { fixturesDir, modelDir } from './helpers/fixtures.js';
+
+const dir = modelDir('gpt2-trained');
+const evalFile = join(fixturesDir, 'text', 'eval.txt');
+const ref = JSON.parse(readFileSync(join(fixturesDir, 'text', 'eval.ppl.json'), 'utf8'));
+let ids: number[] | null = null;
+const evalIds = async () => (ids ??= (await AutoTokenizer.from_pretrained(dir)).encode(readFileSync(evalFile, 'utf8')));
+
+const results = new Map<string, PerplexityResult>();
+async function run(label: string, dtype: DTypeSpec): Promise<PerplexityResult> {
+  if (results.has(label)) return results.get(label)!;
+  const m = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads: 1 });
+  try {
+    const r = await perplexity(m, await evalIds());
+    results.set(label, r);
+    return r;
+  } finally { await m.dispose(); }
+}
+const rel = (a: number, b: number) => (a - b) / b;
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(4)} %`;
+
+test('fp32 perplexity of eval.txt equals the float64 reference within 1e-4 relative', async () => {
+  const r = await run('fp32', 'fp32');
+  assert.is(r.tokens, ref.tokens);
+  assert.is(r.predicted, ref.predicted);
+  assert.is(r.window, ref.window);
+  assert.ok(Math.abs(rel(r.ppl, ref.ppl)) <= 1e-4, `ppl ${r.ppl} vs reference ${ref.ppl}`);
+  assert.ok(Math.abs(r.nll_mean - ref.nll_mean) <= 1e-4 * ref.nll_mean, `nll_mean ${r.nll_mean} vs ${ref.nll_mean}`);
+  console.log(`  fp32 ppl ${r.ppl.toFixed(4)} (reference ${ref.ppl.toFixed(4)}, ${pct(rel(r.ppl, ref.ppl))})`);
+});
+
+test('fp16, q8 and q4 (default plan) stay within 0.01 %, 0.1 % and 1 % of fp32; q4 everywhere is reported', async () => {
+  const fp32 = (await run('fp32', 'fp32')).ppl;
+  const bounds: [string, DTypeSpec, number][] = [['fp16', 'fp16', 1e-4], ['q8', 'q8', 1e-3], ['q4', 'q4', 1e-2], ['q4 everywhere', { default: 'q4' }, 0.1]];
+  const lines: string[] = [];
+  for (const [label, dtype, bound] of bounds) {
+    const r = await run(label, dtype);
+    lines.push(`  ${label.padEnd(14)} ppl ${r.ppl.toFixed(4)}  ${pct(rel(r.ppl, fp32))} vs fp32`);
+    // q4 everywhere: only a sanity bound (a broken kernel or quantizer costs far more than 10 %)
+    assert.ok(Math.abs(rel(r.ppl, fp32)) <= bound, `${label}: ppl ${r.ppl} is ${pct(rel(r.ppl, fp32))} from fp32 ${fp32} (bound ${bound * 100} %)`);
+  }
+  console.log(lines.join('\n'));
+  // the default plan is the better one on this model (the reason it is the default)
+  assert.ok(results.get('q4')!.ppl < results.get('q4 everywhere')!.ppl, 'q4 default plan is not better than q4 everywhere');
+});
+
+test('dtype plans: strings, objects and the CLI form resolve per group; bad keys and values are named', () => {
+  assert.equal(resolvePlan('q4').plan, { wte: 'q8', lm_head: 'q8', attn_qkv: 'q4', attn_proj: 'q4', mlp_fc: 'q4', mlp_proj: 'q4', cross_attn: 'q4' });
+  assert.equal(resolvePlan({ default: 'q4' }).plan.wte, 'q4');
+  assert.equal(resolvePlan({ default: 'fp16', mlp_proj: 'q8' }).plan, { wte: 'fp16', lm_head: 'fp16', attn_qkv: 'fp16', attn_proj: 'fp16', mlp_fc: 'fp16', mlp_proj: 'q8', cross_attn: 'fp16' });
+  assert.equal(resolvePlan({ wte: 'q8' }, 'fp16').plan.attn_qkv, 'fp16'); // default 'auto' → the checkpoint's
+  assert.equal(parseDTypeSpec('q4,wte=fp16'), { default: 'q4', wte: 'fp16' });
+  assert.equal(parseDTypeSpec('q8'), 'q8');
+  const bad = (spec: unknown, re: RegExp) => {
+    try { resolvePlan(spec as DTypeSpec); } catch (e) { assert.instance(e, OptionError); assert.match((e as Error).message, re); return; }
+    assert.unreachable(`${JSON.stringify(spec)} accepted`);
+  };
+  bad('q3', /dtype must be .*got "q3"/);
+  bad({ default: 'q4', embed: 'q8' }, /unknown key 'embed'/);
+  bad({ default: 'q4', wte: 'q3' }, /key 'wte' must be .*got "q3"/);
+  bad({ mlp_fc: 'auto' }, /key 'mlp_fc' must be 'fp32'/);
+  bad({ default: 7 }, /key 'default'/);
+  assert.throws(() => parseDTypeSpec('q4,wte'), /expected key=dtype/);
+});
+
+test('a q8/q4 matrix whose inner dimension is not a multiple of 32 falls back to f16 (documented)', () => {
+  // n_embd 40: every matrix has K = 40 (or n_inner = 160, a multiple of 32: mlp_proj quantizes)
+  const cfg = parseGPT2Config({ n_embd: 40, n_head: 4, n_layer: 1, n_positions: 8, vocab_size: 10 });
+  const E = 40, I = 160, V = 10, P = 8;
+  const vectors = (P * E + 2 * E + 2 * E + 3 * E + E + 2 * E + I + E) * 4;
+  const f16 = (V * E + 3 * E * E + E * E + E * I) * 2;
+  assert.is(estimateWeightBytes(cfg, 'fp16'), vectors + f16 + I * E * 2);
+  assert.is(estimateWeightBytes(cfg, 'q4'), vectors + f16 + (I * E / 32) * 18);
+  assert.is(estimateWeightBytes(cfg, 'q8'), vectors + f16 + (I * E / 32) * 34);
+});
+
+test('CLI: perplexity --json prints the library result; --kv-dtype fp16 is refused until the f16 cache exists', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-ppl-'));
+  const file = join(tmp, 'short.txt');
+  writeFileSync(file, readFileSync(evalFile, 'utf8').slice(0, 400));
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, write = process.stderr.write;
+  console.log = (s: string) => { out.push(s); };
+  (process.stderr as any).write = (s: string) => { err.push(s); return true; };
+  let code: number, code2: number;
+  try {
+    code = await main(['perplexity', file, '--model', dir, '--json', '--window', '32', '--threads', '1', '--dtype', 'q4']);
+    code2 = await main(['perplexity', file, '--model', dir, '--kv-dtype', 'fp16']);
+  } finally { console.log = log; (process.stderr as any).write = write; rmSync(tmp, { recursive: true }); }
+  assert.is(code, 0, err.join(''));
+  const j = JSON.parse(out[0]);
+  const m = await GPT2LMHeadModel.from_pretrained(dir, { dtype: 'q4', threads: 1 });
+  try {
+    const tok = await AutoTokenizer.from_pretrained(dir);
+    const want = await perplexity(m, tok.encode(readFileSync(evalFile, 'utf8').slice(0, 400)), { window: 32 });
+    assert.is(j.ppl, want.ppl); assert.is(j.nll_mean, want.nll_mean); assert.is(j.tokens, want.tokens); assert.is(j.predicted, want.predicted);
+    assert.is(j.predicted, want.tokens - Math.ceil(want.tokens / 32)); // every window but its first token
+  } finally { await m.dispose(); }
+  assert.is(code2, 2);
+  assert.match(err.join(''), /--kv-dtype fp16: the f16 KV cache is not available/);
+});
+
+test.run();
