@@ -17,7 +17,7 @@
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
 // for every extmul: 1.6x slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills).
-import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, splitHi, splitLo } from './common';
+import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, threadIndex, splitHi, splitLo } from './common';
 import { finish, finishFar } from './matmul_f32';
 import { halfBits } from './math';
 
@@ -200,8 +200,8 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   // Q4_0: four rows unpacked to Q8_0 form in this thread's low scratch slot when they fit (else the Q4_0 tile)
   const q8rb = <usize>nb * <usize>Q8_0_BYTES;
   const fits: bool = q8rb * 4 <= <usize>LOW_SLOT_BYTES;
-  const unpack: bool = !isSigned<F>() && ith < LOW_SLOTS && fits;
-  const scratch = lowSlot(ith);
+  const unpack: bool = !isSigned<F>() && threadIndex() < LOW_SLOTS && fits;
+  const scratch = lowSlot();
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
