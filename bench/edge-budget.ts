@@ -20,6 +20,7 @@ const out = arg('--out') ?? join(root, 'bench', 'results', 'edge-budget-latest.m
 /** The run configurations, q4 weights with an f16 KV cache first (the edge configuration). */
 export const BUDGET_RUNS: { label: string; dtype: string; kv_dtype: string | null }[] = [
   { label: 'q4 + fp16 KV', dtype: 'q4', kv_dtype: 'fp16' },
+  { label: 'q4 everywhere (wte too) + fp16 KV', dtype: 'q4,wte=q4', kv_dtype: 'fp16' },
   { label: 'q8', dtype: 'q8', kv_dtype: null },
   { label: 'fp16', dtype: 'fp16', kv_dtype: null },
 ];

@@ -1,5 +1,5 @@
 // The edge memory budget, measured on workerd (the Cloudflare Workers runtime), one isolate per run:
-//   node --experimental-websocket --import tsx test/runtimes/workerd-budget.ts --model DIR --dtype q4 [--kv-dtype fp16] [--contexts 128,512]
+//   node --experimental-websocket --import tsx test/runtimes/workerd-budget.ts --model DIR --dtype q4|q8|fp16|q4,wte=q4 [--kv-dtype fp16] [--contexts 128,512]
 // Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), bundles a Worker around
 // createFetchHandler as test/runtimes/workerd.ts does, starts `workerd serve` with its V8 inspector on, and for
 // each context C (ascending) posts one /v1/completions of (C - 64) prompt token ids + 64 new tokens (greedy).
@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sendFile, startServer } from '../helpers/http-server.ts';
 import { wasmBytes } from '../../src/runtime/wasm.ts';
+import { parseDTypeSpec } from '../../src/model/weights.ts';
 import { GPT2_SHAPES, writeRandomGPT2, type GPT2Shape } from '../../bench/util/checkpoint.ts';
 
 export const BUDGET_PREFIX = 'EDGE_BUDGET ';
@@ -114,7 +115,7 @@ export async function measureBudget(modelDir: string, dtype: string, kvDtype: st
   try {
     // the Worker: the edge handler plus a debug route reporting the model's wasm memory from inside the isolate
     writeFileSync(join(dir, 'kernels.wasm'), wasmBytes(VARIANT));
-    const opts: Record<string, unknown> = { modelUrl: `${files.url}/model/`, modelName: 'budget', threads: 1, variant: VARIANT, dtype };
+    const opts: Record<string, unknown> = { modelUrl: `${files.url}/model/`, modelName: 'budget', threads: 1, variant: VARIANT, dtype: parseDTypeSpec(dtype) };
     if (kvDtype) opts.kv_dtype = kvDtype;
     writeFileSync(join(dir, 'entry.ts'), [
       `import { createFetchHandler } from ${JSON.stringify(join(root, 'src/edge/handler.ts'))};`,
