@@ -53,13 +53,16 @@ for (const dtype of ['q4', 'q8', 'fp16', 'fp32'] as const) {
       const afterLoad = RESERVED_LOW_BYTES + m.weights.bytes + ws;
       assert.ok(committed() <= afterLoad + PAGE, `after load: ${committed()} bytes committed, plan ${afterLoad} (weights ${m.weights.bytes} + workspace ${ws})`);
       const prompt = [464, 2068, 7586, 21831, 18045, 625, 262, 16931];
-      const out = await m.generate({ input_ids: [prompt], max_new_tokens: 8 });
-      assert.is(out.dims[1], 16);
-      // one cache of prompt + new tokens (f32 K and V per layer, and its mask), the workspace for that capacity
-      const S = prompt.length + 8, c = m.config;
-      const cacheBytes = c.n_layer * 2 * S * c.n_embd * 4 + S * 4 + (2 * c.n_layer + 1) * 64;
-      const afterGenerate = RESERVED_LOW_BYTES + m.weights.bytes + Math.max(ws, m.workspaceBytes(1, S)) + cacheBytes;
-      assert.ok(committed() <= afterGenerate + PAGE, `after generate: ${committed()} bytes committed, plan ${afterGenerate}`);
+      // a short call, then a longer one: each commits at most weights + workspace + its own cache
+      for (const max_new_tokens of [8, 40]) {
+        const out = await m.generate({ input_ids: [prompt], max_new_tokens });
+        assert.is(out.dims[1], prompt.length + max_new_tokens);
+        // one cache of prompt + new tokens (f32 K and V per layer, and its mask), the workspace for that capacity
+        const S = prompt.length + max_new_tokens, c = m.config;
+        const cacheBytes = c.n_layer * 2 * S * c.n_embd * 4 + S * 4 + (2 * c.n_layer + 1) * 64;
+        const afterGenerate = RESERVED_LOW_BYTES + m.weights.bytes + Math.max(ws, m.workspaceBytes(1, S)) + cacheBytes;
+        assert.ok(committed() <= afterGenerate + PAGE, `after generate (${S} tokens): ${committed()} bytes committed, plan ${afterGenerate}`);
+      }
     } finally {
       await m.dispose();
     }

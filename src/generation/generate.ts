@@ -155,6 +155,9 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   o.streamer?.put(seqs.map((s) => s.slice()));
   let cache: KVCache | null = null;
   try {
+    // the workspace first, then the cache above it: placed the other way round, a later call's longer cache could
+    // not reuse this cache's slots once the workspace sat above them (wasm memory never shrinks)
+    st.workspace(model.workspaceNeed(B, capacity));
     cache = model.createCache(B, capacity);
     setEncoder(st, cache, encoder, model.prefill_chunk);
     // Runs the model over seqs[start+from ..] (all rows; the cache holds the `from` before), returning the last position's logits per row.
