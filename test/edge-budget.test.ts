@@ -20,7 +20,11 @@ const GOALS = [{ context: 128, bytes: 120e6 }, { context: 512, bytes: 128e6 }];
  * Set while the goal is known not to be met (with why); the test then reports the measured peak instead of
  * failing, and fails once the goal IS met so that the mark is removed. null: the goal is asserted.
  */
-const KNOWN_FAILURE: string | null = null;
+const KNOWN_FAILURE: string | null =
+  "not met yet with dtype 'q4' (its default plan keeps wte, the tied embedding / LM head, at q8: 41 MB of the 92 MB of weights): " +
+  'wasm memory is 102.8 MB at context 128 and 117.0 MB at 512 (weights 92.4 + workspace and reserved low memory 5.7 + the f16 KV cache), ' +
+  'and V8 heap used peaks at 17-26 MB during the load (it varies from run to run with GC timing), so 512 is over by 6-15 MB and 128 is over in most runs. ' +
+  "With wte at q4 too (dtype 'q4,wte=q4') the same runs measure 102 MB and 116 MB (bench/results/edge-budget-latest.md).";
 
 if (!installed && process.env.GPT2WASM_REQUIRE_RUNTIMES !== '1') {
   console.log('# SKIP edge budget: workerd not installed (run: node scripts/setup-runtimes.mjs)');

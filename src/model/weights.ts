@@ -261,7 +261,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream keeps
       // 32 source rows at a time and quantizes them into their blocks as the tensor streams (no f32 copy of it)
       const file = info.file ?? 'model.safetensors';
-      const blocks = dt === DT_Q8 || dt === DT_Q4 ? new BlockStream(s.kind === 'conv1d', N, K, blockWriter(backend, region.ptr, dt, K, file, s.key)) : null;
+      const blocks = dt === DT_Q8 || dt === DT_Q4 ? new BlockStream(s.kind === 'conv1d', N, K, blockWriter(backend, region.ptr, dt, N, K, file, s.key)) : null;
       const transpose = s.kind === 'conv1d';
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
@@ -330,19 +330,24 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
 /** Values per chunk read from the checkpoint: its f32 decoding takes 4 MiB, the chunk itself at most that. */
 const CHUNK_VALUES = 1 << 20;
 
-/** Writes BlockStream's blocks into N rows of K/32 Q8_0 or Q4_0 blocks at dst, checking each block's f16 scale. */
-function blockWriter(backend: Backend, dst: number, dt: number, K: number, file: string, key: string): BlockWriter {
+/** Writes BlockStream's blocks into N rows of K/32 Q8_0 or Q4_0 blocks at dst, checking each block's f16 scale.
+ *  Allocates nothing per block (millions of them): the quantizer fills a reused buffer of one block or one row. */
+function blockWriter(backend: Backend, dst: number, dt: number, N: number, K: number, file: string, key: string): BlockWriter {
   const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const rowBytes = (K / Q8_BLOCK) * blockBytes;
   const quantize = dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0;
+  // this tensor's blocks: nothing is allocated in wasm memory while it streams, so the view stays valid
+  const blocks = new Uint8Array(backend.arena.memory.buffer, dst, N * rowBytes);
+  const one = new Uint8Array(blockBytes), row = new Uint8Array(rowBytes);
   return (n, kb, values) => {
-    const out = new Uint8Array(backend.arena.memory.buffer, dst + n * rowBytes + kb * blockBytes, (values.length / Q8_BLOCK) * blockBytes);
+    const out = values.length === Q8_BLOCK ? one : row; // BlockStream hands one block (conv1d) or a whole row
     quantize(values, out);
     const bad = firstNonFiniteScale(out, blockBytes);
     if (bad >= 0) {
       const k0 = (kb + bad) * Q8_BLOCK;
       throw new WeightsError(`${file}: tensor ${key} row ${n} columns ${k0}..${k0 + Q8_BLOCK - 1}: values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
     }
+    blocks.set(out, n * rowBytes + kb * blockBytes);
   };
 }
 
