@@ -89,4 +89,4 @@ async function main() {
   writeFileSync(out.replace(/\.md$/, '.json'), JSON.stringify(reports, null, 2) + '\n');
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main().catch((e) => { console.error(e); process.exit(1); });

@@ -222,7 +222,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const model = arg('--model');
   if (!model) { console.error('usage: workerd-budget.ts --model DIR --dtype D [--kv-dtype fp16] [--contexts 128,512]'); process.exit(2); }
   if (typeof (globalThis as any).WebSocket !== 'function') { console.error('needs a global WebSocket: run node with --experimental-websocket (Node 20) or Node >= 22'); process.exit(2); }
-  const r = await measureBudget(model, arg('--dtype') ?? 'q8', arg('--kv-dtype') ?? null, (arg('--contexts') ?? '128,512').split(',').map(Number));
-  console.log(BUDGET_PREFIX + JSON.stringify(r));
-  process.exit(r.error ? 1 : 0);
+  measureBudget(model, arg('--dtype') ?? 'q8', arg('--kv-dtype') ?? null, (arg('--contexts') ?? '128,512').split(',').map(Number)).then((r) => {
+    console.log(BUDGET_PREFIX + JSON.stringify(r));
+    process.exit(r.error ? 1 : 0);
+  });
 }
