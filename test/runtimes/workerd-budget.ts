@@ -1,7 +1,7 @@
 // The edge memory budget, measured on workerd (the Cloudflare Workers runtime), one isolate per run:
 //   node --experimental-websocket --import tsx test/runtimes/workerd-budget.ts --model DIR --dtype q4|q8|fp16|q4,wte=q4 [--kv-dtype fp16] [--contexts 128,512]
-// Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), bundles a Worker around
-// createFetchHandler as test/runtimes/workerd.ts does, starts `workerd serve` with its V8 inspector on, and for
+// Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), runs a Worker around
+// createFetchHandler on workerd (workerd-run.ts) with its V8 inspector on, and for
 // each context C (ascending) posts one /v1/completions of (C - 64) prompt token ids + 64 new tokens (greedy).
 // Prints one line `EDGE_BUDGET {json}` with, per context, the peaks so far (wasm memory never shrinks and the
 // peaks are monotonic, so running the contexts in ascending order in one isolate gives each one's own peak):
@@ -15,14 +15,12 @@
 //   rssGrowth     the workerd process's VmHWM (/proc/<pid>/status) minus its VmRSS before the first request:
 //                 everything the isolate touched, compiled code and ArrayBuffers outside the V8 heap included
 // Used by bench/edge-budget.ts and test/edge-budget.test.ts.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sendFile, startServer } from '../helpers/http-server.ts';
-import { wasmBytes } from '../../src/runtime/wasm.ts';
+import { freePort, root, startWorker, type RunningWorker } from './workerd-run.ts';
 import { parseDTypeSpec } from '../../src/model/weights.ts';
 import { GPT2_SHAPES, writeRandomGPT2, type GPT2Shape } from '../../bench/util/checkpoint.ts';
 
@@ -54,15 +52,7 @@ export function budgetCheckpoint(shape: string): string {
   return dir;
 }
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VARIANT = 'simd';
-
-const freePort = () => new Promise<number>((done, fail) => {
-  const s = createServer().once('error', fail).listen(0, '127.0.0.1', () => {
-    const { port } = s.address() as { port: number };
-    s.close(() => done(port));
-  });
-});
 
 /** VmRSS and VmHWM of a process, in bytes. */
 function procMemory(pid: number): { rss: number; hwm: number } {
@@ -109,15 +99,13 @@ export async function measureBudget(modelDir: string, dtype: string, kvDtype: st
     if (!['config.json', 'model.safetensors'].includes(name)) { res.writeHead(404); res.end(); return; }
     sendFile(req, res, join(modelDir, name));
   });
-  let child: ChildProcess | null = null;
+  let worker: RunningWorker | null = null;
   let sampler: Awaited<ReturnType<typeof heapSampler>> | null = null;
-  let log = '';
   try {
     // the Worker: the edge handler plus a debug route reporting the model's wasm memory from inside the isolate
-    writeFileSync(join(dir, 'kernels.wasm'), wasmBytes(VARIANT));
     const opts: Record<string, unknown> = { modelUrl: `${files.url}/model/`, modelName: 'budget', threads: 1, variant: VARIANT, dtype: parseDTypeSpec(dtype) };
     if (kvDtype) opts.kv_dtype = kvDtype;
-    writeFileSync(join(dir, 'entry.ts'), [
+    const entry = [
       `import { createFetchHandler } from ${JSON.stringify(join(root, 'src/edge/handler.ts'))};`,
       `import kernels from './kernels.wasm';`,
       `const handler = createFetchHandler({ ...${JSON.stringify(opts)}, wasmModule: kernels });`,
@@ -129,42 +117,10 @@ export async function measureBudget(modelDir: string, dtype: string, kvDtype: st
       `  const u = m.memoryUsage();`,
       `  return Response.json({ wasmBytes: m.backend.arena.memory.buffer.byteLength, weightBytes: u.weights, inUseBytes: u.inUse, loadMs });`,
       `} };`,
-    ].join('\n'));
-    const esbuild = await import('esbuild');
-    await esbuild.build({
-      entryPoints: [join(dir, 'entry.ts')], outfile: join(dir, 'worker.js'), bundle: true, format: 'esm', platform: 'neutral',
-      target: 'es2022', external: ['node:*', '*.wasm'], logLevel: 'warning',
-    });
-    const port = await freePort();
+    ].join('\n');
     const inspector = await freePort();
-    writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .mainWorker),
-    (name = "net", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const mainWorker :Workerd.Worker = (
-  modules = [
-    (name = "worker", esModule = embed "worker.js"),
-    (name = "./kernels.wasm", wasm = embed "kernels.wasm"),
-  ],
-  compatibilityDate = "2025-01-01",
-  globalOutbound = "net",
-);
-`);
-    child = spawn(join(root, 'node_modules', '.bin', 'workerd'), ['serve', join(dir, 'config.capnp'), `--inspector-addr=127.0.0.1:${inspector}`],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => { log += d; });
-    child.stderr!.on('data', (d) => { log += d; });
-    const api = `http://127.0.0.1:${port}`;
-    let up = false;
-    for (let i = 0; i < 100 && !up && child.exitCode === null; i++) {
-      up = await fetch(`${api}/`).then((r) => r.ok, () => false);
-      if (!up) await new Promise((r) => setTimeout(r, 100));
-    }
-    if (!up) throw new Error(`workerd did not answer on ${api}: ${log.slice(-2000)}`);
+    worker = await startWorker(dir, entry, VARIANT, [`--inspector-addr=127.0.0.1:${inspector}`]);
+    const { api, child } = worker;
     sampler = await heapSampler(inspector);
     await sampler.settle();
     const rssBaseline = procMemory(child.pid!).rss;
@@ -202,15 +158,10 @@ const mainWorker :Workerd.Worker = (
       });
     }
   } catch (e) {
-    report.error = `${(e as Error).message}\n${log.slice(-2000)}`;
+    report.error = `${(e as Error).message}\n${worker?.log().slice(-2000) ?? ''}`;
   } finally {
     sampler?.close();
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child!.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
+    await worker?.stop();
     await files.close();
     rmSync(dir, { recursive: true, force: true });
   }
