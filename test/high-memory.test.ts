@@ -86,6 +86,9 @@ const where = (rs: Region[]) => rs.slice(0, 8).map((r) => `${r.name}@0x${r.ptr.t
 interface RunOut { arrays: Float32Array[]; ids: number[]; regions: Region[] }
 
 async function workload(model: GPT2LMHeadModel, prompt: number[], steps: number): Promise<RunOut> {
+  // the model keeps its workspace and forward()'s cache between calls: start and end each run without them, so
+  // every run places its own where the test put the arena's free space
+  model.releaseMemory();
   const { result, regions } = await recordAllocs(model.backend.arena, async () => {
     const arrays: Float32Array[] = [];
     const f = await model.forward({ input_ids: [prompt], output_attentions: true, output_hidden_states: true, logits_to_keep: 2 });
@@ -102,7 +105,7 @@ async function workload(model: GPT2LMHeadModel, prompt: number[], steps: number)
         logits = model.decodeStep([{ cache, id, pos: prompt.length + s }]);
       }
       arrays.push(logits.slice());
-    } finally { cache.dispose(); }
+    } finally { cache.dispose(); model.releaseMemory(); }
     return { arrays, ids };
   });
   return { ...result, regions };

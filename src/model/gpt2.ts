@@ -227,6 +227,15 @@ export class GPT2PreTrainedModel {
   /** Places that workspace now and keeps it, so such calls never allocate; returns the bytes held. */
   reserveWorkspace(batch: number, capacity: number): number { this.check(); return this.state.reserve(this.workspaceNeed(batch, capacity)); }
 
+  /** Gives the model's workspace and the cache behind returned past_key_values back to the arena (layers of those
+   *  past_key_values not read yet then throw DISPOSED), so the memory can serve other regions; the next call
+   *  places them again. wasm memory itself never shrinks. */
+  releaseMemory(): void {
+    this.check();
+    this.past.dispose();
+    this.state.releaseWorkspace();
+  }
+
   /** Bytes of wasm memory in use (weights, caches, workspaces) and committed. */
   memoryUsage(): { weights: number; inUse: number; committed: number } {
     const u = this.backend.arena.usage();
