@@ -24,6 +24,10 @@ export interface FetchHandlerOptions {
   source?: ModelSource;
   /** Run dtype of the weight matrices (default 'auto': the checkpoint's). */
   dtype?: DTypeOption;
+  /** Element type of the KV cache, 'fp32' (default) or 'fp16' (half the memory); a from_pretrained option. */
+  kv_dtype?: 'fp32' | 'fp16';
+  /** Tokens per prefill pass (default 128): the workspace grows with it (GPT-2 124M: ~34 KiB a token), the speed too. */
+  prefill_chunk?: number;
   /** Kernel threads (default 1: edge isolates have no Worker, and one request uses one CPU anyway). */
   threads?: number;
   /** 'wasm' (default) or 'reference' (TypeScript kernels; debugging only). */
@@ -132,6 +136,8 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     if (!modelP) {
       const opts: Record<string, unknown> = { dtype: o.dtype, threads: o.threads ?? 1, kernels: o.kernels };
       if (o.variant !== undefined) opts.variant = o.variant;
+      if (o.kv_dtype !== undefined) opts.kv_dtype = o.kv_dtype;
+      if (o.prefill_chunk !== undefined) opts.prefill_chunk = o.prefill_chunk;
       if (o.wasmModule !== undefined) opts.wasmModule = o.wasmModule;
       modelP = GPT2LMHeadModel.from_pretrained(source, opts)
         .then((m) => (loaded = m));

@@ -40,7 +40,7 @@ export interface GenerateOptions {
   streamer?: Streamer;
   /** When prompt + new tokens exceed the cache: 'error' (default, before any work) or 'slide'. */
   context_overflow?: 'error' | 'slide';
-  /** KV cache capacity in tokens (default and maximum: n_positions). */
+  /** KV cache capacity in tokens (default: the prompt + max_new_tokens, at most n_positions; maximum n_positions). */
   cache_capacity?: number;
   /** Stop early (e.g. a client went away); the tokens so far are returned. */
   signal?: AbortSignal;
@@ -132,7 +132,9 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const opt = resolveGenerateOptions(model, o, T);
   const mask0 = o.attention_mask != null ? toMask(o.attention_mask, B, T, 'attention_mask') : new Float32Array(B * T).fill(1);
   for (let b = 0; b < B; b++) if (!mask0.subarray(b * T, (b + 1) * T).some((v) => v === 1)) throw new InputError(`attention_mask row ${b} masks every token`);
-  const capacity = o.cache_capacity ?? cfg.n_positions;
+  // the cache holds this call's tokens (prompt + new, at most n_positions) unless the caller asks for more:
+  // wasm memory never shrinks, so a cache sized for the whole context would stay the isolate's peak
+  const capacity = o.cache_capacity ?? Math.max(2, Math.min(cfg.n_positions, T + opt.max_new_tokens));
   if (!Number.isInteger(capacity) || capacity < 2 || capacity > cfg.n_positions) throw new OptionError(`cache_capacity must be an integer in [2, ${cfg.n_positions}] (n_positions), got ${capacity}`);
   if (opt.overflow === 'error' && T + opt.max_new_tokens > capacity) {
     throw new InputError(`context too long: the prompt has ${T} tokens and max_new_tokens is ${opt.max_new_tokens}, ${T + opt.max_new_tokens} in all, but the context holds ${capacity} (n_positions ${cfg.n_positions}); shorten the prompt, lower max_new_tokens, or pass context_overflow: 'slide'`);
@@ -153,6 +155,9 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   o.streamer?.put(seqs.map((s) => s.slice()));
   let cache: KVCache | null = null;
   try {
+    // the workspace first, then the cache above it: placed the other way round, a later call's longer cache could
+    // not reuse this cache's slots once the workspace sat above them (wasm memory never shrinks)
+    st.workspace(model.workspaceNeed(B, capacity));
     cache = model.createCache(B, capacity);
     setEncoder(st, cache, encoder, model.prefill_chunk);
     // Runs the model over seqs[start+from ..] (all rows; the cache holds the `from` before), returning the last position's logits per row.

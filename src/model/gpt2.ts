@@ -6,16 +6,16 @@ import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
-import { WORKING_HEADROOM_BYTES } from '../runtime/memory.js';
+import { RESERVED_LOW_BYTES } from '../runtime/wasm.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
 import { ModelState } from './state.js';
-import { planWorkspace, unionNeed, type WorkspaceNeed } from './workspace.js';
+import { planWorkspace, unionNeed, type WorkspaceNeed, type WorkspaceShape } from './workspace.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
 import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
-import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights } from './weights.js';
+import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
 
 export interface PretrainedOptions extends BackendOptions, SourceOptions {
   /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8', 'q4'
@@ -110,7 +110,9 @@ export class GPT2PreTrainedModel {
     let backend: Backend | null = null;
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
-      backend = await Backend.create({ ...opts, initialBytes: plan.bytes + WORKING_HEADROOM_BYTES });
+      // the peak of a load is the weights plus the first call's workspace (the KV cache is sized per call)
+      const initialBytes = RESERVED_LOW_BYTES + plan.bytes + planWorkspace(workspaceShape(config, plan, opts.threads ?? 1), callNeed(config, head, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK, 1, config.n_positions)).bytes;
+      backend = await Backend.create({ ...opts, initialBytes: Math.max(opts.initialBytes ?? 0, initialBytes) });
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
         opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
       opts.progress_callback?.({ status: 'ready' });
@@ -201,9 +203,7 @@ export class GPT2PreTrainedModel {
 
   /** The workspace need of decode steps of up to `batch` sequences and prefills (one chunk) into caches of up to `capacity` slots. */
   workspaceNeed(batch: number, capacity: number): WorkspaceNeed {
-    const headN = this.headMatrix()?.w.N ?? 0, chunk = this.prefill_chunk;
-    const base = { S: capacity, headN, cross: false, probs: false, headMask: false };
-    return unionNeed({ ...base, rows: batch, tokens: 1, headRows: headN ? batch : 0 }, { ...base, rows: chunk, tokens: chunk, headRows: headN ? 1 : 0 });
+    return callNeed(this.config, this.head, this.prefill_chunk, batch, capacity, this.headMatrix()?.w.N ?? 0);
   }
 
   /** Bytes of the workspace for workspaceNeed(batch, capacity), without allocating (for planning memory ahead). */
@@ -235,6 +235,20 @@ export class GPT2PreTrainedModel {
     this.state.dispose();
     this.backend.dispose();
   }
+}
+
+/** Outputs per row of a head: the vocabulary for the LM head, the labels for a classifier, none without a head. */
+const headOutputs = (cfg: GPT2Config, head: HeadKind) => head === 'lm' ? cfg.vocab_size : head === 'none' ? 0 : cfg.num_labels;
+
+/** The workspace need of decode steps of up to `batch` sequences and prefills (chunks of `chunk` tokens) into caches of up to `capacity` slots. */
+function callNeed(cfg: GPT2Config, head: HeadKind, chunk: number, batch: number, capacity: number, headN = headOutputs(cfg, head)): WorkspaceNeed {
+  const base = { S: capacity, headN, cross: false, probs: false, headMask: false };
+  return unionNeed({ ...base, rows: batch, tokens: 1, headRows: headN ? batch : 0 }, { ...base, rows: chunk, tokens: chunk, headRows: headN ? 1 : 0 });
+}
+
+/** The workspace shape of a model about to be loaded with `plan` (ModelState's, known before the weights are). */
+function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number): WorkspaceShape {
+  return { E: cfg.n_embd, H: cfg.n_head, I: cfg.n_inner, L: cfg.n_layer, threads, q8: Object.values(plan.plan).some((d) => d === 'q8' || d === 'q4') };
 }
 
 function checkOptions(opts: PretrainedOptions) {

@@ -1,6 +1,7 @@
 // Weight placement: validates a checkpoint's tensors against the config, then streams each tensor from the
 // file straight into its region of the wasm memory in the layout the kernels read (matrices as [out, in]
-// rows, in the run dtype), so a checkpoint never sits twice on the JS heap.
+// rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
+// matrix is ever held (q8/q4 blocks are quantized as their inputs arrive, see block-stream.ts).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
@@ -9,6 +10,7 @@ import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../r
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { floatToHalf, fp16ToF32 } from '../io/half.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
+import { BlockStream, type BlockWriter } from './block-stream.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type DTypeOption = DType | 'auto';
@@ -263,42 +265,39 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const count = N * K;
       const region = arena.alloc(`weight ${s.key}`, storedBytes(s, plan.plan));
       regions.push(region);
-      // q8/q4 blocks run along a row, which conv1d checkpoints store as a column: stage the f32 matrix, then quantise.
-      const quantized = dt === DT_Q8 || dt === DT_Q4;
-      const stage = quantized ? arena.alloc(`staging ${s.key}`, count * 4) : null;
-      const destPtr = stage ? stage.ptr : region.ptr;
-      const destDt = stage ? DT_F32 : dt;
+      // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream keeps
+      // 32 source rows at a time and quantizes them into their blocks as the tensor streams (no f32 copy of it).
+      // GGUF matrices are already [N out, K in] rows (rowMajorNK): nothing to transpose.
+      const file = info.file ?? 'model.safetensors';
       const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
+      const blocks = dt === DT_Q8 || dt === DT_Q4 ? new BlockStream(transpose, N, K, blockWriter(backend, region.ptr, dt, N, K, file, s.key)) : null;
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
-      for await (const { bytes: raw } of reader.chunks(info.name)) {
+      for await (const { bytes: raw } of reader.chunks(info.name, CHUNK_VALUES * srcSize)) {
         let bytes = raw;
         if (carry) { const m = new Uint8Array(carry.length + raw.length); m.set(carry); m.set(raw, carry.length); bytes = m; carry = null; }
         const whole = bytes.length - (bytes.length % srcSize);
         if (whole < bytes.length) carry = bytes.slice(whole);
         const n = whole / srcSize;
-        if (info.dtype === 'F16' && destDt === DT_F16) {
+        if (info.dtype === 'F16' && dt === DT_F16) {
           // half to half: move the bits, no float round trip
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
-          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
-          placeHalves(backend, u16, n, elem, destPtr, transpose, N, K);
+          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${file}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
+          placeHalves(backend, u16, n, elem, region.ptr, transpose, N, K);
         } else {
-          if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
-          convertToF32(info.dtype as STDtype, bytes.subarray(0, whole), staging, `${info.file ?? 'model.safetensors'}: tensor ${s.key}`);
+          if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, CHUNK_VALUES));
+          convertToF32(info.dtype as STDtype, bytes.subarray(0, whole), staging, `${file}: tensor ${s.key}`);
           const bad = firstNonFinite(staging, n);
           if (bad >= 0) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${staging[bad]} at element ${elem + bad} (NaN or infinite weights)`);
-          place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
+          if (blocks) blocks.push(staging, n);
+          else place(backend, staging, n, elem, region.ptr, dt, transpose, N, K);
         }
         elem += n;
         loaded += whole;
         onProgress?.(loaded, total);
       }
       if (elem !== count) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} ended after ${elem} of ${count} elements`);
-      if (stage) {
-        quantizeRows(backend, stage.ptr, region.ptr, dt, N, K, info.file ?? 'model.safetensors', s.key);
-        arena.release(stage);
-      }
       placed.set(s.key, { ptr: region.ptr, dt, N, K });
     }
   } catch (e) {
@@ -336,19 +335,28 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   };
 }
 
-/** f32 rows [N, K] at src → N rows of K/32 Q8_0 or Q4_0 blocks at dst, a row at a time (the quantizers take any
- *  whole number of blocks, so a streaming loader can hand them row chunks). */
-function quantizeRows(backend: Backend, src: number, dst: number, dt: number, N: number, K: number, file: string, key: string): void {
-  const buf = backend.arena.memory.buffer;
+/** Values per chunk read from the checkpoint: its f32 decoding takes 4 MiB, the chunk itself at most that. */
+const CHUNK_VALUES = 1 << 20;
+
+/** Writes BlockStream's blocks into N rows of K/32 Q8_0 or Q4_0 blocks at dst, checking each block's f16 scale.
+ *  Allocates nothing per block (millions of them): the quantizer fills a reused buffer of one block or one row. */
+function blockWriter(backend: Backend, dst: number, dt: number, N: number, K: number, file: string, key: string): BlockWriter {
   const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const rowBytes = (K / Q8_BLOCK) * blockBytes;
   const quantize = dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0;
-  for (let n = 0; n < N; n++) {
-    const row = new Uint8Array(buf, dst + n * rowBytes, rowBytes);
-    quantize(new Float32Array(buf, src + n * K * 4, K), row);
-    const bad = firstNonFiniteScale(row, blockBytes);
-    if (bad >= 0) throw new WeightsError(`${file}: tensor ${key} row ${n} columns ${bad * Q8_BLOCK}..${bad * Q8_BLOCK + Q8_BLOCK - 1}: values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
-  }
+  // this tensor's blocks: nothing is allocated in wasm memory while it streams, so the view stays valid
+  const blocks = new Uint8Array(backend.arena.memory.buffer, dst, N * rowBytes);
+  const one = new Uint8Array(blockBytes), row = new Uint8Array(rowBytes);
+  return (n, kb, values) => {
+    const out = values.length === Q8_BLOCK ? one : row; // BlockStream hands one block (conv1d) or a whole row
+    quantize(values, out);
+    const bad = firstNonFiniteScale(out, blockBytes);
+    if (bad >= 0) {
+      const k0 = (kb + bad) * Q8_BLOCK;
+      throw new WeightsError(`${file}: tensor ${key} row ${n} columns ${k0}..${k0 + Q8_BLOCK - 1}: values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
+    }
+    blocks.set(out, n * rowBytes + kb * blockBytes);
+  };
 }
 
 export function firstNonFinite(v: Float32Array, n: number): number {

@@ -1,6 +1,7 @@
 // A tiny HTTP server on 127.0.0.1 for tests: records requests, serves bytes with HEAD/Range/If-Range/ETag, and
-// can cut a response off after N body bytes to simulate a dropped connection. close() kills open sockets.
+// streams files from disk, can cut a response off after N body bytes to simulate a dropped connection. close() kills open sockets.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createReadStream, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 
 export interface SeenRequest {
@@ -50,9 +51,8 @@ export interface SendOptions {
   dropAfter?: number | null;
 }
 
-/** Answer `req` with `bytes`, as a static file server with byte-range support would. */
-export function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array, opts: SendOptions = {}): void {
-  const size = bytes.byteLength;
+/** The status, headers and [start, end] of a reply to `req` for a body of `size` bytes (null: 416 already sent). */
+function rangeReply(req: IncomingMessage, res: ServerResponse, size: number, opts: SendOptions): { status: number; headers: Record<string, string>; start: number; end: number } | null {
   const headers: Record<string, string> = { 'content-type': 'application/octet-stream', ...(opts.headers ?? {}) };
   if (opts.etag) headers.etag = opts.etag;
   if (opts.ranges !== false) headers['accept-ranges'] = 'bytes';
@@ -69,15 +69,22 @@ export function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Uint
       if (start >= size || end < start) {
         res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` });
         res.end();
-        return;
+        return null;
       }
       status = 206;
       headers['content-range'] = `bytes ${start}-${end}/${size}`;
     }
   }
-  const body = bytes.subarray(start, end + 1);
-  headers['content-length'] = String(body.byteLength);
-  res.writeHead(status, headers);
+  headers['content-length'] = String(end + 1 - start);
+  return { status, headers, start, end };
+}
+
+/** Answer `req` with `bytes`, as a static file server with byte-range support would. */
+export function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Uint8Array, opts: SendOptions = {}): void {
+  const r = rangeReply(req, res, bytes.byteLength, opts);
+  if (!r) return;
+  const body = bytes.subarray(r.start, r.end + 1);
+  res.writeHead(r.status, r.headers);
   if (req.method === 'HEAD') {
     res.end();
     return;
@@ -87,4 +94,13 @@ export function sendBytes(req: IncomingMessage, res: ServerResponse, bytes: Uint
     return;
   }
   res.end(body);
+}
+
+/** Answer `req` with the file at `path`, streamed from disk (for checkpoints too large to hold in memory). */
+export function sendFile(req: IncomingMessage, res: ServerResponse, path: string, opts: Omit<SendOptions, 'dropAfter'> = {}): void {
+  const r = rangeReply(req, res, statSync(path).size, opts);
+  if (!r) return;
+  res.writeHead(r.status, r.headers);
+  if (req.method === 'HEAD' || r.end < r.start) { res.end(); return; }
+  createReadStream(path, { start: r.start, end: r.end }).on('error', () => res.destroy()).pipe(res);
 }

@@ -6,28 +6,16 @@
 // Workers refuse to compile WebAssembly from bytes at run time ("Wasm code generation disallowed by
 // embedder"), so the kernels reach the Worker as an imported module passed as `wasmModule`; when
 // from_pretrained does not know that option yet the checks are reported as skipped, naming why.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { sendBytes, startServer } from '../helpers/http-server.ts';
-import { wasmBytes } from '../../src/runtime/wasm.ts';
 import { parseF32Safetensors, printReport, type CheckResult } from './check.ts';
+import { root, startWorker, type RunningWorker } from './workerd-run.ts';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = process.env.GPT2WASM_FIXTURES ?? join(root, '..', 'shared', 'fixtures');
 const kernels = process.argv.includes('--kernels=reference') ? 'reference' : 'wasm';
-const workerd = join(root, 'node_modules', '.bin', 'workerd');
 const VARIANT = 'simd'; // the most portable build; workerd's V8 also takes 'relaxed'
-
-const freePort = () => new Promise<number>((done, fail) => {
-  const s = createServer().once('error', fail).listen(0, '127.0.0.1', () => {
-    const { port } = s.address() as { port: number };
-    s.close(() => done(port));
-  });
-});
 
 const results: CheckResult[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-workerd-'));
@@ -37,54 +25,18 @@ const weights = await startServer((req, res, path) => {
   if (!['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'].includes(name)) { res.writeHead(404); res.end(); return; }
   sendBytes(req, res, readFileSync(join(model, name)));
 });
-let child: ChildProcess | null = null;
-let log = '';
+let worker: RunningWorker | null = null;
 try {
-  // 1. the Worker bundle: entry + handler, kernels as a wasm module
-  writeFileSync(join(dir, 'kernels.wasm'), wasmBytes(VARIANT));
-  writeFileSync(join(dir, 'entry.ts'), [
+  // the Worker bundle: entry + handler, kernels as a wasm module; workerd serves it (workerd-run.ts)
+  worker = await startWorker(dir, [
     `import { createFetchHandler } from ${JSON.stringify(join(root, 'src/edge/handler.ts'))};`,
     `import { urlSource } from ${JSON.stringify(join(root, 'src/io/source.ts'))};`,
     `import kernels from './kernels.wasm';`,
     // urlSource with no fetch option: the library's default (unwrapped) fetch path, as a Worker meets it
     `export default createFetchHandler({ source: urlSource(${JSON.stringify(`${weights.url}/gpt2-tiny/`)}), modelName: 'gpt2-tiny',`,
     `  threads: 1, kernels: ${JSON.stringify(kernels)}, variant: ${JSON.stringify(VARIANT)}, wasmModule: kernels });`,
-  ].join('\n'));
-  const esbuild = await import('esbuild');
-  await esbuild.build({
-    entryPoints: [join(dir, 'entry.ts')], outfile: join(dir, 'worker.js'), bundle: true, format: 'esm', platform: 'neutral',
-    target: 'es2022', external: ['node:*', '*.wasm'], logLevel: 'warning',
-  });
-
-  // 2. workerd config: one Worker, outbound fetch allowed to 127.0.0.1 (the weights host)
-  const port = await freePort();
-  writeFileSync(join(dir, 'config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [
-    (name = "main", worker = .mainWorker),
-    (name = "net", network = (allow = ["public", "private", "local"])),
-  ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
-);
-const mainWorker :Workerd.Worker = (
-  modules = [
-    (name = "worker", esModule = embed "worker.js"),
-    (name = "./kernels.wasm", wasm = embed "kernels.wasm"),
-  ],
-  compatibilityDate = "2025-01-01",
-  globalOutbound = "net",
-);
-`);
-  child = spawn(workerd, ['serve', join(dir, 'config.capnp')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => { log += d; });
-  child.stderr!.on('data', (d) => { log += d; });
-  const api = `http://127.0.0.1:${port}`;
-  let up = false;
-  for (let i = 0; i < 100 && !up && child.exitCode === null; i++) {
-    up = await fetch(`${api}/`).then((r) => r.ok, () => false);
-    if (!up) await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!up) throw new Error(`workerd did not answer on ${api}: ${log.slice(-2000)}`);
+  ].join('\n'), VARIANT);
+  const { api } = worker;
 
   const post = async (path: string, body: unknown) => {
     const res = await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -115,14 +67,9 @@ const mainWorker :Workerd.Worker = (
     results.push({ name: 'workerd /v1/completions', status: cmsg ? 'fail' : 'pass', ...base, ...(cmsg ? { message: cmsg } : {}) });
   }
 } catch (e) {
-  results.push({ name: 'workerd', status: 'fail', threadsRequested: 1, message: `${(e as Error).message}\n${log.slice(-2000)}` });
+  results.push({ name: 'workerd', status: 'fail', threadsRequested: 1, message: `${(e as Error).message}\n${worker?.log().slice(-2000) ?? ''}` });
 } finally {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((r) => child!.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    if (child.exitCode === null) child.kill('SIGKILL');
-  }
+  await worker?.stop();
   await weights.close();
   rmSync(dir, { recursive: true, force: true });
 }
