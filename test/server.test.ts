@@ -9,48 +9,20 @@ import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { createServer, CompletionText, type GPT2Server, type ServerOptions } from '../src/server/index.js';
 import { kernelOpts, modelDir, repoRoot } from './helpers/fixtures.js';
+import { post, slowModel as slowOf, until, within } from './helpers/server.js';
 
 const DIR = modelDir('gpt2-tiny');
 let model: GPT2LMHeadModel;
 let tokenizer: GPT2Tokenizer;
 
-/** Fails the test instead of hanging when `p` takes longer than `ms`. */
-async function within<T>(ms: number, p: Promise<T>, what = 'step'): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`${what} took over ${ms} ms`)), ms); })]);
-  } finally { clearTimeout(t); }
-}
-
-async function until(cond: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** The fixture model, slowed down by `ms` per decode step, so a request stays in flight long enough to test. */
-function slowModel(ms: number): GPT2LMHeadModel {
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  return Object.create(model, {
-    decodeStep: { value: (...args: Parameters<GPT2LMHeadModel['decodeStep']>) => { Atomics.wait(gate, 0, 0, ms); return model.decodeStep(...args); } },
-  });
-}
+/** The fixture model, slowed down by `ms` per decode step. */
+const slowModel = (ms: number) => slowOf(model, ms);
 
 async function withServer(opts: Partial<ServerOptions>, fn: (s: GPT2Server, url: string) => Promise<void>): Promise<void> {
   const s = createServer({ model, tokenizer, modelId: 'gpt2-tiny', ...opts });
   const { url } = await s.listen(0, '127.0.0.1');
   try { await fn(s, url); } finally { await within(10_000, s.close({ timeoutMs: 2_000 }), 'close'); }
 }
-
-const post = async (url: string, body: unknown, init: RequestInit = {}) => {
-  const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...init });
-  const text = await r.text();
-  let json: any = null;
-  try { json = JSON.parse(text); } catch { /* SSE or empty */ }
-  return { status: r.status, headers: r.headers, text, json };
-};
 
 /** The data payloads of an SSE body, parsed (the final '[DONE]' stays a string). */
 function events(body: string): any[] {
