@@ -120,6 +120,12 @@ test('logprobs with echo score the prompt and the completion as forward() does',
     const evs = r4.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
     const streamed = evs.flatMap((e) => e.choices[0].logprobs?.token_logprobs ?? []);
     assert.equal(streamed, lp.token_logprobs.slice(ids.length));
+    // max_tokens 0 with echo: the prompt alone, scored
+    const r5 = await post(url, { prompt, max_tokens: 0, temperature: 0, logprobs: 1, echo: true });
+    assert.is(r5.status, 200, r5.text);
+    assert.is(r5.json.choices[0].text, prompt);
+    assert.equal(r5.json.choices[0].logprobs.token_logprobs, lp.token_logprobs.slice(0, ids.length));
+    assert.equal(r5.json.usage, { prompt_tokens: ids.length, completion_tokens: 0, total_tokens: ids.length });
   }), 'logprobs test');
 });
 

@@ -197,7 +197,7 @@ export function createServer(options: ServerOptions): GPT2Server {
 
   async function completions(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
-    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency });
+    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency, minTokens: 0 });
     const ids = encodePrompt(tokenizer, p.prompt, p.maxTokens, cfg.n_positions);
     if (closing) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down', { connection: 'close' });
 

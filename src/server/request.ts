@@ -198,6 +198,7 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
   const logprobs = extras && given(body.logprobs) ? int(body, 'logprobs', 0, 0, 5, ' (the number of most likely tokens listed per position)') : undefined;
   if (extras && given(body.echo) && typeof body.echo !== 'boolean') throw bad('echo', `echo must be true or false, got ${JSON.stringify(body.echo)}`);
   const echo = extras && body.echo === true;
+  if (extras && maxTokens === 0 && !echo) throw bad('max_tokens', 'max_tokens 0 needs echo: true (the prompt alone, scored with logprobs)');
   const presencePenalty = extras ? num(body, 'presence_penalty', 0, (v) => v >= -2 && v <= 2, 'from -2 to 2') : 0;
   const frequencyPenalty = extras ? num(body, 'frequency_penalty', 0, (v) => v >= -2 && v <= 2, 'from -2 to 2') : 0;
   const bias = extras ? logitBias(body, limits.vocabSize) : undefined;

@@ -36,7 +36,8 @@ export type JobEnd =
 export interface JobSpec {
   /** Prompt token ids (at least one). */
   prompt: number[];
-  /** Tokens to generate at most per choice (>= 1); prompt.length + maxTokens must fit the model's context. */
+  /** Tokens to generate at most per choice (0: the prompt is only prefilled, e.g. to score it); prompt.length +
+   *  maxTokens must fit the model's context. */
   maxTokens: number;
   sampling: SamplingOptions;
   /** Generation ends after one of these ids (it is counted as a generated token). */
@@ -194,7 +195,7 @@ export class Scheduler {
       this.counts.rejected++;
       throw new QueueFullError(this.running.length, this.queue.length);
     }
-    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 1)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 1');
+    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 0)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 0');
     const n = spec.n ?? 1;
     if (!Number.isInteger(n) || n < 1 || n > this.maxConcurrency) throw new InputError(`n must be an integer from 1 to maxConcurrency (${this.maxConcurrency}), got ${n}`);
     const job: Job = { id: this.nextId++, spec, n, state: 'queued', seqs: [], generated: 0 };
@@ -297,6 +298,7 @@ export class Scheduler {
     }));
     this.running.push(job);
     this.counts.prompt_tokens += s.prompt.length;
+    if (s.maxTokens === 0) { this.end(job, { status: 'done', reason: 'length', reasons: job.seqs.map(() => 'length'), tokens: 0 }); return; }
     for (const q of job.seqs) if (job.state === 'active') this.accept(job, q, job.n > 1 ? logits.slice() : logits);
   }
 
