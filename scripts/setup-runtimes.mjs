@@ -3,7 +3,8 @@
 //   deno, bun, workerd,         from the npm registry (the packages ship the binaries as per-platform
 //   playwright-core             optional dependencies), into this checkout's node_modules;
 //                               (workerd is the open-source Cloudflare Workers runtime);
-//   chromium                    from Debian apt, only when running as root and /usr/bin/chromium is absent.
+//   chromium                    from Debian apt, only when running as root and /usr/bin/chromium is absent;
+//   haproxy                     from Debian apt, likewise (the load balancer of test/server-scale.test.ts).
 // Idempotent: what is present and working is left alone. Prints one status line per runtime.
 //   node scripts/setup-runtimes.mjs            install what is missing
 //   node scripts/setup-runtimes.mjs --check    report only; exit 1 if something is missing
@@ -17,6 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const checkOnly = process.argv.includes('--check');
 const PINS = { deno: '2.9.6', bun: '1.4.5', workerd: '1.20261117.1', 'playwright-core': '1.65.1' };
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const HAPROXY = process.env.HAPROXY_PATH || '/usr/sbin/haproxy';
 
 const log = (msg) => console.error(`[setup-runtimes] ${msg}`);
 
@@ -73,26 +75,37 @@ for (const name of Object.keys(probes)) {
   else { log(`${name}: MISSING${checkOnly ? '' : ' (install failed)'}`); failed = true; }
 }
 
-// 2. chromium from Debian, driven by playwright-core with executablePath (no browser download).
-let chromium = version(CHROMIUM);
-if (!chromium && !checkOnly) {
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
-  if (CHROMIUM !== '/usr/bin/chromium') log(`chromium: ${CHROMIUM} (CHROMIUM_PATH) not found; not installing elsewhere`);
-  else if (!isRoot || !hasApt) log(`chromium: not installing (${!hasApt ? 'no apt-get' : 'not root'}); run: apt-get install -y chromium`);
+// 2. chromium (driven by playwright-core with executablePath, no browser download) and haproxy from Debian.
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
+let aptUpdated = false;
+
+/** `apt-get install -y <pkg>` when root with apt and `bin` is the Debian path; returns the probe afterwards. */
+function aptInstall(pkg, bin, defaultBin, probe, envVar) {
+  if (bin !== defaultBin) log(`${pkg}: ${bin} (${envVar}) not found; not installing elsewhere`);
+  else if (!isRoot || !hasApt) log(`${pkg}: not installing (${!hasApt ? 'no apt-get' : 'not root'}); run: apt-get install -y ${pkg}`);
   else {
     try {
       const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-      log('apt-get update && apt-get install -y chromium');
-      execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env, timeout: 600_000 });
-      execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env, timeout: 1_200_000 });
+      if (!aptUpdated) { log('apt-get update'); execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env, timeout: 600_000 }); aptUpdated = true; }
+      log(`apt-get install -y ${pkg}`);
+      execFileSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'inherit', env, timeout: 1_200_000 });
     } catch (e) {
       log(`apt-get failed: ${e.message}`);
     }
-    chromium = version(CHROMIUM);
   }
+  return probe();
 }
+
+let chromium = version(CHROMIUM);
+if (!chromium && !checkOnly) chromium = aptInstall('chromium', CHROMIUM, '/usr/bin/chromium', () => version(CHROMIUM), 'CHROMIUM_PATH');
 if (chromium) log(`chromium: ${chromium}`);
 else { log(`chromium: MISSING at ${CHROMIUM}`); failed = true; }
+
+const haproxyVersion = () => version(HAPROXY, ['-v']);
+let haproxy = haproxyVersion();
+if (!haproxy && !checkOnly) haproxy = aptInstall('haproxy', HAPROXY, '/usr/sbin/haproxy', haproxyVersion, 'HAPROXY_PATH');
+if (haproxy) log(`haproxy: ${haproxy}`);
+else { log(`haproxy: MISSING at ${HAPROXY}`); failed = true; }
 
 process.exit(failed ? 1 : 0);

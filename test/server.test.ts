@@ -9,48 +9,20 @@ import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { createServer, CompletionText, type GPT2Server, type ServerOptions } from '../src/server/index.js';
 import { kernelOpts, modelDir, repoRoot } from './helpers/fixtures.js';
+import { post, slowModel as slowOf, until, within } from './helpers/server.js';
 
 const DIR = modelDir('gpt2-tiny');
 let model: GPT2LMHeadModel;
 let tokenizer: GPT2Tokenizer;
 
-/** Fails the test instead of hanging when `p` takes longer than `ms`. */
-async function within<T>(ms: number, p: Promise<T>, what = 'step'): Promise<T> {
-  let t: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, rej) => { t = setTimeout(() => rej(new Error(`${what} took over ${ms} ms`)), ms); })]);
-  } finally { clearTimeout(t); }
-}
-
-async function until(cond: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** The fixture model, slowed down by `ms` per decode step, so a request stays in flight long enough to test. */
-function slowModel(ms: number): GPT2LMHeadModel {
-  const gate = new Int32Array(new SharedArrayBuffer(4));
-  return Object.create(model, {
-    decodeStep: { value: (...args: Parameters<GPT2LMHeadModel['decodeStep']>) => { Atomics.wait(gate, 0, 0, ms); return model.decodeStep(...args); } },
-  });
-}
+/** The fixture model, slowed down by `ms` per decode step. */
+const slowModel = (ms: number) => slowOf(model, ms);
 
 async function withServer(opts: Partial<ServerOptions>, fn: (s: GPT2Server, url: string) => Promise<void>): Promise<void> {
   const s = createServer({ model, tokenizer, modelId: 'gpt2-tiny', ...opts });
   const { url } = await s.listen(0, '127.0.0.1');
   try { await fn(s, url); } finally { await within(10_000, s.close({ timeoutMs: 2_000 }), 'close'); }
 }
-
-const post = async (url: string, body: unknown, init: RequestInit = {}) => {
-  const r = await fetch(`${url}/v1/completions`, { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), ...init });
-  const text = await r.text();
-  let json: any = null;
-  try { json = JSON.parse(text); } catch { /* SSE or empty */ }
-  return { status: r.status, headers: r.headers, text, json };
-};
 
 /** The data payloads of an SSE body, parsed (the final '[DONE]' stays a string). */
 function events(body: string): any[] {
@@ -200,7 +172,8 @@ test('bad requests get 400 (naming the field), 404 and 405', async () => {
       [{ prompt: ['a', 'b'] }, 'prompt', /one prompt per request/],
       [{ prompt: [1, 99999999] }, 'prompt', /token id/],
       [{ prompt: 'x', model: 'gpt-4' }, 'model', /'gpt-4' is not served here.*gpt2-tiny/],
-      [{ prompt: 'x', max_tokens: 0 }, 'max_tokens', /from 1 to 64/],
+      [{ prompt: 'x', max_tokens: 0 }, 'max_tokens', /needs echo/],
+      [{ prompt: 'x', max_tokens: -1 }, 'max_tokens', /from 0 to 64/],
       [{ prompt: 'x', max_tokens: '5' }, 'max_tokens', /integer/],
       [{ prompt: 'x', max_tokens: 65 }, 'max_tokens', /limit is 64/],
       [{ prompt: ' word'.repeat(100), max_tokens: 64 }, 'max_tokens', /prompt has 100 tokens and max_tokens is 64: 164 in all, over the model's context of 128/],
@@ -209,12 +182,17 @@ test('bad requests get 400 (naming the field), 404 and 405', async () => {
       [{ prompt: 'x', top_p: 0 }, 'top_p', /\(0, 1\]/],
       [{ prompt: 'x', top_k: 1.5 }, 'top_k', /integer/],
       [{ prompt: 'x', seed: 'abc' }, 'seed', /integer/],
-      [{ prompt: 'x', n: 2 }, 'n', /n = 1/],
+      [{ prompt: 'x', n: 99 }, 'n', /from 1 to 8/],
+      [{ prompt: 'x', best_of: 2 }, 'best_of', /best_of = 1/],
       [{ prompt: 'x', stop: 7 }, 'stop', /string/],
       [{ prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop', /at most 4/],
       [{ prompt: 'x', stream: 'yes' }, 'stream', /true or false/],
-      [{ prompt: 'x', logprobs: 2 }, 'logprobs', /not supported/],
-      [{ prompt: 'x', frequency_penalty: 0.5 }, 'frequency_penalty', /repetition_penalty/],
+      [{ prompt: 'x', logprobs: 6 }, 'logprobs', /from 0 to 5/],
+      [{ prompt: 'x', echo: 'yes' }, 'echo', /true or false/],
+      [{ prompt: 'x', frequency_penalty: 2.5 }, 'frequency_penalty', /from -2 to 2/],
+      [{ prompt: 'x', presence_penalty: 'a' }, 'presence_penalty', /from -2 to 2/],
+      [{ prompt: 'x', logit_bias: { abc: 1 } }, 'logit_bias', /not a token id/],
+      [{ prompt: 'x', logit_bias: { 5: 101 } }, 'logit_bias', /from -100 to 100/],
       [{ prompt: 'x', repetition_penalty: 0 }, 'repetition_penalty', /\(0, 10\]/],
     ];
     for (const [body, param, msg] of cases) {

@@ -269,12 +269,14 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     return generate(this, options);
   }
 
-  /** Low-level serving API: appends `ids` (one sequence) to a batch-1 cache; returns the last position's logits [V]. */
-  prefill(cache: KVCache, ids: number[]): Float32Array {
+  /** Low-level serving API: appends `ids` (one sequence) to a batch-1 cache; returns the last position's logits [V],
+   *  or with `allPositions` every position's [T, V] (to score the prompt). */
+  prefill(cache: KVCache, ids: number[], allPositions = false): Float32Array {
     this.check();
     const { ids: flat, T } = toIds([ids], this.config);
+    const head = allPositions ? Int32Array.from({ length: T }, (_, t) => t) : [T - 1];
     return runBatch(this.state, cache, {
-      ids: flat, B: 1, T, attentionMask: null, positionIds: null, headTokens: [[T - 1]], head: this.headMatrix(), chunk: this.prefill_chunk,
+      ids: flat, B: 1, T, attentionMask: null, positionIds: null, headTokens: [head], head: this.headMatrix(), chunk: this.prefill_chunk,
     }).head;
   }
 

@@ -104,6 +104,22 @@ export class KVCache {
   get disposed(): boolean { return this._disposed; }
   get bytes(): number { return this._self.bytes + this._mask.bytes + (this.cross?.buffers.bytes ?? 0); }
 
+  /** Bytes of K and V that hold the stored tokens (the rest of `bytes` is reserved for tokens to come). */
+  get usedBytes(): number { return this._disposed ? 0 : this._self.bytes * this.length / this._capacity; }
+
+  /** Makes this cache a copy of `src` (same shape, batch, capacity and dtype): K, V, mask and length. */
+  copyFrom(src: KVCache): void {
+    this.check(); src.check();
+    if (src.batch !== this.batch || src.capacity !== this._capacity || src.dtype !== this.dtype || src.shape.layers !== this.shape.layers) {
+      throw new InputError(`copyFrom needs a cache of the same batch (${this.batch}), capacity (${this._capacity}) and dtype (${this.dtype})`);
+    }
+    const U8 = new Uint8Array(this.backend.arena.buffer);
+    const pairs: [Region, Region][] = [[src._mask, this._mask]];
+    for (let l = 0; l < this.shape.layers; l++) pairs.push([src._self.k[l], this._self.k[l]], [src._self.v[l], this._self.v[l]]);
+    for (const [from, to] of pairs) U8.copyWithin(to.ptr, from.ptr, from.ptr + from.bytes);
+    this.length = src.length;
+  }
+
   /** Throws DISPOSED once the cache is disposed (its memory may belong to someone else by then). */
   check(): void { if (this._disposed) throw disposedError('this KV cache'); }
 

@@ -1,5 +1,7 @@
 // `gpt2-wasm serve`: loads one model and serves it over HTTP until SIGTERM or SIGINT, then shuts down
 // gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
+import { existsSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
 import { parseArgs, helpFor, MODEL_OPTIONS, type OptionSpec } from '../cli/args.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_MODEL } from '../generation/pipeline.js';
@@ -10,7 +12,9 @@ import { createServer } from './http.js';
 
 export const serveSpecs: Record<string, OptionSpec> = {
   ...MODEL_OPTIONS,
-  model_name: { type: 'string', help: 'the name clients send as "model" (default: the --model value)' },
+  model_name: { type: 'string', help: 'the name clients send as "model" (default: the Hub id, or the directory name of a local model)' },
+  api_key: { type: 'string', help: 'require "Authorization: Bearer <key>" on every route but /health (default: $GPT2WASM_API_KEY; none when unset)' },
+  drain_delay_ms: { type: 'int', help: 'on SIGTERM, fail /health this long while still serving, before the listener closes (default 0; set it above the balancer\'s health-check interval x fall count)' },
   host: { type: 'string', help: 'address to listen on (default 127.0.0.1; 0.0.0.0 for all interfaces)' },
   port: { type: 'int', alias: 'p', help: 'port (default 8080; 0 picks a free port)' },
   max_concurrency: { type: 'int', help: 'sequences decoded together at most (default 8)' },
@@ -28,9 +32,15 @@ export const serveSpecs: Record<string, OptionSpec> = {
 export const SERVE_USAGE = `gpt2-wasm serve [options]
 
 OpenAI-compatible completions server with continuous batching:
-  POST /v1/completions   GET /v1/models   GET /health
+  POST /v1/completions   GET /v1/models   POST /tokenize   POST /detokenize   GET /metrics   GET /health
 
 ${helpFor(serveSpecs)}`;
+
+/** The name a model is served under: a Hub id as given, a local directory by its name (never its absolute path). */
+export function servedModelName(id: string): string {
+  const local = isAbsolute(id) || id.startsWith('.') || id.includes('\\') || existsSync(id);
+  return local ? basename(resolve(id)) : id;
+}
 
 /** Runs the server until SIGTERM/SIGINT; resolves after the graceful shutdown. */
 export async function serve(argv: string[]): Promise<void> {
@@ -40,11 +50,13 @@ export async function serve(argv: string[]): Promise<void> {
   for (const k of ['max_concurrency', 'max_tokens', 'body_limit', 'request_timeout_ms', 'max_connections'] as const) {
     if (o[k] !== undefined && o[k] < 1) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 1, got ${o[k]}`);
   }
-  for (const k of ['queue_size', 'shutdown_timeout_ms', 'keep_alive_timeout_ms'] as const) if (o[k] !== undefined && o[k] < 0) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 0, got ${o[k]}`);
+  for (const k of ['queue_size', 'shutdown_timeout_ms', 'keep_alive_timeout_ms', 'drain_delay_ms'] as const) if (o[k] !== undefined && o[k] < 0) throw new OptionError(`--${k.replace(/_/g, '-')} must be at least 0, got ${o[k]}`);
   if (o.port !== undefined && (o.port < 0 || o.port > 65535)) throw new OptionError(`--port must be from 0 to 65535, got ${o.port}`);
   const say = (s: string) => process.stderr.write(`[gpt2-wasm] ${s}\n`);
 
   const id: string = o.model ?? DEFAULT_MODEL;
+  const apiKey: string | undefined = o.api_key ?? (process.env.GPT2WASM_API_KEY || undefined);
+  if (apiKey !== undefined && apiKey.trim() === '') throw new OptionError('--api-key must not be empty');
   const t0 = performance.now();
   const source = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
   const tokenizer = await AutoTokenizer.from_pretrained(source);
@@ -52,7 +64,7 @@ export async function serve(argv: string[]): Promise<void> {
   let server;
   try {
     server = createServer({
-      model, tokenizer, modelId: o.model_name ?? id,
+      model, tokenizer, modelId: o.model_name ?? servedModelName(id), apiKey, drainDelayMs: o.drain_delay_ms,
       maxConcurrency: o.max_concurrency, queueSize: o.queue_size, maxTokens: o.max_tokens, bodyLimit: o.body_limit,
       requestTimeoutMs: o.request_timeout_ms, shutdownTimeoutMs: o.shutdown_timeout_ms,
       keepAliveTimeoutMs: o.keep_alive_timeout_ms, maxConnections: o.max_connections,
@@ -61,7 +73,7 @@ export async function serve(argv: string[]): Promise<void> {
     const addr = await server.listen(o.port ?? 8080, o.host ?? '127.0.0.1');
     const s = server.stats();
     say(`${s.model} loaded in ${Math.round(performance.now() - t0)} ms (${s.dtype}, ${s.threads} thread${s.threads === 1 ? "" : "s"}, ${s.wasm}); max concurrency ${s.max_concurrency}, queue ${s.queue_size}, max_tokens ${s.max_tokens}`);
-    say(`listening on ${addr.url}`);
+    say(`listening on ${addr.url}${apiKey ? ' (API key required)' : ''}`);
   } catch (e) {
     await model.dispose();
     throw e;

@@ -1,8 +1,11 @@
 // The HTTP server (node:http, no framework): OpenAI-compatible POST /v1/completions (JSON or server-sent
-// events), GET /v1/models, GET /health. Requests are validated here and handed to the continuous-batching
-// Scheduler; a client that goes away or runs past the request timeout is cancelled and its cache slot freed.
-// close() stops accepting connections, lets the accepted requests finish (up to a deadline), then returns.
-import { randomBytes } from 'node:crypto';
+// events; n, logprobs, echo, penalties and logit_bias included), GET /v1/models, POST /tokenize and /detokenize
+// (as llama.cpp's server), GET /metrics (Prometheus), GET /health. Requests are validated here and handed to the
+// continuous-batching Scheduler; a client that goes away or runs past the request timeout is cancelled and its
+// cache slots freed. With an API key every route but /health needs `Authorization: Bearer <key>`.
+// close() fails /health for drainDelayMs while still serving (so a balancer routes around this replica first),
+// then stops accepting connections, lets the accepted requests finish (up to a deadline), and returns.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OptionError } from '../errors.js';
@@ -10,6 +13,8 @@ import { resolveGenerateOptions } from '../generation/generate.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError, type CompletionParams } from './request.js';
+import type { TokenLogprob } from './logprobs.js';
+import { Histogram, MetricsPage } from './metrics.js';
 import { Scheduler, type JobEnd, type SchedulerStats } from './scheduler.js';
 import { CompletionText } from './text.js';
 
@@ -38,12 +43,17 @@ export interface ServerOptions {
   maxConnections?: number;
   /** close() waits this long for accepted requests before cancelling them (default 30 s). */
   shutdownTimeoutMs?: number;
+  /** With a key, every route but /health answers 401 unless the request has `Authorization: Bearer <key>`. */
+  apiKey?: string;
+  /** close() first fails /health for this long while still serving requests (default 0), so that a load
+   *  balancer's health check takes this replica out before it stops accepting connections. */
+  drainDelayMs?: number;
   /** One line per finished request (default: none). */
   log?: (line: string) => void;
 }
 
 export interface ServerStats extends SchedulerStats {
-  status: 'ok' | 'shutting_down';
+  status: 'ok' | 'draining' | 'shutting_down';
   model: string;
   uptime_s: number;
   max_concurrency: number;
@@ -129,16 +139,24 @@ export function createServer(options: ServerOptions): GPT2Server {
   const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 65_000;
   const maxConnections = options.maxConnections ?? 1024;
   const log = options.log;
+  const drainDelayMs = options.drainDelayMs ?? 0;
+  if (options.apiKey !== undefined && (typeof options.apiKey !== 'string' || options.apiKey === '')) throw new OptionError('apiKey must be a non-empty string');
+  const keyDigest = options.apiKey !== undefined ? createHash('sha256').update(options.apiKey).digest() : null;
   if (!(maxTokens >= 1)) throw new OptionError(`maxTokens must be at least 1, got ${options.maxTokens}`);
-  for (const [k, v, min] of [['bodyLimit', bodyLimit, 1], ['requestTimeoutMs', requestTimeoutMs, 1], ['shutdownTimeoutMs', shutdownTimeoutMs, 0], ['keepAliveTimeoutMs', keepAliveTimeoutMs, 0], ['maxConnections', maxConnections, 1]] as const) {
+  for (const [k, v, min] of [['bodyLimit', bodyLimit, 1], ['requestTimeoutMs', requestTimeoutMs, 1], ['shutdownTimeoutMs', shutdownTimeoutMs, 0], ['keepAliveTimeoutMs', keepAliveTimeoutMs, 0], ['maxConnections', maxConnections, 1], ['drainDelayMs', drainDelayMs, 0]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw new OptionError(`${k} must be an integer of at least ${min}, got ${v}`);
   }
   const scheduler = new Scheduler(model, { maxConcurrency: options.maxConcurrency, queueSize: options.queueSize });
+  // what /metrics reports beyond the scheduler's counts: answers by route and status, and the latencies clients see
+  const answered = new Map<string, number>();
+  const ttft = new Histogram(), perToken = new Histogram(), duration = new Histogram();
   // end-of-text ids as generate() resolves them (generation_config.json, then config.json)
   const eos = resolveGenerateOptions(model, { input_ids: null, max_new_tokens: 1, do_sample: false, temperature: 1, top_k: 0, top_p: 1, repetition_penalty: 1 }, 1).eos;
   const started = Date.now();
   const createdAt = Math.floor(started / 1000);
   let closing = false;
+  /** close() was called: /health fails (503) while requests are still served for drainDelayMs. */
+  let draining = false;
   let closePromise: Promise<void> | null = null;
 
   // Slow senders: Node answers 408 when the headers (headersTimeout) or the whole request (requestTimeout) have
@@ -154,35 +172,69 @@ export function createServer(options: ServerOptions): GPT2Server {
 
   function stats(): ServerStats {
     return {
-      status: closing ? 'shutting_down' : 'ok', model: modelId, uptime_s: Math.round((Date.now() - started) / 1000),
+      status: closing ? 'shutting_down' : draining ? 'draining' : 'ok', model: modelId, uptime_s: Math.round((Date.now() - started) / 1000),
       max_concurrency: scheduler.maxConcurrency, queue_size: scheduler.queueSize, max_tokens: maxTokens, n_positions: cfg.n_positions,
       threads: model.backend.threads, dtype: model.dtype, wasm: model.backend.variant, ...scheduler.stats(),
     };
   }
 
+  /** OpenAI's logprobs object of one choice: token strings, their log-probabilities, the top ones, and each
+   *  token's offset in the choice's text (the prompt's text counts before it, echoed or not). */
+  function logprobsObject(entries: { id: number; lp: TokenLogprob | null }[], start: number) {
+    const piece = (id: number) => tokenizer.decode([id], { skip_special_tokens: false });
+    const tokens: string[] = [], token_logprobs: (number | null)[] = [], top_logprobs: (Record<string, number> | null)[] = [], text_offset: number[] = [];
+    let at = start;
+    for (const { id, lp } of entries) {
+      const t = piece(id);
+      tokens.push(t);
+      token_logprobs.push(lp ? lp.logprob : null);
+      top_logprobs.push(lp ? Object.fromEntries(lp.top.map((x) => [piece(x.id), x.logprob])) : null);
+      text_offset.push(at);
+      at += t.length;
+    }
+    return { tokens, token_logprobs, top_logprobs, text_offset };
+  }
+
   async function completions(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
-    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens });
+    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency, minTokens: 0 });
     const ids = encodePrompt(tokenizer, p.prompt, p.maxTokens, cfg.n_positions);
     if (closing) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down', { connection: 'close' });
 
     const id = `cmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
-    const text = new CompletionText(tokenizer, p.stop);
+    const promptText = typeof p.prompt === 'string' ? p.prompt : tokenizer.decode(ids, { skip_special_tokens: false });
+    const wantLp = p.logprobs !== undefined;
+    // per choice: its text (stop sequences cut it), the text so far, its tokens with their log-probabilities
+    const choices = Array.from({ length: p.n }, () => ({ text: new CompletionText(tokenizer, p.stop), out: '', tokens: [] as { id: number; lp: TokenLogprob | null }[], last: 0 }));
+    let promptLp: { id: number; lp: TokenLogprob | null }[] = [];
     const usage = (n: number) => ({ prompt_tokens: ids.length, completion_tokens: n, total_tokens: ids.length + n });
-    const chunk = (t: string, finish: string | null) => ({ id, object: 'text_completion', created, model: modelId, choices: [{ text: t, index: 0, logprobs: null, finish_reason: finish }] });
+    const chunk = (index: number, t: string, finish: string | null, logprobs: unknown = null) => ({ id, object: 'text_completion', created, model: modelId, choices: [{ text: t, index, logprobs, finish_reason: finish }] });
     const sse = (data: unknown) => { if (!res.destroyed && !res.writableEnded) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`); };
-    let out = '';
+    let firstToken = true;
 
     let finish!: (end: JobEnd) => void;
     const ended = new Promise<JobEnd>((resolve) => { finish = resolve; });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const handle = scheduler.submit({ // throws QueueFullError (429) before anything is sent
-      prompt: ids, maxTokens: p.maxTokens, sampling: p.sampling, eos, seed: p.seed,
-      onToken(tokenId) {
-        const piece = text.push(tokenId);
-        if (p.stream) { if (piece) sse(chunk(piece, null)); } else out += piece;
-        return text.stopped;
+      prompt: ids, maxTokens: p.maxTokens, sampling: p.sampling, eos, seed: p.seed, n: p.n,
+      presencePenalty: p.presencePenalty, frequencyPenalty: p.frequencyPenalty, logitBias: p.logitBias,
+      logprobs: p.logprobs, echoLogprobs: p.echo,
+      onPrompt(lps) {
+        promptLp = ids.map((tid, i) => ({ id: tid, lp: lps[i] }));
+        if (p.stream) for (let c = 0; c < p.n; c++) sse(chunk(c, promptText, null, logprobsObject(promptLp, 0)));
+      },
+      onToken(tokenId, c, lp) {
+        const now = performance.now(), ch = choices[c];
+        if (firstToken) { ttft.observe((Date.now() - t0) / 1000); firstToken = false; } else if (ch.last) perToken.observe((now - ch.last) / 1000);
+        ch.last = now;
+        const piece = ch.text.push(tokenId);
+        if (wantLp) ch.tokens.push({ id: tokenId, lp });
+        if (p.stream) {
+          if (piece || wantLp) sse(chunk(c, piece, null, wantLp ? logprobsObject([{ id: tokenId, lp }], promptText.length + ch.out.length) : null));
+          ch.out += piece;
+        } else ch.out += piece;
+        return ch.text.stopped;
       },
       onEnd(end) { clearTimeout(timer); finish(end); },
     });
@@ -193,18 +245,34 @@ export function createServer(options: ServerOptions): GPT2Server {
     if (p.stream) {
       res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no', ...(closing ? { connection: 'close' } : {}) });
       res.flushHeaders();
+      // echo without logprobs: the prompt is the first text of each choice (with logprobs, onPrompt sent it)
+      if (p.echo && !wantLp) for (let c = 0; c < p.n; c++) sse(chunk(c, promptText, null));
     }
 
     const end = await ended;
     if (end.status === 'done') {
-      const rest = text.finish();
+      duration.observe((Date.now() - t0) / 1000);
       if (p.stream) {
-        sse(chunk(rest, end.reason));
+        choices.forEach((ch, c) => sse(chunk(c, ch.text.finish(), end.reasons[c])));
         if (p.includeUsage) sse({ id, object: 'text_completion', created, model: modelId, choices: [], usage: usage(end.tokens) });
         sse('[DONE]');
         res.end();
       } else {
-        sendJson(res, 200, { id, object: 'text_completion', created, model: modelId, choices: [{ text: out + rest, index: 0, logprobs: null, finish_reason: end.reason }], usage: usage(end.tokens) });
+        const out = choices.map((ch, c) => {
+          const text = ch.out + ch.text.finish();
+          const head = p.echo ? promptText : '';
+          let logprobs = null;
+          if (wantLp) {
+            // tokens of the completion up to where its text ends (a stop sequence cuts both)
+            const gen = logprobsObject(ch.tokens, promptText.length);
+            const keep = gen.text_offset.filter((o) => o < promptText.length + text.length || o === promptText.length).length;
+            const echoed = p.echo ? logprobsObject(promptLp, 0) : null;
+            const part = (k: keyof typeof gen) => [...(echoed ? echoed[k] : []), ...gen[k].slice(0, keep)];
+            logprobs = { tokens: part('tokens'), token_logprobs: part('token_logprobs'), top_logprobs: part('top_logprobs'), text_offset: part('text_offset') };
+          }
+          return { text: head + text, index: c, logprobs, finish_reason: end.reasons[c] };
+        });
+        sendJson(res, 200, { id, object: 'text_completion', created, model: modelId, choices: out, usage: usage(end.tokens) });
       }
       return { status: 200, tokens: end.tokens };
     }
@@ -215,6 +283,66 @@ export function createServer(options: ServerOptions): GPT2Server {
     if (p.stream) { sse(errorBody(err)); res.end(); }
     else sendJson(res, err.status, errorBody(err), err.headers);
     return { status: err.status, tokens: end.tokens };
+  }
+
+  /** llama.cpp's POST /tokenize: { content, with_pieces? } → { tokens } (ids, or { id, piece } with pieces). */
+  async function tokenize(req: IncomingMessage, res: ServerResponse, t0: number) {
+    const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
+    if (typeof body.content !== 'string') throw new HttpError(400, 'content must be a string (the text to tokenize)', 'content');
+    if (body.with_pieces !== undefined && typeof body.with_pieces !== 'boolean') throw new HttpError(400, 'with_pieces must be true or false', 'with_pieces');
+    const ids = tokenizer.encode(body.content);
+    sendJson(res, 200, { tokens: body.with_pieces ? ids.map((i) => ({ id: i, piece: tokenizer.decode([i], { skip_special_tokens: false }) })) : ids });
+    return { status: 200, tokens: 0 };
+  }
+
+  /** llama.cpp's POST /detokenize: { tokens } → { content }. */
+  async function detokenize(req: IncomingMessage, res: ServerResponse, t0: number) {
+    const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
+    const t = body.tokens;
+    if (!Array.isArray(t) || !t.every((x) => Number.isSafeInteger(x) && x >= 0 && x < cfg.vocab_size)) {
+      throw new HttpError(400, `tokens must be an array of token ids in [0, ${cfg.vocab_size})`, 'tokens');
+    }
+    sendJson(res, 200, { content: tokenizer.decode(t as number[], { skip_special_tokens: false }) });
+    return { status: 200, tokens: 0 };
+  }
+
+  function metrics(res: ServerResponse) {
+    const s = scheduler.stats(), mem = model.memoryUsage();
+    const page = new MetricsPage()
+      .counter('gpt2wasm_http_requests_total', 'HTTP requests answered, by route and status code.', [...answered].map(([k, v]) => { const [route, code] = k.split(' '); return [{ route, code }, v]; }))
+      .counter('gpt2wasm_completions_total', 'Completion requests that left the scheduler, by outcome (rejected: the queue was full; refused: did not fit in memory).',
+        (['completed', 'cancelled', 'failed', 'refused', 'rejected'] as const).map((o) => [{ outcome: o }, s[o]]))
+      .counter('gpt2wasm_prompt_tokens_total', 'Prompt tokens prefilled.', s.prompt_tokens)
+      .counter('gpt2wasm_generated_tokens_total', 'Tokens generated (all choices).', s.generated_tokens)
+      .counter('gpt2wasm_decode_steps_total', 'Batched decode steps run.', s.decode_steps)
+      .histogram('gpt2wasm_time_to_first_token_seconds', 'From the request\'s arrival to its first generated token (queueing and prefill included).', ttft)
+      .histogram('gpt2wasm_inter_token_latency_seconds', 'Between consecutive tokens of one choice.', perToken)
+      .histogram('gpt2wasm_request_duration_seconds', 'From arrival to the end of a completed completion request.', duration)
+      .gauge('gpt2wasm_queue_length', 'Completion requests waiting for a slot.', s.queued)
+      .gauge('gpt2wasm_active_requests', 'Completion requests running.', s.active)
+      .gauge('gpt2wasm_active_sequences', 'Sequences decoding (a request of n choices runs n).', s.active_sequences)
+      .gauge('gpt2wasm_max_concurrency', 'Sequences decoded together at most.', scheduler.maxConcurrency)
+      .gauge('gpt2wasm_kv_cache_used_bytes', 'KV cache bytes holding tokens of running sequences.', s.kv_cache_used_bytes)
+      .gauge('gpt2wasm_kv_cache_reserved_bytes', 'KV cache bytes reserved by running sequences (prompt + max_tokens each).', s.kv_cache_bytes)
+      .gauge('gpt2wasm_workspace_reserved_bytes', 'Bytes reserved once for batched decode steps.', s.decode_workspace_bytes)
+      .gauge('gpt2wasm_weights_bytes', 'Bytes of the model weights in wasm memory.', mem.weights)
+      .gauge('gpt2wasm_wasm_memory_in_use_bytes', 'Bytes of wasm memory allocated (weights, caches, workspaces).', mem.inUse)
+      .gauge('gpt2wasm_wasm_memory_bytes', 'Size of the wasm memory (committed pages).', mem.committed)
+      .gauge('gpt2wasm_draining', '1 while the server drains before shutdown.', draining || closing ? 1 : 0);
+    const text = page.text();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+    return { status: 200, tokens: 0 };
+  }
+
+  /** 401 unless the request carries the API key as a bearer token; the digests are compared in constant time. */
+  function authorize(req: IncomingMessage): void {
+    if (!keyDigest) return;
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+    const given = createHash('sha256').update(m ? m[1].trim() : '').digest();
+    if (!m || !timingSafeEqual(given, keyDigest)) {
+      throw new HttpError(401, m ? 'invalid API key' : 'missing API key: send the header `Authorization: Bearer <key>`', null, 'invalid_api_key', { 'www-authenticate': 'Bearer' });
+    }
   }
 
   function models() {
@@ -232,10 +360,14 @@ export function createServer(options: ServerOptions): GPT2Server {
     };
     if (path === '/health') {
       allow('GET');
-      const s = stats();
-      sendJson(res, closing ? 503 : 200, s);
-      return { status: closing ? 503 : 200, tokens: 0 };
+      const s = stats(), status = closing || draining ? 503 : 200;
+      sendJson(res, status, s);
+      return { status, tokens: 0 };
     }
+    authorize(req);
+    if (path === '/metrics') { allow('GET'); return metrics(res); }
+    if (path === '/tokenize') { allow('POST'); return tokenize(req, res, t0); }
+    if (path === '/detokenize') { allow('POST'); return detokenize(req, res, t0); }
     if (path === '/v1/models') { allow('GET'); sendJson(res, 200, models()); return { status: 200, tokens: 0 }; }
     if (path.startsWith('/v1/models/')) {
       allow('GET');
@@ -247,16 +379,22 @@ export function createServer(options: ServerOptions): GPT2Server {
     }
     if (path === '/v1/completions') { allow('POST'); return completions(req, res, t0); }
     if (path === '/v1/chat/completions') throw new HttpError(404, 'GPT-2 is not a chat model: use POST /v1/completions with a prompt', null, 'not_found');
-    throw new HttpError(404, `no route ${method} ${path} (POST /v1/completions, GET /v1/models, GET /health)`, null, 'not_found');
+    throw new HttpError(404, `no route ${method} ${path} (POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /metrics, GET /health)`, null, 'not_found');
   }
+
+  /** The route label of a request for /metrics: a known path, or 'other' (unbounded paths would be unbounded series). */
+  const KNOWN = new Set(['/v1/completions', '/v1/models', '/tokenize', '/detokenize', '/metrics', '/health']);
+  const routeOf = (url: string | undefined) => { const p = (url ?? '/').split('?')[0].replace(/\/+$/, ''); return KNOWN.has(p) ? p : p.startsWith('/v1/models/') ? '/v1/models/{id}' : 'other'; };
+  const count = (req: IncomingMessage, status: number) => { const k = `${routeOf(req.url)} ${status}`; answered.set(k, (answered.get(k) ?? 0) + 1); };
 
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const t0 = Date.now();
     if (closing) res.setHeader('connection', 'close');
     route(req, res, t0).then(
-      (r) => log?.(`${req.method} ${req.url} ${r.status} ${Date.now() - t0}ms${r.tokens ? ` ${r.tokens} tokens` : ''}`),
+      (r) => { count(req, r.status); log?.(`${req.method} ${req.url} ${r.status} ${Date.now() - t0}ms${r.tokens ? ` ${r.tokens} tokens` : ''}`); },
       (e) => {
         const err = toHttpError(e);
+        count(req, err.status);
         // a request not read to its end leaves body bytes on the socket: answer, then close the connection; but an
         // oversized body is still being read and dropped (readBody), so that the client sees its 413
         const headers = !req.complete && err.status !== 413 ? { ...err.headers, connection: 'close' } : err.headers;
@@ -291,8 +429,11 @@ export function createServer(options: ServerOptions): GPT2Server {
     },
     close(opts = {}) {
       if (closePromise) return closePromise;
-      closing = true;
+      draining = true;
       closePromise = (async () => {
+        // still serving, but failing /health: the balancer stops sending here before the listener closes
+        if (drainDelayMs > 0) await delay(drainDelayMs);
+        closing = true;
         const closed = new Promise<void>((r) => { if (http.listening) http.close(() => r()); else r(); });
         http.closeIdleConnections();
         // responses that end from now on close their connection; idle keep-alive sockets are closed as they appear

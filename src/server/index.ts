@@ -6,4 +6,6 @@ export type { JobSpec, JobEnd, JobHandle, SchedulerOptions, SchedulerStats, Fini
 export { parseCompletionRequest, HttpError } from './request.js';
 export type { CompletionParams } from './request.js';
 export { CompletionText } from './text.js';
-export { serve, SERVE_USAGE } from './cli.js';
+export { serve, servedModelName, SERVE_USAGE } from './cli.js';
+export { logSoftmax, topLogprobs, applyOpenAIPenalties } from './logprobs.js';
+export type { TokenLogprob } from './logprobs.js';

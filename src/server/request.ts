@@ -65,6 +65,16 @@ export interface CompletionParams {
   stop: string[];
   stream: boolean;
   includeUsage: boolean;
+  /** Completions of the prompt (OpenAI's n; default 1). */
+  n: number;
+  /** Top log-probabilities per token (OpenAI's logprobs, 0 to 5), or undefined for none. */
+  logprobs: number | undefined;
+  /** The prompt is repeated before the completion text (and scored, with logprobs). */
+  echo: boolean;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** OpenAI's logit_bias: token id → bias in [-100, 100]. */
+  logitBias: Map<number, number> | undefined;
 }
 
 export interface RequestLimits {
@@ -79,6 +89,11 @@ export interface RequestLimits {
   defaultTemperature?: number;
   /** Whether `stream: true` is served (default true). */
   streaming?: boolean;
+  /** Whether n > 1, logprobs, echo, presence/frequency_penalty and logit_bias are served (default false: the edge
+   *  handler refuses them; the Node server serves them). */
+  openaiExtras?: boolean;
+  /** Largest n (default 1). */
+  maxN?: number;
 }
 
 const bad = (param: string, message: string) => new HttpError(400, message, param);
@@ -99,17 +114,33 @@ function int(body: Record<string, unknown>, key: string, dflt: number, min: numb
   return v;
 }
 
-/** Fields of the OpenAI API that this server accepts only at their neutral value. */
-function rejectUnsupported(body: Record<string, unknown>): void {
+/** Fields of the OpenAI API that are accepted only at their neutral value (all of them without `openaiExtras`). */
+function rejectUnsupported(body: Record<string, unknown>, extras: boolean): void {
   const only = (key: string, ok: (v: unknown) => boolean, why: string) => { if (given(body[key]) && !ok(body[key])) throw bad(key, `${key}: ${why}`); };
-  only('n', (v) => v === 1, 'only n = 1 is supported (one completion per request; send several requests, they are batched together)');
   only('best_of', (v) => v === 1, 'only best_of = 1 is supported');
-  only('echo', (v) => v === false, 'echo is not supported (the prompt is not repeated in the completion)');
-  only('logprobs', () => false, 'logprobs are not supported; leave the field out or null');
   only('suffix', () => false, 'suffix (insertion) is not supported by GPT-2');
-  only('logit_bias', (v) => typeof v === 'object' && Object.keys(v as object).length === 0, 'logit_bias is not supported');
-  only('frequency_penalty', (v) => v === 0, "frequency_penalty is not supported (OpenAI's additive penalty has no GPT-2/transformers equivalent); use repetition_penalty (Hugging Face's multiplicative penalty, e.g. 1.2)");
-  only('presence_penalty', (v) => v === 0, 'presence_penalty is not supported; use repetition_penalty (e.g. 1.2)');
+  if (extras) return;
+  only('n', (v) => v === 1, 'only n = 1 is supported here (one completion per request; send several requests)');
+  only('echo', (v) => v === false, 'echo is not supported here (the prompt is not repeated in the completion)');
+  only('logprobs', () => false, 'logprobs are not supported here; leave the field out or null');
+  only('logit_bias', (v) => typeof v === 'object' && Object.keys(v as object).length === 0, 'logit_bias is not supported here');
+  only('frequency_penalty', (v) => v === 0, 'frequency_penalty is not supported here; use repetition_penalty (Hugging Face\'s multiplicative penalty, e.g. 1.2)');
+  only('presence_penalty', (v) => v === 0, 'presence_penalty is not supported here; use repetition_penalty (e.g. 1.2)');
+}
+
+/** OpenAI's logit_bias: an object of token ids (as strings) to biases in [-100, 100]. */
+function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number, number> | undefined {
+  const v = body.logit_bias;
+  if (!given(v)) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('logit_bias', 'logit_bias must be an object of token ids to biases, like {"50256": -100}');
+  const out = new Map<number, number>();
+  for (const [k, b] of Object.entries(v as Record<string, unknown>)) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || !isInt(id) || id >= vocabSize) throw bad('logit_bias', `logit_bias: ${JSON.stringify(k)} is not a token id in [0, ${vocabSize})`);
+    if (typeof b !== 'number' || !Number.isFinite(b) || b < -100 || b > 100) throw bad('logit_bias', `logit_bias[${k}] must be a number from -100 to 100, got ${JSON.stringify(b)}`);
+    out.set(id, b);
+  }
+  return out.size ? out : undefined;
 }
 
 export function parseCompletionRequest(body: Record<string, unknown>, limits: RequestLimits): CompletionParams {
@@ -118,7 +149,8 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
       ? `model '${body.model}' is not served here; this server serves '${limits.modelId}' (GET /v1/models)`
       : `model must be a string, got ${JSON.stringify(body.model)}`);
   }
-  rejectUnsupported(body);
+  const extras = limits.openaiExtras === true;
+  rejectUnsupported(body, extras);
 
   let prompt: string | number[];
   const p = body.prompt;
@@ -161,9 +193,19 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
     includeUsage = iu === true;
   }
 
+  const maxN = limits.maxN ?? 1;
+  const n = extras ? int(body, 'n', 1, 1, maxN, ` (this server decodes ${maxN} sequences at most)`) : 1;
+  const logprobs = extras && given(body.logprobs) ? int(body, 'logprobs', 0, 0, 5, ' (the number of most likely tokens listed per position)') : undefined;
+  if (extras && given(body.echo) && typeof body.echo !== 'boolean') throw bad('echo', `echo must be true or false, got ${JSON.stringify(body.echo)}`);
+  const echo = extras && body.echo === true;
+  if (extras && maxTokens === 0 && !echo) throw bad('max_tokens', 'max_tokens 0 needs echo: true (the prompt alone, scored with logprobs)');
+  const presencePenalty = extras ? num(body, 'presence_penalty', 0, (v) => v >= -2 && v <= 2, 'from -2 to 2') : 0;
+  const frequencyPenalty = extras ? num(body, 'frequency_penalty', 0, (v) => v >= -2 && v <= 2, 'from -2 to 2') : 0;
+  const bias = extras ? logitBias(body, limits.vocabSize) : undefined;
+
   // temperature 0 means greedy; the SamplingOptions temperature must stay positive, and greedy ignores it
   const sampling: SamplingOptions = { do_sample: temperature > 0, temperature: temperature > 0 ? temperature : 1, top_k, top_p, repetition_penalty };
-  return { prompt, maxTokens, sampling, seed, stop, stream, includeUsage };
+  return { prompt, maxTokens, sampling, seed, stop, stream, includeUsage, n, logprobs, echo, presencePenalty, frequencyPenalty, logitBias: bias };
 }
 
 /**

@@ -12,42 +12,64 @@
 //
 // Each sequence is sampled exactly as generate() samples a batch-1 row (same processors, same seeded PRNG, same
 // stopping rules), so a request gives the same tokens alone or batched with others.
+//
+// A job of n choices is prefilled once: its prompt's KV cache is copied into each further choice's cache, and
+// the n sequences then decode side by side (each is one slot of maxConcurrency). OpenAI's additive penalties and
+// logit_bias change a choice's logits before the sampling processors; log-probabilities are those of the model
+// itself (a log-softmax of the raw logits), as OpenAI reports them.
 import { BusyError, GPT2WasmError, InputError, OptionError } from '../errors.js';
 import { nextToken, type SamplingOptions } from '../generation/logits-process.js';
-import { Random } from '../generation/random.js';
+import { applyOpenAIPenalties, logSoftmax, topLogprobs, type TokenLogprob } from './logprobs.js';
+import { MAX_SEED, Random } from '../generation/random.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { KVCache } from '../model/kv-cache.js';
 
 export type FinishReason = 'stop' | 'length';
 export type CancelReason = 'disconnected' | 'timeout' | 'shutdown' | 'cancelled';
 
-/** How a job left the scheduler. */
+/** How a job left the scheduler (`tokens`: generated over all its choices). */
 export type JobEnd =
-  | { status: 'done'; reason: FinishReason; tokens: number }
+  | { status: 'done'; reason: FinishReason; reasons: FinishReason[]; tokens: number }
   | { status: 'cancelled'; reason: CancelReason; tokens: number }
   | { status: 'error'; error: unknown; tokens: number };
 
 export interface JobSpec {
   /** Prompt token ids (at least one). */
   prompt: number[];
-  /** Tokens to generate at most (>= 1); prompt.length + maxTokens must fit the model's context. */
+  /** Tokens to generate at most per choice (0: the prompt is only prefilled, e.g. to score it); prompt.length +
+   *  maxTokens must fit the model's context. */
   maxTokens: number;
   sampling: SamplingOptions;
   /** Generation ends after one of these ids (it is counted as a generated token). */
   eos: number[];
-  /** Seed of the sampling PRNG (ignored by greedy decoding). */
+  /** Seed of the sampling PRNG (ignored by greedy decoding); choice i draws from seed + i. */
   seed?: number;
-  /** Each generated id, in order. Return true to end the sequence here with finish reason 'stop'. */
-  onToken(id: number): boolean | void;
+  /** Completions of the same prompt, sharing its prefill (default 1). */
+  n?: number;
+  /** OpenAI's presence_penalty and frequency_penalty over each choice's generated tokens (default 0). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Added to the logit of a token id before sampling (OpenAI's logit_bias; -100 bans, +100 forces in practice). */
+  logitBias?: Map<number, number>;
+  /** The log-probabilities of this many most likely tokens at each step (undefined: none are computed). */
+  logprobs?: number;
+  /** With logprobs: score the prompt too, and pass its tokens' log-probabilities to onPrompt (the first is null). */
+  echoLogprobs?: boolean;
+  onPrompt?(lps: (TokenLogprob | null)[]): void;
+  /** Each generated id of a choice, in order (with its log-probabilities when `logprobs` is set). Return true to
+   *  end that choice here with finish reason 'stop'. */
+  onToken(id: number, choice: number, lp: TokenLogprob | null): boolean | void;
   /** Called once, when the job leaves the scheduler for any reason. */
   onEnd(end: JobEnd): void;
 }
+
+export type { TokenLogprob };
 
 export interface JobHandle {
   readonly id: number;
   /** 'queued' | 'active' | 'done'. */
   readonly state: JobState;
-  /** Ends the job now (queued or running) and frees its cache; onEnd gets status 'cancelled'. No-op once done. */
+  /** Ends the job now (queued or running) and frees its caches; onEnd gets status 'cancelled'. No-op once done. */
   cancel(reason?: CancelReason): void;
 }
 
@@ -59,14 +81,17 @@ export class QueueFullError extends BusyError {
 }
 
 export interface SchedulerOptions {
-  /** Sequences decoded together at most (default 8). */
+  /** Sequences decoded together at most (default 8); a job of n choices takes n of them. */
   maxConcurrency?: number;
   /** Requests that may wait for a free slot (default 32); beyond that submit() throws QueueFullError. */
   queueSize?: number;
 }
 
 export interface SchedulerStats {
+  /** Jobs running (their prompt is prefilled). */
   active: number;
+  /** Sequences running: the jobs' choices not yet finished. */
+  active_sequences: number;
   queued: number;
   submitted: number;
   completed: number;
@@ -87,8 +112,10 @@ export interface SchedulerStats {
   prefill_ms: number;
   /** Mean number of sequences per decode step. */
   mean_batch: number;
-  /** Bytes held by the KV caches of running sequences. */
+  /** Bytes of the KV caches of running sequences (reserved at full length when admitted). */
   kv_cache_bytes: number;
+  /** Of those, the bytes that hold tokens so far. */
+  kv_cache_used_bytes: number;
   /** Bytes reserved once for the batched decode step (maxConcurrency sequences of the full context). */
   decode_workspace_bytes: number;
   /** Admissions postponed because a cache or prefill did not fit while other requests ran. */
@@ -97,17 +124,28 @@ export interface SchedulerStats {
 
 type JobState = 'queued' | 'active' | 'done';
 
-interface Job {
-  id: number;
-  spec: JobSpec;
-  state: JobState;
-  cache: KVCache | null;
+/** One choice of a running job: its own cache, tokens and PRNG. */
+interface Seq {
+  choice: number;
+  cache: KVCache;
   /** Prompt and generated ids: the `seen` list of the repetition penalty, as in generate(). */
   seq: number[];
   generated: number;
+  /** How often each id was generated (for frequency/presence penalties). */
+  counts: Map<number, number>;
   /** The last sampled id, not yet in the cache: the input of the next decode step. */
   pending: number;
   rng: Random;
+  finish: FinishReason | null;
+}
+
+interface Job {
+  id: number;
+  spec: JobSpec;
+  n: number;
+  state: JobState;
+  seqs: Seq[];
+  generated: number;
 }
 
 const nextTick = (fn: () => void): void => {
@@ -147,6 +185,8 @@ export class Scheduler {
 
   get activeCount(): number { return this.running.length; }
   get queuedCount(): number { return this.queue.length; }
+  /** Sequences running (a job of n choices counts n until its choices finish). */
+  get sequenceCount(): number { return this.running.reduce((s, j) => s + j.seqs.filter((q) => !q.finish).length, 0); }
 
   /** Queues a job; throws QueueFullError when maxConcurrency are running and queueSize are waiting. */
   submit(spec: JobSpec): JobHandle {
@@ -155,8 +195,10 @@ export class Scheduler {
       this.counts.rejected++;
       throw new QueueFullError(this.running.length, this.queue.length);
     }
-    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 1)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 1');
-    const job: Job = { id: this.nextId++, spec, state: 'queued', cache: null, seq: spec.prompt.slice(), generated: 0, pending: -1, rng: new Random(spec.seed) };
+    if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 0)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 0');
+    const n = spec.n ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > this.maxConcurrency) throw new InputError(`n must be an integer from 1 to maxConcurrency (${this.maxConcurrency}), got ${n}`);
+    const job: Job = { id: this.nextId++, spec, n, state: 'queued', seqs: [], generated: 0 };
     this.queue.push(job);
     this.counts.submitted++;
     this.schedule();
@@ -180,12 +222,14 @@ export class Scheduler {
 
   stats(): SchedulerStats {
     const c = this.counts;
+    let kv = 0, used = 0;
+    for (const j of this.running) for (const q of j.seqs) if (!q.finish) { kv += q.cache.bytes; used += q.cache.usedBytes; }
     return {
-      active: this.running.length, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed, refused: c.refused,
+      active: this.running.length, active_sequences: this.sequenceCount, queued: this.queue.length, submitted: c.submitted, completed: c.completed, cancelled: c.cancelled, failed: c.failed, refused: c.refused,
       rejected: c.rejected, prompt_tokens: c.prompt_tokens, generated_tokens: c.generated_tokens, decode_steps: c.decode_steps, decode_rows: c.batched_rows,
       decode_ms: Math.round(c.decode_ms), prefill_ms: Math.round(c.prefill_ms),
       mean_batch: c.decode_steps ? +(c.batched_rows / c.decode_steps).toFixed(2) : 0,
-      kv_cache_bytes: this.running.reduce((s, j) => s + (j.cache?.bytes ?? 0), 0),
+      kv_cache_bytes: kv, kv_cache_used_bytes: used,
       decode_workspace_bytes: this.workspaceBytes, memory_waits: c.memory_waits,
     };
   }
@@ -212,22 +256,32 @@ export class Scheduler {
   }
 
   /**
-   * Admits the oldest waiting request when a slot is free: reserves its KV cache at full length (prompt +
-   * maxTokens, at most n_positions), prefills the prompt and samples its first token. When the cache or the
-   * prefill does not fit, the request stays first in the queue while others run, and is refused when none do.
+   * Admits the oldest waiting request when its n slots are free: reserves its n KV caches at full length (prompt
+   * + maxTokens, at most n_positions), prefills the prompt once (every position through the head when the prompt
+   * is scored), copies that cache into the other choices' caches and samples each choice's first token. When the
+   * caches or the prefill do not fit, the request stays first in the queue while others run, and is refused when
+   * none do.
    */
   private admitOne(): void {
-    if (this.running.length >= this.maxConcurrency || !this.queue.length || this.waitingForMemory) return;
-    const job = this.queue[0];
-    const capacity = Math.min(job.spec.prompt.length + job.spec.maxTokens, this.model.config.n_positions);
-    let cache: KVCache | null = null;
+    if (!this.queue.length || this.waitingForMemory) return;
+    const job = this.queue[0], s = job.spec;
+    if (this.sequenceCount + job.n > this.maxConcurrency) return;
+    const capacity = Math.min(s.prompt.length + s.maxTokens, this.model.config.n_positions);
+    const caches: KVCache[] = [];
     let logits: Float32Array;
     const t0 = performance.now();
     try {
-      cache = this.model.createCache(1, capacity);
-      logits = this.model.prefill(cache, job.spec.prompt);
+      for (let i = 0; i < job.n; i++) caches.push(this.model.createCache(1, capacity));
+      const scored = s.echoLogprobs === true && s.logprobs !== undefined;
+      logits = this.model.prefill(caches[0], s.prompt, scored); // [T, V] when scored, else [V]
+      for (let i = 1; i < job.n; i++) caches[i].copyFrom(caches[0]);
+      if (scored) {
+        const V = this.model.config.vocab_size, T = s.prompt.length;
+        s.onPrompt?.(s.prompt.map((_, t) => t === 0 ? null : topLogprobs(logSoftmax(logits.subarray((t - 1) * V, t * V)), s.prompt[t], s.logprobs!)));
+        logits = logits.slice((T - 1) * V, T * V);
+      }
     } catch (error) {
-      cache?.dispose();
+      for (const c of caches) c.dispose();
       if (error instanceof GPT2WasmError && error.code === 'MEMORY' && this.running.length > 0) {
         this.waitingForMemory = true; // retried when a running sequence ends
         this.counts.memory_waits++;
@@ -238,48 +292,64 @@ export class Scheduler {
     } finally { this.counts.prefill_ms += performance.now() - t0; }
     this.queue.shift();
     job.state = 'active';
-    job.cache = cache;
+    job.seqs = caches.map((cache, choice) => ({
+      choice, cache, seq: s.prompt.slice(), generated: 0, counts: new Map(), pending: -1, finish: null,
+      rng: new Random(s.seed === undefined ? undefined : (s.seed + choice) % (MAX_SEED + 1)),
+    }));
     this.running.push(job);
-    this.counts.prompt_tokens += job.spec.prompt.length;
-    this.accept(job, logits);
+    this.counts.prompt_tokens += s.prompt.length;
+    if (s.maxTokens === 0) { this.end(job, { status: 'done', reason: 'length', reasons: job.seqs.map(() => 'length'), tokens: 0 }); return; }
+    for (const q of job.seqs) if (job.state === 'active') this.accept(job, q, job.n > 1 ? logits.slice() : logits);
   }
 
   /** One batched forward step for every running sequence. */
   private decodeAll(): void {
-    const batch = this.running.filter((j) => j.state === 'active' && j.pending >= 0);
+    const batch: [Job, Seq][] = [];
+    for (const j of this.running) if (j.state === 'active') for (const q of j.seqs) if (!q.finish && q.pending >= 0) batch.push([j, q]);
     if (!batch.length) return;
     let logits: Float32Array;
     const t0 = performance.now();
     try {
-      logits = this.model.decodeStep(batch.map((j) => ({ cache: j.cache!, id: j.pending, pos: j.cache!.length })));
+      logits = this.model.decodeStep(batch.map(([, q]) => ({ cache: q.cache, id: q.pending, pos: q.cache.length })));
     } catch (error) {
-      for (const j of batch) if (j.state !== 'done') this.end(j, { status: 'error', error, tokens: j.generated });
+      for (const [j] of batch) if (j.state !== 'done') this.end(j, { status: 'error', error, tokens: j.generated });
       return;
     } finally { this.counts.decode_ms += performance.now() - t0; }
     this.counts.decode_steps++;
     this.counts.batched_rows += batch.length;
     const V = this.model.config.vocab_size;
-    batch.forEach((j, i) => { if (j.state === 'active') this.accept(j, logits.subarray(i * V, (i + 1) * V)); });
+    batch.forEach(([j, q], i) => { if (j.state === 'active') this.accept(j, q, logits.subarray(i * V, (i + 1) * V)); });
   }
 
-  /** Samples the next token of `job` from its logits row and decides whether the sequence goes on. */
-  private accept(job: Job, logits: Float32Array): void {
+  /** Samples the next token of one choice from its logits row (changed in place) and decides whether it goes on. */
+  private accept(job: Job, q: Seq, logits: Float32Array): void {
     const s = job.spec;
-    let id: number, userStop: boolean | void;
+    let id: number, userStop: boolean | void, lp: Float64Array | null = null;
     try {
-      id = nextToken(logits, s.sampling, job.seq, [], () => job.rng.next());
-      job.seq.push(id);
+      if (s.logprobs !== undefined) lp = logSoftmax(logits); // the model's own distribution, before any processor
+      applyOpenAIPenalties(logits, q.counts, s.presencePenalty ?? 0, s.frequencyPenalty ?? 0, s.logitBias);
+      id = nextToken(logits, s.sampling, q.seq, [], () => q.rng.next());
+      q.seq.push(id);
+      q.counts.set(id, (q.counts.get(id) ?? 0) + 1);
+      q.generated++;
       job.generated++;
       this.counts.generated_tokens++;
-      userStop = s.onToken(id);
+      userStop = s.onToken(id, q.choice, lp ? topLogprobs(lp, id, s.logprobs!) : null);
     } catch (error) {
       if (job.state !== 'done') this.end(job, { status: 'error', error, tokens: job.generated });
       return;
     }
     if (job.state === 'done') return; // cancelled from inside onToken
-    if (userStop === true || s.eos.includes(id)) this.end(job, { status: 'done', reason: 'stop', tokens: job.generated });
-    else if (job.generated >= s.maxTokens) this.end(job, { status: 'done', reason: 'length', tokens: job.generated });
-    else job.pending = id;
+    if (userStop === true || s.eos.includes(id)) q.finish = 'stop';
+    else if (q.generated >= s.maxTokens) q.finish = 'length';
+    else { q.pending = id; return; }
+    // this choice is over: its cache goes back at once, and the job ends with its last choice
+    q.cache.dispose();
+    this.waitingForMemory = false;
+    if (job.seqs.every((x) => x.finish)) {
+      const reasons = job.seqs.map((x) => x.finish!);
+      this.end(job, { status: 'done', reason: reasons[0], reasons, tokens: job.generated });
+    }
   }
 
   private end(job: Job, how: JobEnd): void {
@@ -288,11 +358,10 @@ export class Scheduler {
     const list = wasQueued ? this.queue : this.running;
     const at = list.indexOf(job);
     if (at >= 0) list.splice(at, 1);
-    // a running sequence frees its cache, and a new head of the queue may fit: try admitting again
+    // a running job frees its caches, and a new head of the queue may fit: try admitting again
     if (job.state === 'active' || at === 0) this.waitingForMemory = false;
     job.state = 'done';
-    job.cache?.dispose();
-    job.cache = null;
+    for (const q of job.seqs) q.cache.dispose();
     if (how.status === 'done') this.counts.completed++;
     else if (how.status === 'cancelled') this.counts.cancelled++;
     else if (wasQueued) this.counts.refused++;
