@@ -652,6 +652,38 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] decode attention: an f16 cache gives the bits of an f32 cache holding the same values`, () => {
+    // Four-row decode groups read f16 caches as halves times 2^-112 when every |q| of the group is < 2^16 (queries
+    // and softmax weights scaled by 2^112 instead); groups with a larger query convert. Either way the products are
+    // those of the f32 cache path on the halves' values: subnormal halves, zeros, and queries on both sides of 2^16.
+    const h = new Harness(variant);
+    const r = rng(77);
+    for (const [B, H, D, S, qBig] of [[1, 12, 64, 37, 0], [2, 6, 16, 130, 1], [1, 8, 64, 300, 2], [1, 4, 8, 9, 3]]) {
+      h.reset();
+      const cap = S + 1, qStride = 3 * H * D, outStride = H * D, past = S - 1;
+      const qv = Array.from({ length: B * qStride }, () => r.normal() * 3);
+      if (qBig === 1) qv[2 * D + 1] = 65535.9; // just under 2^16: still shifted
+      if (qBig === 2) qv[5 * D + 3] = -65536; // head 5 (group 1..4 converts), others shifted
+      if (qBig === 3) qv[7] = 1e30;
+      const q = h.putF32(qv);
+      const halves = (n: number) => Array.from({ length: n }, () => {
+        const u = r.next();
+        return u < 0.03 ? r.int(0, 0x3ff) | (r.next() < 0.5 ? 0x8000 : 0) : floatToHalf(r.normal());
+      });
+      const kh = halves(B * H * cap * D), vh = halves(B * H * cap * D);
+      const k16 = h.alloc(kh.length * 2), v16 = h.alloc(vh.length * 2);
+      new Uint16Array(h.memory.buffer, k16, kh.length).set(kh);
+      new Uint16Array(h.memory.buffer, v16, vh.length).set(vh);
+      const k32 = h.putF32(kh.map(halfToFloat)), v32 = h.putF32(vh.map(halfToFloat));
+      const scratch = h.alloc(attentionScratchBytes(S, D));
+      const bytes = B * outStride * 4;
+      const o16 = h.alloc(bytes), o32 = h.alloc(bytes);
+      h.k.attention_blockwise(q, qStride, k16, v16, DT_F16, cap, o16, outStride, B, H, 1, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1);
+      h.k.attention_blockwise(q, qStride, k32, v32, DT_F32, cap, o32, outStride, B, H, 1, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1);
+      expectExact(h.f32(o16, B * outStride), h.f32(o32, B * outStride), `decode f16 vs f32 cache B=${B} H=${H} D=${D} S=${S} q case ${qBig}`);
+    }
+  });
+
   test(`[${variant}] f16 GEMV: the pre-scaled x in the low-memory slot and the in-loop scaling (thread >= 15) agree`, () => {
     const h = new Harness(variant);
     const r = rng(41);
