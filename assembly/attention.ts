@@ -13,7 +13,7 @@
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
 //   Decode (T = 1, D a multiple of 4) takes its own path, decodeRows below: one block holding every key.
 import { DT_F16, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, lowSlot, madd, splitChunk, splitHi, splitLo, threadIndex } from './common';
-import { exp4, expNeg4, expNegTable, half1, half4 } from './math';
+import { exp4, expNeg4, expNegTable, half1, half4, halfBits112 } from './math';
 
 const BLOCK: i32 = 64;
 
@@ -23,9 +23,18 @@ const BLOCK: i32 = 64;
 @inline function kvOff<KV>(f32Bytes: usize): usize {
   return sizeof<KV>() == 4 ? f32Bytes : f32Bytes >> 1;
 }
-/** Four consecutive cache elements at p, as f32. */
+// A third instantiation, KV = i16, reads the same f16 caches as halves times 2^-112 (halfBits112: two integer ops
+// instead of the conversion). Decode uses it for a group of queries with every |q| < 2^16: the queries are
+// scaled by 2^112 (exact) and so are the softmax weights (≤ 1) that multiply the values, so every product is the
+// same exact real number as q·k or e·v and rounds to the same bits. Only subnormal halves become subnormal f32
+// there, which K and V caches hold rarely.
+const TWO112: f32 = 5.192296858534828e33; // 2^112
+const Q112_MAX: f32 = 65536.0; // |q| < 2^16: q·2^112 stays finite
+
+/** Four consecutive cache elements at p, as f32 (KV = i16: times 2^-112). */
 @inline function kv4<KV>(p: usize): v128 {
   if (sizeof<KV>() == 4) return v128.load(p);
+  if (isSigned<KV>()) return halfBits112(v128.load16x4_s(p));
   return half4(p);
 }
 /** Vector i (elements 4i..4i+3) of the cache row at p, as f32, for a literal i < 6: the f32 loads keep their
@@ -451,7 +460,11 @@ function values4<KV>(vb: usize, ks: usize, rb: usize, lim: i32, sc: usize, acc: 
   let v = vb;
   const send = sc + (<usize>lim << 4);
   for (let sp = sc; sp < send; sp += 16) {
-    const e0 = v128.load32_splat(sp), e1 = v128.load32_splat(sp, 4), e2 = v128.load32_splat(sp, 8), e3 = v128.load32_splat(sp, 12);
+    let e0 = v128.load32_splat(sp), e1 = v128.load32_splat(sp, 4), e2 = v128.load32_splat(sp, 8), e3 = v128.load32_splat(sp, 12);
+    if (sizeof<KV>() == 2 && isSigned<KV>()) { // values read times 2^-112: weights times 2^112 (exact)
+      const t = f32x4.splat(TWO112);
+      e0 = f32x4.mul(e0, t); e1 = f32x4.mul(e1, t); e2 = f32x4.mul(e2, t); e3 = f32x4.mul(e3, t);
+    }
     let vp = v;
     for (let a = acc; a < aend; a += 64) {
       v128.store(a, madd(e0, kv4<KV>(vp), v128.load(a)));
@@ -495,17 +508,29 @@ function decodeRows<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i32, 
       if (r + 4 > r1) r = r1 - 4;
       const b0 = r / H, b3 = (r + 3) / H;
       // queries, interleaved: vector i of row g at qs + 64i + 16g
+      let big = i32x4.splat(0);
       for (let g = 0; g < 4; g++) {
         const b = (r + g) / H, h = (r + g) % H;
         const src = q + ((<usize>b * <usize>qStride + <usize>(h * D)) << 2);
-        for (let d: usize = 0; d < rb; d += 16) v128.store(qs + (d << 2) + (<usize>g << 4), v128.load(src + d));
+        for (let d: usize = 0; d < rb; d += 16) {
+          const v = v128.load(src + d);
+          big = v128.or(big, v128.not(f32x4.lt(f32x4.abs(v), f32x4.splat(Q112_MAX))));
+          v128.store(qs + (d << 2) + (<usize>g << 4), v);
+        }
       }
       const kvo = <usize>r * ks;
-      scores4<KV>(qs, kc + kvo, ks, rb, lim, scale, sc);
+      // f16 caches: shifted halves when every query of the group is below 2^16 (the same bits, see kv4)
+      const shifted = sizeof<KV>() == 2 && !v128.any_true(big);
+      if (shifted) {
+        const t = f32x4.splat(TWO112);
+        for (let d: usize = 0; d < (rb << 2); d += 16) v128.store(qs + d, f32x4.mul(v128.load(qs + d), t));
+        scores4<i16>(qs, kc + kvo, ks, rb, lim, scale, sc);
+      } else scores4<KV>(qs, kc + kvo, ks, rb, lim, scale, sc);
       const m0 = mask + (<usize>(b0 * S) << 2), m3 = mask + (<usize>(b3 * S) << 2);
       const m1 = mask + (<usize>((r + 1) / H * S) << 2), m2 = mask + (<usize>((r + 2) / H * S) << 2);
       softmax4(sc, lim, mask, m0, m1, m2, m3, st, kp);
-      values4<KV>(vc + kvo, ks, rb, lim, sc, acc);
+      if (shifted) values4<i16>(vc + kvo, ks, rb, lim, sc, acc);
+      else values4<KV>(vc + kvo, ks, rb, lim, sc, acc);
       for (let g = 0; g < 4; g++) {
         const b = (r + g) / H, h = (r + g) % H;
         finishRow4(out + ((<usize>b * <usize>outStride + <usize>(h * D)) << 2), acc + (<usize>g << 4), st + (<usize>g << 2), D);

@@ -130,6 +130,98 @@ function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias:
   finishFar(acc, bias, yr, n, per, 4, flags);
 }
 
+// Q4_0 GEMV. The nibbles are not unpacked to bytes: read as eight 16-bit lanes, lane i of a block's 16 bytes holds
+// elements 2i (bits 0..3), 2i + 1 (bits 8..11), 2i + 16 (bits 4..7) and 2i + 17 (bits 12..15). Masking a lane
+// keeps one nibble in place: n, 256·n, 16·n; a shift by 12 gives the top one as n. The activation codes of a row are
+// laid out once per call in the same order as i16, pre-multiplied so that every product is 256·x·n (even elements
+// 0..14 times 256, odd 1..15 as they are, even 16..30 times 16, odd 17..31 times 256; |256·x| ≤ 32768 fits), in the
+// thread's low scratch slot, with per block 256·8·Σcodes, since 256·Σ x·(n - 8) = Σ 256·x·n - 2048·Σ x (exact: the
+// tile subtracts it once per block for its four rows instead of shifting every nibble by 8), and xs·2^104. The
+// integer is 256·isum (|.| < 2^24, so f32 exact), and f32(256·isum)·xs·2^104 = f32(isum)·xs·2^112 rounds the same
+// exact value. The weight scales are then only shifted into place (d·2^-112, exact) instead of converted:
+// t·2^112 · d·2^-112 rounds the same exact product t·d as the generic tile (t = f32(isum)·xs), provided isum·xs is
+// neither subnormal nor ≥ 2^16 — so this path runs only when every block scale xs is 0 or in [2^-126, 2)
+// (|isum| ≤ 32768); otherwise the generic tile does. Same integer sums, same products, same bits.
+const Q4X_BLOCK_BYTES: usize = 64; // 32 i16 codes
+const Q4X_BYTES_PER_BLOCK: i32 = 72; // + i32 correction + f32 scale
+const Q4X_CONST_BYTES: usize = 64; // the tile's four v128 constants, at the start of the slot
+const TWO104: f32 = 2.028240960365167e31; // 2^104
+const XS_MIN: f32 = 1.1754943508222875e-38; // 2^-126
+
+/** The tile's constants at kp: the three nibble masks (16-bit lanes 0x000f, 0x00f0, 0x0f00) and the half-scale
+ *  mask. V8 rebuilds a v128 constant in the loop (three instructions); loaded once before it, they stay put. */
+function q4Consts(kp: usize): void {
+  v128.store(kp, i16x8.splat(0x000f));
+  v128.store(kp, i16x8.splat(0x00f0), 16);
+  v128.store(kp, i16x8.splat(0x0f00), 32);
+  v128.store(kp, i32x4.splat(<i32>0x8fffe000), 48);
+}
+
+/** Row xr of nb blocks of codes (scales xsr) → dst: per block the scaled codes as i16 in nibble-lane order (64
+ *  bytes); after all blocks nb i32 of 2048·Σ codes, then nb f32 of xs·2^104. False if some xs is outside
+ *  {0} ∪ [2^-126, 2). */
+function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
+  let cp = dst + <usize>nb * Q4X_BLOCK_BYTES;
+  const sp = cp + (<usize>nb << 2);
+  let ok = true;
+  for (let b = 0; b < nb; b++) {
+    const v = v128.load(xr), u = v128.load(xr, 16);
+    v128.store(dst, i16x8.shl(v, 8)); // even 0..14, ·256
+    v128.store(dst, i16x8.shr_s(v, 8), 16); // odd 1..15
+    v128.store(dst, i16x8.shr_s(i16x8.shl(u, 8), 4), 32); // even 16..30, ·16
+    v128.store(dst, v128.and(u, i16x8.splat(<i16>0xff00)), 48); // odd 17..31, ·256
+    const e = i16x8.add(i16x8.shr_s(i16x8.shl(v, 8), 8), i16x8.shr_s(i16x8.shl(u, 8), 8));
+    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(e, i16x8.add(i16x8.shr_s(v, 8), i16x8.shr_s(u, 8)))); // |lane| ≤ 512
+    const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+    store<i32>(cp, (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 11);
+    const xs = load<f32>(xsr + (<usize>b << 2));
+    ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
+    store<f32>(sp + (<usize>b << 2), xs * TWO104);
+    xr += 32; dst += Q4X_BLOCK_BYTES; cp += 4;
+  }
+  return ok;
+}
+
+/** 256·Σ x·n (unshifted nibbles) of one prepared activation block at xp with the Q4_0 block at p, four i32 lanes
+ *  (|.| ≤ 256·32·128·15). The activations are read where they are used (the engine merges the loads of the four
+ *  rows). */
+@inline function nibbleDot(xp: usize, p: usize, m0: v128, m1: v128, m2: v128): v128 {
+  const b = v128.load(p, 2);
+  let s = i32x4.dot_i16x8_s(v128.load(xp), v128.and(b, m0));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xp, 16), v128.and(b, m2)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xp, 32), v128.and(b, m1)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load(xp, 48), i16x8.shr_u(b, 12)));
+}
+
+/** The f16 scales of the blocks at p0..p3 times 2^-112 as four f32 (exact; subnormal for subnormal halves): each
+ *  half loaded into the upper 16 bits of its lane (the lower bits are masked off), then as halfBits112. */
+@inline function scale4x112(p0: usize, p1: usize, p2: usize, p3: usize, mask: v128): v128 {
+  let h = v128.load16_splat(p0);
+  h = v128.load16_lane(p1, h, 3);
+  h = v128.load16_lane(p2, h, 5);
+  h = v128.load16_lane(p3, h, 7);
+  return v128.and(i32x4.shr_s(h, 3), mask);
+}
+
+/** tileFar<u8> on an activation row prepared by q4PrepX (xp; its corrections cp, its scales·2^104 sp; the
+ *  constants at kp): the same bits. */
+function tileFarQ4(xp: usize, cp: usize, sp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+  let acc = f32x4.splat(0);
+  const r2 = run * 2, r3 = run * 3;
+  const m0 = v128.load(kp), m1 = v128.load(kp, 16), m2 = v128.load(kp, 32), hm = v128.load(kp, 48);
+  let p = w0;
+  const spend = sp + (<usize>nb << 2);
+  for (; sp < spend; sp += 4) {
+    const i0 = nibbleDot(xp, p, m0, m1, m2), i1 = nibbleDot(xp, p + run, m0, m1, m2);
+    const i2 = nibbleDot(xp, p + r2, m0, m1, m2), i3 = nibbleDot(xp, p + r3, m0, m1, m2);
+    const isum = i32x4.sub(hsum4i(i0, i1, i2, i3), v128.load32_splat(cp));
+    const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load32_splat(sp)), ws));
+    p += <usize>Q4_0_BYTES; xp += Q4X_BLOCK_BYTES; cp += 4;
+  }
+  finishFar(acc, bias, yr, n, per, 4, flags);
+}
+
 /** Two rows of x (x0, x0 + xb; scales xs0, xs0 + xsb) against four consecutive weight rows (w0, row stride rb). */
 function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
   const bb = blockBytes<F>();
@@ -186,7 +278,21 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   if (M <= GEMV_MAX_M) {
     const per = (n1 - n0) >>> 2;
     const run = <usize>per * rb;
-    for (let n = n0; n < n0 + per; n++) {
+    // Q4_0: activation rows prepared in this thread's low scratch slot when they fit (else the generic tile)
+    const prep = <usize>nb * <usize>Q4X_BYTES_PER_BLOCK;
+    const kp = lowSlot(), slot = kp + Q4X_CONST_BYTES;
+    let ok = !isSigned<F>() && per > 0 && threadIndex() < LOW_SLOTS && <usize>M * prep + Q4X_CONST_BYTES <= <usize>LOW_SLOT_BYTES;
+    for (let m = 0; ok && m < M; m++) ok = q4PrepX(xq + <usize>m * xrb, xs + <usize>m * xsb, nb, slot + <usize>m * prep);
+    if (ok) {
+      q4Consts(kp);
+      const cpo = <usize>nb * Q4X_BLOCK_BYTES, spo = cpo + (<usize>nb << 2);
+      for (let n = n0; n < n0 + per; n++) {
+        for (let m = 0; m < M; m++) {
+          const xp = slot + <usize>m * prep;
+          tileFarQ4(xp, xp + cpo, xp + spo, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
+        }
+      }
+    } else for (let n = n0; n < n0 + per; n++) {
       for (let m = 0; m < M; m++) tileFar<F>(xq + <usize>m * xrb, xs + <usize>m * xsb, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
     }
     for (let n = n0 + 4 * per; n < n1; n += 4) {

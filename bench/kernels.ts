@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
 import { Backend } from '../src/runtime/backend.js';
+import { floatToHalf } from '../src/model/half.js';
 import { fillBlocks, weightBytes } from './util/ours-matmul.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 
@@ -49,6 +50,8 @@ export interface AttentionBenchRow {
   /** 'cached': the same K/V every call; 'dram' (T = 1, with the DRAM section): calls cycle through >= 96 MiB of
    *  K/V, as decode sees them (each layer's cache is evicted by the weights streamed between two visits). */
   kv: 'cached' | 'dram';
+  /** Element type of the K/V caches (f16: kv_dtype fp16; blockwise only). */
+  kv_dtype: 'f32' | 'f16';
   /** Best and median batch, ms per call. */
   ms: number; ms_median: number;
 }
@@ -165,7 +168,18 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
     for (const kernel of ['blockwise', 'eager'] as const) {
       const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
       const t = time(() => f(q, qStride, kc, vc, DT_F32, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1), seconds);
-      attention.push({ variant, kernel, B, H, T, S, D, kv: 'cached', ms: round(t.best, 3), ms_median: round(t.median, 3) });
+      attention.push({ variant, kernel, B, H, T, S, D, kv: 'cached', kv_dtype: 'f32', ms: round(t.best, 3), ms_median: round(t.median, 3) });
+    }
+    {
+      // the same keys and values rounded to f16 caches (in the first halves of kc/vc), blockwise
+      for (const p of [kc, vc]) {
+        const f = new Float32Array(memory.buffer, p, B * H * cap * D), hv = new Uint16Array(memory.buffer, p, B * H * cap * D);
+        for (let i = 0; i < f.length; i++) hv[i] = floatToHalf(f[i]);
+      }
+      const t = time(() => k.attention_blockwise(q, qStride, kc, vc, DT_F16, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1), seconds);
+      attention.push({ variant, kernel: 'blockwise', B, H, T, S, D, kv: 'cached', kv_dtype: 'f16', ms: round(t.best, 3), ms_median: round(t.median, 3) });
+      fill(memory, kc, B * H * cap * D * 4, 'f32', 6);
+      fill(memory, vc, B * H * cap * D * 4, 'f32', 7);
     }
     if (T !== 1 || !opts.dram) continue;
     // decode from DRAM (with the DRAM section): copies of the caches, called in turn
@@ -181,7 +195,7 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
       const f = kernel === 'blockwise' ? k.attention_blockwise : k.attention_eager;
       let c = 0;
       const t = time(() => { const p = kv[c]; c = c + 1 === sets ? 0 : c + 1; f(q, qStride, p, p + kvBytes, DT_F32, cap, out, H * D, B, H, T, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1); }, seconds);
-      attention.push({ variant, kernel, B, H, T, S, D, kv: 'dram', ms: round(t.best, 3), ms_median: round(t.median, 3) });
+      attention.push({ variant, kernel, B, H, T, S, D, kv: 'dram', kv_dtype: 'f32', ms: round(t.best, 3), ms_median: round(t.median, 3) });
     }
   }
   return { matmul, attention };
@@ -312,7 +326,7 @@ function printResult(r: KernelBenchResult) {
     console.log([key.padEnd(28), ...cells].join(''));
   }
   console.log('attention (B=1, H=12, D=64, causal), ms');
-  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S} ${a.kv === 'dram' ? 'K/V from DRAM' : 'K/V cached'}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
+  for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S} ${a.kv_dtype} ${a.kv === 'dram' ? 'K/V from DRAM' : 'K/V cached'}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
   if (r.dram) {
     const bw = Object.entries(r.dram.bandwidth).map(([t, v]) => `${t} thread(s) ${v} GB/s`).join(', ');
     console.log(`DRAM GEMV: weight GB/s of the best pass (median), share of read bandwidth (${bw || 'not measured'})`);

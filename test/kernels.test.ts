@@ -330,6 +330,63 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] q4 GEMV: prepared activations and 2^112-shifted scales give the generic tile's bits at every activation scale`, () => {
+    // The q4 GEMV runs a prepared-activation tile when every block scale xs is 0 or in [2^-126, 2), else the generic
+    // Q4_0 tile; a thread without a scratch slot (t = LOW_SLOTS) always runs the generic one. Both must give the
+    // bits of the GEMM path (unpacked Q8_0 tile) and stay within the reference's bound. Weight scales include
+    // zeros, subnormal halves and the largest half.
+    const h = new Harness(variant);
+    const r = rng(4242);
+    const LOW_SLOTS = 15;
+    const xScales = [1, 50, 1e-30, 1e3, 1e-39]; // xs = amax/127 about 0.03, 1.5 (and both sides of 2), tiny, > 2, subnormal
+    for (const K of [32, 96, 768, 3072]) for (const N of [16, 37, 70]) for (const sc of xScales) {
+      h.reset();
+      const M = 3;
+      const xv = Array.from({ length: M * K }, () => r.normal() * sc);
+      if (sc === 50) { xv[K + 5] = 253.9; xv[2 * K + 7] = 254.1; } // row 1: a block with xs just under 2; row 2: just over
+      const x = h.putF32(xv);
+      const blocks = randomBlocks(r, DT_Q4, N, K);
+      for (let b = 0; b < blocks.length; b += Q4_0_BYTES) {
+        const u = r.next();
+        const hv = u < 0.05 ? 0 : u < 0.1 ? r.int(1, 0x3ff) | (r.next() < 0.5 ? 0x8000 : 0) : u < 0.12 ? 0x7bff : -1;
+        if (hv >= 0) { blocks[b] = hv & 0xff; blocks[b + 1] = hv >>> 8; }
+      }
+      const w = h.alloc(blocks.length);
+      h.bytes(w, blocks.length).set(blocks);
+      const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
+      h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+      const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+      const y0 = h.putF32(Array.from({ length: M * N }, () => r.normal()));
+      const flags = ACT_GELU_TANH | FLAG_ACCUMULATE;
+      const gemm = h.copy(y0, M * N * 4);
+      h.k.matmul_q4(xq, xsc, w, bias, gemm, M, K, N, flags, 0, 1);
+      const all = h.f32(gemm, M * N).slice();
+      const want = h.copy(y0, M * N * 4);
+      h.ref.matmul_q4(xq, xsc, w, bias, want, M, K, N, flags, 0, 1);
+      const nb = K / 32, xqv = new Int8Array(h.memory.buffer, xq, M * K), xsv = h.f32(xsc, M * nb), bv = h.f32(bias, N), Y0 = h.f32(y0, M * N);
+      const L = Array.from({ length: M * N }, (_, i) => {
+        const m = Math.floor(i / N), n = i % N;
+        let s = Math.abs(bv[n]);
+        for (let b = 0; b < nb; b++) {
+          let is = 0;
+          for (let k = 0; k < 32; k++) is += xqv[m * K + b * 32 + k] * blockCode(blocks, DT_Q4, K, n, b * 32 + k);
+          s += Math.abs(is * xsv[m * nb + b] * blockScale(blocks, DT_Q4, K, n, b * 32));
+        }
+        return s * ACT_GAIN + Math.abs(Y0[i]);
+      });
+      const what = `q4 GEMV K=${K} N=${N} x scale ${sc}`;
+      expectClose(all, h.f32(want, M * N), (i) => MATMUL_RTOL * L[i] + 1e-30, `${what}: GEMM vs reference`);
+      for (const [m0, rows] of [[0, 1], [1, 1], [2, 1], [0, 2], [1, 2]]) {
+        for (const t of [0, LOW_SLOTS]) {
+          const k = t === 0 ? h.k : h.thread(t);
+          const y = h.copy(y0 + m0 * N * 4, rows * N * 4);
+          const got = runSplits(h, y, rows * N * 4, (o, ith, nth) => k.matmul_q4(xq + m0 * K, xsc + m0 * nb * 4, w, bias, o, rows, K, N, flags, ith, nth), `${what} rows ${m0}+${rows}`);
+          expectExact(h.f32(got, rows * N), all.subarray(m0 * N, (m0 + rows) * N), `${what} rows ${m0}..${m0 + rows} (thread ${t})`);
+        }
+      }
+    }
+  });
+
   test(`[${variant}] activations: gelu_new, gelu (erf), relu to ~1e-6 relative over [-12, 12]`, () => {
     const h = new Harness(variant);
     const xs: number[] = [0, -0, 1e-30, -1e-30, 1e-6, -1e-6, 88, -88, 1e4, -1e4, 3e38, -3e38];
@@ -589,6 +646,38 @@ for (const variant of variants) {
       h.ref.attention_blockwise(q, qStride, kc, vc, kvDt, cap, want, outStride, B, H, 1, D, S, past, causal, mask, 0.3, 0, 0, 0, 0, 1);
       const vmax = readCache(h, kvDt, vc, B * H * cap * D).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
       expectClose(new Float32Array(outs[0].buffer), h.f32(want, B * outStride), () => 1.5e-6 * vmax, what);
+    }
+  });
+
+  test(`[${variant}] decode attention: an f16 cache gives the bits of an f32 cache holding the same values`, () => {
+    // Four-row decode groups read f16 caches as halves times 2^-112 when every |q| of the group is < 2^16 (queries
+    // and softmax weights scaled by 2^112 instead); groups with a larger query convert. Either way the products are
+    // those of the f32 cache path on the halves' values: subnormal halves, zeros, and queries on both sides of 2^16.
+    const h = new Harness(variant);
+    const r = rng(77);
+    for (const [B, H, D, S, qBig] of [[1, 12, 64, 37, 0], [2, 6, 16, 130, 1], [1, 8, 64, 300, 2], [1, 4, 8, 9, 3]]) {
+      h.reset();
+      const cap = S + 1, qStride = 3 * H * D, outStride = H * D, past = S - 1;
+      const qv = Array.from({ length: B * qStride }, () => r.normal() * 3);
+      if (qBig === 1) qv[2 * D + 1] = 65535.9; // just under 2^16: still shifted
+      if (qBig === 2) qv[5 * D + 3] = -65536; // head 5 (group 1..4 converts), others shifted
+      if (qBig === 3) qv[7] = 1e30;
+      const q = h.putF32(qv);
+      const halves = (n: number) => Array.from({ length: n }, () => {
+        const u = r.next();
+        return u < 0.03 ? r.int(0, 0x3ff) | (r.next() < 0.5 ? 0x8000 : 0) : floatToHalf(r.normal());
+      });
+      const kh = halves(B * H * cap * D), vh = halves(B * H * cap * D);
+      const k16 = h.alloc(kh.length * 2), v16 = h.alloc(vh.length * 2);
+      new Uint16Array(h.memory.buffer, k16, kh.length).set(kh);
+      new Uint16Array(h.memory.buffer, v16, vh.length).set(vh);
+      const k32 = h.putF32(kh.map(halfToFloat)), v32 = h.putF32(vh.map(halfToFloat));
+      const scratch = h.alloc(attentionScratchBytes(S, D));
+      const bytes = B * outStride * 4;
+      const o16 = h.alloc(bytes), o32 = h.alloc(bytes);
+      h.k.attention_blockwise(q, qStride, k16, v16, DT_F16, cap, o16, outStride, B, H, 1, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1);
+      h.k.attention_blockwise(q, qStride, k32, v32, DT_F32, cap, o32, outStride, B, H, 1, D, S, past, 1, 0, 0.125, 0, 0, scratch, 0, 1);
+      expectExact(h.f32(o16, B * outStride), h.f32(o32, B * outStride), `decode f16 vs f32 cache B=${B} H=${H} D=${D} S=${S} q case ${qBig}`);
     }
   });
 
