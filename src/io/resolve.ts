@@ -1,9 +1,9 @@
 // One place that turns what a user passes to from_pretrained (a local directory, a Hub id, an http(s) URL
 // of a model folder) into a ModelSource, on whatever platform we run. Models and tokenizers both load through it.
 import { resolveModel } from './hub.js';
-import { urlSource, type ModelSource } from './source.js';
+import { urlSource, type ModelSource, type ProgressInfo } from './source.js';
 
-export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
+export type { ProgressInfo } from './source.js';
 
 /** Where to find a model's files: the options from_pretrained shares between models and tokenizers. */
 export interface SourceOptions {
@@ -19,17 +19,24 @@ export interface SourceOptions {
   token?: string | null;
   /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co). */
   endpoint?: string;
+  /**
+   * Files read over HTTP (browsers, URLs): keep them in the browser's Cache API so the next page load reads
+   * nothing from the network (default true where there is a Cache API in a browser; false turns it off).
+   * List and clear it with listCachedFiles() / clearCachedFiles().
+   */
+  browser_cache?: boolean;
 }
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
 export async function resolveSource(idOrDir: string, opts: SourceOptions & { tokenizer?: boolean } = {}): Promise<ModelSource> {
-  if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token: opts.token ?? undefined });
+  const http = { token: opts.token ?? undefined, cache: opts.browser_cache === false ? false : undefined, progress_callback: opts.progress_callback };
+  if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', http);
   if (!isNode && !(globalThis as any).Deno) {
     // browsers and edge runtimes: read the Hub's files over HTTP with Range requests, no cache directory
     const [repo, rev] = idOrDir.split('@');
     const endpoint = (opts.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
-    return urlSource(`${endpoint}/${repo}/resolve/${encodeURIComponent(opts.revision ?? rev ?? 'main')}/`, { token: opts.token ?? undefined });
+    return urlSource(`${endpoint}/${repo}/resolve/${encodeURIComponent(opts.revision ?? rev ?? 'main')}/`, http);
   }
   return resolveModel(idOrDir, {
     revision: opts.revision, cacheDir: opts.cache_dir, offline: opts.local_files_only || undefined, token: opts.token, endpoint: opts.endpoint,
