@@ -83,6 +83,8 @@ export async function startExampleServer({ port = 8080, host = '127.0.0.1', mode
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=').slice(1).join('=');
   if (!existsSync(join(here, '..', '..', 'dist', 'index.browser.js'))) console.warn('dist/index.browser.js is missing: run npm run build first');
-  const s = await startExampleServer({ port: Number(arg('port') ?? 8080), model: arg('model') });
-  console.log(`gpt2-wasm example at ${s.url}/ (model: ${arg('model') ?? 'GPT-2 from the Hugging Face Hub'})`);
+  startExampleServer({ port: Number(arg('port') ?? 8080), model: arg('model') }).then(
+    (s) => console.log(`gpt2-wasm example at ${s.url}/ (model: ${arg('model') ?? 'GPT-2 from the Hugging Face Hub'})`),
+    (e) => { console.error(e.message); process.exit(1); },
+  );
 }

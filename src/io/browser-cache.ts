@@ -19,6 +19,7 @@ import type { ByteSource, ModelSource, ProgressInfo } from './source.js';
 /** Where cached entries live: the Cache API in browsers, a Map in tests. Keys are http(s) URLs. */
 export interface CacheStore {
   get(key: string): Promise<Uint8Array | null>;
+  has(key: string): Promise<boolean>;
   put(key: string, bytes: Uint8Array): Promise<void>;
   delete(key: string): Promise<boolean>;
   /** Every key with the byte length of its entry. */
@@ -48,6 +49,11 @@ export function cacheApiStore(name = DEFAULT_CACHE_NAME): CacheStore {
       const res = await (await open()).match(key);
       return res ? new Uint8Array(await res.arrayBuffer()) : null;
     },
+    async has(key) {
+      const res = await (await open()).match(key);
+      await res?.body?.cancel().catch(() => {});
+      return res !== undefined;
+    },
     async put(key, bytes) {
       const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.byteLength) };
       await (await open()).put(key, new Response(bytes as BlobPart, { headers }));
@@ -70,6 +76,7 @@ export function memoryCacheStore(): CacheStore {
   const m = new Map<string, Uint8Array>();
   return {
     get: async (key) => m.get(key) ?? null,
+    has: async (key) => m.has(key),
     put: async (key, bytes) => { m.set(key, bytes.slice()); },
     delete: async (key) => m.delete(key),
     entries: async () => [...m].map(([key, b]) => ({ key, bytes: b.byteLength })),
@@ -121,8 +128,8 @@ class CachedSource implements ModelSource {
 
   async exists(file: string): Promise<boolean> {
     const url = this.inner.describe(file); // validates the name
-    for (const kind of ['file', 'meta']) if (await this.store.get(entryKey(url, kind))) return true;
-    if (await this.store.get(entryKey(url, 'absent'))) return false;
+    for (const kind of ['file', 'meta']) if (await this.store.has(entryKey(url, kind))) return true;
+    if (await this.store.has(entryKey(url, 'absent'))) return false;
     const there = await this.inner.exists(file);
     if (!there) await tryPut(this.store, entryKey(url, 'absent'), new Uint8Array(0));
     return there;
@@ -168,20 +175,13 @@ class CachedSource implements ModelSource {
     const fileMeta = meta;
     const count = progressCounter(file, size, this.opts.onProgress);
     let finished = false;
+    // progress counts the file's chunks as each is first had (from the cache or the network): `loaded` is how
+    // much of the file was downloaded or found cached, and reaches `total` when every chunk was needed
+    const seen = new Set<number>();
     const chunk = async (i: number): Promise<Uint8Array> => {
-      const key = entryKey(url, `chunk-${i}`);
-      const hit = await this.store.get(key);
-      if (hit) return hit;
-      const src = await network();
-      const etag = src.etag ?? null;
-      if (etag !== fileMeta.etag || (await src.size()) !== size) {
-        await this.forget(url);
-        throw new DownloadError(`${url}: the file changed on the server since it was cached (ETag ${fileMeta.etag} → ${etag}); its cache entries were cleared, load the model again`);
-      }
-      const start = i * chunkBytes;
-      const bytes = await src.read(start, Math.min(chunkBytes, size - start));
-      await tryPut(this.store, key, bytes);
-      return bytes;
+      const c = await this.chunk(url, i, fileMeta, network);
+      if (!seen.has(i)) { seen.add(i); count(c.byteLength); }
+      return c;
     };
     const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
       const end = offset + target.byteLength;
@@ -195,7 +195,6 @@ class CachedSource implements ModelSource {
         const to = Math.min(end, c0 + c.byteLength);
         target.set(c.subarray(from - c0, to - c0), from - offset);
       }
-      count(target.byteLength);
     };
     const done = async () => {
       if (finished) return;
@@ -215,6 +214,23 @@ class CachedSource implements ModelSource {
       },
       close: done,
     };
+  }
+
+  /** Chunk `i` of the file at `url`: from the store, else read through `network` and stored. */
+  private async chunk(url: string, i: number, meta: FileMeta, network: () => Promise<ByteSource>): Promise<Uint8Array> {
+    const key = entryKey(url, `chunk-${i}`);
+    const hit = await this.store.get(key);
+    if (hit) return hit;
+    const src = await network();
+    const etag = src.etag ?? null;
+    if (etag !== meta.etag || (await src.size()) !== meta.size) {
+      await this.forget(url);
+      throw new DownloadError(`${url}: the file changed on the server since it was cached (ETag ${meta.etag} → ${etag}); its cache entries were cleared, load the model again`);
+    }
+    const start = i * meta.chunkBytes;
+    const bytes = await src.read(start, Math.min(meta.chunkBytes, meta.size - start));
+    await tryPut(this.store, key, bytes);
+    return bytes;
   }
 
   /** Drop every entry of one file URL. */
