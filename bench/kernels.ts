@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
 import { Backend } from '../src/runtime/backend.js';
-import { floatToHalf } from '../src/model/half.js';
+import { floatToHalf } from '../src/io/half.js';
 import { fillBlocks, weightBytes } from './util/ours-matmul.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
 

@@ -41,6 +41,24 @@ export const isNodeNotFound = (e: unknown): boolean =>
 
 export const errMsg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/** The text of a model file; `where` (its path or URL) names it in the error. */
+export function decodeUtf8(bytes: Uint8Array, file: string, where: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw errorForFile(file, `${where}: not valid UTF-8 text`, e);
+  }
+}
+
+/** The JSON value of a model file's text; `where` names it in the error. */
+export function parseJsonText(text: string, file: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw errorForFile(file, `${where}: invalid JSON: ${errMsg(e)}`, e);
+  }
+}
+
 /** What a failed HTTP response means for a model file. */
 export interface HttpFailure {
   /** The file (or the whole repo) is not there: a missing-file error, not a download failure. */

@@ -4,9 +4,9 @@
 import { OptionError } from '../errors.js';
 import { GGUFModelSource } from './gguf-model.js';
 import { resolveHubFile, resolveModel } from './hub.js';
-import { fileSource, urlSource, type ModelSource } from './source.js';
+import { fileSource, urlSource, type ModelSource, type ProgressInfo } from './source.js';
 
-export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
+export type { ProgressInfo } from './source.js';
 
 /** Where to find a model's files: the options from_pretrained shares between models and tokenizers. */
 export interface SourceOptions {
@@ -24,18 +24,27 @@ export interface SourceOptions {
   endpoint?: string;
   /** A GGUF file inside the directory, URL base or Hub repo (the option name transformers uses). */
   gguf_file?: string;
+  /**
+   * Files read over HTTP (browsers, URLs): keep them in the browser's Cache API so the next page load reads
+   * nothing from the network (default true where there is a Cache API in a browser; false turns it off).
+   * List and clear it with listCachedFiles() / clearCachedFiles().
+   */
+  browser_cache?: boolean;
 }
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
 type ResolveOpts = SourceOptions & { tokenizer?: boolean };
 
+/** Options of an HTTP source from the resolve options: token, browser cache, progress. */
+const httpOptions = (opts: ResolveOpts) => ({ token: opts.token ?? undefined, cache: opts.browser_cache === false ? false : undefined, progress_callback: opts.progress_callback });
+
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);
-  if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token: opts.token ?? undefined });
+  if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', httpOptions(opts));
   if (!isNode && !(globalThis as any).Deno) {
     // browsers and edge runtimes: read the Hub's files over HTTP with Range requests, no cache directory
-    return urlSource(hubBase(idOrDir, opts), { token: opts.token ?? undefined });
+    return urlSource(hubBase(idOrDir, opts), httpOptions(opts));
   }
   return resolveModel(idOrDir, hubOptions(opts));
 }
@@ -62,16 +71,16 @@ async function resolveGGUF(idOrDir: string, opts: ResolveOpts): Promise<ModelSou
   if (file !== undefined && (typeof file !== 'string' || !/\.gguf$/i.test(file))) {
     throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(file)}`);
   }
-  const token = opts.token ?? undefined;
+  const http = httpOptions(opts);
   if (/^https?:\/\//i.test(idOrDir)) {
-    if (file !== undefined) return GGUFModelSource.open(() => urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token }).open(file));
+    if (file !== undefined) return GGUFModelSource.open(() => urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', http).open(file));
     const u = new URL(idOrDir);
     const name = decodeURIComponent(u.pathname.split('/').pop()!);
-    return GGUFModelSource.open(() => urlSource(new URL('.', u).href, { token }).open(name));
+    return GGUFModelSource.open(() => urlSource(new URL('.', u).href, http).open(name));
   }
   if (!isNode && !(globalThis as any).Deno) {
     if (file === undefined) throw new OptionError(`${idOrDir}: a .gguf path needs a file system; pass a URL, or a Hub id with gguf_file`);
-    return GGUFModelSource.open(() => urlSource(hubBase(idOrDir, opts), { token }).open(file));
+    return GGUFModelSource.open(() => urlSource(hubBase(idOrDir, opts), http).open(file));
   }
   const fs = await import('node:fs/promises');
   const { join, resolve } = await import('node:path');

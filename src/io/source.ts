@@ -3,7 +3,8 @@
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
-import { badRelativePath, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError } from './files.js';
+import { browserCacheAvailable, cachedSource, cacheApiStore, progressSource, type CacheStore } from './browser-cache.js';
+import { badRelativePath, decodeUtf8, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError, parseJsonText } from './files.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Byte sources
@@ -16,6 +17,22 @@ export interface ByteSource {
   /** Optional: fill `target` with the bytes at `offset` (lets readers reuse one buffer). */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
   close?(): Promise<void>;
+  /** The server's ETag for the file, when it is read over HTTP and the server sent one. */
+  readonly etag?: string;
+}
+
+/** Progress while loading (the statuses and fields of transformers.js's progress_callback, plus 'load'). */
+export interface ProgressInfo {
+  /**
+   * 'initiate' a file is about to be read; 'download' it is read from the network (not the cache); 'progress'
+   * bytes of it were read (`loaded` of `total`, `progress` in percent); 'done' the file is read;
+   * 'load' weights copied into wasm memory; 'ready' the model is loaded.
+   */
+  status: 'initiate' | 'download' | 'progress' | 'done' | 'load' | 'ready';
+  file?: string;
+  loaded?: number;
+  total?: number;
+  progress?: number;
 }
 
 function checkRange(name: string, size: number, offset: number, length: number): void {
@@ -111,22 +128,6 @@ export interface ModelSource {
 function checkFile(src: { describe(f: string): string }, file: string): void {
   const bad = badRelativePath(file);
   if (bad) throw errorForFile(String(file), `${src.describe(String(file))}: invalid file name: ${bad}`);
-}
-
-function decodeUtf8(bytes: Uint8Array, file: string, where: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch (e) {
-    throw errorForFile(file, `${where}: not valid UTF-8 text`, e);
-  }
-}
-
-function parseJsonText(text: string, file: string, where: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw errorForFile(file, `${where}: invalid JSON: ${errMsg(e)}`, e);
-  }
 }
 
 /** Shared readText/readJson on top of readBytes. */
@@ -227,6 +228,16 @@ export interface UrlSourceOptions {
   headers?: Record<string, string>;
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
+  /**
+   * Keep the files in a persistent cache so the next load reads nothing from the network
+   * (src/io/browser-cache.ts). Default: the Cache API cache "gpt2-wasm" in browsers, no cache elsewhere.
+   * false turns it off; a CacheStore uses that store.
+   */
+  cache?: boolean | CacheStore;
+  /** Bytes per cached chunk of a weights file (default 4 MiB). */
+  cacheChunkBytes?: number;
+  /** Progress per file: initiate, download, progress (loaded/total bytes), done. */
+  progress_callback?: (p: ProgressInfo) => void;
 }
 
 class UrlSource extends BaseSource {
@@ -280,23 +291,24 @@ class UrlSource extends BaseSource {
       throw new DownloadError(`${this.describe(file)}: transfer failed: ${errMsg(e)}`, { cause: e });
     }
   }
-  private async size(file: string): Promise<number> {
+  private async size(file: string): Promise<{ size: number; etag?: string }> {
     const url = this.describe(file);
     const head = await this.request(file, { method: 'HEAD' });
     if (!head.ok) throw this.statusError(file, head);
+    const etag = head.headers.get('etag') ?? undefined;
     const len = head.headers.get('content-length');
-    if (len !== null && /^\d+$/.test(len) && head.headers.get('content-encoding') === null) return Number(len);
+    if (len !== null && /^\d+$/.test(len) && head.headers.get('content-encoding') === null) return { size: Number(len), etag };
     // No usable length from HEAD: ask for one byte and read the total from Content-Range.
     const res = await this.request(file, { method: 'GET', headers: { Range: 'bytes=0-0' } });
     await res.body?.cancel().catch(() => {});
     const total = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
-    if (res.status === 206 && total) return Number(total[1]);
+    if (res.status === 206 && total) return { size: Number(total[1]), etag: etag ?? res.headers.get('etag') ?? undefined };
     throw new DownloadError(`${url}: cannot determine the file size (no Content-Length, no Range support)`);
   }
   async open(file: string): Promise<ByteSource> {
     checkFile(this, file);
     const url = this.describe(file);
-    const size = await this.size(file);
+    const { size, etag } = await this.size(file);
     const read = async (offset: number, length: number): Promise<Uint8Array> => {
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw errorForFile(file, `${url}: read of ${length} bytes at offset ${offset} is outside the file (${size} bytes)`);
@@ -318,7 +330,7 @@ class UrlSource extends BaseSource {
       }
       throw this.statusError(file, res);
     };
-    return { name: url, size: async () => size, read };
+    return { name: url, etag, size: async () => size, read };
   }
 }
 
@@ -346,7 +358,15 @@ async function readExactly(res: Response, length: number, url: string): Promise<
   return out;
 }
 
-/** A model directory at a URL base, e.g. `https://huggingface.co/gpt2/resolve/main/`, read with Range requests. */
+/**
+ * A model directory at a URL base, e.g. `https://huggingface.co/gpt2/resolve/main/`, read with Range requests;
+ * in browsers behind the persistent cache (options.cache).
+ */
 export function urlSource(base: string | URL, opts: UrlSourceOptions = {}): ModelSource {
-  return new UrlSource(String(base), opts);
+  const src = new UrlSource(String(base), opts);
+  const store = opts.cache === false ? null
+    : opts.cache === true || opts.cache === undefined ? (browserCacheAvailable() || opts.cache === true ? cacheApiStore() : null)
+    : opts.cache;
+  if (store) return cachedSource(src, store, { chunkBytes: opts.cacheChunkBytes, onProgress: opts.progress_callback });
+  return opts.progress_callback ? progressSource(src, opts.progress_callback) : src;
 }

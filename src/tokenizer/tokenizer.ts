@@ -205,10 +205,10 @@ export class GPT2Tokenizer {
     let origin: string;
     if (typeof dirOrSource === 'string') {
       origin = dirOrSource;
-      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint } = options;
+      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache } = options;
       source = options.resolve
         ? await options.resolve(dirOrSource)
-        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, tokenizer: true });
+        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache, tokenizer: true });
       if (!isTextFileSource(source)) throw new OptionError(`resolve("${dirOrSource}") did not return an object with readText and exists`);
     } else if (isTextFileSource(dirOrSource)) {
       source = dirOrSource;

@@ -1,0 +1,45 @@
+// The page of test/browser-cache.chromium.test.ts: loads gpt2-tiny by URL with the browser bundle
+// (/dist/index.browser.js) as an application would (from_pretrained of a URL: urlSource behind the Cache API),
+// runs greedy generation and a forward pass, and hands the outcome to the driver through `__gpt2wasmDone`.
+//   ?step=load     load (cache on, the default), report ids, a logits checksum, progress events and listCachedFiles()
+//   ?step=clear    clearCachedFiles(), then load with browser_cache: false and report the same (the list stays empty)
+export {};
+
+const errText = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}\n${e.stack}` : String(e));
+
+async function run(): Promise<unknown> {
+  const api = await import('/dist/index.browser.js' as string);
+  const step = new URLSearchParams(location.search).get('step') ?? 'load';
+  const base = new URL('/fixtures/models/gpt2-tiny/', location.href).href;
+  const greedy = await (await fetch('/fixtures/cases/lm_greedy.json')).json();
+  let cleared = 0;
+  if (step === 'clear') cleared = await api.clearCachedFiles();
+  const browser_cache = step !== 'clear';
+  const events: { status: string; file?: string; loaded?: number; total?: number; progress?: number }[] = [];
+  const progress_callback = (p: any) => events.push({ ...p });
+  const tokenizer = await api.AutoTokenizer.from_pretrained(base, { progress_callback, browser_cache });
+  const model = await api.GPT2LMHeadModel.from_pretrained(base, { threads: 1, progress_callback, browser_cache });
+  try {
+    const seq = await model.generate({ input_ids: [greedy.input_ids], max_new_tokens: greedy.max_new_tokens, do_sample: false });
+    const ids = Array.from(seq.data ?? seq[0], Number);
+    const out = await model.forward({ input_ids: [greedy.input_ids] });
+    // the logits bit for bit, as one FNV-1a hash of their bytes
+    const bytes = new Uint8Array((out.logits.data as Float32Array).slice().buffer);
+    let h = 0x811c9dc5;
+    for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+    return {
+      step, cleared, ids, expected_ids: greedy.expected_ids, logitsHash: h, text: tokenizer.decode(ids),
+      events, cached: await api.listCachedFiles(),
+    };
+  } finally {
+    await model.dispose();
+  }
+}
+
+let result: unknown;
+try {
+  result = await run();
+} catch (e) {
+  result = { error: errText(e) };
+}
+(globalThis as any).__gpt2wasmDone(JSON.stringify(result));
