@@ -1,25 +1,30 @@
-// npm run bench [-- --quick] [--skip a,b] [--only a,b] [--no-write] [--quiet-wait ms]
+// npm run bench [-- --quick] [--skip a,b] [--only a,b] [--no-write] [--quiet-wait ms] [--update-readme]
 // One run, side by side: memory bandwidth, matmul kernels vs tfjs-backend-wasm and onnxruntime-web (1 and 2
 // threads), the other engineers' benches when present (kernels detail, tokenizer, server), the whole model on a
 // GPT-2-124M-shaped random checkpoint (load, RSS, prefill, decode, recompute, share of the bandwidth bound),
-// fp16/q8 accuracy, and which larger GPT-2 shapes fit wasm32. Prints a markdown table and writes
-// bench/results/latest.md and bench/results/<date>.json (--quick: latest-quick.md and <date>-quick.json).
-// Sections: bandwidth, kernels, peers (kernel and whole-model peers; whole-model in full runs), kernel-detail, tokenizer,
-// server, model, contention (decode 1t vs 2t with a second process spinning), accuracy, sizes, large (full runs only).
+// fp16/q8 accuracy, the same model in Node/Deno/Bun/Chromium, and which larger GPT-2 shapes fit wasm32. Prints a
+// markdown table and writes bench/results/latest.md and bench/results/<date>.json (--quick: latest-quick.md and
+// <date>-quick.json; a full run also rewrites bench/results/runtimes-latest.{md,json}). --update-readme rewrites
+// the README's "Latest benchmark" table (between its bench markers) from this run.
+// Sections: bandwidth, kernels, peers (kernel and whole-model peers), kernel-detail, tokenizer, server, model,
+// contention (decode 1t vs 2t with a second process spinning), runtimes, accuracy, sizes, large (full runs only).
+// Ours and every peer are measured with one protocol (bench/util/timing.ts), printed in the report header.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AccuracyRow } from './accuracy.js';
 import { runBandwidthBench } from './bandwidth.js';
 import { runContentionBench } from './contention.js';
-import { applyBound, loadLargeShape, runModelBench } from './model.js';
+import { loadLargeShape, runModelBench } from './model.js';
 import { compareKernels } from './peers/index.js';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
 import { argValue, quietPolicy, runChild } from './util/child.js';
 import { quietLog, waitForQuiet } from './util/quiet.js';
-import { computeTargets, renderMarkdown, type BenchResults } from './util/report.js';
+import { computeTargets, renderMarkdown, renderReadmeTable, type BenchResults } from './util/report.js';
+import { runRuntimesBench } from './runtimes.js';
+import { describeProtocol, protocol } from './util/timing.js';
 import { sizeTable } from './util/sizes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -50,6 +55,7 @@ const results: BenchResults = {
   meta: {
     date: now.toISOString().slice(0, 10), iso: now.toISOString(), quick, node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length,
     commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown', dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '', notes: [],
+    protocol: describeProtocol(protocol(quick)),
   },
   skipped: [],
 };
@@ -78,7 +84,7 @@ process.env.GPT2WASM_BENCH_QUIET_MS = String(quietPolicy.rowWaitMs); // for meas
 let tmp: string | null = null;
 try {
   results.bandwidth = await section('bandwidth', async () => { await waitForQuiet(quietPolicy.maxWaitMs); return runBandwidthBench({ quick, print: true }); });
-  results.kernels = await section('kernels', () => compareKernels({ quick, peers: on('peers'), rounds: quick ? 1 : 2 }));
+  results.kernels = await section('kernels', () => compareKernels({ quick, peers: on('peers') }));
   results.kernel_detail = await section('kernel-detail', async () => {
     const m = await optional<{ runKernelBench: (o: any) => Promise<any> }>('kernels.ts', 'kernels');
     return m ? m.runKernelBench({ quick: true, print: false }) : undefined;
@@ -92,15 +98,17 @@ try {
     return m ? m.runServerBench({ quick: true, print: false }) : undefined;
   });
 
-  const needCheckpoint = on('model') || on('accuracy') || on('contention');
+  const needCheckpoint = on('model') || on('accuracy') || on('contention') || on('runtimes');
   if (needCheckpoint) {
     tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-bench-'));
     const w0 = performance.now();
     const { bytes } = writeRandomGPT2(tmp, GPT2_SHAPES.gpt2);
     log(`wrote a GPT-2-124M-shaped random checkpoint (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - w0) / 1000).toFixed(1)} s`);
   }
-  results.model = await section('model', () => runModelBench({ quick, dir: tmp!, label: 'gpt2 (124M), random F32', bandwidth: results.bandwidth?.wasm_f32x4, print: true, peers: on('peers') && !quick }));
+  results.model = await section('model', () => runModelBench({ quick, dir: tmp!, label: 'gpt2 (124M), random F32', print: true, peers: on('peers') }));
   results.contention = await section('contention', () => runContentionBench({ quick, dir: tmp! }));
+  // a full run re-measures bench/results/runtimes-latest.* too; a quick one (fp32 only) lands in latest-quick.md only
+  results.runtimes = await section('runtimes', () => runRuntimesBench({ quick, dir: tmp!, write: !quick && !argv.includes('--no-write') }));
   results.accuracy = await section('accuracy', async () => {
     const rows: AccuracyRow[] = [];
     const runs: [string, string[]][] = [];
@@ -117,15 +125,6 @@ try {
   if (tmp) { rmSync(tmp, { recursive: true, force: true }); tmp = null; }
   results.sizes = await section('sizes', async () => sizeTable());
   results.large_load = await section('large', async () => [await loadLargeShape('gpt2-medium', 'q8')]);
-  if (results.bandwidth && !quick && on('bandwidth')) {
-    // bandwidth again at the end (the machine is shared): keep the better pass of the two
-    await waitForQuiet(quietPolicy.maxWaitMs);
-    const again = await runBandwidthBench({ quick, print: false });
-    for (const [t, v] of Object.entries(again.wasm_f32x4)) results.bandwidth.wasm_f32x4[t] = Math.max(results.bandwidth.wasm_f32x4[t] ?? 0, v);
-    results.bandwidth.js_f64_1t = Math.max(results.bandwidth.js_f64_1t, again.js_f64_1t);
-    results.bandwidth.note += '; best of two such runs, at the start and the end of the bench';
-    for (const row of results.model?.perf ?? []) applyBound(row, results.bandwidth.wasm_f32x4);
-  }
 } finally {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
@@ -153,5 +152,16 @@ if (!argv.includes('--no-write')) {
   const jsonName = `${results.meta.date}${quick ? '-quick' : ''}.json`;
   writeFileSync(join(dir, jsonName), JSON.stringify(results, null, 1) + '\n');
   log(`wrote bench/results/${mdName} and bench/results/${jsonName}`);
+}
+if (argv.includes('--update-readme')) {
+  const readme = join(here, '..', 'README.md');
+  const [start, end] = ['<!-- bench-table:start -->', '<!-- bench-table:end -->'];
+  const text = readFileSync(readme, 'utf8');
+  const i = text.indexOf(start), j = text.indexOf(end);
+  if (i < 0 || j < i) log(`README.md has no ${start} ... ${end} markers: not updated`);
+  else {
+    writeFileSync(readme, text.slice(0, i + start.length) + '\n' + renderReadmeTable(results) + '\n' + text.slice(j));
+    log('updated the README table (Latest benchmark)');
+  }
 }
 process.exit(0); // peer thread pools may keep the event loop alive
