@@ -21,7 +21,7 @@ export interface Protocol {
 
 export function protocol(quick: boolean): Protocol {
   return quick
-    ? { processes: 1, runs: 3, warmupPrefill: 64, warmupSteps: 4, decodeSteps: 32, kernelSampleMs: 20, kernelWarmupMs: 60 }
+    ? { processes: 1, runs: 2, warmupPrefill: 64, warmupSteps: 4, decodeSteps: 32, kernelSampleMs: 20, kernelWarmupMs: 60 }
     : { processes: 2, runs: 4, warmupPrefill: 64, warmupSteps: 4, decodeSteps: 32, kernelSampleMs: 40, kernelWarmupMs: 150 };
 }
 
