@@ -6,7 +6,6 @@ export { quantize_q8, matmul_q8 } from './matmul_q8';
 export { matmul_q4 } from './matmul_q4';
 export { layernorm } from './layernorm';
 export { embed } from './embed';
-export { add } from './elementwise';
 export { kv_store } from './kv';
 export { attention_blockwise, attention_eager } from './attention';
 export { set_thread_index } from './common';

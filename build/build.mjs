@@ -21,7 +21,7 @@ function newestMtime(dir, filter = () => true) {
   return t;
 }
 
-const outputs = [join(root, 'dist/index.js'), join(root, 'dist/cli.js'), join(root, 'src/runtime/embedded.gen.ts')];
+const outputs = [join(root, 'dist/index.js'), join(root, 'dist/index.browser.js'), join(root, 'dist/cli.js'), join(root, 'src/runtime/embedded.gen.ts')];
 if (args.has('--if-stale')) {
   const srcT = Math.max(
     newestMtime(join(root, 'assembly')),
@@ -67,15 +67,26 @@ const gen = [
 const genPath = join(root, 'src/runtime/embedded.gen.ts');
 if (!existsSync(genPath) || readFileSync(genPath, 'utf8') !== gen) writeFileSync(genPath, gen);
 
-// 3. bundle the host.
+// 3. bundle the host: index.js and cli.js for Node, Deno and Bun (node:* imported lazily, only on their paths), and
+// index.browser.js for browsers and Workers, where every node:* module is a stub that throws if ever reached, so
+// a bundler (esbuild, Vite) taking the package's "browser"/"worker" export never meets node:fs. No source maps
+// in dist: the published package carries the bundles only.
 log('esbuild');
 const entryPoints = { index: join(root, 'src/index.ts') };
 if (existsSync(join(root, 'src/cli/main.ts'))) entryPoints.cli = join(root, 'src/cli/main.ts');
-await esbuild.build({
-  entryPoints, outdir: join(root, 'dist'), bundle: true, format: 'esm', platform: 'neutral', target: 'es2022',
-  mainFields: ['module', 'main'], external: ['node:*'], sourcemap: true, logLevel: 'warning',
-  banner: { js: '' },
-});
+const common = { bundle: true, format: 'esm', target: 'es2022', mainFields: ['module', 'main'], logLevel: 'warning', sourcemap: false };
+await esbuild.build({ ...common, entryPoints, outdir: join(root, 'dist'), platform: 'neutral', external: ['node:*'] });
+const noNode = {
+  name: 'no-node-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path, namespace: 'no-node' }));
+    b.onLoad({ filter: /.*/, namespace: 'no-node' }, (a) => ({
+      contents: `throw new Error(${JSON.stringify(`${a.path} is not available in this runtime (the package's browser build): pass a ModelSource or a URL`)});`,
+    }));
+  },
+};
+await esbuild.build({ ...common, entryPoints: { 'index.browser': join(root, 'src/index.ts') }, outdir: join(root, 'dist'), platform: 'browser', plugins: [noNode] });
+for (const f of readdirSync(join(root, 'dist'))) if (f.endsWith('.js.map')) rmSync(join(root, 'dist', f)); // maps of earlier builds
 if (entryPoints.cli) {
   const cliPath = join(root, 'dist/cli.js');
   const txt = readFileSync(cliPath, 'utf8');
@@ -86,5 +97,10 @@ if (entryPoints.cli) {
 if (!args.has('--no-types')) {
   log('tsc (declarations)');
   execFileSync(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  // the embedded wasm as 420 KB of base64 string types: no public declaration refers to it
+  const gen = join(root, 'dist/types/runtime/embedded.gen.d.ts');
+  const users = readdirSync(join(root, 'dist/types'), { recursive: true }).filter((f) => String(f).endsWith('.d.ts') && readFileSync(join(root, 'dist/types', String(f)), 'utf8').includes('embedded.gen'));
+  if (users.length) throw new Error(`declarations refer to embedded.gen: ${users.join(', ')}`);
+  rmSync(gen, { force: true });
 }
 log('done');

@@ -5,6 +5,7 @@
 export type ErrorCode =
   | 'CONFIG' // config.json missing, unparsable, or with a value we do not support
   | 'SAFETENSORS' // a weights file that is truncated, corrupt or inconsistent
+  | 'GGUF' // a GGUF file that is truncated, corrupt, inconsistent, or of another architecture
   | 'WEIGHTS' // a tensor missing, unknown, or of the wrong shape/dtype for the config
   | 'INPUT' // bad forward/generate input: ids out of range, shapes that disagree, too long
   | 'OPTION' // a bad option value
@@ -26,12 +27,13 @@ export class GPT2WasmError extends Error {
 
 export class ConfigError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('CONFIG', m, o); this.name = 'ConfigError'; } }
 export class SafetensorsError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('SAFETENSORS', m, o); this.name = 'SafetensorsError'; } }
+export class GGUFError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('GGUF', m, o); this.name = 'GGUFError'; } }
 export class WeightsError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('WEIGHTS', m, o); this.name = 'WeightsError'; } }
 export class InputError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('INPUT', m, o); this.name = 'InputError'; } }
 export class OptionError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('OPTION', m, o); this.name = 'OptionError'; } }
 export class MemoryLimitError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('MEMORY', m, o); this.name = 'MemoryLimitError'; } }
 export class DownloadError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DOWNLOAD', m, o); this.name = 'DownloadError'; } }
 export class TokenizerError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('TOKENIZER', m, o); this.name = 'TokenizerError'; } }
-export class RuntimeError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('RUNTIME', m, o); this.name = 'RuntimeError'; } }
 export class DisposedError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('DISPOSED', m, o); this.name = 'DisposedError'; } }
+export class RuntimeError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('RUNTIME', m, o); this.name = 'RuntimeError'; } }
 export class BusyError extends GPT2WasmError { constructor(m: string, o?: { cause?: unknown }) { super('BUSY', m, o); this.name = 'BusyError'; } }

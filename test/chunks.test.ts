@@ -36,9 +36,12 @@ test('decode ops of a mid-size model are split into several chunks (the property
 
 test('chunk counts: 1 for one thread, never more than the units of work or CHUNKS_PER_THREAD per thread', () => {
   const sizes: Record<string, number[]> = {
-    matmul_f32: [0, 0, 0, 0, 7, 768, 3000, 0], matmul_f16: [0, 0, 0, 0, 1, 768, 50257, 0], matmul_q8: [0, 0, 0, 0, 0, 0, 3, 768, 100, 0],
-    quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 0, 9, 768], add: [0, 0, 0, 100000],
-    kv_store: [0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
+    matmul_f32: [0, 0, 0, 0, 7, 768, 3000, 0], matmul_f16: [0, 0, 0, 0, 1, 768, 50257, 0],
+    matmul_q8: [0, 0, 0, 0, 0, 3, 768, 100, 0], matmul_q4: [0, 0, 0, 0, 0, 3, 768, 100, 0], // (xq, xs, w, bias, y, M, K, N, flags)
+    quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 64, 768],
+    kv_store: [0, 0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], // (src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0)
+    // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
+    attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
   };
   for (const name of KERNEL_NAMES) {
     const a = sizes[name];
@@ -49,12 +52,14 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
       assert.ok(Number.isInteger(n) && n >= 1 && n <= t * CHUNKS_PER_THREAD, `${name} ${t} threads: ${n} chunks`);
     }
   }
+  // the sizes read the right arguments: these calls have enough work to split on 2 threads
+  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
   // a matmul with N = 20 has two units of 16 columns: never more than two chunks
   assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 64, 768, 20, 0], 8) <= 2);
 });
 
 test('1, 2 and 3 threads give bit-identical prefill and decode logits with split decode ops (fp32, fp16, q8)', async () => {
-  for (const dtype of ['fp32', 'fp16', 'q8']) {
+  for (const dtype of ['fp32', 'fp16', 'q8', 'q4']) {
     const base = await prefillAndDecode({ threads: 1, dtype });
     for (const threads of [2, 3]) {
       const other = await prefillAndDecode({ threads, dtype });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { join } from 'node:path';
 import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
+import { AutoTokenizer, GPT2ForSequenceClassification } from '../src/index.js';
 
 const cli = join(repoRoot, 'dist', 'cli.js');
 const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
@@ -28,7 +29,7 @@ test('generate --kv-dtype fp16 (a half KV cache) still matches lm_greedy; a bad 
   assert.is(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).ids, c.expected_ids);
   r = run(['generate', 'hi', '--model', modelDir(c.model), '--kv-dtype', 'bf16']);
-  assert.is(r.status, 2); assert.match(r.stderr, /kv_dtype must be 'fp32' or 'fp16'/);
+  assert.is(r.status, 2); assert.match(r.stderr, /--kv-dtype must be 'fp32' or 'fp16'/);
 });
 
 test('generate streams text to stdout and reads the prompt from stdin', () => {
@@ -47,6 +48,19 @@ test('bad options and inputs exit non-zero with a message naming the problem', (
   assert.is(r.status, 2); assert.match(r.stderr, /unknown option --bogus/);
   r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n', '500']);
   assert.is(r.status, 3); assert.match(r.stderr, /context too long/);
+  // the CLI's words, not the library's: flags, not option names
+  assert.match(r.stderr, /--max-new-tokens/); assert.match(r.stderr, /--context-overflow slide/);
+  assert.not.match(r.stderr, /max_new_tokens|context_overflow/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--context-overflow', 'wrap']);
+  assert.is(r.status, 2); assert.match(r.stderr, /--context-overflow must be/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--max-new-token', '3']);
+  assert.is(r.status, 2); assert.match(r.stderr, /unknown option --max-new-token \(did you mean --max-new-tokens\?\)/);
+  r = run(['generate', '--model', modelDir('gpt2-tiny'), '--greedy'], '');
+  assert.is(r.status, 2); assert.match(r.stderr, /prompt on stdin is empty/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n', '500', '--json']);
+  assert.is(r.status, 3);
+  const err = JSON.parse(r.stdout);
+  assert.is(err.error.code, 'INPUT'); assert.match(err.error.message, /context too long.*--context-overflow slide/);
   r = run(['generate', 'hi', '--model', join(repoRoot, 'no-such-dir')]);
   assert.is(r.status, 2); assert.match(r.stderr, /no-such-dir.*not a local directory/);
   r = run(['generate', 'hi', '--model', 'someone/no-such-model']); // offline, not cached
@@ -62,6 +76,24 @@ test('info and classify', () => {
   assert.is(info.n_layer, 2); assert.ok(info.parameters > 3e6); assert.ok(info.runtime.simd);
   r = run(['classify', 'hello', '--model', modelDir('gpt2-tiny-seqcls')]);
   assert.is(r.status, 4, 'seqcls fixture has no tokenizer files: a clear tokenizer error'); assert.match(r.stderr, /vocab\.json|tokenizer/);
+});
+
+test('classify --tokenizer DIR: the scores the library computes for the same ids', async () => {
+  const text = 'a, b. c'; // ids below the seqcls fixture's vocab_size of 1000
+  const r = run(['classify', text, '--model', modelDir('gpt2-tiny-seqcls'), '--tokenizer', modelDir('gpt2-tiny'), '--json', '--threads', '1']);
+  assert.is(r.status, 0, r.stderr);
+  const out: { label: string; score: number }[] = JSON.parse(r.stdout);
+  // independently: tokenize, run the head, softmax the logits of the pooled row
+  const tok = await AutoTokenizer.from_pretrained(modelDir('gpt2-tiny'));
+  const model = await GPT2ForSequenceClassification.from_pretrained(modelDir('gpt2-tiny-seqcls'), { threads: 1 });
+  try {
+    const logits = Array.from((await model.forward({ input_ids: [tok.encode(text)] })).logits!.data as Float32Array);
+    const max = Math.max(...logits), exps = logits.map((v) => Math.exp(v - max)), sum = exps.reduce((a, b) => a + b, 0);
+    const id2label = model.config.id2label as Record<string, string>;
+    const want = exps.map((e, i) => ({ label: id2label[String(i)], score: e / sum })).sort((a, b) => b.score - a.score);
+    assert.is(out.length, 3);
+    out.forEach((o, i) => { assert.is(o.label, want[i].label); assert.ok(Math.abs(o.score - want[i].score) < 1e-6, `${o.label}: ${o.score} vs ${want[i].score}`); });
+  } finally { await model.dispose(); }
 });
 
 test('with no --model, generate resolves openai-community/gpt2 through HF_ENDPOINT into HF_HOME (the README main job)', async () => {

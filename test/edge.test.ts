@@ -7,10 +7,8 @@ import * as assert from 'uvu/assert';
 import { createFetchHandler, topK } from '../src/edge/handler.js';
 import { dirSource, type ModelSource } from '../src/io/source.js';
 import { sendBytes, startServer } from './helpers/http-server.js';
-import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
+import { compareClose, modelDir, readCase, readReference, testKernels as kernels } from './helpers/fixtures.js';
 
-// GPT2WASM_TEST_KERNELS=reference while the wasm kernels are placeholders
-const kernels = (process.env.GPT2WASM_TEST_KERNELS === 'reference' ? 'reference' : 'wasm') as 'wasm' | 'reference';
 const fwd = readCase('lm_forward');
 const greedy = readCase('lm_greedy');
 const ref = readReference(fwd.expected);

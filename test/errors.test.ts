@@ -2,9 +2,10 @@
 // or a silent wrong answer.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT2LMHeadModel, GPT2WasmError, memorySource, type ModelSource } from '../src/index.js';
+import { DisposedError, GPT2LMHeadModel, GPT2WasmError, memorySource, type ModelSource } from '../src/index.js';
 import { Random } from '../src/generation/random.js';
 import { modelDir } from './helpers/fixtures.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
@@ -38,6 +39,7 @@ test('forward inputs: ids out of range, too long, mask and shape mismatches', as
     await expectError(model.generate({ input_ids: [[1]], bogus: 1 } as any), 'OPTION', /unknown generate option 'bogus'/);
   } finally { await model.dispose(); }
   await expectError(model.forward({ input_ids: [[1]] }), 'DISPOSED', /disposed/);
+  await model.forward({ input_ids: [[1]] }).then(() => assert.unreachable('forward after dispose'), (e) => assert.instance(e, DisposedError));
 });
 
 test('checkpoints: missing, unknown, misshapen, wrong dtype, NaN tensors and bad configs', async () => {
@@ -105,13 +107,23 @@ test('a checkpoint too big for wasm32 fails before allocating, naming a dtype th
   await expectError(GPT2LMHeadModel.from_pretrained(src, { dtype: 'fp32' }), 'MEMORY', /wasm32.*load with dtype 'fp16'/);
 });
 
-test('fuzz: corrupted and truncated checkpoints never trap, hang or produce NaN', async () => {
-  const dir = modelDir('gpt2-tiny');
-  const base = new Uint8Array(readFileSync(join(dir, 'model.safetensors')));
-  const others = { 'config.json': readFileSync(join(dir, 'config.json'), 'utf8') };
+test('a malformed generation_config.json is an error naming the file (a missing one is fine)', async () => {
+  const files = randomCheckpoint(tiny);
+  const load = (extra: Record<string, string>) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, ...extra }, 'gencfg'), { threads: 1 });
+  await expectError(load({ 'generation_config.json': '{"max_new_tokens": ' }), 'CONFIG', /gencfg\/generation_config\.json: invalid JSON/);
+  await expectError(load({ 'generation_config.json': '{"top_k": "many"}' }), 'CONFIG', /gencfg\/generation_config\.json: "top_k"/);
+  const ok = await load({ 'generation_config.json': '{"max_new_tokens": 3}' });
+  try { assert.is(ok.generation_config?.max_new_tokens, 3); } finally { await ok.dispose(); }
+  const none = await load({});
+  try { assert.is(none.generation_config, null); } finally { await none.dispose(); }
+});
+
+/** The fuzz test's corrupted and truncated variants of the gpt2-tiny checkpoint (the same 40 every run). */
+function corruptedCheckpoints(): Uint8Array[] {
+  const base = new Uint8Array(readFileSync(join(modelDir('gpt2-tiny'), 'model.safetensors')));
   const n = Number(new DataView(base.buffer).getBigUint64(0, true));
   const rng = new Random(3);
-  let loaded = 0, rejected = 0;
+  const out: Uint8Array[] = [];
   for (let i = 0; i < 40; i++) {
     let bytes: Uint8Array;
     const kind = i % 4;
@@ -119,6 +131,17 @@ test('fuzz: corrupted and truncated checkpoints never trap, hang or produce NaN'
     else if (kind === 1) { bytes = base.slice(); for (let j = 0; j < 3; j++) bytes[8 + Math.floor(rng.next() * n)] ^= 1 << Math.floor(rng.next() * 8); } // header bit flips
     else if (kind === 2) { bytes = base.slice(); new DataView(bytes.buffer).setBigUint64(0, BigInt(Math.floor(rng.next() * 2 ** 40)), true); } // header length
     else { bytes = base.slice(); for (let j = 0; j < 64; j++) bytes[8 + n + Math.floor(rng.next() * (base.length - 8 - n))] = 0xff; } // data: NaN patterns
+    out.push(bytes);
+  }
+  return out;
+}
+const tinyConfig = () => ({ 'config.json': readFileSync(join(modelDir('gpt2-tiny'), 'config.json'), 'utf8') });
+
+test('fuzz: corrupted and truncated checkpoints never trap, hang or produce NaN', async () => {
+  const others = tinyConfig();
+  let loaded = 0, rejected = 0;
+  for (const [i, bytes] of corruptedCheckpoints().entries()) {
+    const kind = i % 4;
     const started = Date.now();
     try {
       const m = await GPT2LMHeadModel.from_pretrained(memorySource({ ...others, 'model.safetensors': bytes }, `fuzz-${i}`), { threads: 1 });
@@ -134,6 +157,42 @@ test('fuzz: corrupted and truncated checkpoints never trap, hang or produce NaN'
     assert.ok(Date.now() - started < 20_000, `variant ${i} took too long`);
   }
   assert.ok(rejected >= 30, `only ${rejected} of 40 corrupt variants were rejected`);
+});
+
+// Open descriptors of this process (Linux /proc; the CI platform).
+const openFds = (): string[] => readdirSync('/proc/self/fd');
+
+test('a failed load closes every file it opened (each corrupted checkpoint of the fuzz, from disk)', async () => {
+  assert.ok(existsSync('/proc/self/fd'), 'this test counts descriptors in /proc/self/fd (Linux)');
+  const root = mkdtempSync(join(tmpdir(), 'gpt2wasm-fd-'));
+  try {
+    const variants = corruptedCheckpoints();
+    const dirs = variants.map((bytes, i) => {
+      const d = join(root, `v${i}`);
+      mkdirSync(d);
+      writeFileSync(join(d, 'config.json'), tinyConfig()['config.json']);
+      writeFileSync(join(d, 'model.safetensors'), bytes);
+      return d;
+    });
+    // one good load first, so that anything opened once per process is open before counting
+    await (await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 })).dispose();
+    let failed = 0;
+    for (const [i, d] of dirs.entries()) {
+      const before = openFds();
+      try {
+        await (await GPT2LMHeadModel.from_pretrained(d, { threads: 1 })).dispose();
+      } catch (e) {
+        if (!(e instanceof GPT2WasmError)) throw e;
+        failed++;
+      }
+      const after = openFds();
+      const leaked = after.filter((fd) => !before.includes(fd));
+      assert.equal(leaked, [], `variant ${i}: descriptors ${leaked.join(', ')} left open after ${failed ? 'a failed' : 'a'} load`);
+    }
+    assert.ok(failed >= 30, `only ${failed} of 40 corrupt variants failed to load`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test.run();

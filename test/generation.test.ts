@@ -1,4 +1,4 @@
-// Generation: the fixture greedy cases, KV-cache decoding against full recomputation, sliding context,
+// Generation: KV-cache decoding against full recomputation, sliding context,
 // chunked prefill, and the sampling processors' statistics.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,33 +9,7 @@ import { compareClose, kernelOpts, modelDir, readCase, readReference } from './h
 
 const ids = (t: Tensor) => Array.from(t.data as BigInt64Array, Number);
 
-test('lm_greedy reproduces the reference ids (1 and 2 threads)', async () => {
-  const c = readCase('lm_greedy');
-  for (const threads of [1, 2]) {
-    const model = await GPT2LMHeadModel.from_pretrained(modelDir(c.model), { threads, ...kernelOpts() });
-    try {
-      const out = await model.generate({ input_ids: [c.input_ids], max_new_tokens: c.max_new_tokens, do_sample: false });
-      assert.equal(ids(out), c.expected_ids, `threads ${threads}`);
-    } finally { await model.dispose(); }
-  }
-});
-
-test('cross_attention_greedy reproduces the reference ids', async () => {
-  const c = readCase('cross_attention_greedy');
-  const ref = readReference('cross_attention.safetensors');
-  const [file, key] = c.encoder_from.split(':');
-  assert.is(file, 'cross_attention.safetensors');
-  const enc = ref[key.replace('[0]', '')];
-  const S = enc.shape[1], E = enc.shape[2];
-  const model = await GPT2LMHeadModel.from_pretrained(modelDir(c.model), { threads: 1, ...kernelOpts() });
-  try {
-    const out = await model.generate({
-      input_ids: [c.input_ids], max_new_tokens: c.max_new_tokens, do_sample: false,
-      encoder_hidden_states: new Tensor('float32', enc.data.subarray(0, S * E), [1, S, E]), encoder_attention_mask: [c.encoder_attention_mask],
-    });
-    assert.equal(ids(out), c.expected_ids);
-  } finally { await model.dispose(); }
-});
+// The fixture greedy cases (lm_greedy, cross_attention_greedy) run in test/fixtures.test.ts on every kernel set.
 
 test('incremental decoding with the KV cache equals full recomputation, up to capacity', async () => {
   const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });

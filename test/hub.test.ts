@@ -12,6 +12,7 @@ import { startServer, sendBytes, type TestServer } from './helpers/http-server.j
 import { parseModelId, repoFolderName, resolveModel, type DownloadProgress, type ResolveOptions } from '../src/io/hub.js';
 import { loadConfig } from '../src/io/config.js';
 import { openSafetensorsModel } from '../src/io/safetensors.js';
+import { tensorBytes } from './helpers/checkpoint.js';
 import { DownloadError, OptionError } from '../src/errors.js';
 
 const COMMIT = 'c0ffee' + '0'.repeat(34);
@@ -158,6 +159,29 @@ test('offline mode uses only the cache; a missing file is a clear error', async 
     await writeFile(join(snapDir(cache), 'merges.txt'), '#version: 0.2\n');
     const src = await resolveModel(REPO, { cacheDir: cache, endpoint: 'http://127.0.0.1:9', retries: 1, retryDelayMs: 10, token: null, env: {}, progress: false });
     assert.is(src.name, snapDir(cache));
+  });
+});
+
+test('the Hub failing: a complete cache is used at once (no retries); with nothing cached the error says how to go offline', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    let down = false;
+    const s = await hub(() => (down ? { status: 503 } : undefined));
+    try {
+      down = true;
+      const err = await rejects(resolveModel(REPO, opts(s, { retries: 2 })), DownloadError, /HTTP 503/);
+      assert.match(err.message, /--model DIR/);
+      assert.match(err.message, /HF_HUB_OFFLINE=1/);
+      assert.is(s.requests.length, 3, 'nothing cached: the request is retried');
+      down = false;
+      await resolveModel(REPO, opts(s));
+      down = true;
+      const n = s.requests.length;
+      const src = await resolveModel(REPO, opts(s, { retries: 4 }));
+      assert.is(src.name, snapDir(cache));
+      assert.is(s.requests.length - n, 1, 'one failed request, then the cache: no retries');
+    } finally {
+      await s.close();
+    }
   });
 });
 
@@ -308,7 +332,7 @@ test('sharded checkpoints: index and every shard are downloaded', async () => {
       assert.is(model.files.length, 2);
       assert.is(model.tensors.size, 30);
       const [a, b] = header['ln_f.weight'].data_offsets;
-      assert.ok(Buffer.from(await model.readTensor('ln_f.weight')).equals(MODEL_BYTES.subarray(8 + n + a, 8 + n + b)));
+      assert.ok(Buffer.from(await tensorBytes(model, 'ln_f.weight')).equals(MODEL_BYTES.subarray(8 + n + a, 8 + n + b)));
       await model.close();
       assert.ok((await resolveModel(REPO, opts(s, { offline: true, tokenizer: false }))).name);
       await rm(join(snapDir(cache), 'model-00002-of-00002.safetensors'));

@@ -8,14 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { modelDir } from './helpers/fixtures.js';
 import { startServer, sendBytes } from './helpers/http-server.js';
+import { tensorBytes, writeSafetensors } from './helpers/checkpoint.js';
 import {
   ACT, activationId, loadConfig, loadGenerationConfig, parseGenerationConfig, parseGPT2Config,
 } from '../src/io/config.js';
 import {
-  SafetensorsFile, bf16ToF32, bytesSource, convertToF32, DTYPE_SIZE, fileSource, fp16ToF32, openSafetensorsModel,
+  SafetensorsFile, convertToF32, DTYPE_SIZE, openSafetensorsModel,
   type STDtype,
 } from '../src/io/safetensors.js';
-import { dirSource, memorySource, urlSource } from '../src/io/source.js';
+import { bf16ToF32, floatToHalf, fp16ToF32, halfTable } from '../src/io/half.js';
+import { bytesSource, dirSource, fileSource, memorySource, urlSource } from '../src/io/source.js';
 import { ConfigError, GPT2WasmError, SafetensorsError, TokenizerError, WeightsError } from '../src/errors.js';
 
 const MODELS = ['gpt2-tiny', 'gpt2-tiny-f16', 'gpt2-tiny-tokcls', 'gpt2-tiny-seqcls', 'gpt2-tiny-xattn'];
@@ -32,26 +34,6 @@ async function throwsAsync(fn: () => unknown, cls: Function, re?: RegExp): Promi
   throw new Error('unreachable');
 }
 const throwsSync = (fn: () => unknown, cls: Function, re?: RegExp) => throwsAsync(fn, cls, re);
-
-/** An independent minimal safetensors writer (header padded to 8 bytes, as the safetensors library does). */
-function writeSafetensors(entries: { name: string; dtype: string; shape: number[]; data: Uint8Array }[], metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
-  let off = 0;
-  for (const e of entries) {
-    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, off + e.data.byteLength] };
-    off += e.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + Buffer.byteLength(json)) % 8) json += ' ';
-  const hb = Buffer.from(json);
-  const out = new Uint8Array(8 + hb.byteLength + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(hb.byteLength), true);
-  out.set(hb, 8);
-  let p = 8 + hb.byteLength;
-  for (const e of entries) { out.set(e.data, p); p += e.data.byteLength; }
-  return out;
-}
 
 /** Raw header and data of a fixture, parsed independently of src/io. */
 function rawFile(bytes: Uint8Array) {
@@ -188,14 +170,14 @@ test('safetensors: every fixture model reads, shapes and bytes match an independ
         prevOffset = t.byteOffset;
         assert.is(t.file, path);
         const want = raw.data.subarray(h.data_offsets[0], h.data_offsets[1]);
-        assert.ok(Buffer.from(await model.readTensor(t.name)).equals(want), `${m}: ${t.name} bytes`);
+        assert.ok(Buffer.from(await tensorBytes(model, t.name)).equals(want), `${m}: ${t.name} bytes`);
       }
       const wte = model.get(m.includes('cls') ? 'transformer.wte.weight' : 'wte.weight');
       assert.equal(wte.shape, [m.includes('cls') ? 1000 : m === 'gpt2-tiny-xattn' ? 5025 : 50257, 64]);
       if (m === 'gpt2-tiny-xattn') assert.ok(model.tensors.has('h.0.crossattention.c_attn.weight'));
       if (m === 'gpt2-tiny-tokcls') assert.equal(model.get('classifier.weight').shape, [2, 64]);
       if (m === 'gpt2-tiny-seqcls') { assert.equal(model.get('score.weight').shape, [3, 64]); assert.not.ok(model.tensors.has('score.bias')); }
-      await throwsAsync(() => model.readTensor('nope'), WeightsError, /no tensor named "nope"/);
+      await throwsAsync(() => tensorBytes(model, 'nope'), WeightsError, /no tensor named "nope"/);
     } finally {
       await model.close();
     }
@@ -208,7 +190,7 @@ test('safetensors: chunks stream sequentially through one bounded, reused buffer
   try {
     const name = 'wte.weight';
     const t = f.get(name);
-    const whole = await f.readTensor(name);
+    const whole = await tensorBytes(f, name);
     for (const chunkBytes of [1 << 20, 1000, 4096 + 3]) {
       const copy = new Uint8Array(t.byteLength);
       let expect = 0;
@@ -229,7 +211,7 @@ test('safetensors: chunks stream sequentially through one bounded, reused buffer
     const g = await SafetensorsFile.open(await fileSource(join(modelDir('gpt2-tiny-f16'), 'model.safetensors')));
     const ti = g.get('h.0.mlp.c_fc.weight');
     const all = new Float32Array(ti.byteLength / 2);
-    convertToF32('F16', await g.readTensor(ti.name), all);
+    convertToF32('F16', await tensorBytes(g, ti.name), all);
     const parts = new Float32Array(all.length);
     for await (const { offset, bytes } of g.chunks(ti.name, 1002)) convertToF32('F16', bytes, parts.subarray(offset / 2));
     assert.equal(parts, all);
@@ -257,38 +239,32 @@ test('conversions: fp16/bf16 exact, bulk matches scalar at any alignment', () =>
   const src = new Uint8Array(1 + 64 * 8);
   for (let i = 0; i < src.length; i++) src[i] = rnd();
   const dv = new DataView(src.buffer);
-  for (const dtype of Object.keys(DTYPE_SIZE) as STDtype[]) {
+  for (const dtype of ['F32', 'F16', 'BF16'] as STDtype[]) {
     const size = DTYPE_SIZE[dtype];
     const bytes = src.subarray(1, 1 + 64 * size); // deliberately misaligned
     const out = new Float32Array(65).subarray(1);
     assert.is(convertToF32(dtype, bytes, out), 64);
     for (let i = 0; i < 64; i++) {
       const o = 1 + i * size;
-      let want: number;
-      switch (dtype) {
-        case 'F16': want = fp16ToF32(dv.getUint16(o, true)); break;
-        case 'BF16': want = bf16ToF32(dv.getUint16(o, true)); break;
-        case 'F32': want = dv.getFloat32(o, true); break;
-        case 'F64': want = Math.fround(dv.getFloat64(o, true)); break;
-        case 'I8': want = dv.getInt8(o); break;
-        case 'U8': want = dv.getUint8(o); break;
-        case 'BOOL': want = dv.getUint8(o) ? 1 : 0; break;
-        case 'I16': want = dv.getInt16(o, true); break;
-        case 'U16': want = dv.getUint16(o, true); break;
-        case 'I32': want = Math.fround(dv.getInt32(o, true)); break;
-        case 'U32': want = Math.fround(dv.getUint32(o, true)); break;
-        case 'I64': want = Math.fround(Number(dv.getBigInt64(o, true))); break;
-        case 'U64': want = Math.fround(Number(dv.getBigUint64(o, true))); break;
-        case 'F8_E5M2': want = fp16ToF32(dv.getUint8(o) << 8); break;
-        case 'F8_E4M3': {
-          const b = dv.getUint8(o), e = (b >> 3) & 15, mm = b & 7, s = b & 0x80 ? -1 : 1;
-          want = e === 15 && mm === 7 ? NaN : e === 0 ? s * mm / 512 : s * (1 + mm / 8) * 2 ** (e - 7);
-          break;
-        }
-      }
+      const want = dtype === 'F16' ? fp16ToF32(dv.getUint16(o, true)) : dtype === 'BF16' ? bf16ToF32(dv.getUint16(o, true)) : dv.getFloat32(o, true);
       assert.ok(Object.is(out[i], Math.fround(want)) || (Number.isNaN(out[i]) && Number.isNaN(want)), `${dtype}[${i}]: ${out[i]} vs ${want}`);
     }
   }
+  // the weight loader takes only float checkpoints: anything else is refused by name
+  for (const dtype of ['F64', 'I8', 'F8_E4M3'] as STDtype[]) {
+    assert.throws(() => convertToF32(dtype, new Uint8Array(8), new Float32Array(8)), (e: any) => e instanceof WeightsError && e.message.includes(dtype));
+  }
+  // the table agrees with the scalar conversion, and float→half inverts it on every non-NaN half
+  const table = halfTable();
+  for (let h = 0; h < 65536; h++) {
+    const v = fp16ToF32(h);
+    assert.ok(Object.is(table[h], Math.fround(v)) || (Number.isNaN(v) && Number.isNaN(table[h])), `table[${h}]`);
+    if (!Number.isNaN(v) && floatToHalf(v) !== h) assert.unreachable(`floatToHalf(fp16ToF32(0x${h.toString(16)})) = 0x${floatToHalf(v).toString(16)}`);
+  }
+  // ties round to even: 1 + 2^-11 lies between 0x3c00 and 0x3c01, 1 + 3 * 2^-11 between 0x3c01 and 0x3c02
+  assert.is(floatToHalf(1 + 2 ** -11), 0x3c00);
+  assert.is(floatToHalf(1 + 3 * 2 ** -11), 0x3c02);
+  assert.is(floatToHalf(65520), 0x7c00); // rounds past the largest half (65504): infinity
   assert.throws(() => convertToF32('F16', new Uint8Array(3), new Float32Array(2)), (e: any) => e instanceof WeightsError);
   assert.throws(() => convertToF32('F32', new Uint8Array(8), new Float32Array(1)), (e: any) => e instanceof WeightsError);
   assert.throws(() => convertToF32('Q4' as any, new Uint8Array(8), new Float32Array(8)), (e: any) => e instanceof WeightsError);
@@ -337,7 +313,7 @@ test('safetensors: strict header validation names the file and tensor', async ()
   // Allowed: holes between tensors, zero-size tensors, an empty header object, trailing spaces.
   const okFile = await SafetensorsFile.open(file({ a: ok, z: { dtype: 'F16', shape: [0, 3], data_offsets: [8, 8] }, b: { ...ok, data_offsets: [12, 20] } }, 24));
   assert.equal([...okFile.tensors.keys()], ['a', 'z', 'b']);
-  assert.is((await okFile.readTensor('z')).byteLength, 0);
+  assert.is((await tensorBytes(okFile, 'z')).byteLength, 0);
   const chunks = [];
   for await (const c of okFile.chunks('z')) chunks.push(c);
   assert.is(chunks.length, 0);
@@ -360,7 +336,7 @@ test('sharded: index + shards merge; missing shards and misplaced tensors are re
         const h = raw.header[n];
         return { name: n, dtype: h.dtype, shape: h.shape, data: raw.data.subarray(h.data_offsets[0], h.data_offsets[1]) };
       });
-      await writeFile(join(dir, shardName), writeSafetensors(entries, { format: 'pt' }));
+      await writeFile(join(dir, shardName), writeSafetensors(Object.fromEntries(entries.map(({ name, ...t }) => [name, t]))));
       for (const n of shards[s]) weightMap[n] = shardName;
     }
     const index = { metadata: { total_size: raw.data.byteLength }, weight_map: weightMap };
@@ -375,7 +351,7 @@ test('sharded: index + shards merge; missing shards and misplaced tensors are re
       assert.ok(t.file.endsWith(weightMap[n]));
       assert.ok(t.source.tensors.has(n));
       const want = raw.data.subarray(h.data_offsets[0], h.data_offsets[1]);
-      assert.ok(Buffer.from(await model.readTensor(n)).equals(want), n);
+      assert.ok(Buffer.from(await tensorBytes(model, n)).equals(want), n);
       const copy = new Uint8Array(t.byteLength);
       for await (const c of model.chunks(n, 4096)) copy.set(c.bytes, c.offset);
       assert.ok(Buffer.from(copy).equals(want));
@@ -451,12 +427,12 @@ test('sources: URL base with Range reads against a local server', async () => {
     const local = await openSafetensorsModel(dirSource(root));
     assert.is(model.tensors.size, local.tensors.size);
     for (const n of ['ln_f.weight', 'h.1.attn.c_attn.weight']) {
-      assert.ok(Buffer.from(await model.readTensor(n)).equals(await local.readTensor(n)), n);
+      assert.ok(Buffer.from(await tensorBytes(model, n)).equals(await tensorBytes(local, n)), n);
     }
     const rangeReqs = server.requests.filter((r) => r.headers.range);
     assert.ok(rangeReqs.length >= 3, 'reads use Range');
     ranges = false;
-    await throwsAsync(() => model.readTensor('ln_f.bias'), GPT2WasmError, /ignored the Range request/);
+    await throwsAsync(() => tensorBytes(model, 'ln_f.bias'), GPT2WasmError, /ignored the Range request/);
     await local.close();
     await model.close();
   } finally {
@@ -559,7 +535,7 @@ test('fuzz: corrupted safetensors either read consistently or throw SafetensorsE
           const count = t.shape.reduce((a, b) => a * b, 1);
           assert.is(t.byteLength, count * DTYPE_SIZE[t.dtype], what);
           assert.ok(t.byteOffset >= 8 + f.headerLength && t.byteOffset + t.byteLength <= v.bytes.byteLength, what);
-          assert.is((await f.readTensor(t.name)).byteLength, t.byteLength, what);
+          assert.is((await tensorBytes(f, t.name)).byteLength, t.byteLength, what);
           let total = 0;
           for await (const c of f.chunks(t.name, 1 << 14)) total += c.bytes.byteLength;
           assert.is(total, t.byteLength, what);

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, OptionError, Tensor } from '../src/index.js';
-import { floatToHalf, halfTable } from '../src/model/half.js';
+import { floatToHalf, halfTable } from '../src/io/half.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference } from './helpers/fixtures.js';
 
 const ids = (t: Tensor) => Array.from(t.data as BigInt64Array, Number);

@@ -11,7 +11,7 @@ import { OptionError } from '../src/errors.js';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { estimateWeightBytes, parseDTypeSpec, resolvePlan, type DTypeSpec } from '../src/model/weights.js';
 import { perplexity, type PerplexityResult } from '../src/generation/perplexity.js';
-import { AutoTokenizer } from '../src/tokenizer-hub.js';
+import { AutoTokenizer } from '../src/tokenizer/index.js';
 import { parseGPT2Config } from '../src/io/config.js';
 import { main } from '../src/cli/main.js';
 import { fixturesDir, modelDir } from './helpers/fixtures.js';

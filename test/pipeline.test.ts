@@ -3,8 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, memorySource, pipeline } from '../src/index.js';
-import { compareClose, modelDir, readCase } from './helpers/fixtures.js';
+import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, GPT2Model, memorySource, pipeline } from '../src/index.js';
+import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
 
 const tokFiles = () => ({
@@ -30,6 +30,38 @@ test('text-generation pipeline: greedy output equals generate() and lm_greedy', 
     const cut = (await gen(c.text, { max_new_tokens: 24, do_sample: false, return_full_text: false, stop }) as any[])[0].generated_text as string;
     assert.is(cut, full.slice(0, full.indexOf(stop) + stop.length));
   } finally { await gen.dispose(); }
+});
+
+test('bare GPT2Model: last_hidden_state is the reference final hidden state, no logits', async () => {
+  const c = readCase('lm_forward'), ref = readReference(c.expected);
+  const model = await GPT2Model.from_pretrained(modelDir(c.model), { threads: 1 });
+  try {
+    assert.is(model.head, 'none');
+    const out = await model.forward({ input_ids: [c.input_ids] });
+    assert.is(out.logits, undefined);
+    const L = model.config.n_layer, E = model.config.n_embd;
+    assert.equal(out.last_hidden_state.dims, [1, c.input_ids.length, E]);
+    const msg = compareClose(out.last_hidden_state.data as Float32Array, ref[`hidden_states.${L}`].data, c.tolerance, 'last_hidden_state');
+    if (msg) assert.unreachable(msg);
+    assert.is(out.past_key_values?.length, L);
+  } finally { await model.dispose(); }
+});
+
+test('task_specific_params["text-generation"] sets generation defaults over generation_config.json; call options win', async () => {
+  const c = readCase('lm_greedy');
+  const dir = modelDir(c.model);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  config.task_specific_params = { 'text-generation': { do_sample: false, max_length: c.input_ids.length + 6 } };
+  const src = memorySource({
+    'config.json': JSON.stringify(config), 'model.safetensors': new Uint8Array(readFileSync(join(dir, 'model.safetensors'))),
+    'generation_config.json': JSON.stringify({ do_sample: true, top_k: 0, max_length: c.input_ids.length + 20 }),
+  }, 'task-params');
+  const model = await GPT2LMHeadModel.from_pretrained(src, { threads: 1 });
+  try {
+    const ids = async (o: object) => Array.from((await model.generate({ input_ids: [c.input_ids], ...o })).data as BigInt64Array, Number);
+    assert.equal(await ids({}), c.expected_ids.slice(0, c.input_ids.length + 6), 'greedy, 6 new tokens, from task_specific_params');
+    assert.equal(await ids({ max_new_tokens: 9 }), c.expected_ids.slice(0, c.input_ids.length + 9), 'the call\'s max_new_tokens wins');
+  } finally { await model.dispose(); }
 });
 
 test('token- and text-classification pipelines', async () => {

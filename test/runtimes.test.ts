@@ -4,7 +4,7 @@
 // Deno.serve and under workerd (the Cloudflare Workers runtime). Each child prints RUNTIME_RESULT lines (see
 // test/runtimes/check.ts).
 // Runtimes come from `node scripts/setup-runtimes.mjs`. One that is not installed is skipped with a message,
-// unless GPT2WASM_REQUIRE_RUNTIMES=1 (CI), where that is a failure.
+// unless GPT2WASM_REQUIRE_RUNTIMES=1 (CI), where that is a failure, as is a check a runtime reports as "skip".
 // GPT2WASM_TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm (debugging only).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,10 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RESULT_PREFIX, type RuntimeReport } from './runtimes/check.ts';
+import { requireRuntimes as requireAll, testKernels as kernels } from './helpers/fixtures.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const kernels = process.env.GPT2WASM_TEST_KERNELS === 'reference' ? 'reference' : 'wasm';
-const requireAll = process.env.GPT2WASM_REQUIRE_RUNTIMES === '1';
 const timeoutMs = Number(process.env.GPT2WASM_RUNTIME_TIMEOUT ?? 180_000);
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -100,6 +99,9 @@ for (const t of targets) {
     if (!reports.length) assert.unreachable(`${cmdline}: exit ${out.code ?? out.signal}, no ${RESULT_PREFIX.trim()} line\n${tail(out.stdout)}\n${tail(out.stderr)}`);
     const failed = reports.flatMap((r) => r.results.filter((c) => c.status === 'fail').map((c) => `${r.platform} ${c.name} threads ${c.threadsRequested}: ${c.message}`));
     if (failed.length) assert.unreachable(`${cmdline}:\n${failed.join('\n')}\n--- stderr\n${tail(out.stderr)}`);
+    // a check that could not run is no pass: in CI (GPT2WASM_REQUIRE_RUNTIMES) it fails the run
+    const skipped = reports.flatMap((r) => r.results.filter((c) => c.status === 'skip').map((c) => `${r.platform} ${c.name}: ${c.message ?? 'skipped'}`));
+    if (skipped.length && requireAll) assert.unreachable(`${cmdline}: checks reported "skip" (GPT2WASM_REQUIRE_RUNTIMES is set):\n${skipped.join('\n')}`);
     assert.is(out.code, 0, `${cmdline}: exit ${out.code ?? out.signal}\n${tail(out.stderr)}`);
   });
 }

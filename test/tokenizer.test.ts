@@ -1,15 +1,19 @@
 // GPT-2 tokenizer: exact ids on the fixture texts, round trips on a seeded random Unicode corpus, agreement with
 // js-tiktoken (an independent implementation), streaming decode, batching, special tokens and bad files.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InputError, TokenizerError } from '../src/errors.js';
+import { GPT2WasmError, InputError, OptionError, TokenizerError } from '../src/errors.js';
+import { BpeModel } from '../src/tokenizer/bpe.js';
+import { Tensor } from '../src/model/tensor.js';
+import { memorySource } from '../src/io/source.js';
 import {
-  AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, memorySource, pretokenize,
+  AutoTokenizer, GPT2Tokenizer, TextStreamer, createStreamingDecoder, pretokenize,
 } from '../src/tokenizer/index.js';
 import { scanPretokens } from '../src/tokenizer/scanner.js';
-import { fixturesDir, modelDir, readCase } from './helpers/fixtures.js';
+import { fixturesDir, modelDir, readCase, requireRuntimes } from './helpers/fixtures.js';
 
 const DIR = modelDir('gpt2-tiny');
 const VOCAB_TEXT = readFileSync(join(DIR, 'vocab.json'), 'utf8');
@@ -129,7 +133,9 @@ test('ids agree with js-tiktoken on the random corpus', async () => {
   let getEncoding: (name: 'gpt2') => { encode(s: string): number[] };
   try {
     ({ getEncoding } = (await import('js-tiktoken')) as any);
-  } catch {
+  } catch (e) {
+    // a dev dependency: missing only in a partial install; CI (GPT2WASM_REQUIRE_RUNTIMES) must not skip it
+    if (requireRuntimes) assert.unreachable(`js-tiktoken cannot be imported and GPT2WASM_REQUIRE_RUNTIMES is set: ${(e as Error).message}`);
     console.log('  (js-tiktoken not installed: skipped)');
     return;
   }
@@ -402,13 +408,24 @@ test('bad files give TokenizerError naming the file', async () => {
   assert.match(e.message, /tokenizer\.json.*WordPiece/);
   e = await loadError({ 'vocab.json': VOCAB_TEXT, 'merges.txt': MERGES_TEXT, 'tokenizer_config.json': '{oops' });
   assert.match(e.message, 'model/tokenizer_config.json');
-  // A directory that does not exist.
+  // A directory without tokenizer files: the missing file is named.
+  const empty = mkdtempSync(join(tmpdir(), 'gpt2wasm-tok-'));
+  try {
+    await AutoTokenizer.from_pretrained(empty);
+    assert.unreachable();
+  } catch (err) {
+    assert.instance(err, TokenizerError);
+    assert.match((err as Error).message, `${empty}/vocab.json`);
+  } finally {
+    rmSync(empty, { recursive: true, force: true });
+  }
+  // A path that does not exist goes through the same resolver as the models (a path is not a Hub id).
   try {
     await AutoTokenizer.from_pretrained(join(fixturesDir, 'no-such-model'));
     assert.unreachable();
   } catch (err) {
-    assert.instance(err, TokenizerError);
-    assert.match((err as Error).message, 'no-such-model/vocab.json');
+    assert.instance(err, OptionError);
+    assert.match((err as Error).message, /no-such-model.*not a local directory/);
   }
 });
 
@@ -430,6 +447,40 @@ test('from_pretrained: resolve option and source objects', async () => {
     assert.unreachable();
   } catch (err) {
     assert.is((err as any).code, 'OPTION');
+  }
+});
+
+test('decode and batch_decode accept Tensors of ids ([T], [1, T], [B, T]) as in transformers.js', async () => {
+  await ready;
+  const a = tok.encode('Hello world'), b = tok.encode('The quick brown');
+  const T = Math.max(a.length, b.length);
+  const pad = (r: number[]) => [...r, ...Array(T - r.length).fill(tok.eos_token_id)];
+  const batch = new Tensor('int64', BigInt64Array.from([...pad(a), ...pad(b)].map(BigInt)), [2, T]);
+  assert.equal(tok.batch_decode(batch, { skip_special_tokens: true }), ['Hello world', 'The quick brown']);
+  assert.is(tok.decode(new Tensor('int64', BigInt64Array.from(a.map(BigInt)), [a.length])), 'Hello world');
+  assert.is(tok.decode(new Tensor('int64', BigInt64Array.from(a.map(BigInt)), [1, a.length])), 'Hello world');
+  assert.throws(() => tok.decode(batch), (e: any) => e instanceof InputError && /batch_decode/.test(e.message));
+});
+
+test('errors out of the BPE model are GPT2WasmErrors with a code', async () => {
+  const m = new BpeModel({ vocab: new Map([['a', 0]]), merges: [], unkId: null });
+  assert.equal(m.encodeWordUncached('a'), [0]);
+  try {
+    m.encodeWordUncached('b');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, GPT2WasmError);
+    assert.is((e as GPT2WasmError).code, 'TOKENIZER');
+    assert.match((e as Error).message, '"b"');
+  }
+  // through the tokenizer: the error names where the files came from
+  const t = await AutoTokenizer.from_pretrained(memorySource({ 'vocab.json': '{"a": 0}', 'merges.txt': '' }, 'tiny-vocab'));
+  try {
+    t.encode('ab');
+    assert.unreachable();
+  } catch (e) {
+    assert.instance(e, TokenizerError);
+    assert.match((e as Error).message, /tiny-vocab.*"b".*no unk_token/);
   }
 });
 

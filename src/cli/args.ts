@@ -27,7 +27,7 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
     else { name = byAlias.get(a.slice(1)) ?? a.slice(1); }
     const key = name.replace(/-/g, '_');
     const spec = specs[key];
-    if (!spec) throw new OptionError(`unknown option ${a} (see --help)`);
+    if (!spec) throw new OptionError(`unknown option ${a}${didYouMean(key, Object.keys(specs))} (see --help)`);
     if (spec.type === 'boolean') {
       if (value !== undefined && !['true', 'false'].includes(value)) throw new OptionError(`--${name} takes no value`);
       opts[key] = value !== 'false';
@@ -45,6 +45,43 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
     }
   }
   return { opts, positionals };
+}
+
+/** " (did you mean --max-new-tokens?)" for a flag within two edits (or a prefix) of a known one; "" otherwise. */
+export function didYouMean(key: string, known: string[]): string {
+  let best = '', bestD = 3;
+  for (const k of known) {
+    const d = k.startsWith(key) && key.length >= 3 ? 1 : editDistance(key, k);
+    if (d < bestD) { best = k; bestD = d; }
+  }
+  return best ? ` (did you mean --${best.replace(/_/g, '-')}?)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * A library message in the CLI's words: option names become the flags that set them ("context_overflow: 'slide'"
+ * → "--context-overflow slide", "max_new_tokens" → "--max-new-tokens"). Only names with an underscore, or a
+ * one-word name that starts a "NAME must ..." sentence, are rewritten, so ordinary words stay as they are.
+ */
+export function inFlagTerms(message: string, specs: Record<string, OptionSpec>): string {
+  let m = message;
+  for (const key of Object.keys(specs)) {
+    const flag = `--${key.replace(/_/g, '-')}`;
+    const esc = key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    m = m.replace(new RegExp(`(?<![-\\w])${esc}: '([^']*)'`, 'g'), `${flag} $1`);
+    if (key.includes('_')) m = m.replace(new RegExp(`(?<![-\\w])${esc}(?!\\w)`, 'g'), flag);
+    else m = m.replace(new RegExp(`(^|: |\\. )${esc} must`, 'g'), `$1${flag} must`);
+  }
+  return m;
 }
 
 export function helpFor(specs: Record<string, OptionSpec>): string {

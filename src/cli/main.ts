@@ -4,19 +4,22 @@ import { GPT2WasmError } from '../errors.js';
 import { estimateWeightBytes, parseDTypeSpec, type DType } from '../model/weights.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
-import { AutoTokenizer } from '../tokenizer-hub.js';
 import { readFileSync } from 'node:fs';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
 import { defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
-import { createStreamingDecoder } from '../tokenizer/index.js';
-import { helpFor, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
+import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
+import { helpFor, inFlagTerms, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
+import { isTokenizerFile } from '../io/files.js';
+import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
+import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
+import { save_gguf } from '../io/gguf-write.js';
 
 const VERSION = '0.1.0';
-const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
+const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
 
 const common: Record<string, OptionSpec> = {
   ...MODEL_OPTIONS,
@@ -38,13 +41,28 @@ const genSpecs: Record<string, OptionSpec> = {
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
 const infoSpecs: Record<string, OptionSpec> = { ...common, runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' } };
+const convertSpecs: Record<string, OptionSpec> = {
+  out: { type: 'string', alias: 'o', help: 'the .gguf file to write' },
+  dtype: { type: 'string', help: 'type of the weight matrices: f32 | f16 | q8_0 | q4_0 (default f16)' },
+  keep: { type: 'string', help: 'per-tensor types, e.g. wte=q8_0 or wte=q8_0,lm_head=f16 (names: wte, lm_head, h.N... or blk.N...)' },
+  name: { type: 'string', help: 'general.name to write (default: the source name)' },
+  revision: MODEL_OPTIONS.revision,
+  gguf_file: { type: 'string', help: 'with a Hub id or directory as SRC: the .gguf file in it to read' },
+  verbose: common.verbose,
+  json: common.json,
+  help: common.help,
+};
+const classifySpecs: Record<string, OptionSpec> = { ...common, tokenizer: { type: 'string', help: 'directory (or Hub id) to read the tokenizer from, when the model has none' } };
+/** Every flag of generate/info/classify, to word library messages in flags. */
+const allSpecs = { ...genSpecs, ...infoSpecs, ...classifySpecs, ...convertSpecs };
 
 const USAGE = `gpt2-wasm ${VERSION}: GPT-2 on WebAssembly SIMD, no native code
 
 Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
-  gpt2-wasm classify TEXT --model DIR     token or sequence classification with the model's head
+  gpt2-wasm classify TEXT --model DIR [--tokenizer DIR]  token or sequence classification with the model's head
+  gpt2-wasm convert SRC --out F.gguf [--dtype f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
   gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
   gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version
@@ -73,8 +91,11 @@ async function cmdGenerate(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, genSpecs);
   if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
   let prompt = positionals.join(' ');
-  if (!prompt && !process.stdin.isTTY) prompt = (await readStdin()).replace(/\n$/, '');
-  if (!prompt) prompt = 'Hello, my name is';
+  if (!prompt && !process.stdin.isTTY) {
+    prompt = (await readStdin()).replace(/\n$/, '');
+    if (!prompt) throw new GPT2WasmError('OPTION', 'the prompt on stdin is empty: pipe some text, or pass PROMPT as an argument');
+  }
+  if (!prompt) prompt = 'Hello, my name is'; // an interactive run with no prompt: the README's example
   const t0 = performance.now();
   const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
   if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}, ${gen.model.backend.threads} kernel thread(s)\n`);
@@ -117,6 +138,7 @@ async function cmdInfo(argv: string[]) {
   if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
   const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
   const src = await resolveSource(id, { revision: o.revision } as any);
+  if (isGGUFSource(src)) { printGGUFInfo(src, !!o.json); return; }
   const cfg = await loadConfig(src);
   const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
   const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
@@ -141,12 +163,13 @@ async function cmdInfo(argv: string[]) {
 }
 
 async function cmdClassify(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, common);
-  if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [options]\n\n${helpFor(common)}`); return; }
+  const { opts: o, positionals } = parseArgs(argv, classifySpecs);
+  if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [--tokenizer DIR] [options]\n\n${helpFor(classifySpecs)}`); return; }
   const text = positionals.join(' ') || (!process.stdin.isTTY ? (await readStdin()).trim() : '');
   if (!text) throw new GPT2WasmError('OPTION', 'classify needs a text (argument or stdin)');
   if (!o.model) throw new GPT2WasmError('OPTION', 'classify needs --model (a GPT2ForTokenClassification or GPT2ForSequenceClassification checkpoint)');
-  const src = await resolveSource(o.model, { revision: o.revision, tokenizer: true } as any);
+  let src = await resolveSource(o.model, { revision: o.revision, tokenizer: !o.tokenizer });
+  if (o.tokenizer) src = withTokenizerFrom(src, await resolveSource(o.tokenizer, { tokenizer: true }));
   const arch = (await loadConfig(src)).architectures?.[0];
   const task = arch === 'GPT2ForTokenClassification' ? 'token-classification' : arch === 'GPT2ForSequenceClassification' ? 'text-classification' : null;
   if (!task) throw new GPT2WasmError('CONFIG', `${o.model}: architecture ${arch} has no classification head`);
@@ -155,6 +178,48 @@ async function cmdClassify(argv: string[]) {
     const out = await p(text, task === 'text-classification' ? { top_k: null } : {});
     console.log(o.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
   } finally { await p.dispose(); }
+}
+
+/** A GGUF file's header: version, metadata (long arrays summarized) and its tensors with their types. */
+function printGGUFInfo(src: GGUFModelSource, json: boolean) {
+  const g = src.gguf;
+  const summarize = (v: unknown): unknown => (Array.isArray(v) && v.length > 8 ? `[${v.length} items: ${v.slice(0, 3).map((x) => JSON.stringify(x)).join(', ')}, ...]` : typeof v === 'bigint' ? String(v) : v);
+  const metadata = Object.fromEntries([...g.metadata].map(([k, e]) => [k, summarize(e.value)]));
+  const types: Record<string, number> = {};
+  for (const t of g.tensors.values()) types[t.typeName] = (types[t.typeName] ?? 0) + 1;
+  const tensors = [...g.tensors.values()].map((t) => ({ name: t.name, type: t.typeName, dims: t.dims, bytes: t.byteLength }));
+  if (json) { console.log(JSON.stringify({ file: g.name, gguf_version: g.version, alignment: g.alignment, size: g.size, tensor_types: types, metadata, tensors })); return; }
+  console.log([
+    `file:           ${g.name}`,
+    `format:         GGUF v${g.version}, ${g.tensors.size} tensors, alignment ${g.alignment}, ${(g.size / 2 ** 20).toFixed(1)} MiB`,
+    `tensor types:   ${Object.entries(types).map(([t, n]) => `${t} x${n}`).join(', ')}`,
+    'metadata:',
+    ...Object.entries(metadata).map(([k, v]) => `  ${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`),
+    'tensors:',
+    ...tensors.map((t) => `  ${t.name.padEnd(28)} ${t.type.padEnd(5)} [${t.dims.join(', ')}]`),
+  ].join('\n'));
+}
+
+async function cmdConvert(argv: string[]) {
+  const { opts: o, positionals } = parseArgs(argv, convertSpecs);
+  if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return; }
+  if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'convert needs exactly one SRC (a model directory, Hub id or .gguf file)');
+  if (!o.out) throw new GPT2WasmError('OPTION', 'convert needs --out FILE.gguf');
+  const keep: Record<string, string> = {};
+  for (const part of String(o.keep ?? '').split(',').filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new GPT2WasmError('OPTION', `--keep takes NAME=TYPE pairs, got ${JSON.stringify(part)}`);
+    keep[part.slice(0, eq)] = part.slice(eq + 1);
+  }
+  const t0 = performance.now();
+  const res = await save_gguf(positionals[0], o.out, {
+    dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file,
+    onProgress: o.verbose ? (p) => process.stderr.write(`[gpt2-wasm] ${p.done}/${p.total} ${p.tensor} ${p.type}\n`) : undefined,
+  });
+  const types: Record<string, number> = {};
+  for (const t of res.tensors) types[t.type] = (types[t.type] ?? 0) + 1;
+  const summary = { out: res.path, bytes: res.bytes, tensors: res.tensors.length, tensor_types: types, seconds: +((performance.now() - t0) / 1000).toFixed(2) };
+  console.log(o.json ? JSON.stringify(summary) : `wrote ${res.path}: ${(res.bytes / 2 ** 20).toFixed(1)} MiB, ${res.tensors.length} tensors (${Object.entries(types).map(([t, n]) => `${t} x${n}`).join(', ')})`);
 }
 
 const pplSpecs: Record<string, OptionSpec> = {
@@ -181,6 +246,28 @@ async function cmdPerplexity(argv: string[]) {
   } finally { await model.dispose(); }
 }
 
+/** The model's files with the tokenizer's files (vocab.json, merges.txt, tokenizer*.json, ...) read from `tok`. */
+function withTokenizerFrom(model: ModelSource, tok: ModelSource): ModelSource {
+  const pick = (f: string) => (isTokenizerFile(f) ? tok : model);
+  return {
+    name: model.name,
+    describe: (f) => pick(f).describe(f),
+    exists: (f) => pick(f).exists(f),
+    readBytes: (f) => pick(f).readBytes(f),
+    readText: (f) => pick(f).readText(f),
+    readJson: (f) => pick(f).readJson(f),
+    open: (f) => pick(f).open(f),
+  };
+}
+
+/** Prints an error as the command was asked to answer: one line on stderr, or a JSON object on stdout with --json. */
+function report(e: GPT2WasmError | Error, argv: string[]): void {
+  const message = inFlagTerms(e.message, { ...allSpecs, ...pplSpecs });
+  const code = e instanceof GPT2WasmError ? e.code : 'INTERNAL';
+  if (argv.includes('--json')) console.log(JSON.stringify({ error: { code, message } }));
+  else process.stderr.write(e instanceof GPT2WasmError ? `gpt2-wasm: ${message}\n` : `gpt2-wasm: internal error: ${(e as Error)?.stack ?? e}\n`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -189,17 +276,14 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'generate') await cmdGenerate(rest);
     else if (cmd === 'info') await cmdInfo(rest);
     else if (cmd === 'classify') await cmdClassify(rest);
+    else if (cmd === 'convert') await cmdConvert(rest);
     else if (cmd === 'perplexity') await cmdPerplexity(rest);
     else if (cmd === 'serve') await serve(rest);
-    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, perplexity, serve)`);
+    else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, convert, perplexity, serve)`);
     return 0;
   } catch (e) {
-    if (e instanceof GPT2WasmError) {
-      process.stderr.write(`gpt2-wasm: ${e.message}\n`);
-      return EXIT[e.code] ?? 1;
-    }
-    process.stderr.write(`gpt2-wasm: internal error: ${(e as Error)?.stack ?? e}\n`);
-    return 1;
+    report(e as Error, argv);
+    return e instanceof GPT2WasmError ? EXIT[e.code] ?? 1 : 1;
   }
 }
 

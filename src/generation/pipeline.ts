@@ -18,9 +18,16 @@ export interface TokenClassificationOutput { entity: string; score: number; inde
 export interface TextClassificationOutput { label: string; score: number }
 
 interface Base<M = GPT2PreTrainedModel> { model: M; tokenizer: GPT2Tokenizer; task: Task; dispose(): Promise<void> }
-export type TextGenerationPipeline = Base<GPT2LMHeadModel> & ((texts: string | string[], opts?: TextGenerationCallOptions) => Promise<TextGenerationOutput[] | TextGenerationOutput[][]>);
-export type TokenClassificationPipeline = Base & ((text: string, opts?: { ignore_labels?: string[] }) => Promise<TokenClassificationOutput[]>);
-export type TextClassificationPipeline = Base & ((texts: string | string[], opts?: { top_k?: number | null }) => Promise<TextClassificationOutput[] | TextClassificationOutput[][]>);
+/** One prompt gives one list of outputs; a batch of prompts gives one list per prompt (as transformers.js). */
+export type TextGenerationPipeline = Base<GPT2LMHeadModel> & {
+  (text: string, opts?: TextGenerationCallOptions): Promise<TextGenerationOutput[]>;
+  (texts: string[], opts?: TextGenerationCallOptions): Promise<TextGenerationOutput[][]>;
+};
+export type TokenClassificationPipeline = Base<GPT2ForTokenClassification> & ((text: string, opts?: { ignore_labels?: string[] }) => Promise<TokenClassificationOutput[]>);
+export type TextClassificationPipeline = Base<GPT2ForSequenceClassification> & {
+  (text: string, opts?: { top_k?: number | null }): Promise<TextClassificationOutput[]>;
+  (texts: string[], opts?: { top_k?: number | null }): Promise<TextClassificationOutput[][]>;
+};
 
 export async function pipeline(task: 'text-generation', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TextGenerationPipeline>;
 export async function pipeline(task: 'token-classification' | 'ner', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TokenClassificationPipeline>;

@@ -6,9 +6,10 @@
 // renamed into place only once the byte count matches and the content validates (safetensors header and
 // offsets, JSON syntax). Nothing here runs at import time; Node modules are imported lazily.
 import { DownloadError, GPT2WasmError, OptionError } from '../errors.js';
-import { badRelativePath, errMsg } from './files.js';
-import { fileSource, parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
-import { dirSource, type ModelSource } from './source.js';
+import { badRelativePath, errMsg, httpFailure } from './files.js';
+import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
+import { GGUFFile } from './gguf.js';
+import { dirSource, fileSource, type ModelSource } from './source.js';
 
 export interface DownloadProgress {
   /** Repo-relative file name. */
@@ -129,21 +130,9 @@ function fileUrl(ctx: Ctx, rev: string, file: string): string {
 }
 
 function statusError(ctx: Ctx, file: string, url: string, res: Response): DownloadError {
-  const code = res.headers.get('x-error-code') ?? '';
-  const what = `${ctx.id.repo}@${ctx.id.revision}`;
-  const head = `${file}: ${url}: HTTP ${res.status}`;
-  const tokenNote = ctx.token ? 'a token was sent but refused: check HF_TOKEN' : 'no token was sent: set HF_TOKEN (or HUGGING_FACE_HUB_TOKEN)';
-  if (code === 'RepoNotFound') {
-    return downloadError(`${head}: no such model "${ctx.id.repo}" on ${ctx.endpoint} (if it is private or gated, ${tokenNote}), and no local directory of that name`, false);
-  }
-  if (code === 'RevisionNotFound') return downloadError(`${head}: model ${ctx.id.repo} has no revision "${ctx.id.revision}"`, false);
-  if (code === 'EntryNotFound') return downloadError(`${head}: no such file in ${what}`, false);
-  if (res.status === 404 || res.status === 410) return downloadError(`${head}: no such model/file (${what})`, false);
-  if (res.status === 401 || res.status === 403) {
-    return downloadError(`${head}: access denied to ${ctx.id.repo}; it may be private or gated: accept its terms on the Hub, and ${tokenNote}`, false);
-  }
-  const transient = res.status >= 500 || res.status === 429 || res.status === 408;
-  return downloadError(`${head}${res.statusText ? ' ' + res.statusText : ''}${res.status >= 500 ? ' (server error)' : ''}`, transient);
+  const f = httpFailure(res, { repo: ctx.id.repo, revision: ctx.id.revision, tokenSent: !!ctx.token });
+  const local = res.headers.get('x-error-code') === 'RepoNotFound' ? ', and no local directory of that name' : '';
+  return downloadError(`${file}: ${url}: ${f.reason}${local}`, f.transient);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -177,13 +166,17 @@ function timedFetch(ctx: Ctx, url: string, init: RequestInit) {
   return { promise, kick, done, explain };
 }
 
-/** Run `fn` with bounded retries on transient failures. */
-async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+/**
+ * Run `fn` with bounded retries on transient failures. `giveUpEarly`, asked once after the first transient failure,
+ * can stop the retries (the caller has a cached copy to fall back on).
+ */
+async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => Promise<T>, giveUpEarly?: () => Promise<boolean>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (e) {
-      if (!isTransient(e) || attempt >= ctx.retries || ctx.signal?.aborted) {
+      const early = attempt === 0 && isTransient(e) && giveUpEarly ? await giveUpEarly() : false;
+      if (early || !isTransient(e) || attempt >= ctx.retries || ctx.signal?.aborted) {
         if (isTransient(e) && attempt > 0 && e instanceof DownloadError) {
           e.message += ` (gave up after ${attempt + 1} attempts)`;
         }
@@ -195,25 +188,25 @@ async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => P
   }
 }
 
-/** HEAD config.json to learn the commit the revision points at (and whether the repo is reachable). */
-async function discoverCommit(ctx: Ctx): Promise<string | null> {
-  const url = fileUrl(ctx, ctx.id.revision, 'config.json');
-  return withRetries(ctx, 'config.json', async () => {
+/** HEAD config.json (or `file`) to learn the commit the revision points at (and whether the repo is reachable). */
+async function discoverCommit(ctx: Ctx, giveUpEarly?: () => Promise<boolean>, file = 'config.json'): Promise<string | null> {
+  const url = fileUrl(ctx, ctx.id.revision, file);
+  return withRetries(ctx, file, async () => {
     const t = timedFetch(ctx, url, { method: 'HEAD' });
     let res: Response;
     try {
       res = await t.promise;
     } catch (e) {
-      throw t.explain(e, 'config.json', 'request failed');
+      throw t.explain(e, file, 'request failed');
     } finally {
       t.done();
     }
     // A plain mirror may not answer HEAD; the files themselves will tell whether the repo is there.
     if (res.status === 405 || res.status === 501) return null;
-    if (!res.ok) throw statusError(ctx, 'config.json', url, res);
+    if (!res.ok) throw statusError(ctx, file, url, res);
     const commit = res.headers.get('x-repo-commit');
     return commit && COMMIT.test(commit) ? commit : null;
-  });
+  }, giveUpEarly);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -288,6 +281,18 @@ async function validateDownload(file: string, path: string): Promise<string | nu
       await src?.close?.();
     }
   }
+  if (file.endsWith('.gguf')) {
+    let src;
+    try {
+      src = await fileSource(path);
+      await GGUFFile.open(src);
+      return null;
+    } catch (e) {
+      return errMsg(e);
+    } finally {
+      await src?.close?.();
+    }
+  }
   if (file.endsWith('.json')) {
     const fs = await import('node:fs/promises');
     try {
@@ -344,7 +349,7 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
           const total = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
           if (!(total && Number(total[1]) === have)) { await discard(); continue; }
         } else {
-          if (res.status === 404 && optional) {
+          if (optional && httpFailure(res, { tokenSent: !!ctx.token }).missing) {
             await res.body?.cancel().catch(() => {});
             return false;
           }
@@ -495,34 +500,29 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
     const snap = await cachedSnapshot(repoDir, id.revision);
     const missing = await missingFromSnapshot(snap, wantTokenizer);
     if (missing) {
-      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); run once online, or unset HF_HUB_OFFLINE`, false);
+      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); run once online (unset HF_HUB_OFFLINE), or pass a local model directory (CLI: --model DIR)`, false);
     }
     return dirSource(snap);
   };
   if (offline) return offlineResolve('offline mode (HF_HUB_OFFLINE=1)');
 
-  const fetchFn = opts.fetch ?? (globalThis as any).fetch;
-  if (typeof fetchFn !== 'function') throw new DownloadError('no global fetch() in this runtime (Node >= 20 needed) and no options.fetch');
-  const tokenRaw = opts.token === undefined ? env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || null : opts.token;
-  const ctx: Ctx = {
-    id,
-    endpoint: (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
-    token: tokenRaw || null,
-    fetch: fetchFn,
-    retries: opts.retries ?? 4,
-    retryDelayMs: opts.retryDelayMs ?? 500,
-    timeoutMs: opts.timeoutMs ?? 30_000,
-    signal: opts.signal,
-    progress: makeProgress(opts),
-  };
+  const ctx = hubContext(id, opts);
 
+  // As huggingface_hub: when the Hub cannot be reached (or fails) and a complete snapshot is cached, use it at
+  // once rather than after the retries; with nothing cached, retry, then say how to work without the network.
+  let cached: ModelSource | null = null;
+  const useCache = async () => {
+    cached = await offlineResolve('the Hub is unreachable').catch(() => null);
+    return cached !== null;
+  };
   let commit: string | null;
   try {
-    commit = await discoverCommit(ctx);
+    commit = await discoverCommit(ctx, useCache);
   } catch (e) {
-    // Hub unreachable: a complete cached snapshot still does (as huggingface_hub does).
-    if (isTransient(e)) {
-      try { return await offlineResolve('the Hub is unreachable'); } catch {}
+    if (cached) return cached;
+    if (isTransient(e) && e instanceof DownloadError) {
+      e.message += `; ${id.repo}@${id.revision} is not (completely) in the cache (${repoDir}): to work without the network, pass a local ` +
+        'model directory (CLI: --model DIR), or download it once and then set HF_HUB_OFFLINE=1';
     }
     throw e;
   }
@@ -557,4 +557,61 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   if (wantTokenizer) for (const f of REQUIRED_TOKENIZER) await get(f, false);
   for (const f of OPTIONAL) await get(f, true);
   return dirSource(snap);
+}
+
+function hubContext(id: ModelId, opts: ResolveOptions): Ctx {
+  const env = envOf(opts);
+  const fetchFn = opts.fetch ?? (globalThis as any).fetch;
+  if (typeof fetchFn !== 'function') throw new DownloadError('no global fetch() in this runtime (Node >= 20 needed) and no options.fetch');
+  const tokenRaw = opts.token === undefined ? env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || null : opts.token;
+  return {
+    id,
+    endpoint: (opts.endpoint ?? env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, ''),
+    token: tokenRaw || null,
+    fetch: fetchFn,
+    retries: opts.retries ?? 4,
+    retryDelayMs: opts.retryDelayMs ?? 500,
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    signal: opts.signal,
+    progress: makeProgress(opts),
+  };
+}
+
+/**
+ * The local path of one file of a Hub repo (e.g. a .gguf), downloaded into the same cache as whole models
+ * (resumable, validated, offline from the cache). The repo needs no config.json.
+ */
+export async function resolveHubFile(repoId: string, file: string, opts: ResolveOptions = {}): Promise<string> {
+  const { join } = await import('node:path');
+  const fs = await import('node:fs/promises');
+  const bad = badRelativePath(file);
+  if (bad) throw new OptionError(`invalid file name ${JSON.stringify(file)}: ${bad}`);
+  const id = parseModelId(repoId, opts.revision);
+  const repoDir = join(await hubCacheDir(opts), repoFolderName(id.repo));
+  const fromCache = async (why: string): Promise<string> => {
+    const path = join(await cachedSnapshot(repoDir, id.revision), file);
+    if (await exists(path)) return path;
+    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); run once online, or unset HF_HUB_OFFLINE`, false);
+  };
+  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache('offline mode (HF_HUB_OFFLINE=1)');
+  const ctx = hubContext(id, opts);
+  let commit: string | null;
+  try {
+    commit = await discoverCommit(ctx, undefined, file);
+  } catch (e) {
+    if (isTransient(e)) {
+      try { return await fromCache('the Hub is unreachable'); } catch {}
+    }
+    throw e;
+  }
+  const rev = commit ?? id.revision;
+  const snap = join(repoDir, 'snapshots', rev);
+  if (commit && commit !== id.revision) {
+    const refPath = join(repoDir, 'refs', id.revision);
+    await fs.mkdir(join(refPath, '..'), { recursive: true });
+    await fs.writeFile(refPath, commit);
+  }
+  const dest = join(snap, file);
+  if (!(await exists(dest))) await downloadFile(ctx, rev, file, dest, false);
+  return dest;
 }

@@ -1,24 +1,85 @@
 // One place that turns what a user passes to from_pretrained (a local directory, a Hub id, an http(s) URL
-// of a model folder) into a ModelSource, on whatever platform we run.
-import type { PretrainedOptions } from '../model/gpt2.js';
-import { resolveModel } from './hub.js';
-import { urlSource, type ModelSource } from './source.js';
+// of a model folder, a .gguf path or URL, or any of those with `gguf_file`) into a ModelSource, on whatever
+// platform we run. Models and tokenizers both load through it.
+import { OptionError } from '../errors.js';
+import { GGUFModelSource } from './gguf-model.js';
+import { resolveHubFile, resolveModel } from './hub.js';
+import { fileSource, urlSource, type ModelSource } from './source.js';
+
+export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
+
+/** Where to find a model's files: the options from_pretrained shares between models and tokenizers. */
+export interface SourceOptions {
+  /** Hub revision (branch, tag or commit) when the id is not a local directory. */
+  revision?: string;
+  /** Hub cache directory (default $HF_HOME/hub). */
+  cache_dir?: string;
+  /** Use only files already in the cache (as HF_HUB_OFFLINE=1). */
+  local_files_only?: boolean;
+  /** Called while downloading and loading: { status, file?, loaded?, total?, progress? }. */
+  progress_callback?: (p: ProgressInfo) => void;
+  /** Hub token (default $HF_TOKEN); null sends none. */
+  token?: string | null;
+  /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co). */
+  endpoint?: string;
+  /** A GGUF file inside the directory, URL base or Hub repo (the option name transformers uses). */
+  gguf_file?: string;
+}
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
-export async function resolveSource(idOrDir: string, opts: PretrainedOptions & { token?: string | null; endpoint?: string; tokenizer?: boolean } = {}): Promise<ModelSource> {
+type ResolveOpts = SourceOptions & { tokenizer?: boolean };
+
+export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
+  if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);
   if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token: opts.token ?? undefined });
   if (!isNode && !(globalThis as any).Deno) {
     // browsers and edge runtimes: read the Hub's files over HTTP with Range requests, no cache directory
-    const [repo, rev] = idOrDir.split('@');
-    const endpoint = (opts.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
-    return urlSource(`${endpoint}/${repo}/resolve/${encodeURIComponent(opts.revision ?? rev ?? 'main')}/`, { token: opts.token ?? undefined });
+    return urlSource(hubBase(idOrDir, opts), { token: opts.token ?? undefined });
   }
-  return resolveModel(idOrDir, {
+  return resolveModel(idOrDir, hubOptions(opts));
+}
+
+function hubBase(id: string, opts: ResolveOpts): string {
+  const [repo, rev] = id.split('@');
+  const endpoint = (opts.endpoint ?? 'https://huggingface.co').replace(/\/+$/, '');
+  return `${endpoint}/${repo}/resolve/${encodeURIComponent(opts.revision ?? rev ?? 'main')}/`;
+}
+
+function hubOptions(opts: ResolveOpts) {
+  return {
     revision: opts.revision, cacheDir: opts.cache_dir, offline: opts.local_files_only || undefined, token: opts.token, endpoint: opts.endpoint,
     tokenizer: opts.tokenizer ?? false,
     onProgress: opts.progress_callback
-      ? (p) => opts.progress_callback!({ status: 'download', file: p.file, loaded: p.loaded, total: p.total ?? undefined, progress: p.total ? (100 * p.loaded) / p.total : undefined })
+      ? (p: { file: string; loaded: number; total: number | null }) => opts.progress_callback!({ status: 'download', file: p.file, loaded: p.loaded, total: p.total ?? undefined, progress: p.total ? (100 * p.loaded) / p.total : undefined })
       : undefined,
-  });
+  };
+}
+
+/** A GGUF file: `x.gguf` (path or URL), or `gguf_file` inside a directory, URL base or Hub repo. */
+async function resolveGGUF(idOrDir: string, opts: ResolveOpts): Promise<ModelSource> {
+  const file = opts.gguf_file;
+  if (file !== undefined && (typeof file !== 'string' || !/\.gguf$/i.test(file))) {
+    throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(file)}`);
+  }
+  const token = opts.token ?? undefined;
+  if (/^https?:\/\//i.test(idOrDir)) {
+    if (file !== undefined) return GGUFModelSource.open(() => urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', { token }).open(file));
+    const u = new URL(idOrDir);
+    const name = decodeURIComponent(u.pathname.split('/').pop()!);
+    return GGUFModelSource.open(() => urlSource(new URL('.', u).href, { token }).open(name));
+  }
+  if (!isNode && !(globalThis as any).Deno) {
+    if (file === undefined) throw new OptionError(`${idOrDir}: a .gguf path needs a file system; pass a URL, or a Hub id with gguf_file`);
+    return GGUFModelSource.open(() => urlSource(hubBase(idOrDir, opts), { token }).open(file));
+  }
+  const fs = await import('node:fs/promises');
+  const { join, resolve } = await import('node:path');
+  const stat = await fs.stat(idOrDir).catch(() => null);
+  let path: string;
+  if (file === undefined) path = resolve(idOrDir);
+  else if (stat?.isDirectory()) path = join(resolve(idOrDir), file);
+  else if (stat) throw new OptionError(`${idOrDir} is a file; with gguf_file, pass the directory or Hub repo that holds ${file}`);
+  else path = await resolveHubFile(idOrDir, file, hubOptions(opts));
+  return GGUFModelSource.open(() => fileSource(path));
 }

@@ -7,94 +7,8 @@
 // then the data section; offsets are relative to its start (8 + N).
 import { OptionError, SafetensorsError, WeightsError } from '../errors.js';
 import { badRelativePath, errMsg, errorForFile, isNodeNotFound, missingFileError } from './files.js';
-import type { ModelSource } from './source.js';
-
-// ---------------------------------------------------------------------------------------------------------------
-// Byte sources
-
-/** Random access to the bytes of one file. `read` returns exactly `length` bytes or throws. */
-export interface ByteSource {
-  readonly name: string;
-  size(): Promise<number>;
-  read(offset: number, length: number): Promise<Uint8Array>;
-  /** Optional: fill `target` with the bytes at `offset` (lets readers reuse one buffer). */
-  readInto?(offset: number, target: Uint8Array): Promise<void>;
-  close?(): Promise<void>;
-}
-
-function checkRange(name: string, size: number, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new SafetensorsError(`${name}: invalid read of ${length} bytes at offset ${offset}`);
-  }
-  if (offset + length > size) {
-    throw new SafetensorsError(`${name}: unexpected end of file: wanted ${length} bytes at offset ${offset}, but the file has ${size} bytes`);
-  }
-}
-
-/** A ByteSource over bytes already in memory; reads return views, not copies. */
-export function bytesSource(name: string, bytes: Uint8Array | ArrayBuffer): ByteSource {
-  const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
-  return {
-    name,
-    size: async () => data.byteLength,
-    read: async (offset, length) => {
-      checkRange(name, data.byteLength, offset, length);
-      return data.subarray(offset, offset + length);
-    },
-  };
-}
-
-/** A ByteSource over a local file (Node), reading with explicit positions so concurrent reads are safe. */
-export async function fileSource(path: string): Promise<ByteSource> {
-  const fs = await import('node:fs/promises');
-  let fh: import('node:fs/promises').FileHandle;
-  try {
-    fh = await fs.open(path, 'r');
-  } catch (e) {
-    if (isNodeNotFound(e)) throw missingFileError(path, path, e);
-    throw errorForFile(path, `${path}: cannot open: ${errMsg(e)}`, e);
-  }
-  let size: number;
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw errorForFile(path, `${path}: not a regular file`);
-    size = st.size;
-  } catch (e) {
-    await fh.close().catch(() => {});
-    throw e;
-  }
-  let closed = false;
-  const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
-    if (closed) throw new SafetensorsError(`${path}: read after close`);
-    checkRange(path, size, offset, target.byteLength);
-    let done = 0;
-    while (done < target.byteLength) {
-      const { bytesRead } = await fh.read(target, done, target.byteLength - done, offset + done);
-      if (bytesRead === 0) {
-        throw new SafetensorsError(
-          `${path}: unexpected end of file: wanted ${target.byteLength} bytes at offset ${offset}, got ${done} (was the file truncated while open?)`,
-        );
-      }
-      done += bytesRead;
-    }
-  };
-  return {
-    name: path,
-    size: async () => size,
-    readInto,
-    read: async (offset, length) => {
-      checkRange(path, size, offset, length);
-      const out = new Uint8Array(length);
-      await readInto(offset, out);
-      return out;
-    },
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await fh.close();
-    },
-  };
-}
+import { bf16ToF32, halfTable } from './half.js';
+import type { ByteSource, ModelSource } from './source.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Dtypes and conversion
@@ -112,101 +26,32 @@ export const DTYPE_SIZE: Readonly<Record<STDtype, number>> = Object.freeze({
 export const isSTDtype = (d: unknown): d is STDtype =>
   typeof d === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, d);
 
-/** IEEE binary16 bits to the exact float value. */
-export function fp16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >>> 10) & 0x1f;
-  const man = h & 0x3ff;
-  if (exp === 0) return sign * man * 2 ** -24;
-  if (exp === 31) return man ? NaN : sign * Infinity;
-  return sign * (1024 + man) * 2 ** (exp - 25);
-}
-
-const scratchU32 = new Uint32Array(1);
-const scratchF32 = new Float32Array(scratchU32.buffer);
-/** bfloat16 bits to the exact float value (the upper half of a binary32). */
-export function bf16ToF32(b: number): number {
-  scratchU32[0] = (b & 0xffff) << 16;
-  return scratchF32[0];
-}
-
-/** float8 e4m3fn (no infinities; S.1111.111 is NaN) to its exact value. */
-export function f8e4m3ToF32(b: number): number {
-  const sign = b & 0x80 ? -1 : 1;
-  const exp = (b >>> 3) & 0xf;
-  const man = b & 7;
-  if (exp === 15 && man === 7) return NaN;
-  if (exp === 0) return sign * man * 2 ** -9;
-  return sign * (8 + man) * 2 ** (exp - 10);
-}
-
-let f16Table: Float32Array | null = null;
-function f16Lut(): Float32Array {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) f16Table[i] = fp16ToF32(i);
-  }
-  return f16Table;
-}
-
 /**
- * Convert little-endian elements of `dtype` in `bytes` to float32 in `out` (which must hold at least
+ * Convert little-endian F32, F16 or BF16 elements in `bytes` to float32 in `out` (which must hold at least
  * bytes.length / size elements); returns the element count. Works on any byte alignment, so it can be applied
- * chunk by chunk to `chunks()` output. 64-bit integers beyond 2^53 lose precision as they would in PyTorch.
+ * chunk by chunk to `chunks()` output. The one decoder of checkpoint floats (the weight loader uses it).
  */
 export function convertToF32(dtype: STDtype, bytes: Uint8Array, out: Float32Array, what = 'tensor'): number {
-  if (!isSTDtype(dtype)) throw new WeightsError(`${what}: cannot convert dtype ${JSON.stringify(dtype)} to F32`);
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
+    throw new WeightsError(`${what}: cannot convert dtype ${JSON.stringify(dtype)} to F32 (supported: F32, F16, BF16)`);
+  }
   const size = DTYPE_SIZE[dtype];
   if (bytes.byteLength % size !== 0) {
     throw new WeightsError(`${what}: ${bytes.byteLength} bytes is not a whole number of ${dtype} elements (${size} bytes each)`);
   }
   const n = bytes.byteLength / size;
   if (out.length < n) throw new WeightsError(`${what}: output holds ${out.length} floats, need ${n} for ${dtype} data`);
-  switch (dtype) {
-    case 'F32':
-      new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
-      return n;
-    case 'F16': {
-      const lut = f16Lut();
-      for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = lut[bytes[j] | (bytes[j + 1] << 8)];
-      return n;
-    }
-    case 'BF16': {
-      if ((out.byteOffset & 3) === 0) {
-        const u = new Uint32Array(out.buffer, out.byteOffset, n);
-        for (let i = 0, j = 0; i < n; i++, j += 2) u[i] = ((bytes[j] | (bytes[j + 1] << 8)) << 16) >>> 0;
-      } else {
-        for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = bf16ToF32(bytes[j] | (bytes[j + 1] << 8));
-      }
-      return n;
-    }
-    case 'F8_E5M2': {
-      const lut = f16Lut();
-      for (let i = 0; i < n; i++) out[i] = lut[bytes[i] << 8];
-      return n;
-    }
-    case 'F8_E4M3':
-      for (let i = 0; i < n; i++) out[i] = f8e4m3ToF32(bytes[i]);
-      return n;
-    case 'U8':
-      for (let i = 0; i < n; i++) out[i] = bytes[i];
-      return n;
-    case 'BOOL':
-      for (let i = 0; i < n; i++) out[i] = bytes[i] ? 1 : 0;
-      return n;
-    case 'I8':
-      for (let i = 0; i < n; i++) out[i] = (bytes[i] << 24) >> 24;
-      return n;
-  }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (dtype) {
-    case 'F64': for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true); break;
-    case 'I64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(i * 8, true)); break;
-    case 'U64': for (let i = 0; i < n; i++) out[i] = Number(dv.getBigUint64(i * 8, true)); break;
-    case 'I32': for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, true); break;
-    case 'U32': for (let i = 0; i < n; i++) out[i] = dv.getUint32(i * 4, true); break;
-    case 'I16': for (let i = 0; i < n; i++) out[i] = dv.getInt16(i * 2, true); break;
-    case 'U16': for (let i = 0; i < n; i++) out[i] = dv.getUint16(i * 2, true); break;
+  if (dtype === 'F32') {
+    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
+  } else if (dtype === 'F16') {
+    const lut = halfTable();
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = lut[bytes[j] | (bytes[j + 1] << 8)];
+  } else if ((out.byteOffset & 3) === 0) {
+    // BF16 is the high half of a binary32: write the bits
+    const u = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0, j = 0; i < n; i++, j += 2) u[i] = ((bytes[j] | (bytes[j + 1] << 8)) << 16) >>> 0;
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = bf16ToF32(bytes[j] | (bytes[j + 1] << 8));
   }
   return n;
 }
@@ -243,8 +88,8 @@ const showJson = (v: unknown): string => {
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
 };
 
-/** Validate a decoded header object; returns tensors sorted by offset. Exported for tools and tests. */
-export function parseSafetensorsHeader(
+/** Validate a decoded header object; returns tensors sorted by offset. */
+function parseSafetensorsHeader(
   file: string,
   header: unknown,
   dataStart: number,
@@ -330,7 +175,7 @@ function chunkStep(chunkBytes: number): number {
 }
 
 /** Stream `t` from `src` in chunks of at most `chunkBytes`, reusing one buffer when the source allows it. */
-async function* streamTensor(src: ByteSource, t: TensorInfo, chunkBytes: number): AsyncGenerator<TensorChunk> {
+export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' | 'byteOffset' | 'byteLength'>, chunkBytes: number): AsyncGenerator<TensorChunk> {
   const step = chunkStep(chunkBytes);
   if (t.byteLength === 0) return;
   const buf = src.readInto ? new Uint8Array(Math.min(step, t.byteLength)) : null;
@@ -402,43 +247,50 @@ export class SafetensorsFile {
   /** Absolute offset of the data section. */
   get dataOffset(): number { return 8 + this.headerLength; }
 
-  /** Read and validate the header. Tensor data is not read. */
+  /** Read and validate the header. Tensor data is not read. Takes ownership of `src`: closed if the header is bad. */
   static async open(src: ByteSource): Promise<SafetensorsFile> {
     const file = src.name;
     try {
-      const size = await src.size();
-      if (size < 8) throw new SafetensorsError(`${file}: file is ${size} bytes, too short for a safetensors header (at least 8 bytes)`);
-      const prefix = await src.read(0, 8);
-      const n64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
-      if (n64 > BigInt(MAX_HEADER_BYTES)) {
-        throw new SafetensorsError(`${file}: header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
-      }
-      const n = Number(n64);
-      if (8 + n > size) {
-        throw new SafetensorsError(`${file}: header length ${n} runs past the end of the file (${size} bytes; truncated or not a safetensors file)`);
-      }
-      if (n < 2) throw new SafetensorsError(`${file}: header length ${n} is too small to hold a JSON object`);
-      const headerBytes = await src.read(8, n);
-      let text: string;
-      try {
-        text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
-      } catch (e) {
-        throw new SafetensorsError(`${file}: header is not valid UTF-8`, { cause: e });
-      }
-      if (text[0] !== '{') throw new SafetensorsError(`${file}: header does not start with "{" (got ${JSON.stringify(text.slice(0, 16))})`);
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (e) {
-        throw new SafetensorsError(`${file}: header is not valid JSON: ${errMsg(e)}`, { cause: e });
-      }
-      const { tensors, metadata } = parseSafetensorsHeader(file, json, 8 + n, size - 8 - n);
-      return new SafetensorsFile(src, size, n, tensors, metadata);
+      return await SafetensorsFile.parse(src);
     } catch (e) {
+      await src.close?.().catch(() => {});
       if (e instanceof SafetensorsError) throw e;
       if ((e as any)?.code === 'DOWNLOAD' || (e as any)?.code === 'WEIGHTS') throw e;
       throw new SafetensorsError(`${file}: cannot read safetensors header: ${errMsg(e)}`, { cause: e });
     }
+  }
+
+  /** The header checks of open(). */
+  private static async parse(src: ByteSource): Promise<SafetensorsFile> {
+    const file = src.name;
+    const size = await src.size();
+    if (size < 8) throw new SafetensorsError(`${file}: file is ${size} bytes, too short for a safetensors header (at least 8 bytes)`);
+    const prefix = await src.read(0, 8);
+    const n64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+    if (n64 > BigInt(MAX_HEADER_BYTES)) {
+      throw new SafetensorsError(`${file}: header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
+    }
+    const n = Number(n64);
+    if (8 + n > size) {
+      throw new SafetensorsError(`${file}: header length ${n} runs past the end of the file (${size} bytes; truncated or not a safetensors file)`);
+    }
+    if (n < 2) throw new SafetensorsError(`${file}: header length ${n} is too small to hold a JSON object`);
+    const headerBytes = await src.read(8, n);
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
+    } catch (e) {
+      throw new SafetensorsError(`${file}: header is not valid UTF-8`, { cause: e });
+    }
+    if (text[0] !== '{') throw new SafetensorsError(`${file}: header does not start with "{" (got ${JSON.stringify(text.slice(0, 16))})`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new SafetensorsError(`${file}: header is not valid JSON: ${errMsg(e)}`, { cause: e });
+    }
+    const { tensors, metadata } = parseSafetensorsHeader(file, json, 8 + n, size - 8 - n);
+    return new SafetensorsFile(src, size, n, tensors, metadata);
   }
 
   /** Info for one tensor; a WeightsError naming the file if it has no such tensor. */
@@ -446,19 +298,6 @@ export class SafetensorsFile {
     const t = this.tensors.get(name);
     if (!t) throw unknownTensor(this.name, name, this.tensors.keys());
     return t;
-  }
-
-  /** The whole tensor's bytes (one allocation of its size). Prefer chunks() for large tensors. */
-  async readTensor(name: string): Promise<Uint8Array> {
-    const t = this.get(name);
-    if (t.byteLength === 0) return new Uint8Array(0);
-    try {
-      const b = await this.source.read(t.byteOffset, t.byteLength);
-      if (b.byteLength !== t.byteLength) throw new SafetensorsError(`${this.name}: tensor ${JSON.stringify(name)}: short read (${b.byteLength} of ${t.byteLength} bytes)`);
-      return b;
-    } catch (e) {
-      throw wrapRead(this.name, name, e);
-    }
   }
 
   /**
@@ -492,7 +331,6 @@ export interface SafetensorsModel {
   readonly metadata: Record<string, string>;
   readonly files: SafetensorsFile[];
   get(name: string): ModelTensorInfo;
-  readTensor(name: string): Promise<Uint8Array>;
   chunks(name: string, chunkBytes?: number): AsyncGenerator<TensorChunk>;
   close(): Promise<void>;
 }
@@ -571,7 +409,6 @@ function makeModel(name: string, tensors: Map<string, ModelTensorInfo>, files: S
     metadata: files[0]?.metadata ?? {},
     files,
     get,
-    readTensor: (n) => get(n).source.readTensor(n),
     chunks: (n, chunkBytes = DEFAULT_CHUNK_BYTES) => get(n).source.chunks(n, chunkBytes),
     close: async () => {
       await Promise.all(files.map((f) => f.close()));

@@ -2,9 +2,98 @@
 // got the bytes some other way), or a URL base read with HTTP Range requests (browsers, edge runtimes).
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
-import { DownloadError } from '../errors.js';
-import { badRelativePath, errMsg, errorForFile, isNodeNotFound, missingFileError } from './files.js';
-import { bytesSource, fileSource, type ByteSource } from './safetensors.js';
+import { DownloadError, SafetensorsError } from '../errors.js';
+import { badRelativePath, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError } from './files.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Byte sources
+
+/** Random access to the bytes of one file. `read` returns exactly `length` bytes or throws. */
+export interface ByteSource {
+  readonly name: string;
+  size(): Promise<number>;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Optional: fill `target` with the bytes at `offset` (lets readers reuse one buffer). */
+  readInto?(offset: number, target: Uint8Array): Promise<void>;
+  close?(): Promise<void>;
+}
+
+function checkRange(name: string, size: number, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new SafetensorsError(`${name}: invalid read of ${length} bytes at offset ${offset}`);
+  }
+  if (offset + length > size) {
+    throw new SafetensorsError(`${name}: unexpected end of file: wanted ${length} bytes at offset ${offset}, but the file has ${size} bytes`);
+  }
+}
+
+/** A ByteSource over bytes already in memory; reads return views, not copies. */
+export function bytesSource(name: string, bytes: Uint8Array | ArrayBuffer): ByteSource {
+  const data = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  return {
+    name,
+    size: async () => data.byteLength,
+    read: async (offset, length) => {
+      checkRange(name, data.byteLength, offset, length);
+      return data.subarray(offset, offset + length);
+    },
+  };
+}
+
+/** A ByteSource over a local file (Node), reading with explicit positions so concurrent reads are safe. */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const fs = await import('node:fs/promises');
+  let fh: import('node:fs/promises').FileHandle;
+  try {
+    fh = await fs.open(path, 'r');
+  } catch (e) {
+    if (isNodeNotFound(e)) throw missingFileError(path, path, e);
+    throw errorForFile(path, `${path}: cannot open: ${errMsg(e)}`, e);
+  }
+  let size: number;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw errorForFile(path, `${path}: not a regular file`);
+    size = st.size;
+  } catch (e) {
+    await fh.close().catch(() => {});
+    throw e;
+  }
+  let closed = false;
+  const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
+    if (closed) throw new SafetensorsError(`${path}: read after close`);
+    checkRange(path, size, offset, target.byteLength);
+    let done = 0;
+    while (done < target.byteLength) {
+      const { bytesRead } = await fh.read(target, done, target.byteLength - done, offset + done);
+      if (bytesRead === 0) {
+        throw new SafetensorsError(
+          `${path}: unexpected end of file: wanted ${target.byteLength} bytes at offset ${offset}, got ${done} (was the file truncated while open?)`,
+        );
+      }
+      done += bytesRead;
+    }
+  };
+  return {
+    name: path,
+    size: async () => size,
+    readInto,
+    read: async (offset, length) => {
+      checkRange(path, size, offset, length);
+      const out = new Uint8Array(length);
+      await readInto(offset, out);
+      return out;
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Model sources: a directory of named files
 
 export interface ModelSource {
   /** The directory path, URL base or memory label, for messages. */
@@ -167,17 +256,15 @@ class UrlSource extends BaseSource {
   }
   private statusError(file: string, res: Response): Error {
     const url = this.describe(file);
-    if (res.status === 404 || res.status === 410) return missingFileError(file, `${url} (HTTP ${res.status})`);
-    if (res.status === 401 || res.status === 403) {
-      return new DownloadError(`${url}: HTTP ${res.status}: access denied (private or gated model? pass a token)`);
-    }
-    return new DownloadError(`${url}: HTTP ${res.status} ${res.statusText}`.trimEnd());
+    const f = httpFailure(res, { tokenSent: 'Authorization' in this.headers });
+    if (f.missing) return missingFileError(file, `${url} (${f.reason})`);
+    return new DownloadError(`${url}: ${f.reason}`);
   }
   async exists(file: string): Promise<boolean> {
     checkFile(this, file);
     const res = await this.request(file, { method: 'HEAD' });
     if (res.ok) return true;
-    if (res.status === 404 || res.status === 410) return false;
+    if (httpFailure(res, { tokenSent: 'Authorization' in this.headers }).missing) return false;
     throw this.statusError(file, res);
   }
   async readBytes(file: string): Promise<Uint8Array> {

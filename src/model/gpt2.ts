@@ -2,10 +2,11 @@
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
 import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js';
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
-import { openSafetensorsModel } from '../io/safetensors.js';
+import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
-import { resolveSource } from '../io/resolve.js';
+import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
+import { WORKING_HEADROOM_BYTES } from '../runtime/memory.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
 import { ModelState } from './state.js';
@@ -16,27 +17,17 @@ import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './pas
 import { Tensor } from './tensor.js';
 import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights } from './weights.js';
 
-export interface PretrainedOptions extends BackendOptions {
+export interface PretrainedOptions extends BackendOptions, SourceOptions {
   /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8', 'q4'
    *  (4-bit with the embedding / LM head at q8), or a per-tensor plan such as { default: 'q4', wte: 'q8' }. */
   dtype?: DTypeSpec;
-  /** Hub revision (branch, tag or commit) when the id is not a local directory. */
-  revision?: string;
-  /** Hub cache directory (default $HF_HOME/hub). */
-  cache_dir?: string;
-  /** Use only files already in the cache (as HF_HUB_OFFLINE=1). */
-  local_files_only?: boolean;
-  /** Called while downloading and loading: { status, file?, loaded?, total?, progress? }. */
-  progress_callback?: (p: ProgressInfo) => void;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
   /** Element type of the KV caches this model creates: 'fp32' (default) or 'fp16' (half the memory). */
   kv_dtype?: KVDType;
-  /** Resolves a model id to a ModelSource (the Hub resolver is plugged in by the package entry). */
+  /** Resolves a model id to a ModelSource (default: resolveSource, the Hub cache on Node, HTTP elsewhere). */
   resolve?: (idOrDir: string, opts: PretrainedOptions) => Promise<ModelSource>;
 }
-
-export interface ProgressInfo { status: 'download' | 'load' | 'ready'; file?: string; loaded?: number; total?: number; progress?: number }
 
 export type { PastKeyValue };
 
@@ -74,16 +65,11 @@ export interface ModelOutput {
   past_key_values?: PastKeyValues;
 }
 
-let defaultResolver: PretrainedOptions['resolve'] | null = (id, opts) => resolveSource(id, opts);
-/** Installs the resolver used for ids that are not a ModelSource (the package entry plugs in the Hub). */
-export function setDefaultResolver(r: PretrainedOptions['resolve']): void { defaultResolver = r ?? null; }
-
 export const DEFAULT_PREFILL_CHUNK = 128;
 
 /** A model id, directory path or URL (through the resolver), or a ModelSource as it is. */
 async function resolveModelSource(idOrDir: string | ModelSource, opts: PretrainedOptions): Promise<ModelSource> {
-  const resolve = opts.resolve ?? defaultResolver;
-  if (typeof idOrDir === 'string') return resolve ? resolve(idOrDir, opts) : dirSource(idOrDir);
+  if (typeof idOrDir === 'string') return (opts.resolve ?? resolveSource)(idOrDir, opts);
   if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return idOrDir;
   throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
 }
@@ -117,14 +103,14 @@ export class GPT2PreTrainedModel {
     checkOptions(opts);
     const source = await resolveModelSource(idOrDir, opts);
     const config = await loadConfig(source);
-    const generation = await loadGenerationConfig(source).catch(() => null);
+    const generation = await loadGenerationConfig(source); // null when absent; a malformed file is an error naming it
     const head = this.head;
     if ((head === 'token-classification' || head === 'sequence-classification') && config.num_labels < 1) throw new ConfigError(`${source.describe('config.json')}: num_labels must be >= 1 for ${this.name}`);
-    const st = await openSafetensorsModel(source);
+    const st = await openTensorReader(source);
     let backend: Backend | null = null;
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
-      backend = await Backend.create({ ...opts, initialBytes: plan.bytes + (64 << 20) });
+      backend = await Backend.create({ ...opts, initialBytes: plan.bytes + WORKING_HEADROOM_BYTES });
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
         opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
       opts.progress_callback?.({ status: 'ready' });
@@ -226,6 +212,15 @@ export class GPT2PreTrainedModel {
   /** Places that workspace now and keeps it, so such calls never allocate; returns the bytes held. */
   reserveWorkspace(batch: number, capacity: number): number { this.check(); return this.state.reserve(this.workspaceNeed(batch, capacity)); }
 
+  /** Gives the model's workspace and the cache behind returned past_key_values back to the arena (layers of those
+   *  past_key_values not read yet then throw DISPOSED), so the memory can serve other regions; the next call
+   *  places them again. wasm memory itself never shrinks. */
+  releaseMemory(): void {
+    this.check();
+    this.past.dispose();
+    this.state.releaseWorkspace();
+  }
+
   /** Bytes of wasm memory in use (weights, caches, workspaces) and committed. */
   memoryUsage(): { weights: number; inUse: number; committed: number } {
     const u = this.backend.arena.usage();
@@ -244,7 +239,7 @@ export class GPT2PreTrainedModel {
 
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
-  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype']);
+  const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   checkKVDType(opts.kv_dtype);
@@ -309,3 +304,9 @@ export class AutoModelForCausalLM {
   static from_pretrained(idOrDir: string | ModelSource, opts: PretrainedOptions = {}) { return GPT2LMHeadModel.from_pretrained(idOrDir, opts); }
 }
 export { RuntimeError };
+
+/** Models with a head always return logits: their forward() says so in its type. */
+export type ModelOutputWithLogits = ModelOutput & { logits: Tensor };
+export interface GPT2LMHeadModel { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }
+export interface GPT2ForTokenClassification { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }
+export interface GPT2ForSequenceClassification { forward(inputs: ForwardInputs): Promise<ModelOutputWithLogits> }

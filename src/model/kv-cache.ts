@@ -4,11 +4,11 @@
 // encoder-decoder cache). An fp16 cache halves the memory; kv_store rounds to it and the attention kernels read it.
 // Whoever creates a KVCache disposes it (model.createCache() hands it to the caller; forward()'s own cache
 // belongs to the model, see past-key-values.ts).
-import { GPT2WasmError, InputError, OptionError } from '../errors.js';
+import { DisposedError, InputError, OptionError } from '../errors.js';
 import { DT_F16, DT_F32 } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import type { Region } from '../runtime/memory.js';
-import { floatToHalf, halfTable } from './half.js';
+import { floatToHalf, halfTable } from '../io/half.js';
 
 export interface CacheShape { layers: number; heads: number; headDim: number }
 
@@ -23,7 +23,7 @@ export function checkKVDType(v: unknown, option = 'kv_dtype'): KVDType {
 }
 
 /** The error of every use of a disposed model or cache. */
-export const disposedError = (what: string) => new GPT2WasmError('DISPOSED', `${what} was disposed`);
+export const disposedError = (what: string) => new DisposedError(`${what} was disposed`);
 
 export class KVBuffers {
   readonly k: Region[] = [];

@@ -59,7 +59,8 @@ export class ModelState {
     return this.workspace(this.reserved).plan.bytes;
   }
 
-  private releaseWorkspace(): void {
+  /** Gives the held workspace back to the arena now (the next call plans and places one again). */
+  releaseWorkspace(): void {
     if (this.held) this.backend.arena.release(this.held.region);
     this.held = null;
   }

@@ -5,9 +5,10 @@ import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
-import { MAX_MEMORY_BYTES, mib, type Region } from '../runtime/memory.js';
+import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
-import { floatToHalf, halfTable } from './half.js';
+import { floatToHalf, fp16ToF32 } from '../io/half.js';
+import { convertToF32, type STDtype } from '../io/safetensors.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type DTypeOption = DType | 'auto';
@@ -62,10 +63,16 @@ export interface ModelWeights {
   bytes: number;
 }
 
-/** What the loader needs from a safetensors reader (src/io/safetensors.ts provides it). */
-export interface TensorInfoLike { name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string }
+/** What the loader needs from a tensor container (src/io/safetensors.ts and src/io/gguf-model.ts provide it). */
+export interface TensorInfoLike {
+  name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string;
+  /** Stored as ggml does (GGUF): a Conv1D weight is already [out, in], so it is not transposed. */
+  rowMajorNK?: boolean;
+}
 export interface TensorReader {
   tensors: Map<string, TensorInfoLike>;
+  /** The run dtype for dtype 'auto' when the container knows better than its storage dtypes (quantized GGUF). */
+  preferredDtype?: DType;
   chunks(name: string, chunkBytes?: number): AsyncIterable<{ offset: number; bytes: Uint8Array }>;
 }
 
@@ -157,12 +164,13 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
   for (const s of wanted) {
     const t = byKey.get(s.key)!;
     if (!(t.dtype in SRC_BYTES)) throw new WeightsError(`${file}: tensor ${s.key} has dtype ${t.dtype}; supported are F32, F16 and BF16`);
-    if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i])) {
-      throw new WeightsError(`${file}: tensor ${s.key} has shape [${t.shape}], expected [${s.shape}] from config.json`);
+    const want = s.kind === 'conv1d' && t.rowMajorNK ? [s.shape[1], s.shape[0]] : s.shape;
+    if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+      throw new WeightsError(`${file}: tensor ${t.name === s.key ? s.key : `${t.name} (${s.key})`} has shape [${t.shape}], expected [${want}] from the config`);
     }
     if (s.quantizable && t.dtype !== 'F16') allF16 = false;
   }
-  const { dtype, plan } = resolvePlan(dtypeOpt, allF16 ? 'fp16' : 'fp32');
+  const { dtype, plan } = resolvePlan(dtypeOpt, reader.preferredDtype ?? (allF16 ? 'fp16' : 'fp32'));
   let bytes = 0;
   for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
@@ -209,7 +217,7 @@ export function parseDTypeSpec(text: string): DTypeSpec {
 
 /** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
-  const room = MAX_MEMORY_BYTES - (96 << 20);
+  const room = MAX_MEMORY_BYTES - WORKING_HEADROOM_BYTES;
   if (bytes <= room) return;
   const order: DType[] = ['fp32', 'fp16', 'q8', 'q4'];
   const fits = order.filter((d) => order.indexOf(d) > order.indexOf(dtype) && estimateWeightBytes(cfg, d) <= room);
@@ -243,7 +251,6 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   const placed = new Map<string, Matrix>();
   const total = plan.specs.reduce((s, sp) => s + plan.byKey.get(sp.key)!.byteLength, 0);
   let loaded = 0;
-  const table = halfTable();
   let staging: Float32Array | null = null;
   try {
     // file order, so a streaming source reads sequentially
@@ -261,11 +268,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const stage = quantized ? arena.alloc(`staging ${s.key}`, count * 4) : null;
       const destPtr = stage ? stage.ptr : region.ptr;
       const destDt = stage ? DT_F32 : dt;
-      const transpose = s.kind === 'conv1d';
+      const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
-      for await (const { bytes: raw } of reader.chunks(info.name, 4 << 20)) {
+      for await (const { bytes: raw } of reader.chunks(info.name)) {
         let bytes = raw;
         if (carry) { const m = new Uint8Array(carry.length + raw.length); m.set(carry); m.set(raw, carry.length); bytes = m; carry = null; }
         const whole = bytes.length - (bytes.length % srcSize);
@@ -274,11 +281,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         if (info.dtype === 'F16' && destDt === DT_F16) {
           // half to half: move the bits, no float round trip
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
-          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${table[u16[i]]} at element ${elem + i} (NaN or infinite weights)`);
+          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
           placeHalves(backend, u16, n, elem, destPtr, transpose, N, K);
         } else {
           if (!staging || staging.length < n) staging = new Float32Array(Math.max(n, 1 << 20));
-          decode(info.dtype, bytes, n, staging, table);
+          convertToF32(info.dtype as STDtype, bytes.subarray(0, whole), staging, `${info.file ?? 'model.safetensors'}: tensor ${s.key}`);
           const bad = firstNonFinite(staging, n);
           if (bad >= 0) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} contains ${staging[bad]} at element ${elem + bad} (NaN or infinite weights)`);
           place(backend, staging, n, elem, destPtr, destDt, transpose, N, K);
@@ -344,24 +351,12 @@ function quantizeRows(backend: Backend, src: number, dst: number, dt: number, N:
   }
 }
 
-function firstNonFinite(v: Float32Array, n: number): number {
+export function firstNonFinite(v: Float32Array, n: number): number {
   let acc = 0;
   for (let i = 0; i < n; i++) acc += v[i] * 0; // NaN or ±Infinity times 0 is NaN, and NaN sticks
   if (acc === 0) return -1;
   for (let i = 0; i < n; i++) if (!Number.isFinite(v[i])) return i;
   return -1;
-}
-
-function decode(dtype: string, bytes: Uint8Array, n: number, out: Float32Array, table: Float32Array) {
-  if (dtype === 'F32') {
-    if (bytes.byteOffset % 4 === 0) out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
-    else new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes.subarray(0, n * 4));
-    return;
-  }
-  const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, n * 2).buffer);
-  if (dtype === 'F16') { for (let i = 0; i < n; i++) out[i] = table[u16[i]]; return; }
-  const u32 = new Uint32Array(out.buffer, out.byteOffset, n); // BF16: the high half of an f32
-  for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
 }
 
 /** Writes n decoded values, starting at element `elem` of the source [K,N] (conv1d) or [N,K] layout. */

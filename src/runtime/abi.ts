@@ -49,11 +49,9 @@ export interface KernelABI {
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
   embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
-  /** y[i] = a[i] + b[i] for i < n. Split over n. */
-  add(a: Ptr, b: Ptr, y: Ptr, n: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
    *  V likewise at vCol; written to slot (slot0 + t) of (b,h). The caches hold kvDt elements: DT_F32 (a copy) or
-   *  DT_F16, IEEE halves rounded to nearest even as floatToHalf (src/model/half.ts): |x| ≥ 65520 → ±inf, NaN → a
+   *  DT_F16, IEEE halves rounded to nearest even as floatToHalf (src/io/half.ts): |x| ≥ 65520 → ±inf, NaN → a
    *  quiet NaN (0x7e00 | sign), |x| ≤ 2^-25 → ±0, f32 subnormals included. Split over B*T rows. */
   kv_store(src: Ptr, srcStride: number, kCol: number, vCol: number, kc: Ptr, vc: Ptr, kvDt: number, B: number, T: number, H: number, D: number, cap: number, slot0: number, ith: number, nth: number): void;
   /**
@@ -74,7 +72,7 @@ export interface KernelABI {
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
-  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'add', 'kv_store',
+  'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
   'attention_blockwise', 'attention_eager',
 ];
 

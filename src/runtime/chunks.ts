@@ -26,7 +26,6 @@ const SIZES: Record<KernelName, Sizer> = {
   quantize_q8: (a) => [a[3], a[4]], // M rows of K
   layernorm: (a) => [a[4], a[5]], // rows of cols
   embed: (a) => [a[6], a[7]], // rows of E
-  add: (a) => [Math.ceil(a[3] / 4), 4],
   kv_store: (a) => [a[7] * a[8], 2 * a[9] * a[10]], // B·T rows of 2·H·D (a[6] is kvDt)
   // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)
   attention_blockwise: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8], // a[4] is kvDt

@@ -14,6 +14,8 @@ export const MAX_MEMORY_BYTES = MAX_PAGES * PAGE;
 /** Regions end at or below this: the last page is never handed out, so a region's end address (a loop bound in
  *  the kernels' u32 arithmetic) is below 2^32 and never wraps to 0. */
 export const ARENA_END = MAX_MEMORY_BYTES - PAGE;
+/** Memory a model needs beyond its weights for a minimal working set (activations, logits, a short cache). */
+export const WORKING_HEADROOM_BYTES = 96 << 20;
 
 export class Arena {
   readonly memory: WebAssembly.Memory;

@@ -9,7 +9,7 @@
 // the quantization uses the f32 scale d and its f32 inverse; only the stored scale is rounded to f16 (round to
 // nearest even, as ggml's GGML_FP32_TO_FP16). They work on any whole number of blocks, so a loader or a GGUF
 // writer can quantize a row, or a chunk of rows, at a time.
-import { floatToHalf, halfTable } from '../model/half.js';
+import { floatToHalf, halfTable } from '../io/half.js';
 
 export const QK8_0 = 32; // values per Q8_0 block
 export const Q8_0_BYTES = 34; // bytes per Q8_0 block

@@ -4,7 +4,7 @@ import {
   ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, splitRange, type KernelABI,
 } from './abi.js';
-import { floatToHalf } from '../model/half.js';
+import { floatToHalf } from '../io/half.js';
 import { Q4_0_BYTES, Q8_0_BYTES } from './quant.js';
 
 export function halfToFloat(h: number): number {
@@ -178,11 +178,6 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         const id = i32[(ids >>> 2) + r], p = i32[(pos >>> 2) + r];
         for (let e = 0; e < E; e++) f32[(y >>> 2) + r * E + e] = W(id, e) + f32[(wpe >>> 2) + p * E + e];
       }
-    },
-    add(a, b, y, n, ith, nth) {
-      views();
-      const [i0, i1] = splitRange(n, ith, nth, 4);
-      for (let i = i0; i < i1; i++) f32[(y >>> 2) + i] = f32[(a >>> 2) + i] + f32[(b >>> 2) + i];
     },
     kv_store(src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0, ith, nth) {
       views();

@@ -60,7 +60,7 @@ export async function serve(argv: string[]): Promise<void> {
     });
     const addr = await server.listen(o.port ?? 8080, o.host ?? '127.0.0.1');
     const s = server.stats();
-    say(`${s.model} loaded in ${Math.round(performance.now() - t0)} ms (${s.dtype}, ${s.threads} threads, ${s.wasm}); max concurrency ${s.max_concurrency}, queue ${s.queue_size}, max_tokens ${s.max_tokens}`);
+    say(`${s.model} loaded in ${Math.round(performance.now() - t0)} ms (${s.dtype}, ${s.threads} thread${s.threads === 1 ? "" : "s"}, ${s.wasm}); max concurrency ${s.max_concurrency}, queue ${s.queue_size}, max_tokens ${s.max_tokens}`);
     say(`listening on ${addr.url}`);
   } catch (e) {
     await model.dispose();

@@ -2,6 +2,7 @@
 // lowest merge rank is merged, all of its non-overlapping occurrences left to right in one round, until no
 // adjacent pair has a rank. That is the reference GPT2Tokenizer.bpe() loop, done on integer ids with a
 // hash table of pairs instead of on tuples of strings.
+import { InputError, TokenizerError } from '../errors.js';
 import { BYTE_TO_CHAR, utf8EncodeInto } from './byte-level.js';
 import { pretokenEnd } from './scanner.js';
 
@@ -27,11 +28,12 @@ const POS_BITS = 2 ** 26;
 const MAX_WORD_BYTES = POS_BITS - 1;
 
 /** Thrown inside an encode with an output limit (beginOutput(limit)) once the text is known to exceed it. */
-export class OutputLimitError extends Error {
+export class OutputLimitError extends InputError {
   constructor(readonly limit: number) { super(`more than ${limit} tokens`); }
 }
 
-export class UnknownTokenError extends Error {
+/** BPE ended on a symbol the vocabulary lacks and there is no unk token (a TokenizerError: the files are at fault). */
+export class UnknownTokenError extends TokenizerError {
   constructor(readonly token: string) { super(`BPE produced "${token}", which is not in the vocabulary`); }
 }
 
@@ -300,7 +302,7 @@ export class BpeModel {
     }
     const syms = this.syms;
     let n = utf8EncodeInto(word, syms);
-    if (n > MAX_WORD_BYTES) throw new RangeError(`a single pre-token of ${n} bytes is longer than the ${MAX_WORD_BYTES}-byte limit`);
+    if (n > MAX_WORD_BYTES) throw new InputError(`encode: a single pre-token of ${n} bytes is longer than the ${MAX_WORD_BYTES}-byte limit`);
     if (this.ignoreMerges) {
       let spelled = '';
       for (let i = 0; i < n; i++) spelled += BYTE_TO_CHAR[syms[i]];

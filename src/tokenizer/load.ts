@@ -1,53 +1,20 @@
 // Reading a GPT-2 tokenizer from a model directory: vocab.json + merges.txt (preferred, as the reference
 // GPT2Tokenizer), else tokenizer.json; tokenizer_config.json and special_tokens_map.json when present. Files
-// come through a two-method interface so this module has no platform imports; a directory path string gets a
-// Node implementation that imports node:fs lazily.
+// come through a two-method interface (a ModelSource from src/io/source.ts has it) so this module has no platform
+// imports.
 import { GPT2WasmError, TokenizerError } from '../errors.js';
 
-/** The file access the tokenizer needs. `describe` (optional) gives the full path or URL for messages. */
+/** The file access the tokenizer needs (a ModelSource has it). `describe` (optional) gives the full path or URL for messages. */
 export interface TextFileSource {
   readText(file: string): Promise<string>;
   exists(file: string): Promise<boolean>;
   describe?(file: string): string;
+  /** A GGUF file's metadata (key → value): the tokenizer is built from tokenizer.ggml.* instead of files. */
+  ggufMetadata?(): ReadonlyMap<string, unknown>;
 }
 
 export const isTextFileSource = (x: unknown): x is TextFileSource =>
   typeof x === 'object' && x !== null && typeof (x as any).readText === 'function' && typeof (x as any).exists === 'function';
-
-/** A local directory read with node:fs (imported on first use, so bundles for browsers do not pull it in). */
-export function directorySource(dir: string): TextFileSource {
-  const base = dir.replace(/[\\/]+$/, '');
-  const path = (file: string) => `${base}/${file}`;
-  return {
-    describe: path,
-    async exists(file) {
-      const fs = await import('node:fs/promises');
-      try {
-        return (await fs.stat(path(file))).isFile();
-      } catch (e: any) {
-        if (e?.code === 'ENOENT' || e?.code === 'ENOTDIR') return false;
-        throw e;
-      }
-    },
-    async readText(file) {
-      const fs = await import('node:fs/promises');
-      return fs.readFile(path(file), 'utf8');
-    },
-  };
-}
-
-/** Files held in memory (tests; browsers that fetched the files themselves). */
-export function memorySource(files: Record<string, string>, label = 'memory'): TextFileSource {
-  const has = (f: string) => Object.prototype.hasOwnProperty.call(files, f);
-  return {
-    describe: (file) => `${label}/${file}`,
-    async exists(file) { return has(file); },
-    async readText(file) {
-      if (!has(file)) throw new TokenizerError(`${label}/${file}: file not found`);
-      return files[file];
-    },
-  };
-}
 
 export interface AddedTokenSpec {
   id: number;
@@ -239,8 +206,85 @@ const side = (x: unknown, what: string, key: string): 'left' | 'right' | undefin
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** GGUF token types (llama.cpp's llama_token_type). */
+const GGUF_TOKEN_CONTROL = 3, GGUF_TOKEN_USER_DEFINED = 4;
+
+/**
+ * A GPT-2 tokenizer from GGUF metadata (key → plain value): `tokenizer.ggml.model` "gpt2", the tokens in id
+ * order, the merges as "left right" strings, token types (control tokens are special added tokens, user-defined
+ * ones plain added tokens) and the bos/eos/unk/padding ids. `what` names the file in messages.
+ */
+export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: string, origin = what): TokenizerData {
+  const key = (k: string) => `${what}: metadata ${k}`;
+  const model = meta.get('tokenizer.ggml.model');
+  if (model === undefined) throw new TokenizerError(`${key('tokenizer.ggml.model')} is missing: the file has no tokenizer`);
+  if (model !== 'gpt2') throw new TokenizerError(`${key('tokenizer.ggml.model')} is ${clip(JSON.stringify(model) ?? String(model))}; only GPT-2 byte-level BPE ("gpt2") is supported`);
+  const pre = meta.get('tokenizer.ggml.pre');
+  if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') {
+    throw new TokenizerError(`${key('tokenizer.ggml.pre')} is ${clip(JSON.stringify(pre) ?? String(pre))}; only GPT-2's pre-tokenizer ("gpt-2") is supported`);
+  }
+  const tokens = meta.get('tokenizer.ggml.tokens');
+  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_ID + 1) throw new TokenizerError(`${key('tokenizer.ggml.tokens')} must be a non-empty array of strings`);
+  const vocab = new Map<string, number>();
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (typeof t !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.tokens')}[${i}] is not a string`);
+    if (vocab.has(t)) throw new TokenizerError(`${key('tokenizer.ggml.tokens')}: token ${JSON.stringify(clip(t))} appears at ids ${vocab.get(t)} and ${i}`);
+    vocab.set(t, i);
+  }
+  const rawMerges = meta.get('tokenizer.ggml.merges') ?? [];
+  if (!Array.isArray(rawMerges)) throw new TokenizerError(`${key('tokenizer.ggml.merges')} must be an array of strings`);
+  const merges = rawMerges.map((m, i) => {
+    if (typeof m !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.merges')}[${i}] is not a string`);
+    return splitMergeLine(m, what, `tokenizer.ggml.merges[${i}]`);
+  });
+  const types = meta.get('tokenizer.ggml.token_type');
+  if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) {
+    throw new TokenizerError(`${key('tokenizer.ggml.token_type')} must be an array with one entry per token (${tokens.length})`);
+  }
+  const added: AddedTokenSpec[] = [];
+  if (Array.isArray(types)) {
+    types.forEach((ty, id) => {
+      if (ty === GGUF_TOKEN_CONTROL || ty === GGUF_TOKEN_USER_DEFINED) {
+        const special = ty === GGUF_TOKEN_CONTROL;
+        added.push({ id, content: tokens[id] as string, special, lstrip: false, rstrip: false, single_word: false, normalized: !special });
+      }
+    });
+  }
+  const tokenAt = (k: string): string | null | undefined => {
+    const v = meta.get(k);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= tokens.length) throw new TokenizerError(`${key(k)} is ${String(v)}, not a token id below ${tokens.length}`);
+    return tokens[v] as string;
+  };
+  const gpt2Default = vocab.has(GPT2_DEFAULT_SPECIAL) ? GPT2_DEFAULT_SPECIAL : null;
+  const flag = (k: string): boolean => {
+    const v = meta.get(k);
+    if (v === undefined) return false;
+    if (typeof v !== 'boolean') throw new TokenizerError(`${key(k)} must be true or false`);
+    return v;
+  };
+  const ctx = meta.get('gpt2.context_length');
+  return {
+    vocab, merges, added_tokens: added,
+    bos_token: tokenAt('tokenizer.ggml.bos_token_id') ?? gpt2Default,
+    eos_token: tokenAt('tokenizer.ggml.eos_token_id') ?? gpt2Default,
+    unk_token: tokenAt('tokenizer.ggml.unknown_token_id') ?? gpt2Default,
+    pad_token: tokenAt('tokenizer.ggml.padding_token_id') ?? null,
+    additional_special_tokens: [],
+    model_max_length: typeof ctx === 'number' && ctx > 0 ? ctx : GPT2_DEFAULT_MAX_LENGTH,
+    add_bos_token: flag('tokenizer.ggml.add_bos_token'),
+    add_eos_token: flag('tokenizer.ggml.add_eos_token'),
+    prefix_ids: null, suffix_ids: null,
+    add_prefix_space: false, use_regex: true, ignore_merges: false, normalizer: [],
+    clean_up_tokenization_spaces: false, padding_side: 'right', truncation_side: 'right', split_special_tokens: false,
+    origin,
+  };
+}
+
 /** Read and check every tokenizer file `source` has; throws TokenizerError naming the file at fault. */
 export async function loadTokenizerData(source: TextFileSource, origin = 'tokenizer'): Promise<TokenizerData> {
+  if (source.ggufMetadata) return tokenizerDataFromGGUF(source.ggufMetadata(), source.describe?.('tokenizer') ?? origin, origin);
   const where = (f: string) => (source.describe ? source.describe(f) : f);
   const exists = async (f: string) => {
     try {

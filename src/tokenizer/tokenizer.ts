@@ -4,8 +4,9 @@ import { InputError, OptionError, TokenizerError } from '../errors.js';
 import { AddedTokenSplitter } from './added-tokens.js';
 import { tokenStringToBytes } from './byte-level.js';
 import { BpeModel, OutputLimitError, UnknownTokenError } from './bpe.js';
+import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import {
-  directorySource, isTextFileSource, loadTokenizerData,
+  isTextFileSource, loadTokenizerData,
   type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
 } from './load.js';
 
@@ -58,12 +59,24 @@ export interface TokenizerOptions {
   clean_up_tokenization_spaces?: boolean;
 }
 
-export interface FromPretrainedOptions extends TokenizerOptions {
-  /** Turns a string that is not a local directory path (e.g. a Hub id) into a file source. */
+export interface FromPretrainedOptions extends TokenizerOptions, SourceOptions {
+  /** Turns a string (directory, Hub id, URL) into a file source; default resolveSource, as the models use. */
   resolve?: (idOrDir: string) => TextFileSource | Promise<TextFileSource>;
 }
 
 export type TokenIds = ArrayLike<number | bigint>;
+/** A Tensor of ids (e.g. what generate() returns), seen structurally so the tokenizer needs nothing of the model. */
+export interface IdTensor { readonly dims: readonly number[]; readonly data: ArrayLike<number | bigint> }
+const isIdTensor = (x: unknown): x is IdTensor =>
+  typeof x === 'object' && x !== null && Array.isArray((x as any).dims) && typeof (x as any).data?.length === 'number';
+/** The rows of an id tensor [T] or [B, T], as views. */
+function tensorRows(t: IdTensor, what: string): TokenIds[] {
+  const d = t.dims, data = t.data as any;
+  if (d.length === 1) return [data];
+  if (d.length !== 2) throw new InputError(`${what} takes a tensor of ids [T] or [B, T], got dims [${d.join(', ')}]`);
+  const [B, T] = d;
+  return Array.from({ length: B }, (_, b) => (typeof data.subarray === 'function' ? data.subarray(b * T, (b + 1) * T) : Array.prototype.slice.call(data, b * T, (b + 1) * T)));
+}
 
 const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
@@ -184,15 +197,18 @@ export class GPT2Tokenizer {
   }
 
   /**
-   * Load from a local directory path, a file source (anything with readText/exists, e.g. a ModelSource), or, with
-   * `options.resolve`, any string the resolver understands (Hub ids).
+   * Load from a local directory path, a Hub id or a URL (through the same resolver and cache as the models), or
+   * a file source (anything with readText/exists, e.g. a ModelSource).
    */
   static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
     let source: TextFileSource;
     let origin: string;
     if (typeof dirOrSource === 'string') {
       origin = dirOrSource;
-      source = options.resolve ? await options.resolve(dirOrSource) : directorySource(dirOrSource);
+      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint } = options;
+      source = options.resolve
+        ? await options.resolve(dirOrSource)
+        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, tokenizer: true });
       if (!isTextFileSource(source)) throw new OptionError(`resolve("${dirOrSource}") did not return an object with readText and exists`);
     } else if (isTextFileSource(dirOrSource)) {
       source = dirOrSource;
@@ -241,7 +257,7 @@ export class GPT2Tokenizer {
       model.takeOutput();
       if (e instanceof OutputLimitError) return null;
       if (e instanceof UnknownTokenError) throw new TokenizerError(`${this.origin}: ${e.message} and there is no unk_token`, { cause: e });
-      if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e });
+      if (e instanceof RangeError) throw new InputError(`encode: ${e.message}`, { cause: e }); // e.g. a string too long for the engine
       throw e;
     }
     return model.takeOutput();
@@ -411,13 +427,20 @@ export class GPT2Tokenizer {
   }
 
   /** Text of `ids`; invalid UTF-8 (a character cut between tokens) becomes U+FFFD, as in the reference. */
-  decode(ids: TokenIds, options: DecodeOptions = {}): string {
+  decode(ids: TokenIds | IdTensor, options: DecodeOptions = {}): string {
+    if (isIdTensor(ids)) {
+      const rows = tensorRows(ids, 'decode');
+      if (rows.length !== 1) throw new InputError(`decode takes one sequence, got a batch of ${rows.length}: use batch_decode`);
+      ids = rows[0];
+    }
     if (ids === null || typeof ids !== 'object' || typeof (ids as any).length !== 'number') throw new InputError('decode expects an array of token ids');
     const text = DECODER.decode(this.decodeBytes(ids, options.skip_special_tokens ?? false));
     return (options.clean_up_tokenization_spaces ?? this.clean_up_tokenization_spaces) ? cleanUpTokenization(text) : text;
   }
 
-  batch_decode(batch: ArrayLike<TokenIds>, options: DecodeOptions = {}): string[] {
+  batch_decode(batch: ArrayLike<TokenIds> | IdTensor, options: DecodeOptions = {}): string[] {
+    if (isIdTensor(batch)) batch = tensorRows(batch, 'batch_decode');
+    if (batch === null || typeof batch !== 'object' || typeof (batch as any).length !== 'number') throw new InputError('batch_decode expects an array of id sequences or a tensor [B, T]');
     const out: string[] = new Array(batch.length);
     for (let i = 0; i < batch.length; i++) out[i] = this.decode(batch[i], options);
     return out;

@@ -41,5 +41,13 @@ export function compareClose(got: ArrayLike<number>, want: ArrayLike<number>, to
   return `${what}: element ${worst} got ${got[worst]} want ${want[worst]} (tolerance atol ${tol.atol} rtol ${tol.rtol})`;
 }
 
-/** Backend options for tests: TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm. */
-export const kernelOpts = (): { kernels?: 'reference' | 'wasm' } => (process.env.TEST_KERNELS === 'reference' ? { kernels: 'reference' } : {});
+/** The kernels tests run on: GPT2WASM_TEST_KERNELS=reference runs the TypeScript reference kernels instead of wasm. */
+export const testKernels: 'wasm' | 'reference' = (() => {
+  const v = process.env.GPT2WASM_TEST_KERNELS ?? 'wasm';
+  if (v !== 'wasm' && v !== 'reference') throw new Error(`GPT2WASM_TEST_KERNELS must be "wasm" or "reference", got ${JSON.stringify(v)}`);
+  return v;
+})();
+/** CI sets GPT2WASM_REQUIRE_RUNTIMES=1: then a missing optional tool or runtime, or a check that reports "skip", fails. */
+export const requireRuntimes = !!process.env.GPT2WASM_REQUIRE_RUNTIMES && process.env.GPT2WASM_REQUIRE_RUNTIMES !== '0';
+/** Backend options for tests, per GPT2WASM_TEST_KERNELS. */
+export const kernelOpts = (): { kernels: 'reference' | 'wasm' } => ({ kernels: testKernels });

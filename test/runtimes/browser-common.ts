@@ -11,7 +11,7 @@ export function paramsFrom(search: string): BrowserParams {
   return {
     kernels: p.get('kernels') === 'reference' ? 'reference' : 'wasm',
     threads: (p.get('threads') ?? '1,2').split(',').map(Number),
-    rawFetch: p.get('rawfetch') === '1',
+    rawFetch: p.get('rawfetch') !== '0',
   };
 }
 
@@ -29,8 +29,8 @@ export async function browserChecks(where: 'page' | 'worker', params: BrowserPar
       if (!res.ok) throw new Error(`/fixtures/${p}: HTTP ${res.status}`);
       return new Uint8Array(await res.arrayBuffer());
     },
-    // The wrapper works around src/io/source.ts calling the stored global fetch as a method of the source
-    // (`this.fetchFn(...)`), which browsers reject with "Illegal invocation"; rawfetch=1 checks the unwrapped path.
+    // rawfetch=1 (the default) reads with the library's own default fetch, unwrapped (browsers reject a global
+    // fetch called as a method of another object: "Illegal invocation"); rawfetch=0 passes a wrapper instead.
     modelSource: (name) => urlSource(new URL(`/fixtures/models/${name}/`, location.href).href,
       params.rawFetch ? {} : { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init) }),
     threads: params.threads,

@@ -86,7 +86,7 @@ async function runMode(mode: 'isolated' | 'plain', log: string[]): Promise<Outco
     let finish!: (s: string) => void;
     const result = new Promise<string>((r) => { finish = r; });
     await page.exposeFunction('__gpt2wasmDone', (s: string) => finish(s));
-    await page.goto(`${server.url}/?kernels=${kernels}&threads=${threads}&rawfetch=${process.env.GPT2WASM_RAW_FETCH === '1' ? 1 : 0}`);
+    await page.goto(`${server.url}/?kernels=${kernels}&threads=${threads}&rawfetch=${process.env.GPT2WASM_RAW_FETCH === '0' ? 0 : 1}`);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<string>((r) => { timer = setTimeout(() => r(JSON.stringify([{ error: `no result within ${timeoutMs} ms` }])), timeoutMs); });
     const text = await Promise.race([result, timeout]);

@@ -44,8 +44,10 @@ try {
   writeFileSync(join(dir, 'kernels.wasm'), wasmBytes(VARIANT));
   writeFileSync(join(dir, 'entry.ts'), [
     `import { createFetchHandler } from ${JSON.stringify(join(root, 'src/edge/handler.ts'))};`,
+    `import { urlSource } from ${JSON.stringify(join(root, 'src/io/source.ts'))};`,
     `import kernels from './kernels.wasm';`,
-    `export default createFetchHandler({ modelUrl: ${JSON.stringify(`${weights.url}/gpt2-tiny/`)}, modelName: 'gpt2-tiny',`,
+    // urlSource with no fetch option: the library's default (unwrapped) fetch path, as a Worker meets it
+    `export default createFetchHandler({ source: urlSource(${JSON.stringify(`${weights.url}/gpt2-tiny/`)}), modelName: 'gpt2-tiny',`,
     `  threads: 1, kernels: ${JSON.stringify(kernels)}, variant: ${JSON.stringify(VARIANT)}, wasmModule: kernels });`,
   ].join('\n'));
   const esbuild = await import('esbuild');

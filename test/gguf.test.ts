@@ -1,0 +1,494 @@
+// GGUF in and out: ggml block dequantizers and quantizers against hand-built blocks, safetensors → GGUF → our
+// forward (bit for bit for F32 and F16), the fixture cases from GGUF conversions, the tokenizer from GGUF
+// metadata, the CLI, and a fuzz test that corrupted GGUF files fail only with typed errors.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { AutoTokenizer, GGUFError, GGUFFile, GGUFModelSource, GPT2LMHeadModel, GPT2WasmError, memorySource, parseGPT2Config, save_gguf, Tensor } from '../src/index.js';
+import { openTensorReader } from '../src/io/gguf-model.js';
+import { planWeights } from '../src/model/weights.js';
+import { dequantizeBlocks, GGML_TYPES } from '../src/io/ggml-dequant.js';
+import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
+import { bytesSource } from '../src/io/source.js';
+import { halfTable, floatToHalf } from '../src/io/half.js';
+import { randomCheckpoint } from './helpers/checkpoint.js';
+import { sendBytes, startServer } from './helpers/http-server.js';
+import { compareClose, kernelOpts, modelDir, readCase, readReference, repoRoot } from './helpers/fixtures.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const opts = { threads: 1, ...kernelOpts() };
+const f = Math.fround;
+const H = halfTable();
+const half = (v: number) => floatToHalf(v);
+const le16 = (b: Uint8Array, o: number, h: number) => { b[o] = h & 255; b[o + 1] = h >>> 8; };
+const close = (got: ArrayLike<number>, want: ArrayLike<number>, tol: any, what: string) => {
+  const msg = compareClose(got, want, tol, what);
+  if (msg) assert.unreachable(msg);
+};
+const sameBits = (a: Float32Array, b: Float32Array, what: string) => {
+  assert.is(a.length, b.length, `${what}: length`);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.unreachable(`${what}: element ${i}: ${a[i]} vs ${b[i]}`);
+};
+
+// ------------------------------------------------------------------------------------------------ blocks
+
+// Small deterministic generator for block contents.
+let seed = 12345;
+const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return (seed >>> 8) % n; };
+
+test('Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 blocks dequantize to the values they encode', () => {
+  const d = 0.375, m = -1.25; // exact in f16
+  const dh = half(d), mh = half(m);
+  // Q4_0: element j<16 in the low nibble of byte j, element j+16 in its high nibble; value (q-8)*d
+  const q = Array.from({ length: 32 }, () => rnd(16));
+  const b40 = new Uint8Array(18); le16(b40, 0, dh);
+  for (let j = 0; j < 16; j++) b40[2 + j] = q[j] | (q[j + 16] << 4);
+  const out = new Float32Array(32);
+  dequantizeBlocks(2, b40, out);
+  assert.equal([...out], q.map((x) => (x - 8) * d));
+  // Q4_1: value q*d + m
+  const b41 = new Uint8Array(20); le16(b41, 0, dh); le16(b41, 2, mh);
+  for (let j = 0; j < 16; j++) b41[4 + j] = q[j] | (q[j + 16] << 4);
+  dequantizeBlocks(3, b41, out);
+  assert.equal([...out], q.map((x) => f(x * d + m)));
+  // Q5_0 / Q5_1: the 5th bit of element j is bit j of the u32 after the scale(s)
+  const q5 = Array.from({ length: 32 }, () => rnd(32));
+  let qh = 0;
+  for (let j = 0; j < 32; j++) if (q5[j] & 16) qh |= 1 << j;
+  const b50 = new Uint8Array(22); le16(b50, 0, dh);
+  new DataView(b50.buffer).setUint32(2, qh >>> 0, true);
+  for (let j = 0; j < 16; j++) b50[6 + j] = (q5[j] & 15) | ((q5[j + 16] & 15) << 4);
+  dequantizeBlocks(6, b50, out);
+  assert.equal([...out], q5.map((x) => (x - 16) * d));
+  const b51 = new Uint8Array(24); le16(b51, 0, dh); le16(b51, 2, mh);
+  new DataView(b51.buffer).setUint32(4, qh >>> 0, true);
+  for (let j = 0; j < 16; j++) b51[8 + j] = (q5[j] & 15) | ((q5[j + 16] & 15) << 4);
+  dequantizeBlocks(7, b51, out);
+  assert.equal([...out], q5.map((x) => f(x * d + m)));
+  // Q8_0: int8 * d, two blocks
+  const q8 = Array.from({ length: 64 }, () => rnd(256) - 128);
+  const b8 = new Uint8Array(68);
+  le16(b8, 0, dh); le16(b8, 34, half(-0.5));
+  q8.forEach((x, i) => { b8[(i < 32 ? 2 : 36) + (i % 32)] = x & 255; });
+  const out2 = new Float32Array(64);
+  dequantizeBlocks(8, b8, out2);
+  assert.equal([...out2], q8.map((x, i) => x * (i < 32 ? d : -0.5)));
+});
+
+/** Pack 8 six-bit scales and mins the way ggml's K-quant quantizers store them (12 bytes). */
+function packScalesK4(sc: number[], mn: number[]): Uint8Array {
+  const b = new Uint8Array(12);
+  for (let j = 0; j < 8; j++) {
+    if (j < 4) { b[j] = sc[j]; b[j + 4] = mn[j]; }
+    else { b[j + 4] = (sc[j] & 15) | ((mn[j] & 15) << 4); b[j - 4] |= (sc[j] >> 4) << 6; b[j] |= (mn[j] >> 4) << 6; }
+  }
+  return b;
+}
+
+test('Q4_K and Q5_K super-blocks dequantize to d*scale*q - dmin*min per 32-element sub-block', () => {
+  const d = 0.0078125, dmin = 0.015625;
+  const sc = Array.from({ length: 8 }, () => rnd(64)), mn = Array.from({ length: 8 }, () => rnd(64));
+  const q = Array.from({ length: 256 }, () => rnd(32)); // 5 bits; Q4_K uses the low 4
+  const want = (bits: number) => q.map((x, e) => {
+    const s = e >> 5, v = bits === 4 ? x & 15 : x;
+    return f(f(f(d * sc[s]) * v) - f(dmin * mn[s]));
+  });
+  // sub-block s = 2k + h uses bytes 32k..32k+31 of qs, low nibbles for h = 0 and high for h = 1
+  const qs = new Uint8Array(128);
+  for (let e = 0; e < 256; e++) { const s = e >> 5, l = e & 31, byte = (s >> 1) * 32 + l; qs[byte] |= (q[e] & 15) << ((s & 1) * 4); }
+  const b4 = new Uint8Array(144); le16(b4, 0, half(d)); le16(b4, 2, half(dmin)); b4.set(packScalesK4(sc, mn), 4); b4.set(qs, 16);
+  const out = new Float32Array(256);
+  dequantizeBlocks(12, b4, out);
+  assert.equal([...out], want(4));
+  // Q5_K: the 5th bit of element l of sub-block s is bit s of qh[l]
+  const qhb = new Uint8Array(32);
+  for (let e = 0; e < 256; e++) if (q[e] & 16) qhb[e & 31] |= 1 << (e >> 5);
+  const b5 = new Uint8Array(176); le16(b5, 0, half(d)); le16(b5, 2, half(dmin)); b5.set(packScalesK4(sc, mn), 4); b5.set(qhb, 16); b5.set(qs, 48);
+  dequantizeBlocks(13, b5, out);
+  assert.equal([...out], want(5));
+});
+
+test('Q6_K super-blocks dequantize to d*scale*(q-32) per 16-element group', () => {
+  const d = 0.001953125;
+  const sc = Array.from({ length: 16 }, () => rnd(256) - 128), q = Array.from({ length: 256 }, () => rnd(64));
+  const b = new Uint8Array(210);
+  // halves of 128; within one, 4 quarters of 32: quarter g takes ql[(g&1)*32 + l] (low nibble for g<2, high
+  // for g>=2) and bits 2g..2g+1 of qh[l]; element e's scale is number e/16
+  for (let e = 0; e < 256; e++) {
+    const half_ = e >> 7, r = e & 127, g = r >> 5, l = r & 31;
+    b[half_ * 64 + (g & 1) * 32 + l] |= (q[e] & 15) << (g < 2 ? 0 : 4);
+    b[128 + half_ * 32 + l] |= (q[e] >> 4) << (2 * g);
+  }
+  sc.forEach((s, i) => { b[192 + i] = s & 255; });
+  le16(b, 208, half(d));
+  const out = new Float32Array(256);
+  dequantizeBlocks(14, b, out);
+  assert.equal([...out], q.map((x, e) => f(f(d * sc[e >> 4]) * (x - 32))));
+});
+
+test('quantizeQ8_0 and quantizeQ4_0 produce the blocks of ggml\'s reference rounding', () => {
+  // Q8_0: d = amax/127, here exactly 1, so q = x rounded half away from zero
+  const x = new Float32Array(32);
+  x.set([127, 2.5, -2.5, -0.5, 126.4, 0.49]);
+  const b = new Uint8Array(34);
+  quantizeQ8_0(x, b);
+  assert.is(H[b[0] | (b[1] << 8)], 1);
+  assert.equal([...new Int8Array(b.buffer, 2, 7)], [127, 3, -3, -1, 126, 0, 0]);
+  // amax 1.27: d is f16(1.27/127); every value comes back within half a step
+  const x2 = Float32Array.from({ length: 32 }, (_, i) => Math.sin(i) * 1.27);
+  quantizeQ8_0(x2, b);
+  const d2 = H[b[0] | (b[1] << 8)];
+  assert.ok(Math.abs(d2 - 1.27 / 127) < 1e-5);
+  const back8 = new Float32Array(32);
+  dequantizeBlocks(8, b, back8);
+  for (let i = 0; i < 32; i++) assert.ok(Math.abs(back8[i] - x2[i]) <= d2 / 2 + 1e-7, `q8 element ${i}`);
+  // Q4_0: d = (value of largest magnitude) / -8 → that value maps to nibble 0; zeros map to 8
+  const y = new Float32Array(32);
+  y[0] = -2; y[1] = 1; y[17] = 0.25; y[31] = 2;
+  const c = new Uint8Array(18);
+  quantizeQ4_0(y, c);
+  assert.is(c[0] | (c[1] << 8), half(0.25)); // -2 / -8
+  const nib = (j: number) => (j < 16 ? c[2 + j] & 15 : c[2 + j - 16] >> 4);
+  assert.is(nib(0), 0); // -2 * 4 + 8.5 → 0
+  assert.is(nib(1), 12); // 1 * 4 + 8.5 = 12.5 → 12
+  assert.is(nib(17), 9); // 0.25 * 4 + 8.5 = 9.5 → 9
+  assert.is(nib(31), 15); // 2 * 4 + 8.5 = 16.5 → 16, clamped to 15
+  assert.is(nib(5), 8);
+  // and the dequantizer reads back what was encoded
+  const back = new Float32Array(32);
+  dequantizeBlocks(2, c, back);
+  assert.equal([back[0], back[1], back[17], back[31], back[5]], [-2, 1, 0.25, 1.75, 0]);
+});
+
+test('every quantized type the reader knows has ggml\'s block sizes', () => {
+  const sizes = Object.fromEntries([...GGML_TYPES.values()].map((t) => [t.name, [t.blockSize, t.typeSize]]));
+  assert.equal(sizes.Q4_0, [32, 2 + 16]); assert.equal(sizes.Q8_0, [32, 2 + 32]); assert.equal(sizes.Q5_1, [32, 4 + 4 + 16]);
+  assert.equal(sizes.Q4_K, [256, 4 + 12 + 128]); assert.equal(sizes.Q5_K, [256, 4 + 12 + 32 + 128]); assert.equal(sizes.Q6_K, [256, 128 + 64 + 16 + 2]);
+});
+
+// ------------------------------------------------------------------------------------------------ round trips
+
+const ids = [[464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13]];
+
+async function logitsOf(src: any, o: Record<string, unknown> = {}) {
+  const m = await GPT2LMHeadModel.from_pretrained(src, { ...opts, ...o });
+  try {
+    const out = await m.forward({ input_ids: ids, output_hidden_states: true });
+    return { logits: out.logits!.data as Float32Array, hidden: out.hidden_states!.map((h) => h.data as Float32Array), dtype: m.dtype };
+  } finally { await m.dispose(); }
+}
+
+test('safetensors → GGUF F32 → forward equals the safetensors forward bit for bit (tiny and trained)', async () => {
+  for (const name of ['gpt2-tiny', 'gpt2-trained']) {
+    const out = join(tmp, `${name}-f32.gguf`);
+    const res = await save_gguf(modelDir(name), out, { dtype: 'f32' });
+    assert.ok(res.tensors.every((t) => t.type === 'F32'));
+    const a = await logitsOf(modelDir(name)), b = await logitsOf(out);
+    assert.is(b.dtype, 'fp32');
+    sameBits(b.logits, a.logits, `${name} logits`);
+    a.hidden.forEach((h, i) => sameBits(b.hidden[i], h, `${name} hidden ${i}`));
+  }
+});
+
+test('GGUF F16 round trip: same halves as the safetensors fp16 load, bit for bit', async () => {
+  const f16 = join(tmp, 'tiny-f16-from-f16.gguf');
+  await save_gguf(modelDir('gpt2-tiny-f16'), f16, { dtype: 'f16' });
+  const a = await logitsOf(modelDir('gpt2-tiny-f16')), b = await logitsOf(f16);
+  assert.is(a.dtype, 'fp16'); assert.is(b.dtype, 'fp16');
+  sameBits(b.logits, a.logits, 'f16 checkpoint logits');
+  const f16b = join(tmp, 'tiny-f16-from-f32.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), f16b, { dtype: 'f16' });
+  const c = await logitsOf(modelDir('gpt2-tiny'), { dtype: 'fp16' }), d = await logitsOf(f16b);
+  sameBits(d.logits, c.logits, 'f32 checkpoint written as F16');
+});
+
+test('Q8_0 / Q4_0 GGUF files load (as q8 / q4) close to fp32; q4_0 keeps the embedding at Q8_0 unless keep says otherwise', async () => {
+  const ref = await logitsOf(modelDir('gpt2-trained'));
+  const maxDiff = (a: Float32Array, b: Float32Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
+  let scale = 0;
+  for (const v of ref.logits) scale = Math.max(scale, Math.abs(v));
+  const q8 = join(tmp, 'trained-q8_0.gguf'), q4 = join(tmp, 'trained-q4_0.gguf');
+  await save_gguf(modelDir('gpt2-trained'), q8, { dtype: 'q8_0', name: 'trained' });
+  const r4 = await save_gguf(modelDir('gpt2-trained'), q4, { dtype: 'q4_0' });
+  assert.is(r4.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q8_0'); // q4_0 keeps the embedding at Q8_0 by default
+  const r4all = await save_gguf(modelDir('gpt2-trained'), join(tmp, 'trained-q4_0-all.gguf'), { dtype: 'q4_0', keep: { token_embd: 'q4_0' } });
+  assert.is(r4all.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q4_0');
+  assert.is(r4.tensors.find((t) => t.name === 'blk.0.ffn_up.weight')!.type, 'Q4_0');
+  assert.is(r4.tensors.find((t) => t.name === 'position_embd.weight')!.type, 'F32');
+  const a = await logitsOf(q8), b = await logitsOf(q4);
+  assert.is(a.dtype, 'q8'); assert.is(b.dtype, 'q4');
+  const d8 = maxDiff(a.logits, ref.logits), d4 = maxDiff(b.logits, ref.logits);
+  assert.ok(d8 > 0 && d8 < 0.02 * scale, `q8_0 max diff ${d8} (logit scale ${scale})`);
+  assert.ok(d4 > d8 && d4 < 0.2 * scale, `q4_0 max diff ${d4} (q8_0 ${d8}, scale ${scale})`);
+  // loading Q8_0 as the runtime's q8 (Q8_0 blocks) gives the file's blocks byte for byte
+  // and Q4_0 as q4 likewise
+  for (const [file, type] of [[q8, 'Q8_0'], [q4, 'Q4_0']]) {
+    const fileBytes = new Uint8Array(readFileSync(file));
+    const gq = await GGUFFile.open(bytesSource(file, fileBytes));
+    const mq = await GPT2LMHeadModel.from_pretrained(file, opts);
+    try {
+      for (const l of [0, mq.config.n_layer - 1]) {
+        const t = gq.tensors.get(`blk.${l}.ffn_up.weight`)!, w = mq.weights.layers[l].fc;
+        assert.is(t.typeName, type);
+        const got = new Uint8Array(mq.backend.arena.memory.buffer, w.ptr, t.byteLength);
+        assert.ok(Buffer.from(got).equals(Buffer.from(fileBytes.subarray(t.byteOffset, t.byteOffset + t.byteLength))), `${type} layer ${l} ffn_up blocks differ`);
+      }
+    } finally { await mq.dispose(); }
+  }
+  // Q8_0 blocks survive GGUF → f32 → Q8_0 unchanged (the block maximum is always ±127·d, so d is recovered)
+  const q8b = join(tmp, 'trained-q8_0-again.gguf');
+  await save_gguf(q8, q8b, { dtype: 'q8_0', name: 'trained' });
+  assert.equal(new Uint8Array(readFileSync(q8b)), new Uint8Array(readFileSync(q8)));
+});
+
+test('fixture cases run from GGUF F32 conversions within their tolerances', async () => {
+  const gg = join(tmp, 'fixture-tiny-f32.gguf'), gg16 = join(tmp, 'fixture-tiny-f16.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), gg, { dtype: 'f32' });
+  await save_gguf(modelDir('gpt2-tiny-f16'), gg16, { dtype: 'f16' });
+  const model = await GPT2LMHeadModel.from_pretrained(gg, opts);
+  try {
+    let c = readCase('lm_forward'), ref = readReference(c.expected);
+    let out = await model.forward({ input_ids: [c.input_ids], output_attentions: true, output_hidden_states: true });
+    close(out.logits!.data as Float32Array, ref.logits.data, c.tolerance, 'lm_forward logits');
+    out.hidden_states!.forEach((h, i) => close(h.data as Float32Array, ref[`hidden_states.${i}`].data, c.tolerance, `hidden_states.${i}`));
+    out.attentions!.forEach((a, i) => close(a.data as Float32Array, ref[`attentions.${i}`].data, c.tolerance, `attentions.${i}`));
+
+    c = readCase('lm_batch_left_padding'); ref = readReference(c.expected);
+    out = await model.forward({ input_ids: c.input_ids, attention_mask: c.attention_mask, position_ids: c.position_ids, logits_to_keep: 1 });
+    close(out.logits!.data as Float32Array, ref.last_logits.data, c.tolerance, 'lm_batch_left_padding');
+
+    c = readCase('lm_head_mask'); ref = readReference(c.expected);
+    out = await model.forward({ input_ids: [c.input_ids], head_mask: c.head_mask });
+    close(out.logits!.data as Float32Array, ref.logits.data, c.tolerance, 'lm_head_mask');
+
+    c = readCase('lm_prefix_past_key_values'); ref = readReference(c.expected);
+    const past = Array.from({ length: model.config.n_layer }, (_, l) => ({
+      key: new Tensor('float32', ref[`past.${l}.key`].data, [1, ...ref[`past.${l}.key`].shape]),
+      value: new Tensor('float32', ref[`past.${l}.value`].data, [1, ...ref[`past.${l}.value`].shape]),
+    }));
+    out = await model.forward({ input_ids: [c.input_ids], past_key_values: past });
+    close(out.logits!.data as Float32Array, ref.logits.data, c.tolerance, 'lm_prefix_past_key_values');
+
+    c = readCase('lm_greedy');
+    const seq = await model.generate({ input_ids: [c.input_ids], max_new_tokens: c.max_new_tokens, do_sample: false });
+    assert.equal(Array.from(seq.data as BigInt64Array, Number), c.expected_ids);
+  } finally { await model.dispose(); }
+  const m16 = await GPT2LMHeadModel.from_pretrained(gg16, opts);
+  try {
+    const c = readCase('lm_f16_forward'), ref = readReference(c.expected);
+    assert.is(m16.dtype, 'fp16');
+    const out = await m16.forward({ input_ids: [c.input_ids] });
+    close(out.logits!.data as Float32Array, ref.logits.data, c.tolerance, 'lm_f16_forward');
+  } finally { await m16.dispose(); }
+});
+
+test('tokenizer from GGUF metadata gives the ids of vocab.json/merges.txt on the tokenizer fixture', async () => {
+  const gg = join(tmp, 'tok-tiny.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), gg, { dtype: 'f32' });
+  const c = readCase('tokenizer');
+  const fromFiles = await AutoTokenizer.from_pretrained(modelDir(c.model));
+  const src = await GGUFModelSource.open(async () => bytesSource(gg, new Uint8Array(readFileSync(gg))));
+  const fromGguf = await AutoTokenizer.from_pretrained(src);
+  c.texts.forEach((t: string, i: number) => {
+    assert.equal(fromGguf.encode(t), c.expected_ids[i], `text ${i}`);
+    assert.equal(fromGguf.encode(t), fromFiles.encode(t), `text ${i} vs files`);
+    assert.is(fromGguf.decode(c.expected_ids[i]), fromFiles.decode(c.expected_ids[i]));
+  });
+  assert.equal(fromGguf.encode('a<|endoftext|>b'), fromFiles.encode('a<|endoftext|>b'));
+  assert.is(fromGguf.eos_token_id, 50256);
+});
+
+test('from_pretrained: gguf_file in a directory, and typed errors for a wrong architecture or missing keys', async () => {
+  const dir = mkdtempSync(join(tmp, 'dir-'));
+  await save_gguf(modelDir('gpt2-tiny'), join(dir, 'model-f32.gguf'), { dtype: 'f32' });
+  const m = await GPT2LMHeadModel.from_pretrained(dir, { ...opts, gguf_file: 'model-f32.gguf' });
+  assert.is(m.config.n_layer, 2);
+  await m.dispose();
+  await assert_rejects(GPT2LMHeadModel.from_pretrained(dir, { ...opts, gguf_file: 'nope.gguf' }), 'WEIGHTS', /nope\.gguf/);
+  const bytes = new Uint8Array(readFileSync(join(dir, 'model-f32.gguf')));
+  const patched = (from: string, to: string) => {
+    const b = bytes.slice(), needle = new TextEncoder().encode(from), rep = new TextEncoder().encode(to);
+    const at = Buffer.from(b).indexOf(Buffer.from(needle));
+    b.set(rep, at);
+    return GGUFModelSource.open(async () => bytesSource('patched.gguf', b));
+  };
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2', 'gptj'), opts))(), 'GGUF', /general\.architecture is "gptj"/);
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2.block_count', 'gpt2.block_cnt__'), opts))(), 'GGUF', /missing metadata key gpt2\.block_count/);
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('blk.1.ffn_up.weight', 'blk.1.ffn_xx.weight'), opts))(), 'WEIGHTS', /blk\.1\.ffn_xx\.weight|h\.1\.mlp\.c_fc\.weight/);
+});
+
+test('from_pretrained: a Hub repo with gguf_file goes through the cache (then offline), and a .gguf URL reads by ranges', async () => {
+  const file = join(tmp, 'hub-src.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'f32' });
+  const bytes = new Uint8Array(readFileSync(file));
+  const commit = 'c0ffee' + '0'.repeat(34);
+  const server = await startServer((req, res, path) => { // any revision, as the Hub
+    if (!/^\/test-org\/tiny-GGUF\/resolve\/[^/]+\/tiny-f32\.gguf$/.test(path)) { res.writeHead(404, { 'x-error-code': 'EntryNotFound' }); res.end(); return; }
+    sendBytes(req, res, bytes, { etag: '"v1"', headers: { 'x-repo-commit': commit } });
+  });
+  const cache = mkdtempSync(join(tmp, 'hub-cache-'));
+  try {
+    const hubOpts = { ...opts, endpoint: server.url, cache_dir: cache, gguf_file: 'tiny-f32.gguf' };
+    const a = await GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', hubOpts);
+    const want = (await a.forward({ input_ids: ids })).logits!.data as Float32Array;
+    await a.dispose();
+    const cached = join(cache, 'models--test-org--tiny-GGUF', 'snapshots', commit, 'tiny-f32.gguf');
+    assert.equal(new Uint8Array(readFileSync(cached)), bytes);
+    const gets = server.requests.filter((r) => r.method === 'GET').length;
+    const b = await GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', { ...hubOpts, local_files_only: true });
+    sameBits((await b.forward({ input_ids: ids })).logits!.data as Float32Array, want, 'offline from the cache');
+    await b.dispose();
+    assert.is(server.requests.filter((r) => r.method === 'GET').length, gets, 'offline load made requests');
+    await assert_rejects(GPT2LMHeadModel.from_pretrained('test-org/tiny-GGUF', { ...hubOpts, gguf_file: 'other.gguf' }), 'DOWNLOAD', /other\.gguf/);
+    const c = await GPT2LMHeadModel.from_pretrained(`${server.url}/test-org/tiny-GGUF/resolve/main/tiny-f32.gguf`, opts);
+    sameBits((await c.forward({ input_ids: ids })).logits!.data as Float32Array, want, 'from the URL');
+    await c.dispose();
+    assert.ok(server.requests.some((r) => typeof r.headers.range === 'string'), 'the URL source used range requests');
+  } finally { await server.close(); }
+});
+
+async function assert_rejects(p: Promise<unknown>, code: string, msg: RegExp) {
+  try { await p; } catch (e) {
+    assert.instance(e, GPT2WasmError);
+    assert.is((e as GPT2WasmError).code, code, (e as Error).message);
+    assert.match((e as Error).message, msg);
+    return;
+  }
+  assert.unreachable(`expected a ${code} error`);
+}
+
+test('CLI: convert writes a GGUF that info describes and generate runs', () => {
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: repoRoot });
+  const out = join(tmp, 'cli-q8.gguf');
+  const c = cli(['convert', modelDir('gpt2-tiny'), '--dtype', 'q8_0', '--keep', 'lm_head=f16', '--out', out, '--json']);
+  assert.is(c.status, 0, c.stderr);
+  const res = JSON.parse(c.stdout);
+  // 2 layers x (8 vectors + 4 matrices) + ln_f (2) + wpe (F32) + wte (the tied head, kept at F16)
+  assert.equal(res.tensor_types, { F32: 19, F16: 1, Q8_0: 8 });
+  const i = cli(['info', out, '--json']);
+  assert.is(i.status, 0, i.stderr);
+  const info = JSON.parse(i.stdout);
+  assert.is(info.metadata['general.architecture'], 'gpt2');
+  assert.is(info.metadata['general.file_type'], 7);
+  assert.is(info.metadata['general.quantization_version'], 2);
+  assert.is(info.tensors.find((t: any) => t.name === 'blk.0.attn_qkv.weight').type, 'Q8_0');
+  assert.equal(info.tensors.find((t: any) => t.name === 'blk.0.attn_qkv.weight').dims, [64, 192]);
+  const g = readCase('lm_greedy');
+  const f32 = join(tmp, 'cli-f32.gguf');
+  assert.is(cli(['convert', modelDir('gpt2-tiny'), '--dtype', 'f32', '--out', f32]).status, 0);
+  const gen = cli(['generate', g.text, '--model', f32, '--greedy', '-n', String(g.max_new_tokens), '--json', '-t', '1']);
+  assert.is(gen.status, 0, gen.stderr);
+  assert.equal(JSON.parse(gen.stdout).ids, g.expected_ids);
+  const bad = cli(['convert', modelDir('gpt2-tiny'), '--dtype', 'q3', '--out', join(tmp, 'x.gguf')]);
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, /dtype must be one of f32, f16, q8_0, q4_0/);
+});
+
+// ------------------------------------------------------------------------------------------------ fuzz
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timeout after ${ms} ms: ${what}`)), ms); })]).finally(() => clearTimeout(timer));
+}
+
+test('fuzz: corrupted GGUF files read consistently or fail with typed errors, and leave no file open', async () => {
+  // a small model with a small byte-level vocabulary, so each variant parses quickly
+  const V = 40;
+  const files = randomCheckpoint({ n_embd: 32, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: V }, 7);
+  const vocab: Record<string, number> = {};
+  for (let i = 0; i < V - 1; i++) vocab[String.fromCharCode(0x21 + i)] = i;
+  vocab['<|endoftext|>'] = V - 1;
+  const src = memorySource({ ...files, 'vocab.json': JSON.stringify(vocab), 'merges.txt': '#version: 0.2\n! "\n# $\n' }, 'fuzz-model');
+  const path = join(tmp, 'fuzz-base.gguf');
+  await save_gguf(src, path, { dtype: 'q8_0' });
+  const orig = new Uint8Array(readFileSync(path));
+  const g0 = await GGUFFile.open(bytesSource('base', orig));
+  const header = g0.dataOffset, table = [...g0.tensors.values()].reduce((s, t) => s + 8 + t.name.length + 4 + 8 * t.dims.length + 12, 0);
+  let s = 0x9e3779b9;
+  const rand = () => { s ^= s << 13; s ^= s >>> 17; s ^= s << 5; return (s >>> 0) / 4294967296; };
+  const ri = (n: number) => Math.floor(rand() * n);
+  const variants: { kind: string; bytes: Uint8Array; mustFail?: boolean; mustRead?: boolean }[] = [];
+  for (let i = 0; i < 60; i++) variants.push({ kind: 'truncation', bytes: orig.subarray(0, ri(orig.length - 1)), mustFail: true });
+  const flips = (kind: string, lo: number, hi: number, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const b = orig.slice();
+      for (let k = 1 + ri(3); k > 0; k--) b[lo + ri(hi - lo)] = ri(4) === 0 ? 0xff : ri(256);
+      variants.push({ kind, bytes: b });
+    }
+  };
+  flips('magic/version/counts', 0, 24, 40);
+  flips('metadata', 24, header - table, 80);
+  flips('tensor table (names, dims, types, offsets)', header - table - 8, header, 120);
+  for (let i = 0; i < 20; i++) {
+    // a huge count or length at a u64 field in the table
+    const b = orig.slice(), at = header - table + 8 * ri(Math.floor(table / 8));
+    new DataView(b.buffer).setBigUint64(Math.min(at, b.length - 8), [2n ** 63n, 2n ** 64n - 1n, 2n ** 40n, 123456789n][ri(4)], true);
+    variants.push({ kind: 'huge u64', bytes: b });
+  }
+  const f32s = [...g0.tensors.values()].filter((t) => t.typeName === 'F32');
+  for (let i = 0; i < 20; i++) {
+    // benign: the low mantissa byte of an f32 element changes a weight, never into NaN or infinity
+    const b = orig.slice(), t = f32s[ri(f32s.length)];
+    b[t.byteOffset + 4 * ri(t.count)] ^= 1 + ri(255);
+    variants.push({ kind: 'weight mantissa', bytes: b, mustRead: true });
+  }
+  const mk = (bytes: Uint8Array) => GGUFModelSource.open(async () => bytesSource('fuzz.gguf', bytes));
+  let ok = 0, failed = 0, loaded = 0;
+  for (const [i, v] of variants.entries()) {
+    const what = `variant ${i} (${v.kind})`;
+    try {
+      await withTimeout((async () => {
+        // the reader side for every variant: header, config, tokenizer, weight plan, every tensor's data
+        const source = await mk(v.bytes);
+        for (const t of source.gguf.tensors.values()) {
+          assert.ok(t.byteOffset % source.gguf.alignment === 0 && t.byteOffset + t.byteLength <= v.bytes.length, what);
+        }
+        const cfg = parseGPT2Config(await source.readJson('config.json'));
+        await AutoTokenizer.from_pretrained(source);
+        const reader = await openTensorReader(source);
+        try {
+          const plan = planWeights(cfg, reader, 'lm', 'auto');
+          for (const [key, t] of plan.byKey) {
+            let n = 0;
+            for await (const c of reader.chunks(t.name, 1 << 12)) n += c.bytes.byteLength;
+            assert.is(n, t.byteLength, `${what}: ${key}`);
+          }
+        } finally { await reader.close(); }
+        // and a full load and forward for the first variants that read
+        if (loaded++ < 12) {
+          const m = await GPT2LMHeadModel.from_pretrained(source, opts);
+          try {
+            const out = await m.forward({ input_ids: [[1, 2, 3]] });
+            assert.is(out.logits!.dims[2], m.config.vocab_size, what);
+          } finally { await m.dispose(); }
+        }
+      })(), 5000, what);
+      assert.not.ok(v.mustFail, `${what} should have failed`);
+      ok++;
+    } catch (e) {
+      if (!(e instanceof GPT2WasmError)) throw new Error(`${what}: expected a GPT2WasmError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.stack}`);
+      if (v.mustRead) throw e;
+      if (v.kind === 'truncation') assert.instance(e, GGUFError, `${what}: ${e.message}`);
+      failed++;
+      if (process.env.FUZZ_DEBUG) console.log(what, e.code, e.message.slice(0, 160));
+    }
+  }
+  if (process.env.FUZZ_DEBUG) console.log(`gguf fuzz: ${variants.length} variants, ${ok} read, ${failed} rejected`);
+  assert.ok(failed > 150 && ok >= 25, `ok ${ok}, failed ${failed}`);
+
+  // the same through real files: no handle stays open after failures or successes
+  const handles = () => (process as any).getActiveResourcesInfo().filter((r: string) => r === 'FileHandle').length;
+  const before = handles();
+  for (let i = 0; i < 12; i++) {
+    const p = join(tmp, `fuzz-${i}.gguf`);
+    writeFileSync(p, variants[(i * 7) % variants.length].bytes);
+    try { const m = await GPT2LMHeadModel.from_pretrained(p, opts); await m.dispose(); } catch (e) { assert.instance(e, GPT2WasmError); }
+  }
+  assert.is(handles(), before, 'file handles left open');
+});
+
+test.run();

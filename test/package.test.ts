@@ -1,0 +1,62 @@
+// The package as a consumer gets it: what `npm pack` ships, no install-time scripts, and a browser bundle of an
+// app importing 'gpt2-wasm' (esbuild --platform=browser, through the package's conditional exports) that never
+// meets a node: module.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { repoRoot } from './helpers/fixtures.js';
+
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+
+test('npm pack ships the bundles, wasm and declarations: no source maps, no embedded-wasm declarations', () => {
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const r = spawnSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repoRoot, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+  for (const want of ['dist/index.js', 'dist/index.browser.js', 'dist/cli.js', 'dist/types/index.d.ts', 'dist/wasm/simd.wasm', 'package.json', 'README.md']) {
+    assert.ok(files.includes(want), `${want} is not in the tarball`);
+  }
+  const bad = files.filter((f) => f.endsWith('.map') || f.includes('embedded.gen') || f.startsWith('src/') || f.startsWith('test/'));
+  assert.equal(bad, [], 'the tarball carries files a consumer does not need');
+});
+
+test('installing the tarball runs nothing: no prepare/install scripts', () => {
+  for (const s of ['prepare', 'preinstall', 'install', 'postinstall']) assert.is(pkg.scripts?.[s], undefined, `package.json has a "${s}" script`);
+  assert.ok(pkg.scripts.prepack, 'the bundles are built before packing');
+});
+
+test('esbuild --platform=browser bundles an app importing gpt2-wasm with no flags, and no node: module reaches it', async () => {
+  const browserBuild = join(repoRoot, pkg.exports['.'].browser);
+  assert.ok(existsSync(browserBuild), `${browserBuild} is missing: run npm run build`);
+  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-bundle-'));
+  try {
+    // a consumer project: node_modules/gpt2-wasm is this package
+    mkdirSync(join(dir, 'node_modules'));
+    symlinkSync(repoRoot, join(dir, 'node_modules', 'gpt2-wasm'), 'dir');
+    writeFileSync(join(dir, 'app.js'), [
+      "import { pipeline, AutoTokenizer, urlSource } from 'gpt2-wasm';",
+      "const generator = await pipeline('text-generation', urlSource(location.origin + '/model/'), { threads: 1 });",
+      "const [{ generated_text }] = await generator('Hello', { max_new_tokens: 4, do_sample: false });",
+      'document.body.textContent = generated_text;',
+      'export { AutoTokenizer };',
+    ].join('\n'));
+    const esbuild = await import('esbuild');
+    const res = await esbuild.build({
+      entryPoints: [join(dir, 'app.js')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent',
+      absWorkingDir: dir, preserveSymlinks: true,
+    });
+    assert.equal(res.errors, []);
+    const code = res.outputFiles[0].text;
+    // no import of a node: module (the embedded worker script, a string, may mention one for Node's threads)
+    assert.not.match(code, /(?:\bimport\s*\(|\bfrom)\s*["'`]node:/, 'an import of a node: module reached the browser bundle');
+    assert.match(code, /is not available in this runtime \(the package's browser build\)/, 'node: modules were replaced by the stubs');
+    assert.ok(code.includes('generated_text'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
