@@ -86,7 +86,10 @@ process.env.GPT2WASM_BENCH_QUIET_MS = String(quietPolicy.rowWaitMs); // for meas
 async function write(done: boolean): Promise<void> {
   const out: BenchResults = { ...results, meta: { ...results.meta, notes: [...results.meta.notes] } };
   out.meta.seconds = (performance.now() - t0) / 1000;
-  if (!done) out.meta.notes.unshift(`**partial: the run was still going when this was written** (sections finished: ${finished.join(', ') || 'none'})`);
+  if (!done) {
+    out.meta.partial = `sections finished: ${finished.join(', ') || 'none'}`;
+    out.meta.notes.unshift(`**partial: the run was still going when this was written** (${out.meta.partial})`);
+  }
   const kernelsNow = await kernelsFingerprint();
   out.meta.notes.push(kernelsNow === kernelsAtStart
     ? `kernels (src/runtime/embedded.gen.ts) unchanged during the run: ${kernelsAtStart}`
