@@ -14,7 +14,7 @@
 //  - host time per decoded token outside kernel calls (from the instrumented run).
 // Every configuration, ours and onnxruntime-web's, follows the one protocol of bench/util/timing.ts.
 //   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--json]
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -282,19 +282,25 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
 // ----------------------------------------------------------------------------------------------------------
 
 /** The Q4_0 GGUF conversion of the checkpoint (written with the library's own save_gguf, defaults: the token
- *  embedding stays Q8_0), loaded from the page cache beside the safetensors rows. */
+ *  embedding stays Q8_0), loaded from the page cache beside the safetensors rows. A GGUF file carries its
+ *  tokenizer and the random checkpoint has none: the conversion reads the checkpoint beside the real GPT-2
+ *  tokenizer of the gpt2-trained fixture (vocab 50257, the 124M shape's), in a temp directory of links. */
 async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
   const lib: Record<string, unknown> = await import('../src/index.js');
   if (typeof lib.save_gguf !== 'function') { errors.push('load Q4_0 GGUF: this build has no GGUF support (save_gguf), not measured'); return; }
-  const file = join(dir, 'model.Q4_0.gguf');
+  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+  const file = join(src, 'model.Q4_0.gguf');
   try {
-    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(dir, file, { dtype: 'q4_0' });
+    const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
+    for (const f of ['config.json', 'model.safetensors']) symlinkSync(join(dir, f), join(src, f));
+    for (const f of ['vocab.json', 'merges.txt']) symlinkSync(join(tok, f), join(src, f));
+    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: 'q4_0' });
     await warmPageCache(file);
     await measureLoad('q4 (Q4_0 GGUF)', ['--dtype', 'q4', '--gguf', file]);
   } catch (e) {
     errors.push(`load Q4_0 GGUF: ${(e as Error).message}`);
   } finally {
-    rmSync(file, { force: true });
+    rmSync(src, { recursive: true, force: true });
   }
 }
 
