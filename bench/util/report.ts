@@ -248,7 +248,8 @@ export function renderReadmeTable(r: BenchResults): string {
     s.push('');
   }
   const wins = peerWins(r);
-  s.push(wins.length ? `Every row of this run where a peer is faster (${wins.length}):` : 'No peer is faster than us in any row of this run.');
+  const peersMeasured = (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || !!r.model?.peers.length;
+  s.push(!peersMeasured ? 'No peer was measured in this run.' : wins.length ? `Every row of this run where a peer is faster (${wins.length}):` : 'No peer is faster than us in any row of this run.');
   s.push('');
   if (wins.length) { s.push(winsTable(wins)); s.push(''); }
   const goals = computeGoals(r);
@@ -277,7 +278,7 @@ export function renderMarkdown(r: BenchResults): string {
   const wins = peerWins(r);
   s.push(`## Every row where a peer wins (${wins.length})`);
   s.push('');
-  s.push(wins.length ? winsTable(wins) : 'None in this run.');
+  s.push(wins.length ? winsTable(wins) : (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || r.model?.peers.length ? 'None in this run.' : 'No peer was measured in this run.');
   s.push('');
   const targets = r.targets ?? computeTargets(r);
   s.push('## Targets (from the earlier issue)');
