@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { argValue } from './util/child.js';
 import { round } from './util/timing.js';
 
-export interface BandwidthOptions { quick?: boolean; mb?: number; threads?: number[]; print?: boolean }
+export interface BandwidthOptions { quick?: boolean; mb?: number; threads?: number[]; passes?: number; print?: boolean }
 export interface BandwidthResult {
   buffer_mb: number;
   /** GB/s (1e9 bytes/s) by thread count, best pass. */
@@ -82,7 +82,7 @@ parentPort.once('message', async ({ memory, wasm, ctl, lo, hi }) => {
 
 export async function runBandwidthBench(opts: BandwidthOptions = {}): Promise<BandwidthResult> {
   const mb = opts.mb ?? (opts.quick ? 256 : 512);
-  const passes = opts.quick ? 8 : 16;
+  const passes = opts.passes ?? (opts.quick ? 8 : 16);
   const threadCounts = opts.threads ?? [1, 2];
   const bytes = mb << 20;
   const base = 1 << 16;

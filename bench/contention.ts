@@ -14,7 +14,7 @@ import { benchIds } from './model.js';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
 import { argValue, runChild } from './util/child.js';
 import { startSpinner, stopSpinner } from './util/spinner.js';
-import { round } from './util/timing.js';
+import { describeProtocol, protocol, round } from './util/timing.js';
 
 export interface ContentionRow {
   dtype: DType; threads: number; spin: boolean;
@@ -29,16 +29,20 @@ const SELF = fileURLToPath(import.meta.url);
 // ----------------------------------------------------------------------------------------------------------
 // child: decode throughput of one (dtype, threads)
 
-async function childDecode(dir: string, dtype: DType, threads: number, steps: number, reps: number): Promise<Omit<ContentionRow, 'spin'>> {
+async function childDecode(dir: string, dtype: DType, threads: number, quick: boolean): Promise<Omit<ContentionRow, 'spin'>> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
   const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads });
+  const proto = protocol(quick), steps = proto.decodeSteps;
   const ids = benchIds(128 + steps);
   const cache = model.createCache(1, 128 + steps);
   const decode = () => { for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[128 + s], pos: cache.length }]); };
+  // the protocol's warm-up, then the 128-token context the timed runs decode from
+  model.prefill(cache, ids.slice(0, proto.warmupPrefill));
+  for (let i = 0; i < proto.warmupSteps; i++) model.decodeStep([{ cache, id: ids[i], pos: cache.length }]);
+  cache.reset();
   model.prefill(cache, ids.slice(0, 128));
-  for (let i = 0; i < 4; i++) model.decodeStep([{ cache, id: ids[i], pos: cache.length }]); // warm-up
   let best = 0;
-  for (let r = 0; r < reps; r++) {
+  for (let r = 0; r < proto.runs; r++) {
     cache.length = 128;
     const t0 = performance.now();
     decode();
@@ -64,7 +68,7 @@ async function childDecode(dir: string, dtype: DType, threads: number, steps: nu
 
 export async function runContentionBench(opts: { quick?: boolean; dir?: string; dtypes?: DType[]; spin?: boolean; print?: boolean } = {}): Promise<ContentionResult> {
   const quick = !!opts.quick, spin = opts.spin ?? true, print = opts.print ?? true;
-  const steps = quick ? 12 : 24, reps = quick ? 2 : 3, rounds = quick ? 1 : 2;
+  const proto = protocol(quick);
   const errors: string[] = [];
   let dir = opts.dir;
   const temp = !dir;
@@ -74,11 +78,11 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
     for (const dtype of opts.dtypes ?? ['fp32', 'fp16', 'q8'] as DType[]) {
       const best = new Map<number, ContentionRow>();
       // rounds alternate 1t and 2t so a change in the background load hits both
-      for (let r = 0; r < rounds; r++) {
+      for (let r = 0; r < proto.processes; r++) {
         for (const threads of [1, 2]) {
           const spinner = spin ? startSpinner(180_000) : null;
           try {
-            const res = await runChild<Omit<ContentionRow, 'spin'>>(SELF, ['--child', '--dir', dir, '--dtype', dtype, '--threads', String(threads), '--steps', String(steps), '--reps', String(reps)], { timeoutMs: 170_000 });
+            const res = await runChild<Omit<ContentionRow, 'spin'>>(SELF, ['--child', '--dir', dir, '--dtype', dtype, '--threads', String(threads), ...(quick ? ['--quick'] : [])], { timeoutMs: 170_000 });
             if (!res.ok) { errors.push(`${dtype} ${threads}t: ${res.error}`); continue; }
             const prev = best.get(threads);
             if (!prev || res.value.decode_128_tok_s > prev.decode_128_tok_s) best.set(threads, { ...res.value, spin });
@@ -102,16 +106,14 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
   if (print) for (const r of ratios) console.log(`  ${r.dtype}: 2t/1t ${spin ? 'under contention' : 'idle'} = ${r.ratio_2t_1t}x (goal >= 0.9x)`);
   return {
     rows, ratios, errors,
-    method: `GPT-2-124M-shaped random checkpoint, decode ${steps} steps at ctx 128, best of ${reps} runs in each of ${rounds} fresh child process(es) per configuration, ` +
-      `1t and 2t alternating; ${spin ? 'a second process busy-loops on one core during each child (started before the model loads, killed after)' : 'no spinner'}`,
+    method: `GPT-2-124M-shaped random checkpoint, decode at ctx 128; ${describeProtocol(proto)}; 1t and 2t alternating; ${spin ? 'a second process busy-loops on one core during each child (started before the model loads, killed after)' : 'no spinner'}`,
   };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const argv = process.argv.slice(2);
   if (argv.includes('--child')) {
-    const n = (name: string) => Number(argValue(argv, name));
-    console.log(JSON.stringify(await childDecode(argValue(argv, 'dir')!, argValue(argv, 'dtype') as DType, n('threads'), n('steps'), n('reps'))));
+    console.log(JSON.stringify(await childDecode(argValue(argv, 'dir')!, argValue(argv, 'dtype') as DType, Number(argValue(argv, 'threads')), argv.includes('--quick'))));
     process.exit(0);
   }
   const json = argv.includes('--json');

@@ -7,19 +7,23 @@
 //  - decode at context 128 (prefilled with 128 real tokens) and ~1024 (cache filled to 1024 - N with synthetic
 //    K/V values — attention cost does not depend on them — then N steps up to position 1023);
 //  - full recompute (generate with use_cache: false) at context 128 and ~1024, a few steps;
-//  - decode with an fp16 KV cache (kv_dtype) beside the fp32 one: by default for q8 only (kvDtypes to choose);
+//  - decode with an fp16 KV cache (kv_dtype) beside the fp32 one: by default for q8 and q4 (kvDtypes to choose);
 //  - decode as a share of the memory-bandwidth bound: (weight bytes read per token + KV bytes at that context)
-//    / measured read bandwidth.
-//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--json]
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, createReadStream } from 'node:fs';
+//    / read bandwidth, measured in the same process with the same thread count right before each decode figure
+//    (a bound measured elsewhere or earlier can come out below the decode it bounds);
+//  - host time per decoded token outside kernel calls (from the instrumented run).
+// Every configuration, ours and onnxruntime-web's, follows the one protocol of bench/util/timing.ts.
+//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--json]
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
 import { argValue, runChild } from './util/child.js';
 import { quietRow } from './util/quiet.js';
-import { rng, round } from './util/timing.js';
-import type { OrtModelRow } from './peers/ort-gpt2.js';
+import { describeProtocol, protocol, rng, round } from './util/timing.js';
+import { runBandwidthBench } from './bandwidth.js';
+import { mergeBestOrt, type OrtModelRow } from './peers/ort-gpt2.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
@@ -35,12 +39,13 @@ export interface ModelBenchOptions {
   kvDtypes?: KVDType[];
   /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
   peers?: boolean;
-  /** Read bandwidth in GB/s by thread count, for the bound (from bench/bandwidth.ts). */
-  bandwidth?: Record<string, number>;
   print?: boolean;
 }
 
-export interface LoadRow { dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
+export interface LoadRow {
+  /** What was loaded: the safetensors checkpoint (default) or its Q4_0 GGUF conversion. */
+  source?: 'safetensors' | 'gguf';
+  dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
 export interface PerfRow {
   dtype: DType; threads: number; variant: string; weights_bytes: number;
   /** KV cache element type (kv_dtype). */
@@ -53,19 +58,24 @@ export interface PerfRow {
   kv_bytes_per_position: number;
   /** Where a decode step at ctx ~128 and a 128-token prefill spend their time, by kernel (and matmul shape). */
   profile?: { decode: KernelShare[]; prefill: KernelShare[] };
+  /** Time per decoded token (ctx ~128) outside backend kernel calls: JS of the forward pass (instrumented run). */
+  host_ms_per_token?: number;
+  /** Read bandwidth (GB/s) measured in this process, same thread count, right before each decode figure. */
+  decode_128_bw_gb_s: number; decode_1024_bw_gb_s: number | null;
   decode_128_bound_tok_s?: number; decode_128_pct_of_bound?: number;
   decode_1024_bound_tok_s?: number; decode_1024_pct_of_bound?: number;
 }
-/** Fills in the bandwidth bound of a perf row: read bandwidth / (weight bytes per token + K/V bytes at ctx). */
-export function applyBound(row: PerfRow, bandwidth?: Record<string, number>): void {
-  const bw = bandwidth?.[String(row.threads)];
-  if (!bw) return;
-  const bound = (ctx: number) => (bw * 1e9) / (row.bytes_per_token + ctx * row.kv_bytes_per_position);
-  row.decode_128_bound_tok_s = round(bound(128), 1);
-  row.decode_128_pct_of_bound = round((100 * row.decode_128_tok_s) / bound(128), 0);
-  if (row.decode_1024_tok_s != null) {
-    row.decode_1024_bound_tok_s = round(bound(1024), 1);
-    row.decode_1024_pct_of_bound = round((100 * row.decode_1024_tok_s) / bound(1024), 0);
+/** Fills in the bandwidth bound of a perf row from the bandwidth measured right before each decode figure:
+ *  read bandwidth / (weight bytes per token + K/V bytes at ctx). */
+export function applyBound(row: PerfRow): void {
+  const bound = (bw: number, ctx: number) => (bw * 1e9) / (row.bytes_per_token + ctx * row.kv_bytes_per_position);
+  const b128 = bound(row.decode_128_bw_gb_s, 128);
+  row.decode_128_bound_tok_s = round(b128, 1);
+  row.decode_128_pct_of_bound = round((100 * row.decode_128_tok_s) / b128, 0);
+  if (row.decode_1024_tok_s != null && row.decode_1024_bw_gb_s != null) {
+    const b1024 = bound(row.decode_1024_bw_gb_s, 1024);
+    row.decode_1024_bound_tok_s = round(b1024, 1);
+    row.decode_1024_pct_of_bound = round((100 * row.decode_1024_tok_s) / b1024, 0);
   }
 }
 
@@ -77,9 +87,11 @@ function mergeBest(a: PerfRow, b: PerfRow): PerfRow {
   return {
     ...a,
     prefill_128_tok_s: Math.max(a.prefill_128_tok_s, b.prefill_128_tok_s), prefill_512_tok_s: hi(a.prefill_512_tok_s, b.prefill_512_tok_s),
-    decode_128_tok_s: Math.max(a.decode_128_tok_s, b.decode_128_tok_s), decode_1024_tok_s: hi(a.decode_1024_tok_s, b.decode_1024_tok_s),
+    // each decode figure keeps the bandwidth measured right before it (the pair from the same process)
+    ...(b.decode_128_tok_s > a.decode_128_tok_s ? { decode_128_tok_s: b.decode_128_tok_s, decode_128_bw_gb_s: b.decode_128_bw_gb_s } : {}),
+    ...((b.decode_1024_tok_s ?? 0) > (a.decode_1024_tok_s ?? 0) ? { decode_1024_tok_s: b.decode_1024_tok_s, decode_1024_bw_gb_s: b.decode_1024_bw_gb_s } : {}),
     recompute_128_tok_s: hi(a.recompute_128_tok_s, b.recompute_128_tok_s), recompute_1024_tok_s: hi(a.recompute_1024_tok_s, b.recompute_1024_tok_s),
-    profile: profileTotal(b) < profileTotal(a) ? b.profile : a.profile,
+    ...(profileTotal(b) < profileTotal(a) ? { profile: b.profile, host_ms_per_token: b.host_ms_per_token } : {}),
   };
 }
 
@@ -123,7 +135,6 @@ export interface ModelBenchResult {
 }
 
 const SELF = fileURLToPath(import.meta.url);
-const DECODE_STEPS = (quick: boolean) => (quick ? 12 : 32);
 
 /** Deterministic token ids, like text: a fixed pseudo-random walk over the vocabulary. */
 export function benchIds(n: number, V = 50257, seed = 7): number[] {
@@ -141,12 +152,13 @@ async function warmPageCache(file: string): Promise<void> {
 // ----------------------------------------------------------------------------------------------------------
 // child: load only (peak RSS)
 
-async function childLoad(dir: string, dtype: DType, decodeSteps = 0): Promise<LoadRow & { decode_tok_s?: number }> {
+/** Loads `dir` as `dtype`, or (gguf) the GGUF file as it is: its blocks map onto the runtime's dtypes. */
+async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string): Promise<LoadRow & { decode_tok_s?: number }> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
-  const file = join(dir, 'model.safetensors');
+  const file = gguf ?? join(dir, 'model.safetensors');
   const before = process.memoryUsage().rss;
   const t = performance.now();
-  const model = await GPT2LMHeadModel.from_pretrained(dir, { dtype, threads: 1 });
+  const model = await GPT2LMHeadModel.from_pretrained(gguf ?? dir, gguf ? { threads: 1 } : { dtype, threads: 1 });
   const ms = performance.now() - t;
   const maxRss = process.resourceUsage().maxRSS * 1024;
   const fileBytes = statSync(file).size;
@@ -162,7 +174,7 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0): Promise<Lo
     cache.dispose();
   }
   const row: LoadRow & { decode_tok_s?: number } = {
-    decode_tok_s, dtype, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
+    source: gguf ? 'gguf' : 'safetensors', decode_tok_s, dtype, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
     rss_ratio: round(maxRss / fileBytes, 3), rss_ratio_above_baseline: round((maxRss - before) / fileBytes, 3), weights_bytes: model.memoryUsage().weights,
   };
   await model.dispose();
@@ -178,12 +190,13 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   const cfg = model.config;
   const E = cfg.n_embd, L = cfg.n_layer, P = cfg.n_positions;
   const ids = benchIds(P);
-  const reps = quick ? 2 : 4;
+  const proto = protocol(quick);
+  const reps = proto.runs;
   const cache = model.createCache(1, P);
   const secs = (t0: number) => (performance.now() - t0) / 1000;
   // warm-up: tier the kernels up and touch every weight once
-  model.prefill(cache, ids.slice(0, 64));
-  for (let i = 0; i < 4; i++) model.decodeStep([{ cache, id: ids[64 + i], pos: cache.length }]);
+  model.prefill(cache, ids.slice(0, proto.warmupPrefill));
+  for (let i = 0; i < proto.warmupSteps; i++) model.decodeStep([{ cache, id: ids[proto.warmupPrefill + i], pos: cache.length }]);
 
   const prefill = async (n: number) => {
     await quietRow();
@@ -197,11 +210,15 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
     return round(best, 1);
   };
   const prefill_128_tok_s = await prefill(128);
-  const prefill_512_tok_s = quick && threads === 1 ? null : await prefill(512);
+  // quick runs: 512 only for fp16 (its 2t/1t speed-up is an issue-10 goal)
+  const prefill_512_tok_s = quick && (dtype !== 'fp16' || kv_dtype !== 'fp32') ? null : await prefill(512);
 
-  const steps = DECODE_STEPS(quick);
+  const steps = proto.decodeSteps;
+  // read bandwidth of this process at this thread count, measured right before the decode figure it bounds
+  const bandwidth = async () => (await runBandwidthBench({ mb: 256, threads: [threads], passes: 8, print: false })).wasm_f32x4[String(threads)];
   const decodeFrom = async (start: number, fill: 'prefill' | 'synthetic') => {
     await quietRow();
+    const bw = await bandwidth();
     let best = 0;
     for (let r = 0; r < reps; r++) {
       cache.reset();
@@ -218,10 +235,11 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
       for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[(start + s) % P], pos: cache.length }]);
       best = Math.max(best, steps / secs(t0));
     }
-    return round(best, 1);
+    return { tok_s: round(best, 1), bw };
   };
-  const decode_128_tok_s = await decodeFrom(128, 'prefill');
-  const decode_1024_tok_s = await decodeFrom(P - steps, 'synthetic');
+  const d128 = await decodeFrom(128, 'prefill');
+  // quick runs: ctx ~1024 decode is left out (no goal depends on it)
+  const d1024 = quick ? { tok_s: null, bw: null } : await decodeFrom(P - steps, 'synthetic');
   // per-kernel breakdown (after the timed runs, so the timers do not perturb them)
   await quietRow();
   const prof = instrument(model.backend.k as any);
@@ -230,8 +248,11 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   model.prefill(cache, ids.slice(0, 128));
   const prefillProfile = prof.read(128);
   prof.reset();
+  const tDecode = performance.now();
   for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[(128 + s) % P], pos: cache.length }]);
+  const decodeMs = performance.now() - tDecode;
   const decodeProfile = prof.read(steps);
+  const host_ms_per_token = round(decodeMs / steps - decodeProfile.reduce((t, k) => t + k.us_per_token, 0) / 1000, 3);
   prof.restore();
   cache.dispose();
 
@@ -250,14 +271,38 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
   const bytes_per_token = model.memoryUsage().weights - P * E * 4;
   const row: PerfRow = {
     dtype, threads: model.backend.threads, variant: model.backend.variant, weights_bytes: model.memoryUsage().weights, kv_dtype,
-    prefill_128_tok_s, prefill_512_tok_s, decode_128_tok_s, decode_1024_tok_s, recompute_128_tok_s, recompute_1024_tok_s,
+    prefill_128_tok_s, prefill_512_tok_s, decode_128_tok_s: d128.tok_s, decode_1024_tok_s: d1024.tok_s, recompute_128_tok_s, recompute_1024_tok_s,
     bytes_per_token, kv_bytes_per_position: 2 * L * E * (kv_dtype === 'fp16' ? 2 : 4), profile: { decode: decodeProfile, prefill: prefillProfile },
+    host_ms_per_token, decode_128_bw_gb_s: d128.bw, decode_1024_bw_gb_s: d1024.bw,
   };
   await model.dispose();
   return row;
 }
 
 // ----------------------------------------------------------------------------------------------------------
+
+/** The Q4_0 GGUF conversion of the checkpoint (written with the library's own save_gguf, defaults: the token
+ *  embedding stays Q8_0), loaded from the page cache beside the safetensors rows. A GGUF file carries its
+ *  tokenizer and the random checkpoint has none: the conversion reads the checkpoint beside the real GPT-2
+ *  tokenizer of the gpt2-trained fixture (vocab 50257, the 124M shape's), in a temp directory of links. */
+async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
+  const lib: Record<string, unknown> = await import('../src/index.js');
+  if (typeof lib.save_gguf !== 'function') { errors.push('load Q4_0 GGUF: this build has no GGUF support (save_gguf), not measured'); return; }
+  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+  const file = join(src, 'model.Q4_0.gguf');
+  try {
+    const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
+    for (const f of ['config.json', 'model.safetensors']) symlinkSync(join(dir, f), join(src, f));
+    for (const f of ['vocab.json', 'merges.txt']) symlinkSync(join(tok, f), join(src, f));
+    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: 'q4_0' });
+    await warmPageCache(file);
+    await measureLoad('q4 (Q4_0 GGUF)', ['--dtype', 'q4', '--gguf', file]);
+  } catch (e) {
+    errors.push(`load Q4_0 GGUF: ${(e as Error).message}`);
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+}
 
 export async function runModelBench(opts: ModelBenchOptions = {}): Promise<ModelBenchResult> {
   const quick = !!opts.quick;
@@ -274,50 +319,52 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
   }
   const file = join(dir, 'model.safetensors');
   const fileBytes = statSync(file).size;
+  const proto = protocol(quick);
   const result: ModelBenchResult = {
     checkpoint: { shape: temp ? 'gpt2 (124M), random F32' : opts.label ?? dir, file_bytes: fileBytes, params, written_ms, temp },
     load: [], perf: [], peers: [], errors,
-    method: `each configuration in ${quick ? 'a fresh child process' : 'two fresh child processes'}; best of ${quick ? 2 : 4} runs in each (load: best of ${quick ? 1 : 3} processes); decode = ${DECODE_STEPS(quick)} steps; ` +
+    method: `${describeProtocol(proto)} (load: best of ${proto.processes} process(es)); ` +
       'ctx 1024 decode starts from a synthetically filled cache; load timed with the file in the page cache (read once before)',
   };
   try {
     await warmPageCache(file);
     const dtypes = opts.dtypes ?? ['fp32', 'fp16', 'q8', 'q4'];
     const threads = opts.threads ?? [1, 2];
-    // load time and peak RSS: best of a few fresh processes
-    for (const dtype of dtypes) {
+    // load time and peak RSS: best of the protocol's fresh processes
+    const measureLoad = async (label: string, args: string[]) => {
       let best: LoadRow | null = null;
       let minRss = Infinity;
-      for (let r = 0; r < (quick ? 1 : 3); r++) {
-        const res = await runChild<LoadRow>(SELF, ['--child-load', '--dir', dir, '--dtype', dtype], { timeoutMs: 120_000 });
-        if (!res.ok) { errors.push(`load ${dtype}: ${res.error}`); break; }
+      for (let r = 0; r < proto.processes; r++) {
+        const res = await runChild<LoadRow>(SELF, ['--child-load', '--dir', dir!, ...args], { timeoutMs: 120_000 });
+        if (!res.ok) { errors.push(`load ${label}: ${res.error}`); break; }
         minRss = Math.min(minRss, res.value.max_rss_bytes);
         if (!best || res.value.load_ms < best.load_ms) best = res.value;
       }
-      if (best) {
-        best.max_rss_bytes = minRss;
-        best.rss_ratio = round(best.max_rss_bytes / best.file_bytes, 3);
-        best.rss_ratio_above_baseline = round((best.max_rss_bytes - best.rss_before_bytes) / best.file_bytes, 3);
-        result.load.push(best);
-        if (opts.print ?? true) console.log(`  load ${dtype}: ${best.load_ms} ms, peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
-      }
-    }
+      if (!best) return;
+      best.max_rss_bytes = minRss;
+      best.rss_ratio = round(best.max_rss_bytes / best.file_bytes, 3);
+      best.rss_ratio_above_baseline = round((best.max_rss_bytes - best.rss_before_bytes) / best.file_bytes, 3);
+      result.load.push(best);
+      if (opts.print ?? true) console.log(`  load ${label}: ${best.load_ms} ms, peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
+    };
+    for (const dtype of dtypes) await measureLoad(dtype, ['--dtype', dtype]);
+    await measureGGUFLoad(dir, errors, measureLoad);
     const maxT = Math.max(...threads);
-    for (const dtype of dtypes) for (const kv of opts.kvDtypes ?? (dtype === 'q8' ? ['fp32', 'fp16'] as KVDType[] : ['fp32' as KVDType])) {
+    for (const dtype of dtypes) for (const kv of opts.kvDtypes ?? (dtype === 'q8' || dtype === 'q4' ? ['fp32', 'fp16'] as KVDType[] : ['fp32' as KVDType])) {
       for (const t of threads) {
         const args = ['--child-perf', '--dir', dir, '--dtype', dtype, '--threads', String(t), '--kv-dtype', kv];
         if (quick) args.push('--quick');
         // recompute is slow: measure it once per dtype, at the highest thread count (fp32 only in quick mode)
         if (t === maxT && kv === 'fp32' && (!quick || dtype === 'fp32')) args.push('--recompute');
-        // full runs: two fresh processes per configuration, keeping each number's best (the machine is shared)
+        // protocol.processes fresh processes per configuration, keeping each number's best (the machine is shared)
         let row: PerfRow | null = null;
-        for (let attempt = 0; attempt < (quick ? 1 : 2); attempt++) {
+        for (let attempt = 0; attempt < proto.processes; attempt++) {
           const res = await runChild<PerfRow>(SELF, args, { timeoutMs: 900_000 });
           if (!res.ok) { errors.push(`perf ${dtype} ${t}t: ${res.error}`); continue; }
           row = row ? mergeBest(row, res.value) : res.value;
         }
         if (!row) continue;
-        applyBound(row, opts.bandwidth);
+        applyBound(row);
         result.perf.push(row);
         if (opts.print ?? true) {
           console.log(`  ${dtype}${kv === 'fp16' ? ' + fp16 KV' : ''} ${row.threads}t: prefill128 ${row.prefill_128_tok_s} tok/s, prefill512 ${row.prefill_512_tok_s ?? '-'}, decode@128 ${row.decode_128_tok_s}` +
@@ -333,10 +380,16 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
         for (const t of threads) {
           const args = ['--dir', dir, '--threads', String(t), '--dtype', dtype];
           if (quick) args.push('--quick');
-          const res = await runChild<OrtModelRow>(ortScript, args, { timeoutMs: 900_000 });
-          if (!res.ok) { errors.push(`onnxruntime-web whole model ${dtype} ${t}t: ${res.error}`); continue; }
-          result.peers.push(res.value);
-          if (opts.print ?? true) console.log(`  onnxruntime-web ${dtype} ${t}t: prefill128 ${res.value.prefill_128_tok_s} tok/s, decode@128 ${res.value.decode_128_tok_s}, decode@1024 ${res.value.decode_1024_tok_s ?? '-'}`);
+          // the same protocol as ours: protocol.processes fresh processes, each number's best kept
+          let row: OrtModelRow | null = null;
+          for (let attempt = 0; attempt < proto.processes; attempt++) {
+            const res = await runChild<OrtModelRow>(ortScript, args, { timeoutMs: 900_000 });
+            if (!res.ok) { errors.push(`onnxruntime-web whole model ${dtype} ${t}t: ${res.error}`); continue; }
+            row = row ? mergeBestOrt(row, res.value) : res.value;
+          }
+          if (!row) continue;
+          result.peers.push(row);
+          if (opts.print ?? true) console.log(`  onnxruntime-web ${dtype} ${t}t: prefill128 ${row.prefill_128_tok_s} tok/s, decode@128 ${row.decode_128_tok_s}, decode@1024 ${row.decode_1024_tok_s ?? '-'}`);
         }
       }
     }
@@ -369,7 +422,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const dir = argValue(argv, 'dir');
   const dtype = (argValue(argv, 'dtype') ?? 'fp32') as DType;
   if (argv.includes('--child-load')) {
-    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0))));
+    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0), argValue(argv, 'gguf'))));
     process.exit(0);
   } else if (argv.includes('--child-perf')) {
     console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'), (argValue(argv, 'kv-dtype') ?? 'fp32') as KVDType)));
@@ -377,9 +430,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else {
     const json = argv.includes('--json');
     if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
-    const bwArg = argValue(argv, 'bandwidth'); // e.g. 27,35 for 1 and 2 threads
-    const bandwidth = bwArg ? Object.fromEntries(bwArg.split(',').map((v, i) => [String(i + 1), Number(v)])) : undefined;
-    const r = await runModelBench({ quick: argv.includes('--quick'), dir, bandwidth, print: !json, peers: argv.includes('--peers'),
+    const r = await runModelBench({ quick: argv.includes('--quick'), dir, print: !json, peers: argv.includes('--peers'),
       dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number),
       kvDtypes: argValue(argv, 'kv-dtypes')?.split(',') as KVDType[] | undefined });
     if (json) console.log(JSON.stringify(r));

@@ -7,8 +7,9 @@
 // over HTTP from 127.0.0.1 with urlSource. Per (dtype, threads): load time, prefill of 128 tokens, decode at
 // context 128 (32 decodeStep calls after the prefill, greedy argmax fed back), and the wasm build picked.
 // Every runtime is a child process (its own process group, killed on timeout). The runtimes run in turn, in
-// passes (3 full, 2 quick, while the time budget allows), and the best of every round is kept: on a shared 2-core
-// machine a 2-thread run collapses whenever another process takes a core, and passes spread over time filter that.
+// passes (the bench protocol's processes, bench/util/timing.ts, while the time budget allows), each with the
+// protocol's runs and warm-up, and the best of every round is kept: on a shared 2-core machine a 2-thread run
+// collapses whenever another process takes a core, and passes spread over time filter that.
 // --quick is fp32 only and skips the Chromium page column.
 // Budget: full < 10 min, --quick < 3 min. Writes bench/results/runtimes-latest.{md,json} unless --no-write.
 // runRuntimesBench(opts) is the programmatic entry (bench/run.ts); it does not write files unless asked.
@@ -18,6 +19,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GPT2_SHAPES, writeRandomGPT2 } from './util/checkpoint.js';
+import { describeProtocol, protocol } from './util/timing.js';
 import { BENCH_PREFIX, paramsToArgs, type BenchConfig, type BenchDType, type BenchRow, type MeasureParams, type RuntimeBenchReport } from './runtimes/measure.ts';
 
 export type RuntimeName = 'node' | 'deno' | 'bun' | 'chromium' | 'chromium-page';
@@ -32,11 +34,11 @@ export interface RuntimesBenchOptions {
   /** Default: fp32 and q8 (fp32 only with quick). */
   dtypes?: BenchDType[];
   threads?: number[];
-  /** Timed rounds per config and pass (default 2). */
+  /** Timed rounds per config and pass (default: the protocol's runs). */
   rounds?: number;
-  /** decodeStep calls per round (default 32, at least 32). */
+  /** decodeStep calls per round (default: the protocol's decode steps, at least 32). */
   steps?: number;
-  /** Passes over all runtimes (default: 3 full, 2 quick; a later pass of a runtime only runs while the budget allows). */
+  /** Passes over all runtimes (default: the protocol's processes; a later pass of a runtime only runs while the budget allows). */
   passes?: number;
   /** Wall-clock budget in ms for the whole bench (default 9.5 min full, 2.75 min quick). */
   budgetMs?: number;
@@ -193,12 +195,14 @@ export async function runRuntimesBench(opts: RuntimesBenchOptions = {}): Promise
   const deadline = t0 + budget;
   const dtypes = opts.dtypes ?? (quick ? ['fp32'] : ['fp32', 'q8']);
   const threads = opts.threads ?? [1, 2];
+  const proto = protocol(quick);
   const params: MeasureParams = {
     configs: dtypes.flatMap((dtype) => threads.map((t): BenchConfig => ({ dtype, threads: t }))),
-    rounds: opts.rounds ?? 2, prompt: 128, steps: Math.max(32, opts.steps ?? 32),
+    rounds: opts.rounds ?? proto.runs, prompt: 128, steps: Math.max(32, opts.steps ?? proto.decodeSteps),
+    warmupPrefill: proto.warmupPrefill, warmupSteps: proto.warmupSteps,
   };
   const names = opts.runtimes ?? (quick ? ALL_RUNTIMES.filter((n) => n !== 'chromium-page') : ALL_RUNTIMES);
-  const passes = opts.passes ?? (quick ? 2 : 3);
+  const passes = opts.passes ?? proto.processes;
   const skipped: string[] = [];
   const distFile = join(root, 'dist', 'index.js');
   if (!existsSync(distFile)) throw new Error('dist/index.js is missing: run npm run build first');
@@ -284,8 +288,8 @@ export async function runRuntimesBench(opts: RuntimesBenchOptions = {}): Promise
     checkpoint: { shape: temp ? 'gpt2 (124M), random F32' : dir!, file_bytes: fileBytes, params: nParams, temp, written_ms },
     params: { dtypes, threads, rounds: params.rounds, prompt: params.prompt, steps: params.steps },
     columns, greedy_agreement, skipped,
-    method: `each runtime in its own child process on dist/index.js; per (dtype, threads) a fresh from_pretrained (load = its wall time), ` +
-      `a 32-token warm-up prefill + 4 steps, then ${params.rounds} round(s) of: reset, prefill ${params.prompt} tokens (timed), ` +
+    method: `${describeProtocol(proto)}; each runtime in its own child process on dist/index.js; per (dtype, threads) a fresh from_pretrained (load = its wall time), ` +
+      `a ${params.warmupPrefill}-token warm-up prefill + ${params.warmupSteps} steps, then ${params.rounds} round(s) of: reset, prefill ${params.prompt} tokens (timed), ` +
       `${params.steps} decodeStep calls feeding back the greedy argmax (timed, argmax included); ` +
       `${passes} pass(es) over the runtimes, best of all rounds (shared 2-core machine: single runs are noisy). ` +
       'Node/Deno/Bun read the checkpoint directory (page cache warm); Chromium reads it with urlSource over HTTP on 127.0.0.1 ' +

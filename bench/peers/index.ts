@@ -1,10 +1,11 @@
 // Kernel-level comparison on GPT-2-124M shapes: our matmul (through the public Backend, plain-SIMD build, as
-// the model calls it) against tfjs-backend-wasm and onnxruntime-web at 1 and 2 threads. Each peer runs in its
-// own child process (their thread settings are process-wide and tfjs needs patches for Node threads).
+// the model calls it) against tfjs-backend-wasm and onnxruntime-web at 1 and 2 threads. Ours and each peer run
+// in a fresh child process per round (their thread settings are process-wide and tfjs needs patches for Node
+// threads), all with the same protocol (bench/util/timing.ts).
 import { fileURLToPath } from 'node:url';
-import { quietPolicy, runChild } from '../util/child.js';
-import { waitForQuiet } from '../util/quiet.js';
-import { oursMatmul, type MatmulRow, type Shape } from '../util/ours-matmul.js';
+import { runChild } from '../util/child.js';
+import { type MatmulRow, type Shape } from '../util/ours-matmul.js';
+import { describeProtocol, protocol } from '../util/timing.js';
 
 export const GEMV_SHAPES: Shape[] = [[1, 768, 3072], [1, 768, 768], [1, 3072, 768], [1, 768, 50257]];
 export const GEMM_SHAPES: Shape[] = [[128, 768, 3072], [128, 768, 768], [128, 3072, 768]];
@@ -20,18 +21,18 @@ export interface KernelCompareResult {
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
-export async function compareKernels(opts: { quick?: boolean; threads?: number[]; peers?: boolean; rounds?: number } = {}): Promise<KernelCompareResult> {
+export async function compareKernels(opts: { quick?: boolean; threads?: number[]; peers?: boolean } = {}): Promise<KernelCompareResult> {
   const quick = !!opts.quick;
   const shapes = quick ? QUICK_SHAPES : [...GEMV_SHAPES, ...GEMM_SHAPES];
   const threads = opts.threads ?? [1, 2];
-  const timing = { samples: quick ? 4 : 9, sampleMs: quick ? 20 : 40, warmupMs: quick ? 60 : 150 };
+  const proto = protocol(quick);
   const res: KernelCompareResult = {
     rows: [], peers: [], errors: [], ort_run_overhead_ms: {},
     method: '',
   };
-  // Rounds of (ours, ort, tfjs) at each thread count, keeping each row's best over the rounds: the machine is
-  // shared, and interleaving gives every implementation the same chances of a quiet moment.
-  const rounds = opts.rounds ?? (quick ? 2 : 3);
+  // Rounds of (ours, ort, tfjs) at each thread count, one fresh process each, keeping each row's best over the
+  // rounds: the machine is shared, and interleaving gives every implementation the same chances of a quiet moment.
+  const rounds = proto.processes;
   const best = new Map<string, MatmulRow>();
   const keep = (r: MatmulRow) => {
     const key = `${r.impl}|${r.dtype}|${r.threads}|${r.M}x${r.K}x${r.N}|${r.mode}`;
@@ -42,17 +43,14 @@ export async function compareKernels(opts: { quick?: boolean; threads?: number[]
   // GEMV shapes are also measured with weights streamed from memory (decode's regime)
   const dramShapes = shapes.filter(([M, K, N]) => M === 1 && (!quick || N === 3072));
   const dramArg = dramShapes.map((s) => s.join('x')).join(',');
-  const modesOf = (s: Shape) => (dramShapes.some((d) => d.join('x') === s.join('x')) ? ['L3', 'DRAM'] as const : ['L3'] as const);
   const peerSeen = new Set<string>();
   for (let round = 0; round < rounds; round++) {
     for (const t of threads) {
-      try {
-        if (quietPolicy.maxWaitMs > 0) await waitForQuiet(quietPolicy.maxWaitMs);
-        (await oursMatmul(shapes, t, quick ? ['f32', 'q8'] : ['f32', 'f16', 'q8'], timing, 'simd-threads', (s) => [...modesOf(s)])).forEach(keep);
-      } catch (e) { res.errors.push(`ours ${t}t: ${(e as Error).message}`); }
+      const common = ['--threads', String(t), '--shapes', shapeArg, '--dram', dramArg, ...(quick ? ['--quick'] : [])];
+      const ours = await runChild<{ rows: MatmulRow[] }>(here('../util/ours-matmul.ts'), [...common, '--dtypes', quick ? 'f32,q8' : 'f32,f16,q8'], { timeoutMs: 300_000 });
+      if (ours.ok) ours.value.rows.forEach(keep); else res.errors.push(`ours ${t}t: ${ours.error}`);
       if (opts.peers === false) continue;
-      const ortArgs = ['--threads', String(t), '--shapes', shapeArg, '--dtypes', 'f32,q8', '--dram', dramArg];
-      if (quick) ortArgs.push('--quick');
+      const ortArgs = [...common, '--dtypes', 'f32,q8'];
       const o = await runChild<{ rows: MatmulRow[]; version: string; runOverheadMs: number }>(here('./ort.ts'), ortArgs, { timeoutMs: 300_000 });
       if (o.ok) {
         o.value.rows.forEach(keep);
@@ -60,9 +58,8 @@ export async function compareKernels(opts: { quick?: boolean; threads?: number[]
         peerSeen.add(`ort${t}`);
         res.ort_run_overhead_ms[String(t)] = Math.min(res.ort_run_overhead_ms[String(t)] ?? Infinity, o.value.runOverheadMs);
       } else res.errors.push(`onnxruntime-web ${t}t: ${o.error}`);
-      const tfArgs = ['--threads', String(t), '--shapes', shapeArg, '--dram', dramArg];
+      const tfArgs = [...common];
       if (t > 1) tfArgs.push('--force-threads');
-      if (quick) tfArgs.push('--quick');
       const f = await runChild<{ rows: MatmulRow[]; version: string; actualThreads: number; note: string }>(here('./tfjs.ts'), tfArgs, { timeoutMs: 300_000 });
       if (f.ok) {
         f.value.rows.forEach(keep);
@@ -73,7 +70,7 @@ export async function compareKernels(opts: { quick?: boolean; threads?: number[]
     }
   }
   res.rows = [...best.values()];
-  res.method = `best of ${rounds} interleaved rounds (ours, ort, tfjs), each the best of ${timing.samples} samples of >= ${timing.sampleMs} ms; ` +
+  res.method = `interleaved rounds (ours, ort, tfjs), each in a fresh process; ${describeProtocol(proto)}; ` +
     'L3 = the same weight matrix every call (cache-resident below 32 MB), DRAM = cycling through >= 160 MB of distinct weights (decode\'s regime); ' +
     'ours: plain-SIMD threads build via Backend; q8 rows include quantising the activations';
   return res;

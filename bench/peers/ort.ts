@@ -7,16 +7,16 @@
 import { pathToFileURL } from 'node:url';
 import { argValue } from '../util/child.js';
 import { dynamicQuantMatmulModel, matmulModel } from '../util/onnx.js';
-import { copiesFor, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
+import { copiesFor, dramTiming, parseShapes, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
 import { quietRow } from '../util/quiet.js';
-import { bestTimeAsync, fillUniform, gflops, rng, round } from '../util/timing.js';
+import { bestTimeAsync, fillUniform, gflops, kernelTiming, protocol, rng, round } from '../util/timing.js';
 
 export async function ortMatmul(shapes: Shape[], threads: number, dtypes: ('f32' | 'q8')[], quick: boolean, dram: Set<string>): Promise<{ rows: MatmulRow[]; version: string; runOverheadMs: number }> {
   const ort: any = await import('onnxruntime-web');
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = 'error';
   const rows: MatmulRow[] = [];
-  const timing = { samples: quick ? 4 : 7, sampleMs: quick ? 20 : 40, warmupMs: quick ? 40 : 100 };
+  const timing = kernelTiming(protocol(quick));
   // call overhead of session.run on a trivial graph, to judge small shapes
   let runOverheadMs = 0;
   {
@@ -45,7 +45,8 @@ export async function ortMatmul(shapes: Shape[], threads: number, dtypes: ('f32'
         const s = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
         const x = new ort.Tensor('float32', fillUniform(new Float32Array(M * K), 1, 3), [M, K]);
         await quietRow();
-        const { ms } = await bestTimeAsync(() => s.run({ x }), timing);
+        // one run covers every DRAM copy (ops = copies), so two warm-up runs are two passes over them
+        const { ms } = await bestTimeAsync(() => s.run({ x }), mode === 'DRAM' ? dramTiming(timing, 1) : timing);
         await s.release();
         const per = ms / ops;
         rows.push({
@@ -60,7 +61,7 @@ export async function ortMatmul(shapes: Shape[], threads: number, dtypes: ('f32'
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const argv = process.argv.slice(2);
-  const shapes = (argValue(argv, 'shapes') ?? '1x768x3072,128x768x3072').split(',').map((s) => s.split('x').map(Number) as Shape);
+  const shapes = parseShapes(argValue(argv, 'shapes') ?? '1x768x3072,128x768x3072');
   const dtypes = (argValue(argv, 'dtypes') ?? 'f32').split(',') as ('f32' | 'q8')[];
   const dram = new Set((argValue(argv, 'dram') ?? '').split(',').filter(Boolean));
   ortMatmul(shapes, Number(argValue(argv, 'threads') ?? 1), dtypes, argv.includes('--quick'), dram)

@@ -15,8 +15,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { argValue } from '../util/child.js';
 import { quietRow } from '../util/quiet.js';
-import { fillUniform, gflops, round, bestTime } from '../util/timing.js';
-import { copiesFor, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
+import { fillUniform, gflops, kernelTiming, protocol, round, bestTime } from '../util/timing.js';
+import { copiesFor, dramTiming, parseShapes, type MatmulMode, type MatmulRow, type Shape } from '../util/ours-matmul.js';
 
 const require = createRequire(import.meta.url);
 
@@ -60,7 +60,7 @@ export async function tfjsMatmul(shapes: Shape[], threads: number, forceThreads:
   await tf.ready();
   const actualThreads = wasm.getThreadsCount();
   const rows: MatmulRow[] = [];
-  const timing = { samples: quick ? 4 : 7, sampleMs: quick ? 20 : 40, warmupMs: quick ? 40 : 100 };
+  const timing = kernelTiming(protocol(quick));
   for (const [M, K, N] of shapes) {
     const modes: MatmulMode[] = dram.has(`${M}x${K}x${N}`) ? ['L3', 'DRAM'] : ['L3'];
     for (const mode of modes) {
@@ -70,7 +70,7 @@ export async function tfjsMatmul(shapes: Shape[], threads: number, forceThreads:
       const bs = Array.from({ length: copiesFor(mode, K * N * 4) }, (_, c) => tf.tensor2d(fillUniform(new Float32Array(K * N), 0.05, 1 + c), [K, N]));
       let i = 0;
       await quietRow();
-      const { ms } = bestTime(() => { tf.matMul(a, bs[i]).dispose(); i = i + 1 === bs.length ? 0 : i + 1; }, mode === 'DRAM' ? { ...timing, sampleMs: 40, warmupCalls: 2 * bs.length } : timing);
+      const { ms } = bestTime(() => { tf.matMul(a, bs[i]).dispose(); i = i + 1 === bs.length ? 0 : i + 1; }, mode === 'DRAM' ? dramTiming(timing, bs.length) : timing);
       rows.push({ impl: 'tfjs-backend-wasm', dtype: 'f32', threads: actualThreads, M, K, N, mode, ms: round(ms, 4), gflops: round(gflops(M, K, N, ms), 1), weight_gb_s: round((K * N * 4) / (ms * 1e6), 1) });
       a.dispose();
       for (const b of bs) b.dispose();
@@ -81,7 +81,7 @@ export async function tfjsMatmul(shapes: Shape[], threads: number, forceThreads:
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const argv = process.argv.slice(2);
-  const shapes = (argValue(argv, 'shapes') ?? '1x768x3072,128x768x3072').split(',').map((s) => s.split('x').map(Number) as Shape);
+  const shapes = parseShapes(argValue(argv, 'shapes') ?? '1x768x3072,128x768x3072');
   const threads = Number(argValue(argv, 'threads') ?? 1);
   const dram = new Set((argValue(argv, 'dram') ?? '').split(',').filter(Boolean));
   tfjsMatmul(shapes, threads, argv.includes('--force-threads'), argv.includes('--quick'), dram)

@@ -2,7 +2,7 @@
 // Worker). Platform neutral: no node:* imports, no Deno/Bun/DOM globals beyond performance.now(); the caller
 // hands in the built package's namespace and what from_pretrained should read. For each (dtype, threads):
 //   load    from_pretrained wall time (fresh backend each time: wasm instantiation, thread pool, weights);
-//   warm-up a 32-token prefill and 4 decode steps (lets the engine tier the kernels up);
+//   warm-up a prefill of `warmupPrefill` tokens and `warmupSteps` decode steps (lets the engine tier the kernels up);
 //   rounds  each: reset the cache, time a prefill of 128 tokens, then time `steps` decodeStep calls that feed
 //           back the greedy argmax of the logits (the argmax is inside the timed loop, as in real decoding).
 // Best round wins (the machine is shared). Each runtime script prints one `RUNTIMES_BENCH {json}` line.
@@ -18,6 +18,9 @@ export interface MeasureParams {
   prompt: number;
   /** decodeStep calls timed per round. */
   steps: number;
+  /** Warm-up before the rounds: a prefill of this many tokens, then this many decode steps. */
+  warmupPrefill: number;
+  warmupSteps: number;
 }
 
 export interface BenchRow {
@@ -93,8 +96,8 @@ export async function measureAll(api: any, source: () => unknown, p: MeasurePara
       const cache = model.createCache(1, p.prompt + p.steps + 1);
       try {
         // warm-up
-        model.prefill(cache, ids.slice(0, 32));
-        for (let s = 0; s < 4; s++) model.decodeStep([{ cache, id: ids[32 + s], pos: cache.length }]);
+        model.prefill(cache, ids.slice(0, p.warmupPrefill));
+        for (let s = 0; s < p.warmupSteps; s++) model.decodeStep([{ cache, id: ids[p.warmupPrefill + s], pos: cache.length }]);
         const pre: number[] = [];
         const dec: number[] = [];
         let greedy: number[] = [];
@@ -137,7 +140,7 @@ export async function measureAll(api: any, source: () => unknown, p: MeasurePara
 
 /** The query string / argv form of MeasureParams, shared by the drivers and the runtime scripts. */
 export function paramsToArgs(p: MeasureParams): string[] {
-  return [`--configs=${p.configs.map((c) => `${c.dtype}:${c.threads}`).join(',')}`, `--rounds=${p.rounds}`, `--prompt=${p.prompt}`, `--steps=${p.steps}`];
+  return [`--configs=${p.configs.map((c) => `${c.dtype}:${c.threads}`).join(',')}`, `--rounds=${p.rounds}`, `--prompt=${p.prompt}`, `--steps=${p.steps}`, `--warmup-prefill=${p.warmupPrefill}`, `--warmup-steps=${p.warmupSteps}`];
 }
 
 export function paramsFromArgs(get: (name: string) => string | undefined): MeasureParams {
@@ -145,5 +148,6 @@ export function paramsFromArgs(get: (name: string) => string | undefined): Measu
     const [dtype, t] = s.split(':');
     return { dtype: dtype as BenchDType, threads: Number(t) };
   });
-  return { configs, rounds: Number(get('rounds') ?? 2), prompt: Number(get('prompt') ?? 128), steps: Number(get('steps') ?? 32) };
+  return { configs, rounds: Number(get('rounds') ?? 2), prompt: Number(get('prompt') ?? 128), steps: Number(get('steps') ?? 32),
+    warmupPrefill: Number(get('warmup-prefill') ?? 64), warmupSteps: Number(get('warmup-steps') ?? 4) };
 }

@@ -3,12 +3,16 @@
 // mode 'L3': the same weight matrix every call (it stays cache-resident when it fits in L3, as in most kernel
 // benches); mode 'DRAM': the calls cycle through enough distinct copies (>= STREAM_BYTES) that every call
 // streams its weights from memory, as batch-1 decode does.
+// Run as a child (bench/peers/index.ts, like the peers, one fresh process per round):
+//   node --import tsx bench/util/ours-matmul.ts --threads 2 --shapes 1x768x3072,... [--dtypes f32,q8] [--dram 1x768x3072,...] [--quick]
+import { pathToFileURL } from 'node:url';
 import { Q8_BLOCK } from '../../src/runtime/abi.js';
 import { q4_0Bytes, q8_0Bytes, quantizeQ4_0, quantizeQ8_0 } from '../../src/runtime/quant.js';
 import { Backend } from '../../src/runtime/backend.js';
 import type { WasmVariant } from '../../src/runtime/wasm.js';
+import { argValue } from './child.js';
 import { quietRow } from './quiet.js';
-import { bestTime, fillUniform, gflops, rng, round, type TimingOptions } from './timing.js';
+import { bestTime, fillUniform, gflops, kernelTiming, protocol, rng, round, type TimingOptions } from './timing.js';
 
 export type Shape = [M: number, K: number, N: number];
 export type MatmulMode = 'L3' | 'DRAM';
@@ -34,6 +38,8 @@ export function fillBlocks(dst: Uint8Array, dtype: 'q8' | 'q4', count: number, s
   }
 }
 export const copiesFor = (mode: MatmulMode, bytes: number) => (mode === 'L3' ? 1 : Math.max(1, Math.ceil(STREAM_BYTES / bytes)));
+/** DRAM mode timing for every implementation: samples of >= 40 ms, after two passes over all the copies. */
+export const dramTiming = (t: TimingOptions, copies: number): TimingOptions => ({ ...t, sampleMs: Math.max(t.sampleMs ?? 30, 40), warmupCalls: 2 * copies });
 
 export async function oursMatmul(shapes: Shape[], threads: number, dtypes: ('f32' | 'f16' | 'q8' | 'q4')[], t: TimingOptions, variant?: WasmVariant, modes: (s: Shape) => MatmulMode[] = () => ['L3']): Promise<MatmulRow[]> {
   const backend = await Backend.create({ threads, variant, initialBytes: STREAM_BYTES + (64 << 20) });
@@ -62,7 +68,7 @@ export async function oursMatmul(shapes: Shape[], threads: number, dtypes: ('f32
             : dtype === 'f16' ? () => k.matmul_f16(x, ws[next()], 0, y, M, K, N, 0)
               : dtype === 'q8' ? () => { const c = next(); k.quantize_q8(x, xq, xs, M, K); k.matmul_q8(xq, xs, ws[c], 0, y, M, K, N, 0); }
                 : () => { const c = next(); k.quantize_q8(x, xq, xs, M, K); k.matmul_q4(xq, xs, ws[c], 0, y, M, K, N, 0); };
-          const { ms } = bestTime(fn, mode === 'DRAM' ? { ...t, sampleMs: Math.max(t.sampleMs ?? 30, 40), warmupCalls: 2 * copies } : t);
+          const { ms } = bestTime(fn, mode === 'DRAM' ? dramTiming(t, copies) : t);
           rows.push({
             impl: `ours (${backend.variant})`, dtype, threads: backend.threads, M, K, N, mode, ms: round(ms, 4), gflops: round(gflops(M, K, N, ms), 1),
             weight_gb_s: round(wb / (ms * 1e6), 1), note: dtype === 'q8' || dtype === 'q4' ? 'incl. activation quantisation' : undefined,
@@ -75,4 +81,17 @@ export async function oursMatmul(shapes: Shape[], threads: number, dtypes: ('f32
     backend.dispose();
   }
   return rows;
+}
+
+/** `--shapes 1x768x3072,128x768x3072` → shapes. */
+export const parseShapes = (arg: string | undefined): Shape[] => (arg ?? '').split(',').filter(Boolean).map((s) => s.split('x').map(Number) as Shape);
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const argv = process.argv.slice(2);
+  const dram = new Set(parseShapes(argValue(argv, 'dram')).map((s) => s.join('x')));
+  const dtypes = (argValue(argv, 'dtypes') ?? 'f32').split(',') as ('f32' | 'f16' | 'q8' | 'q4')[];
+  oursMatmul(parseShapes(argValue(argv, 'shapes')), Number(argValue(argv, 'threads') ?? 1), dtypes, kernelTiming(protocol(argv.includes('--quick'))), 'simd-threads',
+    (s) => (dram.has(s.join('x')) ? ['L3', 'DRAM'] : ['L3']))
+    .then((rows) => { console.log(JSON.stringify({ rows })); process.exit(0); })
+    .catch((e) => { console.error(e); process.exit(1); });
 }

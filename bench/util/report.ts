@@ -1,21 +1,26 @@
-// Renders the combined bench results as markdown: a targets summary first (each measured number beside its
-// issue target, met/missed), then one section per bench.
+// Renders the combined bench results as markdown: the goals of the open issues and the older targets first (each
+// measured number beside its goal, met/missed, computed from this run), every row where a peer wins, then one
+// section per bench; and the README's "Latest benchmark" table (renderReadmeTable).
 import type { ContentionResult } from '../contention.js';
 import type { AccuracyRow } from '../accuracy.js';
 import type { BandwidthResult } from '../bandwidth.js';
 import type { LargeLoadResult, ModelBenchResult, PerfRow } from '../model.js';
 import type { KernelCompareResult } from '../peers/index.js';
+import { renderRuntimesTable, type RuntimesBenchResult } from '../runtimes.js';
 import type { MatmulRow } from './ours-matmul.js';
 import type { SizeRow } from './sizes.js';
-import { EARLIER, TARGETS, met } from './targets.js';
+import { EARLIER, GOALS, TARGETS, met } from './targets.js';
 
 export interface BenchResults {
-  meta: { date: string; iso: string; quick: boolean; node: string; cpu: string; cores: number; commit: string; dirty: boolean; seconds?: number; notes: string[] };
+  meta: { date: string; iso: string; quick: boolean; node: string; cpu: string; cores: number; commit: string; dirty: boolean; seconds?: number; notes: string[]; protocol: string;
+    /** Set while the run is still going (the report is rewritten after every section): what has finished. */
+    partial?: string };
   bandwidth?: BandwidthResult;
   kernels?: KernelCompareResult;
   kernel_detail?: any;
   model?: ModelBenchResult;
   contention?: ContentionResult;
+  runtimes?: RuntimesBenchResult;
   accuracy?: AccuracyRow[];
   sizes?: SizeRow[];
   large_load?: LargeLoadResult[];
@@ -25,6 +30,8 @@ export interface BenchResults {
   targets?: TargetRow[];
 }
 export interface TargetRow { what: string; measured: string; target: string; status: string; why?: string }
+export interface GoalRow extends TargetRow { issue: number }
+export interface PeerWin { what: string; ours: string; peer: string; ours_over_peer: number }
 
 const f = (v: number | null | undefined, d = 1) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
@@ -99,7 +106,7 @@ export function computeTargets(r: BenchResults): TargetRow[] {
       why: `KV bytes read per token grow ${f((896 * p.kv_bytes_per_position) / 2 ** 20, 0)} MiB from ctx 128 to 1024 (+${f((100 * 896 * p.kv_bytes_per_position) / p.bytes_per_token, 0)}% of the weight bytes)`,
     });
   }
-  for (const l of m?.load ?? []) {
+  for (const l of (m?.load ?? []).filter((x) => x.source !== 'gguf')) {
     out.push({ what: `load 124M ${l.dtype} from page cache`, measured: `${f(l.load_ms, 0)} ms`, target: `< ${TARGETS.load_ms} ms`, status: met(l.load_ms < TARGETS.load_ms) });
     out.push({
       what: `peak RSS loading ${l.dtype} / file size`, measured: `${f(l.rss_ratio, 2)}x (${mib(l.max_rss_bytes)}; ${f(l.rss_ratio_above_baseline, 2)}x above the ${mib(l.rss_before_bytes)} baseline)`,
@@ -111,6 +118,148 @@ export function computeTargets(r: BenchResults): TargetRow[] {
   return out;
 }
 
+/** The goals of issues 8, 9 and 10, each checked against the numbers of this run (n/a where not measured). */
+export function computeGoals(r: BenchResults): GoalRow[] {
+  const out: GoalRow[] = [];
+  const m = r.model;
+  const ratio = (a: number | null | undefined, b: number | null | undefined) => (a != null && b ? a / b : null);
+  const goal = (issue: number, what: string, value: number | null, min: number, unit: string, measured: string) =>
+    out.push({ issue, what, measured: value == null ? '-' : measured, target: `>= ${min}${unit}`, status: value == null ? 'n/a' : met(value >= min) });
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    const x = r.contention?.ratios.find((c) => c.dtype === dtype)?.ratio_2t_1t ?? null;
+    goal(10, `decode ${dtype} under contention: 2t / 1t`, x, GOALS.contention_2t_over_1t, 'x', `${f(x, 2)}x`);
+  }
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    for (const t of [1, 2]) {
+      const p = perf(m, dtype, t);
+      goal(10, `decode ${dtype} ${t}t ctx 128: % of the ${t}-thread bandwidth bound`, p?.decode_128_pct_of_bound ?? null, GOALS.decode_pct_of_bound[dtype], '%',
+        `${f(p?.decode_128_pct_of_bound, 0)}% (${f(p?.decode_128_tok_s)} of ${f(p?.decode_128_bound_tok_s)} tok/s at ${f(p?.decode_128_bw_gb_s)} GB/s)`);
+    }
+  }
+  for (const dtype of ['fp32', 'fp16', 'q8']) {
+    const p = perf(m, dtype, 2), v = p?.host_ms_per_token ?? null;
+    out.push({ issue: 10, what: `host time per decoded token outside kernels, ${dtype} 2t`, measured: v == null ? '-' : `${f(v, 3)} ms`, target: `<= ${GOALS.host_ms_per_token_2t} ms`,
+      status: v == null ? 'n/a' : met(v <= GOALS.host_ms_per_token_2t) });
+  }
+  for (const t of [1, 2]) {
+    const krows = r.kernels?.rows ?? [];
+    const ours = findRow(krows, 'ours', 'q8', t, '128x768x3072'), ort = findRow(krows, 'onnxruntime', 'q8', t, '128x768x3072');
+    const x = ratio(ours?.gflops, ort?.gflops);
+    goal(10, `q8 GEMM 128x768x3072 ${t}t vs onnxruntime-web int8`, x, GOALS.q8_gemm_vs_ort, 'x', `${f(x, 2)}x (${f(ours?.gflops)} vs ${f(ort?.gflops)} GF/s)`);
+  }
+  for (const t of [1, 2]) {
+    const q8 = perf(m, 'q8', t), fp32 = perf(m, 'fp32', t), x = ratio(q8?.prefill_128_tok_s, fp32?.prefill_128_tok_s);
+    goal(10, `q8 prefill 128 ${t}t vs our fp32`, x, GOALS.q8_prefill_vs_fp32, 'x', `${f(x, 2)}x (${f(q8?.prefill_128_tok_s)} vs ${f(fp32?.prefill_128_tok_s)} tok/s)`);
+  }
+  {
+    const a = perf(m, 'fp16', 1)?.prefill_512_tok_s, b = perf(m, 'fp16', 2)?.prefill_512_tok_s, x = ratio(b, a);
+    goal(10, 'prefill 512 fp16: 2t / 1t', x, GOALS.prefill512_fp16_2t_over_1t, 'x', `${f(x, 2)}x (${f(b)} vs ${f(a)} tok/s)`);
+  }
+  for (const t of [1, 2]) {
+    const q4 = perf(m, 'q4', t), q8 = perf(m, 'q8', t), x = ratio(q4?.decode_128_tok_s, q8?.decode_128_tok_s);
+    goal(8, `q4 decode ${t}t ctx 128 vs our q8`, x, GOALS.q4_decode_vs_q8, 'x', `${f(x, 2)}x (${f(q4?.decode_128_tok_s)} vs ${f(q8?.decode_128_tok_s)} tok/s)`);
+  }
+  for (const t of [1, 2]) {
+    const q4 = perf(m, 'q4', t), fp32 = perf(m, 'fp32', t), x = ratio(q4?.prefill_128_tok_s, fp32?.prefill_128_tok_s);
+    goal(8, `q4 prefill 128 ${t}t vs our fp32`, x, GOALS.q4_prefill_vs_fp32, 'x', `${f(x, 2)}x (${f(q4?.prefill_128_tok_s)} vs ${f(fp32?.prefill_128_tok_s)} tok/s)`);
+  }
+  const gguf = m?.load.find((l) => l.source === 'gguf');
+  out.push({ issue: 9, what: 'load 124M Q4_0 GGUF from page cache', measured: gguf ? `${f(gguf.load_ms, 0)} ms` : '-', target: `< ${GOALS.gguf_q4_load_ms} ms`,
+    status: gguf ? met(gguf.load_ms < GOALS.gguf_q4_load_ms) : 'n/a', why: gguf ? undefined : 'GGUF reading not in this build' });
+  return out;
+}
+
+/** Every row of this run where a peer is faster than us: matmul kernels (each dtype, shape, thread count and
+ *  weight regime) and the whole model against onnxruntime-web. */
+export function peerWins(r: BenchResults): PeerWin[] {
+  const out: PeerWin[] = [];
+  const krows = r.kernels?.rows ?? [];
+  for (const ours of krows.filter((x) => x.impl.startsWith('ours'))) {
+    for (const peer of krows.filter((x) => !x.impl.startsWith('ours') && x.dtype === ours.dtype && x.threads === ours.threads && shapeKey(x) === shapeKey(ours) && (x.mode ?? 'L3') === (ours.mode ?? 'L3'))) {
+      if (peer.gflops <= ours.gflops) continue;
+      out.push({ what: `${ours.dtype} matmul ${shapeKey(ours)} ${ours.threads}t (${ours.mode ?? 'L3'}) vs ${peer.impl}`, ours: `${f(ours.gflops)} GF/s`, peer: `${f(peer.gflops)} GF/s`, ours_over_peer: ours.gflops / peer.gflops });
+    }
+  }
+  for (const p of r.model?.peers ?? []) {
+    const dtype = p.dtype === 'f32' ? 'fp32' : 'q8', ours = perf(r.model, dtype, p.threads);
+    if (!ours) continue;
+    const figures: [string, number | null, number | null][] = [
+      ['prefill 128', ours.prefill_128_tok_s, p.prefill_128_tok_s], ['decode ctx 128', ours.decode_128_tok_s, p.decode_128_tok_s], ['decode ctx 1024', ours.decode_1024_tok_s, p.decode_1024_tok_s],
+    ];
+    for (const [what, a, b] of figures) {
+      if (a == null || b == null || b <= a) continue;
+      out.push({ what: `whole model ${dtype} ${what} ${p.threads}t vs onnxruntime-web`, ours: `${f(a)} tok/s`, peer: `${f(b)} tok/s`, ours_over_peer: a / b });
+    }
+  }
+  return out.sort((a, b) => a.ours_over_peer - b.ours_over_peer);
+}
+
+const goalsTable = (goals: GoalRow[]) => table(['issue', 'goal', 'measured', 'target', 'status'], goals.map((g) => [`#${g.issue}`, g.what, g.measured, g.target, g.status + (g.why ? ` (${g.why})` : '')]));
+const winsTable = (wins: PeerWin[]) => table(['where a peer wins', 'ours', 'peer', 'ours / peer'], wins.map((w) => [w.what, w.ours, w.peer, `${f(w.ours_over_peer, 2)}x`]));
+
+/** The README's "Latest benchmark" table, goals and peer wins, all from this run. */
+export function renderReadmeTable(r: BenchResults): string {
+  const M = r.meta, s: string[] = [];
+  s.push(`From \`npm run bench${M.quick ? ' -- --quick' : ''}\` on ${M.date} (commit ${M.commit}${M.dirty ? ' + uncommitted changes' : ''}, ${M.seconds ? `${(M.seconds / 60).toFixed(0)} min` : ''}): ` +
+    `${M.quick ? '**a quick run** (fewer runs and rows than a full one), ' : ''}${M.cores} cores of ${M.cpu}, Node ${M.node}, a random GPT-2-124M-shaped checkpoint, batch 1. ` +
+    '**The machine was shared with other jobs while measuring**, so absolute numbers are noisy; every configuration, ours and the peers\', got the same protocol: ' + `${M.protocol}.` +
+    (M.partial ? ` **Partial run: the run was cut short; ${M.partial}.**` : ''));
+  s.push('');
+  const rows: (string | number)[][] = [];
+  const both = (what: string, cell: (t: number) => string) => rows.push([what, cell(1), cell(2)]);
+  const m = r.model;
+  for (const p of (m?.perf ?? []).filter((x) => x.threads === 1)) {
+    const two = m!.perf.find((x) => x.dtype === p.dtype && x.kv_dtype === p.kv_dtype && x.threads === 2);
+    const cell = (x?: PerfRow) => (x ? `${f(x.decode_128_tok_s)} (${f(x.decode_128_pct_of_bound, 0)}% of ${f(x.decode_128_bw_gb_s)} GB/s)` : '-');
+    rows.push([`decode ${perfLabel(p)}, ctx 128 (tok/s; % of the bandwidth bound measured just before)`, cell(p), cell(two)]);
+  }
+  for (const p of (m?.perf ?? []).filter((x) => x.threads === 1 && x.kv_dtype === 'fp32')) {
+    const two = perf(m, p.dtype, 2);
+    rows.push([`prefill 128 ${p.dtype} (tok/s)`, f(p.prefill_128_tok_s), f(two?.prefill_128_tok_s)]);
+  }
+  both('decode fp32 ctx 1024 (tok/s)', (t) => f(perf(m, 'fp32', t)?.decode_1024_tok_s));
+  both('host time per decoded token outside kernels, fp32 (ms)', (t) => f(perf(m, 'fp32', t)?.host_ms_per_token, 3));
+  if (r.contention) both('decode under contention (a second process spins on one core), fp32 / fp16 / q8 (tok/s)',
+    (t) => ['fp32', 'fp16', 'q8'].map((d) => f(r.contention!.rows.find((x) => x.dtype === d && x.threads === t)?.decode_128_tok_s)).join(' / '));
+  for (const dtype of ['f32', 'q8']) {
+    both(`GEMM 128×768×3072 ${dtype}: ours vs onnxruntime-web (GFLOP/s)`, (t) => {
+      const o = findRow(r.kernels?.rows ?? [], 'ours', dtype, t, '128x768x3072'), p = findRow(r.kernels?.rows ?? [], 'onnxruntime', dtype, t, '128x768x3072');
+      return `${f(o?.gflops)} vs ${f(p?.gflops)}`;
+    });
+  }
+  for (const dtype of ['f32', 'q8'] as const) {
+    both(`whole model ${dtype === 'f32' ? 'fp32' : 'q8'} vs onnxruntime-web: prefill 128 / decode ctx 128 (ours / ort)`, (t) => {
+      const p = m?.peers.find((x) => x.dtype === dtype && x.threads === t), o = perf(m, dtype === 'f32' ? 'fp32' : 'q8', t);
+      return p && o ? `${f(o.prefill_128_tok_s / p.prefill_128_tok_s, 2)}x / ${f(o.decode_128_tok_s / p.decode_128_tok_s, 2)}x` : '-';
+    });
+  }
+  for (const l of m?.load ?? []) rows.push([`load 124M ${l.source === 'gguf' ? 'Q4_0 GGUF' : `${l.dtype} (safetensors)`} from page cache; peak RSS / file`, `${f(l.load_ms / 1000, 2)} s; ${f(l.rss_ratio, 2)}x`, '']);
+  for (const c of r.runtimes?.columns ?? []) {
+    const row = (t: number) => c.rows.find((x) => x.dtype === 'fp32' && x.threads_requested === t);
+    if (c.rows.length) rows.push([`${c.label}${c.version ? ` ${c.version}` : ''}${c.name === 'chromium' ? ' (worker)' : c.name === 'chromium-page' ? ' (page)' : ''}: fp32 prefill 128 / decode ctx 128 (tok/s)`,
+      ...[1, 2].map((t) => `${f(row(t)?.prefill_tok_s)} / ${f(row(t)?.decode_tok_s)}`)]);
+  }
+  s.push(table(['', '1 thread', '2 threads'], rows));
+  s.push('');
+  const acc = (r.accuracy ?? []).filter((x) => !x.model.startsWith('fixture'));
+  if (acc.length) {
+    s.push(`Accuracy against our fp32 path on the 124M-shaped random model: ${acc.map((x) => `${x.dtype} max logit error ${x.max_abs_logit_err.toExponential(1)}, ` +
+      `mean KL ${x.mean_kl.toExponential(1)}, top-1 ${(100 * x.top1_agreement).toFixed(1)}%`).join('; ')} (random weights have near-flat next-token distributions, so top-1 flips are far more frequent than on a trained GPT-2).`);
+    s.push('');
+  }
+  const wins = peerWins(r);
+  const peersMeasured = (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || !!r.model?.peers.length;
+  s.push(!peersMeasured ? 'No peer was measured in this run.' : wins.length ? `Every row of this run where a peer is faster (${wins.length}):` : 'No peer is faster than us in any row of this run.');
+  s.push('');
+  if (wins.length) { s.push(winsTable(wins)); s.push(''); }
+  const goals = computeGoals(r);
+  s.push(`Goals of the open issues, checked against this run: ${goals.filter((g) => g.status === 'met').length} of ${goals.length} met, ` +
+    `${goals.filter((g) => g.status === '**missed**').length} missed, ${goals.filter((g) => g.status === 'n/a').length} not measured:`);
+  s.push('');
+  s.push(goalsTable(goals));
+  return s.join('\n');
+}
+
 export function renderMarkdown(r: BenchResults): string {
   const s: string[] = [];
   const M = r.meta;
@@ -119,10 +268,20 @@ export function renderMarkdown(r: BenchResults): string {
   s.push(`\`npm run bench${M.quick ? ' -- --quick' : ''}\` · Node ${M.node} · ${M.cpu} · ${M.cores} cores · commit ${M.commit}${M.dirty ? ' (+ uncommitted changes in the tree)' : ''}${M.seconds ? ` · ${M.seconds.toFixed(0)} s` : ''}`);
   s.push('');
   s.push('Numbers are the best of several runs (the machine is shared with other jobs, so single runs are noisy); throughputs are higher-is-better.');
+  s.push(`- protocol: ${M.protocol}.`);
   for (const n of M.notes) s.push(`- ${n}`);
   s.push('');
+  s.push('## Goals of the open issues (issues 8, 9, 10), from this run');
+  s.push('');
+  s.push(goalsTable(computeGoals(r)));
+  s.push('');
+  const wins = peerWins(r);
+  s.push(`## Every row where a peer wins (${wins.length})`);
+  s.push('');
+  s.push(wins.length ? winsTable(wins) : (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || r.model?.peers.length ? 'None in this run.' : 'No peer was measured in this run.');
+  s.push('');
   const targets = r.targets ?? computeTargets(r);
-  s.push('## Targets (from the issue)');
+  s.push('## Targets (from the earlier issue)');
   s.push('');
   s.push(table(['what', 'measured', 'target', 'status', 'note'], targets.map((t) => [t.what, t.measured, t.target, t.status, t.why ?? ''])));
   s.push('');
@@ -199,22 +358,22 @@ export function renderMarkdown(r: BenchResults): string {
     s.push('');
     if (m.load.length) {
       s.push(table(['dtype', 'load (page cache)', 'target', 'peak RSS', 'RSS / file', 'target', 'weights in wasm memory'], m.load.map((l) => [
-        l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
+        l.source === 'gguf' ? `${l.dtype} from its Q4_0 GGUF (goal < ${GOALS.gguf_q4_load_ms} ms: ${met(l.load_ms < GOALS.gguf_q4_load_ms)})` : l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
       ])));
       s.push('');
     }
     if (m.perf.length) {
-      s.push(table(['dtype', 'threads', 'prefill 128 tok/s', 'prefill 512 tok/s', 'decode ctx 128 tok/s (target)', 'decode ctx 1024 tok/s', 'bandwidth bound ctx 128 / 1024', '% of bound 128 / 1024', 'recompute ctx 128 / 1024 tok/s', 'KV cache speed-up 128 / 1024'],
+      s.push(table(['dtype', 'threads', 'prefill 128 tok/s', 'prefill 512 tok/s', 'decode ctx 128 tok/s (target)', 'decode ctx 1024 tok/s', 'bandwidth measured before decode 128 / 1024 (GB/s)', 'bandwidth bound ctx 128 / 1024', '% of bound 128 / 1024', 'host ms/token outside kernels', 'recompute ctx 128 / 1024 tok/s', 'KV cache speed-up 128 / 1024'],
         m.perf.map((p) => {
           const tgt = TARGETS.decode_ctx128[p.dtype]?.[p.threads];
           const sp = (a: number | null, b: number | null) => (a != null && b ? `${f(a / b, 0)}x` : '-');
           return [perfLabel(p), p.threads, f(p.prefill_128_tok_s), f(p.prefill_512_tok_s), `${f(p.decode_128_tok_s)} (${tgt ?? '-'}: ${met(tgt ? p.decode_128_tok_s >= tgt : null)})`, f(p.decode_1024_tok_s),
-            `${f(p.decode_128_bound_tok_s)} / ${f(p.decode_1024_bound_tok_s)}`, `${f(p.decode_128_pct_of_bound, 0)}% / ${f(p.decode_1024_pct_of_bound, 0)}%`,
+            `${f(p.decode_128_bw_gb_s)} / ${f(p.decode_1024_bw_gb_s)}`, `${f(p.decode_128_bound_tok_s)} / ${f(p.decode_1024_bound_tok_s)}`, `${f(p.decode_128_pct_of_bound, 0)}% / ${f(p.decode_1024_pct_of_bound, 0)}%`, f(p.host_ms_per_token, 3),
             `${f(p.recompute_128_tok_s, 2)} / ${f(p.recompute_1024_tok_s, 2)}`, `${sp(p.decode_128_tok_s, p.recompute_128_tok_s)} / ${sp(p.decode_1024_tok_s, p.recompute_1024_tok_s)}`];
         })));
       s.push('');
       const p0 = m.perf[0];
-      s.push(`- Bound = read bandwidth at that thread count / (weight bytes read per token + K/V bytes at that context); weight bytes per token: ${m.perf.map((p) => p.dtype).filter((v, i, a) => a.indexOf(v) === i).map((d) => `${d} ${mib(m.perf.find((p) => p.dtype === d)!.bytes_per_token)}`).join(', ')}; K/V ${f(p0.kv_bytes_per_position / 1024, 0)} KiB per position (half that with an fp16 KV cache).`);
+      s.push(`- Bound = read bandwidth / (weight bytes read per token + K/V bytes at that context), the bandwidth measured in the same process with the same thread count right before each decode figure (bench/bandwidth.ts, 256 MiB); weight bytes per token: ${m.perf.map((p) => p.dtype).filter((v, i, a) => a.indexOf(v) === i).map((d) => `${d} ${mib(m.perf.find((p) => p.dtype === d)!.bytes_per_token)}`).join(', ')}; K/V ${f(p0.kv_bytes_per_position / 1024, 0)} KiB per position (half that with an fp16 KV cache).`);
       s.push(`- ${m.method}.`);
       s.push('- Recompute = generate({ use_cache: false }): the whole sequence is run again for every new token.');
     }
@@ -281,6 +440,18 @@ export function renderMarkdown(r: BenchResults): string {
     s.push('');
     s.push(`- ${c.method}.`);
     for (const e of c.errors) s.push(`- error: ${e}`);
+    s.push('');
+  }
+
+  if (r.runtimes) {
+    const rt = r.runtimes;
+    s.push(`## The same model across runtimes (bench/runtimes.ts${rt.meta.quick ? ' --quick: fp32, no Chromium page column' : ''})`);
+    s.push('');
+    s.push(renderRuntimesTable(rt));
+    s.push('');
+    s.push(`- ${rt.method}`);
+    for (const c of rt.columns) for (const e of c.errors) s.push(`- ${c.label}: ${e.replace(/\n/g, ' ').slice(0, 300)}`);
+    for (const x of rt.skipped) s.push(`- skipped: ${x}`);
     s.push('');
   }
 

@@ -1,5 +1,39 @@
 // Timing helpers. The machine is shared (other processes run tests at the same time), so every number we
 // report is the best (minimum time) of several samples, each sample long enough to swamp timer resolution.
+// PROTOCOL is the one measuring protocol of the bench: ours and every peer, in every section, get the same
+// number of fresh processes, timed runs and warm-up, so no side is favoured by getting more chances.
+
+/** How every configuration (ours or a peer's) is measured. */
+export interface Protocol {
+  /** Fresh child processes per configuration; each number keeps its best over them. */
+  processes: number;
+  /** Timed runs per process (whole model: prefill and decode runs; kernels: samples); the best is kept. */
+  runs: number;
+  /** Whole model, before the timed runs: a prefill of this many tokens, then `warmupSteps` decode steps. */
+  warmupPrefill: number;
+  warmupSteps: number;
+  /** decodeStep calls in one timed decode run. */
+  decodeSteps: number;
+  /** Kernels: one sample lasts at least this long (reps doubled until it does), after `kernelWarmupMs` of calls. */
+  kernelSampleMs: number;
+  kernelWarmupMs: number;
+}
+
+export function protocol(quick: boolean): Protocol {
+  return quick
+    ? { processes: 1, runs: 2, warmupPrefill: 64, warmupSteps: 4, decodeSteps: 32, kernelSampleMs: 20, kernelWarmupMs: 60 }
+    : { processes: 2, runs: 4, warmupPrefill: 64, warmupSteps: 4, decodeSteps: 32, kernelSampleMs: 40, kernelWarmupMs: 150 };
+}
+
+/** The kernel timing options of a protocol (bestTime / bestTimeAsync). */
+export const kernelTiming = (p: Protocol): TimingOptions => ({ samples: p.runs, sampleMs: p.kernelSampleMs, warmupMs: p.kernelWarmupMs });
+
+/** One line for report headers. */
+export function describeProtocol(p: Protocol): string {
+  return `every configuration, ours and each peer's alike: ${p.processes} fresh process(es), best of ${p.runs} timed runs in each; ` +
+    `whole model: warm-up = a ${p.warmupPrefill}-token prefill + ${p.warmupSteps} decode steps, a decode run = ${p.decodeSteps} steps; ` +
+    `kernels: ${p.runs} samples of >= ${p.kernelSampleMs} ms after ${p.kernelWarmupMs} ms of warm-up calls`;
+}
 
 export interface TimingOptions {
   /** Target duration of one sample in ms (reps are doubled until a sample takes this long). */
