@@ -368,7 +368,8 @@ export function renderRuntimesMarkdown(res: RuntimesBenchResult): string {
 // ----------------------------------------------------------------------------------------------------------
 // CLI
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// no top-level await: tests import this module's renderers (through bench/util/report.ts) under tsx's CJS transform
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void (async () => {
   const argv = process.argv.slice(2);
   const val = (name: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
   const list = (name: string) => val(name)?.split(',').filter(Boolean);
@@ -385,4 +386,4 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   console.log('\n' + renderRuntimesMarkdown(res));
   if (argv.includes('--json')) console.log(JSON.stringify(res));
   process.exit(0);
-}
+})();
