@@ -277,6 +277,20 @@ test('Q8_0 / Q4_0 blocks are copied as stored: logits equal the safetensors mode
     assert.is(readers[0].dequantized, 0, `${type}: tensors were dequantized instead of copied`);
     assert.equal(warned, [], `${type}: no conversion notice expected`);
   }
+  // 'auto' keeps every group in its stored blocks: a file whose embedding is Q4_0 too runs it at q4 (not the q4 plan's q8)
+  const all4 = join(tmp, 'stored-trained-q4_0-all.gguf');
+  await save_gguf(modelDir('gpt2-trained'), all4, { dtype: 'q4_0', keep: { wte: 'q4_0' } });
+  {
+    const { src, readers } = await tracedGGUF(all4);
+    const m = await GPT2LMHeadModel.from_pretrained(src, opts);
+    try {
+      assert.is(m.weights.plan.wte, 'q4');
+      assert.is(m.weights.wte.dt, m.weights.layers[0].fc.dt);
+      assert.is(readers[0].dequantized, 0, 'all-Q4_0 file: nothing dequantized');
+      const want = await logitsOf(modelDir('gpt2-trained'), { dtype: { default: 'q4', wte: 'q4' } });
+      sameBits((await m.forward({ input_ids: ids })).logits!.data as Float32Array, want.logits, 'all-Q4_0 logits');
+    } finally { await m.dispose(); }
+  }
   // a plan other than the stored blocks converts them (dequantize, then place as the plan says), with one notice
   const { src, readers } = await tracedGGUF(join(tmp, 'stored-trained-q8_0.gguf'));
   let got: Awaited<ReturnType<typeof logitsOf>> | undefined;

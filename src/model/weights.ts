@@ -162,10 +162,22 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
     if (s.quantizable && t.dtype !== 'F16') allF16 = false;
   }
   const { dtype, plan } = resolvePlan(dtypeOpt, reader.preferredDtype ?? (allF16 ? 'fp16' : 'fp32'));
+  if (dtypeOpt === 'auto' || dtypeOpt === undefined) keepStoredBlocks(plan, wanted, byKey);
   let bytes = 0;
   for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
   return { specs: wanted, byKey, dtype, plan, bytes };
+}
+
+/** 'auto' runs a group of matrices in the blocks the file stores all of them in, when those are a run format
+ *  (GGUF Q8_0 → q8, Q4_0 → q4), so nothing stored natively is converted: e.g. a Q4_0 file whose embedding is Q4_0
+ *  too keeps it at q4, where the default q4 plan would convert it to q8. */
+function keepStoredBlocks(plan: Record<TensorGroup, DType>, wanted: Spec[], byKey: Map<string, TensorInfoLike>): void {
+  for (const g of TENSOR_GROUPS) {
+    const types = new Set(wanted.filter((s) => s.group === g).map((s) => byKey.get(s.key)!.quantized?.type));
+    const [only] = types;
+    if (types.size === 1 && only !== undefined && only in NATIVE_BLOCKS) plan[g] = NATIVE_BLOCKS[only];
+  }
 }
 
 /** The dtype of every group from the `dtype` option; `auto` is the checkpoint's (F16 stays fp16, else fp32).
