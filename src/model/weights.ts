@@ -387,7 +387,7 @@ async function copyBlocks(reader: TensorReader, info: TensorInfoLike, key: strin
   if (at !== want) throw new WeightsError(`${file}: tensor ${key} ended after ${at} of ${want} bytes of ${type} blocks`);
 }
 
-/** Files whose conversion notice was shown (once per file and process). */
+/** Conversion notices shown (once per file, conversions and process). */
 const noticed = new Set<string>();
 
 /** One line when quantized tensors are converted on load (dequantized, then placed in the run format) rather
@@ -402,9 +402,9 @@ function noticeConversions(plan: PlannedWeights, convertedTo: (s: Spec) => numbe
     const what = `${info.quantized.type} → ${DT_NAMES[dt]}`;
     counts.set(what, (counts.get(what) ?? 0) + 1);
   }
-  if (!counts.size || noticed.has(file)) return;
-  noticed.add(file);
   const list = [...counts].map(([what, n]) => `${n} × ${what}`).join(', ');
+  if (!counts.size || noticed.has(`${file}: ${list}`)) return;
+  noticed.add(`${file}: ${list}`);
   console.warn(`gpt2-wasm: ${file}: converting quantized tensors on load: ${list} (only Q8_0 at q8 and Q4_0 at q4 are placed as stored)`);
 }
 
