@@ -32,5 +32,5 @@ export type { FetchHandler, FetchHandlerOptions } from './edge/handler.js';
 export { GGUFFile } from './io/gguf.js';
 export type { GGUFEntry, GGUFTensorInfo, GGUFValue } from './io/gguf.js';
 export { GGUFModelSource } from './io/gguf-model.js';
-export { save_gguf } from './io/gguf-write.js';
-export type { GGUFOutType, SaveGGUFOptions, SavedGGUF } from './io/gguf-write.js';
+export { save_gguf } from './model/save-gguf.js';
+export type { GGUFOutType, SaveGGUFOptions, SavedGGUF } from './model/save-gguf.js';

@@ -16,7 +16,7 @@ import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
-import { save_gguf } from '../io/gguf-write.js';
+import { save_gguf } from '../model/save-gguf.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };

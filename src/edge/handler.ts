@@ -10,7 +10,8 @@
 //                           → OpenAI-style text_completion (greedy when temperature is 0 or absent)
 // Requests are validated by the same code as the Node server's (src/server/request.ts), and errors have its shape.
 import { OptionError } from '../errors.js';
-import { urlSource, type ModelSource } from '../io/source.js';
+import { resolveSource } from '../io/resolve.js';
+import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { DTypeOption } from '../model/weights.js';
 import type { WasmVariant } from '../runtime/wasm.js';
@@ -18,8 +19,11 @@ import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError } from '../server/request.js';
 
 export interface FetchHandlerOptions {
-  /** Base URL of a model directory (config.json, model.safetensors, vocab.json, merges.txt); needs Range support. */
+  /** Base URL of a model directory (config.json, model.safetensors, vocab.json, merges.txt), or of a .gguf file
+   *  (a complete model); needs Range support. Resolved as from_pretrained resolves a URL. */
   modelUrl?: string | URL;
+  /** A .gguf file inside the modelUrl directory (from_pretrained's gguf_file). */
+  gguf_file?: string;
   /** Or any ModelSource (memorySource, dirSource, urlSource with custom headers). */
   source?: ModelSource;
   /** Run dtype of the weight matrices (default 'auto': the checkpoint's). */
@@ -120,8 +124,16 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const o = options ?? ({} as FetchHandlerOptions);
   if (!o.source && !o.modelUrl) throw new OptionError('createFetchHandler needs modelUrl or source');
   const fetchFn = o.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
-  const source: ModelSource = o.source ?? urlSource(String(o.modelUrl), { fetch: fetchFn, headers: o.headers, token: o.token });
-  const modelName = o.modelName ?? source.name;
+  // the source is resolved on first use (a GGUF source reads its header), and again after a failure
+  let sourceP: Promise<ModelSource> | null = null;
+  const source = (): Promise<ModelSource> => {
+    if (!sourceP) {
+      sourceP = o.source ? Promise.resolve(o.source) : resolveSource(String(o.modelUrl), { gguf_file: o.gguf_file, fetch: fetchFn, headers: o.headers, token: o.token });
+      sourceP.catch(() => { sourceP = null; });
+    }
+    return sourceP;
+  };
+  const modelName = o.modelName ?? o.source?.name ?? String(o.modelUrl);
   const maxTopK = o.maxTopK ?? 100;
   const maxNew = o.maxNewTokens ?? 256;
   const maxBody = o.maxBodyBytes ?? 1 << 20;
@@ -139,7 +151,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       if (o.kv_dtype !== undefined) opts.kv_dtype = o.kv_dtype;
       if (o.prefill_chunk !== undefined) opts.prefill_chunk = o.prefill_chunk;
       if (o.wasmModule !== undefined) opts.wasmModule = o.wasmModule;
-      modelP = GPT2LMHeadModel.from_pretrained(source, opts)
+      modelP = source().then((s) => GPT2LMHeadModel.from_pretrained(s, opts))
         .then((m) => (loaded = m));
       modelP.catch(() => { modelP = null; }); // a failed load is retried by the next request
     }
@@ -147,7 +159,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   };
   const tokenizer = (): Promise<GPT2Tokenizer> => {
     if (!tokenizerP) {
-      tokenizerP = GPT2Tokenizer.from_pretrained(source);
+      tokenizerP = source().then((s) => GPT2Tokenizer.from_pretrained(s));
       tokenizerP.catch(() => { tokenizerP = null; });
     }
     return tokenizerP;

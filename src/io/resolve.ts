@@ -4,7 +4,7 @@
 import { OptionError } from '../errors.js';
 import { GGUFModelSource } from './gguf-model.js';
 import { resolveHubFile, resolveModel } from './hub.js';
-import { fileSource, urlSource, type ModelSource, type ProgressInfo } from './source.js';
+import { fileSource, urlSource, type ModelSource, type ProgressInfo, type UrlSourceOptions } from './source.js';
 
 export type { ProgressInfo } from './source.js';
 
@@ -34,10 +34,14 @@ export interface SourceOptions {
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
-type ResolveOpts = SourceOptions & { tokenizer?: boolean };
+/** Internal extras: the tokenizer's files, and (edge handler) the fetch and headers of HTTP sources. */
+type ResolveOpts = SourceOptions & { tokenizer?: boolean } & Pick<UrlSourceOptions, 'fetch' | 'headers'>;
 
-/** Options of an HTTP source from the resolve options: token, browser cache, progress. */
-const httpOptions = (opts: ResolveOpts) => ({ token: opts.token ?? undefined, cache: opts.browser_cache === false ? false : undefined, progress_callback: opts.progress_callback });
+/** Options of an HTTP source from the resolve options: token, browser cache, progress, fetch and headers. */
+const httpOptions = (opts: ResolveOpts): UrlSourceOptions => ({
+  token: opts.token ?? undefined, cache: opts.browser_cache === false ? false : undefined, progress_callback: opts.progress_callback,
+  fetch: opts.fetch, headers: opts.headers,
+});
 
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);
