@@ -1,21 +1,29 @@
 // The browser cache end to end in headless Chromium (the Cache API, the browser bundle): load gpt2-tiny from a
 // local HTTP server, reload the page, and check on the server that the second load sent no request for any
 // model file, and that the output is bit-identical. Then clear the cache and load with browser_cache: false:
-// the weights are requested again and nothing is cached. Skipped without Chromium unless
-// GPT2WASM_REQUIRE_RUNTIMES=1 (CI), as the runtime checks.
+// the weights are requested again and nothing is cached. Run twice: with the default store (the Cache API) and
+// with browser_cache: 'opfs' (the Origin Private File System); each run checks, with the browser's own APIs, that
+// the entries went to its store and not the other, and that clearCachedFiles() emptied both. Skipped without
+// Chromium unless GPT2WASM_REQUIRE_RUNTIMES=1 (CI), as the runtime checks.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serveRepo } from './runtimes/browser-server.ts';
 import { chromiumTest } from './helpers/browser.ts';
+import { modelDir } from './helpers/fixtures.js';
 
 const MODEL = '/fixtures/models/gpt2-tiny/';
 
-chromiumTest('browser cache in chromium: the reload reads no model file from the server, same output', async ({ page, report }) => {
+const weightBytes = statSync(join(modelDir('gpt2-tiny'), 'model.safetensors')).size;
+
+for (const store of ['cache-api', 'opfs'] as const) chromiumTest(`browser cache (${store}) in chromium: the reload reads no model file from the server, same output`, async ({ page, report }) => {
+  const query = store === 'opfs' ? '&cache=opfs' : '';
   const server = await serveRepo(true, '/test/runtimes/browser-cache-page.ts');
   try {
     const modelRequests = (from: number) => server.requests.slice(from).filter((r) => r.path.startsWith(MODEL));
 
-    const first = await report(() => page.goto(`${server.url}/?step=load`));
+    const first = await report(() => page.goto(`${server.url}/?step=load${query}`));
     const got1 = modelRequests(0);
     assert.ok(got1.some((r) => r.path.endsWith('model.safetensors')), 'the first load read the weights from the server');
     assert.equal(first.ids, first.expected_ids, 'greedy ids match the fixture');
@@ -33,6 +41,13 @@ chromiumTest('browser cache in chromium: the reload reads no model file from the
     for (const name of ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors']) {
       assert.ok(cached.get(MODEL + name)?.complete, `${name} cached completely: ${JSON.stringify(second.cached)}`);
     }
+    // in the store asked for, not in the other
+    if (store === 'opfs') {
+      assert.equal([second.stored.cacheApi, second.stored.opfs > 0], [0, true], `entries in OPFS only: ${JSON.stringify(second.stored)}`);
+      assert.ok(second.stored.opfsBytes >= weightBytes, `the weights (${weightBytes} bytes) are in OPFS: ${JSON.stringify(second.stored)}`);
+    } else {
+      assert.equal([second.stored.cacheApi > 0, second.stored.opfs], [true, 0], `entries in the Cache API only: ${JSON.stringify(second.stored)}`);
+    }
     // progress: the weights were downloaded the first time (initiate → download → progress… → done) but not the second
     const weightEvents = (r: any) => r.events.filter((e: any) => e.file === 'model.safetensors').map((e: any) => e.status);
     const w1 = weightEvents(first);
@@ -49,9 +64,10 @@ chromiumTest('browser cache in chromium: the reload reads no model file from the
     assert.ok(third.cleared > 0);
     assert.ok(modelRequests(mark2).some((r) => r.path.endsWith('model.safetensors')), 'weights requested after clearing');
     assert.equal(third.cached, [], 'browser_cache: false stores nothing');
+    assert.equal(third.stored, { cacheApi: 0, opfs: 0, opfsBytes: 0 }, 'clearCachedFiles() emptied both stores');
     assert.equal(third.ids, first.ids);
     assert.is(third.logitsHash, first.logitsHash);
-    console.log(`# browser cache: first load ${got1.length} model requests, reload ${got2.length}`);
+    console.log(`# browser cache (${store}): first load ${got1.length} model requests, reload ${got2.length}`);
   } finally {
     await server.close();
   }
