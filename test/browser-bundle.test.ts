@@ -5,7 +5,7 @@
 // it generates the greedy continuation of the lm_greedy case (ids and text) on 2 threads. The run is skipped
 // without Chromium, and fails then when GPT2WASM_REQUIRE_RUNTIMES is set (CI).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -18,23 +18,14 @@ import { GPT2Tokenizer } from '../src/tokenizer/index.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
 
-// The app: the README's pipeline for the text, the model's generate for the ids; it reports to the test driver.
-const APP = `import { pipeline, AutoTokenizer, GPT2LMHeadModel } from 'gpt2-wasm';
+// The app: test/helpers/consumer-app.mjs, run on the page with the case and the model from the server; it
+// reports to the test driver.
+const ENTRY = `import { run } from './consumer-app.mjs';
 
 const report = (r) => globalThis.__gpt2wasmDone(JSON.stringify(r));
 try {
   const c = await (await fetch('/case.json')).json();
-  const url = new URL('/model/', location.href).href;
-  const tokenizer = await AutoTokenizer.from_pretrained(url);
-  const prompt = tokenizer.decode(c.input_ids);
-  const generator = await pipeline('text-generation', url, { threads: 2 });
-  const [{ generated_text }] = await generator(prompt, { max_new_tokens: c.max_new_tokens, do_sample: false });
-  await generator.dispose();
-  const model = await GPT2LMHeadModel.from_pretrained(url, { threads: 2 });
-  const out = await model.generate({ input_ids: [c.input_ids], max_new_tokens: c.max_new_tokens, do_sample: false });
-  const threads = model.backend?.threads ?? null;
-  await model.dispose();
-  report({ ids: Array.from(out.data, Number), prompt, generated_text, threads, isolated: globalThis.crossOriginIsolated === true });
+  report({ ...await run(new URL('/model/', location.href).href, c), isolated: globalThis.crossOriginIsolated === true });
 } catch (e) {
   report({ error: e instanceof Error ? e.name + ': ' + e.message + '\\n' + e.stack : String(e) });
 }
@@ -50,7 +41,8 @@ function bundle(): string {
   try {
     mkdirSync(join(dir, 'node_modules'));
     symlinkSync(repoRoot, join(dir, 'node_modules', 'gpt2-wasm'), 'dir');
-    writeFileSync(join(dir, 'app.js'), APP);
+    writeFileSync(join(dir, 'app.js'), ENTRY);
+    copyFileSync(join(repoRoot, 'test', 'helpers', 'consumer-app.mjs'), join(dir, 'consumer-app.mjs'));
     // the esbuild command as a user runs it (node_modules/.bin/esbuild is the platform's binary)
     const esbuild = join(repoRoot, 'node_modules', '.bin', process.platform === 'win32' ? 'esbuild.cmd' : 'esbuild');
     const r = spawnSync(esbuild, ['app.js', '--bundle', '--platform=browser', '--format=esm', '--outfile=out/app.js', '--log-level=warning'], { cwd: dir, encoding: 'utf8' });

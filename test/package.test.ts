@@ -4,7 +4,7 @@
 // and a plain ESM script there imports 'gpt2-wasm' and generates the fixture's greedy continuation.
 // (The browser side, an app bundled with esbuild --platform=browser and run in Chromium: browser-bundle.test.ts.)
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -63,25 +63,19 @@ test('the tarball installed offline into a fresh project: no script runs, and a 
   const ipkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
   assert.is(ipkg.dependencies, undefined, 'no runtime dependencies');
 
-  // the consumer: the README's pipeline for the text, the model's generate for the ids, on 2 threads
-  writeFileSync(join(project, 'app.mjs'), `import { pipeline, GPT2LMHeadModel, AutoTokenizer } from 'gpt2-wasm';
-const [dir, caseJson] = process.argv.slice(2);
-const c = JSON.parse(caseJson);
-const tokenizer = await AutoTokenizer.from_pretrained(dir);
-const prompt = tokenizer.decode(c.input_ids);
-const generator = await pipeline('text-generation', dir, { threads: 2 });
-const [{ generated_text }] = await generator(prompt, { max_new_tokens: c.max_new_tokens, do_sample: false });
-await generator.dispose();
-const model = await GPT2LMHeadModel.from_pretrained(dir, { threads: 2 });
-const out = await model.generate({ input_ids: [c.input_ids], max_new_tokens: c.max_new_tokens, do_sample: false });
-await model.dispose();
-console.log(JSON.stringify({ ids: Array.from(out.data, Number), prompt, generated_text }));
-`);
+  // the consumer: test/helpers/consumer-app.mjs, run from a plain ESM script
+  copyFileSync(join(repoRoot, 'test', 'helpers', 'consumer-app.mjs'), join(project, 'consumer-app.mjs'));
+  writeFileSync(join(project, 'app.mjs'), [
+    "import { run } from './consumer-app.mjs';",
+    'const [dir, caseJson] = process.argv.slice(2);',
+    'console.log(JSON.stringify(await run(dir, JSON.parse(caseJson))));',
+  ].join('\n'));
   const run = spawnSync(process.execPath, ['app.mjs', modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
   assert.is(run.status, 0, `the consumer script failed:\n${run.stderr}`);
   const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
   const tok = await GPT2Tokenizer.from_pretrained(modelDir(c.model));
   assert.equal(out.ids, c.expected_ids, 'greedy ids match the fixture');
+  assert.is(out.threads, 2);
   assert.is(out.prompt, tok.decode(c.input_ids));
   assert.is(out.generated_text, tok.decode(c.expected_ids), 'the pipeline text is the fixture continuation');
   // and the installed command line

@@ -2,14 +2,13 @@
 // against the model's own forward() log-softmax, n choices sharing one prefill, presence/frequency penalties and
 // logit_bias against a step-by-step reference, /tokenize and /detokenize, /metrics counters that move as
 // requests run, the API key, the drain delay and the served model name.
-import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { applyOpenAIPenalties, createServer, servedModelName, type GPT2Server, type ServerOptions } from '../src/server/index.js';
-import { kernelOpts, modelDir, repoRoot } from './helpers/fixtures.js';
-import { post, slowModel, until, within } from './helpers/server.js';
+import { kernelOpts, modelDir } from './helpers/fixtures.js';
+import { post, slowModel, spawnServe, within } from './helpers/server.js';
 
 const DIR = modelDir('gpt2-tiny');
 let model: GPT2LMHeadModel;
@@ -356,24 +355,15 @@ test('the served model name is the Hub id or the directory name, never an absolu
 
 test('gpt2-wasm serve reads the model flags as the other commands do: --dtype takes a plan (q8,wte=fp32)', async () => {
   await within(60_000, (async () => {
-    const script = `import { serve } from './src/server/index.ts'; await serve(process.argv.slice(1));`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', '--model', DIR, '--port', '0', '--threads', '1', '--dtype', 'q8,wte=fp32', '--kv-dtype', 'fp16', '--quiet'],
-      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HF_HUB_OFFLINE: '1' } });
-    let err = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const p = await spawnServe(['--model', DIR, '--port', '0', '--threads', '1', '--dtype', 'q8,wte=fp32', '--kv-dtype', 'fp16', '--quiet']);
     try {
-      await until(() => /listening on http/.test(err) || child.exitCode !== null, 30_000, 'the server to listen');
-      const url = /listening on (http:\/\/\S+)/.exec(err)?.[1];
-      assert.ok(url, `serve did not start:\n${err}`);
-      const health = await (await fetch(`${url}/health`)).json();
+      const health = await (await fetch(`${p.url}/health`)).json();
       assert.is(health.dtype, 'q8', 'the plan\'s default dtype');
-      const r = await post(url!, { prompt: 'Hello', max_tokens: 3, temperature: 0 });
+      const r = await post(p.url, { prompt: 'Hello', max_tokens: 3, temperature: 0 });
       assert.is(r.status, 200, r.text);
-      child.kill('SIGTERM');
-      assert.is(await within(20_000, exited, 'exit'), 0, err);
-    } finally { if (child.exitCode === null) child.kill('SIGKILL'); }
+      p.child.kill('SIGTERM');
+      assert.is(await within(20_000, p.exited, 'exit'), 0, p.err);
+    } finally { if (p.child.exitCode === null) p.child.kill('SIGKILL'); }
   })(), 'serve --dtype test');
 });
 
