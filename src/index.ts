@@ -21,7 +21,7 @@ export type { GPT2Config, GenerationConfig } from './io/config.js';
 export { parseGPT2Config } from './io/config.js';
 export { dirSource, memorySource, urlSource } from './io/source.js';
 export type { ModelSource, ByteSource, UrlSourceOptions } from './io/source.js';
-export { listCachedFiles, clearCachedFiles, cachedSource, cacheApiStore, memoryCacheStore, DEFAULT_CACHE_NAME } from './io/browser-cache.js';
+export { listCachedFiles, clearCachedFiles, cachedSource, cacheApiStore, opfsStore, memoryCacheStore, DEFAULT_CACHE_NAME } from './io/browser-cache.js';
 export type { CacheStore, CachedFile, CachedSourceOptions } from './io/browser-cache.js';
 export { resolveModel } from './io/hub.js';
 export { resolveSource } from './io/resolve.js';

@@ -3,7 +3,7 @@
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
-import { browserCacheAvailable, cachedSource, cacheApiStore, progressSource, type CacheStore } from './browser-cache.js';
+import { browserCacheAvailable, cachedSource, cacheApiStore, opfsStore, progressSource, type CacheStore } from './browser-cache.js';
 import { badRelativePath, decodeUtf8, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError, parseJsonText } from './files.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -231,9 +231,9 @@ export interface UrlSourceOptions {
   /**
    * Keep the files in a persistent cache so the next load reads nothing from the network
    * (src/io/browser-cache.ts). Default: the Cache API cache "gpt2-wasm" in browsers, no cache elsewhere.
-   * false turns it off; a CacheStore uses that store.
+   * false turns it off; 'opfs' uses the Origin Private File System directory "gpt2-wasm"; a CacheStore uses that store.
    */
-  cache?: boolean | CacheStore;
+  cache?: boolean | 'opfs' | CacheStore;
   /** Bytes per cached chunk of a weights file (default 4 MiB). */
   cacheChunkBytes?: number;
   /** Progress per file: initiate, download, progress (loaded/total bytes), done. */
@@ -366,6 +366,7 @@ export function urlSource(base: string | URL, opts: UrlSourceOptions = {}): Mode
   const src = new UrlSource(String(base), opts);
   const store = opts.cache === false ? null
     : opts.cache === true || opts.cache === undefined ? (browserCacheAvailable() || opts.cache === true ? cacheApiStore() : null)
+    : opts.cache === 'opfs' ? opfsStore()
     : opts.cache;
   if (store) return cachedSource(src, store, { chunkBytes: opts.cacheChunkBytes, onProgress: opts.progress_callback });
   return opts.progress_callback ? progressSource(src, opts.progress_callback) : src;
