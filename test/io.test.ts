@@ -440,6 +440,38 @@ test('sources: URL base with Range reads against a local server', async () => {
   }
 });
 
+test('sources: URL Range reads take exactly the range asked for, from a server that sends more or cuts the body short', async () => {
+  const bytes = new Uint8Array(100_000).map((_, i) => (i * 31 + 7) & 255);
+  let mode: 'exact' | 'open-end' | 'cut' = 'exact';
+  const server = await startServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+    const size = bytes.length;
+    if (req.method === 'HEAD' || !m) { res.writeHead(200, { 'content-length': String(size), 'accept-ranges': 'bytes' }); res.end(); return; }
+    const start = Number(m[1]);
+    const end = mode === 'open-end' ? size - 1 : Number(m[2]); // open-end: the range's end is ignored
+    const body = bytes.subarray(start, end + 1);
+    res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': String(body.length) });
+    if (mode === 'cut') { res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 10)); return; }
+    res.end(body);
+  });
+  try {
+    const f = await urlSource(`${server.url}/m`).open('model.safetensors');
+    for (const m of ['exact', 'open-end'] as const) {
+      mode = m;
+      for (const [off, len] of [[0, 1], [123, 4567], [50_000, 50_000], [99_999, 1]]) {
+        const got = await f.read(off, len);
+        assert.is(got.byteLength, len, `${m}: ${len} bytes at ${off}`);
+        assert.ok(Buffer.from(got).equals(Buffer.from(bytes.subarray(off, off + len))), `${m}: bytes at ${off}`);
+      }
+    }
+    mode = 'cut';
+    const err = await throwsAsync(() => f.read(1000, 60_000), GPT2WasmError, /model\.safetensors: (transfer failed|response had|response ended)/);
+    assert.is((err as GPT2WasmError & { code?: string }).code, 'DOWNLOAD');
+  } finally {
+    await server.close();
+  }
+});
+
 // ------------------------------------------------------------------------------------------------ fuzz
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
