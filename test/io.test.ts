@@ -13,7 +13,7 @@ import {
   ACT, activationId, loadConfig, loadGenerationConfig, parseGenerationConfig, parseGPT2Config,
 } from '../src/io/config.js';
 import {
-  SafetensorsFile, convertToF32, DTYPE_SIZE, openSafetensorsModel,
+  SafetensorsFile, convertToF32, DTYPE_SIZE, openSafetensorsModel, streamTensor,
   type STDtype,
 } from '../src/io/safetensors.js';
 import { bf16ToF32, floatToHalf, fp16ToF32, halfTable } from '../src/io/half.js';
@@ -470,6 +470,27 @@ test('sources: URL Range reads take exactly the range asked for, from a server t
   } finally {
     await server.close();
   }
+});
+
+test('safetensors: a fresh chunk is released to its source once the consumer asks for the next one, never before', async () => {
+  const data = new Uint8Array(100).map((_, i) => i);
+  const log: string[] = [];
+  const src = {
+    name: 'mem', size: async () => data.length,
+    read: async (offset: number, length: number) => data.slice(offset, offset + length),
+    release: (b: Uint8Array) => { log.push(`release ${b[0]}`); },
+  };
+  for await (const { offset, bytes } of streamTensor(src, { name: 't', byteOffset: 0, byteLength: 100 }, 40)) {
+    log.push(`use ${offset}`);
+    assert.is(bytes[0], offset, 'a chunk is whole while it is being used');
+    await new Promise((r) => setTimeout(r, 1)); // the consumer may await while it holds the chunk
+  }
+  assert.equal(log, ['use 0', 'release 0', 'use 40', 'release 40', 'use 80', 'release 80']);
+  // a source reading into one reused buffer is never asked to release it
+  const reused = { ...src, readInto: async (offset: number, target: Uint8Array) => { target.set(data.subarray(offset, offset + target.length)); } };
+  log.length = 0;
+  for await (const _ of streamTensor(reused, { name: 't', byteOffset: 0, byteLength: 100 }, 40)) log.push('use');
+  assert.equal(log, ['use', 'use', 'use']);
 });
 
 // ------------------------------------------------------------------------------------------------ fuzz
