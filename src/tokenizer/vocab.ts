@@ -79,7 +79,7 @@ export class Vocab implements ReadonlyMap<string, number> {
     this.pending = 0;
     let h = FNV_OFFSET;
     for (let i = start; i < start + n; i++) h = fnv(h, this.units[i]);
-    const e = this.find(h, this.units, start, n);
+    const e = this.find(h, this.units, start, start + n, 0, 0);
     if (e >= 0) { this.ids[e] = id; return; }
     const c = this.count;
     if (c + 2 > this.starts.length) {
@@ -130,18 +130,23 @@ export class Vocab implements ReadonlyMap<string, number> {
     for (let e = 0; e < this.count; e++) this.place(e);
   }
 
-  /** The entry whose token is `n` units of `src` from `start` (a string or a unit array), or -1. */
-  private find(h: number, src: string | Uint16Array, start: number, n: number): number {
+  /**
+   * The entry whose token is src[a0, a1) + src[b0, b1) (`src` a string or a unit array; the second range may be
+   * empty) with hash `h`, or -1. Units are compared only when the hash and the length match.
+   */
+  private find(h: number, src: string | Uint16Array, a0: number, a1: number, b0: number, b1: number): number {
     const { table, units, starts } = this;
-    const mask = table.length - 1;
+    const mask = table.length - 1, na = a1 - a0, n = na + b1 - b0;
     for (let s = Math.imul(h, 0x9e3779b1) >>> (32 - this.bits); ; s = (s + 1) & mask) {
       const e = table[s] - 1;
       if (e < 0) return -1;
       if (this.hashes[e] !== h || starts[e + 1] - starts[e] !== n) continue;
       const at = starts[e];
       let i = 0;
-      if (typeof src === 'string') while (i < n && units[at + i] === src.charCodeAt(start + i)) i++;
-      else while (i < n && units[at + i] === src[start + i]) i++;
+      for (; i < n; i++) {
+        const k = i < na ? a0 + i : b0 + i - na;
+        if (units[at + i] !== (typeof src === 'string' ? src.charCodeAt(k) : src[k])) break;
+      }
       if (i === n) return e;
     }
   }
@@ -152,7 +157,7 @@ export class Vocab implements ReadonlyMap<string, number> {
   idOfRange(text: string, start: number, end: number): number {
     let h = FNV_OFFSET;
     for (let i = start; i < end; i++) h = fnv(h, text.charCodeAt(i));
-    const e = this.find(h, text, start, end - start);
+    const e = this.find(h, text, start, end, end, end);
     return e < 0 ? -1 : this.ids[e];
   }
 
@@ -161,19 +166,8 @@ export class Vocab implements ReadonlyMap<string, number> {
     let h = FNV_OFFSET;
     for (let i = a0; i < a1; i++) h = fnv(h, text.charCodeAt(i));
     for (let i = b0; i < b1; i++) h = fnv(h, text.charCodeAt(i));
-    const { table, units, starts } = this;
-    const mask = table.length - 1, na = a1 - a0, n = na + b1 - b0;
-    for (let s = Math.imul(h, 0x9e3779b1) >>> (32 - this.bits); ; s = (s + 1) & mask) {
-      const e = table[s] - 1;
-      if (e < 0) return -1;
-      if (this.hashes[e] !== h || starts[e + 1] - starts[e] !== n) continue;
-      const at = starts[e];
-      let i = 0;
-      while (i < na && units[at + i] === text.charCodeAt(a0 + i)) i++;
-      if (i < na) continue;
-      while (i < n && units[at + i] === text.charCodeAt(b0 + i - na)) i++;
-      if (i === n) return this.ids[e];
-    }
+    const e = this.find(h, text, a0, a1, b0, b1);
+    return e < 0 ? -1 : this.ids[e];
   }
 
   get(token: string): number | undefined {
