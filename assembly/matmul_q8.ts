@@ -16,11 +16,16 @@
 // two widened x loads and four weight loads feed eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4
 // of the 16 xmm registers), then per block the same hsum4i → convert → ·xs → ·d → add as every other tile, so the bits
 // are unchanged. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on the weights
-// directly, with the same bits. Measured (1 thread, CPU time, GPT-2 GEMM shapes, loaded machine): the former tile
-// (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0 form) 22-35 GOP/s; packed panel with the block body written out
-// straight 42-47 (V8 hoists all 16 weight loads of a block to the top and spills ~35 vectors per block); the same
-// with the block's four eighths as a loop (so V8 cannot hoist across them, no spills) 47-52; that loop unrolled by
-// two (spills again) no better.
+// directly, with the same bits. Measured (1 thread, CPU time per call, GPT-2 GEMM shapes 128x768x3072 and
+// 128x3072x768, load ~10 on 2 cores, alternated runs): the former tile (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0
+// form) 22-35 GOP/s (V8 spilled ~40 vectors per block); packed panel with the block body written out straight
+// 42-47 (V8 hoists all 16 weight loads of a block to the top and spills); the block's eighths as a loop (V8
+// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators (this
+// tile) 52-58. Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
+// panel (x code pairs broadcast, weight vectors holding one pair of four rows, so the i32 lanes are outputs and no
+// horizontal sum is needed: 39-57, load16_splat + widen per pair costs what the hsum saved), and the same with
+// eight x codes widened once and pairs broadcast by shuffles (44-47: V8 hoists the eight weight loads and spills).
+// onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales) measured 48-70 GOP/s the same way.
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
@@ -295,13 +300,22 @@ function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i
   let p = wp, xp = x0;
   const xsend = xs0 + (<usize>nb << 2);
   for (let xsp = xs0; xsp < xsend; xsp += 4) {
-    let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    // a loop over the block's four eighths (not unrolled): V8 schedules a straight-line block body with every
+    // the first eighth starts the accumulators, the loop adds the other three
+    let u = v128.load8x8_s(xp), v = v128.load8x8_s(xp + xb);
+    let w = v128.load(p);
+    let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 64);
+    let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 128);
+    let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 192);
+    let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
+    // a loop over the block's other eighths (not unrolled): V8 schedules a straight-line block body with every
     // load first and spills; the loop boundary keeps the live set at 8 accumulators + 2 x + 4 weight vectors
-    for (let e: usize = 0; e < 64; e += 16) {
-      const u = v128.load8x8_s(xp + (e >>> 1)), v = v128.load8x8_s(xp + xb + (e >>> 1));
-      const q = p + e;
-      let w = v128.load(q); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+    const qend = p + 64;
+    for (let q = p + 16, xe = xp + 8; q < qend; q += 16, xe += 8) {
+      u = v128.load8x8_s(xe); v = v128.load8x8_s(xe + xb);
+      w = v128.load(q); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
       w = v128.load(q, 64); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
       w = v128.load(q, 128); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
       w = v128.load(q, 192); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
