@@ -13,7 +13,7 @@
 //    (a bound measured elsewhere or earlier can come out below the decode it bounds);
 //  - host time per decoded token outside kernel calls (from the instrumented run).
 // Every configuration, ours and onnxruntime-web's, follows the one protocol of bench/util/timing.ts.
-//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--json]
+//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--llamacpp] [--json]
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { quietRow } from './util/quiet.js';
 import { describeProtocol, protocol, rng, round } from './util/timing.js';
 import { runBandwidthBench } from './bandwidth.js';
 import { mergeBestOrt, type OrtModelRow } from './peers/ort-gpt2.js';
+import { runLlamaCpp, type LlamaCppResult } from './peers/llamacpp.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
@@ -39,6 +40,9 @@ export interface ModelBenchOptions {
   kvDtypes?: KVDType[];
   /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
   peers?: boolean;
+  /** Also run native llama.cpp's llama-bench on GGUF conversions (bench/peers/llamacpp.ts; needs GPT2WASM_LLAMA_CPP).
+   *  Default: with `peers`. */
+  llamacpp?: boolean;
   print?: boolean;
 }
 
@@ -130,6 +134,8 @@ export interface ModelBenchResult {
   /** onnxruntime-web running the same checkpoint (ONNX graph built in process). */
   peers: OrtModelRow[];
   peer_check?: { max_abs_diff_prefill: number; max_abs_diff_decode: number; same_argmax: boolean };
+  /** Native llama.cpp (llama-bench) on GGUF conversions of the checkpoint, or why it was not measured. */
+  llamacpp?: LlamaCppResult;
   errors: string[];
   method: string;
 }
@@ -281,26 +287,37 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
 
 // ----------------------------------------------------------------------------------------------------------
 
-/** The Q4_0 GGUF conversion of the checkpoint (written with the library's own save_gguf, defaults: the token
- *  embedding stays Q8_0), loaded from the page cache beside the safetensors rows. A GGUF file carries its
- *  tokenizer and the random checkpoint has none: the conversion reads the checkpoint beside the real GPT-2
- *  tokenizer of the gpt2-trained fixture (vocab 50257, the 124M shape's), in a temp directory of links. */
-async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
+/** Writes the GGUF conversion of the checkpoint in `dir` with the library's own save_gguf (`out`: F32, F16, Q8_0 or
+ *  Q4_0, whose default keeps the token embedding at Q8_0). A GGUF file carries its tokenizer and the random
+ *  checkpoint has none: the conversion reads the checkpoint beside the real GPT-2 tokenizer of the gpt2-trained
+ *  fixture (vocab 50257, the 124M shape's), in a temp directory of links. */
+async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8_0' | 'q4_0'): Promise<void> {
   const lib: Record<string, unknown> = await import('../src/index.js');
-  if (typeof lib.save_gguf !== 'function') { errors.push('load Q4_0 GGUF: this build has no GGUF support (save_gguf), not measured'); return; }
-  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
-  const file = join(src, 'model.Q4_0.gguf');
+  if (typeof lib.save_gguf !== 'function') throw new Error('this build has no GGUF support (save_gguf)');
+  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-src-'));
   try {
     const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
     for (const f of ['config.json', 'model.safetensors']) symlinkSync(join(dir, f), join(src, f));
     for (const f of ['vocab.json', 'merges.txt']) symlinkSync(join(tok, f), join(src, f));
-    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: 'q4_0' });
+    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: out });
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+}
+
+/** The Q4_0 GGUF conversion of the checkpoint (defaults: the token embedding stays Q8_0), loaded from the page
+ *  cache beside the safetensors rows. */
+async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+  const file = join(tmp, 'model.Q4_0.gguf');
+  try {
+    await convertToGGUF(dir, file, 'q4_0');
     await warmPageCache(file);
     await measureLoad('q4 (Q4_0 GGUF)', ['--dtype', 'q4', '--gguf', file]);
   } catch (e) {
     errors.push(`load Q4_0 GGUF: ${(e as Error).message}`);
   } finally {
-    rmSync(src, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
@@ -393,6 +410,10 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
         }
       }
     }
+    if (opts.llamacpp ?? opts.peers) {
+      result.llamacpp = await runLlamaCpp(dir, { quick, threads, dtypes, print: opts.print ?? true, convert: convertToGGUF });
+      if (opts.print ?? true) console.log(`  ${result.llamacpp.note}`);
+    }
   } finally {
     if (temp) rmSync(dir, { recursive: true, force: true });
   }
@@ -430,7 +451,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else {
     const json = argv.includes('--json');
     if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
-    const r = await runModelBench({ quick: argv.includes('--quick'), dir, print: !json, peers: argv.includes('--peers'),
+    const r = await runModelBench({ quick: argv.includes('--quick'), dir, print: !json, peers: argv.includes('--peers'), llamacpp: argv.includes('--llamacpp') || undefined,
       dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number),
       kvDtypes: argValue(argv, 'kv-dtypes')?.split(',') as KVDType[] | undefined });
     if (json) console.log(JSON.stringify(r));
