@@ -10,9 +10,22 @@
 // and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
 // non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
-// The Q4_0 GEMM unpacks each group of four weight rows once per M-panel into Q8_0 form in the thread's low scratch
-// slot (common.ts) and runs the Q8_0 tile on it, so the nibble unpacking is not repeated for every pair of x rows;
-// rows too long for the slot (K > 14456) run the Q4_0 tile directly, with the same bits.
+// The GEMM (M > 2) packs each group of four weight rows once per M-panel into the thread's low scratch slot,
+// widened to i16 with the four rows' scales as one f32 vector per block (packPanel; Q4_0 nibbles are unpacked there,
+// so both formats then run the same tile), and runs a 2 x 4 register tile over it (tile2x4p): per eighth of a block,
+// two widened x loads and four weight loads feed eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4
+// of the 16 xmm registers), then per block the same hsum4i → convert → ·xs → ·d → add as every other tile, so the bits
+// are unchanged. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on the weights
+// directly, with the same bits. Measured (1 thread, CPU time per call, GPT-2 GEMM shapes 128x768x3072 and
+// 128x3072x768, load ~10 on 2 cores, alternated runs): the former tile (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0
+// form) 22-35 GOP/s (V8 spilled ~40 vectors per block); packed panel with the block body written out straight
+// 42-47 (V8 hoists all 16 weight loads of a block to the top and spills); the block's eighths as a loop (V8
+// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators (this
+// tile) 52-58. Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
+// panel (x code pairs broadcast, weight vectors holding one pair of four rows, so the i32 lanes are outputs and no
+// horizontal sum is needed: 39-57, load16_splat + widen per pair costs what the hsum saved), and the same with
+// eight x codes widened once and pairs broadcast by shuffles (44-47: V8 hoists the eight weight loads and spills).
+// onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales) measured 48-70 GOP/s the same way.
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
@@ -241,21 +254,79 @@ function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb:
   finish(acc1, bp, yp + yb, 4, flags);
 }
 
-/** Q4_0 rows → the same values as Q8_0 rows (scale copied, codes nibble - 8 as int8): `rows` rows of nb blocks from
- *  w (row stride rb) to dst (row stride nb·34). The GEMM unpacks four weight rows once per panel this way and runs
- *  the Q8_0 tile on them, which gives the same bits as the Q4_0 tile (same codes, same scales, exact integer sums). */
-function q4RowsToQ8(w: usize, rb: usize, rows: i32, nb: i32, dst: usize): void {
-  const eight = i8x16.splat(8), low = i8x16.splat(15);
-  for (let r = 0; r < rows; r++) {
-    let p = w + <usize>r * rb, q = dst + <usize>r * <usize>nb * <usize>Q8_0_BYTES;
-    for (let b = 0; b < nb; b++) {
-      const v = v128.load(p, 2);
-      store<u16>(q, load<u16>(p));
-      v128.store(q, i8x16.sub(v128.and(v, low), eight), 2);
-      v128.store(q, i8x16.sub(i8x16.shr_u(v, 4), eight), 18);
-      p += <usize>Q4_0_BYTES; q += <usize>Q8_0_BYTES;
+// GEMM weight panel: four weight rows repacked once per M-panel into this thread's low scratch slot, per block
+// the four rows' 32 codes widened to i16 (4 × 64 bytes, row r at 64·r) then their four scales as f32 (16 bytes),
+// so the tile's inner loop loads ready i16 vectors and one scale vector instead of widening every weight load and
+// rebuilding the scales for every pair of x rows.
+const PANEL_BLOCK_BYTES: usize = 272;
+
+/** Rows w, w + rb, w + 2·rb, w + 3·rb (nb blocks of format F) → the i16 panel at dst (PANEL_BLOCK_BYTES per block). */
+function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
+  const bb = blockBytes<F>();
+  const r2 = rb * 2, r3 = rb * 3;
+  for (let b = 0; b < nb; b++) {
+    const p = w + <usize>b * bb;
+    for (let r = 0; r < 4; r++) {
+      const q = p + <usize>r * rb, d = dst + (<usize>r << 6);
+      if (isSigned<F>()) {
+        v128.store(d, v128.load8x8_s(q, 2));
+        v128.store(d, v128.load8x8_s(q, 10), 16);
+        v128.store(d, v128.load8x8_s(q, 18), 32);
+        v128.store(d, v128.load8x8_s(q, 26), 48);
+      } else {
+        const v = v128.load(q, 2), eight = i8x16.splat(8);
+        const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+        v128.store(d, i16x8.extend_low_i8x16_s(lo));
+        v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
+        v128.store(d, i16x8.extend_low_i8x16_s(hi), 32);
+        v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
+      }
     }
+    v128.store(dst, scale4(p, p + rb, p + r2, p + r3), 256);
+    dst += PANEL_BLOCK_BYTES;
   }
+}
+
+/** i32 lanes a + dot(u, w) (pairs of i16 products, exact). */
+@inline function dotAdd(a: v128, u: v128, w: v128): v128 {
+  return i32x4.add(a, i32x4.dot_i16x8_s(u, w));
+}
+
+/** tile2x4's arithmetic with the four weight rows from a packed panel (wp): two rows of x (x0, x0 + xb; scales
+ *  xs0, xs0 + xsb). Per block and per eighth of it, two widened x loads and four weight loads feed eight
+ *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 1 weight vector). */
+function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let p = wp, xp = x0;
+  const xsend = xs0 + (<usize>nb << 2);
+  for (let xsp = xs0; xsp < xsend; xsp += 4) {
+    // the first eighth starts the accumulators, the loop adds the other three
+    let u = v128.load8x8_s(xp), v = v128.load8x8_s(xp + xb);
+    let w = v128.load(p);
+    let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 64);
+    let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 128);
+    let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
+    w = v128.load(p, 192);
+    let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
+    // a loop over the block's other eighths (not unrolled): V8 schedules a straight-line block body with every
+    // load first and spills; the loop boundary keeps the live set at 8 accumulators + 2 x + 4 weight vectors
+    const qend = p + 64;
+    for (let q = p + 16, xe = xp + 8; q < qend; q += 16, xe += 8) {
+      u = v128.load8x8_s(xe); v = v128.load8x8_s(xe + xb);
+      w = v128.load(q); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+      w = v128.load(q, 64); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+      w = v128.load(q, 128); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+      w = v128.load(q, 192); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+    }
+    const ws = v128.load(p, 256);
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
+    p += PANEL_BLOCK_BYTES; xp += 32;
+  }
+  finish(acc0, bp, yp, 4, flags);
+  finish(acc1, bp, yp + yb, 4, flags);
 }
 
 /** Rows n.. of at most four (up to n1) through tile1x4. */
@@ -303,20 +374,18 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   const n4 = n0 + ((n1 - n0) & ~3);
   let mb = (PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
   if (mb < 2) mb = 2;
-  // Q4_0: four rows unpacked to Q8_0 form in this thread's low scratch slot when they fit (else the Q4_0 tile)
-  const q8rb = <usize>nb * <usize>Q8_0_BYTES;
-  const fits: bool = q8rb * 4 <= <usize>LOW_SLOT_BYTES;
-  const unpack: bool = !isSigned<F>() && threadIndex() < LOW_SLOTS && fits;
+  // four weight rows packed to i16 in this thread's low scratch slot when they fit (else the direct tile)
+  const packed: bool = threadIndex() < LOW_SLOTS && <usize>nb * PANEL_BLOCK_BYTES <= <usize>LOW_SLOT_BYTES;
   const scratch = lowSlot();
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
     for (let n = n0; n < n4; n += 4) {
       const bp = bias ? bias + (<usize>n << 2) : 0;
-      if (unpack && m2 > m0) {
-        q4RowsToQ8(w + <usize>n * rb, rb, 4, nb, scratch);
+      if (packed && m2 > m0) {
+        packPanel<F>(w + <usize>n * rb, rb, nb, scratch);
         for (let m = m0; m < m2; m += 2) {
-          tile2x4<i8>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, q8rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+          tile2x4p(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
         }
       } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);

@@ -1,7 +1,8 @@
 // The 128 MB edge budget, measured in workerd (the Cloudflare Workers runtime) through createFetchHandler:
 //   node --import tsx bench/edge-budget.ts [--shapes gpt2,distilgpt2] [--contexts 128,512] [--only q8] [--out bench/results/edge-budget-latest.md]
 // For each shape and run dtype, one fresh workerd isolate loads a random F32 checkpoint of that shape over local
-// HTTP, then serves one completion per context C: C - 64 prompt token ids + 64 new tokens (test/runtimes/workerd-budget.ts
+// HTTP (with GPT-2's tokenizer from the fixtures, which the handler loads to decode the replies), then serves one
+// completion per context C: C - 64 prompt token ids + 64 new tokens (test/runtimes/workerd-budget.ts
 // measures; each runs in a child node with a WebSocket for the V8 inspector). Memory figures do not depend on
 // machine load; the load and request times in the JSON do.
 import { spawn } from 'node:child_process';
@@ -38,7 +39,7 @@ export function runBudget(model: string, dtype: string, kvDtype: string | null, 
     child.on('close', (code) => {
       const line = stdout.split('\n').find((l) => l.startsWith(BUDGET_PREFIX));
       done(line ? JSON.parse(line.slice(BUDGET_PREFIX.length))
-        : { model, dtype, kv_dtype: kvDtype, workerd: '?', contexts: [], error: `exit ${code}: ${(stderr || stdout).slice(-1500)}` });
+        : { model, dtype, kv_dtype: kvDtype, workerd: '?', tokenizer: false, contexts: [], error: `exit ${code}: ${(stderr || stdout).slice(-1500)}` });
     });
   });
 }
@@ -69,9 +70,10 @@ async function main() {
   const md = [
     `# Edge memory budget in workerd ${version} — ${new Date().toISOString().slice(0, 10)}`,
     '',
-    '`node --import tsx bench/edge-budget.ts` · one fresh workerd isolate per row group, createFetchHandler with threads 1, the simd kernel build,',
-    'weights streamed over local HTTP (Range) from a random F32 checkpoint of the shape. Context C = (C - 64) prompt token ids + 64 greedy new tokens',
-    'in one /v1/completions request; the contexts run in ascending order in the same isolate, and every figure is a peak so far (wasm memory never shrinks).',
+    '`node --import tsx bench/edge-budget.ts` · one fresh workerd isolate per row group, createFetchHandler with its defaults (threads 1, prefill_chunk 64), the simd kernel build,',
+    'weights streamed over local HTTP (Range) from a random F32 checkpoint of the shape' + (reports.every((x) => x.r.tokenizer) ? ', and GPT-2\'s tokenizer (vocab.json + merges.txt), which the handler loads to decode each reply' : ' (no tokenizer served: fixtures not found)') + '.',
+    'Context C = (C - 64) prompt token ids + 64 greedy new tokens in one /v1/completions request; the contexts run in ascending order in the same isolate,',
+    'and every figure is a peak so far (wasm memory never shrinks).',
     '',
     '- **wasm**: the model\'s WebAssembly.Memory size, read inside the isolate.',
     '- **V8 heap used**: the peak of Runtime.getHeapUsage over workerd\'s inspector, sampled every 20 ms (workerd gives an isolate no heap API of its own).',

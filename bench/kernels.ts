@@ -6,7 +6,10 @@
 // does: GEMV calls cycling through distinct weight matrices totalling >= 256 MiB (8x the L3), through the
 // public Backend at 1 and 2 threads (pool dispatch included), reported as weight GB/s next to the machine's
 // read bandwidth measured by bench/bandwidth.ts.
+// Each matmul row also gives GFLOP/s per CPU-second of the process (best batch): on a shared machine a descheduled
+// batch inflates wall time but not CPU time, so this column tracks kernel changes where wall time cannot.
 //   node --import tsx bench/kernels.ts [--quick] [--json] [--variant simd|relaxed]... [--no-dram] [--dram-only]
+//     [--dtypes q8,q4] [--kinds gemm] [--no-attention]   (e.g. only the q8/q4 GEMM shapes: --dtypes q8,q4 --kinds gemm --no-attention --no-dram)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK, attentionScratchBytes, type KernelABI } from '../src/runtime/abi.js';
@@ -22,6 +25,10 @@ export interface KernelBenchOptions {
   variants?: KernelBenchVariant[];
   /** Weight formats; default f32, f16, q8. */
   dtypes?: ('f32' | 'f16' | 'q8' | 'q4')[];
+  /** Matmul kinds to measure (default both: GEMV decode shapes, GEMM prefill shapes). */
+  kinds?: ('gemv' | 'gemm')[];
+  /** Measure the attention kernels (default true). */
+  attention?: boolean;
   /** Fewer and shorter repetitions. */
   quick?: boolean;
   /** Seconds of timing per measurement (default 0.4, quick 0.12). */
@@ -44,6 +51,8 @@ export interface MatmulBenchRow {
   variant: KernelBenchVariant; dtype: string; kind: 'gemv' | 'gemm'; M: number; K: number; N: number;
   /** Best batch (ms per call, GFLOP/s) and the median batch's GFLOP/s. */
   ms: number; gflops: number; gflops_median: number;
+  /** GFLOP per CPU-second of this process in the best batch by CPU time (robust to being descheduled). */
+  gflops_cpu?: number;
 }
 export interface AttentionBenchRow {
   variant: KernelBenchVariant; kernel: 'blockwise' | 'eager'; B: number; H: number; T: number; S: number; D: number;
@@ -100,22 +109,26 @@ function fill(mem: WebAssembly.Memory, p: number, n: number, kind: 'f32' | 'f16'
 /** Best and median per-call times (ms) of batches run for about `seconds`, after a warm-up long enough for the
  *  engine to tier the kernels up from its baseline compiler. The best batch is the kernel's speed on this
  *  machine; the median shows how much other load there was (the machine is shared). */
-function time(fn: () => void, seconds: number): { best: number; median: number } {
+function time(fn: () => void, seconds: number): { best: number; median: number; bestCpu: number } {
   const w0 = performance.now();
   for (let i = 0; i < 5 || performance.now() - w0 < 60; i++) fn();
   const samples: number[] = [];
   const t0 = performance.now();
-  let reps = 1;
+  let reps = 1, bestCpu = Infinity;
   while (true) {
+    const c = process.cpuUsage();
     const s = performance.now();
     for (let i = 0; i < reps; i++) fn();
     const dt = (performance.now() - s) / reps;
+    const cu = process.cpuUsage(c);
+    // CPU time has ~1 ms granularity on some systems: only batches of >= 5 ms count
+    if (dt * reps >= 5) bestCpu = Math.min(bestCpu, (cu.user + cu.system) / 1000 / reps);
     samples.push(dt);
     if (dt * reps < 5) reps *= 2;
     if (performance.now() - t0 > seconds * 1000 && samples.length >= 3) break;
   }
   samples.sort((a, b) => a - b);
-  return { best: samples[0], median: samples[samples.length >> 1] };
+  return { best: samples[0], median: samples[samples.length >> 1], bestCpu };
 }
 
 function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): { matmul: MatmulBenchRow[]; attention: AttentionBenchRow[] } {
@@ -126,7 +139,8 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
   const memory = createMemory(RESERVED_LOW_BYTES + (180 << 20), shared);
   const k: KernelABI = instantiateKernels(compileVariant(wv), memory);
   const matmul: MatmulBenchRow[] = [];
-  const shapes = [...GEMV.map((s) => ['gemv', s] as const), ...GEMM.map((s) => ['gemm', s] as const)];
+  const kinds = opts.kinds ?? ['gemv', 'gemm'];
+  const shapes = [...GEMV.map((s) => ['gemv', s] as const), ...GEMM.map((s) => ['gemm', s] as const)].filter(([kind]) => kinds.includes(kind));
   for (const dtype of dtypes) {
     for (const [kind, [M, K, N]] of shapes) {
       if (opts.quick && N === 50257 && dtype !== 'f32') continue;
@@ -150,12 +164,12 @@ function benchInProcess(variant: KernelBenchVariant, opts: KernelBenchOptions): 
       } else fn = () => { k.quantize_q8(x, xq, xs, M, K, 0, 1); k.matmul_q4(xq, xs, w, bias, y, M, K, N, 0, 0, 1); };
       const t = time(fn, seconds);
       const gf = (ms: number) => round((2 * M * K * N) / (ms * 1e6), 2);
-      matmul.push({ variant, dtype, kind, M, K, N, ms: round(t.best, 4), gflops: gf(t.best), gflops_median: gf(t.median) });
+      matmul.push({ variant, dtype, kind, M, K, N, ms: round(t.best, 4), gflops: gf(t.best), gflops_median: gf(t.median), ...(Number.isFinite(t.bestCpu) ? { gflops_cpu: gf(t.bestCpu) } : {}) });
     }
   }
   const attention: AttentionBenchRow[] = [];
   const B = 1, H = 12, D = 64;
-  for (const [T, S] of ATTN) {
+  for (const [T, S] of opts.attention === false ? [] : ATTN) {
     let top = RESERVED_LOW_BYTES;
     const alloc = (bytes: number) => { const p = top; top = (top + bytes + 63) & ~63; return p; };
     const qStride = 3 * H * D, cap = S;
@@ -284,6 +298,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
     if (opts.quick) args.push('--quick');
     if (opts.seconds) args.push('--seconds', String(opts.seconds));
     if (opts.dtypes) args.push('--dtypes', opts.dtypes.join(','));
+    if (opts.kinds) args.push('--kinds', opts.kinds.join(','));
+    if (opts.attention === false) args.push('--no-attention');
     if (!shared) args.push('--unshared');
     args.push(opts.dramOnly ? '--dram-only' : dram ? '--dram' : '--no-dram', '--no-bandwidth');
     if (opts.dramThreads) args.push('--dram-threads', opts.dramThreads.join(','));
@@ -316,16 +332,16 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
 function printResult(r: KernelBenchResult) {
   const variants = [...new Set(r.matmul.map((m) => m.variant))];
   const keys = [...new Set(r.matmul.map((m) => `${m.dtype} ${m.kind} ${m.M}x${m.K}x${m.N}`))];
-  console.log(`kernel bench (1 thread, ${r.node}): GFLOP/s of the best batch (median in parentheses)`);
+  console.log(`kernel bench (1 thread, ${r.node}): GFLOP/s of the best batch (median in parentheses; cpu: per CPU-second)`);
   console.log(['shape'.padEnd(28), ...variants.map((v) => v.padStart(14))].join(''));
   for (const key of keys) {
     const cells = variants.map((v) => {
       const m = r.matmul.find((x) => x.variant === v && `${x.dtype} ${x.kind} ${x.M}x${x.K}x${x.N}` === key);
-      return (m ? `${m.gflops.toFixed(1)} (${m.gflops_median.toFixed(0)})` : '-').padStart(14);
+      return (m ? `${m.gflops.toFixed(1)} (${m.gflops_median.toFixed(0)})${m.gflops_cpu ? ` cpu ${m.gflops_cpu.toFixed(1)}` : ''}` : '-').padStart(m?.gflops_cpu ? 24 : 14);
     });
     console.log([key.padEnd(28), ...cells].join(''));
   }
-  console.log('attention (B=1, H=12, D=64, causal), ms');
+  if (r.attention.length) console.log('attention (B=1, H=12, D=64, causal), ms');
   for (const a of r.attention) console.log(`  ${a.variant.padEnd(8)} ${a.kernel.padEnd(10)} T=${a.T} S=${a.S} ${a.kv_dtype} ${a.kv === 'dram' ? 'K/V from DRAM' : 'K/V cached'}: ${a.ms.toFixed(3)} ms (median ${a.ms_median.toFixed(3)})`);
   if (r.dram) {
     const bw = Object.entries(r.dram.bandwidth).map(([t, v]) => `${t} thread(s) ${v} GB/s`).join(', ');
@@ -344,6 +360,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (variants.length) opts.variants = variants;
   const sec = argv.indexOf('--seconds'); if (sec >= 0) opts.seconds = Number(argv[sec + 1]);
   const dts = argv.indexOf('--dtypes'); if (dts >= 0) opts.dtypes = argv[dts + 1].split(',') as any;
+  const kds = argv.indexOf('--kinds'); if (kds >= 0) opts.kinds = argv[kds + 1].split(',') as any;
+  if (argv.includes('--no-attention')) opts.attention = false;
   opts.dram = !argv.includes('--no-dram');
   opts.dramOnly = argv.includes('--dram-only');
   opts.noBandwidth = argv.includes('--no-bandwidth');

@@ -13,7 +13,9 @@
 //    (a bound measured elsewhere or earlier can come out below the decode it bounds);
 //  - host time per decoded token outside kernel calls (from the instrumented run).
 // Every configuration, ours and onnxruntime-web's, follows the one protocol of bench/util/timing.ts.
-//   node --import tsx bench/model.ts [--quick] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--llamacpp] [--json]
+//  - load of the checkpoint's Q4_0 and Q8_0 GGUF conversions (their blocks are copied as stored, issue 9);
+//  - with --llamacpp (or --peers) and GPT2WASM_LLAMA_CPP set: native llama.cpp's llama-bench on GGUF conversions.
+//   node --import tsx bench/model.ts [--quick] [--load-only] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--llamacpp] [--json]
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +30,9 @@ import { runLlamaCpp, writeUntiedHeadShards, type LlamaCppResult } from './peers
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
+/** The GGUF conversions whose load is measured: matrices in the runtime's q4 / q8 blocks. */
+export type GGUFBenchType = 'Q4_0' | 'Q8_0';
+export const GGUF_BENCH_TYPES: GGUFBenchType[] = ['Q4_0', 'Q8_0'];
 export interface ModelBenchOptions {
   quick?: boolean;
   /** Use this checkpoint directory instead of writing a random 124M one. */
@@ -38,6 +43,8 @@ export interface ModelBenchOptions {
   threads?: number[];
   /** KV cache element types to measure (default: fp32, plus fp16 for q8). */
   kvDtypes?: KVDType[];
+  /** Measure the load rows only (safetensors per dtype and the GGUF conversions), no throughput. */
+  loadOnly?: boolean;
   /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
   peers?: boolean;
   /** Also run native llama.cpp's llama-bench on GGUF conversions (bench/peers/llamacpp.ts; needs GPT2WASM_LLAMA_CPP).
@@ -47,8 +54,9 @@ export interface ModelBenchOptions {
 }
 
 export interface LoadRow {
-  /** What was loaded: the safetensors checkpoint (default) or its Q4_0 GGUF conversion. */
+  /** What was loaded: the safetensors checkpoint (default) or its GGUF conversion, of type gguf_type. */
   source?: 'safetensors' | 'gguf';
+  gguf_type?: GGUFBenchType;
   dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
 export interface PerfRow {
   dtype: DType; threads: number; variant: string; weights_bytes: number;
@@ -158,8 +166,8 @@ async function warmPageCache(file: string): Promise<void> {
 // ----------------------------------------------------------------------------------------------------------
 // child: load only (peak RSS)
 
-/** Loads `dir` as `dtype`, or (gguf) the GGUF file as it is: its blocks map onto the runtime's dtypes. */
-async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string): Promise<LoadRow & { decode_tok_s?: number }> {
+/** Loads `dir` as `dtype`, or (gguf) the GGUF file with dtype 'auto': its Q4_0 / Q8_0 blocks are the runtime's q4 / q8. */
+async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string, ggufType?: GGUFBenchType): Promise<LoadRow & { decode_tok_s?: number }> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
   const file = gguf ?? join(dir, 'model.safetensors');
   const before = process.memoryUsage().rss;
@@ -180,7 +188,7 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: stri
     cache.dispose();
   }
   const row: LoadRow & { decode_tok_s?: number } = {
-    source: gguf ? 'gguf' : 'safetensors', decode_tok_s, dtype, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
+    source: gguf ? 'gguf' : 'safetensors', gguf_type: gguf ? ggufType : undefined, decode_tok_s, dtype: model.dtype as DType, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
     rss_ratio: round(maxRss / fileBytes, 3), rss_ratio_above_baseline: round((maxRss - before) / fileBytes, 3), weights_bytes: model.memoryUsage().weights,
   };
   await model.dispose();
@@ -294,7 +302,7 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
  *  that copies the embedding, as llama.cpp's converter writes GPT-2 (bench/peers/llamacpp.ts). */
 async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8_0' | 'q4_0', opts: { untiedHead?: boolean } = {}): Promise<void> {
   const lib: Record<string, unknown> = await import('../src/index.js');
-  if (typeof lib.save_gguf !== 'function') throw new Error('this build has no GGUF support (save_gguf)');
+  if (typeof lib.save_gguf !== 'function') throw new Error('this build has no GGUF support (save_gguf), not measured');
   const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-src-'));
   try {
     const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
@@ -309,17 +317,23 @@ async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8
   }
 }
 
-/** The Q4_0 GGUF conversion of the checkpoint (defaults: the token embedding stays Q8_0), loaded from the page
- *  cache beside the safetensors rows. */
+/** The Q4_0 and Q8_0 GGUF conversions of the checkpoint (convertToGGUF; in Q4_0 the token embedding stays Q8_0),
+ *  each loaded from the page cache beside the safetensors rows with the same protocol (measureLoad). */
 async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
-  const file = join(tmp, 'model.Q4_0.gguf');
   try {
-    await convertToGGUF(dir, file, 'q4_0');
-    await warmPageCache(file);
-    await measureLoad('q4 (Q4_0 GGUF)', ['--dtype', 'q4', '--gguf', file]);
-  } catch (e) {
-    errors.push(`load Q4_0 GGUF: ${(e as Error).message}`);
+    for (const type of GGUF_BENCH_TYPES) {
+      const file = join(tmp, `model.${type}.gguf`);
+      try {
+        await convertToGGUF(dir, file, type === 'Q4_0' ? 'q4_0' : 'q8_0');
+        await warmPageCache(file);
+        await measureLoad(`${type} GGUF`, ['--gguf', file, '--gguf-type', type]);
+      } catch (e) {
+        errors.push(`load ${type} GGUF: ${(e as Error).message}`);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -370,6 +384,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
     };
     for (const dtype of dtypes) await measureLoad(dtype, ['--dtype', dtype]);
     await measureGGUFLoad(dir, errors, measureLoad);
+    if (opts.loadOnly) return result;
     const maxT = Math.max(...threads);
     for (const dtype of dtypes) for (const kv of opts.kvDtypes ?? (dtype === 'q8' || dtype === 'q4' ? ['fp32', 'fp16'] as KVDType[] : ['fp32' as KVDType])) {
       for (const t of threads) {
@@ -447,7 +462,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const dir = argValue(argv, 'dir');
   const dtype = (argValue(argv, 'dtype') ?? 'fp32') as DType;
   if (argv.includes('--child-load')) {
-    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0), argValue(argv, 'gguf'))));
+    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0), argValue(argv, 'gguf'), argValue(argv, 'gguf-type') as GGUFBenchType | undefined)));
     process.exit(0);
   } else if (argv.includes('--child-perf')) {
     console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'), (argValue(argv, 'kv-dtype') ?? 'fp32') as KVDType)));
@@ -455,7 +470,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else {
     const json = argv.includes('--json');
     if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
-    const r = await runModelBench({ quick: argv.includes('--quick'), dir, print: !json, peers: argv.includes('--peers'), llamacpp: argv.includes('--llamacpp') || undefined,
+    const r = await runModelBench({ quick: argv.includes('--quick'), loadOnly: argv.includes('--load-only'), dir, print: !json, peers: argv.includes('--peers'), llamacpp: argv.includes('--llamacpp') || undefined,
       dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number),
       kvDtypes: argValue(argv, 'kv-dtypes')?.split(',') as KVDType[] | undefined });
     if (json) console.log(JSON.stringify(r));

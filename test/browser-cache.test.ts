@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cachedSource, clearCachedFiles, listCachedFiles, memoryCacheStore } from '../src/io/browser-cache.js';
 import { urlSource, type ProgressInfo } from '../src/io/source.js';
-import { DownloadError } from '../src/errors.js';
+import { DownloadError, OptionError } from '../src/errors.js';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { sendBytes, startServer } from './helpers/http-server.ts';
 import { fixturesDir, kernelOpts } from './helpers/fixtures.js';
@@ -152,6 +152,27 @@ test('cache: cache false reads through; a store write that fails leaves the read
     full.put = async () => { throw new Error('QuotaExceededError'); };
     const c = cachedSource(urlSource(`${base}`, { cache: false }), full);
     assert.equal(await c.readBytes('config.json'), file('config.json'));
+  } finally {
+    await server.close();
+  }
+});
+
+test("browser_cache: 'opfs' is the browser's (none in Node: the model loads uncached); another value is an OptionError", async () => {
+  const { server, base } = await modelServer();
+  try {
+    const m = await GPT2LMHeadModel.from_pretrained(base, { threads: 1, browser_cache: 'opfs', ...kernelOpts() });
+    await m.dispose();
+    assert.ok(server.requests.some((r) => r.path === '/m/model.safetensors'));
+    assert.throws(() => urlSource(base, { cache: 'opfs' }), (e: unknown) => e instanceof DownloadError && /Origin Private File System/.test((e as Error).message), 'asked for directly, a missing OPFS is an error');
+    for (const bad of ['idb', 1, null]) {
+      try {
+        await GPT2LMHeadModel.from_pretrained(base, { threads: 1, browser_cache: bad as any });
+        assert.unreachable(`browser_cache ${JSON.stringify(bad)} accepted`);
+      } catch (e) {
+        assert.instance(e, OptionError);
+        assert.match((e as Error).message, /browser_cache/);
+      }
+    }
   } finally {
     await server.close();
   }

@@ -6,57 +6,45 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chromiumMissing, launchChromium } from './runtimes/browser-server.ts';
-import { fixturesDir, modelDir, requireRuntimes } from './helpers/fixtures.js';
+import { chromiumTest } from './helpers/browser.ts';
+import { fixturesDir, modelDir } from './helpers/fixtures.js';
 import { GPT2Tokenizer } from '../src/tokenizer/index.js';
 // @ts-expect-error: a plain .mjs script without declarations
 import { startExampleServer } from '../examples/browser/serve.mjs';
 
 const TIMEOUT_MS = 90_000;
-const missing = chromiumMissing();
 
-if (missing && !requireRuntimes) {
-  test.skip(`examples/browser in chromium (${missing})`, () => {});
-} else {
-  test('examples/browser: tokens stream into the page from the worker', async () => {
-    if (missing) assert.unreachable(missing);
-    const greedy = JSON.parse(readFileSync(join(fixturesDir, 'cases', 'lm_greedy.json'), 'utf8'));
-    const tok = await GPT2Tokenizer.from_pretrained(modelDir('gpt2-tiny'));
-    const prompt = tok.decode(greedy.input_ids);
-    assert.equal(tok.encode(prompt), greedy.input_ids, 'the prompt text encodes back to the case ids');
-    const expected = tok.decode(greedy.expected_ids.slice(greedy.input_ids.length));
+chromiumTest('examples/browser: tokens stream into the page from the worker', async ({ page, log }) => {
+  const greedy = JSON.parse(readFileSync(join(fixturesDir, 'cases', 'lm_greedy.json'), 'utf8'));
+  const tok = await GPT2Tokenizer.from_pretrained(modelDir('gpt2-tiny'));
+  const prompt = tok.decode(greedy.input_ids);
+  assert.equal(tok.encode(prompt), greedy.input_ids, 'the prompt text encodes back to the case ids');
+  const expected = tok.decode(greedy.expected_ids.slice(greedy.input_ids.length));
 
-    const server = await startExampleServer({ port: 0, model: modelDir('gpt2-tiny') });
-    const browser = await launchChromium();
-    const log: string[] = [];
-    try {
-      const page = browser.context.pages()[0] ?? await browser.context.newPage();
-      page.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
-      page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
-      await page.goto(`${server.url}/?threads=2`);
-      await page.waitForSelector('#run:not([disabled])', { timeout: TIMEOUT_MS });
-      await page.fill('#prompt', prompt);
-      await page.fill('#max', String(greedy.max_new_tokens));
-      await page.click('#run');
-      await page.waitForFunction(() => document.getElementById('status')!.dataset.done === '1' || !!document.getElementById('status')!.dataset.error, null, { timeout: TIMEOUT_MS });
-      const state = await page.evaluate(() => ({
-        status: document.getElementById('status')!.textContent,
-        error: document.getElementById('status')!.dataset.error ?? null,
-        output: document.getElementById('output')!.textContent,
-        pieces: Number(document.getElementById('output')!.dataset.pieces ?? 0),
-        isolated: (globalThis as any).crossOriginIsolated,
-      }));
-      assert.is(state.error, null, `${state.error}\n${log.join('\n')}`);
-      assert.is(state.isolated, true, 'serve.mjs makes the page cross-origin isolated');
-      assert.ok(state.pieces > 1, `text arrived in ${state.pieces} piece(s): streamed, not at the end`);
-      assert.is(state.output, prompt + expected);
-      assert.match(state.status ?? '', /^done: \d+ tokens/);
-      assert.ok(server.requests.some((p: string) => p === '/model/model.safetensors'), 'weights read from the example server');
-    } finally {
-      await browser.close();
-      await server.close();
-    }
-  });
-}
+  const server = await startExampleServer({ port: 0, model: modelDir('gpt2-tiny') });
+  try {
+    await page.goto(`${server.url}/?threads=2`);
+    await page.waitForSelector('#run:not([disabled])', { timeout: TIMEOUT_MS });
+    await page.fill('#prompt', prompt);
+    await page.fill('#max', String(greedy.max_new_tokens));
+    await page.click('#run');
+    await page.waitForFunction(() => document.getElementById('status')!.dataset.done === '1' || !!document.getElementById('status')!.dataset.error, null, { timeout: TIMEOUT_MS });
+    const state = await page.evaluate(() => ({
+      status: document.getElementById('status')!.textContent,
+      error: document.getElementById('status')!.dataset.error ?? null,
+      output: document.getElementById('output')!.textContent,
+      pieces: Number(document.getElementById('output')!.dataset.pieces ?? 0),
+      isolated: (globalThis as any).crossOriginIsolated,
+    }));
+    assert.is(state.error, null, `${state.error}\n${log.join('\n')}`);
+    assert.is(state.isolated, true, 'serve.mjs makes the page cross-origin isolated');
+    assert.ok(state.pieces > 1, `text arrived in ${state.pieces} piece(s): streamed, not at the end`);
+    assert.is(state.output, prompt + expected);
+    assert.match(state.status ?? '', /^done: \d+ tokens/);
+    assert.ok(server.requests.some((p: string) => p === '/model/model.safetensors'), 'weights read from the example server');
+  } finally {
+    await server.close();
+  }
+});
 
 test.run();

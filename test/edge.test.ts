@@ -1,11 +1,13 @@
 // src/edge/handler.ts on Node: routes, validation, lazy single load, and the modelUrl path (Range reads from a
 // local HTTP server). The same handler under Deno.serve is checked by test/runtimes/edge-deno.ts.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFetchHandler, topK } from '../src/edge/handler.js';
 import { dirSource, type ModelSource } from '../src/io/source.js';
+import { save_gguf } from '../src/model/save-gguf.js';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { compareClose, modelDir, readCase, readReference, testKernels as kernels } from './helpers/fixtures.js';
 
@@ -173,6 +175,36 @@ test('modelUrl: weights are read from a URL with Range requests', async () => {
   } finally {
     await h.dispose();
     await server.close();
+  }
+});
+
+test('modelUrl: a .gguf URL, or a directory URL with gguf_file, is a whole model (weights by ranges, tokenizer from metadata)', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-edge-gguf-'));
+  const file = join(tmp, 'tiny.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'f32' });
+  const bytes = readFileSync(file);
+  const server = await startServer((req, res, path) => {
+    if (path !== '/models/tiny.gguf') { res.writeHead(404); res.end(); return; }
+    sendBytes(req, res, bytes);
+  });
+  try {
+    for (const o of [{ modelUrl: `${server.url}/models/tiny.gguf` }, { modelUrl: `${server.url}/models/`, gguf_file: 'tiny.gguf' }]) {
+      const before = server.requests.length;
+      const h = createFetchHandler({ ...o, kernels });
+      try {
+        let res = await h.fetch(post('/v1/forward', { input_ids: fwd.input_ids, top_k: 3 }));
+        assert.is(res.status, 200, await res.clone().text());
+        assert.equal((await res.json()).top_k[0].map((t: any) => t.token_id), topK(lastRow, 0, V, 3).map((t) => t.token_id));
+        res = await h.fetch(post('/v1/completions', { prompt: greedy.text, max_tokens: greedy.max_new_tokens }));
+        assert.is(res.status, 200, await res.clone().text());
+        assert.equal((await res.json()).choices[0].token_ids, greedy.expected_ids.slice(greedy.input_ids.length), 'greedy text completion from the GGUF tokenizer');
+        const gets = server.requests.slice(before).filter((r) => r.method === 'GET');
+        assert.ok(gets.length > 0 && gets.every((r) => typeof r.headers.range === 'string'), 'every GET of the GGUF is a Range request');
+      } finally { await h.dispose(); }
+    }
+  } finally {
+    await server.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
 });
 

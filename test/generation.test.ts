@@ -11,25 +11,31 @@ const ids = (t: Tensor) => Array.from(t.data as BigInt64Array, Number);
 
 // The fixture greedy cases (lm_greedy, cross_attention_greedy) run in test/fixtures.test.ts on every kernel set.
 
-test('incremental decoding with the KV cache equals full recomputation, up to capacity', async () => {
-  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
-  try {
-    const cap = model.config.n_positions;
-    const prompt = [464, 2068, 7586, 21831];
-    const a = await model.generate({ input_ids: [prompt], max_new_tokens: cap - prompt.length, do_sample: false });
-    const b = await model.generate({ input_ids: [prompt], max_new_tokens: cap - prompt.length, do_sample: false, use_cache: false });
-    assert.equal(ids(a), ids(b));
-    assert.is(ids(a).length, cap);
-    // step-by-step logits: cached decode vs a full forward of the same prefix
-    const seq = ids(a);
-    for (const n of [5, 17, 64, cap]) {
-      const full = await model.forward({ input_ids: [seq.slice(0, n)], logits_to_keep: 1 });
-      const step = await model.forward({ input_ids: [[seq[n - 1]]], past_key_values: (await model.forward({ input_ids: [seq.slice(0, n - 1)] })).past_key_values });
-      const msg = compareClose(step.logits!.data as Float32Array, full.logits!.data as Float32Array, { atol: 1e-4, rtol: 1e-4 }, `logits at ${n}`);
-      if (msg) assert.unreachable(msg);
-    }
-  } finally { await model.dispose(); }
-});
+// Both KV cache dtypes: an f16 decode step reads halves rounded from K/V that agree with the full forward's to
+// f32 rounding, so it agrees as closely as with an f32 cache.
+for (const kv_dtype of ['fp32', 'fp16'] as const) {
+  test(`incremental decoding with the ${kv_dtype} KV cache equals full recomputation, up to capacity`, async () => {
+    const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, kv_dtype, ...kernelOpts() });
+    try {
+      assert.is(model.kv_dtype, kv_dtype);
+      const cap = model.config.n_positions;
+      const prompt = [464, 2068, 7586, 21831];
+      const a = await model.generate({ input_ids: [prompt], max_new_tokens: cap - prompt.length, do_sample: false });
+      const b = await model.generate({ input_ids: [prompt], max_new_tokens: cap - prompt.length, do_sample: false, use_cache: false });
+      assert.equal(ids(a), ids(b));
+      assert.is(ids(a).length, cap);
+      // step-by-step logits: a decode step on the cached prefix vs a full forward of the same tokens
+      const seq = ids(a);
+      for (const n of [5, 17, 64, cap]) {
+        const full = await model.forward({ input_ids: [seq.slice(0, n)], logits_to_keep: 1 });
+        const past = (await model.forward({ input_ids: [seq.slice(0, n - 1)] })).past_key_values!;
+        const step = await model.forward({ input_ids: [[seq[n - 1]]], past_key_values: past });
+        const msg = compareClose(step.logits!.data as Float32Array, full.logits!.data as Float32Array, { atol: 1e-4, rtol: 1e-4 }, `${kv_dtype} logits at ${n}`);
+        if (msg) assert.unreachable(msg);
+      }
+    } finally { await model.dispose(); }
+  });
+}
 
 test('left-padded batch generation equals each row generated alone', async () => {
   const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 2, ...kernelOpts() });

@@ -12,7 +12,7 @@ import { openTensorReader } from '../src/io/gguf-model.js';
 import { planWeights } from '../src/model/weights.js';
 import { dequantizeBlocks, GGML_TYPES } from '../src/io/ggml-dequant.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
-import { bytesSource } from '../src/io/source.js';
+import { bytesSource, fileSource } from '../src/io/source.js';
 import { halfTable, floatToHalf } from '../src/io/half.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
 import { sendBytes, startServer } from './helpers/http-server.js';
@@ -243,6 +243,90 @@ test('Q8_0 / Q4_0 GGUF files load (as q8 / q4) close to fp32; q4_0 keeps the emb
   const q8b = join(tmp, 'trained-q8_0-again.gguf');
   await save_gguf(q8, q8b, { dtype: 'q8_0', name: 'trained' });
   assert.equal(new Uint8Array(readFileSync(q8b)), new Uint8Array(readFileSync(q8)));
+});
+
+/** A GGUF source whose tensor readers are kept, to see what a load did with them (readers[i].dequantized). */
+async function tracedGGUF(file: string | Uint8Array) {
+  const src = await GGUFModelSource.open(async () => (typeof file === 'string' ? fileSource(file) : bytesSource('patched.gguf', file)));
+  const readers: Array<{ dequantized: number }> = [];
+  const open = src.openTensors.bind(src);
+  src.openTensors = async () => { const r = await open(); readers.push(r); return r; };
+  return { src, readers };
+}
+
+/** Runs f with console.warn captured; returns the lines. */
+async function warnings(f: () => Promise<unknown>): Promise<string[]> {
+  const lines: string[] = [], orig = console.warn;
+  console.warn = (...a: unknown[]) => { lines.push(a.join(' ')); };
+  try { await f(); } finally { console.warn = orig; }
+  return lines;
+}
+
+test('Q8_0 / Q4_0 blocks are copied as stored: logits equal the safetensors model at q8 / q4 bit for bit, nothing dequantized', async () => {
+  for (const [type, dtype] of [['q8_0', 'q8'], ['q4_0', 'q4']] as const) {
+    const file = join(tmp, `stored-trained-${type}.gguf`);
+    await save_gguf(modelDir('gpt2-trained'), file, { dtype: type });
+    const want = await logitsOf(modelDir('gpt2-trained'), { dtype });
+    const { src, readers } = await tracedGGUF(file);
+    let got: Awaited<ReturnType<typeof logitsOf>> | undefined;
+    const warned = await warnings(async () => { got = await logitsOf(src); });
+    assert.is(got!.dtype, dtype);
+    sameBits(got!.logits, want.logits, `${type} logits`);
+    want.hidden.forEach((h, i) => sameBits(got!.hidden[i], h, `${type} hidden ${i}`));
+    assert.is(readers.length, 1);
+    assert.is(readers[0].dequantized, 0, `${type}: tensors were dequantized instead of copied`);
+    assert.equal(warned, [], `${type}: no conversion notice expected`);
+  }
+  // 'auto' keeps every group in its stored blocks: a file whose embedding is Q4_0 too runs it at q4 (not the q4 plan's q8)
+  const all4 = join(tmp, 'stored-trained-q4_0-all.gguf');
+  await save_gguf(modelDir('gpt2-trained'), all4, { dtype: 'q4_0', keep: { wte: 'q4_0' } });
+  {
+    const { src, readers } = await tracedGGUF(all4);
+    const m = await GPT2LMHeadModel.from_pretrained(src, opts);
+    try {
+      assert.is(m.weights.plan.wte, 'q4');
+      assert.is(m.weights.wte.dt, m.weights.layers[0].fc.dt);
+      assert.is(readers[0].dequantized, 0, 'all-Q4_0 file: nothing dequantized');
+      const want = await logitsOf(modelDir('gpt2-trained'), { dtype: { default: 'q4', wte: 'q4' } });
+      sameBits((await m.forward({ input_ids: ids })).logits!.data as Float32Array, want.logits, 'all-Q4_0 logits');
+    } finally { await m.dispose(); }
+  }
+  // a plan other than the stored blocks converts them (dequantize, then place as the plan says), with one notice
+  const { src, readers } = await tracedGGUF(join(tmp, 'stored-trained-q8_0.gguf'));
+  let got: Awaited<ReturnType<typeof logitsOf>> | undefined;
+  const warned = await warnings(async () => { got = await logitsOf(src, { dtype: 'q4' }); });
+  assert.is(got!.dtype, 'q4');
+  assert.ok(readers[0].dequantized > 0, 'Q8_0 at q4 must be converted');
+  assert.is(warned.length, 1, warned.join('\n'));
+  assert.match(warned[0], /Q8_0 → q4/);
+  assert.not.match(warned[0], /Q8_0 → q8/); // the embedding stays q8 under the q4 plan: copied as stored
+});
+
+test('stored blocks: read in bounded chunks of whole blocks, and a non-finite f16 scale is an error naming the tensor', async () => {
+  const file = join(tmp, 'tiny-q8_0-blocks.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'q8_0' });
+  const bytes = new Uint8Array(readFileSync(file));
+  const g = await GGUFFile.open(bytesSource(file, bytes));
+  const t = g.tensors.get('blk.1.ffn_up.weight')!;
+  const { src } = await tracedGGUF(bytes);
+  const reader = await src.openTensors();
+  try {
+    const parts: Uint8Array[] = [];
+    for await (const c of reader.blockChunks('h.1.mlp.c_fc.weight', 1000)) {
+      assert.ok(c.bytes.byteLength <= 1000 && c.bytes.byteLength % 34 === 0, `chunk of ${c.bytes.byteLength} bytes`);
+      parts.push(c.bytes.slice());
+    }
+    assert.equal(Buffer.concat(parts), Buffer.from(bytes.subarray(t.byteOffset, t.byteOffset + t.byteLength)));
+    assert.throws(() => reader.blockChunks('h.1.ln_1.weight'), (e: Error) => e instanceof GGUFError && /blk\.1\.attn_norm\.weight is F32/.test(e.message));
+  } finally { await reader.close(); }
+  // block 5 of row 2 (K = 64: two blocks a row) gets the f16 scale +infinity
+  const bad = bytes.slice(), K = t.dims[0], at = t.byteOffset + (2 * (K / 32) + 1) * 34;
+  bad[at] = 0x00; bad[at + 1] = 0x7c;
+  for (const dtype of ['q8', 'fp32'] as const) { // copied as stored, and dequantized
+    const { src: s2 } = await tracedGGUF(bad);
+    await warnings(() => assert_rejects(GPT2LMHeadModel.from_pretrained(s2, { ...opts, dtype }), 'WEIGHTS',
+      dtype === 'q8' ? /tensor h\.1\.mlp\.c_fc\.weight row 2 columns 32\.\.63: the Q8_0 block's f16 scale is not finite/ : /tensor h\.1\.mlp\.c_fc\.weight contains (Infinity|-Infinity|NaN)/));
+  }
 });
 
 test('fixture cases run from GGUF F32 conversions within their tolerances', async () => {

@@ -13,7 +13,7 @@ import {
   ACT, activationId, loadConfig, loadGenerationConfig, parseGenerationConfig, parseGPT2Config,
 } from '../src/io/config.js';
 import {
-  SafetensorsFile, convertToF32, DTYPE_SIZE, openSafetensorsModel,
+  SafetensorsFile, convertToF32, DTYPE_SIZE, openSafetensorsModel, streamTensor,
   type STDtype,
 } from '../src/io/safetensors.js';
 import { bf16ToF32, floatToHalf, fp16ToF32, halfTable } from '../src/io/half.js';
@@ -438,6 +438,59 @@ test('sources: URL base with Range reads against a local server', async () => {
   } finally {
     await server.close();
   }
+});
+
+test('sources: URL Range reads take exactly the range asked for, from a server that sends more or cuts the body short', async () => {
+  const bytes = new Uint8Array(100_000).map((_, i) => (i * 31 + 7) & 255);
+  let mode: 'exact' | 'open-end' | 'cut' = 'exact';
+  const server = await startServer((req, res) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+    const size = bytes.length;
+    if (req.method === 'HEAD' || !m) { res.writeHead(200, { 'content-length': String(size), 'accept-ranges': 'bytes' }); res.end(); return; }
+    const start = Number(m[1]);
+    const end = mode === 'open-end' ? size - 1 : Number(m[2]); // open-end: the range's end is ignored
+    const body = bytes.subarray(start, end + 1);
+    res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': String(body.length) });
+    if (mode === 'cut') { res.write(body.subarray(0, body.length >> 1), () => setTimeout(() => res.destroy(), 10)); return; }
+    res.end(body);
+  });
+  try {
+    const f = await urlSource(`${server.url}/m`).open('model.safetensors');
+    for (const m of ['exact', 'open-end'] as const) {
+      mode = m;
+      for (const [off, len] of [[0, 1], [123, 4567], [50_000, 50_000], [99_999, 1]]) {
+        const got = await f.read(off, len);
+        assert.is(got.byteLength, len, `${m}: ${len} bytes at ${off}`);
+        assert.ok(Buffer.from(got).equals(Buffer.from(bytes.subarray(off, off + len))), `${m}: bytes at ${off}`);
+      }
+    }
+    mode = 'cut';
+    const err = await throwsAsync(() => f.read(1000, 60_000), GPT2WasmError, /model\.safetensors: (transfer failed|response had|response ended)/);
+    assert.is((err as GPT2WasmError & { code?: string }).code, 'DOWNLOAD');
+  } finally {
+    await server.close();
+  }
+});
+
+test('safetensors: a fresh chunk is released to its source once the consumer asks for the next one, never before', async () => {
+  const data = new Uint8Array(100).map((_, i) => i);
+  const log: string[] = [];
+  const src = {
+    name: 'mem', size: async () => data.length,
+    read: async (offset: number, length: number) => data.slice(offset, offset + length),
+    release: (b: Uint8Array) => { log.push(`release ${b[0]}`); },
+  };
+  for await (const { offset, bytes } of streamTensor(src, { name: 't', byteOffset: 0, byteLength: 100 }, 40)) {
+    log.push(`use ${offset}`);
+    assert.is(bytes[0], offset, 'a chunk is whole while it is being used');
+    await new Promise((r) => setTimeout(r, 1)); // the consumer may await while it holds the chunk
+  }
+  assert.equal(log, ['use 0', 'release 0', 'use 40', 'release 40', 'use 80', 'release 80']);
+  // a source reading into one reused buffer is never asked to release it
+  const reused = { ...src, readInto: async (offset: number, target: Uint8Array) => { target.set(data.subarray(offset, offset + target.length)); } };
+  log.length = 0;
+  for await (const _ of streamTensor(reused, { name: 't', byteOffset: 0, byteLength: 100 }, 40)) log.push('use');
+  assert.equal(log, ['use', 'use', 'use']);
 });
 
 // ------------------------------------------------------------------------------------------------ fuzz

@@ -330,6 +330,33 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] q8/q4 GEMM on either side of the packed-panel limit (K ≤ 7200 packed, longer direct) equals the GEMV bit for bit`, () => {
+    // the GEMM packs four weight rows per M-panel into the thread's 60 KiB scratch slot (272 bytes per block) when
+    // they fit and otherwise runs the direct tile; both must give every row the GEMV's bits
+    const h = new Harness(variant);
+    const r = rng(4711);
+    for (const dt of [DT_Q8, DT_Q4]) {
+      for (const K of [7200, 7232]) {
+        const M = 5, N = 9;
+        h.reset();
+        const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+        const blocks = randomBlocks(r, dt, N, K);
+        const w = h.alloc(blocks.length);
+        h.bytes(w, blocks.length).set(blocks);
+        const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
+        h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+        const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+        const run = (m0: number, rows: number) => {
+          const y = h.alloc(rows * N * 4);
+          (dt === DT_Q8 ? h.k.matmul_q8 : h.k.matmul_q4)(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_TANH, 0, 1);
+          return h.f32(y, rows * N).slice();
+        };
+        const all = run(0, M);
+        for (let m = 0; m < M; m++) expectExact(run(m, 1), all.subarray(m * N, (m + 1) * N), `dt=${dt} K=${K} row ${m}`);
+      }
+    }
+  });
+
   test(`[${variant}] q4 GEMV: prepared activations and 2^112-shifted scales give the generic tile's bits at every activation scale`, () => {
     // The q4 GEMV runs a prepared-activation tile when every block scale xs is 0 or in [2^-126, 2), else the generic
     // Q4_0 tile; a thread without a scratch slot (t = LOW_SLOTS) always runs the generic one. Both must give the

@@ -1,26 +1,44 @@
-// The package as a consumer gets it: what `npm pack` ships, no install-time scripts, and a browser bundle of an
-// app importing 'gpt2-wasm' (esbuild --platform=browser, through the package's conditional exports) that never
-// meets a node: module.
+// The package as a consumer gets it: `npm pack` makes the tarball (from the built dist/: the test runs with
+// --ignore-scripts, so prepack does not rebuild), which ships the bundles, wasm and declarations but no source map
+// or embedded-wasm declaration; installing it into a fresh project runs no script and prints no prepare warning;
+// and a plain ESM script there imports 'gpt2-wasm' and generates the fixture's greedy continuation.
+// (The browser side, an app bundled with esbuild --platform=browser and run in Chromium: browser-bundle.test.ts.)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { repoRoot } from './helpers/fixtures.js';
+import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
+import { GPT2Tokenizer } from '../src/tokenizer/index.js';
 
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+/** Declarations are a few KiB a module; the generated one with the wasm in base64 was 420 KB. */
+const MAX_DECLARATION_BYTES = 64 * 1024;
+
+const work = mkdtempSync(join(tmpdir(), 'gpt2wasm-pack-'));
+let packed: { tgz: string; files: { path: string; size: number }[] } | null = null;
+/** `npm pack` of the repository into the work directory (once per run). */
+function pack(): NonNullable<typeof packed> {
+  if (packed) return packed;
+  const r = spawnSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: repoRoot, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout)[0];
+  packed = { tgz: join(work, info.filename), files: info.files };
+  return packed;
+}
 
 test('npm pack ships the bundles, wasm and declarations: no source maps, no embedded-wasm declarations', () => {
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const r = spawnSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repoRoot, encoding: 'utf8' });
-  assert.is(r.status, 0, r.stderr);
-  const files: string[] = JSON.parse(r.stdout)[0].files.map((f: { path: string }) => f.path);
+  const { files } = pack();
+  const paths = files.map((f) => f.path);
   for (const want of ['dist/index.js', 'dist/index.browser.js', 'dist/cli.js', 'dist/types/index.d.ts', 'dist/wasm/simd.wasm', 'package.json', 'README.md']) {
-    assert.ok(files.includes(want), `${want} is not in the tarball`);
+    assert.ok(paths.includes(want), `${want} is not in the tarball`);
   }
-  const bad = files.filter((f) => f.endsWith('.map') || f.includes('embedded.gen') || f.startsWith('src/') || f.startsWith('test/'));
+  const bad = paths.filter((f) => f.endsWith('.map') || f.includes('embedded.gen') || f.startsWith('src/') || f.startsWith('test/'));
   assert.equal(bad, [], 'the tarball carries files a consumer does not need');
+  const huge = files.filter((f) => f.path.endsWith('.d.ts') && f.size > MAX_DECLARATION_BYTES).map((f) => `${f.path} (${f.size} bytes)`);
+  assert.equal(huge, [], 'a generated declaration file this large does not belong in the tarball');
 });
 
 test('installing the tarball runs nothing: no prepare/install scripts', () => {
@@ -28,35 +46,44 @@ test('installing the tarball runs nothing: no prepare/install scripts', () => {
   assert.ok(pkg.scripts.prepack, 'the bundles are built before packing');
 });
 
-test('esbuild --platform=browser bundles an app importing gpt2-wasm with no flags, and no node: module reaches it', async () => {
-  const browserBuild = join(repoRoot, pkg.exports['.'].browser);
-  assert.ok(existsSync(browserBuild), `${browserBuild} is missing: run npm run build`);
-  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-bundle-'));
-  try {
-    // a consumer project: node_modules/gpt2-wasm is this package
-    mkdirSync(join(dir, 'node_modules'));
-    symlinkSync(repoRoot, join(dir, 'node_modules', 'gpt2-wasm'), 'dir');
-    writeFileSync(join(dir, 'app.js'), [
-      "import { pipeline, AutoTokenizer, urlSource } from 'gpt2-wasm';",
-      "const generator = await pipeline('text-generation', urlSource(location.origin + '/model/'), { threads: 1 });",
-      "const [{ generated_text }] = await generator('Hello', { max_new_tokens: 4, do_sample: false });",
-      'document.body.textContent = generated_text;',
-      'export { AutoTokenizer };',
-    ].join('\n'));
-    const esbuild = await import('esbuild');
-    const res = await esbuild.build({
-      entryPoints: [join(dir, 'app.js')], bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent',
-      absWorkingDir: dir, preserveSymlinks: true,
-    });
-    assert.equal(res.errors, []);
-    const code = res.outputFiles[0].text;
-    // no import of a node: module (the embedded worker script, a string, may mention one for Node's threads)
-    assert.not.match(code, /(?:\bimport\s*\(|\bfrom)\s*["'`]node:/, 'an import of a node: module reached the browser bundle');
-    assert.match(code, /is not available in this runtime \(the package's browser build\)/, 'node: modules were replaced by the stubs');
-    assert.ok(code.includes('generated_text'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+test('the tarball installed offline into a fresh project: no script runs, and a plain ESM script generates with it', async () => {
+  const { tgz } = pack();
+  const c = readCase('lm_greedy');
+  const project = join(work, 'consumer');
+  mkdirSync(project);
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+  // zero runtime dependencies: the install needs no registry (its own npm cache, so nothing outside is touched)
+  const r = spawnSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', '--cache', join(work, 'npm-cache'), tgz], { cwd: project, encoding: 'utf8' });
+  assert.is(r.status, 0, `npm install failed:\n${r.stdout}\n${r.stderr}`);
+  const said = `${r.stdout}\n${r.stderr}`;
+  assert.not.match(said, /prepare|prepack|postinstall|preinstall|> gpt2-wasm@/i, `npm ran or mentioned a script while installing:\n${said}`);
+  assert.not.match(said, /\bwarn\b/i, `npm warned while installing:\n${said}`);
+  const installed = join(project, 'node_modules', 'gpt2-wasm');
+  assert.ok(lstatSync(installed).isDirectory() && !lstatSync(installed).isSymbolicLink(), 'installed as a copy, not a link to the repository');
+  const ipkg = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'));
+  assert.is(ipkg.dependencies, undefined, 'no runtime dependencies');
+
+  // the consumer: test/helpers/consumer-app.mjs, run from a plain ESM script
+  copyFileSync(join(repoRoot, 'test', 'helpers', 'consumer-app.mjs'), join(project, 'consumer-app.mjs'));
+  writeFileSync(join(project, 'app.mjs'), [
+    "import { run } from './consumer-app.mjs';",
+    'const [dir, caseJson] = process.argv.slice(2);',
+    'console.log(JSON.stringify(await run(dir, JSON.parse(caseJson))));',
+  ].join('\n'));
+  const run = spawnSync(process.execPath, ['app.mjs', modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
+  assert.is(run.status, 0, `the consumer script failed:\n${run.stderr}`);
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
+  const tok = await GPT2Tokenizer.from_pretrained(modelDir(c.model));
+  assert.equal(out.ids, c.expected_ids, 'greedy ids match the fixture');
+  assert.is(out.threads, 2);
+  assert.is(out.prompt, tok.decode(c.input_ids));
+  assert.is(out.generated_text, tok.decode(c.expected_ids), 'the pipeline text is the fixture continuation');
+  // and the installed command line
+  const version = spawnSync(join(project, 'node_modules', '.bin', 'gpt2-wasm'), ['--version'], { cwd: project, encoding: 'utf8' });
+  assert.is(version.status, 0, version.stderr);
+  assert.match(version.stdout, new RegExp(pkg.version.replace(/\./g, '\\.')));
 });
+
+test.after(() => rmSync(work, { recursive: true, force: true }));
 
 test.run();

@@ -8,7 +8,7 @@ import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { applyOpenAIPenalties, createServer, servedModelName, type GPT2Server, type ServerOptions } from '../src/server/index.js';
 import { kernelOpts, modelDir } from './helpers/fixtures.js';
-import { post, slowModel, within } from './helpers/server.js';
+import { post, slowModel, spawnServe, within } from './helpers/server.js';
 
 const DIR = modelDir('gpt2-tiny');
 let model: GPT2LMHeadModel;
@@ -127,6 +127,69 @@ test('logprobs with echo score the prompt and the completion as forward() does',
     assert.equal(r5.json.choices[0].logprobs.token_logprobs, lp.token_logprobs.slice(0, ids.length));
     assert.equal(r5.json.usage, { prompt_tokens: ids.length, completion_tokens: 0, total_tokens: ids.length });
   }), 'logprobs test');
+});
+
+test('streamed logprobs with a stop sequence: exactly the tokens whose text is sent, offsets into it, as the non-streamed response', async () => {
+  await within(60_000, withServer({}, async (_s, url) => {
+    const prompt = 'Hello, my name is';
+    const ids = tokenizer.encode(prompt);
+    const N = 16;
+    // the free greedy continuation, independently of the server; each token's offset is where its text starts
+    const gen = Array.from((await model.generate({ input_ids: [ids], max_new_tokens: N, do_sample: false })).data as BigInt64Array, Number).slice(ids.length);
+    const full = tokenizer.decode(gen, { skip_special_tokens: true });
+    const offsets = gen.map((_, i) => tokenizer.decode(gen.slice(0, i), { skip_special_tokens: true }).length);
+    const piece = (i: number) => tokenizer.decode([gen[i]]);
+    gen.forEach((_, i) => assert.is(full.slice(offsets[i], offsets[i] + piece(i).length), piece(i), `token ${i} is its own text (no character over two tokens)`));
+    // a stop sequence from the middle of token k to the middle of token k+2: text is held back over two tokens,
+    // then the stop cuts inside token k; tokens k+1 and k+2 are never sent, not even their logprobs
+    let k = -1;
+    for (let i = 1; i + 2 < gen.length && k < 0; i++) {
+      if (piece(i).length < 2 || piece(i + 1).length < 1 || piece(i + 2).length < 2) continue;
+      const stop = full.slice(offsets[i] + 1, offsets[i + 2] + 1);
+      if (full.indexOf(stop) === offsets[i] + 1) k = i;
+    }
+    assert.ok(k > 0, `no token of ${JSON.stringify(full)} suits a stop sequence over three tokens`);
+    const stop = full.slice(offsets[k] + 1, offsets[k + 2] + 1);
+    const cut = offsets[k] + 1;
+    const kept = gen.slice(0, k + 1); // tokens whose text starts before the cut
+    const ref = await forwardLogSoftmax([...ids, ...gen]);
+    const req = { prompt, max_tokens: N, temperature: 0, logprobs: 2, stop: [stop] };
+
+    const whole = await post(url, req);
+    assert.is(whole.status, 200, whole.text);
+    const c = whole.json.choices[0], lp = c.logprobs;
+    assert.is(c.text, full.slice(0, cut));
+    assert.is(c.finish_reason, 'stop');
+    assert.equal(lp.tokens, kept.map((id) => tokenizer.decode([id])), `the tokens of ${JSON.stringify(c.text)} (stop ${JSON.stringify(stop)})`);
+    assert.equal(lp.text_offset, kept.map((_, i) => prompt.length + offsets[i]));
+    kept.forEach((id, i) => assert.ok(Math.abs(lp.token_logprobs[i] - ref[ids.length + i - 1][id]) < 1e-3, `token ${i}: ${lp.token_logprobs[i]} vs forward() ${ref[ids.length + i - 1][id]}`));
+
+    const r = await post(url, { ...req, stream: true });
+    assert.is(r.status, 200, r.text);
+    const evs = r.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0]);
+    let sent = '';
+    const streamed = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as unknown[], text_offset: [] as number[] };
+    for (const e of evs) {
+      sent += e.text;
+      const l = e.logprobs;
+      if (!l) continue;
+      // a chunk carries logprobs only of tokens whose text starts in what has been sent, this chunk included
+      for (const o of l.text_offset) assert.ok(o < prompt.length + sent.length, `logprobs of a token at ${o} sent with the text up to ${prompt.length + sent.length}: ${JSON.stringify(e)}`);
+      for (const key of Object.keys(streamed) as (keyof typeof streamed)[]) (streamed[key] as unknown[]).push(...l[key]);
+    }
+    assert.is(sent, c.text, 'the streamed text is the non-streamed text');
+    assert.equal(streamed, lp, 'the streamed logprobs, concatenated, are the non-streamed ones');
+    assert.is(evs[evs.length - 1].finish_reason, 'stop');
+
+    // a stop sequence at the very start: no text, no logprobs
+    const first = full.slice(0, offsets[1] + 1);
+    for (const stream of [false, true]) {
+      const r0 = await post(url, { ...req, stop: [first], stream });
+      const chunks = stream ? r0.text.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0]) : [r0.json.choices[0]];
+      assert.is(chunks.map((e) => e.text).join(''), '');
+      assert.equal(chunks.flatMap((e) => e.logprobs?.tokens ?? []), [], `stream ${stream}: logprobs of a token whose text was never sent`);
+    }
+  }), 'stop logprobs test');
 });
 
 test('n choices share one prefill; choice i equals a single request with seed + i', async () => {
@@ -288,6 +351,20 @@ test('the served model name is the Hub id or the directory name, never an absolu
   assert.is(servedModelName('./models/my-gpt2'), 'my-gpt2');
   assert.is(servedModelName('openai-community/gpt2'), 'openai-community/gpt2');
   assert.is(servedModelName('gpt2'), 'gpt2');
+});
+
+test('gpt2-wasm serve reads the model flags as the other commands do: --dtype takes a plan (q8,wte=fp32)', async () => {
+  await within(60_000, (async () => {
+    const p = await spawnServe(['--model', DIR, '--port', '0', '--threads', '1', '--dtype', 'q8,wte=fp32', '--kv-dtype', 'fp16', '--quiet']);
+    try {
+      const health = await (await fetch(`${p.url}/health`)).json();
+      assert.is(health.dtype, 'q8', 'the plan\'s default dtype');
+      const r = await post(p.url, { prompt: 'Hello', max_tokens: 3, temperature: 0 });
+      assert.is(r.status, 200, r.text);
+      p.child.kill('SIGTERM');
+      assert.is(await within(20_000, p.exited, 'exit'), 0, p.err);
+    } finally { if (p.child.exitCode === null) p.child.kill('SIGKILL'); }
+  })(), 'serve --dtype test');
 });
 
 test.run();

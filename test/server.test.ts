@@ -3,13 +3,12 @@
 // disconnects that free their slot, and graceful shutdown (in-process close() and SIGTERM on `serve`).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { createServer, CompletionText, type GPT2Server, type ServerOptions } from '../src/server/index.js';
-import { kernelOpts, modelDir, repoRoot } from './helpers/fixtures.js';
-import { post, slowModel as slowOf, until, within } from './helpers/server.js';
+import { kernelOpts, modelDir } from './helpers/fixtures.js';
+import { post, slowModel as slowOf, spawnServe, until, within } from './helpers/server.js';
 
 const DIR = modelDir('gpt2-tiny');
 let model: GPT2LMHeadModel;
@@ -325,31 +324,22 @@ test('close() refuses new connections and finishes the requests in flight', asyn
 
 test('gpt2-wasm serve: SIGTERM lets the request in flight finish, then exits 0', async () => {
   await within(60_000, (async () => {
-    const script = `import { serve } from './src/server/index.ts'; await serve(process.argv.slice(1));`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', '--model', DIR, '--port', '0', '--threads', '1', '--model-name', 'tiny', '--max-tokens', '120'],
-      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HF_HUB_OFFLINE: '1' } });
-    let err = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const p = await spawnServe(['--model', DIR, '--port', '0', '--threads', '1', '--model-name', 'tiny', '--max-tokens', '120']);
     try {
-      await until(() => /listening on http/.test(err) || child.exitCode !== null, 30_000, 'the server to listen');
-      const url = /listening on (http:\/\/\S+)/.exec(err)?.[1];
-      assert.ok(url, err);
-      const bad = await post(url!, { prompt: 'x', model: 'gpt2' });
+      const bad = await post(p.url, { prompt: 'x', model: 'gpt2' });
       assert.is(bad.status, 400);
-      const inflight = post(url!, { model: 'tiny', prompt: 'Hello there', max_tokens: 120, temperature: 0, stream: true });
+      const inflight = post(p.url, { model: 'tiny', prompt: 'Hello there', max_tokens: 120, temperature: 0, stream: true });
       await new Promise((r) => setTimeout(r, 30));
-      child.kill('SIGTERM');
+      p.child.kill('SIGTERM');
       const r = await inflight;
       assert.is(r.status, 200);
       const ev = events(r.text);
       assert.is(ev.pop(), '[DONE]');
       assert.is(ev[ev.length - 1].choices[0].finish_reason, 'length');
-      assert.is(await within(20_000, exited, 'exit'), 0, err);
-      assert.match(err, /SIGTERM: shutting down/);
-      assert.match(err, /stopped/);
-    } finally { if (child.exitCode === null) child.kill('SIGKILL'); }
+      assert.is(await within(20_000, p.exited, 'exit'), 0, p.err);
+      assert.match(p.err, /SIGTERM: shutting down/);
+      assert.match(p.err, /stopped/);
+    } finally { if (p.child.exitCode === null) p.child.kill('SIGKILL'); }
   })(), 'serve test');
 });
 

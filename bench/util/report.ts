@@ -4,7 +4,7 @@
 import type { ContentionResult } from '../contention.js';
 import type { AccuracyRow } from '../accuracy.js';
 import type { BandwidthResult } from '../bandwidth.js';
-import type { LargeLoadResult, ModelBenchResult, PerfRow } from '../model.js';
+import type { GGUFBenchType, LargeLoadResult, LoadRow, ModelBenchResult, PerfRow } from '../model.js';
 import type { KernelCompareResult } from '../peers/index.js';
 import { LLAMA_CPP_UNSET, type LlamaCppRow } from '../peers/llamacpp.js';
 import { renderRuntimesTable, type RuntimesBenchResult } from '../runtimes.js';
@@ -119,6 +119,9 @@ export function computeTargets(r: BenchResults): TargetRow[] {
   return out;
 }
 
+/** The GGUF type of a load row (rows of runs before Q8_0 was measured: Q4_0). */
+const ggufType = (l: LoadRow): GGUFBenchType => l.gguf_type ?? 'Q4_0';
+
 /** The goals of issues 8, 9 and 10, each checked against the numbers of this run (n/a where not measured). */
 export function computeGoals(r: BenchResults): GoalRow[] {
   const out: GoalRow[] = [];
@@ -164,9 +167,15 @@ export function computeGoals(r: BenchResults): GoalRow[] {
     const q4 = perf(m, 'q4', t), fp32 = perf(m, 'fp32', t), x = ratio(q4?.prefill_128_tok_s, fp32?.prefill_128_tok_s);
     goal(8, `q4 prefill 128 ${t}t vs our fp32`, x, GOALS.q4_prefill_vs_fp32, 'x', `${f(x, 2)}x (${f(q4?.prefill_128_tok_s)} vs ${f(fp32?.prefill_128_tok_s)} tok/s)`);
   }
-  const gguf = m?.load.find((l) => l.source === 'gguf');
-  out.push({ issue: 9, what: 'load 124M Q4_0 GGUF from page cache', measured: gguf ? `${f(gguf.load_ms, 0)} ms` : '-', target: `< ${GOALS.gguf_q4_load_ms} ms`,
-    status: gguf ? met(gguf.load_ms < GOALS.gguf_q4_load_ms) : 'n/a', why: gguf ? undefined : 'GGUF reading not in this build' });
+  // issue 9 names Q4_0; Q8_0 (blocks copied as stored too) is held to the same budget
+  const ggufLoads = m?.load.filter((l) => l.source === 'gguf') ?? [];
+  for (const l of ggufLoads) {
+    out.push({ issue: 9, what: `load 124M ${ggufType(l)} GGUF from page cache`, measured: `${f(l.load_ms, 0)} ms (as ${l.dtype})`, target: `< ${GOALS.gguf_q4_load_ms} ms`,
+      status: met(l.load_ms < GOALS.gguf_q4_load_ms) });
+  }
+  if (!ggufLoads.some((l) => ggufType(l) === 'Q4_0')) {
+    out.push({ issue: 9, what: 'load 124M Q4_0 GGUF from page cache', measured: '-', target: `< ${GOALS.gguf_q4_load_ms} ms`, status: 'n/a', why: 'not measured in this run' });
+  }
   return out;
 }
 
@@ -258,7 +267,7 @@ export function renderReadmeTable(r: BenchResults): string {
       return p && o ? llamaFigures(o, p).map(([, a, b]) => `${f(a / b, 2)}x`).join(' / ') : '-';
     });
   }
-  for (const l of m?.load ?? []) rows.push([`load 124M ${l.source === 'gguf' ? 'Q4_0 GGUF' : `${l.dtype} (safetensors)`} from page cache; peak RSS / file`, `${f(l.load_ms / 1000, 2)} s; ${f(l.rss_ratio, 2)}x`, '']);
+  for (const l of m?.load ?? []) rows.push([`load 124M ${l.source === 'gguf' ? `${ggufType(l)} GGUF` : `${l.dtype} (safetensors)`} from page cache; peak RSS / file`, `${f(l.load_ms / 1000, 2)} s; ${f(l.rss_ratio, 2)}x`, '']);
   for (const c of r.runtimes?.columns ?? []) {
     const row = (t: number) => c.rows.find((x) => x.dtype === 'fp32' && x.threads_requested === t);
     if (c.rows.length) rows.push([`${c.label}${c.version ? ` ${c.version}` : ''}${c.name === 'chromium' ? ' (worker)' : c.name === 'chromium-page' ? ' (page)' : ''}: fp32 prefill 128 / decode ctx 128 (tok/s)`,
@@ -409,7 +418,7 @@ export function renderMarkdown(r: BenchResults): string {
     s.push('');
     if (m.load.length) {
       s.push(table(['dtype', 'load (page cache)', 'target', 'peak RSS', 'RSS / file', 'target', 'weights in wasm memory'], m.load.map((l) => [
-        l.source === 'gguf' ? `${l.dtype} from its Q4_0 GGUF (goal < ${GOALS.gguf_q4_load_ms} ms: ${met(l.load_ms < GOALS.gguf_q4_load_ms)})` : l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
+        l.source === 'gguf' ? `${l.dtype} from its ${ggufType(l)} GGUF (goal < ${GOALS.gguf_q4_load_ms} ms: ${met(l.load_ms < GOALS.gguf_q4_load_ms)})` : l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
       ])));
       s.push('');
     }

@@ -2,6 +2,7 @@
 // are errors that list what is known, so a typo never silently changes behaviour.
 import { OptionError } from '../errors.js';
 import { DEFAULT_MODEL } from '../generation/pipeline.js';
+import { parseDTypeSpec } from '../model/weights.js';
 
 export interface OptionSpec { type: 'string' | 'number' | 'int' | 'boolean'; help: string; alias?: string }
 
@@ -13,6 +14,14 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   kv_dtype: { type: 'string', help: 'KV cache in memory: fp32 | fp16 (default fp32; fp16 halves it)' },
   threads: { type: 'int', alias: 't', help: 'kernel threads (default: all cores, at most 16)' },
 };
+
+/** The --help flag every command takes. */
+export const HELP_OPTION: OptionSpec = { type: 'boolean', alias: 'h', help: 'show this help' };
+
+/** from_pretrained's options from the MODEL_OPTIONS flags, as every command that loads a model reads them. */
+export function modelLoadOptions(o: Record<string, any>) {
+  return { dtype: o.dtype === undefined ? undefined : parseDTypeSpec(o.dtype), kv_dtype: o.kv_dtype, threads: o.threads, revision: o.revision };
+}
 
 export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { opts: Record<string, any>; positionals: string[] } {
   const opts: Record<string, any> = {};

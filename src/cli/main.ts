@@ -1,7 +1,7 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, parseDTypeSpec, type DType } from '../model/weights.js';
+import { estimateWeightBytes, type DType } from '../model/weights.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
 import { readFileSync } from 'node:fs';
@@ -11,12 +11,12 @@ import { loadConfig } from '../io/config.js';
 import { defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
-import { helpFor, inFlagTerms, MODEL_OPTIONS, parseArgs, type OptionSpec } from './args.js';
+import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, parseArgs, type OptionSpec } from './args.js';
 import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
-import { save_gguf } from '../io/gguf-write.js';
+import { save_gguf } from '../model/save-gguf.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
@@ -25,7 +25,7 @@ const common: Record<string, OptionSpec> = {
   ...MODEL_OPTIONS,
   verbose: { type: 'boolean', alias: 'v', help: 'timings and tokens/s on stderr' },
   json: { type: 'boolean', help: 'print one JSON object instead of text' },
-  help: { type: 'boolean', alias: 'h', help: 'show this help' },
+  help: HELP_OPTION,
 };
 const genSpecs: Record<string, OptionSpec> = {
   ...common,
@@ -78,7 +78,7 @@ async function readStdin(): Promise<string> {
 function modelOpts(o: Record<string, any>, verbose: boolean) {
   let lastPct = -1;
   return {
-    dtype: o.dtype === undefined ? undefined : parseDTypeSpec(o.dtype), kv_dtype: o.kv_dtype, threads: o.threads, revision: o.revision,
+    ...modelLoadOptions(o),
     progress_callback: verbose ? (p: any) => {
       if (p.status !== 'load' || !p.total) return;
       const pct = Math.floor(p.progress);

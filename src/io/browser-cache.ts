@@ -1,5 +1,6 @@
-// A persistent cache in front of a ModelSource (in browsers: the Cache API), so that the second page load of a
-// model reads nothing from the network. Small files (config, tokenizer) are kept whole; files read with random
+// A persistent cache in front of a ModelSource (in browsers: the Cache API by default, or the Origin Private
+// File System with browser_cache: 'opfs', better for large weights: files, not HTTP responses, and a quota of its
+// own in some browsers), so that the second page load of a model reads nothing from the network. Small files (config, tokenizer) are kept whole; files read with random
 // access (safetensors weights) are kept as fixed-size range chunks, so a load still streams the weights into
 // wasm memory a chunk at a time and never holds a whole file in JS.
 //
@@ -65,6 +66,53 @@ export function cacheApiStore(name = DEFAULT_CACHE_NAME): CacheStore {
       for (const req of await c.keys()) {
         const res = await c.match(req);
         out.push({ key: req.url, bytes: Number(res?.headers.get('content-length') ?? 0) });
+      }
+      return out;
+    },
+  };
+}
+
+/** Whether this runtime has an Origin Private File System (navigator.storage.getDirectory). */
+export function opfsAvailable(): boolean {
+  return typeof (globalThis as any).navigator?.storage?.getDirectory === 'function';
+}
+
+const isNotFound = (e: unknown) => (e as { name?: string })?.name === 'NotFoundError' || (e as { name?: string })?.name === 'TypeMismatchError';
+
+/**
+ * A CacheStore in the Origin Private File System: one file per entry in the directory `name`, named by its key
+ * (URI-encoded, so the name holds no '/'). A write goes through createWritable(), which the browser commits on
+ * close() only, so an interrupted write never leaves a partial entry.
+ */
+export function opfsStore(name = DEFAULT_CACHE_NAME): CacheStore {
+  if (!opfsAvailable()) throw new DownloadError('this runtime has no Origin Private File System (navigator.storage.getDirectory)');
+  let dir: Promise<FileSystemDirectoryHandle> | null = null;
+  const open = () => (dir ??= (globalThis as any).navigator.storage.getDirectory().then((root: FileSystemDirectoryHandle) => root.getDirectoryHandle(name, { create: true })));
+  const file = async (key: string): Promise<FileSystemFileHandle | null> => {
+    try { return await (await open()).getFileHandle(encodeURIComponent(key)); } catch (e) { if (isNotFound(e)) return null; throw e; }
+  };
+  return {
+    async get(key) {
+      const h = await file(key);
+      return h ? new Uint8Array(await (await h.getFile()).arrayBuffer()) : null;
+    },
+    async has(key) { return (await file(key)) !== null; },
+    async put(key, bytes) {
+      const h = await (await open()).getFileHandle(encodeURIComponent(key), { create: true });
+      const w = await (h as any).createWritable();
+      try { await w.write(bytes); } catch (e) { await w.abort?.().catch(() => {}); throw e; }
+      await w.close();
+    },
+    async delete(key) {
+      try { await (await open()).removeEntry(encodeURIComponent(key)); return true; } catch (e) { if (isNotFound(e)) return false; throw e; }
+    },
+    async entries() {
+      const out: { key: string; bytes: number }[] = [];
+      for await (const [entry, h] of (await open() as any).entries() as AsyncIterable<[string, FileSystemHandle]>) {
+        if (h.kind !== 'file') continue;
+        let key: string;
+        try { key = decodeURIComponent(entry); } catch { continue; } // not a name this store wrote
+        out.push({ key, bytes: (await (h as FileSystemFileHandle).getFile()).size });
       }
       return out;
     },
@@ -301,15 +349,26 @@ export interface CachedFile {
   etag: string | null;
 }
 
-function defaultStore(store?: CacheStore): CacheStore | null {
-  if (store) return store;
-  return typeof (globalThis as any).caches?.open === 'function' ? cacheApiStore() : null;
+/** The stores listCachedFiles and clearCachedFiles look at: `store`, or both default ones this runtime has. */
+function defaultStores(store?: CacheStore): CacheStore[] {
+  if (store) return [store];
+  const out: CacheStore[] = [];
+  if (typeof (globalThis as any).caches?.open === 'function') out.push(cacheApiStore());
+  if (opfsAvailable()) out.push(opfsStore());
+  return out;
 }
 
-/** What the browser cache holds (default: the Cache API cache "gpt2-wasm"), one row per file URL. */
+/**
+ * What the browser cache holds, one row per file URL and store: by default the Cache API cache "gpt2-wasm" and
+ * the OPFS directory "gpt2-wasm" (browser_cache: 'opfs'), where the runtime has them.
+ */
 export async function listCachedFiles(store?: CacheStore): Promise<CachedFile[]> {
-  const s = defaultStore(store);
-  if (!s) return [];
+  const rows: CachedFile[] = [];
+  for (const s of defaultStores(store)) rows.push(...await listStore(s));
+  return rows;
+}
+
+async function listStore(s: CacheStore): Promise<CachedFile[]> {
   const files = new Map<string, CachedFile>();
   const row = (url: string) => {
     let f = files.get(url);
@@ -335,16 +394,16 @@ export async function listCachedFiles(store?: CacheStore): Promise<CachedFile[]>
 }
 
 /**
- * Delete cached files: all of them, or those whose URL starts with `urlPrefix` (e.g. a model's base URL).
- * Returns how many entries were deleted.
+ * Delete cached files: all of them, or those whose URL starts with `urlPrefix` (e.g. a model's base URL), from
+ * `store` or both default stores. Returns how many entries were deleted.
  */
 export async function clearCachedFiles(urlPrefix?: string, store?: CacheStore): Promise<number> {
-  const s = defaultStore(store);
-  if (!s) return 0;
   let n = 0;
-  for (const e of await s.entries()) {
-    const k = parseKey(e.key);
-    if (k && (urlPrefix === undefined || k.url.startsWith(urlPrefix)) && (await s.delete(e.key))) n++;
+  for (const s of defaultStores(store)) {
+    for (const e of await s.entries()) {
+      const k = parseKey(e.key);
+      if (k && (urlPrefix === undefined || k.url.startsWith(urlPrefix)) && (await s.delete(e.key))) n++;
+    }
   }
   return n;
 }

@@ -5,14 +5,17 @@
 // Orientation: ggml stores a matrix with ne0 = the input dimension contiguous, i.e. row-major [out, in],
 // which is the runtime's layout; llama.cpp's converter transposed GPT-2's Conv1D [in, out] weights to get
 // there. So GGUF matrices are flagged `rowMajorNK` and placed without the transpose safetensors needs.
+//
+// Quantized tensors: `chunks()` dequantizes them to f32 (the loader converts those to the run dtype), and
+// `blockChunks()` hands over the stored blocks of Q8_0 / Q4_0, which are the runtime's q8 / q4 blocks byte for
+// byte: the loader copies those as they are when the plan runs the matrix at that dtype.
 import { GGUFError } from '../errors.js';
-import type { DType, TensorInfoLike, TensorReader } from '../model/weights.js';
 import { missingFileError } from './files.js';
 import { canDequantize, dequantizeBlocks, GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES } from './ggml-dequant.js';
 import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
 import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, streamTensor, type TensorChunk } from './safetensors.js';
-import type { ByteSource } from './source.js';
-import type { ModelSource } from './source.js';
+import type { ByteSource, ModelSource } from './source.js';
+import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from './tensor-reader.js';
 
 /** GGUF tensor name → Hugging Face GPT-2 name (without the `transformer.` prefix). */
 const GLOBAL_NAMES: Record<string, string> = {
@@ -110,9 +113,10 @@ export interface GGUFModelTensor extends TensorInfoLike { gguf: GGUFTensorInfo }
 export interface GGUFTensorReader extends TensorReader {
   readonly name: string;
   readonly tensors: Map<string, GGUFModelTensor>;
-  /** Types converted to f32 while loading (no native kernel for them yet). */
-  readonly converted: string[];
+  /** How many times a quantized tensor was dequantized by chunks() (the loader's raw path leaves it at 0). */
+  readonly dequantized: number;
   chunks(name: string, chunkBytes?: number): AsyncGenerator<TensorChunk>;
+  blockChunks(name: string, chunkBytes?: number): AsyncGenerator<TensorChunk>;
   close(): Promise<void>;
 }
 
@@ -157,27 +161,26 @@ export class GGUFModelSource implements ModelSource {
   async openTensors(): Promise<GGUFTensorReader> {
     const g = this.gguf;
     const tensors = new Map<string, GGUFModelTensor>();
-    const converted = new Set<string>();
     let anyQuantized = false, allHalf = true;
     for (const t of g.tensors.values()) {
       const name = ggufToHfName(t.name) ?? t.name;
       let dtype: string;
+      let quantized: GGUFModelTensor['quantized'];
       if (t.type === GGML_F32) dtype = 'F32';
       else if (t.type === GGML_F16) dtype = 'F16';
       else if (t.type === GGML_BF16) dtype = 'BF16';
-      // Quantized blocks are dequantized to f32 on the fly (chunks() below) until the runtime has the same block
-      // formats; then Q8_0/Q4_0 become their own dtypes here and the loader copies the blocks as they are.
-      else if (canDequantize(t.type)) { dtype = 'F32'; converted.add(t.typeName); anyQuantized = true; }
+      // quantized: read as f32 values (chunks), or as stored blocks when they are the runtime's (blockChunks)
+      else if (canDequantize(t.type)) { dtype = 'F32'; quantized = { type: t.typeName, byteLength: t.byteLength }; anyQuantized = true; }
       else {
         throw new GGUFError(`${g.name}: tensor ${t.name} has type ${t.typeName}, which gpt2-wasm cannot read ` +
           '(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)');
       }
       if (t.dims.length === 2 && t.type !== GGML_F16 && name !== 'wpe.weight') allHalf = false;
-      const byteLength = dtype === 'F32' && t.type !== GGML_F32 ? t.count * 4 : t.byteLength;
-      tensors.set(name, { name, dtype, shape: t.dims.slice().reverse(), byteOffset: t.byteOffset, byteLength, file: g.name, rowMajorNK: true, gguf: t });
+      const byteLength = quantized ? t.count * 4 : t.byteLength;
+      tensors.set(name, { name, dtype, shape: t.dims.slice().reverse(), byteOffset: t.byteOffset, byteLength, file: g.name, rowMajorNK: true, quantized, gguf: t });
     }
     // Q4_0 files (matrices Q4_0, the embedding Q4_0 or Q8_0) run as q4, whose default plan keeps the embedding
-    // at q8; other quantized files as q8 (the nearest runtime format; Q8_0 converts without loss); all-F16 as fp16.
+    // at q8; other quantized files as q8 (the nearest runtime format; Q8_0 is placed as stored); all-F16 as fp16.
     const matrices = [...g.tensors.values()].filter((t) => t.dims.length === 2 && t.name !== 'position_embd.weight');
     const q4File = matrices.some((t) => t.typeName === 'Q4_0') && matrices.every((t) => t.typeName === 'Q4_0' || t.typeName === 'Q8_0');
     const preferredDtype: DType | undefined = anyQuantized ? (q4File ? 'q4' : 'q8') : allHalf ? 'fp16' : undefined;
@@ -187,24 +190,39 @@ export class GGUFModelSource implements ModelSource {
       if (!t) throw new GGUFError(`${g.name}: no tensor named ${JSON.stringify(name)}`);
       return t;
     };
-    return {
-      name: g.name, tensors, preferredDtype, converted: [...converted],
-      chunks: (name, chunkBytes = DEFAULT_CHUNK_BYTES) => {
+    const reader = {
+      name: g.name, tensors, preferredDtype, dequantized: 0,
+      chunks: (name: string, chunkBytes = DEFAULT_CHUNK_BYTES) => {
         const t = get(name);
-        return t.gguf.type === GGML_F32 || t.gguf.type === GGML_F16 || t.gguf.type === GGML_BF16
-          ? streamTensor(src, t.gguf, chunkBytes)
-          : dequantizedChunks(src, t.gguf, chunkBytes);
+        if (!t.quantized) return streamTensor(src, t.gguf, chunkBytes);
+        reader.dequantized++;
+        return dequantizedChunks(src, t.gguf, chunkBytes);
+      },
+      blockChunks: (name: string, chunkBytes = DEFAULT_CHUNK_BYTES) => {
+        const t = get(name);
+        if (!t.quantized || !(t.quantized.type in NATIVE_BLOCKS)) {
+          throw new GGUFError(`${g.name}: tensor ${t.gguf.name} is ${t.gguf.typeName}, not stored in the runtime's blocks (${Object.keys(NATIVE_BLOCKS).join(', ')})`);
+        }
+        const { typeSize } = GGML_TYPES.get(t.gguf.type)!;
+        return streamTensor(src, t.gguf, blocksPerChunk(typeSize, chunkBytes) * typeSize);
       },
       close: async () => { await src.close?.(); },
     };
+    return reader;
   }
+}
+
+/** Blocks per chunk when a block takes `blockBytes` (stored, or decoded to f32) and a chunk at most about
+ *  chunkBytes: a multiple of 4 blocks keeps the stored chunk a multiple of 8 bytes, as streamTensor's chunking
+ *  requires (4 · 34 = 136 for Q8_0, 4 · 18 = 72 for Q4_0). */
+function blocksPerChunk(blockBytes: number, chunkBytes: number): number {
+  return Math.max(4, Math.floor(chunkBytes / blockBytes / 4) * 4);
 }
 
 /** Stream a quantized tensor as f32 bytes, whole blocks at a time (at most about chunkBytes of output). */
 async function* dequantizedChunks(src: ByteSource, t: GGUFTensorInfo, chunkBytes: number): AsyncGenerator<TensorChunk> {
   const type = GGML_TYPES.get(t.type)!;
-  // a multiple of 4 blocks keeps the raw chunk a multiple of 8 bytes, as streamTensor's chunking requires
-  const blocks = Math.max(4, Math.floor(chunkBytes / (4 * type.blockSize) / 4) * 4);
+  const blocks = blocksPerChunk(4 * type.blockSize, chunkBytes); // sized by the f32 output
   const out = new Float32Array(blocks * type.blockSize);
   let elem = 0;
   for await (const { bytes } of streamTensor(src, t, blocks * type.typeSize)) {
@@ -217,19 +235,8 @@ async function* dequantizedChunks(src: ByteSource, t: GGUFTensorInfo, chunkBytes
 
 /** A model's tensors from whichever container the source holds: a GGUF file, or safetensors (single or sharded). */
 export async function openTensorReader(source: ModelSource): Promise<TensorReader & { name: string; close(): Promise<void> }> {
-  if (isGGUFSource(source)) {
-    const r = await source.openTensors();
-    if (r.converted.length && !noticed.has(source.name)) {
-      noticed.add(source.name);
-      console.warn(`gpt2-wasm: ${source.name}: ${r.converted.join(', ')} tensors have no native kernel yet; they are converted on load (to q8, or q4 for Q4_0 files, unless dtype says otherwise)`);
-    }
-    return r;
-  }
-  return openSafetensorsModel(source);
+  return isGGUFSource(source) ? source.openTensors() : openSafetensorsModel(source);
 }
-
-/** Files whose conversion notice was shown (once per file and process). */
-const noticed = new Set<string>();
 
 /** Duck-typed, so that a GGUF source from another copy of this module (bundles, loaders) is recognized too. */
 export function isGGUFSource(x: unknown): x is GGUFModelSource {

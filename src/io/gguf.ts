@@ -58,6 +58,11 @@ class Cursor {
 
   left(): number { return this.size - this.pos; }
 
+  /** Whether bytes [pos, pos+n) are in the window already (then no await is needed). */
+  ready(n: number): boolean { return n <= this.size - this.pos && this.pos >= this.start && this.pos + n <= this.start + this.buf.byteLength; }
+  /** The u64 at pos, without moving (needs ready(8)). */
+  peekU64(): bigint { return this.view.getBigUint64(this.pos - this.start, true); }
+
   /** Make bytes [pos, pos+n) available; `what` names the field for the truncation message. */
   async need(n: number, what: string): Promise<void> {
     if (n > this.size - this.pos) {
@@ -150,6 +155,19 @@ export class GGUFFile {
         throw new GGUFError(`${file}: ${what} at offset ${c.pos - Number(n)} is not valid UTF-8`);
       }
     };
+    // A string already in the window, decoded without an await (vocabularies are 50k+ strings; an await each
+    // costs more than the decoding); null when it is not in the window or its length is bad (readString reports that).
+    const stringInWindow = (what: () => string): string | null => {
+      if (!c.ready(8)) return null;
+      const n = c.peekU64();
+      if (n > BigInt(c.left() - 8) || !c.ready(8 + Number(n))) return null;
+      c.pos += 8;
+      try {
+        return utf8.decode(c.bytes(Number(n)));
+      } catch {
+        throw new GGUFError(`${file}: ${what()} at offset ${c.pos - Number(n)} is not valid UTF-8`);
+      }
+    };
     const readValue = async (type: number, what: string, depth: number): Promise<GGUFEntry> => {
       switch (type) {
         case GGUF_TYPE.STRING: return { type, value: await readString(what) };
@@ -162,11 +180,13 @@ export class GGUFFile {
             throw new GGUFError(`${file}: ${what} claims ${n} items of type ${GGUF_TYPE_NAMES[itemType]}, more than fit in the ${c.left()} bytes left in the file`);
           }
           const count = Number(n), items: GGUFValue[] = new Array(count);
-          if (itemType === GGUF_TYPE.STRING || itemType === GGUF_TYPE.ARRAY) {
+          if (itemType === GGUF_TYPE.STRING) {
+            for (let i = 0; i < count; i++) items[i] = stringInWindow(() => `${what}[${i}]`) ?? await readString(`${what}[${i}]`);
+          } else if (itemType === GGUF_TYPE.ARRAY) {
             for (let i = 0; i < count; i++) items[i] = (await readValue(itemType, `${what}[${i}]`, depth + 1)).value;
           } else {
             await c.need(count * VALUE_BYTES[itemType], what);
-            for (let i = 0; i < count; i++) items[i] = scalar(itemType, `${what}[${i}]`);
+            for (let i = 0; i < count; i++) items[i] = scalar(itemType, what, i);
           }
           return { type, itemType, value: items };
         }
@@ -176,7 +196,8 @@ export class GGUFFile {
           return { type, value: scalar(type, what) };
       }
     };
-    const scalar = (type: number, what: string): GGUFValue => {
+    /** One scalar (`what`, item `index` of it when >= 0: the label is built only for an error). */
+    const scalar = (type: number, what: string, index = -1): GGUFValue => {
       switch (type) {
         case GGUF_TYPE.UINT8: return c.u8();
         case GGUF_TYPE.INT8: return c.i8();
@@ -190,7 +211,7 @@ export class GGUFFile {
         case GGUF_TYPE.INT64: return toNum(c.i64());
         case GGUF_TYPE.BOOL: {
           const b = c.u8();
-          if (b > 1) throw new GGUFError(`${file}: ${what} is a bool with byte value ${b} (must be 0 or 1)`);
+          if (b > 1) throw new GGUFError(`${file}: ${index >= 0 ? `${what}[${index}]` : what} is a bool with byte value ${b} (must be 0 or 1)`);
           return b === 1;
         }
       }

@@ -2,9 +2,10 @@
 // of a model folder, a .gguf path or URL, or any of those with `gguf_file`) into a ModelSource, on whatever
 // platform we run. Models and tokenizers both load through it.
 import { OptionError } from '../errors.js';
+import { opfsAvailable } from './browser-cache.js';
 import { GGUFModelSource } from './gguf-model.js';
 import { resolveHubFile, resolveModel } from './hub.js';
-import { fileSource, urlSource, type ModelSource, type ProgressInfo } from './source.js';
+import { fileSource, urlSource, type ModelSource, type ProgressInfo, type UrlSourceOptions } from './source.js';
 
 export type { ProgressInfo } from './source.js';
 
@@ -26,18 +27,26 @@ export interface SourceOptions {
   gguf_file?: string;
   /**
    * Files read over HTTP (browsers, URLs): keep them in the browser's Cache API so the next page load reads
-   * nothing from the network (default true where there is a Cache API in a browser; false turns it off).
+   * nothing from the network (default true where there is a Cache API in a browser; false turns it off;
+   * 'opfs' keeps them in the Origin Private File System instead, better for large weights).
    * List and clear it with listCachedFiles() / clearCachedFiles().
    */
-  browser_cache?: boolean;
+  browser_cache?: boolean | 'opfs';
 }
 
 const isNode = typeof process !== 'undefined' && !!(process as any).versions?.node;
 
-type ResolveOpts = SourceOptions & { tokenizer?: boolean };
+/** Internal extras: the tokenizer's files, and (edge handler) the fetch and headers of HTTP sources. */
+type ResolveOpts = SourceOptions & { tokenizer?: boolean } & Pick<UrlSourceOptions, 'fetch' | 'headers'>;
 
-/** Options of an HTTP source from the resolve options: token, browser cache, progress. */
-const httpOptions = (opts: ResolveOpts) => ({ token: opts.token ?? undefined, cache: opts.browser_cache === false ? false : undefined, progress_callback: opts.progress_callback });
+/** Options of an HTTP source from the resolve options: token, browser cache, progress, fetch and headers. */
+function httpOptions(opts: ResolveOpts): UrlSourceOptions {
+  const c = opts.browser_cache;
+  if (c !== undefined && c !== true && c !== false && c !== 'opfs') throw new OptionError(`browser_cache must be true, false or 'opfs', got ${JSON.stringify(c)}`);
+  // 'opfs' where there is one (browsers); elsewhere the default, as browser_cache: true (no browser cache in Node)
+  const cache = c === false ? false : c === 'opfs' && opfsAvailable() ? 'opfs' as const : undefined;
+  return { token: opts.token ?? undefined, cache, progress_callback: opts.progress_callback, fetch: opts.fetch, headers: opts.headers };
+}
 
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);

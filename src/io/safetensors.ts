@@ -207,6 +207,7 @@ export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' 
     }
     if (bytes.byteLength !== n) throw new SafetensorsError(`${src.name}: tensor ${JSON.stringify(t.name)}: short read (${bytes.byteLength} of ${n} bytes)`);
     yield { offset: off, bytes };
+    if (!buf) src.release?.(bytes); // the consumer is done with a fresh chunk: free it now, not at the next GC
   }
 }
 
@@ -302,7 +303,8 @@ export class SafetensorsFile {
 
   /**
    * Stream a tensor in order, in chunks of at most `chunkBytes` (rounded down to a multiple of 8 so chunks hold
-   * whole elements). Each chunk's bytes may be overwritten by the next one: copy them before resuming.
+   * whole elements). Each chunk's bytes may be overwritten or freed once the next one is asked for: copy them
+   * before resuming.
    */
   chunks(name: string, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncGenerator<TensorChunk> {
     const t = this.get(name);

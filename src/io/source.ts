@@ -3,7 +3,7 @@
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
-import { browserCacheAvailable, cachedSource, cacheApiStore, progressSource, type CacheStore } from './browser-cache.js';
+import { browserCacheAvailable, cachedSource, cacheApiStore, opfsStore, progressSource, type CacheStore } from './browser-cache.js';
 import { badRelativePath, decodeUtf8, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError, parseJsonText } from './files.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -16,6 +16,12 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Optional: fill `target` with the bytes at `offset` (lets readers reuse one buffer). */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
+  /**
+   * Optional: the caller is done with bytes that `read` returned, so the source may free them now rather than
+   * at the next garbage collection (fetched chunks: 4 MiB each, outside the V8 heap, which a collection would
+   * otherwise let pile up to ~100 MB while a checkpoint streams). They must not be used afterwards.
+   */
+  release?(bytes: Uint8Array): void;
   close?(): Promise<void>;
   /** The server's ETag for the file, when it is read over HTTP and the server sent one. */
   readonly etag?: string;
@@ -231,9 +237,9 @@ export interface UrlSourceOptions {
   /**
    * Keep the files in a persistent cache so the next load reads nothing from the network
    * (src/io/browser-cache.ts). Default: the Cache API cache "gpt2-wasm" in browsers, no cache elsewhere.
-   * false turns it off; a CacheStore uses that store.
+   * false turns it off; 'opfs' uses the Origin Private File System directory "gpt2-wasm"; a CacheStore uses that store.
    */
-  cache?: boolean | CacheStore;
+  cache?: boolean | 'opfs' | CacheStore;
   /** Bytes per cached chunk of a weights file (default 4 MiB). */
   cacheChunkBytes?: number;
   /** Progress per file: initiate, download, progress (loaded/total bytes), done. */
@@ -321,6 +327,7 @@ class UrlSource extends BaseSource {
           await res.body?.cancel().catch(() => {});
           throw new DownloadError(`${url}: asked for bytes from ${offset}, server sent Content-Range ${res.headers.get('content-range')}`);
         }
+        if (m && Number(m[2]) === offset + length - 1) return readBody(res, length, url); // exactly the range asked for
         return readExactly(res, length, url);
       }
       if (res.status === 200 && offset === 0) return readExactly(res, length, url); // Range ignored: take the prefix
@@ -330,11 +337,37 @@ class UrlSource extends BaseSource {
       }
       throw this.statusError(file, res);
     };
-    return { name: url, etag, size: async () => size, read };
+    return { name: url, etag, size: async () => size, read, release: freeBuffer };
   }
 }
 
-/** Read the first `length` bytes of a response body, then stop the transfer. */
+/**
+ * Frees the memory of a buffer this module allocated whole (a response body) by detaching it: transfer(0)
+ * hands its backing store back at once (engines without ArrayBuffer.prototype.transfer leave it to the GC).
+ */
+function freeBuffer(bytes: Uint8Array): void {
+  const buf = bytes.buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
+  if (bytes.byteOffset !== 0 || bytes.byteLength !== buf.byteLength || typeof buf.transfer !== 'function' || buf.detached) return;
+  try { buf.transfer(0); } catch { /* a non-detachable buffer: the GC frees it */ }
+}
+
+/**
+ * Read a response body of exactly `length` bytes in one call. The body arrives in packets of a few KiB, and a
+ * JavaScript loop over them (readExactly) leaves a result object, a view and promises on the V8 heap for each:
+ * over 100 MB of garbage while a GPT-2 checkpoint streams, which an edge isolate's heap peak counts.
+ */
+async function readBody(res: Response, length: number, url: string): Promise<Uint8Array> {
+  let body: ArrayBuffer;
+  try {
+    body = await res.arrayBuffer();
+  } catch (e) {
+    throw new DownloadError(`${url}: transfer failed while reading ${length} bytes: ${errMsg(e)}`, { cause: e });
+  }
+  if (body.byteLength !== length) throw new DownloadError(`${url}: response had ${body.byteLength} bytes, not the ${length} of its Content-Range`);
+  return new Uint8Array(body);
+}
+
+/** Read the first `length` bytes of a response body, then stop the transfer (when it may be longer than that). */
 async function readExactly(res: Response, length: number, url: string): Promise<Uint8Array> {
   const out = new Uint8Array(length);
   let got = 0;
@@ -366,6 +399,7 @@ export function urlSource(base: string | URL, opts: UrlSourceOptions = {}): Mode
   const src = new UrlSource(String(base), opts);
   const store = opts.cache === false ? null
     : opts.cache === true || opts.cache === undefined ? (browserCacheAvailable() || opts.cache === true ? cacheApiStore() : null)
+    : opts.cache === 'opfs' ? opfsStore()
     : opts.cache;
   if (store) return cachedSource(src, store, { chunkBytes: opts.cacheChunkBytes, onProgress: opts.progress_callback });
   return opts.progress_callback ? progressSource(src, opts.progress_callback) : src;

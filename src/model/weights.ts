@@ -1,7 +1,8 @@
 // Weight placement: validates a checkpoint's tensors against the config, then streams each tensor from the
 // file straight into its region of the wasm memory in the layout the kernels read (matrices as [out, in]
 // rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
-// matrix is ever held (q8/q4 blocks are quantized as their inputs arrive, see block-stream.ts).
+// matrix is ever held (q8/q4 blocks are quantized as their inputs arrive, see block-stream.ts). A matrix the
+// file already stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
@@ -10,9 +11,10 @@ import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../r
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { floatToHalf, fp16ToF32 } from '../io/half.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
+import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from '../io/tensor-reader.js';
 import { BlockStream, type BlockWriter } from './block-stream.js';
 
-export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
+export type { DType, TensorInfoLike, TensorReader };
 export type DTypeOption = DType | 'auto';
 
 /** The weight matrices a precision plan names: the tied embedding / LM head (wte), an untied lm_head, and per layer
@@ -63,19 +65,6 @@ export interface ModelWeights {
   plan: Record<TensorGroup, DType>;
   regions: Region[];
   bytes: number;
-}
-
-/** What the loader needs from a tensor container (src/io/safetensors.ts and src/io/gguf-model.ts provide it). */
-export interface TensorInfoLike {
-  name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number; file?: string;
-  /** Stored as ggml does (GGUF): a Conv1D weight is already [out, in], so it is not transposed. */
-  rowMajorNK?: boolean;
-}
-export interface TensorReader {
-  tensors: Map<string, TensorInfoLike>;
-  /** The run dtype for dtype 'auto' when the container knows better than its storage dtypes (quantized GGUF). */
-  preferredDtype?: DType;
-  chunks(name: string, chunkBytes?: number): AsyncIterable<{ offset: number; bytes: Uint8Array }>;
 }
 
 type Kind = 'conv1d' | 'linear' | 'vector' | 'table';
@@ -173,10 +162,22 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
     if (s.quantizable && t.dtype !== 'F16') allF16 = false;
   }
   const { dtype, plan } = resolvePlan(dtypeOpt, reader.preferredDtype ?? (allF16 ? 'fp16' : 'fp32'));
+  if (dtypeOpt === 'auto' || dtypeOpt === undefined) keepStoredBlocks(plan, wanted, byKey);
   let bytes = 0;
   for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
   return { specs: wanted, byKey, dtype, plan, bytes };
+}
+
+/** 'auto' runs a group of matrices in the blocks the file stores all of them in, when those are a run format
+ *  (GGUF Q8_0 → q8, Q4_0 → q4), so nothing stored natively is converted: e.g. a Q4_0 file whose embedding is Q4_0
+ *  too keeps it at q4, where the default q4 plan would convert it to q8. */
+function keepStoredBlocks(plan: Record<TensorGroup, DType>, wanted: Spec[], byKey: Map<string, TensorInfoLike>): void {
+  for (const g of TENSOR_GROUPS) {
+    const types = new Set(wanted.filter((s) => s.group === g).map((s) => byKey.get(s.key)!.quantized?.type));
+    const [only] = types;
+    if (types.size === 1 && only !== undefined && only in NATIVE_BLOCKS) plan[g] = NATIVE_BLOCKS[only];
+  }
 }
 
 /** The dtype of every group from the `dtype` option; `auto` is the checkpoint's (F16 stays fp16, else fp32).
@@ -251,7 +252,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   const { arena } = backend;
   const regions: Region[] = [];
   const placed = new Map<string, Matrix>();
-  const total = plan.specs.reduce((s, sp) => s + plan.byKey.get(sp.key)!.byteLength, 0);
+  const dtOf = (s: Spec) => (s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan));
+  const asStored = (s: Spec) => storedAsRunBlocks(plan.byKey.get(s.key)!, dtOf(s)) && reader.blockChunks !== undefined;
+  // bytes read: the stored blocks of a matrix copied as stored, else the values its chunks decode to
+  const total = plan.specs.reduce((t, s) => t + (asStored(s) ? plan.byKey.get(s.key)!.quantized!.byteLength : plan.byKey.get(s.key)!.byteLength), 0);
+  noticeConversions(plan, (s) => !asStored(s) ? dtOf(s) : null);
   let loaded = 0;
   let staging: Float32Array | null = null;
   try {
@@ -259,12 +264,17 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
     const order = plan.specs.slice().sort((a, b) => plan.byKey.get(a.key)!.byteOffset - plan.byKey.get(b.key)!.byteOffset);
     for (const s of order) {
       const info = plan.byKey.get(s.key)!;
-      const dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
+      const dt = dtOf(s);
       const N = s.kind === 'conv1d' ? s.shape[1] : s.shape[0];
       const K = s.shape.length === 1 ? 1 : s.kind === 'conv1d' ? s.shape[0] : s.shape[1];
       const count = N * K;
       const region = arena.alloc(`weight ${s.key}`, storedBytes(s, plan.plan));
       regions.push(region);
+      if (asStored(s)) {
+        await copyBlocks(reader, info, s.key, backend, region.ptr, dt, N, K, (n) => { loaded += n; onProgress?.(loaded, total); });
+        placed.set(s.key, { ptr: region.ptr, dt, N, K });
+        continue;
+      }
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream keeps
       // 32 source rows at a time and quantizes them into their blocks as the tensor streams (no f32 copy of it).
       // GGUF matrices are already [N out, K in] rows (rowMajorNK): nothing to transpose.
@@ -337,6 +347,68 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
 
 /** Values per chunk read from the checkpoint: its f32 decoding takes 4 MiB, the chunk itself at most that. */
 const CHUNK_VALUES = 1 << 20;
+/** Bytes per chunk of stored blocks copied as they are. */
+const BLOCK_CHUNK_BYTES = 4 << 20;
+
+/** Whether the file stores the tensor in exactly the blocks of its run format dt (GGUF Q8_0 at q8, Q4_0 at q4). */
+function storedAsRunBlocks(info: TensorInfoLike, dt: number): boolean {
+  const run = info.quantized ? NATIVE_BLOCKS[info.quantized.type] : undefined;
+  return (run === 'q8' && dt === DT_Q8) || (run === 'q4' && dt === DT_Q4);
+}
+
+/** Copies a matrix stored in its run format's blocks into its region as it is: N rows of K/32 blocks (GGUF
+ *  matrices are [out, in] rows, the kernels' layout), a bounded chunk of whole blocks at a time. Each block's f16
+ *  scale is checked as the quantizer's output is (blockWriter): a non-finite one would poison every dot product. */
+async function copyBlocks(reader: TensorReader, info: TensorInfoLike, key: string, backend: Backend, ptr: number, dt: number,
+  N: number, K: number, onBytes: (n: number) => void): Promise<void> {
+  const file = info.file ?? 'model.safetensors', type = info.quantized!.type;
+  const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+  const rowBlocks = K / Q8_BLOCK;
+  const want = N * rowBlocks * blockBytes;
+  if (!info.rowMajorNK || !Number.isInteger(rowBlocks) || info.quantized!.byteLength !== want) {
+    throw new WeightsError(`${file}: tensor ${key} holds ${info.quantized!.byteLength} bytes of ${type} blocks${info.rowMajorNK ? '' : ' not in [out, in] rows'}; ` +
+      `[${N}, ${K}] needs ${Number.isInteger(rowBlocks) ? `${want} bytes (${N} rows of ${rowBlocks} blocks)` : 'K a multiple of 32'}`);
+  }
+  let at = 0;
+  for await (const { offset, bytes } of reader.blockChunks!(info.name, BLOCK_CHUNK_BYTES)) {
+    if (offset !== at || bytes.byteLength % blockBytes !== 0 || at + bytes.byteLength > want) {
+      throw new WeightsError(`${file}: tensor ${key}: ${bytes.byteLength} bytes at offset ${offset} are not the next whole ${type} blocks (${at} of ${want} bytes read)`);
+    }
+    const bad = firstNonFiniteScale(bytes, blockBytes);
+    if (bad >= 0) {
+      const b = at / blockBytes + bad, n = Math.floor(b / rowBlocks), k0 = (b - n * rowBlocks) * Q8_BLOCK;
+      throw new WeightsError(`${file}: tensor ${key} row ${n} columns ${k0}..${k0 + Q8_BLOCK - 1}: the ${type} block's f16 scale is not finite (NaN or infinite weights)`);
+    }
+    // a fresh view per chunk: nothing allocates in wasm memory while the tensor streams, but views are cheap
+    new Uint8Array(backend.arena.memory.buffer, ptr + at, bytes.byteLength).set(bytes);
+    at += bytes.byteLength;
+    onBytes(bytes.byteLength);
+  }
+  if (at !== want) throw new WeightsError(`${file}: tensor ${key} ended after ${at} of ${want} bytes of ${type} blocks`);
+}
+
+/** Conversion notices shown (once per file, conversions and process). */
+const noticed = new Set<string>();
+
+/** One line when quantized tensors are converted on load (dequantized, then placed in the run format) rather
+ *  than copied as stored: K-quants and the like at any dtype, or Q8_0 / Q4_0 under a plan that asks otherwise. */
+function noticeConversions(plan: PlannedWeights, convertedTo: (s: Spec) => number | null): void {
+  const counts = new Map<string, number>();
+  let file = '';
+  for (const s of plan.specs) {
+    const info = plan.byKey.get(s.key)!, dt = convertedTo(s);
+    if (!info.quantized || dt === null) continue;
+    file = info.file ?? file;
+    const what = `${info.quantized.type} → ${DT_NAMES[dt]}`;
+    counts.set(what, (counts.get(what) ?? 0) + 1);
+  }
+  const list = [...counts].map(([what, n]) => `${n} × ${what}`).join(', ');
+  if (!counts.size || noticed.has(`${file}: ${list}`)) return;
+  noticed.add(`${file}: ${list}`);
+  console.warn(`gpt2-wasm: ${file}: converting quantized tensors on load: ${list} (only Q8_0 at q8 and Q4_0 at q4 are placed as stored)`);
+}
+
+const DT_NAMES: Record<number, string> = { [DT_F32]: 'fp32', [DT_F16]: 'fp16', [DT_Q8]: 'q8', [DT_Q4]: 'q4' };
 
 /** Writes BlockStream's blocks into N rows of K/32 Q8_0 or Q4_0 blocks at dst, checking each block's f16 scale.
  *  Allocates nothing per block (millions of them): the quantizer fills a reused buffer of one block or one row. */

@@ -2,7 +2,7 @@
 // gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import { parseArgs, helpFor, MODEL_OPTIONS, type OptionSpec } from '../cli/args.js';
+import { parseArgs, helpFor, HELP_OPTION, MODEL_OPTIONS, modelLoadOptions, type OptionSpec } from '../cli/args.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
@@ -26,7 +26,7 @@ export const serveSpecs: Record<string, OptionSpec> = {
   max_connections: { type: 'int', help: 'open connections at most; more are closed at once (default 1024)' },
   shutdown_timeout_ms: { type: 'int', help: 'on SIGTERM, wait this long for accepted requests (default 30000)' },
   quiet: { type: 'boolean', alias: 'q', help: 'no request log on stderr' },
-  help: { type: 'boolean', alias: 'h', help: 'show this help' },
+  help: HELP_OPTION,
 };
 
 export const SERVE_USAGE = `gpt2-wasm serve [options]
@@ -60,7 +60,7 @@ export async function serve(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const source = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
   const tokenizer = await AutoTokenizer.from_pretrained(source);
-  const model = await GPT2LMHeadModel.from_pretrained(source, { dtype: o.dtype, kv_dtype: o.kv_dtype, threads: o.threads });
+  const model = await GPT2LMHeadModel.from_pretrained(source, modelLoadOptions(o));
   let server;
   try {
     server = createServer({

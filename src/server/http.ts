@@ -13,7 +13,7 @@ import { resolveGenerateOptions } from '../generation/generate.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError, type CompletionParams } from './request.js';
-import type { TokenLogprob } from './logprobs.js';
+import { HeldLogprobs, logprobsObject, promptEntries, type LogprobEntry } from './logprobs.js';
 import { Histogram, MetricsPage } from './metrics.js';
 import { Scheduler, type JobEnd, type SchedulerStats } from './scheduler.js';
 import { CompletionText } from './text.js';
@@ -178,23 +178,6 @@ export function createServer(options: ServerOptions): GPT2Server {
     };
   }
 
-  /** OpenAI's logprobs object of one choice: token strings, their log-probabilities, the top ones, and each
-   *  token's offset in the choice's text (the prompt's text counts before it, echoed or not). */
-  function logprobsObject(entries: { id: number; lp: TokenLogprob | null }[], start: number) {
-    const piece = (id: number) => tokenizer.decode([id], { skip_special_tokens: false });
-    const tokens: string[] = [], token_logprobs: (number | null)[] = [], top_logprobs: (Record<string, number> | null)[] = [], text_offset: number[] = [];
-    let at = start;
-    for (const { id, lp } of entries) {
-      const t = piece(id);
-      tokens.push(t);
-      token_logprobs.push(lp ? lp.logprob : null);
-      top_logprobs.push(lp ? Object.fromEntries(lp.top.map((x) => [piece(x.id), x.logprob])) : null);
-      text_offset.push(at);
-      at += t.length;
-    }
-    return { tokens, token_logprobs, top_logprobs, text_offset };
-  }
-
   async function completions(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
     const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency, minTokens: 0 });
@@ -205,9 +188,10 @@ export function createServer(options: ServerOptions): GPT2Server {
     const created = Math.floor(Date.now() / 1000);
     const promptText = typeof p.prompt === 'string' ? p.prompt : tokenizer.decode(ids, { skip_special_tokens: false });
     const wantLp = p.logprobs !== undefined;
-    // per choice: its text (stop sequences cut it), the text so far, its tokens with their log-probabilities
-    const choices = Array.from({ length: p.n }, () => ({ text: new CompletionText(tokenizer, p.stop), out: '', tokens: [] as { id: number; lp: TokenLogprob | null }[], last: 0 }));
-    let promptLp: { id: number; lp: TokenLogprob | null }[] = [];
+    // per choice: its text (stop sequences cut it), the text so far, its tokens' log-probabilities (held until
+    // their text is sent) and those sent so far
+    const choices = Array.from({ length: p.n }, () => ({ text: new CompletionText(tokenizer, p.stop), out: '', held: new HeldLogprobs(), sent: [] as LogprobEntry[], last: 0 }));
+    let promptLp: LogprobEntry[] = [];
     const usage = (n: number) => ({ prompt_tokens: ids.length, completion_tokens: n, total_tokens: ids.length + n });
     const chunk = (index: number, t: string, finish: string | null, logprobs: unknown = null) => ({ id, object: 'text_completion', created, model: modelId, choices: [{ text: t, index, logprobs, finish_reason: finish }] });
     const sse = (data: unknown) => { if (!res.destroyed && !res.writableEnded) res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`); };
@@ -221,19 +205,19 @@ export function createServer(options: ServerOptions): GPT2Server {
       presencePenalty: p.presencePenalty, frequencyPenalty: p.frequencyPenalty, logitBias: p.logitBias,
       logprobs: p.logprobs, echoLogprobs: p.echo,
       onPrompt(lps) {
-        promptLp = ids.map((tid, i) => ({ id: tid, lp: lps[i] }));
-        if (p.stream) for (let c = 0; c < p.n; c++) sse(chunk(c, promptText, null, logprobsObject(promptLp, 0)));
+        promptLp = promptEntries(tokenizer, ids, lps);
+        if (p.stream) for (let c = 0; c < p.n; c++) sse(chunk(c, promptText, null, logprobsObject(tokenizer, promptLp, 0)));
       },
       onToken(tokenId, c, lp) {
         const now = performance.now(), ch = choices[c];
         if (firstToken) { ttft.observe((Date.now() - t0) / 1000); firstToken = false; } else if (ch.last) perToken.observe((now - ch.last) / 1000);
         ch.last = now;
+        if (wantLp) ch.held.add({ id: tokenId, lp, offset: ch.text.decodedLength });
         const piece = ch.text.push(tokenId);
-        if (wantLp) ch.tokens.push({ id: tokenId, lp });
-        if (p.stream) {
-          if (piece || wantLp) sse(chunk(c, piece, null, wantLp ? logprobsObject([{ id: tokenId, lp }], promptText.length + ch.out.length) : null));
-          ch.out += piece;
-        } else ch.out += piece;
+        ch.out += piece;
+        const lps = wantLp ? ch.held.release(ch.text.sentLength) : [];
+        if (!p.stream) ch.sent.push(...lps);
+        else if (piece || lps.length) sse(chunk(c, piece, null, wantLp ? logprobsObject(tokenizer, lps, promptText.length) : null));
         return ch.text.stopped;
       },
       onEnd(end) { clearTimeout(timer); finish(end); },
@@ -253,7 +237,10 @@ export function createServer(options: ServerOptions): GPT2Server {
     if (end.status === 'done') {
       duration.observe((Date.now() - t0) / 1000);
       if (p.stream) {
-        choices.forEach((ch, c) => sse(chunk(c, ch.text.finish(), end.reasons[c])));
+        choices.forEach((ch, c) => {
+          const rest = ch.text.finish();
+          sse(chunk(c, rest, end.reasons[c], wantLp ? logprobsObject(tokenizer, ch.held.release(ch.text.sentLength, !ch.text.stopped), promptText.length) : null));
+        });
         if (p.includeUsage) sse({ id, object: 'text_completion', created, model: modelId, choices: [], usage: usage(end.tokens) });
         sse('[DONE]');
         res.end();
@@ -263,11 +250,11 @@ export function createServer(options: ServerOptions): GPT2Server {
           const head = p.echo ? promptText : '';
           let logprobs = null;
           if (wantLp) {
-            // tokens of the completion up to where its text ends (a stop sequence cuts both)
-            const gen = logprobsObject(ch.tokens, promptText.length);
-            const keep = gen.text_offset.filter((o) => o < promptText.length + text.length || o === promptText.length).length;
-            const echoed = p.echo ? logprobsObject(promptLp, 0) : null;
-            const part = (k: keyof typeof gen) => [...(echoed ? echoed[k] : []), ...gen[k].slice(0, keep)];
+            // the prompt's entries (echoed), then the completion's that went out with its text (a stop sequence cuts both)
+            ch.sent.push(...ch.held.release(ch.text.sentLength, !ch.text.stopped));
+            const echoed = p.echo ? logprobsObject(tokenizer, promptLp, 0) : null;
+            const gen = logprobsObject(tokenizer, ch.sent, promptText.length);
+            const part = <K extends keyof typeof gen>(k: K) => [...(echoed ? echoed[k] : []), ...gen[k]];
             logprobs = { tokens: part('tokens'), token_logprobs: part('token_logprobs'), top_logprobs: part('top_logprobs'), text_offset: part('text_offset') };
           }
           return { text: head + text, index: c, logprobs, finish_reason: end.reasons[c] };

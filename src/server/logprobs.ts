@@ -1,7 +1,11 @@
 // OpenAI's completions extras on one row of logits: the log-probabilities of the chosen token and of the most
 // likely ones (`logprobs`), and the additive presence/frequency penalties and logit_bias that change the logits
 // before the sampling processors. Log-probabilities are the model's own (log-softmax of the raw logits, in f64),
-// so scoring a text does not depend on the sampling options of the request.
+// so scoring a text does not depend on the sampling options of the request. A choice's logprobs go out with its
+// text: an entry is released once its token's text has started to be sent, so a stop sequence that cuts the text
+// cuts the logprobs at the same place, streamed or not.
+import { createStreamingDecoder } from '../tokenizer/streaming.js';
+import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 
 /** A token's log-probability and the `top` most likely tokens at its position (most likely first). */
 export interface TokenLogprob {
@@ -46,4 +50,58 @@ export function topLogprobs(lp: Float64Array, id: number, k: number): TokenLogpr
 export function applyOpenAIPenalties(logits: Float32Array, counts: Map<number, number>, presence: number, frequency: number, bias: Map<number, number> | undefined): void {
   if (presence !== 0 || frequency !== 0) for (const [j, c] of counts) logits[j] -= presence + frequency * c;
   if (bias) for (const [j, b] of bias) logits[j] += b;
+}
+
+/** A token of a choice with its log-probabilities (null: none, the prompt's first token) and where its text starts. */
+export interface LogprobEntry {
+  id: number;
+  lp: TokenLogprob | null;
+  /** Offset of the token's text in the text it belongs to (the prompt, or the completion after it). */
+  offset: number;
+}
+
+/**
+ * The entries of one choice's generated tokens, held until their text is sent: offsets only grow, so what is
+ * released is always a prefix. A token whose text has started to go out (offset < characters sent) is released;
+ * at the end, every entry left is when the text ended by itself, none when a stop sequence cut it (its tokens'
+ * text was never sent). Streaming and the one-piece response release the same entries.
+ */
+export class HeldLogprobs {
+  private held: LogprobEntry[] = [];
+
+  add(entry: LogprobEntry): void {
+    this.held.push(entry);
+  }
+
+  /** The entries whose text starts before `sent` characters (every one held, with `all`). */
+  release(sent: number, all = false): LogprobEntry[] {
+    let n = 0;
+    while (n < this.held.length && (all || this.held[n].offset < sent)) n++;
+    return this.held.splice(0, n);
+  }
+}
+
+/** The prompt's entries: each token with its log-probability and its offset in the decoded prompt. */
+export function promptEntries(tokenizer: GPT2Tokenizer, ids: number[], lps: (TokenLogprob | null)[]): LogprobEntry[] {
+  const decoder = createStreamingDecoder(tokenizer, { skip_special_tokens: false });
+  let at = 0;
+  return ids.map((id, i) => {
+    const offset = at;
+    at += decoder.push(id).length;
+    return { id, lp: lps[i], offset };
+  });
+}
+
+/**
+ * OpenAI's logprobs object for some entries: token strings, their log-probabilities, the top ones (by token
+ * string), and each token's offset in the choice's text, `base` being where the entries' text starts in it.
+ */
+export function logprobsObject(tokenizer: GPT2Tokenizer, entries: LogprobEntry[], base: number) {
+  const piece = (id: number) => tokenizer.decode([id], { skip_special_tokens: false });
+  return {
+    tokens: entries.map((e) => piece(e.id)),
+    token_logprobs: entries.map((e) => (e.lp ? e.lp.logprob : null)),
+    top_logprobs: entries.map((e) => (e.lp ? Object.fromEntries(e.lp.top.map((x) => [piece(x.id), x.logprob])) : null)),
+    text_offset: entries.map((e) => base + e.offset),
+  };
 }

@@ -11,23 +11,35 @@ export class CompletionText {
   private held = '';
   /** A stop sequence was found: nothing more is released. */
   stopped = false;
+  /** Characters released so far. */
+  sentLength = 0;
 
   constructor(tokenizer: GPT2Tokenizer, private readonly stops: string[]) {
     this.decoder = createStreamingDecoder(tokenizer, { skip_special_tokens: true });
+  }
+
+  /** Characters decoded so far, released or held: where the next token's text starts. */
+  get decodedLength(): number {
+    return this.sentLength + this.held.length;
   }
 
   /** Adds one token; returns the text that is now safe to send ('' while held back). */
   push(id: number): string {
     if (this.stopped) return '';
     this.held += this.decoder.push(id);
-    return this.release(false);
+    return this.sent(this.release(false));
   }
 
   /** End of generation: the rest of the text (up to a stop sequence if one completes now). */
   finish(): string {
     if (this.stopped) return '';
     this.held += this.decoder.flush();
-    return this.release(true);
+    return this.sent(this.release(true));
+  }
+
+  private sent(text: string): string {
+    this.sentLength += text.length;
+    return text;
   }
 
   private release(final: boolean): string {

@@ -5,12 +5,13 @@
 import { InputError, TokenizerError } from '../errors.js';
 import { BYTE_TO_CHAR, utf8EncodeInto } from './byte-level.js';
 import { pretokenEnd } from './scanner.js';
+import { MergeRules, Vocab } from './vocab.js';
 
 export interface BpeModelInit {
-  /** token string → id (vocab.json, or model.vocab of tokenizer.json). */
-  vocab: Map<string, number>;
+  /** token string → id (vocab.json, or model.vocab of tokenizer.json); a Vocab is used as it is. */
+  vocab: ReadonlyMap<string, number>;
   /** Merge rules in rank order (rank = index). A pair listed twice takes its last rank, as in the reference. */
-  merges: ReadonlyArray<readonly [string, string]>;
+  merges: MergeRules | ReadonlyArray<readonly [string, string]>;
   /** Id for a BPE result that is not in the vocabulary (GPT-2: unk is <|endoftext|>); null → such a word throws. */
   unkId?: number | null;
   /** How many distinct words to remember (default 100 000); 0 turns the cache off. */
@@ -38,11 +39,9 @@ export class UnknownTokenError extends TokenizerError {
 }
 
 export class BpeModel {
-  readonly vocab: ReadonlyMap<string, number>;
+  readonly vocab: Vocab;
   /** One past the largest vocabulary id. Symbols below this are vocabulary ids. */
   readonly idLimit: number;
-  /** Token string for each vocabulary id (undefined for holes). */
-  readonly idToToken: (string | undefined)[];
   readonly mergeCount: number;
 
   private readonly unkId: number;
@@ -84,20 +83,16 @@ export class BpeModel {
   private slots = new Int32Array(256);
 
   constructor(init: BpeModelInit) {
-    this.vocab = init.vocab;
+    const vocab = this.vocab = init.vocab instanceof Vocab ? init.vocab : Vocab.from(init.vocab);
     this.unkId = init.unkId ?? -1;
     this.ignoreMerges = init.ignoreMerges ?? false;
     this.cacheCapacity = init.cacheCapacity ?? 100_000;
-    let limit = 0;
-    for (const id of init.vocab.values()) if (id + 1 > limit) limit = id + 1;
-    this.idLimit = limit;
-    this.idToToken = new Array(limit);
-    for (const [tok, id] of init.vocab) if (this.idToToken[id] === undefined) this.idToToken[id] = tok;
+    const limit = this.idLimit = vocab.idLimit;
 
+    // Symbols are looked up by ranges of the merges' text, so no string is made for a rule unless its symbol
+    // is missing from the vocabulary (an "extra": rare, GPT-2 has none).
     const extra = new Map<string, number>();
-    const symbolOf = (s: string): number => {
-      const id = init.vocab.get(s);
-      if (id !== undefined) return id;
+    const extraOf = (s: string): number => {
       let x = extra.get(s);
       if (x === undefined) {
         x = limit + this.extraNames.length;
@@ -106,9 +101,13 @@ export class BpeModel {
       }
       return x;
     };
-    for (let b = 0; b < 256; b++) this.byteSym[b] = symbolOf(BYTE_TO_CHAR[b]);
+    const symbolOf = (t: string, a: number, b: number): number => {
+      const id = vocab.idOfRange(t, a, b);
+      return id >= 0 ? id : extraOf(t.slice(a, b));
+    };
+    for (let b = 0; b < 256; b++) this.byteSym[b] = symbolOf(BYTE_TO_CHAR[b], 0, 1);
 
-    const merges = init.merges;
+    const merges = init.merges instanceof MergeRules ? init.merges : MergeRules.fromPairs(init.merges);
     this.mergeCount = merges.length;
     let bits = 4;
     while (1 << bits < merges.length * 2) bits++;
@@ -118,18 +117,19 @@ export class BpeModel {
     this.keyB = new Int32Array(1 << bits);
     this.rank = new Int32Array(1 << bits);
     this.merged = new Int32Array(1 << bits);
+    const { text, bounds } = merges;
     for (let r = 0; r < merges.length; r++) {
-      const [a, b] = merges[r];
-      const sa = symbolOf(a), sb = symbolOf(b);
+      const a0 = bounds[4 * r], a1 = bounds[4 * r + 1], b0 = bounds[4 * r + 2], b1 = bounds[4 * r + 3];
+      const sa = symbolOf(text, a0, a1), sb = symbolOf(text, b0, b1);
       let s = this.hash(sa, sb);
       while (this.keyA[s] !== -1 && !(this.keyA[s] === sa && this.keyB[s] === sb)) s = (s + 1) & this.mask;
       this.keyA[s] = sa;
       this.keyB[s] = sb;
       this.rank[s] = r;
-      this.merged[s] = symbolOf(a + b);
+      const ab = vocab.idOfPair(text, a0, a1, b0, b1);
+      this.merged[s] = ab >= 0 ? ab : extraOf(text.slice(a0, a1) + text.slice(b0, b1));
     }
-    let longest = 1;
-    for (const tok of init.vocab.keys()) if (tok.length > longest) longest = tok.length;
+    let longest = Math.max(1, vocab.maxLength);
     for (const tok of this.extraNames) if (tok.length > longest) longest = tok.length;
     this.maxSymbolBytes = longest;
   }
@@ -154,7 +154,7 @@ export class BpeModel {
 
   /** The string a symbol stands for (table characters). */
   symbolName(sym: number): string {
-    return sym < this.idLimit ? this.idToToken[sym] ?? '' : this.extraNames[sym - this.idLimit];
+    return sym < this.idLimit ? this.vocab.token(sym) ?? '' : this.extraNames[sym - this.idLimit];
   }
 
   /** Start collecting the ids of one encode call; past `limit` ids it stops with OutputLimitError. */

@@ -50,6 +50,21 @@ export function tokenStringToBytes(token: string): Uint8Array {
 }
 
 /**
+ * tokenStringToBytes for a token held as UTF-16 units, units[start, end) (src/tokenizer/vocab.ts): writes its bytes to `out` from
+ * `at` (when `out` is given) and returns how many there are, or -1 when a unit is outside the table (such a token
+ * stands for its own UTF-8 bytes: use tokenStringToBytes on its string).
+ */
+export function tableUnitsToBytes(units: Uint16Array, start: number, end: number, out: Uint8Array | null, at: number): number {
+  for (let i = start; i < end; i++) {
+    const c = units[i];
+    const b = c < BYTE_CODE_LIMIT ? CODE_TO_BYTE[c] : -1;
+    if (b < 0) return -1;
+    if (out) out[at + i - start] = b;
+  }
+  return end - start;
+}
+
+/**
  * Write the UTF-8 encoding of `s` into `out` starting at 0 and return the byte count. `out` must hold
  * 3 * s.length bytes. A lone surrogate becomes U+FFFD (EF BF BD), as TextEncoder does.
  */

@@ -3,6 +3,7 @@
 // come through a two-method interface (a ModelSource from src/io/source.ts has it) so this module has no platform
 // imports.
 import { GPT2WasmError, TokenizerError } from '../errors.js';
+import { MergeRules, Vocab, readMergesText, readVocabJson } from './vocab.js';
 
 /** The file access the tokenizer needs (a ModelSource has it). `describe` (optional) gives the full path or URL for messages. */
 export interface TextFileSource {
@@ -32,8 +33,10 @@ export type NormalizerStep = 'NFC' | 'NFD' | 'NFKC' | 'NFKD' | 'Lowercase';
 
 /** Everything a GPT2Tokenizer is built from, after parsing and defaults. */
 export interface TokenizerData {
-  vocab: Map<string, number>;
-  merges: Array<[string, string]>;
+  /** token → id (a read-only Map held in typed arrays). */
+  vocab: Vocab;
+  /** Merge rules in rank order. */
+  merges: MergeRules;
   added_tokens: AddedTokenSpec[];
   bos_token: string | null;
   eos_token: string | null;
@@ -77,17 +80,25 @@ export function parseJsonFile(text: string, what: string): unknown {
   }
 }
 
-export function parseVocab(obj: unknown, what: string): Map<string, number> {
+export function parseVocab(obj: unknown, what: string): Vocab {
   if (!isObject(obj)) throw new TokenizerError(`${what}: expected a JSON object mapping each token to its id`);
-  const vocab = new Map<string, number>();
-  for (const [tok, id] of Object.entries(obj)) {
+  const entries = Object.entries(obj);
+  for (const [tok, id] of entries) {
     if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) > MAX_ID) {
       throw new TokenizerError(`${what}: token ${JSON.stringify(clip(tok))} has id ${clip(JSON.stringify(id) ?? String(id))}; ids must be integers in 0..${MAX_ID}`);
     }
-    vocab.set(tok, id as number);
   }
-  if (vocab.size === 0) throw new TokenizerError(`${what}: the vocabulary is empty`);
-  return vocab;
+  if (entries.length === 0) throw new TokenizerError(`${what}: the vocabulary is empty`);
+  return Vocab.from(entries as [string, number][]);
+}
+
+/**
+ * vocab.json's text: read straight into the Vocab when it is the usual object of integer ids (no 50 000-property
+ * object on the V8 heap), else through JSON.parse and parseVocab, which give the same vocabulary or the error.
+ */
+export function parseVocabText(text: string, what: string): Vocab {
+  const v = readVocabJson(text, MAX_ID);
+  return v && v.size > 0 ? v : parseVocab(parseJsonFile(text, what), what);
 }
 
 function splitMergeLine(line: string, what: string, where: string): [string, string] {
@@ -98,20 +109,12 @@ function splitMergeLine(line: string, what: string, where: string): [string, str
 }
 
 /** merges.txt: "#version" lines and empty lines are skipped, every other line is "left right". */
-export function parseMergesText(text: string, what: string): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    let line = lines[i];
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line.length === 0 || line.startsWith('#version')) continue;
-    out.push(splitMergeLine(line, what, `line ${i + 1}`));
-  }
-  return out;
+export function parseMergesText(text: string, what: string): MergeRules {
+  return readMergesText(text, (line, n) => { splitMergeLine(line, what, `line ${n}`); throw new TokenizerError(`${what}: line ${n} is not a merge`); });
 }
 
 /** tokenizer.json model.merges: "left right" strings or ["left", "right"] pairs. */
-export function parseMergesArray(arr: unknown, what: string): Array<[string, string]> {
+export function parseMergesArray(arr: unknown, what: string): MergeRules {
   if (!Array.isArray(arr)) throw new TokenizerError(`${what}: model.merges must be an array`);
   const out: Array<[string, string]> = new Array(arr.length);
   for (let i = 0; i < arr.length; i++) {
@@ -120,7 +123,7 @@ export function parseMergesArray(arr: unknown, what: string): Array<[string, str
     else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string' && m[0] && m[1]) out[i] = [m[0], m[1]];
     else throw new TokenizerError(`${what}: model.merges[${i}] is ${clip(JSON.stringify(m) ?? String(m))}; expected "left right" or ["left", "right"]`);
   }
-  return out;
+  return MergeRules.fromPairs(out);
 }
 
 function parseAddedToken(x: unknown, what: string, idHint?: number): AddedTokenSpec {
@@ -225,19 +228,20 @@ export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: 
   }
   const tokens = meta.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_ID + 1) throw new TokenizerError(`${key('tokenizer.ggml.tokens')} must be a non-empty array of strings`);
-  const vocab = new Map<string, number>();
+  const seen = new Map<string, number>();
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (typeof t !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.tokens')}[${i}] is not a string`);
-    if (vocab.has(t)) throw new TokenizerError(`${key('tokenizer.ggml.tokens')}: token ${JSON.stringify(clip(t))} appears at ids ${vocab.get(t)} and ${i}`);
-    vocab.set(t, i);
+    if (seen.has(t)) throw new TokenizerError(`${key('tokenizer.ggml.tokens')}: token ${JSON.stringify(clip(t))} appears at ids ${seen.get(t)} and ${i}`);
+    seen.set(t, i);
   }
+  const vocab = Vocab.from(seen);
   const rawMerges = meta.get('tokenizer.ggml.merges') ?? [];
   if (!Array.isArray(rawMerges)) throw new TokenizerError(`${key('tokenizer.ggml.merges')} must be an array of strings`);
-  const merges = rawMerges.map((m, i) => {
+  const merges = MergeRules.fromPairs(rawMerges.map((m, i) => {
     if (typeof m !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.merges')}[${i}] is not a string`);
     return splitMergeLine(m, what, `tokenizer.ggml.merges[${i}]`);
-  });
+  }));
   const types = meta.get('tokenizer.ggml.token_type');
   if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) {
     throw new TokenizerError(`${key('tokenizer.ggml.token_type')} must be an array with one entry per token (${tokens.length})`);
@@ -306,8 +310,8 @@ export async function loadTokenizerData(source: TextFileSource, origin = 'tokeni
     ['vocab.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'].map(exists),
   );
 
-  let vocab: Map<string, number>;
-  let merges: Array<[string, string]>;
+  let vocab: Vocab;
+  let merges: MergeRules;
   let added: AddedTokenSpec[] = [];
   let pre = { add_prefix_space: false, use_regex: true };
   let normalizer: NormalizerStep[] = [];
@@ -317,7 +321,7 @@ export async function loadTokenizerData(source: TextFileSource, origin = 'tokeni
 
   if (hasVocab && hasMerges) {
     const [vText, mText] = await Promise.all([read('vocab.json'), read('merges.txt')]);
-    vocab = parseVocab(parseJsonFile(vText, where('vocab.json')), where('vocab.json'));
+    vocab = parseVocabText(vText, where('vocab.json'));
     merges = parseMergesText(mText, where('merges.txt'));
   } else if (hasJson) {
     const what = where('tokenizer.json');

@@ -2,7 +2,7 @@
 // batch_decode, and calling the tokenizer itself on a string or a batch for padded ids and attention masks.
 import { InputError, OptionError, TokenizerError } from '../errors.js';
 import { AddedTokenSplitter } from './added-tokens.js';
-import { tokenStringToBytes } from './byte-level.js';
+import { tableUnitsToBytes, tokenStringToBytes } from './byte-level.js';
 import { BpeModel, OutputLimitError, UnknownTokenError } from './bpe.js';
 import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import {
@@ -140,8 +140,7 @@ export class GPT2Tokenizer {
 
     const vocab = data.vocab;
     const added: AddedTokenSpec[] = data.added_tokens.map((t) => ({ ...t }));
-    let limit = 0;
-    for (const id of vocab.values()) limit = Math.max(limit, id + 1);
+    let limit = vocab.idLimit;
     for (const t of added) limit = Math.max(limit, t.id + 1);
     // Special tokens are added tokens too; one named in the config but absent everywhere gets the next id.
     const specialNames = [data.bos_token, data.eos_token, data.unk_token, data.pad_token, ...data.additional_special_tokens];
@@ -361,7 +360,7 @@ export class GPT2Tokenizer {
   /** The id as a number, or InputError naming it and the vocabulary size. */
   checkId(x: number | bigint): number {
     const n = typeof x === 'bigint' ? Number(x) : x;
-    if (!Number.isInteger(n) || n < 0 || n >= this.id_limit || (this.model.idToToken[n] === undefined && !this.addedById.has(n))) {
+    if (!Number.isInteger(n) || n < 0 || n >= this.id_limit || (!this.model.vocab.hasId(n) && !this.addedById.has(n))) {
       throw new InputError(`token id ${String(x)} is not in the vocabulary (size ${this.id_limit}: ids 0..${this.id_limit - 1})`);
     }
     return n;
@@ -371,7 +370,7 @@ export class GPT2Tokenizer {
   isSpecialId(id: number): boolean { return this.specialIds.has(id); }
 
   private tokenString(id: number): string {
-    return this.addedById.get(id) ?? this.model.idToToken[id] ?? '';
+    return this.addedById.get(id) ?? this.model.vocab.token(id) ?? '';
   }
 
   /** The UTF-8 bytes token `id` stands for (a view; do not modify). */
@@ -381,24 +380,34 @@ export class GPT2Tokenizer {
     return t.data.subarray(t.offsets[n], t.offsets[n + 1]);
   }
 
+  /** Every token's bytes in one array, built on the first decode: sized in a first pass, filled in a second,
+   *  straight from the vocabulary's units (no array per token: 50 000 of them would be heap garbage). */
   private tokenTable(): { data: Uint8Array; offsets: Int32Array; valid: Uint8Array } {
     if (this.tokenBytes) return this.tokenBytes;
-    const parts: Uint8Array[] = new Array(this.id_limit);
+    const L = this.id_limit, vocab = this.model.vocab, pool = vocab.pool;
+    const offsets = new Int32Array(L + 1), valid = new Uint8Array(L);
+    const other = new Map<number, Uint8Array>(); // added tokens and tokens outside the byte table: their bytes
     let total = 0;
-    for (let id = 0; id < this.id_limit; id++) {
-      const b = tokenStringToBytes(this.tokenString(id));
-      parts[id] = b;
-      total += b.length;
+    for (let id = 0; id < L; id++) {
+      offsets[id] = total;
+      const added = this.addedById.has(id);
+      const inVocab = !added && vocab.hasId(id);
+      valid[id] = added || inVocab ? 1 : 0;
+      let n = inVocab ? tableUnitsToBytes(pool, vocab.start(id), vocab.end(id), null, 0) : 0;
+      if (added || n < 0) {
+        const b = tokenStringToBytes(this.tokenString(id));
+        other.set(id, b);
+        n = b.length;
+      }
+      total += n;
     }
-    const data = new Uint8Array(total), offsets = new Int32Array(this.id_limit + 1), valid = new Uint8Array(this.id_limit);
-    let at = 0;
-    for (let id = 0; id < this.id_limit; id++) {
-      offsets[id] = at;
-      valid[id] = this.model.idToToken[id] !== undefined || this.addedById.has(id) ? 1 : 0;
-      data.set(parts[id], at);
-      at += parts[id].length;
+    offsets[L] = total;
+    const data = new Uint8Array(total);
+    for (let id = 0; id < L; id++) {
+      const b = other.get(id);
+      if (b) data.set(b, offsets[id]);
+      else if (valid[id]) tableUnitsToBytes(pool, vocab.start(id), vocab.end(id), data, offsets[id]);
     }
-    offsets[this.id_limit] = at;
     this.tokenBytes = { data, offsets, valid };
     return this.tokenBytes;
   }

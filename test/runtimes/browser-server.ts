@@ -22,7 +22,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** A file under `base`, or null when the path escapes it or does not exist. */
-function fileUnder(base: string, rel: string): string | null {
+export function fileUnder(base: string, rel: string): string | null {
   const p = resolve(base, '.' + rel);
   if (p !== base && !p.startsWith(base + sep)) return null;
   return existsSync(p) ? p : null;

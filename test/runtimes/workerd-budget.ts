@@ -1,6 +1,8 @@
 // The edge memory budget, measured on workerd (the Cloudflare Workers runtime), one isolate per run:
 //   node --experimental-websocket --import tsx test/runtimes/workerd-budget.ts --model DIR --dtype q4|q8|fp16|q4,wte=q4 [--kv-dtype fp16] [--contexts 128,512]
-// Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), runs a Worker around
+// Serves the checkpoint in DIR over local HTTP with Range support (streamed from disk), with GPT-2's tokenizer
+// (vocab.json + merges.txt of the gpt2-tiny fixture, which has GPT-2's; skipped when the fixtures are not found:
+// the report says `tokenizer: false`) so that the handler loads it and decodes the reply, runs a Worker around
 // createFetchHandler on workerd (workerd-run.ts) with its V8 inspector on, and for
 // each context C (ascending) posts one /v1/completions of (C - 64) prompt token ids + 64 new tokens (greedy).
 // Prints one line `EDGE_BUDGET {json}` with, per context, the peaks so far (wasm memory never shrinks and the
@@ -35,7 +37,22 @@ export interface ContextPeak {
 }
 /** Right after the model loaded (a warm-up call of the debug route), before any request. */
 export interface LoadPeak { wasmBytes: number; heapUsedPeak: number; peakBytes: number; rssGrowth: number; backingPeak: number; isolatePeak: number; loadMs: number }
-export interface BudgetReport { model: string; dtype: string; kv_dtype: string | null; workerd: string; load?: LoadPeak; contexts: ContextPeak[]; error?: string }
+export interface BudgetReport {
+  model: string; dtype: string; kv_dtype: string | null; workerd: string;
+  /** Whether the tokenizer was served (then the handler loads it and every reply carries decoded text). */
+  tokenizer: boolean;
+  load?: LoadPeak; contexts: ContextPeak[]; error?: string;
+}
+
+/** The directory of GPT-2's tokenizer files among the fixtures, or null when the fixtures are not found. */
+async function tokenizerDir(): Promise<string | null> {
+  try {
+    const dir = (await import('../helpers/fixtures.ts')).modelDir('gpt2-tiny');
+    return existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt')) ? dir : null;
+  } catch {
+    return null;
+  }
+}
 
 /** The shapes measured: GPT-2 124M and distilgpt2 (the same with 6 layers). */
 export const BUDGET_SHAPES: Record<string, GPT2Shape> = { 'gpt2': GPT2_SHAPES.gpt2, 'distilgpt2': { ...GPT2_SHAPES.gpt2, n_layer: 6 } };
@@ -91,11 +108,13 @@ async function heapSampler(inspectorPort: number) {
 
 export async function measureBudget(modelDir: string, dtype: string, kvDtype: string | null, contexts: number[]): Promise<BudgetReport> {
   const version = (() => { try { return JSON.parse(readFileSync(join(root, 'node_modules', 'workerd', 'package.json'), 'utf8')).version; } catch { return '?'; } })();
-  const report: BudgetReport = { model: modelDir, dtype, kv_dtype: kvDtype, workerd: version, contexts: [] };
+  const tokDir = await tokenizerDir();
+  const report: BudgetReport = { model: modelDir, dtype, kv_dtype: kvDtype, workerd: version, tokenizer: tokDir !== null, contexts: [] };
   const cfg = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
   const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-budget-'));
   const files = await startServer((req, res, path) => {
     const name = path.replace(/^\/model\//, '');
+    if (tokDir && (name === 'vocab.json' || name === 'merges.txt')) { sendFile(req, res, join(tokDir, name)); return; }
     if (!['config.json', 'model.safetensors'].includes(name)) { res.writeHead(404); res.end(); return; }
     sendFile(req, res, join(modelDir, name));
   });
@@ -146,6 +165,7 @@ export async function measureBudget(modelDir: string, dtype: string, kvDtype: st
       const body = await res.json() as any;
       const requestMs = Date.now() - t0;
       if (res.status !== 200) throw new Error(`context ${C}: HTTP ${res.status}: ${JSON.stringify(body)}`);
+      if (tokDir && typeof body.choices?.[0]?.text !== 'string') throw new Error(`context ${C}: the reply has no decoded text (was the tokenizer loaded?): ${JSON.stringify(body).slice(0, 300)}`);
       const inside = await inspect();
       await sampler.settle();
       const heapUsedPeak = sampler.peak;

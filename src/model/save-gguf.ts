@@ -7,18 +7,22 @@
 // then each tensor is produced in bands of rows of at most BAND_BYTES as f32 and encoded (F32, F16, Q8_0,
 // Q4_0, with the runtime's ggml-exact quantizers) straight to the file. A Conv1D weight is [in, out] in the checkpoint, so a band of output rows is a
 // band of its columns: it is gathered by streaming the tensor once per band.
+//
+// It lives in src/model because it writes what the weight plan (planWeights) validated, and in the model's
+// tensor layout; io stays free of the model.
 import { GPT2WasmError, OptionError, TokenizerError, WeightsError } from '../errors.js';
-import { floatToHalf } from './half.js';
-import { firstNonFinite, planWeights, type TensorReader } from '../model/weights.js';
-import { convertToF32, type STDtype } from './safetensors.js';
-import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
-import { loadConfig, type GPT2Config } from './config.js';
-import { GGML_TYPES } from './ggml-dequant.js';
+import { loadConfig, type GPT2Config } from '../io/config.js';
+import { GGML_TYPES } from '../io/ggml-dequant.js';
+import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from '../io/gguf.js';
+import { hfToGgufName, openTensorReader } from '../io/gguf-model.js';
+import { floatToHalf } from '../io/half.js';
+import { resolveSource } from '../io/resolve.js';
+import { convertToF32, type STDtype } from '../io/safetensors.js';
+import type { ModelSource } from '../io/source.js';
+import type { TensorReader } from '../io/tensor-reader.js';
 import { QK8_0 as QK, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
-import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from './gguf.js';
-import { hfToGgufName, openTensorReader } from './gguf-model.js';
-import { resolveSource } from './resolve.js';
-import type { ModelSource } from './source.js';
+import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
+import { firstNonFinite, planWeights } from './weights.js';
 
 export type GGUFOutType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const GGUF_OUT_TYPES: GGUFOutType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
