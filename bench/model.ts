@@ -13,8 +13,9 @@
 //    (a bound measured elsewhere or earlier can come out below the decode it bounds);
 //  - host time per decoded token outside kernel calls (from the instrumented run).
 // Every configuration, ours and onnxruntime-web's, follows the one protocol of bench/util/timing.ts.
-//  - load of the checkpoint's Q4_0 and Q8_0 GGUF conversions (their blocks are copied as stored, issue 9).
-//   node --import tsx bench/model.ts [--quick] [--load-only] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--json]
+//  - load of the checkpoint's Q4_0 and Q8_0 GGUF conversions (their blocks are copied as stored, issue 9);
+//  - with --llamacpp (or --peers) and GPT2WASM_LLAMA_CPP set: native llama.cpp's llama-bench on GGUF conversions.
+//   node --import tsx bench/model.ts [--quick] [--load-only] [--dir existing-checkpoint] [--dtypes q8] [--threads 1,2] [--kv-dtypes fp32,fp16] [--peers] [--llamacpp] [--json]
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,7 @@ import { quietRow } from './util/quiet.js';
 import { describeProtocol, protocol, rng, round } from './util/timing.js';
 import { runBandwidthBench } from './bandwidth.js';
 import { mergeBestOrt, type OrtModelRow } from './peers/ort-gpt2.js';
+import { runLlamaCpp, writeUntiedHeadShards, type LlamaCppResult } from './peers/llamacpp.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
@@ -45,6 +47,9 @@ export interface ModelBenchOptions {
   loadOnly?: boolean;
   /** Also run the same checkpoint as an ONNX graph on onnxruntime-web (bench/peers/ort-gpt2.ts). */
   peers?: boolean;
+  /** Also run native llama.cpp's llama-bench on GGUF conversions (bench/peers/llamacpp.ts; needs GPT2WASM_LLAMA_CPP).
+   *  Default: with `peers`. */
+  llamacpp?: boolean;
   print?: boolean;
 }
 
@@ -158,6 +163,8 @@ export interface ModelBenchResult {
   /** onnxruntime-web running the same checkpoint (ONNX graph built in process). */
   peers: OrtModelRow[];
   peer_check?: { max_abs_diff_prefill: number; max_abs_diff_decode: number; same_argmax: boolean };
+  /** Native llama.cpp (llama-bench) on GGUF conversions of the checkpoint, or why it was not measured. */
+  llamacpp?: LlamaCppResult;
   errors: string[];
   method: string;
 }
@@ -312,23 +319,37 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
 
 // ----------------------------------------------------------------------------------------------------------
 
-/** The Q4_0 and Q8_0 GGUF conversions of the checkpoint (written with the library's own save_gguf, defaults: in
- *  Q4_0 the token embedding stays Q8_0), each loaded from the page cache beside the safetensors rows with the same
- *  protocol (measureLoad). A GGUF file carries its tokenizer and the random checkpoint has none: the conversion
- *  reads the checkpoint beside the real GPT-2 tokenizer of the gpt2-trained fixture (vocab 50257, the 124M
- *  shape's), in a temp directory of links. */
-async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
+/** Writes the GGUF conversion of the checkpoint in `dir` with the library's own save_gguf (`out`: F32, F16, Q8_0 or
+ *  Q4_0, whose default keeps the token embedding at Q8_0). A GGUF file carries its tokenizer and the random
+ *  checkpoint has none: the conversion reads the checkpoint beside the real GPT-2 tokenizer of the gpt2-trained
+ *  fixture (vocab 50257, the 124M shape's), in a temp directory of links. `untiedHead`: with an `output.weight`
+ *  that copies the embedding, as llama.cpp's converter writes GPT-2 (bench/peers/llamacpp.ts). */
+async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8_0' | 'q4_0', opts: { untiedHead?: boolean } = {}): Promise<void> {
   const lib: Record<string, unknown> = await import('../src/index.js');
-  if (typeof lib.save_gguf !== 'function') { errors.push('load GGUF: this build has no GGUF support (save_gguf), not measured'); return; }
-  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+  if (typeof lib.save_gguf !== 'function') throw new Error('this build has no GGUF support (save_gguf), not measured');
+  const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-src-'));
   try {
     const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
-    for (const f of ['config.json', 'model.safetensors']) symlinkSync(join(dir, f), join(src, f));
+    symlinkSync(join(dir, 'config.json'), join(src, 'config.json'));
+    if (opts.untiedHead) writeUntiedHeadShards(dir, src); else symlinkSync(join(dir, 'model.safetensors'), join(src, 'model.safetensors'));
     for (const f of ['vocab.json', 'merges.txt']) symlinkSync(join(tok, f), join(src, f));
+    // an untied Q4_0 head stays Q8_0, like the tied one (our q4 plan keeps the LM head at q8)
+    const keep = opts.untiedHead && out === 'q4_0' ? { lm_head: 'q8_0' } : undefined;
+    await (lib.save_gguf as (src: string, path: string, o: { dtype: string; keep?: Record<string, string> }) => Promise<unknown>)(src, file, { dtype: out, keep });
+  } finally {
+    rmSync(src, { recursive: true, force: true });
+  }
+}
+
+/** The Q4_0 and Q8_0 GGUF conversions of the checkpoint (convertToGGUF; in Q4_0 the token embedding stays Q8_0),
+ *  each loaded from the page cache beside the safetensors rows with the same protocol (measureLoad). */
+async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (label: string, args: string[]) => Promise<void>): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-'));
+  try {
     for (const type of GGUF_BENCH_TYPES) {
-      const file = join(src, `model.${type}.gguf`);
+      const file = join(tmp, `model.${type}.gguf`);
       try {
-        await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: type.toLowerCase() });
+        await convertToGGUF(dir, file, type === 'Q4_0' ? 'q4_0' : 'q8_0');
         await warmPageCache(file);
         await measureLoad(`${type} GGUF`, ['--gguf', file, '--gguf-type', type]);
       } catch (e) {
@@ -338,7 +359,7 @@ async function measureGGUFLoad(dir: string, errors: string[], measureLoad: (labe
       }
     }
   } finally {
-    rmSync(src, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
@@ -432,6 +453,10 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
         }
       }
     }
+    if (opts.llamacpp ?? opts.peers) {
+      result.llamacpp = await runLlamaCpp(dir, { quick, threads, dtypes, print: opts.print ?? true, convert: (d, f, o) => convertToGGUF(d, f, o, { untiedHead: true }) });
+      if (opts.print ?? true) console.log(`  ${result.llamacpp.note}`);
+    }
   } finally {
     if (temp) rmSync(dir, { recursive: true, force: true });
   }
@@ -469,7 +494,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else {
     const json = argv.includes('--json');
     if (dir && !existsSync(join(dir, 'model.safetensors'))) throw new Error(`${dir} has no model.safetensors`);
-    const r = await runModelBench({ quick: argv.includes('--quick'), loadOnly: argv.includes('--load-only'), dir, print: !json, peers: argv.includes('--peers'),
+    const r = await runModelBench({ quick: argv.includes('--quick'), loadOnly: argv.includes('--load-only'), dir, print: !json, peers: argv.includes('--peers'), llamacpp: argv.includes('--llamacpp') || undefined,
       dtypes: argValue(argv, 'dtypes')?.split(',') as DType[] | undefined, threads: argValue(argv, 'threads')?.split(',').map(Number),
       kvDtypes: argValue(argv, 'kv-dtypes')?.split(',') as KVDType[] | undefined });
     if (json) console.log(JSON.stringify(r));

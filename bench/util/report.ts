@@ -6,6 +6,7 @@ import type { AccuracyRow } from '../accuracy.js';
 import type { BandwidthResult } from '../bandwidth.js';
 import type { GGUFBenchType, LargeLoadResult, LoadRow, ModelBenchResult, PerfRow } from '../model.js';
 import type { KernelCompareResult } from '../peers/index.js';
+import { LLAMA_CPP_UNSET, type LlamaCppRow } from '../peers/llamacpp.js';
 import { renderRuntimesTable, type RuntimesBenchResult } from '../runtimes.js';
 import type { MatmulRow } from './ours-matmul.js';
 import type { SizeRow } from './sizes.js';
@@ -200,7 +201,25 @@ export function peerWins(r: BenchResults): PeerWin[] {
       out.push({ what: `whole model ${dtype} ${what} ${p.threads}t vs onnxruntime-web`, ours: `${f(a)} tok/s`, peer: `${f(b)} tok/s`, ours_over_peer: a / b });
     }
   }
+  for (const p of r.model?.llamacpp?.rows ?? []) {
+    const ours = perf(r.model, p.dtype, p.threads);
+    if (!ours) continue;
+    for (const [what, a, b] of llamaFigures(ours, p)) {
+      if (b <= a) continue;
+      out.push({ what: `whole model ${p.dtype} ${what} ${p.threads}t vs llama.cpp (native, ${p.gguf} GGUF)`, ours: `${f(a)} tok/s`, peer: `${f(b)} tok/s`, ours_over_peer: a / b });
+    }
+  }
   return out.sort((a, b) => a.ours_over_peer - b.ours_over_peer);
+}
+
+/** Our figure and llama.cpp's for each compared quantity: prefill 128 vs pp128; decode at ctx 128 vs llama-bench's
+ *  tg from an empty context (its "after a 128-token prompt" figure is a difference of two timings, too noisy on a
+ *  shared machine to rank by; the report prints it beside). */
+function llamaFigures(ours: PerfRow, p: LlamaCppRow): [string, number, number][] {
+  return [
+    ['prefill 128', ours.prefill_128_tok_s, p.pp128_tok_s],
+    [`decode ctx 128 (llama.cpp: tg${p.n_gen} from ctx 0)`, ours.decode_128_tok_s, p.tg_tok_s],
+  ];
 }
 
 const goalsTable = (goals: GoalRow[]) => table(['issue', 'goal', 'measured', 'target', 'status'], goals.map((g) => [`#${g.issue}`, g.what, g.measured, g.target, g.status + (g.why ? ` (${g.why})` : '')]));
@@ -242,6 +261,12 @@ export function renderReadmeTable(r: BenchResults): string {
       return p && o ? `${f(o.prefill_128_tok_s / p.prefill_128_tok_s, 2)}x / ${f(o.decode_128_tok_s / p.decode_128_tok_s, 2)}x` : '-';
     });
   }
+  for (const dtype of [...new Set((m?.llamacpp?.rows ?? []).map((x) => x.dtype))]) {
+    both(`whole model ${dtype} vs llama.cpp (native, ${m!.llamacpp!.rows.find((x) => x.dtype === dtype)!.gguf} GGUF): prefill 128 / decode ctx 128 (ours / llama.cpp)`, (t) => {
+      const p = m!.llamacpp!.rows.find((x) => x.dtype === dtype && x.threads === t), o = perf(m, dtype, t);
+      return p && o ? llamaFigures(o, p).map(([, a, b]) => `${f(a / b, 2)}x`).join(' / ') : '-';
+    });
+  }
   for (const l of m?.load ?? []) rows.push([`load 124M ${l.source === 'gguf' ? `${ggufType(l)} GGUF` : `${l.dtype} (safetensors)`} from page cache; peak RSS / file`, `${f(l.load_ms / 1000, 2)} s; ${f(l.rss_ratio, 2)}x`, '']);
   for (const c of r.runtimes?.columns ?? []) {
     const row = (t: number) => c.rows.find((x) => x.dtype === 'fp32' && x.threads_requested === t);
@@ -250,6 +275,7 @@ export function renderReadmeTable(r: BenchResults): string {
   }
   s.push(table(['', '1 thread', '2 threads'], rows));
   s.push('');
+  if (m && !m.llamacpp?.rows.length) { s.push(`${m.llamacpp?.note ?? LLAMA_CPP_UNSET}.`); s.push(''); }
   const acc = (r.accuracy ?? []).filter((x) => !x.model.startsWith('fixture'));
   if (acc.length) {
     s.push(`Accuracy against our fp32 path on the 124M-shaped random model: ${acc.map((x) => `${x.dtype} max logit error ${x.max_abs_logit_err.toExponential(1)}, ` +
@@ -257,7 +283,7 @@ export function renderReadmeTable(r: BenchResults): string {
     s.push('');
   }
   const wins = peerWins(r);
-  const peersMeasured = (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || !!r.model?.peers.length;
+  const peersMeasured = (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || !!r.model?.peers.length || !!r.model?.llamacpp?.rows.length;
   s.push(!peersMeasured ? 'No peer was measured in this run.' : wins.length ? `Every row of this run where a peer is faster (${wins.length}):` : 'No peer is faster than us in any row of this run.');
   s.push('');
   if (wins.length) { s.push(winsTable(wins)); s.push(''); }
@@ -267,6 +293,31 @@ export function renderReadmeTable(r: BenchResults): string {
   s.push('');
   s.push(goalsTable(goals));
   return s.join('\n');
+}
+
+/** The llama.cpp rows of the whole-model peers section (or the line saying why it was not measured). */
+function renderLlamaCpp(r: BenchResults): string[] {
+  const lc = r.model?.llamacpp, s: string[] = [];
+  if (!r.model) return s;
+  if (!lc?.rows.length) {
+    s.push(`- ${lc?.note ?? LLAMA_CPP_UNSET}.`);
+    for (const e of lc?.errors ?? []) s.push(`- llama.cpp error: ${e}`);
+    return s;
+  }
+  s.push('');
+  s.push(`Native llama.cpp (${lc.build}) running GGUF conversions of the same checkpoint, written by our save_gguf (bench/peers/llamacpp.ts):`);
+  s.push('');
+  s.push(table(['dtype (ours / GGUF)', 'threads', 'prefill 128 tok/s ours / llama.cpp pp128', 'ours / llama.cpp', 'decode ctx 128 tok/s ours', 'llama.cpp tg from ctx 0 (after a 128-token prompt, by difference)', 'ours / llama.cpp tg'], lc.rows.map((p) => {
+    const ours = perf(r.model, p.dtype, p.threads);
+    const [pre, dec] = ours ? llamaFigures(ours, p) : [];
+    return [`${p.dtype} / ${p.gguf}`, p.threads, `${f(ours?.prefill_128_tok_s)} / ${f(p.pp128_tok_s)}`, pre ? `${f(pre[1] / pre[2], 2)}x` : '-', f(ours?.decode_128_tok_s),
+      `${f(p.tg_tok_s)} (${f(p.tg_after_128_tok_s)})`, dec ? `${f(dec[1] / dec[2], 2)}x` : '-'];
+  })));
+  s.push('');
+  s.push(`- llama.cpp protocol: ${lc.method}. Ours: the protocol in the header (fresh processes, best of the timed runs, our decode at ctx 128 with an F32 K/V cache). ` +
+    'llama-bench repeats its runs inside one process and warms up with one run of the same test; it cannot start generation at a given depth, so decode is compared with tg from an empty context; the figure after a 128-token prompt (-pg minus pp) is printed in brackets but is the difference of two timings and noisy.');
+  for (const e of lc.errors) s.push(`- llama.cpp error: ${e}`);
+  return s;
 }
 
 export function renderMarkdown(r: BenchResults): string {
@@ -287,7 +338,7 @@ export function renderMarkdown(r: BenchResults): string {
   const wins = peerWins(r);
   s.push(`## Every row where a peer wins (${wins.length})`);
   s.push('');
-  s.push(wins.length ? winsTable(wins) : (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || r.model?.peers.length ? 'None in this run.' : 'No peer was measured in this run.');
+  s.push(wins.length ? winsTable(wins) : (r.kernels?.rows ?? []).some((x) => !x.impl.startsWith('ours')) || r.model?.peers.length || r.model?.llamacpp?.rows.length ? 'None in this run.' : 'No peer was measured in this run.');
   s.push('');
   const targets = r.targets ?? computeTargets(r);
   s.push('## Targets (from the earlier issue)');
@@ -436,6 +487,7 @@ export function renderMarkdown(r: BenchResults): string {
     const firstOf = (d: string) => mp.find((p) => p.dtype === d);
     s.push(`- Building the graph and creating the session (not part of the timings): ${['f32', 'q8'].map(firstOf).filter((p) => p).map((p) => `${p!.dtype} ${f(p!.build_ms / 1000)} s + ${f(p!.session_ms / 1000)} s`).join(', ')}.`);
   }
+  s.push(...renderLlamaCpp(r));
   s.push('- transformers.js itself (@huggingface/transformers) needs an ONNX export of GPT-2 (decoder_model_merged.onnx); there is none on this machine and no network to fetch one, so it is not run. The graph above runs on the same engine (onnxruntime-web/wasm) with the same ops.');
   s.push('');
 
