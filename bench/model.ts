@@ -26,7 +26,7 @@ import { quietRow } from './util/quiet.js';
 import { describeProtocol, protocol, rng, round } from './util/timing.js';
 import { runBandwidthBench } from './bandwidth.js';
 import { mergeBestOrt, type OrtModelRow } from './peers/ort-gpt2.js';
-import { runLlamaCpp, writeUntiedHeadShards, type LlamaCppResult } from './peers/llamacpp.js';
+import { runLlamaCpp, type LlamaCppResult } from './peers/llamacpp.js';
 
 export type DType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export type KVDType = 'fp32' | 'fp16';
@@ -322,20 +322,18 @@ async function childPerf(dir: string, dtype: DType, threads: number, quick: bool
 /** Writes the GGUF conversion of the checkpoint in `dir` with the library's own save_gguf (`out`: F32, F16, Q8_0 or
  *  Q4_0, whose default keeps the token embedding at Q8_0). A GGUF file carries its tokenizer and the random
  *  checkpoint has none: the conversion reads the checkpoint beside the real GPT-2 tokenizer of the gpt2-trained
- *  fixture (vocab 50257, the 124M shape's), in a temp directory of links. `untiedHead`: with an `output.weight`
- *  that copies the embedding, as llama.cpp's converter writes GPT-2 (bench/peers/llamacpp.ts). */
-async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8_0' | 'q4_0', opts: { untiedHead?: boolean } = {}): Promise<void> {
+ *  fixture (vocab 50257, the 124M shape's), in a temp directory of links. save_gguf writes the tied head again as
+ *  `output.weight` (llama.cpp needs it) and marks it as the embedding's copy, which our loader then skips. */
+async function convertToGGUF(dir: string, file: string, out: 'f32' | 'f16' | 'q8_0' | 'q4_0'): Promise<void> {
   const lib: Record<string, unknown> = await import('../src/index.js');
   if (typeof lib.save_gguf !== 'function') throw new Error('this build has no GGUF support (save_gguf), not measured');
   const src = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-src-'));
   try {
     const tok = (await import('../test/helpers/fixtures.js')).modelDir('gpt2-trained');
     symlinkSync(join(dir, 'config.json'), join(src, 'config.json'));
-    if (opts.untiedHead) writeUntiedHeadShards(dir, src); else symlinkSync(join(dir, 'model.safetensors'), join(src, 'model.safetensors'));
+    symlinkSync(join(dir, 'model.safetensors'), join(src, 'model.safetensors'));
     for (const f of ['vocab.json', 'merges.txt']) symlinkSync(join(tok, f), join(src, f));
-    // an untied Q4_0 head stays Q8_0, like the tied one (our q4 plan keeps the LM head at q8)
-    const keep = opts.untiedHead && out === 'q4_0' ? { lm_head: 'q8_0' } : undefined;
-    await (lib.save_gguf as (src: string, path: string, o: { dtype: string; keep?: Record<string, string> }) => Promise<unknown>)(src, file, { dtype: out, keep });
+    await (lib.save_gguf as (src: string, path: string, o: { dtype: string }) => Promise<unknown>)(src, file, { dtype: out });
   } finally {
     rmSync(src, { recursive: true, force: true });
   }
@@ -454,7 +452,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
       }
     }
     if (opts.llamacpp ?? opts.peers) {
-      result.llamacpp = await runLlamaCpp(dir, { quick, threads, dtypes, print: opts.print ?? true, convert: (d, f, o) => convertToGGUF(d, f, o, { untiedHead: true }) });
+      result.llamacpp = await runLlamaCpp(dir, { quick, threads, dtypes, print: opts.print ?? true, convert: convertToGGUF });
       if (opts.print ?? true) console.log(`  ${result.llamacpp.note}`);
     }
   } finally {

@@ -3,7 +3,7 @@
 // metadata, the CLI, and a fuzz test that corrupted GGUF files fail only with typed errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -302,6 +302,65 @@ test('Q8_0 / Q4_0 blocks are copied as stored: logits equal the safetensors mode
   assert.not.match(warned[0], /Q8_0 → q8/); // the embedding stays q8 under the q4 plan: copied as stored
 });
 
+test('a tied head is written again as output.weight (llama.cpp requires it) and loaded once; without the mark, untied', async () => {
+  const file = join(tmp, 'tied-trained-q8_0.gguf');
+  await save_gguf(modelDir('gpt2-trained'), file, { dtype: 'q8_0' });
+  const bytes = new Uint8Array(readFileSync(file));
+  const g = await GGUFFile.open(bytesSource('tied.gguf', bytes));
+  const out = g.tensors.get('output.weight'), wte = g.tensors.get('token_embd.weight');
+  assert.ok(out && wte, 'output.weight and token_embd.weight are written');
+  assert.is(out!.typeName, wte!.typeName);
+  assert.equal(out!.dims, wte!.dims);
+  assert.ok(Buffer.from(bytes.subarray(out!.byteOffset, out!.byteOffset + out!.byteLength))
+    .equals(bytes.subarray(wte!.byteOffset, wte!.byteOffset + wte!.byteLength)), 'output.weight holds the embedding\'s bytes');
+  assert.is(g.get('gpt2wasm.tied_output'), true);
+  const want = await logitsOf(modelDir('gpt2-trained'), { dtype: 'q8' });
+  const weightBytes = async (src: unknown) => {
+    const m = await GPT2LMHeadModel.from_pretrained(src as string, { ...opts, dtype: 'q8' });
+    try {
+      sameBits((await m.forward({ input_ids: ids })).logits!.data as Float32Array, want.logits, 'logits');
+      return { bytes: m.memoryUsage().weights, tied: m.config.tie_word_embeddings, head: m.weights.lm_head === m.weights.wte || m.weights.lm_head === null };
+    } finally { await m.dispose(); }
+  };
+  const ref = await weightBytes(modelDir('gpt2-trained'));
+  const marked = await weightBytes(file);
+  assert.equal(marked, ref, 'marked copy: one embedding in memory, as the safetensors model');
+  // the same file without the mark (as llama.cpp's converter writes GPT-2): an untied head, the same answer
+  const key = new TextEncoder().encode('gpt2wasm.tied_output');
+  const at = Buffer.from(bytes).indexOf(Buffer.from(key));
+  assert.ok(at > 0);
+  const unmarked = bytes.slice();
+  unmarked[at + key.length - 1] = 'X'.charCodeAt(0);
+  const plain = await weightBytes(await GGUFModelSource.open(async () => bytesSource('unmarked.gguf', unmarked)));
+  assert.is(plain.tied, false);
+  const extra = plain.bytes - ref.bytes - wte!.byteLength; // the head's region is aligned: at most a few bytes more
+  assert.ok(extra >= 0 && extra < 256, `unmarked: the head must be a second matrix (${plain.bytes} vs ${ref.bytes} + ${wte!.byteLength})`);
+});
+
+test('convert refuses weights its output type cannot hold (an f16 overflow, a Q8_0/Q4_0 scale past the f16 range), naming the tensor', async () => {
+  const dir = mkdtempSync(join(tmp, 'huge-'));
+  for (const f of ['config.json', 'vocab.json', 'merges.txt']) writeFileSync(join(dir, f), readFileSync(join(modelDir('gpt2-tiny'), f)));
+  const st = new Uint8Array(readFileSync(join(modelDir('gpt2-tiny'), 'model.safetensors')));
+  const n = Number(Buffer.from(st).readBigUInt64LE(0));
+  const header = JSON.parse(Buffer.from(st.subarray(8, 8 + n)).toString('utf8'));
+  const key = Object.keys(header).find((k) => /h\.0\.mlp\.c_fc\.weight$/.test(k))!;
+  assert.is(header[key].dtype, 'F32');
+  const cfg = JSON.parse(readFileSync(join(modelDir('gpt2-tiny'), 'config.json'), 'utf8'));
+  // Conv1D [in, out]: element (in 40, out 3) is row 3, column 40 of the GGUF matrix, in block 1
+  const idx = 40 * (cfg.n_inner ?? 4 * cfg.n_embd) + 3;
+  new DataView(st.buffer).setFloat32(8 + n + header[key].data_offsets[0] + 4 * idx, 1e7, true);
+  writeFileSync(join(dir, 'model.safetensors'), st);
+  for (const [dtype, msg] of [['f16', /out of the f16 range/], ['q8_0', /Q8_0 scale of row 3 block 1 \(columns 32\.\.63\) overflows f16/], ['q4_0', /Q4_0 scale of row 3 block 1/]] as const) {
+    const out = join(tmp, `huge-${dtype}.gguf`);
+    const err = await save_gguf(dir, out, { dtype }).then(() => null, (e) => e);
+    assert.ok(err instanceof GPT2WasmError, `${dtype}: expected a GPT2WasmError, got ${err}`);
+    assert.match(err.message, /mlp\.c_fc\.weight/);
+    assert.match(err.message, msg);
+    assert.not.ok(readdirSync(tmp).some((f) => f.startsWith(`huge-${dtype}.gguf`)), `${dtype}: no file left behind`);
+  }
+  await save_gguf(dir, join(tmp, 'huge-f32.gguf'), { dtype: 'f32' }); // f32 holds it
+});
+
 test('stored blocks: read in bounded chunks of whole blocks, and a non-finite f16 scale is an error naming the tensor', async () => {
   const file = join(tmp, 'tiny-q8_0-blocks.gguf');
   await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'q8_0' });
@@ -451,8 +510,9 @@ test('CLI: convert writes a GGUF that info describes and generate runs', () => {
   const c = cli(['convert', modelDir('gpt2-tiny'), '--dtype', 'q8_0', '--keep', 'lm_head=f16', '--out', out, '--json']);
   assert.is(c.status, 0, c.stderr);
   const res = JSON.parse(c.stdout);
-  // 2 layers x (8 vectors + 4 matrices) + ln_f (2) + wpe (F32) + wte (the tied head, kept at F16)
-  assert.equal(res.tensor_types, { F32: 19, F16: 1, Q8_0: 8 });
+  // 2 layers x (8 vectors + 4 matrices) + ln_f (2) + wpe (F32) + wte (the tied head, kept at F16) and its copy
+  // as output.weight (llama.cpp requires it)
+  assert.equal(res.tensor_types, { F32: 19, F16: 2, Q8_0: 8 });
   const i = cli(['info', out, '--json']);
   assert.is(i.status, 0, i.stderr);
   const info = JSON.parse(i.stdout);

@@ -10,15 +10,14 @@
 // time from an empty context (this llama-bench has no depth option: our decode starts at context 128); -pg 128,N
 // (prompt then generation in one test) gives the generation rate after a 128-token prompt by difference:
 // N / (t(pg) - t(pp128)). The K/V cache is llama-bench's default F16.
-// The files carry `output.weight`, a copy of the token embedding: llama.cpp's converter writes GPT-2 that way and
-// the loader of the llama.cpp this was measured with (c392e50) requires it; llama.cpp then reads the embedding
-// for the row gather and `output` for the LM head, the same bytes per token as our tied head.
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+// The files carry `output.weight`, a copy of the token embedding (save_gguf writes a tied head so, as llama.cpp's
+// converter does; the loader of the llama.cpp this was measured with, c392e50, requires it): llama.cpp reads the
+// embedding for the row gather and `output` for the LM head, the same bytes per token as our tied head.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { DType } from '../model.js';
-import { writeSafetensors } from '../util/checkpoint.js';
 import { protocol, round } from '../util/timing.js';
 
 export const LLAMA_CPP_ENV = 'GPT2WASM_LLAMA_CPP';
@@ -159,33 +158,4 @@ export async function runLlamaCpp(dir: string, opts: {
   }
 }
 
-/**
- * Lays the checkpoint of `dir` out in `src` as two shards and an index: its own model.safetensors (linked) and a
- * shard holding `lm_head.weight`, a copy of `wte.weight`, so that a GGUF conversion writes an untied `output`.
- */
-export function writeUntiedHeadShards(dir: string, src: string): void {
-  const file = join(dir, 'model.safetensors');
-  const fd = openSync(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const hb = Buffer.alloc(n);
-    readSync(fd, hb, 0, n, 8);
-    const header = JSON.parse(hb.toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-    const wte = header['wte.weight'] ?? header['transformer.wte.weight'];
-    if (!wte || wte.dtype !== 'F32') throw new Error(`${file}: no F32 wte.weight`);
-    const [a, b] = wte.data_offsets;
-    const data = new Uint8Array(b - a);
-    readSync(fd, data, 0, data.byteLength, 8 + n + a);
-    const [main, head] = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
-    symlinkSync(file, join(src, main));
-    writeFileSync(join(src, head), writeSafetensors({ 'lm_head.weight': { dtype: 'F32', shape: wte.shape, data } }));
-    const weight_map: Record<string, string> = { 'lm_head.weight': head };
-    for (const k of Object.keys(header)) if (k !== '__metadata__') weight_map[k] = main;
-    writeFileSync(join(src, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map }));
-  } finally {
-    closeSync(fd);
-  }
-}
 

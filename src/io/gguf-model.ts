@@ -41,6 +41,17 @@ export function hfToGgufName(name: string): string | null {
   return null;
 }
 
+/** Metadata key our writer sets when `output.weight` is a copy of `token_embd.weight` (a tied head written twice
+ *  because llama.cpp's loader requires output.weight). Files from llama.cpp's converter have the copy without the
+ *  key; their head is then loaded as untied (correct, with the embedding's memory twice). */
+export const TIED_OUTPUT_KEY = 'gpt2wasm.tied_output';
+
+/** Whether the file's output.weight is the embedding's copy, per TIED_OUTPUT_KEY, with the same type and dims. */
+export function outputIsEmbeddingCopy(g: GGUFFile): boolean {
+  const out = g.tensors.get('output.weight'), wte = g.tensors.get('token_embd.weight');
+  return g.get(TIED_OUTPUT_KEY) === true && !!out && !!wte && out.type === wte.type && out.dims.join() === wte.dims.join();
+}
+
 /** A value read as a non-negative integer (any integer type), or a GGUFError naming the key. */
 function intKey(g: GGUFFile, key: string, required: true): number;
 function intKey(g: GGUFFile, key: string, required: false): number | undefined;
@@ -96,7 +107,7 @@ export function ggufConfigJson(g: GGUFFile): Record<string, unknown> {
     n_head: intKey(g, 'gpt2.attention.head_count', true),
     n_inner: intKey(g, 'gpt2.feed_forward_length', false) ?? null,
     layer_norm_epsilon: eps.type === GGUF_TYPE.FLOAT32 ? shortestF32(eps.value) : eps.value,
-    tie_word_embeddings: !g.tensors.has('output.weight'),
+    tie_word_embeddings: !g.tensors.has('output.weight') || outputIsEmbeddingCopy(g),
     bos_token_id: intKey(g, 'tokenizer.ggml.bos_token_id', false) ?? null,
     eos_token_id: intKey(g, 'tokenizer.ggml.eos_token_id', false) ?? null,
   };
@@ -162,7 +173,9 @@ export class GGUFModelSource implements ModelSource {
     const g = this.gguf;
     const tensors = new Map<string, GGUFModelTensor>();
     let anyQuantized = false, allHalf = true;
+    const skipOutput = outputIsEmbeddingCopy(g); // the tied head's copy: never read (the embedding serves as head)
     for (const t of g.tensors.values()) {
+      if (skipOutput && t.name === 'output.weight') continue;
       const name = ggufToHfName(t.name) ?? t.name;
       let dtype: string;
       let quantized: GGUFModelTensor['quantized'];

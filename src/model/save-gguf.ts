@@ -14,13 +14,13 @@ import { GPT2WasmError, OptionError, TokenizerError, WeightsError } from '../err
 import { loadConfig, type GPT2Config } from '../io/config.js';
 import { GGML_TYPES } from '../io/ggml-dequant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from '../io/gguf.js';
-import { hfToGgufName, openTensorReader } from '../io/gguf-model.js';
+import { hfToGgufName, openTensorReader, TIED_OUTPUT_KEY } from '../io/gguf-model.js';
 import { floatToHalf } from '../io/half.js';
 import { resolveSource } from '../io/resolve.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import type { ModelSource } from '../io/source.js';
 import type { TensorReader } from '../io/tensor-reader.js';
-import { QK8_0 as QK, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
+import { QK8_0 as QK, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
 import { firstNonFinite, planWeights } from './weights.js';
 
@@ -176,16 +176,28 @@ async function* rowBands(reader: TensorReader, src: { name: string; dtype: strin
   }
 }
 
-function encodeRows(type: GGUFOutType, data: Float32Array, rows: number, K: number): Uint8Array {
+/** Encode rows of finite f32 weights; a weight or block scale the type cannot hold (|x| > 65504 in F16, a Q8_0/Q4_0
+ *  scale past the f16 range) is an error naming the tensor, as llama-quantize refuses it: an infinite value in
+ *  the file would load as a wrong answer elsewhere and be refused by our own loader. */
+function encodeRows(type: GGUFOutType, data: Float32Array, rows: number, K: number, row0: number, what: string): Uint8Array {
   if (type === 'f32') return new Uint8Array(data.buffer, data.byteOffset, rows * K * 4);
   if (type === 'f16') {
     const h = new Uint16Array(rows * K);
-    for (let i = 0; i < h.length; i++) h[i] = floatToHalf(data[i]);
+    for (let i = 0; i < h.length; i++) {
+      h[i] = floatToHalf(data[i]);
+      if ((h[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${what}: weight ${data[i]} (row ${row0 + Math.floor(i / K)}, column ${i % K}) is out of the f16 range; write it as f32`);
+    }
     return new Uint8Array(h.buffer);
   }
   const rb = rowBytes(type, K), out = new Uint8Array(rows * rb);
   const quant = type === 'q8_0' ? quantizeQ8_0 : quantizeQ4_0;
-  for (let r = 0; r < rows; r++) quant(data.subarray(r * K, (r + 1) * K), out.subarray(r * rb, (r + 1) * rb));
+  const bb = GGML_TYPES.get(GGML_ID[type])!.typeSize;
+  for (let r = 0; r < rows; r++) {
+    const blocks = out.subarray(r * rb, (r + 1) * rb);
+    quant(data.subarray(r * K, (r + 1) * K), blocks);
+    const b = firstNonFiniteScale(blocks, bb);
+    if (b >= 0) throw new WeightsError(`${what}: the ${type.toUpperCase()} scale of row ${row0 + r} block ${b} (columns ${b * QK}..${b * QK + QK - 1}) overflows f16; write it as f32 or f16`);
+  }
   return out;
 }
 
@@ -255,6 +267,15 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       tensors.push({ key: s.key, name, dims, type, N: rows, K, transpose: s.kind === 'conv1d' && !info.rowMajorNK, bytes, offset });
       offset += Math.ceil(bytes / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
     }
+    // A tied head is written again as output.weight, as llama.cpp's converter does for GPT-2: llama.cpp builds
+    // up to at least b4748 refuse a gpt2 file without it (docs/llama-cpp.md). TIED_OUTPUT_KEY tells our reader
+    // that it is the embedding's copy, so the runtime keeps one copy in memory and never reads the second.
+    const tied = !matrixKeys.has('lm_head.weight');
+    if (tied) {
+      const e = tensors.find((t) => t.key === 'wte.weight')!;
+      tensors.push({ ...e, name: 'output.weight', offset });
+      offset += Math.ceil(e.bytes / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
+    }
 
     const meta: Array<[string, MetaValue]> = [
       ['general.architecture', { t: 'str', v: 'gpt2' }],
@@ -269,6 +290,7 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       ['gpt2.attention.head_count', { t: 'u32', v: cfg.n_head }],
       ['gpt2.attention.layer_norm_epsilon', { t: 'f32', v: cfg.layer_norm_epsilon }],
       ...tokenizerMetadata(tok, cfg, source.describe('tokenizer')),
+      ...(tied ? [[TIED_OUTPUT_KEY, { t: 'bool', v: true }] as [string, MetaValue]] : []),
     ];
     const w = new ByteWriter();
     for (const c of 'GGUF') w.u8(c.charCodeAt(0));
@@ -299,10 +321,12 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       for (const t of tensors) {
         await padTo(dataStart + t.offset); // zero padding to the alignment, none after the last tensor
         const info = plan.byKey.get(t.key)!;
+        let row0 = 0;
         for await (const { rows, data } of rowBands(reader, info, t)) {
           const bad = firstNonFinite(data, rows * t.K);
           if (bad >= 0) throw new WeightsError(`${reader.name}: tensor ${t.key} contains ${data[bad]} (NaN or infinite weights)`);
-          await write(encodeRows(t.type, data, rows, t.K));
+          await write(encodeRows(t.type, data, rows, t.K, row0, `${reader.name}: tensor ${t.key}`));
+          row0 += rows;
         }
         if (pos !== dataStart + t.offset + t.bytes) throw new WeightsError(`${reader.name}: tensor ${t.key} produced ${pos - dataStart - t.offset} bytes, expected ${t.bytes}`);
         opts.onProgress?.({ tensor: t.name, type: t.type, done: ++done, total: tensors.length });
