@@ -155,8 +155,7 @@ function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias:
 // t·2^112 · d·2^-112 rounds the same exact product t·d as the generic tile (t = f32(isum)·xs), provided isum·xs is
 // neither subnormal nor ≥ 2^16 — so this path runs only when every block scale xs is 0 or in [2^-126, 2)
 // (|isum| ≤ 32768); otherwise the generic tile does. Same integer sums, same products, same bits.
-const Q4X_BLOCK_BYTES: usize = 64; // 32 i16 codes
-const Q4X_BYTES_PER_BLOCK: i32 = 72; // + i32 correction + f32 scale
+const Q4X_BYTES_PER_BLOCK: i32 = 96; // 32 i16 codes (64 bytes), the i32 correction ×4, the f32 scale ×4: one pointer per block
 const Q4X_CONST_BYTES: usize = 64; // the tile's four v128 constants, at the start of the slot
 const TWO104: f32 = 2.028240960365167e31; // 2^104
 const XS_MIN: f32 = 1.1754943508222875e-38; // 2^-126
@@ -170,12 +169,11 @@ function q4Consts(kp: usize): void {
   v128.store(kp, i32x4.splat(<i32>0x8fffe000), 48);
 }
 
-/** Row xr of nb blocks of codes (scales xsr) → dst: per block the scaled codes as i16 in nibble-lane order (64
- *  bytes); after all blocks nb i32 of 2048·Σ codes, then nb f32 of xs·2^104. False if some xs is outside
+/** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4X_BYTES_PER_BLOCK) the scaled codes as i16 in
+ *  nibble-lane order (64 bytes), then the i32 2048·Σ codes in four lanes, then the f32 xs·2^104 in four lanes (ready
+ *  vectors: V8 does not fold an offset into a splat load's address). False if some xs is outside
  *  {0} ∪ [2^-126, 2). */
 function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
-  let cp = dst + <usize>nb * Q4X_BLOCK_BYTES;
-  const sp = cp + (<usize>nb << 2);
   let ok = true;
   for (let b = 0; b < nb; b++) {
     const v = v128.load(xr), u = v128.load(xr, 16);
@@ -186,11 +184,11 @@ function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     const e = i16x8.add(i16x8.shr_s(i16x8.shl(v, 8), 8), i16x8.shr_s(i16x8.shl(u, 8), 8));
     const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(e, i16x8.add(i16x8.shr_s(v, 8), i16x8.shr_s(u, 8)))); // |lane| ≤ 512
     const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-    store<i32>(cp, (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 11);
+    v128.store(dst, i32x4.splat((i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 11), 64);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
-    store<f32>(sp + (<usize>b << 2), xs * TWO104);
-    xr += 32; dst += Q4X_BLOCK_BYTES; cp += 4;
+    v128.store(dst, f32x4.splat(xs * TWO104), 80);
+    xr += 32; dst += <usize>Q4X_BYTES_PER_BLOCK;
   }
   return ok;
 }
@@ -216,21 +214,29 @@ function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
   return v128.and(i32x4.shr_s(h, 3), mask);
 }
 
-/** tileFar<u8> on an activation row prepared by q4PrepX (xp; its corrections cp, its scales·2^104 sp; the
- *  constants at kp): the same bits. */
-function tileFarQ4(xp: usize, cp: usize, sp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+/** tileFar<u8> on an activation row prepared by q4PrepX (xp; the constants at kp): the same bits. */
+function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
   let acc = f32x4.splat(0);
   const r2 = run * 2, r3 = run * 3;
   const m0 = v128.load(kp), m1 = v128.load(kp, 16), m2 = v128.load(kp, 32), hm = v128.load(kp, 48);
   let p = w0;
-  const spend = sp + (<usize>nb << 2);
-  for (; sp < spend; sp += 4) {
+  const xend = xp + <usize>nb * <usize>Q4X_BYTES_PER_BLOCK;
+  for (; xp < xend; xp += <usize>Q4X_BYTES_PER_BLOCK) {
     const i0 = nibbleDot(xp, p, m0, m1, m2), i1 = nibbleDot(xp, p + run, m0, m1, m2);
-    const i2 = nibbleDot(xp, p + r2, m0, m1, m2), i3 = nibbleDot(xp, p + r3, m0, m1, m2);
-    const isum = i32x4.sub(hsum4i(i0, i1, i2, i3), v128.load32_splat(cp));
+    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    // rows 2 and 3 in a branch that is always taken (run > 0 here): V8 places a basic block's loads at its top, so
+    // with all four rows in one block the eight weight and activation vectors are live at once and spill (callgrind,
+    // one 768x3072 GEMV: 2.14M instructions, about 111 per block of four rows; split in two blocks, 1.92M).
+    let cd = ab;
+    if (run != 0) {
+      const i2 = nibbleDot(xp, p + r2, m0, m1, m2), i3 = nibbleDot(xp, p + r3, m0, m1, m2);
+      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+    }
+    // the hsum4i of the four rows, regrouped (integer sums: exact)
+    const isum = i32x4.sub(i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7)), v128.load(xp, 64));
     const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load32_splat(sp)), ws));
-    p += <usize>Q4_0_BYTES; xp += Q4X_BLOCK_BYTES; cp += 4;
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 80)), ws));
+    p += <usize>Q4_0_BYTES;
   }
   finishFar(acc, bias, yr, n, per, 4, flags);
 }
@@ -356,11 +362,10 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     for (let m = 0; ok && m < M; m++) ok = q4PrepX(xq + <usize>m * xrb, xs + <usize>m * xsb, nb, slot + <usize>m * prep);
     if (ok) {
       q4Consts(kp);
-      const cpo = <usize>nb * Q4X_BLOCK_BYTES, spo = cpo + (<usize>nb << 2);
       for (let n = n0; n < n0 + per; n++) {
         for (let m = 0; m < M; m++) {
           const xp = slot + <usize>m * prep;
-          tileFarQ4(xp, xp + cpo, xp + spo, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
+          tileFarQ4(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
         }
       }
     } else for (let n = n0; n < n0 + per; n++) {
