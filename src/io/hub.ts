@@ -9,7 +9,7 @@ import { DownloadError, GPT2WasmError, OptionError } from '../errors.js';
 import { badRelativePath, errMsg, httpFailure } from './files.js';
 import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE } from './safetensors.js';
 import { GGUFFile } from './gguf.js';
-import { dirSource, fileSource, type ModelSource } from './source.js';
+import { dirSource, fileSource, type ByteSource, type ModelSource } from './source.js';
 
 export interface DownloadProgress {
   /** Repo-relative file name. */
@@ -269,23 +269,14 @@ async function readMeta(path: string): Promise<PartialMeta | null> {
 
 /** Check a finished download before it goes into the cache; returns a reason it is bad, or null. */
 async function validateDownload(file: string, path: string): Promise<string | null> {
-  if (file.endsWith('.safetensors')) {
+  // a weights file: its header must parse (sizes, offsets within the file)
+  const parseHeader = file.endsWith('.safetensors') ? (s: ByteSource) => SafetensorsFile.open(s)
+    : file.endsWith('.gguf') ? (s: ByteSource) => GGUFFile.open(s) : null;
+  if (parseHeader) {
     let src;
     try {
       src = await fileSource(path);
-      await SafetensorsFile.open(src);
-      return null;
-    } catch (e) {
-      return errMsg(e);
-    } finally {
-      await src?.close?.();
-    }
-  }
-  if (file.endsWith('.gguf')) {
-    let src;
-    try {
-      src = await fileSource(path);
-      await GGUFFile.open(src);
+      await parseHeader(src);
       return null;
     } catch (e) {
       return errMsg(e);
