@@ -21,6 +21,8 @@ export interface ContentionRow {
   decode_128_tok_s: number;
   /** ms per token spent in the forward pass outside kernel calls (host JS), and inside them (kernels, dispatch, waits). */
   host_ms_per_token: number; kernel_ms_per_token: number;
+  /** Split kernel calls of the whole child run on all threads vs on the caller alone (the adaptive dispatch's choice). */
+  split_calls?: { parallel: number; solo: number } | null;
 }
 export interface ContentionResult { rows: ContentionRow[]; ratios: { dtype: DType; ratio_2t_1t: number }[]; method: string; errors: string[] }
 
@@ -59,7 +61,7 @@ async function childDecode(dir: string, dtype: DType, threads: number, quick: bo
   const total = performance.now() - t0;
   Object.assign(k, orig);
   cache.dispose();
-  const row = { dtype, threads: model.backend.threads, decode_128_tok_s: round(best, 1), host_ms_per_token: round((total - inside) / steps, 3), kernel_ms_per_token: round(inside / steps, 3) };
+  const row = { dtype, threads: model.backend.threads, decode_128_tok_s: round(best, 1), host_ms_per_token: round((total - inside) / steps, 3), kernel_ms_per_token: round(inside / steps, 3), split_calls: model.backend.dispatchCounts() };
   await model.dispose();
   return row;
 }
@@ -93,7 +95,7 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
         const row = best.get(t);
         if (!row) continue;
         rows.push(row);
-        if (print) console.log(`  ${dtype} ${t}t${spin ? ' + spinner' : ''}: decode@128 ${row.decode_128_tok_s} tok/s, host outside kernels ${row.host_ms_per_token} ms/token, in kernel calls ${row.kernel_ms_per_token} ms/token`);
+        if (print) console.log(`  ${dtype} ${t}t${spin ? ' + spinner' : ''}: decode@128 ${row.decode_128_tok_s} tok/s, host outside kernels ${row.host_ms_per_token} ms/token, in kernel calls ${row.kernel_ms_per_token} ms/token${row.split_calls ? `, split calls on all threads / caller alone ${row.split_calls.parallel} / ${row.split_calls.solo}` : ''}`);
       }
     }
   } finally {

@@ -11,14 +11,16 @@ import { randomCheckpoint } from './helpers/checkpoint.js';
 
 const SHAPE = { n_embd: 256, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 700 };
 
-/** Logits of a 9-token prefill, then of three decode steps, concatenated. */
-async function prefillAndDecode(opts: Record<string, unknown>): Promise<Float32Array> {
+/** Logits of a 9-token prefill, then of `steps` decode steps, concatenated; `counts` receives how many split
+ *  calls ran on all threads and on the caller alone. */
+async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { parallel: number; solo: number }): Promise<Float32Array> {
   const m = await GPT2LMHeadModel.from_pretrained(memorySource(randomCheckpoint(SHAPE, 5), 'chunks'), opts as any);
   try {
-    const cache = m.createCache(1, 16);
+    const cache = m.createCache(1, 16 + steps);
     const parts = [Float32Array.from(m.prefill(cache, [5, 17, 300, 2, 699, 41, 8, 123, 77]))];
-    for (const id of [9, 650, 33]) parts.push(Float32Array.from(m.decodeStep([{ cache, id, pos: cache.length }])));
+    for (let s = 0; s < steps; s++) parts.push(Float32Array.from(m.decodeStep([{ cache, id: [9, 650, 33][s % 3] + s, pos: cache.length }])));
     cache.dispose();
+    if (counts) Object.assign(counts, m.backend.dispatchCounts());
     const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
     let o = 0;
     for (const p of parts) { out.set(p, o); o += p.length; }
@@ -62,10 +64,21 @@ test('1, 2 and 3 threads give bit-identical prefill and decode logits with split
   for (const dtype of ['fp32', 'fp16', 'q8', 'q4']) {
     const base = await prefillAndDecode({ threads: 1, dtype });
     for (const threads of [2, 3]) {
-      const other = await prefillAndDecode({ threads, dtype });
+      const other = await prefillAndDecode({ threads, dtype, dispatch: 'parallel' });
       assert.ok(Buffer.from(base.buffer).equals(Buffer.from(other.buffer)), `${dtype}: ${threads} threads differ from 1`);
     }
   }
+});
+
+test('the adaptive dispatch runs split calls both on all threads and on the caller alone, with the same bits', async () => {
+  const base = await prefillAndDecode({ threads: 1 }, 12);
+  const counts = { parallel: 0, solo: 0 };
+  const adaptive = await prefillAndDecode({ threads: 2, dispatch: 'adaptive' }, 12, counts);
+  assert.ok(counts.parallel > 0 && counts.solo > 0, `calls: ${JSON.stringify(counts)}`);
+  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'adaptive dispatch on 2 threads differs from 1 thread');
+  const forced = { parallel: 0, solo: 0 };
+  await prefillAndDecode({ threads: 2, dispatch: 'parallel' }, 2, forced);
+  assert.ok(forced.parallel > 0 && forced.solo === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);
 });
 
 test('the reference kernels run the same chunks and agree with the wasm kernels', async () => {

@@ -124,7 +124,7 @@ async function cmdGenerate(argv: string[]) {
     const tEnd = performance.now();
     const ids = Array.from(out.data as BigInt64Array, Number);
     const decodeTps = nNew > 1 ? (nNew - 1) / ((tEnd - tFirst) / 1000) : 0;
-    const stats = { load_ms: Math.round(tLoad - t0), time_to_first_token_ms: Math.round(tFirst - tLoad), new_tokens: nNew, decode_tokens_per_s: +decodeTps.toFixed(1), threads: gen.model.backend.threads, dtype: gen.model.dtype, wasm: gen.model.backend.variant };
+    const stats = { load_ms: Math.round(tLoad - t0), time_to_first_token_ms: Math.round(tFirst - tLoad), new_tokens: nNew, decode_tokens_per_s: +decodeTps.toFixed(1), threads: gen.model.backend.threads, split_calls: gen.model.backend.dispatchCounts() ?? undefined, dtype: gen.model.dtype, wasm: gen.model.backend.variant };
     if (o.json) console.log(JSON.stringify({ prompt, generated_text: prompt + text, ids, ...stats }));
     if (o.verbose) process.stderr.write(`[gpt2-wasm] ${JSON.stringify(stats)}\n`);
   } finally { await gen.dispose(); }

@@ -2,7 +2,7 @@
 // the TypeScript reference kernels. The model only talks to `backend.k`, a KernelABI without (ith, nth).
 import { OptionError, RuntimeError } from '../errors.js';
 import { KERNEL_NAMES, type KernelABI, type KernelName } from './abi.js';
-import { chunkCount } from './chunks.js';
+import { callKind, chunkCount } from './chunks.js';
 import { Arena } from './memory.js';
 import { ThreadPool } from './pool.js';
 import { createReferenceKernels } from './reference.js';
@@ -25,6 +25,11 @@ export interface BackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
   initialBytes?: number;
+  /** With threads > 1: 'adaptive' (default) runs each kind of call on all threads or on the calling thread alone,
+   *  whichever is measured faster right now (src/runtime/dispatch-policy.ts: on a machine where another process
+   *  keeps a core busy, waiting for a descheduled worker costs more than it saves); 'parallel' always uses every
+   *  thread. Results are the same bits either way. */
+  dispatch?: 'adaptive' | 'parallel';
 }
 
 export async function defaultThreads(): Promise<number> {
@@ -53,6 +58,8 @@ export class Backend {
     let threads = opts.threads ?? await defaultThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new OptionError(`threads must be an integer from 1 to 256, got ${opts.threads}`);
     if (threads > 1 && !features.threads) threads = 1; // no shared memory here (e.g. a page without cross-origin isolation)
+    const dispatch = opts.dispatch ?? 'adaptive';
+    if (dispatch !== 'adaptive' && dispatch !== 'parallel') throw new OptionError(`dispatch must be 'adaptive' or 'parallel', got ${String(dispatch)}`);
     const kernels = opts.kernels ?? 'wasm';
     if (kernels !== 'wasm' && kernels !== 'reference') throw new OptionError(`kernels must be 'wasm' or 'reference', got ${String(kernels)}`);
     let variant: WasmVariant = opts.variant ?? features.variant;
@@ -72,13 +79,19 @@ export class Backend {
       return new Backend(arena, k, threads, 'reference', features, null);
     }
     const inst = instantiateKernels(opts.wasmModule ?? compileVariant(variant), memory);
-    const pool = threads > 1 ? await ThreadPool.create(arena, wasmBytes(variant), KERNEL_NAMES, threads) : null;
+    const pool = threads > 1 ? await ThreadPool.create(arena, wasmBytes(variant), KERNEL_NAMES, threads, dispatch === 'adaptive') : null;
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;
-      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads)) : (...a: number[]) => f(...a, 0, 1);
+      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads), callKind(op, name, a)) : (...a: number[]) => f(...a, 0, 1);
     });
     return new Backend(arena, k, threads, variant, features, pool);
+  }
+
+  /** Kernel calls split across threads so far: how many ran on all threads and how many on the caller alone
+   *  (the adaptive dispatch's choice); null without a pool. */
+  dispatchCounts(): { parallel: number; solo: number } | null {
+    return this.pool ? { ...this.pool.counts } : null;
   }
 
   dispose(): void {

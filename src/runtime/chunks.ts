@@ -39,3 +39,11 @@ export function chunkCount(name: KernelName, args: number[], threads: number): n
   if (!(units > 1) || units * perUnit < MIN_SPLIT_WORK) return 1;
   return Math.min(units, threads * CHUNKS_PER_THREAD, MAX_CHUNKS);
 }
+
+/** A number naming the kind of a call for the dispatch policy (dispatch-policy.ts): the kernel and its work
+ *  rounded to a power of two, so decode's matmul shapes are told apart and attention keeps one kind as its
+ *  context grows. */
+export function callKind(op: number, name: KernelName, args: number[]): number {
+  const [units, perUnit] = SIZES[name](args);
+  return op * 64 + Math.min(63, Math.round(Math.log2(units * perUnit + 1)));
+}
