@@ -245,6 +245,18 @@ test('Q8_0 / Q4_0 GGUF files load (as q8 / q4) close to fp32; q4_0 keeps the emb
   assert.equal(new Uint8Array(readFileSync(q8b)), new Uint8Array(readFileSync(q8)));
 });
 
+test('GGUF → GGUF of the same block type copies the blocks as stored (Q4_0 too), dequantizing nothing', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gguf-copy-'));
+  for (const type of ['q8_0', 'q4_0'] as const) {
+    const first = join(tmp, `trained-${type}.gguf`), again = join(tmp, `trained-${type}-again.gguf`);
+    await save_gguf(modelDir('gpt2-trained'), first, { dtype: type, name: 'trained' });
+    const { src, readers } = await tracedGGUF(first);
+    await save_gguf(src, again, { dtype: type, name: 'trained' });
+    assert.is(readers.at(-1)!.dequantized, 0, `${type}: blocks were dequantized and requantized`);
+    assert.equal(new Uint8Array(readFileSync(again)), new Uint8Array(readFileSync(first)), `${type}: the file changed`);
+  }
+});
+
 /** A GGUF source whose tensor readers are kept, to see what a load did with them (readers[i].dequantized). */
 async function tracedGGUF(file: string | Uint8Array) {
   const src = await GGUFModelSource.open(async () => (typeof file === 'string' ? fileSource(file) : bytesSource('patched.gguf', file)));

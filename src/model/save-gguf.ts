@@ -19,7 +19,7 @@ import { floatToHalf } from '../io/half.js';
 import { resolveSource } from '../io/resolve.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import type { ModelSource } from '../io/source.js';
-import type { TensorReader } from '../io/tensor-reader.js';
+import type { TensorInfoLike, TensorReader } from '../io/tensor-reader.js';
 import { QK8_0 as QK, firstNonFiniteScale, quantizeQ4_0, quantizeQ8_0 } from '../runtime/quant.js';
 import { loadTokenizerData, type TokenizerData } from '../tokenizer/load.js';
 import { firstNonFinite, planWeights } from './weights.js';
@@ -316,17 +316,34 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
       let pos = 0;
       const write = async (b: Uint8Array) => { await fh.write(b, 0, b.byteLength, pos); pos += b.byteLength; };
       const padTo = async (at: number) => { if (at > pos) await write(new Uint8Array(at - pos)); };
-      await write(header);
-      let done = 0;
-      for (const t of tensors) {
-        await padTo(dataStart + t.offset); // zero padding to the alignment, none after the last tensor
-        const info = plan.byKey.get(t.key)!;
+      /** The tensor's rows decoded to f32 band by band and encoded as t.type. */
+      const writeRows = async (t: OutTensor, info: TensorInfoLike) => {
         let row0 = 0;
         for await (const { rows, data } of rowBands(reader, info, t)) {
           const bad = firstNonFinite(data, rows * t.K);
           if (bad >= 0) throw new WeightsError(`${reader.name}: tensor ${t.key} contains ${data[bad]} (NaN or infinite weights)`);
           await write(encodeRows(t.type, data, rows, t.K, row0, `${reader.name}: tensor ${t.key}`));
           row0 += rows;
+        }
+      };
+      await write(header);
+      let done = 0;
+      for (const t of tensors) {
+        await padTo(dataStart + t.offset); // zero padding to the alignment, none after the last tensor
+        const info = plan.byKey.get(t.key)!;
+        if (info.quantized?.type === t.type.toUpperCase() && reader.blockChunks && !t.transpose) {
+          // GGUF → GGUF of the same block type: the blocks as stored (no dequantize → requantize round trip, which
+          // need not give Q4_0 blocks back bit for bit), still refusing a scale that is not finite
+          const bb = GGML_TYPES.get(GGML_ID[t.type])!.typeSize;
+          let block0 = 0;
+          for await (const { bytes } of reader.blockChunks(info.name)) {
+            const b = firstNonFiniteScale(bytes, bb);
+            if (b >= 0) throw new WeightsError(`${reader.name}: tensor ${t.key} has a non-finite ${t.type.toUpperCase()} scale in block ${block0 + b}`);
+            block0 += bytes.byteLength / bb;
+            await write(bytes);
+          }
+        } else {
+          await writeRows(t, info);
         }
         if (pos !== dataStart + t.offset + t.bytes) throw new WeightsError(`${reader.name}: tensor ${t.key} produced ${pos - dataStart - t.offset} bytes, expected ${t.bytes}`);
         opts.onProgress?.({ tensor: t.name, type: t.type, done: ++done, total: tensors.length });
