@@ -276,6 +276,7 @@ for (const variant of variants) {
       cases.push({ M: 6, K: isBlock(dt) ? 4096 : 4099, N: 21, flags: ACT_NONE, bias: false, dt });
       // q4 GEMM rows too long for the low scratch slot: the direct Q4_0 tile instead of the unpacked one
       if (dt === DT_Q4) cases.push({ M: 5, K: 16384, N: 9, flags: ACT_RELU, bias: true, dt });
+      if (isBlock(dt)) for (const M of [1, 5]) cases.push({ M, K: 10240, N: 13, flags: ACT_NONE, bias: false, dt }, { M, K: 24576, N: 7, flags: ACT_NONE, bias: true, dt });
       for (const c of cases) {
         const { got, want, L } = matmulCase(h, r, c);
         expectClose(got, want, (i) => MATMUL_RTOL * L[i] + 1e-30, `${variant} matmul dt=${dt} ${c.M}x${c.K}x${c.N} flags=${c.flags} bias=${c.bias}`);
