@@ -7,15 +7,17 @@ import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, memorySource } from '../src/index.js';
 import { CHUNKS_PER_THREAD, chunkCount } from '../src/runtime/chunks.js';
 import { KERNEL_NAMES } from '../src/runtime/abi.js';
+import { PARALLEL, SOLO, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
 
 const SHAPE = { n_embd: 256, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 700 };
 
 /** Logits of a 9-token prefill, then of `steps` decode steps, concatenated; `counts` receives how many split
  *  calls ran on all threads and on the caller alone. */
-async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { parallel: number; solo: number }): Promise<Float32Array> {
+async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { parallel: number; solo: number }, before?: (m: GPT2LMHeadModel) => void): Promise<Float32Array> {
   const m = await GPT2LMHeadModel.from_pretrained(memorySource(randomCheckpoint(SHAPE, 5), 'chunks'), opts as any);
   try {
+    before?.(m);
     const cache = m.createCache(1, 16 + steps);
     const parts = [Float32Array.from(m.prefill(cache, [5, 17, 300, 2, 699, 41, 8, 123, 77]))];
     for (let s = 0; s < steps; s++) parts.push(Float32Array.from(m.decodeStep([{ cache, id: [9, 650, 33][s % 3] + s, pos: cache.length }])));
@@ -70,12 +72,17 @@ test('1, 2 and 3 threads give bit-identical prefill and decode logits with split
   }
 });
 
-test('the adaptive dispatch runs split calls both on all threads and on the caller alone, with the same bits', async () => {
+test('split calls run on the caller alone (the adaptive dispatch\'s other mode) give the same bits as on all threads', async () => {
   const base = await prefillAndDecode({ threads: 1 }, 12);
   const counts = { parallel: 0, solo: 0 };
-  const adaptive = await prefillAndDecode({ threads: 2, dispatch: 'adaptive' }, 12, counts);
-  assert.ok(counts.parallel > 0 && counts.solo > 0, `calls: ${JSON.stringify(counts)}`);
-  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'adaptive dispatch on 2 threads differs from 1 thread');
+  // what the policy would choose on a loaded machine, forced: every other call alone
+  const adaptive = await prefillAndDecode({ threads: 2, dispatch: 'adaptive' }, 12, counts, (m) => {
+    const policy = (m.backend as any).pool.policy as DispatchPolicy;
+    let i = 0;
+    policy.mode = () => (i++ % 2 ? SOLO : PARALLEL);
+  });
+  assert.ok(counts.parallel > 20 && counts.solo > 20, `calls: ${JSON.stringify(counts)}`);
+  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'calls on the caller alone differ from 1 thread');
   const forced = { parallel: 0, solo: 0 };
   await prefillAndDecode({ threads: 2, dispatch: 'parallel' }, 2, forced);
   assert.ok(forced.parallel > 0 && forced.solo === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);

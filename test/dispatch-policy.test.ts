@@ -1,65 +1,85 @@
-// The adaptive dispatch (src/runtime/dispatch-policy.ts) on simulated call times: it must keep the faster mode
-// for the bulk of the calls, see rare long stalls in the parallel mode as a cost, and follow a change of load.
+// The adaptive dispatch (src/runtime/dispatch-policy.ts) on simulated calls: a repeating mix of call kinds (like
+// decode's per-layer matmuls and attention), each with a time alone; in parallel a call takes its time over the
+// speed-up, plus a stall of `stall` ms with probability p (a worker held off its core). The policy must keep the
+// faster mode for the bulk of the time, count rare long stalls at their cost, and follow a change of load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DispatchPolicy, FIRST_STINT, MAX_STINT, PARALLEL, SOLO, STINT_MS, type Mode } from '../src/runtime/dispatch-policy.js';
+import { DispatchPolicy, FIRST_SKIP, MAX_STINT, PROBE_STINT, SOLO, STINT_MS } from '../src/runtime/dispatch-policy.js';
 
-/** Runs `calls` calls of one kind whose time is time(mode, i); returns the share of parallel calls and the
- *  total simulated time. */
-function simulate(p: DispatchPolicy, calls: number, time: (mode: Mode, i: number) => number, key = 7, from = 0): { parShare: number; total: number } {
-  let par = 0, total = 0;
-  for (let i = from; i < from + calls; i++) {
-    const m = p.mode(key);
-    if (m === PARALLEL) par++;
-    const t = time(m, i);
-    total += t;
-    p.record(key, t);
-  }
-  return { parShare: par / calls, total };
+const MIX = [0.12, 0.05, 0.1, 0.16, 0.14]; // ms alone: qkv, attention, proj, fc, mlp proj
+const MIX_MEAN = MIX.reduce((a, b) => a + b) / MIX.length;
+
+/** A seeded uniform generator in [0, 1). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-test('keeps the faster mode for nearly every call, whichever it is', () => {
-  const fastPar = simulate(new DispatchPolicy(), 20000, (m) => (m === PARALLEL ? 0.1 : 0.18));
-  assert.ok(fastPar.parShare > 0.98, `parallel faster: ${fastPar.parShare} of calls parallel`);
-  const fastSolo = simulate(new DispatchPolicy(), 20000, (m) => (m === PARALLEL ? 0.3 : 0.18));
-  assert.ok(fastSolo.parShare < 0.02, `caller alone faster: ${fastSolo.parShare} of calls parallel`);
+interface Load { speedup: number; p: number; stall?: number }
+
+/** Runs `calls` calls of class `cls`; returns the simulated time and the share of calls run in parallel. */
+function simulate(pol: DispatchPolicy, calls: number, load: Load, cls = 0, r = rng(1)): { total: number; parShare: number } {
+  let total = 0, par = 0;
+  for (let i = 0; i < calls; i++) {
+    const kind = i % MIX.length;
+    let t = MIX[kind];
+    if (pol.mode(cls) !== SOLO) {
+      par++;
+      t = t / load.speedup + (r() < load.p ? load.stall ?? 3 : 0);
+    }
+    total += t;
+    pol.record(cls, kind, t);
+  }
+  return { total, parShare: par / calls };
+}
+
+/** Expected time of `calls` calls all in one mode. */
+const allSolo = (calls: number) => calls * MIX_MEAN;
+const allParallel = (calls: number, load: Load) => calls * (MIX_MEAN / load.speedup + load.p * (load.stall ?? 3));
+
+test('an idle machine: parallel for (nearly) all the time; a loaded one: the caller alone', () => {
+  const idle: Load = { speedup: 1.8, p: 0 };
+  const a = simulate(new DispatchPolicy(), 100000, idle);
+  assert.ok(a.total < 1.03 * allParallel(100000, idle), `idle: ${a.total.toFixed(0)} ms against ${allParallel(100000, idle).toFixed(0)} all parallel (${a.parShare} parallel)`);
+  // the threads share the cores with another process: every parallel call 1.25x slower than alone, no stalls
+  const loaded: Load = { speedup: 0.8, p: 0 };
+  const b = simulate(new DispatchPolicy(), 100000, loaded);
+  assert.ok(b.total < 1.03 * allSolo(100000), `loaded: ${b.total.toFixed(0)} ms against ${allSolo(100000).toFixed(0)} alone (${b.parShare} parallel)`);
 });
 
-test('rare long stalls count at their cost: frequent ones make the caller run alone, very rare ones do not', () => {
-  // parallel 0.1 ms, but every 20th parallel call waits 3 ms for a descheduled worker: mean 0.245 > solo 0.2
-  let n = 0;
-  const frequent = simulate(new DispatchPolicy(), 20000, (m) => (m === SOLO ? 0.2 : ++n % 20 === 0 ? 3 : 0.1));
-  const best = 20000 * 0.2;
-  assert.ok(frequent.total < 1.1 * best, `frequent stalls: ${frequent.total.toFixed(0)} ms, caller alone would take ${best} ms`);
-  // every 400th: mean 0.107 < 0.2, stay parallel
-  n = 0;
-  const rare = simulate(new DispatchPolicy(), 20000, (m) => (m === SOLO ? 0.2 : ++n % 400 === 0 ? 3 : 0.1));
-  assert.ok(rare.parShare > 0.9, `rare stalls: ${rare.parShare} of calls parallel`);
+test('frequent stalls make the caller run alone; rare ones do not', () => {
+  // a 3 ms stall in every 20th parallel call: 0.21 ms per call on average in parallel against 0.114 alone
+  const frequent: Load = { speedup: 1.8, p: 1 / 20 };
+  const f = simulate(new DispatchPolicy(), 100000, frequent);
+  assert.ok(f.total < 1.1 * allSolo(100000), `frequent stalls: ${f.total.toFixed(0)} ms, alone ${allSolo(100000).toFixed(0)} (${f.parShare} parallel)`);
+  // every 400th: 0.071 ms per call on average, parallel still wins
+  const rare: Load = { speedup: 1.8, p: 1 / 400 };
+  const g = simulate(new DispatchPolicy(), 100000, rare);
+  assert.ok(g.total < 1.1 * allParallel(100000, rare), `rare stalls: ${g.total.toFixed(0)} ms against ${allParallel(100000, rare).toFixed(0)} all parallel (${g.parShare} parallel)`);
 });
 
 test('follows a change of load both ways within a bounded number of calls', () => {
-  const p = new DispatchPolicy();
-  const idle = (m: Mode) => (m === PARALLEL ? 0.1 : 0.18);
-  const busy = (m: Mode) => (m === PARALLEL ? 0.5 : 0.18);
-  simulate(p, 5000, idle); // settled on parallel with long stints
-  // the longest a stint of the chosen mode lasts, then a probe and at most two more stints to move the estimate
-  const bound = 3 * Math.min(MAX_STINT, Math.ceil(STINT_MS / 0.1)) + 4 * FIRST_STINT;
-  const toBusy = simulate(p, bound + 2000, busy, 7, 5000);
-  const lateBusy = simulate(p, 2000, busy, 7, 5000 + bound + 2000);
-  assert.ok(lateBusy.parShare < 0.05, `after the load came: ${lateBusy.parShare} of calls still parallel (${toBusy.parShare} during the switch)`);
-  const toIdle = simulate(p, 6 * MAX_STINT, idle, 7, 20000);
-  const lateIdle = simulate(p, 2000, idle, 7, 20000 + 6 * MAX_STINT);
-  assert.ok(lateIdle.parShare > 0.95, `after the load went: ${lateIdle.parShare} of calls parallel (${toIdle.parShare} during the switch)`);
+  const pol = new DispatchPolicy(), r = rng(7);
+  const idle: Load = { speedup: 1.8, p: 0 }, loaded: Load = { speedup: 0.8, p: 1 / 50 };
+  simulate(pol, 50000, idle, 0, r); // settled on parallel with long stints
+  // the longest stint of the chosen mode, then a probe and a stint to confirm the switch
+  const bound = (max: number, ms: number) => Math.min(MAX_STINT, Math.ceil(STINT_MS / ms)) + 2 * PROBE_STINT + 4096 + FIRST_SKIP;
+  const toLoaded = simulate(pol, bound(MAX_STINT, MIX_MEAN / 1.8), loaded, 0, r);
+  const stayLoaded = simulate(pol, 20000, loaded, 0, r);
+  assert.ok(stayLoaded.parShare < 0.05, `after the load came: ${stayLoaded.parShare} of calls parallel (${toLoaded.parShare} while it came)`);
+  const toIdle = simulate(pol, bound(MAX_STINT, MIX_MEAN), idle, 0, r);
+  const stayIdle = simulate(pol, 20000, idle, 0, r);
+  assert.ok(stayIdle.parShare > 0.95, `after the load went: ${stayIdle.parShare} of calls parallel (${toIdle.parShare} while it went)`);
 });
 
-test('kinds of call are decided separately', () => {
-  const p = new DispatchPolicy();
-  let parA = 0, parB = 0;
-  for (let i = 0; i < 10000; i++) {
-    const a = p.mode(1); if (a === PARALLEL) parA++; p.record(1, a === PARALLEL ? 0.1 : 0.2);
-    const b = p.mode(2); if (b === PARALLEL) parB++; p.record(2, b === PARALLEL ? 0.05 : 0.02); // small call: dispatch costs more than it saves
+test('classes of call are decided separately', () => {
+  const pol = new DispatchPolicy(), r1 = rng(3), r2 = rng(4);
+  let a = { parShare: 0 }, b = { parShare: 0 };
+  for (let i = 0; i < 200; i++) {
+    a = simulate(pol, 500, { speedup: 1.9, p: 0 }, 1, r1); // prefill-sized calls on an idle pool
+    b = simulate(pol, 500, { speedup: 0.7, p: 0 }, 2, r2); // decode-sized calls that lose in parallel
   }
-  assert.ok(parA > 9800 && parB < 200, `kind 1: ${parA} parallel, kind 2: ${parB} parallel of 10000`);
+  assert.ok(a.parShare > 0.95 && b.parShare < 0.05, `class 1: ${a.parShare} parallel, class 2: ${b.parShare} parallel (last 500 calls)`);
 });
 
 test.run();

@@ -40,10 +40,12 @@ export function chunkCount(name: KernelName, args: number[], threads: number): n
   return Math.min(units, threads * CHUNKS_PER_THREAD, MAX_CHUNKS);
 }
 
-/** A number naming the kind of a call for the dispatch policy (dispatch-policy.ts): the kernel and its work
- *  rounded to a power of two, so decode's matmul shapes are told apart and attention keeps one kind as its
- *  context grows. */
-export function callKind(op: number, name: KernelName, args: number[]): number {
+/** Work (multiply-adds or elements touched, roughly) of a call, from the same sizes as chunkCount. */
+export function callWork(name: KernelName, args: number[]): number {
   const [units, perUnit] = SIZES[name](args);
-  return op * 64 + Math.min(63, Math.round(Math.log2(units * perUnit + 1)));
+  return units * perUnit;
 }
+
+/** Work from which a call counts as prefill-sized for the dispatch policy (dispatch-policy.ts): GPT-2-124M's
+ *  decode calls are at most 38M (the LM head), its 128-token prefill matmuls at least 226M. */
+export const LARGE_CALL_WORK = 2 ** 26;

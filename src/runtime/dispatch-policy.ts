@@ -1,76 +1,116 @@
-// Whether the pool runs a call on all threads or on the caller alone, decided per kind of call from measured time.
-// Dynamic chunk claiming (control.ts) bounds what a descheduled worker costs to the chunk it holds, but on a
-// machine where another process keeps a core busy that chunk can still be held for a whole scheduler time slice
-// (milliseconds) while the op around it takes 0.1 ms: decode then runs slower on 2 threads than on 1. Both modes
-// run the same fixed chunks, so the choice never changes a result bit; it is only a question of speed, and the
-// answer changes as other processes come and go. So each kind of call (kernel and a power-of-two size bucket)
-// alternates stints: a long stint in the mode that is currently faster, then a short probe stint in the other.
-// Each mode's estimate is a running blend of its stints' mean time per call (one lucky or unlucky probe moves it
-// only half way: stalls are rare, large events); a probe that comes out faster than the chosen mode's estimate
-// switches to it. While probes keep losing, the stints of the chosen mode double, up to MAX_STINT calls or
-// STINT_MS of this kind's time, so a settled choice costs little and a change of load is still seen within a
-// fraction of a second. On an idle machine this keeps every large call parallel; with a busy core it settles on
-// the caller alone and leaves the worker asleep (its core to the other process), probing now and then.
+// Whether the pool runs a split call on all threads or on the caller alone, decided per class of call (decode-sized
+// or prefill-sized) from measured wall time.
+// Dynamic chunk claiming (control.ts) bounds what a descheduled worker costs to the chunk it holds, but when
+// another process keeps a core busy, the pool's threads and that process share too few cores: the caller itself
+// is descheduled part of the time, workers spin or sleep when the caller is the one with the work, and decode runs
+// slower on 2 threads than on 1 (measured: q8 decode calls 1.26x slower in parallel with a spinner on one of two
+// cores, although the caller rarely waits for a chunk). Only wall time compared between the two modes shows
+// that, so each class alternates stints: a long stint in the mode that is currently faster, then a short probe
+// stint in the other. Calls are compared kind by kind (kernel and a power-of-two size: chunks.ts callKind), and
+// the modes by what the class's recent mix of kinds costs in each, so stints holding different calls compare
+// fairly. Each kind's time per call in each mode is a running blend of its stints (one stint moves it half way).
+// Parallel stays the choice until the caller alone is measured PARALLEL_MARGIN faster (on an idle machine,
+// wrongly running alone costs up to the thread count; wrongly running parallel, at most the margin). While
+// probes keep losing, the chosen mode's stints double, up to MAX_STINT calls or STINT_MS of the class's time, so
+// a settled choice costs a percent or two and a change of load is seen within seconds. A class decides all its
+// calls together: decided per kernel, a parallel probe would find the workers asleep from the other kernels'
+// solo stints and pay their wake-up every call. The first calls of every stint are not measured (the switch
+// itself costs: waking workers whose cores the OS has idled).
 
 export const SOLO = 1;
 export const PARALLEL = 0;
 export type Mode = typeof SOLO | typeof PARALLEL;
 
-/** Calls in a probe stint of the mode that is not the current choice. */
-export const PROBE_STINT = 4;
+/** Calls in a probe stint of the mode that is not the current choice (GPT-2 decode splits ~60 calls per token,
+ *  five kinds of them per layer). */
+export const PROBE_STINT = 48;
+/** Calls at the start of every stint that are not measured. */
+export const SETTLE_CALLS = 6;
+/** Calls of a new class that are not measured at all (first touch of caches and memory, JIT). */
+export const FIRST_SKIP = 64;
 /** Calls in the first stint of a newly chosen mode; doubled after every probe that loses, up to MAX_STINT. */
-export const FIRST_STINT = 16;
-export const MAX_STINT = 1024;
-/** A stint also ends once its calls took this long in all (ms): kinds called once per token are probed too. */
-export const STINT_MS = 250;
+export const FIRST_STINT = 1024;
+export const MAX_STINT = 16384;
+/** A stint also ends once its calls took this long in all (ms). */
+export const STINT_MS = 1000;
+/** The caller alone must be measured this much faster than parallel to be chosen. */
+export const PARALLEL_MARGIN = 1.1;
 
-interface CallStats {
+interface KindStats {
+  mean: [number, number]; // blended time per call in each mode (NaN: not measured yet)
+  sum: [number, number]; // this stint's time and calls
+  n: [number, number];
+  share: number; // decayed count of its calls: the class's mix
+}
+
+interface ClassStats {
   best: Mode; // the mode chosen by the last comparison
   mode: Mode; // the mode of the stint under way
   left: number; // calls left in it
+  skip: number; // calls still to run before it is measured
   stint: [number, number]; // length of the next stint of each mode when it is the chosen one
-  sum: number; // time of the stint so far
-  n: number;
-  mean: [number, number]; // each mode's estimate of time per call: its stints' means, blended (NaN: none yet)
+  time: number; // time of the stint so far (ms)
+  kinds: Map<number, KindStats>;
 }
 
 export class DispatchPolicy {
-  private stats = new Map<number, CallStats>();
+  private classes = new Map<number, ClassStats>();
 
-  /** The mode to run the next call of kind `key` in. */
-  mode(key: number): Mode {
-    let s = this.stats.get(key);
-    // a new kind starts parallel, then probes solo once before anything is compared
-    if (!s) this.stats.set(key, s = { best: PARALLEL, mode: PARALLEL, left: PROBE_STINT, stint: [FIRST_STINT, FIRST_STINT], sum: 0, n: 0, mean: [NaN, NaN] });
-    return s.mode;
+  /** The mode to run the next call of class `cls` in. */
+  mode(cls: number): Mode {
+    let c = this.classes.get(cls);
+    // a new class starts parallel (unmeasured, then a measured stint), then probes solo once before comparing
+    if (!c) this.classes.set(cls, c = { best: PARALLEL, mode: PARALLEL, left: PROBE_STINT, skip: FIRST_SKIP, stint: [FIRST_STINT, FIRST_STINT], time: 0, kinds: new Map() });
+    return c.mode;
   }
 
-  /** Records that the call of kind `key` just run in mode(key) took `ms`. */
-  record(key: number, ms: number): void {
-    const s = this.stats.get(key);
-    if (!s) return;
-    s.sum += ms; s.n++;
-    if (--s.left > 0 && s.sum < STINT_MS) return;
-    const m = s.mode, other = (1 - m) as Mode;
-    const mean = s.sum / s.n;
-    s.mean[m] = s.mean[m] === s.mean[m] ? (s.mean[m] + mean) / 2 : mean;
-    s.sum = 0; s.n = 0;
-    if (m !== s.best) {
-      // a probe stint ended: switch if it now looks faster than the chosen mode (for a first, short stint), else
-      // keep the choice for a longer stint
-      if (s.mean[m] < s.mean[s.best]) { s.best = m; s.stint[m] = FIRST_STINT; }
-      else s.stint[s.best] = Math.min(MAX_STINT, s.stint[s.best] * 2);
-      s.mode = s.best; s.left = s.stint[s.best];
+  /** Records that a call of class `cls` and kind `kind`, run in mode(cls), took `ms`. */
+  record(cls: number, kind: number, ms: number): void {
+    const c = this.classes.get(cls);
+    if (!c) return;
+    if (c.skip > 0) { c.skip--; return; }
+    let k = c.kinds.get(kind);
+    if (!k) c.kinds.set(kind, k = { mean: [NaN, NaN], sum: [0, 0], n: [0, 0], share: 0 });
+    const m = c.mode;
+    k.sum[m] += ms; k.n[m]++; k.share++;
+    c.time += ms;
+    if (--c.left > 0 && c.time < STINT_MS) return;
+    this.endStint(c);
+  }
+
+  private endStint(c: ClassStats): void {
+    const m = c.mode, other = (1 - m) as Mode;
+    for (const k of c.kinds.values()) {
+      if (k.n[m] > 0) {
+        const mean = k.sum[m] / k.n[m];
+        k.mean[m] = k.mean[m] === k.mean[m] ? (k.mean[m] + mean) / 2 : mean;
+      }
+      k.sum[m] = 0; k.n[m] = 0;
+      if (m === c.best) k.share /= 2; // the mix follows the recent long stints
+    }
+    c.time = 0; c.skip = SETTLE_CALLS;
+    // what the class's mix costs in each mode, over the kinds measured in both
+    let cost0 = 0, cost1 = 0;
+    for (const k of c.kinds.values()) {
+      if (k.mean[0] === k.mean[0] && k.mean[1] === k.mean[1]) { cost0 += k.share * k.mean[0]; cost1 += k.share * k.mean[1]; }
+    }
+    const compared = cost0 > 0 && cost1 > 0;
+    const soloWins = compared && PARALLEL_MARGIN * cost1 < cost0;
+    const winner: Mode = soloWins ? SOLO : PARALLEL;
+    if (m !== c.best) {
+      // a probe stint ended: switch if the probed mode now wins (for a first stint), else keep the choice longer
+      if (compared && winner === m) { c.best = m; c.stint[m] = FIRST_STINT; }
+      else c.stint[c.best] = Math.min(MAX_STINT, c.stint[c.best] * 2);
+      c.mode = c.best; c.left = c.stint[c.best];
       return;
     }
-    // a stint of the chosen mode ended: if it now looks slower than the other mode, go back to that one, for a
-    // longer stint than it had (a probe that won by luck must not make probing frequent again); otherwise probe
-    // the other mode (the first time: measure it at all)
-    if (s.mean[m] > s.mean[other]) {
-      s.best = other; s.mode = other;
-      s.left = s.stint[other] = Math.min(MAX_STINT, s.stint[other] * 2);
+    // a stint of the chosen mode ended: if the other mode now wins, go back to it, for a longer stint than it had
+    // (a probe that won by luck must not make probing frequent again); otherwise probe the other mode
+    if (compared && winner === other) {
+      c.best = other; c.mode = other;
+      c.left = c.stint[other] = Math.min(MAX_STINT, c.stint[other] * 2);
       return;
     }
-    s.mode = other; s.left = PROBE_STINT;
+    c.mode = other; c.left = PROBE_STINT;
   }
 }

@@ -2,10 +2,11 @@
 // published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
 // one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
 // then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). Whether a
-// call uses the workers at all is decided per kind of call from measured time (dispatch-policy.ts): on a machine
+// call uses the workers at all is decided per class of call (decode- or prefill-sized) from measured time (dispatch-policy.ts): on a machine
 // where another process holds a core, the caller alone is faster than waiting for a descheduled worker.
 import { RuntimeError } from '../errors.js';
 import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
+import { LARGE_CALL_WORK } from './chunks.js';
 import { DispatchPolicy, SOLO } from './dispatch-policy.js';
 import { WORKER_SOURCE } from './embedded.gen.js';
 import type { Arena, Region } from './memory.js';
@@ -46,7 +47,7 @@ export class ThreadPool {
   private blocking = true;
   private disposed = false;
   private failure: unknown = null;
-  /** Chooses parallel or caller-only per kind of call; null: always parallel. */
+  /** Chooses parallel or caller-only per class of call; null: always parallel. */
   readonly policy: DispatchPolicy | null;
   /** Calls split into chunks so far: run on all threads, and on this thread alone by the policy's choice. */
   readonly counts = { parallel: 0, solo: 0 };
@@ -87,20 +88,21 @@ export class ThreadPool {
   }
 
   /** Runs `fn` (this thread's instance of kernel `op`) as `nchunks` chunks (kernel (ith, nth) = (chunk, nchunks))
-   *  on all threads, or on this thread alone when the policy finds that faster for calls of kind `key`; args
-   *  exclude (ith, nth). */
-  run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, key: number): void {
+   *  on all threads, or on this thread alone when the policy finds that faster for calls of this size; `work`
+   *  estimates the call's work (chunks.ts callWork); args exclude (ith, nth). */
+  run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, work: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
     if (nchunks <= 1 || this.nthreads <= 1) { this.runHere(fn, args, nchunks); return; }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const policy = this.policy;
     if (!policy) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
-    const solo = policy.mode(key) === SOLO;
-    if (solo) this.counts.solo++; else this.counts.parallel++;
+    // class: decode-sized or prefill-sized; kind: the kernel and its work to a power of two
+    const cls = work >= LARGE_CALL_WORK ? 1 : 0, kind = op * 64 + Math.min(63, Math.round(Math.log2(work + 1)));
     const t0 = performance.now();
-    if (solo) this.runHere(fn, args, nchunks); else this.runParallel(op, fn, args, nchunks);
-    policy.record(key, performance.now() - t0);
+    if (policy.mode(cls) === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
+    else { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); }
+    policy.record(cls, kind, performance.now() - t0);
   }
 
   /** The chunks in order on this thread: the same chunks, so the same bits, as on all threads. */
