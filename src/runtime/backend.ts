@@ -25,9 +25,9 @@ export interface BackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
   initialBytes?: number;
-  /** With threads > 1: 'adaptive' (default) runs each class of call (decode-sized, prefill-sized) on all threads or on the calling thread alone,
+  /** With threads > 1: 'adaptive' (default) runs decode-sized calls on all threads or on the calling thread alone,
    *  whichever is measured faster right now (src/runtime/dispatch-policy.ts: on a machine where another process
-   *  keeps a core busy, waiting for a descheduled worker costs more than it saves); 'parallel' always uses every
+   *  keeps a core busy, the threads share too few cores and parallel decode loses); 'parallel' always uses every
    *  thread. Results are the same bits either way. */
   dispatch?: 'adaptive' | 'parallel';
 }

@@ -46,6 +46,7 @@ export function callWork(name: KernelName, args: number[]): number {
   return units * perUnit;
 }
 
-/** Work from which a call counts as prefill-sized for the dispatch policy (dispatch-policy.ts): GPT-2-124M's
- *  decode calls are at most 38M (the LM head), its 128-token prefill matmuls at least 226M. */
+/** Work from which a call counts as prefill-sized and always runs on every thread (pool.ts; smaller calls go by
+ *  the dispatch policy, dispatch-policy.ts): GPT-2-124M's decode calls are at most 38M (the LM head), its 128-token
+ *  prefill matmuls at least 226M. */
 export const LARGE_CALL_WORK = 2 ** 26;

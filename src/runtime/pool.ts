@@ -2,7 +2,7 @@
 // published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
 // one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
 // then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). Whether a
-// call uses the workers at all is decided per class of call (decode- or prefill-sized) from measured time (dispatch-policy.ts): on a machine
+// decode-sized call uses the workers at all is decided from measured time (dispatch-policy.ts): on a machine
 // where another process holds a core, the caller alone is faster than waiting for a descheduled worker.
 import { RuntimeError } from '../errors.js';
 import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
@@ -47,7 +47,7 @@ export class ThreadPool {
   private blocking = true;
   private disposed = false;
   private failure: unknown = null;
-  /** Chooses parallel or caller-only per class of call; null: always parallel. */
+  /** Chooses parallel or caller-only for decode-sized calls; null: always parallel. */
   readonly policy: DispatchPolicy | null;
   /** Calls split into chunks so far: run on all threads, and on this thread alone by the policy's choice. */
   readonly counts = { parallel: 0, solo: 0 };
@@ -96,13 +96,15 @@ export class ThreadPool {
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const policy = this.policy;
-    if (!policy) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
-    // class: decode-sized or prefill-sized; kind: the kernel and its work to a power of two
-    const cls = work >= LARGE_CALL_WORK ? 1 : 0, kind = op * 64 + Math.min(63, Math.round(Math.log2(work + 1)));
+    // prefill-sized calls always run parallel: they are compute-bound and take milliseconds, so even with the
+    // cores shared (3 runnable threads on 2 cores) the workers add more than a stall or a wake-up costs
+    if (!policy || work >= LARGE_CALL_WORK) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
+    // decode-sized calls: one class, kinds by kernel and work to a power of two
+    const kind = op * 64 + Math.min(63, Math.round(Math.log2(work + 1)));
     const t0 = performance.now();
-    if (policy.mode(cls) === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
+    if (policy.mode(0) === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
     else { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); }
-    policy.record(cls, kind, performance.now() - t0);
+    policy.record(0, kind, performance.now() - t0);
   }
 
   /** The chunks in order on this thread: the same chunks, so the same bits, as on all threads. */
