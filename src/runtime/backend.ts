@@ -2,7 +2,7 @@
 // the TypeScript reference kernels. The model only talks to `backend.k`, a KernelABI without (ith, nth).
 import { OptionError, RuntimeError } from '../errors.js';
 import { KERNEL_NAMES, type KernelABI, type KernelName } from './abi.js';
-import { callWork, chunkCount } from './chunks.js';
+import { chunkCount, dispatchKind } from './chunks.js';
 import { Arena } from './memory.js';
 import { ThreadPool } from './pool.js';
 import { createReferenceKernels } from './reference.js';
@@ -25,7 +25,7 @@ export interface BackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
   initialBytes?: number;
-  /** With threads > 1: 'adaptive' (default) runs decode-sized calls on all threads or on the calling thread alone,
+  /** With threads > 1: 'adaptive' (default) runs decode calls (at most 16 token rows) on all threads or on the calling thread alone,
    *  whichever is measured faster right now (src/runtime/dispatch-policy.ts: on a machine where another process
    *  keeps a core busy, the threads share too few cores and parallel decode loses); 'parallel' always uses every
    *  thread. Results are the same bits either way. */
@@ -83,7 +83,7 @@ export class Backend {
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;
-      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads), callWork(name, a)) : (...a: number[]) => f(...a, 0, 1);
+      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads), dispatchKind(op, name, a)) : (...a: number[]) => f(...a, 0, 1);
     });
     return new Backend(arena, k, threads, variant, features, pool);
   }

@@ -40,13 +40,23 @@ export function chunkCount(name: KernelName, args: number[], threads: number): n
   return Math.min(units, threads * CHUNKS_PER_THREAD, MAX_CHUNKS);
 }
 
-/** Work (multiply-adds or elements touched, roughly) of a call, from the same sizes as chunkCount. */
-export function callWork(name: KernelName, args: number[]): number {
-  const [units, perUnit] = SIZES[name](args);
-  return units * perUnit;
-}
+// Token rows of each kernel's call (matmul M, attention B·T queries, ...): decode calls have one per sequence.
+const ROWS: Record<KernelName, (a: number[]) => number> = {
+  matmul_f32: (a) => a[4], matmul_f16: (a) => a[4], matmul_q8: (a) => a[5], matmul_q4: (a) => a[5],
+  quantize_q8: (a) => a[3], layernorm: (a) => a[4], embed: (a) => a[6], kv_store: (a) => a[7] * a[8],
+  attention_blockwise: (a) => a[8] * a[10], attention_eager: (a) => a[8] * a[10],
+};
 
-/** Work from which a call counts as prefill-sized and always runs on every thread (pool.ts; smaller calls go by
- *  the dispatch policy, dispatch-policy.ts): GPT-2-124M's decode calls are at most 38M (the LM head), its 128-token
- *  prefill matmuls at least 226M. */
-export const LARGE_CALL_WORK = 2 ** 26;
+/** Calls of at most this many token rows (decode, batched up to this many sequences) go by the dispatch policy;
+ *  larger ones (prefill) always run on every thread: compute-bound and long, they gain from every core even when
+ *  the cores are shared with another process. */
+export const DECODE_ROWS = 16;
+
+/** The dispatch policy's kind of a call (dispatch-policy.ts): kernel and work to a power of two, so decode's
+ *  matmul shapes are told apart and attention keeps one kind as its context grows; -1 for a call of more than
+ *  DECODE_ROWS rows. */
+export function dispatchKind(op: number, name: KernelName, args: number[]): number {
+  if (ROWS[name](args) > DECODE_ROWS) return -1;
+  const [units, perUnit] = SIZES[name](args);
+  return op * 64 + Math.min(63, Math.round(Math.log2(units * perUnit + 1)));
+}

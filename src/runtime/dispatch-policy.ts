@@ -1,5 +1,6 @@
 // Whether the pool runs a split call on all threads or on the caller alone, decided per class of call from measured
-// wall time (the pool has one class: decode-sized calls; prefill-sized ones always run parallel, pool.ts).
+// wall time (the pool has one class: decode calls, of at most chunks.ts DECODE_ROWS token rows; prefill calls
+// always run parallel).
 // Dynamic chunk claiming (control.ts) bounds what a descheduled worker costs to the chunk it holds, but when
 // another process keeps a core busy, the pool's threads and that process share too few cores: the caller itself
 // is descheduled part of the time, workers spin or sleep when the caller is the one with the work, and decode runs

@@ -2,11 +2,10 @@
 // published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
 // one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
 // then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). Whether a
-// decode-sized call uses the workers at all is decided from measured time (dispatch-policy.ts): on a machine
+// decode call uses the workers at all is decided from measured time (dispatch-policy.ts): on a machine
 // where another process holds a core, the caller alone is faster than waiting for a descheduled worker.
 import { RuntimeError } from '../errors.js';
 import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
-import { LARGE_CALL_WORK } from './chunks.js';
 import { DispatchPolicy, SOLO } from './dispatch-policy.js';
 import { WORKER_SOURCE } from './embedded.gen.js';
 import type { Arena, Region } from './memory.js';
@@ -47,7 +46,7 @@ export class ThreadPool {
   private blocking = true;
   private disposed = false;
   private failure: unknown = null;
-  /** Chooses parallel or caller-only for decode-sized calls; null: always parallel. */
+  /** Chooses parallel or caller-only for decode calls; null: always parallel. */
   readonly policy: DispatchPolicy | null;
   /** Calls split into chunks so far: run on all threads, and on this thread alone by the policy's choice. */
   readonly counts = { parallel: 0, solo: 0 };
@@ -88,19 +87,15 @@ export class ThreadPool {
   }
 
   /** Runs `fn` (this thread's instance of kernel `op`) as `nchunks` chunks (kernel (ith, nth) = (chunk, nchunks))
-   *  on all threads, or on this thread alone when the policy finds that faster for calls of this size; `work`
-   *  estimates the call's work (chunks.ts callWork); args exclude (ith, nth). */
-  run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, work: number): void {
+   *  on all threads, or on this thread alone when the policy finds that faster for calls of this `kind`
+   *  (chunks.ts dispatchKind; -1: always on all threads); args exclude (ith, nth). */
+  run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, kind: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
     if (nchunks <= 1 || this.nthreads <= 1) { this.runHere(fn, args, nchunks); return; }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const policy = this.policy;
-    // prefill-sized calls always run parallel: they are compute-bound and take milliseconds, so even with the
-    // cores shared (3 runnable threads on 2 cores) the workers add more than a stall or a wake-up costs
-    if (!policy || work >= LARGE_CALL_WORK) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
-    // decode-sized calls: one class, kinds by kernel and work to a power of two
-    const kind = op * 64 + Math.min(63, Math.round(Math.log2(work + 1)));
+    if (!policy || kind < 0) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
     const t0 = performance.now();
     if (policy.mode(0) === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
     else { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); }
