@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, memorySource } from '../src/index.js';
-import { CHUNKS_PER_THREAD, chunkCount } from '../src/runtime/chunks.js';
+import { CHUNKS_PER_THREAD, chunkCount, dispatchKind } from '../src/runtime/chunks.js';
 import { KERNEL_NAMES } from '../src/runtime/abi.js';
 import { PARALLEL, SOLO, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
@@ -58,6 +58,18 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
   }
   // the sizes read the right arguments: these calls have enough work to split on 2 threads
   for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
+  // the dispatch policy sees decode calls (a few token rows) and leaves prefill calls (many rows) on every thread
+  const rows = (name: string, a: number[], r: number) => {
+    const b = a.slice();
+    const at: Record<string, number[]> = { matmul_f32: [4], matmul_f16: [4], matmul_q8: [5], matmul_q4: [5], quantize_q8: [3], layernorm: [4], embed: [6], kv_store: [7, 8], attention_blockwise: [8, 10], attention_eager: [8, 10] };
+    b[at[name][0]] = r;
+    for (const i of at[name].slice(1)) b[i] = 1;
+    return b;
+  };
+  KERNEL_NAMES.forEach((name, op) => {
+    assert.ok(dispatchKind(op, name, rows(name, sizes[name], 1)) >= 0, `${name}: one row goes by the policy`);
+    assert.is(dispatchKind(op, name, rows(name, sizes[name], 128)), -1, `${name}: 128 rows always parallel`);
+  });
   // a matmul with N = 20 has two units of 16 columns: never more than two chunks
   assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 64, 768, 20, 0], 8) <= 2);
 });
