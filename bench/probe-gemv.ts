@@ -1,0 +1,115 @@
+// Probe for the decode GEMV (not part of `npm run bench`): times matmul_f16 / matmul_f32 with M = 1 on one
+// weight matrix (cache-resident: the kernel's compute rate) or cycling distinct copies (DRAM: decode's case),
+// with weights drawn like the random GPT-2 checkpoints (uniform ±spread, so small spreads give subnormal halves).
+// Also a fixed-call-count mode for instruction counting under valgrind (`--calls N`: no timing loop).
+//   node --import tsx bench/probe-gemv.ts [--dtype f16] [--threads 1] [--shape 768x3072] [--spread 0.0346]
+//     [--dram] [--wasm dist/wasm/simd-threads.wasm] [--calls N]
+//   valgrind --tool=cachegrind --cache-sim=no node --import tsx bench/probe-gemv.ts --calls N   (N and 2N: the
+//     difference of the two I-ref totals / N is the instructions per call)
+import { readFileSync } from 'node:fs';
+import { Backend } from '../src/runtime/backend.js';
+import type { WasmVariant } from '../src/runtime/wasm.js';
+import { floatToHalf } from '../src/io/half.js';
+import { argValue } from './util/child.js';
+import { rng } from './util/timing.js';
+
+const argv = process.argv.slice(2);
+const dtype = argValue(argv, 'dtype') ?? 'f16';
+const threads = Number(argValue(argv, 'threads') ?? 1);
+const [K, N] = (argValue(argv, 'shape') ?? '768x3072').split('x').map(Number);
+const spread = Number(argValue(argv, 'spread') ?? 0.0346);
+const dram = argv.includes('--dram');
+const calls = Number(argValue(argv, 'calls') ?? 0);
+const wasmPath = argValue(argv, 'wasm');
+const variant = (argValue(argv, 'variant') ?? 'simd-threads') as WasmVariant;
+const align = Number(argValue(argv, 'align') ?? 0); // extra bytes before each weight matrix
+const flush = argv.includes('--flush'); // f16: subnormal halves replaced by signed zeros
+
+const esize = dtype === 'f32' ? 4 : 2;
+const wb = N * K * esize;
+const copies = dram ? Math.max(2, Math.ceil((256 << 20) / wb)) : 1;
+const wasmModule = wasmPath ? new WebAssembly.Module(readFileSync(wasmPath)) : undefined;
+if (argv.includes('--layers')) { await layers(); process.exit(0); }
+const backend = await Backend.create({ threads, variant, wasmModule, initialBytes: copies * (wb + 4096) + (64 << 20) });
+const A = backend.arena, k = backend.k;
+const x = A.alloc('x', K * 4).ptr, y = A.alloc('y', N * 4).ptr;
+const r = rng(3), xs = A.f32(x, K);
+for (let i = 0; i < K; i++) xs[i] = (r() * 2 - 1) * 2;
+const ws: number[] = [];
+let subnormal = 0;
+for (let c = 0; c < copies; c++) {
+  const w = A.alloc('w', wb + align).ptr + align;
+  ws.push(w);
+  if (c > 0) { A.u8(w, wb).set(A.u8(ws[0], wb)); continue; }
+  const rw = rng(11);
+  if (dtype === 'f32') { const f = A.f32(w, N * K); for (let i = 0; i < f.length; i++) f[i] = (rw() * 2 - 1) * spread; }
+  else {
+    const h = A.u16(w, N * K);
+    for (let i = 0; i < h.length; i++) { h[i] = floatToHalf((rw() * 2 - 1) * spread);
+      if ((h[i] & 0x7c00) === 0 && (h[i] & 0x3ff) !== 0) { if (flush) h[i] &= 0x8000; else subnormal++; } }
+  }
+}
+const call = (c: number) => dtype === 'f32' ? k.matmul_f32(x, ws[c], 0, y, 1, K, N, 0) : k.matmul_f16(x, ws[c], 0, y, 1, K, N, 0);
+if (calls > 0) {
+  for (let i = 0; i < calls; i++) call(i % copies);
+} else {
+  const w0 = performance.now();
+  for (let i = 0; performance.now() - w0 < 300; i++) call(i % copies);
+  const times: number[] = [];
+  const reps = dram ? copies : Math.max(1, Math.round(2e7 / wb));
+  for (let p = 0; p < 12; p++) {
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) call(i % copies);
+    times.push((performance.now() - t0) / reps);
+  }
+  times.sort((a, b) => a - b);
+  const ms = times[0];
+  console.log(JSON.stringify({ dtype, threads: backend.threads, variant: backend.variant, K, N, dram, copies, subnormal_pct: +(100 * subnormal / (N * K)).toFixed(3), ms: +ms.toFixed(4), ms_median: +times[6].toFixed(4), gb_s: +(wb / (ms * 1e6)).toFixed(1) }));
+}
+let sum = 0;
+for (const v of A.f32(y, N)) sum += v;
+if (calls > 0) console.log(JSON.stringify({ checksum: sum }));
+backend.dispose();
+process.exit(0);
+
+/** --layers: the decode sequence of GPT-2-124M's 12 blocks (qkv 768x2304, attn proj 768x768 accumulating, fc
+ *  768x3072 with gelu, mlp proj 3072x768 accumulating; biases; distinct weights per layer as in the model), each
+ *  call timed like bench/model.ts's profile; per shape: ms per call (best token and mean) and GB/s. */
+async function layers(): Promise<void> {
+  const E = 768, shapes: [number, number, number][] = [[E, 3 * E, 0], [E, E, 4], [E, 4 * E, 1], [4 * E, E, 4]];
+  const bytes = 12 * shapes.reduce((t, [k, n]) => t + k * n * esize + n * 4 + align, 0);
+  const be = await Backend.create({ threads, variant, wasmModule, initialBytes: bytes + (64 << 20) });
+  const A = be.arena, kk = be.k;
+  const xs = A.alloc('x', 4 * E * 4).ptr, ys = A.alloc('y', 4 * E * 4).ptr;
+  const r = rng(3);
+  A.f32(xs, 4 * E).forEach((_, i, a) => { a[i] = (r() * 2 - 1) * 2; });
+  const rw = rng(11);
+  const mats: { w: number; b: number; K: number; N: number; flags: number }[] = [];
+  for (let l = 0; l < 12; l++) {
+    for (const [k, n, flags] of shapes) {
+      const w = A.alloc('w', k * n * esize + align).ptr + align, b = A.alloc('b', n * 4).ptr;
+      const sp = n === E ? spread / Math.sqrt(24) : spread;
+      if (dtype === 'f32') A.f32(w, k * n).forEach((_, i, a) => { a[i] = (rw() * 2 - 1) * sp; });
+      else A.u16(w, k * n).forEach((_, i, a) => { a[i] = floatToHalf((rw() * 2 - 1) * sp); });
+      A.f32(b, n).fill(0.01);
+      mats.push({ w, b, K: k, N: n, flags: argv.includes('--noflags') ? 0 : flags });
+    }
+  }
+  const f = dtype === 'f32' ? kk.matmul_f32 : kk.matmul_f16;
+  const acc = new Map<string, number[]>();
+  for (let tok = 0; tok < 24; tok++) {
+    const per = new Map<string, number>();
+    for (const m of mats) {
+      const t = performance.now();
+      f(xs, m.w, m.b, ys, 1, m.K, m.N, m.flags);
+      const key = `${m.K}x${m.N}`;
+      per.set(key, (per.get(key) ?? 0) + performance.now() - t);
+    }
+    if (tok >= 4) for (const [k, v] of per) (acc.get(k) ?? acc.set(k, []).get(k)!).push(v / 12);
+  }
+  for (const [k, v] of acc) {
+    const [kk2, nn] = k.split('x').map(Number), best = Math.min(...v), mean = v.reduce((a, b) => a + b, 0) / v.length;
+    console.log(JSON.stringify({ dtype, shape: k, ms_best: +best.toFixed(4), ms_mean: +mean.toFixed(4), gb_s_best: +(kk2 * nn * esize / (best * 1e6)).toFixed(1), gb_s_mean: +(kk2 * nn * esize / (mean * 1e6)).toFixed(1) }));
+  }
+  be.dispose();
+}
