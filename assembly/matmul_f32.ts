@@ -20,8 +20,10 @@
 // unchanged, so outputs keep their bits whichever tile computes them.
 // f16 caveat (plain-SIMD builds): a subnormal half becomes a denormal f32 made by integer ops, and Zen 4 takes a
 // slow path (tens of cycles) when mulps reads such a value among normal ones; the fused multiply-add of the
-// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there. An
-// exact conversion that never forms a denormal costs about twice the instructions, more than the slow path.
+// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there
+// (bench/probe-gemv.ts: 768x3072, 0.87% subnormal 0.51 ms against 0.25 ms with them flushed). An exact conversion
+// that never forms a denormal needs a per-lane select or min on f32 lanes after the unpack (about 5 more vector
+// ops per 8 halves on top of 9), more than the slow path costs at the ~0.2% of trained or std-0.02 weights.
 import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial, threadIndex } from './common';
 import { activate4, half1, half4, halfBits112, halfHiWords, halfJoinHigh, halfJoinLow, halfLoWords } from './math';
 
@@ -128,7 +130,9 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
 }
 
 /** a + x0·w[0..3] + x1·w[4..7] (two multiply-adds in that order) for eight halves at p, as w·2^-112 (the u16
- *  path: wload<u16> of p and p + 8, the same bits). */
+ *  path: wload<u16> of p and p + 8, the same bits). Per 8 halves: 1 load and 9 vector ops (2 shifts, 1 and,
+ *  2 unpacks, 2 mul, 2 add) against 10 for two wload<u16> steps; V8 keeps the tile in registers at R = 5
+ *  (R = 6 spills 3 vectors per step). callgrind, 768x3072 M = 1: 4.21M -> 3.71M instructions in wasm code. */
 @inline function madd8Halves(x0: v128, x1: v128, p: usize, a: v128): v128 {
   const h = v128.load(p);
   const lo = halfLoWords(h), hi = halfHiWords(h);

@@ -96,20 +96,19 @@ async function layers(): Promise<void> {
     }
   }
   const f = dtype === 'f32' ? kk.matmul_f32 : kk.matmul_f16;
-  const acc = new Map<string, number[]>();
+  const acc = new Map<string, number[]>(); // per-call ms by shape, tokens 4..23
   for (let tok = 0; tok < 24; tok++) {
-    const per = new Map<string, number>();
     for (const m of mats) {
       const t = performance.now();
       f(xs, m.w, m.b, ys, 1, m.K, m.N, m.flags);
-      const key = `${m.K}x${m.N}`;
-      per.set(key, (per.get(key) ?? 0) + performance.now() - t);
+      const dt = performance.now() - t, key = `${m.K}x${m.N}`;
+      if (tok >= 4) (acc.get(key) ?? acc.set(key, []).get(key)!).push(dt);
     }
-    if (tok >= 4) for (const [k, v] of per) (acc.get(k) ?? acc.set(k, []).get(k)!).push(v / 12);
   }
   for (const [k, v] of acc) {
-    const [kk2, nn] = k.split('x').map(Number), best = Math.min(...v), mean = v.reduce((a, b) => a + b, 0) / v.length;
-    console.log(JSON.stringify({ dtype, shape: k, ms_best: +best.toFixed(4), ms_mean: +mean.toFixed(4), gb_s_best: +(kk2 * nn * esize / (best * 1e6)).toFixed(1), gb_s_mean: +(kk2 * nn * esize / (mean * 1e6)).toFixed(1) }));
+    v.sort((a, b) => a - b);
+    const wbytes = k.split('x').map(Number).reduce((a, b) => a * b) * esize, gb = (ms: number) => +(wbytes / (ms * 1e6)).toFixed(1);
+    console.log(JSON.stringify({ dtype, shape: k, ms_min: +v[0].toFixed(4), ms_median: +v[v.length >> 1].toFixed(4), gb_s_min: gb(v[0]), gb_s_median: gb(v[v.length >> 1]) }));
   }
   be.dispose();
 }
