@@ -1,11 +1,16 @@
 // Probe for the decode GEMV (not part of `npm run bench`): times matmul_f16 / matmul_f32 with M = 1 on one
-// weight matrix (cache-resident: the kernel's compute rate) or cycling distinct copies (DRAM: decode's case),
-// with weights drawn like the random GPT-2 checkpoints (uniform ±spread, so small spreads give subnormal halves).
-// Also a fixed-call-count mode for instruction counting under valgrind (`--calls N`: no timing loop).
-//   node --import tsx bench/probe-gemv.ts [--dtype f16] [--threads 1] [--shape 768x3072] [--spread 0.0346]
-//     [--dram] [--wasm dist/wasm/simd-threads.wasm] [--calls N]
-//   valgrind --tool=cachegrind --cache-sim=no node --import tsx bench/probe-gemv.ts --calls N   (N and 2N: the
-//     difference of the two I-ref totals / N is the instructions per call)
+// weight matrix (cache-resident: the kernel's compute rate) or cycling distinct copies (--dram: decode's case),
+// or the 12-layer decode sequence of GPT-2-124M (--layers), with weights drawn like the random GPT-2 checkpoints
+// (uniform ±spread; the residual projections ±spread/√24, so about 0.2 % and 0.9 % of the halves are subnormal).
+//   node --import tsx bench/probe-gemv.ts [--dtype f16|f32] [--threads 1] [--shape 768x3072] [--spread 0.0346]
+//     [--dram | --layers [--noflags]] [--flush] [--align B] [--wasm dist/wasm/simd-threads.wasm] [--calls N]
+// --flush: subnormal halves become signed zeros (the plain-SIMD slow path off); --wasm: another build of the
+// kernels (e.g. the base commit's, for an A/B); --calls N: N calls and no timing, for instruction counts. The
+// count that held up (a difference of two whole-process totals did not: V8's background threads vary) is
+// callgrind with V8's code listing from the same process, summed over the wasm code's addresses:
+//   valgrind --tool=callgrind --dump-instr=yes --smc-check=all-non-file node --no-liftoff --print-wasm-code \
+//     --import tsx bench/probe-gemv.ts --calls 50 > code.txt   (then add up callgrind's per-address counts that
+//     fall on addresses listed in code.txt and divide by 50)
 import { readFileSync } from 'node:fs';
 import { Backend } from '../src/runtime/backend.js';
 import type { WasmVariant } from '../src/runtime/wasm.js';
@@ -74,7 +79,7 @@ process.exit(0);
 
 /** --layers: the decode sequence of GPT-2-124M's 12 blocks (qkv 768x2304, attn proj 768x768 accumulating, fc
  *  768x3072 with gelu, mlp proj 3072x768 accumulating; biases; distinct weights per layer as in the model), each
- *  call timed like bench/model.ts's profile; per shape: ms per call (best token and mean) and GB/s. */
+ *  call timed like bench/model.ts's profile; per shape: the min and median ms per call and their GB/s. */
 async function layers(): Promise<void> {
   const E = 768, shapes: [number, number, number][] = [[E, 3 * E, 0], [E, E, 4], [E, 4 * E, 1], [4 * E, E, 4]];
   const bytes = 12 * shapes.reduce((t, [k, n]) => t + k * n * esize + n * 4 + align, 0);
