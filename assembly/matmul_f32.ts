@@ -20,10 +20,12 @@
 // unchanged, so outputs keep their bits whichever tile computes them.
 // f16 caveat (plain-SIMD builds): a subnormal half becomes a denormal f32 made by integer ops, and Zen 4 takes a
 // slow path (tens of cycles) when mulps reads such a value among normal ones; the fused multiply-add of the
-// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there. An
-// exact conversion that never forms a denormal costs about twice the instructions, more than the slow path.
+// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there
+// (bench/probe-gemv.ts: 768x3072, 0.87% subnormal 0.51 ms against 0.25 ms with them flushed). An exact conversion
+// that never forms a denormal needs a per-lane select or min on f32 lanes after the unpack (about 5 more vector
+// ops per 8 halves on top of 9), more than the slow path costs at the ~0.2% of trained or std-0.02 weights.
 import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial, threadIndex } from './common';
-import { activate4, half1, half4, halfBits112 } from './math';
+import { activate4, half1, half4, halfBits112, halfHiWords, halfJoinHigh, halfJoinLow, halfLoWords } from './math';
 
 // W = f32: f32 weights. W = u16: half weights converted to w·2^-112 (sign-extend, shift, mask: exact, also for
 // subnormal halves) and multiplied by x·2^112 — the same real product x·w, so the same rounding as converting
@@ -127,9 +129,20 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
   return v;
 }
 
+/** a + x0·w[0..3] + x1·w[4..7] (two multiply-adds in that order) for eight halves at p, as w·2^-112 (the u16
+ *  path: wload<u16> of p and p + 8, the same bits). Per 8 halves: 1 load and 9 vector ops (2 shifts, 1 and,
+ *  2 unpacks, 2 mul, 2 add) against 10 for two wload<u16> steps; V8 keeps the tile in registers at R = 5
+ *  (R = 6 spills 3 vectors per step). callgrind, 768x3072 M = 1: 4.21M -> 3.71M instructions in wasm code. */
+@inline function madd8Halves(x0: v128, x1: v128, p: usize, a: v128): v128 {
+  const h = v128.load(p);
+  const lo = halfLoWords(h), hi = halfHiWords(h);
+  return madd(x1, halfJoinHigh(lo, hi), madd(x0, halfJoinLow(lo, hi), a));
+}
+
 /** One row of x against R = gemvRows<W>() weight rows run bytes apart (rows n + i*per): R chains, one per
  *  output, each tile1x4's sequence; outputs go to y[n + i*per]. The vector loop reads x at xv (xr, or for
- *  PRE = u8 its pre-scaled copy), the K tail at xr. */
+ *  PRE = u8 its pre-scaled copy), the K tail at xr. The u16 path steps eight halves at a time (madd8Halves:
+ *  the same two multiply-adds per chain as two 4-steps), then at most one 4-step. */
 function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
   const R = gemvRows<W>();
   const K4 = K & ~3;
@@ -138,7 +151,22 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0);
   let xp = xv0;
   const r2 = run * 2, r3 = run * 3, r4 = run * 4, r5 = run * 5, r6 = run * 6;
-  for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
+  let wp = w0;
+  if (sizeof<W>() == 2 && !isSigned<W>()) {
+    const wend8 = w0 + (<usize>(K & ~7) << 1);
+    for (; wp < wend8; wp += 16) {
+      const x0 = xloadG<W, PRE>(xp), x1 = xloadG<W, PRE>(xp + 16);
+      a0 = madd8Halves(x0, x1, wp, a0);
+      a1 = madd8Halves(x0, x1, wp + run, a1);
+      a2 = madd8Halves(x0, x1, wp + r2, a2);
+      a3 = madd8Halves(x0, x1, wp + r3, a3);
+      a4 = madd8Halves(x0, x1, wp + r4, a4);
+      if (R > 5) a5 = madd8Halves(x0, x1, wp + r5, a5);
+      if (R > 6) a6 = madd8Halves(x0, x1, wp + r6, a6);
+      xp += 32;
+    }
+  }
+  for (; wp < wend; wp += 4 * sizeof<W>()) {
     const xv = xloadG<W, PRE>(xp);
     a0 = madd(xv, wload<W>(wp), a0);
     a1 = madd(xv, wload<W>(wp + run), a1);
