@@ -3,6 +3,7 @@
 // count, with the caller's side of each call timed: how many chunks the caller ran, how long it then waited for
 // the chunks the workers held, and how often a worker was asleep (in Atomics.wait) when the call was published.
 // On one thread it also times each chunk. For "why does 2-thread decode not scale" (issue 10).
+// Also the time publish() took (Atomics.notify included when a worker sleeps).
 //   node --import tsx bench/gemv-threads.ts [--threads 2] [--dtype q8|q4|f32] [--shape 768x3072] [--chunks 1,2,4,8]
 //     [--mb 256] [--passes 6] [--gap 0,20,100]   (us of caller-only work before each call, like decode's small ops)
 //     [--worker-only] (the caller publishes and waits: the workers alone) [--sleep-wait] (the caller waits in
@@ -58,7 +59,7 @@ const opIndex = KERNEL_NAMES.indexOf(op as any);
 (inst.quantize_q8 as any)(x, xq, xs, 1, K, 0, 1);
 
 // the caller's side of ThreadPool.run, timed: chunks it ran, and the wait for the others after its last one
-let gapUs = 0, asleep = 0;
+let gapUs = 0, asleep = 0, publishMs = 0;
 let callerChunks = 0, waitMs = 0, chunkMs: number[] = [];
 function call(c: number, nchunks: number) {
   const args = dtype === 'f32' ? [x, ws[c], 0, y, 1, K, N, 0] : [xq, xs, ws[c], 0, y, 1, K, N, 0];
@@ -69,7 +70,9 @@ function call(c: number, nchunks: number) {
   const ctl: Int32Array = P.ctl;
   if (gapUs > 0) { const t = performance.now(); while ((performance.now() - t) * 1000 < gapUs); } // the caller's single-chunk ops between two GEMVs
   if (Atomics.load(ctl, CTL_SLEEPERS) > 0) asleep++;
+  const tp = performance.now();
   const tag = P.publish(opIndex, args, nchunks);
+  publishMs += performance.now() - tp;
   if (!workerOnly) for (let i = claimChunk(ctl, tag, nchunks); i >= 0; i = claimChunk(ctl, tag, nchunks)) {
     fn(...args, i, nchunks);
     finishChunk(ctl, nchunks);
@@ -88,7 +91,7 @@ for (const gap of (argValue(process.argv, 'gap') ?? '0').split(',').map(Number))
   const w0 = performance.now();
   for (let i = 0; performance.now() - w0 < 200; i++) call(i % copies, nchunks);
   const times: number[] = [];
-  callerChunks = 0; waitMs = 0; chunkMs = []; asleep = 0;
+  callerChunks = 0; waitMs = 0; chunkMs = []; asleep = 0; publishMs = 0;
   for (let p = 0; p < passes; p++) {
     const t0 = performance.now();
     for (let c = 0; c < copies; c++) call(c, nchunks);
@@ -97,7 +100,7 @@ for (const gap of (argValue(process.argv, 'gap') ?? '0').split(',').map(Number))
   times.sort((a, b) => a - b);
   const calls = passes * copies;
   const us = (ms: number) => (ms * 1000).toFixed(0);
-  console.log(`gap ${gap} us, asleep at ${asleep} of ${calls} calls; chunks ${String(nchunks).padStart(3)}: us/call best ${us(times[0])} median ${us(times[times.length >> 1])}  GB/s ${(wb / (times[0] * 1e6)).toFixed(1)}  caller ran ${(callerChunks / calls).toFixed(2)} of ${nchunks} chunks, waited ${us(waitMs / calls)} us/call`);
+  console.log(`gap ${gap} us, asleep at ${asleep} of ${calls} calls; chunks ${String(nchunks).padStart(3)}: us/call best ${us(times[0])} median ${us(times[times.length >> 1])}  GB/s ${(wb / (times[0] * 1e6)).toFixed(1)}  caller ran ${(callerChunks / calls).toFixed(2)} of ${nchunks} chunks, waited ${us(waitMs / calls)} us/call, publishing took ${(publishMs * 1000 / calls).toFixed(1)} us/call`);
   if (!pool && nchunks <= 16) console.log('   per chunk us:', chunkMs.map((t) => us(t / calls)).join(' '));
 }
 pool?.dispose();
