@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, memorySource } from '../src/index.js';
-import { CHUNKS_PER_THREAD, chunkCount, dispatchKind } from '../src/runtime/chunks.js';
+import { CHUNKS_PER_THREAD, GEMV_CHUNK_WORK, chunkCount, dispatchKind } from '../src/runtime/chunks.js';
 import { KERNEL_NAMES } from '../src/runtime/abi.js';
 import { PARALLEL, SOLO, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
@@ -72,6 +72,23 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
   });
   // a matmul with N = 20 has two units of 16 columns: never more than two chunks
   assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 64, 768, 20, 0], 8) <= 2);
+});
+
+test('batch-1 quantised matmuls get fewer, larger chunks (each chunk restarts its weight streams), at least one per thread', () => {
+  const q = (name: 'matmul_q8' | 'matmul_q4', M: number, K: number, N: number, t: number) => chunkCount(name, [0, 0, 0, 0, 0, M, K, N, 0], t);
+  for (const name of ['matmul_q8', 'matmul_q4'] as const) {
+    for (const t of [2, 3, 4]) {
+      assert.is(q(name, 1, 768, 768, t), t, `${name} 768x768 on ${t} threads: one chunk per thread`);
+      assert.is(q(name, 1, 768, 50257, t), t * CHUNKS_PER_THREAD, `${name} LM head on ${t} threads`);
+      // K·N / (t·GEMV_CHUNK_WORK) chunks per thread, rounded down, 1 ≤ · ≤ CHUNKS_PER_THREAD
+      const per = Math.max(1, Math.min(CHUNKS_PER_THREAD, Math.floor((768 * 3072) / (t * GEMV_CHUNK_WORK))));
+      assert.is(q(name, 1, 768, 3072, t), t * per, `${name} 768x3072 on ${t} threads`);
+      assert.is(q(name, 2, 768, 768, t), t, `${name} M = 2 is a GEMV too`);
+    }
+    // prefill (M > 2) keeps CHUNKS_PER_THREAD per thread
+    assert.is(q(name, 128, 768, 768, 2), 2 * CHUNKS_PER_THREAD, `${name} GEMM`);
+  }
+  assert.is(q('matmul_q8', 1, 768, 3072, 2), 4); // 2.36M multiply-adds: two chunks per thread
 });
 
 test('1, 2 and 3 threads give bit-identical prefill and decode logits with split decode ops (fp32, fp16, q8)', async () => {

@@ -7,6 +7,13 @@
 //  - Otherwise CHUNKS_PER_THREAD chunks per thread (never more than the kernel's units of work): a thread
 //    that is descheduled or late then holds up one small chunk while the others take the rest, and a chunk
 //    stays large enough that claiming it (one compare-exchange) is noise. Measured in bench/contention.ts.
+//  - Batch-1 quantised matmuls (GEMV, M <= 2) stream their weights from memory, and every chunk starts four new
+//    weight streams (assembly/matmul_q8.ts), which costs about 3 us of DRAM ramp-up per chunk whichever thread
+//    runs it: one thread, q8 1x768x3072 from DRAM, 1 chunk 148-157 us, 2 chunks 164, 4 chunks 170, 8 chunks 171-185
+//    (cache-resident weights: no difference, 134 us), q4 1x768x3072 129-136 / 133-135 / 149 / 158-164
+//    (bench/gemv-threads.ts). So a GEMV gets one chunk per thread per GEMV_CHUNK_WORK multiply-adds, at least one
+//    and at most CHUNKS_PER_THREAD per thread: 2 chunks per thread for GPT-2's 768x3072 and 3072x768 layers,
+//    one for 768x2304 and 768x768, four for the LM head (at 2 threads).
 import type { KernelName } from './abi.js';
 import { MAX_CHUNKS } from './control.js';
 
@@ -14,6 +21,8 @@ import { MAX_CHUNKS } from './control.js';
 export const CHUNKS_PER_THREAD = 4;
 /** Work (multiply-adds or elements touched, roughly) below which a call is one chunk. */
 export const MIN_SPLIT_WORK = 32768;
+/** Multiply-adds per chunk and thread below which a batch-1 quantised matmul is not split further. */
+export const GEMV_CHUNK_WORK = 1 << 19;
 
 type Sizer = (a: number[]) => [units: number, workPerUnit: number];
 // Units each kernel splits (its splitRange n / align, src/runtime/abi.ts; attention groups of rows) and the work in one, from its arguments
@@ -37,7 +46,11 @@ export function chunkCount(name: KernelName, args: number[], threads: number): n
   if (threads <= 1) return 1;
   const [units, perUnit] = SIZES[name](args);
   if (!(units > 1) || units * perUnit < MIN_SPLIT_WORK) return 1;
-  return Math.min(units, threads * CHUNKS_PER_THREAD, MAX_CHUNKS);
+  let perThread = CHUNKS_PER_THREAD;
+  if ((name === 'matmul_q8' || name === 'matmul_q4') && args[5] <= 2) {
+    perThread = Math.max(1, Math.min(CHUNKS_PER_THREAD, Math.floor((units * perUnit) / (threads * GEMV_CHUNK_WORK))));
+  }
+  return Math.min(units, threads * perThread, MAX_CHUNKS);
 }
 
 // Token rows of each kernel's call (matmul M, attention B·T queries, ...): decode calls have one per sequence.
