@@ -12,7 +12,7 @@
 import { GGUFError } from '../errors.js';
 import { missingFileError } from './files.js';
 import { canDequantize, dequantizeBlocks, GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES } from './ggml-dequant.js';
-import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
+import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFStrings, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
 import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, ReadBuffer, streamTensor, type TensorChunk } from './safetensors.js';
 import type { ByteSource, ModelSource } from './source.js';
 import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from './tensor-reader.js';
@@ -165,8 +165,9 @@ export class GGUFModelSource implements ModelSource {
   async readBytes(file: string): Promise<Uint8Array> { return new TextEncoder().encode(await this.readText(file)); }
   async open(file: string): Promise<ByteSource> { throw missingFileError(file, this.describe(file)); }
 
-  /** Metadata as plain values; the tokenizer loader builds a GPT-2 tokenizer from tokenizer.ggml.*. */
-  ggufMetadata(): Map<string, GGUFValue> { return metadataValues(this.gguf); }
+  /** Metadata as plain values (arrays of strings as GGUFStrings); the tokenizer loader builds a GPT-2 tokenizer
+   *  from tokenizer.ggml.*. */
+  ggufMetadata(): Map<string, GGUFValue | GGUFStrings> { return metadataValues(this.gguf); }
 
   /** The tensors under Hugging Face names, readable until close(). */
   async openTensors(): Promise<GGUFTensorReader> {
