@@ -57,7 +57,13 @@ export interface LoadRow {
   /** What was loaded: the safetensors checkpoint (default) or its GGUF conversion, of type gguf_type. */
   source?: 'safetensors' | 'gguf';
   gguf_type?: GGUFBenchType;
-  dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number }
+  dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number;
+  /** The floor of load_ms on this machine, measured in the same child right after the load: a fresh
+   *  WebAssembly.Memory of weights_bytes written once (first touch: page faults, on a VM also the host's), and
+   *  the same memory written again. */
+  first_touch_ms?: number; second_touch_ms?: number;
+  /** load_ms / first_touch_ms. */
+  load_over_first_touch?: number }
 export interface PerfRow {
   dtype: DType; threads: number; variant: string; weights_bytes: number;
   /** KV cache element type (kv_dtype). */
@@ -187,6 +193,21 @@ async function warmPageCache(file: string): Promise<void> {
 // ----------------------------------------------------------------------------------------------------------
 // child: load only (peak RSS)
 
+/** What writing `bytes` of never-touched memory costs here: a fresh shared WebAssembly.Memory (as the model's)
+ *  filled once, then again. Loading the weights must write each of their bytes once, so the first fill is the
+ *  floor of a load on this machine (on a Firecracker VM several ms per MiB: the guest's and the host's page
+ *  faults), whatever the loader does. */
+function firstTouch(bytes: number): { first_ms: number; second_ms: number } {
+  const mem = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true } as WebAssembly.MemoryDescriptor);
+  const view = new Uint8Array(mem.buffer, 0, bytes);
+  const t0 = performance.now();
+  view.fill(1);
+  const t1 = performance.now();
+  view.fill(2);
+  const t2 = performance.now();
+  return { first_ms: round(t1 - t0, 1), second_ms: round(t2 - t1, 1) };
+}
+
 /** Loads `dir` as `dtype`, or (gguf) the GGUF file with dtype 'auto': its Q4_0 / Q8_0 blocks are the runtime's q4 / q8. */
 async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string, ggufType?: GGUFBenchType): Promise<LoadRow & { decode_tok_s?: number }> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
@@ -197,6 +218,7 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: stri
   const ms = performance.now() - t;
   const maxRss = process.resourceUsage().maxRSS * 1024;
   const fileBytes = statSync(file).size;
+  const touch = firstTouch(model.memoryUsage().weights);
   let decode_tok_s: number | undefined;
   if (decodeSteps > 0) {
     // prove the loaded model runs: a short prompt, then a few decode steps
@@ -211,6 +233,7 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: stri
   const row: LoadRow & { decode_tok_s?: number } = {
     source: gguf ? 'gguf' : 'safetensors', gguf_type: gguf ? ggufType : undefined, decode_tok_s, dtype: model.dtype as DType, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
     rss_ratio: round(maxRss / fileBytes, 3), rss_ratio_above_baseline: round((maxRss - before) / fileBytes, 3), weights_bytes: model.memoryUsage().weights,
+    first_touch_ms: touch.first_ms, second_touch_ms: touch.second_ms, load_over_first_touch: round(ms / touch.first_ms, 2),
   };
   await model.dispose();
   return row;
@@ -402,7 +425,10 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
       best.rss_ratio = round(best.max_rss_bytes / best.file_bytes, 3);
       best.rss_ratio_above_baseline = round((best.max_rss_bytes - best.rss_before_bytes) / best.file_bytes, 3);
       result.load.push(best);
-      if (opts.print ?? true) console.log(`  load ${label}: ${best.load_ms} ms, peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
+      if (opts.print ?? true) {
+        console.log(`  load ${label}: ${best.load_ms} ms; first touch of ${(best.weights_bytes / 2 ** 20).toFixed(0)} MiB here: ${best.first_touch_ms ?? '?'} ms` +
+          ` (again: ${best.second_touch_ms ?? '?'} ms); peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
+      }
     };
     for (const dtype of dtypes) await measureLoad(dtype, ['--dtype', dtype]);
     await measureGGUFLoad(dir, errors, measureLoad);

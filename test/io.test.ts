@@ -222,6 +222,38 @@ test('safetensors: chunks stream sequentially through one bounded, reused buffer
   }
 });
 
+test('safetensors: the streams of one file take turns with one read buffer; a stream running beside another gets its own', async () => {
+  const path = join(modelDir('gpt2-tiny'), 'model.safetensors');
+  const f = await SafetensorsFile.open(await fileSource(path));
+  try {
+    // one after another (as the weight loader reads): every chunk of every tensor lands in the same buffer
+    const names = [...f.tensors.keys()];
+    const largest = Math.max(...names.map((n) => f.get(n).byteLength));
+    const chunk = Math.ceil(largest / 8) * 8; // every tensor in one chunk of the one buffer
+    let first: ArrayBufferLike | null = null;
+    const seen = new Set<ArrayBufferLike>();
+    const file = readFileSync(path);
+    for (const name of [...names].sort((a, b) => f.get(b).byteLength - f.get(a).byteLength)) { // the largest first: no growth after
+      const t = f.get(name), whole = file.subarray(t.byteOffset, t.byteOffset + t.byteLength);
+      const copy = new Uint8Array(whole.byteLength);
+      for await (const { offset, bytes } of f.chunks(name, chunk)) { copy.set(bytes, offset); seen.add(bytes.buffer); first ??= bytes.buffer; }
+      assert.ok(Buffer.from(copy).equals(whole), name);
+    }
+    assert.is(seen.size, 1, `${seen.size} buffers for ${names.length} tensors`);
+    assert.is(first!.byteLength, largest);
+    // two streams at once: the second does not get the buffer the first holds, and both read right
+    const [a, b] = names;
+    const ia = f.chunks(a, chunk)[Symbol.asyncIterator](), ib = f.chunks(b, chunk)[Symbol.asyncIterator]();
+    const ca = (await ia.next()).value!, cb = (await ib.next()).value!;
+    assert.ok(ca.bytes.buffer !== cb.bytes.buffer, 'concurrent streams share no buffer');
+    assert.ok(Buffer.from(ca.bytes).equals((await tensorBytes(f, a)).subarray(0, ca.bytes.byteLength)));
+    assert.ok(Buffer.from(cb.bytes).equals((await tensorBytes(f, b)).subarray(0, cb.bytes.byteLength)));
+    await ia.return?.(undefined); await ib.return?.(undefined);
+  } finally {
+    await f.close();
+  }
+});
+
 test('conversions: fp16/bf16 exact, bulk matches scalar at any alignment', () => {
   const f16: [number, number][] = [
     [0x0000, 0], [0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24],

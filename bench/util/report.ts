@@ -108,7 +108,7 @@ export function computeTargets(r: BenchResults): TargetRow[] {
     });
   }
   for (const l of (m?.load ?? []).filter((x) => x.source !== 'gguf')) {
-    out.push({ what: `load 124M ${l.dtype} from page cache`, measured: `${f(l.load_ms, 0)} ms`, target: `< ${TARGETS.load_ms} ms`, status: met(l.load_ms < TARGETS.load_ms) });
+    out.push({ what: `load 124M ${l.dtype} from page cache`, measured: `${f(l.load_ms, 0)} ms${floorNote(l)}`, target: `< ${TARGETS.load_ms} ms`, status: met(l.load_ms < TARGETS.load_ms) });
     out.push({
       what: `peak RSS loading ${l.dtype} / file size`, measured: `${f(l.rss_ratio, 2)}x (${mib(l.max_rss_bytes)}; ${f(l.rss_ratio_above_baseline, 2)}x above the ${mib(l.rss_before_bytes)} baseline)`,
       target: `< ${TARGETS.peak_rss_over_file}x`, status: met(l.rss_ratio < TARGETS.peak_rss_over_file),
@@ -118,6 +118,10 @@ export function computeTargets(r: BenchResults): TargetRow[] {
   if (fx) out.push({ what: `q8 top-1 agreement vs fp32, ${fx.model} (${fx.positions} positions)`, measured: `${f(100 * fx.top1_agreement, 2)}%`, target: `>= ${100 * TARGETS.q8_top1_agreement}%`, status: met(fx.top1_agreement >= TARGETS.q8_top1_agreement) });
   return out;
 }
+
+/** The floor of a load on this machine beside its time: writing the weights' bytes once into fresh memory,
+ *  measured in the same process (rows of runs before it was measured: nothing). */
+const floorNote = (l: LoadRow) => (l.first_touch_ms != null ? `; first touch of ${mib(l.weights_bytes)} here: ${f(l.first_touch_ms, 0)} ms` : '');
 
 /** The GGUF type of a load row (rows of runs before Q8_0 was measured: Q4_0). */
 const ggufType = (l: LoadRow): GGUFBenchType => l.gguf_type ?? 'Q4_0';
@@ -170,7 +174,7 @@ export function computeGoals(r: BenchResults): GoalRow[] {
   // issue 9 names Q4_0; Q8_0 (blocks copied as stored too) is held to the same budget
   const ggufLoads = m?.load.filter((l) => l.source === 'gguf') ?? [];
   for (const l of ggufLoads) {
-    out.push({ issue: 9, what: `load 124M ${ggufType(l)} GGUF from page cache`, measured: `${f(l.load_ms, 0)} ms (as ${l.dtype})`, target: `< ${GOALS.gguf_q4_load_ms} ms`,
+    out.push({ issue: 9, what: `load 124M ${ggufType(l)} GGUF from page cache`, measured: `${f(l.load_ms, 0)} ms (as ${l.dtype})${floorNote(l)}`, target: `< ${GOALS.gguf_q4_load_ms} ms`,
       status: met(l.load_ms < GOALS.gguf_q4_load_ms) });
   }
   if (!ggufLoads.some((l) => ggufType(l) === 'Q4_0')) {
@@ -417,10 +421,15 @@ export function renderMarkdown(r: BenchResults): string {
     s.push(`## Whole model: GPT-2-124M-shaped random checkpoint (${m.checkpoint.shape}, ${mib(m.checkpoint.file_bytes)} safetensors)`);
     s.push('');
     if (m.load.length) {
-      s.push(table(['dtype', 'load (page cache)', 'target', 'peak RSS', 'RSS / file', 'target', 'weights in wasm memory'], m.load.map((l) => [
-        l.source === 'gguf' ? `${l.dtype} from its ${ggufType(l)} GGUF (goal < ${GOALS.gguf_q4_load_ms} ms: ${met(l.load_ms < GOALS.gguf_q4_load_ms)})` : l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms), mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
+      s.push(table(['dtype', 'load (page cache)', 'target', 'floor: first touch of the weights\' bytes here', 'peak RSS', 'RSS / file', 'target', 'weights in wasm memory'], m.load.map((l) => [
+        l.source === 'gguf' ? `${l.dtype} from its ${ggufType(l)} GGUF (goal < ${GOALS.gguf_q4_load_ms} ms: ${met(l.load_ms < GOALS.gguf_q4_load_ms)})` : l.dtype, `${f(l.load_ms, 0)} ms`, met(l.load_ms < TARGETS.load_ms),
+        l.first_touch_ms != null ? `${f(l.first_touch_ms, 0)} ms (again: ${f(l.second_touch_ms, 0)} ms)` : '-', mib(l.max_rss_bytes), `${f(l.rss_ratio, 2)}x`, met(l.rss_ratio < TARGETS.peak_rss_over_file), mib(l.weights_bytes),
       ])));
       s.push('');
+      if (m.load.some((l) => l.first_touch_ms != null)) {
+        s.push('- Floor: a fresh WebAssembly.Memory of the weights\' size written once, in the same process right after the load: every byte of the weights is written once by any loader, so no load here can be faster; the second write of the same memory shows what page faults add (on a Firecracker VM the host\'s as well as the guest\'s).');
+        s.push('');
+      }
     }
     if (m.perf.length) {
       s.push(table(['dtype', 'threads', 'prefill 128 tok/s', 'prefill 512 tok/s', 'decode ctx 128 tok/s (target)', 'decode ctx 1024 tok/s', 'bandwidth measured before decode 128 / 1024 (GB/s)', 'bandwidth bound ctx 128 / 1024', '% of bound 128 / 1024', 'host ms/token outside kernels', 'recompute ctx 128 / 1024 tok/s', 'KV cache speed-up 128 / 1024'],

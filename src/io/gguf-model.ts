@@ -12,8 +12,8 @@
 import { GGUFError } from '../errors.js';
 import { missingFileError } from './files.js';
 import { canDequantize, dequantizeBlocks, GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES } from './ggml-dequant.js';
-import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
-import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, streamTensor, type TensorChunk } from './safetensors.js';
+import { GGUF_TYPE, GGUFFile, metadataValues, type GGUFStrings, type GGUFTensorInfo, type GGUFValue } from './gguf.js';
+import { DEFAULT_CHUNK_BYTES, openSafetensorsModel, ReadBuffer, streamTensor, type TensorChunk } from './safetensors.js';
 import type { ByteSource, ModelSource } from './source.js';
 import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from './tensor-reader.js';
 
@@ -165,8 +165,9 @@ export class GGUFModelSource implements ModelSource {
   async readBytes(file: string): Promise<Uint8Array> { return new TextEncoder().encode(await this.readText(file)); }
   async open(file: string): Promise<ByteSource> { throw missingFileError(file, this.describe(file)); }
 
-  /** Metadata as plain values; the tokenizer loader builds a GPT-2 tokenizer from tokenizer.ggml.*. */
-  ggufMetadata(): Map<string, GGUFValue> { return metadataValues(this.gguf); }
+  /** Metadata as plain values (arrays of strings as GGUFStrings); the tokenizer loader builds a GPT-2 tokenizer
+   *  from tokenizer.ggml.*. */
+  ggufMetadata(): Map<string, GGUFValue | GGUFStrings> { return metadataValues(this.gguf); }
 
   /** The tensors under Hugging Face names, readable until close(). */
   async openTensors(): Promise<GGUFTensorReader> {
@@ -203,13 +204,14 @@ export class GGUFModelSource implements ModelSource {
       if (!t) throw new GGUFError(`${g.name}: no tensor named ${JSON.stringify(name)}`);
       return t;
     };
+    const buffer = new ReadBuffer(); // one read buffer for the streams of all tensors, taken in turn
     const reader = {
       name: g.name, tensors, preferredDtype, dequantized: 0,
       chunks: (name: string, chunkBytes = DEFAULT_CHUNK_BYTES) => {
         const t = get(name);
-        if (!t.quantized) return streamTensor(src, t.gguf, chunkBytes);
+        if (!t.quantized) return streamTensor(src, t.gguf, chunkBytes, buffer);
         reader.dequantized++;
-        return dequantizedChunks(src, t.gguf, chunkBytes);
+        return dequantizedChunks(src, t.gguf, chunkBytes, buffer);
       },
       blockChunks: (name: string, chunkBytes = DEFAULT_CHUNK_BYTES) => {
         const t = get(name);
@@ -217,7 +219,7 @@ export class GGUFModelSource implements ModelSource {
           throw new GGUFError(`${g.name}: tensor ${t.gguf.name} is ${t.gguf.typeName}, not stored in the runtime's blocks (${Object.keys(NATIVE_BLOCKS).join(', ')})`);
         }
         const { typeSize } = GGML_TYPES.get(t.gguf.type)!;
-        return streamTensor(src, t.gguf, blocksPerChunk(typeSize, chunkBytes) * typeSize);
+        return streamTensor(src, t.gguf, blocksPerChunk(typeSize, chunkBytes) * typeSize, buffer);
       },
       close: async () => { await src.close?.(); },
     };
@@ -233,12 +235,12 @@ function blocksPerChunk(blockBytes: number, chunkBytes: number): number {
 }
 
 /** Stream a quantized tensor as f32 bytes, whole blocks at a time (at most about chunkBytes of output). */
-async function* dequantizedChunks(src: ByteSource, t: GGUFTensorInfo, chunkBytes: number): AsyncGenerator<TensorChunk> {
+async function* dequantizedChunks(src: ByteSource, t: GGUFTensorInfo, chunkBytes: number, buffer: ReadBuffer): AsyncGenerator<TensorChunk> {
   const type = GGML_TYPES.get(t.type)!;
   const blocks = blocksPerChunk(4 * type.blockSize, chunkBytes); // sized by the f32 output
   const out = new Float32Array(blocks * type.blockSize);
   let elem = 0;
-  for await (const { bytes } of streamTensor(src, t, blocks * type.typeSize)) {
+  for await (const { bytes } of streamTensor(src, t, blocks * type.typeSize, buffer)) {
     const n = (bytes.byteLength / type.typeSize) * type.blockSize;
     dequantizeBlocks(t.type, bytes, out, 0);
     yield { offset: elem * 4, bytes: new Uint8Array(out.buffer, 0, n * 4) };

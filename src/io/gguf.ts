@@ -19,12 +19,56 @@ export const GGUF_TYPE = {
   UINT64: 10, INT64: 11, FLOAT64: 12,
 } as const;
 export const GGUF_TYPE_NAMES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'];
+/** Typed arrays of the 8- to 32-bit number types, by value type (little-endian, as every engine gpt2-wasm runs on). */
+const TYPED_ARRAYS: Record<number, new (b: ArrayBuffer) => ArrayLike<number>> = {
+  0: Uint8Array, 1: Int8Array, 2: Uint16Array, 3: Int16Array, 4: Uint32Array, 5: Int32Array, 6: Float32Array, 12: Float64Array,
+};
 /** Bytes of a fixed-size value (strings and arrays: their smallest encoding, for bounds checks). */
 const VALUE_BYTES = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8];
 
+/** The state of a string array being read (Cursor.stringsInWindow): items [0, i) are in pool[0, used). */
+interface StringArrayReader { count: number; i: number; used: number; units: number; pool: Uint8Array; starts: Int32Array; at: Float64Array }
+
 /** u64/i64 values are numbers when they are safe integers, else bigints. */
 export type GGUFValue = number | bigint | boolean | string | GGUFValue[];
-export interface GGUFEntry { type: number; value: GGUFValue; /** for arrays: the item type */ itemType?: number }
+export interface GGUFEntry {
+  type: number;
+  /** The value; an array of strings is made into JavaScript strings when this is first read (see `strings`). */
+  value: GGUFValue;
+  /** for arrays: the item type */
+  itemType?: number;
+  /** An array of strings as read: all items in one string (GGUFStrings), without a string per item. */
+  strings?: GGUFStrings;
+}
+
+/**
+ * A GGUF array of strings held as one JavaScript string of all its items and the UTF-16 start of each, checked
+ * for valid UTF-8 when the file is opened. A GPT-2 file's tokenizer has 50 257 tokens and 50 000 merges: decoding
+ * each into its own string took most of the header's parse time and ~10 MB of heap, and loading the model needs
+ * none of them. The tokenizer reads `text` and `starts` as they are (src/tokenizer/load.ts); at() and toArray()
+ * make strings on demand.
+ */
+export class GGUFStrings {
+  /** Item i is text.slice(starts[i], starts[i + 1]). */
+  constructor(readonly text: string, readonly starts: Int32Array) {}
+  get length(): number { return this.starts.length - 1; }
+  at(i: number): string { return this.text.slice(this.starts[i], this.starts[i + 1]); }
+  toArray(): string[] { return Array.from({ length: this.length }, (_, i) => this.at(i)); }
+}
+
+/** A metadata entry whose value is made from `strings` when first read, and kept. */
+function stringsEntry(type: number, itemType: number, strings: GGUFStrings): GGUFEntry {
+  const entry = { type, itemType, strings } as GGUFEntry;
+  Object.defineProperty(entry, 'value', {
+    enumerable: true, configurable: true,
+    get() {
+      const value = strings.toArray();
+      Object.defineProperty(entry, 'value', { value, enumerable: true, writable: true });
+      return value;
+    },
+  });
+  return entry;
+}
 
 export interface GGUFTensorInfo {
   name: string;
@@ -54,6 +98,7 @@ class Cursor {
   private buf: Uint8Array = new Uint8Array(0);
   private view: DataView = new DataView(new ArrayBuffer(0));
   private start = 0;
+  private own = new Uint8Array(0);
   constructor(private src: ByteSource, readonly size: number, private file: string) {}
 
   left(): number { return this.size - this.pos; }
@@ -72,7 +117,12 @@ class Cursor {
     const len = Math.min(this.size - this.pos, Math.max(n, WINDOW));
     let b: Uint8Array;
     try {
-      b = await this.src.read(this.pos, len);
+      if (this.src.readInto) {
+        // one window buffer, refilled (nothing keeps a view of it across a refill)
+        if (this.own.byteLength < len) this.own = new Uint8Array(len);
+        b = this.own.subarray(0, len);
+        await this.src.readInto(this.pos, b);
+      } else b = await this.src.read(this.pos, len);
     } catch (e) {
       if ((e as any)?.code === 'DOWNLOAD') throw e;
       throw new GGUFError(`${this.file}: cannot read ${what} at offset ${this.pos}: ${errMsg(e)}`, { cause: e });
@@ -93,8 +143,33 @@ class Cursor {
   f32(): number { return this.view.getFloat32(this.at(4), true); }
   f64(): number { return this.view.getFloat64(this.at(8), true); }
   u64(): bigint { return this.view.getBigUint64(this.at(8), true); }
+  /** A u64 as a number (exact below 2^53; above, still larger than any byte count of a file). */
+  u64n(): number { const o = this.at(8); return this.view.getUint32(o, true) + this.view.getUint32(o + 4, true) * 4294967296; }
   i64(): bigint { return this.view.getBigInt64(this.at(8), true); }
   bytes(n: number): Uint8Array { const o = this.at(n); return this.buf.subarray(o, o + n); }
+  /**
+   * Reads the items of a string array that lie wholly in the window into `a` (one loop, no call or view per item:
+   * a vocabulary is 50k+ strings, and most of a load runs this loop before the JIT has optimized it); stops at the
+   * first item that does not, or that does not fit in a.pool. Returns false at a bad item: one whose first byte
+   * continues a character (no valid UTF-8 string starts so).
+   */
+  stringsInWindow(a: StringArrayReader): boolean {
+    const b = this.buf, end = this.start + b.byteLength, view = this.view, pool = a.pool, cap = pool.byteLength;
+    let pos = this.pos, i = a.i, used = a.used, units = a.units;
+    for (; i < a.count && pos + 8 <= end; i++) {
+      const o = pos - this.start, n = view.getUint32(o, true) + view.getUint32(o + 4, true) * 4294967296;
+      if (pos + 8 + n > end || used + n > cap) break;
+      a.at[i] = pos + 8;
+      a.starts[i] = units;
+      const first = o + 8;
+      if (n > 0 && (b[first] & 0xc0) === 0x80) { this.pos = pos; a.i = i; a.used = used; a.units = units; return false; }
+      // UTF-16 length: one unit per lead byte (not 10xxxxxx), two for a 4-byte sequence's
+      for (let k = first; k < first + n; k++) { const x = b[k]; pool[used++] = x; if ((x & 0xc0) !== 0x80) units += x >= 0xf0 ? 2 : 1; }
+      pos += 8 + n;
+    }
+    this.pos = pos; a.i = i; a.used = used; a.units = units;
+    return true;
+  }
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -155,19 +230,48 @@ export class GGUFFile {
         throw new GGUFError(`${file}: ${what} at offset ${c.pos - Number(n)} is not valid UTF-8`);
       }
     };
-    // A string already in the window, decoded without an await (vocabularies are 50k+ strings; an await each
-    // costs more than the decoding); null when it is not in the window or its length is bad (readString reports that).
-    const stringInWindow = (what: () => string): string | null => {
-      if (!c.ready(8)) return null;
-      const n = c.peekU64();
-      if (n > BigInt(c.left() - 8) || !c.ready(8 + Number(n))) return null;
-      c.pos += 8;
-      try {
-        return utf8.decode(c.bytes(Number(n)));
-      } catch {
-        throw new GGUFError(`${file}: ${what()} at offset ${c.pos - Number(n)} is not valid UTF-8`);
+    // An array of strings into one pool of their bytes, decoded as one string (GGUFStrings). Vocabularies are 50k+
+    // strings: the loop awaits only when the window must move, and makes no string per item.
+    const readStrings = async (count: number, what: string): Promise<GGUFStrings> => {
+      const a: StringArrayReader = {
+        count, i: 0, used: 0, units: 0, pool: new Uint8Array(Math.min(c.left(), Math.max(1 << 16, 16 * count))),
+        starts: new Int32Array(count + 1), at: new Float64Array(count),
+      };
+      // the first item in [0, upTo) not valid UTF-8 on its own (items [0, a.i) are in the pool), for the message
+      const firstBad = (upTo: number): GGUFError | null => {
+        for (let i = 0, o = 0; i < upTo; i++) {
+          const n = (i + 1 < a.i ? a.at[i + 1] - 8 : a.at[i] + (a.used - o)) - a.at[i];
+          try { utf8.decode(a.pool.subarray(o, o + n)); } catch { return badUtf8(what, i, a.at[i]); }
+          o += n;
+        }
+        return null;
+      };
+      const startsInCharacter = () => firstBad(a.i) ?? badUtf8(what, a.i, c.pos + 8);
+      while (a.i < count) {
+        if (!c.stringsInWindow(a)) throw startsInCharacter();
+        if (a.i === count) break;
+        // the next item is past the window or the pool: its length, then its bytes
+        await c.need(8, `the length of ${what}[${a.i}]`);
+        const n = c.u64n();
+        if (n > c.left()) throw new GGUFError(`${file}: ${what}[${a.i}] claims ${n} bytes at offset ${c.pos - 8}, more than the ${c.left()} bytes left in the file`);
+        c.pos -= 8; // stringsInWindow reads it whole, length and bytes
+        if (a.used + n > a.pool.byteLength) { const p = new Uint8Array(Math.max(a.used + n, 2 * a.pool.byteLength)); p.set(a.pool.subarray(0, a.used)); a.pool = p; }
+        if (!c.ready(8 + n)) await c.need(8 + n, `${what}[${a.i}]`);
+        if (!c.stringsInWindow(a)) throw startsInCharacter();
       }
+      const { pool, starts, used, units } = a;
+      starts[count] = units;
+      // the items are each valid UTF-8 exactly when their concatenation is and no item starts inside a character
+      let text: string;
+      try {
+        text = utf8.decode(pool.subarray(0, used));
+      } catch {
+        throw firstBad(count) ?? new GGUFError(`${file}: ${what} is not valid UTF-8`);
+      }
+      if (text.length !== units) throw new GGUFError(`${file}: ${what} is not valid UTF-8`);
+      return new GGUFStrings(text, starts);
     };
+    const badUtf8 = (what: string, i: number, offset: number) => new GGUFError(`${file}: ${what}[${i}] at offset ${offset} is not valid UTF-8`);
     const readValue = async (type: number, what: string, depth: number): Promise<GGUFEntry> => {
       switch (type) {
         case GGUF_TYPE.STRING: return { type, value: await readString(what) };
@@ -179,13 +283,20 @@ export class GGUFFile {
           if (n * BigInt(VALUE_BYTES[itemType]) > BigInt(c.left())) {
             throw new GGUFError(`${file}: ${what} claims ${n} items of type ${GGUF_TYPE_NAMES[itemType]}, more than fit in the ${c.left()} bytes left in the file`);
           }
-          const count = Number(n), items: GGUFValue[] = new Array(count);
+          const count = Number(n);
           if (itemType === GGUF_TYPE.STRING) {
-            for (let i = 0; i < count; i++) items[i] = stringInWindow(() => `${what}[${i}]`) ?? await readString(`${what}[${i}]`);
-          } else if (itemType === GGUF_TYPE.ARRAY) {
+            const strings = await readStrings(count, what);
+            return depth === 0 ? stringsEntry(type, itemType, strings) : { type, itemType, value: strings.toArray() };
+          }
+          const items: GGUFValue[] = new Array(count);
+          if (itemType === GGUF_TYPE.ARRAY) {
             for (let i = 0; i < count; i++) items[i] = (await readValue(itemType, `${what}[${i}]`, depth + 1)).value;
           } else {
             await c.need(count * VALUE_BYTES[itemType], what);
+            const Typed = TYPED_ARRAYS[itemType];
+            // 8- to 32-bit numbers through a typed array over a copy of their bytes (a GPT-2 vocabulary's token types
+            // are 50k i32s: one call each costs more than the copy); bools and 64-bit values one by one
+            if (Typed) return { type, itemType, value: Array.from(new Typed(c.bytes(count * VALUE_BYTES[itemType]).slice().buffer)) };
             for (let i = 0; i < count; i++) items[i] = scalar(itemType, what, i);
           }
           return { type, itemType, value: items };
@@ -289,7 +400,7 @@ export class GGUFFile {
   }
 }
 
-/** Metadata as plain values (key → value), e.g. for the tokenizer. */
-export function metadataValues(g: GGUFFile): Map<string, GGUFValue> {
-  return new Map([...g.metadata].map(([k, e]) => [k, e.value]));
+/** Metadata as plain values (key → value), e.g. for the tokenizer; an array of strings as its GGUFStrings. */
+export function metadataValues(g: GGUFFile): Map<string, GGUFValue | GGUFStrings> {
+  return new Map([...g.metadata].map(([k, e]) => [k, e.strings ?? e.value]));
 }

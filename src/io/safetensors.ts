@@ -174,11 +174,37 @@ function chunkStep(chunkBytes: number): number {
   return Math.max(8, Math.floor(chunkBytes / 8) * 8);
 }
 
-/** Stream `t` from `src` in chunks of at most `chunkBytes`, reusing one buffer when the source allows it. */
-export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' | 'byteOffset' | 'byteLength'>, chunkBytes: number): AsyncGenerator<TensorChunk> {
+/**
+ * One read buffer that the streams of a file's tensors borrow in turn (a loader streams them one after another),
+ * instead of each stream allocating its own: never-touched memory is paid for in page faults when first written
+ * (on a Firecracker VM ~3 ms per MiB, as much as reading the bytes), and each dropped buffer is garbage that
+ * lifts the load's peak RSS until a collection. A stream that finds it lent out allocates its own.
+ */
+export class ReadBuffer {
+  private buf: Uint8Array | null = null;
+  private lent = false;
+  /** A buffer of n to max bytes for one stream (a stream's buffer stays within its chunk size), or null when
+   *  another stream holds it. */
+  take(n: number, max: number): Uint8Array | null {
+    if (this.lent) return null;
+    this.lent = true;
+    if (!this.buf || this.buf.byteLength < n || this.buf.byteLength > max) this.buf = new Uint8Array(n);
+    return this.buf;
+  }
+  give(): void { this.lent = false; }
+}
+
+/**
+ * Stream bytes [t.byteOffset, t.byteOffset + t.byteLength) of `src` in chunks of at most chunkBytes (a multiple
+ * of 8). Sources with readInto (files) fill one buffer, the shared `buffer` when it is free; others (HTTP ranges)
+ * return fresh chunks.
+ */
+export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' | 'byteOffset' | 'byteLength'>, chunkBytes: number, buffer?: ReadBuffer): AsyncGenerator<TensorChunk> {
   const step = chunkStep(chunkBytes);
   if (t.byteLength === 0) return;
-  const buf = src.readInto ? new Uint8Array(Math.min(step, t.byteLength)) : null;
+  const size = Math.min(step, t.byteLength);
+  const borrowed = src.readInto ? buffer?.take(size, step) ?? null : null;
+  const buf = src.readInto ? borrowed ?? new Uint8Array(size) : null;
   // Sources without readInto (HTTP ranges) return fresh buffers: keep a few reads in flight so request
   // latency overlaps transfer. Sources with readInto (files) reuse one buffer and read one chunk at a time.
   const ahead = buf ? 0 : READ_AHEAD;
@@ -191,23 +217,27 @@ export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' 
     inFlight.push(p);
     issued += n;
   };
-  for (let off = 0; off < t.byteLength; off += step) {
-    const n = Math.min(step, t.byteLength - off);
-    let bytes: Uint8Array;
-    try {
-      if (buf) {
-        bytes = buf.subarray(0, n);
-        await src.readInto!(t.byteOffset + off, bytes);
-      } else {
-        while (issued < t.byteLength && inFlight.length <= ahead) issue();
-        bytes = await inFlight.shift()!;
+  try {
+    for (let off = 0; off < t.byteLength; off += step) {
+      const n = Math.min(step, t.byteLength - off);
+      let bytes: Uint8Array;
+      try {
+        if (buf) {
+          bytes = buf.subarray(0, n);
+          await src.readInto!(t.byteOffset + off, bytes);
+        } else {
+          while (issued < t.byteLength && inFlight.length <= ahead) issue();
+          bytes = await inFlight.shift()!;
+        }
+      } catch (e) {
+        throw wrapRead(src.name, t.name, e);
       }
-    } catch (e) {
-      throw wrapRead(src.name, t.name, e);
+      if (bytes.byteLength !== n) throw new SafetensorsError(`${src.name}: tensor ${JSON.stringify(t.name)}: short read (${bytes.byteLength} of ${n} bytes)`);
+      yield { offset: off, bytes };
+      if (!buf) src.release?.(bytes); // the consumer is done with a fresh chunk: free it now, not at the next GC
     }
-    if (bytes.byteLength !== n) throw new SafetensorsError(`${src.name}: tensor ${JSON.stringify(t.name)}: short read (${bytes.byteLength} of ${n} bytes)`);
-    yield { offset: off, bytes };
-    if (!buf) src.release?.(bytes); // the consumer is done with a fresh chunk: free it now, not at the next GC
+  } finally {
+    if (borrowed) buffer!.give();
   }
 }
 
@@ -235,6 +265,8 @@ export class SafetensorsFile {
   readonly headerLength: number;
   readonly size: number;
   readonly source: ByteSource;
+  /** The buffer this file's streams take turns with (see ReadBuffer). */
+  private readonly readBuffer = new ReadBuffer();
 
   private constructor(src: ByteSource, size: number, headerLength: number, tensors: TensorInfo[], metadata: Record<string, string>) {
     this.source = src;
@@ -309,7 +341,7 @@ export class SafetensorsFile {
   chunks(name: string, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncGenerator<TensorChunk> {
     const t = this.get(name);
     chunkStep(chunkBytes);
-    return streamTensor(this.source, t, chunkBytes);
+    return streamTensor(this.source, t, chunkBytes, this.readBuffer);
   }
 
   async close(): Promise<void> {

@@ -440,7 +440,7 @@ export function firstNonFinite(v: Float32Array, n: number): number {
 }
 
 /** Writes n decoded values, starting at element `elem` of the source [K,N] (conv1d) or [N,K] layout. */
-function place(backend: Backend, vals: Float32Array, n: number, elem: number, ptr: number, dt: number, transpose: boolean, N: number, K: number) {
+export function place(backend: Pick<Backend, 'arena'>, vals: Float32Array, n: number, elem: number, ptr: number, dt: number, transpose: boolean, N: number, K: number) {
   const buf = backend.arena.memory.buffer;
   if (!transpose) {
     if (dt === DT_F32) { new Float32Array(buf, ptr + elem * 4, n).set(vals.subarray(0, n)); return; }
@@ -448,16 +448,39 @@ function place(backend: Backend, vals: Float32Array, n: number, elem: number, pt
     for (let i = 0; i < n; i++) h[i] = floatToHalf(vals[i]);
     return;
   }
-  // source element e = k*N + nn lands at nn*K + k
-  let k = Math.floor(elem / N), nn = elem - k * N;
-  if (dt === DT_F32) {
-    const f = new Float32Array(buf, ptr, N * K);
-    for (let i = 0; i < n; i++) { f[nn * K + k] = vals[i]; if (++nn === N) { nn = 0; k++; } }
-  } else {
-    const h = new Uint16Array(buf, ptr, N * K);
-    for (let i = 0; i < n; i++) { h[nn * K + k] = floatToHalf(vals[i]); if (++nn === N) { nn = 0; k++; } }
+  // one typed array per format, so that every store below sees one array type (a union is a slow, polymorphic store)
+  const f = dt === DT_F32 ? new Float32Array(buf, ptr, N * K) : null;
+  const h = f ? null : new Uint16Array(buf, ptr, N * K);
+  // source element e = k*N + nn lands at nn*K + k. The whole source rows of the chunk go in tiles of TILE rows, so
+  // each output row gets TILE consecutive values per visit (with one value per visit, an output cache line is
+  // written 16 times, a source row apart); a partial row at either end of the chunk is a tile of one row. One
+  // tile function for all three keeps the JIT's feedback whole (a loop that only the ends ran deopted each call).
+  let i = 0, k = Math.floor(elem / N);
+  const nn = elem - k * N;
+  if (nn !== 0) {
+    const cols = Math.min(N - nn, n);
+    placeTile(f, h, vals, i, N, K, k, 1, nn, nn + cols);
+    i += cols;
+    k++;
+  }
+  const rows = Math.floor((n - i) / N);
+  for (let r0 = 0; r0 < rows; r0 += TILE) placeTile(f, h, vals, i + r0 * N, N, K, k + r0, Math.min(TILE, rows - r0), 0, N);
+  i += rows * N; k += rows;
+  if (i < n) placeTile(f, h, vals, i, N, K, k, 1, 0, n - i);
+}
+
+/** Source rows k .. k+rows-1, columns c0 .. c1-1 of a [K, N] tensor, whose (k, c0) is vals[s], to their places
+ *  in the [N, K] output (f32 in f, or f16 in h). */
+function placeTile(f: Float32Array | null, h: Uint16Array | null, vals: Float32Array, s: number, N: number, K: number, k: number, rows: number, c0: number, c1: number): void {
+  for (let c = c0; c < c1; c++) {
+    const d = c * K + k, from = s + c - c0;
+    if (f) for (let r = 0; r < rows; r++) f[d + r] = vals[from + r * N];
+    else for (let r = 0; r < rows; r++) h![d + r] = floatToHalf(vals[from + r * N]);
   }
 }
+
+/** Rows and columns of a tile of the transposing placement. */
+const TILE = 16;
 
 function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
   const buf = backend.arena.memory.buffer;

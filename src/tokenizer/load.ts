@@ -209,6 +209,50 @@ const side = (x: unknown, what: string, key: string): 'left' | 'right' | undefin
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** A list of strings as one text and the UTF-16 start of each item (items + 1 starts). */
+interface JoinedStrings { text: string; starts: Int32Array }
+
+/** A GGUF string array as JoinedStrings: as it comes from the GGUF reader (GGUFStrings in src/io/gguf.ts: `text`
+ *  and `starts`, no string per item), or joined from a plain array of strings; null for anything else. */
+function joinedStrings(v: unknown, what: string): JoinedStrings | null {
+  if (typeof v === 'object' && v !== null && typeof (v as JoinedStrings).text === 'string' && (v as JoinedStrings).starts instanceof Int32Array) return v as JoinedStrings;
+  if (!Array.isArray(v)) return null;
+  const starts = new Int32Array(v.length + 1);
+  for (let i = 0; i < v.length; i++) {
+    if (typeof v[i] !== 'string') throw new TokenizerError(`${what}[${i}] is not a string`);
+    starts[i + 1] = starts[i] + v[i].length;
+  }
+  return { text: v.join(''), starts };
+}
+
+/** Item i is the token of id i; a token listed twice is an error naming both ids. */
+function vocabFromList({ text, starts }: JoinedStrings, what: string): Vocab {
+  const vocab = new Vocab();
+  for (let i = 0; i + 1 < starts.length; i++) {
+    for (let u = starts[i]; u < starts[i + 1]; u++) vocab.pushUnit(text.charCodeAt(u));
+    const before = vocab.size;
+    vocab.commit(i);
+    if (vocab.size === before) {
+      const t = text.slice(starts[i], starts[i + 1]);
+      let first = 0;
+      while (text.slice(starts[first], starts[first + 1]) !== t) first++;
+      throw new TokenizerError(`${what}: token ${JSON.stringify(clip(t))} appears at ids ${first} and ${i}`);
+    }
+  }
+  return vocab.seal();
+}
+
+/** Merge rules from "left right" items (one space, both halves non-empty), as ranges of the list's text. */
+function mergesFromList({ text, starts }: JoinedStrings, what: string): MergeRules {
+  const n = starts.length - 1, bounds = new Int32Array(4 * n);
+  for (let r = 0; r < n; r++) {
+    const s = starts[r], e = starts[r + 1], sp = text.indexOf(' ', s), next = sp < 0 ? -1 : text.indexOf(' ', sp + 1);
+    if (!(sp > s && sp < e - 1 && (next < 0 || next >= e))) splitMergeLine(text.slice(s, e), what, `tokenizer.ggml.merges[${r}]`); // throws
+    bounds[4 * r] = s; bounds[4 * r + 1] = sp; bounds[4 * r + 2] = sp + 1; bounds[4 * r + 3] = e;
+  }
+  return new MergeRules(text, bounds, n);
+}
+
 /** GGUF token types (llama.cpp's llama_token_type). */
 const GGUF_TOKEN_CONTROL = 3, GGUF_TOKEN_USER_DEFINED = 4;
 
@@ -226,40 +270,32 @@ export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: 
   if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') {
     throw new TokenizerError(`${key('tokenizer.ggml.pre')} is ${clip(JSON.stringify(pre) ?? String(pre))}; only GPT-2's pre-tokenizer ("gpt-2") is supported`);
   }
-  const tokens = meta.get('tokenizer.ggml.tokens');
-  if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_ID + 1) throw new TokenizerError(`${key('tokenizer.ggml.tokens')} must be a non-empty array of strings`);
-  const seen = new Map<string, number>();
-  for (let i = 0; i < tokens.length; i++) {
-    const t = tokens[i];
-    if (typeof t !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.tokens')}[${i}] is not a string`);
-    if (seen.has(t)) throw new TokenizerError(`${key('tokenizer.ggml.tokens')}: token ${JSON.stringify(clip(t))} appears at ids ${seen.get(t)} and ${i}`);
-    seen.set(t, i);
-  }
-  const vocab = Vocab.from(seen);
-  const rawMerges = meta.get('tokenizer.ggml.merges') ?? [];
-  if (!Array.isArray(rawMerges)) throw new TokenizerError(`${key('tokenizer.ggml.merges')} must be an array of strings`);
-  const merges = MergeRules.fromPairs(rawMerges.map((m, i) => {
-    if (typeof m !== 'string') throw new TokenizerError(`${key('tokenizer.ggml.merges')}[${i}] is not a string`);
-    return splitMergeLine(m, what, `tokenizer.ggml.merges[${i}]`);
-  }));
+  const tokenList = joinedStrings(meta.get('tokenizer.ggml.tokens'), key('tokenizer.ggml.tokens'));
+  if (!tokenList || tokenList.starts.length < 2 || tokenList.starts.length > MAX_ID + 2) throw new TokenizerError(`${key('tokenizer.ggml.tokens')} must be a non-empty array of strings`);
+  const vocab = vocabFromList(tokenList, key('tokenizer.ggml.tokens'));
+  const tokenCount = tokenList.starts.length - 1;
+  const tokenAtId = (id: number) => tokenList.text.slice(tokenList.starts[id], tokenList.starts[id + 1]);
+  const mergeList = joinedStrings(meta.get('tokenizer.ggml.merges') ?? [], key('tokenizer.ggml.merges'));
+  if (!mergeList) throw new TokenizerError(`${key('tokenizer.ggml.merges')} must be an array of strings`);
+  const merges = mergesFromList(mergeList, what);
   const types = meta.get('tokenizer.ggml.token_type');
-  if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) {
-    throw new TokenizerError(`${key('tokenizer.ggml.token_type')} must be an array with one entry per token (${tokens.length})`);
+  if (types !== undefined && (!Array.isArray(types) || types.length !== tokenCount)) {
+    throw new TokenizerError(`${key('tokenizer.ggml.token_type')} must be an array with one entry per token (${tokenCount})`);
   }
   const added: AddedTokenSpec[] = [];
   if (Array.isArray(types)) {
     types.forEach((ty, id) => {
       if (ty === GGUF_TOKEN_CONTROL || ty === GGUF_TOKEN_USER_DEFINED) {
         const special = ty === GGUF_TOKEN_CONTROL;
-        added.push({ id, content: tokens[id] as string, special, lstrip: false, rstrip: false, single_word: false, normalized: !special });
+        added.push({ id, content: tokenAtId(id), special, lstrip: false, rstrip: false, single_word: false, normalized: !special });
       }
     });
   }
   const tokenAt = (k: string): string | null | undefined => {
     const v = meta.get(k);
     if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= tokens.length) throw new TokenizerError(`${key(k)} is ${String(v)}, not a token id below ${tokens.length}`);
-    return tokens[v] as string;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= tokenCount) throw new TokenizerError(`${key(k)} is ${String(v)}, not a token id below ${tokenCount}`);
+    return tokenAtId(v);
   };
   const gpt2Default = vocab.has(GPT2_DEFAULT_SPECIAL) ? GPT2_DEFAULT_SPECIAL : null;
   const flag = (k: string): boolean => {
