@@ -355,7 +355,7 @@ export function renderMarkdown(r: BenchResults): string {
     s.push('## Memory read bandwidth (GB/s)');
     s.push('');
     s.push(table(['loop', '1 thread', '2 threads', 'issue (earlier)'], [
-      ['wasm f32x4 (8 × v128.load per 128 B)', f(b.wasm_f32x4['1']), f(b.wasm_f32x4['2']), `${EARLIER.bandwidth_wasm_f32x4[1]} / ${EARLIER.bandwidth_wasm_f32x4[2]}`],
+      ['wasm f32x4 (8 × v128.load per 128 B, four streams)', f(b.wasm_f32x4['1']), f(b.wasm_f32x4['2']), `${EARLIER.bandwidth_wasm_f32x4[1]} / ${EARLIER.bandwidth_wasm_f32x4[2]}`],
       ['JS Float64Array sum (lower bound)', f(b.js_f64_1t), '-', ''],
     ]));
     s.push('');
