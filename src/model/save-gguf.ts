@@ -130,7 +130,9 @@ function checkExpressible(cfg: GPT2Config, where: string) {
 
 interface OutTensor { key: string; name: string; dims: number[]; type: GGUFOutType; N: number; K: number; transpose: boolean; bytes: number; offset: number }
 
-const rowBytes = (type: GGUFOutType, K: number) => (type === 'f32' ? 4 * K : type === 'f16' ? 2 * K : (K / QK) * GGML_TYPES.get(GGML_ID[type])!.typeSize);
+/** Bytes of one Q8_0 / Q4_0 block. */
+const blockBytes = (type: GGUFOutType) => GGML_TYPES.get(GGML_ID[type])!.typeSize;
+const rowBytes = (type: GGUFOutType, K: number) => (type === 'f32' ? 4 * K : type === 'f16' ? 2 * K : (K / QK) * blockBytes(type));
 
 /** Rows [n0, n0+rows) of the tensor as the runtime sees it ([N, K] f32), band by band. */
 async function* rowBands(reader: TensorReader, src: { name: string; dtype: string }, t: OutTensor): AsyncGenerator<{ rows: number; data: Float32Array }> {
@@ -191,7 +193,7 @@ function encodeRows(type: GGUFOutType, data: Float32Array, rows: number, K: numb
   }
   const rb = rowBytes(type, K), out = new Uint8Array(rows * rb);
   const quant = type === 'q8_0' ? quantizeQ8_0 : quantizeQ4_0;
-  const bb = GGML_TYPES.get(GGML_ID[type])!.typeSize;
+  const bb = blockBytes(type);
   for (let r = 0; r < rows; r++) {
     const blocks = out.subarray(r * rb, (r + 1) * rb);
     quant(data.subarray(r * K, (r + 1) * K), blocks);
@@ -334,7 +336,7 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
         if (info.quantized?.type === t.type.toUpperCase() && reader.blockChunks && !t.transpose) {
           // GGUF → GGUF of the same block type: the blocks as stored (no dequantize → requantize round trip, which
           // need not give Q4_0 blocks back bit for bit), still refusing a scale that is not finite
-          const bb = GGML_TYPES.get(GGML_ID[t.type])!.typeSize;
+          const bb = blockBytes(t.type);
           let block0 = 0;
           for await (const { bytes } of reader.blockChunks(info.name)) {
             const b = firstNonFiniteScale(bytes, bb);
