@@ -17,18 +17,18 @@ function rng(seed: number): () => number {
 
 interface Load { speedup: number; p: number; stall?: number }
 
-/** Runs `calls` calls of class `cls`; returns the simulated time and the share of calls run in parallel. */
-function simulate(pol: DispatchPolicy, calls: number, load: Load, cls = 0, r = rng(1)): { total: number; parShare: number } {
+/** Runs `calls` calls; returns the simulated time and the share of calls run in parallel. */
+function simulate(pol: DispatchPolicy, calls: number, load: Load, r = rng(1)): { total: number; parShare: number } {
   let total = 0, par = 0;
   for (let i = 0; i < calls; i++) {
     const kind = i % MIX.length;
     let t = MIX[kind];
-    if (pol.mode(cls) !== SOLO) {
+    if (pol.mode() !== SOLO) {
       par++;
       t = t / load.speedup + (r() < load.p ? load.stall ?? 3 : 0);
     }
     total += t;
-    pol.record(cls, kind, t);
+    pol.record(kind, t);
   }
   return { total, parShare: par / calls };
 }
@@ -61,25 +61,15 @@ test('frequent stalls make the caller run alone; rare ones do not', () => {
 test('follows a change of load both ways within a bounded number of calls', () => {
   const pol = new DispatchPolicy(), r = rng(7);
   const idle: Load = { speedup: 1.8, p: 0 }, loaded: Load = { speedup: 0.8, p: 1 / 50 };
-  simulate(pol, 50000, idle, 0, r); // settled on parallel with long stints
+  simulate(pol, 50000, idle, r); // settled on parallel with long stints
   // the longest stint of the chosen mode, then a probe and a stint to confirm the switch
   const bound = (max: number, ms: number) => Math.min(MAX_STINT, Math.ceil(STINT_MS / ms)) + 2 * PROBE_STINT + 4096 + FIRST_SKIP;
-  const toLoaded = simulate(pol, bound(MAX_STINT, MIX_MEAN / 1.8), loaded, 0, r);
-  const stayLoaded = simulate(pol, 20000, loaded, 0, r);
+  const toLoaded = simulate(pol, bound(MAX_STINT, MIX_MEAN / 1.8), loaded, r);
+  const stayLoaded = simulate(pol, 20000, loaded, r);
   assert.ok(stayLoaded.parShare < 0.05, `after the load came: ${stayLoaded.parShare} of calls parallel (${toLoaded.parShare} while it came)`);
-  const toIdle = simulate(pol, bound(MAX_STINT, MIX_MEAN), idle, 0, r);
-  const stayIdle = simulate(pol, 20000, idle, 0, r);
+  const toIdle = simulate(pol, bound(MAX_STINT, MIX_MEAN), idle, r);
+  const stayIdle = simulate(pol, 20000, idle, r);
   assert.ok(stayIdle.parShare > 0.95, `after the load went: ${stayIdle.parShare} of calls parallel (${toIdle.parShare} while it went)`);
-});
-
-test('classes of call are decided separately', () => {
-  const pol = new DispatchPolicy(), r1 = rng(3), r2 = rng(4);
-  let a = { parShare: 0 }, b = { parShare: 0 };
-  for (let i = 0; i < 200; i++) {
-    a = simulate(pol, 500, { speedup: 1.9, p: 0 }, 1, r1); // prefill-sized calls on an idle pool
-    b = simulate(pol, 500, { speedup: 0.7, p: 0 }, 2, r2); // decode-sized calls that lose in parallel
-  }
-  assert.ok(a.parShare > 0.95 && b.parShare < 0.05, `class 1: ${a.parShare} parallel, class 2: ${b.parShare} parallel (last 500 calls)`);
 });
 
 test.run();

@@ -83,7 +83,8 @@ export class Backend {
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;
-      k[name] = pool ? (...a: number[]) => pool.run(op, f, a, chunkCount(name, a, threads), dispatchKind(op, name, a)) : (...a: number[]) => f(...a, 0, 1);
+      // the dispatch kind only matters to a split call
+      k[name] = pool ? (...a: number[]) => { const n = chunkCount(name, a, threads); pool.run(op, f, a, n, n > 1 ? dispatchKind(op, name, a) : -1); } : (...a: number[]) => f(...a, 0, 1);
     });
     return new Backend(arena, k, threads, variant, features, pool);
   }

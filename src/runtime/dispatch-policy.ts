@@ -1,20 +1,19 @@
-// Whether the pool runs a split call on all threads or on the caller alone, decided per class of call from measured
-// wall time (the pool has one class: decode calls, of at most chunks.ts DECODE_ROWS token rows; prefill calls
-// always run parallel).
+// Whether the pool runs a split decode call (at most chunks.ts DECODE_ROWS token rows) on all threads or on the
+// caller alone, decided from measured wall time; prefill calls always run parallel (pool.ts).
 // Dynamic chunk claiming (control.ts) bounds what a descheduled worker costs to the chunk it holds, but when
 // another process keeps a core busy, the pool's threads and that process share too few cores: the caller itself
 // is descheduled part of the time, workers spin or sleep when the caller is the one with the work, and decode runs
 // slower on 2 threads than on 1 (measured: q8 decode calls 1.26x slower in parallel with a spinner on one of two
 // cores, although the caller rarely waits for a chunk). Only wall time compared between the two modes shows
-// that, so each class alternates stints: a long stint in the mode that is currently faster, then a short probe
-// stint in the other. Calls are compared kind by kind (kernel and a power-of-two size: chunks.ts callKind), and
-// the modes by what the class's recent mix of kinds costs in each, so stints holding different calls compare
+// that, so the decode calls alternate stints: a long stint in the mode that is currently faster, then a short probe
+// stint in the other. Calls are compared kind by kind (kernel and a power-of-two size: chunks.ts dispatchKind), and
+// the modes by what the recent mix of kinds costs in each, so stints holding different calls compare
 // fairly. Each kind's time per call in each mode is a running blend of its stints (one stint moves it half way).
 // Parallel stays the choice until the caller alone is measured PARALLEL_MARGIN faster (on an idle machine,
 // wrongly running alone costs up to the thread count; wrongly running parallel, at most the margin). While
-// probes keep losing, the chosen mode's stints double, up to MAX_STINT calls or STINT_MS of the class's time, so
-// a settled choice costs a percent or two and a change of load is seen within seconds. A class decides all its
-// calls together: decided per kernel, a parallel probe would find the workers asleep from the other kernels'
+// probes keep losing, the chosen mode's stints double, up to MAX_STINT calls or STINT_MS of their time, so
+// a settled choice costs a percent or two and a change of load is seen within seconds. All kinds switch
+// together: decided per kernel, a parallel probe would find the workers asleep from the other kernels'
 // solo stints and pay their wake-up every call. The first calls of every stint are not measured (the switch
 // itself costs: waking workers whose cores the OS has idled).
 
@@ -27,7 +26,7 @@ export type Mode = typeof SOLO | typeof PARALLEL;
 export const PROBE_STINT = 48;
 /** Calls at the start of every stint that are not measured. */
 export const SETTLE_CALLS = 6;
-/** Calls of a new class that are not measured at all (first touch of caches and memory, JIT). */
+/** Calls at the very start that are not measured at all (first touch of caches and memory, JIT). */
 export const FIRST_SKIP = 64;
 /** Calls in the first stint of a newly chosen mode; doubled after every probe that loses, up to MAX_STINT. */
 export const FIRST_STINT = 1024;
@@ -41,77 +40,67 @@ interface KindStats {
   mean: [number, number]; // blended time per call in each mode (NaN: not measured yet)
   sum: [number, number]; // this stint's time and calls
   n: [number, number];
-  share: number; // decayed count of its calls: the class's mix
-}
-
-interface ClassStats {
-  best: Mode; // the mode chosen by the last comparison
-  mode: Mode; // the mode of the stint under way
-  left: number; // calls left in it
-  skip: number; // calls still to run before it is measured
-  stint: [number, number]; // length of the next stint of each mode when it is the chosen one
-  time: number; // time of the stint so far (ms)
-  kinds: Map<number, KindStats>;
+  share: number; // decayed count of its calls: the recent mix
 }
 
 export class DispatchPolicy {
-  private classes = new Map<number, ClassStats>();
+  private best: Mode = PARALLEL; // the mode chosen by the last comparison
+  private current: Mode = PARALLEL; // the mode of the stint under way
+  // the first stint is parallel (after FIRST_SKIP unmeasured calls: first touch of caches and memory), then solo
+  // is probed once before anything is compared
+  private left = PROBE_STINT; // calls left in the stint
+  private skip = FIRST_SKIP; // calls still to run before it is measured
+  private stint: [number, number] = [FIRST_STINT, FIRST_STINT]; // length of each mode's next stint as the choice
+  private time = 0; // time of the stint so far (ms)
+  private kinds = new Map<number, KindStats>();
 
-  /** The mode to run the next call of class `cls` in. */
-  mode(cls: number): Mode {
-    let c = this.classes.get(cls);
-    // a new class starts parallel (unmeasured, then a measured stint), then probes solo once before comparing
-    if (!c) this.classes.set(cls, c = { best: PARALLEL, mode: PARALLEL, left: PROBE_STINT, skip: FIRST_SKIP, stint: [FIRST_STINT, FIRST_STINT], time: 0, kinds: new Map() });
-    return c.mode;
-  }
+  /** The mode to run the next call in. */
+  mode(): Mode { return this.current; }
 
-  /** Records that a call of class `cls` and kind `kind`, run in mode(cls), took `ms`. */
-  record(cls: number, kind: number, ms: number): void {
-    const c = this.classes.get(cls);
-    if (!c) return;
-    if (c.skip > 0) { c.skip--; return; }
-    let k = c.kinds.get(kind);
-    if (!k) c.kinds.set(kind, k = { mean: [NaN, NaN], sum: [0, 0], n: [0, 0], share: 0 });
-    const m = c.mode;
+  /** Records that a call of kind `kind`, run in mode(), took `ms`. */
+  record(kind: number, ms: number): void {
+    if (this.skip > 0) { this.skip--; return; }
+    let k = this.kinds.get(kind);
+    if (!k) this.kinds.set(kind, k = { mean: [NaN, NaN], sum: [0, 0], n: [0, 0], share: 0 });
+    const m = this.current;
     k.sum[m] += ms; k.n[m]++; k.share++;
-    c.time += ms;
-    if (--c.left > 0 && c.time < STINT_MS) return;
-    this.endStint(c);
+    this.time += ms;
+    if (--this.left > 0 && this.time < STINT_MS) return;
+    this.endStint();
   }
 
-  private endStint(c: ClassStats): void {
-    const m = c.mode, other = (1 - m) as Mode;
-    for (const k of c.kinds.values()) {
+  private endStint(): void {
+    const m = this.current, other = (1 - m) as Mode;
+    for (const k of this.kinds.values()) {
       if (k.n[m] > 0) {
         const mean = k.sum[m] / k.n[m];
         k.mean[m] = k.mean[m] === k.mean[m] ? (k.mean[m] + mean) / 2 : mean;
       }
       k.sum[m] = 0; k.n[m] = 0;
-      if (m === c.best) k.share /= 2; // the mix follows the recent long stints
+      if (m === this.best) k.share /= 2; // the mix follows the recent long stints
     }
-    c.time = 0; c.skip = SETTLE_CALLS;
-    // what the class's mix costs in each mode, over the kinds measured in both
+    this.time = 0; this.skip = SETTLE_CALLS;
+    // what the recent mix costs in each mode, over the kinds measured in both
     let cost0 = 0, cost1 = 0;
-    for (const k of c.kinds.values()) {
+    for (const k of this.kinds.values()) {
       if (k.mean[0] === k.mean[0] && k.mean[1] === k.mean[1]) { cost0 += k.share * k.mean[0]; cost1 += k.share * k.mean[1]; }
     }
     const compared = cost0 > 0 && cost1 > 0;
-    const soloWins = compared && PARALLEL_MARGIN * cost1 < cost0;
-    const winner: Mode = soloWins ? SOLO : PARALLEL;
-    if (m !== c.best) {
+    const winner: Mode = compared && PARALLEL_MARGIN * cost1 < cost0 ? SOLO : PARALLEL;
+    if (m !== this.best) {
       // a probe stint ended: switch if the probed mode now wins (for a first stint), else keep the choice longer
-      if (compared && winner === m) { c.best = m; c.stint[m] = FIRST_STINT; }
-      else c.stint[c.best] = Math.min(MAX_STINT, c.stint[c.best] * 2);
-      c.mode = c.best; c.left = c.stint[c.best];
+      if (compared && winner === m) { this.best = m; this.stint[m] = FIRST_STINT; }
+      else this.stint[this.best] = Math.min(MAX_STINT, this.stint[this.best] * 2);
+      this.current = this.best; this.left = this.stint[this.best];
       return;
     }
     // a stint of the chosen mode ended: if the other mode now wins, go back to it, for a longer stint than it had
     // (a probe that won by luck must not make probing frequent again); otherwise probe the other mode
     if (compared && winner === other) {
-      c.best = other; c.mode = other;
-      c.left = c.stint[other] = Math.min(MAX_STINT, c.stint[other] * 2);
+      this.best = other; this.current = other;
+      this.left = this.stint[other] = Math.min(MAX_STINT, this.stint[other] * 2);
       return;
     }
-    c.mode = other; c.left = PROBE_STINT;
+    this.current = other; this.left = PROBE_STINT;
   }
 }

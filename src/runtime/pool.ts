@@ -97,9 +97,9 @@ export class ThreadPool {
     const policy = this.policy;
     if (!policy || kind < 0) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
     const t0 = performance.now();
-    if (policy.mode(0) === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
+    if (policy.mode() === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
     else { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); }
-    policy.record(0, kind, performance.now() - t0);
+    policy.record(kind, performance.now() - t0);
   }
 
   /** The chunks in order on this thread: the same chunks, so the same bits, as on all threads. */
