@@ -241,6 +241,64 @@ function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
   finishFar(acc, bias, yr, n, per, 4, flags);
 }
 
+// Q8_0 GEMV, the same preparation without the nibbles: the activation codes of a row widened to i16 once per call
+// (64 bytes per block, so the tile's x operands are plain loads) and per block xs·2^112 as a ready vector, in the
+// thread's low scratch slot. The weight scales are then only shifted into place (d·2^-112, as scale4x112) instead of
+// converted: f32(isum)·xs·2^112 is t·2^112 exactly (t = f32(isum)·xs rounded) while it stays normal and finite,
+// and t·2^112 · d·2^-112 rounds the same exact product t·d, so the bits are the generic tile's. |isum| ≤ 32·127·128
+// < 2^17, so finiteness needs |xs| < 2^-1: this path runs only when every block scale xs is 0 or in [2^-126, 0.5)
+// (activations below 63.5 in magnitude); otherwise the generic tile does.
+const Q8X_BYTES_PER_BLOCK: i32 = 80; // 32 i16 codes (64 bytes), the f32 scale ×4
+const XS_MAX_Q8: f32 = 0.5;
+const TWO112: f32 = 5.192296858534828e33; // 2^112
+
+/** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q8X_BYTES_PER_BLOCK) the codes as i16 then xs·2^112
+ *  in four lanes. False if some xs is outside {0} ∪ [2^-126, 0.5). */
+function q8PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
+  let ok = true;
+  for (let b = 0; b < nb; b++) {
+    v128.store(dst, v128.load8x8_s(xr));
+    v128.store(dst, v128.load8x8_s(xr, 8), 16);
+    v128.store(dst, v128.load8x8_s(xr, 16), 32);
+    v128.store(dst, v128.load8x8_s(xr, 24), 48);
+    const xs = load<f32>(xsr + (<usize>b << 2));
+    ok = ok && (xs == 0 || (xs >= XS_MIN && xs < XS_MAX_Q8));
+    v128.store(dst, f32x4.splat(xs * TWO112), 64);
+    xr += 32; dst += <usize>Q8X_BYTES_PER_BLOCK;
+  }
+  return ok;
+}
+
+/** Σ x·q of one prepared activation block at xp with the Q8_0 block at p, four i32 lanes (exact). */
+@inline function codeDot(xp: usize, p: usize): v128 {
+  const s0 = i32x4.add(i32x4.dot_i16x8_s(v128.load(xp), v128.load8x8_s(p, 2)), i32x4.dot_i16x8_s(v128.load(xp, 16), v128.load8x8_s(p, 10)));
+  const s1 = i32x4.add(i32x4.dot_i16x8_s(v128.load(xp, 32), v128.load8x8_s(p, 18)), i32x4.dot_i16x8_s(v128.load(xp, 48), v128.load8x8_s(p, 26)));
+  return i32x4.add(s0, s1);
+}
+
+/** tileFar<i8> on an activation row prepared by q8PrepX (xp; the half-scale mask at kp + 48): the same bits. */
+function tileFarQ8(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+  let acc = f32x4.splat(0);
+  const r2 = run * 2, r3 = run * 3;
+  const hm = v128.load(kp, 48);
+  let p = w0;
+  const xend = xp + <usize>nb * <usize>Q8X_BYTES_PER_BLOCK;
+  for (; xp < xend; xp += <usize>Q8X_BYTES_PER_BLOCK) {
+    const i0 = codeDot(xp, p), i1 = codeDot(xp, p + run);
+    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    let cd = ab;
+    if (run != 0) { // two basic blocks, as in tileFarQ4: fewer vectors live at once
+      const i2 = codeDot(xp, p + r2), i3 = codeDot(xp, p + r3);
+      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+    }
+    const isum = i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+    const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 64)), ws));
+    p += <usize>Q8_0_BYTES;
+  }
+  finishFar(acc, bias, yr, n, per, 4, flags);
+}
+
 /** Two rows of x (x0, x0 + xb; scales xs0, xs0 + xsb) against four consecutive weight rows (w0, row stride rb). */
 function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
   const bb = blockBytes<F>();
@@ -355,17 +413,22 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   if (M <= GEMV_MAX_M) {
     const per = (n1 - n0) >>> 2;
     const run = <usize>per * rb;
-    // Q4_0: activation rows prepared in this thread's low scratch slot when they fit (else the generic tile)
-    const prep = <usize>nb * <usize>Q4X_BYTES_PER_BLOCK;
+    // activation rows prepared in this thread's low scratch slot when they fit and their scales allow (else the
+    // generic tile)
+    const prep = <usize>nb * <usize>(isSigned<F>() ? Q8X_BYTES_PER_BLOCK : Q4X_BYTES_PER_BLOCK);
     const kp = lowSlot(), slot = kp + Q4X_CONST_BYTES;
-    let ok = !isSigned<F>() && per > 0 && threadIndex() < LOW_SLOTS && <usize>M * prep + Q4X_CONST_BYTES <= <usize>LOW_SLOT_BYTES;
-    for (let m = 0; ok && m < M; m++) ok = q4PrepX(xq + <usize>m * xrb, xs + <usize>m * xsb, nb, slot + <usize>m * prep);
+    let ok = per > 0 && threadIndex() < LOW_SLOTS && <usize>M * prep + Q4X_CONST_BYTES <= <usize>LOW_SLOT_BYTES;
+    for (let m = 0; ok && m < M; m++) {
+      const xr = xq + <usize>m * xrb, xsr = xs + <usize>m * xsb, dst = slot + <usize>m * prep;
+      ok = isSigned<F>() ? q8PrepX(xr, xsr, nb, dst) : q4PrepX(xr, xsr, nb, dst);
+    }
     if (ok) {
       q4Consts(kp);
       for (let n = n0; n < n0 + per; n++) {
         for (let m = 0; m < M; m++) {
           const xp = slot + <usize>m * prep;
-          tileFarQ4(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
+          if (isSigned<F>()) tileFarQ8(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
+          else tileFarQ4(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
         }
       }
     } else for (let n = n0; n < n0 + per; n++) {
