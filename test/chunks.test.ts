@@ -46,6 +46,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     kv_store: [0, 0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], // (src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0)
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
+    touch_pages: [1 << 20, 88 << 20], // (p, bytes)
   };
   for (const name of KERNEL_NAMES) {
     const a = sizes[name];
@@ -57,7 +58,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     }
   }
   // the sizes read the right arguments: these calls have enough work to split on 2 threads
-  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
+  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'touch_pages'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
   // the dispatch policy sees decode calls (a few token rows) and leaves prefill calls (many rows) on every thread
   const rows = (name: string, a: number[], r: number) => {
     const b = a.slice();
@@ -67,6 +68,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     return b;
   };
   KERNEL_NAMES.forEach((name, op) => {
+    if (name === 'touch_pages') { assert.is(dispatchKind(op, name, sizes[name]), -1, 'touch_pages: not a decode op, always parallel'); return; }
     assert.ok(dispatchKind(op, name, rows(name, sizes[name], 1)) >= 0, `${name}: one row goes by the policy`);
     assert.is(dispatchKind(op, name, rows(name, sizes[name], 128)), -1, `${name}: 128 rows always parallel`);
   });

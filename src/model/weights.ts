@@ -259,6 +259,13 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   noticeConversions(plan, (s) => !asStored(s) ? dtOf(s) : null);
   let loaded = 0;
   let staging: Float32Array | null = null;
+  if (backend.threads > 1) {
+    // the regions below are allocated one after another from here: their first-touch page faults are taken by every
+    // thread at once (assembly/touch.ts), so the copies write mapped memory
+    const from = arena.next;
+    arena.ensure(from + plan.bytes);
+    backend.k.touch_pages(from, plan.bytes);
+  }
   try {
     // file order, so a streaming source reads sequentially
     const order = plan.specs.slice().sort((a, b) => plan.byKey.get(a.key)!.byteOffset - plan.byKey.get(b.key)!.byteOffset);

@@ -68,12 +68,16 @@ export interface KernelABI {
    */
   attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
   attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
+  /** Writes once to every 4 KiB page of [p, p + bytes), leaving the contents unchanged (an atomic add of 0): the first
+   *  touch of fresh memory, so that its page faults are taken by all threads at once before a loader copies into it.
+   *  Split over 64 KiB spans. */
+  touch_pages(p: Ptr, bytes: number, ith: number, nth: number): void;
 }
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager',
+  'attention_blockwise', 'attention_eager', 'touch_pages',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

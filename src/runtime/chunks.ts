@@ -39,6 +39,7 @@ const SIZES: Record<KernelName, Sizer> = {
   // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)
   attention_blockwise: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8], // a[4] is kvDt
   attention_eager: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8],
+  touch_pages: (a) => [Math.ceil(a[1] / 65536), 65536], // 64 KiB spans
 };
 
 /** Chunks for a call of kernel `name` with `args` (without ith, nth) on `threads` threads. */
@@ -58,6 +59,7 @@ const ROWS: Record<KernelName, (a: number[]) => number> = {
   matmul_f32: (a) => a[4], matmul_f16: (a) => a[4], matmul_q8: (a) => a[5], matmul_q4: (a) => a[5],
   quantize_q8: (a) => a[3], layernorm: (a) => a[4], embed: (a) => a[6], kv_store: (a) => a[7] * a[8],
   attention_blockwise: (a) => a[8] * a[10], attention_eager: (a) => a[8] * a[10],
+  touch_pages: () => Infinity, // not a decode op: always on every thread
 };
 
 /** Calls of at most this many token rows (decode, batched up to this many sequences) go by the dispatch policy;

@@ -196,6 +196,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     attention_blockwise: (q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
       attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
+    touch_pages: () => {}, // contents unchanged: only the page faults move
   };
 }
 
