@@ -58,6 +58,8 @@ export interface LoadRow {
   source?: 'safetensors' | 'gguf';
   gguf_type?: GGUFBenchType;
   dtype: DType; load_ms: number; max_rss_bytes: number; rss_before_bytes: number; file_bytes: number; rss_ratio: number; rss_ratio_above_baseline: number; weights_bytes: number;
+  /** Threads of the loaded model: the default (what from_pretrained uses without the option) unless --threads. */
+  threads?: number;
   /** The floor of load_ms on this machine, measured in the same child right after the load: a fresh
    *  WebAssembly.Memory of weights_bytes written once (first touch: page faults, on a VM also the host's), and
    *  the same memory written again. */
@@ -209,12 +211,13 @@ function firstTouch(bytes: number): { first_ms: number; second_ms: number } {
 }
 
 /** Loads `dir` as `dtype`, or (gguf) the GGUF file with dtype 'auto': its Q4_0 / Q8_0 blocks are the runtime's q4 / q8. */
-async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string, ggufType?: GGUFBenchType): Promise<LoadRow & { decode_tok_s?: number }> {
+async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: string, ggufType?: GGUFBenchType, threads?: number): Promise<LoadRow & { decode_tok_s?: number }> {
   const { GPT2LMHeadModel } = await import('../src/index.js');
   const file = gguf ?? join(dir, 'model.safetensors');
   const before = process.memoryUsage().rss;
   const t = performance.now();
-  const model = await GPT2LMHeadModel.from_pretrained(gguf ?? dir, gguf ? { threads: 1 } : { dtype, threads: 1 });
+  // the default thread count unless asked: a user's load (with a pool, the weights' pages are faulted in on every thread)
+  const model = await GPT2LMHeadModel.from_pretrained(gguf ?? dir, gguf ? { threads } : { dtype, threads });
   const ms = performance.now() - t;
   const maxRss = process.resourceUsage().maxRSS * 1024;
   const fileBytes = statSync(file).size;
@@ -231,7 +234,7 @@ async function childLoad(dir: string, dtype: DType, decodeSteps = 0, gguf?: stri
     cache.dispose();
   }
   const row: LoadRow & { decode_tok_s?: number } = {
-    source: gguf ? 'gguf' : 'safetensors', gguf_type: gguf ? ggufType : undefined, decode_tok_s, dtype: model.dtype as DType, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
+    source: gguf ? 'gguf' : 'safetensors', gguf_type: gguf ? ggufType : undefined, decode_tok_s, dtype: model.dtype as DType, threads: model.backend.threads, load_ms: round(ms, 1), max_rss_bytes: maxRss, rss_before_bytes: before, file_bytes: fileBytes,
     rss_ratio: round(maxRss / fileBytes, 3), rss_ratio_above_baseline: round((maxRss - before) / fileBytes, 3), weights_bytes: model.memoryUsage().weights,
     first_touch_ms: touch.first_ms, second_touch_ms: touch.second_ms, load_over_first_touch: round(ms / touch.first_ms, 2),
   };
@@ -426,7 +429,7 @@ export async function runModelBench(opts: ModelBenchOptions = {}): Promise<Model
       best.rss_ratio_above_baseline = round((best.max_rss_bytes - best.rss_before_bytes) / best.file_bytes, 3);
       result.load.push(best);
       if (opts.print ?? true) {
-        console.log(`  load ${label}: ${best.load_ms} ms; first touch of ${(best.weights_bytes / 2 ** 20).toFixed(0)} MiB here: ${best.first_touch_ms ?? '?'} ms` +
+        console.log(`  load ${label} (${best.threads ?? '?'} threads): ${best.load_ms} ms; first touch of ${(best.weights_bytes / 2 ** 20).toFixed(0)} MiB here: ${best.first_touch_ms ?? '?'} ms` +
           ` (again: ${best.second_touch_ms ?? '?'} ms); peak RSS ${(best.max_rss_bytes / 2 ** 20).toFixed(0)} MiB = ${best.rss_ratio}x file`);
       }
     };
@@ -510,7 +513,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const dir = argValue(argv, 'dir');
   const dtype = (argValue(argv, 'dtype') ?? 'fp32') as DType;
   if (argv.includes('--child-load')) {
-    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0), argValue(argv, 'gguf'), argValue(argv, 'gguf-type') as GGUFBenchType | undefined)));
+    const threads = argValue(argv, 'threads');
+    console.log(JSON.stringify(await childLoad(dir!, dtype, Number(argValue(argv, 'decode') ?? 0), argValue(argv, 'gguf'), argValue(argv, 'gguf-type') as GGUFBenchType | undefined, threads ? Number(threads) : undefined)));
     process.exit(0);
   } else if (argv.includes('--child-perf')) {
     console.log(JSON.stringify(await childPerf(dir!, dtype, Number(argValue(argv, 'threads') ?? 1), argv.includes('--quick'), argv.includes('--recompute'), (argValue(argv, 'kv-dtype') ?? 'fp32') as KVDType)));
