@@ -2,9 +2,10 @@
 // with exactly the rounding of ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref as the TypeScript quantizers
 // implement them (src/runtime/quant.ts, the reference): f32 arithmetic throughout (IEEE division and product are the
 // same in a lane as in Math.fround), C's roundf (half away from zero), f16 scales rounded to nearest even.
-// Four blocks are quantized at once, one per lane: lane i's value j is value j of block i. A conv1d source [K, N]
-// (rows are inputs) then needs no gather: value j of outputs n..n+3 is one load from source row j, and the codes of
-// four j's are transposed into the four blocks by one byte shuffle.
+// A linear source's block is 32 consecutive floats: eight vectors, quantized whole (horizontal max). A conv1d
+// source [K, N] (rows are inputs) needs no gather: four outputs' blocks are quantized at once, one per lane, value j
+// of outputs n..n+3 being one load from source row j, and the codes of four j's are transposed into the four
+// blocks by one byte shuffle.
 import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, splitChunk, splitHi, splitLo } from './common';
 
 /** Value j of the four blocks (at off = j·stride bytes from each block's first value): one load when the four
@@ -35,11 +36,15 @@ import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, splitChunk, splitHi, spli
   return v128.andnot(i32x4.trunc_sat_f32x4_s(r), dead);
 }
 
-/** min(15, (int)(x · id + 8.5)) & 15; NaN → 0. */
+/** min(15, (int)(x · id + 8.5)) & 15; NaN → 0 (x · id + 8.5 is in [0.5, 16.5] but for NaN and dead lanes). */
 @inline function code4(x: v128, id: v128): v128 {
   const q = i32x4.trunc_sat_f32x4_s(f32x4.add(f32x4.mul(x, id), f32x4.splat(8.5)));
   return v128.and(i32x4.min_s(q, i32x4.splat(15)), i32x4.splat(15));
 }
+
+/** Math.max(amax, |x|) as the reference runs it, with the NaN kept aside: pmax (one instruction; f32x4.max's NaN
+ *  rules take eight) over |x| ≥ +0 is order-free, and a NaN anywhere makes the result NaN (`nan` lanes). */
+@inline function withNaN(amax: v128, nan: v128): v128 { return v128.bitselect(f32x4.splat(NaN), amax, nan); }
 
 /** Bytes [a0 a1 a2 a3 b0 … d3] (byte j·4 + i: j-th vector, lane i) → lane i's four bytes together. */
 @inline function transpose(v: v128): v128 { return i8x16.shuffle(v, v, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
@@ -63,9 +68,13 @@ import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, splitChunk, splitHi, spli
 
 /** quantize_row_q8_0_ref of four blocks (values at p_i, p_i + stride, …) into the Q8_0 blocks at d_i. */
 @inline function q8x4(p0: usize, p1: usize, p2: usize, p3: usize, stride: usize, contig: bool, d0: usize, d1: usize, d2: usize, d3: usize, lanes: i32): void {
-  let amax = f32x4.splat(0); // Math.max: a NaN sticks, as f32x4.max's
-  for (let j: usize = 0; j < 32; j++) amax = f32x4.max(amax, f32x4.abs(row(p0, p1, p2, p3, j * stride, contig)));
-  const d = f32x4.div(amax, f32x4.splat(127));
+  let amax = f32x4.splat(0), nan = i32x4.splat(0);
+  for (let j: usize = 0; j < 32; j++) {
+    const x = row(p0, p1, p2, p3, j * stride, contig);
+    amax = f32x4.pmax(amax, f32x4.abs(x));
+    nan = v128.or(nan, f32x4.ne(x, x));
+  }
+  const d = f32x4.div(withNaN(amax, nan), f32x4.splat(127));
   const id = inverse(d), z = dead(id);
   storeScales(d0, d1, d2, d3, d, lanes);
   for (let j: usize = 0; j < 32; j += 4) {
@@ -134,19 +143,65 @@ export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows
     }
     return;
   }
+  // linear: a block is 32 consecutive floats, quantized whole in four vectors' lanes (horizontal max)
   const per = cols / 32, blocks = rows * per;
   const chunk = splitChunk(blocks, nth, 4);
   const b0 = splitLo(blocks, ith, chunk), b1 = splitHi(blocks, b0, chunk);
-  for (let b = b0; b < b1; b += 4) {
-    const lanes = imin(4, b1 - b);
-    // block b + i: 32 floats at x + (b + i)·128; row (b + i) / per, block (b + i) % per of it (a missing lane repeats b)
-    const i1 = lanes > 1 ? b + 1 : b, i2 = lanes > 2 ? b + 2 : b, i3 = lanes > 3 ? b + 3 : b;
-    blocks4(dt, x + (<usize>b << 7), x + (<usize>i1 << 7), x + (<usize>i2 << 7), x + (<usize>i3 << 7), 4, false,
-      blockAt(w, ws, bb, b, per), blockAt(w, ws, bb, i1, per), blockAt(w, ws, bb, i2, per), blockAt(w, ws, bb, i3, per), lanes);
+  for (let b = b0; b < b1; b++) {
+    const n = b / per, d = w + <usize>n * ws + <usize>(b - n * per) * bb, p = x + (<usize>b << 7);
+    if (dt == DT_Q8) q8block(p, d); else q4block(p, d);
   }
 }
 
-@inline function blockAt(w: usize, ws: usize, bb: usize, b: i32, per: i32): usize {
-  const n = b / per;
-  return w + <usize>n * ws + <usize>(b - n * per) * bb;
+/** All four lanes: the largest lane of m (no NaN in m). */
+@inline function hpmax(m: v128): v128 {
+  const t = f32x4.pmax(m, f32x4.shuffle(m, m, 2, 3, 0, 1));
+  return f32x4.pmax(t, f32x4.shuffle(t, t, 1, 0, 3, 2));
+}
+
+/** quantize_row_q8_0_ref of the block of 32 floats at p into the Q8_0 block at d. */
+@inline function q8block(p: usize, d: usize): void {
+  const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+  const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+  const m = f32x4.pmax(f32x4.pmax(f32x4.pmax(f32x4.abs(v0), f32x4.abs(v1)), f32x4.pmax(f32x4.abs(v2), f32x4.abs(v3))),
+    f32x4.pmax(f32x4.pmax(f32x4.abs(v4), f32x4.abs(v5)), f32x4.pmax(f32x4.abs(v6), f32x4.abs(v7))));
+  const nan = v128.or(v128.or(v128.or(f32x4.ne(v0, v0), f32x4.ne(v1, v1)), v128.or(f32x4.ne(v2, v2), f32x4.ne(v3, v3))),
+    v128.or(v128.or(f32x4.ne(v4, v4), f32x4.ne(v5, v5)), v128.or(f32x4.ne(v6, v6), f32x4.ne(v7, v7))));
+  const amax = v128.any_true(nan) ? f32x4.splat(NaN) : hpmax(m);
+  const s = f32x4.div(amax, f32x4.splat(127));
+  const id = inverse(s), z = dead(id);
+  store<u16>(d, <u16>i32x4.extract_lane(halfOf4(s), 0));
+  const a = i16x8.narrow_i32x4_s(code8(v0, id, z), code8(v1, id, z)), b = i16x8.narrow_i32x4_s(code8(v2, id, z), code8(v3, id, z));
+  const c = i16x8.narrow_i32x4_s(code8(v4, id, z), code8(v5, id, z)), e = i16x8.narrow_i32x4_s(code8(v6, id, z), code8(v7, id, z));
+  v128.store(d, i8x16.narrow_i16x8_s(a, b), 2);
+  v128.store(d, i8x16.narrow_i16x8_s(c, e), 18);
+}
+
+/** Bit j (0 … 31) set where |value j| of the block (in v0 … v7) equals a (all lanes). */
+@inline function equalMask(v0: v128, v1: v128, v2: v128, v3: v128, v4: v128, v5: v128, v6: v128, v7: v128, a: v128): u32 {
+  return <u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v0), a)) | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v1), a)) << 4)
+    | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v2), a)) << 8) | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v3), a)) << 12)
+    | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v4), a)) << 16) | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v5), a)) << 20)
+    | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v6), a)) << 24) | (<u32>i32x4.bitmask(f32x4.eq(f32x4.abs(v7), a)) << 28);
+}
+
+/** |x| where it beats amax, else amax: pmax is `amax < |x| ? |x| : amax`, the reference's test (a NaN never counts). */
+@inline function bigger(amax: v128, x: v128): v128 { return f32x4.pmax(amax, f32x4.abs(x)); }
+
+/** quantize_row_q4_0_ref of the block of 32 floats at p into the Q4_0 block at d. */
+@inline function q4block(p: usize, d: usize): void {
+  const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+  const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+  // the largest magnitude (NaN ignored, as `amax < |x|` ignores it), then the first value that has it: the
+  // reference's running max ends on that value. An all-zero block keeps the reference's initial max, +0.
+  const m = hpmax(bigger(bigger(bigger(bigger(bigger(bigger(bigger(bigger(f32x4.splat(0), v0), v1), v2), v3), v4), v5), v6), v7));
+  let max: f32 = 0;
+  if (f32x4.extract_lane(m, 0) != 0) max = load<f32>(p + (<usize>ctz(equalMask(v0, v1, v2, v3, v4, v5, v6, v7, m)) << 2));
+  const s = f32x4.splat(max / -8);
+  const id = inverse(s), z = dead(id);
+  store<u16>(d, <u16>i32x4.extract_lane(halfOf4(s), 0));
+  // byte j: code j in the low nibble, code j + 16 in the high one
+  const c0 = v128.or(code4(v0, id), i32x4.shl(code4(v4, id), 4)), c1 = v128.or(code4(v1, id), i32x4.shl(code4(v5, id), 4));
+  const c2 = v128.or(code4(v2, id), i32x4.shl(code4(v6, id), 4)), c3 = v128.or(code4(v3, id), i32x4.shl(code4(v7, id), 4));
+  v128.store(d, v128.andnot(i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3)), z), 2);
 }
