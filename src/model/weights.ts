@@ -2,8 +2,8 @@
 // file straight into its region of the wasm memory in the layout the kernels read (matrices as [out, in]
 // rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
 // matrix is ever held (q8/q4 blocks are quantized as their inputs arrive, in wasm memory by the quantize_weights
-// kernel, see block-stream.ts). A matrix the
-// file already stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
+// kernel, see block-stream.ts). A matrix the file already stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0
+// at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
