@@ -94,3 +94,21 @@ export const LOW_SLOTS: i32 = 15;
   if (cnt > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
   if (cnt > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
+
+/** Four f32 -> four IEEE halves (low 16 bits of each i32 lane), rounded to nearest even as floatToHalf of
+ *  src/io/half.ts: |x| ≥ 65520 -> ±inf, NaN -> ±0x7e00, below 2^-25 (f32 subnormals included) -> ±0. */
+@inline export function halfOf4(x: v128): v128 {
+  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  // normal half (2^-14 ≤ |x| < 65536): rebias the exponent (-112 << 23), add 0xfff plus the kept lsb (so only
+  // more than half an ulp, or exactly half with an odd lsb, carries), drop 13 bits; a carry out of 0x7bff is inf
+  const odd = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
+  const norm = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(<i32>0xc8000fff)), odd), 13);
+  // subnormal half (|x| < 2^-14): |x| + 0.5 rounds |x| to a multiple of 2^-24 (the half's ulp there) by the
+  // f32 addition's own round-to-nearest-even; its low mantissa bits are the half (0x400 when it rounds up to 2^-14)
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
+  // |x| ≥ 65536: inf, or a quiet NaN
+  const big = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  const fin = v128.bitselect(sub, norm, i32x4.lt_s(a, i32x4.splat(0x38800000)));
+  return v128.or(sign, v128.bitselect(fin, big, i32x4.lt_s(a, i32x4.splat(0x47800000))));
+}

@@ -1,24 +1,6 @@
 // Copies rows of keys and values (columns kCol.., vCol.. of src rows) into the [B, H, cap, D] caches at slot
 // slot0 + t, stored as f32 (kvDt = DT_F32) or as IEEE half floats (DT_F16). Split over the B*T source rows.
-import { DT_F16, splitChunk, splitHi, splitLo } from './common';
-
-/** Four f32 -> four IEEE halves (low 16 bits of each i32 lane), rounded to nearest even as floatToHalf of
- *  src/model/half.ts: |x| ≥ 65520 -> ±inf, NaN -> ±0x7e00, below 2^-25 (f32 subnormals included) -> ±0. */
-@inline function halfOf4(x: v128): v128 {
-  const sign = v128.and(i32x4.shr_u(x, 16), i32x4.splat(0x8000));
-  const a = v128.and(x, i32x4.splat(0x7fffffff));
-  // normal half (2^-14 ≤ |x| < 65536): rebias the exponent (-112 << 23), add 0xfff plus the kept lsb (so only
-  // more than half an ulp, or exactly half with an odd lsb, carries), drop 13 bits; a carry out of 0x7bff is inf
-  const odd = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
-  const norm = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(<i32>0xc8000fff)), odd), 13);
-  // subnormal half (|x| < 2^-14): |x| + 0.5 rounds |x| to a multiple of 2^-24 (the half's ulp there) by the
-  // f32 addition's own round-to-nearest-even; its low mantissa bits are the half (0x400 when it rounds up to 2^-14)
-  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3f000000));
-  // |x| ≥ 65536: inf, or a quiet NaN
-  const big = v128.bitselect(i32x4.splat(0x7e00), i32x4.splat(0x7c00), i32x4.gt_s(a, i32x4.splat(0x7f800000)));
-  const fin = v128.bitselect(sub, norm, i32x4.lt_s(a, i32x4.splat(0x38800000)));
-  return v128.or(sign, v128.bitselect(fin, big, i32x4.lt_s(a, i32x4.splat(0x47800000))));
-}
+import { DT_F16, halfOf4, splitChunk, splitHi, splitLo } from './common';
 
 @inline function copyF32(dst: usize, src: usize, n: i32): void {
   const n4 = n & ~3;

@@ -47,6 +47,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
     touch_pages: [1 << 20, 88 << 20], // (p, bytes)
+    quantize_weights: [0, 0, 0, 2, 64, 768, 0], // (x, w, wStride, dt, rows, cols, conv1d): 64 rows of 768
   };
   for (const name of KERNEL_NAMES) {
     const a = sizes[name];
@@ -58,11 +59,11 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     }
   }
   // the sizes read the right arguments: these calls have enough work to split on 2 threads
-  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'touch_pages'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
+  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'touch_pages', 'quantize_weights'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
   // the dispatch policy sees decode calls (a few token rows) and leaves prefill calls (many rows) on every thread
   const rows = (name: string, a: number[], r: number) => {
     const b = a.slice();
-    const at: Record<string, number[]> = { matmul_f32: [4], matmul_f16: [4], matmul_q8: [5], matmul_q4: [5], quantize_q8: [3], layernorm: [4], embed: [6], kv_store: [7, 8], attention_blockwise: [8, 10], attention_eager: [8, 10] };
+    const at: Record<string, number[]> = { matmul_f32: [4], matmul_f16: [4], matmul_q8: [5], matmul_q4: [5], quantize_q8: [3], layernorm: [4], embed: [6], kv_store: [7, 8], attention_blockwise: [8, 10], attention_eager: [8, 10], quantize_weights: [4] };
     b[at[name][0]] = r;
     for (const i of at[name].slice(1)) b[i] = 1;
     return b;

@@ -14,6 +14,8 @@
 //   attention:         1.5e-6·max|v| (of that batch row and head, × |headMask|) per output (seen: ≤ 4e-7·max|v|);
 //                      probs 2e-6·|p| + 1e-8.
 //   kv_store (f32 and f16 caches), embed (f32, f16, q8, q4), quantize_q8: exact (bit-identical).
+//   quantize_weights: byte-identical to the TypeScript quantizers (src/runtime/quant.ts, ggml's reference rounding)
+//                      on adversarial blocks (ties, f16 scale overflow/underflow, inverse overflow, zeros, NaN/inf).
 // The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
 // are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
@@ -26,7 +28,7 @@ import {
   ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
   attentionScratchBytes, type KernelABI,
 } from '../src/runtime/abi.js';
-import { Q4_0_BYTES, Q8_0_BYTES } from '../src/runtime/quant.js';
+import { Q4_0_BYTES, Q8_0_BYTES, quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
 import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
 import { floatToHalf as roundToHalf } from '../src/io/half.js';
 import { RESERVED_LOW_BYTES, compileVariant, createMemory, instantiateKernels, wasmBytes, type WasmVariant } from '../src/runtime/wasm.js';
@@ -262,6 +264,43 @@ function randomShape(r: Rng, dt: number): MatCase {
 }
 
 const MATMUL_RTOL = 6e-7;
+
+// ---------------------------------------------------------------------------------------------------------
+// quantize_weights
+
+/** 32 values from one of the families that reach every branch of ggml's reference quantizers: plain normals at
+ *  any scale; exact ties of the rounding (codes k + 1/2 under a power-of-two scale); the largest magnitude twice
+ *  with both signs (q4 takes the first); scales that overflow the f16 scale or land on its rounding edge, whose
+ *  f16 is subnormal or zero, or whose f32 inverse overflows (d subnormal); zeros and -0; f32 subnormals; NaN and
+ *  ±Infinity (which the loader rejects before quantizing, but the kernel still mirrors). */
+function adversarialBlock(r: Rng, dt: number): Float32Array {
+  const v = new Float32Array(Q8_BLOCK);
+  const top = dt === DT_Q8 ? 127 : 8, pow2 = 2 ** r.int(-20, 20);
+  const family = r.int(0, 11);
+  for (let j = 0; j < Q8_BLOCK; j++) v[j] = r.normal();
+  switch (family) {
+    case 0: { const s = 10 ** r.int(-40, 30); for (let j = 0; j < Q8_BLOCK; j++) v[j] *= s; break; }
+    case 1: // ties: with amax = top·2^e, d = 2^e exactly and x·id = k + 1/2
+      for (let j = 0; j < Q8_BLOCK; j++) v[j] = (r.int(-top, top - 1) + 0.5) * pow2;
+      v[r.int(0, 31)] = (r.next() < 0.5 ? top : -top) * pow2;
+      break;
+    case 2: { // ties of the largest magnitude, both signs, and a tie of q4's +8.5 (x·id = -8.5 + k)
+      const m = r.normal() * 3;
+      v[r.int(0, 15)] = m; v[r.int(16, 31)] = -m;
+      break;
+    }
+    case 3: { const s = r.pick([65504 * top, 65520 * top, 65519 * top, 65536 * top, 1e7, 3e38]); for (let j = 0; j < Q8_BLOCK; j++) v[j] = (v[j] / 4) * s; v[r.int(0, 31)] = r.pick([1, -1]) * s; break; }
+    case 4: { const s = r.pick([2 ** -24 * top, 2 ** -25 * top, 3 * 2 ** -26 * top, 2 ** -14 * top, 1e-6, 1e-9]); for (let j = 0; j < Q8_BLOCK; j++) v[j] *= s; break; }
+    case 5: { const s = r.pick([1e-37, 1e-38, 4e-39, 2e-39, 1e-41, 1e-44, 1e-45]); for (let j = 0; j < Q8_BLOCK; j++) v[j] *= s; break; }
+    case 6: v.fill(0); if (r.next() < 0.5) for (let j = 0; j < Q8_BLOCK; j += r.int(1, 4)) v[j] = -0; break;
+    case 7: for (let j = 0; j < Q8_BLOCK; j++) if (r.next() < 0.7) v[j] = 0; break;
+    case 8: v[r.int(0, 31)] = r.pick([NaN, Infinity, -Infinity]); if (r.next() < 0.5) v[r.int(0, 31)] = r.pick([NaN, Infinity, -Infinity]); break;
+    case 9: for (let j = 0; j < Q8_BLOCK; j++) v[j] = r.int(-3, 3) * 2 ** r.int(-3, 3); break; // many equal magnitudes
+    case 10: for (let j = 0; j < Q8_BLOCK; j++) v[j] = (r.next() < 0.5 ? -1 : 1) * r.int(0, 2 ** 23) * 2 ** -149; break; // f32 subnormals
+    default: break;
+  }
+  return v;
+}
 
 for (const variant of variants) {
   test(`[${variant}] matmul f32/f16/q8/q4 on fuzzed shapes, nth 1..3 identical`, () => {
@@ -612,6 +651,62 @@ for (const variant of variants) {
       const want = h.copy(init, 2 * cacheBytes);
       h.ref.kv_store(src, stride, H * D, 2 * H * D + 1, want, want + cacheBytes, kvDt, B, T, H, D, cap, slot0, 0, 1);
       assert.ok(Buffer.from(h.bytes(got, 2 * cacheBytes)).equals(Buffer.from(h.bytes(want, 2 * cacheBytes))), `${what}: differs from the reference`);
+    }
+  });
+
+  test(`[${variant}] quantize_weights q8/q4, linear and conv1d: byte-identical to quantizeQ8_0 / quantizeQ4_0`, () => {
+    const h = new Harness(variant);
+    const r = rng(17);
+    const cases: { dt: number; conv1d: boolean; rows: number; cols: number; extra: number }[] = [];
+    for (const dt of [DT_Q8, DT_Q4]) {
+      for (const [rows, per] of [[1, 1], [2, 1], [3, 3], [5, 5], [7, 24], [1, 96], [4, 2], [9, 7]]) cases.push({ dt, conv1d: false, rows, cols: per * Q8_BLOCK, extra: r.int(0, 2) });
+      for (const [G, N] of [[1, 1], [1, 2], [1, 3], [1, 4], [1, 5], [2, 7], [3, 13], [1, 64], [2, 67], [1, 130]]) cases.push({ dt, conv1d: true, rows: G * Q8_BLOCK, cols: N, extra: r.int(0, 3) });
+    }
+    for (const c of cases) for (let round = 0; round < 3; round++) {
+      h.reset();
+      const { dt, conv1d, rows, cols } = c, bytes = blockBytes(dt);
+      // outputs × blocks per output of this call; the destination rows hold `extra` blocks more (a wider matrix)
+      const outs = conv1d ? cols : rows, per = conv1d ? rows / Q8_BLOCK : cols / Q8_BLOCK, wStride = (per + c.extra) * bytes;
+      // each block (32 values of one output) drawn from one family, so every block meets the edge cases whole
+      const src = new Float32Array(rows * cols);
+      const at = (n: number, kb: number, j: number) => (conv1d ? (kb * Q8_BLOCK + j) * cols + n : n * cols + kb * Q8_BLOCK + j);
+      for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) {
+        const block = adversarialBlock(r, dt);
+        for (let j = 0; j < Q8_BLOCK; j++) src[at(n, kb, j)] = block[j];
+      }
+      const x = h.putF32(src);
+      const init = h.alloc(outs * wStride);
+      h.bytes(init, outs * wStride).set(Array.from({ length: outs * wStride }, () => r.int(0, 255)));
+      const what = `quantize_weights dt=${dt} ${conv1d ? 'conv1d' : 'linear'} ${rows}x${cols} wStride=${wStride}`;
+      const got = runSplits(h, init, outs * wStride, (o, ith, nth) => h.k.quantize_weights(x, o, wStride, dt, rows, cols, conv1d ? 1 : 0, ith, nth), what);
+      // expected: the bytes around the blocks as they were, each block as the TypeScript quantizer writes it
+      const want = Uint8Array.from(h.bytes(init, outs * wStride));
+      const values = new Float32Array(Q8_BLOCK), block = new Uint8Array(bytes);
+      for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) {
+        for (let j = 0; j < Q8_BLOCK; j++) values[j] = src[at(n, kb, j)];
+        (dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0)(values, block);
+        want.set(block, n * wStride + kb * bytes);
+      }
+      const g = Uint8Array.from(h.bytes(got, outs * wStride));
+      // a NaN's sign is not specified by either language (the loader rejects NaN weights before quantizing): a
+      // block with a NaN scale must have one in both, with the same codes
+      const isNaNHalf = (b: Uint8Array, o: number) => (b[o + 1] & 0x7c) === 0x7c && ((b[o + 1] & 3) | b[o]) !== 0;
+      for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) {
+        const o = n * wStride + kb * bytes;
+        if (isNaNHalf(want, o) && isNaNHalf(g, o)) { g[o + 1] &= 0x7f; want[o + 1] &= 0x7f; }
+      }
+      let i = 0;
+      while (i < want.length && g[i] === want[i]) i++;
+      if (i < want.length) {
+        const n = Math.floor(i / wStride), kb = Math.floor((i % wStride) / bytes);
+        assert.unreachable(`${what}: byte ${i} (output ${n}, block ${kb}) got ${g[i]} want ${want[i]}; values ${Array.from({ length: Q8_BLOCK }, (_, j) => src[at(n, kb, Math.min(j, Q8_BLOCK - 1))]).join(', ')}`);
+      }
+      // and the reference twin is the same quantizer
+      const ref = h.copy(init, outs * wStride);
+      h.ref.quantize_weights(x, ref, wStride, dt, rows, cols, conv1d ? 1 : 0, 0, 1);
+      const refBytes = Uint8Array.from(h.bytes(ref, outs * wStride));
+      for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) if (isNaNHalf(refBytes, n * wStride + kb * bytes)) refBytes[n * wStride + kb * bytes + 1] &= 0x7f;
+      assert.ok(Buffer.from(refBytes).equals(Buffer.from(want)), `${what}: the reference twin differs`);
     }
   });
 

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel } from '../src/model/gpt2.ts';
+import { memorySource } from '../src/io/source.ts';
+import { WeightsError } from '../src/errors.ts';
+import { randomCheckpoint } from './helpers/checkpoint.ts';
 import { PAGE, RESERVED_LOW_BYTES } from '../src/runtime/wasm.ts';
 import { Q4_0_BYTES, Q8_0_BYTES, quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.ts';
 import { fixturesDir } from './helpers/fixtures.ts';
@@ -14,10 +17,10 @@ import { parseF32Safetensors } from './runtimes/check.ts';
 
 const tiny = join(fixturesDir, 'models', 'gpt2-tiny');
 
-for (const dtype of ['q4', 'q8'] as const) {
-  test(`lean load: ${dtype} blocks streamed from gpt2-tiny equal each whole row quantized (conv1d and the embedding table)`, async () => {
+for (const [dtype, threads] of [['q4', 1], ['q8', 1], ['q4', 2], ['q8', 2]] as const) {
+  test(`lean load: ${dtype} blocks streamed from gpt2-tiny (${threads} thread${threads > 1 ? 's' : ''}) equal each whole row quantized (conv1d and the embedding table)`, async () => {
     const src = parseF32Safetensors(readFileSync(join(tiny, 'model.safetensors')));
-    const m = await GPT2LMHeadModel.from_pretrained(tiny, { dtype: { default: dtype, wte: dtype }, threads: 1 });
+    const m = await GPT2LMHeadModel.from_pretrained(tiny, { dtype: { default: dtype, wte: dtype }, threads });
     try {
       const quantize = dtype === 'q8' ? quantizeQ8_0 : quantizeQ4_0, blockBytes = dtype === 'q8' ? Q8_0_BYTES : Q4_0_BYTES;
       const cases = [
@@ -40,6 +43,36 @@ for (const dtype of ['q4', 'q8'] as const) {
       }
     } finally {
       await m.dispose();
+    }
+  });
+}
+
+// The f16 scale of a block quantized on load overflows when its values are too large: an error naming the tensor,
+// the output row and the columns of the block, in the embedding table ([N, K] rows) and a conv1d weight ([K, N]).
+for (const dtype of ['q8', 'q4'] as const) {
+  test(`lean load: a ${dtype} block whose f16 scale overflows is an error naming the tensor, row and columns`, async () => {
+    const shape = { n_embd: 64, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 50 };
+    for (const { name, at, want } of [
+      { name: 'wte.weight', at: 3 * 64 + 40, want: /tensor wte\.weight row 3 columns 32\.\.63: values too large/ }, // [V, E]: row 3, input 40
+      { name: 'h.0.mlp.c_fc.weight', at: 40 * 256 + 5, want: /tensor h\.0\.mlp\.c_fc\.weight row 5 columns 32\.\.63: values too large/ }, // [E, 4E]: input 40 of output 5
+    ]) {
+      const files = randomCheckpoint(shape, 3);
+      const st = files['model.safetensors'] as Uint8Array;
+      const headerLen = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+      const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + headerLen)));
+      const key = Object.keys(header).find((k) => k === name || k === 'transformer.' + name)!;
+      new DataView(st.buffer, st.byteOffset + 8 + headerLen + header[key].data_offsets[0] + at * 4).setFloat32(0, 1e7, true); // 1e7 / 127 and 1e7 / 8 > 65504
+      const err = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'big'), { dtype: { default: dtype, wte: dtype }, threads: 1 }).then(() => null, (e) => e);
+      assert.instance(err, WeightsError, `${name}: ${err}`);
+      assert.match(err.message, want);
+      // the same weights load as fp32
+      const m = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'big'), { dtype: 'fp32', threads: 1 });
+      await m.dispose();
+      // a NaN there is named with its element before anything is quantized
+      new DataView(st.buffer, st.byteOffset + 8 + headerLen + header[key].data_offsets[0] + at * 4).setFloat32(0, NaN, true);
+      const nan = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'nan'), { dtype: { default: dtype, wte: dtype }, threads: 1 }).then(() => null, (e) => e);
+      assert.instance(nan, WeightsError, `${name}: ${nan}`);
+      assert.match(nan.message, new RegExp(`tensor ${name.replace(/\./g, '\\.')} contains NaN at element ${at} `));
     }
   });
 }

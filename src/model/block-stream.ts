@@ -1,48 +1,56 @@
 // Quantizing while streaming: a matrix stored in blocks of 32 inputs (q8, q4) goes from the checkpoint's chunks
-// straight into its blocks. A block needs 32 consecutive inputs of one output, so only a group of source rows
-// is held at a time, never the matrix:
-//   linear [N, K] (rows are outputs):  one source row, the K inputs of output n → its K/32 blocks
-//   conv1d [K, N] (rows are inputs):   32 source rows, inputs 32·kb … 32·kb+31 of every output → block kb of each
-// For GPT-2 124M that is at most 32 × 3072 f32 = 384 KiB (c_fc), against 147 MiB for an f32 copy of wte.
+// into a staging area (in wasm memory, where the quantize_weights kernel reads it) and from there into its
+// blocks. A block needs 32 consecutive inputs of one output, so the stream hands over whole groups of values:
+//   linear [N, K] (rows are outputs):  a group is one block, 32 consecutive values of a row
+//   conv1d [K, N] (rows are inputs):   a group is 32 source rows, inputs 32·kb … 32·kb+31 of every output → block kb
+//                                      of each (the kernel reads them down the columns: no gather here)
+// As many whole groups as the staging area holds go at a time; the values after the last whole group are moved
+// to its start and wait for the next chunk. For GPT-2 124M a conv1d group is at most 32 × 3072 f32 = 384 KiB (c_fc).
 export const BLOCK = 32;
 
-/** Receives `values` (32 · blocks of them) for output n, starting at block kb; `values` is reused afterwards. */
-export type BlockWriter = (n: number, kb: number, values: Float32Array) => void;
+/** Receives `groups` whole groups, the tensor's groups first … first + groups - 1, staged at the start of the
+ *  staging area; the area is reused afterwards. */
+export type GroupWriter = (first: number, groups: number) => void;
 
 export class BlockStream {
-  private readonly group: Float32Array;
-  private readonly gathered = new Float32Array(BLOCK);
+  /** Values per group, and the whole groups the staging area holds. */
+  readonly group: number;
+  private readonly capacity: number;
   private filled = 0;
   private groups = 0;
 
-  /** `conv1d`: the tensor is [K, N] (inputs × outputs, GPT-2's Conv1D), else [N, K]. K must be a multiple of 32. */
-  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly write: BlockWriter) {
+  /** `conv1d`: the tensor is [K, N] (inputs × outputs, GPT-2's Conv1D), else [N, K]. K must be a multiple of 32, and
+   *  `staging` must hold one group (BlockStream.groupValues). */
+  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly staging: Float32Array, private readonly write: GroupWriter) {
     if (K % BLOCK !== 0) throw new RangeError(`BlockStream: K = ${K} is not a multiple of ${BLOCK}`);
-    this.group = new Float32Array(conv1d ? BLOCK * N : K);
+    this.group = BlockStream.groupValues(conv1d, N);
+    this.capacity = Math.floor(staging.length / this.group) * this.group;
+    if (this.capacity === 0) throw new RangeError(`BlockStream: ${staging.length} staged values are less than one group of ${this.group}`);
   }
 
-  /** Appends the tensor's next `count` values (file order) from `values`. */
-  push(values: Float32Array, count: number): void {
+  /** Values of one group: a block (linear), or 32 source rows of N (conv1d). */
+  static groupValues(conv1d: boolean, N: number): number { return conv1d ? BLOCK * N : BLOCK; }
+
+  /** Appends the tensor's next `count` values (file order): `fill(dst, from)` writes values from … from + dst.length - 1
+   *  of them into dst (a part of the staging area). */
+  push(count: number, fill: (dst: Float32Array, from: number) => void): void {
     for (let i = 0; i < count;) {
-      const take = Math.min(count - i, this.group.length - this.filled);
-      this.group.set(values.subarray(i, i + take), this.filled);
+      const take = Math.min(count - i, this.capacity - this.filled);
+      fill(this.staging.subarray(this.filled, this.filled + take), i);
       this.filled += take;
       i += take;
-      if (this.filled === this.group.length) this.flush();
+      const groups = Math.floor(this.filled / this.group);
+      // flush when the area is full or the chunk is used up: the kernel gets as many groups per call as fit
+      if (groups > 0 && (this.filled === this.capacity || i === count)) {
+        this.write(this.groups, groups);
+        this.groups += groups;
+        const done = groups * this.group;
+        this.staging.copyWithin(0, done, this.filled);
+        this.filled -= done;
+      }
     }
   }
 
   /** Whether every block was written (the tensor ended on a whole group). */
-  get complete(): boolean { return this.filled === 0 && this.groups === (this.conv1d ? this.K / BLOCK : this.N); }
-
-  private flush(): void {
-    const g = this.groups++;
-    this.filled = 0;
-    if (!this.conv1d) { this.write(g, 0, this.group); return; } // row g: output g, all its blocks
-    const { N, group, gathered } = this;
-    for (let n = 0; n < N; n++) { // block g of output n: column n of the 32 staged input rows
-      for (let j = 0; j < BLOCK; j++) gathered[j] = group[j * N + n];
-      this.write(n, g, gathered);
-    }
-  }
+  get complete(): boolean { return this.filled === 0 && this.groups === (this.conv1d ? this.K / BLOCK : (this.N * this.K) / BLOCK); }
 }

@@ -15,7 +15,7 @@ import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } 
 import { KVCache, checkKVDType, type KVDType } from './kv-cache.js';
 import { PastKeyValues, ResidentPast, writePast, type PastKeyValue } from './past-key-values.js';
 import { Tensor } from './tensor.js';
-import { loadWeights, planWeights, type DType, type DTypeSpec, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
+import { loadWeights, planWeights, stagingBytes, type DType, type DTypeSpec, type HeadKind, type ModelWeights, type PlannedWeights } from './weights.js';
 
 export interface PretrainedOptions extends BackendOptions, SourceOptions {
   /** Run dtype of the weight matrices: 'auto' (the checkpoint's: F16 stays fp16, else fp32), 'fp32', 'fp16', 'q8', 'q4'
@@ -111,10 +111,12 @@ export class GPT2PreTrainedModel {
     try {
       const plan = planWeights(config, st, head, opts.dtype ?? 'auto', st.name);
       // the peak of a load is the weights plus the first call's workspace (the KV cache is sized per call)
-      const initialBytes = RESERVED_LOW_BYTES + plan.bytes + planWorkspace(workspaceShape(config, plan, opts.threads ?? 1), callNeed(config, head, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK, 1, config.n_positions)).bytes;
+      // (the floats of matrices quantized on load are staged within the workspace's room: it is placed afterwards)
+      const workspace = planWorkspace(workspaceShape(config, plan, opts.threads ?? 1), callNeed(config, head, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK, 1, config.n_positions)).bytes;
+      const initialBytes = RESERVED_LOW_BYTES + plan.bytes + Math.max(workspace, stagingBytes(plan, workspace));
       backend = await Backend.create({ ...opts, initialBytes: Math.max(opts.initialBytes ?? 0, initialBytes) });
       const weights = await loadWeights(config, st, plan, backend, (loaded, total) =>
-        opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }));
+        opts.progress_callback?.({ status: 'load', file: st.name, loaded, total, progress: total ? (100 * loaded) / total : 100 }), workspace);
       await st.close(); // every file is read: its 'done' comes before 'ready' (closing again below is harmless)
       opts.progress_callback?.({ status: 'ready' });
       const model = new (this as any)(config, generation, backend, weights, source, opts.prefill_chunk ?? DEFAULT_PREFILL_CHUNK);

@@ -45,6 +45,13 @@ export interface KernelABI {
   matmul_q8(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** As matmul_q8 with w [N rows of K/32 Q4_0 blocks] (isum over q·(nibble - 8)). */
   matmul_q4(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
+  /** Quantise f32 weights x [rows, cols] into Q8_0 (dt = DT_Q8) or Q4_0 (DT_Q4) blocks with exactly the rounding of
+   *  ggml's quantize_row_q8_0_ref / quantize_row_q4_0_ref (quantizeQ8_0 / quantizeQ4_0 in ./quant.ts): block kb of
+   *  output n goes to w + n·wStride + kb·(34 or 18). conv1d = 0: rows are the outputs, cols (a multiple of 32) their
+   *  inputs; split over the rows·cols/32 blocks. conv1d = 1: rows (a multiple of 32) are inputs and cols the outputs,
+   *  so source rows 32g … 32g + 31 make block g of every output (a [K, N] Conv1D weight, 32·G rows at a time); split
+   *  over the outputs. The loader's path from a checkpoint's floats to q8/q4 weights. */
+  quantize_weights(x: Ptr, w: Ptr, wStride: number, dt: number, rows: number, cols: number, conv1d: number, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
@@ -77,7 +84,7 @@ export interface KernelABI {
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'touch_pages',
+  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

@@ -35,9 +35,6 @@ export class Arena {
     return { total: regions.reduce((s, r) => s + r.bytes, 0), regions, committed: this.memory.buffer.byteLength };
   }
 
-  /** Where the next allocation that reuses no freed region starts. */
-  get next(): number { return this.top; }
-
   alloc(name: string, bytes: number): Region {
     if (!Number.isFinite(bytes) || bytes < 0) throw new MemoryLimitError(`bad allocation size ${bytes} for ${name}`);
     const size = alignUp(Math.max(bytes, 1));

@@ -5,7 +5,7 @@ import {
   attentionScratchBytes, splitRange, type KernelABI,
 } from './abi.js';
 import { floatToHalf } from '../io/half.js';
-import { Q4_0_BYTES, Q8_0_BYTES } from './quant.js';
+import { Q4_0_BYTES, Q8_0_BYTES, quantizeQ4_0, quantizeQ8_0 } from './quant.js';
 
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
@@ -197,6 +197,27 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
     touch_pages: () => {}, // contents unchanged: only the page faults move
+    // the quantizers of ./quant.ts, one block at a time, on the values gathered from either layout
+    quantize_weights(x, w, wStride, dt, rows, cols, conv1d, ith, nth) {
+      views();
+      const quantize = dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0, bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+      const values = new Float32Array(Q8_BLOCK), block = new Uint8Array(bytes);
+      const put = (n: number, kb: number) => { quantize(values, block); u8.set(block, w + n * wStride + kb * bytes); };
+      if (conv1d) {
+        const [n0, n1] = splitRange(cols, ith, nth, 4);
+        for (let g = 0; g < rows / Q8_BLOCK; g++) for (let n = n0; n < n1; n++) {
+          for (let j = 0; j < Q8_BLOCK; j++) values[j] = f32[(x >>> 2) + (g * Q8_BLOCK + j) * cols + n];
+          put(n, g);
+        }
+        return;
+      }
+      const per = cols / Q8_BLOCK;
+      const [b0, b1] = splitRange(rows * per, ith, nth, 4);
+      for (let b = b0; b < b1; b++) {
+        values.set(f32.subarray((x >>> 2) + b * Q8_BLOCK, (x >>> 2) + (b + 1) * Q8_BLOCK));
+        put(Math.floor(b / per), b % per);
+      }
+    },
   };
 }
 
