@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, Tensor } from '../src/index.js';
-import { applyTopK, applyTopP, applyTemperature, applyRepetitionPenalty, sampleFrom } from '../src/generation/logits-process.js';
+import { applyTopK, applyTopP, applyTemperature, applyRepetitionPenalty, argmax, sampleFrom } from '../src/generation/logits-process.js';
 import { Random } from '../src/generation/random.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference } from './helpers/fixtures.js';
 
@@ -142,6 +142,24 @@ test('top-k never leaves the k best; top-p keeps the smallest set reaching p; te
   assert.ok(Math.abs(warm - probs[order[0]]) < 0.03, `sampled ${warm} vs softmax ${probs[order[0]]}`);
   const l = Float32Array.from([2, -2, 1]); applyRepetitionPenalty(l, [0, 1], 2);
   assert.equal(Array.from(l), [1, -4, 1]);
+});
+
+test('argmax is the first index of the largest logit (ties, ±0, -Infinity, any length) and reports a NaN', () => {
+  // the one-pass scan it replaced
+  const scan = (l: Float32Array) => { let best = 0, v = -Infinity; for (let i = 0; i < l.length; i++) if (l[i] > v) { v = l[i]; best = i; } return best; };
+  const rng = new Random(5);
+  const pick = [0, -0, 1, -1, 2, -Infinity, 3.5, -3.5];
+  for (let trial = 0; trial < 3000; trial++) {
+    const n = 1 + Math.floor(rng.next() * 23);
+    const l = Float32Array.from({ length: n }, () => trial % 2 ? pick[Math.floor(rng.next() * pick.length)] : rng.next() * 4 - 2);
+    assert.is(argmax(l), scan(l), `[${Array.from(l, (v) => Object.is(v, -0) ? '-0' : v)}]`);
+  }
+  assert.is(argmax(new Float32Array(0)), 0);
+  assert.is(argmax(Float32Array.from([-Infinity, -Infinity, -Infinity, -Infinity, -Infinity])), 0);
+  for (const at of [0, 3, 4, 6]) {
+    const l = Float32Array.from([1, 5, 2, 7, 0, 9, 3]); l[at] = NaN;
+    assert.throws(() => argmax(l), (e: Error) => e.message.includes(`NaN logit (token ${at})`));
+  }
 });
 
 test('decodeStep batches independent sequences and equals each decoded alone', async () => {
