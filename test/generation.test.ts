@@ -2,7 +2,7 @@
 // chunked prefill, and the sampling processors' statistics.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GPT2LMHeadModel, Tensor } from '../src/index.js';
+import { GPT2LMHeadModel, GPT2WasmError, Tensor } from '../src/index.js';
 import { applyTopK, applyTopP, applyTemperature, applyRepetitionPenalty, argmax, sampleFrom } from '../src/generation/logits-process.js';
 import { Random } from '../src/generation/random.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference } from './helpers/fixtures.js';
@@ -181,6 +181,27 @@ test('decodeStep batches independent sequences and equals each decoded alone', a
       const alone = ids(await model.generate({ input_ids: [prompts[i]], max_new_tokens: 10, do_sample: false, eos_token_id: null }));
       assert.equal(seqs[i], alone, `sequence ${i}`);
     }
+  } finally { await model.dispose(); }
+});
+
+test('decodeStep into a reused array gives the bits of a new array each step; too small an array is an InputError', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  try {
+    const V = model.config.vocab_size;
+    const mk = () => { const c = model.createCache(1, 32); model.prefill(c, [464, 2068, 7586]); return c; };
+    const [a, b] = [mk(), mk()];
+    const out = new Float32Array(2 * V + 7).fill(NaN);
+    for (let step = 0; step < 4; step++) {
+      const id = 100 + step * 17;
+      const fresh = model.decodeStep([{ cache: a, id, pos: a.length }]);
+      const into = model.decodeStep([{ cache: b, id, pos: b.length }], out);
+      assert.is(into.buffer, out.buffer);
+      assert.is(into.length, V);
+      assert.ok(Buffer.from(fresh.buffer, fresh.byteOffset, fresh.byteLength).equals(Buffer.from(into.buffer, into.byteOffset, into.byteLength)), `step ${step}`);
+    }
+    assert.throws(() => model.decodeStep([{ cache: a, id: 1, pos: a.length }], new Float32Array(V - 1)), (e: GPT2WasmError) => e.code === 'INPUT' && /logits need/.test(e.message));
+    assert.is(a.length, 7, 'a refused step stores nothing');
+    [a, b].forEach((c) => c.dispose());
   } finally { await model.dispose(); }
 });
 

@@ -177,7 +177,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       const last = [len - 1];
       return runBatch(st, cache!, {
         ids: flatIds, B, T: len, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, 0, len),
-        headTokens: Array.from({ length: B }, () => last), head, chunk: model.prefill_chunk, headView: true,
+        headTokens: Array.from({ length: B }, () => last), head, chunk: model.prefill_chunk, headInto: 'view',
       }).head;
     };
     // One decode step: the last token of every row (attended: its mask is 1) at cumsum(mask) - 1, where
@@ -189,7 +189,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
     }));
     const decode = (): Float32Array => {
       for (let b = 0; b < B; b++) { segments[b].ids[0] = seqs[b][seqs[b].length - 1]; segments[b].positions[0] = ones[b] - 1; }
-      return runStep(st, { segments, head, chunk: 1, headView: true });
+      return runStep(st, { segments, head, chunk: 1, headInto: 'view' });
     };
     let logits = fresh();
     const V = cfg.vocab_size;

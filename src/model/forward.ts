@@ -46,10 +46,13 @@ export interface StepRequest {
   /** Use the exact (eager) attention even without probabilities or a head mask (tests). */
   eager?: boolean;
   taps?: Taps;
-  /** Return the head rows as a view of the workspace instead of a new array, when the step runs in one pass (a
-   *  decode step): no allocation and no copy of the [n, N] logits per token. The view is valid until the model's
-   *  next call (for callers that consume the logits at once: generate()). */
-  headView?: boolean;
+  /** Where the head rows go instead of a new array (a new [n, N] array per token is 200 KB of fresh memory for
+   *  GPT-2's vocabulary, whose page faults and copy were a third of a decode step's host time):
+   *  - an array of at least n·N floats, filled and returned as its first n·N (a decode loop reuses one);
+   *  - 'view': when the step runs in one pass (a decode step), a view of the workspace's head output, no copy at
+   *    all, valid until the model's next call (for callers that consume the logits at once: generate()); a new
+   *    array otherwise. */
+  headInto?: Float32Array | 'view';
 }
 
 /** A segment's share of a pass: rows r0 … r0+T-1 hold its tokens t0 … t0+T-1, stored at slots P … P+T-1. */
@@ -78,9 +81,10 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
   const headN = req.head ? req.head.w.N : 0;
   if (!segs.length) return new Float32Array(0);
   const C = Math.max(1, Math.min(req.chunk, maxT));
+  const size = req.head ? nHead * headN : 0, into = req.headInto;
+  if (into instanceof Float32Array && into.length < size) throw new InputError(`the logits need ${size} floats, the array given for them has ${into.length}`);
   // one pass writes every head row at its place in the workspace's head output (dst = j in head())
-  const view = !!req.headView && maxT <= C;
-  const out = view ? null : new Float32Array(req.head ? nHead * headN : 0);
+  const out = into === 'view' && maxT <= C ? null : into instanceof Float32Array ? into.subarray(0, size) : new Float32Array(size);
   writeMasks(st, segs, states);
   const cross = !!segs[0].cache.cross;
   let rows = 0, headRows = 0, S = 0;
@@ -98,7 +102,7 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
     for (let t0 = 0; t0 < maxT; t0 += C) runPass(st, ws, req, planPass(segs, states, t0, C), states, out);
     const advanced = new Set<KVCache>();
     segs.forEach((g, i) => { if (!advanced.has(g.cache)) { advanced.add(g.cache); g.cache.length += states[i].T; } });
-    if (!out) return req.head ? st.backend.arena.f32(ws.headOut, nHead * headN) : new Float32Array(0);
+    if (!out) return req.head ? st.backend.arena.f32(ws.headOut, size) : new Float32Array(0);
   } finally {
     st.endCall();
   }
@@ -340,8 +344,8 @@ export interface BatchRequest {
   headTokens: ArrayLike<number>[] | null;
   head: { w: Matrix; b: number } | null;
   chunk: number;
-  /** StepRequest.headView: the head rows as a view of the workspace when the batch runs in one pass. */
-  headView?: boolean;
+  /** StepRequest.headInto. */
+  headInto?: Float32Array | 'view';
   headMask?: Float32Array | null; // [L, H]
   outputAttentions?: boolean;
   outputHiddenStates?: boolean;
@@ -395,6 +399,6 @@ export function runBatch(st: ModelState, cache: KVCache, req: BatchRequest): Bat
     mask: req.attentionMask ? req.attentionMask.subarray(b * S_total, (b + 1) * S_total) : null,
     headTokens: req.headTokens ? req.headTokens[b] : null,
   }));
-  res.head = runStep(st, { segments, head: req.head, chunk: req.chunk, headMask: req.headMask, eager: req.eager, taps, headView: req.headView });
+  res.head = runStep(st, { segments, head: req.head, chunk: req.chunk, headMask: req.headMask, eager: req.eager, taps, headInto: req.headInto });
   return res;
 }
