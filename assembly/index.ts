@@ -4,7 +4,7 @@ export { matmul_f32 } from './matmul_f32';
 export { matmul_f16 } from './matmul_f16';
 export { quantize_q8, matmul_q8 } from './matmul_q8';
 export { matmul_q4 } from './matmul_q4';
-export { layernorm, layernorm_q8 } from './layernorm';
+export { layernorm } from './layernorm';
 export { embed } from './embed';
 export { kv_store } from './kv';
 export { attention_blockwise, attention_eager } from './attention';

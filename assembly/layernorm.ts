@@ -1,7 +1,6 @@
 // y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta; two passes (mean, then the biased variance of
 // the centred values), f32 SIMD accumulation in two interleaved accumulators. Split over rows.
-import { Q8_BLOCK, hsum, splitChunk, splitHi, splitLo } from './common';
-import { quantize_q8 } from './matmul_q8';
+import { hsum, splitChunk, splitHi, splitLo } from './common';
 
 /** Σ p[c] */
 function rowSum(p: usize, cols: i32): f32 {
@@ -63,17 +62,4 @@ export function layernorm(x: usize, gamma: usize, beta: usize, y: usize, rows: i
       store<f32>(yr + b, (load<f32>(xr + b) - mean) * inv * load<f32>(gamma + b) + load<f32>(beta + b));
     }
   }
-}
-
-/** layernorm, then its rows quantised as quantize_q8 does them (xq [rows, cols] i8, xs [rows, cols/32] f32; cols a
- *  multiple of 32): the same code on the same rows, so the same bits as the two calls, in one call while each
- *  chunk's rows are still in cache. Before a quantised matmul, decode makes 24 fewer calls per token (GPT-2 124M).
- *  Split over rows. */
-export function layernorm_q8(x: usize, gamma: usize, beta: usize, y: usize, xq: usize, xs: usize, rows: i32, cols: i32, eps: f32, ith: i32, nth: i32): void {
-  const chunk = splitChunk(rows, nth, 1);
-  const r0 = splitLo(rows, ith, chunk), r1 = splitHi(rows, r0, chunk);
-  if (r1 <= r0) return;
-  layernorm(x, gamma, beta, y, rows, cols, eps, ith, nth);
-  const o = <usize>r0 * <usize>cols;
-  quantize_q8(y + (o << 2), xq + o, xs + ((<usize>r0 * <usize>(cols / Q8_BLOCK)) << 2), r1 - r0, cols, 0, 1);
 }

@@ -43,7 +43,6 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     matmul_f32: [0, 0, 0, 0, 7, 768, 3000, 0], matmul_f16: [0, 0, 0, 0, 1, 768, 50257, 0],
     matmul_q8: [0, 0, 0, 0, 0, 3, 768, 100, 0], matmul_q4: [0, 0, 0, 0, 0, 3, 768, 100, 0], // (xq, xs, w, bias, y, M, K, N, flags)
     quantize_q8: [0, 0, 0, 5, 768], layernorm: [0, 0, 0, 0, 300, 768, 1e-5], embed: [0, 0, 0, 0, 0, 0, 64, 768],
-    layernorm_q8: [0, 0, 0, 0, 0, 0, 300, 768, 1e-5], // (x, gamma, beta, y, xq, xs, rows, cols, eps)
     kv_store: [0, 0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], // (src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0)
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
@@ -58,11 +57,11 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     }
   }
   // the sizes read the right arguments: these calls have enough work to split on 2 threads
-  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'layernorm_q8'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
+  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
   // the dispatch policy sees decode calls (a few token rows) and leaves prefill calls (many rows) on every thread
   const rows = (name: string, a: number[], r: number) => {
     const b = a.slice();
-    const at: Record<string, number[]> = { matmul_f32: [4], matmul_f16: [4], matmul_q8: [5], matmul_q4: [5], quantize_q8: [3], layernorm: [4], layernorm_q8: [6], embed: [6], kv_store: [7, 8], attention_blockwise: [8, 10], attention_eager: [8, 10] };
+    const at: Record<string, number[]> = { matmul_f32: [4], matmul_f16: [4], matmul_q8: [5], matmul_q4: [5], quantize_q8: [3], layernorm: [4], embed: [6], kv_store: [7, 8], attention_blockwise: [8, 10], attention_eager: [8, 10] };
     b[at[name][0]] = r;
     for (const i of at[name].slice(1)) b[i] = 1;
     return b;

@@ -539,31 +539,6 @@ for (const variant of variants) {
     }
   });
 
-  test(`[${variant}] layernorm_q8 gives the bits of layernorm then quantize_q8 (wasm and reference)`, () => {
-    const h = new Harness(variant);
-    const r = rng(13);
-    for (const [rows, cols] of [[1, 32], [1, 768], [3, 64], [5, 96], [7, 32], [2, 1024]]) {
-      h.reset();
-      const xs = Array.from({ length: rows * cols }, () => 3 + r.normal() * (r.next() < 0.5 ? 1 : 20));
-      const x = h.putF32(xs);
-      const g = h.putF32(Array.from({ length: cols }, () => r.normal()));
-      const b = h.putF32(Array.from({ length: cols }, () => r.normal()));
-      const nb = cols / 32, yBytes = rows * cols * 4, bytes = yBytes + rows * cols + rows * nb * 4;
-      const eps = 1e-5;
-      // y, xq and xs are three outputs: the splits run over one region holding them in that order
-      const init = h.alloc(bytes);
-      const got = runSplits(h, init, bytes, (o, ith, nth) => h.k.layernorm_q8(x, g, b, o, o + yBytes, o + yBytes + rows * cols, rows, cols, eps, ith, nth), `layernorm_q8 ${rows}x${cols}`);
-      for (const [k, what] of [[h.k, 'wasm'], [h.ref, 'reference']] as const) {
-        const fused = h.copy(init, bytes), want = h.copy(init, bytes);
-        k.layernorm_q8(x, g, b, fused, fused + yBytes, fused + yBytes + rows * cols, rows, cols, eps, 0, 1);
-        k.layernorm(x, g, b, want, rows, cols, eps, 0, 1);
-        k.quantize_q8(want, want + yBytes, want + yBytes + rows * cols, rows, cols, 0, 1);
-        expectExact(h.bytes(fused, bytes), h.bytes(want, bytes), `${what} layernorm_q8 ${rows}x${cols}`);
-        if (k === h.k) expectExact(h.bytes(got, bytes), h.bytes(want, bytes), `split layernorm_q8 ${rows}x${cols}`);
-      }
-    }
-  });
-
   test(`[${variant}] embed f32/f16/q8/q4, kv_store are exact`, () => {
     const h = new Harness(variant);
     const r = rng(5);

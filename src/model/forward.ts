@@ -11,7 +11,7 @@ import type { GPT2Config } from '../io/config.js';
 import { ACT_NONE, FLAG_ACCUMULATE } from '../runtime/abi.js';
 import type { Region } from '../runtime/memory.js';
 import { KVBuffers, type KVCache } from './kv-cache.js';
-import { matmul, takesQuantised, type ModelState } from './state.js';
+import { matmul, type ModelState } from './state.js';
 import type { Matrix } from './weights.js';
 import type { Workspace } from './workspace.js';
 
@@ -212,8 +212,8 @@ function attentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l: numb
   const k = st.backend.k, lw = st.weights.layers[l], { E, H, D } = st, R = pass.rows;
   const attention = req.eager || req.headMask || req.taps?.attention ? k.attention_eager : k.attention_blockwise;
   const scale = attentionScale(st.cfg, D, l), hm = req.headMask ? ws.headMask + l * H * 4 : 0;
-  const q8 = layerNorm(st, ws, lw.ln1_g, lw.ln1_b, R, lw.qkv); // h = ln_1(x)                     [R, E]
-  matmul(st, ws, ws.h, lw.qkv, lw.qkv_b, ws.qkv, R, ACT_NONE, q8); // qkv = h · W_attnᵀ + b    [R, 3E]
+  k.layernorm(ws.x, lw.ln1_g, lw.ln1_b, ws.h, R, E, st.cfg.layer_norm_epsilon); // h = ln_1(x)         [R, E]
+  matmul(st, ws, ws.h, lw.qkv, lw.qkv_b, ws.qkv, R, ACT_NONE); // qkv = h · W_attnᵀ + b        [R, 3E]
   for (const ps of pass.segs) {
     const c = ps.seg.cache, cap = c.capacity, row = ps.seg.row * c.self.rowBytes;
     const q = ws.qkv + ps.r0 * 3 * E * 4, kc = c.self.k[l].ptr + row, vc = c.self.v[l].ptr + row;
@@ -231,8 +231,8 @@ function crossAttentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l:
   const k = st.backend.k, c = st.weights.layers[l].cross!, { E, H, D } = st, R = pass.rows;
   const attention = req.eager || req.headMask || req.taps?.crossAttention ? k.attention_eager : k.attention_blockwise;
   const scale = attentionScale(st.cfg, D, l), hm = req.headMask ? ws.headMask + l * H * 4 : 0;
-  const q8 = layerNorm(st, ws, c.ln_g, c.ln_b, R, c.q); // h = ln_cross_attn(x)                 [R, E]
-  matmul(st, ws, ws.h, c.q, c.q_b, ws.crossQ, R, ACT_NONE, q8); // q = h · W_qᵀ + b              [R, E]
+  k.layernorm(ws.x, c.ln_g, c.ln_b, ws.h, R, E, st.cfg.layer_norm_epsilon); // h = ln_cross_attn(x)  [R, E]
+  matmul(st, ws, ws.h, c.q, c.q_b, ws.crossQ, R, ACT_NONE); // q = h · W_qᵀ + b                    [R, E]
   for (const ps of pass.segs) {
     const x = ps.seg.cache.cross!, row = ps.seg.row * x.buffers.rowBytes;
     const probs = req.taps?.crossAttention ? ws.probs : 0; // [H, T, S_enc]
@@ -246,20 +246,9 @@ function crossAttentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l:
 /** x[R,E] += proj(act(fc(ln_2(x)))) */
 function mlpBlock(st: ModelState, ws: Workspace, l: number, R: number): void {
   const lw = st.weights.layers[l];
-  const q8 = layerNorm(st, ws, lw.ln2_g, lw.ln2_b, R, lw.fc); // h = ln_2(x)                      [R, E]
-  matmul(st, ws, ws.h, lw.fc, lw.fc_b, ws.mlp, R, st.act, q8); // mlp = act(h · W_fcᵀ + b)     [R, I]
+  st.backend.k.layernorm(ws.x, lw.ln2_g, lw.ln2_b, ws.h, R, st.E, st.cfg.layer_norm_epsilon); // h = ln_2(x)   [R, E]
+  matmul(st, ws, ws.h, lw.fc, lw.fc_b, ws.mlp, R, st.act); // mlp = act(h · W_fcᵀ + b)           [R, I]
   matmul(st, ws, ws.mlp, lw.mlp_proj, lw.mlp_proj_b, ws.x, R, FLAG_ACCUMULATE); // x += mlp · W_projᵀ + b
-}
-
-/** h[R,E] = layer norm of x (gain g, bias b) for the matmul by w that follows; when w takes quantised activations,
- *  the same call also writes h's int8 blocks (ws.xq, ws.xs): one kernel call fewer (returns true). Measured (q8,
- *  1 thread, decode at ctx 128): the 49 quantize_q8 calls of a token took ~135 us inside the calls, most of it
- *  per-call cost (a row of 768 is ~0.1 us of work). */
-function layerNorm(st: ModelState, ws: Workspace, g: number, b: number, R: number, w: Matrix): boolean {
-  const k = st.backend.k, eps = st.cfg.layer_norm_epsilon;
-  if (takesQuantised(w)) { k.layernorm_q8(ws.x, g, b, ws.h, ws.xq, ws.xs, R, st.E, eps); return true; }
-  k.layernorm(ws.x, g, b, ws.h, R, st.E, eps);
-  return false;
 }
 
 /** h[R,E] = ln_f(x) */

@@ -72,16 +72,12 @@ export class ModelState {
   }
 }
 
-/** Whether a matmul by w takes x quantised to int8 blocks (ws.xq, ws.xs) rather than x itself. */
-export const takesQuantised = (w: Matrix) => w.dt === DT_Q8 || w.dt === DT_Q4;
-
-/** y[M,N] = act(x[M,K] · wᵀ + bias) (or y += with FLAG_ACCUMULATE), by the kernel for w's storage; q8 and q4 first
- *  quantise x, unless `quantised` says (ws.xq, ws.xs) already hold x's quantisation (forward.ts layerNorm). */
-export function matmul(st: ModelState, ws: Workspace, x: number, w: Matrix, bias: number, y: number, M: number, flags: number, quantised = false): void {
+/** y[M,N] = act(x[M,K] · wᵀ + bias) (or y += with FLAG_ACCUMULATE), by the kernel for w's storage; q8 first quantises x. */
+export function matmul(st: ModelState, ws: Workspace, x: number, w: Matrix, bias: number, y: number, M: number, flags: number): void {
   const k = st.backend.k;
   if (w.dt === DT_F32) k.matmul_f32(x, w.ptr, bias, y, M, w.K, w.N, flags);
   else if (w.dt === DT_F16) k.matmul_f16(x, w.ptr, bias, y, M, w.K, w.N, flags);
-  else if (w.dt === DT_Q8) { if (!quantised) k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q8(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
-  else if (w.dt === DT_Q4) { if (!quantised) k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q4(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+  else if (w.dt === DT_Q8) { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q8(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
+  else if (w.dt === DT_Q4) { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q4(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }
   else throw new RuntimeError(`matmul: unknown weight format ${w.dt}`);
 }

@@ -47,9 +47,6 @@ export interface KernelABI {
   matmul_q4(xq: Ptr, xs: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
-  /** layernorm into y, then y quantised into (xq, xs) as quantize_q8 does (cols a multiple of 32): the bits of the two
-   *  calls, in one (before a matmul of quantised weights). Split over rows. */
-  layernorm_q8(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, xq: Ptr, xs: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
   embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
@@ -76,7 +73,7 @@ export interface KernelABI {
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'layernorm_q8',
+  'attention_blockwise', 'attention_eager',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

@@ -34,7 +34,6 @@ const SIZES: Record<KernelName, Sizer> = {
   matmul_q4: (a) => [Math.ceil(a[7] / 16), a[5] * a[6] * 16],
   quantize_q8: (a) => [a[3], a[4]], // M rows of K
   layernorm: (a) => [a[4], a[5]], // rows of cols
-  layernorm_q8: (a) => [a[6], a[7]], // (x, gamma, beta, y, xq, xs, rows, cols, …)
   embed: (a) => [a[6], a[7]], // rows of E
   kv_store: (a) => [a[7] * a[8], 2 * a[9] * a[10]], // B·T rows of 2·H·D (a[6] is kvDt)
   // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)
@@ -57,7 +56,7 @@ export function chunkCount(name: KernelName, args: number[], threads: number): n
 // Token rows of each kernel's call (matmul M, attention B·T queries, ...): decode calls have one per sequence.
 const ROWS: Record<KernelName, (a: number[]) => number> = {
   matmul_f32: (a) => a[4], matmul_f16: (a) => a[4], matmul_q8: (a) => a[5], matmul_q4: (a) => a[5],
-  quantize_q8: (a) => a[3], layernorm: (a) => a[4], layernorm_q8: (a) => a[6], embed: (a) => a[6], kv_store: (a) => a[7] * a[8],
+  quantize_q8: (a) => a[3], layernorm: (a) => a[4], embed: (a) => a[6], kv_store: (a) => a[7] * a[8],
   attention_blockwise: (a) => a[8] * a[10], attention_eager: (a) => a[8] * a[10],
 };
 

@@ -133,7 +133,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       if (probs) for (let j = 0; j < S; j++) f32[(probs >>> 2) + ((b * H + h) * T + t) * S + j] = p[j];
     }
   };
-  const kernels: KernelABI = {
+  return {
     matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
       matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, K), bias, y, M, K, N, flags, ith, nth);
@@ -170,10 +170,6 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         for (let c = 0; c < cols; c++) f32[(y >>> 2) + r * cols + c] = (f32[o + c] - mean) * inv * f32[(gamma >>> 2) + c] + f32[(beta >>> 2) + c];
       }
     },
-    layernorm_q8(x, gamma, beta, y, xq, xs, rows, cols, eps, ith, nth) {
-      kernels.layernorm(x, gamma, beta, y, rows, cols, eps, ith, nth);
-      kernels.quantize_q8(y, xq, xs, rows, cols, ith, nth); // the same split: this chunk's rows
-    },
     embed(ids, pos, wte, wteDt, wpe, y, rows, E, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
@@ -201,7 +197,6 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
   };
-  return kernels;
 }
 
 export { attentionScratchBytes };
