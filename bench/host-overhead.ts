@@ -7,6 +7,8 @@
 //    one step's start to the next (the prefill and the call's setup left out).
 // Per loop: the median over passes of the pass's mean host ms per token, and the best pass. The timers' own cost
 // (a wrapper and two performance.now() per kernel call, measured on a no-op) is counted in, as in the other benches.
+// The new-array figure runs right after a pass that allocates nothing, so its arrays tend to land on memory the
+// allocator has just given back (page faults): it is the pessimistic case of a loop that allocates per token.
 //   node --import tsx bench/host-overhead.ts [--dir checkpoint] [--dtypes fp32,fp16,q8] [--threads 1,2] [--passes 9] [--json]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
