@@ -37,10 +37,12 @@ async function childDecode(dir: string, dtype: DType, threads: number, quick: bo
   const proto = protocol(quick), steps = proto.decodeSteps;
   const ids = benchIds(128 + steps);
   const cache = model.createCache(1, 128 + steps);
-  const decode = () => { for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[128 + s], pos: cache.length }]); };
+  // the logits go into one reused array, as in the server's decode loop (generate() reads them in place)
+  const logits = new Float32Array(model.config.vocab_size);
+  const decode = () => { for (let s = 0; s < steps; s++) model.decodeStep([{ cache, id: ids[128 + s], pos: cache.length }], logits); };
   // the protocol's warm-up, then the 128-token context the timed runs decode from
   model.prefill(cache, ids.slice(0, proto.warmupPrefill));
-  for (let i = 0; i < proto.warmupSteps; i++) model.decodeStep([{ cache, id: ids[i], pos: cache.length }]);
+  for (let i = 0; i < proto.warmupSteps; i++) model.decodeStep([{ cache, id: ids[i], pos: cache.length }], logits);
   cache.reset();
   model.prefill(cache, ids.slice(0, 128));
   let best = 0;

@@ -2,8 +2,8 @@
 // chunked prefill, and the sampling processors' statistics.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GPT2LMHeadModel, Tensor } from '../src/index.js';
-import { applyTopK, applyTopP, applyTemperature, applyRepetitionPenalty, sampleFrom } from '../src/generation/logits-process.js';
+import { GPT2LMHeadModel, GPT2WasmError, Tensor } from '../src/index.js';
+import { applyTopK, applyTopP, applyTemperature, applyRepetitionPenalty, argmax, sampleFrom } from '../src/generation/logits-process.js';
 import { Random } from '../src/generation/random.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference } from './helpers/fixtures.js';
 
@@ -144,6 +144,24 @@ test('top-k never leaves the k best; top-p keeps the smallest set reaching p; te
   assert.equal(Array.from(l), [1, -4, 1]);
 });
 
+test('argmax is the first index of the largest logit (ties, ±0, -Infinity, any length) and reports a NaN', () => {
+  // the one-pass scan it replaced
+  const scan = (l: Float32Array) => { let best = 0, v = -Infinity; for (let i = 0; i < l.length; i++) if (l[i] > v) { v = l[i]; best = i; } return best; };
+  const rng = new Random(5);
+  const pick = [0, -0, 1, -1, 2, -Infinity, 3.5, -3.5];
+  for (let trial = 0; trial < 3000; trial++) {
+    const n = 1 + Math.floor(rng.next() * 23);
+    const l = Float32Array.from({ length: n }, () => trial % 2 ? pick[Math.floor(rng.next() * pick.length)] : rng.next() * 4 - 2);
+    assert.is(argmax(l), scan(l), `[${Array.from(l, (v) => Object.is(v, -0) ? '-0' : v)}]`);
+  }
+  assert.is(argmax(new Float32Array(0)), 0);
+  assert.is(argmax(Float32Array.from([-Infinity, -Infinity, -Infinity, -Infinity, -Infinity])), 0);
+  for (const at of [0, 3, 4, 6]) {
+    const l = Float32Array.from([1, 5, 2, 7, 0, 9, 3]); l[at] = NaN;
+    assert.throws(() => argmax(l), (e: Error) => e.message.includes(`NaN logit (token ${at})`));
+  }
+});
+
 test('decodeStep batches independent sequences and equals each decoded alone', async () => {
   const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 2, ...kernelOpts() });
   try {
@@ -163,6 +181,27 @@ test('decodeStep batches independent sequences and equals each decoded alone', a
       const alone = ids(await model.generate({ input_ids: [prompts[i]], max_new_tokens: 10, do_sample: false, eos_token_id: null }));
       assert.equal(seqs[i], alone, `sequence ${i}`);
     }
+  } finally { await model.dispose(); }
+});
+
+test('decodeStep into a reused array gives the bits of a new array each step; too small an array is an InputError', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  try {
+    const V = model.config.vocab_size;
+    const mk = () => { const c = model.createCache(1, 32); model.prefill(c, [464, 2068, 7586]); return c; };
+    const [a, b] = [mk(), mk()];
+    const out = new Float32Array(2 * V + 7).fill(NaN);
+    for (let step = 0; step < 4; step++) {
+      const id = 100 + step * 17;
+      const fresh = model.decodeStep([{ cache: a, id, pos: a.length }]);
+      const into = model.decodeStep([{ cache: b, id, pos: b.length }], out);
+      assert.is(into.buffer, out.buffer);
+      assert.is(into.length, V);
+      assert.ok(Buffer.from(fresh.buffer, fresh.byteOffset, fresh.byteLength).equals(Buffer.from(into.buffer, into.byteOffset, into.byteLength)), `step ${step}`);
+    }
+    assert.throws(() => model.decodeStep([{ cache: a, id: 1, pos: a.length }], new Float32Array(V - 1)), (e: GPT2WasmError) => e.code === 'INPUT' && /logits need/.test(e.message));
+    assert.is(a.length, 7, 'a refused step stores nothing');
+    [a, b].forEach((c) => c.dispose());
   } finally { await model.dispose(); }
 });
 

@@ -2,7 +2,7 @@
 // with transformers' option names and defaults (generation_config.json, then the model's
 // task_specific_params['text-generation'], then the caller's options).
 import { InputError, OptionError } from '../errors.js';
-import { runBatch, setEncoder } from '../model/forward.js';
+import { runBatch, runStep, setEncoder, type Segment } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
 import type { KVCache } from '../model/kv-cache.js';
@@ -160,27 +160,36 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
     st.workspace(model.workspaceNeed(B, capacity));
     cache = model.createCache(B, capacity);
     setEncoder(st, cache, encoder, model.prefill_chunk);
-    // Runs the model over seqs[start+from ..] (all rows; the cache holds the `from` before), returning the last position's logits per row.
-    // After model.dispose() the driver throws DISPOSED here, so a generation stops at its next step.
-    const run = (from: number): Float32Array => {
-      const len = seqs[0].length - start;
-      const Tn = len - from;
-      const flatIds = new Int32Array(B * Tn), flatMask = new Float32Array(B * len);
-      for (let b = 0; b < B; b++) {
-        for (let t = 0; t < Tn; t++) flatIds[b * Tn + t] = seqs[b][start + from + t];
-        for (let j = 0; j < len; j++) flatMask[b * len + j] = masks[b][start + j];
-      }
-      const last = [Tn - 1];
-      return runBatch(st, cache!, {
-        ids: flatIds, B, T: Tn, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, from, Tn),
-        headTokens: Array.from({ length: B }, () => last), head, chunk: model.prefill_chunk,
-      }).head;
-    };
-    // from an empty cache, sliding the window first when the sequence outgrew the capacity
+    // attended slots of each row in the window (Σ masks[b][start ..]): the position of a new attended token is this - 1
+    const ones = new Array<number>(B).fill(0);
+    // The whole window from an empty cache (sliding it first when the sequence outgrew the capacity), returning the
+    // last position's logits per row. After model.dispose() the driver throws DISPOSED here and in decode(), so a
+    // generation stops at its next step.
     const fresh = (): Float32Array => {
       cache!.reset();
       if (seqs[0].length - start > capacity) start = seqs[0].length - window;
-      return run(0);
+      const len = seqs[0].length - start;
+      const flatIds = new Int32Array(B * len), flatMask = new Float32Array(B * len);
+      for (let b = 0; b < B; b++) {
+        ones[b] = 0;
+        for (let j = 0; j < len; j++) { flatIds[b * len + j] = seqs[b][start + j]; flatMask[b * len + j] = masks[b][start + j]; ones[b] += masks[b][start + j]; }
+      }
+      const last = [len - 1];
+      return runBatch(st, cache!, {
+        ids: flatIds, B, T: len, attentionMask: flatMask, positionIds: positionsFromMask(flatMask, B, len, 0, len),
+        headTokens: Array.from({ length: B }, () => last), head, chunk: model.prefill_chunk, headInto: 'view',
+      }).head;
+    };
+    // One decode step: the last token of every row (attended: its mask is 1) at cumsum(mask) - 1, where
+    // positionsFromMask puts it, with no mask: each cache row keeps the mask values its earlier slots were stored
+    // with and shows the new slot, which is what the full mask would write. Nothing is allocated per token, and the
+    // logits are a view of the workspace, consumed before the next call.
+    const segments: (Segment & { ids: Int32Array; positions: Int32Array })[] = Array.from({ length: B }, (_, row) => ({
+      cache: cache!, row, ids: new Int32Array(1), positions: new Int32Array(1), mask: null, headTokens: [0],
+    }));
+    const decode = (): Float32Array => {
+      for (let b = 0; b < B; b++) { segments[b].ids[0] = seqs[b][seqs[b].length - 1]; segments[b].positions[0] = ones[b] - 1; }
+      return runStep(st, { segments, head, chunk: 1, headInto: 'view' });
     };
     let logits = fresh();
     const V = cfg.vocab_size;
@@ -194,7 +203,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
         next.push(nextToken(row, opt, seqs[b], banned, () => rng.next()));
       }
       for (let b = 0; b < B; b++) {
-        seqs[b].push(next[b]); masks[b].push(1);
+        seqs[b].push(next[b]); masks[b].push(1); ones[b]++;
         if (finished[b]) continue;
         generated[b].push(next[b]);
         if (opt.eos.includes(next[b])) finished[b] = true;
@@ -207,7 +216,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       if (finished.every(Boolean) || step === opt.max_new_tokens - 1) break;
       await yieldToEventLoop();
       // ('error' overflow was refused before any work, so only 'slide' can outgrow the cache here)
-      logits = !useCache || seqs[0].length - start > capacity ? fresh() : run(seqs[0].length - start - 1);
+      logits = !useCache || seqs[0].length - start > capacity ? fresh() : decode();
     }
   } finally {
     cache?.dispose();

@@ -46,6 +46,13 @@ export interface StepRequest {
   /** Use the exact (eager) attention even without probabilities or a head mask (tests). */
   eager?: boolean;
   taps?: Taps;
+  /** Where the head rows go instead of a new array (a new [n, N] array per token is 200 KB of fresh memory for
+   *  GPT-2's vocabulary, whose page faults and copy were a third of a decode step's host time):
+   *  - an array of at least n·N floats, filled and returned as its first n·N (a decode loop reuses one);
+   *  - 'view': when the step runs in one pass (a decode step), a view of the workspace's head output, no copy at
+   *    all, valid until the model's next call (for callers that consume the logits at once: generate()); a new
+   *    array otherwise. */
+  headInto?: Float32Array | 'view';
 }
 
 /** A segment's share of a pass: rows r0 … r0+T-1 hold its tokens t0 … t0+T-1, stored at slots P … P+T-1. */
@@ -69,13 +76,16 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
   st.check();
   const segs = req.segments;
   const states = checkStep(st, req);
-  const nHead = segs.reduce((n, g) => n + (g.headTokens?.length ?? 0), 0);
+  let nHead = 0, maxT = 0;
+  for (let i = 0; i < segs.length; i++) { nHead += segs[i].headTokens?.length ?? 0; maxT = Math.max(maxT, states[i].T); }
   const headN = req.head ? req.head.w.N : 0;
-  const out = new Float32Array(req.head ? nHead * headN : 0);
-  if (!segs.length) return out;
-  writeMasks(st, segs, states);
-  const maxT = Math.max(...states.map((s) => s.T));
+  if (!segs.length) return new Float32Array(0);
   const C = Math.max(1, Math.min(req.chunk, maxT));
+  const size = req.head ? nHead * headN : 0, into = req.headInto;
+  if (into instanceof Float32Array && into.length < size) throw new InputError(`the logits need ${size} floats, the array given for them has ${into.length}`);
+  // one pass writes every head row at its place in the workspace's head output (dst = j in head())
+  const out = into === 'view' && maxT <= C ? null : into instanceof Float32Array ? into.subarray(0, size) : new Float32Array(size);
+  writeMasks(st, segs, states);
   const cross = !!segs[0].cache.cross;
   let rows = 0, headRows = 0, S = 0;
   segs.forEach((g, i) => {
@@ -92,6 +102,7 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
     for (let t0 = 0; t0 < maxT; t0 += C) runPass(st, ws, req, planPass(segs, states, t0, C), states, out);
     const advanced = new Set<KVCache>();
     segs.forEach((g, i) => { if (!advanced.has(g.cache)) { advanced.add(g.cache); g.cache.length += states[i].T; } });
+    if (!out) return req.head ? st.backend.arena.f32(ws.headOut, size) : new Float32Array(0);
   } finally {
     st.endCall();
   }
@@ -161,7 +172,7 @@ function planPass(segs: Segment[], states: SegmentState[], t0: number, C: number
   return pass;
 }
 
-function runPass(st: ModelState, ws: Workspace, req: StepRequest, pass: Pass, states: SegmentState[], out: Float32Array): void {
+function runPass(st: ModelState, ws: Workspace, req: StepRequest, pass: Pass, states: SegmentState[], out: Float32Array | null): void {
   const R = pass.rows, taps = req.taps;
   writeTokens(st, ws, pass);
   embed(st, ws, R);
@@ -245,8 +256,9 @@ function finalNorm(st: ModelState, ws: Workspace, R: number): void {
   st.backend.k.layernorm(ws.x, st.weights.lnf_g, st.weights.lnf_b, ws.h, R, st.E, st.cfg.layer_norm_epsilon);
 }
 
-/** out[j, N] = h[row of head token j] · Wᵀ + b for the pass's head tokens (gathered unless they are all rows in order). */
-function head(st: ModelState, ws: Workspace, hw: { w: Matrix; b: number }, pass: Pass, states: SegmentState[], out: Float32Array): void {
+/** out[j, N] = h[row of head token j] · Wᵀ + b for the pass's head tokens (gathered unless they are all rows in order);
+ *  without `out` they stay in the workspace's head output (a one-pass step's view). */
+function head(st: ModelState, ws: Workspace, hw: { w: Matrix; b: number }, pass: Pass, states: SegmentState[], out: Float32Array | null): void {
   const A = st.backend.arena, E = st.E, N = hw.w.N;
   const rows: number[] = [], dst: number[] = [];
   for (const ps of pass.segs) {
@@ -267,6 +279,7 @@ function head(st: ModelState, ws: Workspace, hw: { w: Matrix; b: number }, pass:
     x = ws.gather;
   }
   matmul(st, ws, x, hw.w, hw.b, ws.headOut, n, ACT_NONE); // [n, N]
+  if (!out) return;
   const res = A.f32(ws.headOut, n * N);
   dst.forEach((d, j) => out.set(res.subarray(j * N, (j + 1) * N), d * N));
 }
@@ -331,6 +344,8 @@ export interface BatchRequest {
   headTokens: ArrayLike<number>[] | null;
   head: { w: Matrix; b: number } | null;
   chunk: number;
+  /** StepRequest.headInto. */
+  headInto?: Float32Array | 'view';
   headMask?: Float32Array | null; // [L, H]
   outputAttentions?: boolean;
   outputHiddenStates?: boolean;
@@ -384,6 +399,6 @@ export function runBatch(st: ModelState, cache: KVCache, req: BatchRequest): Bat
     mask: req.attentionMask ? req.attentionMask.subarray(b * S_total, (b + 1) * S_total) : null,
     headTokens: req.headTokens ? req.headTokens[b] : null,
   }));
-  res.head = runStep(st, { segments, head: req.head, chunk: req.chunk, headMask: req.headMask, eager: req.eager, taps });
+  res.head = runStep(st, { segments, head: req.head, chunk: req.chunk, headMask: req.headMask, eager: req.eager, taps, headInto: req.headInto });
   return res;
 }

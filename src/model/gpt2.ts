@@ -283,13 +283,16 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     }).head;
   }
 
-  /** Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V]. */
-  decodeStep(entries: DecodeEntry[]): Float32Array {
+  /** Low-level serving API: one decode step for several sequences at once (continuous batching); logits [N, V],
+   *  a new array, or written into `out` (at least N·V floats; returned as its first N·V) — a decode loop that
+   *  reuses one array allocates nothing per step. */
+  decodeStep(entries: DecodeEntry[], out?: Float32Array): Float32Array {
     this.check();
     for (const e of entries) { e.cache.check(); if (e.cache.batch !== 1) throw new InputError('decodeStep takes batch-1 caches'); }
+    if (out !== undefined && !(out instanceof Float32Array)) throw new InputError('decodeStep writes its logits into a Float32Array');
     return runStep(this.state, {
       segments: entries.map((e) => ({ cache: e.cache, row: 0, ids: [e.id], positions: [e.pos], mask: null, headTokens: [0] })),
-      head: this.headMatrix(), chunk: 1,
+      head: this.headMatrix(), chunk: 1, headInto: out,
     });
   }
 }

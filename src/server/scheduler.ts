@@ -167,6 +167,8 @@ export class Scheduler {
   private workspaceBytes: number;
   /** The head of the queue did not fit in memory; retried once a running sequence has freed its cache. */
   private waitingForMemory = false;
+  /** The decode steps' logits, reused: each step's rows are consumed (sampled) before the next step. */
+  private logits = new Float32Array(0);
 
   /** Reserves the decode workspace; throws MemoryLimitError when maxConcurrency sequences cannot be stepped. */
   constructor(readonly model: GPT2LMHeadModel, opts: SchedulerOptions = {}) {
@@ -310,7 +312,9 @@ export class Scheduler {
     let logits: Float32Array;
     const t0 = performance.now();
     try {
-      logits = this.model.decodeStep(batch.map(([, q]) => ({ cache: q.cache, id: q.pending, pos: q.cache.length })));
+      const need = batch.length * this.model.config.vocab_size;
+      if (this.logits.length < need) this.logits = new Float32Array(need);
+      logits = this.model.decodeStep(batch.map(([, q]) => ({ cache: q.cache, id: q.pending, pos: q.cache.length })), this.logits);
     } catch (error) {
       for (const [j] of batch) if (j.state !== 'done') this.end(j, { status: 'error', error, tokens: j.generated });
       return;
