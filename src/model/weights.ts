@@ -270,10 +270,11 @@ const FLAG_BYTES = 16;
 /** An F16 tensor run as f16: its bits are moved as they are (placeHalves), without staging. */
 const movesHalves = (info: TensorInfoLike, dt: number) => info.dtype === 'F16' && dt === DT_F16;
 
-/** Streams the planned tensors into the backend's memory. Matrices quantized on the way (q8/q4 from floats) are
- *  staged in a region of stagingBytes(plan, stagingBudget) above the weights, given back at the end. */
+/** Streams the planned tensors into the backend's memory. Their decoded values (all but F16 run as fp16 and stored
+ *  blocks copied as they are) are staged in a region of stagingBytes(plan, stagingBudget) above the weights, given
+ *  back at the end. */
 export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: PlannedWeights, backend: Backend,
-  onProgress?: (loadedBytes: number, totalBytes: number) => void, stagingBudget = CHUNK_VALUES * 4): Promise<ModelWeights> {
+  onProgress?: (loadedBytes: number, totalBytes: number) => void, stagingBudget = CHUNK_VALUES * 4 + FLAG_BYTES): Promise<ModelWeights> {
   const { arena } = backend;
   const regions: Region[] = [];
   const placed = new Map<string, Matrix>();
