@@ -16,6 +16,7 @@
 //   kv_store (f32 and f16 caches), embed (f32, f16, q8, q4), quantize_q8: exact (bit-identical).
 //   quantize_weights: byte-identical to the TypeScript quantizers (src/runtime/quant.ts, ggml's reference rounding)
 //                      on adversarial blocks (ties, f16 scale overflow/underflow, inverse overflow, zeros, NaN/inf).
+//   place_weights:     byte-identical to its twin (f32 bits copied, halves as floatToHalf), NaN/inf flag the same.
 // The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
 // are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
@@ -707,6 +708,49 @@ for (const variant of variants) {
       const refBytes = Uint8Array.from(h.bytes(ref, outs * wStride));
       for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) if (isNaNHalf(refBytes, n * wStride + kb * bytes)) refBytes[n * wStride + kb * bytes + 1] &= 0x7f;
       assert.ok(Buffer.from(refBytes).equals(Buffer.from(want)), `${what}: the reference twin differs`);
+    }
+  });
+
+  test(`[${variant}] place_weights f32/f16, linear and conv1d: byte-identical to the reference twin, NaN/inf flagged`, () => {
+    const h = new Harness(variant);
+    const r = rng(23);
+    // the half's edges (ties at both exponent ranges, overflow to inf, subnormals, f32 subnormals, -0) among normals
+    const edge = [65520, -65504, 65519.996, 65535, 1e6, -(2 ** -25), 2 ** -24 * 1.5, 2 ** -24 * 2.5, 1e-40, -0, 2 ** -14 * (1 - 2 ** -12),
+      1 + 2 ** -11, 1 + 3 * 2 ** -11, -(2 + 2 ** -10), 6e-8, 3e-5];
+    const bad = [NaN, Infinity, -Infinity];
+    const cases: { conv1d: boolean; rows: number; cols: number; extra: number }[] = [];
+    for (const [rows, cols] of [[1, 1], [1, 7], [3, 5], [1, 1024], [2, 1003], [5, 16]]) cases.push({ conv1d: false, rows, cols, extra: 0 });
+    for (const rows of [1, 2, 3, 4, 5, 15, 16, 17, 33]) for (const cols of [1, 3, 4, 5, 8, 13, 67]) cases.push({ conv1d: true, rows, cols, extra: r.int(0, 5) });
+    for (const dt of [DT_F32, DT_F16]) for (const c of cases) for (let round = 0; round < 2; round++) {
+      h.reset();
+      const { conv1d, rows, cols } = c, size = dt === DT_F32 ? 4 : 2;
+      // conv1d: the outputs' rows are wider than the source's rows (a later call places the other columns)
+      const wStride = conv1d ? rows + c.extra : 0, bytes = (conv1d ? cols * wStride : rows * cols) * size;
+      const nonFinite = round === 1 && r.next() < 0.7;
+      const src = Array.from({ length: rows * cols }, () => (r.next() < 0.25 ? r.pick(edge) : r.normal() * (r.next() < 0.2 ? 1e-5 : 1)));
+      if (nonFinite) src[r.int(0, src.length - 1)] = r.pick(bad);
+      const x = h.putF32(src);
+      const init = h.alloc(bytes);
+      h.bytes(init, bytes).set(Array.from({ length: bytes }, () => r.int(0, 255)));
+      const flag = h.alloc(4);
+      const what = `place_weights dt=${dt} ${conv1d ? 'conv1d' : 'linear'} ${rows}x${cols} wStride=${wStride}${nonFinite ? ' (non-finite)' : ''}`;
+      const got = runSplits(h, init, bytes, (o, ith, nth) => h.k.place_weights(x, o, dt, rows, cols, wStride, conv1d ? 1 : 0, flag, ith, nth), what);
+      const want = h.copy(init, bytes);
+      const refFlag = h.alloc(4);
+      new Int32Array(h.memory.buffer, refFlag, 1)[0] = 0;
+      h.ref.place_weights(x, want, dt, rows, cols, wStride, conv1d ? 1 : 0, refFlag, 0, 1);
+      const g = h.bytes(got, bytes), w = h.bytes(want, bytes);
+      let i = 0;
+      while (i < bytes && g[i] === w[i]) i++;
+      if (i < bytes) assert.unreachable(`${what}: byte ${i} got ${g[i]} want ${w[i]}`);
+      // the flag: 1 after a call over a non-finite value, left alone otherwise (on every split)
+      const flagOf = (p: number) => new Int32Array(h.memory.buffer, p, 1)[0];
+      for (const nth of [1, 2, 3]) {
+        new Int32Array(h.memory.buffer, flag, 1)[0] = 7;
+        for (let ith = 0; ith < nth; ith++) h.k.place_weights(x, h.copy(init, bytes), dt, rows, cols, wStride, conv1d ? 1 : 0, flag, ith, nth);
+        assert.is(flagOf(flag), nonFinite ? 1 : 7, `${what}: flag (nth=${nth})`);
+      }
+      assert.is(flagOf(refFlag) === 1, nonFinite, `${what}: the twin's flag`);
     }
   });
 

@@ -6,6 +6,8 @@
 //                                      of each (the kernel reads them down the columns: no gather here)
 // As many whole groups as the staging area holds go at a time; the values after the last whole group are moved
 // to its start and wait for the next chunk. For GPT-2 124M a conv1d group is at most 32 × 3072 f32 = 384 KiB (c_fc).
+// Matrices placed as f32 or f16 (the place_weights kernel) stream the same way with a span of 1 instead of 32: a
+// group is one value (linear) or one source row (conv1d), which the kernel transposes.
 export const BLOCK = 32;
 
 /** Receives `groups` whole groups, the tensor's groups first … first + groups - 1, staged at the start of the
@@ -19,17 +21,18 @@ export class BlockStream {
   private filled = 0;
   private groups = 0;
 
-  /** `conv1d`: the tensor is [K, N] (inputs × outputs, GPT-2's Conv1D), else [N, K]. K must be a multiple of 32, and
-   *  `staging` must hold one group (BlockStream.groupValues). */
-  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly staging: Float32Array, private readonly write: GroupWriter) {
-    if (K % BLOCK !== 0) throw new RangeError(`BlockStream: K = ${K} is not a multiple of ${BLOCK}`);
-    this.group = BlockStream.groupValues(conv1d, N);
+  /** `conv1d`: the tensor is [K, N] (inputs × outputs, GPT-2's Conv1D), else [N, K]. A group spans `span` inputs (32,
+   *  a block, or 1 for placing), of which K must be a multiple, and `staging` must hold one group (BlockStream.groupValues). */
+  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly staging: Float32Array,
+    private readonly write: GroupWriter, private readonly span = BLOCK) {
+    if (K % span !== 0) throw new RangeError(`BlockStream: K = ${K} is not a multiple of ${span}`);
+    this.group = BlockStream.groupValues(conv1d, N, span);
     this.capacity = Math.floor(staging.length / this.group) * this.group;
     if (this.capacity === 0) throw new RangeError(`BlockStream: ${staging.length} staged values are less than one group of ${this.group}`);
   }
 
-  /** Values of one group: a block (linear), or 32 source rows of N (conv1d). */
-  static groupValues(conv1d: boolean, N: number): number { return conv1d ? BLOCK * N : BLOCK; }
+  /** Values of one group: `span` values of a row (linear), or `span` source rows of N (conv1d). */
+  static groupValues(conv1d: boolean, N: number, span = BLOCK): number { return conv1d ? span * N : span; }
 
   /** Appends the tensor's next `count` values (file order): `fill(dst, from)` writes values from … from + dst.length - 1
    *  of them into dst (a part of the staging area). */
@@ -52,5 +55,5 @@ export class BlockStream {
   }
 
   /** Whether every block was written (the tensor ended on a whole group). */
-  get complete(): boolean { return this.filled === 0 && this.groups === (this.conv1d ? this.K / BLOCK : (this.N * this.K) / BLOCK); }
+  get complete(): boolean { return this.filled === 0 && this.groups === (this.conv1d ? this.K / this.span : (this.N * this.K) / this.span); }
 }

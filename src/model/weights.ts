@@ -1,16 +1,17 @@
 // Weight placement: validates a checkpoint's tensors against the config, then streams each tensor from the
 // file straight into its region of the wasm memory in the layout the kernels read (matrices as [out, in]
 // rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
-// matrix is ever held (q8/q4 blocks are quantized as their inputs arrive, in wasm memory by the quantize_weights
-// kernel, see block-stream.ts). A matrix the file already stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0
-// at q4) is copied as stored (copyBlocks).
+// matrix is ever held. The values are decoded to f32 into a staging area in wasm memory (block-stream.ts), from
+// which a kernel writes them in place: quantize_weights (q8/q4 blocks) or place_weights (f32/f16, conv1d weights
+// transposed, NaN/inf flagged). An F16 tensor run as fp16 moves its bits (placeHalves); a matrix the file already
+// stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale } from '../runtime/quant.js';
-import { floatToHalf, fp16ToF32 } from '../io/half.js';
+import { fp16ToF32 } from '../io/half.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from '../io/tensor-reader.js';
 import { BlockStream, type GroupWriter } from './block-stream.js';
@@ -247,24 +248,33 @@ function storedBytes(s: Spec, plan: Record<TensorGroup, DType>): number {
   return dt === DT_F32 ? n * 4 : dt === DT_F16 ? n * 2 : (n / Q8_BLOCK) * (dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES);
 }
 
-/** Bytes of wasm memory loadWeights stages the floats of the matrices it quantizes in (q8/q4 from F32/F16/BF16),
- *  0 when there are none: up to `budget` (what the memory plan has room for during the load: the first call's
- *  workspace, which is placed only afterwards), at most a chunk, and at least one group of each (BlockStream).
+/** Bytes of wasm memory loadWeights stages the floats of its tensors in (all but F16 run as fp16 and stored blocks
+ *  copied as they are), 0 when there are none: up to `budget` (what the memory plan has room for during the load:
+ *  the first call's workspace, which is placed only afterwards), at most a chunk, and at least one group of each
+ *  (BlockStream), plus place_weights' NaN/inf flag at the end (FLAG_BYTES).
  *  `copied`: the matrices whose stored blocks are copied as they are (by default every one stored in its run format). */
 export function stagingBytes(plan: PlannedWeights, budget: number, copied = (s: Spec) => storedAsRunBlocks(plan.byKey.get(s.key)!, matrixDt(s, plan.plan))): number {
   let need = 0;
   for (const s of plan.specs) {
-    const dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
-    if ((dt !== DT_Q8 && dt !== DT_Q4) || copied(s)) continue;
-    need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !plan.byKey.get(s.key)!.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0]) * 4);
+    const info = plan.byKey.get(s.key)!, dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
+    if (copied(s) || movesHalves(info, dt)) continue;
+    const quantized = dt === DT_Q8 || dt === DT_Q4;
+    need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], quantized ? Q8_BLOCK : 1) * 4 + FLAG_BYTES);
   }
-  return need && Math.max(need, Math.floor(Math.min(CHUNK_VALUES * 4, budget) / 4) * 4);
+  return need && Math.max(need, Math.floor(Math.min(CHUNK_VALUES * 4 + FLAG_BYTES, budget) / FLAG_BYTES) * FLAG_BYTES);
 }
 
-/** Streams the planned tensors into the backend's memory. Matrices quantized on the way (q8/q4 from floats) are
- *  staged in a region of stagingBytes(plan, stagingBudget) above the weights, given back at the end. */
+/** Bytes at the staging area's end for place_weights' flag (16: the floats before it stay 16-byte aligned). */
+const FLAG_BYTES = 16;
+
+/** An F16 tensor run as f16: its bits are moved as they are (placeHalves), without staging. */
+const movesHalves = (info: TensorInfoLike, dt: number) => info.dtype === 'F16' && dt === DT_F16;
+
+/** Streams the planned tensors into the backend's memory. Their decoded values (all but F16 run as fp16 and stored
+ *  blocks copied as they are) are staged in a region of stagingBytes(plan, stagingBudget) above the weights, given
+ *  back at the end. */
 export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: PlannedWeights, backend: Backend,
-  onProgress?: (loadedBytes: number, totalBytes: number) => void, stagingBudget = CHUNK_VALUES * 4): Promise<ModelWeights> {
+  onProgress?: (loadedBytes: number, totalBytes: number) => void, stagingBudget = CHUNK_VALUES * 4 + FLAG_BYTES): Promise<ModelWeights> {
   const { arena } = backend;
   const regions: Region[] = [];
   const placed = new Map<string, Matrix>();
@@ -275,7 +285,6 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   noticeConversions(plan, (s) => !asStored(s) ? dtOf(s) : null);
   const staging = stagingBytes(plan, stagingBudget, asStored);
   let loaded = 0;
-  let values: Float32Array | null = null;
   let stage: Region | null = null;
   try {
     // file order, so a streaming source reads sequentially; every region first, the staging area last, so that
@@ -309,12 +318,15 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       }
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream stages
       // whole groups of 32 source rows in wasm memory and the quantize_weights kernel reads each output's block down
-      // them (no f32 copy of the tensor). GGUF matrices are already [N out, K in] rows (rowMajorNK): nothing to transpose.
+      // them (no f32 copy of the tensor). f32/f16 go through the same staging one value or source row at a time, and
+      // place_weights writes (and transposes) them. GGUF matrices are already [N out, K in] rows (rowMajorNK).
       const file = info.file ?? 'model.safetensors';
       const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
-      const blocks = dt === DT_Q8 || dt === DT_Q4
-        ? new BlockStream(transpose, N, K, new Float32Array(arena.memory.buffer, stage!.ptr, staging / 4), groupWriter(backend, stage!.ptr, region.ptr, dt, transpose, N, K, file, s.key))
-        : null;
+      const quantized = dt === DT_Q8 || dt === DT_Q4;
+      const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
+      const stream = movesHalves(info, dt) ? null : quantized
+        ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, stage!.ptr, region.ptr, dt, transpose, N, K, file, s.key))
+        : new BlockStream(transpose, N, K, staged!, placeWriter(backend, staged!, stage!.ptr + staging - FLAG_BYTES, region.ptr, dt, transpose, N, K, file, s.key), 1);
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
@@ -324,24 +336,19 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         const whole = bytes.length - (bytes.length % srcSize);
         if (whole < bytes.length) carry = bytes.slice(whole);
         const n = whole / srcSize;
-        if (info.dtype === 'F16' && dt === DT_F16) {
+        if (!stream) {
           // half to half: move the bits, no float round trip
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
           for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${file}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
           placeHalves(backend, u16, n, elem, region.ptr, transpose, N, K);
-        } else if (blocks) {
-          // the values go straight into the staging area, as f32
-          blocks.push(n, (dst, from) => {
+        } else {
+          // the values go straight into the staging area, as f32 (place_weights flags NaN/inf itself)
+          stream.push(n, (dst, from) => {
             convertToF32(info.dtype as STDtype, bytes.subarray(from * srcSize, (from + dst.length) * srcSize), dst, `${file}: tensor ${s.key}`);
+            if (!quantized) return;
             const bad = firstNonFinite(dst, dst.length);
             if (bad >= 0) throw new WeightsError(`${file}: tensor ${s.key} contains ${dst[bad]} at element ${elem + from + bad} (NaN or infinite weights)`);
           });
-        } else {
-          if (!values || values.length < n) values = new Float32Array(Math.max(n, CHUNK_VALUES));
-          convertToF32(info.dtype as STDtype, bytes.subarray(0, whole), values, `${file}: tensor ${s.key}`);
-          const bad = firstNonFinite(values, n);
-          if (bad >= 0) throw new WeightsError(`${file}: tensor ${s.key} contains ${values[bad]} at element ${elem + bad} (NaN or infinite weights)`);
-          place(backend, values, n, elem, region.ptr, dt, transpose, N, K);
         }
         elem += n;
         loaded += whole;
@@ -490,48 +497,21 @@ export function firstNonFinite(v: Float32Array, n: number): number {
   return -1;
 }
 
-/** Writes n decoded values, starting at element `elem` of the source [K,N] (conv1d) or [N,K] layout. */
-export function place(backend: Pick<Backend, 'arena'>, vals: Float32Array, n: number, elem: number, ptr: number, dt: number, transpose: boolean, N: number, K: number) {
-  const buf = backend.arena.memory.buffer;
-  if (!transpose) {
-    if (dt === DT_F32) { new Float32Array(buf, ptr + elem * 4, n).set(vals.subarray(0, n)); return; }
-    const h = new Uint16Array(buf, ptr + elem * 2, n);
-    for (let i = 0; i < n; i++) h[i] = floatToHalf(vals[i]);
-    return;
-  }
-  // one typed array per format, so that every store below sees one array type (a union is a slow, polymorphic store)
-  const f = dt === DT_F32 ? new Float32Array(buf, ptr, N * K) : null;
-  const h = f ? null : new Uint16Array(buf, ptr, N * K);
-  // source element e = k*N + nn lands at nn*K + k. The whole source rows of the chunk go in tiles of TILE rows, so
-  // each output row gets TILE consecutive values per visit (with one value per visit, an output cache line is
-  // written 16 times, a source row apart); a partial row at either end of the chunk is a tile of one row. One
-  // tile function for all three keeps the JIT's feedback whole (a loop that only the ends ran deopted each call).
-  let i = 0, k = Math.floor(elem / N);
-  const nn = elem - k * N;
-  if (nn !== 0) {
-    const cols = Math.min(N - nn, n);
-    placeTile(f, h, vals, i, N, K, k, 1, nn, nn + cols);
-    i += cols;
-    k++;
-  }
-  const rows = Math.floor((n - i) / N);
-  for (let r0 = 0; r0 < rows; r0 += TILE) placeTile(f, h, vals, i + r0 * N, N, K, k + r0, Math.min(TILE, rows - r0), 0, N);
-  i += rows * N; k += rows;
-  if (i < n) placeTile(f, h, vals, i, N, K, k, 1, 0, n - i);
+/** Writes BlockStream's staged groups (at `staged`: values, or source rows of a conv1d [K, N] tensor) into the f32 or
+ *  f16 matrix at dst with the place_weights kernel; a NaN or ±inf among them (the kernel's flag) is found in the
+ *  staged values and named. */
+function placeWriter(backend: Backend, staged: Float32Array, flag: number, dst: number, dt: number, conv1d: boolean, N: number, K: number, file: string, key: string): GroupWriter {
+  const size = dt === DT_F32 ? 4 : 2;
+  return (first, groups) => {
+    const flagged = new Int32Array(backend.arena.memory.buffer, flag, 1);
+    flagged[0] = 0;
+    if (conv1d) backend.k.place_weights(staged.byteOffset, dst + first * size, dt, groups, N, K, 1, flag);
+    else backend.k.place_weights(staged.byteOffset, dst + first * size, dt, groups, 1, 0, 0, flag);
+    if (flagged[0] === 0) return;
+    const count = groups * (conv1d ? N : 1), bad = firstNonFinite(staged, count);
+    throw new WeightsError(`${file}: tensor ${key} contains ${staged[bad]} at element ${first * (conv1d ? N : 1) + bad} (NaN or infinite weights)`);
+  };
 }
-
-/** Source rows k .. k+rows-1, columns c0 .. c1-1 of a [K, N] tensor, whose (k, c0) is vals[s], to their places
- *  in the [N, K] output (f32 in f, or f16 in h). */
-function placeTile(f: Float32Array | null, h: Uint16Array | null, vals: Float32Array, s: number, N: number, K: number, k: number, rows: number, c0: number, c1: number): void {
-  for (let c = c0; c < c1; c++) {
-    const d = c * K + k, from = s + c - c0;
-    if (f) for (let r = 0; r < rows; r++) f[d + r] = vals[from + r * N];
-    else for (let r = 0; r < rows; r++) h![d + r] = floatToHalf(vals[from + r * N]);
-  }
-}
-
-/** Rows and columns of a tile of the transposing placement. */
-const TILE = 16;
 
 function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
   const buf = backend.arena.memory.buffer;

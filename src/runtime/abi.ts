@@ -52,6 +52,12 @@ export interface KernelABI {
    *  so source rows 32g … 32g + 31 make block g of every output (a [K, N] Conv1D weight, 32·G rows at a time); split
    *  over the outputs. The loader's path from a checkpoint's floats to q8/q4 weights. */
   quantize_weights(x: Ptr, w: Ptr, wStride: number, dt: number, rows: number, cols: number, conv1d: number, ith: number, nth: number): void;
+  /** f32 weights x [rows, cols] → DT_F32 or DT_F16 elements at w (halves rounded as floatToHalf of src/io/half.ts: nearest
+   *  even, |x| ≥ 65520 → ±inf), and the i32 at `flag` set to 1 when any value is NaN or ±inf (else left as it is).
+   *  conv1d = 0: rows·cols consecutive elements, in order (wStride unused); split over the values. conv1d = 1: rows
+   *  are inputs and cols the outputs (source rows of a [K, N] Conv1D weight): value (r, c) goes to element
+   *  c·wStride + r; split over the outputs. The loader's path from a checkpoint's floats to fp32/fp16 weights. */
+  place_weights(x: Ptr, w: Ptr, dt: number, rows: number, cols: number, wStride: number, conv1d: number, flag: Ptr, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
@@ -84,7 +90,7 @@ export interface KernelABI {
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights',
+  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

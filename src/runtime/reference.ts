@@ -218,6 +218,23 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         put(Math.floor(b / per), b % per);
       }
     },
+    // element by element, in the order of either layout; f32 bits copied as they are (a NaN's too)
+    place_weights(x, w, dt, rows, cols, wStride, conv1d, flag, ith, nth) {
+      views();
+      const put = (i: number, o: number) => {
+        const v = f32[(x >>> 2) + i];
+        if (!Number.isFinite(v)) i32[flag >>> 2] = 1;
+        if (dt === DT_F32) i32[(w >>> 2) + o] = i32[(x >>> 2) + i];
+        else u16[(w >>> 1) + o] = floatToHalf(v);
+      };
+      if (conv1d) {
+        const [c0, c1] = splitRange(cols, ith, nth, 4);
+        for (let r = 0; r < rows; r++) for (let c = c0; c < c1; c++) put(r * cols + c, c * wStride + r);
+        return;
+      }
+      const [i0, i1] = splitRange(rows * cols, ith, nth, 8);
+      for (let i = i0; i < i1; i++) put(i, i);
+    },
   };
 }
 
