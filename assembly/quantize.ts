@@ -120,14 +120,18 @@ import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, splitChunk, splitHi, spli
  *    rows·cols/32 blocks.
  *  - conv1d = 1: rows (a multiple of 32) are inputs, cols the outputs: source rows 32g … 32g + 31 are block g of
  *    every output n (a [K, N] Conv1D weight, 32·G rows of it at a time). Split over the outputs.
- * Each block is computed alone, so any split gives the same bytes.
+ * Each block is computed alone, so any split gives the same bytes. Sets the i32 at `flag` to 1 when any of the
+ * values is NaN or ±inf (the blocks are written all the same).
  */
-export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows: i32, cols: i32, conv1d: i32, ith: i32, nth: i32): void {
+export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows: i32, cols: i32, conv1d: i32, flag: usize, ith: i32, nth: i32): void {
   const bb: usize = dt == DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES, ws = <usize>wStride;
   if (conv1d) {
     const chunk = splitChunk(cols, nth, 4);
     const n0 = splitLo(cols, ith, chunk), n1 = splitHi(cols, n0, chunk);
     const stride = <usize>cols << 2;
+    let bad = false;
+    for (let r = 0; r < rows; r++) bad = bad || nonFinite(x + <usize>r * stride + (<usize>n0 << 2), n1 - n0);
+    if (bad) store<i32>(flag, 1);
     for (let g = 0; g < rows / 32; g++) {
       const src = x + (<usize>g * 32) * stride, dst = w + <usize>g * bb;
       for (let n = n0; n < n1; n += 4) {
@@ -147,10 +151,22 @@ export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows
   const per = cols / 32, blocks = rows * per;
   const chunk = splitChunk(blocks, nth, 4);
   const b0 = splitLo(blocks, ith, chunk), b1 = splitHi(blocks, b0, chunk);
+  if (b1 > b0 && nonFinite(x + (<usize>b0 << 7), (b1 - b0) << 5)) store<i32>(flag, 1);
   for (let b = b0; b < b1; b++) {
     const n = b / per, d = w + <usize>n * ws + <usize>(b - n * per) * bb, p = x + (<usize>b << 7);
     if (dt == DT_Q8) q8block(p, d); else q4block(p, d);
   }
+}
+
+/** Whether any of the n floats at p is NaN or ±inf: the loader rejects such weights (its typed error names the
+ *  element), and this pass over values the quantizer reads anyway spares it a pass of its own in JavaScript. */
+function nonFinite(p: usize, n: i32): bool {
+  const inf = f32x4.splat(Infinity);
+  let bad = i32x4.splat(0), i = 0;
+  for (; i + 4 <= n; i += 4) bad = v128.or(bad, v128.not(f32x4.lt(f32x4.abs(v128.load(p + (<usize>i << 2))), inf)));
+  let any = v128.any_true(bad);
+  for (; i < n; i++) any = any || !(abs<f32>(load<f32>(p + (<usize>i << 2))) < Infinity);
+  return any;
 }
 
 /** All four lanes: the largest lane of m (no NaN in m). */

@@ -47,7 +47,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
     touch_pages: [1 << 20, 88 << 20], // (p, bytes)
-    quantize_weights: [0, 0, 0, 2, 64, 768, 0], // (x, w, wStride, dt, rows, cols, conv1d): 64 rows of 768
+    quantize_weights: [0, 0, 0, 2, 64, 768, 0, 0], // (x, w, wStride, dt, rows, cols, conv1d, flag): 64 rows of 768
     place_weights: [0, 0, 1, 64, 768, 64, 1], // (x, w, dt, rows, cols, wStride, conv1d): 64 source rows of a [K, 768] Conv1D
   };
   for (const name of KERNEL_NAMES) {

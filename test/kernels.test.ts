@@ -679,7 +679,12 @@ for (const variant of variants) {
       const init = h.alloc(outs * wStride);
       h.bytes(init, outs * wStride).set(Array.from({ length: outs * wStride }, () => r.int(0, 255)));
       const what = `quantize_weights dt=${dt} ${conv1d ? 'conv1d' : 'linear'} ${rows}x${cols} wStride=${wStride}`;
-      const got = runSplits(h, init, outs * wStride, (o, ith, nth) => h.k.quantize_weights(x, o, wStride, dt, rows, cols, conv1d ? 1 : 0, ith, nth), what);
+      // the flag word: set (by any split) exactly when some value is NaN or ±inf
+      const flag = h.alloc(16), flagged = () => new Int32Array(h.memory.buffer, flag, 1)[0];
+      new Int32Array(h.memory.buffer, flag, 1)[0] = 0;
+      const got = runSplits(h, init, outs * wStride, (o, ith, nth) => h.k.quantize_weights(x, o, wStride, dt, rows, cols, conv1d ? 1 : 0, flag, ith, nth), what);
+      const nonFinite = !src.every(Number.isFinite);
+      assert.is(flagged(), nonFinite ? 1 : 0, `${what}: NaN/inf flag`);
       // expected: the bytes around the blocks as they were, each block as the TypeScript quantizer writes it
       const want = Uint8Array.from(h.bytes(init, outs * wStride));
       const values = new Float32Array(Q8_BLOCK), block = new Uint8Array(bytes);
@@ -704,7 +709,9 @@ for (const variant of variants) {
       }
       // and the reference twin is the same quantizer
       const ref = h.copy(init, outs * wStride);
-      h.ref.quantize_weights(x, ref, wStride, dt, rows, cols, conv1d ? 1 : 0, 0, 1);
+      new Int32Array(h.memory.buffer, flag, 1)[0] = 0;
+      h.ref.quantize_weights(x, ref, wStride, dt, rows, cols, conv1d ? 1 : 0, flag, 0, 1);
+      assert.is(flagged(), nonFinite ? 1 : 0, `${what}: the reference twin's NaN/inf flag`);
       const refBytes = Uint8Array.from(h.bytes(ref, outs * wStride));
       for (let n = 0; n < outs; n++) for (let kb = 0; kb < per; kb++) if (isNaNHalf(refBytes, n * wStride + kb * bytes)) refBytes[n * wStride + kb * bytes + 1] &= 0x7f;
       assert.ok(Buffer.from(refBytes).equals(Buffer.from(want)), `${what}: the reference twin differs`);

@@ -68,7 +68,7 @@ for (const dtype of ['q8', 'q4'] as const) {
       // the same weights load as fp32
       const m = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'big'), { dtype: 'fp32', threads: 1 });
       await m.dispose();
-      // a NaN there is named with its element before anything is quantized
+      // a NaN there is named with its element (quantize_weights flags it; the loader finds it in the staged values)
       new DataView(st.buffer, st.byteOffset + 8 + headerLen + header[key].data_offsets[0] + at * 4).setFloat32(0, NaN, true);
       const nan = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'nan'), { dtype: { default: dtype, wte: dtype }, threads: 1 }).then(() => null, (e) => e);
       assert.instance(nan, WeightsError, `${name}: ${nan}`);

@@ -3,7 +3,7 @@
 // rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
 // matrix is ever held. The values are decoded to f32 into a staging area in wasm memory (block-stream.ts), from
 // which a kernel writes them in place: quantize_weights (q8/q4 blocks) or place_weights (f32/f16, conv1d weights
-// transposed, NaN/inf flagged). An F16 tensor run as fp16 moves its bits (placeHalves); a matrix the file already
+// transposed); both flag NaN/inf for the typed error. An F16 tensor run as fp16 moves its bits (placeHalves); a matrix the file already
 // stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
@@ -325,7 +325,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const quantized = dt === DT_Q8 || dt === DT_Q4;
       const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
       const stream = movesHalves(info, dt) ? null : quantized
-        ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, stage!.ptr, region.ptr, dt, transpose, N, K, file, s.key))
+        ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, staged!, stage!.ptr + staging - FLAG_BYTES, region.ptr, dt, transpose, N, K, file, s.key))
         : new BlockStream(transpose, N, K, staged!, placeWriter(backend, staged!, stage!.ptr + staging - FLAG_BYTES, region.ptr, dt, transpose, N, K, file, s.key), 1);
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
@@ -343,12 +343,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
           placeHalves(backend, u16, n, elem, region.ptr, transpose, N, K);
         } else {
           // the values go straight into the staging area, as f32 (place_weights flags NaN/inf itself)
-          stream.push(n, (dst, from) => {
-            convertToF32(info.dtype as STDtype, bytes.subarray(from * srcSize, (from + dst.length) * srcSize), dst, `${file}: tensor ${s.key}`);
-            if (!quantized) return;
-            const bad = firstNonFinite(dst, dst.length);
-            if (bad >= 0) throw new WeightsError(`${file}: tensor ${s.key} contains ${dst[bad]} at element ${elem + from + bad} (NaN or infinite weights)`);
-          });
+          stream.push(n, (dst, from) => convertToF32(info.dtype as STDtype, bytes.subarray(from * srcSize, (from + dst.length) * srcSize), dst, `${file}: tensor ${s.key}`));
         }
         elem += n;
         loaded += whole;
@@ -460,18 +455,27 @@ function noticeConversions(plan: PlannedWeights, convertedTo: (s: Spec) => numbe
 const DT_NAMES: Record<number, string> = { [DT_F32]: 'fp32', [DT_F16]: 'fp16', [DT_Q8]: 'q8', [DT_Q4]: 'q4' };
 
 /** Quantizes BlockStream's staged groups (at `staged`) into N rows of K/32 Q8_0 or Q4_0 blocks at dst with the
- *  quantize_weights kernel, then checks each written block's f16 scale. */
-function groupWriter(backend: Backend, staged: number, dst: number, dt: number, conv1d: boolean, N: number, K: number, file: string, key: string): GroupWriter {
+ *  quantize_weights kernel; a NaN or ±inf among them (the kernel's flag) is found in the staged values and named,
+ *  then each written block's f16 scale is checked. */
+function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: number, dt: number, conv1d: boolean, N: number, K: number, file: string, key: string): GroupWriter {
+  const staged = values.byteOffset;
   const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const perRow = K / Q8_BLOCK, rowBytes = perRow * blockBytes;
   const tooLarge = (n: number, kb: number) => new WeightsError(`${file}: tensor ${key} row ${n} columns ${kb * Q8_BLOCK}..${kb * Q8_BLOCK + Q8_BLOCK - 1}: ` +
     `values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
+  const nonFinite = (first: number, groups: number) => {
+    const per = Q8_BLOCK * (conv1d ? N : 1), bad = firstNonFinite(values, groups * per);
+    return new WeightsError(`${file}: tensor ${key} contains ${values[bad]} at element ${first * per + bad} (NaN or infinite weights)`);
+  };
   return (first, groups) => {
     // the region's bytes: nothing is allocated in wasm memory while a tensor streams, but views are cheap
     const u8 = new Uint8Array(backend.arena.memory.buffer);
+    const flagged = new Int32Array(backend.arena.memory.buffer, flag, 1);
+    flagged[0] = 0;
     if (conv1d) {
       // 32·groups source rows: block first … first + groups - 1 of every output
-      backend.k.quantize_weights(staged, dst + first * blockBytes, rowBytes, dt, groups * Q8_BLOCK, N, 1);
+      backend.k.quantize_weights(staged, dst + first * blockBytes, rowBytes, dt, groups * Q8_BLOCK, N, 1, flag);
+      if (flagged[0] !== 0) throw nonFinite(first, groups);
       for (let n = 0; n < N; n++) {
         const row = dst + n * rowBytes;
         for (let kb = first; kb < first + groups; kb++) if ((u8[row + kb * blockBytes + 1] & 0x7c) === 0x7c) throw tooLarge(n, kb);
@@ -480,7 +484,8 @@ function groupWriter(backend: Backend, staged: number, dst: number, dt: number, 
     }
     // blocks first … first + groups - 1 of the [N, K] matrix, which are consecutive in its rows
     const at = dst + first * blockBytes;
-    backend.k.quantize_weights(staged, at, blockBytes, dt, groups, Q8_BLOCK, 0);
+    backend.k.quantize_weights(staged, at, blockBytes, dt, groups, Q8_BLOCK, 0, flag);
+    if (flagged[0] !== 0) throw nonFinite(first, groups);
     const bad = firstNonFiniteScale(u8.subarray(at, at + groups * blockBytes), blockBytes);
     if (bad >= 0) throw tooLarge(Math.floor((first + bad) / perRow), (first + bad) % perRow);
   };

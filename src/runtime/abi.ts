@@ -50,8 +50,9 @@ export interface KernelABI {
    *  output n goes to w + n·wStride + kb·(34 or 18). conv1d = 0: rows are the outputs, cols (a multiple of 32) their
    *  inputs; split over the rows·cols/32 blocks. conv1d = 1: rows (a multiple of 32) are inputs and cols the outputs,
    *  so source rows 32g … 32g + 31 make block g of every output (a [K, N] Conv1D weight, 32·G rows at a time); split
-   *  over the outputs. The loader's path from a checkpoint's floats to q8/q4 weights. */
-  quantize_weights(x: Ptr, w: Ptr, wStride: number, dt: number, rows: number, cols: number, conv1d: number, ith: number, nth: number): void;
+   *  over the outputs. The i32 at `flag` is set to 1 when any value is NaN or ±inf (else left as it is). The loader's
+   *  path from a checkpoint's floats to q8/q4 weights. */
+  quantize_weights(x: Ptr, w: Ptr, wStride: number, dt: number, rows: number, cols: number, conv1d: number, flag: Ptr, ith: number, nth: number): void;
   /** f32 weights x [rows, cols] → DT_F32 or DT_F16 elements at w (halves rounded as floatToHalf of src/io/half.ts: nearest
    *  even, |x| ≥ 65520 → ±inf), and the i32 at `flag` set to 1 when any value is NaN or ±inf (else left as it is).
    *  conv1d = 0: rows·cols consecutive elements, in order (wStride unused); split over the values. conv1d = 1: rows

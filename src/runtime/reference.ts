@@ -198,11 +198,14 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     attention_eager: attention,
     touch_pages: () => {}, // contents unchanged: only the page faults move
     // the quantizers of ./quant.ts, one block at a time, on the values gathered from either layout
-    quantize_weights(x, w, wStride, dt, rows, cols, conv1d, ith, nth) {
+    quantize_weights(x, w, wStride, dt, rows, cols, conv1d, flag, ith, nth) {
       views();
       const quantize = dt === DT_Q8 ? quantizeQ8_0 : quantizeQ4_0, bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
       const values = new Float32Array(Q8_BLOCK), block = new Uint8Array(bytes);
-      const put = (n: number, kb: number) => { quantize(values, block); u8.set(block, w + n * wStride + kb * bytes); };
+      const put = (n: number, kb: number) => {
+        if (!values.every(Number.isFinite)) i32[flag >>> 2] = 1;
+        quantize(values, block); u8.set(block, w + n * wStride + kb * bytes);
+      };
       if (conv1d) {
         const [n0, n1] = splitRange(cols, ith, nth, 4);
         for (let g = 0; g < rows / Q8_BLOCK; g++) for (let n = n0; n < n1; n++) {
