@@ -112,3 +112,11 @@ export const LOW_SLOTS: i32 = 15;
   const fin = v128.bitselect(sub, norm, i32x4.lt_s(a, i32x4.splat(0x38800000)));
   return v128.or(sign, v128.bitselect(fin, big, i32x4.lt_s(a, i32x4.splat(0x47800000))));
 }
+
+/** All-ones lanes where v is NaN or ±inf (exponent all ones): the loader's kernels flag such weights. */
+@inline export function nonFiniteLanes(v: v128): v128 {
+  const e = i32x4.splat(0x7f800000);
+  return i32x4.eq(v128.and(v, e), e);
+}
+/** The same test of one f32. */
+@inline export function nonFinite1(v: f32): bool { return (reinterpret<u32>(v) & 0x7f800000) == 0x7f800000; }

@@ -31,7 +31,7 @@ import { activate4, half1, half4, halfBits112, halfHiWords, halfJoinHigh, halfJo
 // subnormal halves) and multiplied by x·2^112 — the same real product x·w, so the same rounding as converting
 // the weight, one multiply fewer per weight vector; used when every |x| < 2^15 so x·2^112 stays finite.
 // W = i16: half weights fully converted (any x).
-const X_SCALE: f32 = 5.192296858534828e33; // 2^112
+export const X_SCALE: f32 = 5.192296858534828e33; // 2^112
 
 /** Four consecutive weights at p (f32, or halves as above). */
 @inline function wload<W>(p: usize): v128 {

@@ -31,7 +31,7 @@
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
 // for every extmul: 1.6x slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills).
 import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, threadIndex, splitHi, splitLo } from './common';
-import { finish, finishFar } from './matmul_f32';
+import { X_SCALE, finish, finishFar } from './matmul_f32';
 import { halfBits } from './math';
 
 /** x[M,K] -> xq (i8, round half up like Math.round, clamp ±127) and xs (amax/127 per block). Split over M. */
@@ -250,7 +250,6 @@ function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
 // (activations below 63.5 in magnitude); otherwise the generic tile does.
 const Q8X_BYTES_PER_BLOCK: i32 = 80; // 32 i16 codes (64 bytes), the f32 scale ×4
 const XS_MAX_Q8: f32 = 0.5;
-const TWO112: f32 = 5.192296858534828e33; // 2^112
 
 /** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q8X_BYTES_PER_BLOCK) the codes as i16 then xs·2^112
  *  in four lanes. False if some xs is outside {0} ∪ [2^-126, 0.5). */
@@ -263,7 +262,7 @@ function q8PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     v128.store(dst, v128.load8x8_s(xr, 24), 48);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < XS_MAX_Q8));
-    v128.store(dst, f32x4.splat(xs * TWO112), 64);
+    v128.store(dst, f32x4.splat(xs * X_SCALE), 64); // X_SCALE = 2^112
     xr += 32; dst += <usize>Q8X_BYTES_PER_BLOCK;
   }
   return ok;

@@ -2,24 +2,18 @@
 // conv1d [K, N] source transposed to [N, K] rows on the way. The halves are halfOf4's, floatToHalf of src/io/half.ts
 // bit for bit (nearest even; past the largest half → ±inf, which the loader keeps as it always has). The kernel also
 // flags NaN and ±inf inputs, so the loader needs no pass of its own over every value to reject them.
-import { DT_F32, halfOf4, imin, splitChunk, splitHi, splitLo } from './common';
+import { DT_F32, halfOf4, imin, nonFinite1, nonFiniteLanes, splitChunk, splitHi, splitLo } from './common';
 
 /** Source rows per tile of the transposition: each output row gets TILE consecutive values per visit (64 bytes as
  *  f32, 32 as f16) instead of 4, so an output cache line is written once or twice rather than 4 to 8 times. */
 const TILE: i32 = 16;
-
-/** All-ones lanes where v is NaN or ±inf (exponent all ones). */
-@inline function nonFinite(v: v128): v128 {
-  const e = i32x4.splat(0x7f800000);
-  return i32x4.eq(v128.and(v, e), e);
-}
 
 /** One value: x's f32 → the f32 or f16 at d; returns 1 when it is NaN or ±inf. */
 @inline function one(s: usize, d: usize, f16: bool): i32 {
   const v = load<f32>(s);
   if (f16) store<u16>(d, <u16>i32x4.extract_lane(halfOf4(f32x4.splat(v)), 0));
   else store<f32>(d, v);
-  return <i32>((reinterpret<u32>(v) & 0x7f800000) == 0x7f800000);
+  return <i32>nonFinite1(v);
 }
 
 /**
@@ -46,7 +40,7 @@ export function place_weights(x: usize, w: usize, dt: i32, rows: i32, cols: i32,
           // a 4×4 tile: source rows r … r+3 at columns c … c+3 → output rows c … c+3 at elements r … r+3
           const p = x + <usize>r * ss + (<usize>c << 2);
           const a = v128.load(p), b = v128.load(p + ss), e = v128.load(p + 2 * ss), f = v128.load(p + 3 * ss);
-          bad = v128.or(bad, v128.or(v128.or(nonFinite(a), nonFinite(b)), v128.or(nonFinite(e), nonFinite(f))));
+          bad = v128.or(bad, v128.or(v128.or(nonFiniteLanes(a), nonFiniteLanes(b)), v128.or(nonFiniteLanes(e), nonFiniteLanes(f))));
           const abLo = i32x4.shuffle(a, b, 0, 4, 1, 5), abHi = i32x4.shuffle(a, b, 2, 6, 3, 7);
           const efLo = i32x4.shuffle(e, f, 0, 4, 1, 5), efHi = i32x4.shuffle(e, f, 2, 6, 3, 7);
           const t0 = i32x4.shuffle(abLo, efLo, 0, 1, 4, 5), t1 = i32x4.shuffle(abLo, efLo, 2, 3, 6, 7);
@@ -76,7 +70,7 @@ export function place_weights(x: usize, w: usize, dt: i32, rows: i32, cols: i32,
     let i = i0;
     for (; i + 8 <= i1; i += 8) {
       const p = x + (<usize>i << 2), a = v128.load(p), b = v128.load(p, 16);
-      bad = v128.or(bad, v128.or(nonFinite(a), nonFinite(b)));
+      bad = v128.or(bad, v128.or(nonFiniteLanes(a), nonFiniteLanes(b)));
       const d = w + <usize>i * es;
       if (f16) v128.store(d, i16x8.narrow_i32x4_u(halfOf4(a), halfOf4(b)));
       else { v128.store(d, a); v128.store(d, b, 16); }

@@ -6,7 +6,7 @@
 // source [K, N] (rows are inputs) needs no gather: four outputs' blocks are quantized at once, one per lane, value j
 // of outputs n..n+3 being one load from source row j, and the codes of four j's are transposed into the four
 // blocks by one byte shuffle.
-import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, splitChunk, splitHi, splitLo } from './common';
+import { DT_Q8, Q4_0_BYTES, Q8_0_BYTES, halfOf4, imin, nonFinite1, nonFiniteLanes, splitChunk, splitHi, splitLo } from './common';
 
 /** Value j of the four blocks (at off = j·stride bytes from each block's first value): one load when the four
  *  blocks' values are adjacent floats (contig: p_i = p0 + 4i), else one per lane. */
@@ -130,7 +130,7 @@ export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows
     const n0 = splitLo(cols, ith, chunk), n1 = splitHi(cols, n0, chunk);
     const stride = <usize>cols << 2;
     let bad = false;
-    for (let r = 0; r < rows; r++) bad = bad || nonFinite(x + <usize>r * stride + (<usize>n0 << 2), n1 - n0);
+    for (let r = 0; r < rows; r++) bad = bad || anyNonFinite(x + <usize>r * stride + (<usize>n0 << 2), n1 - n0);
     if (bad) store<i32>(flag, 1);
     for (let g = 0; g < rows / 32; g++) {
       const src = x + (<usize>g * 32) * stride, dst = w + <usize>g * bb;
@@ -151,7 +151,7 @@ export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows
   const per = cols / 32, blocks = rows * per;
   const chunk = splitChunk(blocks, nth, 4);
   const b0 = splitLo(blocks, ith, chunk), b1 = splitHi(blocks, b0, chunk);
-  if (b1 > b0 && nonFinite(x + (<usize>b0 << 7), (b1 - b0) << 5)) store<i32>(flag, 1);
+  if (b1 > b0 && anyNonFinite(x + (<usize>b0 << 7), (b1 - b0) << 5)) store<i32>(flag, 1);
   for (let b = b0; b < b1; b++) {
     const n = b / per, d = w + <usize>n * ws + <usize>(b - n * per) * bb, p = x + (<usize>b << 7);
     if (dt == DT_Q8) q8block(p, d); else q4block(p, d);
@@ -160,12 +160,11 @@ export function quantize_weights(x: usize, w: usize, wStride: i32, dt: i32, rows
 
 /** Whether any of the n floats at p is NaN or ±inf: the loader rejects such weights (its typed error names the
  *  element), and this pass over values the quantizer reads anyway spares it a pass of its own in JavaScript. */
-function nonFinite(p: usize, n: i32): bool {
-  const inf = f32x4.splat(Infinity);
+function anyNonFinite(p: usize, n: i32): bool {
   let bad = i32x4.splat(0), i = 0;
-  for (; i + 4 <= n; i += 4) bad = v128.or(bad, v128.not(f32x4.lt(f32x4.abs(v128.load(p + (<usize>i << 2))), inf)));
+  for (; i + 4 <= n; i += 4) bad = v128.or(bad, nonFiniteLanes(v128.load(p + (<usize>i << 2))));
   let any = v128.any_true(bad);
-  for (; i < n; i++) any = any || !(abs<f32>(load<f32>(p + (<usize>i << 2))) < Infinity);
+  for (; i < n; i++) any = any || nonFinite1(load<f32>(p + (<usize>i << 2)));
   return any;
 }
 

@@ -297,6 +297,9 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       regionOf.set(s, region);
     }
     if (staging > 0) stage = arena.alloc('weight staging', staging);
+    // the staging area's floats (the memory grows no more while the tensors stream: every region is placed)
+    const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
+    const flag = stage ? stage.ptr + staging - FLAG_BYTES : 0; // the kernels' NaN/inf flag, after the floats
     if (backend.threads > 1) {
       // every thread takes its share of the regions' first-touch page faults at once (assembly/touch.ts), so the
       // copies below write mapped memory
@@ -323,10 +326,9 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const file = info.file ?? 'model.safetensors';
       const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
       const quantized = dt === DT_Q8 || dt === DT_Q4;
-      const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
       const stream = movesHalves(info, dt) ? null : quantized
-        ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, staged!, stage!.ptr + staging - FLAG_BYTES, region.ptr, dt, transpose, N, K, file, s.key))
-        : new BlockStream(transpose, N, K, staged!, placeWriter(backend, staged!, stage!.ptr + staging - FLAG_BYTES, region.ptr, dt, transpose, N, K, file, s.key), 1);
+        ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, staged!, flag, region.ptr, dt, transpose, N, K, file, s.key))
+        : new BlockStream(transpose, N, K, staged!, placeWriter(backend, staged!, flag, region.ptr, dt, transpose, N, K, file, s.key), 1);
       const srcSize = SRC_BYTES[info.dtype];
       let elem = 0;
       let carry: Uint8Array | null = null;
@@ -463,19 +465,14 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
   const perRow = K / Q8_BLOCK, rowBytes = perRow * blockBytes;
   const tooLarge = (n: number, kb: number) => new WeightsError(`${file}: tensor ${key} row ${n} columns ${kb * Q8_BLOCK}..${kb * Q8_BLOCK + Q8_BLOCK - 1}: ` +
     `values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
-  const nonFinite = (first: number, groups: number) => {
-    const per = Q8_BLOCK * (conv1d ? N : 1), bad = firstNonFinite(values, groups * per);
-    return new WeightsError(`${file}: tensor ${key} contains ${values[bad]} at element ${first * per + bad} (NaN or infinite weights)`);
-  };
+  const per = Q8_BLOCK * (conv1d ? N : 1); // staged values per group
   return (first, groups) => {
     // the region's bytes: nothing is allocated in wasm memory while a tensor streams, but views are cheap
     const u8 = new Uint8Array(backend.arena.memory.buffer);
-    const flagged = new Int32Array(backend.arena.memory.buffer, flag, 1);
-    flagged[0] = 0;
     if (conv1d) {
       // 32·groups source rows: block first … first + groups - 1 of every output
-      backend.k.quantize_weights(staged, dst + first * blockBytes, rowBytes, dt, groups * Q8_BLOCK, N, 1, flag);
-      if (flagged[0] !== 0) throw nonFinite(first, groups);
+      flaggedKernel(backend, flag, values, groups * per, first * per, file, key,
+        () => backend.k.quantize_weights(staged, dst + first * blockBytes, rowBytes, dt, groups * Q8_BLOCK, N, 1, flag));
       for (let n = 0; n < N; n++) {
         const row = dst + n * rowBytes;
         for (let kb = first; kb < first + groups; kb++) if ((u8[row + kb * blockBytes + 1] & 0x7c) === 0x7c) throw tooLarge(n, kb);
@@ -484,8 +481,8 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
     }
     // blocks first … first + groups - 1 of the [N, K] matrix, which are consecutive in its rows
     const at = dst + first * blockBytes;
-    backend.k.quantize_weights(staged, at, blockBytes, dt, groups, Q8_BLOCK, 0, flag);
-    if (flagged[0] !== 0) throw nonFinite(first, groups);
+    flaggedKernel(backend, flag, values, groups * per, first * per, file, key,
+      () => backend.k.quantize_weights(staged, at, blockBytes, dt, groups, Q8_BLOCK, 0, flag));
     const bad = firstNonFiniteScale(u8.subarray(at, at + groups * blockBytes), blockBytes);
     if (bad >= 0) throw tooLarge(Math.floor((first + bad) / perRow), (first + bad) % perRow);
   };
@@ -493,7 +490,8 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
 
 export function firstNonFinite(v: Float32Array, n: number): number {
   // NaN or ±Infinity times 0 is NaN, and NaN sticks; four independent sums, as one chain of dependent additions
-  // runs at the adder's latency (every loaded value passes here: 0.62 → 0.45 ns a value)
+  // runs at the adder's latency (save_gguf passes every value it writes here: 0.62 → 0.45 ns a value; the loader
+  // only after a kernel flagged one)
   let a0 = 0, a1 = 0, a2 = 0, a3 = 0, i = 0;
   for (; i + 4 <= n; i += 4) { a0 += v[i] * 0; a1 += v[i + 1] * 0; a2 += v[i + 2] * 0; a3 += v[i + 3] * 0; }
   for (; i < n; i++) a0 += v[i] * 0;
@@ -506,16 +504,22 @@ export function firstNonFinite(v: Float32Array, n: number): number {
  *  f16 matrix at dst with the place_weights kernel; a NaN or ±inf among them (the kernel's flag) is found in the
  *  staged values and named. */
 function placeWriter(backend: Backend, staged: Float32Array, flag: number, dst: number, dt: number, conv1d: boolean, N: number, K: number, file: string, key: string): GroupWriter {
-  const size = dt === DT_F32 ? 4 : 2;
-  return (first, groups) => {
-    const flagged = new Int32Array(backend.arena.memory.buffer, flag, 1);
-    flagged[0] = 0;
+  const size = dt === DT_F32 ? 4 : 2, per = conv1d ? N : 1; // staged values per group
+  return (first, groups) => flaggedKernel(backend, flag, staged, groups * per, first * per, file, key, () => {
     if (conv1d) backend.k.place_weights(staged.byteOffset, dst + first * size, dt, groups, N, K, 1, flag);
     else backend.k.place_weights(staged.byteOffset, dst + first * size, dt, groups, 1, 0, 0, flag);
-    if (flagged[0] === 0) return;
-    const count = groups * (conv1d ? N : 1), bad = firstNonFinite(staged, count);
-    throw new WeightsError(`${file}: tensor ${key} contains ${staged[bad]} at element ${first * (conv1d ? N : 1) + bad} (NaN or infinite weights)`);
-  };
+  });
+}
+
+/** Runs a loader kernel that sets the i32 at `flag` when one of the first `count` staged values is NaN or ±inf,
+ *  and then names the first such value: element elem0 + its index of the tensor. */
+function flaggedKernel(backend: Backend, flag: number, staged: Float32Array, count: number, elem0: number, file: string, key: string, kernel: () => void): void {
+  const flagged = new Int32Array(backend.arena.memory.buffer, flag, 1);
+  flagged[0] = 0;
+  kernel();
+  if (flagged[0] === 0) return;
+  const bad = firstNonFinite(staged, count);
+  throw new WeightsError(`${file}: tensor ${key} contains ${staged[bad]} at element ${elem0 + bad} (NaN or infinite weights)`);
 }
 
 function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
