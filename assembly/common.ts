@@ -31,6 +31,28 @@ export const LOW_SLOTS: i32 = 15;
   return (64 << 10) + <usize>threadIdx * <usize>LOW_SLOT_BYTES; // 64 KiB + 15 * 60 KiB < 1 MiB
 }
 
+/** The weight exponent offset e of a matrix (bits WEXP_SHIFT.. of a matmul's flags, of embed's wteDt): the halves of a
+ *  DT_F16 matrix and the block scales of DT_Q8/DT_Q4 hold value·2^e (src/model/weights.ts picks e per tensor so
+ *  that no half is subnormal: a subnormal half becomes a subnormal f32 in the shift-only conversions, and x86
+ *  multiplies take a slow path, tens of cycles, on such an input). */
+export const WEXP_SHIFT: i32 = 8;
+@inline export function wexpOf(word: i32): i32 { return (word >> WEXP_SHIFT) & 15; }
+/** 2^k as an f32 for k in [-126, 127] (exact). */
+@inline export function pow2(k: i32): f32 { return reinterpret<f32>((k + 127) << 23); }
+/** The current matmul's conversion factors, set at its entry by setWexp (wasm globals: each thread's instance has
+ *  its own): wDown = 2^-e turns a stored weight or scale back into its value; xUp = 2^(112 - e) pre-scales the
+ *  activations of the shift-only paths, whose stored value·2^e becomes value·2^(e - 112) (x·2^(112-e) times that
+ *  is the exact real product x·value, so the same rounding). */
+let wDownG: f32 = 1;
+let xUpG: f32 = 5.192296858534828e33; // 2^112
+@inline export function setWexp(word: i32): void {
+  const e = wexpOf(word);
+  wDownG = pow2(-e);
+  xUpG = pow2(112 - e);
+}
+@inline export function wDown(): f32 { return wDownG; }
+@inline export function xUp(): f32 { return xUpG; }
+
 /** Chunk size of splitRange(n, ith, nth, align) in src/runtime/abi.ts. */
 @inline export function splitChunk(n: i32, nth: i32, align: i32): i32 {
   let chunk = (n + nth - 1) / nth;

@@ -1,7 +1,9 @@
 // y = act(x · wᵀ + bias) (+ y) with w stored as IEEE half floats, converted to f32 in registers as they are
-// loaded (bit-exact for finite halves; see math.ts). Same tiles and summation order as matmul_f32. When every
-// |x| < 2^15 the weights are only shifted into place (w·2^-112) and x is pre-scaled by 2^112: the products and
-// so all results are bit-identical to converting the weights, with one multiply fewer per weight vector.
+// loaded (bit-exact for finite halves; see math.ts). Same tiles and summation order as matmul_f32. The halves hold
+// w·2^e (e in the flags; common.ts). When every |x| < 2^15 the weights are only shifted into place (w·2^(e-112))
+// and x is pre-scaled by 2^(112-e): the products and so all results are bit-identical to converting the weights,
+// with one multiply fewer per weight vector.
+import { setWexp } from './common';
 import { matmulF } from './matmul_f32';
 
 /** max |x[i]| < 2^15 for i < n (false if any is NaN or larger). */
@@ -16,6 +18,7 @@ function xSmall(x: usize, n: i32): bool {
 }
 
 export function matmul_f16(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  setWexp(flags); // the halves hold w·2^e (common.ts)
   if (xSmall(x, M * K)) matmulF<u16>(x, w, bias, y, M, K, N, flags, ith, nth);
   else matmulF<i16>(x, w, bias, y, M, K, N, flags, ith, nth);
 }

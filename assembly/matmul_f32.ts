@@ -18,40 +18,40 @@
 // long sequential stream, reach the read bandwidth. So the GEMV splits this thread's rows into R contiguous
 // runs and walks them in lockstep: tile i takes row i of every run (gemvFar). The per-output arithmetic is
 // unchanged, so outputs keep their bits whichever tile computes them.
-// f16 caveat (plain-SIMD builds): a subnormal half becomes a denormal f32 made by integer ops, and Zen 4 takes a
-// slow path (tens of cycles) when mulps reads such a value among normal ones; the fused multiply-add of the
-// relaxed builds does not. Weights with ~1% subnormal halves (e.g. N(0, 0.004)) run at half speed there
-// (bench/probe-gemv.ts: 768x3072, 0.87% subnormal 0.51 ms against 0.25 ms with them flushed). An exact conversion
-// that never forms a denormal needs a per-lane select or min on f32 lanes after the unpack (about 5 more vector
-// ops per 8 halves on top of 9), more than the slow path costs at the ~0.2% of trained or std-0.02 weights.
-import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial, threadIndex } from './common';
+// f16 and subnormal halves (plain-SIMD builds): the shift-only conversion turns a subnormal half into a subnormal
+// f32, and x86 (Zen 4 here) takes a slow path of tens of cycles when mulps reads one; weights with ~1% subnormal
+// halves (N(0, 0.004), GPT-2's residual projections) ran at half speed (bench/probe-gemv.ts, 768x3072: 0.87%
+// subnormal 0.51 ms against 0.25 ms with them flushed). So no stored half is subnormal: the loader stores each
+// f16 matrix as w·2^e with e chosen per tensor (src/model/weights.ts, the halves_* kernels), passed in the flags,
+// and the kernels fold 2^-e into the activation scale; the products are the same exact reals, so the bits are
+// those of converting w itself.
+import { FLAG_ACCUMULATE, LOW_SLOTS, LOW_SLOT_BYTES, hsum4, imin, loadPartial, lowSlot, madd, splitChunk, splitHi, splitLo, storePartial, threadIndex, wDown, xUp } from './common';
 import { activate4, half1, half4, halfBits112, halfHiWords, halfJoinHigh, halfJoinLow, halfLoWords } from './math';
 
-// W = f32: f32 weights. W = u16: half weights converted to w·2^-112 (sign-extend, shift, mask: exact, also for
-// subnormal halves) and multiplied by x·2^112 — the same real product x·w, so the same rounding as converting
-// the weight, one multiply fewer per weight vector; used when every |x| < 2^15 so x·2^112 stays finite.
-// W = i16: half weights fully converted (any x).
-export const X_SCALE: f32 = 5.192296858534828e33; // 2^112
-
-/** Four consecutive weights at p (f32, or halves as above). */
-@inline function wload<W>(p: usize): v128 {
+// W = f32: f32 weights. The halves of W = u16 / i16 hold w·2^e (e, the matrix's weight exponent offset from the
+// flags, is chosen at load so that no half is subnormal: assembly/common.ts). W = u16: halves converted to
+// w·2^(e-112) (sign-extend, shift, mask: exact, never subnormal then) and multiplied by x·2^(112-e) — the same real
+// product x·w, so the same rounding as converting the weight, one multiply fewer per weight vector; used when
+// every |x| < 2^15 so x·2^(112-e) stays finite. W = i16: halves fully converted and times 2^-e (exact; any x).
+/** Four consecutive weights at p (f32, or halves as above); wd = 2^-e in every lane. */
+@inline function wload<W>(p: usize, wd: v128): v128 {
   if (sizeof<W>() == 4) return v128.load(p);
-  if (isSigned<W>()) return half4(p);
+  if (isSigned<W>()) return f32x4.mul(half4(p), wd);
   return halfBits112(v128.load16x4_s(p));
 }
-/** Four consecutive activations at p, pre-scaled for the u16 path. */
-@inline function xload<W>(p: usize): v128 {
-  if (sizeof<W>() == 2 && !isSigned<W>()) return f32x4.mul(v128.load(p), f32x4.splat(X_SCALE));
+/** Four consecutive activations at p, pre-scaled for the u16 path (sc = 2^(112-e) in every lane). */
+@inline function xload<W>(p: usize, sc: v128): v128 {
+  if (sizeof<W>() == 2 && !isSigned<W>()) return f32x4.mul(v128.load(p), sc);
   return v128.load(p);
 }
 /** xload for the GEMV, whose x may already be scaled (PRE = u8: a copy in the thread's low-memory slot). */
-@inline function xloadG<W, PRE>(p: usize): v128 {
+@inline function xloadG<W, PRE>(p: usize, sc: v128): v128 {
   if (sizeof<PRE>() == 1) return v128.load(p);
-  return xload<W>(p);
+  return xload<W>(p, sc);
 }
 @inline function wscalar<W>(p: usize): f32 {
   if (sizeof<W>() == 4) return load<f32>(p);
-  return half1(p);
+  return half1(p) * wDown();
 }
 /** Weights k of rows w0..w3 as one vector. */
 @inline function wgather<W>(w0: usize, w1: usize, w2: usize, w3: usize, k: usize): v128 {
@@ -84,12 +84,13 @@ function tile1x4<W>(xr: usize, w0: usize, w1: usize, w2: usize, w3: usize, K: i3
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let xp = xr;
   const d1 = w1 - w0, d2 = w2 - w0, d3 = w3 - w0;
+  const sc = f32x4.splat(xUp()), wd = f32x4.splat(wDown());
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
-    const xv = xload<W>(xp);
-    a0 = madd(xv, wload<W>(wp), a0);
-    a1 = madd(xv, wload<W>(wp + d1), a1);
-    a2 = madd(xv, wload<W>(wp + d2), a2);
-    a3 = madd(xv, wload<W>(wp + d3), a3);
+    const xv = xload<W>(xp, sc);
+    a0 = madd(xv, wload<W>(wp, wd), a0);
+    a1 = madd(xv, wload<W>(wp + d1, wd), a1);
+    a2 = madd(xv, wload<W>(wp + d2, wd), a2);
+    a3 = madd(xv, wload<W>(wp + d3, wd), a3);
     xp += 16;
   }
   let s = hsum4(a0, a1, a2, a3);
@@ -151,11 +152,12 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0);
   let xp = xv0;
   const r2 = run * 2, r3 = run * 3, r4 = run * 4, r5 = run * 5, r6 = run * 6;
+  const sc = f32x4.splat(xUp()), wd = f32x4.splat(wDown());
   let wp = w0;
   if (sizeof<W>() == 2 && !isSigned<W>()) {
     const wend8 = w0 + (<usize>(K & ~7) << 1);
     for (; wp < wend8; wp += 16) {
-      const x0 = xloadG<W, PRE>(xp), x1 = xloadG<W, PRE>(xp + 16);
+      const x0 = xloadG<W, PRE>(xp, sc), x1 = xloadG<W, PRE>(xp + 16, sc);
       a0 = madd8Halves(x0, x1, wp, a0);
       a1 = madd8Halves(x0, x1, wp + run, a1);
       a2 = madd8Halves(x0, x1, wp + r2, a2);
@@ -167,14 +169,14 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
     }
   }
   for (; wp < wend; wp += 4 * sizeof<W>()) {
-    const xv = xloadG<W, PRE>(xp);
-    a0 = madd(xv, wload<W>(wp), a0);
-    a1 = madd(xv, wload<W>(wp + run), a1);
-    a2 = madd(xv, wload<W>(wp + r2), a2);
-    a3 = madd(xv, wload<W>(wp + r3), a3);
-    a4 = madd(xv, wload<W>(wp + r4), a4);
-    if (R > 5) a5 = madd(xv, wload<W>(wp + r5), a5);
-    if (R > 6) a6 = madd(xv, wload<W>(wp + r6), a6);
+    const xv = xloadG<W, PRE>(xp, sc);
+    a0 = madd(xv, wload<W>(wp, wd), a0);
+    a1 = madd(xv, wload<W>(wp + run, wd), a1);
+    a2 = madd(xv, wload<W>(wp + r2, wd), a2);
+    a3 = madd(xv, wload<W>(wp + r3, wd), a3);
+    a4 = madd(xv, wload<W>(wp + r4, wd), a4);
+    if (R > 5) a5 = madd(xv, wload<W>(wp + r5, wd), a5);
+    if (R > 6) a6 = madd(xv, wload<W>(wp + r6, wd), a6);
     xp += 16;
   }
   let s0 = hsum4(a0, a1, a2, a3);
@@ -188,8 +190,8 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
 }
 
 /** GEMV rows [n0, n1): R runs of per = (n1 - n0) / R consecutive rows, walked in lockstep (tileFar), then the
- *  fewer than R rows left over in groups of 4. The u16 path first scales x by 2^112 into the thread's low-memory
- *  slot when it fits (the same exact products, one multiply per x vector fewer in the loop). */
+ *  fewer than R rows left over in groups of 4. The u16 path first scales x by 2^(112-e) into the thread's
+ *  low-memory slot when it fits (the same exact products, one multiply per x vector fewer in the loop). */
 @inline function gemvFar<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, n0: i32, n1: i32, flags: i32, ith: i32): void {
   const R = gemvRows<W>();
   const rb = <usize>K * sizeof<W>();
@@ -198,10 +200,10 @@ function tileFar<W, PRE>(xr: usize, xv0: usize, w0: usize, run: usize, K: i32, b
   const run = <usize>per * rb;
   if (sizeof<W>() == 2 && !isSigned<W>() && per > 0 && threadIndex() < LOW_SLOTS && <usize>M * xb <= <usize>LOW_SLOT_BYTES) {
     const xs = lowSlot(), xe = xs + <usize>M * xb;
-    const sv = f32x4.splat(X_SCALE);
+    const up = xUp(), sv = f32x4.splat(up);
     let p = xs, q = x;
     for (; p + 16 <= xe; p += 16, q += 16) v128.store(p, f32x4.mul(v128.load(q), sv));
-    for (; p < xe; p += 4, q += 4) store<f32>(p, load<f32>(q) * X_SCALE);
+    for (; p < xe; p += 4, q += 4) store<f32>(p, load<f32>(q) * up);
     for (let n = n0; n < n0 + per; n++) {
       const w0 = w + <usize>n * rb;
       for (let m = 0; m < M; m++) tileFar<W, u8>(x + <usize>m * xb, xs + <usize>m * xb, w0, run, K, bias, y + <usize>m * yb, n, per, flags);
@@ -224,20 +226,21 @@ function tile2x4<W>(x0: usize, xb: usize, w0: usize, rb: usize, K: i32, bp: usiz
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
   const rb2 = rb * 2, rb3 = rb * 3;
+  const sc = f32x4.splat(xUp()), wd = f32x4.splat(wDown());
   let xp = x0;
   for (let wp = w0; wp < wend; wp += 4 * sizeof<W>()) {
-    const xu = xload<W>(xp);
-    const xv = xload<W>(xp + xb);
-    let wv = wload<W>(wp);
+    const xu = xload<W>(xp, sc);
+    const xv = xload<W>(xp + xb, sc);
+    let wv = wload<W>(wp, wd);
     a0 = madd(xu, wv, a0);
     c0 = madd(xv, wv, c0);
-    wv = wload<W>(wp + rb);
+    wv = wload<W>(wp + rb, wd);
     a1 = madd(xu, wv, a1);
     c1 = madd(xv, wv, c1);
-    wv = wload<W>(wp + rb2);
+    wv = wload<W>(wp + rb2, wd);
     a2 = madd(xu, wv, a2);
     c2 = madd(xv, wv, c2);
-    wv = wload<W>(wp + rb3);
+    wv = wload<W>(wp + rb3, wd);
     a3 = madd(xu, wv, a3);
     c3 = madd(xv, wv, c3);
     xp += 16;

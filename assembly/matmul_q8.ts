@@ -30,8 +30,8 @@
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
 // for every extmul: 1.6x slower), x pre-widened to i16 (no gain), eight rows per tile (V8 spills).
-import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, splitChunk, threadIndex, splitHi, splitLo } from './common';
-import { X_SCALE, finish, finishFar } from './matmul_f32';
+import { LOW_SLOT_BYTES, LOW_SLOTS, Q4_0_BYTES, Q8_0_BYTES, Q8_BLOCK, hmax, hsum4i, imin, lowSlot, setWexp, splitChunk, threadIndex, splitHi, splitLo, wDown, xUp } from './common';
+import { finish, finishFar } from './matmul_f32';
 import { halfBits } from './math';
 
 /** x[M,K] -> xq (i8, round half up like Math.round, clamp ±127) and xs (amax/127 per block). Split over M. */
@@ -98,12 +98,13 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
   return blockDot<F>(v128.load8x8_s(xp), v128.load8x8_s(xp, 8), v128.load8x8_s(xp, 16), v128.load8x8_s(xp, 24), p);
 }
 
-/** The f16 scales of the blocks at p0..p3 as four f32 (exact). */
+/** The scales of the blocks at p0..p3 as four f32 (exact): their halves hold d·2^e (the matrix's weight exponent
+ *  offset, common.ts), converted and times 2^-e. */
 @inline function scale4(p0: usize, p1: usize, p2: usize, p3: usize): v128 {
   let h = i32x4.splat(<i32>load<i16>(p0));
   h = i32x4.replace_lane(h, 1, <i32>load<i16>(p1));
   h = i32x4.replace_lane(h, 2, <i32>load<i16>(p2));
-  return halfBits(i32x4.replace_lane(h, 3, <i32>load<i16>(p3)));
+  return f32x4.mul(halfBits(i32x4.replace_lane(h, 3, <i32>load<i16>(p3))), f32x4.splat(wDown()));
 }
 
 /** One row of x (codes xr, scales xsr) against the weight rows at w0, w0 + d1, w0 + d2, w0 + d3; cnt of the four are
@@ -154,10 +155,12 @@ function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias:
 // exact value. The weight scales are then only shifted into place (d·2^-112, exact) instead of converted:
 // t·2^112 · d·2^-112 rounds the same exact product t·d as the generic tile (t = f32(isum)·xs), provided isum·xs is
 // neither subnormal nor ≥ 2^16 — so this path runs only when every block scale xs is 0 or in [2^-126, 2)
-// (|isum| ≤ 32768); otherwise the generic tile does. Same integer sums, same products, same bits.
+// (|isum| ≤ 32768); otherwise the generic tile does. Same integer sums, same products, same bits. The stored
+// scale halves hold d·2^e (common.ts: never subnormal, so neither is the shifted f32), so the tile multiplies by
+// xs·2^(104-e) where this says 2^104, and by 2^(112-e) where it says 2^112.
 const Q4X_BYTES_PER_BLOCK: i32 = 96; // 32 i16 codes (64 bytes), the i32 correction ×4, the f32 scale ×4: one pointer per block
 const Q4X_CONST_BYTES: usize = 64; // the tile's four v128 constants, at the start of the slot
-const TWO104: f32 = 2.028240960365167e31; // 2^104
+const TWO_M8: f32 = 0.00390625; // 2^-8
 const XS_MIN: f32 = 1.1754943508222875e-38; // 2^-126
 
 /** The tile's constants at kp: the three nibble masks (16-bit lanes 0x000f, 0x00f0, 0x0f00) and the half-scale
@@ -175,6 +178,7 @@ function q4Consts(kp: usize): void {
  *  {0} ∪ [2^-126, 2). */
 function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
   let ok = true;
+  const up = xUp() * TWO_M8; // 2^(104-e)
   for (let b = 0; b < nb; b++) {
     const v = v128.load(xr), u = v128.load(xr, 16);
     v128.store(dst, i16x8.shl(v, 8)); // even 0..14, ·256
@@ -187,7 +191,7 @@ function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     v128.store(dst, i32x4.splat((i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 11), 64);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
-    v128.store(dst, f32x4.splat(xs * TWO104), 80);
+    v128.store(dst, f32x4.splat(xs * up), 80);
     xr += 32; dst += <usize>Q4X_BYTES_PER_BLOCK;
   }
   return ok;
@@ -247,7 +251,8 @@ function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
 // converted: f32(isum)·xs·2^112 is t·2^112 exactly (t = f32(isum)·xs rounded) while it stays normal and finite,
 // and t·2^112 · d·2^-112 rounds the same exact product t·d, so the bits are the generic tile's. |isum| ≤ 32·127·128
 // < 2^17, so finiteness needs |xs| < 2^-1: this path runs only when every block scale xs is 0 or in [2^-126, 0.5)
-// (activations below 63.5 in magnitude); otherwise the generic tile does.
+// (activations below 63.5 in magnitude); otherwise the generic tile does. With the stored scales d·2^e (common.ts)
+// the prepared scale is xs·2^(112-e), as in the Q4_0 tile.
 const Q8X_BYTES_PER_BLOCK: i32 = 80; // 32 i16 codes (64 bytes), the f32 scale ×4
 const XS_MAX_Q8: f32 = 0.5;
 
@@ -255,6 +260,7 @@ const XS_MAX_Q8: f32 = 0.5;
  *  in four lanes. False if some xs is outside {0} ∪ [2^-126, 0.5). */
 function q8PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
   let ok = true;
+  const up = xUp(); // 2^(112-e)
   for (let b = 0; b < nb; b++) {
     v128.store(dst, v128.load8x8_s(xr));
     v128.store(dst, v128.load8x8_s(xr, 8), 16);
@@ -262,7 +268,7 @@ function q8PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     v128.store(dst, v128.load8x8_s(xr, 24), 48);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < XS_MAX_Q8));
-    v128.store(dst, f32x4.splat(xs * X_SCALE), 64); // X_SCALE = 2^112
+    v128.store(dst, f32x4.splat(xs * up), 64);
     xr += 32; dst += <usize>Q8X_BYTES_PER_BLOCK;
   }
   return ok;
@@ -404,6 +410,7 @@ const PANEL_BYTES: i32 = 256 << 10;
 
 /** y[M,N] = act(x·Wᵀ + b) for W in blocks of format F; split over N in chunks of 16 rows. */
 export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
+  setWexp(flags); // the block scales hold d·2^e (common.ts)
   const chunk = splitChunk(N, nth, 16);
   const n0 = splitLo(N, ith, chunk), n1 = splitHi(N, n0, chunk);
   if (n0 >= n1 || M <= 0) return;

@@ -17,6 +17,8 @@
 //   quantize_weights: byte-identical to the TypeScript quantizers (src/runtime/quant.ts, ggml's reference rounding)
 //                      on adversarial blocks (ties, f16 scale overflow/underflow, inverse overflow, zeros, NaN/inf).
 //   place_weights:     byte-identical to its twin (f32 bits copied, halves as floatToHalf), NaN/inf flag the same.
+//   halves_scan/shift: the same largest magnitude and subnormal flag as the twin; every finite half times 2^e exactly;
+//                      matmul and embed on halves stored ·2^e (their flags carrying e) bit-identical to e = 0.
 // The attention kernels run on f32 and f16 caches: the reference reads the same halves exactly, so the bounds
 // are the same (the f32 → f16 rounding itself is kv_store's, checked bit for bit against an independent oracle).
 // Negative controls check that these bounds catch small real bugs (a dropped K tail term, an off-by-one causal
@@ -27,7 +29,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   ACT_GELU_ERF, ACT_GELU_TANH, ACT_NONE, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
-  attentionScratchBytes, type KernelABI,
+  attentionScratchBytes, wexpBits, type KernelABI,
 } from '../src/runtime/abi.js';
 import { Q4_0_BYTES, Q8_0_BYTES, quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
 import { activate, createReferenceKernels, halfToFloat } from '../src/runtime/reference.js';
@@ -462,6 +464,115 @@ for (const variant of variants) {
           expectExact(h.f32(got, rows * N), all.subarray(m0 * N, (m0 + rows) * N), `${what} rows ${m0}..${m0 + rows} (thread ${t})`);
         }
       }
+    }
+  });
+
+  test(`[${variant}] halves_shift multiplies every finite half by 2^e exactly; halves_scan finds the largest and the subnormals`, () => {
+    const h = new Harness(variant);
+    // every half whose exponent field is at most 20 (so ·2^10 stays finite), both signs, zeros and subnormals included
+    const src: number[] = [];
+    for (let a = 0; a < 21 << 10; a++) src.push(a, a | 0x8000);
+    const n = src.length;
+    for (let e = 0; e <= 10; e++) {
+      h.reset();
+      const p = h.alloc(n * 2);
+      new Uint16Array(h.memory.buffer, p, n).set(src);
+      const got = runSplits(h, p, n * 2, (o, ith, nth) => h.k.halves_shift(o, n, 2, e, ith, nth), `halves_shift e=${e}`);
+      const out = new Uint16Array(h.memory.buffer, got, n);
+      for (let i = 0; i < n; i++) {
+        if (!Object.is(halfToFloat(out[i]), halfToFloat(src[i]) * 2 ** e)) assert.unreachable(`halves_shift e=${e}: half 0x${src[i].toString(16)} became 0x${out[i].toString(16)}`);
+      }
+      // after e = 10 no half is subnormal
+      const flag = h.alloc(8);
+      for (const nth of [1, 2, 3]) {
+        new Int32Array(h.memory.buffer, flag, 2).fill(0);
+        for (let ith = 0; ith < nth; ith++) h.k.halves_scan(got, n, 2, flag, ith, nth);
+        const [mx, sub] = new Int32Array(h.memory.buffer, flag, 2);
+        assert.is(mx, (20 << 10 | 0x3ff) + (e << 10), `halves_scan largest e=${e} nth=${nth}`);
+        assert.is(sub, e >= 10 ? 0 : 1, `halves_scan subnormal flag e=${e} nth=${nth}`);
+      }
+    }
+    // strided (block scales): random halves, against the twins, for every split
+    const r = rng(77);
+    for (const stride of [18, 34]) {
+      h.reset();
+      const nb = 1000 + r.int(0, 3000), bytes = h.alloc(nb * stride);
+      const u8 = h.bytes(bytes, nb * stride);
+      for (let i = 0; i < u8.length; i++) u8[i] = r.int(0, 255);
+      for (let b = 0; b < nb; b++) { const v = r.next() < 0.3 ? r.int(0, 0x3ff) : r.int(0, 0x4fff); u8[b * stride] = v & 0xff; u8[b * stride + 1] = (v >>> 8) | (r.next() < 0.5 ? 0x80 : 0); }
+      const scan = (k: KernelABI, nth: number) => {
+        const f = h.alloc(8);
+        new Int32Array(h.memory.buffer, f, 2).fill(0);
+        for (let ith = 0; ith < nth; ith++) k.halves_scan(bytes, nb, stride, f, ith, nth);
+        return Array.from(new Int32Array(h.memory.buffer, f, 2));
+      };
+      const want = scan(h.ref, 1);
+      for (const nth of [1, 2, 3]) assert.equal(scan(h.k, nth), want, `halves_scan stride ${stride} nth=${nth}`);
+      const ref = h.copy(bytes, nb * stride);
+      h.ref.halves_shift(ref, nb, stride, 10, 0, 1);
+      const got = runSplits(h, bytes, nb * stride, (o, ith, nth) => h.k.halves_shift(o, nb, stride, 10, ith, nth), `halves_shift stride ${stride}`);
+      assert.equal(h.bytes(got, nb * stride), h.bytes(ref, nb * stride), `halves_shift stride ${stride} vs its twin`);
+    }
+  });
+
+  test(`[${variant}] weights stored ·2^e with e in the flags give the bits of the unshifted weights (matmul GEMV/GEMM, both f16 paths, embed)`, () => {
+    const h = new Harness(variant);
+    const r = rng(2026);
+    const LOW_SLOTS = 15;
+    for (const dt of [DT_F16, DT_Q8, DT_Q4]) for (const e of [1, 6, 10]) {
+      const K = 96, N = 37, M = 5;
+      h.reset();
+      const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+      // small weights with many subnormal halves (elements, or block scales), the largest exponent field 20
+      const sub = () => r.int(1, 0x3ff) | (r.next() < 0.5 ? 0x8000 : 0);
+      let bytes: Uint8Array, n: number, stride: number;
+      if (dt === DT_F16) {
+        const hv = Array.from({ length: N * K }, () => (r.next() < 0.2 ? sub() : r.next() < 0.01 ? 0x53ff : floatToHalf(r.normal() * 0.004)));
+        bytes = new Uint8Array(new Uint16Array(hv).buffer); n = N * K; stride = 2;
+      } else {
+        bytes = randomBlocks(r, dt, N, K); stride = blockBytes(dt); n = N * K / Q8_BLOCK;
+        for (let b = 0; b < n; b++) { const v = r.next() < 0.5 ? sub() : r.int(0x400, 0x53ff); bytes[b * stride] = v & 0xff; bytes[b * stride + 1] = v >>> 8; }
+      }
+      const w0 = h.alloc(bytes.length);
+      h.bytes(w0, bytes.length).set(bytes);
+      const w1 = h.copy(w0, bytes.length);
+      h.k.halves_shift(w1, n, stride, e, 0, 1);
+      let xq = 0, xsc = 0;
+      if (dt !== DT_F16) { xq = h.alloc(M * K); xsc = h.alloc(M * K / 32 * 4); h.k.quantize_q8(x, xq, xsc, M, K, 0, 1); }
+      const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+      const y0 = h.putF32(Array.from({ length: M * N }, () => r.normal()));
+      const flags = ACT_GELU_TANH | FLAG_ACCUMULATE;
+      const what = `dt=${dt} e=${e}`;
+      const mm = (k: KernelABI, w: number, fl: number, m0: number, rows: number, o: number, ith: number, nth: number) => {
+        if (dt === DT_F16) k.matmul_f16(x + m0 * K * 4, w, bias, o, rows, K, N, fl, ith, nth);
+        else (dt === DT_Q8 ? k.matmul_q8 : k.matmul_q4)(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, o, rows, K, N, fl, ith, nth);
+      };
+      for (const [m0, rows] of [[0, 1], [3, 2], [0, 5]]) for (const t of [0, LOW_SLOTS]) {
+        const k = t === 0 ? h.k : h.thread(t);
+        const plain = h.copy(y0 + m0 * N * 4, rows * N * 4);
+        mm(k, w0, flags, m0, rows, plain, 0, 1);
+        const got = runSplits(h, y0 + m0 * N * 4, rows * N * 4, (o, ith, nth) => mm(k, w1, flags | wexpBits(e), m0, rows, o, ith, nth), `${what} rows ${m0}+${rows}`);
+        expectExact(h.f32(got, rows * N), h.f32(plain, rows * N), `${what} rows ${m0}..${m0 + rows} (thread ${t})`);
+      }
+      if (dt === DT_F16) {
+        // |x| ≥ 2^15 selects the fully converting path (halves converted, then times 2^-e)
+        h.f32(x, M * K)[7] = 40000;
+        const plain = h.copy(y0, M * N * 4), got = h.copy(y0, M * N * 4);
+        mm(h.k, w0, flags, 0, M, plain, 0, 1);
+        mm(h.k, w1, flags | wexpBits(e), 0, M, got, 0, 1);
+        expectExact(h.f32(got, M * N), h.f32(plain, M * N), `${what} with |x| = 40000`);
+      }
+      // embed: rows of the matrix as a token table
+      const rows = 7, E = K;
+      const ids = h.alloc(rows * 4), pos = h.alloc(rows * 4), wpe = h.putF32(Array.from({ length: 3 * E }, () => r.normal()));
+      new Int32Array(h.memory.buffer, ids, rows).set(Array.from({ length: rows }, () => r.int(0, N - 1)));
+      new Int32Array(h.memory.buffer, pos, rows).set(Array.from({ length: rows }, () => r.int(0, 2)));
+      const ya = h.alloc(rows * E * 4), yb = h.alloc(rows * E * 4), yr = h.alloc(rows * E * 4);
+      h.k.embed(ids, pos, w0, dt, wpe, ya, rows, E, 0, 1);
+      h.k.embed(ids, pos, w1, dt | wexpBits(e), wpe, yb, rows, E, 0, 1);
+      h.ref.embed(ids, pos, w1, dt | wexpBits(e), wpe, yr, rows, E, 0, 1);
+      expectExact(h.f32(yb, rows * E), h.f32(ya, rows * E), `${what} embed`);
+      expectExact(h.f32(yr, rows * E), h.f32(ya, rows * E), `${what} embed twin`);
     }
   });
 

@@ -11,7 +11,7 @@ import { floatToHalf, fp16ToF32 } from '../src/io/half.ts';
 import { openTensorReader } from '../src/io/gguf-model.ts';
 import { memorySource } from '../src/io/source.ts';
 import { DEFAULT_PREFILL_CHUNK, GPT2LMHeadModel } from '../src/model/gpt2.ts';
-import { loadWeights, planWeights, type ModelWeights } from '../src/model/weights.ts';
+import { loadWeights, planWeights, type Matrix, type ModelWeights } from '../src/model/weights.ts';
 import { Backend } from '../src/runtime/backend.ts';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.ts';
 import { parseF32Safetensors } from './runtimes/check.ts';
@@ -60,17 +60,20 @@ function stored(files: Record<string, string | Uint8Array>, tensors: Tensors, dt
 function expected(w: ModelWeights, values: Tensors, dtype: 'fp32' | 'fp16'): [string, number, Uint8Array][] {
   const get = (k: string) => values[k] ?? values['transformer.' + k];
   const vec = (k: string, ptr: number): [string, number, Uint8Array] => [k, ptr, new Uint8Array(get(k).data.slice().buffer)];
-  const mat = (k: string, ptr: number, conv1d: boolean): [string, number, Uint8Array] => {
+  // halves times 2^e, the matrix's weight exponent offset (0 here, as every matrix holds a half near the largest;
+  // test/weight-exponent.test.ts covers e > 0)
+  const mat = (k: string, m: Matrix, conv1d: boolean): [string, number, Uint8Array] => {
     const { shape, data } = get(k);
     const [R, C] = shape, order = conv1d ? Float32Array.from({ length: R * C }, (_, i) => data[(i % R) * C + Math.floor(i / R)]) : data;
-    return [k, ptr, dtype === 'fp32' ? new Uint8Array(order.slice().buffer) : new Uint8Array(Uint16Array.from(order, floatToHalf).buffer)];
+    const half = (v: number) => floatToHalf(fp16ToF32(floatToHalf(v)) * 2 ** m.wexp);
+    return [k, m.ptr, dtype === 'fp32' ? new Uint8Array(order.slice().buffer) : new Uint8Array(Uint16Array.from(order, half).buffer)];
   };
-  const out = [mat('wte.weight', w.wte.ptr, false), vec('wpe.weight', w.wpe), vec('ln_f.weight', w.lnf_g), vec('ln_f.bias', w.lnf_b)];
+  const out = [mat('wte.weight', w.wte, false), vec('wpe.weight', w.wpe), vec('ln_f.weight', w.lnf_g), vec('ln_f.bias', w.lnf_b)];
   w.layers.forEach((l, i) => {
     const p = `h.${i}.`;
-    out.push(vec(p + 'ln_1.weight', l.ln1_g), vec(p + 'ln_1.bias', l.ln1_b), mat(p + 'attn.c_attn.weight', l.qkv.ptr, true), vec(p + 'attn.c_attn.bias', l.qkv_b),
-      mat(p + 'attn.c_proj.weight', l.attn_proj.ptr, true), vec(p + 'attn.c_proj.bias', l.attn_proj_b), vec(p + 'ln_2.weight', l.ln2_g), vec(p + 'ln_2.bias', l.ln2_b),
-      mat(p + 'mlp.c_fc.weight', l.fc.ptr, true), vec(p + 'mlp.c_fc.bias', l.fc_b), mat(p + 'mlp.c_proj.weight', l.mlp_proj.ptr, true), vec(p + 'mlp.c_proj.bias', l.mlp_proj_b));
+    out.push(vec(p + 'ln_1.weight', l.ln1_g), vec(p + 'ln_1.bias', l.ln1_b), mat(p + 'attn.c_attn.weight', l.qkv, true), vec(p + 'attn.c_attn.bias', l.qkv_b),
+      mat(p + 'attn.c_proj.weight', l.attn_proj, true), vec(p + 'attn.c_proj.bias', l.attn_proj_b), vec(p + 'ln_2.weight', l.ln2_g), vec(p + 'ln_2.bias', l.ln2_b),
+      mat(p + 'mlp.c_fc.weight', l.fc, true), vec(p + 'mlp.c_fc.bias', l.fc_b), mat(p + 'mlp.c_proj.weight', l.mlp_proj, true), vec(p + 'mlp.c_proj.bias', l.mlp_proj_b));
   });
   return out;
 }

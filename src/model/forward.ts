@@ -8,7 +8,7 @@
 // Shapes: R = rows of the pass, E = n_embd, H = n_head, D = E / H, I = n_inner, cap = a cache's capacity.
 import { InputError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
-import { ACT_NONE, FLAG_ACCUMULATE } from '../runtime/abi.js';
+import { ACT_NONE, FLAG_ACCUMULATE, wexpBits } from '../runtime/abi.js';
 import type { Region } from '../runtime/memory.js';
 import { KVBuffers, type KVCache } from './kv-cache.js';
 import { matmul, type ModelState } from './state.js';
@@ -203,7 +203,7 @@ function writeTokens(st: ModelState, ws: Workspace, pass: Pass): void {
 /** x[R,E] = wte[ids] + wpe[pos] */
 function embed(st: ModelState, ws: Workspace, R: number): void {
   const W = st.weights;
-  st.backend.k.embed(ws.ids, ws.pos, W.wte.ptr, W.wte.dt, W.wpe, ws.x, R, st.E);
+  st.backend.k.embed(ws.ids, ws.pos, W.wte.ptr, W.wte.dt | wexpBits(W.wte.wexp), W.wpe, ws.x, R, st.E);
 }
 
 /** x[R,E] += proj(attention(ln_1(x))): each segment's K/V go to its cache slots P … P+T-1, then its queries attend

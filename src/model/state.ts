@@ -2,7 +2,7 @@
 // activation, the matmul dispatch by weight format, and the one workspace (grown to the calls' needs, kept
 // within WORKSPACE_RETAIN_BYTES or a reserved need, released on dispose).
 import { activationId, type GPT2Config } from '../io/config.js';
-import { DT_F16, DT_F32, DT_Q4, DT_Q8 } from '../runtime/abi.js';
+import { DT_F16, DT_F32, DT_Q4, DT_Q8, wexpBits } from '../runtime/abi.js';
 import { RuntimeError } from '../errors.js';
 import type { Backend } from '../runtime/backend.js';
 import { disposedError } from './kv-cache.js';
@@ -75,6 +75,7 @@ export class ModelState {
 /** y[M,N] = act(x[M,K] · wᵀ + bias) (or y += with FLAG_ACCUMULATE), by the kernel for w's storage; q8 first quantises x. */
 export function matmul(st: ModelState, ws: Workspace, x: number, w: Matrix, bias: number, y: number, M: number, flags: number): void {
   const k = st.backend.k;
+  flags |= wexpBits(w.wexp); // how its halves are stored (weights.ts applyWexp)
   if (w.dt === DT_F32) k.matmul_f32(x, w.ptr, bias, y, M, w.K, w.N, flags);
   else if (w.dt === DT_F16) k.matmul_f16(x, w.ptr, bias, y, M, w.K, w.N, flags);
   else if (w.dt === DT_Q8) { k.quantize_q8(x, ws.xq, ws.xs, M, w.K); k.matmul_q8(ws.xq, ws.xs, w.ptr, bias, y, M, w.K, w.N, flags); }

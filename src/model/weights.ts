@@ -34,7 +34,9 @@ export const Q4_DEFAULT_PLAN: { [G in TensorGroup]?: DType } = { wte: 'q8', lm_h
 const DTYPES: readonly string[] = ['fp32', 'fp16', 'q8', 'q4'];
 
 /** A matrix as the kernels see it: N rows (outputs) of K inputs, in dtype dt (q8/q4: N rows of K/32 Q8_0/Q4_0 blocks). */
-export interface Matrix { ptr: number; dt: number; N: number; K: number }
+/** A weight matrix [N outputs, K inputs] of format dt at ptr. Its halves (DT_F16) or block scales (DT_Q8/DT_Q4) hold
+ *  value·2^wexp (applyWexp; the kernels take wexp in their flags, abi.ts WEXP_SHIFT); 0 for DT_F32. */
+export interface Matrix { ptr: number; dt: number; N: number; K: number; wexp: number }
 /** f32 vector (bias, layer norm parameters). */
 export type Vec = number;
 
@@ -251,17 +253,20 @@ function storedBytes(s: Spec, plan: Record<TensorGroup, DType>): number {
 /** Bytes of wasm memory loadWeights stages the floats of its tensors in (all but F16 run as fp16 and stored blocks
  *  copied as they are), 0 when there are none: up to `budget` (what the memory plan has room for during the load:
  *  the first call's workspace, which is placed only afterwards), at most a chunk, and at least one group of each
- *  (BlockStream), plus place_weights' NaN/inf flag at the end (FLAG_BYTES).
+ *  (BlockStream), plus place_weights' NaN/inf flag at the end (FLAG_BYTES); only that flag when nothing is staged but
+ *  a matrix has halves (applyWexp's scratch).
  *  `copied`: the matrices whose stored blocks are copied as they are (by default every one stored in its run format). */
 export function stagingBytes(plan: PlannedWeights, budget: number, copied = (s: Spec) => storedAsRunBlocks(plan.byKey.get(s.key)!, matrixDt(s, plan.plan))): number {
   let need = 0;
   for (const s of plan.specs) {
     const info = plan.byKey.get(s.key)!, dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
+    if (dt !== DT_F32) need = Math.max(need, FLAG_BYTES); // applyWexp's scratch, at the staging area's end
     if (copied(s) || movesHalves(info, dt)) continue;
     const quantized = dt === DT_Q8 || dt === DT_Q4;
     need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], quantized ? Q8_BLOCK : 1) * 4 + FLAG_BYTES);
   }
-  return need && Math.max(need, Math.floor(Math.min(CHUNK_VALUES * 4 + FLAG_BYTES, budget) / FLAG_BYTES) * FLAG_BYTES);
+  if (need <= FLAG_BYTES) return need;
+  return Math.max(need, Math.floor(Math.min(CHUNK_VALUES * 4 + FLAG_BYTES, budget) / FLAG_BYTES) * FLAG_BYTES);
 }
 
 /** Bytes at the staging area's end for place_weights' flag (16: the floats before it stay 16-byte aligned). */
@@ -316,7 +321,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const region = regionOf.get(s)!;
       if (asStored(s)) {
         await copyBlocks(reader, info, s.key, backend, region.ptr, dt, N, K, (n) => { loaded += n; onProgress?.(loaded, total); });
-        placed.set(s.key, { ptr: region.ptr, dt, N, K });
+        placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: applyWexp(backend, flag, region.ptr, dt, N, K) });
         continue;
       }
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream stages
@@ -352,7 +357,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         onProgress?.(loaded, total);
       }
       if (elem !== count) throw new WeightsError(`${file}: tensor ${s.key} ended after ${elem} of ${count} elements`);
-      placed.set(s.key, { ptr: region.ptr, dt, N, K });
+      placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K) });
     }
   } catch (e) {
     arena.release(stage);
@@ -391,6 +396,24 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
   };
 }
 
+/** The weight exponent offset of a placed matrix (abi.ts WEXP_SHIFT), applied to it: when one of its halves (f16
+ *  elements, or block scales) is subnormal, each is multiplied by 2^e in place (halves_shift, exact) with the largest
+ *  e ≤ 10 that keeps the largest finite; e = 10 leaves no half subnormal (2^-24 · 2^10 = 2^-14, the smallest normal
+ *  one). A subnormal half costs the kernels' shift-only conversion a subnormal f32, which x86 multiplies take tens of
+ *  cycles on: decode of the residual projections of GPT-2-shaped weights (std 0.02/√24: about 1% of the halves, or
+ *  every Q8_0 scale, subnormal) ran at half speed. 0 when none is subnormal or for f32. `flag`: 8 bytes of scratch. */
+function applyWexp(backend: Backend, flag: number, ptr: number, dt: number, N: number, K: number): number {
+  if (dt === DT_F32) return 0;
+  const n = dt === DT_F16 ? N * K : (N * K) / Q8_BLOCK, stride = dt === DT_F16 ? 2 : dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
+  const out = () => new Int32Array(backend.arena.memory.buffer, flag, 2);
+  out().fill(0);
+  backend.k.halves_scan(ptr, n, stride, flag);
+  const [largest, subnormal] = out();
+  if (!subnormal) return 0;
+  const e = Math.max(0, Math.min(10, 30 - (largest >> 10))); // exponent field + e ≤ 30: the largest stays finite
+  if (e > 0) backend.k.halves_shift(ptr, n, stride, e);
+  return e;
+}
 /** Values per chunk read from the checkpoint: its f32 decoding takes 4 MiB, the chunk itself at most that. */
 const CHUNK_VALUES = 1 << 20;
 /** Bytes per chunk of stored blocks copied as they are. */

@@ -17,6 +17,13 @@ export const ACT_GELU_TANH = 1; // gelu_new, gelu_pytorch_tanh
 export const ACT_GELU_ERF = 2; // gelu
 export const ACT_RELU = 3;
 export const FLAG_ACCUMULATE = 4; // y += result (residual add fused into the projection)
+/** Bits WEXP_SHIFT..+3 of a matmul's flags and of embed's wteDt: the matrix's weight exponent offset e (0..10). The
+ *  halves of a DT_F16 matrix and the f16 block scales of DT_Q8/DT_Q4 are stored as value·2^e, e chosen per tensor
+ *  at load (src/model/weights.ts) so that no half is subnormal: the kernels' shift-only half conversions would
+ *  make a subnormal f32 of one, which x86 multiplies take a slow path on (tens of cycles). */
+export const WEXP_SHIFT = 8;
+export const wexpBits = (e: number) => e << WEXP_SHIFT;
+export const wexpOf = (word: number) => (word >> WEXP_SHIFT) & 15;
 
 /** Weight storage formats; a weight matrix is always [N rows (outputs), K cols (inputs)], row-major. DT_F32 and
  *  DT_F16 are also the element types of a KV cache (kvDt of kv_store and the attention kernels). */
@@ -34,7 +41,8 @@ export const Q8_BLOCK = 32;
 export type Ptr = number;
 
 export interface KernelABI {
-  /** y[M,N] = act(x[M,K] · w[N,K]ᵀ + bias[N]) (or += with FLAG_ACCUMULATE); bias 0 = none. Split over N. */
+  /** y[M,N] = act(x[M,K] · w[N,K]ᵀ + bias[N]) (or += with FLAG_ACCUMULATE); bias 0 = none; flags: ACT_* |
+   *  FLAG_ACCUMULATE | wexpBits(e) (the f16 and block formats; 0 for f32). Split over N. */
   matmul_f32(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
   /** As matmul_f32 with w stored as IEEE half floats. */
   matmul_f16(x: Ptr, w: Ptr, bias: Ptr, y: Ptr, M: number, K: number, N: number, flags: number, ith: number, nth: number): void;
@@ -61,7 +69,8 @@ export interface KernelABI {
   place_weights(x: Ptr, w: Ptr, dt: number, rows: number, cols: number, wStride: number, conv1d: number, flag: Ptr, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
-  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt (f32, f16, Q8_0 or Q4_0 blocks), wpe f32. Split over rows. */
+  /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt & 0xff (f32, f16, Q8_0 or Q4_0
+   *  blocks; | wexpBits(e) for f16 and blocks), wpe f32. Split over rows. */
   embed(ids: Ptr, pos: Ptr, wte: Ptr, wteDt: number, wpe: Ptr, y: Ptr, rows: number, E: number, ith: number, nth: number): void;
   /** Copy rows of keys and values into a cache [B, H, cap, D]: for row (b,t), K = src[(b*T+t)*srcStride + kCol + h*D + d],
    *  V likewise at vCol; written to slot (slot0 + t) of (b,h). The caches hold kvDt elements: DT_F32 (a copy) or
@@ -86,12 +95,18 @@ export interface KernelABI {
    *  touch of fresh memory, so that its page faults are taken by all threads at once before a loader copies into it.
    *  Split over 64 KiB spans. */
   touch_pages(p: Ptr, bytes: number, ith: number, nth: number): void;
+  /** The halves at p + i·stride, i < n (an f16 matrix's elements: stride 2; its Q8_0/Q4_0 block scales: 34 or 18):
+   *  the i32 at out becomes the largest of its value and their magnitudes (h & 0x7fff), and the i32 at out + 4 is
+   *  set to 1 when one of them is subnormal (else left as it is). Split over chunks of 1024 halves. */
+  halves_scan(p: Ptr, n: number, stride: number, out: Ptr, ith: number, nth: number): void;
+  /** The same halves times 2^e in place, exactly (the caller keeps them finite: largest magnitude·2^e ≤ 65504). */
+  halves_shift(p: Ptr, n: number, stride: number, e: number, ith: number, nth: number): void;
 }
 
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights',
+  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights', 'halves_scan', 'halves_shift',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

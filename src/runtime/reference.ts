@@ -2,7 +2,7 @@
 // They are the oracle the kernel fuzz tests compare against, and a backend the model can run on.
 import {
   ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU, DT_F16, DT_F32, DT_Q4, DT_Q8, FLAG_ACCUMULATE, Q8_BLOCK,
-  attentionScratchBytes, splitRange, type KernelABI,
+  attentionScratchBytes, splitRange, wexpOf, type KernelABI,
 } from './abi.js';
 import { floatToHalf } from '../io/half.js';
 import { Q4_0_BYTES, Q8_0_BYTES, quantizeQ4_0, quantizeQ8_0 } from './quant.js';
@@ -56,16 +56,18 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     if (dt === DT_Q8) return i8[p + 2 + j];
     return (j < 16 ? u8[p + 2 + j] & 15 : u8[p + 2 + j - 16] >>> 4) - 8;
   };
-  const blockScale = (w: number, dt: number, K: number, n: number, k: number): number => {
+  /** The scale of the block holding element k of row n; its half holds d·2^e (e = wexp, abi.ts WEXP_SHIFT). */
+  const blockScale = (w: number, dt: number, K: number, n: number, k: number, wexp: number): number => {
     const bytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
-    return halfToFloat(u16[(w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes) >>> 1]);
+    return halfToFloat(u16[(w + (n * (K / Q8_BLOCK) + Math.floor(k / Q8_BLOCK)) * bytes) >>> 1]) * 2 ** -wexp;
   };
-  const weight = (w: number, dt: number, K: number) => {
-    const half = halves();
+  /** Element (n, k) of a weight matrix of format dt whose halves (f16) or block scales hold value·2^wexp. */
+  const weight = (w: number, dt: number, K: number, wexp: number) => {
+    const half = halves(), down = 2 ** -wexp;
     return (n: number, k: number): number => {
       if (dt === DT_F32) return f32[(w >>> 2) + n * K + k];
-      if (dt === DT_F16) return half[u16[(w >>> 1) + n * K + k]];
-      return blockCode(w, dt, K, n, k) * blockScale(w, dt, K, n, k);
+      if (dt === DT_F16) return half[u16[(w >>> 1) + n * K + k]] * down;
+      return blockCode(w, dt, K, n, k) * blockScale(w, dt, K, n, k, wexp);
     };
   };
   /** matmul_q8 / matmul_q4: per block the exact integer dot product, times both scales, summed over blocks. */
@@ -78,7 +80,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
       for (let blk = 0; blk < nb; blk++) {
         let isum = 0;
         for (let j = 0; j < Q8_BLOCK; j++) isum += i8[xq + m * K + blk * Q8_BLOCK + j] * blockCode(w, dt, K, n, blk * Q8_BLOCK + j);
-        acc += isum * f32[(xs >>> 2) + m * nb + blk] * blockScale(w, dt, K, n, blk * Q8_BLOCK);
+        acc += isum * f32[(xs >>> 2) + m * nb + blk] * blockScale(w, dt, K, n, blk * Q8_BLOCK, wexpOf(flags));
       }
       if (bias) acc += f32[(bias >>> 2) + n];
       acc = activate(acc, flags & 3);
@@ -136,11 +138,11 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
   return {
     matmul_f32(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F32, K, 0), bias, y, M, K, N, flags, ith, nth);
     },
     matmul_f16(x, w, bias, y, M, K, N, flags, ith, nth) {
       views();
-      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, K), bias, y, M, K, N, flags, ith, nth);
+      matmul((m, k) => f32[(x >>> 2) + m * K + k], weight(w, DT_F16, K, wexpOf(flags)), bias, y, M, K, N, flags, ith, nth);
     },
     quantize_q8(x, xq, xs, M, K, ith, nth) {
       views();
@@ -173,7 +175,7 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     embed(ids, pos, wte, wteDt, wpe, y, rows, E, ith, nth) {
       views();
       const [r0, r1] = splitRange(rows, ith, nth);
-      const W = weight(wte, wteDt, E);
+      const W = weight(wte, wteDt & 0xff, E, wexpOf(wteDt));
       for (let r = r0; r < r1; r++) {
         const id = i32[(ids >>> 2) + r], p = i32[(pos >>> 2) + r];
         for (let e = 0; e < E; e++) f32[(y >>> 2) + r * E + e] = W(id, e) + f32[(wpe >>> 2) + p * E + e];
@@ -220,6 +222,21 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         values.set(f32.subarray((x >>> 2) + b * Q8_BLOCK, (x >>> 2) + (b + 1) * Q8_BLOCK));
         put(Math.floor(b / per), b % per);
       }
+    },
+    halves_scan(p, n, stride, out, ith, nth) {
+      views();
+      const [i0, i1] = splitRange(n, ith, nth, 1024);
+      for (let i = i0; i < i1; i++) {
+        const a = u16[(p + i * stride) >>> 1] & 0x7fff;
+        if (a > i32[out >>> 2]) i32[out >>> 2] = a;
+        if (a !== 0 && a < 0x400) i32[(out >>> 2) + 1] = 1;
+      }
+    },
+    // through the value: halfToFloat, times 2^e, back with floatToHalf (exact: the product is a half)
+    halves_shift(p, n, stride, e, ith, nth) {
+      views();
+      const [i0, i1] = splitRange(n, ith, nth, 1024);
+      for (let i = i0; i < i1; i++) { const o = (p + i * stride) >>> 1; u16[o] = floatToHalf(halfToFloat(u16[o]) * 2 ** e); }
     },
     // element by element, in the order of either layout; f32 bits copied as they are (a NaN's too)
     place_weights(x, w, dt, rows, cols, wStride, conv1d, flag, ith, nth) {
