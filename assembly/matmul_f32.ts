@@ -268,6 +268,21 @@ function tile2x4<W>(x0: usize, xb: usize, w0: usize, rb: usize, K: i32, bp: usiz
 const GEMV_MAX_M: i32 = 2;
 const PANEL_BYTES: i32 = 512 << 10; // x rows per GEMM M block: as many as fit in this many bytes
 
+/** Four half rows (w0, row stride rb) converted to f32 into the panel at dst (row r at dst + r·4K): each the half's
+ *  value exactly (half4/half1, which form no subnormal f32, times 2^-e). The GEMM then runs the f32 tile on it:
+ *  x·w is the same exact product as on either half path, so the bits are the same, and each weight is converted
+ *  once per M block instead of once per pair of x rows. */
+function halfPanel(w0: usize, rb: usize, K: i32, dst: usize): void {
+  const down = wDown(), wd = f32x4.splat(down);
+  const K4 = K & ~3, pb = <usize>K << 2;
+  for (let r = 0; r < 4; r++) {
+    const src = w0 + <usize>r * rb, d = dst + <usize>r * pb;
+    let k = 0;
+    for (; k < K4; k += 4) v128.store(d + (<usize>k << 2), f32x4.mul(half4(src + (<usize>k << 1)), wd));
+    for (; k < K; k++) store<f32>(d + (<usize>k << 2), half1(src + (<usize>k << 1)) * down);
+  }
+}
+
 export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
   const chunk = splitChunk(N, nth, 16);
   const n0 = splitLo(N, ith, chunk), n1 = splitHi(N, n0, chunk);
@@ -282,12 +297,23 @@ export function matmulF<W>(x: usize, w: usize, bias: usize, y: usize, M: i32, K:
   }
   let mb = (PANEL_BYTES / imax1(K * 4)) & ~1;
   if (mb < 2) mb = 2;
+  // halves: four rows at a time converted to f32 in this thread's low scratch slot when they fit (halfPanel)
+  const panel = sizeof<W>() == 2 && threadIndex() < LOW_SLOTS && <usize>K * 16 <= <usize>LOW_SLOT_BYTES;
+  const slot = lowSlot(), pb = <usize>K << 2;
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
     for (let n = n0; n < n4; n += 4) {
       const w0 = w + <usize>n * rb;
       const bp = bias ? bias + (<usize>n << 2) : 0;
+      if (panel) {
+        halfPanel(w0, rb, K, slot);
+        for (let m = m0; m < m2; m += 2) {
+          tile2x4<f32>(x + <usize>m * xb, xb, slot, pb, K, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
+        }
+        if (m2 < m1) tile1x4<f32>(x + <usize>m2 * xb, slot, slot + pb, slot + 2 * pb, slot + 3 * pb, K, bp, y + <usize>m2 * yb + (<usize>n << 2), 4, flags);
+        continue;
+      }
       for (let m = m0; m < m2; m += 2) {
         tile2x4<W>(x + <usize>m * xb, xb, w0, rb, K, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }

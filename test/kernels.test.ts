@@ -400,6 +400,28 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] f16 GEMM on either side of the f32-panel limit (K ≤ 3840 converted once per M block, longer or thread ≥ 15 direct) equals the GEMV bit for bit`, () => {
+    const h = new Harness(variant);
+    const r = rng(3840);
+    for (const K of [3840, 3844, 150]) for (const e of [0, 10]) {
+      const M = 5, N = 9;
+      h.reset();
+      const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+      const w = h.alloc(N * K * 2);
+      new Uint16Array(h.memory.buffer, w, N * K).set(Array.from({ length: N * K }, () => (r.next() < 0.05 ? r.int(1, 0x3ff) : floatToHalf(r.normal() * 0.01))));
+      if (e) h.k.halves_shift(w, N * K, 2, e, 0, 1);
+      const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+      const run = (k: KernelABI, m0: number, rows: number) => {
+        const y = h.alloc(rows * N * 4);
+        k.matmul_f16(x + m0 * K * 4, w, bias, y, rows, K, N, ACT_GELU_TANH | wexpBits(e), 0, 1);
+        return h.f32(y, rows * N).slice();
+      };
+      const all = run(h.k, 0, M);
+      expectExact(run(h.thread(15), 0, M), all, `f16 GEMM K=${K} e=${e}: thread 15 (no slot)`);
+      for (let m = 0; m < M; m++) expectExact(run(h.k, m, 1), all.subarray(m * N, (m + 1) * N), `f16 GEMM K=${K} e=${e} row ${m}`);
+    }
+  });
+
   test(`[${variant}] q8/q4 GEMV: prepared activations and 2^112-shifted scales give the generic tile's bits at every activation scale`, () => {
     // The q4 (q8) GEMV runs a prepared-activation tile when every block scale xs is 0 or in [2^-126, 2) ([2^-126, 0.5)),
     // else the generic tile; a thread without a scratch slot (t = LOW_SLOTS) always runs the generic one. Both must give the
