@@ -131,4 +131,25 @@ test('load place: NaN and ±inf at fp32 and fp16 are errors naming the tensor an
   }
 });
 
+test('load place: NaN and ±inf in an F16 checkpoint run as fp16 (halves moved as they are) are errors naming the tensor and the element', async () => {
+  for (const [name, at, value, shown] of [
+    ['h.1.mlp.c_fc.weight', 40 * 256 + 5, NaN, 'NaN'], ['wte.weight', 3 * 64 + 40, -Infinity, '-Infinity'], ['h.0.attn.c_attn.weight', 0, Infinity, 'Infinity'],
+    ['h.1.attn.c_proj.weight', 64 * 64 - 1, NaN, 'NaN'],
+  ] as [string, number, number, string][]) {
+    const files = randomCheckpoint(SHAPE, 6);
+    const tensors = parseF32Safetensors(files['model.safetensors'] as Uint8Array);
+    const out: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+    for (const [k, t] of Object.entries(tensors)) {
+      const h = Uint16Array.from(t.data, floatToHalf);
+      if (k === name || k === 'transformer.' + name) h[at] = floatToHalf(value);
+      out[k] = { dtype: 'F16', shape: t.shape, data: new Uint8Array(h.buffer) };
+    }
+    for (const threads of [1, 2]) {
+      const err = await GPT2LMHeadModel.from_pretrained(memorySource({ ...files, 'model.safetensors': writeSafetensors(out) }, 'bad-f16'), { dtype: 'fp16', threads }).then(() => null, (e) => e);
+      assert.instance(err, WeightsError, `${name}: ${err}`);
+      assert.match(err.message, new RegExp(`tensor ${name.replace(/\./g, '\\.')} contains ${shown} at element ${at} \\(NaN or infinite weights\\)`));
+    }
+  }
+});
+
 test.run();

@@ -344,9 +344,8 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         if (whole < bytes.length) carry = bytes.slice(whole);
         const n = whole / srcSize;
         if (!stream) {
-          // half to half: move the bits, no float round trip
+          // half to half: move the bits, no float round trip (a NaN or inf among them: applyWexp's scan below)
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
-          for (let i = 0; i < n; i++) if ((u16[i] & 0x7c00) === 0x7c00) throw new WeightsError(`${file}: tensor ${s.key} contains ${fp16ToF32(u16[i])} at element ${elem + i} (NaN or infinite weights)`);
           placeHalves(backend, u16, n, elem, region.ptr, transpose, N, K);
         } else {
           // the values go straight into the staging area, as f32 (place_weights flags NaN/inf itself)
@@ -357,7 +356,8 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         onProgress?.(loaded, total);
       }
       if (elem !== count) throw new WeightsError(`${file}: tensor ${s.key} ended after ${elem} of ${count} elements`);
-      placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K) });
+      const nonFinite = stream ? undefined : () => movedHalvesError(backend, region.ptr, transpose, N, K, file, s.key);
+      placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K, nonFinite) });
     }
   } catch (e) {
     arena.release(stage);
@@ -401,14 +401,17 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
  *  e ≤ 10 that keeps the largest finite; e = 10 leaves no half subnormal (2^-24 · 2^10 = 2^-14, the smallest normal
  *  one). A subnormal half costs the kernels' shift-only conversion a subnormal f32, which x86 multiplies take tens of
  *  cycles on: decode of the residual projections of GPT-2-shaped weights (std 0.02/√24: about 1% of the halves, or
- *  every Q8_0 scale, subnormal) ran at half speed. 0 when none is subnormal or for f32. `flag`: 8 bytes of scratch. */
-function applyWexp(backend: Backend, flag: number, ptr: number, dt: number, N: number, K: number): number {
+ *  every Q8_0 scale, subnormal) ran at half speed. 0 when none is subnormal or for f32. `flag`: 8 bytes of scratch.
+ *  The scan also finds an inf or NaN half (the largest magnitude ≥ 0x7c00), which only halves moved from an F16 file
+ *  can hold here (every other path's kernel flags one earlier): `nonFinite` then throws. */
+function applyWexp(backend: Backend, flag: number, ptr: number, dt: number, N: number, K: number, nonFinite?: () => never): number {
   if (dt === DT_F32) return 0;
   const n = dt === DT_F16 ? N * K : (N * K) / Q8_BLOCK, stride = dt === DT_F16 ? 2 : dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const out = () => new Int32Array(backend.arena.memory.buffer, flag, 2);
   out().fill(0);
   backend.k.halves_scan(ptr, n, stride, flag);
   const [largest, subnormal] = out();
+  if (largest >= 0x7c00 && nonFinite) nonFinite();
   if (!subnormal) return 0;
   const e = Math.max(0, Math.min(10, 30 - (largest >> 10))); // exponent field + e ≤ 30: the largest stays finite
   if (e > 0) backend.k.halves_shift(ptr, n, stride, e);
@@ -543,6 +546,17 @@ function flaggedKernel(backend: Backend, flag: number, staged: Float32Array, cou
   if (flagged[0] === 0) return;
   const bad = firstNonFinite(staged, count);
   throw new WeightsError(`${file}: tensor ${key} contains ${staged[bad]} at element ${elem0 + bad} (NaN or infinite weights)`);
+}
+
+/** The error for an inf or NaN among the halves moved into [N, K] at ptr: the first in the file's order (a conv1d
+ *  [K, N] tensor was transposed), named by its element there. */
+function movedHalvesError(backend: Backend, ptr: number, transpose: boolean, N: number, K: number, file: string, key: string): never {
+  const h = new Uint16Array(backend.arena.memory.buffer, ptr, N * K);
+  for (let f = 0; f < N * K; f++) {
+    const v = h[transpose ? (f % N) * K + Math.floor(f / N) : f];
+    if ((v & 0x7c00) === 0x7c00) throw new WeightsError(`${file}: tensor ${key} contains ${fp16ToF32(v)} at element ${f} (NaN or infinite weights)`);
+  }
+  throw new WeightsError(`${file}: tensor ${key} holds a NaN or infinite half`);
 }
 
 function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
