@@ -5,7 +5,7 @@ export { matmul_f16 } from './matmul_f16';
 export { quantize_q8, matmul_q8 } from './matmul_q8';
 export { matmul_q4 } from './matmul_q4';
 export { quantize_weights } from './quantize';
-export { place_weights } from './place';
+export { place_weights, place_halves } from './place';
 export { layernorm } from './layernorm';
 export { embed } from './embed';
 export { kv_store } from './kv';

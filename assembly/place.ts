@@ -79,3 +79,30 @@ export function place_weights(x: usize, w: usize, dt: i32, rows: i32, cols: i32,
   }
   if (v128.any_true(bad) || bad1) store<i32>(flag, 1);
 }
+
+/**
+ * place_halves: halves staged in memory (an F16 checkpoint's matrix run as f16) → the loader's f16 matrix, moved as
+ * they are (no float round trip; NaN/inf are found afterwards by halves_scan). The layouts of place_weights:
+ *  - conv1d = 0: rows·cols consecutive halves. Split over the values.
+ *  - conv1d = 1: source rows [rows, cols] of a [K, N] Conv1D weight: half (r, c) goes to element c·wStride + r. Split
+ *    over the outputs; TILE source rows per visit of an output row, so its cache line is written once or twice.
+ */
+export function place_halves(x: usize, w: usize, rows: i32, cols: i32, wStride: i32, conv1d: i32, ith: i32, nth: i32): void {
+  if (conv1d) {
+    const chunk = splitChunk(cols, nth, 4);
+    const c0 = splitLo(cols, ith, chunk), c1 = splitHi(cols, c0, chunk);
+    const ss: usize = <usize>cols << 1, os: usize = <usize>wStride << 1;
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = imin(r0 + TILE, rows);
+      for (let c = c0; c < c1; c++) {
+        const d = w + <usize>c * os, s = x + (<usize>c << 1);
+        for (let r = r0; r < r1; r++) store<u16>(d + (<usize>r << 1), load<u16>(s + <usize>r * ss));
+      }
+    }
+    return;
+  }
+  const n = rows * cols;
+  const chunk = splitChunk(n, nth, 8);
+  const i0 = splitLo(n, ith, chunk), i1 = splitHi(n, i0, chunk);
+  if (i0 < i1) memory.copy(w + (<usize>i0 << 1), x + (<usize>i0 << 1), <usize>(i1 - i0) << 1);
+}

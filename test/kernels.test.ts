@@ -894,6 +894,34 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] place_halves, linear and conv1d: every half moved as it is, byte-identical to the reference twin`, () => {
+    const h = new Harness(variant);
+    const r = rng(29);
+    const cases: { conv1d: boolean; rows: number; cols: number; extra: number }[] = [];
+    for (const [rows, cols] of [[1, 1], [1, 7], [3, 5], [1, 1024], [2, 1003], [5, 16]]) cases.push({ conv1d: false, rows, cols, extra: 0 });
+    for (const rows of [1, 2, 3, 15, 16, 17, 33]) for (const cols of [1, 3, 4, 5, 13, 67]) cases.push({ conv1d: true, rows, cols, extra: r.int(0, 5) });
+    for (const c of cases) {
+      h.reset();
+      const { conv1d, rows, cols } = c;
+      const wStride = conv1d ? rows + c.extra : 0, bytes = (conv1d ? cols * wStride : rows * cols) * 2;
+      const src = Array.from({ length: rows * cols }, () => r.int(0, 0xffff)); // any bits: NaN, inf and subnormal halves too
+      const x = h.alloc(rows * cols * 2);
+      new Uint16Array(h.memory.buffer, x, rows * cols).set(src);
+      const init = h.alloc(bytes);
+      h.bytes(init, bytes).set(Array.from({ length: bytes }, () => r.int(0, 255)));
+      const what = `place_halves ${conv1d ? 'conv1d' : 'linear'} ${rows}x${cols} wStride=${wStride}`;
+      const got = runSplits(h, init, bytes, (o, ith, nth) => h.k.place_halves(x, o, rows, cols, wStride, conv1d ? 1 : 0, ith, nth), what);
+      const want = h.copy(init, bytes);
+      h.ref.place_halves(x, want, rows, cols, wStride, conv1d ? 1 : 0, 0, 1);
+      assert.equal(h.bytes(got, bytes), h.bytes(want, bytes), what);
+      const out = new Uint16Array(h.memory.buffer, got, bytes / 2);
+      for (let i = 0; i < rows * cols; i++) {
+        const at = conv1d ? (i % cols) * wStride + Math.floor(i / cols) : i;
+        if (out[at] !== src[i]) assert.unreachable(`${what}: half ${i} at ${at}: got ${out[at]} want ${src[i]}`);
+      }
+    }
+  });
+
   test(`[${variant}] kv_store f16: round to nearest even, bit for bit, against an independent oracle`, () => {
     // every f32 exponent with mantissas at the rounding boundaries, and random bit patterns, both signs
     const h = new Harness(variant);

@@ -7,14 +7,18 @@
 // As many whole groups as the staging area holds go at a time; the values after the last whole group are moved
 // to its start and wait for the next chunk. For GPT-2 124M a conv1d group is at most 32 × 3072 f32 = 384 KiB (c_fc).
 // Matrices placed as f32 or f16 (the place_weights kernel) stream the same way with a span of 1 instead of 32: a
-// group is one value (linear) or one source row (conv1d), which the kernel transposes.
+// group is one value (linear) or one source row (conv1d), which the kernel transposes; so do an F16 checkpoint's
+// halves run as f16 (place_halves), staged as halves.
 export const BLOCK = 32;
 
 /** Receives `groups` whole groups, the tensor's groups first … first + groups - 1, staged at the start of the
  *  staging area; the area is reused afterwards. */
 export type GroupWriter = (first: number, groups: number) => void;
 
-export class BlockStream {
+/** The staging area's elements: f32 values, or halves moved as they are. */
+type Staging = Float32Array | Uint16Array;
+
+export class BlockStream<S extends Staging = Float32Array> {
   /** Values per group, and the whole groups the staging area holds. */
   readonly group: number;
   private readonly capacity: number;
@@ -23,7 +27,7 @@ export class BlockStream {
 
   /** `conv1d`: the tensor is [K, N] (inputs × outputs, GPT-2's Conv1D), else [N, K]. A group spans `span` inputs (32,
    *  a block, or 1 for placing), of which K must be a multiple, and `staging` must hold one group (BlockStream.groupValues). */
-  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly staging: Float32Array,
+  constructor(private readonly conv1d: boolean, private readonly N: number, private readonly K: number, private readonly staging: S,
     private readonly write: GroupWriter, private readonly span = BLOCK) {
     if (K % span !== 0) throw new RangeError(`BlockStream: K = ${K} is not a multiple of ${span}`);
     this.group = BlockStream.groupValues(conv1d, N, span);
@@ -36,10 +40,10 @@ export class BlockStream {
 
   /** Appends the tensor's next `count` values (file order): `fill(dst, from)` writes values from … from + dst.length - 1
    *  of them into dst (a part of the staging area). */
-  push(count: number, fill: (dst: Float32Array, from: number) => void): void {
+  push(count: number, fill: (dst: S, from: number) => void): void {
     for (let i = 0; i < count;) {
       const take = Math.min(count - i, this.capacity - this.filled);
-      fill(this.staging.subarray(this.filled, this.filled + take), i);
+      fill(this.staging.subarray(this.filled, this.filled + take) as S, i);
       this.filled += take;
       i += take;
       const groups = Math.floor(this.filled / this.group);

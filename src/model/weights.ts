@@ -3,7 +3,8 @@
 // rows, in the run dtype), a chunk of at most 4 MiB at a time: neither a whole tensor nor an f32 copy of a
 // matrix is ever held. The values are decoded to f32 into a staging area in wasm memory (block-stream.ts), from
 // which a kernel writes them in place: quantize_weights (q8/q4 blocks) or place_weights (f32/f16, conv1d weights
-// transposed); both flag NaN/inf for the typed error. An F16 tensor run as fp16 moves its bits (placeHalves); a matrix the file already
+// transposed); both flag NaN/inf for the typed error. An F16 matrix run as fp16 is staged as its halves and moved by
+// place_halves (its NaN/inf found by the scan of applyWexp); a matrix the file already
 // stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
@@ -250,8 +251,8 @@ function storedBytes(s: Spec, plan: Record<TensorGroup, DType>): number {
   return dt === DT_F32 ? n * 4 : dt === DT_F16 ? n * 2 : (n / Q8_BLOCK) * (dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES);
 }
 
-/** Bytes of wasm memory loadWeights stages the floats of its tensors in (all but F16 run as fp16 and stored blocks
- *  copied as they are), 0 when there are none: up to `budget` (what the memory plan has room for during the load:
+/** Bytes of wasm memory loadWeights stages the values of its tensors in (as f32, or as halves for F16 run as fp16;
+ *  stored blocks are copied as they are), 0 when there are none: up to `budget` (what the memory plan has room for during the load:
  *  the first call's workspace, which is placed only afterwards), at most a chunk, and at least one group of each
  *  (BlockStream), plus place_weights' NaN/inf flag at the end (FLAG_BYTES); only that flag when nothing is staged but
  *  a matrix has halves (applyWexp's scratch).
@@ -261,7 +262,8 @@ export function stagingBytes(plan: PlannedWeights, budget: number, copied = (s: 
   for (const s of plan.specs) {
     const info = plan.byKey.get(s.key)!, dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
     if (dt !== DT_F32) need = Math.max(need, FLAG_BYTES); // applyWexp's scratch, at the staging area's end
-    if (copied(s) || movesHalves(info, dt)) continue;
+    if (copied(s)) continue;
+    if (movesHalves(info, dt)) { need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], 1) * 2 + FLAG_BYTES); continue; }
     const quantized = dt === DT_Q8 || dt === DT_Q4;
     need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], quantized ? Q8_BLOCK : 1) * 4 + FLAG_BYTES);
   }
@@ -272,7 +274,7 @@ export function stagingBytes(plan: PlannedWeights, budget: number, copied = (s: 
 /** Bytes at the staging area's end for place_weights' flag (16: the floats before it stay 16-byte aligned). */
 const FLAG_BYTES = 16;
 
-/** An F16 tensor run as f16: its bits are moved as they are (placeHalves), without staging. */
+/** An F16 tensor run as f16: its bits are moved as they are (staged as halves, place_halves). */
 const movesHalves = (info: TensorInfoLike, dt: number) => info.dtype === 'F16' && dt === DT_F16;
 
 /** Streams the planned tensors into the backend's memory. Their decoded values (all but F16 run as fp16 and stored
@@ -304,6 +306,7 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
     if (staging > 0) stage = arena.alloc('weight staging', staging);
     // the staging area's floats (the memory grows no more while the tensors stream: every region is placed)
     const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
+    const staged16 = stage ? new Uint16Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 2) : null; // the same bytes, for halves
     const flag = stage ? stage.ptr + staging - FLAG_BYTES : 0; // the kernels' NaN/inf flag, after the floats
     if (backend.threads > 1) {
       // every thread takes its share of the regions' first-touch page faults at once (assembly/touch.ts), so the
@@ -327,11 +330,13 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream stages
       // whole groups of 32 source rows in wasm memory and the quantize_weights kernel reads each output's block down
       // them (no f32 copy of the tensor). f32/f16 go through the same staging one value or source row at a time, and
-      // place_weights writes (and transposes) them. GGUF matrices are already [N out, K in] rows (rowMajorNK).
+      // place_weights writes (and transposes) them; an F16 matrix run as f16 is staged as its halves and place_halves
+      // moves them. GGUF matrices are already [N out, K in] rows (rowMajorNK).
       const file = info.file ?? 'model.safetensors';
       const transpose = s.kind === 'conv1d' && !info.rowMajorNK;
       const quantized = dt === DT_Q8 || dt === DT_Q4;
-      const stream = movesHalves(info, dt) ? null : quantized
+      const halves = movesHalves(info, dt);
+      const stream = halves ? new BlockStream(transpose, N, K, staged16!, halvesWriter(backend, staged16!, region.ptr, transpose, N, K), 1) : quantized
         ? new BlockStream(transpose, N, K, staged!, groupWriter(backend, staged!, flag, region.ptr, dt, transpose, N, K, file, s.key))
         : new BlockStream(transpose, N, K, staged!, placeWriter(backend, staged!, flag, region.ptr, dt, transpose, N, K, file, s.key), 1);
       const srcSize = SRC_BYTES[info.dtype];
@@ -343,20 +348,20 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         const whole = bytes.length - (bytes.length % srcSize);
         if (whole < bytes.length) carry = bytes.slice(whole);
         const n = whole / srcSize;
-        if (!stream) {
-          // half to half: move the bits, no float round trip (a NaN or inf among them: applyWexp's scan below)
+        if (halves) {
+          // half to half: the bits go into the staging area as they are (a NaN or inf among them: applyWexp's scan)
           const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
-          placeHalves(backend, u16, n, elem, region.ptr, transpose, N, K);
+          (stream as BlockStream<Uint16Array>).push(n, (dst, from) => dst.set(u16.subarray(from, from + dst.length)));
         } else {
           // the values go straight into the staging area, as f32 (place_weights flags NaN/inf itself)
-          stream.push(n, (dst, from) => convertToF32(info.dtype as STDtype, bytes.subarray(from * srcSize, (from + dst.length) * srcSize), dst, `${file}: tensor ${s.key}`));
+          (stream as BlockStream<Float32Array>).push(n, (dst, from) => convertToF32(info.dtype as STDtype, bytes.subarray(from * srcSize, (from + dst.length) * srcSize), dst, `${file}: tensor ${s.key}`));
         }
         elem += n;
         loaded += whole;
         onProgress?.(loaded, total);
       }
       if (elem !== count) throw new WeightsError(`${file}: tensor ${s.key} ended after ${elem} of ${count} elements`);
-      const nonFinite = stream ? undefined : () => movedHalvesError(backend, region.ptr, transpose, N, K, file, s.key);
+      const nonFinite = halves ? () => movedHalvesError(backend, region.ptr, transpose, N, K, file, s.key) : undefined;
       placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K, nonFinite) });
     }
   } catch (e) {
@@ -559,12 +564,13 @@ function movedHalvesError(backend: Backend, ptr: number, transpose: boolean, N: 
   throw new WeightsError(`${file}: tensor ${key} holds a NaN or infinite half`);
 }
 
-function placeHalves(backend: Backend, src: Uint16Array, n: number, elem: number, ptr: number, transpose: boolean, N: number, K: number) {
-  const buf = backend.arena.memory.buffer;
-  if (!transpose) { new Uint16Array(buf, ptr + elem * 2, n).set(src.subarray(0, n)); return; }
-  const h = new Uint16Array(buf, ptr, N * K);
-  let k = Math.floor(elem / N), nn = elem - k * N;
-  for (let i = 0; i < n; i++) { h[nn * K + k] = src[i]; if (++nn === N) { nn = 0; k++; } }
+/** Writes BlockStream's staged halves (values, or source rows of a conv1d [K, N] tensor) into the f16 matrix at dst
+ *  with the place_halves kernel, as they are. */
+function halvesWriter(backend: Backend, staged: Uint16Array, dst: number, conv1d: boolean, N: number, K: number): GroupWriter {
+  return (first, groups) => {
+    if (conv1d) backend.k.place_halves(staged.byteOffset, dst + first * 2, groups, N, K, 1);
+    else backend.k.place_halves(staged.byteOffset, dst + first * 2, groups, 1, 0, 0);
+  };
 }
 
 /** Bytes the weights will take for a config and dtype, without reading the file (for `info`). */

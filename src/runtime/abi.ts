@@ -67,6 +67,10 @@ export interface KernelABI {
    *  are inputs and cols the outputs (source rows of a [K, N] Conv1D weight): value (r, c) goes to element
    *  c·wStride + r; split over the outputs. The loader's path from a checkpoint's floats to fp32/fp16 weights. */
   place_weights(x: Ptr, w: Ptr, dt: number, rows: number, cols: number, wStride: number, conv1d: number, flag: Ptr, ith: number, nth: number): void;
+  /** Halves x [rows, cols] → the DT_F16 elements at w as they are, in place_weights' layouts (conv1d = 0: consecutive,
+   *  split over the values; 1: half (r, c) → element c·wStride + r, split over the outputs). The loader's path for an
+   *  F16 checkpoint's matrices run as fp16 (NaN/inf: halves_scan afterwards). */
+  place_halves(x: Ptr, w: Ptr, rows: number, cols: number, wStride: number, conv1d: number, ith: number, nth: number): void;
   /** y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta, biased variance, f32 accumulation. Split over rows. */
   layernorm(x: Ptr, gamma: Ptr, beta: Ptr, y: Ptr, rows: number, cols: number, eps: number, ith: number, nth: number): void;
   /** y[r,:] = wte[ids[r],:] + wpe[pos[r],:]; ids/pos are i32; wte rows of dtype wteDt & 0xff (f32, f16, Q8_0 or Q4_0
@@ -106,7 +110,7 @@ export interface KernelABI {
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights', 'halves_scan', 'halves_shift',
+  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

@@ -44,6 +44,8 @@ const SIZES: Record<KernelName, Sizer> = {
   quantize_weights: (a) => (a[6] ? [Math.ceil(a[5] / 4), a[4] * 4] : [Math.ceil((a[4] * a[5]) / 128), 128]),
   // (x, w, dt, rows, cols, wStride, conv1d): outputs of rows (conv1d), four to a unit, else values, 1024 to a unit
   place_weights: (a) => (a[6] ? [Math.ceil(a[4] / 4), a[3] * 4] : [Math.ceil((a[3] * a[4]) / 1024), 1024]),
+  // (x, w, rows, cols, wStride, conv1d): as place_weights
+  place_halves: (a) => (a[5] ? [Math.ceil(a[3] / 4), a[2] * 4] : [Math.ceil((a[2] * a[3]) / 1024), 1024]),
   halves_scan: (a) => [Math.ceil(a[1] / 1024), 1024], // (p, n, stride, out): chunks of 1024 halves
   halves_shift: (a) => [Math.ceil(a[1] / 1024), 1024],
 };
@@ -68,7 +70,7 @@ const ROWS: Record<KernelName, (a: number[]) => number> = {
   touch_pages: () => Infinity, // not a decode op: always on every thread
   quantize_weights: (a) => (a[6] ? a[5] : a[4]), // the weight's outputs (a load: hundreds, so on every thread)
   place_weights: () => Infinity, // a load: always on every thread
-  halves_scan: () => Infinity, halves_shift: () => Infinity, // a load
+  place_halves: () => Infinity, halves_scan: () => Infinity, halves_shift: () => Infinity, // a load
 };
 
 /** Calls of at most this many token rows (decode, batched up to this many sequences) go by the dispatch policy;

@@ -223,6 +223,16 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
         put(Math.floor(b / per), b % per);
       }
     },
+    place_halves(x, w, rows, cols, wStride, conv1d, ith, nth) {
+      views();
+      if (conv1d) {
+        const [c0, c1] = splitRange(cols, ith, nth, 4);
+        for (let r = 0; r < rows; r++) for (let c = c0; c < c1; c++) u16[(w >>> 1) + c * wStride + r] = u16[(x >>> 1) + r * cols + c];
+        return;
+      }
+      const [i0, i1] = splitRange(rows * cols, ith, nth, 8);
+      for (let i = i0; i < i1; i++) u16[(w >>> 1) + i] = u16[(x >>> 1) + i];
+    },
     halves_scan(p, n, stride, out, ith, nth) {
       views();
       const [i0, i1] = splitRange(n, ith, nth, 1024);
