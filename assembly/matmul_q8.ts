@@ -320,10 +320,22 @@ function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb:
 }
 
 // GEMM weight panel: four weight rows repacked once per M-panel into this thread's low scratch slot, per block
-// the four rows' 32 codes widened to i16 (4 × 64 bytes, row r at 64·r) then their four scales as f32 (16 bytes),
-// so the tile's inner loop loads ready i16 vectors and one scale vector instead of widening every weight load and
-// rebuilding the scales for every pair of x rows.
+// the four rows' 32 codes widened to i16 (4 × 64 bytes) then their four scales as f32 (16 bytes), so the tile's
+// inner loop loads ready i16 vectors and one scale vector instead of widening every weight load and rebuilding the
+// scales for every pair of x rows. Within a block, eighth j (codes 8j..8j+7) of the four rows is stored at 16·j +
+// 64·s as row pairs swapped by halves: slot 0 holds row 0's first four codes and row 1's last four, slot 1 row 1's
+// first and row 0's last, slots 2 and 3 the same for rows 2 and 3. A dot product with the eight x codes then gives
+// lanes (row 0, row 0, row 1, row 1) from slot 0 and (1, 1, 0, 0) from slot 1, so the per-block reduction of the
+// tile's four accumulators to the four rows' sums (panelSum4) needs 4 shuffles and 3 adds instead of hsum4i's 6 and 3.
 const PANEL_BLOCK_BYTES: usize = 272;
+
+/** Codes 8j..8j+7 of the block at q (format F) as i16. */
+@inline function eighthOf<F>(q: usize, j: i32): v128 {
+  if (isSigned<F>()) return v128.load8x8_s(q + 2 + <usize>(j << 3));
+  const v = v128.load(q, 2), eight = i8x16.splat(8);
+  const h = j < 2 ? i8x16.sub(v128.and(v, i8x16.splat(15)), eight) : i8x16.sub(i8x16.shr_u(v, 4), eight);
+  return (j & 1) == 0 ? i16x8.extend_low_i8x16_s(h) : i16x8.extend_high_i8x16_s(h);
+}
 
 /** Rows w, w + rb, w + 2·rb, w + 3·rb (nb blocks of format F) → the i16 panel at dst (PANEL_BLOCK_BYTES per block). */
 function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
@@ -331,25 +343,24 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
   const r2 = rb * 2, r3 = rb * 3;
   for (let b = 0; b < nb; b++) {
     const p = w + <usize>b * bb;
-    for (let r = 0; r < 4; r++) {
-      const q = p + <usize>r * rb, d = dst + (<usize>r << 6);
-      if (isSigned<F>()) {
-        v128.store(d, v128.load8x8_s(q, 2));
-        v128.store(d, v128.load8x8_s(q, 10), 16);
-        v128.store(d, v128.load8x8_s(q, 18), 32);
-        v128.store(d, v128.load8x8_s(q, 26), 48);
-      } else {
-        const v = v128.load(q, 2), eight = i8x16.splat(8);
-        const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
-        v128.store(d, i16x8.extend_low_i8x16_s(lo));
-        v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
-        v128.store(d, i16x8.extend_low_i8x16_s(hi), 32);
-        v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
-      }
+    for (let j = 0; j < 4; j++) {
+      const e0 = eighthOf<F>(p, j), e1 = eighthOf<F>(p + rb, j), e2 = eighthOf<F>(p + r2, j), e3 = eighthOf<F>(p + r3, j);
+      const d = dst + <usize>(j << 4);
+      v128.store(d, i64x2.shuffle(e0, e1, 0, 3));
+      v128.store(d, i64x2.shuffle(e1, e0, 0, 3), 64);
+      v128.store(d, i64x2.shuffle(e2, e3, 0, 3), 128);
+      v128.store(d, i64x2.shuffle(e3, e2, 0, 3), 192);
     }
     v128.store(dst, scale4(p, p + rb, p + r2, p + r3), 256);
     dst += PANEL_BLOCK_BYTES;
   }
+}
+
+/** The four rows' sums (i32 lanes 0..3) from a panel tile's accumulators: a (lanes rows 0, 0, 1, 1), b (1, 1, 0, 0),
+ *  c (2, 2, 3, 3), d (3, 3, 2, 2). Integer adds: exact, the same sums as hsum4i on the unswapped layout. */
+@inline function panelSum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(a, i32x4.shuffle(b, b, 2, 3, 0, 1)), cd = i32x4.add(c, i32x4.shuffle(d, d, 2, 3, 0, 1));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
 /** i32 lanes a + dot(u, w) (pairs of i16 products, exact). */
@@ -402,8 +413,8 @@ function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i
       w = v128.load(p, 240); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
     }
     const ws = v128.load(p, 256);
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
+    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
+    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
     p += PANEL_BLOCK_BYTES; xp += 32;
   }
   finish(acc0, bp, yp, 4, flags);
