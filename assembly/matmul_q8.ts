@@ -370,55 +370,60 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
 
 /** tile2x4's arithmetic with the four weight rows from a packed panel (wp): two rows of x (x0, x0 + xb; scales
  *  xs0, xs0 + xsb). Per block and per eighth of it, two widened x loads and four weight loads feed eight
- *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 4 weight vectors). */
-function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-  let p = wp, xp = x0;
-  const xsend = xs0 + (<usize>nb << 2);
-  for (let xsp = xs0; xsp < xsend; xsp += 4) {
-    const xq = xp + xb;
-    // the first eighth starts the accumulators
-    let u = v128.load8x8_s(xp), v = v128.load8x8_s(xq);
-    let w = v128.load(p);
-    let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 64);
-    let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 128);
-    let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 192);
-    let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
-    // the other eighths written out, each in its own basic block behind a branch that is always taken (xb = K,
-    // xsb = 4·nb and nb are > 0 here; three different conditions, so the engine does not fold them into one):
-    // V8 places a basic block's loads at its top, so one straight block would hold all 24 loads live and spill,
-    // and a loop over the eighths costs a stack check, a compare and index arithmetic per eighth (callgrind)
-    if (xb != 0) {
-      u = v128.load8x8_s(xp, 8); v = v128.load8x8_s(xq, 8);
-      w = v128.load(p, 16); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
-      w = v128.load(p, 80); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
-      w = v128.load(p, 144); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
-      w = v128.load(p, 208); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+ *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 4 weight vectors).
+ *  Runs pairs such pairs of x rows (rows 2i, 2i + 1 from x0, outputs from yp on): one call per panel, not per pair
+ *  (a call costs the caller ~80 instructions of spills and reloads, ~2.5 % of a 768-long tile). */
+function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
+  for (let i = 0; i < pairs; i++) {
+    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+    let p = wp, xp = x0;
+    const xsend = xs0 + (<usize>nb << 2);
+    for (let xsp = xs0; xsp < xsend; xsp += 4) {
+      const xq = xp + xb;
+      // the first eighth starts the accumulators
+      let u = v128.load8x8_s(xp), v = v128.load8x8_s(xq);
+      let w = v128.load(p);
+      let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 64);
+      let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 128);
+      let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 192);
+      let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
+      // the other eighths written out, each in its own basic block behind a branch that is always taken (xb = K,
+      // xsb = 4·nb and nb are > 0 here; three different conditions, so the engine does not fold them into one):
+      // V8 places a basic block's loads at its top, so one straight block would hold all 24 loads live and spill,
+      // and a loop over the eighths costs a stack check, a compare and index arithmetic per eighth (callgrind)
+      if (xb != 0) {
+        u = v128.load8x8_s(xp, 8); v = v128.load8x8_s(xq, 8);
+        w = v128.load(p, 16); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 80); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 144); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 208); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      if (xsb != 0) {
+        u = v128.load8x8_s(xp, 16); v = v128.load8x8_s(xq, 16);
+        w = v128.load(p, 32); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 96); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 160); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 224); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      if (nb != 0) {
+        u = v128.load8x8_s(xp, 24); v = v128.load8x8_s(xq, 24);
+        w = v128.load(p, 48); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 112); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 176); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 240); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      const ws = v128.load(p, 256);
+      acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
+      acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
+      p += PANEL_BLOCK_BYTES; xp += 32;
     }
-    if (xsb != 0) {
-      u = v128.load8x8_s(xp, 16); v = v128.load8x8_s(xq, 16);
-      w = v128.load(p, 32); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
-      w = v128.load(p, 96); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
-      w = v128.load(p, 160); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
-      w = v128.load(p, 224); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
-    }
-    if (nb != 0) {
-      u = v128.load8x8_s(xp, 24); v = v128.load8x8_s(xq, 24);
-      w = v128.load(p, 48); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
-      w = v128.load(p, 112); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
-      w = v128.load(p, 176); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
-      w = v128.load(p, 240); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
-    }
-    const ws = v128.load(p, 256);
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
-    p += PANEL_BLOCK_BYTES; xp += 32;
+    finish(acc0, bp, yp, 4, flags);
+    finish(acc1, bp, yp + yb, 4, flags);
+    x0 += xb << 1; xs0 += xsb << 1; yp += yb << 1;
   }
-  finish(acc0, bp, yp, 4, flags);
-  finish(acc1, bp, yp + yb, 4, flags);
 }
 
 /** Rows n.. of at most four (up to n1) through tile1x4. */
@@ -480,9 +485,7 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
       const bp = bias ? bias + (<usize>n << 2) : 0;
       if (packed && m2 > m0) {
         packPanel<F>(w + <usize>n * rb, rb, nb, scratch);
-        for (let m = m0; m < m2; m += 2) {
-          tile2x4p(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
-        }
+        tile2x4p(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, y + <usize>m0 * yb + (<usize>n << 2), yb, flags, (m2 - m0) >> 1);
       } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }
