@@ -373,12 +373,13 @@ for (const variant of variants) {
 
   test(`[${variant}] q8/q4 GEMM panels of many row pairs, odd tails and split N equal the GEMV bit for bit`, () => {
     // the packed tile runs every row pair of an M-panel in one call (the panel is 256 KiB of x codes: 64 rows at
-    // K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row); N = 13 leaves a group of
-    // one row; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth 1..3.
+    // K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row); at K = 768 the x rows are
+    // widened into the scratch slot beside the weight panel, 34 at a time, so M = 71 is panels of 34, 34 and 3;
+    // N = 13 leaves a group of one row; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth 1..3.
     const h = new Harness(variant);
     const r = rng(8128);
     for (const dt of [DT_Q8, DT_Q4]) {
-      for (const [M, K, N] of [[67, 4096, 13], [11, 32, 18], [6, 768, 8]]) {
+      for (const [M, K, N] of [[67, 4096, 13], [71, 768, 13], [11, 32, 18], [6, 768, 8]]) {
         h.reset();
         const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
         const blocks = randomBlocks(r, dt, N, K);
