@@ -20,8 +20,15 @@
 // 128x3072x768, load ~10 on 2 cores, alternated runs): the former tile (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0
 // form) 22-35 GOP/s (V8 spilled ~40 vectors per block); packed panel with the block body written out straight
 // 42-47 (V8 hoists all 16 weight loads of a block to the top and spills); the block's eighths as a loop (V8
-// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators (this
-// tile) 52-58. Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
+// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators 52-58;
+// the eighths written out, each in its own basic block behind an always-taken branch (this tile: no spill of the
+// integer accumulators and no per-eighth loop overhead; callgrind, 128x768x3072 quantize + GEMM: 189.1M -> 171.4M
+// wasm instructions per call, ~155 -> ~140 per block of the 2 x 4 tile). When at least 16 x rows fit in the slot
+// beside the weight panel (K ≤ ~1500), an M-panel's x rows are widened to i16 there first (widenRows), so the tile's
+// x loads are plain loads instead of sign-extending ones: about the same instruction count (the weight panel is
+// packed once per 34-row M-panel at K = 768 instead of once), but 6-9 % less time at 128x768x3072 (alternated
+// runs of bench/probe-gemm.ts: the extending loads compete with the dot products for the vector ALU ports).
+// Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
 // panel (x code pairs broadcast, weight vectors holding one pair of four rows, so the i32 lanes are outputs and no
 // horizontal sum is needed: 39-57, load16_splat + widen per pair costs what the hsum saved), and the same with
 // eight x codes widened once and pairs broadcast by shuffles (44-47: V8 hoists the eight weight loads and spills).
@@ -324,10 +331,34 @@ function tile2x4<F>(x0: usize, xb: usize, xs0: usize, xsb: usize, w0: usize, rb:
 }
 
 // GEMM weight panel: four weight rows repacked once per M-panel into this thread's low scratch slot, per block
-// the four rows' 32 codes widened to i16 (4 × 64 bytes, row r at 64·r) then their four scales as f32 (16 bytes),
-// so the tile's inner loop loads ready i16 vectors and one scale vector instead of widening every weight load and
-// rebuilding the scales for every pair of x rows.
+// the four rows' 32 codes widened to i16 (4 × 64 bytes) then their four scales as f32 (16 bytes), so the tile's
+// inner loop loads ready i16 vectors and one scale vector instead of widening every weight load and rebuilding the
+// scales for every pair of x rows. Within a block, eighth j (codes 8j..8j+7) of the four rows is stored at 16·j +
+// 64·s as row pairs swapped by halves: slot 0 holds row 0's first four codes and row 1's last four, slot 1 row 1's
+// first and row 0's last, slots 2 and 3 the same for rows 2 and 3. A dot product with the eight x codes then gives
+// lanes (row 0, row 0, row 1, row 1) from slot 0 and (1, 1, 0, 0) from slot 1, so the per-block reduction of the
+// tile's four accumulators to the four rows' sums (panelSum4) needs 4 shuffles and 3 adds instead of hsum4i's 6 and 3.
 const PANEL_BLOCK_BYTES: usize = 272;
+
+/** Codes 8j..8j+7 of the block at q (format F) as i16. */
+@inline function eighthOf<F>(q: usize, j: i32): v128 {
+  if (isSigned<F>()) {
+    if (j == 0) return v128.load8x8_s(q, 2);
+    if (j == 1) return v128.load8x8_s(q, 10);
+    return j == 2 ? v128.load8x8_s(q, 18) : v128.load8x8_s(q, 26);
+  }
+  const v = v128.load(q, 2), eight = i8x16.splat(8);
+  const h = j < 2 ? i8x16.sub(v128.and(v, i8x16.splat(15)), eight) : i8x16.sub(i8x16.shr_u(v, 4), eight);
+  return (j & 1) == 0 ? i16x8.extend_low_i8x16_s(h) : i16x8.extend_high_i8x16_s(h);
+}
+
+/** Eighth j of rows 0..3 (e0..e3) → the panel at d, row pairs swapped by halves. */
+@inline function storeEighth(d: usize, e0: v128, e1: v128, e2: v128, e3: v128): void {
+  v128.store(d, i64x2.shuffle(e0, e1, 0, 3));
+  v128.store(d, i64x2.shuffle(e1, e0, 0, 3), 64);
+  v128.store(d, i64x2.shuffle(e2, e3, 0, 3), 128);
+  v128.store(d, i64x2.shuffle(e3, e2, 0, 3), 192);
+}
 
 /** Rows w, w + rb, w + 2·rb, w + 3·rb (nb blocks of format F) → the i16 panel at dst (PANEL_BLOCK_BYTES per block). */
 function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
@@ -335,25 +366,21 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
   const r2 = rb * 2, r3 = rb * 3;
   for (let b = 0; b < nb; b++) {
     const p = w + <usize>b * bb;
-    for (let r = 0; r < 4; r++) {
-      const q = p + <usize>r * rb, d = dst + (<usize>r << 6);
-      if (isSigned<F>()) {
-        v128.store(d, v128.load8x8_s(q, 2));
-        v128.store(d, v128.load8x8_s(q, 10), 16);
-        v128.store(d, v128.load8x8_s(q, 18), 32);
-        v128.store(d, v128.load8x8_s(q, 26), 48);
-      } else {
-        const v = v128.load(q, 2), eight = i8x16.splat(8);
-        const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
-        v128.store(d, i16x8.extend_low_i8x16_s(lo));
-        v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
-        v128.store(d, i16x8.extend_low_i8x16_s(hi), 32);
-        v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
-      }
-    }
+    // the four eighths written out (constant offsets; a loop over them cost ~100 instructions per block)
+    storeEighth(dst, eighthOf<F>(p, 0), eighthOf<F>(p + rb, 0), eighthOf<F>(p + r2, 0), eighthOf<F>(p + r3, 0));
+    storeEighth(dst + 16, eighthOf<F>(p, 1), eighthOf<F>(p + rb, 1), eighthOf<F>(p + r2, 1), eighthOf<F>(p + r3, 1));
+    storeEighth(dst + 32, eighthOf<F>(p, 2), eighthOf<F>(p + rb, 2), eighthOf<F>(p + r2, 2), eighthOf<F>(p + r3, 2));
+    storeEighth(dst + 48, eighthOf<F>(p, 3), eighthOf<F>(p + rb, 3), eighthOf<F>(p + r2, 3), eighthOf<F>(p + r3, 3));
     v128.store(dst, scale4(p, p + rb, p + r2, p + r3), 256);
     dst += PANEL_BLOCK_BYTES;
   }
+}
+
+/** The four rows' sums (i32 lanes 0..3) from a panel tile's accumulators: a (lanes rows 0, 0, 1, 1), b (1, 1, 0, 0),
+ *  c (2, 2, 3, 3), d (3, 3, 2, 2). Integer adds: exact, the same sums as hsum4i on the unswapped layout. */
+@inline function panelSum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(a, i32x4.shuffle(b, b, 2, 3, 0, 1)), cd = i32x4.add(c, i32x4.shuffle(d, d, 2, 3, 0, 1));
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
 }
 
 /** i32 lanes a + dot(u, w) (pairs of i16 products, exact). */
@@ -361,41 +388,68 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
   return i32x4.add(a, i32x4.dot_i16x8_s(u, w));
 }
 
+/** count int8 codes at src → i16 at dst (count a multiple of 8). */
+function widenRows(src: usize, count: usize, dst: usize): void {
+  for (let i: usize = 0; i < count; i += 8) v128.store(dst + (i << 1), v128.load8x8_s(src + i));
+}
+
 /** tile2x4's arithmetic with the four weight rows from a packed panel (wp): two rows of x (x0, x0 + xb; scales
  *  xs0, xs0 + xsb). Per block and per eighth of it, two widened x loads and four weight loads feed eight
- *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 1 weight vector). */
-function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32): void {
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-  let p = wp, xp = x0;
-  const xsend = xs0 + (<usize>nb << 2);
-  for (let xsp = xs0; xsp < xsend; xsp += 4) {
-    // the first eighth starts the accumulators, the loop adds the other three
-    let u = v128.load8x8_s(xp), v = v128.load8x8_s(xp + xb);
-    let w = v128.load(p);
-    let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 64);
-    let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 128);
-    let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
-    w = v128.load(p, 192);
-    let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
-    // a loop over the block's other eighths (not unrolled): V8 schedules a straight-line block body with every
-    // load first and spills; the loop boundary keeps the live set at 8 accumulators + 2 x + 4 weight vectors
-    const qend = p + 64;
-    for (let q = p + 16, xe = xp + 8; q < qend; q += 16, xe += 8) {
-      u = v128.load8x8_s(xe); v = v128.load8x8_s(xe + xb);
-      w = v128.load(q); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
-      w = v128.load(q, 64); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
-      w = v128.load(q, 128); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
-      w = v128.load(q, 192); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+ *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 4 weight vectors).
+ *  X = i8: x as the int8 codes (widened by the loads); X = i16: x rows already widened (widenRows), plain loads.
+ *  Runs pairs such pairs of x rows (rows 2i, 2i + 1 from x0, outputs from yp on): one call per panel, not per pair
+ *  (a call costs the caller ~80 instructions of spills and reloads, ~2.5 % of a 768-long tile). */
+function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
+  for (let i = 0; i < pairs; i++) {
+    let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+    let p = wp, xp = x0;
+    const xsend = xs0 + (<usize>nb << 2);
+    for (let xsp = xs0; xsp < xsend; xsp += 4) {
+      const xq = xp + xb;
+      // the first eighth starts the accumulators
+      let u = sizeof<X>() == 2 ? v128.load(xp) : v128.load8x8_s(xp), v = sizeof<X>() == 2 ? v128.load(xq) : v128.load8x8_s(xq);
+      let w = v128.load(p);
+      let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 64);
+      let a1 = i32x4.dot_i16x8_s(u, w), c1 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 128);
+      let a2 = i32x4.dot_i16x8_s(u, w), c2 = i32x4.dot_i16x8_s(v, w);
+      w = v128.load(p, 192);
+      let a3 = i32x4.dot_i16x8_s(u, w), c3 = i32x4.dot_i16x8_s(v, w);
+      // the other eighths written out, each in its own basic block behind a branch that is always taken (xb = K,
+      // xsb = 4·nb and nb are > 0 here; three different conditions, so the engine does not fold them into one):
+      // V8 places a basic block's loads at its top, so one straight block would hold all 24 loads live and spill,
+      // and a loop over the eighths costs a stack check, a compare and index arithmetic per eighth (callgrind)
+      if (xb != 0) {
+        u = sizeof<X>() == 2 ? v128.load(xp, 16) : v128.load8x8_s(xp, 8); v = sizeof<X>() == 2 ? v128.load(xq, 16) : v128.load8x8_s(xq, 8);
+        w = v128.load(p, 16); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 80); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 144); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 208); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      if (xsb != 0) {
+        u = sizeof<X>() == 2 ? v128.load(xp, 32) : v128.load8x8_s(xp, 16); v = sizeof<X>() == 2 ? v128.load(xq, 32) : v128.load8x8_s(xq, 16);
+        w = v128.load(p, 32); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 96); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 160); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 224); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      if (nb != 0) {
+        u = sizeof<X>() == 2 ? v128.load(xp, 48) : v128.load8x8_s(xp, 24); v = sizeof<X>() == 2 ? v128.load(xq, 48) : v128.load8x8_s(xq, 24);
+        w = v128.load(p, 48); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
+        w = v128.load(p, 112); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
+        w = v128.load(p, 176); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
+        w = v128.load(p, 240); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
+      }
+      const ws = v128.load(p, 256);
+      acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
+      acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
+      p += PANEL_BLOCK_BYTES; xp += <usize>(sizeof<X>() << 5);
     }
-    const ws = v128.load(p, 256);
-    acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
-    acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(hsum4i(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
-    p += PANEL_BLOCK_BYTES; xp += 32;
+    finish(acc0, bp, yp, 4, flags);
+    finish(acc1, bp, yp + yb, 4, flags);
+    x0 += xb << 1; xs0 += xsb << 1; yp += yb << 1;
   }
-  finish(acc0, bp, yp, 4, flags);
-  finish(acc1, bp, yp + yb, 4, flags);
 }
 
 /** Rows n.. of at most four (up to n1) through tile1x4. */
@@ -407,6 +461,7 @@ function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i
 
 const GEMV_MAX_M: i32 = 2;
 const PANEL_BYTES: i32 = 256 << 10;
+const XW_MIN_ROWS: i32 = 16;
 
 /** y[M,N] = act(x·Wᵀ + b) for W in blocks of format F; split over N in chunks of 16 rows. */
 export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
@@ -451,16 +506,23 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   // four weight rows packed to i16 in this thread's low scratch slot when they fit (else the direct tile)
   const packed: bool = threadIndex() < LOW_SLOTS && <usize>nb * PANEL_BLOCK_BYTES <= <usize>LOW_SLOT_BYTES;
   const scratch = lowSlot();
+  // the x rows of an M-panel widened to i16 after the weight panel when at least XW_MIN_ROWS of them fit there (the
+  // tile's x loads are then plain loads with folded offsets; the weight panel is packed once per smaller M-panel)
+  const panelBytes = <usize>nb * PANEL_BLOCK_BYTES, xw = scratch + panelBytes;
+  const xwRows = packed ? <i32>((<usize>LOW_SLOT_BYTES - panelBytes) / (<usize>nb << 6)) & ~1 : 0;
+  const widen = xwRows >= XW_MIN_ROWS;
+  if (widen && mb > xwRows) mb = xwRows;
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
+    if (widen && m2 > m0) widenRows(xq + <usize>m0 * xrb, <usize>(m2 - m0) * xrb, xw);
     for (let n = n0; n < n4; n += 4) {
       const bp = bias ? bias + (<usize>n << 2) : 0;
       if (packed && m2 > m0) {
         packPanel<F>(w + <usize>n * rb, rb, nb, scratch);
-        for (let m = m0; m < m2; m += 2) {
-          tile2x4p(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, scratch, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
-        }
+        const yp = y + <usize>m0 * yb + (<usize>n << 2), pairs = (m2 - m0) >> 1;
+        if (widen) tile2x4p<i16>(xw, xrb << 1, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
+        else tile2x4p<i8>(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
       } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }

@@ -373,6 +373,39 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] q8/q4 GEMM panels of many row pairs, odd tails and split N equal the GEMV bit for bit`, () => {
+    // the packed tile runs every row pair of an M-panel in one call (the panel is 256 KiB of x codes: 64 rows at
+    // K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row); at K = 768 the x rows are
+    // widened into the scratch slot beside the weight panel, 34 at a time, so M = 71 is panels of 34, 34 and 3;
+    // N = 13 leaves a group of one row; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth 1..3.
+    const h = new Harness(variant);
+    const r = rng(8128);
+    for (const dt of [DT_Q8, DT_Q4]) {
+      for (const [M, K, N] of [[67, 4096, 13], [71, 768, 13], [11, 32, 18], [6, 768, 8]]) {
+        h.reset();
+        const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+        const blocks = randomBlocks(r, dt, N, K);
+        const w = h.alloc(blocks.length);
+        h.bytes(w, blocks.length).set(blocks);
+        const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
+        h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+        const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+        const run = (m0: number, rows: number, nth: number) => {
+          const y = h.alloc(rows * N * 4);
+          for (let ith = 0; ith < nth; ith++) {
+            (dt === DT_Q8 ? h.k.matmul_q8 : h.k.matmul_q4)(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_TANH, ith, nth);
+          }
+          return h.f32(y, rows * N).slice();
+        };
+        const rows = Array.from({ length: M }, (_, m) => run(m, 1, 1));
+        for (const nth of [1, 2, 3]) {
+          const all = run(0, M, nth);
+          for (let m = 0; m < M; m++) expectExact(all.subarray(m * N, (m + 1) * N), rows[m], `dt=${dt} ${M}x${K}x${N} nth=${nth} row ${m}`);
+        }
+      }
+    }
+  });
+
   test(`[${variant}] q8/q4 GEMM on either side of the packed-panel limit (K ≤ 7200 packed, longer direct) equals the GEMV bit for bit`, () => {
     // the GEMM packs four weight rows per M-panel into the thread's 60 KiB scratch slot (272 bytes per block) when
     // they fit and otherwise runs the direct tile; both must give every row the GEMV's bits
