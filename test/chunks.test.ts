@@ -7,14 +7,14 @@ import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, memorySource } from '../src/index.js';
 import { CHUNKS_PER_THREAD, GEMV_CHUNK_WORK, chunkCount, dispatchKind } from '../src/runtime/chunks.js';
 import { KERNEL_NAMES } from '../src/runtime/abi.js';
-import { PARALLEL, SOLO, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
+import { HOT, LAZY, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
 
 const SHAPE = { n_embd: 256, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 700 };
 
 /** Logits of a 9-token prefill, then of `steps` decode steps, concatenated; `counts` receives how many split
- *  calls ran on all threads and on the caller alone. */
-async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { parallel: number; solo: number }, before?: (m: GPT2LMHeadModel) => void): Promise<Float32Array> {
+ *  calls ran with the threads waiting hot and lazy. */
+async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { hot: number; lazy: number }, before?: (m: GPT2LMHeadModel) => void): Promise<Float32Array> {
   const m = await GPT2LMHeadModel.from_pretrained(memorySource(randomCheckpoint(SHAPE, 5), 'chunks'), opts as any);
   try {
     before?.(m);
@@ -71,9 +71,9 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     return b;
   };
   KERNEL_NAMES.forEach((name, op) => {
-    if (name === 'touch_pages' || name === 'place_weights' || name === 'place_halves' || name === 'halves_scan' || name === 'halves_shift') { assert.is(dispatchKind(op, name, sizes[name]), -1, `${name}: not a decode op, always parallel`); return; }
+    if (name === 'touch_pages' || name === 'place_weights' || name === 'place_halves' || name === 'halves_scan' || name === 'halves_shift') { assert.is(dispatchKind(op, name, sizes[name]), -1, `${name}: not a decode op, never measured`); return; }
     assert.ok(dispatchKind(op, name, rows(name, sizes[name], 1)) >= 0, `${name}: one row goes by the policy`);
-    assert.is(dispatchKind(op, name, rows(name, sizes[name], 128)), -1, `${name}: 128 rows always parallel`);
+    assert.is(dispatchKind(op, name, rows(name, sizes[name], 128)), -1, `${name}: 128 rows never measured`);
   });
   // a matmul with N = 20 has two units of 16 columns: never more than two chunks
   assert.ok(chunkCount('matmul_f32', [0, 0, 0, 0, 64, 768, 20, 0], 8) <= 2);
@@ -106,20 +106,20 @@ test('1, 2 and 3 threads give bit-identical prefill and decode logits with split
   }
 });
 
-test('split calls run on the caller alone (the adaptive dispatch\'s other mode) give the same bits as on all threads', async () => {
+test('split calls with the threads waiting lazy (the adaptive dispatch\'s other mode) give the same bits as hot', async () => {
   const base = await prefillAndDecode({ threads: 1 }, 12);
-  const counts = { parallel: 0, solo: 0 };
-  // what the policy would choose on a loaded machine, forced: every other call alone
+  const counts = { hot: 0, lazy: 0 };
+  // the mode flips every call, so workers asleep and spinning both meet every kind of op
   const adaptive = await prefillAndDecode({ threads: 2, dispatch: 'adaptive' }, 12, counts, (m) => {
     const policy = (m.backend as any).pool.policy as DispatchPolicy;
     let i = 0;
-    policy.mode = () => (i++ % 2 ? SOLO : PARALLEL);
+    policy.mode = () => (i++ % 2 ? LAZY : HOT);
   });
-  assert.ok(counts.parallel > 20 && counts.solo > 20, `calls: ${JSON.stringify(counts)}`);
-  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'calls on the caller alone differ from 1 thread');
-  const forced = { parallel: 0, solo: 0 };
+  assert.ok(counts.hot > 20 && counts.lazy > 20, `calls: ${JSON.stringify(counts)}`);
+  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'calls with lazy threads differ from 1 thread');
+  const forced = { hot: 0, lazy: 0 };
   await prefillAndDecode({ threads: 2, dispatch: 'parallel' }, 2, forced);
-  assert.ok(forced.parallel > 0 && forced.solo === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);
+  assert.ok(forced.hot > 0 && forced.lazy === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);
 });
 
 test('the reference kernels run the same chunks and agree with the wasm kernels', async () => {

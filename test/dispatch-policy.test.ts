@@ -1,12 +1,13 @@
 // The adaptive dispatch (src/runtime/dispatch-policy.ts) on simulated calls: a repeating mix of call kinds (like
-// decode's per-layer matmuls and attention), each with a time alone; in parallel a call takes its time over the
-// speed-up, plus a stall of `stall` ms with probability p (a worker held off its core). The policy must keep the
-// faster mode for the bulk of the time, count rare long stalls at their cost, and follow a change of load.
+// decode's per-layer matmuls and attention), each with a time in the lazy mode; in the hot mode a call takes its
+// time over the speed-up, plus a stall of `stall` ms with probability p (a spinning thread holding the core the
+// one with the work needs). The policy must keep the faster mode for the bulk of the time, count rare long stalls
+// at their cost, and follow a change of load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DispatchPolicy, FIRST_SKIP, MAX_STINT, PROBE_STINT, SOLO, STINT_MS } from '../src/runtime/dispatch-policy.js';
+import { DispatchPolicy, FIRST_SKIP, LAZY, MAX_STINT, PROBE_STINT, STINT_MS } from '../src/runtime/dispatch-policy.js';
 
-const MIX = [0.12, 0.05, 0.1, 0.16, 0.14]; // ms alone: qkv, attention, proj, fc, mlp proj
+const MIX = [0.12, 0.05, 0.1, 0.16, 0.14]; // ms lazy: qkv, attention, proj, fc, mlp proj
 const MIX_MEAN = MIX.reduce((a, b) => a + b) / MIX.length;
 
 /** A seeded uniform generator in [0, 1). */
@@ -17,13 +18,13 @@ function rng(seed: number): () => number {
 
 interface Load { speedup: number; p: number; stall?: number }
 
-/** Runs `calls` calls; returns the simulated time and the share of calls run in parallel. */
+/** Runs `calls` calls; returns the simulated time and the share of calls run hot. */
 function simulate(pol: DispatchPolicy, calls: number, load: Load, r = rng(1)): { total: number; parShare: number } {
   let total = 0, par = 0;
   for (let i = 0; i < calls; i++) {
     const kind = i % MIX.length;
     let t = MIX[kind];
-    if (pol.mode() !== SOLO) {
+    if (pol.mode() !== LAZY) {
       par++;
       t = t / load.speedup + (r() < load.p ? load.stall ?? 3 : 0);
     }
@@ -34,42 +35,42 @@ function simulate(pol: DispatchPolicy, calls: number, load: Load, r = rng(1)): {
 }
 
 /** Expected time of `calls` calls all in one mode. */
-const allSolo = (calls: number) => calls * MIX_MEAN;
-const allParallel = (calls: number, load: Load) => calls * (MIX_MEAN / load.speedup + load.p * (load.stall ?? 3));
+const allLazy = (calls: number) => calls * MIX_MEAN;
+const allHot = (calls: number, load: Load) => calls * (MIX_MEAN / load.speedup + load.p * (load.stall ?? 3));
 
-test('an idle machine: parallel for (nearly) all the time; a loaded one: the caller alone', () => {
+test('an idle machine: hot for (nearly) all the time; a loaded one: lazy', () => {
   const idle: Load = { speedup: 1.8, p: 0 };
   const a = simulate(new DispatchPolicy(), 100000, idle);
-  assert.ok(a.total < 1.03 * allParallel(100000, idle), `idle: ${a.total.toFixed(0)} ms against ${allParallel(100000, idle).toFixed(0)} all parallel (${a.parShare} parallel)`);
-  // the threads share the cores with another process: every parallel call 1.25x slower than alone, no stalls
+  assert.ok(a.total < 1.03 * allHot(100000, idle), `idle: ${a.total.toFixed(0)} ms against ${allHot(100000, idle).toFixed(0)} all hot (${a.parShare} hot)`);
+  // the threads share the cores with another process: every hot call 1.25x slower than lazy, no stalls
   const loaded: Load = { speedup: 0.8, p: 0 };
   const b = simulate(new DispatchPolicy(), 100000, loaded);
-  assert.ok(b.total < 1.03 * allSolo(100000), `loaded: ${b.total.toFixed(0)} ms against ${allSolo(100000).toFixed(0)} alone (${b.parShare} parallel)`);
+  assert.ok(b.total < 1.03 * allLazy(100000), `loaded: ${b.total.toFixed(0)} ms against ${allLazy(100000).toFixed(0)} lazy (${b.parShare} hot)`);
 });
 
-test('frequent stalls make the caller run alone; rare ones do not', () => {
-  // a 3 ms stall in every 20th parallel call: 0.21 ms per call on average in parallel against 0.114 alone
+test('frequent stalls make the threads wait lazy; rare ones do not', () => {
+  // a 3 ms stall in every 20th hot call: 0.21 ms per call on average hot against 0.114 lazy
   const frequent: Load = { speedup: 1.8, p: 1 / 20 };
   const f = simulate(new DispatchPolicy(), 100000, frequent);
-  assert.ok(f.total < 1.1 * allSolo(100000), `frequent stalls: ${f.total.toFixed(0)} ms, alone ${allSolo(100000).toFixed(0)} (${f.parShare} parallel)`);
-  // every 400th: 0.071 ms per call on average, parallel still wins
+  assert.ok(f.total < 1.1 * allLazy(100000), `frequent stalls: ${f.total.toFixed(0)} ms, lazy ${allLazy(100000).toFixed(0)} (${f.parShare} hot)`);
+  // every 400th: 0.071 ms per call on average, hot still wins
   const rare: Load = { speedup: 1.8, p: 1 / 400 };
   const g = simulate(new DispatchPolicy(), 100000, rare);
-  assert.ok(g.total < 1.1 * allParallel(100000, rare), `rare stalls: ${g.total.toFixed(0)} ms against ${allParallel(100000, rare).toFixed(0)} all parallel (${g.parShare} parallel)`);
+  assert.ok(g.total < 1.1 * allHot(100000, rare), `rare stalls: ${g.total.toFixed(0)} ms against ${allHot(100000, rare).toFixed(0)} all hot (${g.parShare} hot)`);
 });
 
 test('follows a change of load both ways within a bounded number of calls', () => {
   const pol = new DispatchPolicy(), r = rng(7);
   const idle: Load = { speedup: 1.8, p: 0 }, loaded: Load = { speedup: 0.8, p: 1 / 50 };
-  simulate(pol, 50000, idle, r); // settled on parallel with long stints
+  simulate(pol, 50000, idle, r); // settled on hot with long stints
   // the longest stint of the chosen mode, then a probe and a stint to confirm the switch
   const bound = (max: number, ms: number) => Math.min(MAX_STINT, Math.ceil(STINT_MS / ms)) + 2 * PROBE_STINT + 4096 + FIRST_SKIP;
   const toLoaded = simulate(pol, bound(MAX_STINT, MIX_MEAN / 1.8), loaded, r);
   const stayLoaded = simulate(pol, 20000, loaded, r);
-  assert.ok(stayLoaded.parShare < 0.05, `after the load came: ${stayLoaded.parShare} of calls parallel (${toLoaded.parShare} while it came)`);
+  assert.ok(stayLoaded.parShare < 0.05, `after the load came: ${stayLoaded.parShare} of calls hot (${toLoaded.parShare} while it came)`);
   const toIdle = simulate(pol, bound(MAX_STINT, MIX_MEAN), idle, r);
   const stayIdle = simulate(pol, 20000, idle, r);
-  assert.ok(stayIdle.parShare > 0.95, `after the load went: ${stayIdle.parShare} of calls parallel (${toIdle.parShare} while it went)`);
+  assert.ok(stayIdle.parShare > 0.95, `after the load went: ${stayIdle.parShare} of calls hot (${toIdle.parShare} while it went)`);
 });
 
 test.run();

@@ -73,9 +73,9 @@ const ROWS: Record<KernelName, (a: number[]) => number> = {
   place_halves: () => Infinity, halves_scan: () => Infinity, halves_shift: () => Infinity, // a load
 };
 
-/** Calls of at most this many token rows (decode, batched up to this many sequences) go by the dispatch policy;
- *  larger ones (prefill) always run on every thread: compute-bound and long, they gain from every core even when
- *  the cores are shared with another process. */
+/** Calls of at most this many token rows (decode, batched up to this many sequences) are timed for the dispatch
+ *  policy; larger ones (prefill) are not: compute-bound and long, they keep every thread busy whether the threads
+ *  wait hot or lazy between calls, and run in whichever mode is current. */
 export const DECODE_ROWS = 16;
 
 /** The dispatch policy's kind of a call (dispatch-policy.ts): kernel and work to a power of two, so decode's

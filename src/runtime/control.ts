@@ -11,6 +11,7 @@ export const CTL_ERROR = 4; // set to 1 by a worker whose kernel threw
 export const CTL_NCHUNKS = 5;
 export const CTL_DONE = 6; // chunks finished; the caller waits for DONE == NCHUNKS
 export const CTL_SLEEPERS = 7; // workers blocked (or about to block) in Atomics.wait on GEN
+export const CTL_SPIN = 8; // polls of GEN a worker makes before it sleeps (set by the caller: pool.ts)
 export const CTL_ARGS_F64 = 8; // f64 index where arguments start (byte 64)
 export const CTL_MAX_ARGS = 32;
 export const CTL_BYTES = 64 + 8 * CTL_MAX_ARGS;
@@ -24,9 +25,17 @@ export const CHUNK_MASK = (1 << CHUNK_BITS) - 1;
 export const MAX_CHUNKS = CHUNK_MASK; // the index field must also hold "closed" (CHUNK_MASK >= any nchunks)
 export const TAG_MASK = (1 << (32 - CHUNK_BITS)) - 1;
 
-/** Bounded spin (Atomics.load polls) before a thread blocks in Atomics.wait: decode publishes an op every few
- *  microseconds, so a worker that just finished stays hot for the next one; a pool idle for longer sleeps. */
+/** Bounded spin (Atomics.load polls, ~170 µs on the reference machine) before a thread blocks in Atomics.wait, in
+ *  the pool's hot mode: decode publishes an op every few microseconds, so a worker that just finished stays hot
+ *  for the next one; a pool idle for longer sleeps. */
 export const SPIN_ITERATIONS = 20000;
+/** The lazy mode's spins (dispatch-policy.ts), for a machine where another process holds a core: a worker sleeps
+ *  almost at once when no chunk is left (~2 µs), so it takes CPU time only for the chunks it runs, and the caller
+ *  waits ~17 µs for chunks others hold before it sleeps too and frees its core for them. (A worker spin of 2000
+ *  polls costs less on an idle machine, 0.85x hot for q8 against 0.7x, but measured worse than the caller alone
+ *  when other processes loaded the machine.) */
+export const LAZY_WORKER_SPIN = 200;
+export const LAZY_CALLER_SPIN = 2000;
 
 /** Claims the next chunk of the op tagged `tag` with `nchunks` chunks: its index, or -1 when none is left
  *  (or the published op is no longer that one). */

@@ -1,12 +1,13 @@
 // The worker pool: N-1 workers plus the calling thread run every op on the same shared memory. An op is
 // published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
 // one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
-// then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). Whether a
-// decode call uses the workers at all is decided from measured time (dispatch-policy.ts): on a machine
-// where another process holds a core, the caller alone is faster than waiting for a descheduled worker.
+// then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). How long
+// the threads spin before they sleep is decided for decode calls from measured time (dispatch-policy.ts): long
+// on an idle machine, where spinning saves a wake-up per op, short where another process holds a core and
+// spinning would burn the share of the thread that has the work.
 import { RuntimeError } from '../errors.js';
-import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
-import { DispatchPolicy, SOLO } from './dispatch-policy.js';
+import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, CTL_SPIN, LAZY_CALLER_SPIN, LAZY_WORKER_SPIN, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
+import { DispatchPolicy, GAP_MS, HOT, LAZY, type Mode } from './dispatch-policy.js';
 import { WORKER_SOURCE } from './embedded.gen.js';
 import type { Arena, Region } from './memory.js';
 
@@ -46,10 +47,13 @@ export class ThreadPool {
   private blocking = true;
   private disposed = false;
   private failure: unknown = null;
-  /** Chooses parallel or caller-only for decode calls; null: always parallel. */
+  /** Chooses hot or lazy waiting for decode calls; null: always hot. */
   readonly policy: DispatchPolicy | null;
-  /** Calls split into chunks so far: run on all threads, and on this thread alone by the policy's choice. */
-  readonly counts = { parallel: 0, solo: 0 };
+  /** Calls split into chunks so far, by the mode the threads waited in (the policy's choice). */
+  readonly counts = { hot: 0, lazy: 0 };
+  private mode: Mode = HOT;
+  private callerSpin = SPIN_ITERATIONS; // polls of DONE before the caller sleeps (the mode's)
+  private lastEnd = -Infinity; // when the previous split call ended (performance.now())
 
   private constructor(private arena: Arena, nthreads: number, adaptive: boolean) {
     this.nthreads = nthreads;
@@ -61,6 +65,7 @@ export class ThreadPool {
     const pool = new ThreadPool(arena, nthreads, adaptive);
     pool.refreshViews();
     pool.ctl.fill(0);
+    pool.ctl[CTL_SPIN] = SPIN_ITERATIONS; // hot, as this.mode
     pool.blocking = canBlock(pool.ctl);
     const ready: Promise<void>[] = [];
     for (let ith = 1; ith < nthreads; ith++) {
@@ -87,22 +92,33 @@ export class ThreadPool {
   }
 
   /** Runs `fn` (this thread's instance of kernel `op`) as `nchunks` chunks (kernel (ith, nth) = (chunk, nchunks))
-   *  on all threads, or on this thread alone when the policy finds that faster for calls of this `kind`
-   *  (chunks.ts dispatchKind; -1: always on all threads); args exclude (ith, nth). */
+   *  on all threads, the threads waiting hot or lazy as the policy finds faster for calls of this `kind`
+   *  (chunks.ts dispatchKind; -1: not measured, run in the current mode); args exclude (ith, nth). */
   run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, kind: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
     if (nchunks <= 1 || this.nthreads <= 1) { this.runHere(fn, args, nchunks); return; }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const policy = this.policy;
-    if (!policy || kind < 0) { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); return; }
+    if (policy && kind >= 0) { const m = policy.mode(); if (m !== this.mode) this.setMode(m); }
+    if (this.mode === LAZY) this.counts.lazy++; else this.counts.hot++;
     const t0 = performance.now();
-    if (policy.mode() === SOLO) { this.counts.solo++; this.runHere(fn, args, nchunks); }
-    else { this.counts.parallel++; this.runParallel(op, fn, args, nchunks); }
-    policy.record(kind, performance.now() - t0);
+    try { this.runParallel(op, fn, args, nchunks); } finally {
+      const end = performance.now();
+      if (policy && kind >= 0) policy.record(kind, end - (t0 - this.lastEnd < GAP_MS ? this.lastEnd : t0));
+      this.lastEnd = end;
+    }
   }
 
-  /** The chunks in order on this thread: the same chunks, so the same bits, as on all threads. */
+  /** Sets how long the threads spin before they sleep (control.ts); workers read it before every spin. */
+  private setMode(mode: Mode): void {
+    this.mode = mode;
+    this.refreshViews();
+    Atomics.store(this.ctl, CTL_SPIN, mode === LAZY ? LAZY_WORKER_SPIN : SPIN_ITERATIONS);
+    this.callerSpin = mode === LAZY ? LAZY_CALLER_SPIN : SPIN_ITERATIONS;
+  }
+
+  /** A call of one chunk, or any call without workers: on this thread. */
   private runHere(fn: (...a: number[]) => void, args: number[], nchunks: number): void {
     if (nchunks <= 1) { fn(...args, 0, 1); return; }
     const a = [...args, 0, nchunks];
@@ -146,7 +162,7 @@ export class ThreadPool {
   private waitDone(op: number, nchunks: number): void {
     const ctl = this.ctl;
     let d = Atomics.load(ctl, CTL_DONE);
-    for (let i = 0; d !== nchunks && i < SPIN_ITERATIONS; i++) d = Atomics.load(ctl, CTL_DONE);
+    for (let i = 0, spin = this.callerSpin; d !== nchunks && i < spin; i++) d = Atomics.load(ctl, CTL_DONE);
     while (d !== nchunks) {
       if (this.failure) throw new RuntimeError(`a worker died: ${String((this.failure as any)?.message ?? this.failure)}`);
       if (this.blocking) Atomics.wait(ctl, CTL_DONE, d, 50);

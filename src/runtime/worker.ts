@@ -2,7 +2,7 @@
 // per-thread scratch), then loops forever claiming chunks of each published op (control.ts). Dependency-free
 // so it can start from a Blob URL (browsers, Deno, Bun) or from eval'd source (Node worker_threads) with no
 // file to locate.
-import { CTL_ARGS_F64, CTL_ERROR, CTL_GEN, CTL_NARGS, CTL_NCHUNKS, CTL_OP, CTL_SLEEPERS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
+import { CTL_ARGS_F64, CTL_ERROR, CTL_GEN, CTL_NARGS, CTL_NCHUNKS, CTL_OP, CTL_SLEEPERS, CTL_SPIN, OP_EXIT, TAG_MASK, claimChunk, finishChunk } from './control.js';
 
 interface Init { memory: WebAssembly.Memory; wasm: Uint8Array<ArrayBuffer>; ctl: number; ith: number; names: string[] }
 
@@ -29,7 +29,8 @@ function start(init: Init) {
   const a: number[] = [];
   for (;;) {
     let g = Atomics.load(ctl, CTL_GEN);
-    for (let i = 0; g === seen && i < SPIN_ITERATIONS; i++) g = Atomics.load(ctl, CTL_GEN);
+    const spin = Atomics.load(ctl, CTL_SPIN);
+    for (let i = 0; g === seen && i < spin; i++) g = Atomics.load(ctl, CTL_GEN);
     if (g === seen) {
       // announce the sleep first: the caller notifies only when someone may be asleep
       Atomics.add(ctl, CTL_SLEEPERS, 1);
