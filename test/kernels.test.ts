@@ -144,6 +144,19 @@ class Harness {
   copy(p: number, bytes: number) { const q = this.alloc(bytes); this.bytes(q, bytes).set(this.bytes(p, bytes)); return q; }
 }
 
+/** A fresh q8/q4 matmul case: random x [M, K] quantized (xq, xsc), random blocks w [N, K], a bias. */
+function blockCase(h: Harness, r: Rng, dt: number, M: number, K: number, N: number) {
+  h.reset();
+  const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
+  const blocks = randomBlocks(r, dt, N, K);
+  const w = h.alloc(blocks.length);
+  h.bytes(w, blocks.length).set(blocks);
+  const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
+  h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
+  const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+  return { x, w, xq, xsc, bias };
+}
+
 /** Runs fn(ith, nth) for nth = 1, 2, 3 on three copies of the output region (initialised from `init`), checks the
  *  guards and that all three are byte-identical; returns the nth = 1 output pointer. */
 function runSplits(h: Harness, init: number, bytes: number, fn: (out: number, ith: number, nth: number) => void, what: string): number {
@@ -382,14 +395,7 @@ for (const variant of variants) {
     const r = rng(8128);
     for (const dt of [DT_Q8, DT_Q4]) {
       for (const [M, K, N] of [[67, 4096, 13], [71, 768, 13], [11, 32, 18], [6, 768, 8]]) {
-        h.reset();
-        const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
-        const blocks = randomBlocks(r, dt, N, K);
-        const w = h.alloc(blocks.length);
-        h.bytes(w, blocks.length).set(blocks);
-        const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
-        h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
-        const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+        const { w, xq, xsc, bias } = blockCase(h, r, dt, M, K, N);
         const run = (m0: number, rows: number, nth: number) => {
           const y = h.alloc(rows * N * 4);
           for (let ith = 0; ith < nth; ith++) {
@@ -414,14 +420,7 @@ for (const variant of variants) {
     for (const dt of [DT_Q8, DT_Q4]) {
       for (const K of [7200, 7232]) {
         const M = 5, N = 9;
-        h.reset();
-        const x = h.putF32(Array.from({ length: M * K }, () => r.normal()));
-        const blocks = randomBlocks(r, dt, N, K);
-        const w = h.alloc(blocks.length);
-        h.bytes(w, blocks.length).set(blocks);
-        const xq = h.alloc(M * K), xsc = h.alloc(M * K / 32 * 4);
-        h.k.quantize_q8(x, xq, xsc, M, K, 0, 1);
-        const bias = h.putF32(Array.from({ length: N }, () => r.normal()));
+        const { w, xq, xsc, bias } = blockCase(h, r, dt, M, K, N);
         const run = (m0: number, rows: number) => {
           const y = h.alloc(rows * N * 4);
           (dt === DT_Q8 ? h.k.matmul_q8 : h.k.matmul_q4)(xq + m0 * K, xsc + m0 * (K / 32) * 4, w, bias, y, rows, K, N, ACT_GELU_TANH, 0, 1);
