@@ -20,6 +20,13 @@ const UNIT = 1024;
   return s | ((p - 9) << 10) | ((M >> (p - 10)) & 0x3ff);
 }
 
+/** Lanes (i16) whose magnitude a = h & 0x7fff is a subnormal half's: 1 ≤ a ≤ 0x3ff (a - 1 below 0x3ff unsigned). */
+@inline function subnormalLanes(a: v128): v128 {
+  return i16x8.lt_u(i16x8.sub(a, i16x8.splat(1)), i16x8.splat(0x3ff));
+}
+/** The same test of one magnitude. */
+@inline function subnormal1(a: i32): bool { return <u32>(a - 1) < 0x3ff; }
+
 /** Largest magnitude (h & 0x7fff) of halves [lo, hi) into the i32 at out (a maximum over the chunks), and the i32 at
  *  out + 4 set to 1 when one of them is subnormal. */
 export function halves_scan(p: usize, n: i32, stride: i32, out: usize, ith: i32, nth: i32): void {
@@ -30,11 +37,11 @@ export function halves_scan(p: usize, n: i32, stride: i32, out: usize, ith: i32,
   let i = lo;
   if (stride == 2) {
     let vm = i16x8.splat(0), vs = i16x8.splat(0);
-    const mask = i16x8.splat(0x7fff), one = i16x8.splat(1), lim = i16x8.splat(0x3ff);
+    const mask = i16x8.splat(0x7fff);
     for (; i + 8 <= hi; i += 8) {
       const a = v128.and(v128.load(p + (<usize>i << 1)), mask);
       vm = i16x8.max_u(vm, a);
-      vs = v128.or(vs, i16x8.lt_u(i16x8.sub(a, one), lim)); // 1 ≤ a ≤ 0x3ff
+      vs = v128.or(vs, subnormalLanes(a));
     }
     const m4 = i16x8.max_u(vm, i16x8.shuffle(vm, vm, 4, 5, 6, 7, 0, 1, 2, 3));
     const m2 = i16x8.max_u(m4, i16x8.shuffle(m4, m4, 2, 3, 0, 1, 2, 3, 0, 1));
@@ -45,7 +52,7 @@ export function halves_scan(p: usize, n: i32, stride: i32, out: usize, ith: i32,
   for (; i < hi; i++) {
     const a = <i32>load<u16>(p + <usize>i * <usize>stride) & 0x7fff;
     if (a > mx) mx = a;
-    if (a != 0 && a < 0x400) sub = 1;
+    if (subnormal1(a)) sub = 1;
   }
   if (ASC_FEATURE_THREADS) {
     let cur = atomic.load<i32>(out);
@@ -68,11 +75,11 @@ export function halves_shift(p: usize, n: i32, stride: i32, e: i32, ith: i32, nt
   const lo = splitLo(n, ith, chunk), hi = splitHi(n, lo, chunk);
   let i = lo;
   if (stride == 2) {
-    const mask = i16x8.splat(0x7fff), one = i16x8.splat(1), lim = i16x8.splat(0x3ff), inc = i16x8.splat(<i16>(e << 10));
+    const mask = i16x8.splat(0x7fff), inc = i16x8.splat(<i16>(e << 10));
     for (; i + 8 <= hi; i += 8) {
       const q = p + (<usize>i << 1);
       const v = v128.load(q), a = v128.and(v, mask);
-      if (v128.any_true(i16x8.lt_u(i16x8.sub(a, one), lim))) {
+      if (v128.any_true(subnormalLanes(a))) {
         for (let j: usize = 0; j < 16; j += 2) store<u16>(q + j, <u16>shiftHalf(<i32>load<u16>(q + j), e));
       } else {
         v128.store(q, i16x8.add(v, v128.and(v128.not(i16x8.eq(a, i16x8.splat(0))), inc)));

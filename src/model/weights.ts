@@ -263,9 +263,9 @@ export function stagingBytes(plan: PlannedWeights, budget: number, copied = (s: 
     const info = plan.byKey.get(s.key)!, dt = s.kind === 'vector' ? DT_F32 : matrixDt(s, plan.plan);
     if (dt !== DT_F32) need = Math.max(need, FLAG_BYTES); // applyWexp's scratch, at the staging area's end
     if (copied(s)) continue;
-    if (movesHalves(info, dt)) { need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], 1) * 2 + FLAG_BYTES); continue; }
-    const quantized = dt === DT_Q8 || dt === DT_Q4;
-    need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], quantized ? Q8_BLOCK : 1) * 4 + FLAG_BYTES);
+    // one group of the tensor's BlockStream: halves (F16 run as fp16) or f32 values, 32 inputs a group for q8/q4
+    const span = dt === DT_Q8 || dt === DT_Q4 ? Q8_BLOCK : 1, size = movesHalves(info, dt) ? 2 : 4;
+    need = Math.max(need, BlockStream.groupValues(s.kind === 'conv1d' && !info.rowMajorNK, s.shape[s.kind === 'conv1d' ? 1 : 0], span) * size + FLAG_BYTES);
   }
   if (need <= FLAG_BYTES) return need;
   return Math.max(need, Math.floor(Math.min(CHUNK_VALUES * 4 + FLAG_BYTES, budget) / FLAG_BYTES) * FLAG_BYTES);
