@@ -21,8 +21,9 @@ export interface ContentionRow {
   decode_128_tok_s: number;
   /** ms per token spent in the forward pass outside kernel calls (host JS), and inside them (kernels, dispatch, waits). */
   host_ms_per_token: number; kernel_ms_per_token: number;
-  /** Split kernel calls of the whole child run with the threads waiting hot vs lazy (the adaptive dispatch's choice). */
-  split_calls?: { hot: number; lazy: number } | null;
+  /** Split kernel calls of the whole child run with the threads waiting hot or lazy, or on the caller alone (the
+   *  adaptive dispatch's choice). */
+  split_calls?: { hot: number; lazy: number; solo: number } | null;
 }
 export interface ContentionResult { rows: ContentionRow[]; ratios: { dtype: DType; ratio_2t_1t: number }[]; method: string; errors: string[] }
 
@@ -97,7 +98,7 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
         const row = best.get(t);
         if (!row) continue;
         rows.push(row);
-        if (print) console.log(`  ${dtype} ${t}t${spin ? ' + spinner' : ''}: decode@128 ${row.decode_128_tok_s} tok/s, host outside kernels ${row.host_ms_per_token} ms/token, in kernel calls ${row.kernel_ms_per_token} ms/token${row.split_calls ? `, split calls hot / lazy ${row.split_calls.hot} / ${row.split_calls.lazy}` : ''}`);
+        if (print) console.log(`  ${dtype} ${t}t${spin ? ' + spinner' : ''}: decode@128 ${row.decode_128_tok_s} tok/s, host outside kernels ${row.host_ms_per_token} ms/token, in kernel calls ${row.kernel_ms_per_token} ms/token${row.split_calls ? `, split calls hot / lazy / solo ${row.split_calls.hot} / ${row.split_calls.lazy} / ${row.split_calls.solo}` : ''}`);
       }
     }
   } finally {

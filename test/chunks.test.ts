@@ -7,14 +7,14 @@ import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel, memorySource } from '../src/index.js';
 import { CHUNKS_PER_THREAD, GEMV_CHUNK_WORK, chunkCount, dispatchKind } from '../src/runtime/chunks.js';
 import { KERNEL_NAMES } from '../src/runtime/abi.js';
-import { HOT, LAZY, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
+import { HOT, LAZY, SOLO, type DispatchPolicy } from '../src/runtime/dispatch-policy.js';
 import { randomCheckpoint } from './helpers/checkpoint.js';
 
 const SHAPE = { n_embd: 256, n_head: 4, n_layer: 2, n_positions: 64, vocab_size: 700 };
 
 /** Logits of a 9-token prefill, then of `steps` decode steps, concatenated; `counts` receives how many split
  *  calls ran with the threads waiting hot and lazy. */
-async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { hot: number; lazy: number }, before?: (m: GPT2LMHeadModel) => void): Promise<Float32Array> {
+async function prefillAndDecode(opts: Record<string, unknown>, steps = 3, counts?: { hot: number; lazy: number; solo: number }, before?: (m: GPT2LMHeadModel) => void): Promise<Float32Array> {
   const m = await GPT2LMHeadModel.from_pretrained(memorySource(randomCheckpoint(SHAPE, 5), 'chunks'), opts as any);
   try {
     before?.(m);
@@ -106,20 +106,20 @@ test('1, 2 and 3 threads give bit-identical prefill and decode logits with split
   }
 });
 
-test('split calls with the threads waiting lazy (the adaptive dispatch\'s other mode) give the same bits as hot', async () => {
+test('split calls with the threads waiting lazy or on the caller alone (the adaptive dispatch\'s other modes) give the same bits as hot', async () => {
   const base = await prefillAndDecode({ threads: 1 }, 12);
-  const counts = { hot: 0, lazy: 0 };
-  // the mode flips every call, so workers asleep and spinning both meet every kind of op
+  const counts = { hot: 0, lazy: 0, solo: 0 };
+  // the mode changes every call, so workers asleep, spinning and left asleep all meet every kind of op
   const adaptive = await prefillAndDecode({ threads: 2, dispatch: 'adaptive' }, 12, counts, (m) => {
     const policy = (m.backend as any).pool.policy as DispatchPolicy;
     let i = 0;
-    policy.mode = () => (i++ % 2 ? LAZY : HOT);
+    policy.mode = () => [LAZY, HOT, SOLO, HOT, SOLO, LAZY][i++ % 6] as typeof HOT;
   });
-  assert.ok(counts.hot > 20 && counts.lazy > 20, `calls: ${JSON.stringify(counts)}`);
-  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'calls with lazy threads differ from 1 thread');
-  const forced = { hot: 0, lazy: 0 };
+  assert.ok(counts.hot > 20 && counts.lazy > 20 && counts.solo > 20, `calls: ${JSON.stringify(counts)}`);
+  assert.ok(Buffer.from(base.buffer).equals(Buffer.from(adaptive.buffer)), 'calls with lazy threads or the caller alone differ from 1 thread');
+  const forced = { hot: 0, lazy: 0, solo: 0 };
   await prefillAndDecode({ threads: 2, dispatch: 'parallel' }, 2, forced);
-  assert.ok(forced.hot > 0 && forced.lazy === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);
+  assert.ok(forced.hot > 0 && forced.lazy === 0 && forced.solo === 0, `dispatch 'parallel': ${JSON.stringify(forced)}`);
 });
 
 test('the reference kernels run the same chunks and agree with the wasm kernels', async () => {

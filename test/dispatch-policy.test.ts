@@ -1,11 +1,12 @@
 // The adaptive dispatch (src/runtime/dispatch-policy.ts) on simulated calls: a repeating mix of call kinds (like
 // decode's per-layer matmuls and attention), each with a time in the lazy mode; in the hot mode a call takes its
 // time over the speed-up, plus a stall of `stall` ms with probability p (a spinning thread holding the core the
-// one with the work needs). The policy must keep the faster mode for the bulk of the time, count rare long stalls
-// at their cost, and follow a change of load.
+// one with the work needs); on the caller alone (solo) its time times `solo`. The policy must keep the fastest
+// mode for the bulk of the time, count rare long stalls at their cost, reach the fastest mode within the first
+// few tokens, and follow a change of load.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DispatchPolicy, FIRST_SKIP, LAZY, MAX_STINT, PROBE_STINT, STINT_MS } from '../src/runtime/dispatch-policy.js';
+import { DispatchPolicy, FIRST_SKIP, HOT, LAZY, MAX_STINT, PROBE_STINT, SOLO, STINT_MS } from '../src/runtime/dispatch-policy.js';
 
 const MIX = [0.12, 0.05, 0.1, 0.16, 0.14]; // ms lazy: qkv, attention, proj, fc, mlp proj
 const MIX_MEAN = MIX.reduce((a, b) => a + b) / MIX.length;
@@ -16,22 +17,27 @@ function rng(seed: number): () => number {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-interface Load { speedup: number; p: number; stall?: number }
+// solo: the caller's time alone over lazy's (idle: lazy's worker helps, 1.25; one core taken: solo wins, 0.9)
+interface Load { speedup: number; p: number; stall?: number; solo?: number }
 
-/** Runs `calls` calls; returns the simulated time and the share of calls run hot. */
-function simulate(pol: DispatchPolicy, calls: number, load: Load, r = rng(1)): { total: number; parShare: number } {
-  let total = 0, par = 0;
+/** Runs `calls` calls; returns the simulated time and the shares of calls run hot and solo. */
+function simulate(pol: DispatchPolicy, calls: number, load: Load, r = rng(1)): { total: number; parShare: number; soloShare: number } {
+  let total = 0, par = 0, solo = 0;
   for (let i = 0; i < calls; i++) {
     const kind = i % MIX.length;
     let t = MIX[kind];
-    if (pol.mode() !== LAZY) {
+    const m = pol.mode();
+    if (m === HOT) {
       par++;
       t = t / load.speedup + (r() < load.p ? load.stall ?? 3 : 0);
+    } else if (m === SOLO) {
+      solo++;
+      t *= load.solo ?? 1.25;
     }
     total += t;
     pol.record(kind, t);
   }
-  return { total, parShare: par / calls };
+  return { total, parShare: par / calls, soloShare: solo / calls };
 }
 
 /** Expected time of `calls` calls all in one mode. */
@@ -71,6 +77,20 @@ test('follows a change of load both ways within a bounded number of calls', () =
   const toIdle = simulate(pol, bound(MAX_STINT, MIX_MEAN), idle, r);
   const stayIdle = simulate(pol, 20000, idle, r);
   assert.ok(stayIdle.parShare > 0.95, `after the load went: ${stayIdle.parShare} of calls hot (${toIdle.parShare} while it went)`);
+});
+
+test('one core taken: the caller alone wins, and is reached within the first tokens of a generation', () => {
+  // hot 1.25x slower than lazy with stalls, lazy 1.1x slower than solo (the measured order, bench/contention.ts)
+  const spun: Load = { speedup: 0.8, p: 1 / 50, solo: 0.9 };
+  const pol = new DispatchPolicy();
+  // the first round probes every mode: a 32-token generation (~60 split calls a token) ends mostly solo
+  const first = simulate(pol, 32 * 60, spun);
+  assert.ok(first.soloShare > 0.6, `first 32 tokens: ${first.soloShare} of calls solo, ${first.parShare} hot`);
+  const settled = simulate(pol, 100000, spun);
+  assert.ok(settled.total < 1.03 * 100000 * MIX_MEAN * 0.9, `settled: ${settled.total.toFixed(0)} ms against ${(100000 * MIX_MEAN * 0.9).toFixed(0)} all solo (${settled.soloShare} solo)`);
+  // idle: solo is the slowest mode, and costs only its probes
+  const idle = simulate(new DispatchPolicy(), 100000, { speedup: 1.8, p: 0, solo: 1.25 });
+  assert.ok(idle.soloShare < 0.02, `idle: ${idle.soloShare} of calls solo`);
 });
 
 test.run();

@@ -25,11 +25,11 @@ export interface BackendOptions {
   wasmModule?: WebAssembly.Module;
   /** Bytes to reserve up front (the model's weights); memory grows on demand beyond it. */
   initialBytes?: number;
-  /** With threads > 1: 'adaptive' (default) lets the threads wait between decode calls (at most 16 token rows)
-   *  hot (spinning) or lazy (sleeping almost at once), whichever is measured faster right now
-   *  (src/runtime/dispatch-policy.ts: on a machine where another process keeps a core busy, spinning threads burn
-   *  the share of the one with the work); 'parallel' always waits hot. Every split call runs on all threads either
-   *  way, with the same bits. */
+  /** With threads > 1: 'adaptive' (default) runs decode calls (at most 16 token rows) with the threads waiting
+   *  hot (spinning) or lazy (sleeping almost at once) between them, or on the calling thread alone, whichever is
+   *  measured faster right now (src/runtime/dispatch-policy.ts: on a machine where another process keeps a core
+   *  busy, spinning threads burn the share of the one with the work, and a worker preempted mid-chunk stalls the
+   *  caller); 'parallel' always runs them on all threads, waiting hot. The bits are the same either way. */
   dispatch?: 'adaptive' | 'parallel';
 }
 
@@ -90,9 +90,9 @@ export class Backend {
     return new Backend(arena, k, threads, variant, features, pool);
   }
 
-  /** Kernel calls split across threads so far, by how the threads waited (hot or lazy: the adaptive dispatch's
-   *  choice); null without a pool. */
-  dispatchCounts(): { hot: number; lazy: number } | null {
+  /** Kernel calls split across threads so far, by how they ran (the adaptive dispatch's choice: the threads
+   *  waiting hot or lazy, or solo on the caller alone); null without a pool. */
+  dispatchCounts(): { hot: number; lazy: number; solo: number } | null {
     return this.pool ? { ...this.pool.counts } : null;
   }
 

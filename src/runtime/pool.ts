@@ -1,13 +1,13 @@
 // The worker pool: N-1 workers plus the calling thread run every op on the same shared memory. An op is
 // published through a control block (no postMessage per op) as nchunks fixed chunks, which all threads claim
 // one at a time (control.ts); the caller claims too, then waits for the chunks others hold with a brief spin,
-// then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). How long
-// the threads spin before they sleep is decided for decode calls from measured time (dispatch-policy.ts): long
-// on an idle machine, where spinning saves a wake-up per op, short where another process holds a core and
-// spinning would burn the share of the thread that has the work.
+// then Atomics.wait where the platform allows it (which also frees its core for a descheduled worker). How decode
+// calls run is decided from measured time (dispatch-policy.ts): with the threads spinning long between ops on an
+// idle machine, where that saves a wake-up per op; spinning briefly, or on the caller alone, where another process
+// holds a core and a worker preempted in the middle of a chunk would stall the caller.
 import { RuntimeError } from '../errors.js';
 import { CHUNK_BITS, CHUNK_MASK, CTL_ARGS_F64, CTL_BYTES, CTL_DONE, CTL_ERROR, CTL_GEN, CTL_MAX_ARGS, CTL_NARGS, CTL_NCHUNKS, CTL_NEXT, CTL_OP, CTL_SLEEPERS, CTL_SPIN, LAZY_CALLER_SPIN, LAZY_WORKER_SPIN, MAX_CHUNKS, OP_EXIT, SPIN_ITERATIONS, TAG_MASK, claimChunk, finishChunk } from './control.js';
-import { DispatchPolicy, GAP_MS, HOT, LAZY, type Mode } from './dispatch-policy.js';
+import { DispatchPolicy, GAP_MS, HOT, LAZY, SOLO } from './dispatch-policy.js';
 import { WORKER_SOURCE } from './embedded.gen.js';
 import type { Arena, Region } from './memory.js';
 
@@ -47,11 +47,11 @@ export class ThreadPool {
   private blocking = true;
   private disposed = false;
   private failure: unknown = null;
-  /** Chooses hot or lazy waiting for decode calls; null: always hot. */
+  /** Chooses how decode calls run (hot, lazy or solo); null: always hot. */
   readonly policy: DispatchPolicy | null;
-  /** Calls split into chunks so far, by the mode the threads waited in (the policy's choice). */
-  readonly counts = { hot: 0, lazy: 0 };
-  private mode: Mode = HOT;
+  /** Calls split into chunks so far, by the mode they ran in (the policy's choice; solo: on the caller alone). */
+  readonly counts = { hot: 0, lazy: 0, solo: 0 };
+  private mode: typeof HOT | typeof LAZY = HOT; // how the threads wait (the last split call's mode but solo)
   private callerSpin = SPIN_ITERATIONS; // polls of DONE before the caller sleeps (the mode's)
   private lastEnd = -Infinity; // when the previous split call ended (performance.now())
 
@@ -92,18 +92,24 @@ export class ThreadPool {
   }
 
   /** Runs `fn` (this thread's instance of kernel `op`) as `nchunks` chunks (kernel (ith, nth) = (chunk, nchunks))
-   *  on all threads, the threads waiting hot or lazy as the policy finds faster for calls of this `kind`
-   *  (chunks.ts dispatchKind; -1: not measured, run in the current mode); args exclude (ith, nth). */
+   *  on all threads, or as one chunk on this thread, as the policy finds faster for calls of this `kind`
+   *  (chunks.ts dispatchKind; -1: not measured, run on all threads in the current waiting mode); args exclude
+   *  (ith, nth). */
   run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, kind: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
-    if (nchunks <= 1 || this.nthreads <= 1) { this.runHere(fn, args, nchunks); return; }
+    if (nchunks <= 1 || this.nthreads <= 1) { fn(...args, 0, 1); return; }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
     const policy = this.policy;
-    if (policy && kind >= 0) { const m = policy.mode(); if (m !== this.mode) this.setMode(m); }
-    if (this.mode === LAZY) this.counts.lazy++; else this.counts.hot++;
+    const m = policy && kind >= 0 ? policy.mode() : this.mode;
+    if (m === SOLO) this.counts.solo++;
+    else {
+      if (m !== this.mode) this.setMode(m);
+      if (m === LAZY) this.counts.lazy++; else this.counts.hot++;
+    }
     const t0 = performance.now();
-    try { this.runParallel(op, fn, args, nchunks); } finally {
+    // solo: one chunk, as a 1-thread pool runs it (fewer chunks cost less: each GEMV chunk starts new streams)
+    try { if (m === SOLO) fn(...args, 0, 1); else this.runParallel(op, fn, args, nchunks); } finally {
       const end = performance.now();
       if (policy && kind >= 0) policy.record(kind, end - (t0 - this.lastEnd < GAP_MS ? this.lastEnd : t0));
       this.lastEnd = end;
@@ -111,18 +117,11 @@ export class ThreadPool {
   }
 
   /** Sets how long the threads spin before they sleep (control.ts); workers read it before every spin. */
-  private setMode(mode: Mode): void {
+  private setMode(mode: typeof HOT | typeof LAZY): void {
     this.mode = mode;
     this.refreshViews();
     Atomics.store(this.ctl, CTL_SPIN, mode === LAZY ? LAZY_WORKER_SPIN : SPIN_ITERATIONS);
     this.callerSpin = mode === LAZY ? LAZY_CALLER_SPIN : SPIN_ITERATIONS;
-  }
-
-  /** A call of one chunk, or any call without workers: on this thread. */
-  private runHere(fn: (...a: number[]) => void, args: number[], nchunks: number): void {
-    if (nchunks <= 1) { fn(...args, 0, 1); return; }
-    const a = [...args, 0, nchunks];
-    for (let c = 0; c < nchunks; c++) { a[args.length] = c; fn(...a); }
   }
 
   private runParallel(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number): void {
