@@ -28,6 +28,8 @@ export interface ContentionRow {
 export interface ContentionResult { rows: ContentionRow[]; ratios: { dtype: DType; ratio_2t_1t: number }[]; method: string; errors: string[] }
 
 const SELF = fileURLToPath(import.meta.url);
+/** Fresh processes per (dtype, threads), each thread count alike, whatever the protocol's count. */
+const CONTENTION_ROUNDS = 3;
 
 // ----------------------------------------------------------------------------------------------------------
 // child: decode throughput of one (dtype, threads)
@@ -82,8 +84,10 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
   try {
     for (const dtype of opts.dtypes ?? ['fp32', 'fp16', 'q8'] as DType[]) {
       const best = new Map<number, ContentionRow>();
-      // rounds alternate 1t and 2t so a change in the background load hits both
-      for (let r = 0; r < proto.processes; r++) {
+      // rounds alternate 1t and 2t so a change in the background load hits both; at least CONTENTION_ROUNDS of
+      // them: one 32-token run per process in a quick run is short for the noise a spinner adds (single quick
+      // runs gave 0.63-1.34x for the same code)
+      for (let r = 0; r < Math.max(proto.processes, CONTENTION_ROUNDS); r++) {
         for (const threads of [1, 2]) {
           const spinner = spin ? startSpinner(180_000) : null;
           try {
@@ -111,7 +115,7 @@ export async function runContentionBench(opts: { quick?: boolean; dir?: string; 
   if (print) for (const r of ratios) console.log(`  ${r.dtype}: 2t/1t ${spin ? 'under contention' : 'idle'} = ${r.ratio_2t_1t}x (goal >= 0.9x)`);
   return {
     rows, ratios, errors,
-    method: `GPT-2-124M-shaped random checkpoint, decode at ctx 128; ${describeProtocol(proto)}; 1t and 2t alternating; ${spin ? 'a second process busy-loops on one core during each child (started before the model loads, killed after)' : 'no spinner'}`,
+    method: `GPT-2-124M-shaped random checkpoint, decode at ctx 128; ${describeProtocol(proto)}, but ${Math.max(proto.processes, CONTENTION_ROUNDS)} processes per configuration; 1t and 2t alternating; ${spin ? 'a second process busy-loops on one core during each child (started before the model loads, killed after)' : 'no spinner'}`,
   };
 }
 
