@@ -21,20 +21,20 @@
 //   128): 1 thread 159-164 tok/s, 2 threads SOLO 150-156 (four chunks on the caller; one chunk is what this mode
 //   runs now), LAZY 136-151, HOT 117-140, and the policy choosing between HOT and LAZY only 110-135.
 // Only wall time compared between the modes shows which is faster, so the decode calls alternate stints: a long
-// stint in the mode that is currently faster, then a round of short probe stints, one in each other mode. The
-// first round comes right after the first short hot stint, so a short generation on a loaded machine leaves HOT
-// within a few tokens. A call's time runs from the end of the previous split call (if that was less than GAP_MS
-// before), so the host code and single-chunk ops in between count too: spinning workers slow the caller there as well. Calls are compared kind by kind (kernel
-// and a power-of-two size: chunks.ts dispatchKind), and the modes by what the recent mix of kinds costs in each,
-// so stints holding different calls compare fairly. Each kind's time per call in each mode is a running blend of
-// its stints (one stint moves it three quarters of the way, so a change of load shows in the next probe). A mode
-// stays the choice until another is measured SWITCH_MARGIN faster, or HOT_MARGIN faster when the other is HOT (on
-// an idle machine, wrongly running lazy costs up to ~30 %, but only noise larger than that difference makes the
-// choice; under contention, wrongly running hot costs more than its probes show).
-// While probes keep losing, the chosen mode's stints double, up to MAX_STINT calls or STINT_MS of their time,
-// so a settled choice costs a percent or less and a change of load is seen within seconds. All kinds switch
-// together: the mode is a property of the threads, not of a kernel. The first calls of every stint are not
-// measured (the switch itself costs: waking workers whose cores the OS has idled).
+// stint in the mode that is currently faster, then a round of short probe stints, one in each other mode. The first
+// round comes right after the first short hot stint, so a short generation on a loaded machine leaves HOT within a
+// few tokens. A call's time runs from the end of the previous split call (if that was less than GAP_MS before), so
+// the host code and single-chunk ops in between count too: spinning workers slow the caller there as well. Calls are
+// compared kind by kind (kernel and a power-of-two size: chunks.ts dispatchKind), and the modes by what the recent
+// mix of kinds costs in each, so stints holding different calls compare fairly. Each kind's time per call in each
+// mode is a running blend of its stints (one stint moves it three quarters of the way, so a change of load shows in
+// the next probe). A mode stays the choice until another is measured SWITCH_MARGIN faster, or HOT_MARGIN faster when
+// the other is HOT (on an idle machine, wrongly running lazy costs up to ~30 %, but only noise larger than that
+// difference makes the choice; under contention, wrongly running hot costs more than its probes show). While probes
+// keep losing, the chosen mode's stints double, up to MAX_STINT calls or STINT_MS of their time, so a settled choice
+// costs a percent or less and a change of load is seen within seconds. All kinds switch together: the mode is a
+// property of the threads, not of a kernel. The first calls of every stint are not measured (the switch itself
+// costs: waking workers whose cores the OS has idled).
 
 export const HOT = 0;
 export const LAZY = 1;
