@@ -452,6 +452,247 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
   }
 }
 
+// GEMM for rows short enough that a weight panel and at least 16 x rows fit in the scratch slot together (K ≤ 1440,
+// the GPT-2 shapes with K = 768, 1024, 1280): weight code pairs broadcast against x vectors that hold one code pair
+// of four x rows. Weight panel (packSplatW, per 4 weight rows, SW_BLOCK bytes per block): the four rows' 32 codes of
+// a block widened to i16 (64 bytes per row), then their scales as f32. X panel (packSplatX, per oct of 8 x rows,
+// SX_BLOCK bytes per block): for pair k of a block (codes 2k, 2k + 1), one vector holds that pair of x rows 0..3 as
+// i16 (lanes r0c0 r0c1 r1c0 r1c1 …), the next one rows 4..7; then the two quads' scales as f32 vectors. A
+// v128.load32_splat of weight row j's code pair, i32x4.dot_i16x8_s with an x vector, gives lane i = that pair's
+// products with x row i: the lanes are per-output sums (no horizontal sum per block), a splat load costs no vector
+// ALU operation, and the weight panel is only widened (no shuffles: it is packed once per M-panel, the x panel once).
+const SW_BLOCK: usize = 272; // 4 rows × 64 bytes, 1 scale vector
+const SX_BLOCK: usize = 544; // 16 pairs × 2 vectors, 2 scale vectors
+const SPLAT_ACC: usize = 128; // the tile's eight f32 accumulators, at the start of the slot
+const SPLAT_MIN_OCTS: usize = 2;
+
+/** Weight rows w + i·rb, i < cnt (the others repeat row 0), nb blocks of format F → the splat weight panel at dst. */
+function packSplatW<F>(w: usize, rb: usize, cnt: i32, nb: i32, dst: usize): void {
+  const bb = blockBytes<F>();
+  // row pointers set once and stepped per block (neither binaryen nor V8 hoists offsets out of the loop)
+  let p0 = w, p1 = cnt > 1 ? w + rb : w, p2 = cnt > 2 ? w + rb * 2 : w, p3 = cnt > 3 ? w + rb * 3 : w;
+  const end = dst + <usize>nb * SW_BLOCK;
+  for (; dst < end; dst += SW_BLOCK) {
+    // the eighths written out (eighthOf's j must be a constant)
+    v128.store(dst, eighthOf<F>(p0, 0)); v128.store(dst, eighthOf<F>(p0, 1), 16);
+    v128.store(dst, eighthOf<F>(p0, 2), 32); v128.store(dst, eighthOf<F>(p0, 3), 48);
+    v128.store(dst, eighthOf<F>(p1, 0), 64); v128.store(dst, eighthOf<F>(p1, 1), 80);
+    v128.store(dst, eighthOf<F>(p1, 2), 96); v128.store(dst, eighthOf<F>(p1, 3), 112);
+    v128.store(dst, eighthOf<F>(p2, 0), 128); v128.store(dst, eighthOf<F>(p2, 1), 144);
+    v128.store(dst, eighthOf<F>(p2, 2), 160); v128.store(dst, eighthOf<F>(p2, 3), 176);
+    v128.store(dst, eighthOf<F>(p3, 0), 192); v128.store(dst, eighthOf<F>(p3, 1), 208);
+    v128.store(dst, eighthOf<F>(p3, 2), 224); v128.store(dst, eighthOf<F>(p3, 3), 240);
+    v128.store(dst, scale4(p0, p1, p2, p3), 256);
+    p0 += bb; p1 += bb; p2 += bb; p3 += bb;
+  }
+}
+
+/** The 4 x 4 transpose of i32 lanes: rows e0..e3 (eight i16 codes each, four code pairs) → pair t of the four rows
+ *  at d + 32·t. */
+@inline function storePairs(d: usize, e0: v128, e1: v128, e2: v128, e3: v128): void {
+  const t0 = i32x4.shuffle(e0, e1, 0, 4, 1, 5), t1 = i32x4.shuffle(e0, e1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(e2, e3, 0, 4, 1, 5), t3 = i32x4.shuffle(e2, e3, 2, 6, 3, 7);
+  v128.store(d, i64x2.shuffle(t0, t2, 0, 2));
+  v128.store(d, i64x2.shuffle(t0, t2, 1, 3), 32);
+  v128.store(d, i64x2.shuffle(t1, t3, 0, 2), 64);
+  v128.store(d, i64x2.shuffle(t1, t3, 1, 3), 96);
+}
+
+/** Codes 8j..8j+7 of x row i < rows at x + i·xb as i16, zero for the rows past the last. */
+@inline function xEighth(x: usize, xb: usize, i: i32, rows: i32): v128 {
+  return i < rows ? v128.load8x8_s(x + <usize>i * xb) : i32x4.splat(0);
+}
+
+/** The scales of x rows i..i+3 (< rows, the others zero) of block b, xs row stride xsb, as one f32 vector. */
+@inline function xScales(s: usize, xsb: usize, i: i32, rows: i32): v128 {
+  let v = f32x4.splat(i < rows ? load<f32>(s + <usize>i * xsb) : 0);
+  v = f32x4.replace_lane(v, 1, i + 1 < rows ? load<f32>(s + <usize>(i + 1) * xsb) : 0);
+  v = f32x4.replace_lane(v, 2, i + 2 < rows ? load<f32>(s + <usize>(i + 2) * xsb) : 0);
+  return f32x4.replace_lane(v, 3, i + 3 < rows ? load<f32>(s + <usize>(i + 3) * xsb) : 0);
+}
+
+/** x rows x0 + i·xb (scales xs0 + i·xsb), i < rows ≤ 8 (the others zero), nb blocks → the splat x panel at dst. */
+function packSplatX(x0: usize, xb: usize, xs0: usize, xsb: usize, rows: i32, nb: i32, dst: usize): void {
+  for (let b = 0; b < nb; b++) {
+    for (let j = 0; j < 4; j++) {
+      const x = x0 + (<usize>b << 5) + (<usize>j << 3), d = dst + (<usize>j << 7);
+      storePairs(d, xEighth(x, xb, 0, rows), xEighth(x, xb, 1, rows), xEighth(x, xb, 2, rows), xEighth(x, xb, 3, rows));
+      storePairs(d + 16, xEighth(x, xb, 4, rows), xEighth(x, xb, 5, rows), xEighth(x, xb, 6, rows), xEighth(x, xb, 7, rows));
+    }
+    const s = xs0 + (<usize>b << 2);
+    v128.store(dst, xScales(s, xsb, 0, rows), 512);
+    v128.store(dst, xScales(s, xsb, 4, rows), 528);
+    dst += SX_BLOCK;
+  }
+}
+
+/** Output rows i < rows of a quad from its four f32 accumulators at ap, ap + 32, ap + 64, ap + 96 (lane i of the one
+ *  at ap + 32j: x row i, weight row j): transposed, then finish (cnt weight rows real). */
+@inline function finishQuad(ap: usize, rows: i32, bp: usize, yp: usize, yb: usize, cnt: i32, flags: i32): void {
+  const c0 = v128.load(ap), c1 = v128.load(ap, 32), c2 = v128.load(ap, 64), c3 = v128.load(ap, 96);
+  const t0 = i32x4.shuffle(c0, c1, 0, 4, 1, 5), t1 = i32x4.shuffle(c0, c1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(c2, c3, 0, 4, 1, 5), t3 = i32x4.shuffle(c2, c3, 2, 6, 3, 7);
+  if (rows > 0) finish(i64x2.shuffle(t0, t2, 0, 2), bp, yp, cnt, flags);
+  if (rows > 1) finish(i64x2.shuffle(t0, t2, 1, 3), bp, yp + yb, cnt, flags);
+  if (rows > 2) finish(i64x2.shuffle(t1, t3, 0, 2), bp, yp + 2 * yb, cnt, flags);
+  if (rows > 3) finish(i64x2.shuffle(t1, t3, 1, 3), bp, yp + 3 * yb, cnt, flags);
+}
+
+/** The splat tile: octs of eight x rows from the x panel xp (nb·SX_BLOCK bytes per oct) against the four weight rows
+ *  of the panel wp; rows x rows are real (outputs y rows from yp on, row stride yb), cnt of the weight rows (bias
+ *  from bp). Per block and pair of codes: two x loads, four splat loads and eight dot products into eight i32x4
+ *  accumulators a_j, b_j (x rows 0..3, 4..7 against weight row j: 8 + 2 + 4 + 1 temporary of the 15 xmm registers
+ *  V8 allocates), then per block the same convert → ·xs → ·d → add as every other tile; the eight f32 accumulators
+ *  are kept at accp (16 vectors do not fit beside the integer ones; the stores also keep V8 from hoisting the next
+ *  rows' loads). */
+function tileSplat(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: usize, yp: usize, yb: usize, cnt: i32, flags: i32): void {
+  const xob = <usize>nb * SX_BLOCK, wend = wp + <usize>nb * SW_BLOCK;
+  const zero = f32x4.splat(0);
+  for (let r0 = 0; r0 < rows; r0 += 8) {
+    for (let i: usize = 0; i < SPLAT_ACC; i += 16) v128.store(accp + i, zero);
+    let x = xp;
+    for (let w = wp; w < wend; w += SW_BLOCK) {
+      // pair 0 starts the accumulators
+      let u = v128.load(x), v = v128.load(x, 16);
+      let s = v128.load32_splat(w);
+      let a0 = i32x4.dot_i16x8_s(s, u), b0 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 64);
+      let a1 = i32x4.dot_i16x8_s(s, u), b1 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 128);
+      let a2 = i32x4.dot_i16x8_s(s, u), b2 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 192);
+      let a3 = i32x4.dot_i16x8_s(s, u), b3 = i32x4.dot_i16x8_s(s, v);
+      // pairs 1..15, each in its own basic block behind a branch that is always taken (w is a slot address, never
+      // 1..15; distinct conditions, so the engine does not merge them): V8 places a basic block's loads at its top,
+      // so one straight block would hold all 96 loads live and spill
+      if (w != 1) {
+        u = v128.load(x, 32); v = v128.load(x, 48);
+        s = v128.load32_splat(w, 4); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 68); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 132); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 196); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 2) {
+        u = v128.load(x, 64); v = v128.load(x, 80);
+        s = v128.load32_splat(w, 8); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 72); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 136); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 200); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 3) {
+        u = v128.load(x, 96); v = v128.load(x, 112);
+        s = v128.load32_splat(w, 12); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 76); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 140); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 204); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 4) {
+        u = v128.load(x, 128); v = v128.load(x, 144);
+        s = v128.load32_splat(w, 16); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 80); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 144); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 208); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 5) {
+        u = v128.load(x, 160); v = v128.load(x, 176);
+        s = v128.load32_splat(w, 20); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 84); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 148); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 212); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 6) {
+        u = v128.load(x, 192); v = v128.load(x, 208);
+        s = v128.load32_splat(w, 24); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 88); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 152); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 216); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 7) {
+        u = v128.load(x, 224); v = v128.load(x, 240);
+        s = v128.load32_splat(w, 28); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 92); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 156); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 220); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 8) {
+        u = v128.load(x, 256); v = v128.load(x, 272);
+        s = v128.load32_splat(w, 32); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 96); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 160); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 224); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 9) {
+        u = v128.load(x, 288); v = v128.load(x, 304);
+        s = v128.load32_splat(w, 36); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 100); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 164); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 228); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 10) {
+        u = v128.load(x, 320); v = v128.load(x, 336);
+        s = v128.load32_splat(w, 40); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 104); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 168); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 232); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 11) {
+        u = v128.load(x, 352); v = v128.load(x, 368);
+        s = v128.load32_splat(w, 44); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 108); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 172); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 236); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 12) {
+        u = v128.load(x, 384); v = v128.load(x, 400);
+        s = v128.load32_splat(w, 48); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 112); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 176); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 240); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 13) {
+        u = v128.load(x, 416); v = v128.load(x, 432);
+        s = v128.load32_splat(w, 52); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 116); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 180); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 244); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 14) {
+        u = v128.load(x, 448); v = v128.load(x, 464);
+        s = v128.load32_splat(w, 56); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 120); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 184); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 248); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 15) {
+        u = v128.load(x, 480); v = v128.load(x, 496);
+        s = v128.load32_splat(w, 60); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 124); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 188); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 252); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      // per block: the f32 steps in the order of every other tile (each store keeps the later loads below it)
+      const xs0 = v128.load(x, 512), xs1 = v128.load(x, 528);
+      s = v128.load32_splat(w, 256);
+      v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
+      v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
+      s = v128.load32_splat(w, 260);
+      v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
+      v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
+      s = v128.load32_splat(w, 264);
+      v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
+      v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
+      s = v128.load32_splat(w, 268);
+      v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
+      v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+      x += SX_BLOCK;
+    }
+    const rv = imin(8, rows - r0);
+    finishQuad(accp, rv, bp, yp, yb, cnt, flags);
+    if (rv > 4) finishQuad(accp + 16, rv - 4, bp, yp + (yb << 2), yb, cnt, flags);
+    xp += xob; yp += yb << 3;
+  }
+}
+
 /** Rows n.. of at most four (up to n1) through tile1x4. */
 @inline function group1<F>(xr: usize, xsr: usize, w: usize, rb: usize, n: i32, n1: i32, nb: i32, bias: usize, yr: usize, flags: i32): void {
   const cnt = imin(4, n1 - n);
@@ -497,6 +738,28 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     }
     for (let n = n0 + 4 * per; n < n1; n += 4) {
       for (let m = 0; m < M; m++) group1<F>(xq + <usize>m * xrb, xs + <usize>m * xsb, w, rb, n, n1, nb, bias, y + <usize>m * yb, flags);
+    }
+    return;
+  }
+  // the splat tile when the weight panel and at least SPLAT_MIN_OCTS x octs fit in this thread's slot
+  const wpBytes = <usize>nb * SW_BLOCK, xoBytes = <usize>nb * SX_BLOCK;
+  if (threadIndex() < LOW_SLOTS && SPLAT_ACC + wpBytes + SPLAT_MIN_OCTS * xoBytes <= <usize>LOW_SLOT_BYTES) {
+    const so = <i32>((<usize>LOW_SLOT_BYTES - SPLAT_ACC - wpBytes) / xoBytes);
+    const accp = lowSlot(), wpan = accp + SPLAT_ACC, xpan = wpan + wpBytes;
+    // M-panels of about equal size (each packs every weight row once)
+    const octs = (M + 7) >> 3, panels = (octs + so - 1) / so, oper = (octs + panels - 1) / panels;
+    for (let o0 = 0; o0 < octs; o0 += oper) {
+      const o1 = imin(octs, o0 + oper);
+      for (let o = o0; o < o1; o++) {
+        const m = o << 3;
+        packSplatX(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, imin(8, M - m), nb, xpan + <usize>(o - o0) * xoBytes);
+      }
+      const rows = imin(M, o1 << 3) - (o0 << 3), yp = y + <usize>(o0 << 3) * yb;
+      for (let n = n0; n < n1; n += 4) {
+        const cnt = imin(4, n1 - n);
+        packSplatW<F>(w + <usize>n * rb, rb, cnt, nb, wpan);
+        tileSplat(xpan, wpan, accp, nb, rows, bias ? bias + (<usize>n << 2) : 0, yp + (<usize>n << 2), yb, cnt, flags);
+      }
     }
     return;
   }
