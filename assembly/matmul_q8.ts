@@ -388,18 +388,12 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
   return i32x4.add(a, i32x4.dot_i16x8_s(u, w));
 }
 
-/** count int8 codes at src → i16 at dst (count a multiple of 8). */
-function widenRows(src: usize, count: usize, dst: usize): void {
-  for (let i: usize = 0; i < count; i += 8) v128.store(dst + (i << 1), v128.load8x8_s(src + i));
-}
-
 /** tile2x4's arithmetic with the four weight rows from a packed panel (wp): two rows of x (x0, x0 + xb; scales
  *  xs0, xs0 + xsb). Per block and per eighth of it, two widened x loads and four weight loads feed eight
  *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 4 weight vectors).
- *  X = i8: x as the int8 codes (widened by the loads); X = i16: x rows already widened (widenRows), plain loads.
  *  Runs pairs such pairs of x rows (rows 2i, 2i + 1 from x0, outputs from yp on): one call per panel, not per pair
  *  (a call costs the caller ~80 instructions of spills and reloads, ~2.5 % of a 768-long tile). */
-function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
+function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
   for (let i = 0; i < pairs; i++) {
     let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
     let p = wp, xp = x0;
@@ -407,7 +401,7 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
     for (let xsp = xs0; xsp < xsend; xsp += 4) {
       const xq = xp + xb;
       // the first eighth starts the accumulators
-      let u = sizeof<X>() == 2 ? v128.load(xp) : v128.load8x8_s(xp), v = sizeof<X>() == 2 ? v128.load(xq) : v128.load8x8_s(xq);
+      let u = v128.load8x8_s(xp), v = v128.load8x8_s(xq);
       let w = v128.load(p);
       let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
       w = v128.load(p, 64);
@@ -421,21 +415,21 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
       // V8 places a basic block's loads at its top, so one straight block would hold all 24 loads live and spill,
       // and a loop over the eighths costs a stack check, a compare and index arithmetic per eighth (callgrind)
       if (xb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 16) : v128.load8x8_s(xp, 8); v = sizeof<X>() == 2 ? v128.load(xq, 16) : v128.load8x8_s(xq, 8);
+        u = v128.load8x8_s(xp, 8); v = v128.load8x8_s(xq, 8);
         w = v128.load(p, 16); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 80); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 144); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
         w = v128.load(p, 208); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
       }
       if (xsb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 32) : v128.load8x8_s(xp, 16); v = sizeof<X>() == 2 ? v128.load(xq, 32) : v128.load8x8_s(xq, 16);
+        u = v128.load8x8_s(xp, 16); v = v128.load8x8_s(xq, 16);
         w = v128.load(p, 32); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 96); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 160); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
         w = v128.load(p, 224); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
       }
       if (nb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 48) : v128.load8x8_s(xp, 24); v = sizeof<X>() == 2 ? v128.load(xq, 48) : v128.load8x8_s(xq, 24);
+        u = v128.load8x8_s(xp, 24); v = v128.load8x8_s(xq, 24);
         w = v128.load(p, 48); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 112); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 176); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
@@ -444,7 +438,7 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
       const ws = v128.load(p, 256);
       acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
       acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
-      p += PANEL_BLOCK_BYTES; xp += <usize>(sizeof<X>() << 5);
+      p += PANEL_BLOCK_BYTES; xp += 32;
     }
     finish(acc0, bp, yp, 4, flags);
     finish(acc1, bp, yp + yb, 4, flags);
@@ -466,6 +460,19 @@ const SX_BLOCK: usize = 544; // 16 pairs × 2 vectors, 2 scale vectors
 const SPLAT_ACC: usize = 128; // the tile's eight f32 accumulators, at the start of the slot
 const SPLAT_MIN_OCTS: usize = 2;
 
+/** The 32 codes of the block at p (format F) as i16 → d (64 bytes). Q4_0: the nibbles unpacked once per block. */
+@inline function widenBlock<F>(d: usize, p: usize): void {
+  if (isSigned<F>()) {
+    v128.store(d, v128.load8x8_s(p, 2)); v128.store(d, v128.load8x8_s(p, 10), 16);
+    v128.store(d, v128.load8x8_s(p, 18), 32); v128.store(d, v128.load8x8_s(p, 26), 48);
+  } else {
+    const v = v128.load(p, 2), eight = i8x16.splat(8);
+    const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+    v128.store(d, i16x8.extend_low_i8x16_s(lo)); v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
+    v128.store(d, i16x8.extend_low_i8x16_s(hi), 32); v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
+  }
+}
+
 /** Weight rows w + i·rb, i < cnt (the others repeat row 0), nb blocks of format F → the splat weight panel at dst. */
 function packSplatW<F>(w: usize, rb: usize, cnt: i32, nb: i32, dst: usize): void {
   const bb = blockBytes<F>();
@@ -473,15 +480,7 @@ function packSplatW<F>(w: usize, rb: usize, cnt: i32, nb: i32, dst: usize): void
   let p0 = w, p1 = cnt > 1 ? w + rb : w, p2 = cnt > 2 ? w + rb * 2 : w, p3 = cnt > 3 ? w + rb * 3 : w;
   const end = dst + <usize>nb * SW_BLOCK;
   for (; dst < end; dst += SW_BLOCK) {
-    // the eighths written out (eighthOf's j must be a constant)
-    v128.store(dst, eighthOf<F>(p0, 0)); v128.store(dst, eighthOf<F>(p0, 1), 16);
-    v128.store(dst, eighthOf<F>(p0, 2), 32); v128.store(dst, eighthOf<F>(p0, 3), 48);
-    v128.store(dst, eighthOf<F>(p1, 0), 64); v128.store(dst, eighthOf<F>(p1, 1), 80);
-    v128.store(dst, eighthOf<F>(p1, 2), 96); v128.store(dst, eighthOf<F>(p1, 3), 112);
-    v128.store(dst, eighthOf<F>(p2, 0), 128); v128.store(dst, eighthOf<F>(p2, 1), 144);
-    v128.store(dst, eighthOf<F>(p2, 2), 160); v128.store(dst, eighthOf<F>(p2, 3), 176);
-    v128.store(dst, eighthOf<F>(p3, 0), 192); v128.store(dst, eighthOf<F>(p3, 1), 208);
-    v128.store(dst, eighthOf<F>(p3, 2), 224); v128.store(dst, eighthOf<F>(p3, 3), 240);
+    widenBlock<F>(dst, p0); widenBlock<F>(dst + 64, p1); widenBlock<F>(dst + 128, p2); widenBlock<F>(dst + 192, p3);
     v128.store(dst, scale4(p0, p1, p2, p3), 256);
     p0 += bb; p1 += bb; p2 += bb; p3 += bb;
   }
@@ -702,7 +701,6 @@ function tileSplat(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: us
 
 const GEMV_MAX_M: i32 = 2;
 const PANEL_BYTES: i32 = 256 << 10;
-const XW_MIN_ROWS: i32 = 16;
 
 /** y[M,N] = act(x·Wᵀ + b) for W in blocks of format F; split over N in chunks of 16 rows. */
 export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
@@ -769,23 +767,15 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   // four weight rows packed to i16 in this thread's low scratch slot when they fit (else the direct tile)
   const packed: bool = threadIndex() < LOW_SLOTS && <usize>nb * PANEL_BLOCK_BYTES <= <usize>LOW_SLOT_BYTES;
   const scratch = lowSlot();
-  // the x rows of an M-panel widened to i16 after the weight panel when at least XW_MIN_ROWS of them fit there (the
-  // tile's x loads are then plain loads with folded offsets; the weight panel is packed once per smaller M-panel)
-  const panelBytes = <usize>nb * PANEL_BLOCK_BYTES, xw = scratch + panelBytes;
-  const xwRows = packed ? <i32>((<usize>LOW_SLOT_BYTES - panelBytes) / (<usize>nb << 6)) & ~1 : 0;
-  const widen = xwRows >= XW_MIN_ROWS;
-  if (widen && mb > xwRows) mb = xwRows;
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
-    if (widen && m2 > m0) widenRows(xq + <usize>m0 * xrb, <usize>(m2 - m0) * xrb, xw);
     for (let n = n0; n < n4; n += 4) {
       const bp = bias ? bias + (<usize>n << 2) : 0;
       if (packed && m2 > m0) {
         packPanel<F>(w + <usize>n * rb, rb, nb, scratch);
         const yp = y + <usize>m0 * yb + (<usize>n << 2), pairs = (m2 - m0) >> 1;
-        if (widen) tile2x4p<i16>(xw, xrb << 1, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
-        else tile2x4p<i8>(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
+        tile2x4p(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
       } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }
