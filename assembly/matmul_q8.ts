@@ -10,29 +10,44 @@
 // and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
 // non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
-// The GEMM (M > 2) packs each group of four weight rows once per M-panel into the thread's low scratch slot,
-// widened to i16 with the four rows' scales as one f32 vector per block (packPanel; Q4_0 nibbles are unpacked there,
-// so both formats then run the same tile), and runs a 2 x 4 register tile over it (tile2x4p): per eighth of a block,
-// two widened x loads and four weight loads feed eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4
-// of the 16 xmm registers), then per block the same hsum4i → convert → ·xs → ·d → add as every other tile, so the bits
-// are unchanged. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on the weights
-// directly, with the same bits. Measured (1 thread, CPU time per call, GPT-2 GEMM shapes 128x768x3072 and
-// 128x3072x768, load ~10 on 2 cores, alternated runs): the former tile (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0
-// form) 22-35 GOP/s (V8 spilled ~40 vectors per block); packed panel with the block body written out straight
-// 42-47 (V8 hoists all 16 weight loads of a block to the top and spills); the block's eighths as a loop (V8
-// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators 52-58;
-// the eighths written out, each in its own basic block behind an always-taken branch (this tile: no spill of the
-// integer accumulators and no per-eighth loop overhead; callgrind, 128x768x3072 quantize + GEMM: 189.1M -> 171.4M
-// wasm instructions per call, ~155 -> ~140 per block of the 2 x 4 tile). When at least 16 x rows fit in the slot
-// beside the weight panel (K ≤ ~1500), an M-panel's x rows are widened to i16 there first (widenRows), so the tile's
-// x loads are plain loads instead of sign-extending ones: about the same instruction count (the weight panel is
-// packed once per 34-row M-panel at K = 768 instead of once), but 6-9 % less time at 128x768x3072 (alternated
-// runs of bench/probe-gemm.ts: the extending loads compete with the dot products for the vector ALU ports).
-// Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
-// panel (x code pairs broadcast, weight vectors holding one pair of four rows, so the i32 lanes are outputs and no
-// horizontal sum is needed: 39-57, load16_splat + widen per pair costs what the hsum saved), and the same with
-// eight x codes widened once and pairs broadcast by shuffles (44-47: V8 hoists the eight weight loads and spills).
-// onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales) measured 48-70 GOP/s the same way.
+// The GEMM (M > 2) has two tiles, both on panels packed into the thread's low scratch slot, both giving every output
+// the GEMV's bits. Rows with K ≤ 1440 (GPT-2's K = 768, 1024, 1280; not the fc2 rows, K = 4·768) run the splat tile
+// (tileSplat, described at packSplatW): x rows packed once per M-panel in octs of eight, one vector holding a code
+// pair of four x rows as i16; per group of four weight rows, the rows' codes widened to i16; a v128.load32_splat of a
+// weight row's code pair times an x vector (i32x4.dot_i16x8_s) gives lanes that are already per-output sums. Longer
+// rows run tile2x4p: each group of four weight rows packed once per M-panel, widened to i16 with the four rows' scales
+// as one f32 vector per block (packPanel; Q4_0 nibbles unpacked there, as in packSplatW, so both formats run the same
+// tile), a 2 x 4 register tile over it: per eighth of a block, two x loads (sign-extending) and four weight loads feed
+// eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4 of the 16 xmm registers), then per block
+// hsum4i → convert → ·xs → ·d → add. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on
+// the weights directly.
+// Measured, splat tile (Zen 5 VM, 1 thread, alternating builds in one process with bench/probe-gemm.ts, CPU time
+// per quantize + GEMM call; callgrind: wasm instructions per call): 128x768x3072 q8 8.04 → 7.41 ms (−8 %), q4 8.12
+// → 7.41, 128x768x768 2.04 → 1.91 ms, 2 threads 4.20 → 3.82 ms; against tile2x4p with x rows widened once per
+// M-panel (widenRows, now removed). The instruction count did not fall (163.7M → 164.3M at 128x768x3072): the tile
+// is bound by vector ALU work (with the register writes of the loads), not by instructions. A C loop of its
+// per-pair instructions (2 loads, 4 vbroadcastss, 8 vpmaddwd, 8 vpaddd) runs at ~0.69 cycles per dot product on
+// this machine, the tile at ~0.71; the splat loads cost no vector ALU operation, where tile2x4p spent 14 per block
+// on horizontal sums and its x rows a widening each. Probes that skip a part (wrong results, timing only): the
+// weight packing costs ~0.4 ms of 7.4 (each of the four 32-row M-panels at K = 768 packs every weight row again:
+// the slot holds four octs beside a weight group), the per-block f32 steps ~0.5-0.9 ms. Slower alternatives:
+// the roles swapped (x code pairs broadcast against weight vectors holding a pair of four rows, 4 x rows by 8 weight
+// rows: the same tile cost, but the weight panel needs a 4 x 4 transpose of every eighth, 8 shuffles, per M-panel:
+// ~2 % slower than this); the same with the x vector rotated by shuffles instead of broadcast (the lanes on
+// diagonals, untangled once per tile; 150.9M instructions, but no faster than tile2x4p: 3 shuffles per 8 dot
+// products on the ALU); the weight rows in L2-sized chunks, every M-panel over a chunk before the next (read from
+// memory once per call instead of once per M-panel: no gain); for 3072-long rows, one 8-row M-panel with the whole
+// row and the weights packed and run 32 blocks at a time, the f32 accumulators carried over (no gain: 16 M-panels
+// repack the weights 16 times). onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales, so no
+// per-block f32 steps) at 128x768x3072, 1 thread, alternated processes: 6.75-6.85 ms against this tile's 7.08-7.47
+// (0.92-0.95x; tile2x4p 0.85-0.88x); 128x768x768 1.69-1.74 against 1.89-2.00 ms; 2 threads 4.77-5.34 against
+// 4.28-5.20. Earlier measurements of the tile2x4 family (load ~10 on 2 cores, GOP/s): tile2x4 on Q8_0 22-35 (V8
+// spilled ~40 vectors per block); a packed panel with the block body written out straight 42-47 (V8 places a basic
+// block's loads at its top and spills); the eighths as a loop 47-52, the first peeled 52-58; the eighths each in
+// its own basic block behind an always-taken branch (tile2x4p; callgrind 189.1M → 171.4M at 128x768x3072); x rows
+// widened once per M-panel, 6-9 % less time at K = 768 (the extending loads compete with the dot products for the
+// vector ALU), superseded there by the splat tile; the loop unrolled by two (spills); load16_splat + widen per
+// code pair (39-57: the widening costs what the horizontal sum saved).
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
@@ -455,6 +470,8 @@ function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i
 // v128.load32_splat of weight row j's code pair, i32x4.dot_i16x8_s with an x vector, gives lane i = that pair's
 // products with x row i: the lanes are per-output sums (no horizontal sum per block), a splat load costs no vector
 // ALU operation, and the weight panel is only widened (no shuffles: it is packed once per M-panel, the x panel once).
+// V8 folds no offset into a load32_splat's address (a lea each, integer work the tile has room for) and gives the
+// ALU work per dot product the floor of SIMD128 without relaxed ops: one dot and one add.
 const SW_BLOCK: usize = 272; // 4 rows × 64 bytes, 1 scale vector
 const SX_BLOCK: usize = 544; // 16 pairs × 2 vectors, 2 scale vectors
 const SPLAT_ACC: usize = 128; // the tile's eight f32 accumulators, at the start of the slot
@@ -744,7 +761,7 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
   if (threadIndex() < LOW_SLOTS && SPLAT_ACC + wpBytes + SPLAT_MIN_OCTS * xoBytes <= <usize>LOW_SLOT_BYTES) {
     const so = <i32>((<usize>LOW_SLOT_BYTES - SPLAT_ACC - wpBytes) / xoBytes);
     const accp = lowSlot(), wpan = accp + SPLAT_ACC, xpan = wpan + wpBytes;
-    // M-panels of about equal size (each packs every weight row once)
+    // M-panels of about equal size (each packs every weight row again, so as few as fit)
     const octs = (M + 7) >> 3, panels = (octs + so - 1) / so, oper = (octs + panels - 1) / panels;
     for (let o0 = 0; o0 < octs; o0 += oper) {
       const o1 = imin(octs, o0 + oper);
