@@ -470,8 +470,8 @@ function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i
 // v128.load32_splat of weight row j's code pair, i32x4.dot_i16x8_s with an x vector, gives lane i = that pair's
 // products with x row i: the lanes are per-output sums (no horizontal sum per block), a splat load costs no vector
 // ALU operation, and the weight panel is only widened (no shuffles: it is packed once per M-panel, the x panel once).
-// V8 folds no offset into a load32_splat's address (a lea each, integer work the tile has room for) and gives the
-// ALU work per dot product the floor of SIMD128 without relaxed ops: one dot and one add.
+// The vector ALU work per dot product is then SIMD128's floor without relaxed ops: the dot and one add. (V8 folds no
+// offset into a load32_splat's address: a lea each, integer work the tile has room for.)
 const SW_BLOCK: usize = 272; // 4 rows × 64 bytes, 1 scale vector
 const SX_BLOCK: usize = 544; // 16 pairs × 2 vectors, 2 scale vectors
 const SPLAT_ACC: usize = 128; // the tile's eight f32 accumulators, at the start of the slot
