@@ -10,29 +10,44 @@
 // and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
 // non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
-// The GEMM (M > 2) packs each group of four weight rows once per M-panel into the thread's low scratch slot,
-// widened to i16 with the four rows' scales as one f32 vector per block (packPanel; Q4_0 nibbles are unpacked there,
-// so both formats then run the same tile), and runs a 2 x 4 register tile over it (tile2x4p): per eighth of a block,
-// two widened x loads and four weight loads feed eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4
-// of the 16 xmm registers), then per block the same hsum4i → convert → ·xs → ·d → add as every other tile, so the bits
-// are unchanged. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on the weights
-// directly, with the same bits. Measured (1 thread, CPU time per call, GPT-2 GEMM shapes 128x768x3072 and
-// 128x3072x768, load ~10 on 2 cores, alternated runs): the former tile (tile2x4 on Q8_0, or on Q4_0 unpacked to Q8_0
-// form) 22-35 GOP/s (V8 spilled ~40 vectors per block); packed panel with the block body written out straight
-// 42-47 (V8 hoists all 16 weight loads of a block to the top and spills); the block's eighths as a loop (V8
-// cannot hoist across iterations: no spills) 47-52, with the first eighth peeled to start the accumulators 52-58;
-// the eighths written out, each in its own basic block behind an always-taken branch (this tile: no spill of the
-// integer accumulators and no per-eighth loop overhead; callgrind, 128x768x3072 quantize + GEMM: 189.1M -> 171.4M
-// wasm instructions per call, ~155 -> ~140 per block of the 2 x 4 tile). When at least 16 x rows fit in the slot
-// beside the weight panel (K ≤ ~1500), an M-panel's x rows are widened to i16 there first (widenRows), so the tile's
-// x loads are plain loads instead of sign-extending ones: about the same instruction count (the weight panel is
-// packed once per 34-row M-panel at K = 768 instead of once), but 6-9 % less time at 128x768x3072 (alternated
-// runs of bench/probe-gemm.ts: the extending loads compete with the dot products for the vector ALU ports).
-// Slower alternatives: the loop unrolled by two (spills again); a 2 x 8 tile on a pair-interleaved
-// panel (x code pairs broadcast, weight vectors holding one pair of four rows, so the i32 lanes are outputs and no
-// horizontal sum is needed: 39-57, load16_splat + widen per pair costs what the hsum saved), and the same with
-// eight x codes widened once and pairs broadcast by shuffles (44-47: V8 hoists the eight weight loads and spills).
-// onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales) measured 48-70 GOP/s the same way.
+// The GEMM (M > 2) has two tiles, both on panels packed into the thread's low scratch slot, both giving every output
+// the GEMV's bits. Rows with K ≤ 1440 (GPT-2's K = 768, 1024, 1280; not the fc2 rows, K = 4·768) run the splat tile
+// (tileSplat, described at packSplatW): x rows packed once per M-panel in octs of eight, one vector holding a code
+// pair of four x rows as i16; per group of four weight rows, the rows' codes widened to i16; a v128.load32_splat of a
+// weight row's code pair times an x vector (i32x4.dot_i16x8_s) gives lanes that are already per-output sums. Longer
+// rows run tile2x4p: each group of four weight rows packed once per M-panel, widened to i16 with the four rows' scales
+// as one f32 vector per block (packPanel; Q4_0 nibbles unpacked there, as in packSplatW, so both formats run the same
+// tile), a 2 x 4 register tile over it: per eighth of a block, two x loads (sign-extending) and four weight loads feed
+// eight i32x4.dot_i16x8_s into eight i32x4 accumulators (8 + 2 + 4 of the 16 xmm registers), then per block
+// hsum4i → convert → ·xs → ·d → add. Rows too long for the slot (K > 7200), and threads without a slot, run tile2x4 on
+// the weights directly.
+// Measured, splat tile (Zen 5 VM, 1 thread, alternating builds in one process with bench/probe-gemm.ts, CPU time
+// per quantize + GEMM call; callgrind: wasm instructions per call): 128x768x3072 q8 8.04 → 7.41 ms (−8 %), q4 8.12
+// → 7.41, 128x768x768 2.04 → 1.91 ms, 2 threads 4.20 → 3.82 ms; against tile2x4p with x rows widened once per
+// M-panel (widenRows, now removed). The instruction count did not fall (163.7M → 164.3M at 128x768x3072): the tile
+// is bound by vector ALU work (with the register writes of the loads), not by instructions. A C loop of its
+// per-pair instructions (2 loads, 4 vbroadcastss, 8 vpmaddwd, 8 vpaddd) runs at ~0.69 cycles per dot product on
+// this machine, the tile at ~0.71; the splat loads cost no vector ALU operation, where tile2x4p spent 14 per block
+// on horizontal sums and its x rows a widening each. Probes that skip a part (wrong results, timing only): the
+// weight packing costs ~0.4 ms of 7.4 (each of the four 32-row M-panels at K = 768 packs every weight row again:
+// the slot holds four octs beside a weight group), the per-block f32 steps ~0.5-0.9 ms. Slower alternatives:
+// the roles swapped (x code pairs broadcast against weight vectors holding a pair of four rows, 4 x rows by 8 weight
+// rows: the same tile cost, but the weight panel needs a 4 x 4 transpose of every eighth, 8 shuffles, per M-panel:
+// ~2 % slower than this); the same with the x vector rotated by shuffles instead of broadcast (the lanes on
+// diagonals, untangled once per tile; 150.9M instructions, but no faster than tile2x4p: 3 shuffles per 8 dot
+// products on the ALU); the weight rows in L2-sized chunks, every M-panel over a chunk before the next (read from
+// memory once per call instead of once per M-panel: no gain); for 3072-long rows, one 8-row M-panel with the whole
+// row and the weights packed and run 32 blocks at a time, the f32 accumulators carried over (no gain: 16 M-panels
+// repack the weights 16 times). onnxruntime-web's int8 MatMul (per-tensor u8 activations, no per-block scales, so no
+// per-block f32 steps) at 128x768x3072, 1 thread, alternated processes: 6.75-6.85 ms against this tile's 7.08-7.47
+// (0.92-0.95x; tile2x4p 0.85-0.88x); 128x768x768 1.69-1.74 against 1.89-2.00 ms; 2 threads 4.77-5.34 against
+// 4.28-5.20. Earlier measurements of the tile2x4 family (load ~10 on 2 cores, GOP/s): tile2x4 on Q8_0 22-35 (V8
+// spilled ~40 vectors per block); a packed panel with the block body written out straight 42-47 (V8 places a basic
+// block's loads at its top and spills); the eighths as a loop 47-52, the first peeled 52-58; the eighths each in
+// its own basic block behind an always-taken branch (tile2x4p; callgrind 189.1M → 171.4M at 128x768x3072); x rows
+// widened once per M-panel, 6-9 % less time at K = 768 (the extending loads compete with the dot products for the
+// vector ALU), superseded there by the splat tile; the loop unrolled by two (spills); load16_splat + widen per
+// code pair (39-57: the widening costs what the horizontal sum saved).
 // The GEMV takes its four weight rows from four contiguous runs of this thread's rows, as matmul_f32 does (four
 // far-apart sequential streams prefetch well; four adjacent rows do not). Measured alternatives for the former
 // int8 layout, slower here: i16x8.extmul_low/high_i8x16_s + i32x4.extadd_pairwise_i16x8_s (V8 widens both operands
@@ -388,18 +403,12 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
   return i32x4.add(a, i32x4.dot_i16x8_s(u, w));
 }
 
-/** count int8 codes at src → i16 at dst (count a multiple of 8). */
-function widenRows(src: usize, count: usize, dst: usize): void {
-  for (let i: usize = 0; i < count; i += 8) v128.store(dst + (i << 1), v128.load8x8_s(src + i));
-}
-
 /** tile2x4's arithmetic with the four weight rows from a packed panel (wp): two rows of x (x0, x0 + xb; scales
  *  xs0, xs0 + xsb). Per block and per eighth of it, two widened x loads and four weight loads feed eight
  *  dot products into eight i32x4 accumulators (the register tile: 8 accumulators + 2 x + 4 weight vectors).
- *  X = i8: x as the int8 codes (widened by the loads); X = i16: x rows already widened (widenRows), plain loads.
  *  Runs pairs such pairs of x rows (rows 2i, 2i + 1 from x0, outputs from yp on): one call per panel, not per pair
  *  (a call costs the caller ~80 instructions of spills and reloads, ~2.5 % of a 768-long tile). */
-function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
+function tile2x4p(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb: i32, bp: usize, yp: usize, yb: usize, flags: i32, pairs: i32): void {
   for (let i = 0; i < pairs; i++) {
     let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
     let p = wp, xp = x0;
@@ -407,7 +416,7 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
     for (let xsp = xs0; xsp < xsend; xsp += 4) {
       const xq = xp + xb;
       // the first eighth starts the accumulators
-      let u = sizeof<X>() == 2 ? v128.load(xp) : v128.load8x8_s(xp), v = sizeof<X>() == 2 ? v128.load(xq) : v128.load8x8_s(xq);
+      let u = v128.load8x8_s(xp), v = v128.load8x8_s(xq);
       let w = v128.load(p);
       let a0 = i32x4.dot_i16x8_s(u, w), c0 = i32x4.dot_i16x8_s(v, w);
       w = v128.load(p, 64);
@@ -421,21 +430,21 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
       // V8 places a basic block's loads at its top, so one straight block would hold all 24 loads live and spill,
       // and a loop over the eighths costs a stack check, a compare and index arithmetic per eighth (callgrind)
       if (xb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 16) : v128.load8x8_s(xp, 8); v = sizeof<X>() == 2 ? v128.load(xq, 16) : v128.load8x8_s(xq, 8);
+        u = v128.load8x8_s(xp, 8); v = v128.load8x8_s(xq, 8);
         w = v128.load(p, 16); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 80); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 144); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
         w = v128.load(p, 208); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
       }
       if (xsb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 32) : v128.load8x8_s(xp, 16); v = sizeof<X>() == 2 ? v128.load(xq, 32) : v128.load8x8_s(xq, 16);
+        u = v128.load8x8_s(xp, 16); v = v128.load8x8_s(xq, 16);
         w = v128.load(p, 32); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 96); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 160); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
         w = v128.load(p, 224); a3 = dotAdd(a3, u, w); c3 = dotAdd(c3, v, w);
       }
       if (nb != 0) {
-        u = sizeof<X>() == 2 ? v128.load(xp, 48) : v128.load8x8_s(xp, 24); v = sizeof<X>() == 2 ? v128.load(xq, 48) : v128.load8x8_s(xq, 24);
+        u = v128.load8x8_s(xp, 24); v = v128.load8x8_s(xq, 24);
         w = v128.load(p, 48); a0 = dotAdd(a0, u, w); c0 = dotAdd(c0, v, w);
         w = v128.load(p, 112); a1 = dotAdd(a1, u, w); c1 = dotAdd(c1, v, w);
         w = v128.load(p, 176); a2 = dotAdd(a2, u, w); c2 = dotAdd(c2, v, w);
@@ -444,11 +453,259 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
       const ws = v128.load(p, 256);
       acc0 = f32x4.add(acc0, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(a0, a1, a2, a3)), v128.load32_splat(xsp)), ws));
       acc1 = f32x4.add(acc1, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(panelSum4(c0, c1, c2, c3)), v128.load32_splat(xsp + xsb)), ws));
-      p += PANEL_BLOCK_BYTES; xp += <usize>(sizeof<X>() << 5);
+      p += PANEL_BLOCK_BYTES; xp += 32;
     }
     finish(acc0, bp, yp, 4, flags);
     finish(acc1, bp, yp + yb, 4, flags);
     x0 += xb << 1; xs0 += xsb << 1; yp += yb << 1;
+  }
+}
+
+// GEMM for rows short enough that a weight panel and at least 16 x rows fit in the scratch slot together (K ≤ 1440,
+// the GPT-2 shapes with K = 768, 1024, 1280): weight code pairs broadcast against x vectors that hold one code pair
+// of four x rows. Weight panel (packSplatW, per 4 weight rows, SW_BLOCK bytes per block): the four rows' 32 codes of
+// a block widened to i16 (64 bytes per row), then their scales as f32. X panel (packSplatX, per oct of 8 x rows,
+// SX_BLOCK bytes per block): for pair k of a block (codes 2k, 2k + 1), one vector holds that pair of x rows 0..3 as
+// i16 (lanes r0c0 r0c1 r1c0 r1c1 …), the next one rows 4..7; then the two quads' scales as f32 vectors. A
+// v128.load32_splat of weight row j's code pair, i32x4.dot_i16x8_s with an x vector, gives lane i = that pair's
+// products with x row i: the lanes are per-output sums (no horizontal sum per block), a splat load costs no vector
+// ALU operation, and the weight panel is only widened (no shuffles: it is packed once per M-panel, the x panel once).
+// The vector ALU work per dot product is then SIMD128's floor without relaxed ops: the dot and one add. (V8 folds no
+// offset into a load32_splat's address: a lea each, integer work the tile has room for.)
+const SW_BLOCK: usize = 272; // 4 rows × 64 bytes, 1 scale vector
+const SX_BLOCK: usize = 544; // 16 pairs × 2 vectors, 2 scale vectors
+const SPLAT_ACC: usize = 128; // the tile's eight f32 accumulators, at the start of the slot
+const SPLAT_MIN_OCTS: usize = 2;
+
+/** The 32 codes of the block at p (format F) as i16 → d (64 bytes). Q4_0: the nibbles unpacked once per block. */
+@inline function widenBlock<F>(d: usize, p: usize): void {
+  if (isSigned<F>()) {
+    v128.store(d, v128.load8x8_s(p, 2)); v128.store(d, v128.load8x8_s(p, 10), 16);
+    v128.store(d, v128.load8x8_s(p, 18), 32); v128.store(d, v128.load8x8_s(p, 26), 48);
+  } else {
+    const v = v128.load(p, 2), eight = i8x16.splat(8);
+    const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+    v128.store(d, i16x8.extend_low_i8x16_s(lo)); v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
+    v128.store(d, i16x8.extend_low_i8x16_s(hi), 32); v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
+  }
+}
+
+/** Weight rows w + i·rb, i < cnt (the others repeat row 0), nb blocks of format F → the splat weight panel at dst. */
+function packSplatW<F>(w: usize, rb: usize, cnt: i32, nb: i32, dst: usize): void {
+  const bb = blockBytes<F>();
+  // row pointers set once and stepped per block (neither binaryen nor V8 hoists offsets out of the loop)
+  let p0 = w, p1 = cnt > 1 ? w + rb : w, p2 = cnt > 2 ? w + rb * 2 : w, p3 = cnt > 3 ? w + rb * 3 : w;
+  const end = dst + <usize>nb * SW_BLOCK;
+  for (; dst < end; dst += SW_BLOCK) {
+    widenBlock<F>(dst, p0); widenBlock<F>(dst + 64, p1); widenBlock<F>(dst + 128, p2); widenBlock<F>(dst + 192, p3);
+    v128.store(dst, scale4(p0, p1, p2, p3), 256);
+    p0 += bb; p1 += bb; p2 += bb; p3 += bb;
+  }
+}
+
+/** The 4 x 4 transpose of i32 lanes: rows e0..e3 (eight i16 codes each, four code pairs) → pair t of the four rows
+ *  at d + 32·t. */
+@inline function storePairs(d: usize, e0: v128, e1: v128, e2: v128, e3: v128): void {
+  const t0 = i32x4.shuffle(e0, e1, 0, 4, 1, 5), t1 = i32x4.shuffle(e0, e1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(e2, e3, 0, 4, 1, 5), t3 = i32x4.shuffle(e2, e3, 2, 6, 3, 7);
+  v128.store(d, i64x2.shuffle(t0, t2, 0, 2));
+  v128.store(d, i64x2.shuffle(t0, t2, 1, 3), 32);
+  v128.store(d, i64x2.shuffle(t1, t3, 0, 2), 64);
+  v128.store(d, i64x2.shuffle(t1, t3, 1, 3), 96);
+}
+
+/** Codes 8j..8j+7 of x row i < rows at x + i·xb as i16, zero for the rows past the last. */
+@inline function xEighth(x: usize, xb: usize, i: i32, rows: i32): v128 {
+  return i < rows ? v128.load8x8_s(x + <usize>i * xb) : i32x4.splat(0);
+}
+
+/** The scales of x rows i..i+3 (< rows, the others zero) of block b, xs row stride xsb, as one f32 vector. */
+@inline function xScales(s: usize, xsb: usize, i: i32, rows: i32): v128 {
+  let v = f32x4.splat(i < rows ? load<f32>(s + <usize>i * xsb) : 0);
+  v = f32x4.replace_lane(v, 1, i + 1 < rows ? load<f32>(s + <usize>(i + 1) * xsb) : 0);
+  v = f32x4.replace_lane(v, 2, i + 2 < rows ? load<f32>(s + <usize>(i + 2) * xsb) : 0);
+  return f32x4.replace_lane(v, 3, i + 3 < rows ? load<f32>(s + <usize>(i + 3) * xsb) : 0);
+}
+
+/** x rows x0 + i·xb (scales xs0 + i·xsb), i < rows ≤ 8 (the others zero), nb blocks → the splat x panel at dst. */
+function packSplatX(x0: usize, xb: usize, xs0: usize, xsb: usize, rows: i32, nb: i32, dst: usize): void {
+  for (let b = 0; b < nb; b++) {
+    for (let j = 0; j < 4; j++) {
+      const x = x0 + (<usize>b << 5) + (<usize>j << 3), d = dst + (<usize>j << 7);
+      storePairs(d, xEighth(x, xb, 0, rows), xEighth(x, xb, 1, rows), xEighth(x, xb, 2, rows), xEighth(x, xb, 3, rows));
+      storePairs(d + 16, xEighth(x, xb, 4, rows), xEighth(x, xb, 5, rows), xEighth(x, xb, 6, rows), xEighth(x, xb, 7, rows));
+    }
+    const s = xs0 + (<usize>b << 2);
+    v128.store(dst, xScales(s, xsb, 0, rows), 512);
+    v128.store(dst, xScales(s, xsb, 4, rows), 528);
+    dst += SX_BLOCK;
+  }
+}
+
+/** Output rows i < rows of a quad from its four f32 accumulators at ap, ap + 32, ap + 64, ap + 96 (lane i of the one
+ *  at ap + 32j: x row i, weight row j): transposed, then finish (cnt weight rows real). */
+@inline function finishQuad(ap: usize, rows: i32, bp: usize, yp: usize, yb: usize, cnt: i32, flags: i32): void {
+  const c0 = v128.load(ap), c1 = v128.load(ap, 32), c2 = v128.load(ap, 64), c3 = v128.load(ap, 96);
+  const t0 = i32x4.shuffle(c0, c1, 0, 4, 1, 5), t1 = i32x4.shuffle(c0, c1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(c2, c3, 0, 4, 1, 5), t3 = i32x4.shuffle(c2, c3, 2, 6, 3, 7);
+  if (rows > 0) finish(i64x2.shuffle(t0, t2, 0, 2), bp, yp, cnt, flags);
+  if (rows > 1) finish(i64x2.shuffle(t0, t2, 1, 3), bp, yp + yb, cnt, flags);
+  if (rows > 2) finish(i64x2.shuffle(t1, t3, 0, 2), bp, yp + 2 * yb, cnt, flags);
+  if (rows > 3) finish(i64x2.shuffle(t1, t3, 1, 3), bp, yp + 3 * yb, cnt, flags);
+}
+
+/** The splat tile: octs of eight x rows from the x panel xp (nb·SX_BLOCK bytes per oct) against the four weight rows
+ *  of the panel wp; rows x rows are real (outputs y rows from yp on, row stride yb), cnt of the weight rows (bias
+ *  from bp). Per block and pair of codes: two x loads, four splat loads and eight dot products into eight i32x4
+ *  accumulators a_j, b_j (x rows 0..3, 4..7 against weight row j: 8 + 2 + 4 + 1 temporary of the 15 xmm registers
+ *  V8 allocates), then per block the same convert → ·xs → ·d → add as every other tile; the eight f32 accumulators
+ *  are kept at accp (16 vectors do not fit beside the integer ones; the stores also keep V8 from hoisting the next
+ *  rows' loads). */
+function tileSplat(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: usize, yp: usize, yb: usize, cnt: i32, flags: i32): void {
+  const xob = <usize>nb * SX_BLOCK, wend = wp + <usize>nb * SW_BLOCK;
+  const zero = f32x4.splat(0);
+  for (let r0 = 0; r0 < rows; r0 += 8) {
+    for (let i: usize = 0; i < SPLAT_ACC; i += 16) v128.store(accp + i, zero);
+    let x = xp;
+    for (let w = wp; w < wend; w += SW_BLOCK) {
+      // pair 0 starts the accumulators
+      let u = v128.load(x), v = v128.load(x, 16);
+      let s = v128.load32_splat(w);
+      let a0 = i32x4.dot_i16x8_s(s, u), b0 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 64);
+      let a1 = i32x4.dot_i16x8_s(s, u), b1 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 128);
+      let a2 = i32x4.dot_i16x8_s(s, u), b2 = i32x4.dot_i16x8_s(s, v);
+      s = v128.load32_splat(w, 192);
+      let a3 = i32x4.dot_i16x8_s(s, u), b3 = i32x4.dot_i16x8_s(s, v);
+      // pairs 1..15, each in its own basic block behind a branch that is always taken (w is a slot address, never
+      // 1..15; distinct conditions, so the engine does not merge them): V8 places a basic block's loads at its top,
+      // so one straight block would hold all 96 loads live and spill
+      if (w != 1) {
+        u = v128.load(x, 32); v = v128.load(x, 48);
+        s = v128.load32_splat(w, 4); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 68); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 132); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 196); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 2) {
+        u = v128.load(x, 64); v = v128.load(x, 80);
+        s = v128.load32_splat(w, 8); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 72); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 136); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 200); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 3) {
+        u = v128.load(x, 96); v = v128.load(x, 112);
+        s = v128.load32_splat(w, 12); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 76); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 140); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 204); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 4) {
+        u = v128.load(x, 128); v = v128.load(x, 144);
+        s = v128.load32_splat(w, 16); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 80); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 144); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 208); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 5) {
+        u = v128.load(x, 160); v = v128.load(x, 176);
+        s = v128.load32_splat(w, 20); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 84); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 148); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 212); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 6) {
+        u = v128.load(x, 192); v = v128.load(x, 208);
+        s = v128.load32_splat(w, 24); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 88); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 152); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 216); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 7) {
+        u = v128.load(x, 224); v = v128.load(x, 240);
+        s = v128.load32_splat(w, 28); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 92); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 156); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 220); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 8) {
+        u = v128.load(x, 256); v = v128.load(x, 272);
+        s = v128.load32_splat(w, 32); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 96); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 160); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 224); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 9) {
+        u = v128.load(x, 288); v = v128.load(x, 304);
+        s = v128.load32_splat(w, 36); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 100); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 164); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 228); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 10) {
+        u = v128.load(x, 320); v = v128.load(x, 336);
+        s = v128.load32_splat(w, 40); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 104); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 168); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 232); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 11) {
+        u = v128.load(x, 352); v = v128.load(x, 368);
+        s = v128.load32_splat(w, 44); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 108); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 172); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 236); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 12) {
+        u = v128.load(x, 384); v = v128.load(x, 400);
+        s = v128.load32_splat(w, 48); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 112); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 176); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 240); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 13) {
+        u = v128.load(x, 416); v = v128.load(x, 432);
+        s = v128.load32_splat(w, 52); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 116); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 180); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 244); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 14) {
+        u = v128.load(x, 448); v = v128.load(x, 464);
+        s = v128.load32_splat(w, 56); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 120); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 184); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 248); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      if (w != 15) {
+        u = v128.load(x, 480); v = v128.load(x, 496);
+        s = v128.load32_splat(w, 60); a0 = dotAdd(a0, s, u); b0 = dotAdd(b0, s, v);
+        s = v128.load32_splat(w, 124); a1 = dotAdd(a1, s, u); b1 = dotAdd(b1, s, v);
+        s = v128.load32_splat(w, 188); a2 = dotAdd(a2, s, u); b2 = dotAdd(b2, s, v);
+        s = v128.load32_splat(w, 252); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
+      }
+      // per block: the f32 steps in the order of every other tile (each store keeps the later loads below it)
+      const xs0 = v128.load(x, 512), xs1 = v128.load(x, 528);
+      s = v128.load32_splat(w, 256);
+      v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
+      v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
+      s = v128.load32_splat(w, 260);
+      v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
+      v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
+      s = v128.load32_splat(w, 264);
+      v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
+      v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
+      s = v128.load32_splat(w, 268);
+      v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
+      v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+      x += SX_BLOCK;
+    }
+    const rv = imin(8, rows - r0);
+    finishQuad(accp, rv, bp, yp, yb, cnt, flags);
+    if (rv > 4) finishQuad(accp + 16, rv - 4, bp, yp + (yb << 2), yb, cnt, flags);
+    xp += xob; yp += yb << 3;
   }
 }
 
@@ -461,7 +718,6 @@ function tile2x4p<X>(x0: usize, xb: usize, xs0: usize, xsb: usize, wp: usize, nb
 
 const GEMV_MAX_M: i32 = 2;
 const PANEL_BYTES: i32 = 256 << 10;
-const XW_MIN_ROWS: i32 = 16;
 
 /** y[M,N] = act(x·Wᵀ + b) for W in blocks of format F; split over N in chunks of 16 rows. */
 export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: usize, M: i32, K: i32, N: i32, flags: i32, ith: i32, nth: i32): void {
@@ -500,29 +756,43 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     }
     return;
   }
+  // the splat tile when the weight panel and at least SPLAT_MIN_OCTS x octs fit in this thread's slot
+  const wpBytes = <usize>nb * SW_BLOCK, xoBytes = <usize>nb * SX_BLOCK;
+  if (threadIndex() < LOW_SLOTS && SPLAT_ACC + wpBytes + SPLAT_MIN_OCTS * xoBytes <= <usize>LOW_SLOT_BYTES) {
+    const so = <i32>((<usize>LOW_SLOT_BYTES - SPLAT_ACC - wpBytes) / xoBytes);
+    const accp = lowSlot(), wpan = accp + SPLAT_ACC, xpan = wpan + wpBytes;
+    // M-panels of about equal size (each packs every weight row again, so as few as fit)
+    const octs = (M + 7) >> 3, panels = (octs + so - 1) / so, oper = (octs + panels - 1) / panels;
+    for (let o0 = 0; o0 < octs; o0 += oper) {
+      const o1 = imin(octs, o0 + oper);
+      for (let o = o0; o < o1; o++) {
+        const m = o << 3;
+        packSplatX(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, imin(8, M - m), nb, xpan + <usize>(o - o0) * xoBytes);
+      }
+      const rows = imin(M, o1 << 3) - (o0 << 3), yp = y + <usize>(o0 << 3) * yb;
+      for (let n = n0; n < n1; n += 4) {
+        const cnt = imin(4, n1 - n);
+        packSplatW<F>(w + <usize>n * rb, rb, cnt, nb, wpan);
+        tileSplat(xpan, wpan, accp, nb, rows, bias ? bias + (<usize>n << 2) : 0, yp + (<usize>n << 2), yb, cnt, flags);
+      }
+    }
+    return;
+  }
   const n4 = n0 + ((n1 - n0) & ~3);
   let mb = (PANEL_BYTES / (K > 1 ? K : 1)) & ~1;
   if (mb < 2) mb = 2;
   // four weight rows packed to i16 in this thread's low scratch slot when they fit (else the direct tile)
   const packed: bool = threadIndex() < LOW_SLOTS && <usize>nb * PANEL_BLOCK_BYTES <= <usize>LOW_SLOT_BYTES;
   const scratch = lowSlot();
-  // the x rows of an M-panel widened to i16 after the weight panel when at least XW_MIN_ROWS of them fit there (the
-  // tile's x loads are then plain loads with folded offsets; the weight panel is packed once per smaller M-panel)
-  const panelBytes = <usize>nb * PANEL_BLOCK_BYTES, xw = scratch + panelBytes;
-  const xwRows = packed ? <i32>((<usize>LOW_SLOT_BYTES - panelBytes) / (<usize>nb << 6)) & ~1 : 0;
-  const widen = xwRows >= XW_MIN_ROWS;
-  if (widen && mb > xwRows) mb = xwRows;
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = imin(M, m0 + mb);
     const m2 = m0 + ((m1 - m0) & ~1);
-    if (widen && m2 > m0) widenRows(xq + <usize>m0 * xrb, <usize>(m2 - m0) * xrb, xw);
     for (let n = n0; n < n4; n += 4) {
       const bp = bias ? bias + (<usize>n << 2) : 0;
       if (packed && m2 > m0) {
         packPanel<F>(w + <usize>n * rb, rb, nb, scratch);
         const yp = y + <usize>m0 * yb + (<usize>n << 2), pairs = (m2 - m0) >> 1;
-        if (widen) tile2x4p<i16>(xw, xrb << 1, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
-        else tile2x4p<i8>(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
+        tile2x4p(xq + <usize>m0 * xrb, xrb, xs + <usize>m0 * xsb, xsb, scratch, nb, bp, yp, yb, flags, pairs);
       } else for (let m = m0; m < m2; m += 2) {
         tile2x4<F>(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, w + <usize>n * rb, rb, nb, bp, y + <usize>m * yb + (<usize>n << 2), yb, flags);
       }

@@ -387,14 +387,17 @@ for (const variant of variants) {
   });
 
   test(`[${variant}] q8/q4 GEMM panels of many row pairs, odd tails and split N equal the GEMV bit for bit`, () => {
-    // the packed tile runs every row pair of an M-panel in one call (the panel is 256 KiB of x codes: 64 rows at
-    // K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row); at K = 768 the x rows are
-    // widened into the scratch slot beside the weight panel, 34 at a time, so M = 71 is panels of 34, 34 and 3;
-    // N = 13 leaves a group of one row; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth 1..3.
+    // K > 1440: the packed tile runs every row pair of an M-panel in one call (the panel is 256 KiB of x codes: 64
+    // rows at K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row; at K = 1472 the x
+    // rows are widened beside the weight panel, 16 at a time). K ≤ 1440: the splat tile, eight x rows by four weight
+    // rows, on M-panels of as many octs of x rows as fit beside a weight panel (4 at K = 768, so M = 71 is panels
+    // of 24, 24 and 23 rows, the last oct 7 rows; 2 at K = 1440: M = 21 is panels of 16 and 5); N = 13 and 7 leave
+    // a group of one and three weight rows; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth
+    // 1..3, and the whole matrix those of a thread without a scratch slot (the direct tile).
     const h = new Harness(variant);
     const r = rng(8128);
     for (const dt of [DT_Q8, DT_Q4]) {
-      for (const [M, K, N] of [[67, 4096, 13], [71, 768, 13], [11, 32, 18], [6, 768, 8]]) {
+      for (const [M, K, N] of [[67, 4096, 13], [71, 768, 13], [11, 32, 18], [6, 768, 8], [21, 1440, 7], [21, 1472, 7], [3, 1024, 6]]) {
         const { w, xq, xsc, bias } = blockCase(h, r, dt, M, K, N);
         const run = (m0: number, rows: number, nth: number) => {
           const y = h.alloc(rows * N * 4);
@@ -408,6 +411,9 @@ for (const variant of variants) {
           const all = run(0, M, nth);
           for (let m = 0; m < M; m++) expectExact(all.subarray(m * N, (m + 1) * N), rows[m], `dt=${dt} ${M}x${K}x${N} nth=${nth} row ${m}`);
         }
+        const y = h.alloc(M * N * 4), noSlot = h.thread(15); // thread LOW_SLOTS = 15
+        (dt === DT_Q8 ? noSlot.matmul_q8 : noSlot.matmul_q4)(xq, xsc, w, bias, y, M, K, N, ACT_GELU_TANH, 0, 1);
+        expectExact(h.f32(y, M * N), run(0, M, 1), `dt=${dt} ${M}x${K}x${N}: thread 15 (no slot)`);
       }
     }
   });
