@@ -54,6 +54,19 @@ test('an idle machine: hot for (nearly) all the time; a loaded one: lazy', () =>
   assert.ok(b.total < 1.03 * allLazy(100000), `loaded: ${b.total.toFixed(0)} ms against ${allLazy(100000).toFixed(0)} lazy (${b.parShare} hot)`);
 });
 
+test('an idle machine: the probes of a short generation cost little', () => {
+  // lazy 1.8x slower than hot: the first round of probes, and the first probe of the next, within the first 32
+  // tokens (a 4-token warm-up before, as the bench's decode runs); a lazy probe that loses clearly ends after its
+  // PROBE_STINT calls instead of running PROBE_MS (1.09x all hot without that)
+  const idle: Load = { speedup: 1.8, p: 0, solo: 1.25 };
+  const pol = new DispatchPolicy(), r = rng(3);
+  simulate(pol, 4 * 60, idle, r);
+  for (const run of [1, 2]) {
+    const s = simulate(pol, 32 * 60, idle, r);
+    assert.ok(s.total < 1.06 * allHot(32 * 60, idle), `32-token run ${run}: ${(s.total / allHot(32 * 60, idle)).toFixed(3)}x all hot (${s.parShare} hot)`);
+  }
+});
+
 test('frequent stalls make the threads wait lazy; rare ones do not', () => {
   // a 3 ms stall in every 20th hot call: 0.21 ms per call on average hot against 0.114 lazy
   const frequent: Load = { speedup: 1.8, p: 1 / 20 };

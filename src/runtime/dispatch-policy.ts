@@ -72,6 +72,10 @@ export const HOT_MARGIN = 1.15;
  *  sometimes) measured less than this much slower than HOT: on an idle machine LAZY is 1.25-1.4x slower and
  *  SOLO slower still, so its probe would only cost time. */
 export const SOLO_GATE = 1.3;
+/** A probe stint ends after its PROBE_STINT calls, before PROBE_MS, when it measured this much slower than the chosen
+ *  mode: the minimum time guards against a probe that looks faster than its mode is (a lucky slice), not one that
+ *  loses clearly (on an idle machine a lazy probe of q8 decode costs ~30 % over the 20 ms; SOLO_GATE also applies). */
+export const CUT_MARGIN = 1.3;
 /** A call's measured time includes the time since the previous split call ended when that is below this (ms): the
  *  host code between the calls of one token, not a pause of the application between tokens. */
 export const GAP_MS = 10;
@@ -111,8 +115,21 @@ export class DispatchPolicy {
     const m = this.current;
     k.sum[m] += ms; k.n[m]++; k.share++;
     this.time += ms;
-    if ((--this.left > 0 || this.time < PROBE_MS) && this.time < STINT_MS) return;
+    if (this.time < STINT_MS) {
+      if (--this.left > 0) return;
+      // a probe measured CUT_MARGIN slower than the chosen mode over its PROBE_STINT calls ends there
+      if (this.time < PROBE_MS && !(this.left === 0 && m !== this.best && this.clearlyLoses(m))) return;
+    }
     this.endStint();
+  }
+
+  /** Whether this stint's calls, in mode m, cost CUT_MARGIN more than the chosen mode's blended times for them. */
+  private clearlyLoses(m: Mode): boolean {
+    let cm = 0, cb = 0;
+    for (const k of this.kinds.values()) {
+      if (k.n[m] > 0 && k.mean[this.best] === k.mean[this.best]) { cm += k.share * (k.sum[m] / k.n[m]); cb += k.share * k.mean[this.best]; }
+    }
+    return cb > 0 && cm > CUT_MARGIN * cb;
   }
 
   /** What the recent mix of kinds costs in modes a and b, over the kinds measured in both. */
