@@ -98,6 +98,16 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
   return isSigned<F>() ? <usize>Q8_0_BYTES : <usize>Q4_0_BYTES;
 }
 
+/** The 16 bytes v of a Q4_0 block's nibble pairs → its elements 0..15 (the low nibbles) as i8 -8..7. */
+@inline function q4Low(v: v128): v128 {
+  return i8x16.sub(v128.and(v, i8x16.splat(15)), i8x16.splat(8));
+}
+
+/** The same → elements 16..31 (the high nibbles). */
+@inline function q4High(v: v128): v128 {
+  return i8x16.sub(i8x16.shr_u(v, 4), i8x16.splat(8));
+}
+
 /** The 32 activation codes (as i16: xa = codes 0..7, xb 8..15, xc 16..23, xd 24..31) times the codes of the weight
  *  block at p, as four i32 partial sums (exact). */
 @inline function blockDot<F>(xa: v128, xb: v128, xc: v128, xd: v128, p: usize): v128 {
@@ -107,9 +117,7 @@ export function quantize_q8(x: usize, xq: usize, xs: usize, M: i32, K: i32, ith:
     return i32x4.add(s0, s1);
   }
   const b = v128.load(p, 2);
-  const eight = i8x16.splat(8);
-  const lo = i8x16.sub(v128.and(b, i8x16.splat(15)), eight); // elements 0..15 as -8..7
-  const hi = i8x16.sub(i8x16.shr_u(b, 4), eight); // elements 16..31
+  const lo = q4Low(b), hi = q4High(b);
   const s0 = i32x4.add(i32x4.dot_i16x8_s(xa, i16x8.extend_low_i8x16_s(lo)), i32x4.dot_i16x8_s(xb, i16x8.extend_high_i8x16_s(lo)));
   const s1 = i32x4.add(i32x4.dot_i16x8_s(xc, i16x8.extend_low_i8x16_s(hi)), i32x4.dot_i16x8_s(xd, i16x8.extend_high_i8x16_s(hi)));
   return i32x4.add(s0, s1);
@@ -362,8 +370,8 @@ const PANEL_BLOCK_BYTES: usize = 272;
     if (j == 1) return v128.load8x8_s(q, 10);
     return j == 2 ? v128.load8x8_s(q, 18) : v128.load8x8_s(q, 26);
   }
-  const v = v128.load(q, 2), eight = i8x16.splat(8);
-  const h = j < 2 ? i8x16.sub(v128.and(v, i8x16.splat(15)), eight) : i8x16.sub(i8x16.shr_u(v, 4), eight);
+  const v = v128.load(q, 2);
+  const h = j < 2 ? q4Low(v) : q4High(v);
   return (j & 1) == 0 ? i16x8.extend_low_i8x16_s(h) : i16x8.extend_high_i8x16_s(h);
 }
 
@@ -483,8 +491,8 @@ const SPLAT_MIN_OCTS: usize = 2;
     v128.store(d, v128.load8x8_s(p, 2)); v128.store(d, v128.load8x8_s(p, 10), 16);
     v128.store(d, v128.load8x8_s(p, 18), 32); v128.store(d, v128.load8x8_s(p, 26), 48);
   } else {
-    const v = v128.load(p, 2), eight = i8x16.splat(8);
-    const lo = i8x16.sub(v128.and(v, i8x16.splat(15)), eight), hi = i8x16.sub(i8x16.shr_u(v, 4), eight);
+    const v = v128.load(p, 2);
+    const lo = q4Low(v), hi = q4High(v);
     v128.store(d, i16x8.extend_low_i8x16_s(lo)); v128.store(d, i16x8.extend_high_i8x16_s(lo), 16);
     v128.store(d, i16x8.extend_low_i8x16_s(hi), 32); v128.store(d, i16x8.extend_high_i8x16_s(hi), 48);
   }

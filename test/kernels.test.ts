@@ -388,8 +388,8 @@ for (const variant of variants) {
 
   test(`[${variant}] q8/q4 GEMM panels of many row pairs, odd tails and split N equal the GEMV bit for bit`, () => {
     // K > 1440: the packed tile runs every row pair of an M-panel in one call (the panel is 256 KiB of x codes: 64
-    // rows at K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row; at K = 1472 the x
-    // rows are widened beside the weight panel, 16 at a time). K ≤ 1440: the splat tile, eight x rows by four weight
+    // rows at K = 4096, so M = 67 is a 64-row panel and a 3-row one: one pair and a single row; K = 1472 is the
+    // shortest row it takes). K ≤ 1440: the splat tile, eight x rows by four weight
     // rows, on M-panels of as many octs of x rows as fit beside a weight panel (4 at K = 768, so M = 71 is panels
     // of 24, 24 and 23 rows, the last oct 7 rows; 2 at K = 1440: M = 21 is panels of 16 and 5); N = 13 and 7 leave
     // a group of one and three weight rows; K = 32 is a one-block tile. Every row must have the GEMV's bits at nth
