@@ -125,18 +125,17 @@ export class DispatchPolicy {
 
   /** Whether this stint's calls, in mode m, cost CUT_MARGIN more than the chosen mode's blended times for them. */
   private clearlyLoses(m: Mode): boolean {
-    let cm = 0, cb = 0;
-    for (const k of this.kinds.values()) {
-      if (k.n[m] > 0 && k.mean[this.best] === k.mean[this.best]) { cm += k.share * (k.sum[m] / k.n[m]); cb += k.share * k.mean[this.best]; }
-    }
+    const [cm, cb] = this.costs(m, this.best, true);
     return cb > 0 && cm > CUT_MARGIN * cb;
   }
 
-  /** What the recent mix of kinds costs in modes a and b, over the kinds measured in both. */
-  private costs(a: Mode, b: Mode): [number, number] {
+  /** What the recent mix of kinds costs in modes a and b, over the kinds measured in both; with `running`, a's time
+   *  per call is this stint's so far instead of its blend. */
+  private costs(a: Mode, b: Mode, running = false): [number, number] {
     let ca = 0, cb = 0;
     for (const k of this.kinds.values()) {
-      if (k.mean[a] === k.mean[a] && k.mean[b] === k.mean[b]) { ca += k.share * k.mean[a]; cb += k.share * k.mean[b]; }
+      const ta = running ? k.sum[a] / k.n[a] : k.mean[a]; // NaN when not measured (0 / 0 in a new stint)
+      if (ta === ta && k.mean[b] === k.mean[b]) { ca += k.share * ta; cb += k.share * k.mean[b]; }
     }
     return [ca, cb];
   }
