@@ -15,6 +15,7 @@
 // are dropped and the read fails with a DownloadError asking to load again (never a mix of two versions).
 import { DownloadError } from '../errors.js';
 import { decodeUtf8, parseJsonText } from './files.js';
+import { readAhead } from './read-ahead.js';
 import type { ByteSource, ModelSource, ProgressInfo } from './source.js';
 
 /** Where cached entries live: the Cache API in browsers, a Map in tests. Keys are http(s) URLs. */
@@ -44,7 +45,9 @@ export function browserCacheAvailable(): boolean {
 export function cacheApiStore(name = DEFAULT_CACHE_NAME): CacheStore {
   const g = globalThis as any;
   if (typeof g.caches?.open !== 'function') throw new DownloadError('this runtime has no Cache API (globalThis.caches)');
-  const open = (): Promise<Cache> => g.caches.open(name);
+  // opened once per store (each caches.open is a round trip to the browser's storage process)
+  let cache: Promise<Cache> | null = null;
+  const open = (): Promise<Cache> => (cache ??= (g.caches.open(name) as Promise<Cache>).catch((e) => { cache = null; throw e; }));
   return {
     async get(key) {
       const res = await (await open()).match(key);
@@ -157,6 +160,9 @@ export interface CachedSourceOptions {
   onProgress?: (p: ProgressInfo) => void;
 }
 
+/** Chunk writes to the store in flight at once per open file. */
+const PENDING_PUTS = 4;
+
 /** Writes that fail (quota exceeded, private mode) leave the file uncached; the read itself still succeeds. */
 async function tryPut(store: CacheStore, key: string, bytes: Uint8Array): Promise<void> {
   try { await store.put(key, bytes); } catch { /* not cached: the next load reads from the network again */ }
@@ -226,46 +232,42 @@ class CachedSource implements ModelSource {
     // progress counts the file's chunks as each is first had (from the cache or the network): `loaded` is how
     // much of the file was downloaded or found cached, and reaches `total` when every chunk was needed
     const seen = new Set<number>();
-    const chunk = async (i: number): Promise<Uint8Array> => {
-      const c = await this.chunk(url, i, fileMeta, network);
-      if (!seen.has(i)) { seen.add(i); count(c.byteLength); }
-      return c;
+    // writes of fetched chunks run behind the reads (a Cache API put of 4 MiB takes ~20 ms in Chromium here); at
+    // most PENDING_PUTS at once, so a slow store holds back the download instead of piling chunks up in memory
+    const puts = new Set<Promise<void>>();
+    const put = async (key: string, bytes: Uint8Array) => {
+      while (puts.size >= PENDING_PUTS) await Promise.race(puts);
+      const p = tryPut(this.store, key, bytes).finally(() => puts.delete(p));
+      puts.add(p);
     };
-    const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
-      const end = offset + target.byteLength;
-      if (!Number.isSafeInteger(offset) || offset < 0 || end > size) {
-        throw new DownloadError(`${url}: read of ${target.byteLength} bytes at offset ${offset} is outside the file (${size} bytes)`);
-      }
-      for (let i = Math.floor(offset / chunkBytes); i * chunkBytes < end; i++) {
-        const c = await chunk(i);
-        const c0 = i * chunkBytes;
-        const from = Math.max(offset, c0);
-        const to = Math.min(end, c0 + c.byteLength);
-        target.set(c.subarray(from - c0, to - c0), from - offset);
-      }
-    };
-    const done = async () => {
-      if (finished) return;
-      finished = true;
-      await inner?.close?.();
-      this.emit({ status: 'done', file });
-    };
-    return {
+    // reads of whole chunks: the read-ahead below asks for exactly chunk i at i·chunkBytes
+    const chunks: ByteSource = {
       name: url,
       etag: fileMeta.etag ?? undefined,
+      chunkBytes,
       size: async () => size,
-      readInto,
       read: async (offset, length) => {
-        const out = new Uint8Array(length);
-        await readInto(offset, out);
-        return out;
+        const i = offset / chunkBytes;
+        if (!Number.isInteger(i) || length !== Math.min(chunkBytes, size - offset)) {
+          throw new DownloadError(`${url}: cache read of ${length} bytes at offset ${offset} is not chunk ${i} of ${chunkBytes} bytes`);
+        }
+        const c = await this.chunk(url, i, fileMeta, network, put);
+        if (!seen.has(i)) { seen.add(i); count(c.byteLength); }
+        return c;
       },
-      close: done,
+      close: async () => {
+        if (finished) return;
+        finished = true;
+        await Promise.all(puts);
+        await inner?.close?.();
+        this.emit({ status: 'done', file });
+      },
     };
+    return readAhead(chunks);
   }
 
   /** Chunk `i` of the file at `url`: from the store, else read through `network` and stored. */
-  private async chunk(url: string, i: number, meta: FileMeta, network: () => Promise<ByteSource>): Promise<Uint8Array> {
+  private async chunk(url: string, i: number, meta: FileMeta, network: () => Promise<ByteSource>, put: (key: string, bytes: Uint8Array) => Promise<void>): Promise<Uint8Array> {
     const key = entryKey(url, `chunk-${i}`);
     const hit = await this.store.get(key);
     if (hit) return hit;
@@ -277,7 +279,7 @@ class CachedSource implements ModelSource {
     }
     const start = i * meta.chunkBytes;
     const bytes = await src.read(start, Math.min(meta.chunkBytes, meta.size - start));
-    await tryPut(this.store, key, bytes);
+    await put(key, bytes);
     return bytes;
   }
 

@@ -196,8 +196,8 @@ export class ReadBuffer {
 
 /**
  * Stream bytes [t.byteOffset, t.byteOffset + t.byteLength) of `src` in chunks of at most chunkBytes (a multiple
- * of 8). Sources with readInto (files) fill one buffer, the shared `buffer` when it is free; others (HTTP ranges)
- * return fresh chunks.
+ * of 8). Sources with readInto (files; HTTP and browser-cache reads, which read ahead: read-ahead.ts) fill one
+ * buffer, the shared `buffer` when it is free; others (bytes in memory) return their own.
  */
 export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' | 'byteOffset' | 'byteLength'>, chunkBytes: number, buffer?: ReadBuffer): AsyncGenerator<TensorChunk> {
   const step = chunkStep(chunkBytes);
@@ -205,18 +205,6 @@ export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' 
   const size = Math.min(step, t.byteLength);
   const borrowed = src.readInto ? buffer?.take(size, step) ?? null : null;
   const buf = src.readInto ? borrowed ?? new Uint8Array(size) : null;
-  // Sources without readInto (HTTP ranges) return fresh buffers: keep a few reads in flight so request
-  // latency overlaps transfer. Sources with readInto (files) reuse one buffer and read one chunk at a time.
-  const ahead = buf ? 0 : READ_AHEAD;
-  const inFlight: Promise<Uint8Array>[] = [];
-  let issued = 0;
-  const issue = () => {
-    const n = Math.min(step, t.byteLength - issued);
-    const p = src.read(t.byteOffset + issued, n);
-    p.catch(() => {}); // observed when awaited below; avoid an unhandled rejection meanwhile
-    inFlight.push(p);
-    issued += n;
-  };
   try {
     for (let off = 0; off < t.byteLength; off += step) {
       const n = Math.min(step, t.byteLength - off);
@@ -226,8 +214,7 @@ export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' 
           bytes = buf.subarray(0, n);
           await src.readInto!(t.byteOffset + off, bytes);
         } else {
-          while (issued < t.byteLength && inFlight.length <= ahead) issue();
-          bytes = await inFlight.shift()!;
+          bytes = await src.read(t.byteOffset + off, n);
         }
       } catch (e) {
         throw wrapRead(src.name, t.name, e);
@@ -240,9 +227,6 @@ export async function* streamTensor(src: ByteSource, t: Pick<TensorInfo, 'name' 
     if (borrowed) buffer!.give();
   }
 }
-
-/** Range requests kept in flight beyond the one being consumed, for sources without readInto. */
-const READ_AHEAD = 3;
 
 function wrapRead(file: string, tensor: string, e: unknown): Error {
   if (e instanceof SafetensorsError || (e as any)?.code === 'DOWNLOAD') return e as Error;

@@ -4,6 +4,7 @@
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
 import { browserCacheAvailable, cachedSource, cacheApiStore, opfsStore, progressSource, type CacheStore } from './browser-cache.js';
+import { readAhead } from './read-ahead.js';
 import { badRelativePath, decodeUtf8, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError, parseJsonText } from './files.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -16,6 +17,9 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Optional: fill `target` with the bytes at `offset` (lets readers reuse one buffer). */
   readInto?(offset: number, target: Uint8Array): Promise<void>;
+  /** Optional: reads of the aligned chunks of this many bytes are the cheap ones (a browser cache's entries); a
+   *  read-ahead over this source (read-ahead.ts) fetches those. */
+  readonly chunkBytes?: number;
   /**
    * Optional: the caller is done with bytes that `read` returned, so the source may free them now rather than
    * at the next garbage collection (fetched chunks: 4 MiB each, outside the V8 heap, which a collection would
@@ -250,7 +254,9 @@ class UrlSource extends BaseSource {
   readonly name: string;
   private fetchFn: typeof fetch;
   private headers: Record<string, string>;
-  constructor(base: string, opts: UrlSourceOptions) {
+  /** chunkedReads: open() serves reads from 4 MiB chunks fetched ahead (read-ahead.ts); false when a cache in front
+   *  of this source does the chunking (it fetches exactly the chunks it stores). */
+  constructor(base: string, opts: UrlSourceOptions, private chunkedReads = true) {
     super();
     this.name = base.endsWith('/') ? base : base + '/';
     const f = opts.fetch ?? (globalThis as any).fetch;
@@ -337,7 +343,8 @@ class UrlSource extends BaseSource {
       }
       throw this.statusError(file, res);
     };
-    return { name: url, etag, size: async () => size, read, release: freeBuffer };
+    const ranges: ByteSource = { name: url, etag, size: async () => size, read, release: freeBuffer };
+    return this.chunkedReads ? readAhead(ranges) : ranges;
   }
 }
 
@@ -396,11 +403,11 @@ async function readExactly(res: Response, length: number, url: string): Promise<
  * in browsers behind the persistent cache (options.cache).
  */
 export function urlSource(base: string | URL, opts: UrlSourceOptions = {}): ModelSource {
-  const src = new UrlSource(String(base), opts);
   const store = opts.cache === false ? null
     : opts.cache === true || opts.cache === undefined ? (browserCacheAvailable() || opts.cache === true ? cacheApiStore() : null)
     : opts.cache === 'opfs' ? opfsStore()
     : opts.cache;
+  const src = new UrlSource(String(base), opts, !store);
   if (store) return cachedSource(src, store, { chunkBytes: opts.cacheChunkBytes, onProgress: opts.progress_callback });
   return opts.progress_callback ? progressSource(src, opts.progress_callback) : src;
 }
