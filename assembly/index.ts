@@ -10,6 +10,5 @@ export { layernorm } from './layernorm';
 export { embed } from './embed';
 export { kv_store } from './kv';
 export { attention_blockwise, attention_eager } from './attention';
-export { touch_pages } from './touch';
 export { halves_scan, halves_shift } from './halves';
 export { set_thread_index } from './common';

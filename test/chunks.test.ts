@@ -46,7 +46,6 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     kv_store: [0, 0, 0, 0, 0, 0, 0, 2, 60, 12, 64, 128, 0], // (src, srcStride, kCol, vCol, kc, vc, kvDt, B, T, H, D, cap, slot0)
     // (q, qStride, kc, vc, kvDt, cap, out, outStride, B, H, T, D, S, …)
     attention_blockwise: [0, 0, 0, 0, 0, 0, 0, 0, 1, 12, 1, 64, 128], attention_eager: [0, 0, 0, 0, 0, 0, 0, 0, 2, 12, 30, 64, 128],
-    touch_pages: [1 << 20, 88 << 20], // (p, bytes)
     quantize_weights: [0, 0, 0, 2, 64, 768, 0, 0], // (x, w, wStride, dt, rows, cols, conv1d, flag): 64 rows of 768
     place_weights: [0, 0, 1, 64, 768, 64, 1], // (x, w, dt, rows, cols, wStride, conv1d): 64 source rows of a [K, 768] Conv1D
     place_halves: [0, 0, 64, 768, 64, 1], halves_scan: [0, 768 * 3072, 2, 0], halves_shift: [0, 768 * 3072 / 32, 34, 10], // (p, n, stride, out | e)
@@ -61,7 +60,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     }
   }
   // the sizes read the right arguments: these calls have enough work to split on 2 threads
-  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'touch_pages', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
+  for (const name of ['matmul_q8', 'matmul_q4', 'kv_store', 'attention_blockwise', 'attention_eager', 'embed', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift'] as const) assert.ok(chunkCount(name, sizes[name], 2) > 1, `${name} splits`);
   // the dispatch policy sees decode calls (a few token rows) and leaves prefill calls (many rows) on every thread
   const rows = (name: string, a: number[], r: number) => {
     const b = a.slice();
@@ -71,7 +70,7 @@ test('chunk counts: 1 for one thread, never more than the units of work or CHUNK
     return b;
   };
   KERNEL_NAMES.forEach((name, op) => {
-    if (name === 'touch_pages' || name === 'place_weights' || name === 'place_halves' || name === 'halves_scan' || name === 'halves_shift') { assert.is(dispatchKind(op, name, sizes[name]), -1, `${name}: not a decode op, never measured`); return; }
+    if (name === 'place_weights' || name === 'place_halves' || name === 'halves_scan' || name === 'halves_shift') { assert.is(dispatchKind(op, name, sizes[name]), -1, `${name}: not a decode op, never measured`); return; }
     assert.ok(dispatchKind(op, name, rows(name, sizes[name], 1)) >= 0, `${name}: one row goes by the policy`);
     assert.is(dispatchKind(op, name, rows(name, sizes[name], 128)), -1, `${name}: 128 rows never measured`);
   });

@@ -760,22 +760,6 @@ for (const variant of variants) {
     }
   });
 
-  test(`[${variant}] touch_pages leaves memory as it was, at any start and length, for every split`, () => {
-    const h = new Harness(variant);
-    const r = rng(77);
-    for (const [skew, bytes] of [[0, 4096], [1, 4096], [4095, 3], [100, 70000], [3, 300000], [0, 0]]) {
-      h.reset();
-      const len = skew + bytes;
-      const init = h.alloc(len + 1);
-      const v = h.bytes(init, len + 1);
-      for (let i = 0; i < v.length; i++) v[i] = r.int(0, 255);
-      const before = v.slice();
-      // every split leaves the same bytes and nothing past the range (runSplits), and those are the bytes before
-      const out = runSplits(h, init, len, (o, ith, nth) => h.k.touch_pages(o + skew, bytes, ith, nth), `touch_pages +${skew} ${bytes} bytes`);
-      assert.equal(Array.from(h.bytes(out, len)), Array.from(before.subarray(0, len)), `touch_pages +${skew} ${bytes}: contents changed`);
-    }
-  });
-
   test(`[${variant}] embed f32/f16/q8/q4, kv_store are exact`, () => {
     const h = new Harness(variant);
     const r = rng(5);

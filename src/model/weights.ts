@@ -308,13 +308,6 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
     const staged = stage ? new Float32Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 4) : null;
     const staged16 = stage ? new Uint16Array(arena.memory.buffer, stage.ptr, (staging - FLAG_BYTES) / 2) : null; // the same bytes, for halves
     const flag = stage ? stage.ptr + staging - FLAG_BYTES : 0; // the kernels' NaN/inf flag, after the floats
-    if (backend.threads > 1) {
-      // every thread takes its share of the regions' first-touch page faults at once (assembly/touch.ts), so the
-      // copies below write mapped memory
-      const all = stage ? [...regions, stage] : regions;
-      const from = Math.min(...all.map((r) => r.ptr)), to = Math.max(...all.map((r) => r.ptr + r.bytes));
-      backend.k.touch_pages(from, to - from);
-    }
     for (const s of order) {
       const info = plan.byKey.get(s.key)!;
       const dt = dtOf(s);

@@ -95,10 +95,6 @@ export interface KernelABI {
    */
   attention_blockwise(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
   attention_eager(q: Ptr, qStride: number, kc: Ptr, vc: Ptr, kvDt: number, cap: number, out: Ptr, outStride: number, B: number, H: number, T: number, D: number, S: number, past: number, causal: number, mask: Ptr, scale: number, headMask: Ptr, probs: Ptr, scratch: Ptr, ith: number, nth: number): void;
-  /** Writes once to every 4 KiB page of [p, p + bytes), leaving the contents unchanged (an atomic add of 0): the first
-   *  touch of fresh memory, so that its page faults are taken by all threads at once before a loader copies into it.
-   *  Split over 64 KiB spans. */
-  touch_pages(p: Ptr, bytes: number, ith: number, nth: number): void;
   /** The halves at p + i·stride, i < n (an f16 matrix's elements: stride 2; its Q8_0/Q4_0 block scales: 34 or 18):
    *  the i32 at out becomes the largest of its value and their magnitudes (h & 0x7fff), and the i32 at out + 4 is
    *  set to 1 when one of them is subnormal (else left as it is). Split over chunks of 1024 halves. */
@@ -110,7 +106,7 @@ export interface KernelABI {
 export type KernelName = keyof KernelABI;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
-  'attention_blockwise', 'attention_eager', 'touch_pages', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift',
+  'attention_blockwise', 'attention_eager', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift',
 ];
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):

@@ -39,7 +39,6 @@ const SIZES: Record<KernelName, Sizer> = {
   // B·H·T rows of S·D·2, four to a unit: decode attention runs rows four at a time (assembly/attention.ts)
   attention_blockwise: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8], // a[4] is kvDt
   attention_eager: (a) => [Math.ceil((a[8] * a[9] * a[10]) / 4), a[12] * a[11] * 8],
-  touch_pages: (a) => [Math.ceil(a[1] / 65536), 65536], // 64 KiB spans
   // (x, w, wStride, dt, rows, cols, conv1d): outputs of rows (conv1d), else blocks of 32, four to a unit
   quantize_weights: (a) => (a[6] ? [Math.ceil(a[5] / 4), a[4] * 4] : [Math.ceil((a[4] * a[5]) / 128), 128]),
   // (x, w, dt, rows, cols, wStride, conv1d): outputs of rows (conv1d), four to a unit, else values, 1024 to a unit
@@ -67,7 +66,6 @@ const ROWS: Record<KernelName, (a: number[]) => number> = {
   matmul_f32: (a) => a[4], matmul_f16: (a) => a[4], matmul_q8: (a) => a[5], matmul_q4: (a) => a[5],
   quantize_q8: (a) => a[3], layernorm: (a) => a[4], embed: (a) => a[6], kv_store: (a) => a[7] * a[8],
   attention_blockwise: (a) => a[8] * a[10], attention_eager: (a) => a[8] * a[10],
-  touch_pages: () => Infinity, // not a decode op: always on every thread
   quantize_weights: (a) => (a[6] ? a[5] : a[4]), // the weight's outputs (a load: hundreds, so on every thread)
   place_weights: () => Infinity, // a load: always on every thread
   place_halves: () => Infinity, halves_scan: () => Infinity, halves_shift: () => Infinity, // a load

@@ -198,7 +198,6 @@ export function createReferenceKernels(memory: WebAssembly.Memory): KernelABI {
     attention_blockwise: (q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, _hm, _probs, scratch, ith, nth) =>
       attention(q, qS, kc, vc, kvDt, cap, out, oS, B, H, T, D, S, past, causal, mask, scale, 0, 0, scratch, ith, nth),
     attention_eager: attention,
-    touch_pages: () => {}, // contents unchanged: only the page faults move
     // the quantizers of ./quant.ts, one block at a time, on the values gathered from either layout
     quantize_weights(x, w, wStride, dt, rows, cols, conv1d, flag, ith, nth) {
       views();
