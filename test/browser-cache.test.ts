@@ -97,6 +97,37 @@ test('cache: a model loads the second time without a request and computes the sa
   }
 });
 
+test('no cache, with progress: the same logits, every byte counted once, and the URL reads keep their read-ahead', async () => {
+  const { server, base } = await modelServer();
+  try {
+    const events: ProgressInfo[] = [];
+    const src = urlSource(base, { cache: false, progress_callback: (p) => events.push(p) });
+    const f = await src.open('model.safetensors');
+    assert.type(f.readInto, 'function', 'readInto passes through the progress wrapper');
+    await f.close?.();
+    events.length = 0;
+    const m = await GPT2LMHeadModel.from_pretrained(src, { threads: 1, ...kernelOpts() });
+    const local = await GPT2LMHeadModel.from_pretrained(modelDir, { threads: 1, ...kernelOpts() });
+    try {
+      const ids = { input_ids: [[464, 2068, 7586, 21831]] };
+      assert.equal(Array.from((await m.forward(ids)).logits.data as Float32Array), Array.from((await local.forward(ids)).logits.data as Float32Array));
+    } finally {
+      await m.dispose();
+      await local.dispose();
+    }
+    const w = events.filter((e) => e.file === 'model.safetensors').map((e) => e.status);
+    assert.equal([w[0], w[1], w[w.length - 1]], ['initiate', 'download', 'done']);
+    const prog = events.filter((e) => e.file === 'model.safetensors' && e.status === 'progress');
+    for (let i = 1; i < prog.length; i++) assert.ok(prog[i].loaded! > prog[i - 1].loaded!, 'loaded only grows');
+    assert.ok(prog[prog.length - 1].loaded! <= file('model.safetensors').byteLength, 'no byte counted twice');
+    // 4 MiB chunks in order: about one request per chunk, not one per tensor piece
+    const gets = server.requests.filter((r) => r.path.endsWith('model.safetensors') && r.method === 'GET');
+    assert.ok(gets.length <= 2 * Math.ceil(file('model.safetensors').byteLength / (4 << 20)), `${gets.length} weight requests`);
+  } finally {
+    await server.close();
+  }
+});
+
 test('cache: listCachedFiles / clearCachedFiles', async () => {
   const { server, base } = await modelServer();
   try {

@@ -315,6 +315,9 @@ export function progressSource(inner: ModelSource, onProgress: (p: ProgressInfo)
       return {
         name: src.name, etag: src.etag, size: src.size,
         read: async (offset, length) => { const b = await src.read(offset, length); count(length); return b; },
+        // the inner source's one-buffer reads and early frees, kept (a URL source reads ahead through readInto)
+        readInto: src.readInto ? async (offset, target) => { await src.readInto!(offset, target); count(target.byteLength); } : undefined,
+        release: src.release ? (b) => src.release!(b) : undefined,
         close: async () => {
           if (closed) return;
           closed = true;
