@@ -1,11 +1,10 @@
 // Sequential read-ahead over a ByteSource whose reads each cost a round trip (HTTP Range requests, browser cache
 // entries). The loaders read a weights file front to back (safetensors and GGUF data in file order, with a few
 // small gaps), but in pieces: a 124M safetensors file is ~250 reads, 100 of them under 64 KiB (biases, layer
-// norms). One request per piece, each awaited, spends the load on round trips: in Chromium over loopback the
-// model took 5.2-5.8 s to stream where a plain 4 MiB-chunk fetch loop reads the file in 2.6-3.4 s
-// (probes of 124M fp32 in a Chromium worker, 2026-12-03). So reads are served from whole chunks of the file (chunkBytes, aligned to
-// multiples of it: the same chunks a browser cache stores), and the next chunks are requested while the current
-// ones are consumed.
+// norms). One request per piece, each awaited, spends the load on round trips: in a Chromium worker over loopback
+// 124M fp32 took 5.2-5.8 s to stream where a plain 4 MiB-chunk fetch loop reads the file in 2.6-3.4 s (probes,
+// 2026-12-03). So reads are served from whole chunks of the file (chunkBytes, aligned to multiples of it: the same
+// chunks a browser cache stores), and the next chunks are requested while the current ones are consumed.
 //
 // Memory: at most `window` chunks are held or in flight at once — the chunks of the current read and those
 // after it up to window chunks from its first — and chunks before the current read are dropped (handed to the
