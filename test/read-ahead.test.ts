@@ -113,7 +113,7 @@ test('read-ahead: a chunk that fails fails the read waiting for it and is reques
 test('read-ahead: reads outside the file are GPT2WasmErrors that name it; empty reads read nothing', async () => {
   const { src, log } = slowSource(new Uint8Array(100), lcg(1));
   const r = readAhead(src, { chunkBytes: 64 });
-  for (const [off, len] of [[90, 11], [-1, 1], [0.5, 1], [0, -1]]) {
+  for (const [off, len] of [[90, 11], [-1, 1], [0.5, 1], [0, -1], [0, 2 ** 40]]) { // (2^40: checked before any allocation)
     try {
       await r.read(off, len);
       assert.unreachable(`read ${len} at ${off}`);

@@ -11,6 +11,7 @@
 // source's release()). With the defaults, 4 chunks of 4 MiB, what the loader kept in flight before.
 import type { ByteSource } from './source.js';
 import { SafetensorsError } from '../errors.js';
+import { checkRange, readByCopy } from './byte-range.js';
 
 /** Bytes per chunk when the source names none (ByteSource.chunkBytes). */
 export const READ_AHEAD_CHUNK_BYTES = 4 << 20;
@@ -50,11 +51,9 @@ export function readAhead(src: ByteSource, opts: { chunkBytes?: number; window?:
   const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
     if (closed) throw new SafetensorsError(`${src.name}: read after close`);
     const total = await size();
-    const end = offset + target.byteLength;
-    if (!Number.isSafeInteger(offset) || offset < 0 || end > total) {
-      throw new SafetensorsError(`${src.name}: read of ${target.byteLength} bytes at offset ${offset} is outside the file (${total} bytes)`);
-    }
+    checkRange(src.name, total, offset, target.byteLength);
     if (target.byteLength === 0) return;
+    const end = offset + target.byteLength;
     const first = Math.floor(offset / cb), last = Math.floor((end - 1) / cb);
     const upTo = Math.min(Math.max(last, first + window - 1), Math.ceil(total / cb) - 1);
     for (const [i, c] of chunks) if (i < first || i > upTo) drop(i, c);
@@ -80,12 +79,7 @@ export function readAhead(src: ByteSource, opts: { chunkBytes?: number; window?:
     etag: src.etag,
     size,
     readInto,
-    read: async (offset, length) => {
-      if (!Number.isSafeInteger(length) || length < 0) throw new SafetensorsError(`${src.name}: invalid read of ${length} bytes at offset ${offset}`);
-      const out = new Uint8Array(length);
-      await readInto(offset, out);
-      return out;
-    },
+    read: readByCopy(src.name, size, readInto),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -4,6 +4,7 @@
 // TokenizerError, weights → WeightsError), naming the full path or URL.
 import { DownloadError, SafetensorsError } from '../errors.js';
 import { browserCacheAvailable, cachedSource, cacheApiStore, opfsStore, progressSource, type CacheStore } from './browser-cache.js';
+import { checkRange, readByCopy } from './byte-range.js';
 import { readAhead } from './read-ahead.js';
 import { badRelativePath, decodeUtf8, errMsg, errorForFile, httpFailure, isNodeNotFound, missingFileError, parseJsonText } from './files.js';
 
@@ -43,15 +44,6 @@ export interface ProgressInfo {
   loaded?: number;
   total?: number;
   progress?: number;
-}
-
-function checkRange(name: string, size: number, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new SafetensorsError(`${name}: invalid read of ${length} bytes at offset ${offset}`);
-  }
-  if (offset + length > size) {
-    throw new SafetensorsError(`${name}: unexpected end of file: wanted ${length} bytes at offset ${offset}, but the file has ${size} bytes`);
-  }
 }
 
 /** A ByteSource over bytes already in memory; reads return views, not copies. */
@@ -101,16 +93,12 @@ export async function fileSource(path: string): Promise<ByteSource> {
       done += bytesRead;
     }
   };
+  const sizeOf = async () => size;
   return {
     name: path,
-    size: async () => size,
+    size: sizeOf,
     readInto,
-    read: async (offset, length) => {
-      checkRange(path, size, offset, length);
-      const out = new Uint8Array(length);
-      await readInto(offset, out);
-      return out;
-    },
+    read: readByCopy(path, sizeOf, readInto),
     close: async () => {
       if (closed) return;
       closed = true;
