@@ -7,8 +7,9 @@
 // sign-extending loads, Q4_0 nibbles unpacked with and/shift/sub to -8..7 then widened, i32x4.dot_i16x8_s, i32 adds:
 // exact for any codes, -128 included), then acc += (f32(isum) · xscale) · f32(d) in f32, blocks in order, then bias,
 // activation and accumulate. Integer sums are exact, so every tile gives the same bits for an output, and the GEMV
-// and GEMM paths agree bit for bit. (relaxed_dot_i8x16_i7x16 is not used: its result is only portable for a
-// non-negative 7-bit second operand, which would need the nibbles unshifted and a per-block correction by 8·Σx.)
+// and GEMM paths agree bit for bit. The relaxed builds' Q4_0 GEMV (tileFarQ4R) takes the same integer sums from
+// i16x8.relaxed_dot_i8x16_i7x16_s on unshifted nibbles, whose result is specified for that operand range; Q8_0 has
+// no 7-bit operand (split into positive and negative parts, the activations gave 1.07-1.1x on V8 and 0.85x on JSC).
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
 // The GEMM (M > 2) has two tiles, both on panels packed into the thread's low scratch slot, both giving every output
 // the GEMV's bits. Rows with K ≤ 1440 (GPT-2's K = 768, 1024, 1280; not the fc2 rows, K = 4·768) run the splat tile
@@ -189,17 +190,19 @@ function tileFar<F>(xr: usize, xsr: usize, w0: usize, run: usize, nb: i32, bias:
 // scale halves hold d·2^e (common.ts: never subnormal, so neither is the shifted f32), so the tile multiplies by
 // xs·2^(104-e) where this says 2^104, and by 2^(112-e) where it says 2^112.
 const Q4X_BYTES_PER_BLOCK: i32 = 96; // 32 i16 codes (64 bytes), the i32 correction ×4, the f32 scale ×4: one pointer per block
-const Q4X_CONST_BYTES: usize = 64; // the tile's four v128 constants, at the start of the slot
+const Q4X_CONST_BYTES: usize = 80; // the tiles' five v128 constants, at the start of the slot
 const TWO_M8: f32 = 0.00390625; // 2^-8
 const XS_MIN: f32 = 1.1754943508222875e-38; // 2^-126
 
-/** The tile's constants at kp: the three nibble masks (16-bit lanes 0x000f, 0x00f0, 0x0f00) and the half-scale
- *  mask. V8 rebuilds a v128 constant in the loop (three instructions); loaded once before it, they stay put. */
+/** The tiles' constants at kp: the three nibble masks (16-bit lanes 0x000f, 0x00f0, 0x0f00), the half-scale mask
+ *  and the byte mask 0x0f (tileFarQ4R). V8 rebuilds a v128 constant in the loop (three instructions); loaded once
+ *  before it, they stay put. */
 function q4Consts(kp: usize): void {
   v128.store(kp, i16x8.splat(0x000f));
   v128.store(kp, i16x8.splat(0x00f0), 16);
   v128.store(kp, i16x8.splat(0x0f00), 32);
   v128.store(kp, i32x4.splat(<i32>0x8fffe000), 48);
+  v128.store(kp, i8x16.splat(0x0f), 64);
 }
 
 /** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4X_BYTES_PER_BLOCK) the scaled codes as i16 in
@@ -270,6 +273,107 @@ function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
     const isum = i32x4.sub(i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7)), v128.load(xp, 64));
     const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 80)), ws));
+    p += <usize>Q4_0_BYTES;
+  }
+  finishFar(acc, bias, yr, n, per, 4, flags);
+}
+
+// Q4_0 GEMV in the relaxed builds: i16x8.relaxed_dot_i8x16_i7x16_s (x86: one pmaddubsw) multiplies 16 activation
+// codes (i8) by 16 unshifted nibbles (0..15) and adds neighbouring products into i16 lanes. Its result is only left
+// to the engine for a second operand above 127 or a pair sum that saturates; nibbles are neither (|pair| ≤
+// 2·127·15), so the sums are exact and every lane's isum, hence every output, has the plain tile's bits. Per block
+// and weight row: one load, two masks (low nibbles; high ones by a 16-bit shift and the same mask), two relaxed
+// dots, one i16 add, one widening, where the plain tile spends four masks or shifts, four dots and three adds.
+// The activation row is prepared as raw codes (two vectors, shared by the four rows), 8·Σ codes (the nibbles'
+// offset, subtracted once per block: Σ x·(n - 8) = Σ x·n - 8·Σ x) and xs·2^(112-e); the products are those of
+// tileFarQ8 and the scale conditions those of q4PrepX (|isum| ≤ 32·127·8 < 2^15). Measured (Zen 5 VM, a 4-row
+// loop of 768-long rows in L2, ns per weight, plain tile → this): Deno 2.9 (V8 15.0) 0.040-0.061 → 0.027-0.045,
+// Node 20 under --experimental-wasm-relaxed-simd 0.038-0.050 → 0.024-0.027, Bun 1.4 (JSC) 0.041-0.054 →
+// 0.038-0.048. i32x4.relaxed_dot_i8x16_i7x16_add_s instead (the dot and the widening in one op where the engine
+// uses AVX-VNNI) was as fast on Deno, no faster on Bun, and wrong on Node 20's experimental relaxed SIMD (a
+// different integer), which is why an engine's relaxed dot is checked once per instance before it is used.
+const Q4R_BYTES_PER_BLOCK: i32 = 64; // 32 i8 codes, the i32 correction ×4, the f32 scale ×4
+
+/** This instance's verdict on i16x8.relaxed_dot_i8x16_i7x16_s: 0 not yet checked, 1 exact, -1 not (a wasm global:
+ *  each thread's instance checks its own engine). */
+let relaxedDotState: i32 = 0;
+
+/** Whether the relaxed Q4_0 tile may run: relaxed builds only, and only on an engine whose relaxed dot gives the
+ *  exact pair sums for signed bytes times bytes 0..127. Checked once on four patterns stored to and loaded back
+ *  from the scratch at p (32 bytes; so no optimizer folds the check), against products from plain SIMD. */
+function relaxedQ4(p: usize): bool {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (relaxedDotState == 0) {
+      let ok = true;
+      for (let t = 0; t < 4; t++) {
+        for (let i = 0; i < 16; i++) {
+          store<u8>(p + <usize>i, <u8>(i * 37 + t * 101 + 128)); // every sign, -128 and 127 included
+          store<u8>(p + 16 + <usize>i, <u8>((i * 53 + t * 29) & 127));
+        }
+        const a = v128.load(p), b = v128.load(p, 16);
+        const lo = i16x8.mul(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_u(b)); // |.| ≤ 128·127
+        const hi = i16x8.mul(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_u(b));
+        const want = i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(lo), i32x4.extadd_pairwise_i16x8_s(hi));
+        ok = ok && i16x8.all_true(i16x8.eq(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), want));
+      }
+      relaxedDotState = ok ? 1 : -1;
+    }
+    return relaxedDotState > 0;
+  }
+  return false;
+}
+
+/** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4R_BYTES_PER_BLOCK) the codes, 8·Σ codes in four
+ *  i32 lanes, xs·2^(112-e) in four f32 lanes. False if some xs is outside {0} ∪ [2^-126, 2), as q4PrepX. */
+function q4PrepXR(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
+  let ok = true;
+  const up = xUp(); // 2^(112-e)
+  for (let b = 0; b < nb; b++) {
+    const v = v128.load(xr), u = v128.load(xr, 16);
+    v128.store(dst, v);
+    v128.store(dst, u, 16);
+    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v), i16x8.extadd_pairwise_i8x16_s(u))); // |lane| ≤ 1016
+    const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+    v128.store(dst, i32x4.splat((i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 3), 32);
+    const xs = load<f32>(xsr + (<usize>b << 2));
+    ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
+    v128.store(dst, f32x4.splat(xs * up), 48);
+    xr += 32; dst += <usize>Q4R_BYTES_PER_BLOCK;
+  }
+  return ok;
+}
+
+/** Σ x·n (unshifted nibbles) of the activation codes xa (elements 0..15), xb (16..31) with the Q4_0 block at p,
+ *  four i32 lanes (exact). m: 0x0f in every byte. */
+@inline function nibbleDotR(xa: v128, xb: v128, p: usize, m: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const b = v128.load(p, 2);
+    const lo = i16x8.relaxed_dot_i8x16_i7x16_s(xa, v128.and(b, m));
+    const hi = i16x8.relaxed_dot_i8x16_i7x16_s(xb, v128.and(i16x8.shr_u(b, 4), m));
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(lo, hi)); // |i16 lane| ≤ 4·127·15
+  }
+  return unreachable();
+}
+
+/** tileFarQ4 on an activation row prepared by q4PrepXR (xp; the constants at kp), relaxed builds: the same bits. */
+function tileFarQ4R(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
+  let acc = f32x4.splat(0);
+  const r2 = run * 2, r3 = run * 3;
+  const m = v128.load(kp, 64), hm = v128.load(kp, 48);
+  let p = w0;
+  const xend = xp + <usize>nb * <usize>Q4R_BYTES_PER_BLOCK;
+  for (; xp < xend; xp += <usize>Q4R_BYTES_PER_BLOCK) {
+    const xa = v128.load(xp), xb = v128.load(xp, 16);
+    const i0 = nibbleDotR(xa, xb, p, m), i1 = nibbleDotR(xa, xb, p + run, m);
+    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    let cd = ab;
+    if (run != 0) { // two basic blocks, as in tileFarQ4
+      const i2 = nibbleDotR(xa, xb, p + r2, m), i3 = nibbleDotR(xa, xb, p + r3, m);
+      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+    }
+    const isum = i32x4.sub(i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7)), v128.load(xp, 32));
+    const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 48)), ws));
     p += <usize>Q4_0_BYTES;
   }
   finishFar(acc, bias, yr, n, per, 4, flags);
@@ -740,20 +844,23 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     const run = <usize>per * rb;
     // activation rows prepared in this thread's low scratch slot when they fit and their scales allow (else the
     // generic tile)
-    const prep = <usize>nb * <usize>(isSigned<F>() ? Q8X_BYTES_PER_BLOCK : Q4X_BYTES_PER_BLOCK);
     const kp = lowSlot(), slot = kp + Q4X_CONST_BYTES;
-    let ok = per > 0 && threadIndex() < LOW_SLOTS && <usize>M * prep + Q4X_CONST_BYTES <= <usize>LOW_SLOT_BYTES;
+    let ok = per > 0 && threadIndex() < LOW_SLOTS;
+    const rq4 = ok && !isSigned<F>() && relaxedQ4(kp); // the relaxed Q4_0 tile (its check uses the slot's start)
+    const prep = <usize>nb * <usize>(isSigned<F>() ? Q8X_BYTES_PER_BLOCK : rq4 ? Q4R_BYTES_PER_BLOCK : Q4X_BYTES_PER_BLOCK);
+    ok = ok && <usize>M * prep + Q4X_CONST_BYTES <= <usize>LOW_SLOT_BYTES;
     for (let m = 0; ok && m < M; m++) {
       const xr = xq + <usize>m * xrb, xsr = xs + <usize>m * xsb, dst = slot + <usize>m * prep;
-      ok = isSigned<F>() ? q8PrepX(xr, xsr, nb, dst) : q4PrepX(xr, xsr, nb, dst);
+      ok = isSigned<F>() ? q8PrepX(xr, xsr, nb, dst) : rq4 ? q4PrepXR(xr, xsr, nb, dst) : q4PrepX(xr, xsr, nb, dst);
     }
     if (ok) {
       q4Consts(kp);
       for (let n = n0; n < n0 + per; n++) {
         for (let m = 0; m < M; m++) {
-          const xp = slot + <usize>m * prep;
-          if (isSigned<F>()) tileFarQ8(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
-          else tileFarQ4(xp, kp, w + <usize>n * rb, run, nb, bias, y + <usize>m * yb, n, per, flags);
+          const xp = slot + <usize>m * prep, wr = w + <usize>n * rb, yr = y + <usize>m * yb;
+          if (isSigned<F>()) tileFarQ8(xp, kp, wr, run, nb, bias, yr, n, per, flags);
+          else if (ASC_FEATURE_RELAXED_SIMD && rq4) tileFarQ4R(xp, kp, wr, run, nb, bias, yr, n, per, flags);
+          else tileFarQ4(xp, kp, wr, run, nb, bias, yr, n, per, flags);
         }
       }
     } else for (let n = n0; n < n0 + per; n++) {

@@ -1,6 +1,6 @@
 // The same GPT-2-124M-shaped checkpoint in every runtime the package supports, side by side:
 //   node --import tsx bench/runtimes.ts [--quick] [--dir CHECKPOINT] [--runtimes node,deno,bun,chromium,chromium-page]
-//                                       [--dtypes fp32,q8] [--threads 1,2] [--no-write] [--json]
+//                                       [--dtypes fp32,q8,q4] [--threads 1,2] [--no-write] [--json]
 // Node, Deno and Bun run bench/runtimes/child.ts on the built package (dist/index.js, so `npm run build` first)
 // reading the checkpoint directory; Chromium (headless, cross-origin isolated so threads work) runs
 // bench/runtimes/browser-entry.ts in a Web Worker (and, in a full run, on the page itself) reading the checkpoint

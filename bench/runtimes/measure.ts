@@ -7,7 +7,7 @@
 //           back the greedy argmax of the logits (the argmax is inside the timed loop, as in real decoding).
 // Best round wins (the machine is shared). Each runtime script prints one `RUNTIMES_BENCH {json}` line.
 
-export type BenchDType = 'fp32' | 'fp16' | 'q8';
+export type BenchDType = 'fp32' | 'fp16' | 'q8' | 'q4';
 export interface BenchConfig { dtype: BenchDType; threads: number }
 
 export interface MeasureParams {

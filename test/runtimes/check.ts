@@ -127,7 +127,40 @@ export async function runChecks(o: CheckOptions): Promise<RuntimeReport> {
       await model.dispose();
     }
   }
+  if (o.kernels === 'wasm') report.results.push(await relaxedQ4Check(o, fwd));
   return report;
+}
+
+/** The relaxed builds' Q4_0 GEMV (assembly/matmul_q8.ts, tileFarQ4R) takes its integer sums from the engine's
+ *  relaxed dot product, which Node 20 runs only under a flag: this is where the tiles run on Deno, Bun and
+ *  Chromium. One-token forwards (M = 1, so the GEMV) of gpt2-tiny at q4, with the relaxed build and with the plain
+ *  SIMD build, must give the same logits bit for bit. Where the engine has no relaxed SIMD there is nothing to
+ *  compare, which the message says. */
+async function relaxedQ4Check(o: CheckOptions, fwd: any): Promise<CheckResult> {
+  const name = 'q4_gemv_relaxed_equals_plain';
+  const features = o.api.detectFeatures();
+  const base = { threadsRequested: 1, threads: 1, variant: features.variant };
+  if (!features.relaxedSimd) return { name, status: 'pass', ...base, message: 'no relaxed SIMD on this engine: only the plain build runs' };
+  const t0 = Date.now();
+  const logits: Float32Array[][] = [];
+  try {
+    for (const variant of [features.threads ? 'relaxed-threads' : 'relaxed', features.threads ? 'simd-threads' : 'simd']) {
+      const model = await o.api.GPT2LMHeadModel.from_pretrained(o.modelSource(fwd.model), { threads: 1, dtype: 'q4', variant, kernels: 'wasm' });
+      try {
+        const rows: Float32Array[] = [];
+        for (const id of fwd.input_ids.slice(0, 4)) rows.push(Float32Array.from((await model.forward({ input_ids: [[id]] })).logits.data));
+        logits.push(rows);
+      } finally { await model.dispose(); }
+    }
+  } catch (e) {
+    return { name, status: 'fail', ...base, message: errText(e) };
+  }
+  for (let t = 0; t < logits[0].length; t++) {
+    const a = new Uint32Array(logits[0][t].buffer), b = new Uint32Array(logits[1][t].buffer);
+    const i = a.findIndex((v, j) => v !== b[j]);
+    if (a.length !== b.length || i >= 0) return { name, status: 'fail', ...base, message: `token ${t}: logit ${i} is ${logits[0][t][i]} relaxed, ${logits[1][t][i]} plain` };
+  }
+  return { name, status: 'pass', ...base, ms: Date.now() - t0 };
 }
 
 /** Prints the report line and a readable summary; returns the exit code (1 when anything failed). */
