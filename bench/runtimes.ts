@@ -31,7 +31,7 @@ export interface RuntimesBenchOptions {
   dir?: string;
   /** Default: node, deno, bun, chromium, plus chromium-page in a full run. */
   runtimes?: RuntimeName[];
-  /** Default: fp32 and q8 (fp32 only with quick). */
+  /** Default: fp32, q8 and q4 (fp32 only with quick). */
   dtypes?: BenchDType[];
   threads?: number[];
   /** Timed rounds per config and pass (default: the protocol's runs). */
@@ -193,7 +193,7 @@ export async function runRuntimesBench(opts: RuntimesBenchOptions = {}): Promise
   const log = (s: string) => { if (print) console.log(`[runtimes ${((performance.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${s}`); };
   const budget = opts.budgetMs ?? (quick ? 165_000 : 570_000);
   const deadline = t0 + budget;
-  const dtypes = opts.dtypes ?? (quick ? ['fp32'] : ['fp32', 'q8']);
+  const dtypes = opts.dtypes ?? (quick ? ['fp32'] : ['fp32', 'q8', 'q4']);
   const threads = opts.threads ?? [1, 2];
   const proto = protocol(quick);
   const params: MeasureParams = {
