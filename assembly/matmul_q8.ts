@@ -12,7 +12,8 @@
 // no 7-bit operand (split into positive and negative parts, the activations gave 1.07-1.1x on V8 and 0.85x on JSC).
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
 // The GEMM (M > 2) has two tiles, both on panels packed into the thread's low scratch slot, both giving every output
-// the GEMV's bits. Rows with K ≤ 1440 (GPT-2's K = 768, 1024, 1280; not the fc2 rows, K = 4·768) run the splat tile
+// the GEMV's bits (and in the relaxed builds, Q4_0 rows with K ≤ 4224 run tileSplatR instead, described there).
+// Rows with K ≤ 1440 (GPT-2's K = 768, 1024, 1280; not the fc2 rows, K = 4·768) run the splat tile
 // (tileSplat, described at packSplatW): x rows packed once per M-panel in octs of eight, one vector holding a code
 // pair of four x rows as i16; per group of four weight rows, the rows' codes widened to i16; a v128.load32_splat of a
 // weight row's code pair times an x vector (i32x4.dot_i16x8_s) gives lanes that are already per-output sums. Longer
@@ -821,6 +822,226 @@ function tileSplat(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: us
   }
 }
 
+// The relaxed builds' Q4_0 GEMM, for every row with K ≤ 4224 (the panels are small enough that one oct of x rows
+// beside a weight group suffices, so GPT-2's fc2 rows, K = 4·768, run here too, not in tile2x4p; the weights are
+// only masked into place, so packing them once per oct is cheap): i16x8.relaxed_dot_i8x16_i7x16_s of a vector
+// holding one code pair of eight x rows (i8) with a load16_splat of a weight row's nibble pair (0..15, unshifted)
+// gives lane i = that pair's products with x row i, in i16 (|.| ≤ 2·127·15). Eight pairs are summed in i16 (≤
+// 30480, no overflow), widened, the two halves of the block added, 8·Σ x subtracted per x row (the nibbles' offset,
+// as tileFarQ4R): the exact isum of every output, so the bits of every other tile. Per x row, weight row and block:
+// 16 dots, 14 i16 adds and 6 widening steps for 8 rows (36 ops per 256 products) where tileSplat spends 32 dots and
+// 30 adds. The panels also shrink (weights: the nibbles as stored, 32 bytes per row and block; x: 16 bytes per pair
+// of eight rows), so more x rows fit beside a weight group and the weights are packed fewer times. Measured (Zen 5
+// VM, bench/probe-gemm.ts, Node 20 under --experimental-wasm-relaxed-simd, relaxed-threads build before → after,
+// quantize + GEMM per call): 128x768x3072 1 thread 7.10-7.24 → 5.29-5.42 ms, 128x768x768 1.93 → 1.49 ms,
+// 128x3072x768 8.71 → 6.41 ms (from tile2x4p); 2 threads 3.49 → 2.80 and 4.04 → 3.22 ms. 124M q4 prefill of 128
+// tokens on Deno 2.9, 1 thread: 355-363 → 423-435 tok/s.
+const SWR_BLOCK: usize = 144; // 4 rows × 32 bytes of nibbles, 1 scale vector
+const SXR_BLOCK: usize = 320; // 16 pairs × 16 bytes, 2 correction vectors, 2 scale vectors
+
+/** Weight rows w + i·rb, i < cnt (the others repeat row 0), nb Q4_0 blocks → the relaxed splat panel at dst: per
+ *  block and row the low nibbles (elements 0..15) then the high ones (16..31) as bytes, so code pair k of row j is
+ *  at 32j + 2k; then the four scales (scale4). */
+function packSplatWR(w: usize, rb: usize, cnt: i32, nb: i32, dst: usize): void {
+  let p0 = w, p1 = cnt > 1 ? w + rb : w, p2 = cnt > 2 ? w + rb * 2 : w, p3 = cnt > 3 ? w + rb * 3 : w;
+  const m = i8x16.splat(0x0f);
+  const end = dst + <usize>nb * SWR_BLOCK;
+  for (; dst < end; dst += SWR_BLOCK) {
+    let v = v128.load(p0, 2); v128.store(dst, v128.and(v, m)); v128.store(dst, v128.and(i16x8.shr_u(v, 4), m), 16);
+    v = v128.load(p1, 2); v128.store(dst, v128.and(v, m), 32); v128.store(dst, v128.and(i16x8.shr_u(v, 4), m), 48);
+    v = v128.load(p2, 2); v128.store(dst, v128.and(v, m), 64); v128.store(dst, v128.and(i16x8.shr_u(v, 4), m), 80);
+    v = v128.load(p3, 2); v128.store(dst, v128.and(v, m), 96); v128.store(dst, v128.and(i16x8.shr_u(v, 4), m), 112);
+    v128.store(dst, scale4(p0, p1, p2, p3), 128);
+    p0 += <usize>Q4_0_BYTES; p1 += <usize>Q4_0_BYTES; p2 += <usize>Q4_0_BYTES; p3 += <usize>Q4_0_BYTES;
+  }
+}
+
+/** The codes of x row i < rows of one block (two vectors at x + i·xb), zero for rows past the last. */
+@inline function xRowLo(x: usize, xb: usize, i: i32, rows: i32): v128 { return i < rows ? v128.load(x + <usize>i * xb) : i32x4.splat(0); }
+@inline function xRowHi(x: usize, xb: usize, i: i32, rows: i32): v128 { return i < rows ? v128.load(x + <usize>i * xb, 16) : i32x4.splat(0); }
+
+/** The 8 x 8 transpose of 16-bit words: rows r0..r7 (word k of row i: code pair k of x row i) → pair k of the
+ *  eight rows at d + 16·k. */
+function storeWordColumns(d: usize, r0: v128, r1: v128, r2: v128, r3: v128, r4: v128, r5: v128, r6: v128, r7: v128): void {
+  const a0 = v128.shuffle<i16>(r0, r1, 0, 8, 1, 9, 2, 10, 3, 11), a1 = v128.shuffle<i16>(r0, r1, 4, 12, 5, 13, 6, 14, 7, 15);
+  const a2 = v128.shuffle<i16>(r2, r3, 0, 8, 1, 9, 2, 10, 3, 11), a3 = v128.shuffle<i16>(r2, r3, 4, 12, 5, 13, 6, 14, 7, 15);
+  const a4 = v128.shuffle<i16>(r4, r5, 0, 8, 1, 9, 2, 10, 3, 11), a5 = v128.shuffle<i16>(r4, r5, 4, 12, 5, 13, 6, 14, 7, 15);
+  const a6 = v128.shuffle<i16>(r6, r7, 0, 8, 1, 9, 2, 10, 3, 11), a7 = v128.shuffle<i16>(r6, r7, 4, 12, 5, 13, 6, 14, 7, 15);
+  // a0 as i32 lanes: pair 0 of rows 0, 1; pair 1 of rows 0, 1; ... (rows 0, 1 of pairs 0..3)
+  const b0 = i32x4.shuffle(a0, a2, 0, 4, 1, 5), b1 = i32x4.shuffle(a0, a2, 2, 6, 3, 7);
+  const b2 = i32x4.shuffle(a1, a3, 0, 4, 1, 5), b3 = i32x4.shuffle(a1, a3, 2, 6, 3, 7);
+  const b4 = i32x4.shuffle(a4, a6, 0, 4, 1, 5), b5 = i32x4.shuffle(a4, a6, 2, 6, 3, 7);
+  const b6 = i32x4.shuffle(a5, a7, 0, 4, 1, 5), b7 = i32x4.shuffle(a5, a7, 2, 6, 3, 7);
+  v128.store(d, i64x2.shuffle(b0, b4, 0, 2));
+  v128.store(d, i64x2.shuffle(b0, b4, 1, 3), 16);
+  v128.store(d, i64x2.shuffle(b1, b5, 0, 2), 32);
+  v128.store(d, i64x2.shuffle(b1, b5, 1, 3), 48);
+  v128.store(d, i64x2.shuffle(b2, b6, 0, 2), 64);
+  v128.store(d, i64x2.shuffle(b2, b6, 1, 3), 80);
+  v128.store(d, i64x2.shuffle(b3, b7, 0, 2), 96);
+  v128.store(d, i64x2.shuffle(b3, b7, 1, 3), 112);
+}
+
+/** 8·Σ codes of x row i of one block at x (row stride xb); 0 for rows past the last. */
+@inline function xCorr(x: usize, xb: usize, i: i32, rows: i32): i32 {
+  if (i >= rows) return 0;
+  const p = x + <usize>i * xb;
+  const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(p)), i16x8.extadd_pairwise_i8x16_s(v128.load(p, 16))));
+  const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+  return (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 3;
+}
+
+/** xCorr of rows i..i+3 as four i32 lanes. */
+@inline function xCorr4(x: usize, xb: usize, i: i32, rows: i32): v128 {
+  let v = i32x4.splat(xCorr(x, xb, i, rows));
+  v = i32x4.replace_lane(v, 1, xCorr(x, xb, i + 1, rows));
+  v = i32x4.replace_lane(v, 2, xCorr(x, xb, i + 2, rows));
+  return i32x4.replace_lane(v, 3, xCorr(x, xb, i + 3, rows));
+}
+
+/** x rows x0 + i·xb (scales xs0 + i·xsb), i < rows ≤ 8 (the others zero), nb blocks → the relaxed x panel at dst:
+ *  per block the 16 code-pair vectors, the corrections of rows 0..3 and 4..7, their scales. */
+function packSplatXR(x0: usize, xb: usize, xs0: usize, xsb: usize, rows: i32, nb: i32, dst: usize): void {
+  for (let b = 0; b < nb; b++) {
+    const x = x0 + (<usize>b << 5);
+    storeWordColumns(dst, xRowLo(x, xb, 0, rows), xRowLo(x, xb, 1, rows), xRowLo(x, xb, 2, rows), xRowLo(x, xb, 3, rows),
+      xRowLo(x, xb, 4, rows), xRowLo(x, xb, 5, rows), xRowLo(x, xb, 6, rows), xRowLo(x, xb, 7, rows));
+    storeWordColumns(dst + 128, xRowHi(x, xb, 0, rows), xRowHi(x, xb, 1, rows), xRowHi(x, xb, 2, rows), xRowHi(x, xb, 3, rows),
+      xRowHi(x, xb, 4, rows), xRowHi(x, xb, 5, rows), xRowHi(x, xb, 6, rows), xRowHi(x, xb, 7, rows));
+    v128.store(dst, xCorr4(x, xb, 0, rows), 256);
+    v128.store(dst, xCorr4(x, xb, 4, rows), 272);
+    const s = xs0 + (<usize>b << 2);
+    v128.store(dst, xScales(s, xsb, 0, rows), 288);
+    v128.store(dst, xScales(s, xsb, 4, rows), 304);
+    dst += SXR_BLOCK;
+  }
+}
+
+@inline function rdot(x: v128, w: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(x, w);
+  return unreachable();
+}
+@inline function rdotAdd(c: v128, x: v128, w: v128): v128 { return i16x8.add(c, rdot(x, w)); }
+
+/** tileSplat on the relaxed panels (x: packSplatXR, weights: packSplatWR), relaxed builds: the same bits. */
+function tileSplatR(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: usize, yp: usize, yb: usize, cnt: i32, flags: i32): void {
+  const xob = <usize>nb * SXR_BLOCK, wend = wp + <usize>nb * SWR_BLOCK;
+  const zero = f32x4.splat(0);
+  for (let r0 = 0; r0 < rows; r0 += 8) {
+    for (let i: usize = 0; i < SPLAT_ACC; i += 16) v128.store(accp + i, zero);
+    let x = xp;
+    for (let w = wp; w < wend; w += SWR_BLOCK) {
+      let xv: v128;
+      // pairs 0..7 in i16 (each pair after the first in its own basic block, as in tileSplat)
+      xv = v128.load(x);
+      let c0 = rdot(xv, v128.load16_splat(w)), c1 = rdot(xv, v128.load16_splat(w, 32));
+      let c2 = rdot(xv, v128.load16_splat(w, 64)), c3 = rdot(xv, v128.load16_splat(w, 96));
+      if (w != 1) {
+        xv = v128.load(x, 16);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 2)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 34));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 66)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 98));
+      }
+      if (w != 2) {
+        xv = v128.load(x, 32);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 4)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 36));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 68)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 100));
+      }
+      if (w != 3) {
+        xv = v128.load(x, 48);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 6)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 38));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 70)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 102));
+      }
+      if (w != 4) {
+        xv = v128.load(x, 64);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 8)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 40));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 72)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 104));
+      }
+      if (w != 5) {
+        xv = v128.load(x, 80);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 10)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 42));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 74)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 106));
+      }
+      if (w != 6) {
+        xv = v128.load(x, 96);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 12)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 44));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 76)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 108));
+      }
+      if (w != 7) {
+        xv = v128.load(x, 112);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 14)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 46));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 78)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 110));
+      }
+      let a0 = i32x4.extend_low_i16x8_s(c0), b0 = i32x4.extend_high_i16x8_s(c0);
+      let a1 = i32x4.extend_low_i16x8_s(c1), b1 = i32x4.extend_high_i16x8_s(c1);
+      let a2 = i32x4.extend_low_i16x8_s(c2), b2 = i32x4.extend_high_i16x8_s(c2);
+      let a3 = i32x4.extend_low_i16x8_s(c3), b3 = i32x4.extend_high_i16x8_s(c3);
+      // pairs 8..15
+      xv = v128.load(x, 128);
+      c0 = rdot(xv, v128.load16_splat(w, 16)); c1 = rdot(xv, v128.load16_splat(w, 48));
+      c2 = rdot(xv, v128.load16_splat(w, 80)); c3 = rdot(xv, v128.load16_splat(w, 112));
+      if (w != 9) {
+        xv = v128.load(x, 144);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 18)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 50));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 82)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 114));
+      }
+      if (w != 10) {
+        xv = v128.load(x, 160);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 20)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 52));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 84)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 116));
+      }
+      if (w != 11) {
+        xv = v128.load(x, 176);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 22)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 54));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 86)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 118));
+      }
+      if (w != 12) {
+        xv = v128.load(x, 192);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 24)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 56));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 88)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 120));
+      }
+      if (w != 13) {
+        xv = v128.load(x, 208);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 26)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 58));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 90)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 122));
+      }
+      if (w != 14) {
+        xv = v128.load(x, 224);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 28)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 60));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 92)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 124));
+      }
+      if (w != 15) {
+        xv = v128.load(x, 240);
+        c0 = rdotAdd(c0, xv, v128.load16_splat(w, 30)); c1 = rdotAdd(c1, xv, v128.load16_splat(w, 62));
+        c2 = rdotAdd(c2, xv, v128.load16_splat(w, 94)); c3 = rdotAdd(c3, xv, v128.load16_splat(w, 126));
+      }
+      const k0 = v128.load(x, 256), k1 = v128.load(x, 272);
+      a0 = i32x4.sub(i32x4.add(a0, i32x4.extend_low_i16x8_s(c0)), k0); b0 = i32x4.sub(i32x4.add(b0, i32x4.extend_high_i16x8_s(c0)), k1);
+      a1 = i32x4.sub(i32x4.add(a1, i32x4.extend_low_i16x8_s(c1)), k0); b1 = i32x4.sub(i32x4.add(b1, i32x4.extend_high_i16x8_s(c1)), k1);
+      a2 = i32x4.sub(i32x4.add(a2, i32x4.extend_low_i16x8_s(c2)), k0); b2 = i32x4.sub(i32x4.add(b2, i32x4.extend_high_i16x8_s(c2)), k1);
+      a3 = i32x4.sub(i32x4.add(a3, i32x4.extend_low_i16x8_s(c3)), k0); b3 = i32x4.sub(i32x4.add(b3, i32x4.extend_high_i16x8_s(c3)), k1);
+      // per block: the f32 steps of tileSplat
+      const xs0 = v128.load(x, 288), xs1 = v128.load(x, 304);
+      let s = v128.load32_splat(w, 128);
+      v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
+      v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
+      s = v128.load32_splat(w, 132);
+      v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
+      v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
+      s = v128.load32_splat(w, 136);
+      v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
+      v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
+      s = v128.load32_splat(w, 140);
+      v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
+      v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+      x += SXR_BLOCK;
+    }
+    const rv = imin(8, rows - r0);
+    finishQuad(accp, rv, bp, yp, yb, cnt, flags);
+    if (rv > 4) finishQuad(accp + 16, rv - 4, bp, yp + (yb << 2), yb, cnt, flags);
+    xp += xob; yp += yb << 3;
+  }
+}
+
 /** Rows n.. of at most four (up to n1) through tile1x4. */
 @inline function group1<F>(xr: usize, xsr: usize, w: usize, rb: usize, n: i32, n1: i32, nb: i32, bias: usize, yr: usize, flags: i32): void {
   const cnt = imin(4, n1 - n);
@@ -871,9 +1092,11 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     }
     return;
   }
-  // the splat tile when the weight panel and at least SPLAT_MIN_OCTS x octs fit in this thread's slot
-  const wpBytes = <usize>nb * SW_BLOCK, xoBytes = <usize>nb * SX_BLOCK;
-  if (threadIndex() < LOW_SLOTS && SPLAT_ACC + wpBytes + SPLAT_MIN_OCTS * xoBytes <= <usize>LOW_SLOT_BYTES) {
+  // the splat tile when the weight panel and at least SPLAT_MIN_OCTS x octs fit in this thread's slot (the relaxed
+  // builds' Q4_0 tile on smaller panels where the engine's relaxed dot is exact)
+  const rq4 = !isSigned<F>() && threadIndex() < LOW_SLOTS && relaxedQ4(lowSlot());
+  const wpBytes = <usize>nb * (rq4 ? SWR_BLOCK : SW_BLOCK), xoBytes = <usize>nb * (rq4 ? SXR_BLOCK : SX_BLOCK);
+  if (threadIndex() < LOW_SLOTS && SPLAT_ACC + wpBytes + (rq4 ? 1 : SPLAT_MIN_OCTS) * xoBytes <= <usize>LOW_SLOT_BYTES) {
     const so = <i32>((<usize>LOW_SLOT_BYTES - SPLAT_ACC - wpBytes) / xoBytes);
     const accp = lowSlot(), wpan = accp + SPLAT_ACC, xpan = wpan + wpBytes;
     // M-panels of about equal size (each packs every weight row again, so as few as fit)
@@ -881,14 +1104,20 @@ export function matmulBlocks<F>(xq: usize, xs: usize, w: usize, bias: usize, y: 
     for (let o0 = 0; o0 < octs; o0 += oper) {
       const o1 = imin(octs, o0 + oper);
       for (let o = o0; o < o1; o++) {
-        const m = o << 3;
-        packSplatX(xq + <usize>m * xrb, xrb, xs + <usize>m * xsb, xsb, imin(8, M - m), nb, xpan + <usize>(o - o0) * xoBytes);
+        const m = o << 3, xr = xq + <usize>m * xrb, xsr = xs + <usize>m * xsb, dst = xpan + <usize>(o - o0) * xoBytes;
+        if (ASC_FEATURE_RELAXED_SIMD && rq4) packSplatXR(xr, xrb, xsr, xsb, imin(8, M - m), nb, dst);
+        else packSplatX(xr, xrb, xsr, xsb, imin(8, M - m), nb, dst);
       }
       const rows = imin(M, o1 << 3) - (o0 << 3), yp = y + <usize>(o0 << 3) * yb;
       for (let n = n0; n < n1; n += 4) {
-        const cnt = imin(4, n1 - n);
-        packSplatW<F>(w + <usize>n * rb, rb, cnt, nb, wpan);
-        tileSplat(xpan, wpan, accp, nb, rows, bias ? bias + (<usize>n << 2) : 0, yp + (<usize>n << 2), yb, cnt, flags);
+        const cnt = imin(4, n1 - n), bp = bias ? bias + (<usize>n << 2) : 0, yn = yp + (<usize>n << 2);
+        if (ASC_FEATURE_RELAXED_SIMD && rq4) {
+          packSplatWR(w + <usize>n * rb, rb, cnt, nb, wpan);
+          tileSplatR(xpan, wpan, accp, nb, rows, bp, yn, yb, cnt, flags);
+        } else {
+          packSplatW<F>(w + <usize>n * rb, rb, cnt, nb, wpan);
+          tileSplat(xpan, wpan, accp, nb, rows, bp, yn, yb, cnt, flags);
+        }
       }
     }
     return;

@@ -2,6 +2,7 @@
 // weight matrix, 1 thread by default, CPU time per call, alternating between builds of the kernels (--wasm a,b,...:
 // an A/B in one process on a noisy machine), or --calls N (no timing) for callgrind instruction counts:
 //   node --import tsx bench/probe-gemm.ts [--shape 128x768x3072] [--dtype q8|q4] [--threads 1] [--wasm a.wasm,b.wasm] [--rounds 6]
+//     [--variant relaxed-threads]  (the build the --wasm files are; relaxed needs --experimental-wasm-relaxed-simd on Node 20)
 //   valgrind --tool=callgrind --dump-instr=yes --smc-check=all-non-file node --no-liftoff --print-wasm-code \
 //     --import tsx bench/probe-gemm.ts --calls 5 > code.txt   (then sum callgrind's counts on the wasm code's addresses)
 import { readFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ const builds = wasms.length ? wasms : [''];
 const fns: (() => void)[] = [];
 for (const path of builds) {
   const wasmModule = path ? new WebAssembly.Module(readFileSync(path)) : undefined;
-  const backend = await Backend.create({ threads, wasmModule, variant: 'simd-threads', initialBytes: 64 << 20 });
+  const backend = await Backend.create({ threads, wasmModule, variant: (argValue(argv, 'variant') ?? 'simd-threads') as any, initialBytes: 64 << 20 });
   const A = backend.arena, k = backend.k;
   const x = A.alloc('x', M * K * 4).ptr, xq = A.alloc('xq', M * K).ptr, xs = A.alloc('xs', (M * K / Q8_BLOCK) * 4 + 4).ptr;
   const y = A.alloc('y', M * N * 4).ptr, wb = weightBytes(dtype, K, N), w = A.alloc('w', wb).ptr;
