@@ -667,6 +667,24 @@ function packSplatX(x0: usize, xb: usize, xs0: usize, xsb: usize, rows: i32, nb:
   if (rows > 3) finish(i64x2.shuffle(t1, t3, 1, 3), bp, yp + 3 * yb, cnt, flags);
 }
 
+/** The splat tiles' per-block f32 steps, in the order of every other tile: accumulator j of x rows 0..3 (at accp +
+ *  32j) += f32(a_j)·xs0·d_j, of rows 4..7 (at accp + 32j + 16) += f32(b_j)·xs1·d_j, the weight rows' scales d_j at
+ *  sp + 4j (each store keeps the later loads below it). */
+@inline function splatBlockF32(accp: usize, a0: v128, b0: v128, a1: v128, b1: v128, a2: v128, b2: v128, a3: v128, b3: v128, xs0: v128, xs1: v128, sp: usize): void {
+  let s = v128.load32_splat(sp);
+  v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
+  v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
+  s = v128.load32_splat(sp, 4);
+  v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
+  v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
+  s = v128.load32_splat(sp, 8);
+  v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
+  v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
+  s = v128.load32_splat(sp, 12);
+  v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
+  v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+}
+
 /** The splat tile: octs of eight x rows from the x panel xp (nb·SX_BLOCK bytes per oct) against the four weight rows
  *  of the panel wp; rows x rows are real (outputs y rows from yp on, row stride yb), cnt of the weight rows (bias
  *  from bp). Per block and pair of codes: two x loads, four splat loads and eight dot products into eight i32x4
@@ -800,19 +818,7 @@ function tileSplat(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: us
         s = v128.load32_splat(w, 252); a3 = dotAdd(a3, s, u); b3 = dotAdd(b3, s, v);
       }
       // per block: the f32 steps in the order of every other tile (each store keeps the later loads below it)
-      const xs0 = v128.load(x, 512), xs1 = v128.load(x, 528);
-      s = v128.load32_splat(w, 256);
-      v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
-      v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
-      s = v128.load32_splat(w, 260);
-      v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
-      v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
-      s = v128.load32_splat(w, 264);
-      v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
-      v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
-      s = v128.load32_splat(w, 268);
-      v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
-      v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+      splatBlockF32(accp, a0, b0, a1, b1, a2, b2, a3, b3, v128.load(x, 512), v128.load(x, 528), w + 256);
       x += SX_BLOCK;
     }
     const rv = imin(8, rows - r0);
@@ -1020,19 +1026,7 @@ function tileSplatR(xp: usize, wp: usize, accp: usize, nb: i32, rows: i32, bp: u
       a2 = i32x4.sub(i32x4.add(a2, i32x4.extend_low_i16x8_s(c2)), k0); b2 = i32x4.sub(i32x4.add(b2, i32x4.extend_high_i16x8_s(c2)), k1);
       a3 = i32x4.sub(i32x4.add(a3, i32x4.extend_low_i16x8_s(c3)), k0); b3 = i32x4.sub(i32x4.add(b3, i32x4.extend_high_i16x8_s(c3)), k1);
       // per block: the f32 steps of tileSplat
-      const xs0 = v128.load(x, 288), xs1 = v128.load(x, 304);
-      let s = v128.load32_splat(w, 128);
-      v128.store(accp, f32x4.add(v128.load(accp, 0), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a0), xs0), s)), 0);
-      v128.store(accp, f32x4.add(v128.load(accp, 16), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b0), xs1), s)), 16);
-      s = v128.load32_splat(w, 132);
-      v128.store(accp, f32x4.add(v128.load(accp, 32), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a1), xs0), s)), 32);
-      v128.store(accp, f32x4.add(v128.load(accp, 48), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b1), xs1), s)), 48);
-      s = v128.load32_splat(w, 136);
-      v128.store(accp, f32x4.add(v128.load(accp, 64), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a2), xs0), s)), 64);
-      v128.store(accp, f32x4.add(v128.load(accp, 80), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b2), xs1), s)), 80);
-      s = v128.load32_splat(w, 140);
-      v128.store(accp, f32x4.add(v128.load(accp, 96), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(a3), xs0), s)), 96);
-      v128.store(accp, f32x4.add(v128.load(accp, 112), f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(b3), xs1), s)), 112);
+      splatBlockF32(accp, a0, b0, a1, b1, a2, b2, a3, b3, v128.load(x, 288), v128.load(x, 304), w + 128);
       x += SXR_BLOCK;
     }
     const rv = imin(8, rows - r0);
