@@ -206,6 +206,13 @@ function q4Consts(kp: usize): void {
   v128.store(kp, i8x16.splat(0x0f), 64);
 }
 
+/** Σ of the 32 activation codes of one block at p (|.| ≤ 32·127). */
+@inline function codeSum(p: usize): i32 {
+  const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(p)), i16x8.extadd_pairwise_i8x16_s(v128.load(p, 16))));
+  const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+  return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
+}
+
 /** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4X_BYTES_PER_BLOCK) the scaled codes as i16 in
  *  nibble-lane order (64 bytes), then the i32 2048·Σ codes in four lanes, then the f32 xs·2^104 in four lanes (ready
  *  vectors: V8 does not fold an offset into a splat load's address). False if some xs is outside
@@ -219,10 +226,7 @@ function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     v128.store(dst, i16x8.shr_s(v, 8), 16); // odd 1..15
     v128.store(dst, i16x8.shr_s(i16x8.shl(u, 8), 4), 32); // even 16..30, ·16
     v128.store(dst, v128.and(u, i16x8.splat(<i16>0xff00)), 48); // odd 17..31, ·256
-    const e = i16x8.add(i16x8.shr_s(i16x8.shl(v, 8), 8), i16x8.shr_s(i16x8.shl(u, 8), 8));
-    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(e, i16x8.add(i16x8.shr_s(v, 8), i16x8.shr_s(u, 8)))); // |lane| ≤ 512
-    const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-    v128.store(dst, i32x4.splat((i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 11), 64);
+    v128.store(dst, i32x4.splat(codeSum(xr) << 11), 64);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
     v128.store(dst, f32x4.splat(xs * up), 80);
@@ -252,6 +256,16 @@ function q4PrepX(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
   return v128.and(i32x4.shr_s(h, 3), mask);
 }
 
+/** The four-lane partial sums i0, i1 of two rows → their lanes added in halves: (i0: 0+2, 1+3; i1: 0+2, 1+3). */
+@inline function halfSums(i0: v128, i1: v128): v128 {
+  return i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+}
+
+/** halfSums of rows 0, 1 (ab) and 2, 3 (cd) → the four rows' total sums: hsum4i regrouped (integer sums: exact). */
+@inline function rowSums(ab: v128, cd: v128): v128 {
+  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+}
+
 /** tileFar<u8> on an activation row prepared by q4PrepX (xp; the constants at kp): the same bits. */
 function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: usize, yr: usize, n: i32, per: i32, flags: i32): void {
   let acc = f32x4.splat(0);
@@ -261,17 +275,16 @@ function tileFarQ4(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
   const xend = xp + <usize>nb * <usize>Q4X_BYTES_PER_BLOCK;
   for (; xp < xend; xp += <usize>Q4X_BYTES_PER_BLOCK) {
     const i0 = nibbleDot(xp, p, m0, m1, m2), i1 = nibbleDot(xp, p + run, m0, m1, m2);
-    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    const ab = halfSums(i0, i1);
     // rows 2 and 3 in a branch that is always taken (run > 0 here): V8 places a basic block's loads at its top, so
     // with all four rows in one block the eight weight and activation vectors are live at once and spill (callgrind,
     // one 768x3072 GEMV: 2.14M instructions, about 111 per block of four rows; split in two blocks, 1.92M).
     let cd = ab;
     if (run != 0) {
       const i2 = nibbleDot(xp, p + r2, m0, m1, m2), i3 = nibbleDot(xp, p + r3, m0, m1, m2);
-      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+      cd = halfSums(i2, i3);
     }
-    // the hsum4i of the four rows, regrouped (integer sums: exact)
-    const isum = i32x4.sub(i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7)), v128.load(xp, 64));
+    const isum = i32x4.sub(rowSums(ab, cd), v128.load(xp, 64));
     const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 80)), ws));
     p += <usize>Q4_0_BYTES;
@@ -333,9 +346,7 @@ function q4PrepXR(xr: usize, xsr: usize, nb: i32, dst: usize): bool {
     const v = v128.load(xr), u = v128.load(xr, 16);
     v128.store(dst, v);
     v128.store(dst, u, 16);
-    const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v), i16x8.extadd_pairwise_i8x16_s(u))); // |lane| ≤ 1016
-    const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-    v128.store(dst, i32x4.splat((i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 3), 32);
+    v128.store(dst, i32x4.splat(codeSum(xr) << 3), 32);
     const xs = load<f32>(xsr + (<usize>b << 2));
     ok = ok && (xs == 0 || (xs >= XS_MIN && xs < 2));
     v128.store(dst, f32x4.splat(xs * up), 48);
@@ -366,13 +377,13 @@ function tileFarQ4R(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: 
   for (; xp < xend; xp += <usize>Q4R_BYTES_PER_BLOCK) {
     const xa = v128.load(xp), xb = v128.load(xp, 16);
     const i0 = nibbleDotR(xa, xb, p, m), i1 = nibbleDotR(xa, xb, p + run, m);
-    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    const ab = halfSums(i0, i1);
     let cd = ab;
     if (run != 0) { // two basic blocks, as in tileFarQ4
       const i2 = nibbleDotR(xa, xb, p + r2, m), i3 = nibbleDotR(xa, xb, p + r3, m);
-      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+      cd = halfSums(i2, i3);
     }
-    const isum = i32x4.sub(i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7)), v128.load(xp, 32));
+    const isum = i32x4.sub(rowSums(ab, cd), v128.load(xp, 32));
     const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 48)), ws));
     p += <usize>Q4_0_BYTES;
@@ -425,13 +436,13 @@ function tileFarQ8(xp: usize, kp: usize, w0: usize, run: usize, nb: i32, bias: u
   const xend = xp + <usize>nb * <usize>Q8X_BYTES_PER_BLOCK;
   for (; xp < xend; xp += <usize>Q8X_BYTES_PER_BLOCK) {
     const i0 = codeDot(xp, p), i1 = codeDot(xp, p + run);
-    const ab = i32x4.add(i32x4.shuffle(i0, i1, 0, 1, 4, 5), i32x4.shuffle(i0, i1, 2, 3, 6, 7));
+    const ab = halfSums(i0, i1);
     let cd = ab;
     if (run != 0) { // two basic blocks, as in tileFarQ4: fewer vectors live at once
       const i2 = codeDot(xp, p + r2), i3 = codeDot(xp, p + r3);
-      cd = i32x4.add(i32x4.shuffle(i2, i3, 0, 1, 4, 5), i32x4.shuffle(i2, i3, 2, 3, 6, 7));
+      cd = halfSums(i2, i3);
     }
-    const isum = i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+    const isum = rowSums(ab, cd);
     const ws = scale4x112(p, p + run, p + r2, p + r3, hm);
     acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(isum), v128.load(xp, 64)), ws));
     p += <usize>Q8_0_BYTES;
@@ -508,7 +519,7 @@ function packPanel<F>(w: usize, rb: usize, nb: i32, dst: usize): void {
  *  c (2, 2, 3, 3), d (3, 3, 2, 2). Integer adds: exact, the same sums as hsum4i on the unswapped layout. */
 @inline function panelSum4(a: v128, b: v128, c: v128, d: v128): v128 {
   const ab = i32x4.add(a, i32x4.shuffle(b, b, 2, 3, 0, 1)), cd = i32x4.add(c, i32x4.shuffle(d, d, 2, 3, 0, 1));
-  return i32x4.add(i32x4.shuffle(ab, cd, 0, 2, 4, 6), i32x4.shuffle(ab, cd, 1, 3, 5, 7));
+  return rowSums(ab, cd);
 }
 
 /** i32 lanes a + dot(u, w) (pairs of i16 products, exact). */
@@ -891,10 +902,7 @@ function storeWordColumns(d: usize, r0: v128, r1: v128, r2: v128, r3: v128, r4: 
 /** 8·Σ codes of x row i of one block at x (row stride xb); 0 for rows past the last. */
 @inline function xCorr(x: usize, xb: usize, i: i32, rows: i32): i32 {
   if (i >= rows) return 0;
-  const p = x + <usize>i * xb;
-  const s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(v128.load(p)), i16x8.extadd_pairwise_i8x16_s(v128.load(p, 16))));
-  const t = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-  return (i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1)) << 3;
+  return codeSum(x + <usize>i * xb) << 3;
 }
 
 /** xCorr of rows i..i+3 as four i32 lanes. */
