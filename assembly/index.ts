@@ -2,7 +2,7 @@
 // No static data, no allocation, no runtime calls: each export computes its (ith, nth) slice on raw pointers.
 export { matmul_f32 } from './matmul_f32';
 export { matmul_f16 } from './matmul_f16';
-export { quantize_q8, matmul_q8 } from './matmul_q8';
+export { quantize_q8, matmul_q8, relaxed_dot_exact } from './matmul_q8';
 export { matmul_q4 } from './matmul_q4';
 export { quantize_weights } from './quantize';
 export { place_weights, place_halves } from './place';

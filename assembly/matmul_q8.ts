@@ -337,6 +337,12 @@ function relaxedQ4(p: usize): bool {
   return false;
 }
 
+/** 1 when this instance runs the relaxed Q4_0 tiles (a relaxed build on an engine whose relaxed dot passed the
+ *  check; p: 32 bytes of scratch, used only the first time), else 0. A query for the host, not a kernel. */
+export function relaxed_dot_exact(p: usize): i32 {
+  return relaxedQ4(p) ? 1 : 0;
+}
+
 /** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4R_BYTES_PER_BLOCK) the codes, 8·Σ codes in four
  *  i32 lanes, xs·2^(112-e) in four f32 lanes. False if some xs is outside {0} ∪ [2^-126, 2), as q4PrepX. */
 function q4PrepXR(xr: usize, xsr: usize, nb: i32, dst: usize): bool {

@@ -460,6 +460,15 @@ for (const variant of variants) {
     }
   });
 
+  test(`[${variant}] relaxed_dot_exact: 1 in the relaxed builds (every engine these tests run on has an exact relaxed dot), 0 in the plain ones`, () => {
+    // the relaxed Q4_0 tiles give the plain tiles' bits, so only this shows that they run; pool thread 1 checks
+    // its own engine in its own instance
+    const h = new Harness(variant);
+    const want = variant.startsWith('relaxed') ? 1 : 0;
+    assert.is(h.k.relaxed_dot_exact?.(h.alloc(32)), want);
+    assert.is(h.thread(1).relaxed_dot_exact?.(h.alloc(32)), want);
+  });
+
   test(`[${variant}] q8/q4 GEMV: prepared activations and 2^112-shifted scales give the generic tile's bits at every activation scale`, () => {
     // The q4 (q8) GEMV runs a prepared-activation tile when every block scale xs is 0 or in [2^-126, 2) ([2^-126, 0.5)),
     // else the generic tile; a thread without a scratch slot (t = LOW_SLOTS) always runs the generic one. Both must give the

@@ -98,7 +98,7 @@ async function cmdGenerate(argv: string[]) {
   if (!prompt) prompt = 'Hello, my name is'; // an interactive run with no prompt: the README's example
   const t0 = performance.now();
   const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
-  if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}, ${gen.model.backend.threads} kernel thread(s)\n`);
+  if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}${gen.model.backend.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${gen.model.backend.threads} kernel thread(s)\n`);
   const tLoad = performance.now();
   try {
     const decoder = createStreamingDecoder(gen.tokenizer, { skip_special_tokens: true });

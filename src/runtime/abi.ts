@@ -101,9 +101,14 @@ export interface KernelABI {
   halves_scan(p: Ptr, n: number, stride: number, out: Ptr, ith: number, nth: number): void;
   /** The same halves times 2^e in place, exactly (the caller keeps them finite: largest magnitude·2^e ≤ 65504). */
   halves_shift(p: Ptr, n: number, stride: number, e: number, ith: number, nth: number): void;
+  /** Not a kernel (no chunks, no reference twin; absent from the reference kernels): 1 when this instance runs the
+   *  relaxed Q4_0 GEMV and GEMM tiles, i.e. it is a relaxed build and the engine's i16x8.relaxed_dot_i8x16_i7x16_s
+   *  passed the instance's one-time check (assembly/matmul_q8.ts), else 0. p: 32 bytes of scratch. */
+  relaxed_dot_exact?(p: Ptr): number;
 }
 
-export type KernelName = keyof KernelABI;
+/** The kernels proper (relaxed_dot_exact is a query). */
+export type KernelName = Exclude<keyof KernelABI, 'relaxed_dot_exact'>;
 export const KERNEL_NAMES: KernelName[] = [
   'matmul_f32', 'matmul_f16', 'quantize_q8', 'matmul_q8', 'matmul_q4', 'layernorm', 'embed', 'kv_store',
   'attention_blockwise', 'attention_eager', 'quantize_weights', 'place_weights', 'place_halves', 'halves_scan', 'halves_shift',

@@ -48,10 +48,14 @@ export class Backend {
   readonly threads: number;
   readonly variant: WasmVariant | 'reference';
   readonly features: RuntimeFeatures;
+  /** The relaxed Q4_0 GEMV and GEMM tiles run: a relaxed build whose engine passed the relaxed dot check (each pool
+   *  thread's instance checks its own; this is the calling thread's). */
+  readonly relaxedDot: boolean;
   private pool: ThreadPool | null;
 
-  private constructor(arena: Arena, k: Kernels, threads: number, variant: WasmVariant | 'reference', features: RuntimeFeatures, pool: ThreadPool | null) {
+  private constructor(arena: Arena, k: Kernels, threads: number, variant: WasmVariant | 'reference', features: RuntimeFeatures, pool: ThreadPool | null, relaxedDot = false) {
     this.arena = arena; this.k = k; this.threads = threads; this.variant = variant; this.features = features; this.pool = pool;
+    this.relaxedDot = relaxedDot;
   }
 
   static async create(opts: BackendOptions = {}): Promise<Backend> {
@@ -87,7 +91,9 @@ export class Backend {
       // the dispatch kind only matters to a split call
       k[name] = pool ? (...a: number[]) => { const n = chunkCount(name, a, threads); pool.run(op, f, a, n, n > 1 ? dispatchKind(op, name, a) : -1); } : (...a: number[]) => f(...a, 0, 1);
     });
-    return new Backend(arena, k, threads, variant, features, pool);
+    // the check's 32 bytes of scratch: the calling thread's low slot (64 KiB, below RESERVED_LOW_BYTES; abi.ts)
+    const relaxedDot = inst.relaxed_dot_exact?.(64 << 10) === 1;
+    return new Backend(arena, k, threads, variant, features, pool, relaxedDot);
   }
 
   /** Kernel calls split across threads so far, by how they ran (the adaptive dispatch's choice: the threads

@@ -87,5 +87,6 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
     if (typeof f !== 'function') throw new RuntimeError(`kernel build lacks export ${name}`);
     k[name] = f;
   }
+  if (typeof inst.exports.relaxed_dot_exact === 'function') k.relaxed_dot_exact = inst.exports.relaxed_dot_exact;
   return k as KernelABI;
 }

@@ -147,6 +147,10 @@ async function relaxedQ4Check(o: CheckOptions, fwd: any): Promise<CheckResult> {
     for (const variant of [features.threads ? 'relaxed-threads' : 'relaxed', features.threads ? 'simd-threads' : 'simd']) {
       const model = await o.api.GPT2LMHeadModel.from_pretrained(o.modelSource(fwd.model), { threads: 1, dtype: 'q4', variant, kernels: 'wasm' });
       try {
+        // every engine tested here has an exact relaxed dot: a check that turned the relaxed tiles off would
+        // otherwise go unnoticed (the plain tiles give the same bits)
+        const want = variant.startsWith('relaxed');
+        if (model.backend?.relaxedDot !== want) return { name, status: 'fail', ...base, message: `${variant}: backend.relaxedDot is ${model.backend?.relaxedDot}, expected ${want}` };
         const rows: Float32Array[] = [];
         for (const id of fwd.input_ids.slice(0, 4)) rows.push(Float32Array.from((await model.forward({ input_ids: [[id]] })).logits.data));
         // a batch of one-token sequences: M > 2 rows through the GEMM, while attention stays a single position (the
