@@ -74,6 +74,13 @@ test('info and classify', () => {
   assert.is(r.status, 0, r.stderr);
   const info = JSON.parse(r.stdout);
   assert.is(info.n_layer, 2); assert.ok(info.parameters > 3e6); assert.ok(info.runtime.simd);
+  // every engine these tests run on has an exact relaxed dot: the relaxed Q4_0 tiles run wherever relaxed SIMD does
+  assert.is(info.runtime.relaxed_q4_tiles, info.runtime.relaxed_simd);
+  if (!info.runtime.relaxed_simd) { // Node 20: relaxed SIMD behind a flag (whose accumulating dot is wrong; the i16 one is right)
+    const flagged = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', cli, 'info', '--runtime', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.is(flagged.status, 0, flagged.stderr);
+    assert.equal([JSON.parse(flagged.stdout).relaxed_simd, JSON.parse(flagged.stdout).relaxed_q4_tiles], [true, true]);
+  }
   r = run(['classify', 'hello', '--model', modelDir('gpt2-tiny-seqcls')]);
   assert.is(r.status, 4, 'seqcls fixture has no tokenizer files: a clear tokenizer error'); assert.match(r.stderr, /vocab\.json|tokenizer/);
 });

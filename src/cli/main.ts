@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
-import { defaultThreads } from '../runtime/backend.js';
+import { Backend, defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
 import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, parseArgs, type OptionSpec } from './args.js';
@@ -134,7 +134,10 @@ async function cmdInfo(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, infoSpecs);
   if (o.help) { console.log(`gpt2-wasm info [MODEL] [options]\n\n${helpFor(infoSpecs)}`); return; }
   const f = detectFeatures();
-  const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, threads: f.threads, default_threads: f.threads ? await defaultThreads() : 1, platform: `node ${process.versions.node}` };
+  // whether the relaxed Q4_0 tiles run: each instance checks its engine's relaxed dot (a one-thread backend asks)
+  let relaxedQ4 = false;
+  if (f.relaxedSimd) { const b = await Backend.create({ threads: 1 }); relaxedQ4 = b.relaxedDot; b.dispose(); }
+  const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, relaxed_q4_tiles: relaxedQ4, threads: f.threads, default_threads: f.threads ? await defaultThreads() : 1, platform: `node ${process.versions.node}` };
   if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
   const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
   const src = await resolveSource(id, { revision: o.revision } as any);
