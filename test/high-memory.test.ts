@@ -11,9 +11,11 @@
 //
 // The memory is kept below 4 GiB on purpose: a negative element index into a view of the whole memory counts
 // from the end of the view, which is only the right element when the memory is exactly 4 GiB.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GPT2_SHAPES, writeRandomGPT2 } from '../bench/util/checkpoint.js';
@@ -274,8 +276,15 @@ function kernelBlock(mem: WebAssembly.Memory, k: KernelABI, base: number, nth: n
   return { bytes: new Uint8Array(mem.buffer, base, top - base).slice(), regions };
 }
 
-const variants = (['simd', 'simd-threads', 'relaxed', 'relaxed-threads'] as WasmVariant[]).filter((v) => { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } });
-for (const impl of [...variants, 'reference' as const]) {
+// Node 20 validates the relaxed builds only under --experimental-wasm-relaxed-simd: there this file runs its kernel
+// test again in a child under that flag, for those builds only (HIGH_MEMORY_CHILD_BUILDS; the model tests below are
+// not registered in the child).
+const childBuilds = process.env.HIGH_MEMORY_CHILD_BUILDS?.split(',') as WasmVariant[] | undefined;
+const modelTest = (childBuilds ? () => {} : test) as typeof test;
+const validates = (v: WasmVariant) => { try { return WebAssembly.validate(wasmBytes(v)); } catch { return false; } };
+const ALL_BUILDS: WasmVariant[] = ['simd', 'simd-threads', 'relaxed', 'relaxed-threads'];
+const variants = (childBuilds ?? ALL_BUILDS).filter(validates);
+for (const impl of [...variants, ...(childBuilds ? [] : ['reference' as const])]) {
   test(`[${impl}] every kernel gives the same bytes with its buffers low, above 2 GiB and straddling 2 GiB`, () => {
     const mem = createMemory(G2 + (64 << 20), impl.endsWith('threads'));
     const k = impl === 'reference' ? createReferenceKernels(mem) : instantiateKernels(compileVariant(impl), mem);
@@ -298,7 +307,20 @@ for (const impl of [...variants, 'reference' as const]) {
   });
 }
 
-test('the arena never hands out the last page of 4 GiB: a region ending at 2^32 has an end pointer of 0 in u32', () => {
+const needFlag = ALL_BUILDS.filter((v) => v.startsWith('relaxed') && !validates(v));
+if (!childBuilds && needFlag.length) {
+  test(`relaxed SIMD builds (${needFlag.join(', ')}): the same kernel test under --experimental-wasm-relaxed-simd`, () => {
+    const res = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, HIGH_MEMORY_CHILD_BUILDS: needFlag.join(',') }, encoding: 'utf8', timeout: 300_000,
+    });
+    const out = `${res.stdout}\n${res.stderr}`;
+    assert.is(res.status, 0, `child failed:\n${out.slice(-4000)}`);
+    assert.match(out, new RegExp(`Total:\\s+${needFlag.length}\\b`), `child should run ${needFlag.length} tests:\n${out.slice(-2000)}`);
+    assert.match(out, new RegExp(`Passed:\\s+${needFlag.length}\\b`));
+  });
+}
+
+modelTest('the arena never hands out the last page of 4 GiB: a region ending at 2^32 has an end pointer of 0 in u32', () => {
   // (a matmul_f32 with one weight row ending exactly at 2^32 returns 0: its loop bound w0 + 4K wraps to 0)
   const arena = new Arena(createMemory(0, false));
   let last = arena.alloc('most of memory', 2 ** 32 - 2 * RESERVED_LOW_BYTES);
@@ -315,7 +337,7 @@ test('the arena never hands out the last page of 4 GiB: a region ending at 2^32 
 const TINY = modelDir('gpt2-tiny');
 for (const dtype of DTYPES) {
   for (const [kernels, threads] of [['wasm', 1], ['wasm', 2], ['reference', 1]] as const) {
-    test(`tiny ${dtype} ${kernels} threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
+    modelTest(`tiny ${dtype} ${kernels} threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
       await checkPlacements({ dir: TINY, dtype, kernels, threads, prompt: [464, 2068, 7586, 21831, 11687, 625], steps: 4 });
     });
   }
@@ -329,7 +351,7 @@ for (const dtype of DTYPES) {
 const dir124 = mkdtempSync(join(tmpdir(), 'gpt2wasm-124m-'));
 let written = false;
 for (const [dtype, threads] of [['fp32', 2], ['fp16', 1], ['q8', 2], ['q4', 1]] as const) {
-  test(`124M-shaped ${dtype} wasm threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
+  modelTest(`124M-shaped ${dtype} wasm threads=${threads}: bit-identical above, straddling and below 2 GiB`, async () => {
     if (!written) { writeRandomGPT2(dir124, GPT2_SHAPES.gpt2, 7); written = true; }
     await checkPlacements({ dir: dir124, dtype, kernels: 'wasm', threads, prompt: [464, 2068, 7586, 21831, 11687], steps: 3 });
   });
