@@ -7,9 +7,10 @@
 // sign-extending loads, Q4_0 nibbles unpacked with and/shift/sub to -8..7 then widened, i32x4.dot_i16x8_s, i32 adds:
 // exact for any codes, -128 included), then acc += (f32(isum) · xscale) · f32(d) in f32, blocks in order, then bias,
 // activation and accumulate. Integer sums are exact, so every tile gives the same bits for an output, and the GEMV
-// and GEMM paths agree bit for bit. The relaxed builds' Q4_0 GEMV (tileFarQ4R) takes the same integer sums from
-// i16x8.relaxed_dot_i8x16_i7x16_s on unshifted nibbles, whose result is specified for that operand range; Q8_0 has
-// no 7-bit operand (split into positive and negative parts, the activations gave 1.07-1.1x on V8 and 0.85x on JSC).
+// and GEMM paths agree bit for bit. The relaxed builds' Q4_0 GEMV and GEMM (tileFarQ4R, tileSplatR) take the same
+// integer sums from i16x8.relaxed_dot_i8x16_i7x16_s on unshifted nibbles, whose result is specified for that
+// operand range; Q8_0 has no 7-bit operand (split into positive and negative parts, the activations gave 1.07-1.1x
+// on V8 and 0.85x on JSC).
 // One generic kernel serves both formats (F = i8: Q8_0, F = u8: Q4_0); the branches on F are resolved at compile time.
 // The GEMM (M > 2) has two tiles, both on panels packed into the thread's low scratch slot, both giving every output
 // the GEMV's bits (and in the relaxed builds, Q4_0 rows with K ≤ 4224 run tileSplatR instead, described there).
@@ -338,9 +339,10 @@ function relaxedQ4(p: usize): bool {
 }
 
 /** 1 when this instance runs the relaxed Q4_0 tiles (a relaxed build on an engine whose relaxed dot passed the
- *  check; p: 32 bytes of scratch, used only the first time), else 0. A query for the host, not a kernel. */
-export function relaxed_dot_exact(p: usize): i32 {
-  return relaxedQ4(p) ? 1 : 0;
+ *  check, which uses this thread's low scratch slot the first time, as the tiles do), else 0. A query for the
+ *  host, not a kernel. */
+export function relaxed_dot_exact(): i32 {
+  return threadIndex() < LOW_SLOTS && relaxedQ4(lowSlot()) ? 1 : 0;
 }
 
 /** Row xr of nb blocks of codes (scales xsr) → dst, per block (Q4R_BYTES_PER_BLOCK) the codes, 8·Σ codes in four

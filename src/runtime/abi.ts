@@ -103,8 +103,8 @@ export interface KernelABI {
   halves_shift(p: Ptr, n: number, stride: number, e: number, ith: number, nth: number): void;
   /** Not a kernel (no chunks, no reference twin; absent from the reference kernels): 1 when this instance runs the
    *  relaxed Q4_0 GEMV and GEMM tiles, i.e. it is a relaxed build and the engine's i16x8.relaxed_dot_i8x16_i7x16_s
-   *  passed the instance's one-time check (assembly/matmul_q8.ts), else 0. p: 32 bytes of scratch. */
-  relaxed_dot_exact?(p: Ptr): number;
+   *  passed the instance's one-time check (assembly/matmul_q8.ts; it uses the thread's low scratch slot), else 0. */
+  relaxed_dot_exact?(): number;
 }
 
 /** The kernels proper (relaxed_dot_exact is a query). */

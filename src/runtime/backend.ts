@@ -91,8 +91,7 @@ export class Backend {
       // the dispatch kind only matters to a split call
       k[name] = pool ? (...a: number[]) => { const n = chunkCount(name, a, threads); pool.run(op, f, a, n, n > 1 ? dispatchKind(op, name, a) : -1); } : (...a: number[]) => f(...a, 0, 1);
     });
-    // the check's 32 bytes of scratch: the calling thread's low slot (64 KiB, below RESERVED_LOW_BYTES; abi.ts)
-    const relaxedDot = inst.relaxed_dot_exact?.(64 << 10) === 1;
+    const relaxedDot = inst.relaxed_dot_exact?.() === 1;
     return new Backend(arena, k, threads, variant, features, pool, relaxedDot);
   }
 
