@@ -67,6 +67,36 @@ test('bad options and inputs exit non-zero with a message naming the problem', (
   assert.is(r.status, 5); assert.match(r.stderr, /no-such-model/);
   r = run(['frobnicate']);
   assert.is(r.status, 2); assert.match(r.stderr, /unknown command/);
+  // a rejected command prints nothing on stdout (the prompt is echoed only once generation starts)
+  for (const bad of [['--temperature', '-1'], ['-n', '500'], ['--top-p', '2']]) {
+    r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), ...bad]);
+    assert.ok(r.status === 2 || r.status === 3, `${bad}: ${r.status} ${r.stderr}`);
+    assert.is(r.stdout, '', `${bad} printed ${JSON.stringify(r.stdout)}`);
+  }
+  // the flag as typed and as documented, never the library's option name
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n']);
+  assert.is(r.status, 2); assert.match(r.stderr, /-n \(--max-new-tokens\) needs a value/);
+  r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--greedy', '--do-sample']);
+  assert.is(r.status, 2); assert.match(r.stderr, /--greedy and --do-sample contradict/);
+  r = run(['info', modelDir('gpt2-tiny'), 'extra']);
+  assert.is(r.status, 2); assert.match(r.stderr, /info takes one MODEL, got 2/);
+});
+
+test('a reader that closes stdout early ends generate quietly; a failing stdout is one line', () => {
+  const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+  const gen = `"${process.execPath}" "${cli}" generate "Hello there" --model "${modelDir('gpt2-tiny')}" --greedy -n 100 --threads 1`;
+  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-epipe-'));
+  try {
+    let r = sh(`{ ${gen} 2>"${dir}/err"; echo $? >"${dir}/code"; } | head -c 5`);
+    assert.is(r.stdout, 'Hello');
+    assert.is(readFileSync(join(dir, 'code'), 'utf8').trim(), '0');
+    assert.is(readFileSync(join(dir, 'err'), 'utf8'), '', 'nothing on stderr after EPIPE');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+  if (existsSync('/dev/full')) {
+    const r = sh(`${gen} > /dev/full`);
+    assert.is(r.status, 1);
+    assert.match(r.stderr, /^gpt2-wasm: cannot write the output: ENOSPC\n$/);
+  }
 });
 
 test('info and classify', () => {

@@ -161,7 +161,8 @@ test('invalid URLs get 400, not 500', async () => {
     assert.is(r.status, 400);
     assert.match((await r.json()).error.message, /percent-encoding/);
     // request lines whose target is not a URL
-    for (const target of ['http://[::1/x', '//']) {
+    // and '//evil/v1/models', which resolved against a base URL would be served as /v1/models
+    for (const target of ['http://[::1/x', '//', '//evil/v1/models']) {
       const got = await raw(port, `GET ${target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`);
       assert.is(statusOf(got), 400, `${target}: ${got.slice(0, 200)}`);
     }
@@ -173,6 +174,9 @@ test('protocol errors: header timeout 408, oversized headers 431', async () => {
     assert.is(s.http.headersTimeout, 300, 'headersTimeout is at most requestTimeout');
     const big = await raw(port, `GET /health HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
     assert.is(statusOf(big), 431, big.slice(0, 200));
+    // with the JSON error body every other answer has
+    assert.match(big, /content-type: application\/json/i);
+    assert.match(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4)).error.message, /Request Header Fields Too Large/);
     // headers that never end
     const slow = await raw(port, 'GET /health HTTP/1.1\r\nhost: x\r\n', { keepOpen: true });
     assert.is(statusOf(slow), 408, slow.slice(0, 200));
@@ -277,6 +281,16 @@ test('an oversized prompt is refused without tokenizing it all', async () => {
       const manyWords = await post(url, { prompt: Array.from({ length: 50_000 }, (_, i) => ` w${i}`).join(''), max_tokens: 1 });
       assert.is(manyWords.status, 400);
       assert.ok(merged < 10_000, `merged ${merged} characters of a 50 000-word prompt`);
+      // POST /tokenize stops early too (at 16 × n_positions tokens), so a megabyte word does not block the streams
+      merged = 0;
+      const tokenize = async (content: string) => { const r = await fetch(`${url}/tokenize`, { method: 'POST', body: JSON.stringify({ content }) }); return { status: r.status, json: await r.json() }; };
+      const tok = await tokenize('x'.repeat(1 << 20));
+      assert.is(tok.status, 400);
+      assert.is(tok.json.error.param, 'content');
+      assert.match(tok.json.error.message, /more than 2048 tokens/);
+      assert.ok(merged < 10_000, `/tokenize merged ${merged} characters of a 1 MiB word`);
+      const fits = await tokenize('Hello world');
+      assert.equal(fits.json.tokens, tokenizer.encode('Hello world'));
     }), 'prompt test');
   } finally { bpe.encodeWordUncached = orig; }
   // the early stop gives the same ids as encode() whenever the text fits
@@ -284,6 +298,37 @@ test('an oversized prompt is refused without tokenizing it all', async () => {
   const ids = tokenizer.encode(text);
   assert.equal(tokenizer.encodeAtMost(text, ids.length), ids);
   assert.is(tokenizer.encodeAtMost(text, ids.length - 1), null);
+});
+
+test('a client that drops mid-body is a 400 (incomplete body), not a server error; a number JSON cannot spell is shown', async () => {
+  await within(20_000, withServer({}, async (_s, url, port) => {
+    await new Promise<void>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1');
+      sock.on('error', reject);
+      sock.write('POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"prompt": "Hel', () => setTimeout(() => { sock.destroy(); resolve(); }, 100));
+    });
+    let page = '';
+    for (let i = 0; i < 100 && !(page = await (await fetch(`${url}/metrics`)).text()).includes('route="/v1/completions"'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(page, /gpt2wasm_http_requests_total\{route="\/v1\/completions",code="400"\} 1/);
+    assert.not.match(page, /code="500"/);
+    const inf = await fetch(`${url}/v1/completions`, { method: 'POST', body: '{"prompt": "x", "max_tokens": 1e400}' });
+    assert.is(inf.status, 400);
+    assert.match((await inf.json()).error.message, /got Infinity/);
+  }), 'abort test');
+});
+
+test('listening on a port in use is an OptionError naming the address', async () => {
+  await withServer({}, async (_s, _url, port) => {
+    const other = createServer({ model, tokenizer, modelId: 'gpt2-tiny' });
+    try {
+      await other.listen(port, '127.0.0.1');
+      assert.unreachable('listen should fail');
+    } catch (e) {
+      assert.instance(e, GPT2WasmError);
+      assert.is((e as GPT2WasmError).code, 'OPTION');
+      assert.match((e as Error).message, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the port is in use`));
+    } finally { await other.close({ timeoutMs: 1_000 }); }
+  });
 });
 
 test('extreme temperature and repetition penalty never give non-finite logits or a NaN draw', () => {

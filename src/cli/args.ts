@@ -37,19 +37,21 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
     const key = name.replace(/-/g, '_');
     const spec = specs[key];
     if (!spec) throw new OptionError(`unknown option ${a}${didYouMean(key, Object.keys(specs))} (see --help)`);
+    // the flag as documented (dashes), after the alias the user typed: "-n (--max-new-tokens)"
+    const flag = `--${key.replace(/_/g, '-')}`, shown = a.startsWith('--') ? flag : `${a} (${flag})`;
     if (spec.type === 'boolean') {
-      if (value !== undefined && !['true', 'false'].includes(value)) throw new OptionError(`--${name} takes no value`);
+      if (value !== undefined && !['true', 'false'].includes(value)) throw new OptionError(`${shown} takes no value`);
       opts[key] = value !== 'false';
       continue;
     }
     if (value === undefined) {
-      if (i + 1 >= argv.length) throw new OptionError(`--${name} needs a value`);
+      if (i + 1 >= argv.length) throw new OptionError(`${shown} needs a value`);
       value = argv[++i];
     }
     if (spec.type === 'string') opts[key] = value;
     else {
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) throw new OptionError(`--${name} must be ${spec.type === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
+      if (value.trim() === '' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) throw new OptionError(`${shown} must be ${spec.type === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
       opts[key] = n;
     }
   }

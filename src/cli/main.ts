@@ -90,6 +90,7 @@ function modelOpts(o: Record<string, any>, verbose: boolean) {
 async function cmdGenerate(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, genSpecs);
   if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
+  if (o.greedy && o.do_sample) throw new GPT2WasmError('OPTION', '--greedy and --do-sample contradict each other: give one of them');
   let prompt = positionals.join(' ');
   if (!prompt && !process.stdin.isTTY) {
     prompt = (await readStdin()).replace(/\n$/, '');
@@ -105,7 +106,8 @@ async function cmdGenerate(argv: string[]) {
     let first = true, tFirst = 0, nNew = 0, text = '';
     const streamer = {
       put(ids: number[][]) {
-        if (first) { first = false; return; } // the prompt
+        // the prompt: generate() has checked every option by now, so a rejected command prints nothing on stdout
+        if (first) { first = false; if (!o.json) process.stdout.write(prompt); return; }
         if (!tFirst) tFirst = performance.now();
         nNew++;
         const s = decoder.push(ids[0][0]);
@@ -114,7 +116,6 @@ async function cmdGenerate(argv: string[]) {
       },
       end() { const s = decoder.flush(); text += s; if (!o.json) process.stdout.write(s + '\n'); },
     };
-    if (!o.json) process.stdout.write(prompt);
     const out = await gen.model.generate({
       input_ids: [gen.tokenizer.encode(prompt)], streamer, tokenizer: gen.tokenizer,
       max_new_tokens: o.max_new_tokens, temperature: o.temperature, top_k: o.top_k, top_p: o.top_p,
@@ -133,6 +134,8 @@ async function cmdGenerate(argv: string[]) {
 async function cmdInfo(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, infoSpecs);
   if (o.help) { console.log(`gpt2-wasm info [MODEL] [options]\n\n${helpFor(infoSpecs)}`); return; }
+  if (positionals.length > 1) throw new GPT2WasmError('OPTION', `info takes one MODEL, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (positionals.length === 1 && o.model !== undefined) throw new GPT2WasmError('OPTION', 'info takes the model as MODEL or as --model, not both');
   const f = detectFeatures();
   // whether the relaxed Q4_0 tiles run: each instance checks its engine's relaxed dot (a one-thread backend asks)
   let relaxedQ4 = false;
@@ -290,5 +293,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** A reader that closed stdout early (`gpt2-wasm generate ... | head`) ends the command quietly, as a pipeline
+ *  expects; any other failure to write the output is one line on stderr. Either way nothing more is computed. */
+function onStdoutError(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'EPIPE') process.stderr.write(`gpt2-wasm: cannot write the output: ${e.code ?? e.message}\n`);
+  process.exit(e.code === 'EPIPE' ? 0 : 1);
+}
+
 const isMain = typeof process !== 'undefined' && process.argv[1] && /(cli\.(js|ts)|main\.ts|gpt2-wasm)$/.test(process.argv[1]);
-if (isMain) main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+if (isMain) {
+  process.stdout.on('error', onStdoutError);
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

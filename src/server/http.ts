@@ -118,7 +118,8 @@ function readBody(req: IncomingMessage, limit: number, deadline: number, timeout
       if (size > dropAt) { stop(); req.socket?.destroy(); }
     });
     req.on('end', () => { stop(); finish(size > limit ? tooLarge(`of ${size} bytes`) : null); });
-    req.on('error', (e) => { stop(); finish(e); });
+    // a client that drops the connection mid-body ('aborted', ECONNRESET) is the client's failure, as in 'close'
+    req.on('error', (e) => { stop(); finish(new HttpError(400, `the connection failed before the request body was complete (${e.message})`, null, 'incomplete_body')); });
     req.on('close', () => { stop(); finish(new HttpError(400, 'the connection closed before the request body was complete', null, 'incomplete_body')); });
     if (Number.isFinite(declared) && declared > respondAt) finish(tooLarge(`of ${declared} bytes`));
   });
@@ -132,6 +133,7 @@ export function createServer(options: ServerOptions): GPT2Server {
   if (!tokenizer || typeof (tokenizer as any).encodeAtMost !== 'function') throw new OptionError('createServer needs { tokenizer: GPT2Tokenizer }');
   const modelId = options.modelId ?? 'gpt2';
   const cfg = model.config;
+  const tokenizeLimit = 16 * cfg.n_positions;
   const maxTokens = Math.min(options.maxTokens ?? 256, cfg.n_positions - 1);
   const bodyLimit = options.bodyLimit ?? 1 << 20;
   const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
@@ -277,7 +279,9 @@ export function createServer(options: ServerOptions): GPT2Server {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
     if (typeof body.content !== 'string') throw new HttpError(400, 'content must be a string (the text to tokenize)', 'content');
     if (body.with_pieces !== undefined && typeof body.with_pieces !== 'boolean') throw new HttpError(400, 'with_pieces must be true or false', 'with_pieces');
-    const ids = tokenizer.encode(body.content);
+    // with an early stop, as prompts: a huge content gets its 400 at once instead of blocking the other streams
+    const ids = tokenizer.encodeAtMost(body.content, tokenizeLimit);
+    if (ids === null) throw new HttpError(400, `content has more than ${tokenizeLimit} tokens, the most /tokenize answers (16 × n_positions); send it in parts`, 'content');
     sendJson(res, 200, { tokens: body.with_pieces ? ids.map((i) => ({ id: i, piece: tokenizer.decode([i], { skip_special_tokens: false }) })) : ids });
     return { status: 200, tokens: 0 };
   }
@@ -338,7 +342,11 @@ export function createServer(options: ServerOptions): GPT2Server {
 
   async function route(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
     let path: string;
-    try { path = new URL(req.url ?? '/', 'http://localhost').pathname.replace(/\/+$/, '') || '/'; } catch { throw new HttpError(400, `invalid request URL ${JSON.stringify(req.url)}`, null, 'invalid_url'); }
+    // the path as sent (not resolved against a base URL, where '//host/v1/models' would become '/v1/models'), as
+    // routeOf reads it for /metrics
+    const raw = (req.url ?? '/').split('?')[0];
+    if (!raw.startsWith('/') || raw.startsWith('//')) throw new HttpError(400, `invalid request URL ${JSON.stringify(req.url)}: the path must start with a single /`, null, 'invalid_url');
+    path = raw.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     const allow = (methods: string) => {
       if (!methods.split(', ').includes(method) && !(method === 'HEAD' && methods.includes('GET'))) {
@@ -396,7 +404,9 @@ export function createServer(options: ServerOptions): GPT2Server {
     const [status, reason] = e.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
       : e.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
       : [400, 'Bad Request'];
-    if (socket.writable && !(socket as any)._httpMessage?.headersSent) socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    // the error body every other answer has (OpenAI's shape), so a client's parser does not meet an empty 400
+    const body = JSON.stringify(errorBody(new HttpError(status, `${reason}: ${e.code ?? e.message}`, null, status === 400 ? 'invalid_request' : status === 408 ? 'request_timeout' : 'headers_too_large')));
+    if (socket.writable && !(socket as any)._httpMessage?.headersSent) socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     else socket.destroy();
   });
 
@@ -404,7 +414,12 @@ export function createServer(options: ServerOptions): GPT2Server {
     http, scheduler, modelId, stats,
     listen(port = 8080, host = '127.0.0.1') {
       return new Promise((resolve, reject) => {
-        const onError = (e: Error) => reject(e);
+        // a port in use or a host that is not this machine's is the caller's option, not an internal failure
+        const onError = (e: NodeJS.ErrnoException) => {
+          const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
+            : e.code === 'ENOTFOUND' || e.code === 'EADDRNOTAVAIL' || e.code === 'EAI_AGAIN' ? 'the host is not an address of this machine' : null;
+          reject(why ? new OptionError(`cannot listen on ${host}:${port}: ${why} (${e.code}); choose another port or host`, { cause: e }) : e);
+        };
         http.once('error', onError);
         http.listen(port, host, () => {
           http.off('error', onError);

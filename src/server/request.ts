@@ -8,6 +8,9 @@ import type { SamplingOptions } from '../generation/logits-process.js';
 import { MAX_SEED } from '../generation/random.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 
+/** A request value as the client sent it: JSON, except numbers JSON cannot spell (1e400 parses to Infinity). */
+const shown = (v: unknown): string => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v));
+
 /**
  * An answer other than 200, thrown inside a request handler and turned into a JSON error response there. It is
  * a GPT2WasmError (INPUT for a 4xx, BUSY for 429, RUNTIME for a 5xx) in case it reaches a caller of the exported
@@ -103,14 +106,14 @@ const given = (v: unknown) => v !== undefined && v !== null;
 function num(body: Record<string, unknown>, key: string, dflt: number, ok: (v: number) => boolean, range: string): number {
   const v = body[key];
   if (!given(v)) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw bad(key, `${key} must be a number ${range}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw bad(key, `${key} must be a number ${range}, got ${shown(v)}`);
   return v;
 }
 
 function int(body: Record<string, unknown>, key: string, dflt: number, min: number, max: number, hint = ''): number {
   const v = body[key];
   if (!given(v)) return dflt;
-  if (!isInt(v) || v < min || v > max) throw bad(key, `${key} must be an integer from ${min} to ${max}${hint}, got ${JSON.stringify(v)}`);
+  if (!isInt(v) || v < min || v > max) throw bad(key, `${key} must be an integer from ${min} to ${max}${hint}, got ${shown(v)}`);
   return v;
 }
 
@@ -137,7 +140,7 @@ function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number
   for (const [k, b] of Object.entries(v as Record<string, unknown>)) {
     const id = Number(k);
     if (!/^\d+$/.test(k) || !isInt(id) || id >= vocabSize) throw bad('logit_bias', `logit_bias: ${JSON.stringify(k)} is not a token id in [0, ${vocabSize})`);
-    if (typeof b !== 'number' || !Number.isFinite(b) || b < -100 || b > 100) throw bad('logit_bias', `logit_bias[${k}] must be a number from -100 to 100, got ${JSON.stringify(b)}`);
+    if (typeof b !== 'number' || !Number.isFinite(b) || b < -100 || b > 100) throw bad('logit_bias', `logit_bias[${k}] must be a number from -100 to 100, got ${shown(b)}`);
     out.set(id, b);
   }
   return out.size ? out : undefined;
