@@ -42,6 +42,44 @@ test('forward inputs: ids out of range, too long, mask and shape mismatches', as
   await model.forward({ input_ids: [[1]] }).then(() => assert.unreachable('forward after dispose'), (e) => assert.instance(e, DisposedError));
 });
 
+test('forward() refuses unknown inputs and answers an f32 overflow with an error, not NaN', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    // typos and transformers inputs this runtime does not take were silently ignored (a wrong answer)
+    for (const k of ['output_attention', 'attn_mask', 'past_key_value', 'num_logits_to_keep', 'token_type_ids', 'inputs_embeds']) {
+      await expectError(model.forward({ input_ids: [[1, 2]], [k]: 1 } as any), 'OPTION', new RegExp(`unknown forward\\(\\) input '${k}'`));
+    }
+    await expectError(model.forward({ input_ids: [[1, 2]], head_mask: [1e38, 1, 1, 1] }), 'INPUT', /overflowed f32.*head_mask/);
+    await expectError(model.forward({ input_ids: [[1, 2]], head_mask: [-1e38, 1, 1, 1] }), 'INPUT', /overflowed f32/);
+    const ok = await model.forward({ input_ids: [[1, 2]], head_mask: [0.5, 1, 0, 1] });
+    assert.ok((ok.logits!.data as Float32Array).every(Number.isFinite));
+  } finally { await model.dispose(); }
+});
+
+test('KV caches: another model\'s cache is refused (it lives in that model\'s memory); bad entries and batches are typed errors', async () => {
+  const a = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  const b = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    const ca = a.createCache(1, 16), cb = b.createCache(1, 16);
+    const want = b.prefill(cb, [1, 2, 3]).slice();
+    // same shapes, same offsets in two memories: used across models, a cache read and overwrote the wrong memory
+    await expectError(() => b.prefill(ca, [1, 2, 3]), 'INPUT', /created by another model/);
+    a.prefill(ca, [1, 2, 3]);
+    await expectError(() => b.decodeStep([{ cache: ca, id: 4, pos: 3 }]), 'INPUT', /created by another model/);
+    await expectError(() => cb.copyFrom(ca), 'INPUT', /same model/);
+    // b's own cache is untouched by the refused calls
+    const check = b.createCache(1, 16);
+    assert.equal(Array.from(b.prefill(check, [1, 2, 3])), Array.from(want));
+    assert.equal(Array.from(b.decodeStep([{ cache: cb, id: 4, pos: 3 }])), Array.from(b.decodeStep([{ cache: check, id: 4, pos: 3 }])));
+    // not caches at all: typed errors, not TypeErrors
+    await expectError(() => b.prefill(null as any, [1]), 'INPUT', /must be a KVCache.*got null/);
+    await expectError(() => b.decodeStep(null as any), 'INPUT', /array of \{ cache, id, pos \}/);
+    await expectError(() => b.decodeStep([{}] as any), 'INPUT', /must be a KVCache.*got undefined/);
+    await expectError(() => b.decodeStep([null] as any), 'INPUT', /entries, got null/);
+    for (const batch of [0, 1.5, '2', NaN, -1]) await expectError(() => b.createCache(batch as any, 8), 'INPUT', /cache batch must be a positive integer/);
+  } finally { await a.dispose(); await b.dispose(); }
+});
+
 test('checkpoints: missing, unknown, misshapen, wrong dtype, NaN tensors and bad configs', async () => {
   const files = randomCheckpoint(tiny);
   const st = files['model.safetensors'] as Uint8Array;

@@ -10,7 +10,7 @@ import { InputError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { ACT_NONE, FLAG_ACCUMULATE, wexpBits } from '../runtime/abi.js';
 import type { Region } from '../runtime/memory.js';
-import { KVBuffers, type KVCache } from './kv-cache.js';
+import { KVBuffers, KVCache } from './kv-cache.js';
 import { matmul, type ModelState } from './state.js';
 import type { Matrix } from './weights.js';
 import type { Workspace } from './workspace.js';
@@ -109,6 +109,17 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
   return out;
 }
 
+/** A KV cache is memory of the model that made it (createCache): another model's, even of the same shape, holds
+ *  addresses into that model's memory, and used here would read and overwrite this model's memory at them. */
+export function checkCache(st: ModelState, c: unknown, what = 'the KV cache'): asserts c is KVCache {
+  if (!(c instanceof KVCache)) throw new InputError(`${what} must be a KVCache from this model's createCache(), got ${c === null ? 'null' : typeof c === 'object' ? (c as object).constructor?.name ?? 'an object' : typeof c}`);
+  c.check();
+  const s = c.shape;
+  if (c.backend !== st.backend || s.layers !== st.L || s.heads !== st.H || s.headDim !== st.D) {
+    throw new InputError(`${what} was created by another model (${s.layers} layers, ${s.heads} heads of ${s.headDim}): a KV cache lives in the memory of the model whose createCache() made it`);
+  }
+}
+
 /** Validates a step before anything is written: caches alive, whole caches advancing together, ids, positions, lengths. */
 function checkStep(st: ModelState, req: StepRequest): SegmentState[] {
   const cfg = st.cfg;
@@ -118,7 +129,7 @@ function checkStep(st: ModelState, req: StepRequest): SegmentState[] {
   let headBase = 0;
   for (const g of req.segments) {
     const c = g.cache;
-    c.check();
+    checkCache(st, c);
     const P = c.length, T = g.ids.length;
     if (T < 1) throw new InputError('a sequence has no new tokens');
     if (!Number.isInteger(g.row) || g.row < 0 || g.row >= c.batch) throw new InputError(`batch row ${g.row} is not in the cache's ${c.batch} rows`);
@@ -298,7 +309,7 @@ export interface EncoderInput {
 /** Puts the cross-attention K/V of `enc` into `cache` ([B, H, S, D] per layer, computed once per encoder input, in
  *  passes of `chunk` encoder rows); without an encoder input the cache has none. */
 export function setEncoder(st: ModelState, cache: KVCache, enc: EncoderInput | null, chunk: number): void {
-  st.check(); cache.check();
+  st.check(); checkCache(st, cache);
   if (!enc || !st.cfg.add_cross_attention) { cache.dropCross(); return; }
   if (cache.cross?.key === enc.key) return;
   cache.dropCross();

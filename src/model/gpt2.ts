@@ -8,7 +8,7 @@ import { resolveSource, type SourceOptions } from '../io/resolve.js';
 import { Backend, type BackendOptions } from '../runtime/backend.js';
 import { RESERVED_LOW_BYTES } from '../runtime/wasm.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
-import { runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
+import { checkCache, runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
 import { ModelState } from './state.js';
 import { planWorkspace, unionNeed, type WorkspaceNeed, type WorkspaceShape } from './workspace.js';
 import { f32Tensor, toEncoder, toHeadMask, toIds, toMask, toPast, toPositions } from './inputs.js';
@@ -66,6 +66,11 @@ export interface ModelOutput {
 }
 
 export const DEFAULT_PREFILL_CHUNK = 128;
+
+/** forward()'s inputs: any other key (a typo such as output_attention, or transformers' token_type_ids,
+ *  inputs_embeds or labels, which this runtime does not take) is an error, never silently ignored. */
+const FORWARD_KEYS = new Set(['input_ids', 'attention_mask', 'position_ids', 'past_key_values', 'head_mask', 'encoder_hidden_states',
+  'encoder_attention_mask', 'output_attentions', 'output_hidden_states', 'use_cache', 'logits_to_keep']);
 
 /** A model id, directory path or URL (through the resolver), or a ModelSource as it is. */
 async function resolveModelSource(idOrDir: string | ModelSource, opts: PretrainedOptions): Promise<ModelSource> {
@@ -151,6 +156,7 @@ export class GPT2PreTrainedModel {
   async forward(inputs: ForwardInputs): Promise<ModelOutput> {
     this.check();
     if (!inputs || typeof inputs !== 'object') throw new InputError('forward() takes an object of inputs, e.g. { input_ids }');
+    for (const k of Object.keys(inputs)) if (!FORWARD_KEYS.has(k)) throw new OptionError(`unknown forward() input '${k}' (known: ${[...FORWARD_KEYS].join(', ')})`);
     const cfg = this.config;
     const { ids, B, T } = toIds(inputs.input_ids, cfg);
     const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
@@ -178,6 +184,11 @@ export class GPT2PreTrainedModel {
         chunk: this.prefill_chunk, outputAttentions: !!inputs.output_attentions, outputHiddenStates: !!inputs.output_hidden_states, wantLastHidden: true,
       });
       const out = this.outputs(res, B, T, P + T, headTokens);
+      // the weights are finite (checked on load) and so are the inputs; finite values large enough to overflow f32
+      // on the way (head_mask 1e38, huge encoder states or past K/V) would otherwise come back as NaN
+      if (!(out.last_hidden_state.data as Float32Array).every(Number.isFinite)) {
+        throw new InputError('the forward pass overflowed f32 (its hidden states hold ±Infinity or NaN): some input values are too large (head_mask, encoder_hidden_states or past_key_values)');
+      }
       if (useCache) out.past_key_values = this.past.publish(cache);
       return out;
     } finally {
@@ -276,6 +287,7 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
    *  or with `allPositions` every position's [T, V] (to score the prompt). */
   prefill(cache: KVCache, ids: number[], allPositions = false): Float32Array {
     this.check();
+    checkCache(this.state, cache, 'prefill\'s cache');
     const { ids: flat, T } = toIds([ids], this.config);
     const head = allPositions ? Int32Array.from({ length: T }, (_, t) => t) : [T - 1];
     return runBatch(this.state, cache, {
@@ -288,7 +300,12 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
    *  reuses one array allocates nothing per step. */
   decodeStep(entries: DecodeEntry[], out?: Float32Array): Float32Array {
     this.check();
-    for (const e of entries) { e.cache.check(); if (e.cache.batch !== 1) throw new InputError('decodeStep takes batch-1 caches'); }
+    if (!Array.isArray(entries)) throw new InputError('decodeStep takes an array of { cache, id, pos } entries');
+    for (const e of entries) {
+      if (e === null || typeof e !== 'object') throw new InputError(`decodeStep takes { cache, id, pos } entries, got ${e === null ? 'null' : typeof e}`);
+      checkCache(this.state, e.cache, 'a decodeStep entry\'s cache');
+      if (e.cache.batch !== 1) throw new InputError('decodeStep takes batch-1 caches');
+    }
     if (out !== undefined && !(out instanceof Float32Array)) throw new InputError('decodeStep writes its logits into a Float32Array');
     return runStep(this.state, {
       segments: entries.map((e) => ({ cache: e.cache, row: 0, ids: [e.id], positions: [e.pos], mask: null, headTokens: [0] })),

@@ -90,6 +90,7 @@ export class KVCache {
   private _disposed = false;
 
   constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, private _capacity: number, readonly dtype: KVDType = 'fp32') {
+    if (!Number.isInteger(batch) || batch < 1) throw new InputError(`cache batch must be a positive integer, got ${typeof batch === 'string' ? JSON.stringify(batch) : batch}`);
     if (!Number.isInteger(_capacity) || _capacity < 1) throw new InputError(`cache capacity must be a positive integer, got ${_capacity}`);
     this._self = new KVBuffers(backend, shape, batch, _capacity, 'kv-cache', dtype);
     try { this._mask = backend.arena.alloc('kv-cache mask', batch * _capacity * 4); } catch (e) { this._self.dispose(); throw e; }
@@ -110,6 +111,7 @@ export class KVCache {
   /** Makes this cache a copy of `src` (same shape, batch, capacity and dtype): K, V, mask and length. */
   copyFrom(src: KVCache): void {
     this.check(); src.check();
+    if (src.backend !== this.backend) throw new InputError('copyFrom needs a cache of the same model: another model\'s cache lives in that model\'s memory');
     if (src.batch !== this.batch || src.capacity !== this._capacity || src.dtype !== this.dtype || src.shape.layers !== this.shape.layers) {
       throw new InputError(`copyFrom needs a cache of the same batch (${this.batch}), capacity (${this._capacity}) and dtype (${this.dtype})`);
     }
