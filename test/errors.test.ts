@@ -145,6 +145,20 @@ test('a checkpoint too big for wasm32 fails before allocating, naming a dtype th
   await expectError(GPT2LMHeadModel.from_pretrained(src, { dtype: 'fp32' }), 'MEMORY', /wasm32.*load with dtype 'fp16'/);
 });
 
+test('a directory where a weights file belongs is named as such, not as a missing file', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gpt2wasm-dir-'));
+  try {
+    const files = randomCheckpoint(tiny);
+    writeFileSync(join(root, 'config.json'), files['config.json'] as string);
+    mkdirSync(join(root, 'model.safetensors'));
+    await expectError(GPT2LMHeadModel.from_pretrained(root, { threads: 1 }), 'WEIGHTS', /model\.safetensors is not a regular file \(a directory\)/);
+    rmSync(join(root, 'model.safetensors'), { recursive: true });
+    writeFileSync(join(root, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'wte.weight': 'model-00001-of-00001.safetensors' } }));
+    mkdirSync(join(root, 'model-00001-of-00001.safetensors'));
+    await expectError(GPT2LMHeadModel.from_pretrained(root, { threads: 1 }), 'WEIGHTS', /model-00001-of-00001\.safetensors is not a regular file/);
+  } finally { rmSync(root, { recursive: true, force: true }); }
+});
+
 test('a malformed generation_config.json is an error naming the file (a missing one is fine)', async () => {
   const files = randomCheckpoint(tiny);
   const load = (extra: Record<string, string>) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, ...extra }, 'gencfg'), { threads: 1 });

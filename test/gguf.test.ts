@@ -474,6 +474,17 @@ test('from_pretrained: gguf_file in a directory, and typed errors for a wrong ar
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2', 'gptj'), opts))(), 'GGUF', /general\.architecture is "gptj"/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('gpt2.block_count', 'gpt2.block_cnt__'), opts))(), 'GGUF', /missing metadata key gpt2\.block_count/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('blk.1.ffn_up.weight', 'blk.1.ffn_xx.weight'), opts))(), 'WEIGHTS', /blk\.1\.ffn_xx\.weight|h\.1\.mlp\.c_fc\.weight/);
+  // a bad shape value is named by its GGUF key, not by the config field it becomes (n_head, n_positions)
+  const withU32 = (key: string, v: number) => {
+    const b = bytes.slice(), at = Buffer.from(b).indexOf(Buffer.from(key)) + key.length;
+    const dv = new DataView(b.buffer);
+    assert.is(dv.getUint32(at, true), 4, `${key} is a UINT32`);
+    dv.setUint32(at + 4, v, true);
+    return GGUFModelSource.open(async () => bytesSource('patched.gguf', b));
+  };
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.attention.head_count', 0), opts))(), 'GGUF', /gpt2\.attention\.head_count must be a positive integer, got 0/);
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.attention.head_count', 3), opts))(), 'GGUF', /gpt2\.embedding_length \(64\) must be a multiple of gpt2\.attention\.head_count \(3\)/);
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.context_length', 0), opts))(), 'GGUF', /gpt2\.context_length must be a positive integer/);
 });
 
 test('from_pretrained: a Hub repo with gguf_file goes through the cache (then offline), and a .gguf URL reads by ranges', async () => {

@@ -65,6 +65,8 @@ function intKey(g: GGUFFile, key: string, required: boolean): number | undefined
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || e.type === GGUF_TYPE.FLOAT32 || e.type === GGUF_TYPE.FLOAT64) {
     throw new GGUFError(`${g.name}: metadata ${key} must be a non-negative integer, got ${describeValue(e.type, v)}`);
   }
+  // the shape keys (required) name this file's keys here, not the config fields they become (n_head, ...)
+  if (required && v === 0) throw new GGUFError(`${g.name}: metadata ${key} must be a positive integer, got 0`);
   return v;
 }
 
@@ -96,6 +98,8 @@ export function ggufConfigJson(g: GGUFFile): Record<string, unknown> {
     throw new GGUFError(`${g.name}: metadata gpt2.attention.layer_norm_epsilon must be a positive number, got ${describeValue(eps.type, eps.value)}`);
   }
   const n_embd = intKey(g, 'gpt2.embedding_length', true);
+  const heads = intKey(g, 'gpt2.attention.head_count', true);
+  if (n_embd % heads !== 0) throw new GGUFError(`${g.name}: metadata gpt2.embedding_length (${n_embd}) must be a multiple of gpt2.attention.head_count (${heads})`);
   const cfg: Record<string, unknown> = {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
@@ -104,7 +108,7 @@ export function ggufConfigJson(g: GGUFFile): Record<string, unknown> {
     n_positions: intKey(g, 'gpt2.context_length', true),
     n_embd,
     n_layer: intKey(g, 'gpt2.block_count', true),
-    n_head: intKey(g, 'gpt2.attention.head_count', true),
+    n_head: heads,
     n_inner: intKey(g, 'gpt2.feed_forward_length', false) ?? null,
     layer_norm_epsilon: eps.type === GGUF_TYPE.FLOAT32 ? shortestF32(eps.value) : eps.value,
     tie_word_embeddings: !g.tensors.has('output.weight') || outputIsEmbeddingCopy(g),

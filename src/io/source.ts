@@ -151,12 +151,16 @@ class DirSource extends BaseSource {
   async exists(file: string): Promise<boolean> {
     checkFile(this, file);
     const fs = await import('node:fs/promises');
+    let st;
     try {
-      return (await fs.stat(this.describe(file))).isFile();
+      st = await fs.stat(this.describe(file));
     } catch (e) {
       if (isNodeNotFound(e)) return false;
       throw errorForFile(file, `${this.describe(file)}: cannot stat: ${errMsg(e)}`, e);
     }
+    // a directory (or device) where the file belongs is a broken checkpoint, not a missing file
+    if (!st.isFile()) throw errorForFile(file, `${this.describe(file)} is not a regular file (${st.isDirectory() ? 'a directory' : 'not a file'})`);
+    return true;
   }
   async readBytes(file: string): Promise<Uint8Array> {
     checkFile(this, file);
