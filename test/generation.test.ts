@@ -108,6 +108,46 @@ test("context_overflow 'error' fails before any work; 'slide' equals running on 
   } finally { await model.dispose(); }
 });
 
+test("context_overflow 'slide' on a left-padded batch: each row slides on its own tokens and equals the row generated alone", async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 2, ...kernelOpts() });
+  try {
+    // prompts of 10, 2 and 5 tokens: each row fills a 16-token context (and slides) at a different step
+    const rows = [[464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13], [40, 716], [15496, 11, 616, 3290, 318]];
+    const N = 30, pad = 50256;
+    const opts = { max_new_tokens: N, do_sample: false, eos_token_id: null, cache_capacity: 16, context_overflow: 'slide' as const };
+    const alone: number[][] = [];
+    for (const r of rows) alone.push(ids(await model.generate({ input_ids: [r], ...opts })));
+    // T 10: the longest row unpadded; T 12: every row padded
+    for (const T of [10, 12]) {
+      const input_ids = rows.map((r) => [...Array(T - r.length).fill(pad), ...r]);
+      const attention_mask = rows.map((r) => [...Array(T - r.length).fill(0), ...Array(r.length).fill(1)]);
+      for (const use_cache of [true, false]) {
+        const all = ids(await model.generate({ input_ids, attention_mask, ...opts, use_cache }));
+        assert.is(all.length, rows.length * (T + N));
+        for (let b = 0; b < rows.length; b++) {
+          const row = all.slice(b * (T + N), (b + 1) * (T + N));
+          assert.equal(row.slice(0, T - rows[b].length), Array(T - rows[b].length).fill(pad), `row ${b} padding (T ${T}, use_cache ${use_cache})`);
+          assert.equal(row.slice(T - rows[b].length), alone[b], `row ${b} (T ${T}, use_cache ${use_cache})`);
+        }
+      }
+    }
+    // a row that finishes early (EOS) only gets padding while the others go on sliding as they would alone
+    const eos = alone[1].slice(rows[1].length).find((t) => !alone[0].includes(t) && !alone[2].includes(t))!, T = 10;
+    assert.ok(eos !== undefined && alone[1].indexOf(eos) < rows[1].length + 8, 'pick an eos only row 1 emits, early');
+    const input_ids = rows.map((r) => [...Array(T - r.length).fill(pad), ...r]);
+    const attention_mask = rows.map((r) => [...Array(T - r.length).fill(0), ...Array(r.length).fill(1)]);
+    const all = ids(await model.generate({ input_ids, attention_mask, ...opts, eos_token_id: eos, pad_token_id: 0 }));
+    const width = all.length / rows.length;
+    for (let b = 0; b < rows.length; b++) {
+      const one = ids(await model.generate({ input_ids: [rows[b]], ...opts, eos_token_id: eos }));
+      const row = all.slice(b * width, (b + 1) * width).slice(T - rows[b].length);
+      assert.equal(row.slice(0, one.length), one, `row ${b} with eos ${eos}`);
+      assert.ok(row.slice(one.length).every((t) => t === 0), `row ${b} is padded after its eos`);
+    }
+    assert.ok(width - T > rows[1].length + 16, 'another row went on past a slide after row 1 finished');
+  } finally { await model.dispose(); }
+});
+
 test('sampling is reproducible for a seed and differs across seeds', async () => {
   const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
   try {

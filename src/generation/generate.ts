@@ -147,7 +147,12 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   // rows of the running sequence (prompt included) and their masks
   const seqs: number[][] = Array.from({ length: B }, (_, b) => Array.from(ids.subarray(b * T, (b + 1) * T)));
   const masks: number[][] = Array.from({ length: B }, (_, b) => Array.from(mask0.subarray(b * T, (b + 1) * T)));
-  let start = 0; // index in seqs where the cached window begins (moves when the context slides)
+  // Index in seqs[b] where row b's own window begins: its first attended token (left padding is no part of the row's
+  // context), moved when the row's context slides. Each row slides when ITS tokens fill the cache, as it would alone,
+  // not when the padded batch does; rows are left-padded to the longest window whenever the window is re-encoded.
+  const rowStart = masks.map((m) => m.indexOf(1));
+  // the longest row window: the slots the cache holds once the last token of every row is stored
+  const longest = (): number => { let n = 0; for (let b = 0; b < B; b++) n = Math.max(n, seqs[b].length - rowStart[b]); return n; };
   const finished = new Array<boolean>(B).fill(false);
   const generated: number[][] = Array.from({ length: B }, () => []);
   const st = model.state, head = { w: model.weights.lm_head!, b: 0 };
@@ -160,19 +165,25 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
     st.workspace(model.workspaceNeed(B, capacity));
     cache = model.createCache(B, capacity);
     setEncoder(st, cache, encoder, model.prefill_chunk);
-    // attended slots of each row in the window (Σ masks[b][start ..]): the position of a new attended token is this - 1
+    // attended slots of each row in its window (Σ masks[b][rowStart[b] ..]): the position of a new attended token is this - 1
     const ones = new Array<number>(B).fill(0);
-    // The whole window from an empty cache (sliding it first when the sequence outgrew the capacity), returning the
-    // last position's logits per row. After model.dispose() the driver throws DISPOSED here and in decode(), so a
+    // Every row's window from an empty cache, returning the last position's logits per row. A row whose own tokens
+    // outgrew the capacity slides first to its last `window` tokens; the others keep theirs, so each row sees the
+    // window (and positions, from 0) it would see alone. A finished row only gets padding, so it keeps just its last
+    // token and never forces a re-encode. After model.dispose() the driver throws DISPOSED here and in decode(), so a
     // generation stops at its next step.
     const fresh = (): Float32Array => {
       cache!.reset();
-      if (seqs[0].length - start > capacity) start = seqs[0].length - window;
-      const len = seqs[0].length - start;
-      const flatIds = new Int32Array(B * len), flatMask = new Float32Array(B * len);
+      for (let b = 0; b < B; b++) {
+        if (finished[b]) rowStart[b] = seqs[b].length - 1;
+        else if (seqs[b].length - rowStart[b] > capacity) rowStart[b] = seqs[b].length - window;
+      }
+      const len = longest();
+      const flatIds = new Int32Array(B * len).fill(opt.pad), flatMask = new Float32Array(B * len);
       for (let b = 0; b < B; b++) {
         ones[b] = 0;
-        for (let j = 0; j < len; j++) { flatIds[b * len + j] = seqs[b][start + j]; flatMask[b * len + j] = masks[b][start + j]; ones[b] += masks[b][start + j]; }
+        const own = seqs[b].length - rowStart[b], at = b * len + len - own; // left padding: slots [b * len, at)
+        for (let j = 0; j < own; j++) { flatIds[at + j] = seqs[b][rowStart[b] + j]; flatMask[at + j] = masks[b][rowStart[b] + j]; ones[b] += masks[b][rowStart[b] + j]; }
       }
       const last = [len - 1];
       return runBatch(st, cache!, {
@@ -216,7 +227,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       if (finished.every(Boolean) || step === opt.max_new_tokens - 1) break;
       await yieldToEventLoop();
       // ('error' overflow was refused before any work, so only 'slide' can outgrow the cache here)
-      logits = !useCache || seqs[0].length - start > capacity ? fresh() : decode();
+      logits = !useCache || longest() > capacity ? fresh() : decode();
     }
   } finally {
     cache?.dispose();
