@@ -245,4 +245,48 @@ test('decodeStep into a reused array gives the bits of a new array each step; to
   } finally { await model.dispose(); }
 });
 
+
+test('options: sampling-only values are ignored when greedy (as transformers); wrong types and ranges are named', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  const expectOption = async (p: Promise<unknown>, re: RegExp) => {
+    const e = await p.then(() => null, (x) => x);
+    assert.ok(e instanceof GPT2WasmError && e.code === 'OPTION', `expected an OPTION error matching ${re}, got ${e?.stack ?? e}`);
+    assert.match(e.message, re);
+  };
+  try {
+    const prompt = [464, 2068, 7586];
+    const greedy = ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: false }));
+    // a generation_config.json with do_sample false and temperature 0.0 (common on the Hub) runs greedy
+    assert.equal(ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: false, temperature: 0, top_p: 0, top_k: -1 })), greedy);
+    // top_p 0 keeps the single most likely token: sampling becomes greedy
+    assert.equal(ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: true, top_p: 0, seed: 3 })), greedy);
+    await expectOption(model.generate({ input_ids: [prompt], do_sample: true, temperature: 0 }), /temperature must be a positive number/);
+    await expectOption(model.generate({ input_ids: [prompt], do_sample: 'false' as any }), /do_sample must be true or false, got "false"/);
+    await expectOption(model.generate({ input_ids: [prompt], use_cache: 'no' as any }), /use_cache must be true or false/);
+    await expectOption(model.generate({ input_ids: [prompt], max_length: 10.5 }), /max_length must be a non-negative integer, got 10\.5/);
+    await expectOption(model.generate({ input_ids: [prompt], max_length: '8' as any }), /max_length must be a non-negative integer, got "8"/);
+    await expectOption(model.generate({ input_ids: [prompt], min_length: -3 }), /min_length must be a non-negative integer/);
+    await expectOption(model.generate({ input_ids: [prompt], num_beams: 0 } as any), /num_beams must be 1 .*got 0/);
+    await expectOption(model.generate({ input_ids: [prompt], signal: 5 as any }), /signal must be an AbortSignal/);
+    await expectOption(model.generate({ input_ids: [prompt], streamer: {} as any }), /streamer must have put\(ids\) and end\(\)/);
+    await expectOption(model.generate({ input_ids: [prompt], stop: 'x', tokenizer: 5 as any }), /tokenizer must have a decode/);
+  } finally { await model.dispose(); }
+});
+
+test('streamer failures: put() errors end the generation with end() still called; an async put() that rejects is an error, not a crash', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  try {
+    const input_ids = [[464, 2068, 7586]];
+    for (const at of [0, 2]) { // the prompt's put, a later one
+      let ended = 0, puts = 0;
+      const e = await model.generate({ input_ids, max_new_tokens: 5, streamer: { put() { if (puts++ === at) throw new Error(`put ${at}`); }, end() { ended++; throw new Error('end too'); } } }).then(() => null, (x) => x);
+      assert.is(e?.message, `put ${at}`, 'put()\'s error is reported, not end()\'s');
+      assert.is(ended, 1);
+    }
+    let ended = 0;
+    const e = await model.generate({ input_ids, max_new_tokens: 5, streamer: { async put(x: number[][]) { if (x[0].length === 1) throw new Error('async put'); }, end() { ended++; } } as any }).then(() => null, (x) => x);
+    assert.is(e?.message, 'async put');
+    assert.is(ended, 1);
+  } finally { await model.dispose(); }
+});
 test.run();

@@ -63,8 +63,17 @@ const KNOWN = new Set(['input_ids', 'attention_mask', 'encoder_hidden_states', '
 
 export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOptions, promptLength: number): ResolvedGenerateOptions {
   for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new OptionError(`unknown generate option '${k}'`);
-  if ((o as any).num_beams !== undefined && (o as any).num_beams !== 1) throw new OptionError('num_beams > 1 (beam search) is not supported; use greedy or sampling');
-  if ((o as any).num_return_sequences !== undefined && (o as any).num_return_sequences !== 1) throw new OptionError('num_return_sequences > 1 is not supported; pass a batch instead');
+  const oa = o as any;
+  if (oa.num_beams !== undefined && oa.num_beams !== 1) throw new OptionError(`num_beams must be 1 (beam search is not supported; use greedy or sampling), got ${oa.num_beams}`);
+  if (oa.num_return_sequences !== undefined && oa.num_return_sequences !== 1) throw new OptionError(`num_return_sequences must be 1 (pass a batch instead), got ${oa.num_return_sequences}`);
+  // a wrong type is an error, never coerced: do_sample "false" would sample, use_cache "no" would use the cache
+  for (const k of ['do_sample', 'use_cache'] as const) if (o[k] != null && typeof o[k] !== 'boolean') throw new OptionError(`${k} must be true or false, got ${JSON.stringify(o[k])}`);
+  for (const k of ['max_length', 'min_length'] as const) {
+    if (o[k] != null && (!Number.isInteger(o[k]) || (o[k] as number) < 0)) throw new OptionError(`${k} must be a non-negative integer, got ${typeof o[k] === 'string' ? JSON.stringify(o[k]) : o[k]}`);
+  }
+  if (o.signal != null && typeof (o.signal as any).aborted !== 'boolean') throw new OptionError('signal must be an AbortSignal');
+  if (o.streamer != null && (typeof o.streamer.put !== 'function' || typeof o.streamer.end !== 'function')) throw new OptionError('streamer must have put(ids) and end() methods');
+  if (o.tokenizer != null && typeof (o.tokenizer as any).decode !== 'function') throw new OptionError('tokenizer must have a decode(ids) method (a GPT2Tokenizer)');
   const cfg = model.config;
   const task = (cfg.task_specific_params?.['text-generation'] ?? {}) as Record<string, unknown>;
   const gc = (model.generation_config ?? {}) as Record<string, unknown>;
@@ -101,7 +110,9 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
     do_sample: !!pick('do_sample', false), temperature: pick('temperature', 1), top_k: pick('top_k', 50), top_p: pick('top_p', 1),
     repetition_penalty: pick('repetition_penalty', 1), max_new_tokens: maxNew, min_new_tokens: minNew, eos, pad, stop, overflow,
   };
-  checkSampling(r);
+  // as transformers: temperature, top_k and top_p only matter (and are only checked) when sampling, so a
+  // generation_config.json with do_sample false and temperature 0.0 runs greedy instead of failing
+  checkSampling(r, r.do_sample);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new OptionError(`seed must be an integer, got ${o.seed}`);
   return r;
 }
@@ -157,9 +168,19 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const generated: number[][] = Array.from({ length: B }, () => []);
   const st = model.state, head = { w: model.weights.lm_head!, b: 0 };
 
-  o.streamer?.put(seqs.map((s) => s.slice()));
+  // The streamer's put() and end() are the caller's code: an exception from put() ends the generation (end() is
+  // still called; if end() throws too, put()'s error is the one reported), and so does a rejected promise from an
+  // async put(), at the next step, instead of an unhandled rejection.
+  const stream: { error: { e: unknown } | null } = { error: null };
+  const put = (ids: number[][]): void => {
+    const r: unknown = o.streamer?.put(ids);
+    if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).then(undefined, (e) => { stream.error ??= { e }; });
+  };
+  const rethrow = (): void => { if (stream.error) throw stream.error.e; };
   let cache: KVCache | null = null;
+  let failed = false;
   try {
+    put(seqs.map((s) => s.slice()));
     // the workspace first, then the cache above it: placed the other way round, a later call's longer cache could
     // not reuse this cache's slots once the workspace sat above them (wasm memory never shrinks)
     st.workspace(model.workspaceNeed(B, capacity));
@@ -205,6 +226,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
     let logits = fresh();
     const V = cfg.vocab_size;
     for (let step = 0; step < opt.max_new_tokens; step++) {
+      rethrow();
       if (o.signal?.aborted) break;
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
@@ -223,16 +245,22 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
           if (opt.stop.some((s) => text.includes(s))) finished[b] = true;
         }
       }
-      o.streamer?.put(next.map((t) => [t]));
+      put(next.map((t) => [t]));
       if (finished.every(Boolean) || step === opt.max_new_tokens - 1) break;
       await yieldToEventLoop();
+      rethrow();
       // ('error' overflow was refused before any work, so only 'slide' can outgrow the cache here)
       logits = !useCache || longest() > capacity ? fresh() : decode();
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     cache?.dispose();
-    o.streamer?.end();
+    try { o.streamer?.end(); } catch (e) { if (!failed) throw e; }
   }
+  await yieldToEventLoop(); // an async put() of the last step settles before the result is handed out
+  rethrow();
   const total = seqs[0].length;
   const out = new BigInt64Array(B * total);
   for (let b = 0; b < B; b++) for (let t = 0; t < total; t++) out[b * total + t] = BigInt(seqs[b][t]);

@@ -15,10 +15,13 @@ export interface SamplingOptions {
   repetition_penalty: number;
 }
 
-export function checkSampling(o: SamplingOptions): void {
-  if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new OptionError(`temperature must be a positive number, got ${o.temperature}`);
-  if (!Number.isInteger(o.top_k) || o.top_k < 0) throw new OptionError(`top_k must be a non-negative integer (0 disables it), got ${o.top_k}`);
-  if (!(o.top_p > 0 && o.top_p <= 1)) throw new OptionError(`top_p must be in (0, 1], got ${o.top_p}`);
+export function checkSampling(o: SamplingOptions, sampling = true): void {
+  if (sampling) {
+    if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new OptionError(`temperature must be a positive number, got ${o.temperature}`);
+    if (!Number.isInteger(o.top_k) || o.top_k < 0) throw new OptionError(`top_k must be a non-negative integer (0 disables it), got ${o.top_k}`);
+    // transformers takes [0, 1]; 0 keeps the single most likely token
+    if (!(o.top_p >= 0 && o.top_p <= 1)) throw new OptionError(`top_p must be in [0, 1], got ${o.top_p}`);
+  }
   if (!(o.repetition_penalty > 0) || !Number.isFinite(o.repetition_penalty)) throw new OptionError(`repetition_penalty must be a positive number, got ${o.repetition_penalty}`);
 }
 

@@ -43,6 +43,7 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
       const list = Array.isArray(texts) ? texts : [texts];
       if (list.length === 0) throw new OptionError('text-generation needs at least one prompt');
       const { return_full_text = true, ...gen } = callOpts;
+      if (typeof return_full_text !== 'boolean') throw new OptionError(`return_full_text must be true or false, got ${JSON.stringify(return_full_text)}`);
       const enc = tokenizer(list, { padding: true, padding_side: 'left' } as any);
       const seqs = await m.generate({ ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer });
       const T = enc.input_ids[0].length, total = seqs.dims[1];
