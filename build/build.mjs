@@ -80,8 +80,11 @@ const noNode = {
   name: 'no-node-builtins',
   setup(b) {
     b.onResolve({ filter: /^node:/ }, (a) => ({ path: a.path, namespace: 'no-node' }));
+    // a typed error (the same class the rest of the bundle throws): a path given where only URLs and ModelSources work
     b.onLoad({ filter: /.*/, namespace: 'no-node' }, (a) => ({
-      contents: `throw new Error(${JSON.stringify(`${a.path} is not available in this runtime (the package's browser build): pass a ModelSource or a URL`)});`,
+      contents: `import { OptionError } from ${JSON.stringify(join(root, 'src/errors.ts'))};\n` +
+        `throw new OptionError(${JSON.stringify(`${a.path} is not available in this runtime (the package's browser build): pass a ModelSource or a URL`)});`,
+      resolveDir: root,
     }));
   },
 };

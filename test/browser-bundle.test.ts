@@ -63,6 +63,16 @@ test('esbuild --platform=browser bundles an app importing gpt2-wasm with no flag
   assert.ok(code.includes('generated_text'));
 });
 
+test('the browser build answers a file path with a typed OptionError (the stub of node:fs throws one)', async () => {
+  const lib = await import(join(repoRoot, pkg.exports['.'].browser));
+  for (const load of [() => lib.GPT2LMHeadModel.from_pretrained('/abs/dir'), () => lib.AutoTokenizer.from_pretrained('./rel')]) {
+    const e = await load().then(() => null, (x: unknown) => x);
+    assert.ok(e instanceof lib.GPT2WasmError, `not a GPT2WasmError: ${e}`);
+    assert.is(e.code, 'OPTION');
+    assert.match(e.message, /is not available in this runtime \(the package's browser build\): pass a ModelSource or a URL/);
+  }
+});
+
 chromiumTest('the bundled app runs in chromium: the lm_greedy continuation, ids and text', async ({ page, report }) => {
   const c = readCase('lm_greedy');
   const tok = await GPT2Tokenizer.from_pretrained(modelDir(c.model));

@@ -109,6 +109,10 @@ test('bad requests get 4xx JSON errors naming the problem', async () => {
       [post('/v1/completions', { prompt: [1], temperature: -1 }), 400, /temperature/],
       [post('/v1/completions', { prompt: [1], stop: [1] }), 400, /stop must be/],
       [post('/v1/completions', { prompt: [1], temperature: 1e-45, repetition_penalty: 1e-39 }), 200, /./],
+      // one request holds at most one full context: rows × tokens ≤ n_positions, rows ≤ maxBatchRows (a 200000-row
+      // batch was a RangeError and a 3000 × 64 one took 3 GB)
+      [post('/v1/forward', { input_ids: Array.from({ length: 17 }, () => [1]) }), 400, /17 rows are over this handler's limit of 16 \(maxBatchRows\)/],
+      [post('/v1/forward', { input_ids: Array.from({ length: 3 }, () => Array(50).fill(1)) }), 400, /150 tokens, over the limit of 128 \(n_positions\)/],
       [new Request('http://edge.test/v1/forward'), 405, /GET \/v1\/forward: use POST/],
       [new Request('http://edge.test/nope'), 404, /no route \/nope/],
     ];
@@ -208,8 +212,47 @@ test('modelUrl: a .gguf URL, or a directory URL with gguf_file, is a whole model
   }
 });
 
-test('createFetchHandler needs a model', () => {
+test('createFetchHandler needs a model, and checks its options when made (not blamed on every client later)', () => {
   assert.throws(() => createFetchHandler({} as any), /modelUrl or source/);
+  const source = dirSource(modelDir('gpt2-tiny'));
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ dtype: 'int3' }, /dtype must be 'auto', 'fp32', 'fp16', 'q8' or 'q4', got "int3"/],
+    [{ threads: 0 }, /threads must be an integer from 1 to 256, got 0/],
+    [{ kv_dtype: 'fp8' }, /kv_dtype/],
+    [{ prefill_chunk: -1 }, /prefill_chunk must be an integer from 1/],
+    [{ maxNewTokens: -5 }, /maxNewTokens must be an integer from 1/],
+    [{ maxNewTokens: 'x' }, /maxNewTokens must be an integer from 1/],
+    [{ maxBodyBytes: -1 }, /maxBodyBytes/],
+    [{ maxTopK: 0 }, /maxTopK/],
+    [{ basePath: 'api' }, /basePath must be '' or start with '\/', got "api"/],
+    [{ variant: 'avx' }, /variant must be one of/],
+    [{ bogus: 1 }, /unknown createFetchHandler option 'bogus'/],
+  ];
+  for (const [o, re] of bad) {
+    try { createFetchHandler({ source, ...o } as any); assert.unreachable(JSON.stringify(o)); } catch (e: any) {
+      assert.is(e.code, 'OPTION', `${JSON.stringify(o)}: ${e.message}`);
+      assert.match(e.message, re);
+    }
+  }
+});
+
+test('stop sequences: the text ends just before the stop, which is not included, and finish_reason is stop (as the Node server)', async () => {
+  const h = createFetchHandler({ source: dirSource(modelDir('gpt2-trained')), kernels });
+  try {
+    const ask = async (body: unknown) => (await h.fetch(post('/v1/completions', body))).json();
+    const full = await ask({ prompt: 'The', max_tokens: 12 });
+    const text: string = full.choices[0].text;
+    assert.ok(text.length > 6, text);
+    // a stop taken from the middle of the greedy text
+    const stop = text.slice(3, 6);
+    const cut = await ask({ prompt: 'The', max_tokens: 12, stop });
+    assert.is(cut.choices[0].text, text.slice(0, text.indexOf(stop)));
+    assert.is(cut.choices[0].finish_reason, 'stop');
+    // a stop completed by the last allowed token is still a stop
+    const atEnd = await ask({ prompt: 'The', max_tokens: 12, stop: text.slice(-2) });
+    assert.not.ok(atEnd.choices[0].text.includes(text.slice(-2)), atEnd.choices[0].text);
+    assert.is(atEnd.choices[0].finish_reason, 'stop');
+  } finally { await h.dispose(); }
 });
 
 test.run();

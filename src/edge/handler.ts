@@ -17,6 +17,9 @@ import type { DTypeOption } from '../model/weights.js';
 import type { WasmVariant } from '../runtime/wasm.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError } from '../server/request.js';
+import { CompletionText } from '../server/text.js';
+import { checkKVDType } from '../model/kv-cache.js';
+import { resolvePlan, type DTypeSpec } from '../model/weights.js';
 
 export interface FetchHandlerOptions {
   /** Base URL of a model directory (config.json, model.safetensors, vocab.json, merges.txt), or of a .gguf file
@@ -61,6 +64,31 @@ export interface FetchHandlerOptions {
   maxBodyBytes?: number;
   /** Path prefix the routes live under, e.g. '/api' (default none). */
   basePath?: string;
+  /** Most rows a /v1/forward request may batch (default 16); its rows × tokens are at most n_positions, so one
+   *  request needs no more memory than one full-context sequence. */
+  maxBatchRows?: number;
+}
+
+const HANDLER_KEYS = new Set(['modelUrl', 'gguf_file', 'source', 'dtype', 'kv_dtype', 'prefill_chunk', 'threads', 'kernels', 'variant', 'wasmModule',
+  'fetch', 'headers', 'token', 'modelName', 'maxTopK', 'maxNewTokens', 'maxBodyBytes', 'basePath', 'maxBatchRows']);
+const VARIANTS = ['relaxed-threads', 'simd-threads', 'relaxed', 'simd'];
+
+/** The handler's options, checked when it is made: a wrong one is the deployment's error, named once, rather than
+ *  a 400 blamed on every client (the model's options are only used when the first request loads it). */
+function checkHandlerOptions(o: FetchHandlerOptions): void {
+  for (const k of Object.keys(o)) if (!HANDLER_KEYS.has(k)) throw new OptionError(`unknown createFetchHandler option '${k}' (known: ${[...HANDLER_KEYS].join(', ')})`);
+  const posInt = (k: keyof FetchHandlerOptions, max = Number.MAX_SAFE_INTEGER) => {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)) throw new OptionError(`createFetchHandler: ${k} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
+  };
+  posInt('maxTopK'); posInt('maxNewTokens'); posInt('maxBodyBytes'); posInt('maxBatchRows'); posInt('prefill_chunk'); posInt('threads', 256);
+  if (o.basePath !== undefined && (typeof o.basePath !== 'string' || (o.basePath !== '' && !o.basePath.startsWith('/')))) {
+    throw new OptionError(`createFetchHandler: basePath must be '' or start with '/', got ${JSON.stringify(o.basePath)}`);
+  }
+  resolvePlan(o.dtype as DTypeSpec | undefined); // throws an OptionError naming a bad dtype or plan key
+  checkKVDType(o.kv_dtype);
+  if (o.kernels !== undefined && o.kernels !== 'wasm' && o.kernels !== 'reference') throw new OptionError(`createFetchHandler: kernels must be 'wasm' or 'reference', got ${JSON.stringify(o.kernels)}`);
+  if (o.variant !== undefined && !VARIANTS.includes(o.variant)) throw new OptionError(`createFetchHandler: variant must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(o.variant)}`);
 }
 
 export interface FetchHandler {
@@ -132,6 +160,7 @@ async function readJsonBody(request: Request, limit: number): Promise<Record<str
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const o = options ?? ({} as FetchHandlerOptions);
   if (!o.source && !o.modelUrl) throw new OptionError('createFetchHandler needs modelUrl or source');
+  checkHandlerOptions(o);
   const fetchFn = o.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   // the source is resolved on first use (a GGUF source reads its header), and again after a failure
   let sourceP: Promise<ModelSource> | null = null;
@@ -146,6 +175,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const maxTopK = o.maxTopK ?? 100;
   const maxNew = o.maxNewTokens ?? 256;
   const maxBody = o.maxBodyBytes ?? 1 << 20;
+  const maxRows = o.maxBatchRows ?? 16;
   const base = (o.basePath ?? '').replace(/\/+$/, '');
 
   let modelP: Promise<GPT2LMHeadModel> | null = null;
@@ -184,6 +214,10 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     const body = await readJsonBody(request, maxBody);
     const m = await model();
     const rows = idRows(body.input_ids, m.config.vocab_size, m.config.n_positions, 'input_ids');
+    if (rows.length > maxRows) throw new HttpError(400, `input_ids: ${rows.length} rows are over this handler's limit of ${maxRows} (maxBatchRows)`, 'input_ids');
+    if (rows.length * rows[0].length > m.config.n_positions) {
+      throw new HttpError(400, `input_ids: ${rows.length} rows of ${rows[0].length} tokens are ${rows.length * rows[0].length} tokens, over the limit of ${m.config.n_positions} (n_positions) per request`, 'input_ids');
+    }
     const k = optInt(body, 'top_k', 10, 1, Math.min(maxTopK, m.config.vocab_size));
     return exclusive(async () => {
       const t0 = Date.now();
@@ -218,13 +252,22 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       const seq = await m.generate(gen as any);
       const all = Array.from(seq.data as ArrayLike<number | bigint>, Number);
       const ids = all.slice(prompt.length);
-      const stopped = ids.length < p.maxTokens || (ids.length > 0 && cfg.eos_token_ids.includes(ids[ids.length - 1]));
       if (!tok) tok = await tokenizer().catch(() => null);
+      // the text as the Node server gives it: cut just before a stop sequence, which is not included
+      let text: string | null = null, stopHit = false;
+      if (tok) {
+        const ct = new CompletionText(tok, p.stop);
+        text = '';
+        for (const id of ids) text += ct.push(id);
+        text += ct.finish();
+        stopHit = ct.stopped;
+      }
+      const stopped = stopHit || ids.length < p.maxTokens || (ids.length > 0 && cfg.eos_token_ids.includes(ids[ids.length - 1]));
       return reply(200, {
         object: 'text_completion',
         model: modelName,
         created: Math.floor(Date.now() / 1000),
-        choices: [{ index: 0, text: tok ? tok.decode(ids, { skip_special_tokens: true }) : null, token_ids: ids, finish_reason: stopped ? 'stop' : 'length' }],
+        choices: [{ index: 0, text, token_ids: ids, finish_reason: stopped ? 'stop' : 'length' }],
         usage: { prompt_tokens: prompt.length, completion_tokens: ids.length, total_tokens: prompt.length + ids.length },
         timing_ms: Date.now() - t0,
       });

@@ -6,7 +6,7 @@
 // a pass stacks the rows of all its segments, so every matmul streams its weights once for all of them, while
 // attention runs per segment against that segment's own cache.
 // Shapes: R = rows of the pass, E = n_embd, H = n_head, D = E / H, I = n_inner, cap = a cache's capacity.
-import { InputError } from '../errors.js';
+import { InputError, MemoryLimitError } from '../errors.js';
 import type { GPT2Config } from '../io/config.js';
 import { ACT_NONE, FLAG_ACCUMULATE, wexpBits } from '../runtime/abi.js';
 import type { Region } from '../runtime/memory.js';
@@ -84,7 +84,7 @@ export function runStep(st: ModelState, req: StepRequest): Float32Array {
   const size = req.head ? nHead * headN : 0, into = req.headInto;
   if (into instanceof Float32Array && into.length < size) throw new InputError(`the logits need ${size} floats, the array given for them has ${into.length}`);
   // one pass writes every head row at its place in the workspace's head output (dst = j in head())
-  const out = into === 'view' && maxT <= C ? null : into instanceof Float32Array ? into.subarray(0, size) : new Float32Array(size);
+  const out = into === 'view' && maxT <= C ? null : into instanceof Float32Array ? into.subarray(0, size) : headArray(size);
   writeMasks(st, segs, states);
   const cross = !!segs[0].cache.cross;
   let rows = 0, headRows = 0, S = 0;
@@ -117,6 +117,14 @@ export function checkCache(st: ModelState, c: unknown, what = 'the KV cache'): a
   const s = c.shape;
   if (c.backend !== st.backend || s.layers !== st.L || s.heads !== st.H || s.headDim !== st.D) {
     throw new InputError(`${what} was created by another model (${s.layers} layers, ${s.heads} heads of ${s.headDim}): a KV cache lives in the memory of the model whose createCache() made it`);
+  }
+}
+
+/** The head outputs of a call as a new array: a batch too large for one (past the engine's array limit or its
+ *  memory) is a MemoryLimitError naming the size, not a RangeError. */
+function headArray(size: number): Float32Array {
+  try { return new Float32Array(size); } catch (e) {
+    throw new MemoryLimitError(`the head outputs of this call, ${size} floats (${(size * 4 / 2 ** 20).toFixed(0)} MiB), do not fit in memory: pass fewer rows or logits_to_keep`, { cause: e });
   }
 }
 
