@@ -1,7 +1,8 @@
 // place_weights: f32 weights staged in memory → the loader's f32 or f16 matrix or vector (src/model/weights.ts), a
 // conv1d [K, N] source transposed to [N, K] rows on the way. The halves are halfOf4's, floatToHalf of src/io/half.ts
-// bit for bit (nearest even; past the largest half → ±inf, which the loader keeps as it always has). The kernel also
-// flags NaN and ±inf inputs, so the loader needs no pass of its own over every value to reject them.
+// bit for bit (nearest even; past the largest half → ±inf, which the loader refuses as a weight past the f16
+// range, outOfF16Range in weights.ts). The kernel also flags NaN and ±inf inputs, so the loader needs no pass of
+// its own over every value to reject them.
 import { DT_F32, halfOf4, imin, nonFinite1, nonFiniteLanes, splitChunk, splitHi, splitLo } from './common';
 
 /** Source rows per tile of the transposition: each output row gets TILE consecutive values per visit (64 bytes as

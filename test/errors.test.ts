@@ -115,6 +115,58 @@ test('checkpoints: missing, unknown, misshapen, wrong dtype, NaN tensors and bad
   await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { thread: 2 } as any), 'OPTION', /unknown from_pretrained option 'thread'/);
 });
 
+test('weights past the f16 range: fp16 (alone or as a plan\'s group) is a WeightsError naming the tensor, row and column, never saturated', async () => {
+  // n_embd 32: q8/q4 blocks (K a multiple of 32), not the f16 fallback
+  const files = randomCheckpoint({ n_embd: 32, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 20 });
+  const st = files['model.safetensors'] as Uint8Array;
+  const n = Number(new DataView(st.buffer, st.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + n)));
+  const data = st.subarray(8 + n);
+  /** The checkpoint with tensor key's (row, column) (as the file shapes it) set to each value; bf16: key stored as BF16. */
+  const edited = (key: string, cells: [number, number, number][], bf16 = false) => {
+    const t: Record<string, any> = {};
+    for (const [k, v] of Object.entries<any>(header)) if (k !== '__metadata__') t[k] = { dtype: v.dtype, shape: v.shape, data: data.slice(v.data_offsets[0], v.data_offsets[1]) };
+    const f = new Float32Array(t[key].data.buffer, t[key].data.byteOffset, t[key].data.byteLength / 4);
+    for (const [r, c, v] of cells) f[r * t[key].shape[1] + c] = v;
+    if (bf16) t[key] = { ...t[key], dtype: 'BF16', data: new Uint8Array(Uint16Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length), (u) => u >>> 16).buffer) };
+    return memorySource({ ...files, 'model.safetensors': writeSafetensors(t) }, 'edited');
+  };
+  const load = (src: ModelSource, dtype: any) => GPT2LMHeadModel.from_pretrained(src, { dtype, threads: 1 });
+  const wte = edited('wte.weight', [[1, 29, 1e6]]);
+  for (const dtype of ['fp16', { default: 'fp32', wte: 'fp16' }]) {
+    await expectError(load(wte, dtype), 'WEIGHTS', /model\.safetensors: tensor wte\.weight: weight 1000000 \(row 1, column 29\) is out of the f16 range.*load it as fp32/);
+  }
+  // fp32 holds it (and q8: its block scale 1e6/127 is a finite half): token 1's logit follows the weight
+  for (const dtype of ['fp32', 'q8']) {
+    const m = await load(wte, dtype);
+    try {
+      const logits = (await m.forward({ input_ids: [[5, 6]] })).logits!.data as Float32Array;
+      assert.ok(logits.every(Number.isFinite) && Math.abs(logits[1]) > 1e5, `${dtype}: logit of token 1 ${logits[1]}`);
+    } finally { await m.dispose(); }
+  }
+  // a Conv1D weight (stored [in, out], transposed on load): named by the file's row and column
+  const fc = edited('h.0.mlp.c_fc.weight', [[3, 70, -7e4]]);
+  for (const dtype of ['fp16', { mlp_fc: 'fp16' }]) {
+    await expectError(load(fc, dtype), 'WEIGHTS', /tensor h\.0\.mlp\.c_fc\.weight: weight -70000 \(row 3, column 70\) is out of the f16 range.*mlp_fc: 'fp32'/);
+  }
+  // BF16 holds values f16 cannot (1e6 is 999424 in bf16)
+  await expectError(load(edited('wte.weight', [[1, 29, 1e6]], true), 'fp16'), 'WEIGHTS', /tensor wte\.weight: weight 999424 \(row 1, column 29\) is out of the f16 range/);
+  // the edge of the range: 65519 rounds to the largest half, 65504, and loads (with a subnormal half in the same matrix,
+  // which keeps the exponent offset at 0: 65504·2^e would overflow); 65520 rounds to inf
+  const edge = await load(edited('wte.weight', [[2, 0, 65519], [2, 1, -65504], [3, 3, 1e-6]]), 'fp16');
+  try {
+    const w = edge.weights.wte, h = new Uint16Array(edge.backend.arena.memory.buffer, w.ptr, w.N * w.K);
+    assert.is(w.wexp, 0);
+    assert.equal([h[2 * 32], h[2 * 32 + 1]], [0x7bff, 0xfbff]);
+  } finally { await edge.dispose(); }
+  await expectError(load(edited('wte.weight', [[2, 0, -65520]]), 'fp16'), 'WEIGHTS', /weight -65520 \(row 2, column 0\) is out of the f16 range/);
+  // a q8/q4 block scale past the f16 range: its values are past it too, so the advice is fp32 (fp16 cannot hold them)
+  const huge = /values too large for a q[48] block's f16 scale; load it as fp32/;
+  await expectError(load(edited('h.0.mlp.c_fc.weight', [[3, 70, 1e38]]), 'q8'), 'WEIGHTS', /tensor h\.0\.mlp\.c_fc\.weight row 70 columns 0\.\.31/);
+  await expectError(load(edited('h.0.mlp.c_fc.weight', [[3, 70, 1e38]]), 'q8'), 'WEIGHTS', huge);
+  await expectError(load(edited('wte.weight', [[1, 29, 1e38]]), { default: 'fp32', wte: 'q4' }), 'WEIGHTS', /tensor wte\.weight row 1 columns 0\.\.31: .*load it as fp32/);
+});
+
 test('a checkpoint too big for wasm32 fails before allocating, naming a dtype that fits', async () => {
   // gpt2-xl's shapes, served lazily: header real, data all zeros, never materialised
   const cfg = { model_type: 'gpt2', n_embd: 1600, n_head: 25, n_layer: 48, n_positions: 1024, vocab_size: 50257 };
@@ -143,6 +195,14 @@ test('a checkpoint too big for wasm32 fails before allocating, naming a dtype th
     open: async (f: string) => (f === 'model.safetensors' ? lazy : mem.open(f)),
   });
   await expectError(GPT2LMHeadModel.from_pretrained(src, { dtype: 'fp32' }), 'MEMORY', /wasm32.*load with dtype 'fp16'/);
+});
+
+test('a forced kernel build the engine cannot validate says so (not that run-time compilation is refused)', async () => {
+  const { detectFeatures } = await import('../src/runtime/wasm.js');
+  const d = detectFeatures();
+  const variant = !d.relaxedSimd ? (d.threads ? 'relaxed-threads' : 'relaxed') : null;
+  if (!variant) return; // this engine runs every build (Node >= 22): nothing to refuse
+  await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, variant }), 'RUNTIME', new RegExp(`cannot run the ${variant} kernels .*it runs '${d.variant}': leave variant unset`));
 });
 
 test('a directory where a weights file belongs is named as such, not as a missing file', async () => {

@@ -1,8 +1,9 @@
 // fp32 and fp16 loads (the place_weights kernel, src/model/weights.ts): every weight's bytes in wasm memory equal
-// the plain placement in TypeScript — f32 copied, halves by floatToHalf (nearest even; past the largest half
-// → ±inf, kept as the loader always has), conv1d [K, N] transposed to [N, K] — for a checkpoint full of awkward
-// values (half ties, subnormal halves, f32 subnormals, overflow, -0), stored as F32, BF16 and F16, on 1 and 2
-// threads and with a staging area of a few rows. A NaN or ±inf is an error naming the tensor and element.
+// the plain placement in TypeScript — f32 copied, halves by floatToHalf (nearest even), conv1d [K, N] transposed to
+// [N, K] — for a checkpoint full of awkward values (half ties, subnormal halves, f32 subnormals, overflow, -0),
+// stored as F32, BF16 and F16, on 1 and 2 threads and with a staging area of a few rows. A NaN or ±inf is an error
+// naming the tensor and element, and so is a matrix weight past the f16 range loaded as fp16 (its half would be ±inf;
+// test/errors.test.ts names it): those fp16 loads take the checkpoint with such weights brought into the range.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WeightsError } from '../src/errors.ts';
@@ -30,6 +31,18 @@ function awkward(seed: number): { files: Record<string, string | Uint8Array>; te
   const r = new Random(seed);
   for (const t of Object.values(tensors)) for (let i = 0; i < t.data.length; i++) if (r.next() < 0.2) t.data[i] = AWKWARD[Math.floor(r.next() * AWKWARD.length)];
   return { files, tensors };
+}
+
+/** Matrix weights (run as fp16 at dtype fp16; wpe, biases and layer norms stay f32). */
+const MATRIX = /(^|\.)(wte|c_attn|c_proj|c_fc)\.weight$/;
+/** The tensors with every matrix weight past the f16 range (its half ±inf) replaced by ±65519.996, which rounds to the
+ *  largest half (an error at fp16, checked below, where the loader kept ±inf before). */
+function inF16Range(tensors: Tensors): Tensors {
+  const out: Tensors = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    out[name] = !MATRIX.test(name) ? t : { shape: t.shape, data: t.data.map((x) => ((floatToHalf(x) & 0x7c00) === 0x7c00 ? Math.sign(x) * 65519.996 : x)) };
+  }
+  return out;
 }
 
 /** The checkpoint's files with its tensors stored as dtype (values rounded to it: BF16 truncated to its bits, F16
@@ -90,7 +103,14 @@ function check(w: ModelWeights, buffer: ArrayBufferLike, values: Tensors, dtype:
 for (const src of ['F32', 'BF16', 'F16'] as const) {
   for (const dtype of ['fp32', 'fp16'] as const) {
     test(`load place: ${src} checkpoint with awkward values at ${dtype}: every weight's bytes equal the plain placement (1 and 2 threads, small staging)`, async () => {
-      const { files: f32Files, tensors } = awkward(src.length * 7 + dtype.length);
+      const { files: f32Files, tensors: all } = awkward(src.length * 7 + dtype.length);
+      let tensors = all;
+      if (src !== 'F16' && dtype === 'fp16') {
+        const load = GPT2LMHeadModel.from_pretrained(memorySource(stored(f32Files, all, src).files, 'awkward'), { dtype, threads: 1 });
+        const err = await load.then((m) => m.dispose(), (e) => e);
+        assert.ok(err instanceof WeightsError && /out of the f16 range/.test(err.message), `${src} → fp16 with weights past the f16 range: ${err}`);
+        tensors = inF16Range(all);
+      }
       const { files, values } = stored(f32Files, tensors, src);
       for (const threads of [1, 2]) {
         const m = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'awkward'), { dtype, threads });

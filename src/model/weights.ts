@@ -12,7 +12,7 @@ import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale } from '../runtime/quant.js';
-import { fp16ToF32 } from '../io/half.js';
+import { floatToHalf, fp16ToF32 } from '../io/half.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from '../io/tensor-reader.js';
 import { BlockStream, type GroupWriter } from './block-stream.js';
@@ -317,7 +317,10 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       const region = regionOf.get(s)!;
       if (asStored(s)) {
         await copyBlocks(reader, info, s.key, backend, region.ptr, dt, N, K, (n) => { loaded += n; onProgress?.(loaded, total); });
-        placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: applyWexp(backend, flag, region.ptr, dt, N, K) });
+        // the blocks' scales were checked finite as they were copied, so the scan finds no inf or NaN half
+        const wexp = applyWexp(backend, flag, region.ptr, dt, N, K);
+        if (wexp < 0) throw new WeightsError(`${info.file ?? 'model.safetensors'}: tensor ${s.key} holds a block scale that is not finite`);
+        placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp });
         continue;
       }
       // q8/q4 blocks run along an output's inputs, which conv1d checkpoints store down a column: BlockStream stages
@@ -355,7 +358,10 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
       }
       if (elem !== count) throw new WeightsError(`${file}: tensor ${s.key} ended after ${elem} of ${count} elements`);
       const nonFinite = halves ? () => movedHalvesError(backend, region.ptr, transpose, N, K, file, s.key) : undefined;
-      placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp: s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K, nonFinite) });
+      const wexp = s.kind === 'vector' ? 0 : applyWexp(backend, flag, region.ptr, dt, N, K, nonFinite);
+      // an inf half that place_weights wrote from a finite value (it flags NaN/inf ones): a weight past the f16 range
+      if (wexp < 0) throw await outOfF16Range(reader, info, backend, region.ptr, transpose, N, K, file, s.key, s.group);
+      placed.set(s.key, { ptr: region.ptr, dt, N, K, wexp });
     }
   } catch (e) {
     arena.release(stage);
@@ -400,8 +406,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
  *  one). A subnormal half costs the kernels' shift-only conversion a subnormal f32, which x86 multiplies take tens of
  *  cycles on: decode of the residual projections of GPT-2-shaped weights (std 0.02/√24: about 1% of the halves, or
  *  every Q8_0 scale, subnormal) ran at half speed. 0 when none is subnormal or for f32. `flag`: 8 bytes of scratch.
- *  The scan also finds an inf or NaN half (the largest magnitude ≥ 0x7c00), which only halves moved from an F16 file
- *  can hold here (every other path's kernel flags one earlier): `nonFinite` then throws. */
+ *  The scan also finds an inf or NaN half (the largest magnitude ≥ 0x7c00): `nonFinite` then throws (halves moved
+ *  from an F16 file, whose NaN/inf no kernel flagged earlier); without it the answer is -1: in an f16 matrix placed
+ *  from f32 values (place_weights flags NaN/inf ones) such a half is a finite weight past the f16 range, which no e
+ *  can bring back (e ≥ 0 only scales up; e = 0 is the value's own half), so the caller names it (outOfF16Range).
+ *  The e picked for a matrix of finite halves never overflows one: it is capped by the largest. */
 function applyWexp(backend: Backend, flag: number, ptr: number, dt: number, N: number, K: number, nonFinite?: () => never): number {
   if (dt === DT_F32) return 0;
   const n = dt === DT_F16 ? N * K : (N * K) / Q8_BLOCK, stride = dt === DT_F16 ? 2 : dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
@@ -409,7 +418,10 @@ function applyWexp(backend: Backend, flag: number, ptr: number, dt: number, N: n
   out().fill(0);
   backend.k.halves_scan(ptr, n, stride, flag);
   const [largest, subnormal] = out();
-  if (largest >= 0x7c00 && nonFinite) nonFinite();
+  if (largest >= 0x7c00) {
+    if (nonFinite) nonFinite();
+    return -1;
+  }
   if (!subnormal) return 0;
   const e = Math.max(0, Math.min(10, 30 - (largest >> 10))); // exponent field + e ≤ 30: the largest stays finite
   if (e > 0) backend.k.halves_shift(ptr, n, stride, e);
@@ -487,9 +499,16 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
   const staged = values.byteOffset;
   const blockBytes = dt === DT_Q8 ? Q8_0_BYTES : Q4_0_BYTES;
   const perRow = K / Q8_BLOCK, rowBytes = perRow * blockBytes;
-  const tooLarge = (n: number, kb: number) => new WeightsError(`${file}: tensor ${key} row ${n} columns ${kb * Q8_BLOCK}..${kb * Q8_BLOCK + Q8_BLOCK - 1}: ` +
-    `values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as fp16 or fp32`);
   const per = Q8_BLOCK * (conv1d ? N : 1); // staged values per group
+  // block kb of output n, called right after the kernel that wrote it, while its staged values are still there: those
+  // past the f16 range (always, as the scale is |w|max/127 or /8, but checked) cannot be loaded as fp16 either
+  // (its values: staged[at + j·step], j < 32)
+  const tooLarge = (n: number, kb: number, at: number, step: number) => {
+    let beyond = false;
+    for (let j = 0; j < Q8_BLOCK; j++) if ((floatToHalf(values[at + j * step]) & 0x7c00) === 0x7c00) beyond = true;
+    return new WeightsError(`${file}: tensor ${key} row ${n} columns ${kb * Q8_BLOCK}..${kb * Q8_BLOCK + Q8_BLOCK - 1}: ` +
+      `values too large for a ${dt === DT_Q8 ? 'q8' : 'q4'} block's f16 scale; load it as ${beyond ? 'fp32 (they are past the f16 range too)' : 'fp16 or fp32'}`);
+  };
   return (first, groups) => {
     // the region's bytes: nothing is allocated in wasm memory while a tensor streams, but views are cheap
     const u8 = new Uint8Array(backend.arena.memory.buffer);
@@ -499,7 +518,7 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
         () => backend.k.quantize_weights(staged, dst + first * blockBytes, rowBytes, dt, groups * Q8_BLOCK, N, 1, flag));
       for (let n = 0; n < N; n++) {
         const row = dst + n * rowBytes;
-        for (let kb = first; kb < first + groups; kb++) if ((u8[row + kb * blockBytes + 1] & 0x7c) === 0x7c) throw tooLarge(n, kb);
+        for (let kb = first; kb < first + groups; kb++) if ((u8[row + kb * blockBytes + 1] & 0x7c) === 0x7c) throw tooLarge(n, kb, (kb - first) * Q8_BLOCK * N + n, N);
       }
       return;
     }
@@ -508,7 +527,7 @@ function groupWriter(backend: Backend, values: Float32Array, flag: number, dst: 
     flaggedKernel(backend, flag, values, groups * per, first * per, file, key,
       () => backend.k.quantize_weights(staged, at, blockBytes, dt, groups, Q8_BLOCK, 0, flag));
     const bad = firstNonFiniteScale(u8.subarray(at, at + groups * blockBytes), blockBytes);
-    if (bad >= 0) throw tooLarge(Math.floor((first + bad) / perRow), (first + bad) % perRow);
+    if (bad >= 0) throw tooLarge(Math.floor((first + bad) / perRow), (first + bad) % perRow, bad * Q8_BLOCK, 1);
   };
 }
 
@@ -555,6 +574,41 @@ function movedHalvesError(backend: Backend, ptr: number, transpose: boolean, N: 
     if ((v & 0x7c00) === 0x7c00) throw new WeightsError(`${file}: tensor ${key} contains ${fp16ToF32(v)} at element ${f} (NaN or infinite weights)`);
   }
   throw new WeightsError(`${file}: tensor ${key} holds a NaN or infinite half`);
+}
+
+/** The error for an f16 matrix placed at ptr (from f32 values, place_weights: finite ones, so an inf half is a
+ *  weight past the f16 range, |w| ≥ 65520, which rounds to inf): the first such half in the file's order (a conv1d
+ *  [K, N] tensor was transposed) is named by its row and column in the tensor's shape as the file stores it, with its
+ *  value read again from the file (only here, on the way to failing; the staged values are gone). */
+async function outOfF16Range(reader: TensorReader, info: TensorInfoLike, backend: Backend, ptr: number, transpose: boolean,
+  N: number, K: number, file: string, key: string, group?: TensorGroup): Promise<WeightsError> {
+  const h = new Uint16Array(backend.arena.memory.buffer, ptr, N * K);
+  const at = (f: number) => h[transpose ? (f % N) * K + Math.floor(f / N) : f]; // element f of the file's order
+  let f = 0;
+  while (f < N * K - 1 && (at(f) & 0x7c00) !== 0x7c00) f++;
+  const cols = info.shape.length === 2 ? info.shape[1] : N * K;
+  const where = `row ${Math.floor(f / cols)}, column ${f % cols}`;
+  let value: number | undefined;
+  try { value = await elementOf(reader, info, f); } catch { /* named without its value */ }
+  const advice = `load it as fp32${group ? ` (dtype 'fp32', or a plan with ${group}: 'fp32')` : ''}`;
+  const what = value !== undefined && floatToHalf(value) === at(f) ? `weight ${value}` : 'a weight';
+  return new WeightsError(`${file}: tensor ${key}: ${what} (${where}) is out of the f16 range (largest 65504); ${advice}`);
+}
+
+/** Element f (in the file's order) of a tensor, read again from the reader as the loader decodes it. */
+async function elementOf(reader: TensorReader, info: TensorInfoLike, f: number): Promise<number | undefined> {
+  const size = SRC_BYTES[info.dtype], at = f * size, bytes = new Uint8Array(size);
+  let pos = 0, got = 0;
+  for await (const { bytes: chunk } of reader.chunks(info.name, CHUNK_VALUES * size)) {
+    const lo = Math.max(at + got - pos, 0), hi = Math.min(at + size - pos, chunk.length);
+    if (lo < hi) { bytes.set(chunk.subarray(lo, hi), got); got += hi - lo; }
+    pos += chunk.length;
+    if (got === size) break;
+  }
+  if (got < size) return undefined;
+  const out = new Float32Array(1);
+  convertToF32(info.dtype as STDtype, bytes, out);
+  return out[0];
 }
 
 /** Writes BlockStream's staged halves (values, or source rows of a conv1d [K, N] tensor) into the f16 matrix at dst
