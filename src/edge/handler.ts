@@ -152,7 +152,11 @@ async function readJsonBody(request: Request, limit: number): Promise<Record<str
   // labels it application/x-www-form-urlencoded, and refusing those would only get in the way.
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > limit) throw new HttpError(413, `request body of ${declared} bytes is over the limit of ${limit} bytes`, null, 'body_too_large');
-  const bytes = new Uint8Array(await request.arrayBuffer());
+  let bytes: Uint8Array;
+  try { bytes = new Uint8Array(await request.arrayBuffer()); } catch (e) {
+    // the client's stream failed (reset, aborted): its request, not the server, is at fault
+    throw new HttpError(400, `the request body could not be read: ${(e as Error)?.message ?? e}`, null, 'incomplete_body');
+  }
   if (bytes.byteLength > limit) throw new HttpError(413, `request body of ${bytes.byteLength} bytes is over the limit of ${limit} bytes`, null, 'body_too_large');
   return parseJsonObject(bytes);
 }

@@ -63,6 +63,12 @@ export function compileVariant(v: WasmVariant): WebAssembly.Module {
   let m = moduleCache.get(v);
   if (!m) {
     try { m = new WebAssembly.Module(wasmBytes(v)); } catch (e) {
+      // a build the engine cannot validate (a forced relaxed build on Node 20) is not a platform that refuses
+      // run-time compilation (Cloudflare Workers, Vercel Edge), where importing the module is the way out
+      const d = detectFeatures(); // by validation, which such platforms allow
+      if ((v.startsWith('relaxed') && !d.relaxedSimd) || (v.endsWith('threads') && !d.threads)) {
+        throw new RuntimeError(`this WebAssembly engine cannot run the ${v} kernels (${(e as Error).message}); it runs '${d.variant}': leave variant unset to pick it`, { cause: e });
+      }
       throw new RuntimeError(`this platform refused to compile the ${v} kernels from bytes (${(e as Error).message}); import gpt2-wasm/wasm/${v}.wasm as a module and pass it as { wasmModule, variant: '${v}' }`, { cause: e });
     }
     moduleCache.set(v, m);
