@@ -109,6 +109,7 @@ test('checkpoints: missing, unknown, misshapen, wrong dtype, NaN tensors and bad
   const cfg = (c: object) => memorySource({ ...files, 'config.json': JSON.stringify({ ...JSON.parse(files['config.json'] as string), ...c }) });
   await expectError(GPT2LMHeadModel.from_pretrained(cfg({ activation_function: 'swish' })), 'CONFIG', /activation_function.*swish/);
   await expectError(GPT2LMHeadModel.from_pretrained(cfg({ n_head: 3 })), 'CONFIG', /n_embd.*n_head/);
+  await expectError(GPT2LMHeadModel.from_pretrained(cfg({ tie_word_embeddings: false })), 'WEIGHTS', /tie_word_embeddings: false .*no lm_head\.weight/);
   await expectError(GPT2LMHeadModel.from_pretrained(cfg({ n_embd: 16, n_head: 2 })), 'WEIGHTS', /shape/);
   await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { dtype: 'int4' as any }), 'OPTION', /dtype/);
   await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 0 }), 'OPTION', /threads/);

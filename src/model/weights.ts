@@ -145,6 +145,11 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
     if (byKey.has(key)) throw new WeightsError(`${file}: tensor ${key} appears twice (with and without the "transformer." prefix)`);
     byKey.set(key, info);
   }
+  // transformers would give such a model a newly initialized (random) head; tying it to wte instead is a silent
+  // different answer, so the contradiction is an error
+  if (head === 'lm' && cfg.tie_word_embeddings === false && !byKey.has('lm_head.weight')) {
+    throw new WeightsError(`${file}: config.json says tie_word_embeddings: false (an untied LM head), but there is no lm_head.weight; remove that setting to tie the head to wte`);
+  }
   const wanted = specs(cfg, head, new Set(byKey.keys()));
   const wantedKeys = new Set(wanted.map((s) => s.key));
   const unknown = [...byKey.keys()].filter((k) => !wantedKeys.has(k) && !IGNORED.test(k) && !(k in HEAD_TENSORS));
