@@ -3,7 +3,7 @@
 // metadata, the CLI, and a fuzz test that corrupted GGUF files fail only with typed errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -553,6 +553,166 @@ test('CLI: convert writes a GGUF that info describes and generate runs', () => {
   const bad = cli(['convert', modelDir('gpt2-tiny'), '--dtype', 'q3', '--out', join(tmp, 'x.gguf')]);
   assert.is(bad.status, 2);
   assert.match(bad.stderr, /dtype must be one of f32, f16, q8_0, q4_0/);
+});
+
+// ------------------------------------------------------------------------------------------------ convert: inputs and the output path
+
+/** A copy of a fixture model directory with a tokenizer cut to its vocabulary (the classification fixtures have none). */
+function modelCopy(name: string, into = mkdtempSync(join(tmp, `${name}-`))): string {
+  for (const f of readdirSync(modelDir(name))) writeFileSync(join(into, f), readFileSync(join(modelDir(name), f)));
+  if (!existsSync(join(into, 'vocab.json'))) {
+    const V = JSON.parse(readFileSync(join(into, 'config.json'), 'utf8')).vocab_size;
+    const vocab = Object.fromEntries(Object.entries<number>(JSON.parse(readFileSync(join(modelDir('gpt2-tiny'), 'vocab.json'), 'utf8'))).filter(([, id]) => id < V));
+    const merges = readFileSync(join(modelDir('gpt2-tiny'), 'merges.txt'), 'utf8').split('\n').slice(1).filter((l) => {
+      const [a, b] = l.split(' ');
+      return l && a in vocab && b in vocab && a + b in vocab;
+    });
+    writeFileSync(join(into, 'vocab.json'), JSON.stringify(vocab));
+    writeFileSync(join(into, 'merges.txt'), ['#version: 0.2', ...merges].join('\n') + '\n');
+  }
+  return into;
+}
+
+const leftovers = (dir: string, prefix: string) => readdirSync(dir).filter((f) => f.startsWith(prefix) && f !== prefix);
+
+test('convert refuses classification checkpoints (score / classifier head) instead of writing an LM without the head', async () => {
+  for (const [name, head] of [['gpt2-tiny-seqcls', /GPT2ForSequenceClassification head \(score\.weight/], ['gpt2-tiny-tokcls', /GPT2ForTokenClassification head \(classifier\.(weight, classifier\.bias|bias, classifier\.weight)\)/]] as const) {
+    const dir = modelCopy(name), out = join(tmp, `${name}.gguf`);
+    await assert_rejects(save_gguf(dir, out, { dtype: 'f32' }), 'OPTION', /cannot be written as a gpt2 GGUF: .*head/);
+    await assert_rejects(save_gguf(dir, out, { dtype: 'f32' }), 'OPTION', head);
+    assert.not.ok(existsSync(out), `${name}: no file written`);
+    assert.equal(leftovers(tmp, `${name}.gguf`), []);
+  }
+});
+
+test('convert checks --out first: a directory, symlink or FIFO is refused (not replaced), as is a missing parent or an empty path', async () => {
+  const dir = mkdtempSync(join(tmp, 'outpath-'));
+  const progress: string[] = [];
+  const onProgress = (p: { tensor: string }) => { progress.push(p.tensor); };
+  // a directory
+  const d = join(dir, 'adir.gguf');
+  mkdirSync(d);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), d, { onProgress }), 'OPTION', new RegExp(`output path ".*adir\\.gguf" is a directory`));
+  assert.ok(statSync(d).isDirectory());
+  // a symlink (to a file that must stay as it is)
+  const target = join(dir, 'target.txt'), link = join(dir, 'link.gguf');
+  writeFileSync(target, 'keep me');
+  symlinkSync(target, link);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), link, { onProgress }), 'OPTION', /output path ".*link\.gguf" is a symbolic link/);
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.is(readFileSync(target, 'utf8'), 'keep me');
+  // a FIFO
+  const fifo = join(dir, 'fifo.gguf');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), fifo, { onProgress }), 'OPTION', /output path ".*fifo\.gguf" is a FIFO/);
+  assert.ok(lstatSync(fifo).isFIFO());
+  // a device
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), '/dev/null', { onProgress }), 'OPTION', /output path "\/dev\/null" is a device/);
+  // a missing parent directory
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), join(dir, 'nope', 'x.gguf'), { onProgress }), 'OPTION', /output path ".*nope\/x\.gguf": cannot write into ".*nope": no such file or directory \(ENOENT\)/);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), join(dir, 'newdir') + '/', { onProgress }), 'OPTION', /output path ".*newdir\/" ends with a path separator/);
+  // empty / not a string
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), ''), 'OPTION', /output path must be a file name, got ""/);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), undefined as any), 'OPTION', /output path must be a file name/);
+  assert.equal(progress, [], 'refused before any tensor was converted');
+  assert.equal(readdirSync(dir).sort(), ['adir.gguf', 'fifo.gguf', 'link.gguf', 'target.txt']);
+  // the CLI names --out
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'convert', modelDir('gpt2-tiny'), '--out', d], { encoding: 'utf8', cwd: repoRoot });
+  assert.is(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--out ".*adir\.gguf" is a directory/);
+});
+
+test('convert writes through a temp file of its own: two converts to one --out do not mix, a failed rename or write leaves nothing, errors name --out', async () => {
+  const dir = mkdtempSync(join(tmp, 'tmpfile-'));
+  const out = join(dir, 'same.gguf');
+  // the temp file is unique to the run (pid, random) and created next to the output
+  let seen: string[] = [];
+  await save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'f32', onProgress: () => { seen = readdirSync(dir); } });
+  assert.is(seen.length, 1);
+  assert.match(seen[0], new RegExp(`^same\\.gguf\\.${process.pid}\\.[a-z0-9]+\\.incomplete$`));
+  // two at once: each writes its own temp file, and the file left is whole (one of the two)
+  const [a, b] = await Promise.all([save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'f32' }), save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'q8_0' })]);
+  const size = statSync(out).size;
+  assert.ok(size === a.bytes || size === b.bytes, `file of ${size} bytes, neither ${a.bytes} nor ${b.bytes}`);
+  const g = await GGUFFile.open(bytesSource(out, new Uint8Array(readFileSync(out))));
+  assert.is(g.tensors.size, a.tensors.length);
+  const model = await GPT2LMHeadModel.from_pretrained(out, opts);
+  await model.dispose();
+  assert.equal(readdirSync(dir), ['same.gguf']);
+
+  // a failed rename (e.g. EACCES on the directory) and a failed write (ENOSPC): typed errors naming the output
+  // path, not the temp file, and no temp file left
+  const { syncBuiltinESMExports } = await import('node:module');
+  const fsp = (await import('node:fs/promises')).default as any;
+  const rename = fsp.rename;
+  fsp.rename = async () => { throw Object.assign(new Error(`EACCES: permission denied, rename '${out}.x.incomplete' -> '${out}'`), { code: 'EACCES', syscall: 'rename' }); };
+  syncBuiltinESMExports();
+  try {
+    const err = await save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'f32' }).then(() => null, (e) => e);
+    assert.instance(err, GPT2WasmError);
+    assert.is(err.code, 'OPTION', err.message);
+    assert.match(err.message, /output path ".*same\.gguf": cannot rename the finished file onto it: permission denied \(EACCES\)/);
+    assert.not.match(err.message, /incomplete/);
+  } finally { fsp.rename = rename; syncBuiltinESMExports(); }
+  assert.equal(readdirSync(dir), ['same.gguf']);
+  const probe = await fsp.open(join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe), write = proto.write;
+  await probe.close(); rmSync(join(dir, 'probe'));
+  let calls = 0;
+  proto.write = function (this: unknown, ...args: unknown[]) {
+    if (++calls > 3) return Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }));
+    return write.apply(this, args);
+  };
+  try {
+    const err = await save_gguf(modelDir('gpt2-tiny'), join(dir, 'full.gguf'), { dtype: 'f32' }).then(() => null, (e) => e);
+    assert.instance(err, GPT2WasmError);
+    assert.is(err.code, 'RUNTIME', err.message);
+    assert.match(err.message, /output path ".*full\.gguf": cannot write: no space left on device \(ENOSPC\)/);
+  } finally { proto.write = write; }
+  assert.equal(readdirSync(dir), ['same.gguf']);
+});
+
+test('convert --keep: names are validated (no prototype keys), two names of one tensor are refused, output.weight is the head', async () => {
+  const out = join(tmp, 'keep.gguf');
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), out, { keep: JSON.parse('{"__proto__": "q8_0"}') }), 'OPTION', /keep: no weight matrix named "__proto__"/);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), out, { keep: { constructor: 'q8_0' } as any }), 'OPTION', /keep: no weight matrix named "constructor"/);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), out, { keep: { wte: 'q8_0', token_embd: 'f16' } }), 'OPTION', /keep: "wte" and "token_embd" name the same tensor \(wte\.weight/);
+  // gpt2-tiny's head is tied: lm_head / output / output.weight are the embedding
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), out, { keep: { wte: 'q8_0', 'output.weight': 'f16' } }), 'OPTION', /"wte" and "output\.weight" name the same tensor/);
+  await assert_rejects(save_gguf(modelDir('gpt2-tiny'), out, { keep: 'wte=q8_0' as any }), 'OPTION', /keep must be an object/);
+  const r = await save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'f32', keep: { 'output.weight': 'q8_0' } });
+  assert.is(r.tensors.find((t) => t.name === 'token_embd.weight')!.type, 'Q8_0');
+  assert.is(r.tensors.find((t) => t.name === 'output.weight')!.type, 'Q8_0');
+  assert.is(r.tensors.find((t) => t.name === 'blk.0.attn_qkv.weight')!.type, 'F32');
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], { encoding: 'utf8', cwd: repoRoot });
+  const p = cli(['convert', modelDir('gpt2-tiny'), '--keep', '__proto__=q8_0', '--out', out]);
+  assert.is(p.status, 2, p.stderr);
+  assert.match(p.stderr, /no weight matrix named "__proto__"/);
+  const d = cli(['convert', modelDir('gpt2-tiny'), '--keep', 'wte=q8_0,wte=f16', '--out', out]);
+  assert.is(d.status, 2, d.stderr);
+  assert.match(d.stderr, /--keep names "wte" twice: wte=q8_0 and wte=f16/);
+});
+
+test('convert: GGUF → GGUF keeps general.name; --out over one of the source\'s own files is refused', async () => {
+  const first = join(tmp, 'named.gguf'), again = join(tmp, 'named-again.gguf'), renamed = join(tmp, 'named-renamed.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), first, { dtype: 'f32', name: 'my-tiny' });
+  await save_gguf(first, again, { dtype: 'f16' });
+  await save_gguf(first, renamed, { dtype: 'f16', name: 'other' });
+  const nameOf = async (f: string) => (await GGUFFile.open(bytesSource(f, new Uint8Array(readFileSync(f))))).get('general.name');
+  assert.is(await nameOf(again), 'my-tiny');
+  assert.is(await nameOf(renamed), 'other');
+  const dir = modelCopy('gpt2-tiny');
+  for (const f of ['model.safetensors', 'config.json', 'vocab.json']) {
+    const before = readFileSync(join(dir, f));
+    await assert_rejects(save_gguf(dir, join(dir, f), { dtype: 'f32' }), 'OPTION', new RegExp(`output path ".*${f.replace('.', '\\.')}" is the source's own file`));
+    assert.ok(readFileSync(join(dir, f)).equals(before), `${f} unchanged`);
+  }
+  assert.equal(leftovers(dir, 'model.safetensors'), []);
+  // a GGUF rewritten in place is allowed (the temp file is renamed over it when complete)
+  const inPlace = join(tmp, 'in-place.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), inPlace, { dtype: 'f32' });
+  const r = await save_gguf(inPlace, inPlace, { dtype: 'q8_0' });
+  assert.is(statSync(inPlace).size, r.bytes);
 });
 
 // ------------------------------------------------------------------------------------------------ fuzz

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OptionError } from '../src/errors.js';
+import { InputError, OptionError } from '../src/errors.js';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { estimateWeightBytes, parseDTypeSpec, resolvePlan, type DTypeSpec } from '../src/model/weights.js';
 import { perplexity, type PerplexityResult } from '../src/generation/perplexity.js';
@@ -132,6 +132,51 @@ test('CLI: perplexity --json prints the library result (with --kv-dtype fp16 too
   assert.ok(Math.abs(rel(j16.ppl, j.ppl)) <= 1e-3, `f16 KV cache moves ppl by ${pct(rel(j16.ppl, j.ppl))}`);
   assert.is(code3, 2);
   assert.match(err.join(''), /--kv-dtype must be 'fp32' or 'fp16', got "fp8"/);
+});
+
+test('perplexity input checks: ids must be an array (InputError), a string window is shown quoted; the CLI refuses invalid UTF-8 naming the byte offset', async () => {
+  const m = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    for (const bad of [null, undefined, 42, 'some text']) {
+      const e = await perplexity(m, bad as any).then(() => null, (x) => x);
+      assert.instance(e, InputError, `${bad}: ${e}`);
+      assert.match(e.message, /perplexity needs an array of token ids/);
+    }
+    const e = await perplexity(m, [1, 2, 3], { window: '32' as any }).then(() => null, (x) => x);
+    assert.instance(e, OptionError);
+    assert.match(e.message, /got "32"/);
+    const e2 = await perplexity(m, [1, 2, 3], { window: 1 }).then(() => null, (x) => x);
+    assert.match(e2.message, /got 1$/);
+  } finally { await m.dispose(); }
+  const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-ppl-utf8-'));
+  const out: string[] = [], err: string[] = [];
+  const log = console.log, write = process.stderr.write;
+  console.log = (s: string) => { out.push(s); };
+  (process.stderr as any).write = (s: string) => { err.push(s); return true; };
+  const codes: number[] = [];
+  try {
+    const good = Buffer.from('Hello wörld, all good € 𝄞. ', 'utf8');
+    // a lone continuation byte, a truncated 3-byte sequence, an overlong '/', a surrogate, past U+10FFFF
+    for (const bad of [[0x80], [0xe2, 0x82], [0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
+      const file = join(tmp, `bad-${bad.map((b) => b.toString(16)).join('')}.txt`);
+      writeFileSync(file, Buffer.concat([good, Buffer.from(bad), Buffer.from(' tail', 'utf8')]));
+      codes.push(await main(['perplexity', file, '--model', modelDir('gpt2-tiny'), '--threads', '1']));
+    }
+    const file = join(tmp, 'truncated-end.txt');
+    writeFileSync(file, Buffer.concat([good, Buffer.from([0xf0, 0x9d])]));
+    codes.push(await main(['perplexity', file, '--model', modelDir('gpt2-tiny'), '--threads', '1', '--json']));
+    const okFile = join(tmp, 'ok.txt');
+    writeFileSync(okFile, good);
+    codes.push(await main(['perplexity', okFile, '--model', modelDir('gpt2-tiny'), '--threads', '1', '--json']));
+  } finally { console.log = log; (process.stderr as any).write = write; rmSync(tmp, { recursive: true }); }
+  assert.equal(codes, [3, 3, 3, 3, 3, 3, 0], err.join(''));
+  const lines = err.join('').trim().split('\n');
+  assert.is(lines.length, 5);
+  const at = Buffer.byteLength('Hello wörld, all good € 𝄞. ', 'utf8');
+  for (const l of lines) assert.match(l, new RegExp(`bad-[0-9a-f]+\\.txt is not valid UTF-8: bad byte sequence at byte offset ${at}$`));
+  assert.match(JSON.parse(out[0]).error.message, new RegExp(`truncated-end\\.txt is not valid UTF-8: bad byte sequence at byte offset ${at}$`));
+  assert.is(JSON.parse(out[0]).error.code, 'INPUT');
+  assert.ok(JSON.parse(out[1]).ppl > 0);
 });
 
 test.run();

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, GPT2Model, memorySource, pipeline } from '../src/index.js';
+import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, GPT2Model, GPT2WasmError, memorySource, pipeline } from '../src/index.js';
 import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
 
@@ -92,6 +92,46 @@ test('token- and text-classification pipelines', async () => {
     assert.equal(batch[0].map((x: any) => x.label), one.map((x: any) => x.label));
     batch[0].forEach((x: any, i: number) => assert.ok(Math.abs(x.score - one[i].score) < 1e-5, 'padding changed the pooled result'));
   } finally { await cls.dispose(); }
+});
+
+test('classification pipelines: an empty text is refused in a batch too, top_k is null or a positive integer, token-classification takes a batch', async () => {
+  const shape = { n_embd: 16, n_head: 2, n_layer: 1, n_positions: 64, vocab_size: 50257 };
+  const seq = memorySource({ ...randomCheckpoint({ ...shape, head: 'sequence-classification', num_labels: 3, pad_token_id: 50256 }, 6), ...tokFiles() }, 'seqcls');
+  const rejects = async (p: Promise<unknown>, code: string, msg: RegExp) => {
+    const e = await p.then(() => null, (x) => x);
+    assert.ok(e instanceof GPT2WasmError, `expected a ${code} error, got ${e}`);
+    assert.is(e.code, code, e.message);
+    assert.match(e.message, msg);
+  };
+  const cls = await pipeline('text-classification', seq, { threads: 1 });
+  try {
+    await rejects(cls(''), 'INPUT', /empty/);
+    await rejects(cls(['a b c', '']), 'INPUT', /text-classification: text 1 is empty/);
+    await rejects(cls(['', 'a b c']), 'INPUT', /text 0 is empty/);
+    for (const top_k of [-1, 0, 1.5, 'x', NaN, Infinity]) {
+      await rejects(cls('a b c', { top_k: top_k as any }), 'OPTION', /top_k must be a positive integer, or null/);
+      await rejects(cls(['a b c', 'd'], { top_k: top_k as any }), 'OPTION', /top_k must be a positive integer/);
+    }
+    assert.match((await cls('x', { top_k: 'x' as any }).then(() => '', (e) => e.message)), /got "x"/);
+    assert.is((await cls('a b c') as any[]).length, 1);
+    assert.is((await cls('a b c', { top_k: undefined }) as any[]).length, 1);
+    assert.is((await cls('a b c', { top_k: 2 }) as any[]).length, 2);
+    assert.is((await cls('a b c', { top_k: 10 }) as any[]).length, 3);
+    assert.is((await cls('a b c', { top_k: null }) as any[]).length, 3);
+  } finally { await cls.dispose(); }
+  const tok = memorySource({ ...randomCheckpoint({ ...shape, head: 'token-classification', num_labels: 3 }, 5), ...tokFiles() }, 'tokcls');
+  const ner = await pipeline('token-classification', tok, { threads: 1 });
+  try {
+    const texts = ['Hello world', 'from Paris today'];
+    const batch = await ner(texts, { ignore_labels: [] });
+    assert.ok(Array.isArray(batch) && batch.length === 2);
+    assert.equal(batch[0], await ner(texts[0], { ignore_labels: [] }));
+    assert.equal(batch[1], await ner(texts[1], { ignore_labels: [] }));
+    assert.equal(await ner([]), []);
+    await rejects(ner(''), 'INPUT', /empty/);
+    await rejects(ner(['a', '']), 'INPUT', /token-classification: text 1 is empty/);
+    await rejects(ner([5] as any), 'INPUT', /text 0 must be a string, got number/);
+  } finally { await ner.dispose(); }
 });
 
 test('sharded and BF16 checkpoints load to the same logits; AutoModel picks the head', async () => {

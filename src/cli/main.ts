@@ -211,17 +211,27 @@ async function cmdConvert(argv: string[]) {
   if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return; }
   if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'convert needs exactly one SRC (a model directory, Hub id or .gguf file)');
   if (!o.out) throw new GPT2WasmError('OPTION', 'convert needs --out FILE.gguf');
-  const keep: Record<string, string> = {};
+  // a null-prototype map, so that a name like __proto__ is a key (and refused as no tensor) rather than lost
+  const keep: Record<string, string> = Object.create(null);
   for (const part of String(o.keep ?? '').split(',').filter(Boolean)) {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new GPT2WasmError('OPTION', `--keep takes NAME=TYPE pairs, got ${JSON.stringify(part)}`);
-    keep[part.slice(0, eq)] = part.slice(eq + 1);
+    const name = part.slice(0, eq);
+    if (Object.hasOwn(keep, name)) throw new GPT2WasmError('OPTION', `--keep names ${JSON.stringify(name)} twice: ${name}=${keep[name]} and ${part}; give it once`);
+    keep[name] = part.slice(eq + 1);
   }
   const t0 = performance.now();
-  const res = await save_gguf(positionals[0], o.out, {
-    dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file,
-    onProgress: o.verbose ? (p) => process.stderr.write(`[gpt2-wasm] ${p.done}/${p.total} ${p.tensor} ${p.type}\n`) : undefined,
-  });
+  let res;
+  try {
+    res = await save_gguf(positionals[0], o.out, {
+      dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file,
+      onProgress: o.verbose ? (p) => process.stderr.write(`[gpt2-wasm] ${p.done}/${p.total} ${p.tensor} ${p.type}\n`) : undefined,
+    });
+  } catch (e) {
+    // the library names its `path` argument "output path": here that is --out
+    if (e instanceof GPT2WasmError && e.message.startsWith('output path ')) e.message = `--out ${e.message.slice('output path '.length)}`;
+    throw e;
+  }
   const types: Record<string, number> = {};
   for (const t of res.tensors) types[t.type] = (types[t.type] ?? 0) + 1;
   const summary = { out: res.path, bytes: res.bytes, tensors: res.tensors.length, tensor_types: types, seconds: +((performance.now() - t0) / 1000).toFixed(2) };
@@ -237,8 +247,14 @@ async function cmdPerplexity(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, pplSpecs);
   if (o.help) { console.log(`gpt2-wasm perplexity FILE --model DIR [options]\n\n${helpFor(pplSpecs)}`); return; }
   if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'perplexity needs exactly one FILE (a UTF-8 text)');
+  let bytes: Uint8Array;
+  try { bytes = readFileSync(positionals[0]); } catch (e) { throw new GPT2WasmError('INPUT', `cannot read ${positionals[0]}: ${(e as Error).message}`); }
   let text: string;
-  try { text = readFileSync(positionals[0], 'utf8'); } catch (e) { throw new GPT2WasmError('INPUT', `cannot read ${positionals[0]}: ${(e as Error).message}`); }
+  // strictly UTF-8: a replacement character scored in place of bad bytes would be a perplexity of another text
+  // (a BOM is kept as text, as the file's bytes are scored)
+  try { text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes); } catch {
+    throw new GPT2WasmError('INPUT', `${positionals[0]} is not valid UTF-8: bad byte sequence at byte offset ${firstInvalidUtf8(bytes)}`);
+  }
   const id = o.model ?? DEFAULT_MODEL;
   const src = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
   const tokenizer = await AutoTokenizer.from_pretrained(src);
@@ -250,6 +266,26 @@ async function cmdPerplexity(argv: string[]) {
     if (o.json) console.log(JSON.stringify(out));
     else console.log(`perplexity ${r.ppl.toFixed(4)} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} windows of ${r.window}; dtype ${out.dtype})`);
   } finally { await model.dispose(); }
+}
+
+/** Byte offset of the first invalid UTF-8 sequence (WHATWG: overlong forms, surrogates, > U+10FFFF and truncated
+ *  sequences are invalid), or -1. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length;) {
+    const c = b[i];
+    if (c < 0x80) { i++; continue; }
+    let n: number, lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; if (c === 0xe0) lo = 0xa0; if (c === 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; if (c === 0xf0) lo = 0x90; if (c === 0xf4) hi = 0x8f; }
+    else return i;
+    for (let k = 1; k <= n; k++) {
+      const x = b[i + k];
+      if (x === undefined || x < (k === 1 ? lo : 0x80) || x > (k === 1 ? hi : 0xbf)) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
 }
 
 /** The model's files with the tokenizer's files (vocab.json, merges.txt, tokenizer*.json, ...) read from `tok`. */

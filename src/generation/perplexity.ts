@@ -24,9 +24,13 @@ export interface PerplexityResult {
 }
 
 export async function perplexity(model: GPT2LMHeadModel, ids: ArrayLike<number>, opts: PerplexityOptions = {}): Promise<PerplexityResult> {
-  const P = opts.window ?? model.config.n_positions;
+  const P = opts?.window ?? model.config.n_positions;
   if (!Number.isInteger(P) || P < 2 || P > model.config.n_positions) {
-    throw new OptionError(`perplexity window must be an integer in 2..${model.config.n_positions} (n_positions), got ${P}`);
+    const shown = typeof P === 'number' ? String(P) : JSON.stringify(P) ?? String(P);
+    throw new OptionError(`perplexity window must be an integer in 2..${model.config.n_positions} (n_positions), got ${shown}`);
+  }
+  if (ids === null || typeof ids !== 'object' || !Number.isInteger((ids as ArrayLike<number>).length)) {
+    throw new InputError(`perplexity needs an array of token ids, got ${ids === null ? 'null' : typeof ids === 'string' ? 'a string (encode it with the tokenizer first)' : typeof ids}`);
   }
   const N = ids.length;
   if (N < 2) throw new InputError(`perplexity needs at least 2 tokens, got ${N}`);

@@ -1,5 +1,5 @@
 // pipeline(task, model) as in transformers.js: a model and its tokenizer behind one callable.
-import { OptionError } from '../errors.js';
+import { InputError, OptionError } from '../errors.js';
 import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
@@ -23,7 +23,10 @@ export type TextGenerationPipeline = Base<GPT2LMHeadModel> & {
   (text: string, opts?: TextGenerationCallOptions): Promise<TextGenerationOutput[]>;
   (texts: string[], opts?: TextGenerationCallOptions): Promise<TextGenerationOutput[][]>;
 };
-export type TokenClassificationPipeline = Base<GPT2ForTokenClassification> & ((text: string, opts?: { ignore_labels?: string[] }) => Promise<TokenClassificationOutput[]>);
+export type TokenClassificationPipeline = Base<GPT2ForTokenClassification> & {
+  (text: string, opts?: { ignore_labels?: string[] }): Promise<TokenClassificationOutput[]>;
+  (texts: string[], opts?: { ignore_labels?: string[] }): Promise<TokenClassificationOutput[][]>;
+};
 export type TextClassificationPipeline = Base<GPT2ForSequenceClassification> & {
   (text: string, opts?: { top_k?: number | null }): Promise<TextClassificationOutput[]>;
   (texts: string[], opts?: { top_k?: number | null }): Promise<TextClassificationOutput[][]>;
@@ -62,38 +65,49 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
     fn.model = m;
   } else if (task === 'token-classification' || task === 'ner') {
     const m = await GPT2ForTokenClassification.from_pretrained(source, o);
-    fn = async (text: string, callOpts: { ignore_labels?: string[] } = {}) => {
+    fn = async (texts: string | string[], callOpts: { ignore_labels?: string[] } = {}) => {
+      const list = textList(texts);
       const ignore = new Set(callOpts.ignore_labels ?? ['O']);
-      const ids = tokenizer.encode(text);
-      const out = await m.forward({ input_ids: [ids] });
-      const L = m.config.num_labels, logits = out.logits!.data as Float32Array;
-      const res: TokenClassificationOutput[] = [];
-      let offset = 0;
-      ids.forEach((id, i) => {
-        const word = tokenizer.decode([id]);
-        const start = offset; offset += word.length;
-        const p = softmax(logits.subarray(i * L, (i + 1) * L));
-        const best = p.indexOf(Math.max(...p));
-        const entity = m.config.id2label[best] ?? `LABEL_${best}`;
-        if (!ignore.has(entity)) res.push({ entity, score: p[best], index: i, word, start, end: offset });
-      });
-      return res;
+      const encoded = list.map((t, i) => encodeText(tokenizer, task, t, i, Array.isArray(texts)));
+      const results: TokenClassificationOutput[][] = [];
+      for (const ids of encoded) {
+        const out = await m.forward({ input_ids: [ids] });
+        const L = m.config.num_labels, logits = out.logits!.data as Float32Array;
+        const res: TokenClassificationOutput[] = [];
+        let offset = 0;
+        ids.forEach((id, i) => {
+          const word = tokenizer.decode([id]);
+          const start = offset; offset += word.length;
+          const p = softmax(logits.subarray(i * L, (i + 1) * L));
+          const best = p.indexOf(Math.max(...p));
+          const entity = m.config.id2label[best] ?? `LABEL_${best}`;
+          if (!ignore.has(entity)) res.push({ entity, score: p[best], index: i, word, start, end: offset });
+        });
+        results.push(res);
+      }
+      return Array.isArray(texts) ? results : results[0];
     };
     fn.model = m;
   } else if (task === 'text-classification' || task === 'sentiment-analysis') {
     const m = await GPT2ForSequenceClassification.from_pretrained(source, o);
     fn = async (texts: string | string[], callOpts: { top_k?: number | null } = {}) => {
-      const list = Array.isArray(texts) ? texts : [texts];
+      const topK = callOpts.top_k;
+      if (topK !== undefined && topK !== null && !(typeof topK === 'number' && Number.isInteger(topK) && topK >= 1)) {
+        throw new OptionError(`top_k must be a positive integer, or null for every label, got ${JSON.stringify(topK) ?? String(topK)}`);
+      }
+      const list = textList(texts);
+      // every text must have tokens, alone or in a batch (a padded empty row would be scored as all padding)
+      const encoded = list.map((t, i) => encodeText(tokenizer, task, t, i, Array.isArray(texts)));
       const pad = m.config.pad_token_id;
-      const enc = list.length > 1 && pad !== null ? tokenizer(list, { padding: true, padding_side: 'right' } as any) : null;
+      const enc = list.length > 1 && pad !== null ? tokenizer(list as string[], { padding: true, padding_side: 'right' } as any) : null;
       const results: TextClassificationOutput[][] = [];
       if (enc) {
         const out = await m.forward({ input_ids: enc.input_ids.map((r, b) => r.map((t, j) => (enc.attention_mask[b][j] ? t : pad!))), attention_mask: enc.attention_mask });
-        for (let b = 0; b < list.length; b++) results.push(labelsOf(m, (out.logits!.data as Float32Array).subarray(b * m.config.num_labels, (b + 1) * m.config.num_labels), callOpts.top_k));
+        for (let b = 0; b < list.length; b++) results.push(labelsOf(m, (out.logits!.data as Float32Array).subarray(b * m.config.num_labels, (b + 1) * m.config.num_labels), topK));
       } else {
-        for (const t of list) {
-          const out = await m.forward({ input_ids: [tokenizer.encode(t)] });
-          results.push(labelsOf(m, out.logits!.data as Float32Array, callOpts.top_k));
+        for (const ids of encoded) {
+          const out = await m.forward({ input_ids: [ids] });
+          results.push(labelsOf(m, out.logits!.data as Float32Array, topK));
         }
       }
       return Array.isArray(texts) ? results : results[0];
@@ -106,6 +120,20 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
   fn.task = task;
   fn.dispose = () => fn.model.dispose();
   return fn;
+}
+
+/** The texts of a call: one string, or an array of them (an empty array gives no results). */
+function textList(texts: unknown): unknown[] {
+  return Array.isArray(texts) ? texts : [texts];
+}
+
+/** The ids of text `i` of a call, refusing a non-string and a text without tokens (as the model refuses empty input). */
+function encodeText(tokenizer: GPT2Tokenizer, task: Task, text: unknown, i: number, batch: boolean): number[] {
+  const what = batch ? `${task}: text ${i}` : `${task}: the text`;
+  if (typeof text !== 'string') throw new InputError(`${what} must be a string, got ${text === null ? 'null' : typeof text}`);
+  const ids = tokenizer.encode(text);
+  if (ids.length === 0) throw new InputError(`${what} is empty (no tokens)${batch ? `: ${JSON.stringify(text)}` : ''}`);
+  return ids;
 }
 
 function softmax(l: ArrayLike<number>): number[] {

@@ -10,11 +10,11 @@
 //
 // It lives in src/model because it writes what the weight plan (planWeights) validated, and in the model's
 // tensor layout; io stays free of the model.
-import { GPT2WasmError, OptionError, TokenizerError, WeightsError } from '../errors.js';
+import { GPT2WasmError, OptionError, RuntimeError, TokenizerError, WeightsError } from '../errors.js';
 import { loadConfig, type GPT2Config } from '../io/config.js';
 import { GGML_TYPES } from '../io/ggml-dequant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from '../io/gguf.js';
-import { hfToGgufName, openTensorReader, TIED_OUTPUT_KEY } from '../io/gguf-model.js';
+import { hfToGgufName, isGGUFSource, openTensorReader, TIED_OUTPUT_KEY } from '../io/gguf-model.js';
 import { floatToHalf } from '../io/half.js';
 import { resolveSource } from '../io/resolve.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
@@ -37,9 +37,10 @@ const BAND_BYTES = 4 << 20;
 export interface SaveGGUFOptions {
   /** Type of the weight matrices (default 'f16'; with 'q4_0' the token embedding stays 'q8_0' unless `keep` says otherwise); 1-D tensors and the position table are always F32. */
   dtype?: GGUFOutType;
-  /** Per-tensor types, by Hugging Face or GGUF name or the aliases `wte` / `lm_head`, e.g. { wte: 'q8_0' }. */
+  /** Per-tensor types, by Hugging Face or GGUF name or the aliases `wte` / `token_embd` / `lm_head` / `output` (a tied
+   *  head is the embedding), e.g. { wte: 'q8_0' }; two names of one tensor are an error. */
   keep?: Record<string, GGUFOutType>;
-  /** general.name (default: the source's directory or file name). */
+  /** general.name (default: a GGUF source's own general.name, else the source's directory or file name). */
   name?: string;
   /** Called after each tensor is written. */
   onProgress?: (p: { tensor: string; type: string; done: number; total: number }) => void;
@@ -123,6 +124,20 @@ function checkExpressible(cfg: GPT2Config, where: string) {
   if (cfg.add_cross_attention) throw bad('it has cross-attention');
   if (cfg.activation_function !== 'gelu_new' && cfg.activation_function !== 'gelu_pytorch_tanh') throw bad(`activation_function ${cfg.activation_function} (llama.cpp's gpt2 uses the tanh GELU)`);
   if (!cfg.scale_attn_weights || cfg.scale_attn_by_inverse_layer_idx || cfg.reorder_and_upcast_attn) throw bad('non-default attention scaling');
+}
+
+/** Classification heads (GPT2ForSequenceClassification `score.*`, GPT2ForTokenClassification `classifier.*`):
+ *  llama.cpp's gpt2 graph has only the LM head, so writing the rest would silently turn a classifier into an LM. */
+function checkNoClassificationHead(reader: TensorReader, where: string) {
+  const heads: Record<string, string> = {
+    'score.weight': 'GPT2ForSequenceClassification', 'score.bias': 'GPT2ForSequenceClassification',
+    'classifier.weight': 'GPT2ForTokenClassification', 'classifier.bias': 'GPT2ForTokenClassification',
+  };
+  const found = [...reader.tensors.keys()].map((k) => (k.startsWith('transformer.') ? k.slice(12) : k)).filter((k) => Object.hasOwn(heads, k));
+  if (found.length) {
+    throw new OptionError(`${where}: cannot be written as a gpt2 GGUF: it has a ${heads[found[0]]} head (${found.join(', ')}), ` +
+      'which a gpt2 GGUF cannot hold (llama.cpp\'s gpt2 has only the LM head); converting would drop it');
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -219,35 +234,141 @@ function defaultType(key: string, dtype: GGUFOutType): GGUFOutType {
   return dtype === 'q4_0' && key === 'wte.weight' ? 'q8_0' : dtype;
 }
 
-const ALIASES: Record<string, string> = { wte: 'wte.weight', lm_head: 'lm_head.weight', output: 'lm_head.weight', token_embd: 'wte.weight' };
+const ALIASES: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
+  wte: 'wte.weight', token_embd: 'wte.weight', 'token_embd.weight': 'wte.weight',
+  lm_head: 'lm_head.weight', output: 'lm_head.weight', 'output.weight': 'lm_head.weight',
+});
 
-/** Resolve `keep` keys (HF names, GGUF names, aliases) to canonical HF keys. */
-function keepPlan(keep: Record<string, unknown>, keys: Set<string>): Map<string, GGUFOutType> {
+/** Resolve `keep` keys (HF names, GGUF names, aliases) to canonical HF keys; two names of one tensor are an error. */
+function keepPlan(keep: unknown, keys: Set<string>): Map<string, GGUFOutType> {
   const out = new Map<string, GGUFOutType>();
-  for (const [k, v] of Object.entries(keep)) {
-    let key = ALIASES[k] ?? (k.startsWith('transformer.') ? k.slice(12) : k);
+  if (keep === undefined || keep === null) return out;
+  let entries: Array<[string, unknown]>;
+  if (keep instanceof Map) entries = [...keep];
+  else {
+    const proto = typeof keep === 'object' ? Object.getPrototypeOf(keep) : undefined;
+    if (typeof keep !== 'object' || Array.isArray(keep) || (proto !== Object.prototype && proto !== null)) {
+      throw new OptionError(`keep must be an object of tensor name → type, e.g. { wte: 'q8_0' }, got ${Array.isArray(keep) ? 'an array' : typeof keep === 'object' ? 'an object with another prototype (a name such as __proto__ cannot be a key)' : JSON.stringify(keep)}`);
+    }
+    entries = Object.entries(keep);
+  }
+  const given = new Map<string, string>(); // canonical key → the name it was given as
+  for (const [k, v] of entries) {
+    if (typeof k !== 'string') throw new OptionError(`keep: tensor names must be strings, got ${String(k)}`);
+    let key = Object.hasOwn(ALIASES, k) ? ALIASES[k] : k.startsWith('transformer.') ? k.slice(12) : k;
     if (key === 'lm_head.weight' && !keys.has(key)) key = 'wte.weight'; // a tied head is the embedding
     if (!keys.has(key)) {
       const viaGguf = [...keys].find((h) => hfToGgufName(h) === k);
       if (!viaGguf) throw new OptionError(`keep: no weight matrix named ${JSON.stringify(k)} (use wte, lm_head, or a tensor name such as h.0.attn.c_attn.weight / blk.0.attn_qkv.weight)`);
       key = viaGguf;
     }
+    const prev = given.get(key);
+    if (prev !== undefined) {
+      throw new OptionError(`keep: ${JSON.stringify(prev)} and ${JSON.stringify(k)} name the same tensor (${key}${key === 'wte.weight' && !keys.has('lm_head.weight') ? ', the embedding that is also the tied LM head' : ''}); give it once`);
+    }
+    given.set(key, k);
     out.set(key, typeOption(v, `keep.${k}`));
   }
   return out;
+}
+
+/** `path` as a place to write a new file: a non-empty string whose parent is a directory, and which is either
+ *  absent or a regular file (never a directory, symlink, FIFO or device, which a rename would replace). */
+async function checkOutputPath(path: unknown): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw new OptionError(`output path must be a file name, got ${JSON.stringify(path) ?? String(path)}`);
+  if (/[\\/]$/.test(path)) throw new OptionError(`output path ${JSON.stringify(path)} ends with a path separator; give the path of a .gguf file to write`);
+  const fs = await import('node:fs/promises');
+  const { dirname, resolve } = await import('node:path');
+  let st;
+  try {
+    st = await fs.lstat(path);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') throw outputError(path, 'cannot check', e);
+  }
+  if (st && !st.isFile()) {
+    const what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket'
+      : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+    throw new OptionError(`output path ${JSON.stringify(path)} is ${what}; give the path of a .gguf file to write (an existing regular file is replaced)`);
+  }
+  const dir = dirname(resolve(path));
+  let d;
+  try {
+    d = await fs.stat(dir);
+  } catch (e) {
+    throw outputError(path, `cannot write into ${JSON.stringify(dir)}`, e);
+  }
+  if (!d.isDirectory()) throw new OptionError(`output path ${JSON.stringify(path)}: ${JSON.stringify(dir)} is not a directory`);
+  try {
+    await fs.access(dir, (await import('node:fs')).constants.W_OK);
+  } catch (e) {
+    throw outputError(path, `cannot write into ${JSON.stringify(dir)}`, e);
+  }
+}
+
+const errnoOf = (e: unknown): string | undefined => (typeof (e as any)?.code === 'string' ? (e as any).code : undefined);
+
+/** Errors of the output's own path (a directory that is missing, not writable, ...) are the caller's option;
+ *  anything else while writing it (a full disk, an I/O error) is the platform's. Neither names the temporary file. */
+function outputError(path: string, what: string, e: unknown): GPT2WasmError {
+  if (e instanceof GPT2WasmError) return e;
+  const code = errnoOf(e);
+  // "ENOSPC: no space left on device, write" → "no space left on device (ENOSPC)"; Node's own path (the temp file) is dropped
+  const m = /^[A-Z0-9_]+: ([^,]*)/.exec((e as Error)?.message ?? '');
+  const why = code ? `${m ? m[1] : 'failed'} (${code})` : String((e as Error)?.message ?? e);
+  const msg = `output path ${JSON.stringify(path)}: ${what}: ${why}`;
+  const pathCodes = ['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM', 'EISDIR', 'EROFS', 'ENAMETOOLONG', 'ELOOP', 'EEXIST', 'EXDEV', 'EINVAL'];
+  return code && pathCodes.includes(code) ? new OptionError(msg, { cause: e }) : new RuntimeError(msg, { cause: e });
+}
+
+/** Local files a source was read from (for the output-over-source check): what `describe` names for each file it
+ *  was asked for, and a GGUF source's own file. Paths that are not local files are dropped later by stat. */
+function recordingSource(source: ModelSource): { source: ModelSource; files: () => string[] } {
+  const used = new Set<string>();
+  const record = new Set(['exists', 'readBytes', 'readText', 'readJson', 'open']);
+  const proxy = new Proxy(source as object, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      if (typeof prop === 'string' && record.has(prop)) return (f: string, ...rest: unknown[]) => { used.add(f); return v.call(target, f, ...rest); };
+      return v.bind(target);
+    },
+  }) as ModelSource;
+  return {
+    source: proxy,
+    files: () => [...(isGGUFSource(source) ? [source.name] : []), ...[...used].map((f) => { try { return source.describe(f); } catch { return ''; } })].filter(Boolean),
+  };
+}
+
+/** Refuse an output path that is one of the source's own files (e.g. DIR/model.safetensors for the source DIR),
+ *  which the rename would replace with the GGUF, unless it is a .gguf (a GGUF rewritten in place). */
+async function checkNotSourceFile(path: string, sourceFiles: string[]): Promise<void> {
+  if (/\.gguf$/i.test(path)) return;
+  const fs = await import('node:fs/promises');
+  const out = await fs.stat(path).catch(() => null);
+  if (!out) return;
+  for (const f of sourceFiles) {
+    const st = await fs.stat(f).catch(() => null);
+    if (st && st.dev === out.dev && st.ino === out.ino) {
+      throw new OptionError(`output path ${JSON.stringify(path)} is the source's own file ${JSON.stringify(f)}; writing the GGUF there would replace it (write to a .gguf file)`);
+    }
+  }
 }
 
 /**
  * Write `source` (a model directory/Hub/GGUF source) as a GGUF file at `path`. Node only (writes with node:fs).
  * Matrices whose input size is not a multiple of 32 fall back to F16 for q8_0/q4_0, as llama.cpp's converter does.
  */
-export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGUFOptions = {}): Promise<SavedGGUF> {
+export async function writeGGUF(original: ModelSource, path: string, opts: SaveGGUFOptions = {}): Promise<SavedGGUF> {
   const dtype = typeOption(opts.dtype ?? 'f16', 'dtype');
+  if (opts.name !== undefined && (typeof opts.name !== 'string' || opts.name === '')) throw new OptionError(`name must be a non-empty string, got ${JSON.stringify(opts.name)}`);
+  await checkOutputPath(path);
+  const { source, files: sourceFiles } = recordingSource(original);
   const cfg = await loadConfig(source);
   checkExpressible(cfg, source.name);
-  const tok = await loadTokenizerData(source, source.name);
   const reader = await openTensorReader(source);
   try {
+    checkNoClassificationHead(reader, source.name);
+    const tok = await loadTokenizerData(source, source.name);
     // planWeights checks names, shapes and dtypes against the config ('q8' only sizes the plan; nothing is allocated)
     const plan = planWeights(cfg, reader, 'lm', 'q8', reader.name);
     const matrixKeys = new Set(plan.specs.filter((s) => s.kind !== 'vector').map((s) => s.key));
@@ -281,7 +402,7 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
 
     const meta: Array<[string, MetaValue]> = [
       ['general.architecture', { t: 'str', v: 'gpt2' }],
-      ['general.name', { t: 'str', v: opts.name ?? (source.name.replace(/[\\/]+$/, '').split(/[\\/]/).pop() || 'gpt2') }],
+      ['general.name', { t: 'str', v: opts.name ?? sourceGeneralName(original) ?? (source.name.replace(/[\\/]+$/, '').split(/[\\/]/).pop() || 'gpt2') }],
       ['general.file_type', { t: 'u32', v: FILE_TYPE[dtype] }],
       ['general.quantization_version', { t: 'u32', v: GGUF_QUANTIZATION_VERSION }],
       ['general.alignment', { t: 'u32', v: GGUF_DEFAULT_ALIGNMENT }],
@@ -311,12 +432,28 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
     const dataStart = Math.ceil(header.byteLength / GGUF_DEFAULT_ALIGNMENT) * GGUF_DEFAULT_ALIGNMENT;
 
     const fs = await import('node:fs/promises');
-    const tmp = `${path}.incomplete`;
-    const fh = await fs.open(tmp, 'w');
+    await checkOutputPath(path); // again: the source took a while to read
+    await checkNotSourceFile(path, sourceFiles());
+    // a temp file of this run alone, created exclusively (two converts to one path never share it), renamed over
+    // the path when complete and removed on every failure
+    const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.incomplete`;
+    let fh: import('node:fs/promises').FileHandle;
+    try {
+      fh = await fs.open(tmp, 'wx');
+    } catch (e) {
+      throw outputError(path, 'cannot create the file', e);
+    }
     let ok = false;
     try {
       let pos = 0;
-      const write = async (b: Uint8Array) => { await fh.write(b, 0, b.byteLength, pos); pos += b.byteLength; };
+      const write = async (b: Uint8Array) => {
+        try {
+          await fh.write(b, 0, b.byteLength, pos);
+        } catch (e) {
+          throw outputError(path, 'cannot write', e);
+        }
+        pos += b.byteLength;
+      };
       const padTo = async (at: number) => { if (at > pos) await write(new Uint8Array(at - pos)); };
       /** The tensor's rows decoded to f32 band by band and encoded as t.type. */
       const writeRows = async (t: OutTensor, info: TensorInfoLike) => {
@@ -350,9 +487,18 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
         if (pos !== dataStart + t.offset + t.bytes) throw new WeightsError(`${reader.name}: tensor ${t.key} produced ${pos - dataStart - t.offset} bytes, expected ${t.bytes}`);
         opts.onProgress?.({ tensor: t.name, type: t.type, done: ++done, total: tensors.length });
       }
+      try {
+        await fh.close();
+      } catch (e) {
+        throw outputError(path, 'cannot write', e);
+      }
+      await checkOutputPath(path); // a directory or FIFO created meanwhile is not replaced either
+      try {
+        await fs.rename(tmp, path);
+      } catch (e) {
+        throw outputError(path, 'cannot rename the finished file onto it', e);
+      }
       ok = true;
-      await fh.close();
-      await fs.rename(tmp, path);
       return { path, bytes: pos, tensors: tensors.map((t) => ({ name: t.name, type: t.type.toUpperCase(), dims: t.dims })) };
     } finally {
       if (!ok) {
@@ -362,10 +508,17 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
     }
   } catch (e) {
     if (e instanceof GPT2WasmError) throw e;
-    throw new WeightsError(`writing ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
+    throw new WeightsError(`${source.name}: converting to ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
   } finally {
     await reader.close();
   }
+}
+
+/** A GGUF source's general.name, kept when converting GGUF → GGUF without a `name`. */
+function sourceGeneralName(source: ModelSource): string | undefined {
+  if (!isGGUFSource(source)) return undefined;
+  const v = source.gguf.get('general.name');
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 /**
@@ -375,6 +528,7 @@ export async function writeGGUF(source: ModelSource, path: string, opts: SaveGGU
 export async function save_gguf(src: string | ModelSource, path: string,
   opts: SaveGGUFOptions & { revision?: string; gguf_file?: string; cache_dir?: string; local_files_only?: boolean } = {}): Promise<SavedGGUF> {
   const { revision, gguf_file, cache_dir, local_files_only, ...rest } = opts;
+  await checkOutputPath(path); // before resolving (which may download)
   const source = typeof src === 'string' ? await resolveSource(src, { revision, gguf_file, cache_dir, local_files_only, tokenizer: true }) : src;
   return writeGGUF(source, path, rest);
 }
