@@ -78,7 +78,11 @@ test('bad options and inputs exit non-zero with a message naming the problem', (
   assert.is(r.status, 2); assert.match(r.stderr, /-n \(--max-new-tokens\) needs a value/);
   r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--greedy', '--do-sample']);
   assert.is(r.status, 2); assert.match(r.stderr, /--greedy and --do-sample contradict/);
-  r = run(['info', modelDir('gpt2-tiny'), 'extra']);
+  for (const v of ['0x10', '1e2', '0b1', ' 5']) {
+    r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n', v]);
+    assert.is(r.status, 2); assert.match(r.stderr, /must be an integer, got/);
+  }
+    r = run(['info', modelDir('gpt2-tiny'), 'extra']);
   assert.is(r.status, 2); assert.match(r.stderr, /info takes one MODEL, got 2/);
 });
 

@@ -50,8 +50,10 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
     }
     if (spec.type === 'string') opts[key] = value;
     else {
+      // decimal only: Number() would also read '0x10', '1e2' or '0b1' as integers the user did not write
       const n = Number(value);
-      if (value.trim() === '' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) throw new OptionError(`${shown} must be ${spec.type === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
+      const syntax = spec.type === 'int' ? /^[+-]?\d+$/ : /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+      if (!syntax.test(value) || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n))) throw new OptionError(`${shown} must be ${spec.type === 'int' ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
       opts[key] = n;
     }
   }
