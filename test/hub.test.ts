@@ -4,8 +4,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm, writeFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, hostname } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { modelDir } from './helpers/fixtures.js';
 import { startServer, sendBytes, type TestServer } from './helpers/http-server.js';
@@ -20,7 +22,14 @@ const REPO = 'test-org/tiny';
 const FIX = modelDir('gpt2-tiny');
 const MODEL_BYTES = readFileSync(join(FIX, 'model.safetensors'));
 
-interface Reply { status?: number; errorCode?: string; dropAfter?: number; etag?: string; bytes?: Uint8Array }
+interface Reply {
+  status?: number; errorCode?: string; dropAfter?: number; etag?: string; bytes?: Uint8Array;
+  /** Extra response headers (e.g. Retry-After). */
+  headers?: Record<string, string>;
+  /** Answer the request itself. */
+  handle?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 type Hook = (file: string, req: IncomingMessage, nth: number) => Reply | undefined;
 
 /** A Hub imitation serving `root` as REPO (any revision), with a per-request hook. */
@@ -34,8 +43,9 @@ async function hub(hook: Hook = () => undefined, root = FIX): Promise<TestServer
     if (req.method === 'GET') seen.set(file, [...(seen.get(file) ?? []), req.headers]);
     const nth = req.method === 'GET' ? seen.get(file)!.length : 0;
     const r = hook(file, req, nth) ?? {};
+    if (r.handle) { r.handle(req, res); return; }
     if (r.status) {
-      res.writeHead(r.status, { ...base, ...(r.errorCode ? { 'x-error-code': r.errorCode } : {}) });
+      res.writeHead(r.status, { ...base, ...(r.errorCode ? { 'x-error-code': r.errorCode } : {}), ...(r.headers ?? {}) });
       res.end();
       return;
     }
@@ -44,7 +54,9 @@ async function hub(hook: Hook = () => undefined, root = FIX): Promise<TestServer
       try { bytes = readFileSync(join(root, file)); } catch {}
     }
     if (!bytes) { res.writeHead(404, { ...base, 'x-error-code': 'EntryNotFound' }); res.end(); return; }
-    sendBytes(req, res, bytes, { etag: r.etag ?? '"v1"', headers: base, dropAfter: r.dropAfter });
+    // As the Hub: an LFS file's size and sha256 in X-Linked-Size / X-Linked-ETag.
+    const linked: Record<string, string> = file.endsWith('.safetensors') ? { 'x-linked-size': String(bytes.length), 'x-linked-etag': `"${sha256(bytes)}"` } : {};
+    sendBytes(req, res, bytes, { etag: r.etag ?? '"v1"', headers: { ...base, ...linked, ...(r.headers ?? {}) }, dropAfter: r.dropAfter });
   });
   return Object.assign(server, { gets: (file: string) => seen.get(file) ?? [] });
 }
@@ -74,7 +86,7 @@ async function rejects(p: Promise<unknown>, cls: Function, re: RegExp): Promise<
     await p;
   } catch (e) {
     assert.ok(e instanceof cls, `expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
-    assert.match((e as Error).message, re);
+    assert.match((e as Error).message, re, `unexpected message: ${(e as Error).message}`);
     return e as Error;
   }
   throw new assert.Assertion({ message: `expected ${cls.name}`, operator: 'rejects', expects: cls.name, actual: 'resolved' } as any);
@@ -127,8 +139,8 @@ test('download, then load via the cache (no more GETs), with progress and token'
       const before = s.requests.filter((r) => r.method === 'GET').length;
       const again = await resolveModel(`${REPO}@main`, opts(s));
       assert.is(again.name, snapDir(cache));
-      assert.is(s.requests.filter((r) => r.method === 'GET').length - before, 2, 'only the two absent optional files are asked for again');
-      assert.ok(!s.requests.slice(-3).some((r) => /model\.safetensors|vocab|merges/.test(r.path)));
+      assert.is(s.requests.filter((r) => r.method === 'GET').length - before, 0, 'cached files are only checked (HEAD), absent optional files too');
+      assert.ok(s.requests.slice(-4).every((r) => r.method === 'HEAD'));
     } finally {
       await s.close();
     }
@@ -337,6 +349,232 @@ test('sharded checkpoints: index and every shard are downloaded', async () => {
       assert.ok((await resolveModel(REPO, opts(s, { offline: true, tokenizer: false }))).name);
       await rm(join(snapDir(cache), 'model-00002-of-00002.safetensors'));
       await rejects(resolveModel(REPO, opts(s, { offline: true, tokenizer: false })), DownloadError, /model-00002-of-00002\.safetensors of test-org\/tiny@main is not in the cache/);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Misbehaving servers, concurrency, integrity, the cache folder
+
+test('a server answering every GET with 206 from the wrong offset: bounded attempts, then a DownloadError', async () => {
+  await withEnv(async ({ opts }) => {
+    const s = await hub((file, req) => (file === 'model.safetensors' && req.method === 'GET' ? {
+      handle: (_req, res) => {
+        const body = MODEL_BYTES.subarray(10);
+        res.writeHead(206, { 'content-range': `bytes 10-${MODEL_BYTES.length - 1}/${MODEL_BYTES.length}`, 'content-length': String(body.length), 'x-repo-commit': COMMIT });
+        res.end(body);
+      },
+    } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s, { retries: 2 })), DownloadError, /model\.safetensors: .*asked for bytes 0- but the server sent "bytes 10-.*gave up after 3 attempts/);
+      assert.is(s.gets('model.safetensors').length, 3);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('two concurrent resolves into one cache: one download per file, a complete cache, no leftovers', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      const [a, b] = await Promise.all([resolveModel(REPO, opts(s)), resolveModel(REPO, opts(s))]);
+      assert.is(a.name, b.name);
+      await assertLoads(a);
+      for (const f of ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt']) assert.is(s.gets(f).length, 1, f);
+      assert.equal((await readdir(snapDir(cache))).sort(), ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a lock left by a dead process is broken; a partial download is still resumed', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      const snap = snapDir(cache);
+      await mkdir(snap, { recursive: true });
+      await writeFile(join(snap, 'model.safetensors.lock'), `${hostname()} 999999999 deadbeef`);
+      await writeFile(join(snap, 'model.safetensors.incomplete'), MODEL_BYTES.subarray(0, 1 << 20));
+      const src = await resolveModel(REPO, opts(s));
+      assert.is(s.gets('model.safetensors')[0].range, `bytes=${1 << 20}-`);
+      await assertLoads(src);
+      assert.not.ok(existsSync(join(snap, 'model.safetensors.lock')));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('two processes downloading into one HF_HOME at once: both succeed, the cached file is intact', async () => {
+  await withEnv(async ({ cache }) => {
+    // A slow server, so that the downloads overlap.
+    const s = await hub((file, req) => (file === 'model.safetensors' && req.method === 'GET' ? {
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-length': String(MODEL_BYTES.length), etag: '"v1"', 'x-repo-commit': COMMIT });
+        let off = 0;
+        const t = setInterval(() => {
+          if (res.destroyed) { clearInterval(t); return; }
+          res.write(MODEL_BYTES.subarray(off, off + (128 << 10)));
+          off += 128 << 10;
+          if (off >= MODEL_BYTES.length) { clearInterval(t); res.end(); }
+        }, 10);
+      },
+    } : undefined));
+    try {
+      const hubUrl = new URL('../src/io/hub.ts', import.meta.url).href;
+      const script = `import { resolveModel } from ${JSON.stringify(hubUrl)};
+        resolveModel(${JSON.stringify(REPO)}, { endpoint: ${JSON.stringify(s.url)}, token: null, retries: 0, timeoutMs: 5000, progress: false, env: { HF_HOME: ${JSON.stringify(cache)} } })
+          .then((src) => console.log('OK ' + src.name), (e) => { console.log('ERR ' + e.name + ': ' + e.message); process.exitCode = 1; });`;
+      const run = () => new Promise<string>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), timeout: 25_000 }, (_err, stdout, stderr) => resolve(stdout + stderr));
+      });
+      const outs = await Promise.all([run(), run()]);
+      for (const out of outs) assert.match(out, /^OK /, out);
+      assert.is(s.gets('model.safetensors').length, 1, 'one process downloads, the other waits for it');
+      const snap = join(cache, 'hub', repoFolderName(REPO), 'snapshots', COMMIT);
+      assert.ok(readFileSync(join(snap, 'model.safetensors')).equals(MODEL_BYTES));
+      assert.equal((await readdir(snap)).sort(), ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a file cut short (matching short Content-Length) is refused, named with expected and got sizes, and healed later', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const merges = readFileSync(join(FIX, 'merges.txt'));
+    let short = true;
+    const s = await hub((file, req) => (file === 'merges.txt' && req.method === 'GET' && short ? { bytes: merges.subarray(0, merges.length - 100) } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s)), DownloadError, new RegExp(`^merges\\.txt: .*the server announced ${merges.length - 100} bytes but the file has ${merges.length}`));
+      assert.not.ok(existsSync(join(snapDir(cache), 'merges.txt')));
+      short = false;
+      await resolveModel(REPO, opts(s));
+      assert.ok(readFileSync(join(snapDir(cache), 'merges.txt')).equals(merges));
+      // A cached file whose size disagrees with the Hub is downloaded again (online).
+      await writeFile(join(snapDir(cache), 'merges.txt'), merges.subarray(0, 1000));
+      await writeFile(join(snapDir(cache), 'model.safetensors'), MODEL_BYTES.subarray(0, 5000));
+      await assertLoads(await resolveModel(REPO, opts(s)));
+      assert.ok(readFileSync(join(snapDir(cache), 'merges.txt')).equals(merges));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a resume stitched onto another version (If-Range ignored) fails the sha256 check and is downloaded afresh', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const v2 = Buffer.from(MODEL_BYTES);
+    for (let i = v2.length - 1000; i < v2.length; i++) v2[i] ^= 0x55;
+    const s = await hub((file) => (file === 'model.safetensors' ? { bytes: v2 } : undefined));
+    try {
+      const snap = snapDir(cache);
+      await mkdir(snap, { recursive: true });
+      const half = MODEL_BYTES.length >> 1;
+      // The old version's partial; the server honours the Range without checking it (no If-Range to check).
+      await writeFile(join(snap, 'model.safetensors.incomplete'), Buffer.concat([MODEL_BYTES.subarray(0, half - 500), Buffer.alloc(500, 1)]));
+      await resolveModel(REPO, opts(s));
+      const gets = s.gets('model.safetensors');
+      assert.equal(gets.map((g) => g.range), [`bytes=${half}-`, undefined]);
+      assert.ok(readFileSync(join(snap, 'model.safetensors')).equals(v2));
+      // A server whose sha256 never matches: a clear error, nothing cached.
+      await rm(join(snap, 'model.safetensors'));
+      const s2 = await hub((file) => (file === 'model.safetensors' ? { bytes: v2, headers: { 'x-linked-etag': `"${'ab'.repeat(32)}"` } } : undefined));
+      try {
+        await rejects(resolveModel(REPO, opts(s2)), DownloadError, new RegExp(`^model\\.safetensors: .*sha256 is wrong: expected ${'ab'.repeat(32)}, got ${sha256(v2)}.*gave up after 3 attempts`));
+        assert.not.ok(existsSync(join(snap, 'model.safetensors')));
+      } finally {
+        await s2.close();
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('optional files failing (5xx, timeouts) do not stop a model from loading', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    let mode = '';
+    const s = await hub((file) => {
+      if (mode === '503' && file === 'generation_config.json') return { status: 503 };
+      if (mode === 'hang' && file === 'tokenizer.json') return { handle: () => {} };
+      return undefined;
+    });
+    const warn = console.warn;
+    const warnings: string[] = [];
+    console.warn = (m: string) => warnings.push(m);
+    try {
+      mode = '503';
+      await assertLoads(await resolveModel(REPO, opts(s, { retries: 4, retryDelayMs: 2000 }))); // not cached yet: no retry either
+      assert.match(warnings.join('\n'), /generation_config\.json \(optional\).*HTTP 503/);
+      mode = 'hang';
+      const t0 = Date.now();
+      assert.is((await resolveModel(REPO, opts(s, { retries: 4, timeoutMs: 300 }))).name, snapDir(cache));
+      assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
+    } finally {
+      console.warn = warn;
+      await s.close();
+    }
+  });
+});
+
+test('an unusable HF_HOME is a DownloadError naming the path and HF_HOME', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    try {
+      const home = join(cache, 'not-a-dir');
+      await writeFile(home, 'x');
+      await rejects(resolveModel(REPO, opts(s, { cacheDir: undefined, env: { HF_HOME: home } })), DownloadError,
+        new RegExp(`cannot write to the Hub cache: ${home}/hub/.*HF_HOME=${home}`));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a body failing on our side is cancelled: the connection is closed', async () => {
+  await withEnv(async ({ opts }) => {
+    let closed = 0;
+    // Chunked (no Content-Length): more bytes than the HEAD announced, then nothing, connection kept open.
+    const s = await hub((file, req) => (file === 'model.safetensors' && req.method === 'GET' ? {
+      handle: (_req, res) => {
+        res.on('close', () => closed++);
+        res.writeHead(200, { etag: '"v1"', 'x-repo-commit': COMMIT });
+        res.write(MODEL_BYTES);
+        res.write(Buffer.alloc(1000));
+      },
+    } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s, { retries: 1, timeoutMs: 20_000 })), DownloadError, /server sent more than the \d+ bytes it announced/);
+      for (let i = 0; i < 50 && closed < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.is(closed, 2, 'both responses closed');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('Retry-After is honoured; a redirect loop is a permanent error', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    let mode = 'retry-after';
+    const s = await hub((file, req, nth) => {
+      if (mode === 'retry-after' && file === 'vocab.json' && req.method === 'GET' && nth === 1) return { status: 503, headers: { 'retry-after': '1' } };
+      if (mode === 'loop' && file === 'vocab.json') return { handle: (_q, res) => { res.writeHead(302, { location: `/${REPO}/resolve/${COMMIT}/vocab.json?n=${Math.random()}` }); res.end(); } };
+      return undefined;
+    });
+    try {
+      const t0 = Date.now();
+      await resolveModel(REPO, opts(s, { retryDelayMs: 1 }));
+      assert.ok(Date.now() - t0 >= 900, 'waited as asked');
+      mode = 'loop';
+      await rm(join(snapDir(cache), 'vocab.json'));
+      const n = s.requests.length;
+      await rejects(resolveModel(`${REPO}@x`, opts(s, { retries: 3 })), DownloadError, /vocab\.json: .*more than 20 redirects/);
+      assert.ok(s.requests.length - n < 30, 'no retries of a redirect loop');
     } finally {
       await s.close();
     }

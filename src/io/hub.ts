@@ -106,12 +106,27 @@ export function repoFolderName(repo: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 const transientErrors = new WeakSet<object>();
+/** How long the server asked us to wait (Retry-After on 429/503), per error. */
+const retryAfterMs = new WeakMap<object, number>();
 function downloadError(msg: string, transient: boolean, cause?: unknown): DownloadError {
   const e = new DownloadError(msg, cause === undefined ? undefined : { cause });
   if (transient) transientErrors.add(e);
   return e;
 }
 const isTransient = (e: unknown) => typeof e === 'object' && e !== null && transientErrors.has(e);
+
+/** Longest wait a Retry-After header can impose. */
+const MAX_RETRY_AFTER_MS = 30_000;
+/** More redirects than this is a loop: a permanent error. */
+const MAX_REDIRECTS = 20;
+
+/** What the Hub says about one file at the pinned revision (HEAD, or the headers of the GET). */
+interface RemoteInfo {
+  /** Byte size: X-Linked-Size (LFS files), else the Content-Length of an uncompressed 200; null when unknown. */
+  size: number | null;
+  /** sha256 of the content, from an LFS file's X-Linked-ETag; null when unknown. */
+  sha256: string | null;
+}
 
 interface Ctx {
   id: ModelId;
@@ -123,6 +138,8 @@ interface Ctx {
   timeoutMs: number;
   signal?: AbortSignal;
   progress: ProgressSink;
+  /** HEAD results already known, per repo-relative file name. */
+  heads: Map<string, RemoteInfo>;
 }
 
 function fileUrl(ctx: Ctx, rev: string, file: string): string {
@@ -132,18 +149,37 @@ function fileUrl(ctx: Ctx, rev: string, file: string): string {
 function statusError(ctx: Ctx, file: string, url: string, res: Response): DownloadError {
   const f = httpFailure(res, { repo: ctx.id.repo, revision: ctx.id.revision, tokenSent: !!ctx.token });
   const local = res.headers.get('x-error-code') === 'RepoNotFound' ? ', and no local directory of that name' : '';
-  return downloadError(`${file}: ${url}: ${f.reason}${local}`, f.transient);
+  const e = downloadError(`${file}: ${url}: ${f.reason}${local}`, f.transient);
+  const ra = res.headers.get('retry-after')?.trim();
+  if (f.transient && ra) {
+    const secs = /^\d+$/.test(ra) ? Number(ra) : (Date.parse(ra) - Date.now()) / 1000;
+    if (Number.isFinite(secs) && secs > 0) retryAfterMs.set(e, Math.min(MAX_RETRY_AFTER_MS, secs * 1000));
+  }
+  return e;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) { reject(downloadError('download aborted', false)); return; }
     const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
     const onAbort = () => { clearTimeout(t); reject(downloadError('download aborted', false)); };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
-/** fetch() whose signal also fires when nothing arrives for ctx.timeoutMs; `kick()` on each received chunk. */
-function timedFetch(ctx: Ctx, url: string, init: RequestInit) {
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+
+/** The sha256 an X-Linked-ETag names (LFS files), or null. */
+function sha256Of(etag: string | null): string | null {
+  const m = /^"?([0-9a-fA-F]{64})"?$/.exec(etag?.trim() ?? '');
+  return m ? m[1].toLowerCase() : null;
+}
+
+/**
+ * fetch() whose signal also fires when nothing arrives for ctx.timeoutMs; `kick()` on each received chunk.
+ * Redirects are followed here (at most MAX_REDIRECTS), so that the Hub's X-Linked-* headers on the redirect to the
+ * CDN are seen (`linked`), and the token goes only to the endpoint's own origin.
+ */
+function timedFetch(ctx: Ctx, file: string, url: string, init: RequestInit) {
   const ac = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stalled = false;
@@ -154,16 +190,43 @@ function timedFetch(ctx: Ctx, url: string, init: RequestInit) {
   const onOuterAbort = () => ac.abort();
   ctx.signal?.addEventListener('abort', onOuterAbort, { once: true });
   const done = () => { clearTimeout(timer); ctx.signal?.removeEventListener('abort', onOuterAbort); };
+  /** Drop the connection (error paths). */
+  const abort = () => { done(); ac.abort(); };
   kick();
-  const headers: Record<string, string> = { 'user-agent': 'gpt2-wasm', ...(init.headers as Record<string, string>) };
-  if (ctx.token) headers.authorization = `Bearer ${ctx.token}`;
-  const promise = ctx.fetch(url, { ...init, headers, signal: ac.signal, redirect: 'follow' });
-  const explain = (e: unknown, file: string, what: string): DownloadError => {
+  const linked = { size: null as number | null, etag: null as string | null, commit: null as string | null };
+  const note = (res: Response) => {
+    const size = res.headers.get('x-linked-size');
+    if (linked.size === null && size && /^\d+$/.test(size.trim())) linked.size = Number(size);
+    linked.etag ??= res.headers.get('x-linked-etag');
+    linked.commit ??= res.headers.get('x-repo-commit');
+  };
+  const origin = new URL(url).origin;
+  const promise = (async () => {
+    let cur = url;
+    for (let hops = 0; ; hops++) {
+      const headers: Record<string, string> = { 'user-agent': 'gpt2-wasm', ...(init.headers as Record<string, string>) };
+      if (ctx.token && new URL(cur).origin === origin) headers.authorization = `Bearer ${ctx.token}`;
+      const res = await ctx.fetch(cur, { ...init, headers, signal: ac.signal, redirect: 'manual' });
+      // A fetch() that hides redirects (as browsers do): let it follow them itself.
+      if (res.type === 'opaqueredirect') return ctx.fetch(cur, { ...init, headers, signal: ac.signal, redirect: 'follow' });
+      note(res);
+      const loc = res.headers.get('location');
+      if (!REDIRECT.has(res.status) || !loc) return res;
+      await res.body?.cancel().catch(() => {});
+      const next = new URL(loc, cur).href;
+      if (hops >= MAX_REDIRECTS) {
+        throw downloadError(`${file}: ${url}: more than ${MAX_REDIRECTS} redirects (a redirect loop; the last to ${next})`, false);
+      }
+      cur = next;
+    }
+  })();
+  const explain = (e: unknown, what: string): DownloadError => {
     if (ctx.signal?.aborted) return downloadError(`${file}: download aborted`, false, e);
+    if (e instanceof DownloadError) return e;
     if (stalled) return downloadError(`${file}: ${url}: no data for ${ctx.timeoutMs} ms ${what}`, true, e);
     return downloadError(`${file}: ${url}: ${what}: ${errMsg(e)}${(e as any)?.cause ? ` (${errMsg((e as any).cause)})` : ''}`, true, e);
   };
-  return { promise, kick, done, explain };
+  return { promise, kick, done, abort, explain, linked };
 }
 
 /**
@@ -182,31 +245,69 @@ async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => P
         }
         throw e;
       }
-      const delay = Math.min(10_000, ctx.retryDelayMs * 2 ** attempt);
+      const delay = Math.max(Math.min(10_000, ctx.retryDelayMs * 2 ** attempt), retryAfterMs.get(e as object) ?? 0);
       await sleep(delay, ctx.signal);
     }
   }
 }
 
+/** What a HEAD (or GET) response and its redirects say about the file. */
+function remoteInfo(res: Response, linked: { size: number | null; etag: string | null }): RemoteInfo {
+  const len = res.headers.get('content-length');
+  const plain = res.status === 200 && len !== null && /^\d+$/.test(len.trim()) && !res.headers.get('content-encoding');
+  return { size: linked.size ?? (plain ? Number(len) : null), sha256: sha256Of(linked.etag) };
+}
+
+const UNKNOWN: RemoteInfo = { size: null, sha256: null };
+
 /** HEAD config.json (or `file`) to learn the commit the revision points at (and whether the repo is reachable). */
 async function discoverCommit(ctx: Ctx, giveUpEarly?: () => Promise<boolean>, file = 'config.json'): Promise<string | null> {
   const url = fileUrl(ctx, ctx.id.revision, file);
   return withRetries(ctx, file, async () => {
-    const t = timedFetch(ctx, url, { method: 'HEAD' });
+    const t = timedFetch(ctx, file, url, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
     let res: Response;
     try {
       res = await t.promise;
     } catch (e) {
-      throw t.explain(e, file, 'request failed');
+      throw t.explain(e, 'request failed');
     } finally {
       t.done();
     }
     // A plain mirror may not answer HEAD; the files themselves will tell whether the repo is there.
     if (res.status === 405 || res.status === 501) return null;
     if (!res.ok) throw statusError(ctx, file, url, res);
-    const commit = res.headers.get('x-repo-commit');
-    return commit && COMMIT.test(commit) ? commit : null;
+    const commit = t.linked.commit;
+    if (commit && COMMIT.test(commit)) {
+      ctx.heads.set(file, remoteInfo(res, t.linked));
+      return commit;
+    }
+    return null;
   }, giveUpEarly);
+}
+
+/** HEAD one file at `rev`: what to expect of it, or 'missing' (only when `optional`; else a 404 throws). */
+async function headFile(ctx: Ctx, rev: string, file: string, optional: boolean): Promise<RemoteInfo | 'missing'> {
+  const known = ctx.heads.get(file);
+  if (known) return known;
+  const url = fileUrl(ctx, rev, file);
+  const t = timedFetch(ctx, file, url, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
+  let res: Response;
+  try {
+    res = await t.promise;
+  } catch (e) {
+    throw t.explain(e, 'request failed');
+  } finally {
+    t.done();
+  }
+  await res.body?.cancel().catch(() => {});
+  if (res.status === 405 || res.status === 501) return UNKNOWN;
+  if (!res.ok) {
+    if (optional && httpFailure(res, { tokenSent: !!ctx.token }).missing) return 'missing';
+    throw statusError(ctx, file, url, res);
+  }
+  const info = remoteInfo(res, t.linked);
+  ctx.heads.set(file, info);
+  return info;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -249,10 +350,12 @@ interface PartialMeta {
   total: number | null;
 }
 
+/** The size of the regular file at `path` (following symlinks), or null when there is none. */
 async function fileSize(path: string): Promise<number | null> {
   const fs = await import('node:fs/promises');
   try {
-    return (await fs.stat(path)).size;
+    const st = await fs.stat(path);
+    return st.isFile() ? st.size : null;
   } catch {
     return null;
   }
@@ -265,6 +368,14 @@ async function readMeta(path: string): Promise<PartialMeta | null> {
   } catch {
     return null;
   }
+}
+
+async function sha256File(path: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const { createReadStream } = await import('node:fs');
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
+  return h.digest('hex');
 }
 
 /** Check a finished download before it goes into the cache; returns a reason it is bad, or null. */
@@ -296,126 +407,321 @@ async function validateDownload(file: string, path: string): Promise<string | nu
   return null;
 }
 
+// Several processes (or several resolves in one process) may fetch the same file into one cache: `<file>.lock`,
+// created exclusively and holding host, pid and a random token, lets one of them download (into the resumable
+// `<file>.incomplete`) and rename it into place while the others wait. The holder touches the lock every
+// LOCK_REFRESH_MS; a lock whose process is gone (same host) or that was not touched for LOCK_STALE_MS is broken.
+const LOCK_REFRESH_MS = 5_000;
+const LOCK_STALE_MS = 60_000;
+const LOCK_POLL_MS = 100;
+
+const randomHex = () => Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0');
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException)?.code === 'EPERM';
+  }
+}
+
+/** Remove the lock at `path` if its holder is gone; false when it is live (or already gone). */
+async function breakStaleLock(path: string): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const { hostname } = await import('node:os');
+  let content: string;
+  let age: number;
+  try {
+    age = Date.now() - (await fs.stat(path)).mtimeMs;
+    content = await fs.readFile(path, 'utf8');
+  } catch {
+    return;
+  }
+  const [host, pidText] = content.split(' ');
+  const pid = Number(pidText);
+  const dead = host === hostname() && Number.isInteger(pid) && pid > 0 && !pidAlive(pid);
+  if (!dead && age < LOCK_STALE_MS) return;
+  // Move it aside atomically; if what was moved is not the lock judged stale (someone took it meanwhile), put it back.
+  const aside = `${path}.${process.pid}.${randomHex()}.stale`;
+  try {
+    await fs.rename(path, aside);
+  } catch {
+    return;
+  }
+  try {
+    if ((await fs.readFile(aside, 'utf8')) !== content) await fs.link(aside, path).catch(() => {});
+  } catch {}
+  await fs.rm(aside, { force: true }).catch(() => {});
+}
+
+/** Take `<dest>.lock`, waiting while another live holder has it. `waited`: someone else had it first. */
+async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ waited: boolean; release: () => Promise<void> }> {
+  const fs = await import('node:fs/promises');
+  const { hostname } = await import('node:os');
+  const token = `${hostname()} ${process.pid} ${randomHex()}`;
+  let waited = false;
+  for (;;) {
+    try {
+      await fs.writeFile(path, token, { flag: 'wx' });
+      const timer = setInterval(() => {
+        const now = new Date();
+        fs.utimes(path, now, now).catch(() => {});
+      }, LOCK_REFRESH_MS);
+      (timer as any).unref?.();
+      const release = async () => {
+        clearInterval(timer);
+        try {
+          if ((await fs.readFile(path, 'utf8')) === token) await fs.rm(path, { force: true });
+        } catch {}
+      };
+      return { waited, release };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException)?.code !== 'EEXIST') throw downloadError(`${file}: cannot create the lock file ${path}: ${errMsg(e)}`, false, e);
+    }
+    waited = true;
+    await breakStaleLock(path);
+    await sleep(LOCK_POLL_MS, ctx.signal);
+  }
+}
+
 /**
- * Download `file` at revision `rev` to `dest`, resuming from `dest.incomplete`. Returns false when the server
- * says 404 and `optional` is set.
+ * Download `file` at revision `rev` to `dest` (replacing it), resuming from `dest.incomplete`. `info` is what the
+ * HEAD said: the result must have that size and sha256 when they are known. Returns false when the server says
+ * 404 and `optional` is set.
  */
-async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, optional: boolean): Promise<boolean> {
+async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, optional: boolean, info: RemoteInfo = UNKNOWN): Promise<boolean> {
   const fs = await import('node:fs/promises');
   const { dirname } = await import('node:path');
   const url = fileUrl(ctx, rev, file);
   const tmp = `${dest}.incomplete`;
   const metaPath = `${dest}.incomplete.json`;
-  await fs.mkdir(dirname(dest), { recursive: true });
-  let restarted = false;
+  try {
+    await fs.mkdir(dirname(dest), { recursive: true });
+  } catch (e) {
+    throw downloadError(`${file}: cannot create the cache folder ${dirname(dest)}: ${errMsg(e)}`, false, e);
+  }
+  const lock = await takeLock(ctx, file, `${dest}.lock`);
+  try {
+    // Another process (or resolve) had the lock: it may have fetched the file meanwhile.
+    if (lock.waited) {
+      const size = await fileSize(dest);
+      if (size !== null && (info.size === null || size === info.size)) return true;
+    }
+    return await fetchLocked();
+  } catch (e) {
+    if (e instanceof GPT2WasmError) throw e;
+    throw downloadError(`${file}: downloading to ${dest}: ${errMsg(e)}`, false, e);
+  } finally {
+    await lock.release();
+  }
 
-  const discard = async () => {
+  async function discard() {
     await fs.rm(tmp, { force: true });
     await fs.rm(metaPath, { force: true });
-  };
+  }
 
-  return withRetries(ctx, file, async () => {
-    for (;;) {
-      let have = (await fileSize(tmp)) ?? 0;
-      const meta = have > 0 ? await readMeta(metaPath) : null;
-      if (meta && meta.url !== url) { await discard(); have = 0; }
-      const headers: Record<string, string> = { 'accept-encoding': 'identity' };
-      if (have > 0) {
-        headers.range = `bytes=${have}-`;
-        const validator = meta?.etag && !meta.etag.startsWith('W/') ? meta.etag : meta?.lastModified;
-        if (validator) headers['if-range'] = validator;
-      }
-      const t = timedFetch(ctx, url, { method: 'GET', headers });
-      let res: Response;
-      try {
-        res = await t.promise;
-      } catch (e) {
-        t.done();
-        throw t.explain(e, file, 'request failed');
-      }
-      try {
-        if (res.status === 416 && have > 0) {
-          // Our partial file is at least as long as the server's: complete if the length matches, else start over.
-          await res.body?.cancel().catch(() => {});
-          const total = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
-          if (!(total && Number(total[1]) === have)) { await discard(); continue; }
-        } else {
-          if (optional && httpFailure(res, { tokenSent: !!ctx.token }).missing) {
-            await res.body?.cancel().catch(() => {});
-            return false;
-          }
-          if (!res.ok) {
-            await res.body?.cancel().catch(() => {});
-            throw statusError(ctx, file, url, res);
-          }
-          let total: number | null;
-          let append = false;
-          if (res.status === 206) {
-            const m = /^bytes (\d+)-(\d+)\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
-            if (!m || Number(m[1]) !== have || (meta?.total != null && Number(m[3]) !== meta.total)) {
-              // Not the continuation we asked for (or the file changed size): start over.
-              await res.body?.cancel().catch(() => {});
-              await discard();
-              continue;
-            }
-            total = Number(m[3]);
-            append = true;
-          } else {
-            have = 0;
-            const len = res.headers.get('content-length');
-            total = len !== null && /^\d+$/.test(len) && !res.headers.get('content-encoding') ? Number(len) : null;
-          }
-          const newMeta: PartialMeta = { url, etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified'), total };
-          await fs.writeFile(metaPath, JSON.stringify(newMeta));
-          const fh = await fs.open(tmp, append ? 'a' : 'w');
-          let loaded = have;
-          const started = Date.now();
-          const report = (done: boolean) => {
-            const secs = Math.max(1e-3, (Date.now() - started) / 1000);
-            ctx.progress.update({ file, loaded, total, bytesPerSecond: (loaded - have) / secs, done });
-          };
-          try {
-            if (!res.body) throw downloadError(`${file}: ${url}: empty response body`, true);
-            const reader = res.body.getReader();
-            for (;;) {
-              let chunk: ReadableStreamReadResult<Uint8Array>;
-              try {
-                chunk = await reader.read();
-              } catch (e) {
-                throw t.explain(e, file, `connection lost after ${loaded}${total ? ` of ${total}` : ''} bytes`);
-              }
-              if (chunk.done) break;
-              t.kick();
-              await fh.write(chunk.value);
-              loaded += chunk.value.byteLength;
-              if (total !== null && loaded > total) throw downloadError(`${file}: ${url}: server sent more than the ${total} bytes it announced`, true);
-              report(false);
-            }
-          } finally {
-            await fh.close();
-          }
-          if (total !== null && loaded !== total) {
-            throw downloadError(`${file}: ${url}: transfer ended after ${loaded} of ${total} bytes`, true);
-          }
-          report(true);
+  function fetchLocked(): Promise<boolean> {
+    let restarted = false;
+    return withRetries(ctx, file, async () => {
+      for (;;) {
+        let have = (await fileSize(tmp)) ?? 0;
+        const meta = have > 0 ? await readMeta(metaPath) : null;
+        if (meta && meta.url !== url) { await discard(); have = 0; }
+        if (info.size !== null && have > info.size) { await discard(); have = 0; }
+        const headers: Record<string, string> = { 'accept-encoding': 'identity' };
+        if (have > 0) {
+          headers.range = `bytes=${have}-`;
+          const validator = meta?.etag && !meta.etag.startsWith('W/') ? meta.etag : meta?.lastModified;
+          if (validator) headers['if-range'] = validator;
         }
-      } catch (e) {
-        if (e instanceof GPT2WasmError) throw e;
-        throw downloadError(`${file}: ${url}: ${errMsg(e)}`, true, e);
+        const t = timedFetch(ctx, file, url, { method: 'GET', headers });
+        let res: Response;
+        try {
+          res = await t.promise;
+        } catch (e) {
+          t.done();
+          throw t.explain(e, 'request failed');
+        }
+        let expected = info;
+        try {
+          if (res.status === 416 && have > 0) {
+            // Our partial file is at least as long as the server's: complete if the length matches, else start over.
+            await res.body?.cancel().catch(() => {});
+            const total = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
+            if (!(total && Number(total[1]) === have)) { await discard(); continue; }
+          } else {
+            if (optional && httpFailure(res, { tokenSent: !!ctx.token }).missing) {
+              await res.body?.cancel().catch(() => {});
+              return false;
+            }
+            if (!res.ok) throw statusError(ctx, file, url, res);
+            // The GET's redirect may say more than the HEAD did.
+            const got = remoteInfo(res, t.linked);
+            expected = { size: info.size ?? t.linked.size, sha256: info.sha256 ?? got.sha256 };
+            let total: number | null;
+            let append = false;
+            if (res.status === 206) {
+              const m = /^bytes (\d+)-(\d+)\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
+              if (!m || Number(m[1]) !== have || (meta?.total != null && Number(m[3]) !== meta.total) || (expected.size !== null && Number(m[3]) !== expected.size)) {
+                // Not the continuation we asked for (or the file changed size): start over, as a failed attempt.
+                await discard();
+                throw downloadError(`${file}: ${url}: asked for bytes ${have}- but the server sent ${JSON.stringify(res.headers.get('content-range'))}${expected.size !== null ? ` of a ${expected.size}-byte file` : ''}; starting over`, true);
+              }
+              total = Number(m[3]);
+              append = true;
+            } else {
+              have = 0;
+              total = remoteInfo(res, { size: null, etag: null }).size; // this response's own Content-Length
+              if (total !== null && expected.size !== null && total !== expected.size) {
+                throw downloadError(`${file}: ${url}: the server announced ${total} bytes but the file has ${expected.size}`, true);
+              }
+              total ??= expected.size;
+            }
+            const newMeta: PartialMeta = { url, etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified'), total };
+            await fs.writeFile(metaPath, JSON.stringify(newMeta));
+            const fh = await fs.open(tmp, append ? 'a' : 'w');
+            let loaded = have;
+            const started = Date.now();
+            const report = (done: boolean) => {
+              const secs = Math.max(1e-3, (Date.now() - started) / 1000);
+              ctx.progress.update({ file, loaded, total, bytesPerSecond: (loaded - have) / secs, done });
+            };
+            let complete = false;
+            const reader = res.body?.getReader();
+            try {
+              if (!reader) throw downloadError(`${file}: ${url}: empty response body`, true);
+              for (;;) {
+                let chunk: ReadableStreamReadResult<Uint8Array>;
+                try {
+                  chunk = await reader.read();
+                } catch (e) {
+                  throw t.explain(e, `connection lost after ${loaded}${total ? ` of ${total}` : ''} bytes`);
+                }
+                if (chunk.done) break;
+                t.kick();
+                await fh.write(chunk.value);
+                loaded += chunk.value.byteLength;
+                if (total !== null && loaded > total) throw downloadError(`${file}: ${url}: server sent more than the ${total} bytes it announced`, true);
+                report(false);
+              }
+              complete = true;
+            } finally {
+              if (!complete) await reader?.cancel().catch(() => {});
+              await fh.close();
+            }
+            if (total !== null && loaded !== total) {
+              throw downloadError(`${file}: ${url}: transfer ended after ${loaded} of ${total} bytes`, true);
+            }
+            report(true);
+          }
+        } catch (e) {
+          t.abort();
+          await res.body?.cancel().catch(() => {});
+          if (e instanceof GPT2WasmError) throw e;
+          throw downloadError(`${file}: ${url}: ${errMsg(e)}`, true, e);
+        } finally {
+          t.done();
+        }
+        // Integrity: the size and (LFS files) sha256 the Hub announced, then the format's own checks.
+        const size = (await fileSize(tmp)) ?? 0;
+        if (expected.size !== null && size !== expected.size) {
+          await discard();
+          throw downloadError(`${file}: downloaded from ${url} but its size is wrong: expected ${expected.size} bytes, got ${size}`, true);
+        }
+        if (expected.sha256) {
+          const sha = await sha256File(tmp);
+          if (sha !== expected.sha256) {
+            await discard();
+            throw downloadError(`${file}: downloaded from ${url} but its sha256 is wrong: expected ${expected.sha256}, got ${sha}`, true);
+          }
+        }
+        const bad = await validateDownload(file, tmp);
+        if (bad) {
+          await discard();
+          if (!restarted) { restarted = true; continue; } // perhaps a resume stitched two versions together
+          throw downloadError(`${file}: downloaded from ${url} but it is invalid: ${bad}`, false);
+        }
+        await fs.rename(tmp, dest);
+        await fs.rm(metaPath, { force: true });
+        return true;
+      }
+    });
+  }
+}
+
+/**
+ * Make sure `file` is in the snapshot folder `snap`: a cached copy is kept unless the Hub (reachable) says its size
+ * differs; else it is downloaded. Returns false when `optional` and the file is absent. An `extra` file (one the
+ * model loads without) that cannot be fetched (server failing, timeouts) is also treated as absent, with a warning.
+ */
+async function ensureFile(ctx: Ctx, rev: string, snap: string, file: string, optional: boolean, extra = false): Promise<boolean> {
+  const { join } = await import('node:path');
+  const bad = badRelativePath(file);
+  if (bad) throw downloadError(`${ctx.id.repo}: refusing to download ${JSON.stringify(file)}: ${bad}`, false);
+  const dest = join(snap, file);
+  const cachedSize = await fileSize(dest);
+  let info: RemoteInfo | 'missing';
+  try {
+    // With a cached copy (or an optional file) to fall back on, no retries: the cache is used at once.
+    info = await withRetries(ctx, file, () => headFile(ctx, rev, file, optional), async () => cachedSize !== null || extra);
+  } catch (e) {
+    if (ctx.signal?.aborted) throw e;
+    if (cachedSize !== null) return true;
+    if (extra && isTransient(e)) return skipOptional(file, e);
+    throw e;
+  }
+  if (info === 'missing') return cachedSize !== null;
+  if (cachedSize !== null && (info.size === null || info.size === cachedSize)) return true;
+  try {
+    return await downloadFile(ctx, rev, file, dest, optional, info);
+  } catch (e) {
+    if (extra && isTransient(e) && !ctx.signal?.aborted) return skipOptional(file, e);
+    throw e;
+  }
+}
+
+function skipOptional(file: string, e: unknown): false {
+  console.warn(`gpt2-wasm: ${file} (optional) could not be fetched and is ignored: ${errMsg(e)}`);
+  return false;
+}
+
+/** Where the cache root came from, for messages. */
+function cacheOrigin(opts: ResolveOptions): string {
+  const env = envOf(opts);
+  if (opts.cacheDir) return 'options.cacheDir';
+  if (env.HF_HUB_CACHE) return `HF_HUB_CACHE=${env.HF_HUB_CACHE}`;
+  if (env.HF_HOME) return `HF_HOME=${env.HF_HOME}`;
+  return 'the default; HF_HOME is not set';
+}
+
+/** Create the snapshot folder and the ref of the revision; a typed error naming the cache when that fails. */
+async function prepareSnapshot(opts: ResolveOptions, id: ModelId, repoDir: string, snap: string, commit: string | null): Promise<void> {
+  const fs = await import('node:fs/promises');
+  const { join, dirname } = await import('node:path');
+  let path = snap;
+  try {
+    await fs.mkdir(snap, { recursive: true });
+    if (commit && commit !== id.revision) {
+      path = join(repoDir, 'refs', id.revision);
+      await fs.mkdir(dirname(path), { recursive: true });
+      // Written aside and renamed, so a concurrent reader never sees it half-written.
+      const tmp = `${path}.${process.pid}.${randomHex()}.tmp`;
+      try {
+        await fs.writeFile(tmp, commit);
+        await fs.rename(tmp, path);
       } finally {
-        t.done();
+        await fs.rm(tmp, { force: true }).catch(() => {});
       }
-      const bad = await validateDownload(file, tmp);
-      if (bad) {
-        await discard();
-        if (!restarted) { restarted = true; continue; } // perhaps a resume stitched two versions together
-        throw downloadError(`${file}: downloaded from ${url} but it is invalid: ${bad}`, false);
-      }
-      await fs.rename(tmp, dest);
-      await fs.rm(metaPath, { force: true });
-      return true;
     }
-  });
+  } catch (e) {
+    throw downloadError(
+      `cannot write to the Hub cache: ${path}: ${errMsg(e)} (cache ${await hubCacheDir(opts)}, from ${cacheOrigin(opts)}); ` +
+        'set HF_HOME (or HF_HUB_CACHE) to a writable directory, or pass a local model directory (CLI: --model DIR)',
+      false,
+      e,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -425,12 +731,7 @@ const REQUIRED_TOKENIZER = ['vocab.json', 'merges.txt'];
 const OPTIONAL = ['tokenizer.json', 'generation_config.json'];
 
 async function exists(path: string): Promise<boolean> {
-  const fs = await import('node:fs/promises');
-  try {
-    return (await fs.stat(path)).isFile();
-  } catch {
-    return false;
-  }
+  return (await fileSize(path)) !== null;
 }
 
 async function readShardNames(indexPath: string): Promise<string[]> {
@@ -519,24 +820,15 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   }
   const rev = commit ?? id.revision;
   const snap = join(repoDir, 'snapshots', rev);
-  await fs.mkdir(snap, { recursive: true });
-  if (commit && commit !== id.revision) {
-    const refPath = join(repoDir, 'refs', id.revision);
-    await fs.mkdir(join(refPath, '..'), { recursive: true });
-    await fs.writeFile(refPath, commit);
-  }
+  await prepareSnapshot(opts, id, repoDir, snap, commit);
 
-  const get = async (file: string, optional: boolean): Promise<boolean> => {
-    const bad = badRelativePath(file);
-    if (bad) throw downloadError(`${id.repo}: refusing to download ${JSON.stringify(file)}: ${bad}`, false);
-    const dest = join(snap, file);
-    if (await exists(dest)) return true;
-    return downloadFile(ctx, rev, file, dest, optional);
-  };
+  const get = (file: string, optional: boolean, extra = false) => ensureFile(ctx, rev, snap, file, optional, extra);
 
   await get('config.json', false);
   const haveSingle = (await exists(join(snap, SAFETENSORS_FILE))) || (!(await exists(join(snap, SAFETENSORS_INDEX_FILE))) && (await get(SAFETENSORS_FILE, true)));
-  if (!haveSingle) {
+  if (haveSingle) {
+    await get(SAFETENSORS_FILE, false);
+  } else {
     if (!(await get(SAFETENSORS_INDEX_FILE, true))) {
       throw downloadError(
         `${id.repo}@${id.revision} has neither ${SAFETENSORS_FILE} nor ${SAFETENSORS_INDEX_FILE} (HTTP 404 for both); only safetensors checkpoints are supported`,
@@ -546,7 +838,7 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
     for (const shard of await readShardNames(join(snap, SAFETENSORS_INDEX_FILE))) await get(shard, false);
   }
   if (wantTokenizer) for (const f of REQUIRED_TOKENIZER) await get(f, false);
-  for (const f of OPTIONAL) await get(f, true);
+  for (const f of OPTIONAL) await get(f, true, true);
   return dirSource(snap);
 }
 
@@ -565,6 +857,7 @@ function hubContext(id: ModelId, opts: ResolveOptions): Ctx {
     timeoutMs: opts.timeoutMs ?? 30_000,
     signal: opts.signal,
     progress: makeProgress(opts),
+    heads: new Map(),
   };
 }
 
@@ -574,7 +867,6 @@ function hubContext(id: ModelId, opts: ResolveOptions): Ctx {
  */
 export async function resolveHubFile(repoId: string, file: string, opts: ResolveOptions = {}): Promise<string> {
   const { join } = await import('node:path');
-  const fs = await import('node:fs/promises');
   const bad = badRelativePath(file);
   if (bad) throw new OptionError(`invalid file name ${JSON.stringify(file)}: ${bad}`);
   const id = parseModelId(repoId, opts.revision);
@@ -597,12 +889,7 @@ export async function resolveHubFile(repoId: string, file: string, opts: Resolve
   }
   const rev = commit ?? id.revision;
   const snap = join(repoDir, 'snapshots', rev);
-  if (commit && commit !== id.revision) {
-    const refPath = join(repoDir, 'refs', id.revision);
-    await fs.mkdir(join(refPath, '..'), { recursive: true });
-    await fs.writeFile(refPath, commit);
-  }
-  const dest = join(snap, file);
-  if (!(await exists(dest))) await downloadFile(ctx, rev, file, dest, false);
-  return dest;
+  await prepareSnapshot(opts, id, repoDir, snap, commit);
+  await ensureFile(ctx, rev, snap, file, false);
+  return join(snap, file);
 }
