@@ -206,6 +206,30 @@ test('a forced kernel build the engine cannot validate says so (not that run-tim
   await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, variant }), 'RUNTIME', new RegExp(`cannot run the ${variant} kernels .*it runs '${d.variant}': leave variant unset`));
 });
 
+test('from_pretrained options of a wrong type or size are typed errors; a given wasmModule runs on every pool thread', async () => {
+  const { compileVariant } = await import('../src/runtime/wasm.js');
+  const dir = modelDir('gpt2-tiny');
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 2n } as any), 'OPTION', /threads must be an integer from 1 to 256, got 2/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: '2' } as any), 'OPTION', /got "2"/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, variant: 42 } as any), 'OPTION', /variant must be one of .*got 42/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, variant: 'bogus' } as any), 'OPTION', /variant must be one of/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, wasmModule: {} } as any), 'OPTION', /wasmModule must be a WebAssembly\.Module/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 2, wasmModule: compileVariant('simd') } as any), 'OPTION', /wasmModule is not the simd-threads build/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, initialBytes: NaN }), 'OPTION', /initialBytes/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, initialBytes: 1e12 }), 'MEMORY', /past the 4 GiB of wasm32/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { threads: 1, prefill_chunk: 1e9 }), 'MEMORY', /./);
+  // the caller's module, whatever variant says, is the one the pool threads run too (they compiled the variant's
+  // bytes, so a module of another build mixed two builds' bits within one op)
+  const plain = await GPT2LMHeadModel.from_pretrained(dir, { threads: 2, variant: 'simd-threads' });
+  const given = await GPT2LMHeadModel.from_pretrained(dir, { threads: 2, variant: 'relaxed-threads', wasmModule: compileVariant('simd-threads') } as any);
+  try {
+    const want = Array.from((await plain.forward({ input_ids: [[464, 2068, 7586, 21831, 11, 290]] })).logits!.data as Float32Array);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(Array.from((await given.forward({ input_ids: [[464, 2068, 7586, 21831, 11, 290]] })).logits!.data as Float32Array), want);
+    }
+  } finally { await plain.dispose(); await given.dispose(); }
+});
+
 test('a directory where a weights file belongs is named as such, not as a missing file', async () => {
   const root = mkdtempSync(join(tmpdir(), 'gpt2wasm-dir-'));
   try {

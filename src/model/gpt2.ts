@@ -270,6 +270,13 @@ function checkOptions(opts: PretrainedOptions) {
   const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file', 'browser_cache', 'dispatch']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
+  // checked here too (Backend.create does as well): the memory plan uses them before the backend exists
+  if (opts.threads !== undefined && (typeof opts.threads !== 'number' || !Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 256)) {
+    throw new OptionError(`threads must be an integer from 1 to 256, got ${typeof opts.threads === 'string' ? JSON.stringify(opts.threads) : String(opts.threads)}`);
+  }
+  if (opts.initialBytes !== undefined && (typeof opts.initialBytes !== 'number' || !Number.isInteger(opts.initialBytes) || opts.initialBytes < 0)) {
+    throw new OptionError(`initialBytes must be a non-negative integer, got ${String(opts.initialBytes)}`);
+  }
   checkKVDType(opts.kv_dtype);
   if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);
 }

@@ -6,7 +6,7 @@ import { chunkCount, dispatchKind } from './chunks.js';
 import { Arena } from './memory.js';
 import { ThreadPool } from './pool.js';
 import { createReferenceKernels } from './reference.js';
-import { compileVariant, createMemory, detectFeatures, instantiateKernels, wasmBytes, type RuntimeFeatures, type WasmVariant } from './wasm.js';
+import { compileVariant, createMemory, detectFeatures, instantiateKernels, wasmBytes, WASM_VARIANTS, type RuntimeFeatures, type WasmVariant } from './wasm.js';
 
 type Strip<F> = F extends (...a: [...infer A, number, number]) => void ? (...a: A) => void : never;
 export type Kernels = { [K in KernelName]: Strip<KernelABI[K]> };
@@ -61,7 +61,9 @@ export class Backend {
   static async create(opts: BackendOptions = {}): Promise<Backend> {
     const features = detectFeatures();
     let threads = opts.threads ?? await defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new OptionError(`threads must be an integer from 1 to 256, got ${opts.threads}`);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new OptionError(`threads must be an integer from 1 to 256, got ${typeof opts.threads === 'string' ? JSON.stringify(opts.threads) : String(opts.threads)}`);
+    if (opts.variant !== undefined && !WASM_VARIANTS.includes(opts.variant)) throw new OptionError(`variant must be one of ${WASM_VARIANTS.join(', ')}, got ${JSON.stringify(opts.variant)}`);
+    if (opts.wasmModule !== undefined && !(opts.wasmModule instanceof WebAssembly.Module)) throw new OptionError('wasmModule must be a WebAssembly.Module (the imported kernels .wasm)');
     if (threads > 1 && !features.threads) threads = 1; // no shared memory here (e.g. a page without cross-origin isolation)
     const dispatch = opts.dispatch ?? 'adaptive';
     if (dispatch !== 'adaptive' && dispatch !== 'parallel') throw new OptionError(`dispatch must be 'adaptive' or 'parallel', got ${String(dispatch)}`);
@@ -83,8 +85,14 @@ export class Backend {
       }
       return new Backend(arena, k, threads, 'reference', features, null);
     }
-    const inst = instantiateKernels(opts.wasmModule ?? compileVariant(variant), memory);
-    const pool = threads > 1 ? await ThreadPool.create(arena, wasmBytes(variant), KERNEL_NAMES, threads, dispatch === 'adaptive') : null;
+    let inst;
+    try { inst = instantiateKernels(opts.wasmModule ?? compileVariant(variant), memory); } catch (e) {
+      // a given module of another build: its memory import is shared or not against the variant's
+      if (opts.wasmModule && e instanceof WebAssembly.LinkError) throw new OptionError(`wasmModule is not the ${variant} build (threads ${threads}): ${(e as Error).message}; pass the module of gpt2-wasm/wasm/${variant}.wasm`, { cause: e });
+      throw e;
+    }
+    // the pool threads run the caller's very module: chunks of one op computed by two builds would mix their bits
+    const pool = threads > 1 ? await ThreadPool.create(arena, opts.wasmModule ?? wasmBytes(variant), KERNEL_NAMES, threads, dispatch === 'adaptive') : null;
     const k: any = {};
     KERNEL_NAMES.forEach((name, op) => {
       const f = inst[name] as (...a: number[]) => void;

@@ -61,7 +61,7 @@ export class ThreadPool {
     this.region = arena.alloc('thread-pool control', CTL_BYTES);
   }
 
-  static async create(arena: Arena, wasm: Uint8Array, names: string[], nthreads: number, adaptive = true): Promise<ThreadPool> {
+  static async create(arena: Arena, wasm: Uint8Array | WebAssembly.Module, names: string[], nthreads: number, adaptive = true): Promise<ThreadPool> {
     const pool = new ThreadPool(arena, nthreads, adaptive);
     pool.refreshViews();
     pool.ctl.fill(0);

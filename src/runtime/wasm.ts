@@ -1,12 +1,13 @@
 // Picks the best kernel build this engine validates and instantiates it on a given memory.
 // Four builds of the same source: relaxed SIMD or plain SIMD, each with shared memory (threads) or without
 // (for pages that are not cross-origin isolated, where shared memory does not exist).
-import { RuntimeError } from '../errors.js';
+import { MemoryLimitError, RuntimeError } from '../errors.js';
 import type { KernelABI } from './abi.js';
 import { KERNEL_NAMES } from './abi.js';
 import * as embedded from './embedded.gen.js';
 
 export type WasmVariant = 'relaxed-threads' | 'simd-threads' | 'relaxed' | 'simd';
+export const WASM_VARIANTS: readonly WasmVariant[] = ['relaxed-threads', 'simd-threads', 'relaxed', 'simd'];
 
 /** Bytes below this address belong to the kernels' own static data; the host's arena starts here. */
 export const RESERVED_LOW_BYTES = 1 << 20;
@@ -78,10 +79,12 @@ export function compileVariant(v: WasmVariant): WebAssembly.Module {
 
 export function createMemory(initialBytes: number, shared: boolean): WebAssembly.Memory {
   const initial = Math.max(Math.ceil(initialBytes / PAGE), RESERVED_LOW_BYTES / PAGE + 1);
+  // past wasm32's 4 GiB (a huge prefill_chunk's workspace, an initialBytes of 1e12) no engine can give it
+  if (!(initial <= MAX_PAGES)) throw new MemoryLimitError(`${(initialBytes / 2 ** 20).toFixed(0)} MiB of WebAssembly memory asked for, past the 4 GiB of wasm32`);
   try {
     return new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared } as any);
   } catch (e) {
-    throw new RuntimeError(`could not allocate ${(initial * PAGE / 2 ** 20).toFixed(0)} MiB of WebAssembly memory: ${(e as Error).message}`, { cause: e });
+    throw new MemoryLimitError(`could not allocate ${(initial * PAGE / 2 ** 20).toFixed(0)} MiB of WebAssembly memory: ${(e as Error).message}`, { cause: e });
   }
 }
 

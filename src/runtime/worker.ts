@@ -4,7 +4,7 @@
 // file to locate.
 import { CTL_ARGS_F64, CTL_ERROR, CTL_GEN, CTL_NARGS, CTL_NCHUNKS, CTL_OP, CTL_SLEEPERS, CTL_SPIN, OP_EXIT, TAG_MASK, claimChunk, finishChunk } from './control.js';
 
-interface Init { memory: WebAssembly.Memory; wasm: Uint8Array<ArrayBuffer>; ctl: number; ith: number; names: string[] }
+interface Init { memory: WebAssembly.Memory; wasm: Uint8Array<ArrayBuffer> | WebAssembly.Module; ctl: number; ith: number; names: string[] }
 
 declare const require: any;
 const nodePort: any = typeof require === 'function' ? (() => { try { return require('node:worker_threads').parentPort; } catch { return null; } })() : null;
@@ -13,7 +13,7 @@ const post = (m: unknown) => (nodePort ? nodePort.postMessage(m) : (self as any)
 function start(init: Init) {
   let fns: ((...a: number[]) => void)[];
   try {
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(init.wasm), { env: { memory: init.memory } });
+    const inst = new WebAssembly.Instance(init.wasm instanceof WebAssembly.Module ? init.wasm : new WebAssembly.Module(init.wasm), { env: { memory: init.memory } });
     (inst.exports.set_thread_index as (i: number) => void)(init.ith);
     fns = init.names.map((n) => inst.exports[n] as any);
   } catch (e) {
