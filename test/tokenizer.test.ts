@@ -325,6 +325,14 @@ test('decode: bad ids give InputError naming the id and the vocabulary size', as
   }
   assert.throws(() => tok.encode(42 as any), (e: unknown) => e instanceof InputError);
   assert.throws(() => createStreamingDecoder(tok).push(60000), (e: unknown) => e instanceof InputError);
+  // ids that are not numbers are not read as numbers ("5" was token 5, "" and null token 0)
+  for (const bad of ['5', '0x10', '', null, false, true, [5]]) {
+    assert.throws(() => tok.decode([bad as any]), (e: unknown) => e instanceof InputError && /token ids are numbers or bigints, got/.test((e as Error).message), JSON.stringify(bad));
+    assert.throws(() => createStreamingDecoder(tok).push(bad as any), (e: unknown) => e instanceof InputError && /token ids are numbers or bigints/.test((e as Error).message), JSON.stringify(bad));
+  }
+  // a tensor whose data does not fill its dims
+  assert.throws(() => tok.decode({ dims: [3], data: [15496] } as any), (e: unknown) => e instanceof InputError && /needs 3 ids, its data has 1/.test((e as Error).message));
+  assert.throws(() => tok.batch_decode({ dims: [2, 2], data: [15496, 11] } as any), (e: unknown) => e instanceof InputError && /needs 4 ids/.test((e as Error).message));
 });
 
 // -------------------------------------------------------------------------------------------------------------

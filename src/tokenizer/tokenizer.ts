@@ -72,6 +72,8 @@ const isIdTensor = (x: unknown): x is IdTensor =>
 /** The rows of an id tensor [T] or [B, T], as views. */
 function tensorRows(t: IdTensor, what: string): TokenIds[] {
   const d = t.dims, data = t.data as any;
+  const count = d.reduce((a: number, b: number) => a * b, 1);
+  if (data?.length !== count) throw new InputError(`${what}: a tensor of dims [${d.join(', ')}] needs ${count} ids, its data has ${data?.length}`);
   if (d.length === 1) return [data];
   if (d.length !== 2) throw new InputError(`${what} takes a tensor of ids [T] or [B, T], got dims [${d.join(', ')}]`);
   const [B, T] = d;
@@ -359,6 +361,8 @@ export class GPT2Tokenizer {
 
   /** The id as a number, or InputError naming it and the vocabulary size. */
   checkId(x: number | bigint): number {
+    // a string, boolean or null is not read as a number ("5", "0x10", false): a typed error naming what it is
+    if (typeof x !== 'number' && typeof x !== 'bigint') throw new InputError(`token ids are numbers or bigints, got ${x === null ? 'null' : `${typeof x} ${JSON.stringify(x)}`}`);
     const n = typeof x === 'bigint' ? Number(x) : x;
     if (!Number.isInteger(n) || n < 0 || n >= this.id_limit || (!this.model.vocab.hasId(n) && !this.addedById.has(n))) {
       throw new InputError(`token id ${String(x)} is not in the vocabulary (size ${this.id_limit}: ids 0..${this.id_limit - 1})`);
@@ -420,7 +424,7 @@ export class GPT2Tokenizer {
     let total = 0, k = 0;
     for (let i = 0; i < n; i++) {
       const v = ids[i];
-      const id = typeof v === 'number' ? v : Number(v);
+      const id = typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : NaN; // NaN: checkId names the type
       if (!(id >= 0 && id < limit) || (id | 0) !== id || valid[id] === 0) this.checkId(v);
       if (skipSpecial && specials.has(id)) continue;
       checked[k++] = id;
