@@ -264,32 +264,21 @@ const UNKNOWN: RemoteInfo = { size: null, sha256: null };
 async function discoverCommit(ctx: Ctx, giveUpEarly?: () => Promise<boolean>, file = 'config.json'): Promise<string | null> {
   const url = fileUrl(ctx, ctx.id.revision, file);
   return withRetries(ctx, file, async () => {
-    const t = timedFetch(ctx, file, url, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
-    let res: Response;
-    try {
-      res = await t.promise;
-    } catch (e) {
-      throw t.explain(e, 'request failed');
-    } finally {
-      t.done();
-    }
+    const { res, linked } = await head(ctx, file, url);
     // A plain mirror may not answer HEAD; the files themselves will tell whether the repo is there.
     if (res.status === 405 || res.status === 501) return null;
     if (!res.ok) throw statusError(ctx, file, url, res);
-    const commit = t.linked.commit;
+    const commit = linked.commit;
     if (commit && COMMIT.test(commit)) {
-      ctx.heads.set(file, remoteInfo(res, t.linked));
+      ctx.heads.set(file, remoteInfo(res, linked));
       return commit;
     }
     return null;
   }, giveUpEarly);
 }
 
-/** HEAD one file at `rev`: what to expect of it, or 'missing' (only when `optional`; else a 404 throws). */
-async function headFile(ctx: Ctx, rev: string, file: string, optional: boolean): Promise<RemoteInfo | 'missing'> {
-  const known = ctx.heads.get(file);
-  if (known) return known;
-  const url = fileUrl(ctx, rev, file);
+/** One HEAD request for `file` (redirects followed, the linked headers collected); its body, if any, cancelled. */
+async function head(ctx: Ctx, file: string, url: string): Promise<{ res: Response; linked: ReturnType<typeof timedFetch>['linked'] }> {
   const t = timedFetch(ctx, file, url, { method: 'HEAD', headers: { 'accept-encoding': 'identity' } });
   let res: Response;
   try {
@@ -300,12 +289,21 @@ async function headFile(ctx: Ctx, rev: string, file: string, optional: boolean):
     t.done();
   }
   await res.body?.cancel().catch(() => {});
+  return { res, linked: t.linked };
+}
+
+/** HEAD one file at `rev`: what to expect of it, or 'missing' (only when `optional`; else a 404 throws). */
+async function headFile(ctx: Ctx, rev: string, file: string, optional: boolean): Promise<RemoteInfo | 'missing'> {
+  const known = ctx.heads.get(file);
+  if (known) return known;
+  const url = fileUrl(ctx, rev, file);
+  const { res, linked } = await head(ctx, file, url);
   if (res.status === 405 || res.status === 501) return UNKNOWN;
   if (!res.ok) {
     if (optional && httpFailure(res, { tokenSent: !!ctx.token }).missing) return 'missing';
     throw statusError(ctx, file, url, res);
   }
-  const info = remoteInfo(res, t.linked);
+  const info = remoteInfo(res, linked);
   ctx.heads.set(file, info);
   return info;
 }
