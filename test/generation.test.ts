@@ -289,4 +289,58 @@ test('streamer failures: put() errors end the generation with end() still called
     assert.is(ended, 1);
   } finally { await model.dispose(); }
 });
+test('ngramBans and badWordBans are transformers\' NoRepeatNGram and NoBadWords processors', async () => {
+  const { ngramBans, badWordBans } = await import('../src/generation/generate.js');
+  assert.equal(ngramBans([1, 2, 3, 1, 2], 3), [3]); // 1 2 → 3 would repeat "1 2 3"
+  assert.equal(ngramBans([1, 2, 1, 2, 1], 2).sort(), [2, 2].sort()); // after 1: 2 (twice seen)
+  assert.equal(ngramBans([5, 6], 1).sort(), [5, 6]); // n = 1: every id seen
+  assert.equal(ngramBans([1, 2], 4), []); // too short
+  assert.equal(badWordBans([7, 8, 9], [[4], [8, 9, 10], [9, 11], [7, 12]]).sort(), [4, 10, 11].sort());
+});
+
+test('generation config as transformers reads it: default 20 new tokens, min lengths, banned tokens; options override', async () => {
+  const model = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, ...kernelOpts() });
+  const saved = { task: model.config.task_specific_params, gc: model.generation_config };
+  try {
+    (model.config as any).task_specific_params = undefined;
+    (model as any).generation_config = null;
+    const prompt = Array.from({ length: 25 }, (_, i) => 464 + i);
+    // no max anywhere: 20 new tokens whatever the prompt's length (a 25-token prompt failed with 'max_length 20')
+    assert.is(ids(await model.generate({ input_ids: [prompt] })).length, 45);
+    const eos = model.config.eos_token_ids[0];
+    // min_new_tokens / min_length from the generation config hold eos back, as the same options do
+    const short = [464, 2068];
+    const free = ids(await model.generate({ input_ids: [short], max_new_tokens: 6, eos_token_id: [ids(await model.generate({ input_ids: [short], max_new_tokens: 1 }))[2]] }));
+    assert.is(free.length, 3, 'the first new token ends the generation when it is eos');
+    (model as any).generation_config = { min_new_tokens: 4 };
+    const held = ids(await model.generate({ input_ids: [short], max_new_tokens: 6, eos_token_id: [free[2]] }));
+    assert.ok(held.length >= 2 + 5, `min_new_tokens 4 from the config: ${held}`);
+    assert.equal(held, ids(await model.generate({ input_ids: [short], max_new_tokens: 6, eos_token_id: [free[2]], min_new_tokens: 4 })));
+    (model as any).generation_config = { min_length: 6 };
+    assert.equal(ids(await model.generate({ input_ids: [short], max_new_tokens: 6, eos_token_id: [free[2]] })), held);
+    // no_repeat_ngram_size (config or option): no bigram twice; suppress_tokens never appear; begin_suppress_tokens not first
+    (model as any).generation_config = { no_repeat_ngram_size: 2 };
+    const seq = ids(await model.generate({ input_ids: [short], max_new_tokens: 40 }));
+    const grams = seq.slice(1).map((t, i) => `${seq[i]} ${t}`);
+    assert.is(new Set(grams).size, grams.length, `a bigram repeats: ${seq}`);
+    (model as any).generation_config = null;
+    const plain = ids(await model.generate({ input_ids: [short], max_new_tokens: 8 }));
+    const banned = plain.slice(2, 5);
+    const sup = ids(await model.generate({ input_ids: [short], max_new_tokens: 8, suppress_tokens: banned }));
+    assert.ok(sup.slice(2).every((t) => !banned.includes(t)), `${sup}`);
+    const begin = ids(await model.generate({ input_ids: [short], max_new_tokens: 2, begin_suppress_tokens: [plain[2]] }));
+    assert.is.not(begin[2], plain[2]);
+    const bad = ids(await model.generate({ input_ids: [short], max_new_tokens: 8, bad_words_ids: [[plain[3], plain[4]]] }));
+    for (let i = 1; i < bad.length; i++) assert.ok(!(bad[i - 1] === plain[3] && bad[i] === plain[4]), `${bad}`);
+    for (const o of [{ no_repeat_ngram_size: -1 }, { bad_words_ids: [[]] }, { suppress_tokens: [50257] }]) {
+      const e = await model.generate({ input_ids: [short], ...o } as any).then(() => null, (x) => x);
+      assert.ok(e instanceof GPT2WasmError && e.code === 'OPTION', JSON.stringify(o));
+    }
+  } finally {
+    (model.config as any).task_specific_params = saved.task;
+    (model as any).generation_config = saved.gc;
+    await model.dispose();
+  }
+});
+
 test.run();

@@ -46,11 +46,22 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Recompute the whole sequence every step instead of using the KV cache (slow; for tests and the bench). */
   use_cache?: boolean;
+  /** transformers' processors that ban tokens: no n-gram of this size occurs twice (0: off). */
+  no_repeat_ngram_size?: number;
+  /** Token sequences never generated: the last id of each is banned where the others precede it. */
+  bad_words_ids?: number[][];
+  /** Ids never generated, and ids not generated as the first new token. */
+  suppress_tokens?: number[];
+  begin_suppress_tokens?: number[];
 }
 
 export interface ResolvedGenerateOptions extends SamplingOptions {
   max_new_tokens: number;
   min_new_tokens: number;
+  no_repeat_ngram_size: number;
+  bad_words_ids: number[][];
+  suppress_tokens: number[];
+  begin_suppress_tokens: number[];
   eos: number[];
   pad: number;
   stop: string[];
@@ -59,7 +70,55 @@ export interface ResolvedGenerateOptions extends SamplingOptions {
 
 const KNOWN = new Set(['input_ids', 'attention_mask', 'encoder_hidden_states', 'encoder_attention_mask', 'max_new_tokens', 'max_length', 'min_new_tokens',
   'min_length', 'do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'eos_token_id', 'pad_token_id', 'stop', 'stop_strings', 'tokenizer',
-  'seed', 'streamer', 'context_overflow', 'cache_capacity', 'signal', 'use_cache', 'num_beams', 'num_return_sequences']);
+  'seed', 'streamer', 'context_overflow', 'cache_capacity', 'signal', 'use_cache', 'num_beams', 'num_return_sequences',
+  'no_repeat_ngram_size', 'bad_words_ids', 'suppress_tokens', 'begin_suppress_tokens']);
+
+/** generation_config.json settings transformers acts on and this runtime does not (their value when off): a model
+ *  whose file sets one generates without it, with a warning once per model rather than silently. */
+const UNSUPPORTED: Record<string, unknown> = {
+  num_beams: 1, num_beam_groups: 1, penalty_alpha: null, typical_p: 1, min_p: null, epsilon_cutoff: 0, eta_cutoff: 0,
+  diversity_penalty: 0, encoder_no_repeat_ngram_size: 0, forced_bos_token_id: null, forced_eos_token_id: null,
+  exponential_decay_length_penalty: null, sequence_bias: null, guidance_scale: null, renormalize_logits: false,
+  num_return_sequences: 1, length_penalty: 1, early_stopping: false, constraints: null, force_words_ids: null,
+};
+const warned = new WeakSet<object>();
+
+function warnUnsupported(model: GPT2PreTrainedModel, task: Record<string, unknown>, gc: Record<string, unknown>): void {
+  if (warned.has(model)) return;
+  warned.add(model);
+  const set = Object.entries(UNSUPPORTED).filter(([k, off]) => { const v = task[k] ?? gc[k]; return v !== undefined && v !== null && v !== off && !(k === 'length_penalty' || k === 'early_stopping'); });
+  if (set.length) console.warn(`gpt2-wasm: the model's generation config sets ${set.map(([k]) => `${k}: ${JSON.stringify(task[k] ?? gc[k])}`).join(', ')}, which gpt2-wasm does not implement; generate() runs without ${set.length > 1 ? 'them' : 'it'}`);
+}
+
+const idList = (v: unknown, what: string, V: number): number[] => {
+  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x < V)) throw new OptionError(`${what} must be an array of token ids in [0, ${V}), got ${JSON.stringify(v)}`);
+  return v as number[];
+};
+
+/** transformers' NoRepeatNGramLogitsProcessor: the ids that would complete an n-gram already in `seq`. */
+export function ngramBans(seq: ArrayLike<number>, n: number): number[] {
+  const L = seq.length;
+  if (n <= 0 || L + 1 < n) return [];
+  const out: number[] = [], from = L - (n - 1); // the n-1 last ids are the prefix of the next n-gram
+  for (let i = 0; i + n <= L; i++) {
+    let same = true;
+    for (let j = 0; j < n - 1 && same; j++) same = seq[i + j] === seq[from + j];
+    if (same) out.push(seq[i + n - 1]);
+  }
+  return out;
+}
+
+/** transformers' NoBadWordsLogitsProcessor: a one-id word always, a longer one's last id where the rest ends `seq`. */
+export function badWordBans(seq: ArrayLike<number>, words: number[][]): number[] {
+  const out: number[] = [], L = seq.length;
+  for (const w of words) {
+    const k = w.length - 1;
+    let same = L >= k;
+    for (let j = 0; j < k && same; j++) same = seq[L - k + j] === w[j];
+    if (same) out.push(w[k]);
+  }
+  return out;
+}
 
 export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOptions, promptLength: number): ResolvedGenerateOptions {
   for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new OptionError(`unknown generate option '${k}'`);
@@ -83,13 +142,22 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   if (o.max_new_tokens != null) maxNew = o.max_new_tokens;
   else if (o.max_length != null) maxNew = o.max_length - promptLength;
   else if (!userLimit && (task.max_new_tokens ?? gc.max_new_tokens) != null) maxNew = (task.max_new_tokens ?? gc.max_new_tokens) as number;
-  else maxNew = pick<number>('max_length', 20) - promptLength;
+  else {
+    // transformers: a max_length left at its default of 20 means 20 new tokens (within n_positions), not 20 in all
+    const ml = (task.max_length ?? gc.max_length) as number | undefined;
+    maxNew = ml != null && ml !== 20 ? ml - promptLength : Math.min(20, cfg.n_positions - promptLength);
+  }
   if (!Number.isInteger(maxNew) || maxNew < 0) {
     throw new OptionError(o.max_new_tokens != null ? `max_new_tokens must be a non-negative integer, got ${o.max_new_tokens}`
-      : `max_length (${pick('max_length', 20)}) is shorter than the prompt (${promptLength} tokens); pass max_new_tokens`);
+      : `max_length (${pick('max_length', 20)}) is shorter than the prompt (${promptLength} tokens), or the prompt fills n_positions (${cfg.n_positions}); pass max_new_tokens`);
   }
-  const minNew = o.min_new_tokens ?? (o.min_length != null ? Math.max(0, o.min_length - promptLength) : 0);
-  if (!Number.isInteger(minNew) || minNew < 0) throw new OptionError(`min_new_tokens must be a non-negative integer, got ${minNew}`);
+  // as transformers: min_new_tokens and min_length (which counts the prompt) from the call or the model's
+  // generation config; both may hold, the later bound wins
+  const minNewTokens = pick<number>('min_new_tokens', 0);
+  if (!Number.isInteger(minNewTokens) || minNewTokens < 0) throw new OptionError(`min_new_tokens must be a non-negative integer, got ${minNewTokens}`);
+  const minLength = pick<number>('min_length', 0);
+  if (!Number.isInteger(minLength) || minLength < 0) throw new OptionError(`min_length must be a non-negative integer, got ${minLength}`);
+  const minNew = Math.max(minNewTokens, minLength - promptLength);
   const eosRaw = o.eos_token_id !== undefined ? o.eos_token_id : (gc.eos_token_id as number | number[] | null | undefined) ?? cfg.eos_token_ids;
   let eos = eosRaw == null ? [] : Array.isArray(eosRaw) ? eosRaw : [eosRaw];
   for (const e of eos) if (!Number.isInteger(e) || e < 0) throw new OptionError(`eos_token_id must be a token id, got ${e}`);
@@ -106,9 +174,19 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   if (stop.length && !o.tokenizer) throw new OptionError('stop strings need a tokenizer: pass { tokenizer } to generate() (the pipeline does this for you)');
   const overflow = o.context_overflow ?? 'error';
   if (overflow !== 'error' && overflow !== 'slide') throw new OptionError(`context_overflow must be 'error' or 'slide', got ${JSON.stringify(overflow)}`);
+  const ngram = pick<number>('no_repeat_ngram_size', 0);
+  if (!Number.isInteger(ngram) || ngram < 0) throw new OptionError(`no_repeat_ngram_size must be a non-negative integer, got ${JSON.stringify(ngram)}`);
+  const badRaw = pick<unknown>('bad_words_ids', []) ?? [];
+  if (!Array.isArray(badRaw) || !badRaw.every((w) => Array.isArray(w) && w.length > 0)) throw new OptionError(`bad_words_ids must be an array of non-empty arrays of token ids, got ${JSON.stringify(badRaw)}`);
+  // as transformers: a bad word that is just an eos id is dropped (it would keep the generation from ending)
+  const badWords = (badRaw as unknown[]).map((w, i) => idList(w, `bad_words_ids[${i}]`, cfg.vocab_size)).filter((w) => !(w.length === 1 && eos.includes(w[0])));
+  const suppressTokens = idList(pick<unknown>('suppress_tokens', []) ?? [], 'suppress_tokens', cfg.vocab_size);
+  const beginSuppress = idList(pick<unknown>('begin_suppress_tokens', []) ?? [], 'begin_suppress_tokens', cfg.vocab_size);
+  warnUnsupported(model, task, gc);
   const r: ResolvedGenerateOptions = {
     do_sample: !!pick('do_sample', false), temperature: pick('temperature', 1), top_k: pick('top_k', 50), top_p: pick('top_p', 1),
     repetition_penalty: pick('repetition_penalty', 1), max_new_tokens: maxNew, min_new_tokens: minNew, eos, pad, stop, overflow,
+    no_repeat_ngram_size: ngram, bad_words_ids: badWords, suppress_tokens: suppressTokens, begin_suppress_tokens: beginSuppress,
   };
   // as transformers: temperature, top_k and top_p only matter (and are only checked) when sampling, so a
   // generation_config.json with do_sample false and temperature 0.0 runs greedy instead of failing
@@ -232,7 +310,11 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
       for (let b = 0; b < B; b++) {
         if (finished[b]) { next.push(opt.pad); continue; }
         const row = logits.subarray(b * V, (b + 1) * V);
-        const banned = generated[b].length < opt.min_new_tokens ? opt.eos : [];
+        let banned = generated[b].length < opt.min_new_tokens ? opt.eos : [];
+        if (opt.no_repeat_ngram_size || opt.bad_words_ids.length || opt.suppress_tokens.length || opt.begin_suppress_tokens.length) {
+          banned = [...banned, ...opt.suppress_tokens, ...(generated[b].length === 0 ? opt.begin_suppress_tokens : []),
+            ...ngramBans(seqs[b], opt.no_repeat_ngram_size), ...badWordBans(seqs[b], opt.bad_words_ids)];
+        }
         next.push(nextToken(row, opt, seqs[b], banned, () => rng.next()));
       }
       for (let b = 0; b < B; b++) {
