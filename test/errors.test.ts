@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DisposedError, GPT2LMHeadModel, GPT2WasmError, memorySource, type ModelSource } from '../src/index.js';
+import { AutoTokenizer, DisposedError, GPT2LMHeadModel, GPT2WasmError, memorySource, save_gguf, type ModelSource } from '../src/index.js';
 import { Random } from '../src/generation/random.js';
 import { modelDir } from './helpers/fixtures.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
@@ -228,6 +228,15 @@ test('from_pretrained options of a wrong type or size are typed errors; a given 
       assert.equal(Array.from((await given.forward({ input_ids: [[464, 2068, 7586, 21831, 11, 290]] })).logits!.data as Float32Array), want);
     }
   } finally { await plain.dispose(); await given.dispose(); }
+});
+
+test('typos in tokenizer and save_gguf options are errors; dtype takes the CLI\'s string plan', async () => {
+  await expectError(AutoTokenizer.from_pretrained(modelDir('gpt2-tiny'), { zzz: 1 } as any), 'OPTION', /unknown tokenizer from_pretrained option 'zzz'/);
+  await expectError(save_gguf(modelDir('gpt2-tiny'), join(tmpdir(), 'never-written.gguf'), { dtpye: 'q8_0' } as any), 'OPTION', /unknown save_gguf option 'dtpye'/);
+  assert.not.ok(existsSync(join(tmpdir(), 'never-written.gguf')));
+  const m = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, dtype: 'q4,wte=fp16', device: 'cpu' });
+  try { assert.is(m.weights.plan.wte, 'fp16'); assert.is(m.weights.plan.mlp_fc, 'q4'); } finally { await m.dispose(); }
+  await expectError(GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1, dtype: 'q4,wte=fp17' as any }), 'OPTION', /fp17/);
 });
 
 test('a directory where a weights file belongs is named as such, not as a missing file', async () => {

@@ -62,7 +62,7 @@ Usage:
   gpt2-wasm generate [PROMPT] [options]   generate text (prompt from the argument or stdin), streamed
   gpt2-wasm info [MODEL] [--runtime]      architecture, parameters, dtype and memory of a model
   gpt2-wasm classify TEXT --model DIR [--tokenizer DIR]  token or sequence classification with the model's head
-  gpt2-wasm convert SRC --out F.gguf [--dtype f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
+  gpt2-wasm convert SRC --out F.gguf [--dtype f32|f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
   gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
   gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version

@@ -48,6 +48,9 @@ export interface GenerateOptions {
   use_cache?: boolean;
   /** transformers' processors that ban tokens: no n-gram of this size occurs twice (0: off). */
   no_repeat_ngram_size?: number;
+  /** Accepted as transformers spells the defaults; any other value is an error (no beam search, one sequence per row). */
+  num_beams?: 1;
+  num_return_sequences?: 1;
   /** Token sequences never generated: the last id of each is banned where the others precede it. */
   bad_words_ids?: number[][];
   /** Ids never generated, and ids not generated as the first new token. */

@@ -23,6 +23,8 @@ export interface PretrainedOptions extends BackendOptions, SourceOptions {
   dtype?: DTypeSpec;
   /** Prompt chunk size for the blockwise prefill (tokens per pass). */
   prefill_chunk?: number;
+  /** transformers.js's option: 'cpu' or 'wasm' (both mean this runtime's wasm kernels); anything else is an error. */
+  device?: 'cpu' | 'wasm';
   /** Element type of the KV caches this model creates: 'fp32' (default) or 'fp16' (half the memory). */
   kv_dtype?: KVDType;
   /** Resolves a model id to a ModelSource (default: resolveSource, the Hub cache on Node, HTTP elsewhere). */

@@ -527,6 +527,10 @@ function sourceGeneralName(source: ModelSource): string | undefined {
  */
 export async function save_gguf(src: string | ModelSource, path: string,
   opts: SaveGGUFOptions & { revision?: string; gguf_file?: string; cache_dir?: string; local_files_only?: boolean } = {}): Promise<SavedGGUF> {
+  if (opts === null || typeof opts !== 'object') throw new OptionError('save_gguf options must be an object');
+  // a typo ({ dtpye: 'q8_0' }) would silently write the default type
+  const known = new Set(['dtype', 'keep', 'name', 'onProgress', 'revision', 'gguf_file', 'cache_dir', 'local_files_only']);
+  for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown save_gguf option '${k}' (known: ${[...known].join(', ')})`);
   const { revision, gguf_file, cache_dir, local_files_only, ...rest } = opts;
   await checkOutputPath(path); // before resolving (which may download)
   const source = typeof src === 'string' ? await resolveSource(src, { revision, gguf_file, cache_dir, local_files_only, tokenizer: true }) : src;

@@ -27,7 +27,7 @@ export type TensorGroup = typeof TENSOR_GROUPS[number];
 /** A per-tensor precision plan: `default` for every matrix not named (default 'auto'), and a dtype per group. */
 export type PrecisionPlan = { default?: DTypeOption } & { [G in TensorGroup]?: DType };
 /** The `dtype` option: one dtype for every matrix, or a plan. */
-export type DTypeSpec = DTypeOption | PrecisionPlan;
+export type DTypeSpec = DTypeOption | PrecisionPlan | `${string}=${string}`; // the last: the CLI's string form, e.g. 'q4,wte=q8'
 /** What `dtype: 'q4'` means: 4-bit matrices with the tied embedding / LM head kept at q8. Measured on the trained
  *  fixture (test/perplexity.test.ts, README): q4 on every matrix costs several times the perplexity of this plan. */
 export const Q4_DEFAULT_PLAN: { [G in TensorGroup]?: DType } = { wte: 'q8', lm_head: 'q8' };
@@ -199,6 +199,8 @@ export function resolvePlan(spec: DTypeSpec | undefined, auto: DType = 'fp32'): 
     throw new OptionError(`${what} must be ${allowAuto ? "'auto', " : ''}'fp32', 'fp16', 'q8' or 'q4', got ${JSON.stringify(v)}`);
   };
   const plan = {} as Record<TensorGroup, DType>;
+  // the CLI's string form of a plan ('q4,wte=q8') is accepted by the library too
+  if (typeof spec === 'string' && (spec.includes(',') || spec.includes('='))) spec = parseDTypeSpec(spec);
   if (spec === null || typeof spec !== 'object') {
     const dtype = one(spec, 'dtype', true);
     for (const g of TENSOR_GROUPS) plan[g] = dtype === 'q4' ? Q4_DEFAULT_PLAN[g] ?? 'q4' : dtype;

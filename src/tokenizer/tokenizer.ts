@@ -42,6 +42,11 @@ export interface TokenizerCallOptions extends EncodeOptions {
   return_tensor?: boolean;
 }
 
+/** The keys of FromPretrainedOptions: any other is an error (a typo would be silently ignored). */
+const TOKENIZER_LOAD_KEYS = new Set(['revision', 'cache_dir', 'local_files_only', 'progress_callback', 'token', 'endpoint', 'gguf_file', 'browser_cache',
+  'cache_capacity', 'pad_token_id', 'model_max_length', 'padding_side', 'truncation_side', 'add_prefix_space', 'split_special_tokens',
+  'clean_up_tokenization_spaces', 'resolve']);
+
 export interface BatchEncoding {
   input_ids: number[][];
   attention_mask: number[][];
@@ -202,6 +207,8 @@ export class GPT2Tokenizer {
    * a file source (anything with readText/exists, e.g. a ModelSource).
    */
   static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
+    if (options === null || typeof options !== 'object') throw new OptionError('tokenizer from_pretrained options must be an object');
+    for (const k of Object.keys(options)) if (!TOKENIZER_LOAD_KEYS.has(k)) throw new OptionError(`unknown tokenizer from_pretrained option '${k}' (known: ${[...TOKENIZER_LOAD_KEYS].join(', ')})`);
     let source: TextFileSource;
     let origin: string;
     if (typeof dirOrSource === 'string') {
