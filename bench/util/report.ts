@@ -242,7 +242,7 @@ export function renderReadmeTable(r: BenchResults): string {
   const M = r.meta, s: string[] = [];
   s.push(`From \`npm run bench${M.quick ? ' -- --quick' : ''}\` on ${M.date} (commit ${M.commit}${M.dirty ? ' + uncommitted changes' : ''}, ${M.seconds ? `${(M.seconds / 60).toFixed(0)} min` : ''}): ` +
     `${M.quick ? '**a quick run** (fewer runs and rows than a full one), ' : ''}${M.cores} cores of ${M.cpu}, Node ${M.node}, a random GPT-2-124M-shaped checkpoint, batch 1. ` +
-    '**The machine was shared with other jobs while measuring**, so absolute numbers are noisy; every configuration, ours and the peers\', got the same protocol: ' + `${M.protocol}.` +
+    '**The machine was shared with other jobs while measuring**, so absolute numbers are noisy; the protocol: ' + `${M.protocol}.` +
     (M.partial ? ` **Partial run: the run was cut short; ${M.partial}.**` : ''));
   s.push('');
   const rows: (string | number)[][] = [];
