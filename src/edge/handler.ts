@@ -14,7 +14,8 @@ import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { DTypeOption } from '../model/weights.js';
-import type { WasmVariant } from '../runtime/wasm.js';
+import { WASM_VARIANTS, type WasmVariant } from '../runtime/wasm.js';
+import { checkThreads } from '../runtime/backend.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
 import { HttpError, encodePrompt, errorBody, parseCompletionRequest, parseJsonObject, toHttpError } from '../server/request.js';
 import { CompletionText } from '../server/text.js';
@@ -71,7 +72,6 @@ export interface FetchHandlerOptions {
 
 const HANDLER_KEYS = new Set(['modelUrl', 'gguf_file', 'source', 'dtype', 'kv_dtype', 'prefill_chunk', 'threads', 'kernels', 'variant', 'wasmModule',
   'fetch', 'headers', 'token', 'modelName', 'maxTopK', 'maxNewTokens', 'maxBodyBytes', 'basePath', 'maxBatchRows']);
-const VARIANTS = ['relaxed-threads', 'simd-threads', 'relaxed', 'simd'];
 
 /** The handler's options, checked when it is made: a wrong one is the deployment's error, named once, rather than
  *  a 400 blamed on every client (the model's options are only used when the first request loads it). */
@@ -81,14 +81,15 @@ function checkHandlerOptions(o: FetchHandlerOptions): void {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)) throw new OptionError(`createFetchHandler: ${k} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);
   };
-  posInt('maxTopK'); posInt('maxNewTokens'); posInt('maxBodyBytes'); posInt('maxBatchRows'); posInt('prefill_chunk'); posInt('threads', 256);
+  posInt('maxTopK'); posInt('maxNewTokens'); posInt('maxBodyBytes'); posInt('maxBatchRows'); posInt('prefill_chunk');
+  checkThreads(o.threads);
   if (o.basePath !== undefined && (typeof o.basePath !== 'string' || (o.basePath !== '' && !o.basePath.startsWith('/')))) {
     throw new OptionError(`createFetchHandler: basePath must be '' or start with '/', got ${JSON.stringify(o.basePath)}`);
   }
   resolvePlan(o.dtype as DTypeSpec | undefined); // throws an OptionError naming a bad dtype or plan key
   checkKVDType(o.kv_dtype);
   if (o.kernels !== undefined && o.kernels !== 'wasm' && o.kernels !== 'reference') throw new OptionError(`createFetchHandler: kernels must be 'wasm' or 'reference', got ${JSON.stringify(o.kernels)}`);
-  if (o.variant !== undefined && !VARIANTS.includes(o.variant)) throw new OptionError(`createFetchHandler: variant must be one of ${VARIANTS.join(', ')}, got ${JSON.stringify(o.variant)}`);
+  if (o.variant !== undefined && !WASM_VARIANTS.includes(o.variant)) throw new OptionError(`createFetchHandler: variant must be one of ${WASM_VARIANTS.join(', ')}, got ${JSON.stringify(o.variant)}`);
 }
 
 export interface FetchHandler {

@@ -82,14 +82,14 @@ const UNSUPPORTED: Record<string, unknown> = {
   num_beams: 1, num_beam_groups: 1, penalty_alpha: null, typical_p: 1, min_p: null, epsilon_cutoff: 0, eta_cutoff: 0,
   diversity_penalty: 0, encoder_no_repeat_ngram_size: 0, forced_bos_token_id: null, forced_eos_token_id: null,
   exponential_decay_length_penalty: null, sequence_bias: null, guidance_scale: null, renormalize_logits: false,
-  num_return_sequences: 1, length_penalty: 1, early_stopping: false, constraints: null, force_words_ids: null,
+  num_return_sequences: 1, constraints: null, force_words_ids: null,
 };
 const warned = new WeakSet<object>();
 
 function warnUnsupported(model: GPT2PreTrainedModel, task: Record<string, unknown>, gc: Record<string, unknown>): void {
   if (warned.has(model)) return;
   warned.add(model);
-  const set = Object.entries(UNSUPPORTED).filter(([k, off]) => { const v = task[k] ?? gc[k]; return v !== undefined && v !== null && v !== off && !(k === 'length_penalty' || k === 'early_stopping'); });
+  const set = Object.entries(UNSUPPORTED).filter(([k, off]) => { const v = task[k] ?? gc[k]; return v !== undefined && v !== null && v !== off; });
   if (set.length) console.warn(`gpt2-wasm: the model's generation config sets ${set.map(([k]) => `${k}: ${JSON.stringify(task[k] ?? gc[k])}`).join(', ')}, which gpt2-wasm does not implement; generate() runs without ${set.length > 1 ? 'them' : 'it'}`);
 }
 

@@ -5,7 +5,7 @@ import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Confi
 import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
 import { resolveSource, type SourceOptions } from '../io/resolve.js';
-import { Backend, type BackendOptions } from '../runtime/backend.js';
+import { Backend, checkThreads, type BackendOptions } from '../runtime/backend.js';
 import { RESERVED_LOW_BYTES } from '../runtime/wasm.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { checkCache, runBatch, runStep, setEncoder, type BatchResult } from './forward.js';
@@ -273,9 +273,7 @@ function checkOptions(opts: PretrainedOptions) {
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   // checked here too (Backend.create does as well): the memory plan uses them before the backend exists
-  if (opts.threads !== undefined && (typeof opts.threads !== 'number' || !Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 256)) {
-    throw new OptionError(`threads must be an integer from 1 to 256, got ${typeof opts.threads === 'string' ? JSON.stringify(opts.threads) : String(opts.threads)}`);
-  }
+  checkThreads(opts.threads);
   if (opts.initialBytes !== undefined && (typeof opts.initialBytes !== 'number' || !Number.isInteger(opts.initialBytes) || opts.initialBytes < 0)) {
     throw new OptionError(`initialBytes must be a non-negative integer, got ${String(opts.initialBytes)}`);
   }

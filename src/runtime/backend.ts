@@ -42,6 +42,13 @@ export async function defaultThreads(): Promise<number> {
   } catch { return 1; }
 }
 
+/** The threads option: undefined (the default) or an integer from 1 to 256; a string or bigint is named as such. */
+export function checkThreads(v: unknown): void {
+  if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 256)) {
+    throw new OptionError(`threads must be an integer from 1 to 256, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  }
+}
+
 export class Backend {
   readonly arena: Arena;
   readonly k: Kernels;
@@ -60,8 +67,8 @@ export class Backend {
 
   static async create(opts: BackendOptions = {}): Promise<Backend> {
     const features = detectFeatures();
+    checkThreads(opts.threads);
     let threads = opts.threads ?? await defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw new OptionError(`threads must be an integer from 1 to 256, got ${typeof opts.threads === 'string' ? JSON.stringify(opts.threads) : String(opts.threads)}`);
     if (opts.variant !== undefined && !WASM_VARIANTS.includes(opts.variant)) throw new OptionError(`variant must be one of ${WASM_VARIANTS.join(', ')}, got ${JSON.stringify(opts.variant)}`);
     if (opts.wasmModule !== undefined && !(opts.wasmModule instanceof WebAssembly.Module)) throw new OptionError('wasmModule must be a WebAssembly.Module (the imported kernels .wasm)');
     if (threads > 1 && !features.threads) threads = 1; // no shared memory here (e.g. a page without cross-origin isolation)
