@@ -21,6 +21,8 @@ async function spawnWorker(onMessage: (m: any) => void, onError: (e: unknown) =>
     const w = new Worker(WORKER_SOURCE, { eval: true });
     w.on('message', onMessage);
     w.on('error', onError);
+    // a worker stopped from outside (terminate(), an out-of-memory kill) emits no 'error'
+    w.on('exit', (code) => onError(new Error(`exited with code ${code}`)));
     // stay referenced until 'ready' arrives, or the process may exit while we wait for it
     w.once('message', () => w.unref());
     return w;
@@ -38,6 +40,12 @@ function canBlock(i32: Int32Array): boolean {
   try { Atomics.wait(i32, CTL_ERROR + 10, 12345, 0); return true; } catch { return false; }
 }
 
+/** How long the caller waits for chunks other threads hold without any finishing before it gives up on the pool.
+ *  A worker that dies holding a chunk never finishes it, and the caller, blocked in this synchronous wait, cannot
+ *  receive the worker's 'error' or 'exit' event: without a limit it would wait forever. A chunk is a small fixed
+ *  share of one op (~0.1 s for the largest, a GPT-2 XL prefill's LM head), so this is far above any live one. */
+export const STALL_MS = 30_000;
+
 export class ThreadPool {
   readonly nthreads: number;
   private workers: AnyWorker[] = [];
@@ -46,7 +54,9 @@ export class ThreadPool {
   private region: Region;
   private blocking = true;
   private disposed = false;
-  private failure: unknown = null;
+  private failure: RuntimeError | null = null;
+  /** STALL_MS; tests shorten it. */
+  stallMs = STALL_MS;
   /** Chooses how decode calls run (hot, lazy or solo); null: always hot. */
   readonly policy: DispatchPolicy | null;
   /** Calls split into chunks so far, by the mode they ran in (the policy's choice; solo: on the caller alone). */
@@ -73,7 +83,10 @@ export class ThreadPool {
         spawnWorker((m) => {
           if (m?.type === 'ready') resolve();
           else if (m?.type === 'error') reject(new RuntimeError(`worker ${ith} failed to start: ${m.message}`));
-        }, (e) => { pool.failure = e; reject(new RuntimeError(`worker ${ith} crashed: ${String((e as any)?.message ?? e)}`)); })
+        }, (e) => {
+          if (!pool.disposed) pool.failure ??= new RuntimeError(`worker ${ith} died: ${String((e as any)?.message ?? e)}`);
+          reject(pool.failure);
+        })
           .then((w) => {
             pool.workers.push(w);
             w.postMessage({ memory: arena.memory, wasm, ctl: pool.region.ptr, ith, names });
@@ -97,6 +110,8 @@ export class ThreadPool {
    *  (ith, nth). */
   run(op: number, fn: (...a: number[]) => void, args: number[], nchunks: number, kind: number): void {
     if (this.disposed) throw new RuntimeError('thread pool used after dispose()');
+    // a pool that lost a worker may have left an op half done: no further op runs on it
+    if (this.failure) throw this.failure;
     if (nchunks <= 1 || this.nthreads <= 1) { fn(...args, 0, 1); return; }
     if (args.length > CTL_MAX_ARGS) throw new RuntimeError(`kernel call with ${args.length} arguments exceeds ${CTL_MAX_ARGS}`);
     if (nchunks > MAX_CHUNKS) throw new RuntimeError(`kernel call split into ${nchunks} chunks exceeds ${MAX_CHUNKS}`);
@@ -162,10 +177,15 @@ export class ThreadPool {
     const ctl = this.ctl;
     let d = Atomics.load(ctl, CTL_DONE);
     for (let i = 0, spin = this.callerSpin; d !== nchunks && i < spin; i++) d = Atomics.load(ctl, CTL_DONE);
+    let seen = d, since = performance.now();
     while (d !== nchunks) {
-      if (this.failure) throw new RuntimeError(`a worker died: ${String((this.failure as any)?.message ?? this.failure)}`);
       if (this.blocking) Atomics.wait(ctl, CTL_DONE, d, 50);
       d = Atomics.load(ctl, CTL_DONE);
+      const now = performance.now();
+      if (d !== seen) { seen = d; since = now; } else if (now - since > this.stallMs) {
+        this.failure = new RuntimeError(`kernel #${op}: ${nchunks - d} of its ${nchunks} chunks held by pool workers did not finish in ${this.stallMs / 1000} s (a worker died or hangs); this model's thread pool is unusable: dispose it and load again`);
+        throw this.failure;
+      }
     }
     if (ctl[CTL_ERROR]) { ctl[CTL_ERROR] = 0; throw new RuntimeError(`kernel #${op} failed in a worker`); }
   }
