@@ -21,7 +21,7 @@ function newestMtime(dir, filter = () => true) {
   return t;
 }
 
-const outputs = [join(root, 'dist/index.js'), join(root, 'dist/index.browser.js'), join(root, 'dist/cli.js'), join(root, 'src/runtime/embedded.gen.ts')];
+const outputs = [join(root, 'dist/index.js'), join(root, 'dist/index.browser.js'), join(root, 'dist/cli.js'), join(root, 'dist/server.js'), join(root, 'src/runtime/embedded.gen.ts')];
 if (args.has('--if-stale')) {
   const srcT = Math.max(
     newestMtime(join(root, 'assembly')),
@@ -72,10 +72,13 @@ if (!existsSync(genPath) || readFileSync(genPath, 'utf8') !== gen) writeFileSync
 // a bundler (esbuild, Vite) taking the package's "browser"/"worker" export never meets node:fs. No source maps
 // in dist: the published package carries the bundles only.
 log('esbuild');
-const entryPoints = { index: join(root, 'src/index.ts') };
-if (existsSync(join(root, 'src/cli/main.ts'))) entryPoints.cli = join(root, 'src/cli/main.ts');
+// The Node-side entries (the library, the CLI and the server, gpt2-wasm/server) share their code through chunks:
+// one copy of the kernels in the package, and one of each class, so an error thrown by the server is an instance
+// of the GPT2WasmError the library exports.
+const entryPoints = { index: join(root, 'src/index.ts'), cli: join(root, 'src/cli/main.ts'), server: join(root, 'src/server/index.ts') };
 const common = { bundle: true, format: 'esm', target: 'es2022', mainFields: ['module', 'main'], logLevel: 'warning', sourcemap: false };
-await esbuild.build({ ...common, entryPoints, outdir: join(root, 'dist'), platform: 'neutral', external: ['node:*'] });
+for (const f of readdirSync(join(root, 'dist'))) if (/^chunk-.*\.js$/.test(f)) rmSync(join(root, 'dist', f)); // earlier builds' chunks
+await esbuild.build({ ...common, entryPoints, outdir: join(root, 'dist'), platform: 'neutral', external: ['node:*'], splitting: true, chunkNames: 'chunk-[hash]' });
 const noNode = {
   name: 'no-node-builtins',
   setup(b) {
@@ -90,7 +93,7 @@ const noNode = {
 };
 await esbuild.build({ ...common, entryPoints: { 'index.browser': join(root, 'src/index.ts') }, outdir: join(root, 'dist'), platform: 'browser', plugins: [noNode] });
 for (const f of readdirSync(join(root, 'dist'))) if (f.endsWith('.js.map')) rmSync(join(root, 'dist', f)); // maps of earlier builds
-if (entryPoints.cli) {
+{
   const cliPath = join(root, 'dist/cli.js');
   const txt = readFileSync(cliPath, 'utf8');
   if (!txt.startsWith('#!')) writeFileSync(cliPath, '#!/usr/bin/env node\n' + txt, { mode: 0o755 });

@@ -32,7 +32,7 @@ function pack(): NonNullable<typeof packed> {
 test('npm pack ships the bundles, wasm and declarations: no source maps, no embedded-wasm declarations', () => {
   const { files } = pack();
   const paths = files.map((f) => f.path);
-  for (const want of ['dist/index.js', 'dist/index.browser.js', 'dist/cli.js', 'dist/types/index.d.ts', 'dist/wasm/simd.wasm', 'package.json', 'README.md']) {
+  for (const want of ['dist/index.js', 'dist/index.browser.js', 'dist/cli.js', 'dist/server.js', 'dist/types/server/index.d.ts', 'dist/types/index.d.ts', 'dist/wasm/simd.wasm', 'package.json', 'README.md']) {
     assert.ok(paths.includes(want), `${want} is not in the tarball`);
   }
   const bad = paths.filter((f) => f.endsWith('.map') || f.includes('embedded.gen') || f.startsWith('src/') || f.startsWith('test/'));
@@ -78,6 +78,31 @@ test('the tarball installed offline into a fresh project: no script runs, and a 
   assert.is(out.threads, 2);
   assert.is(out.prompt, tok.decode(c.input_ids));
   assert.is(out.generated_text, tok.decode(c.expected_ids), 'the pipeline text is the fixture continuation');
+  // the server, from its subpath export: one copy of the classes with the library (its errors are the library's
+  // GPT2WasmError), and a completion that is the fixture's greedy continuation
+  writeFileSync(join(project, 'server-app.mjs'), [
+    "import { createServer } from 'gpt2-wasm/server';",
+    "import { AutoTokenizer, GPT2LMHeadModel, GPT2WasmError } from 'gpt2-wasm';",
+    'const [dir, caseJson] = process.argv.slice(2);',
+    'const c = JSON.parse(caseJson);',
+    'let typed = false;',
+    'try { createServer({}); } catch (e) { typed = e instanceof GPT2WasmError; }',
+    'const tokenizer = await AutoTokenizer.from_pretrained(dir);',
+    'const model = await GPT2LMHeadModel.from_pretrained(dir, { threads: 1 });',
+    "const server = createServer({ model, tokenizer, modelId: 'fixture' });",
+    'const { url } = await server.listen(0);',
+    "const r = await fetch(url + '/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: c.input_ids, max_tokens: c.max_new_tokens, temperature: 0 }) });",
+    'const body = await r.json();',
+    'await server.close();',
+    'await model.dispose();',
+    'console.log(JSON.stringify({ typed, status: r.status, text: body.choices?.[0]?.text ?? body }));',
+  ].join('\n'));
+  const srv = spawnSync(process.execPath, ['server-app.mjs', modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
+  assert.is(srv.status, 0, `the server script failed:\n${srv.stderr}`);
+  const so = JSON.parse(srv.stdout.trim().split('\n').pop()!);
+  assert.ok(so.typed, "createServer's OptionError is an instance of the library's GPT2WasmError");
+  assert.is(so.status, 200);
+  assert.is(so.text, tok.decode(c.expected_ids.slice(c.input_ids.length)), 'the completion is the fixture continuation');
   // and the installed command line
   const version = spawnSync(join(project, 'node_modules', '.bin', 'gpt2-wasm'), ['--version'], { cwd: project, encoding: 'utf8' });
   assert.is(version.status, 0, version.stderr);
