@@ -14,7 +14,7 @@ import { dequantizeBlocks, GGML_TYPES } from '../src/io/ggml-dequant.js';
 import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quant.js';
 import { bytesSource, fileSource } from '../src/io/source.js';
 import { halfTable, floatToHalf } from '../src/io/half.js';
-import { randomCheckpoint } from './helpers/checkpoint.js';
+import { randomCheckpoint, writeRandomGPT2 } from './helpers/checkpoint.js';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { compareClose, kernelOpts, modelDir, readCase, readReference, repoRoot } from './helpers/fixtures.js';
 
@@ -670,6 +670,39 @@ test('convert writes through a temp file of its own: two converts to one --out d
     assert.match(err.message, /output path ".*full\.gguf": cannot write: no space left on device \(ENOSPC\)/);
   } finally { proto.write = write; }
   assert.equal(readdirSync(dir), ['same.gguf']);
+});
+
+test('convert stops on its signal (library) and on SIGINT (CLI, exit 130): the partial file is removed and --out left as it was', async () => {
+  const dir = mkdtempSync(join(tmp, 'abort-'));
+  const out = join(dir, 'x.gguf');
+  const ac = new AbortController();
+  const err = await save_gguf(modelDir('gpt2-tiny'), out, { dtype: 'q8_0', signal: ac.signal, onProgress: () => ac.abort(new Error('stop')) }).then(() => null, (e) => e);
+  assert.is(err, ac.signal.reason, 'rejects with the reason');
+  assert.equal(readdirSync(dir), []);
+  const bad = await save_gguf(modelDir('gpt2-tiny'), out, { signal: 'no' as any }).then(() => null, (e) => e);
+  assert.instance(bad, GPT2WasmError);
+
+  // the CLI on a checkpoint large enough to be still writing when the first tensor's progress line arrives
+  const src = join(dir, 'src');
+  writeRandomGPT2(src, { n_embd: 256, n_layer: 4, n_head: 4, n_positions: 256, vocab_size: 50257 });
+  for (const f of ['vocab.json', 'merges.txt']) writeFileSync(join(src, f), readFileSync(join(modelDir('gpt2-trained'), f)));
+  const { spawn } = await import('node:child_process');
+  /** Runs convert and sends `signals` once its first tensor is written; its exit code and stderr. */
+  const interrupted = async (signals: NodeJS.Signals[]) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'convert', src, '--out', out, '--dtype', 'q8_0', '--verbose'], { cwd: repoRoot });
+    let stderr = '', sent = false;
+    child.stderr.on('data', (d) => { stderr += d; if (!sent && /\] 1\//.test(stderr)) { sent = true; for (const s of signals) child.kill(s); } });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr };
+  };
+  const once = await interrupted(['SIGINT']);
+  assert.is(once.code, 130, once.stderr);
+  assert.match(once.stderr, /convert stopped by SIGINT: .*x\.gguf was not written/);
+  assert.equal(readdirSync(dir), ['src'], 'no temp file and no output');
+  // a second signal exits at once: the exit still takes the temp file
+  const twice = await interrupted(['SIGTERM', 'SIGTERM']);
+  assert.is(twice.code, 143, twice.stderr);
+  assert.equal(readdirSync(dir), ['src'], 'no temp file and no output');
 });
 
 test('convert --keep: names are validated (no prototype keys), two names of one tensor are refused, output.weight is the head', async () => {

@@ -5,6 +5,7 @@ import { estimateWeightBytes, type DType } from '../model/weights.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
 import { loadConfig } from '../io/config.js';
@@ -206,9 +207,9 @@ function printGGUFInfo(src: GGUFModelSource, json: boolean) {
   ].join('\n'));
 }
 
-async function cmdConvert(argv: string[]) {
+async function cmdConvert(argv: string[]): Promise<number> {
   const { opts: o, positionals } = parseArgs(argv, convertSpecs);
-  if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return; }
+  if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return 0; }
   if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'convert needs exactly one SRC (a model directory, Hub id or .gguf file)');
   if (!o.out) throw new GPT2WasmError('OPTION', 'convert needs --out FILE.gguf');
   // a null-prototype map, so that a name like __proto__ is a key (and refused as no tensor) rather than lost
@@ -221,21 +222,38 @@ async function cmdConvert(argv: string[]) {
     keep[name] = part.slice(eq + 1);
   }
   const t0 = performance.now();
+  // Ctrl-C or SIGTERM stop the writing between bands and remove the partial file (save_gguf's signal); a source
+  // still being resolved or downloaded (resumable) is left to the exit after a grace of 10 s, as is a second signal
+  const ac = new AbortController();
+  const stop = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(128 + osConstants.signals[sig]);
+    ac.abort(sig);
+    setTimeout(() => process.exit(128 + osConstants.signals[sig]), 10_000).unref();
+  };
+  const onInt = () => stop('SIGINT'), onTerm = () => stop('SIGTERM');
+  process.on('SIGINT', onInt); process.on('SIGTERM', onTerm);
   let res;
   try {
     res = await save_gguf(positionals[0], o.out, {
-      dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file,
+      dtype: o.dtype, keep: keep as any, name: o.name, revision: o.revision, gguf_file: o.gguf_file, signal: ac.signal,
       onProgress: o.verbose ? (p) => process.stderr.write(`[gpt2-wasm] ${p.done}/${p.total} ${p.tensor} ${p.type}\n`) : undefined,
     });
   } catch (e) {
+    if (ac.signal.aborted && e === ac.signal.reason) {
+      process.stderr.write(`gpt2-wasm: convert stopped by ${e}: ${o.out} was not written\n`);
+      return 128 + osConstants.signals[e as NodeJS.Signals];
+    }
     // the library names its `path` argument "output path": here that is --out
     if (e instanceof GPT2WasmError && e.message.startsWith('output path ')) e.message = `--out ${e.message.slice('output path '.length)}`;
     throw e;
+  } finally {
+    process.off('SIGINT', onInt); process.off('SIGTERM', onTerm);
   }
   const types: Record<string, number> = {};
   for (const t of res.tensors) types[t.type] = (types[t.type] ?? 0) + 1;
   const summary = { out: res.path, bytes: res.bytes, tensors: res.tensors.length, tensor_types: types, seconds: +((performance.now() - t0) / 1000).toFixed(2) };
   console.log(o.json ? JSON.stringify(summary) : `wrote ${res.path}: ${(res.bytes / 2 ** 20).toFixed(1)} MiB, ${res.tensors.length} tensors (${Object.entries(types).map(([t, n]) => `${t} x${n}`).join(', ')})`);
+  return 0;
 }
 
 const pplSpecs: Record<string, OptionSpec> = {
@@ -318,7 +336,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'generate') await cmdGenerate(rest);
     else if (cmd === 'info') await cmdInfo(rest);
     else if (cmd === 'classify') await cmdClassify(rest);
-    else if (cmd === 'convert') await cmdConvert(rest);
+    else if (cmd === 'convert') return await cmdConvert(rest);
     else if (cmd === 'perplexity') await cmdPerplexity(rest);
     else if (cmd === 'serve') await serve(rest);
     else throw new GPT2WasmError('OPTION', `unknown command '${cmd}' (generate, info, classify, convert, perplexity, serve)`);

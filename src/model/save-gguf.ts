@@ -44,6 +44,9 @@ export interface SaveGGUFOptions {
   name?: string;
   /** Called after each tensor is written. */
   onProgress?: (p: { tensor: string; type: string; done: number; total: number }) => void;
+  /** Stops the conversion: the promise rejects with `signal.reason` and the partial file is removed (the output
+   *  path is left as it was). The CLI's convert aborts it on SIGINT and SIGTERM. */
+  signal?: AbortSignal;
 }
 
 export interface SavedGGUF { path: string; bytes: number; tensors: Array<{ name: string; type: string; dims: number[] }> }
@@ -360,6 +363,9 @@ async function checkNotSourceFile(path: string, sourceFiles: string[]): Promise<
  */
 export async function writeGGUF(original: ModelSource, path: string, opts: SaveGGUFOptions = {}): Promise<SavedGGUF> {
   const dtype = typeOption(opts.dtype ?? 'f16', 'dtype');
+  const signal = opts.signal;
+  if (signal != null && typeof (signal as any).aborted !== 'boolean') throw new OptionError('signal must be an AbortSignal');
+  signal?.throwIfAborted();
   if (opts.name !== undefined && (typeof opts.name !== 'string' || opts.name === '')) throw new OptionError(`name must be a non-empty string, got ${JSON.stringify(opts.name)}`);
   await checkOutputPath(path);
   const { source, files: sourceFiles } = recordingSource(original);
@@ -444,9 +450,14 @@ export async function writeGGUF(original: ModelSource, path: string, opts: SaveG
       throw outputError(path, 'cannot create the file', e);
     }
     let ok = false;
+    // a process that exits meanwhile (process.exit(), the CLI's grace after a signal) takes the temp file with it
+    const dropTemp = () => { try { fsSync.rmSync(tmp, { force: true }); } catch { /* best effort */ } };
+    const fsSync = await import('node:fs');
+    process.once('exit', dropTemp);
     try {
       let pos = 0;
       const write = async (b: Uint8Array) => {
+        signal?.throwIfAborted();
         try {
           await fh.write(b, 0, b.byteLength, pos);
         } catch (e) {
@@ -459,6 +470,7 @@ export async function writeGGUF(original: ModelSource, path: string, opts: SaveG
       const writeRows = async (t: OutTensor, info: TensorInfoLike) => {
         let row0 = 0;
         for await (const { rows, data } of rowBands(reader, info, t)) {
+          signal?.throwIfAborted();
           const bad = firstNonFinite(data, rows * t.K);
           if (bad >= 0) throw new WeightsError(`${reader.name}: tensor ${t.key} contains ${data[bad]} (NaN or infinite weights)`);
           await write(encodeRows(t.type, data, rows, t.K, row0, `${reader.name}: tensor ${t.key}`));
@@ -505,9 +517,10 @@ export async function writeGGUF(original: ModelSource, path: string, opts: SaveG
         await fh.close().catch(() => {});
         await fs.rm(tmp, { force: true }).catch(() => {});
       }
+      process.off('exit', dropTemp);
     }
   } catch (e) {
-    if (e instanceof GPT2WasmError) throw e;
+    if (e instanceof GPT2WasmError || (signal?.aborted && e === signal.reason)) throw e;
     throw new WeightsError(`${source.name}: converting to ${path}: ${(e as Error)?.message ?? e}`, { cause: e });
   } finally {
     await reader.close();
@@ -529,7 +542,7 @@ export async function save_gguf(src: string | ModelSource, path: string,
   opts: SaveGGUFOptions & { revision?: string; gguf_file?: string; cache_dir?: string; local_files_only?: boolean } = {}): Promise<SavedGGUF> {
   if (opts === null || typeof opts !== 'object') throw new OptionError('save_gguf options must be an object');
   // a typo ({ dtpye: 'q8_0' }) would silently write the default type
-  const known = new Set(['dtype', 'keep', 'name', 'onProgress', 'revision', 'gguf_file', 'cache_dir', 'local_files_only']);
+  const known = new Set(['dtype', 'keep', 'name', 'onProgress', 'signal', 'revision', 'gguf_file', 'cache_dir', 'local_files_only']);
   for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown save_gguf option '${k}' (known: ${[...known].join(', ')})`);
   const { revision, gguf_file, cache_dir, local_files_only, ...rest } = opts;
   await checkOutputPath(path); // before resolving (which may download)
