@@ -30,6 +30,8 @@ interface Reply {
   handle?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** git's blob id of `b`: the Hub's ETag for a small (non-LFS) file. */
+const gitSha1 = (b: Uint8Array) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
 type Hook = (file: string, req: IncomingMessage, nth: number) => Reply | undefined;
 
 /** A Hub imitation serving `root` as REPO (any revision), with a per-request hook. */
@@ -56,7 +58,8 @@ async function hub(hook: Hook = () => undefined, root = FIX): Promise<TestServer
     if (!bytes) { res.writeHead(404, { ...base, 'x-error-code': 'EntryNotFound' }); res.end(); return; }
     // As the Hub: an LFS file's size and sha256 in X-Linked-Size / X-Linked-ETag.
     const linked: Record<string, string> = file.endsWith('.safetensors') ? { 'x-linked-size': String(bytes.length), 'x-linked-etag': `"${sha256(bytes)}"` } : {};
-    sendBytes(req, res, bytes, { etag: r.etag ?? '"v1"', headers: { ...base, ...linked, ...(r.headers ?? {}) }, dropAfter: r.dropAfter });
+    // and a small file's git blob id as its ETag
+    sendBytes(req, res, bytes, { etag: r.etag ?? (file.endsWith('.safetensors') ? '"v1"' : `"${gitSha1(bytes)}"`), headers: { ...base, ...linked, ...(r.headers ?? {}) }, dropAfter: r.dropAfter });
   });
   return Object.assign(server, { gets: (file: string) => seen.get(file) ?? [] });
 }
@@ -458,6 +461,25 @@ test('a file cut short (matching short Content-Length) is refused, named with ex
       // A cached file whose size disagrees with the Hub is downloaded again (online).
       await writeFile(join(snapDir(cache), 'merges.txt'), merges.subarray(0, 1000));
       await writeFile(join(snapDir(cache), 'model.safetensors'), MODEL_BYTES.subarray(0, 5000));
+      await assertLoads(await resolveModel(REPO, opts(s)));
+      assert.ok(readFileSync(join(snapDir(cache), 'merges.txt')).equals(merges));
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('a small file whose bytes do not match its git blob id (the Hub\'s ETag) is refused and never cached', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const merges = readFileSync(join(FIX, 'merges.txt'));
+    const bad = Uint8Array.from(merges);
+    bad[bad.length - 2] ^= 1; // same size: only the hash can tell
+    let corrupt = true;
+    const s = await hub((file, req) => (file === 'merges.txt' && req.method === 'GET' && corrupt ? { bytes: bad, etag: `"${gitSha1(merges)}"` } : undefined));
+    try {
+      await rejects(resolveModel(REPO, opts(s, { retries: 0 })), DownloadError, new RegExp(`^merges\\.txt: downloaded from .* but its git blob SHA-1 is wrong: expected ${gitSha1(merges)}, got ${gitSha1(bad)}`));
+      assert.not.ok(existsSync(join(snapDir(cache), 'merges.txt')));
+      corrupt = false;
       await assertLoads(await resolveModel(REPO, opts(s)));
       assert.ok(readFileSync(join(snapDir(cache), 'merges.txt')).equals(merges));
     } finally {

@@ -126,6 +126,10 @@ interface RemoteInfo {
   size: number | null;
   /** sha256 of the content, from an LFS file's X-Linked-ETag; null when unknown. */
   sha256: string | null;
+  /** A small (non-LFS) file's git blob id (SHA-1 of "blob <size>\0" + content): the Hub's ETag for it; null when
+   *  unknown or when the server is not seen to be a Hub (no X-Repo-Commit: a mirror's 40-hex ETag may mean
+   *  anything). */
+  gitSha1: string | null;
 }
 
 interface Ctx {
@@ -255,10 +259,13 @@ async function withRetries<T>(ctx: Ctx, file: string, fn: (attempt: number) => P
 function remoteInfo(res: Response, linked: { size: number | null; etag: string | null }): RemoteInfo {
   const len = res.headers.get('content-length');
   const plain = res.status === 200 && len !== null && /^\d+$/.test(len.trim()) && !res.headers.get('content-encoding');
-  return { size: linked.size ?? (plain ? Number(len) : null), sha256: sha256Of(linked.etag) };
+  const sha256 = sha256Of(linked.etag);
+  const own = /^"([0-9a-f]{40})"$/.exec(res.headers.get('etag')?.trim() ?? '');
+  const hub = res.headers.get('x-repo-commit') !== null;
+  return { size: linked.size ?? (plain ? Number(len) : null), sha256, gitSha1: !linked.etag && hub && own ? own[1] : null };
 }
 
-const UNKNOWN: RemoteInfo = { size: null, sha256: null };
+const UNKNOWN: RemoteInfo = { size: null, sha256: null, gitSha1: null };
 
 /** HEAD config.json (or `file`) to learn the commit the revision points at (and whether the repo is reachable). */
 async function discoverCommit(ctx: Ctx, giveUpEarly?: () => Promise<boolean>, file = 'config.json'): Promise<string | null> {
@@ -368,13 +375,17 @@ async function readMeta(path: string): Promise<PartialMeta | null> {
   }
 }
 
-async function sha256File(path: string): Promise<string> {
+/** The hex digest of a file's bytes after `prefix`. */
+async function hashFile(path: string, algorithm: 'sha256' | 'sha1', prefix = ''): Promise<string> {
   const { createHash } = await import('node:crypto');
   const { createReadStream } = await import('node:fs');
-  const h = createHash('sha256');
+  const h = createHash(algorithm).update(prefix);
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
   return h.digest('hex');
 }
+const sha256File = (path: string) => hashFile(path, 'sha256');
+/** git's object id of a file of `size` bytes as a blob. */
+const gitBlobSha1File = (path: string, size: number) => hashFile(path, 'sha1', `blob ${size}\0`);
 
 /** Check a finished download before it goes into the cache; returns a reason it is bad, or null. */
 async function validateDownload(file: string, path: string): Promise<string | null> {
@@ -556,7 +567,7 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
             if (!res.ok) throw statusError(ctx, file, url, res);
             // The GET's redirect may say more than the HEAD did.
             const got = remoteInfo(res, t.linked);
-            expected = { size: info.size ?? t.linked.size, sha256: info.sha256 ?? got.sha256 };
+            expected = { size: info.size ?? t.linked.size, sha256: info.sha256 ?? got.sha256, gitSha1: info.sha256 ?? got.sha256 ? null : info.gitSha1 ?? got.gitSha1 };
             let total: number | null;
             let append = false;
             if (res.status === 206) {
@@ -632,6 +643,13 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
           if (sha !== expected.sha256) {
             await discard();
             throw downloadError(`${file}: downloaded from ${url} but its sha256 is wrong: expected ${expected.sha256}, got ${sha}`, true);
+          }
+        }
+        if (expected.gitSha1) {
+          const sha = await gitBlobSha1File(tmp, size);
+          if (sha !== expected.gitSha1) {
+            await discard();
+            throw downloadError(`${file}: downloaded from ${url} but its git blob SHA-1 is wrong: expected ${expected.gitSha1}, got ${sha}`, true);
           }
         }
         const bad = await validateDownload(file, tmp);
