@@ -36,6 +36,13 @@ for (const store of ['cache-api', 'opfs'] as const) chromiumTest(`browser cache 
     assert.is(second.logitsHash, first.logitsHash, 'logits bit-identical');
     assert.is(second.text, first.text);
 
+    // local_files_only: the cached model loads with no request; one never cached is a DownloadError, not requested
+    const mark1 = server.requests.length;
+    const offline = await report(() => page.goto(`${server.url}/?step=load${query}&offline=1`));
+    assert.equal(server.requests.slice(mark1).filter((r) => r.path.startsWith('/fixtures/models/')).map((r) => `${r.method} ${r.path}`), [], 'local_files_only sent no request for a model file');
+    assert.equal(offline.ids, first.ids);
+    assert.match(offline.uncached, /^DownloadError DOWNLOAD: .*gpt2-trained\/config\.json is not cached here and local_files_only is set/);
+
     // what is cached: every file the model and tokenizer read, complete
     const cached = new Map<string, any>(second.cached.map((f: any) => [new URL(f.url).pathname, f]));
     for (const name of ['config.json', 'vocab.json', 'merges.txt', 'model.safetensors']) {

@@ -378,4 +378,36 @@ test('a failed load closes every file it opened (each corrupted checkpoint of th
   }
 });
 
+test('where-to-find options of the wrong type are OptionErrors before any request; a GGUF inside a ModelSource loads with gguf_file', async () => {
+  const dir = modelDir('gpt2-tiny');
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { revision: {} as any }), 'OPTION', /revision must be a non-empty string, got \{\}/);
+  await expectError(GPT2LMHeadModel.from_pretrained('org/x', { endpoint: 5 as any }), 'OPTION', /endpoint must be a non-empty string/);
+  await expectError(GPT2LMHeadModel.from_pretrained('org/x', { endpoint: 'not a url' }), 'OPTION', /endpoint must be an http\(s\) URL/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { progress_callback: 'x' as any }), 'OPTION', /progress_callback must be a function/);
+  await expectError(GPT2LMHeadModel.from_pretrained(dir, { local_files_only: 'yes' as any }), 'OPTION', /local_files_only must be true or false/);
+  await expectError(GPT2LMHeadModel.from_pretrained('   '), 'OPTION', /model id, directory path or URL must be a non-empty string/);
+  await expectError(AutoTokenizer.from_pretrained(dir, { token: 5 as any }), 'OPTION', /token must be a string or null/);
+  // local_files_only with a URL: nothing is cached for URLs outside browsers, so nothing is requested
+  await expectError(GPT2LMHeadModel.from_pretrained('http://127.0.0.1:9/m/', { local_files_only: true }), 'DOWNLOAD', /config\.json is not cached here and local_files_only is set/);
+
+  // a user's GGUF file held in memory (a browser File read into an ArrayBuffer)
+  const tmp = mkdtempSync(join(tmpdir(), 'gguf-src-'));
+  try {
+    const path = join(tmp, 'm.gguf');
+    await save_gguf(dir, path, { dtype: 'f32' });
+    const src = memorySource({ 'm.gguf': readFileSync(path) }, 'picked');
+    const a = await GPT2LMHeadModel.from_pretrained(src, { gguf_file: 'm.gguf', threads: 1 });
+    const b = await GPT2LMHeadModel.from_pretrained(path, { threads: 1 });
+    const tok = await AutoTokenizer.from_pretrained(src, { gguf_file: 'm.gguf' });
+    try {
+      const ids = tok.encode('Hello world');
+      assert.equal(ids, (await AutoTokenizer.from_pretrained(dir)).encode('Hello world'));
+      const la = (await a.forward({ input_ids: [ids] })).logits.data, lb = (await b.forward({ input_ids: [ids] })).logits.data;
+      assert.equal(Array.from(la as Float32Array), Array.from(lb as Float32Array));
+    } finally { await a.dispose(); await b.dispose(); }
+    await expectError(GPT2LMHeadModel.from_pretrained(src, { gguf_file: 'm.bin' }), 'OPTION', /gguf_file must be the name of a \.gguf file/);
+    await expectError(GPT2LMHeadModel.from_pretrained(src, { gguf_file: 'other.gguf' }), 'WEIGHTS', /other\.gguf/);
+  } finally { rmSync(tmp, { recursive: true, force: true }); }
+});
+
 test.run();

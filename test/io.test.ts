@@ -645,4 +645,31 @@ test('fuzz: corrupted safetensors either read consistently or throw SafetensorsE
   assert.ok(failed > 150 && ok >= 10, `ok ${ok}, failed ${failed}`);
 });
 
+test('a memorySource of Node Buffers (readFileSync) with F16 data at an odd offset gives the same logits as an aligned file', async () => {
+  // Buffer.prototype.slice is a view, not a copy: a copy taken with it had the whole file as its .buffer
+  const { GPT2LMHeadModel } = await import('../src/index.js');
+  const { randomCheckpoint } = await import('./helpers/checkpoint.js');
+  const ck = randomCheckpoint({ n_embd: 16, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 40 }, 3);
+  const f32 = ck['model.safetensors'] as Uint8Array;
+  const n = Number(new DataView(f32.buffer, f32.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(f32.subarray(8, 8 + n)));
+  const tensors: Record<string, { dtype: string; shape: number[]; data: Uint8Array }> = {};
+  for (const [name, t] of Object.entries<any>(header)) {
+    if (name === '__metadata__') continue;
+    const v = new Float32Array(f32.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]).buffer);
+    tensors[name] = { dtype: 'F16', shape: t.shape, data: new Uint8Array(Uint16Array.from(v, floatToHalf).buffer) };
+  }
+  const aligned = writeSafetensors(tensors);
+  // the same file with one more byte of header padding: every tensor starts at an odd offset
+  const m = Number(new DataView(aligned.buffer).getBigUint64(0, true));
+  const odd = new Uint8Array(aligned.length + 1);
+  new DataView(odd.buffer).setBigUint64(0, BigInt(m + 1), true);
+  odd.set(aligned.subarray(8, 8 + m), 8); odd[8 + m] = 0x20; odd.set(aligned.subarray(8 + m), 9 + m);
+  const logits = async (st: Uint8Array) => {
+    const model = await GPT2LMHeadModel.from_pretrained(memorySource({ 'config.json': Buffer.from(ck['config.json'] as string), 'model.safetensors': Buffer.from(st) }), { dtype: 'fp16', threads: 1 });
+    try { return Array.from((await model.forward({ input_ids: [[1, 5, 9, 30]] })).logits.data as Float32Array); } finally { await model.dispose(); }
+  };
+  assert.equal(await logits(odd), await logits(aligned));
+});
+
 test.run();

@@ -15,6 +15,7 @@
 // are dropped and the read fails with a DownloadError asking to load again (never a mix of two versions).
 import { DownloadError } from '../errors.js';
 import { decodeUtf8, parseJsonText } from './files.js';
+import { copyBytes } from './byte-range.js';
 import { readAhead } from './read-ahead.js';
 import type { ByteSource, ModelSource, ProgressInfo } from './source.js';
 
@@ -128,7 +129,7 @@ export function memoryCacheStore(): CacheStore {
   return {
     get: async (key) => m.get(key) ?? null,
     has: async (key) => m.has(key),
-    put: async (key, bytes) => { m.set(key, bytes.slice()); },
+    put: async (key, bytes) => { m.set(key, copyBytes(bytes)); },
     delete: async (key) => m.delete(key),
     entries: async () => [...m].map(([key, b]) => ({ key, bytes: b.byteLength })),
   };

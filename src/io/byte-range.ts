@@ -21,3 +21,9 @@ export function readByCopy(name: string, size: () => Promise<number>, readInto: 
     return out;
   };
 }
+
+/** A copy of bytes [start, end) of `b` in a new buffer of its own. Not `b.slice()`: a Node Buffer (what readFileSync
+ *  returns, often handed to memorySource) overrides slice() to return a view, whose `.buffer` is the whole file. */
+export function copyBytes(b: Uint8Array, start = 0, end = b.byteLength): Uint8Array<ArrayBuffer> {
+  return Uint8Array.prototype.slice.call(b, start, end) as Uint8Array<ArrayBuffer>;
+}

@@ -9,6 +9,7 @@
 //   the data section; tensor offsets are relative to its start and multiples of the alignment.
 //   A string is u64 length + UTF-8 bytes; an array is u32 item type + u64 count + items (may nest).
 import { GGUFError } from '../errors.js';
+import { copyBytes } from './byte-range.js';
 import { errMsg } from './files.js';
 import { GGML_TYPES } from './ggml-dequant.js';
 import type { ByteSource } from './source.js';
@@ -296,7 +297,7 @@ export class GGUFFile {
             const Typed = TYPED_ARRAYS[itemType];
             // 8- to 32-bit numbers through a typed array over a copy of their bytes (a GPT-2 vocabulary's token types
             // are 50k i32s: one call each costs more than the copy); bools and 64-bit values one by one
-            if (Typed) return { type, itemType, value: Array.from(new Typed(c.bytes(count * VALUE_BYTES[itemType]).slice().buffer)) };
+            if (Typed) return { type, itemType, value: Array.from(new Typed(copyBytes(c.bytes(count * VALUE_BYTES[itemType])).buffer)) };
             for (let i = 0; i < count; i++) items[i] = scalar(itemType, what, i);
           }
           return { type, itemType, value: items };

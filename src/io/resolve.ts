@@ -1,7 +1,7 @@
 // One place that turns what a user passes to from_pretrained (a local directory, a Hub id, an http(s) URL
 // of a model folder, a .gguf path or URL, or any of those with `gguf_file`) into a ModelSource, on whatever
 // platform we run. Models and tokenizers both load through it.
-import { OptionError } from '../errors.js';
+import { DownloadError, OptionError } from '../errors.js';
 import { opfsAvailable } from './browser-cache.js';
 import { GGUFModelSource } from './gguf-model.js';
 import { resolveHubFile, resolveModel } from './hub.js';
@@ -45,10 +45,35 @@ function httpOptions(opts: ResolveOpts): UrlSourceOptions {
   if (c !== undefined && c !== true && c !== false && c !== 'opfs') throw new OptionError(`browser_cache must be true, false or 'opfs', got ${JSON.stringify(c)}`);
   // 'opfs' where there is one (browsers); elsewhere the default, as browser_cache: true (no browser cache in Node)
   const cache = c === false ? false : c === 'opfs' && opfsAvailable() ? 'opfs' as const : undefined;
-  return { token: opts.token ?? undefined, cache, progress_callback: opts.progress_callback, fetch: opts.fetch, headers: opts.headers };
+  // local_files_only over HTTP: what the browser cache holds, and no request (the cache serves cached files
+  // without one; any other read fails, naming the file)
+  const fetch = opts.local_files_only ? offlineFetch : opts.fetch;
+  return { token: opts.token ?? undefined, cache, progress_callback: opts.progress_callback, fetch, headers: opts.headers };
+}
+
+const offlineFetch = ((input: RequestInfo | URL) => {
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  return Promise.reject(new DownloadError(`${url} is not cached here and local_files_only is set (only files in the browser cache load)`));
+}) as typeof fetch;
+
+/** The where-to-find options' types, before any request: a wrong type would otherwise surface as a TypeError in
+ *  the middle of a download, or (a revision object) as a request for revision "[object Object]". */
+function checkSourceOptions(idOrDir: unknown, opts: ResolveOpts): void {
+  if (typeof idOrDir !== 'string' || idOrDir.trim() === '') throw new OptionError(`a model id, directory path or URL must be a non-empty string, got ${JSON.stringify(idOrDir)}`);
+  const str = (k: 'revision' | 'cache_dir' | 'endpoint') => {
+    const v = opts[k];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new OptionError(`${k} must be a non-empty string, got ${JSON.stringify(v) ?? typeof v}`);
+  };
+  str('revision'); str('cache_dir'); str('endpoint');
+  if (opts.endpoint !== undefined && !/^https?:\/\/[^/]/i.test(opts.endpoint)) throw new OptionError(`endpoint must be an http(s) URL, got ${JSON.stringify(opts.endpoint)}`);
+  if (opts.token !== undefined && opts.token !== null && typeof opts.token !== 'string') throw new OptionError(`token must be a string or null, got ${typeof opts.token}`);
+  if (opts.local_files_only !== undefined && typeof opts.local_files_only !== 'boolean') throw new OptionError(`local_files_only must be true or false, got ${JSON.stringify(opts.local_files_only)}`);
+  if (opts.progress_callback !== undefined && typeof opts.progress_callback !== 'function') throw new OptionError(`progress_callback must be a function, got ${typeof opts.progress_callback}`);
 }
 
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
+  checkSourceOptions(idOrDir, opts);
+  if (!isNode && !(globalThis as any).Deno && /^file:/i.test(idOrDir)) throw new OptionError(`${idOrDir}: file: URLs cannot be read in this runtime; serve the files over http(s), or pass a ModelSource (memorySource)`);
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);
   if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', httpOptions(opts));
   if (!isNode && !(globalThis as any).Deno) {
@@ -56,6 +81,13 @@ export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Pr
     return urlSource(hubBase(idOrDir, opts), httpOptions(opts));
   }
   return resolveModel(idOrDir, hubOptions(opts));
+}
+
+/** `source`, or with `gguf_file` the GGUF file of that name inside it (a ModelSource holding a user's file). */
+export async function withGGUFFile(source: ModelSource, gguf_file: unknown): Promise<ModelSource> {
+  if (gguf_file === undefined) return source;
+  if (typeof gguf_file !== 'string' || !/\.gguf$/i.test(gguf_file)) throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(gguf_file)}`);
+  return GGUFModelSource.open(() => source.open(gguf_file));
 }
 
 function hubBase(id: string, opts: ResolveOpts): string {

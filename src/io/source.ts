@@ -2,7 +2,7 @@
 // got the bytes some other way), or a URL base read with HTTP Range requests (browsers, edge runtimes).
 // A missing file is reported by the error class for what the file is for (config → ConfigError, vocab →
 // TokenizerError, weights → WeightsError), naming the full path or URL.
-import { DownloadError, SafetensorsError } from '../errors.js';
+import { DownloadError, GPT2WasmError, SafetensorsError } from '../errors.js';
 import { browserCacheAvailable, cachedSource, cacheApiStore, opfsStore, progressSource, type CacheStore } from './browser-cache.js';
 import { checkRange, readByCopy } from './byte-range.js';
 import { readAhead } from './read-ahead.js';
@@ -266,8 +266,26 @@ class UrlSource extends BaseSource {
       const f = this.fetchFn; // unbound call: browsers and Workers reject fetch invoked with a foreign `this`
       return await f(url, { ...init, headers: { ...this.headers, ...(init.headers as Record<string, string>) } });
     } catch (e) {
+      if (e instanceof GPT2WasmError) throw e;
       throw new DownloadError(`${url}: request failed: ${errMsg(e)}`, { cause: e });
     }
+  }
+  /** Whether fetch() takes `cache: 'no-store'` (some Workers runtimes reject the field); learnt on first use. */
+  private noStore = true;
+  /** GET of a byte range, bypassing the HTTP cache: Chromium's cache, holding parts of a file, answers some ranges by
+   *  fetching them again (a 124M load sent 38-56 MB of Range GETs for 30 MB of weights, repeated 4 MiB ranges
+   *  included; 8 GETs of it with no-store). The weights are kept in the browser cache (browser-cache.ts) instead. */
+  private async rangeRequest(file: string, offset: number, length: number): Promise<Response> {
+    const init: RequestInit = { method: 'GET', headers: { Range: `bytes=${offset}-${offset + length - 1}` } };
+    if (this.noStore) {
+      try {
+        return await this.request(file, { ...init, cache: 'no-store' });
+      } catch (e) {
+        if (!/\bcache\b/i.test(String((e as any)?.cause?.message ?? ''))) throw e;
+        this.noStore = false; // "The 'cache' field ... is not implemented": as before, without it
+      }
+    }
+    return this.request(file, init);
   }
   private statusError(file: string, res: Response): Error {
     const url = this.describe(file);
@@ -318,7 +336,7 @@ class UrlSource extends BaseSource {
         throw errorForFile(file, `${url}: read of ${length} bytes at offset ${offset} is outside the file (${size} bytes)`);
       }
       if (length === 0) return new Uint8Array(0);
-      const res = await this.request(file, { method: 'GET', headers: { Range: `bytes=${offset}-${offset + length - 1}` } });
+      const res = await this.rangeRequest(file, offset, length);
       if (res.status === 206) {
         const m = /^bytes (\d+)-(\d+)\//.exec(res.headers.get('content-range') ?? '');
         if (m && Number(m[1]) !== offset) {

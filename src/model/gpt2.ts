@@ -4,7 +4,7 @@ import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
-import { resolveSource, type SourceOptions } from '../io/resolve.js';
+import { resolveSource, withGGUFFile, type SourceOptions } from '../io/resolve.js';
 import { Backend, checkThreads, type BackendOptions } from '../runtime/backend.js';
 import { RESERVED_LOW_BYTES } from '../runtime/wasm.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
@@ -77,7 +77,7 @@ const FORWARD_KEYS = new Set(['input_ids', 'attention_mask', 'position_ids', 'pa
 /** A model id, directory path or URL (through the resolver), or a ModelSource as it is. */
 async function resolveModelSource(idOrDir: string | ModelSource, opts: PretrainedOptions): Promise<ModelSource> {
   if (typeof idOrDir === 'string') return (opts.resolve ?? resolveSource)(idOrDir, opts);
-  if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return idOrDir;
+  if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return withGGUFFile(idOrDir, opts.gguf_file);
   throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
 }
 

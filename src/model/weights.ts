@@ -7,6 +7,7 @@
 // place_halves (its NaN/inf found by the scan of applyWexp); a matrix the file already
 // stores in the run dtype's blocks (GGUF Q8_0 at q8, Q4_0 at q4) is copied as stored (copyBlocks).
 import { MemoryLimitError, OptionError, WeightsError } from '../errors.js';
+import { copyBytes } from '../io/byte-range.js';
 import type { GPT2Config } from '../io/config.js';
 import { DT_F16, DT_F32, DT_Q4, DT_Q8, Q8_BLOCK } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
@@ -349,11 +350,11 @@ export async function loadWeights(cfg: GPT2Config, reader: TensorReader, plan: P
         let bytes = raw;
         if (carry) { const m = new Uint8Array(carry.length + raw.length); m.set(carry); m.set(raw, carry.length); bytes = m; carry = null; }
         const whole = bytes.length - (bytes.length % srcSize);
-        if (whole < bytes.length) carry = bytes.slice(whole);
+        if (whole < bytes.length) carry = copyBytes(bytes, whole);
         const n = whole / srcSize;
         if (halves) {
           // half to half: the bits go into the staging area as they are (a NaN or inf among them: applyWexp's scan)
-          const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(bytes.slice(0, whole).buffer);
+          const u16 = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(copyBytes(bytes, 0, whole).buffer);
           (stream as BlockStream<Uint16Array>).push(n, (dst, from) => dst.set(u16.subarray(from, from + dst.length)));
         } else {
           // the values go straight into the staging area, as f32 (place_weights flags NaN/inf itself)

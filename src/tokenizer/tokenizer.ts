@@ -4,7 +4,8 @@ import { InputError, OptionError, TokenizerError } from '../errors.js';
 import { AddedTokenSplitter } from './added-tokens.js';
 import { tableUnitsToBytes, tokenStringToBytes } from './byte-level.js';
 import { BpeModel, OutputLimitError, UnknownTokenError } from './bpe.js';
-import { resolveSource, type SourceOptions } from '../io/resolve.js';
+import { resolveSource, withGGUFFile, type SourceOptions } from '../io/resolve.js';
+import type { ModelSource } from '../io/source.js';
 import {
   isTextFileSource, loadTokenizerData,
   type AddedTokenSpec, type NormalizerStep, type TextFileSource, type TokenizerData,
@@ -213,13 +214,14 @@ export class GPT2Tokenizer {
     let origin: string;
     if (typeof dirOrSource === 'string') {
       origin = dirOrSource;
-      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache } = options;
+      const { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache, gguf_file } = options;
       source = options.resolve
         ? await options.resolve(dirOrSource)
-        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache, tokenizer: true });
+        : await resolveSource(dirOrSource, { revision, cache_dir, local_files_only, progress_callback, token, endpoint, browser_cache, gguf_file, tokenizer: true });
       if (!isTextFileSource(source)) throw new OptionError(`resolve("${dirOrSource}") did not return an object with readText and exists`);
     } else if (isTextFileSource(dirOrSource)) {
-      source = dirOrSource;
+      // a ModelSource holding a GGUF file: the tokenizer inside it
+      source = options.gguf_file !== undefined && typeof (dirOrSource as ModelSource).open === 'function' ? await withGGUFFile(dirOrSource as ModelSource, options.gguf_file) : dirOrSource;
       origin = typeof (dirOrSource as any).name === 'string' ? (dirOrSource as any).name : 'tokenizer';
     } else {
       throw new OptionError('from_pretrained expects a directory path or an object with readText(file) and exists(file)');

@@ -4,6 +4,7 @@
 //   ?step=load     load (cache on, the default), report ids, a logits checksum, progress events and listCachedFiles()
 //   ?step=clear    clearCachedFiles(), then load with browser_cache: false and report the same (the list stays empty)
 //   &cache=opfs    load with browser_cache: 'opfs' (the Origin Private File System) instead of the default Cache API
+//   &offline=1     load with local_files_only: true, and report what loading a model never cached that way gives
 // Each report also counts the entries in the Cache API cache and the OPFS directory "gpt2-wasm", read here with
 // the browser's own APIs, not the library's.
 export {};
@@ -38,8 +39,14 @@ async function run(): Promise<unknown> {
   const browser_cache = step === 'clear' ? false : params.get('cache') === 'opfs' ? 'opfs' : true;
   const events: { status: string; file?: string; loaded?: number; total?: number; progress?: number }[] = [];
   const progress_callback = (p: any) => events.push({ ...p });
-  const tokenizer = await api.AutoTokenizer.from_pretrained(base, { progress_callback, browser_cache });
-  const model = await api.GPT2LMHeadModel.from_pretrained(base, { threads: 1, progress_callback, browser_cache });
+  const local_files_only = params.get('offline') === '1';
+  const tokenizer = await api.AutoTokenizer.from_pretrained(base, { progress_callback, browser_cache, local_files_only });
+  const model = await api.GPT2LMHeadModel.from_pretrained(base, { threads: 1, progress_callback, browser_cache, local_files_only });
+  let uncached: string | null = null;
+  if (local_files_only) {
+    uncached = await api.GPT2LMHeadModel.from_pretrained(new URL('/fixtures/models/gpt2-trained/', location.href).href, { local_files_only })
+      .then(() => 'loaded', (e: any) => `${e?.name} ${e?.code}: ${e?.message}`);
+  }
   try {
     const seq = await model.generate({ input_ids: [greedy.input_ids], max_new_tokens: greedy.max_new_tokens, do_sample: false });
     const ids = Array.from(seq.data ?? seq[0], Number);
@@ -49,7 +56,7 @@ async function run(): Promise<unknown> {
     let h = 0x811c9dc5;
     for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
     return {
-      step, cleared, ids, expected_ids: greedy.expected_ids, logitsHash: h, text: tokenizer.decode(ids),
+      step, cleared, uncached, ids, expected_ids: greedy.expected_ids, logitsHash: h, text: tokenizer.decode(ids),
       events, cached: await api.listCachedFiles(), stored: await storedEntries(),
     };
   } finally {
