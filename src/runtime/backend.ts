@@ -42,6 +42,8 @@ export async function defaultThreads(): Promise<number> {
   } catch { return 1; }
 }
 
+let warnedNoThreads = false;
+
 /** The threads option: undefined (the default) or an integer from 1 to 256; a string or bigint is named as such. */
 export function checkThreads(v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 256)) {
@@ -71,7 +73,14 @@ export class Backend {
     let threads = opts.threads ?? await defaultThreads();
     if (opts.variant !== undefined && !WASM_VARIANTS.includes(opts.variant)) throw new OptionError(`variant must be one of ${WASM_VARIANTS.join(', ')}, got ${JSON.stringify(opts.variant)}`);
     if (opts.wasmModule !== undefined && !(opts.wasmModule instanceof WebAssembly.Module)) throw new OptionError('wasmModule must be a WebAssembly.Module (the imported kernels .wasm)');
-    if (threads > 1 && !features.threads) threads = 1; // no shared memory here (e.g. a page without cross-origin isolation)
+    if (threads > 1 && !features.threads) {
+      // no shared memory here (e.g. a page without cross-origin isolation): one thread, said once when asked for more
+      if (opts.threads !== undefined && !warnedNoThreads) {
+        warnedNoThreads = true;
+        console.warn(`gpt2-wasm: threads: ${opts.threads} asked for, but this platform has no shared memory (a page needs cross-origin isolation: the Cross-Origin-Opener-Policy and Cross-Origin-Embedder-Policy headers); running on 1 thread`);
+      }
+      threads = 1;
+    }
     const dispatch = opts.dispatch ?? 'adaptive';
     if (dispatch !== 'adaptive' && dispatch !== 'parallel') throw new OptionError(`dispatch must be 'adaptive' or 'parallel', got ${String(dispatch)}`);
     const kernels = opts.kernels ?? 'wasm';
