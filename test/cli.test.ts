@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { join } from 'node:path';
@@ -117,6 +117,18 @@ test('info and classify', () => {
   }
   r = run(['classify', 'hello', '--model', modelDir('gpt2-tiny-seqcls')]);
   assert.is(r.status, 4, 'seqcls fixture has no tokenizer files: a clear tokenizer error'); assert.match(r.stderr, /vocab\.json|tokenizer/);
+  // what fits wasm32 memory, by the loader's check, for every dtype (a config alone is enough)
+  const big = mkdtempSync(join(tmpdir(), 'info-big-'));
+  try {
+    const cfg = { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], vocab_size: 50257, n_positions: 1024, n_embd: 2048, n_layer: 48, n_head: 16 };
+    writeFileSync(join(big, 'config.json'), JSON.stringify(cfg));
+    r = run(['info', big, '--json']);
+    assert.is(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).weights_fit, { fp32: false, fp16: false, q8: true, q4: true });
+    assert.match(run(['info', big]).stdout, /\(fp32, fp16 do not fit wasm32 memory\)/);
+    writeFileSync(join(big, 'config.json'), JSON.stringify({ ...cfg, n_embd: 6144, n_head: 48 }));
+    assert.match(run(['info', big]).stdout, /\(no dtype fits wasm32 memory\)/);
+  } finally { rmSync(big, { recursive: true, force: true }); }
 });
 
 test('classify --tokenizer DIR: the scores the library computes for the same ids', async () => {

@@ -1,7 +1,7 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, type DType } from '../model/weights.js';
+import { estimateWeightBytes, weightsFit, type DType } from '../model/weights.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
 import { readFileSync } from 'node:fs';
@@ -154,7 +154,7 @@ async function cmdInfo(argv: string[]) {
   const info = {
     model: id, architecture: cfg.architectures?.[0] ?? 'GPT2LMHeadModel', n_layer: L, n_head: cfg.n_head, n_embd: E, n_inner: I, n_positions: cfg.n_positions, vocab_size: V,
     activation: cfg.activation_function, cross_attention: cfg.add_cross_attention, parameters: params,
-    weights_bytes: mem, kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
+    weights_bytes: mem, weights_fit: Object.fromEntries(Object.entries(mem).map(([d, b]) => [d, weightsFit(b)])), kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
   };
   if (o.json) { console.log(JSON.stringify(info)); return; }
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -163,10 +163,17 @@ async function cmdInfo(argv: string[]) {
     `architecture:   ${info.architecture}${cfg.add_cross_attention ? ' (+cross-attention)' : ''}`,
     `shape:          ${L} layers, ${cfg.n_head} heads, n_embd ${E}, n_inner ${I}, context ${cfg.n_positions}, vocab ${V}`,
     `parameters:     ${(params / 1e6).toFixed(1)} M`,
-    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}, q4 ${mb(mem.q4)}${mem.fp32 > 3.9 * 2 ** 30 ? ' (fp32 does not fit wasm32 memory)' : ''}`,
+    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}, q4 ${mb(mem.q4)}${fitNote(mem)}`,
     `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context`,
     ...(o.runtime ? Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) : []),
   ].join('\n'));
+}
+
+/** Which dtypes' weights do not fit wasm32 memory, by the loader's own check (none: ''). */
+function fitNote(mem: Record<string, number>): string {
+  const out = Object.keys(mem).filter((d) => !weightsFit(mem[d]));
+  if (!out.length) return '';
+  return out.length === Object.keys(mem).length ? ' (no dtype fits wasm32 memory)' : ` (${out.join(', ')} ${out.length > 1 ? 'do' : 'does'} not fit wasm32 memory)`;
 }
 
 async function cmdClassify(argv: string[]) {

@@ -4,7 +4,7 @@
 // encoder-decoder cache). An fp16 cache halves the memory; kv_store rounds to it and the attention kernels read it.
 // Whoever creates a KVCache disposes it (model.createCache() hands it to the caller; forward()'s own cache
 // belongs to the model, see past-key-values.ts).
-import { DisposedError, InputError, OptionError } from '../errors.js';
+import { DisposedError, InputError, MemoryLimitError, OptionError } from '../errors.js';
 import { DT_F16, DT_F32 } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import type { Region } from '../runtime/memory.js';
@@ -132,26 +132,77 @@ export class KVCache {
   grow(capacity: number): void {
     this.check();
     if (capacity <= this._capacity) return;
-    const A = this.backend.arena, keep = this.length, B = this.batch, { heads: H, headDim: D } = this.shape;
-    const self = new KVBuffers(this.backend, this.shape, B, capacity, 'kv-cache', this.dtype);
-    let mask: Region;
-    try { mask = A.alloc('kv-cache mask', B * capacity * 4); } catch (e) { self.dispose(); throw e; }
-    const U8 = new Uint8Array(A.buffer), eb = self.elementBytes;
-    const newMask = A.f32(mask.ptr, B * capacity);
-    newMask.fill(1);
-    for (let b = 0; b < B; b++) newMask.set(A.f32(this._mask.ptr + b * this._capacity * 4, keep), b * capacity);
-    // per (layer, row, head): slots [0, keep) of D elements each, from the old stride to the new one (byte offsets)
-    for (let l = 0; l < this.shape.layers; l++) {
-      for (const [from, to] of [[this._self.k[l], self.k[l]], [this._self.v[l], self.v[l]]]) {
-        for (let bh = 0; bh < B * H; bh++) {
-          const src = from.ptr + bh * this._capacity * D * eb, dst = to.ptr + bh * capacity * D * eb;
-          U8.copyWithin(dst, src, src + keep * D * eb);
-        }
-      }
+    let fresh: { self: KVBuffers; mask: Region };
+    try {
+      fresh = this.allocate(capacity);
+    } catch (e) {
+      if (!(e instanceof MemoryLimitError)) throw e;
+      this.growThroughHost(capacity, e);
+      return;
     }
+    const U8 = new Uint8Array(this.backend.arena.buffer);
+    const dst = this.kept(fresh.self, fresh.mask, capacity);
+    for (const [src, n] of this.kept(this._self, this._mask, this._capacity)) U8.copyWithin(dst.next().value![0], src, src + n);
+    this.release();
+    this.adopt(fresh.self, fresh.mask, capacity);
+  }
+
+  private allocate(capacity: number): { self: KVBuffers; mask: Region } {
+    const self = new KVBuffers(this.backend, this.shape, this.batch, capacity, 'kv-cache', this.dtype);
+    try { return { self, mask: this.backend.arena.alloc('kv-cache mask', this.batch * capacity * 4) }; } catch (e) { self.dispose(); throw e; }
+  }
+
+  /** Where the kept slots (the first `length`) live in buffers (self, mask) of `capacity` slots, as [address, bytes]:
+   *  per row its mask prefix, then per (layer, K/V, row, head) slots [0, length) of D elements. The same order and
+   *  sizes for any capacity, so two such walks pair up. */
+  private *kept(self: KVBuffers, mask: Region, capacity: number): Generator<[number, number]> {
+    const keep = this.length, B = this.batch, { heads: H, headDim: D } = this.shape, eb = self.elementBytes;
+    for (let b = 0; b < B; b++) yield [mask.ptr + b * capacity * 4, keep * 4];
+    for (let l = 0; l < this.shape.layers; l++) {
+      for (const r of [self.k[l], self.v[l]]) for (let bh = 0; bh < B * H; bh++) yield [r.ptr + bh * capacity * D * eb, keep * D * eb];
+    }
+  }
+
+  private release(): void {
     this._self.dispose();
-    A.release(this._mask);
+    this.backend.arena.release(this._mask);
+  }
+
+  /** Takes (self, mask) of `capacity` slots whose kept slots are filled; the mask past them reads 1. */
+  private adopt(self: KVBuffers, mask: Region, capacity: number): void {
+    for (let b = 0; b < this.batch; b++) this.backend.arena.f32(mask.ptr + (b * capacity + this.length) * 4, capacity - this.length).fill(1);
     this._self = self; this._mask = mask; this._capacity = capacity;
+  }
+
+  /** grow() when the old and the new cache do not fit at once (a long incremental run near the 4 GiB end): the kept
+   *  slots wait in host memory while the old cache is freed and the new one allocated. If the new one alone does
+   *  not fit either, the old capacity takes back the space just freed, the slots are restored, and the error says
+   *  growing is what did not fit. */
+  private growThroughHost(capacity: number, cause: MemoryLimitError): void {
+    const A = this.backend.arena, old = this._capacity;
+    const saved = [...this.kept(this._self, this._mask, old)].map(([src, n]) => new Uint8Array(A.buffer, src, n).slice());
+    this.release();
+    const place = (cap: number) => {
+      const fresh = this.allocate(cap);
+      const U8 = new Uint8Array(A.buffer);
+      let i = 0;
+      for (const [dst] of this.kept(fresh.self, fresh.mask, cap)) U8.set(saved[i++], dst);
+      this.adopt(fresh.self, fresh.mask, cap);
+    };
+    try {
+      place(capacity);
+    } catch (e) {
+      const why = `growing a KV cache from ${old} to ${capacity} tokens: ${cause.message}`;
+      try {
+        place(old);
+      } catch (e2) {
+        // not even the old size fits in the space just freed (another thread of work took it): the contents are gone
+        this._disposed = true;
+        this.dropCross();
+        throw new MemoryLimitError(`${why}; its contents could not be restored, so the cache is disposed`, { cause: e2 });
+      }
+      throw new MemoryLimitError(why, { cause: e });
+    }
   }
 
   dropCross(): void {

@@ -13,6 +13,7 @@
 //  - frees it on past.dispose() (any object of the chain) and on model.dispose(); layers not read by then throw
 //    DISPOSED when read.
 // forward({ use_cache: false }) leaves it alone and uses a cache of its own for the call.
+import { MemoryLimitError } from '../errors.js';
 import { disposedError, type KVCache } from './kv-cache.js';
 import { Tensor } from './tensor.js';
 
@@ -90,7 +91,7 @@ export class ResidentPast {
       for (const v of this.live()) if (v !== from && v.length > from.length) this.copyOutAll(v);
       const c = this.cache!;
       c.length = from.length;
-      if (need > c.capacity) c.grow(this.capacityFor(need, c.capacity));
+      if (need > c.capacity) this.amortised(need, c.capacity, (cap) => c.grow(cap));
       return c;
     }
     for (const v of this.live()) this.copyOutAll(v);
@@ -102,7 +103,7 @@ export class ResidentPast {
     const had = this.cache?.capacity ?? 0;
     this.cache?.dispose();
     this.cache = null;
-    this.cache = this.create(batch, this.capacityFor(need, had));
+    this.cache = this.amortised(need, had, (cap) => this.create(batch, cap));
     return this.cache;
   }
 
@@ -145,9 +146,16 @@ export class ResidentPast {
     v.owner = null;
   }
 
-  /** A new capacity for `need` tokens: at least double the old one (amortised growth), up to n_positions. */
-  private capacityFor(need: number, had: number): number {
-    return Math.max(need, Math.min(this.maxPositions, Math.max(MIN_CAPACITY, 2 * had)));
+  /** `make` with a capacity for `need` tokens: at least double the old one (amortised growth), up to n_positions;
+   *  where that does not fit in memory, exactly `need` (a run near the 4 GiB end still gets what it asked for). */
+  private amortised<T>(need: number, had: number, make: (capacity: number) => T): T {
+    const roomy = Math.max(need, Math.min(this.maxPositions, Math.max(MIN_CAPACITY, 2 * had)));
+    try {
+      return make(roomy);
+    } catch (e) {
+      if (!(e instanceof MemoryLimitError) || roomy === need) throw e;
+      return make(need);
+    }
   }
 }
 

@@ -23,6 +23,8 @@ export class Arena {
   private top: number; // first byte never handed out
   private live = new Map<number, Region>();
   private _f32: Float32Array | null = null;
+  /** Regions end at or below this (ARENA_END; tests lower it to reach the memory's end with a small model). */
+  limit = ARENA_END;
 
   constructor(memory: WebAssembly.Memory, base = RESERVED_LOW_BYTES) {
     this.memory = memory;
@@ -49,7 +51,7 @@ export class Arena {
     }
     const ptr = this.top;
     const end = ptr + size;
-    if (end > ARENA_END) {
+    if (end > this.limit) {
       const inUse = this.usage().total;
       throw new MemoryLimitError(
         `out of WebAssembly memory allocating ${name} (${mib(size)}): ${mib(inUse)} already in use and wasm32 memory ends at 4096 MiB. ` +
