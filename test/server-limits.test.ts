@@ -382,6 +382,22 @@ test('seed uses all 53 bits; out-of-range seeds are refused', async () => {
   }), 'seed test');
 });
 
+test('the queue holds queueSize waiting jobs, counting slots as sequences: a running n = 4 job fills 4 slots', () => {
+  const spec = { prompt: [1], maxTokens: 50, sampling: { do_sample: false, temperature: 1, top_k: 0, top_p: 1, repetition_penalty: 1 }, eos: [], onToken() {}, onEnd() {} };
+  const s = new Scheduler(model, { maxConcurrency: 4, queueSize: 2 });
+  try {
+    s.submit({ ...spec, n: 4 });
+    s.submit(spec); s.submit(spec);
+    assert.throws(() => s.submit(spec), (e: unknown) => e instanceof QueueFullError && /1 requests running and 2 queued|0 requests running and 3 queued/.test((e as Error).message));
+  } finally { s.dispose(); }
+  // jobs that fit the free slots do not wait, even before the scheduler's next tick admits them
+  const t = new Scheduler(model, { maxConcurrency: 4, queueSize: 0 });
+  try {
+    for (let i = 0; i < 4; i++) t.submit(spec);
+    assert.throws(() => t.submit(spec), (e: unknown) => e instanceof QueueFullError);
+  } finally { t.dispose(); }
+});
+
 test('errors leaving the server, the scheduler and the edge handler are GPT2WasmErrors', () => {
   const typed = (fn: () => unknown, code: string) => {
     try { fn(); } catch (e) { assert.instance(e, GPT2WasmError); assert.is((e as GPT2WasmError).code, code); return; }

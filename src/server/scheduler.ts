@@ -190,16 +190,20 @@ export class Scheduler {
   /** Sequences running (a job of n choices counts n until its choices finish). */
   get sequenceCount(): number { return this.running.reduce((s, j) => s + j.seqs.filter((q) => !q.finish).length, 0); }
 
-  /** Queues a job; throws QueueFullError when maxConcurrency are running and queueSize are waiting. */
+  /** Queues a job; throws QueueFullError when it would have to wait for a slot and queueSize jobs already wait. */
   submit(spec: JobSpec): JobHandle {
     if (!this.workspaceBytes) throw new GPT2WasmError('DISPOSED', 'this scheduler was disposed');
-    if (this.running.length + this.queue.length >= this.maxConcurrency + this.queueSize) {
-      this.counts.rejected++;
-      throw new QueueFullError(this.running.length, this.queue.length);
-    }
     if (!(spec.prompt.length >= 1) || !(spec.maxTokens >= 0)) throw new InputError('a job needs a non-empty prompt and maxTokens >= 0');
     const n = spec.n ?? 1;
     if (!Number.isInteger(n) || n < 1 || n > this.maxConcurrency) throw new InputError(`n must be an integer from 1 to maxConcurrency (${this.maxConcurrency}), got ${n}`);
+    // slots are sequences, not jobs: a running job of n choices holds n of them, so count who waits for one (first
+    // come, first served: behind the first queued job that does not fit, every later one waits)
+    let free = this.maxConcurrency - this.sequenceCount, waiting = 0;
+    for (const j of this.queue) { if (waiting === 0 && j.n <= free) free -= j.n; else waiting++; }
+    if ((waiting > 0 || n > free) && waiting >= this.queueSize) {
+      this.counts.rejected++;
+      throw new QueueFullError(this.running.length, this.queue.length);
+    }
     const job: Job = { id: this.nextId++, spec, n, state: 'queued', seqs: [], generated: 0 };
     this.queue.push(job);
     this.counts.submitted++;
