@@ -65,14 +65,18 @@ test('the tarball installed offline into a fresh project: no script runs, and a 
 
   // the consumer: test/helpers/consumer-app.mjs, run from a plain ESM script
   copyFileSync(join(repoRoot, 'test', 'helpers', 'consumer-app.mjs'), join(project, 'consumer-app.mjs'));
-  writeFileSync(join(project, 'app.mjs'), [
+  /** Writes `lines` as the project's script `file`, runs it on the fixture case; the JSON it prints last. */
+  const runScript = (file: string, lines: string[]) => {
+    writeFileSync(join(project, file), lines.join('\n'));
+    const r = spawnSync(process.execPath, [file, modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
+    assert.is(r.status, 0, `${file} failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+  const out = runScript('app.mjs', [
     "import { run } from './consumer-app.mjs';",
     'const [dir, caseJson] = process.argv.slice(2);',
     'console.log(JSON.stringify(await run(dir, JSON.parse(caseJson))));',
-  ].join('\n'));
-  const run = spawnSync(process.execPath, ['app.mjs', modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
-  assert.is(run.status, 0, `the consumer script failed:\n${run.stderr}`);
-  const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
+  ]);
   const tok = await GPT2Tokenizer.from_pretrained(modelDir(c.model));
   assert.equal(out.ids, c.expected_ids, 'greedy ids match the fixture');
   assert.is(out.threads, 2);
@@ -80,7 +84,7 @@ test('the tarball installed offline into a fresh project: no script runs, and a 
   assert.is(out.generated_text, tok.decode(c.expected_ids), 'the pipeline text is the fixture continuation');
   // the server, from its subpath export: one copy of the classes with the library (its errors are the library's
   // GPT2WasmError), and a completion that is the fixture's greedy continuation
-  writeFileSync(join(project, 'server-app.mjs'), [
+  const so = runScript('server-app.mjs', [
     "import { createServer } from 'gpt2-wasm/server';",
     "import { AutoTokenizer, GPT2LMHeadModel, GPT2WasmError } from 'gpt2-wasm';",
     'const [dir, caseJson] = process.argv.slice(2);',
@@ -96,10 +100,7 @@ test('the tarball installed offline into a fresh project: no script runs, and a 
     'await server.close();',
     'await model.dispose();',
     'console.log(JSON.stringify({ typed, status: r.status, text: body.choices?.[0]?.text ?? body }));',
-  ].join('\n'));
-  const srv = spawnSync(process.execPath, ['server-app.mjs', modelDir(c.model), JSON.stringify(c)], { cwd: project, encoding: 'utf8' });
-  assert.is(srv.status, 0, `the server script failed:\n${srv.stderr}`);
-  const so = JSON.parse(srv.stdout.trim().split('\n').pop()!);
+  ]);
   assert.ok(so.typed, "createServer's OptionError is an instance of the library's GPT2WasmError");
   assert.is(so.status, 200);
   assert.is(so.text, tok.decode(c.expected_ids.slice(c.input_ids.length)), 'the completion is the fixture continuation');
