@@ -32,6 +32,50 @@ test('text-generation pipeline: greedy output equals generate() and lm_greedy', 
   } finally { await gen.dispose(); }
 });
 
+test('text-generation on the trained model: the text ends where the call\'s eos says, a stop ends it as the CLI\'s does, a split character is not a stop yet', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dir = modelDir('gpt2-trained');
+  const gen = await pipeline('text-generation', dir, { threads: 1 });
+  try {
+    const prompt = 'Once upon a time';
+    const ids = gen.tokenizer.encode(prompt);
+    // eos_token_id: null: the text goes on past an <|endoftext|> the model writes (it was cut at the config's eos)
+    const o = { max_new_tokens: 900, do_sample: false, context_overflow: 'slide' as const, repetition_penalty: 1.3, no_repeat_ngram_size: 3, eos_token_id: null };
+    const row = Array.from((await gen.model.generate({ input_ids: [ids], ...o })).data as BigInt64Array, Number).slice(ids.length);
+    assert.ok(row.includes(50256), 'the model writes an <|endoftext|> within 900 tokens (the case this checks)');
+    const [{ generated_text }] = await gen(prompt, { ...o, return_full_text: false }) as any[];
+    assert.is(generated_text, gen.tokenizer.decode(row, { skip_special_tokens: true }));
+
+    // --stop in the CLI: its stdout and --json text end right after the stop, as the pipeline's text
+    const sampled = { max_new_tokens: 40, do_sample: true, seed: 3, top_k: 40 };
+    const full = (await gen(prompt, { ...sampled, return_full_text: false }) as any[])[0].generated_text as string;
+    // a stop that ends inside a token, so that the token completing it carries more text
+    const newIds = Array.from((await gen.model.generate({ input_ids: [ids], ...sampled })).data as BigInt64Array, Number).slice(ids.length);
+    const bounds = new Set(newIds.map((_, i) => gen.tokenizer.decode(newIds.slice(0, i + 1)).length));
+    let end = 5;
+    while (end <= full.length && (bounds.has(end) || full.indexOf(full.slice(end - 5, end)) !== end - 5)) end++;
+    assert.ok(end <= full.length, `no 5-character stop ends inside a token of ${JSON.stringify(full)}`);
+    const stop = full.slice(end - 5, end);
+    const cut = (await gen(prompt, { ...sampled, return_full_text: false, stop }) as any[])[0].generated_text as string;
+    assert.is(cut, full.slice(0, full.indexOf(stop) + stop.length));
+    const cli = (extra: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', prompt, '--model', dir, '-n', '40', '--do-sample', '--seed', '3', '--top-k', '40', '--threads', '1', '--stop', stop, ...extra], { encoding: 'utf8' });
+    const plain = cli([]);
+    assert.is(plain.status, 0, plain.stderr);
+    assert.is(plain.stdout, prompt + cut + '\n');
+    assert.is(JSON.parse(cli(['--json']).stdout).generated_text, prompt + cut);
+
+    // a token that ends inside a character ('’' is two tokens here): a stop of U+FFFD does not fire on its first half
+    const halves = gen.tokenizer.encode('’');
+    assert.is(halves.length, 2);
+    const suppress = Array.from({ length: 50257 }, (_, i) => i).filter((i) => !halves.includes(i));
+    const base = { input_ids: [ids], max_new_tokens: 4, do_sample: false, suppress_tokens: suppress, bad_words_ids: [[halves[1], halves[1]]], tokenizer: gen.tokenizer };
+    const forced = Array.from((await gen.model.generate({ ...base, begin_suppress_tokens: [halves[1]] } as any)).data as BigInt64Array, Number).slice(ids.length);
+    assert.is(forced[0], halves[0]);
+    const stopped = Array.from((await gen.model.generate({ ...base, begin_suppress_tokens: [halves[1]], stop: '\uFFFD' } as any)).data as BigInt64Array, Number).slice(ids.length);
+    assert.ok(stopped.length > 1, `stopped after ${stopped.length} token(s): ${JSON.stringify(stopped)}`);
+  } finally { await gen.dispose(); }
+});
+
 test('bare GPT2Model: last_hidden_state is the reference final hidden state, no logits', async () => {
   const c = readCase('lm_forward'), ref = readReference(c.expected);
   const model = await GPT2Model.from_pretrained(modelDir(c.model), { threads: 1 });

@@ -38,7 +38,7 @@ const genSpecs: Record<string, OptionSpec> = {
   seed: { type: 'int', help: 'random seed for reproducible sampling' },
   greedy: { type: 'boolean', help: 'greedy decoding (do_sample false)' },
   do_sample: { type: 'boolean', help: 'sample (the default for gpt2 per its config)' },
-  stop: { type: 'string', help: 'stop when this text is generated' },
+  stop: { type: 'string', help: 'stop when this text is generated (the output ends with it)' },
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
 const infoSpecs: Record<string, OptionSpec> = { ...common, runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' } };
@@ -104,18 +104,29 @@ async function cmdGenerate(argv: string[]) {
   const tLoad = performance.now();
   try {
     const decoder = createStreamingDecoder(gen.tokenizer, { skip_special_tokens: true });
-    let first = true, tFirst = 0, nNew = 0, text = '';
+    let first = true, tFirst = 0, nNew = 0, text = '', cut = false;
+    /** Appends s to the text and prints it; with --stop the text ends right after the stop string, as the
+     *  pipeline's generated_text does (generation stops on the token that completes it; the rest of that token's
+     *  text is not printed). */
+    const emit = (s: string) => {
+      if (cut) return;
+      let next = text + s;
+      if (o.stop) {
+        const i = next.indexOf(o.stop, Math.max(0, text.length - o.stop.length + 1));
+        if (i >= 0) { next = next.slice(0, i + o.stop.length); cut = true; }
+      }
+      if (!o.json) process.stdout.write(next.slice(text.length));
+      text = next;
+    };
     const streamer = {
       put(ids: number[][]) {
         // the prompt: generate() has checked every option by now, so a rejected command prints nothing on stdout
         if (first) { first = false; if (!o.json) process.stdout.write(prompt); return; }
         if (!tFirst) tFirst = performance.now();
         nNew++;
-        const s = decoder.push(ids[0][0]);
-        text += s;
-        if (!o.json) process.stdout.write(s);
+        emit(decoder.push(ids[0][0]));
       },
-      end() { const s = decoder.flush(); text += s; if (!o.json) process.stdout.write(s + '\n'); },
+      end() { emit(decoder.flush()); if (!o.json) process.stdout.write('\n'); },
     };
     const out = await gen.model.generate({
       input_ids: [gen.tokenizer.encode(prompt)], streamer, tokenizer: gen.tokenizer,

@@ -326,7 +326,9 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
         generated[b].push(next[b]);
         if (opt.eos.includes(next[b])) finished[b] = true;
         else if (opt.stop.length) {
-          const text = o.tokenizer!.decode(generated[b], { skip_special_tokens: true });
+          // a trailing U+FFFD may be a character whose bytes are still coming (a token that ends inside one): it
+          // is text only once the next token completes or breaks the sequence, as a streaming decoder holds it back
+          const text = o.tokenizer!.decode(generated[b], { skip_special_tokens: true }).replace(/\uFFFD+$/, '');
           if (opt.stop.some((s) => text.includes(s))) finished[b] = true;
         }
       }
