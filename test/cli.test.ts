@@ -125,6 +125,11 @@ test('info and classify', () => {
     r = run(['info', big, '--json']);
     assert.is(r.status, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).weights_fit, { fp32: false, fp16: false, q8: true, q4: true });
+    // --dtype and --kv-dtype size what a load with them would hold; a bad value is a bad option (exit 2)
+    const planned = JSON.parse(run(['info', big, '--json', '--dtype', 'q4,wte=fp16', '--kv-dtype', 'fp16']).stdout);
+    assert.equal([planned.dtype_weights_fit, planned.kv_cache_bytes_per_sequence * 2], [true, JSON.parse(r.stdout).kv_cache_bytes_per_sequence]);
+    assert.ok(planned.dtype_weights_bytes > planned.weights_bytes.q4 && planned.dtype_weights_bytes < planned.weights_bytes.q8);
+    assert.is(run(['info', big, '--dtype', 'bogus']).status, 2);
     assert.match(run(['info', big]).stdout, /\(fp32, fp16 do not fit wasm32 memory\)/);
     writeFileSync(join(big, 'config.json'), JSON.stringify({ ...cfg, n_embd: 6144, n_head: 48 }));
     assert.match(run(['info', big]).stdout, /\(no dtype fits wasm32 memory\)/);

@@ -14,6 +14,7 @@ import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { ARENA_END } from '../src/runtime/memory.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { createServer, Scheduler, QueueFullError, type GPT2Server, type ServerOptions } from '../src/server/index.js';
+import * as tokenizerModule from '../src/tokenizer/index.js';
 import { createFetchHandler } from '../src/edge/handler.js';
 import { kernelOpts, modelDir } from './helpers/fixtures.js';
 
@@ -406,6 +407,10 @@ test('errors leaving the server, the scheduler and the edge handler are GPT2Wasm
   typed(() => createServer({} as any), 'OPTION');
   typed(() => createServer({ model, tokenizer, maxTokens: 0 }), 'OPTION');
   typed(() => createServer({ model, tokenizer, keepAliveTimeoutMs: -1 }), 'OPTION');
+  typed(() => createServer({ model, tokenizer, quiet: true } as any), 'OPTION'); // a typo is not a silent default
+  const { TextStreamer, createStreamingDecoder } = tokenizerModule;
+  typed(() => createStreamingDecoder(tokenizer).pushMany(null as any), 'INPUT');
+  typed(() => new TextStreamer(tokenizer, { callback_function: () => {} }).put(null as any), 'INPUT');
   typed(() => new Scheduler(model, { maxConcurrency: 0 }), 'OPTION');
   typed(() => new Scheduler(model, { queueSize: -1 }), 'OPTION');
   typed(() => createFetchHandler({} as any), 'OPTION');

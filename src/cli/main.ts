@@ -1,7 +1,8 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, weightsFit, type DType } from '../model/weights.js';
+import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType } from '../model/weights.js';
+import { checkKVDType } from '../model/kv-cache.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
 import { readFileSync } from 'node:fs';
@@ -41,7 +42,14 @@ const genSpecs: Record<string, OptionSpec> = {
   stop: { type: 'string', help: 'stop when this text is generated (the output ends with it)' },
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
-const infoSpecs: Record<string, OptionSpec> = { ...common, runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' } };
+// info loads nothing: --threads does not apply; --dtype and --kv-dtype size what a load with them would hold
+const { threads: _threads, ...infoCommon } = common;
+const infoSpecs: Record<string, OptionSpec> = {
+  ...infoCommon,
+  dtype: { type: 'string', help: 'also print the weights\' size under this dtype or plan (e.g. q4,wte=q8)' },
+  kv_dtype: { type: 'string', help: 'KV cache size as fp32 | fp16 (default fp32)' },
+  runtime: { type: 'boolean', help: 'print the picked wasm build and platform features' },
+};
 const convertSpecs: Record<string, OptionSpec> = {
   out: { type: 'string', alias: 'o', help: 'the .gguf file to write' },
   dtype: { type: 'string', help: 'type of the weight matrices: f32 | f16 | q8_0 | q4_0 (default f16)' },
@@ -160,12 +168,16 @@ async function cmdInfo(argv: string[]) {
   const cfg = await loadConfig(src);
   const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
   const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
-  const kv = (ctx: number) => 2 * L * ctx * E * 4;
+  const kvBytes = checkKVDType(o.kv_dtype, '--kv-dtype') === 'fp16' ? 2 : 4;
+  const kv = (ctx: number) => 2 * L * ctx * E * kvBytes;
   const mem = Object.fromEntries((['fp32', 'fp16', 'q8', 'q4'] as DType[]).map((d) => [d, estimateWeightBytes(cfg, d)]));
+  const planned = o.dtype === undefined ? null : { dtype: o.dtype as string, bytes: estimateWeightBytes(cfg, parseDTypeSpec(o.dtype)) };
   const info = {
     model: id, architecture: cfg.architectures?.[0] ?? 'GPT2LMHeadModel', n_layer: L, n_head: cfg.n_head, n_embd: E, n_inner: I, n_positions: cfg.n_positions, vocab_size: V,
     activation: cfg.activation_function, cross_attention: cfg.add_cross_attention, parameters: params,
-    weights_bytes: mem, weights_fit: Object.fromEntries(Object.entries(mem).map(([d, b]) => [d, weightsFit(b)])), kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
+    weights_bytes: mem, weights_fit: Object.fromEntries(Object.entries(mem).map(([d, b]) => [d, weightsFit(b)])),
+    ...(planned ? { dtype: planned.dtype, dtype_weights_bytes: planned.bytes, dtype_weights_fit: weightsFit(planned.bytes) } : {}),
+    kv_dtype: kvBytes === 2 ? 'fp16' : 'fp32', kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
   };
   if (o.json) { console.log(JSON.stringify(info)); return; }
   const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
@@ -175,7 +187,8 @@ async function cmdInfo(argv: string[]) {
     `shape:          ${L} layers, ${cfg.n_head} heads, n_embd ${E}, n_inner ${I}, context ${cfg.n_positions}, vocab ${V}`,
     `parameters:     ${(params / 1e6).toFixed(1)} M`,
     `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}, q4 ${mb(mem.q4)}${fitNote(mem)}`,
-    `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context`,
+    ...(planned ? [`with --dtype ${planned.dtype}: ${mb(planned.bytes)}${weightsFit(planned.bytes) ? '' : ' (does not fit wasm32 memory)'}`] : []),
+    `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context (${kvBytes === 2 ? 'fp16' : 'fp32'})`,
     ...(o.runtime ? Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) : []),
   ].join('\n'));
 }

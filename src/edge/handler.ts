@@ -13,7 +13,6 @@ import { OptionError } from '../errors.js';
 import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
-import type { DTypeOption } from '../model/weights.js';
 import { WASM_VARIANTS, type WasmVariant } from '../runtime/wasm.js';
 import { checkThreads } from '../runtime/backend.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
@@ -30,8 +29,9 @@ export interface FetchHandlerOptions {
   gguf_file?: string;
   /** Or any ModelSource (memorySource, dirSource, urlSource with custom headers). */
   source?: ModelSource;
-  /** Run dtype of the weight matrices (default 'auto': the checkpoint's). */
-  dtype?: DTypeOption;
+  /** Run dtype of the weight matrices, or a per-tensor plan ('q4,wte=q4', { default: 'q4', wte: 'fp16' }), as
+   *  from_pretrained takes (default 'auto': the checkpoint's). */
+  dtype?: DTypeSpec;
   /** Element type of the KV cache, 'fp32' (default) or 'fp16' (half the memory); a from_pretrained option. */
   kv_dtype?: 'fp32' | 'fp16';
   /**

@@ -127,7 +127,13 @@ function readBody(req: IncomingMessage, limit: number, deadline: number, timeout
 
 const delay = (ms: number) => new Promise<void>((r) => { const t = setTimeout(r, ms); (t as any).unref?.(); });
 
+const SERVER_OPTIONS = new Set(['model', 'tokenizer', 'modelId', 'maxConcurrency', 'queueSize', 'maxTokens', 'bodyLimit', 'requestTimeoutMs',
+  'keepAliveTimeoutMs', 'maxConnections', 'shutdownTimeoutMs', 'apiKey', 'drainDelayMs', 'log']);
+
 export function createServer(options: ServerOptions): GPT2Server {
+  if (options === null || typeof options !== 'object') throw new OptionError('createServer needs an options object ({ model, tokenizer, ... })');
+  // a typo ({ quiet: true }, { max_concurrency: 2 }) would run with the default silently
+  for (const k of Object.keys(options)) if (!SERVER_OPTIONS.has(k)) throw new OptionError(`unknown createServer option '${k}' (known: ${[...SERVER_OPTIONS].join(', ')})`);
   const { model, tokenizer } = options;
   if (!model || typeof (model as any).decodeStep !== 'function') throw new OptionError('createServer needs { model: GPT2LMHeadModel }');
   if (!tokenizer || typeof (tokenizer as any).encodeAtMost !== 'function') throw new OptionError('createServer needs { tokenizer: GPT2Tokenizer }');

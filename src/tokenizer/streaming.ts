@@ -31,6 +31,7 @@ export function createStreamingDecoder(tokenizer: GPT2Tokenizer, options: Stream
   return {
     push,
     pushMany(ids) {
+      if (ids == null || typeof ids.length !== 'number') throw new InputError(`pushMany takes an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
       let s = '';
       for (let i = 0; i < ids.length; i++) s += push(ids[i]);
       return s;
@@ -100,6 +101,7 @@ export class TextStreamer {
   }
 
   put(value: Ids | ArrayLike<Ids>): void {
+    if (value == null || typeof value.length !== 'number') throw new InputError(`TextStreamer.put takes token ids ([id, ...] or [[id, ...]]), got ${value === null ? 'null' : typeof value}`);
     let row: Ids;
     const first = value.length > 0 ? (value as any)[0] : undefined;
     if (first !== undefined && typeof first === 'object') {
