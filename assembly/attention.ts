@@ -7,7 +7,7 @@
 // Scores: s_j = (q·k_j)·scale with the matmul summation order (one f32x4 chain over d, (l0+l2)+(l1+l3), d tail).
 // attention_eager: the exact softmax over the score row kept in this thread's scratch, p = e/sum·headMask,
 //   out = Σ p_j v_j, probs written when asked.
-// attention_blockwise: flash style, keys in blocks of blockSize(S): running max m, running sum l and an
+// attention_blockwise: flash style, keys in blocks of BLOCK from the row's first visible key: running max m, running sum l and an
 //   unnormalised output row (in scratch) rescaled by exp(m_old - m_new) when the max grows; out = acc / l.
 //   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
@@ -56,7 +56,7 @@ const Q112_MAX: f32 = 65536.0; // |q| < 2^16: q·2^112 stays finite
 
 /** Bytes of scratch per thread: attentionScratchBytes(S, D) of abi.ts. */
 @inline function scratchBytes(S: i32, D: i32): usize {
-  return <usize>((4 * (S + 2 * D + 16) + 63) & ~63);
+  return <usize>((4 * (S + 2 * D + 20) + 63) & ~63);
 }
 
 /** q·k for four keys k0..k3 (each D floats), as a vector. */
@@ -309,12 +309,6 @@ function attentionEager<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
 }
 
-/** Keys per block of attention_blockwise: a function of S only, so every row sees the same blocks, paired or
- *  not. A pair of rows keeps two blocks of scores in the S-float part of the scratch (so pairs need 2bs ≤ S). */
-@inline function blockSize(S: i32): i32 {
-  const half = (S >> 1) & ~3;
-  return half >= BLOCK ? BLOCK : half > 4 ? half : 4;
-}
 
 /** One block [j0, j1) of online softmax for a row whose keys are visible below jv: scores at sc become the
  *  weights e (zero where invisible), the running max/sum at st (m, l) and the accumulator row at acc (D floats)
@@ -575,16 +569,20 @@ function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, ca
     if (r0 < r1) decodeRows<KV>(q, qStride, kc, vc, cap, out, outStride, H, D, S, past, causal, mask, scale, scratch, ith, r0, r1);
     return;
   }
-  const bs = blockSize(S);
+  // Keys go in blocks of BLOCK from the batch row's first visible key, whatever S: a left-padded row is then
+  // computed in the very blocks it gets alone (the padding before it has weight 0 either way), and a prompt split
+  // into prefill chunks in the blocks it gets whole, so its outputs have the bits of its unpadded run. A block
+  // holds at most min(BLOCK, S) keys, its scores rounded up to 4 lanes: bs floats.
+  const bs = imin(BLOCK, (S + 3) & ~3);
   // scratch (floats): exp constants [12] | scores of row 0 [bs] | scores of row 1 [bs] | acc 0 [D] | acc 1 [D]
-  // | m0 l0 m1 l1: 16 + 2bs + 2D ≤ S + 2D + 16 when pairing (2bs ≤ S); single rows use 16 + bs + D + 2.
+  // | m0 l0 m1 l1: 16 + 2bs + 2D ≤ S + 2D + 20 when pairing (2bs ≤ S); single rows use 16 + bs + D + 4 (bs ≤ S + 3).
   const kp = scratch + <usize>threadIndex() * scratchBytes(S, D);
   expNegTable(kp);
   const sc0 = kp + 48, sc1 = sc0 + (<usize>bs << 2);
   const canPair = 2 * bs <= S;
   const acc0 = canPair ? sc1 + (<usize>bs << 2) : sc1, acc1 = acc0 + (<usize>D << 2);
   const st0 = canPair ? acc1 + (<usize>D << 2) : acc1, st1 = st0 + 8;
-  let r = r0;
+  let r = r0, fb = -1, jf = 0;
   while (r < r1) {
     const b = r / (H * T), h = (r / T) % H, t = r % T;
     const pair = canPair && r + 1 < r1 && t + 1 < T;
@@ -594,6 +592,10 @@ function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, ca
     const kvo = kvOff<KV>((<usize>(b * H + h) * <usize>cap * <usize>D) << 2);
     const kb = kc + kvo, vb = vc + kvo;
     const mrow = mask ? mask + (<usize>(b * S) << 2) : 0;
+    if (b != fb) { // the batch row's first visible key
+      fb = b; jf = 0;
+      if (mrow) while (jf < S && load<f32>(mrow + (<usize>jf << 2)) == 0) jf++;
+    }
     const lim0 = keyLimit(S, past, t, causal);
     initRow(acc0, st0, D);
     if (pair) {
@@ -601,8 +603,8 @@ function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, ca
       const lim = lim1 > lim0 ? lim1 : lim0;
       initRow(acc1, st1, D);
       const qp1 = qp + (<usize>qStride << 2);
-      for (let j0 = 0; j0 < lim; j0 += bs) {
-        const j1 = imin(lim, j0 + bs);
+      for (let j0 = jf; j0 < lim; j0 += BLOCK) {
+        const j1 = imin(lim, j0 + BLOCK);
         scores2<KV>(qp, qp1, kb, D, j0, j1, scale, sc0, sc1);
         onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
         onlineBlock(sc1, mrow, j0, j1, lim1, st1, acc1, D, kp);
@@ -612,8 +614,8 @@ function attentionBlockwise<KV>(q: usize, qStride: i32, kc: usize, vc: usize, ca
       finishRow(op + (<usize>outStride << 2), acc1, st1, D);
       r += 2;
     } else {
-      for (let j0 = 0; j0 < lim0; j0 += bs) {
-        const j1 = imin(lim0, j0 + bs);
+      for (let j0 = jf; j0 < lim0; j0 += BLOCK) {
+        const j1 = imin(lim0, j0 + BLOCK);
         scores<KV>(qp, kb, D, j0, j1, scale, sc0);
         onlineBlock(sc0, mrow, j0, j1, lim0, st0, acc0, D, kp);
         accumulateV<KV>(acc0, false, vb, D, sc0, j0, j1);

@@ -116,7 +116,7 @@ export const KERNEL_NAMES: KernelName[] = [
 
 /** Bytes of scratch the attention kernels need per thread (`scratch + t * attentionScratchBytes(S, D)`, t the thread):
  *  a score row of S floats (eager) and two D-vectors, rounded up to 64 bytes. */
-export const attentionScratchBytes = (S: number, D: number) => (4 * (S + 2 * D + 16) + 63) & ~63;
+export const attentionScratchBytes = (S: number, D: number) => (4 * (S + 2 * D + 20) + 63) & ~63;
 
 /** The fixed work split every kernel uses: rows [lo, hi) of n for thread ith of nth, chunk a multiple of align. */
 export function splitRange(n: number, ith: number, nth: number, align = 1): [number, number] {
