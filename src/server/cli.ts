@@ -86,8 +86,11 @@ export async function serve(argv: string[]): Promise<void> {
       const st = srv.stats();
       say(`${signal}: shutting down (${st.active} running, ${st.queued} queued; a second signal exits at once)`);
       const again = () => { say('exiting now'); process.exit(130); };
-      process.once('SIGTERM', again); process.once('SIGINT', again);
-      srv.close().finally(() => { process.off('SIGTERM', again); process.off('SIGINT', again); resolve(); });
+      // after this signal's delivery: Deno hands the signal being delivered to listeners added meanwhile too, so
+      // added here, the first SIGTERM was taken for the second (exit 130 at once, streams cut)
+      let closed = false;
+      setImmediate(() => { if (!closed) { process.once('SIGTERM', again); process.once('SIGINT', again); } });
+      srv.close().finally(() => { closed = true; process.off('SIGTERM', again); process.off('SIGINT', again); resolve(); });
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
