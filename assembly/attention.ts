@@ -7,8 +7,9 @@
 // Scores: s_j = (q·k_j)·scale with the matmul summation order (one f32x4 chain over d, (l0+l2)+(l1+l3), d tail).
 // attention_eager: the exact softmax over the score row kept in this thread's scratch, p = e/sum·headMask,
 //   out = Σ p_j v_j, probs written when asked.
-// attention_blockwise: flash style, keys in blocks of BLOCK from the row's first visible key: running max m, running sum l and an
-//   unnormalised output row (in scratch) rescaled by exp(m_old - m_new) when the max grows; out = acc / l.
+// attention_blockwise: flash style, keys in blocks of BLOCK from the row's first visible key: running max m,
+//   running sum l and an unnormalised output row (in scratch) rescaled by exp(m_old - m_new) when the max grows;
+//   out = acc / l.
 //   Consecutive query rows of one head go in pairs (t, t+1) sharing every key and value load; a row's arithmetic
 //   is the same alone or paired (the partner's extra keys add exact zeros), so the split does not matter.
 //   Decode (T = 1, D a multiple of 4) takes its own path, decodeRows below: one block holding every key.
@@ -308,7 +309,6 @@ function attentionEager<KV>(q: usize, qStride: i32, kc: usize, vc: usize, cap: i
   const t = f32x4.add(v, f32x4.shuffle(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
 }
-
 
 /** One block [j0, j1) of online softmax for a row whose keys are visible below jv: scores at sc become the
  *  weights e (zero where invisible), the running max/sum at st (m, l) and the accumulator row at acc (D floats)

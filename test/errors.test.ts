@@ -405,6 +405,9 @@ test('where-to-find options of the wrong type are OptionErrors before any reques
       const la = (await a.forward({ input_ids: [ids] })).logits.data, lb = (await b.forward({ input_ids: [ids] })).logits.data;
       assert.equal(Array.from(la as Float32Array), Array.from(lb as Float32Array));
     } finally { await a.dispose(); await b.dispose(); }
+    // and converted from there (save_gguf took the ModelSource as a model directory: 'config.json not found')
+    const again = await save_gguf(src, join(tmp, 'again.gguf'), { gguf_file: 'm.gguf', dtype: 'f32' });
+    assert.ok(readFileSync(again.path).equals(readFileSync(path)), 'an f32 GGUF converted to f32 is the same file');
     await expectError(GPT2LMHeadModel.from_pretrained(src, { gguf_file: 'm.bin' }), 'OPTION', /gguf_file must be the name of a \.gguf file/);
     await expectError(GPT2LMHeadModel.from_pretrained(src, { gguf_file: 'other.gguf' }), 'WEIGHTS', /other\.gguf/);
   } finally { rmSync(tmp, { recursive: true, force: true }); }

@@ -10,6 +10,7 @@
 //                           → OpenAI-style text_completion (greedy when temperature is 0 or absent)
 // Requests are validated by the same code as the Node server's (src/server/request.ts), and errors have its shape.
 import { OptionError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
@@ -76,7 +77,7 @@ const HANDLER_KEYS = new Set(['modelUrl', 'gguf_file', 'source', 'dtype', 'kv_dt
 /** The handler's options, checked when it is made: a wrong one is the deployment's error, named once, rather than
  *  a 400 blamed on every client (the model's options are only used when the first request loads it). */
 function checkHandlerOptions(o: FetchHandlerOptions): void {
-  for (const k of Object.keys(o)) if (!HANDLER_KEYS.has(k)) throw new OptionError(`unknown createFetchHandler option '${k}' (known: ${[...HANDLER_KEYS].join(', ')})`);
+  checkKnownKeys(o, HANDLER_KEYS, 'createFetchHandler option');
   const posInt = (k: keyof FetchHandlerOptions, max = Number.MAX_SAFE_INTEGER) => {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max)) throw new OptionError(`createFetchHandler: ${k} must be an integer from 1 to ${max}, got ${JSON.stringify(v)}`);

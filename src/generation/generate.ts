@@ -2,6 +2,7 @@
 // with transformers' option names and defaults (generation_config.json, then the model's
 // task_specific_params['text-generation'], then the caller's options).
 import { InputError, OptionError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { runBatch, runStep, setEncoder, type Segment } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
@@ -124,7 +125,7 @@ export function badWordBans(seq: ArrayLike<number>, words: number[][]): number[]
 }
 
 export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOptions, promptLength: number): ResolvedGenerateOptions {
-  for (const k of Object.keys(o)) if (!KNOWN.has(k)) throw new OptionError(`unknown generate option '${k}'`);
+  checkKnownKeys(o, KNOWN, 'generate option');
   const oa = o as any;
   if (oa.num_beams !== undefined && oa.num_beams !== 1) throw new OptionError(`num_beams must be 1 (beam search is not supported; use greedy or sampling), got ${oa.num_beams}`);
   if (oa.num_return_sequences !== undefined && oa.num_return_sequences !== 1) throw new OptionError(`num_return_sequences must be 1 (pass a batch instead), got ${oa.num_return_sequences}`);

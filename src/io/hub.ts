@@ -567,7 +567,7 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
             if (!res.ok) throw statusError(ctx, file, url, res);
             // The GET's redirect may say more than the HEAD did.
             const got = remoteInfo(res, t.linked);
-            expected = { size: info.size ?? t.linked.size, sha256: info.sha256 ?? got.sha256, gitSha1: info.sha256 ?? got.sha256 ? null : info.gitSha1 ?? got.gitSha1 };
+            expected = { size: info.size ?? t.linked.size, sha256: info.sha256 ?? got.sha256, gitSha1: info.gitSha1 ?? got.gitSha1 };
             let total: number | null;
             let append = false;
             if (res.status === 206) {
@@ -632,24 +632,20 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
         } finally {
           t.done();
         }
-        // Integrity: the size and (LFS files) sha256 the Hub announced, then the format's own checks.
+        // Integrity: the size and the hash the Hub announced (an LFS file's sha256, a small file's git blob id),
+        // then the format's own checks.
         const size = (await fileSize(tmp)) ?? 0;
         if (expected.size !== null && size !== expected.size) {
           await discard();
           throw downloadError(`${file}: downloaded from ${url} but its size is wrong: expected ${expected.size} bytes, got ${size}`, true);
         }
-        if (expected.sha256) {
-          const sha = await sha256File(tmp);
-          if (sha !== expected.sha256) {
+        const hash = expected.sha256 ? { what: 'sha256', want: expected.sha256, of: () => sha256File(tmp) }
+          : expected.gitSha1 ? { what: 'git blob SHA-1', want: expected.gitSha1, of: () => gitBlobSha1File(tmp, size) } : null;
+        if (hash) {
+          const got = await hash.of();
+          if (got !== hash.want) {
             await discard();
-            throw downloadError(`${file}: downloaded from ${url} but its sha256 is wrong: expected ${expected.sha256}, got ${sha}`, true);
-          }
-        }
-        if (expected.gitSha1) {
-          const sha = await gitBlobSha1File(tmp, size);
-          if (sha !== expected.gitSha1) {
-            await discard();
-            throw downloadError(`${file}: downloaded from ${url} but its git blob SHA-1 is wrong: expected ${expected.gitSha1}, got ${sha}`, true);
+            throw downloadError(`${file}: downloaded from ${url} but its ${hash.what} is wrong: expected ${hash.want}, got ${got}`, true);
           }
         }
         const bad = await validateDownload(file, tmp);

@@ -86,8 +86,14 @@ export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Pr
 /** `source`, or with `gguf_file` the GGUF file of that name inside it (a ModelSource holding a user's file). */
 export async function withGGUFFile(source: ModelSource, gguf_file: unknown): Promise<ModelSource> {
   if (gguf_file === undefined) return source;
-  if (typeof gguf_file !== 'string' || !/\.gguf$/i.test(gguf_file)) throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(gguf_file)}`);
-  return GGUFModelSource.open(() => source.open(gguf_file));
+  const file = checkGGUFFile(gguf_file);
+  return GGUFModelSource.open(() => source.open(file));
+}
+
+/** The gguf_file option: the name of a .gguf file. */
+function checkGGUFFile(file: unknown): string {
+  if (typeof file !== 'string' || !/\.gguf$/i.test(file)) throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(file)}`);
+  return file;
 }
 
 function hubBase(id: string, opts: ResolveOpts): string {
@@ -108,10 +114,7 @@ function hubOptions(opts: ResolveOpts) {
 
 /** A GGUF file: `x.gguf` (path or URL), or `gguf_file` inside a directory, URL base or Hub repo. */
 async function resolveGGUF(idOrDir: string, opts: ResolveOpts): Promise<ModelSource> {
-  const file = opts.gguf_file;
-  if (file !== undefined && (typeof file !== 'string' || !/\.gguf$/i.test(file))) {
-    throw new OptionError(`gguf_file must be the name of a .gguf file, got ${JSON.stringify(file)}`);
-  }
+  const file = opts.gguf_file === undefined ? undefined : checkGGUFFile(opts.gguf_file);
   const http = httpOptions(opts);
   if (/^https?:\/\//i.test(idOrDir)) {
     if (file !== undefined) return GGUFModelSource.open(() => urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', http).open(file));

@@ -1,6 +1,7 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
 import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
@@ -158,7 +159,7 @@ export class GPT2PreTrainedModel {
   async forward(inputs: ForwardInputs): Promise<ModelOutput> {
     this.check();
     if (!inputs || typeof inputs !== 'object') throw new InputError('forward() takes an object of inputs, e.g. { input_ids }');
-    for (const k of Object.keys(inputs)) if (!FORWARD_KEYS.has(k)) throw new OptionError(`unknown forward() input '${k}' (known: ${[...FORWARD_KEYS].join(', ')})`);
+    checkKnownKeys(inputs, FORWARD_KEYS, 'forward() input');
     const cfg = this.config;
     const { ids, B, T } = toIds(inputs.input_ids, cfg);
     const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
@@ -270,7 +271,7 @@ function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number):
 function checkOptions(opts: PretrainedOptions) {
   if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
   const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file', 'browser_cache', 'dispatch']);
-  for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown from_pretrained option '${k}' (known: ${[...known].join(', ')})`);
+  checkKnownKeys(opts, known, 'from_pretrained option');
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
   // checked here too (Backend.create does as well): the memory plan uses them before the backend exists
   checkThreads(opts.threads);
@@ -278,7 +279,7 @@ function checkOptions(opts: PretrainedOptions) {
     throw new OptionError(`initialBytes must be a non-negative integer, got ${String(opts.initialBytes)}`);
   }
   checkKVDType(opts.kv_dtype);
-  if ((opts as any).device !== undefined && !['cpu', 'wasm'].includes((opts as any).device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify((opts as any).device)}`);
+  if (opts.device !== undefined && !['cpu', 'wasm'].includes(opts.device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify(opts.device)}`);
 }
 
 export class GPT2Model extends GPT2PreTrainedModel { static override readonly head: HeadKind = 'none'; }

@@ -180,7 +180,7 @@ export class KVCache {
    *  growing is what did not fit. */
   private growThroughHost(capacity: number, cause: MemoryLimitError): void {
     const A = this.backend.arena, old = this._capacity;
-    const saved = [...this.kept(this._self, this._mask, old)].map(([src, n]) => new Uint8Array(A.buffer, src, n).slice());
+    const saved = [...this.kept(this._self, this._mask, old)].map(([src, n]) => A.u8(src, n).slice());
     this.release();
     const place = (cap: number) => {
       const fresh = this.allocate(cap);
@@ -196,7 +196,7 @@ export class KVCache {
       try {
         place(old);
       } catch (e2) {
-        // not even the old size fits in the space just freed (another thread of work took it): the contents are gone
+        // not even the old size fits in the space just freed (not expected: nothing else allocates in between)
         this._disposed = true;
         this.dropCross();
         throw new MemoryLimitError(`${why}; its contents could not be restored, so the cache is disposed`, { cause: e2 });

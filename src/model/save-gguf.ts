@@ -11,12 +11,13 @@
 // It lives in src/model because it writes what the weight plan (planWeights) validated, and in the model's
 // tensor layout; io stays free of the model.
 import { GPT2WasmError, OptionError, RuntimeError, TokenizerError, WeightsError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { loadConfig, type GPT2Config } from '../io/config.js';
 import { GGML_TYPES } from '../io/ggml-dequant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from '../io/gguf.js';
 import { hfToGgufName, isGGUFSource, openTensorReader, TIED_OUTPUT_KEY } from '../io/gguf-model.js';
 import { floatToHalf } from '../io/half.js';
-import { resolveSource } from '../io/resolve.js';
+import { resolveSource, withGGUFFile } from '../io/resolve.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import type { ModelSource } from '../io/source.js';
 import type { TensorInfoLike, TensorReader } from '../io/tensor-reader.js';
@@ -543,9 +544,9 @@ export async function save_gguf(src: string | ModelSource, path: string,
   if (opts === null || typeof opts !== 'object') throw new OptionError('save_gguf options must be an object');
   // a typo ({ dtpye: 'q8_0' }) would silently write the default type
   const known = new Set(['dtype', 'keep', 'name', 'onProgress', 'signal', 'revision', 'gguf_file', 'cache_dir', 'local_files_only']);
-  for (const k of Object.keys(opts)) if (!known.has(k)) throw new OptionError(`unknown save_gguf option '${k}' (known: ${[...known].join(', ')})`);
+  checkKnownKeys(opts, known, 'save_gguf option');
   const { revision, gguf_file, cache_dir, local_files_only, ...rest } = opts;
   await checkOutputPath(path); // before resolving (which may download)
-  const source = typeof src === 'string' ? await resolveSource(src, { revision, gguf_file, cache_dir, local_files_only, tokenizer: true }) : src;
+  const source = typeof src === 'string' ? await resolveSource(src, { revision, gguf_file, cache_dir, local_files_only, tokenizer: true }) : await withGGUFFile(src, gguf_file);
   return writeGGUF(source, path, rest);
 }

@@ -231,17 +231,16 @@ export function parseDTypeSpec(text: string): DTypeSpec {
   return plan as PrecisionPlan;
 }
 
-/** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 /** Whether weights of `bytes` leave the memory room for a minimal working set: the loader's own limit. */
 export function weightsFit(bytes: number): boolean {
   return bytes <= MAX_MEMORY_BYTES - WORKING_HEADROOM_BYTES;
 }
 
+/** Weights plus a minimal working set must fit wasm32's 4 GiB; say which dtype would fit. */
 function checkFits(bytes: number, dtype: DType, cfg: GPT2Config): void {
-  const room = MAX_MEMORY_BYTES - WORKING_HEADROOM_BYTES;
   if (weightsFit(bytes)) return;
   const order: DType[] = ['fp32', 'fp16', 'q8', 'q4'];
-  const fits = order.filter((d) => order.indexOf(d) > order.indexOf(dtype) && estimateWeightBytes(cfg, d) <= room);
+  const fits = order.filter((d) => order.indexOf(d) > order.indexOf(dtype) && weightsFit(estimateWeightBytes(cfg, d)));
   throw new MemoryLimitError(`the weights need ${mib(bytes)} as ${dtype}, more than fits in wasm32's 4096 MiB memory with room for activations; ` +
     (fits.length ? `load with dtype '${fits[0]}' (${mib(estimateWeightBytes(cfg, fits[0]))})` : 'this model is too large for wasm32 even as q4'));
 }

@@ -9,6 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OptionError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { resolveGenerateOptions } from '../generation/generate.js';
 import type { GPT2LMHeadModel } from '../model/gpt2.js';
 import type { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
@@ -133,7 +134,7 @@ const SERVER_OPTIONS = new Set(['model', 'tokenizer', 'modelId', 'maxConcurrency
 export function createServer(options: ServerOptions): GPT2Server {
   if (options === null || typeof options !== 'object') throw new OptionError('createServer needs an options object ({ model, tokenizer, ... })');
   // a typo ({ quiet: true }, { max_concurrency: 2 }) would run with the default silently
-  for (const k of Object.keys(options)) if (!SERVER_OPTIONS.has(k)) throw new OptionError(`unknown createServer option '${k}' (known: ${[...SERVER_OPTIONS].join(', ')})`);
+  checkKnownKeys(options, SERVER_OPTIONS, 'createServer option');
   const { model, tokenizer } = options;
   if (!model || typeof (model as any).decodeStep !== 'function') throw new OptionError('createServer needs { model: GPT2LMHeadModel }');
   if (!tokenizer || typeof (tokenizer as any).encodeAtMost !== 'function') throw new OptionError('createServer needs { tokenizer: GPT2Tokenizer }');

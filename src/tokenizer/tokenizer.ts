@@ -1,6 +1,7 @@
 // The public GPT-2 tokenizer, with the transformers.js surface: AutoTokenizer.from_pretrained, encode, decode,
 // batch_decode, and calling the tokenizer itself on a string or a batch for padded ids and attention masks.
 import { InputError, OptionError, TokenizerError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { AddedTokenSplitter } from './added-tokens.js';
 import { tableUnitsToBytes, tokenStringToBytes } from './byte-level.js';
 import { BpeModel, OutputLimitError, UnknownTokenError } from './bpe.js';
@@ -209,7 +210,7 @@ export class GPT2Tokenizer {
    */
   static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
     if (options === null || typeof options !== 'object') throw new OptionError('tokenizer from_pretrained options must be an object');
-    for (const k of Object.keys(options)) if (!TOKENIZER_LOAD_KEYS.has(k)) throw new OptionError(`unknown tokenizer from_pretrained option '${k}' (known: ${[...TOKENIZER_LOAD_KEYS].join(', ')})`);
+    checkKnownKeys(options, TOKENIZER_LOAD_KEYS, 'tokenizer from_pretrained option');
     let source: TextFileSource;
     let origin: string;
     if (typeof dirOrSource === 'string') {
