@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
@@ -39,6 +39,22 @@ test('npm pack ships the bundles, wasm and declarations: no source maps, no embe
   assert.equal(bad, [], 'the tarball carries files a consumer does not need');
   const huge = files.filter((f) => f.path.endsWith('.d.ts') && f.size > MAX_DECLARATION_BYTES).map((f) => `${f.path} (${f.size} bytes)`);
   assert.equal(huge, [], 'a generated declaration file this large does not belong in the tarball');
+});
+
+test('every relative link of the packed README and docs names a file in the tarball', () => {
+  const { files } = pack();
+  const paths = new Set(files.map((f) => f.path));
+  const isDir = (p: string) => files.some((f) => f.path.startsWith(`${p}/`));
+  const broken: string[] = [];
+  for (const md of [...paths].filter((p) => p.endsWith('.md'))) {
+    const text = readFileSync(join(repoRoot, md), 'utf8');
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^([a-z]+:|#)/i.test(target)) continue; // a URL or an anchor in the same file
+      const rel = posix.normalize(posix.join(posix.dirname(md), target.split('#')[0]));
+      if (!paths.has(rel) && !isDir(rel)) broken.push(`${md}: ${target}`);
+    }
+  }
+  assert.equal(broken, [], 'links a reader of the installed package cannot follow');
 });
 
 test('installing the tarball runs nothing: no prepare/install scripts', () => {
