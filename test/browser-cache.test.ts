@@ -134,16 +134,21 @@ test('cache: listCachedFiles / clearCachedFiles', async () => {
     const store = memoryCacheStore();
     const src = urlSource(base, { cache: store, cacheChunkBytes: 1 << 20 }); // 13 chunks: more than the read-ahead window
     await src.readBytes('config.json');
+    assert.is(await src.exists('generation_config.json'), false);
     const w = await src.open('model.safetensors');
     await w.read(0, 100);
     await w.close?.();
-    const list = await listCachedFiles(store);
+    const all = await listCachedFiles(store);
+    const absent = all.filter((f) => f.absent);
+    assert.equal(absent.map((f) => [f.url, f.size, f.cachedBytes, f.complete]), [[`${base}generation_config.json`, null, 0, false]]);
+    const list = all.filter((f) => !f.absent);
     assert.equal(list.map((f) => f.url), [`${base}config.json`, `${base}model.safetensors`]);
     assert.is(list[0].complete, true);
     assert.is(list[1].size, file('model.safetensors').byteLength);
     assert.is(list[1].etag, '"v1"');
     assert.is(list[1].complete, false, 'only the first chunks were read (the read-ahead window)');
     assert.is(await clearCachedFiles(`${base}config`, store), 1);
+    assert.is(await clearCachedFiles(`${base}generation_config`, store), 1);
     assert.equal((await listCachedFiles(store)).map((f) => f.url), [`${base}model.safetensors`]);
     assert.ok((await clearCachedFiles(undefined, store)) >= 2);
     assert.equal(await listCachedFiles(store), []);

@@ -352,6 +352,8 @@ export interface CachedFile {
   cachedBytes: number;
   /** Whether all of the file is cached. */
   complete: boolean;
+  /** A cached answer that the file does not exist (an optional file such as generation_config.json): no bytes. */
+  absent: boolean;
   etag: string | null;
 }
 
@@ -378,7 +380,7 @@ async function listStore(s: CacheStore): Promise<CachedFile[]> {
   const files = new Map<string, CachedFile>();
   const row = (url: string) => {
     let f = files.get(url);
-    if (!f) files.set(url, (f = { url, size: null, cachedBytes: 0, complete: false, etag: null }));
+    if (!f) files.set(url, (f = { url, size: null, cachedBytes: 0, complete: false, absent: false, etag: null }));
     return f;
   };
   for (const e of await s.entries()) {
@@ -387,6 +389,7 @@ async function listStore(s: CacheStore): Promise<CachedFile[]> {
     const f = row(k.url);
     if (k.kind === 'file') { f.size = e.bytes; f.cachedBytes += e.bytes; }
     else if (k.kind.startsWith('chunk-')) f.cachedBytes += e.bytes;
+    else if (k.kind === 'absent') f.absent = true;
     else if (k.kind === 'meta') {
       const m = await s.get(e.key);
       try {
