@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AutoModel, GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, GPT2Model, GPT2WasmError, memorySource, pipeline } from '../src/index.js';
 import { compareClose, modelDir, readCase, readReference } from './helpers/fixtures.js';
+import { TEXT_GENERATION_TASK } from '../src/generation/generate.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
 
 const tokFiles = () => ({
@@ -91,21 +92,32 @@ test('bare GPT2Model: last_hidden_state is the reference final hidden state, no 
   } finally { await model.dispose(); }
 });
 
-test('task_specific_params["text-generation"] sets generation defaults over generation_config.json; call options win', async () => {
+test('task_specific_params["text-generation"] set the text-generation pipeline\'s defaults over generation_config.json, not model.generate()\'s (as transformers); call options win', async () => {
   const c = readCase('lm_greedy');
   const dir = modelDir(c.model);
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   config.task_specific_params = { 'text-generation': { do_sample: false, max_length: c.input_ids.length + 6 } };
-  const src = memorySource({
+  const files = {
     'config.json': JSON.stringify(config), 'model.safetensors': new Uint8Array(readFileSync(join(dir, 'model.safetensors'))),
     'generation_config.json': JSON.stringify({ do_sample: true, top_k: 0, max_length: c.input_ids.length + 20 }),
-  }, 'task-params');
-  const model = await GPT2LMHeadModel.from_pretrained(src, { threads: 1 });
+  };
+  const model = await GPT2LMHeadModel.from_pretrained(memorySource(files, 'task-params'), { threads: 1 });
   try {
     const ids = async (o: object) => Array.from((await model.generate({ input_ids: [c.input_ids], ...o })).data as BigInt64Array, Number);
-    assert.equal(await ids({}), c.expected_ids.slice(0, c.input_ids.length + 6), 'greedy, 6 new tokens, from task_specific_params');
-    assert.equal(await ids({ max_new_tokens: 9 }), c.expected_ids.slice(0, c.input_ids.length + 9), 'the call\'s max_new_tokens wins');
+    const task = { [TEXT_GENERATION_TASK]: true };
+    assert.equal(await ids(task), c.expected_ids.slice(0, c.input_ids.length + 6), 'greedy, 6 new tokens, from task_specific_params');
+    assert.equal(await ids({ ...task, max_new_tokens: 9 }), c.expected_ids.slice(0, c.input_ids.length + 9), 'the call\'s max_new_tokens wins');
+    // model.generate() alone reads generation_config.json: sampling (top_k 0), 20 new tokens
+    const a = await ids({ seed: 1 }), b = await ids({ seed: 2 });
+    assert.is(a.length, c.input_ids.length + 20);
+    assert.not.equal(a, b, 'do_sample from generation_config.json');
   } finally { await model.dispose(); }
+  // the pipeline applies them: greedy, 6 new tokens
+  const gen = await pipeline('text-generation', memorySource({ ...files, ...tokFiles() }, 'task-params-pipe'), { threads: 1 });
+  try {
+    const [out] = await gen(gen.tokenizer.decode(c.input_ids), { return_full_text: false });
+    assert.is(out.generated_text, gen.tokenizer.decode(c.expected_ids.slice(c.input_ids.length, c.input_ids.length + 6)));
+  } finally { await gen.model.dispose(); }
 });
 
 test('token- and text-classification pipelines', async () => {

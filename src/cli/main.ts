@@ -5,6 +5,7 @@ import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType } from '../
 import { checkKVDType } from '../model/kv-cache.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
+import { TEXT_GENERATION_TASK } from '../generation/generate.js';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
@@ -140,7 +141,7 @@ async function cmdGenerate(argv: string[]) {
       input_ids: [gen.tokenizer.encode(prompt)], streamer, tokenizer: gen.tokenizer,
       max_new_tokens: o.max_new_tokens, temperature: o.temperature, top_k: o.top_k, top_p: o.top_p,
       repetition_penalty: o.repetition_penalty, seed: o.seed, do_sample: o.greedy ? false : o.do_sample,
-      stop: o.stop, context_overflow: o.context_overflow,
+      stop: o.stop, context_overflow: o.context_overflow, [TEXT_GENERATION_TASK]: true,
     } as any);
     const tEnd = performance.now();
     const ids = Array.from(out.data as BigInt64Array, Number);

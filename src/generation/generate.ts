@@ -1,6 +1,7 @@
 // generate(): prefill the prompt into a preallocated KV cache, then one token per step per batch row,
-// with transformers' option names and defaults (generation_config.json, then the model's
-// task_specific_params['text-generation'], then the caller's options).
+// with transformers' option names and defaults (generation_config.json, then the caller's options; the
+// text-generation pipeline and the CLI put the model's task_specific_params['text-generation'] in between, as
+// transformers' pipeline does: its model.generate() does not read them).
 import { InputError, OptionError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
 import { runBatch, runStep, setEncoder, type Segment } from '../model/forward.js';
@@ -10,6 +11,12 @@ import type { KVCache } from '../model/kv-cache.js';
 import { Tensor } from '../model/tensor.js';
 import { checkSampling, nextToken, type SamplingOptions } from './logits-process.js';
 import { Random } from './random.js';
+
+/** Set (to true) on the options of a text-generation task's call (the pipeline, the CLI): the model's
+ *  task_specific_params['text-generation'] then sit between its generation config and the options, as in
+ *  transformers, whose pipeline copies them into its generation config and whose model.generate() never reads them.
+ *  A symbol: not an option a caller names (unknown-key checks see only string keys). */
+export const TEXT_GENERATION_TASK: unique symbol = Symbol('gpt2-wasm text-generation task');
 
 /** transformers.js streamer protocol: put() gets the prompt first, then each step's new ids; end() once. */
 export interface Streamer { put(ids: number[][]): void; end(): void }
@@ -138,7 +145,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   if (o.streamer != null && (typeof o.streamer.put !== 'function' || typeof o.streamer.end !== 'function')) throw new OptionError('streamer must have put(ids) and end() methods');
   if (o.tokenizer != null && typeof (o.tokenizer as any).decode !== 'function') throw new OptionError('tokenizer must have a decode(ids) method (a GPT2Tokenizer)');
   const cfg = model.config;
-  const task = (cfg.task_specific_params?.['text-generation'] ?? {}) as Record<string, unknown>;
+  const task = ((o as { [TEXT_GENERATION_TASK]?: boolean })[TEXT_GENERATION_TASK] ? cfg.task_specific_params?.['text-generation'] ?? {} : {}) as Record<string, unknown>;
   const gc = (model.generation_config ?? {}) as Record<string, unknown>;
   const pick = <T>(key: string, dflt: T): T => ((o as any)[key] ?? task[key] ?? gc[key] ?? dflt) as T;
   const userLimit = o.max_new_tokens != null || o.max_length != null;

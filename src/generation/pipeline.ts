@@ -4,7 +4,7 @@ import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
-import { resolveGenerateOptions, type GenerateOptions } from './generate.js';
+import { resolveGenerateOptions, TEXT_GENERATION_TASK, type GenerateOptions } from './generate.js';
 
 export type Task = 'text-generation' | 'token-classification' | 'text-classification' | 'sentiment-analysis' | 'ner';
 export const DEFAULT_MODEL = 'openai-community/gpt2';
@@ -48,7 +48,7 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
       const { return_full_text = true, ...gen } = callOpts;
       if (typeof return_full_text !== 'boolean') throw new OptionError(`return_full_text must be true or false, got ${JSON.stringify(return_full_text)}`);
       const enc = tokenizer(list, { padding: true, padding_side: 'left' } as any);
-      const genOpts = { ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer };
+      const genOpts = { ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer, [TEXT_GENERATION_TASK]: true };
       const seqs = await m.generate(genOpts);
       const T = enc.input_ids[0].length, total = seqs.dims[1];
       const data = seqs.data as BigInt64Array;
