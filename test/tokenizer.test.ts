@@ -258,6 +258,37 @@ test('TextStreamer: prompt skipping, bigint batches, special tokens skipped', as
   assert.throws(() => s2.put([[1n], [2n]]), (e: unknown) => e instanceof InputError);
 });
 
+test('TextStreamer: on_finalized_text is the override point; decode_kwargs clean-up joins to decode(); unknown keys refused', async () => {
+  await ready;
+  const calls: [string, boolean][] = [];
+  class Mine extends TextStreamer {
+    override on_finalized_text(text: string, stream_end: boolean) { calls.push([text, stream_end]); }
+  }
+  const m = new Mine(tok, { skip_prompt: true });
+  m.put(tok.encode('Hi'));
+  for (const id of tok.encode(' you are.')) m.put([[id]]);
+  m.end();
+  assert.is(calls.map((c) => c[0]).join(''), ' you are.');
+  assert.equal(calls[calls.length - 1][1], true, 'the last call ends the stream');
+  assert.ok(calls.slice(0, -1).every((c) => !c[1]));
+  // clean-up: random runs of pieces that make and break its patterns (" ." " n't" " 's" " ' " ...), split anywhere
+  const pieces = [' .', ' ,', ' ?', ' !', " '", "'", ' n', "n't", ' s', 's', 'm', ' ve', 're', ' ', '  ', 'a', ' dog', '.', "'s", ' not'];
+  const vocab = pieces.map((p) => tok.encode(p, { add_special_tokens: false }));
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+  for (let trial = 0; trial < 3000; trial++) {
+    const ids = Array.from({ length: 1 + rnd(14) }, () => vocab[rnd(vocab.length)]).flat();
+    const out: string[] = [];
+    const s = new TextStreamer(tok, { callback_function: (t) => out.push(t), decode_kwargs: { clean_up_tokenization_spaces: true } });
+    let i = 0;
+    while (i < ids.length) { const n = 1 + rnd(3); s.put(ids.slice(i, i + n)); i += n; }
+    s.end();
+    assert.is(out.join(''), tok.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: true }), JSON.stringify(ids));
+  }
+  assert.throws(() => new TextStreamer(tok, { skip_promt: true } as any), (e: unknown) => e instanceof OptionError && /skip_promt/.test((e as Error).message));
+  assert.throws(() => new TextStreamer(tok, { decode_kwargs: { skip_special: true } } as any), (e: unknown) => e instanceof OptionError);
+});
+
 test('batch: padding left/right, masks, truncation, max_length, pad_token_id', async () => {
   await ready;
   const texts = ['Hello, my dog is cute and', 'The quick brown fox', 'Hi'];

@@ -89,12 +89,12 @@ function tensorRows(t: IdTensor, what: string): TokenIds[] {
 
 const DECODER = new TextDecoder('utf-8', { ignoreBOM: true });
 
-/** Hugging Face's clean_up_tokenization. */
+/** Hugging Face's clean_up_tokenization: each pattern in turn, every occurrence without its space (" ' " → "'"). */
+export const CLEAN_UP_PATTERNS = [' .', ' ?', ' !', ' ,', " ' ", " n't", " 'm", " 's", " 've", " 're"];
+
 export function cleanUpTokenization(s: string): string {
-  return s
-    .replaceAll(' .', '.').replaceAll(' ?', '?').replaceAll(' !', '!').replaceAll(' ,', ',')
-    .replaceAll(" ' ", "'").replaceAll(" n't", "n't").replaceAll(" 'm", "'m").replaceAll(" 's", "'s")
-    .replaceAll(" 've", "'ve").replaceAll(" 're", "'re");
+  for (const p of CLEAN_UP_PATTERNS) s = s.replaceAll(p, p === " ' " ? "'" : p.slice(1));
+  return s;
 }
 
 function checkSide(x: unknown, what: string): Side | undefined {
