@@ -63,9 +63,28 @@ test('incremental past_key_values: where the doubled capacity does not fit, exac
   past.acquire({ length: 64, batch: 1 }, 1, 65);
   assert.equal(made, [64, 65], 'growth: 128 refused, then exactly 65');
   assert.throws(() => past.acquire({ length: 65, batch: 1 }, 1, 71), (e: unknown) => e instanceof MemoryLimitError && /growing to 71/.test((e as Error).message));
-  // a new cache for another batch after a long one: 2 x 65 refused, the 60 asked for given
+  // a new cache for another batch after a long one: sized by its own need (64 slots at least), not 2 x 65
   past.acquire(null, 4, 60);
-  assert.equal(made.at(-1), 60);
+  assert.equal(made.at(-1), 64);
+  // a longer one than the old capacity: double it (amortised), and where that is refused, exactly the need
+  past.acquire(null, 2, 69);
+  assert.equal(made.at(-1), 69);
+});
+
+test('forward() with a changing batch size: the resident cache is sized by each call\'s need, not doubled from the last one', async () => {
+  const m = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    const past = (m as any).past as { cache: { capacity: number; batch: number } | null };
+    const caps: number[] = [];
+    for (const B of [1, 2, 3, 4, 8, 16, 1]) {
+      await m.forward({ input_ids: Array.from({ length: B }, (_, b) => IDS.slice(b, b + 8)) });
+      caps.push(past.cache!.capacity);
+    }
+    assert.equal(caps, caps.map(() => 64), `capacities ${caps}`);
+    // a longer input each time still grows by doubling (amortised), capped at n_positions
+    await m.forward({ input_ids: [IDS.slice(0, 70)] });
+    assert.is(past.cache!.capacity, Math.min(128, m.config.n_positions));
+  } finally { await m.dispose(); }
 });
 
 test.run();

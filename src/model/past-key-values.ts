@@ -100,7 +100,10 @@ export class ResidentPast {
       this.cache.length = 0;
       return this.cache;
     }
-    const had = this.cache?.capacity ?? 0;
+    // nothing is kept: the old capacity argues for doubling only when this call outgrew it (a longer input each time);
+    // a different batch that fits in it is sized by its own need (doubling there grew an 8-token cache to
+    // n_positions slots per row over a few batch sizes, and wasm memory never shrinks)
+    const had = this.cache && this.cache.capacity < need ? this.cache.capacity : 0;
     this.cache?.dispose();
     this.cache = null;
     this.cache = this.amortised(need, had, (cap) => this.create(batch, cap));
