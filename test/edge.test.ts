@@ -153,6 +153,33 @@ test('a failed load is reported as 500 and retried by the next request', async (
   } finally { await h.dispose(); }
 });
 
+test('dispose() while an accepted request waits (here for the tokenizer): the request runs on a reloaded model', async () => {
+  const inner = dirSource(modelDir('gpt2-tiny'));
+  const source: any = Object.create(inner);
+  let hit!: () => void, release!: () => void;
+  const atGate = new Promise<void>((r) => { hit = r; }), gate = new Promise<void>((r) => { release = r; });
+  for (const k of ['readText', 'readBytes', 'readJson'] as const) {
+    if (typeof (inner as any)[k] !== 'function') continue;
+    source[k] = async (file: string) => {
+      if (file === 'vocab.json') { hit(); await gate; }
+      return (inner as any)[k](file);
+    };
+  }
+  const h = createFetchHandler({ source, kernels });
+  try {
+    const first = await h.model();
+    const pending = h.fetch(post('/v1/completions', { prompt: greedy.text, max_tokens: greedy.max_new_tokens }));
+    await atGate; // the request holds the loaded model and waits for the tokenizer
+    await h.dispose();
+    release();
+    const res = await pending;
+    const body = await res.json();
+    assert.is(res.status, 200, JSON.stringify(body));
+    assert.equal(body.choices[0].token_ids, greedy.expected_ids.slice(greedy.input_ids.length));
+    assert.ok(await h.model() !== first, 'a new model was loaded');
+  } finally { await h.dispose(); }
+});
+
 test('basePath mounts the routes under a prefix', async () => {
   const h = createFetchHandler({ source: dirSource(modelDir('gpt2-tiny')), kernels, basePath: '/api/' });
   try {

@@ -215,6 +215,10 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     queue = run.catch(() => {});
     return run;
   };
+  /** fn on the model, in its turn: the model is fetched again there, since a dispose() queued while the request
+   *  was being read (or waited for the tokenizer) has freed the one it validated against; the next is a reload of
+   *  the same source (same config). */
+  const withModel = <T>(fn: (m: GPT2LMHeadModel) => Promise<T>): Promise<T> => exclusive(async () => fn(await model()));
 
   async function forward(request: Request): Promise<Response> {
     const body = await readJsonBody(request, maxBody);
@@ -225,7 +229,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       throw new HttpError(400, `input_ids: ${rows.length} rows of ${rows[0].length} tokens are ${rows.length * rows[0].length} tokens, over the limit of ${m.config.n_positions} (n_positions) per request`, 'input_ids');
     }
     const k = optInt(body, 'top_k', 10, 1, Math.min(maxTopK, m.config.vocab_size));
-    return exclusive(async () => {
+    return withModel(async (m) => {
       const t0 = Date.now();
       const out = await m.forward({ input_ids: rows, logits_to_keep: 1, use_cache: false });
       const logits = out.logits!;
@@ -249,7 +253,7 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     // the tokenizer is loaded when the request needs it: a text prompt, stop sequences (ids are decoded if it loads)
     let tok: GPT2Tokenizer | null = typeof p.prompt === 'string' || p.stop.length ? await tokenizer() : null;
     const prompt = encodePrompt(tok, p.prompt, p.maxTokens, cfg.n_positions);
-    return exclusive(async () => {
+    return withModel(async (m) => {
       const t0 = Date.now();
       const s = p.sampling;
       const gen: Record<string, unknown> = { input_ids: [prompt], max_new_tokens: p.maxTokens, signal: request.signal, ...s };
