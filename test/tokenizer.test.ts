@@ -289,6 +289,37 @@ test('TextStreamer: on_finalized_text is the override point; decode_kwargs clean
   assert.throws(() => new TextStreamer(tok, { decode_kwargs: { skip_special: true } } as any), (e: unknown) => e instanceof OptionError);
 });
 
+test('call options as transformers(.js): text_pair, implicit truncation by max_length, unknown keys refused', async () => {
+  await ready;
+  const a = tok.encode('Hello there my friend'), b = tok.encode(' world');
+  assert.equal(tok('Hello there my friend', { text_pair: ' world' }).input_ids, [[...a, ...b]]);
+  assert.equal(tok.encode('Hello there my friend', { text_pair: ' world' }), [...a, ...b]);
+  assert.equal(tok(['Hello there my friend', 'x'], { text_pair: [' world', ' y'] }).input_ids, [[...a, ...b], [...tok.encode('x'), ...tok.encode(' y')]]);
+  // longest_first: one token at a time from the longer sequence (a: 4 tokens, b: 1; 3 kept: 2 + 1)
+  assert.equal(tok('Hello there my friend', { text_pair: ' world', truncation: true, max_length: 3 }).input_ids, [[...a.slice(0, 2), ...b]]);
+  assert.equal(tok('Hello there my friend', { text_pair: ' world', truncation: 'only_first', max_length: 2 }).input_ids, [[a[0], ...b]]);
+  assert.throws(() => tok(['a', 'b'], { text_pair: 'c' }), (e: unknown) => e instanceof InputError);
+  // max_length alone truncates (transformers warns and truncates; with padding it only pads)
+  const warn = console.warn;
+  const said: string[] = [];
+  console.warn = (m: string) => { said.push(m); };
+  try {
+    assert.equal(tok('Hello there my friend', { max_length: 2 }).input_ids, [a.slice(0, 2)]);
+    assert.is(said.length, 1);
+  } finally { console.warn = warn; }
+  assert.equal(tok('Hello there my friend', { max_length: 2, truncation: false }).input_ids, [a]);
+  for (const [f, key] of [
+    [() => tok('x', { text_pairs: 'y' } as any), 'text_pairs'],
+    [() => tok('x', { return_tensors: 'pt' } as any), 'return_tensors'],
+    [() => tok.encode('x', { padding: true } as any), 'padding'],
+    [() => tok.decode([1], { skip_special: true } as any), 'skip_special'],
+    [() => tok('x', { return_token_type_ids: true }), 'token_type_ids'],
+    [() => tok('x', { return_attention_mask: false }), 'attention_mask'],
+  ] as [() => unknown, string][]) {
+    assert.throws(f, (e: unknown) => e instanceof OptionError && (e as Error).message.includes(key), key);
+  }
+});
+
 test('batch: padding left/right, masks, truncation, max_length, pad_token_id', async () => {
   await ready;
   const texts = ['Hello, my dog is cute and', 'The quick brown fox', 'Hi'];

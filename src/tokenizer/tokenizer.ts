@@ -15,6 +15,8 @@ import {
 export type Side = 'left' | 'right';
 
 export interface EncodeOptions {
+  /** A second text, encoded after the first (GPT-2 has no separator: the ids of text, then those of text_pair). */
+  text_pair?: string | null;
   /** Add the tokens the tokenizer puts around a sequence (none for GPT-2 unless add_bos_token). Default true. */
   add_special_tokens?: boolean;
   /** Read special tokens written in the text as plain text instead of as their ids. Default: the tokenizer's (false). */
@@ -30,19 +32,32 @@ export interface DecodeOptions {
   clean_up_tokenization_spaces?: boolean;
 }
 
-export interface TokenizerCallOptions extends EncodeOptions {
+export interface TokenizerCallOptions extends Omit<EncodeOptions, 'text_pair'> {
+  /** Second texts: one per text (a string for a string, an array as long as the batch). */
+  text_pair?: string | string[] | null;
   /** true / 'longest': pad to the longest row; 'max_length': pad to max_length (or model_max_length). */
   padding?: boolean | 'longest' | 'max_length' | 'do_not_pad';
-  /** Cut rows longer than max_length (or model_max_length). */
+  /** Cut rows longer than max_length (or model_max_length); with text_pair, 'longest_first' (true) takes tokens from
+   *  the longer of the two, 'only_first' from the first. Unset with max_length given and no padding: 'longest_first',
+   *  with a warning (as transformers and transformers.js). */
   truncation?: boolean | 'longest_first' | 'only_first' | 'do_not_truncate';
-  max_length?: number;
+  max_length?: number | null;
   pad_to_multiple_of?: number;
   /** Where padding goes; default the tokenizer's padding_side ('right'). Generation wants 'left'. */
   padding_side?: Side;
   truncation_side?: Side;
   /** Accepted for transformers.js compatibility; results are always plain arrays (the caller wraps them). */
   return_tensor?: boolean;
+  /** Only true (the default): the attention mask is always returned. */
+  return_attention_mask?: boolean;
+  /** Only false (the default): GPT-2 takes no token_type_ids. */
+  return_token_type_ids?: boolean;
 }
+
+const ENCODE_KEYS = new Set(['text_pair', 'add_special_tokens', 'split_special_tokens', 'allowed_special']);
+const CALL_KEYS = new Set([...ENCODE_KEYS, 'padding', 'truncation', 'max_length', 'pad_to_multiple_of', 'padding_side', 'truncation_side',
+  'return_tensor', 'return_attention_mask', 'return_token_type_ids']);
+const DECODE_KEYS = new Set(['skip_special_tokens', 'clean_up_tokenization_spaces']);
 
 /** The keys of FromPretrainedOptions: any other is an error (a typo would be silently ignored). */
 const TOKENIZER_LOAD_KEYS = new Set(['revision', 'cache_dir', 'local_files_only', 'progress_callback', 'token', 'endpoint', 'gguf_file', 'browser_cache',
@@ -129,6 +144,8 @@ export class GPT2Tokenizer {
   declare add_prefix_space: boolean;
   declare split_special_tokens: boolean;
   declare clean_up_tokenization_spaces: boolean;
+  /** Whether the implicit-truncation warning was given (once per tokenizer). */
+  private declare warnedImplicitTruncation: boolean | undefined;
   /** Where the files came from. */
   declare readonly origin: string;
 
@@ -240,7 +257,10 @@ export class GPT2Tokenizer {
    * U+FFFD, as TextEncoder does; such text does not round-trip.
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
-    return this.encodeUpTo(text, options, Infinity)!;
+    checkKnownKeys(options, ENCODE_KEYS, 'encode option');
+    const ids = this.encodeUpTo(text, options, Infinity)!;
+    if (options.text_pair == null) return ids;
+    return ids.concat(this.encodeUpTo(options.text_pair, options, Infinity)!);
   }
 
   /**
@@ -248,7 +268,9 @@ export class GPT2Tokenizer {
    * encoding stops at the first word past the limit, and a word too long to fit is not merged at all, so an
    * oversized text costs time in proportion to the limit rather than to its length (a server's length check).
    */
-  encodeAtMost(text: string, limit: number, options: EncodeOptions = {}): number[] | null {
+  encodeAtMost(text: string, limit: number, options: Omit<EncodeOptions, 'text_pair'> = {}): number[] | null {
+    checkKnownKeys(options, ENCODE_KEYS, 'encode option');
+    if ((options as EncodeOptions).text_pair != null) throw new OptionError('encodeAtMost takes no text_pair');
     if (!(limit >= 0)) throw new OptionError(`encodeAtMost: limit must be a non-negative number, got ${limit}`);
     return this.encodeUpTo(text, options, limit);
   }
@@ -312,10 +334,24 @@ export class GPT2Tokenizer {
 
   /** Tokenize one text or a batch into padded/truncated ids and an attention mask (plain arrays). */
   _call(text: string | string[], options: TokenizerCallOptions = {}): BatchEncoding {
+    checkKnownKeys(options, CALL_KEYS, 'tokenizer call option');
+    if (options.return_attention_mask === false) throw new OptionError('return_attention_mask: false is not supported: the attention_mask is always returned');
+    if (options.return_token_type_ids) throw new OptionError('return_token_type_ids: GPT-2 takes no token_type_ids (forward() refuses them)');
     const texts = Array.isArray(text) ? text : [text];
     texts.forEach((t, i) => {
       if (typeof t !== 'string') throw new InputError(`tokenizer input ${Array.isArray(text) ? `[${i}] ` : ''}must be a string, got ${t === null ? 'null' : typeof t}`);
     });
+    const pairIn = options.text_pair ?? null;
+    let pairs: string[] | null = null;
+    if (pairIn !== null) {
+      if (Array.isArray(text) !== Array.isArray(pairIn) || (Array.isArray(pairIn) && pairIn.length !== texts.length)) {
+        throw new InputError(`text_pair must match the texts: ${Array.isArray(text) ? `an array of ${texts.length} strings` : 'a string'}`);
+      }
+      pairs = Array.isArray(pairIn) ? pairIn : [pairIn];
+      pairs.forEach((t, i) => {
+        if (typeof t !== 'string') throw new InputError(`text_pair ${Array.isArray(pairIn) ? `[${i}] ` : ''}must be a string, got ${t === null ? 'null' : typeof t}`);
+      });
+    }
     const { max_length, pad_to_multiple_of } = options;
     if (max_length !== undefined && max_length !== null && !(Number.isSafeInteger(max_length) && max_length > 0)) {
       throw new OptionError(`max_length must be a positive integer, got ${max_length}`);
@@ -326,7 +362,15 @@ export class GPT2Tokenizer {
     const paddingSide = checkSide(options.padding_side, 'padding_side') ?? this.padding_side;
     const truncSide = checkSide(options.truncation_side, 'truncation_side') ?? this.truncation_side;
     const padding = options.padding ?? false;
-    const truncation = options.truncation ?? false;
+    let truncation = options.truncation ?? false;
+    if (options.truncation === undefined && max_length != null && padding === false) {
+      // as transformers: a max_length without truncation or padding means truncation, said once
+      if (!this.warnedImplicitTruncation) {
+        this.warnedImplicitTruncation = true;
+        console.warn("gpt2-wasm: max_length is given without truncation: truncating to it ('longest_first'); pass truncation: true to say so");
+      }
+      truncation = 'longest_first';
+    }
     if (![true, false, 'longest', 'max_length', 'do_not_pad'].includes(padding as any)) throw new OptionError(`padding must be true, false, "longest" or "max_length", got ${JSON.stringify(padding)}`);
     if (![true, false, 'longest_first', 'only_first', 'do_not_truncate'].includes(truncation as any)) throw new OptionError(`truncation must be true or false, got ${JSON.stringify(truncation)}`);
 
@@ -335,13 +379,23 @@ export class GPT2Tokenizer {
       if (!Number.isSafeInteger(n) || n > 0x7fffffff) throw new OptionError(`${what} needs max_length (model_max_length is ${this.model_max_length})`);
       return n;
     };
-    const ids = texts.map((t) => this.encode(t, options));
+    const enc: EncodeOptions = { add_special_tokens: options.add_special_tokens, split_special_tokens: options.split_special_tokens, allowed_special: options.allowed_special };
+    let ids = texts.map((t) => this.encode(t, enc));
+    const second = pairs?.map((t) => this.encode(t, enc)) ?? null;
     if (truncation === true || truncation === 'longest_first' || truncation === 'only_first') {
       const n = limitOf('truncation');
+      const cut = (r: number[], keep: number) => (r.length <= keep ? r : truncSide === 'left' ? r.slice(r.length - keep) : r.slice(0, keep));
       for (let i = 0; i < ids.length; i++) {
-        if (ids[i].length > n) ids[i] = truncSide === 'left' ? ids[i].slice(ids[i].length - n) : ids[i].slice(0, n);
+        if (!second) { ids[i] = cut(ids[i], n); continue; }
+        let a = ids[i].length, b = second[i].length;
+        if (truncation === 'only_first') a = Math.max(0, n - b);
+        // transformers' longest_first: one token at a time from the longer (the second on a tie)
+        else while (a + b > n) { if (a > b) a--; else b--; }
+        ids[i] = cut(ids[i], a);
+        second[i] = cut(second[i], b);
       }
     }
+    if (second) ids = ids.map((r, i) => r.concat(second[i]));
     let target = -1;
     if (padding === true || padding === 'longest') target = ids.reduce((m, r) => Math.max(m, r.length), 0);
     else if (padding === 'max_length') target = limitOf("padding: 'max_length'");
@@ -451,6 +505,7 @@ export class GPT2Tokenizer {
 
   /** Text of `ids`; invalid UTF-8 (a character cut between tokens) becomes U+FFFD, as in the reference. */
   decode(ids: TokenIds | IdTensor, options: DecodeOptions = {}): string {
+    checkKnownKeys(options, DECODE_KEYS, 'decode option');
     if (isIdTensor(ids)) {
       const rows = tensorRows(ids, 'decode');
       if (rows.length !== 1) throw new InputError(`decode takes one sequence, got a batch of ${rows.length}: use batch_decode`);
