@@ -44,7 +44,19 @@ test('left-padded batch generation equals each row generated alone', async () =>
     const T = 5, pad = 50256;
     const input_ids = rows.map((r) => [...Array(T - r.length).fill(pad), ...r]);
     const attention_mask = rows.map((r) => [...Array(T - r.length).fill(0), ...Array(r.length).fill(1)]);
-    const batch = await model.generate({ input_ids, attention_mask, max_new_tokens: 20, do_sample: false, eos_token_id: null });
+    const warn = console.warn, said: string[] = [];
+    console.warn = (m: string) => { said.push(m); };
+    let batch: Tensor;
+    try {
+      batch = await model.generate({ input_ids, attention_mask, max_new_tokens: 20, do_sample: false, eos_token_id: null });
+      assert.is(said.length, 0, 'left padding: no warning');
+      // right padding: transformers' warning, once per model
+      const right = { input_ids: rows.map((r) => [...r, ...Array(T - r.length).fill(pad)]), attention_mask: rows.map((r) => [...Array(r.length).fill(1), ...Array(T - r.length).fill(0)]) };
+      await model.generate({ ...right, max_new_tokens: 1 });
+      await model.generate({ ...right, max_new_tokens: 1 });
+      assert.is(said.length, 1);
+      assert.match(said[0], /row 1 of the batch is right-padded.*padding_side: 'left'/);
+    } finally { console.warn = warn; }
     const all = ids(batch);
     for (let b = 0; b < 2; b++) {
       const alone = ids(await model.generate({ input_ids: [rows[b]], max_new_tokens: 20, do_sample: false, eos_token_id: null }));

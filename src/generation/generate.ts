@@ -224,6 +224,21 @@ function positionsFromMask(mask: Float32Array, B: number, S: number, from: numbe
   return out;
 }
 
+const warnedRightPadding = new WeakSet<object>();
+
+/** transformers' warning, once per model: new tokens follow the padding of a right-padded row, which is rarely what
+ *  is wanted (the tokenizer pads on the right by default; generation wants padding_side 'left'). */
+function warnRightPadding(model: GPT2PreTrainedModel, mask: Float32Array, B: number, T: number): void {
+  if (warnedRightPadding.has(model)) return;
+  for (let b = 0; b < B; b++) {
+    if (mask[b * T + T - 1] === 0) {
+      warnedRightPadding.add(model);
+      console.warn(`gpt2-wasm: generate(): row ${b} of the batch is right-padded (its attention_mask ends in 0), so its new tokens follow the padding; for correct results pad on the left (tokenizer option padding_side: 'left')`);
+      return;
+    }
+  }
+}
+
 export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): Promise<Tensor> {
   if (!o || typeof o !== 'object') throw new OptionError('generate() takes an options object with input_ids');
   if (model.head !== 'lm') throw new OptionError(`generate() needs a language-model head (GPT2LMHeadModel), not ${model.constructor.name}`);
@@ -232,6 +247,7 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const opt = resolveGenerateOptions(model, o, T);
   const mask0 = o.attention_mask != null ? toMask(o.attention_mask, B, T, 'attention_mask') : new Float32Array(B * T).fill(1);
   for (let b = 0; b < B; b++) if (!mask0.subarray(b * T, (b + 1) * T).some((v) => v === 1)) throw new InputError(`attention_mask row ${b} masks every token`);
+  warnRightPadding(model, mask0, B, T);
   // the cache holds this call's tokens (prompt + new, at most n_positions) unless the caller asks for more:
   // wasm memory never shrinks, so a cache sized for the whole context would stay the isolate's peak
   const capacity = o.cache_capacity ?? Math.max(2, Math.min(cfg.n_positions, T + opt.max_new_tokens));
