@@ -147,6 +147,11 @@ test('token- and text-classification pipelines', async () => {
     const batch = await cls(['a fine day', 'a much longer sentence than the first'], { top_k: null }) as any[][];
     assert.equal(batch[0].map((x: any) => x.label), one.map((x: any) => x.label));
     batch[0].forEach((x: any, i: number) => assert.ok(Math.abs(x.score - one[i].score) < 1e-5, 'padding changed the pooled result'));
+    // top_k 1 (the default): a batch gives one flat list of best labels, a text a list of one (transformers.js)
+    const best = await cls(['a fine day', 'a much longer sentence than the first']);
+    assert.equal(best.map((x) => x.label), batch.map((r) => r[0].label));
+    assert.equal((await cls('a fine day')).map((x) => x.label), [one[0].label]);
+    assert.is((await cls(['a fine day'], { top_k: 2 })).length, 1);
   } finally { await cls.dispose(); }
 });
 

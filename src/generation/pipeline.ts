@@ -29,7 +29,9 @@ export type TokenClassificationPipeline = Base<GPT2ForTokenClassification> & {
 };
 export type TextClassificationPipeline = Base<GPT2ForSequenceClassification> & {
   (text: string, opts?: { top_k?: number | null }): Promise<TextClassificationOutput[]>;
-  (texts: string[], opts?: { top_k?: number | null }): Promise<TextClassificationOutput[][]>;
+  /** A batch with top_k 1 (the default): one best label per text, a flat list (as transformers and transformers.js). */
+  (texts: string[], opts?: { top_k?: 1 }): Promise<TextClassificationOutput[]>;
+  (texts: string[], opts: { top_k: number | null }): Promise<TextClassificationOutput[][]>;
 };
 
 export async function pipeline(task: 'text-generation', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TextGenerationPipeline>;
@@ -112,7 +114,9 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
           results.push(labelsOf(m, out.logits!.data as Float32Array, topK));
         }
       }
-      return Array.isArray(texts) ? results : results[0];
+      // a batch at top_k 1 is one flat list of best labels (transformers, transformers.js); otherwise one list per text
+      if (Array.isArray(texts)) return topK === undefined || topK === 1 ? results.map((r) => r[0]) : results;
+      return results[0];
     };
     fn.model = m;
   } else {
