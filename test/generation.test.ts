@@ -58,6 +58,10 @@ test('left-padded batch generation equals each row generated alone', async () =>
       assert.match(said[0], /row 1 of the batch is right-padded.*padding_side: 'left'/);
     } finally { console.warn = warn; }
     const all = ids(batch);
+    // transformers.js's name for the prompt: inputs
+    assert.equal(ids(await model.generate({ inputs: input_ids, attention_mask, max_new_tokens: 20, do_sample: false, eos_token_id: null })), all);
+    const both = await model.generate({ inputs: input_ids, input_ids, max_new_tokens: 1 }).then(() => null, (e) => e);
+    assert.ok(both instanceof GPT2WasmError && both.code === 'OPTION', `${both}`);
     for (let b = 0; b < 2; b++) {
       const alone = ids(await model.generate({ input_ids: [rows[b]], max_new_tokens: 20, do_sample: false, eos_token_id: null }));
       const row = all.slice(b * (T + 20), (b + 1) * (T + 20)).slice(T - rows[b].length);

@@ -117,6 +117,9 @@ test('task_specific_params["text-generation"] set the text-generation pipeline\'
   try {
     const [out] = await gen(gen.tokenizer.decode(c.input_ids), { return_full_text: false });
     assert.is(out.generated_text, gen.tokenizer.decode(c.expected_ids.slice(c.input_ids.length, c.input_ids.length + 6)));
+    // transformers.js's add_special_tokens pipeline option is the tokenizer's (GPT-2 adds none)
+    const [same] = await gen(gen.tokenizer.decode(c.input_ids), { return_full_text: false, add_special_tokens: false });
+    assert.is(same.generated_text, out.generated_text);
   } finally { await gen.model.dispose(); }
 });
 
@@ -152,7 +155,23 @@ test('token- and text-classification pipelines', async () => {
     assert.equal(best.map((x) => x.label), batch.map((r) => r[0].label));
     assert.equal((await cls('a fine day')).map((x) => x.label), [one[0].label]);
     assert.is((await cls(['a fine day'], { top_k: 2 })).length, 1);
+    const e = await cls('a fine day', { function_to_apply: 'none' } as any).then(() => null, (x) => x);
+    assert.ok(e instanceof GPT2WasmError && e.code === 'OPTION' && /function_to_apply/.test(e.message), `${e}`);
   } finally { await cls.dispose(); }
+  // a single-label regressor (num_labels 1) and a multi-label model: a sigmoid per label, as transformers' pipeline
+  for (const extra of [{ num_labels: 1 }, { num_labels: 3, problem_type: 'multi_label_classification' }]) {
+    const files = randomCheckpoint({ ...shape, head: 'sequence-classification', pad_token_id: 50256, ...extra } as any, 6);
+    const cfg = JSON.parse(files['config.json'] as string);
+    if ((extra as any).problem_type) files['config.json'] = JSON.stringify({ ...cfg, problem_type: (extra as any).problem_type });
+    const c2 = await pipeline('text-classification', memorySource({ ...files, ...tokFiles() }, 'sigmoid'), { threads: 1 });
+    try {
+      const all = await c2('a fine day', { top_k: null });
+      const raw = await c2.model.forward({ input_ids: [c2.tokenizer.encode('a fine day')] });
+      const logits = Array.from(raw.logits!.data as Float32Array);
+      const want = logits.map((v) => 1 / (1 + Math.exp(-v))).sort((a, b) => b - a);
+      all.forEach((x, i) => assert.ok(Math.abs(x.score - want[i]) < 1e-6, `${JSON.stringify(extra)}: ${x.score} vs ${want[i]}`));
+    } finally { await c2.dispose(); }
+  }
 });
 
 test('classification pipelines: an empty text is refused in a batch too, top_k is null or a positive integer, token-classification takes a batch', async () => {

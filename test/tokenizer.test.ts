@@ -91,6 +91,15 @@ test('properties', async () => {
   assert.is(tok.bos_token_id, 50256);
   assert.is(tok.unk_token_id, 50256);
   assert.is(tok.pad_token_id, null);
+  {
+    // transformers' idiom: setting pad_token sets pad_token_id (on a second instance: `tok` is shared)
+    const t2 = await AutoTokenizer.from_pretrained(DIR);
+    t2.pad_token = '!';
+    assert.is(t2.pad_token_id, t2.encode('!')[0]);
+    assert.equal(t2(['a b', 'a'], { padding: true }).input_ids[1].slice(-1), [t2.pad_token_id]);
+    t2.pad_token = null;
+    assert.is(t2.pad_token_id, null);
+  }
   assert.is(tok.model_max_length, 1024);
   assert.is(tok.merge_count, 50000);
   assert.equal([...tok.all_special_ids], [50256]);

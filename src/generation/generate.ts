@@ -25,7 +25,10 @@ export interface Streamer { put(ids: number[][]): void; end(): void }
 export interface DecodesText { decode(ids: number[], opts?: { skip_special_tokens?: boolean }): string }
 
 export interface GenerateOptions {
-  input_ids: unknown;
+  /** The prompt ids: [T] or [B, T], arrays or a Tensor (or `inputs`, transformers.js's name). */
+  input_ids?: unknown;
+  /** transformers.js's name for input_ids. */
+  inputs?: unknown;
   attention_mask?: unknown;
   encoder_hidden_states?: unknown;
   encoder_attention_mask?: unknown;
@@ -79,7 +82,7 @@ export interface ResolvedGenerateOptions extends SamplingOptions {
   overflow: 'error' | 'slide';
 }
 
-const KNOWN = new Set(['input_ids', 'attention_mask', 'encoder_hidden_states', 'encoder_attention_mask', 'max_new_tokens', 'max_length', 'min_new_tokens',
+const KNOWN = new Set(['input_ids', 'inputs', 'attention_mask', 'encoder_hidden_states', 'encoder_attention_mask', 'max_new_tokens', 'max_length', 'min_new_tokens',
   'min_length', 'do_sample', 'temperature', 'top_k', 'top_p', 'repetition_penalty', 'eos_token_id', 'pad_token_id', 'stop', 'stop_strings', 'tokenizer',
   'seed', 'streamer', 'context_overflow', 'cache_capacity', 'signal', 'use_cache', 'num_beams', 'num_return_sequences',
   'no_repeat_ngram_size', 'bad_words_ids', 'suppress_tokens', 'begin_suppress_tokens']);
@@ -242,6 +245,11 @@ function warnRightPadding(model: GPT2PreTrainedModel, mask: Float32Array, B: num
 export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): Promise<Tensor> {
   if (!o || typeof o !== 'object') throw new OptionError('generate() takes an options object with input_ids');
   if (model.head !== 'lm') throw new OptionError(`generate() needs a language-model head (GPT2LMHeadModel), not ${model.constructor.name}`);
+  if (o.inputs !== undefined) {
+    if (o.input_ids !== undefined) throw new OptionError("generate() takes input_ids or inputs (transformers.js's name for them), not both");
+    const { inputs, ...rest } = o;
+    o = { ...rest, input_ids: inputs };
+  }
   const cfg = model.config;
   const { ids, B, T } = toIds(o.input_ids, cfg);
   const opt = resolveGenerateOptions(model, o, T);

@@ -1,5 +1,6 @@
 // pipeline(task, model) as in transformers.js: a model and its tokenizer behind one callable.
 import { InputError, OptionError } from '../errors.js';
+import { checkKnownKeys } from '../options.js';
 import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
@@ -10,9 +11,11 @@ export type Task = 'text-generation' | 'token-classification' | 'text-classifica
 export const DEFAULT_MODEL = 'openai-community/gpt2';
 
 export interface TextGenerationOutput { generated_text: string }
-export interface TextGenerationCallOptions extends Omit<GenerateOptions, 'input_ids' | 'attention_mask' | 'tokenizer'> {
+export interface TextGenerationCallOptions extends Omit<GenerateOptions, 'input_ids' | 'inputs' | 'attention_mask' | 'tokenizer'> {
   /** Include the prompt in generated_text (default true, as transformers). */
   return_full_text?: boolean;
+  /** Passed to the tokenizer (transformers.js's pipeline option; GPT-2 adds no special tokens unless add_bos_token). */
+  add_special_tokens?: boolean;
 }
 export interface TokenClassificationOutput { entity: string; score: number; index: number; word: string; start: number; end: number }
 export interface TextClassificationOutput { label: string; score: number }
@@ -47,9 +50,10 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
     fn = async (texts: string | string[], callOpts: TextGenerationCallOptions = {}) => {
       const list = Array.isArray(texts) ? texts : [texts];
       if (list.length === 0) throw new OptionError('text-generation needs at least one prompt');
-      const { return_full_text = true, ...gen } = callOpts;
+      const { return_full_text = true, add_special_tokens, ...gen } = callOpts;
       if (typeof return_full_text !== 'boolean') throw new OptionError(`return_full_text must be true or false, got ${JSON.stringify(return_full_text)}`);
-      const enc = tokenizer(list, { padding: true, padding_side: 'left' } as any);
+      if (add_special_tokens !== undefined && typeof add_special_tokens !== 'boolean') throw new OptionError(`add_special_tokens must be true or false, got ${JSON.stringify(add_special_tokens)}`);
+      const enc = tokenizer(list, { padding: true, padding_side: 'left', add_special_tokens });
       const genOpts = { ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer, [TEXT_GENERATION_TASK]: true };
       const seqs = await m.generate(genOpts);
       const T = enc.input_ids[0].length, total = seqs.dims[1];
@@ -70,6 +74,7 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
   } else if (task === 'token-classification' || task === 'ner') {
     const m = await GPT2ForTokenClassification.from_pretrained(source, o);
     fn = async (texts: string | string[], callOpts: { ignore_labels?: string[] } = {}) => {
+      checkKnownKeys(callOpts, TOKEN_CLASSIFICATION_KEYS, 'token-classification option');
       const list = textList(texts);
       const ignore = new Set(callOpts.ignore_labels ?? ['O']);
       const encoded = list.map((t, i) => encodeText(tokenizer, task, t, i, Array.isArray(texts)));
@@ -95,6 +100,7 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
   } else if (task === 'text-classification' || task === 'sentiment-analysis') {
     const m = await GPT2ForSequenceClassification.from_pretrained(source, o);
     fn = async (texts: string | string[], callOpts: { top_k?: number | null } = {}) => {
+      checkKnownKeys(callOpts, TEXT_CLASSIFICATION_KEYS, 'text-classification option');
       const topK = callOpts.top_k;
       if (topK !== undefined && topK !== null && !(typeof topK === 'number' && Number.isInteger(topK) && topK >= 1)) {
         throw new OptionError(`top_k must be a positive integer, or null for every label, got ${JSON.stringify(topK) ?? String(topK)}`);
@@ -149,8 +155,13 @@ function softmax(l: ArrayLike<number>): number[] {
   return e.map((v) => v / s);
 }
 
+const TOKEN_CLASSIFICATION_KEYS = new Set(['ignore_labels']);
+const TEXT_CLASSIFICATION_KEYS = new Set(['top_k']);
+
 function labelsOf(m: GPT2PreTrainedModel, logits: ArrayLike<number>, topK: number | null | undefined): TextClassificationOutput[] {
-  const p = softmax(logits);
+  // as transformers' pipeline: a sigmoid per label for multi-label models and single-label regressors, else softmax
+  const sigmoid = m.config.problem_type === 'multi_label_classification' || m.config.num_labels === 1;
+  const p = sigmoid ? Array.from(logits, (v) => 1 / (1 + Math.exp(-v))) : softmax(logits);
   const all = p.map((score, i) => ({ label: m.config.id2label[i] ?? `LABEL_${i}`, score })).sort((a, b) => b.score - a.score);
   return topK === null ? all : all.slice(0, topK ?? 1);
 }

@@ -134,7 +134,16 @@ export class GPT2Tokenizer {
   declare readonly bos_token: string | null;
   declare readonly eos_token: string | null;
   declare readonly unk_token: string | null;
-  declare pad_token: string | null;
+  private declare _pad_token: string | null;
+  get pad_token(): string | null { return this._pad_token; }
+  /** Setting it (transformers' `tokenizer.pad_token = tokenizer.eos_token`) sets pad_token_id to that token's id. */
+  set pad_token(token: string | null) {
+    if (token !== null && typeof token !== 'string') throw new OptionError(`pad_token must be a token string or null, got ${typeof token}`);
+    const id = token === null ? null : this.convert_tokens_to_ids([token])[0];
+    if (token !== null && id === null) throw new InputError(`pad_token ${JSON.stringify(token)} is not a token of this tokenizer`);
+    this._pad_token = token;
+    this.pad_token_id = id;
+  }
   declare readonly bos_token_id: number | null;
   declare readonly eos_token_id: number | null;
   declare readonly unk_token_id: number | null;
@@ -192,7 +201,7 @@ export class GPT2Tokenizer {
     s.bos_token = data.bos_token;
     s.eos_token = data.eos_token;
     s.unk_token = data.unk_token;
-    s.pad_token = data.pad_token;
+    s._pad_token = data.pad_token;
     s.bos_token_id = idOf(data.bos_token);
     s.eos_token_id = idOf(data.eos_token);
     s.unk_token_id = idOf(data.unk_token);
