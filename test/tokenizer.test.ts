@@ -329,6 +329,22 @@ test('call options as transformers(.js): text_pair, implicit truncation by max_l
   }
 });
 
+test('Tensor rows by index as transformers.js: decode(output[0]), t[-1], item(); out of range is an InputError', async () => {
+  await ready;
+  const ids = [tok.encode('Hello world'), tok.encode('Once upon')];
+  const t = new Tensor('int64', ids.flat().map(BigInt), [2, 2]);
+  assert.is(tok.decode(t[0]), 'Hello world');
+  assert.is(tok.decode(t[-1]), 'Once upon');
+  assert.equal(t[1].dims, [2]);
+  assert.ok(t[1] instanceof Tensor);
+  assert.is(t[1][0].item(), BigInt(ids[1][0]));
+  assert.equal(t[0].tolist(), ids[0]);
+  assert.throws(() => t[2], (e: unknown) => e instanceof InputError && /index 2 is out of range/.test((e as Error).message));
+  assert.throws(() => t.item(), (e: unknown) => e instanceof InputError);
+  assert.is(t.size, 4);
+  assert.is(t.dims.length, 2, 'other keys pass through');
+});
+
 test('batch: padding left/right, masks, truncation, max_length, pad_token_id', async () => {
   await ready;
   const texts = ['Hello, my dog is cute and', 'The quick brown fox', 'Hi'];
