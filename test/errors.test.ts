@@ -56,6 +56,33 @@ test('forward() refuses unknown inputs and answers an f32 overflow with an error
   } finally { await model.dispose(); }
 });
 
+/** A copy of safetensors bytes with the F32 tensor whose name ends in `name` changed by `edit`. */
+function patchTensor(bytes: Uint8Array, name: string, edit: (a: Float32Array) => void): Uint8Array {
+  const out = bytes.slice();
+  const n = Number(new DataView(out.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(out.subarray(8, 8 + n)));
+  const key = Object.keys(header).find((k) => k.endsWith(name))!;
+  const [a, b] = header[key].data_offsets;
+  edit(new Float32Array(out.buffer, 8 + n + a, (b - a) / 4));
+  return out;
+}
+
+test('weights finite but extreme (a damaged checkpoint): a WeightsError naming the weights, not ±Infinity logits or blame on the inputs', async () => {
+  const files = randomCheckpoint({ n_embd: 16, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 64 }, 3);
+  const cases: [string, (a: Float32Array) => void][] = [
+    ['wte.weight', (a) => { a[5 * 16] = -3e38; a[5 * 16 + 1] = -3e38; }], // the tied LM head: logits of token 5 overflow
+    ['attn.c_proj.bias', (a) => { a[3] = 3.4e38; a[4] = 3.4e38; }], // the hidden states overflow
+  ];
+  for (const [name, edit] of cases) {
+    const src = memorySource({ ...files, 'model.safetensors': patchTensor(files['model.safetensors'] as Uint8Array, name, edit) }, `extreme-${name}`);
+    const model = await GPT2LMHeadModel.from_pretrained(src, { threads: 1 });
+    try {
+      await expectError(model.forward({ input_ids: [[1, 2, 3]] }), 'WEIGHTS', new RegExp(`overflowed f32.*weights of extreme-${name.replace('.', '\\.')}`));
+      await expectError(model.forward({ input_ids: [[1, 2, 3]], head_mask: [1, 1] }), 'INPUT', /head_mask are too large, or the weights/);
+    } finally { await model.dispose(); }
+  }
+});
+
 test('KV caches: another model\'s cache is refused (it lives in that model\'s memory); bad entries and batches are typed errors', async () => {
   const a = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
   const b = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });

@@ -87,4 +87,18 @@ test('forward() with a changing batch size: the resident cache is sized by each 
   } finally { await m.dispose(); }
 });
 
+test('a KV cache that does not fit fails before allocating any layer (memory grown for the first layers would stay)', async () => {
+  const m = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 1 });
+  try {
+    const A = arenaOf(m) as any;
+    const cap = 128, bytes = 2 * m.config.n_layer * m.config.n_embd * cap * 4;
+    A.limit = A.top + bytes / 2; // half the layers would fit
+    const before = { top: A.top, total: A.usage().total, committed: A.usage().committed };
+    assert.throws(() => m.createCache(1, cap), (e: unknown) => e instanceof MemoryLimitError && /allocating .*K and V of \d+ layers/.test((e as Error).message));
+    assert.equal({ top: A.top, total: A.usage().total, committed: A.usage().committed }, before);
+    A.limit = Infinity;
+    m.createCache(1, cap).dispose();
+  } finally { await m.dispose(); }
+});
+
 test.run();

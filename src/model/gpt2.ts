@@ -1,6 +1,6 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
-import { ConfigError, InputError, OptionError, RuntimeError } from '../errors.js';
+import { ConfigError, InputError, OptionError, RuntimeError, WeightsError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openTensorReader } from '../io/gguf-model.js';
@@ -80,6 +80,13 @@ async function resolveModelSource(idOrDir: string | ModelSource, opts: Pretraine
   if (typeof idOrDir === 'string') return (opts.resolve ?? resolveSource)(idOrDir, opts);
   if (idOrDir && typeof (idOrDir as ModelSource).open === 'function') return withGGUFFile(idOrDir, opts.gguf_file);
   throw new OptionError('from_pretrained needs a model id, a directory path or a ModelSource');
+}
+
+/** Whether every value is finite: one pass, v - v is NaN for ±Infinity and NaN. */
+function allFinite(a: Float32Array): boolean {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] - a[i];
+  return s === 0;
 }
 
 export class GPT2PreTrainedModel {
@@ -188,9 +195,14 @@ export class GPT2PreTrainedModel {
       });
       const out = this.outputs(res, B, T, P + T, headTokens);
       // the weights are finite (checked on load) and so are the inputs; finite values large enough to overflow f32
-      // on the way (head_mask 1e38, huge encoder states or past K/V) would otherwise come back as NaN
-      if (!(out.last_hidden_state.data as Float32Array).every(Number.isFinite)) {
-        throw new InputError('the forward pass overflowed f32 (its hidden states hold ±Infinity or NaN): some input values are too large (head_mask, encoder_hidden_states or past_key_values)');
+      // on the way (head_mask 1e38, huge encoder states or past K/V, a checkpoint with weights near 3e38) would
+      // otherwise come back as ±Infinity or NaN: an error naming what the caller gave, else the weights
+      const bad = !allFinite(out.last_hidden_state.data as Float32Array) ? 'hidden states' : out.logits && !allFinite(out.logits.data as Float32Array) ? 'logits' : null;
+      if (bad) {
+        const given = (['head_mask', 'encoder_hidden_states', 'past_key_values'] as const).filter((k) => inputs[k] != null);
+        const what = `the forward pass overflowed f32 (its ${bad} hold ±Infinity or NaN)`;
+        if (given.length) throw new InputError(`${what}: some values of ${given.join(', ')} are too large, or the weights of ${this.source.name} are`);
+        throw new WeightsError(`${what}: the weights of ${this.source.name} hold values too large for f32 arithmetic (finite, but extreme)`);
       }
       if (useCache) out.past_key_values = this.past.publish(cache);
       return out;

@@ -7,7 +7,7 @@
 import { DisposedError, InputError, MemoryLimitError, OptionError } from '../errors.js';
 import { DT_F16, DT_F32 } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
-import type { Region } from '../runtime/memory.js';
+import { mib, type Region } from '../runtime/memory.js';
 import { floatToHalf, halfTable } from '../io/half.js';
 
 export interface CacheShape { layers: number; heads: number; headDim: number }
@@ -38,6 +38,13 @@ export class KVBuffers {
     this.dt = dtype === 'fp16' ? DT_F16 : DT_F32;
     this.elementBytes = dtype === 'fp16' ? 2 : 4;
     this.rowBytes = shape.heads * capacity * shape.headDim * this.elementBytes;
+    // all layers or none: failing at a late layer would have grown the memory for the early ones, for good
+    const sizes = new Array<number>(2 * shape.layers).fill(batch * this.rowBytes);
+    if (!backend.arena.fits(sizes)) {
+      throw new MemoryLimitError(`out of WebAssembly memory allocating ${label} (${mib(2 * shape.layers * batch * this.rowBytes)}: ${batch} x ${capacity} tokens, ` +
+        `${dtype} K and V of ${shape.layers} layers): ${mib(backend.arena.usage().total)} already in use and wasm32 memory ends at 4096 MiB. ` +
+        `Use a smaller dtype ('fp16' or 'q8'; kv_dtype 'fp16'), a shorter context, or a smaller batch.`);
+    }
     try {
       for (let l = 0; l < shape.layers; l++) {
         this.k.push(backend.arena.alloc(`${label} K layer ${l}`, batch * this.rowBytes));

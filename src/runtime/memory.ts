@@ -64,6 +64,21 @@ export class Arena {
     return r;
   }
 
+  /** Whether regions of these sizes would all be handed out (the first-fit of alloc, run on a copy), so a caller
+   *  allocating several can fail before growing the memory for the first ones (wasm memory never shrinks). */
+  fits(sizes: number[]): boolean {
+    const free = this.free.map((f) => ({ ...f }));
+    let top = this.top;
+    for (const bytes of sizes) {
+      const size = alignUp(Math.max(bytes, 1));
+      const f = free.find((x) => x.bytes >= size);
+      if (f) { f.ptr += size; f.bytes -= size; continue; }
+      top += size;
+      if (top > this.limit) return false;
+    }
+    return true;
+  }
+
   release(r: Region | null | undefined): void {
     if (!r || !this.live.delete(r.ptr)) return;
     if (r.ptr + r.bytes === this.top) { this.top = r.ptr; } else { this.free.push({ ptr: r.ptr, bytes: r.bytes }); }
