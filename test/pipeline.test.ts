@@ -89,6 +89,10 @@ test('bare GPT2Model: last_hidden_state is the reference final hidden state, no 
     const msg = compareClose(out.last_hidden_state.data as Float32Array, ref[`hidden_states.${L}`].data, c.tolerance, 'last_hidden_state');
     if (msg) assert.unreachable(msg);
     assert.is(out.past_key_values?.length, L);
+    // callable as transformers.js models: model(inputs) is forward(inputs); still an instance of its class
+    const called = await model({ input_ids: [c.input_ids] });
+    assert.equal(called.last_hidden_state.data, out.last_hidden_state.data);
+    assert.ok(model instanceof GPT2Model && model.config.n_layer === L && model.constructor === GPT2Model);
   } finally { await model.dispose(); }
 });
 

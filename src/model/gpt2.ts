@@ -89,27 +89,39 @@ function allFinite(a: Float32Array): boolean {
   return s === 0;
 }
 
+export interface GPT2PreTrainedModel {
+  /** model(inputs) is model.forward(inputs), as transformers.js models are called. */
+  (inputs: ForwardInputs): Promise<ModelOutput>;
+}
+
 export class GPT2PreTrainedModel {
   static readonly head: HeadKind = 'none';
-  readonly config: GPT2Config;
-  readonly generation_config: GenerationConfig | null;
-  readonly backend: Backend;
-  readonly weights: ModelWeights;
-  readonly source: ModelSource;
-  readonly dtype: DType;
-  prefill_chunk: number;
+  declare readonly config: GPT2Config;
+  declare readonly generation_config: GenerationConfig | null;
+  declare readonly backend: Backend;
+  declare readonly weights: ModelWeights;
+  declare readonly source: ModelSource;
+  declare readonly dtype: DType;
+  declare prefill_chunk: number;
   /** Element type of the KV caches createCache() makes by default (the kv_dtype option). */
-  kv_dtype: KVDType = 'fp32';
+  declare kv_dtype: KVDType;
   /** What the forward driver needs of this model (config, kernels and memory, weights, activation, workspace). */
-  readonly state: ModelState;
+  declare readonly state: ModelState;
   /** The KV cache behind the past_key_values that forward() returns. */
-  private readonly past: ResidentPast;
+  private declare readonly past: ResidentPast;
 
   constructor(config: GPT2Config, generation: GenerationConfig | null, backend: Backend, weights: ModelWeights, source: ModelSource, prefillChunk: number) {
-    this.config = config; this.generation_config = generation; this.backend = backend; this.weights = weights; this.source = source;
-    this.dtype = weights.dtype; this.prefill_chunk = prefillChunk;
-    this.state = new ModelState(config, backend, weights);
-    this.past = new ResidentPast((batch, capacity) => this.createCache(batch, capacity), config.n_positions);
+    // callable as transformers.js models are: model(inputs) is model.forward(inputs); the instance is that function
+    // (the tokenizer does the same), so no field here has an initializer: it would land on the discarded `this`
+    const self = ((inputs: ForwardInputs) => self.forward(inputs)) as unknown as GPT2PreTrainedModel;
+    Object.setPrototypeOf(self, new.target.prototype);
+    for (const k of ['name', 'length']) delete (self as any)[k]; // a function's own name and length: not a model's
+    Object.assign(self, {
+      config, generation_config: generation, backend, weights, source, dtype: weights.dtype, prefill_chunk: prefillChunk, kv_dtype: 'fp32',
+      state: new ModelState(config, backend, weights),
+      past: new ResidentPast((batch, capacity) => self.createCache(batch, capacity), config.n_positions),
+    });
+    return self;
   }
 
   get head(): HeadKind { return (this.constructor as typeof GPT2PreTrainedModel).head; }
