@@ -6,14 +6,15 @@ export type TensorData = Float32Array | BigInt64Array | Int32Array;
 
 const CTORS = { float32: Float32Array, int64: BigInt64Array, int32: Int32Array } as const;
 
-/** A property key that is an index: t[0], t[-1] (as transformers.js's Tensor, negative from the end). */
-const INDEX = /^-?(0|[1-9][0-9]*)$/;
+/** Tensors with at most this many rows get t[i] (a batch, a sequence of ids): one accessor per row and index sign. */
+const MAX_INDEXED_ROWS = 4096;
 
 export class Tensor {
   readonly type: TensorType;
   readonly data: TensorData;
   readonly dims: number[];
-  /** Row i along the first dimension (a view of the data): output[0] of generate() is the first sequence. */
+  /** Row i along the first dimension (a view of the data; negative from the end): output[0] of generate() is the
+   *  first sequence. Tensors of more than 4096 rows have no index accessors. */
   readonly [index: number]: Tensor;
 
   constructor(type: TensorType, data: TensorData | ArrayLike<number> | ArrayLike<bigint>, dims: number[]) {
@@ -26,18 +27,19 @@ export class Tensor {
     else arr = (CTORS[type] as any).from(data as ArrayLike<number>, Number);
     if (arr.length !== size) throw new InputError(`tensor data has ${arr.length} elements but dims [${dims}] need ${size}`);
     this.type = type; this.data = arr; this.dims = dims.slice();
-    // t[i] as transformers.js: a Proxy, since a class cannot index itself; every other key passes through
-    return new Proxy(this, {
-      get: (target, key, receiver) => (typeof key === 'string' && INDEX.test(key) ? target.row(Number(key)) : Reflect.get(target, key, receiver)),
-    });
+    // t[i] and t[-i] as transformers.js's Tensor (a Proxy there): here non-enumerable accessors, so a tensor stays a
+    // plain object to structuredClone / postMessage (a Proxy cannot be cloned)
+    const n = dims.length > 0 ? dims[0] : 0;
+    if (n <= MAX_INDEXED_ROWS) {
+      for (let i = 0; i < n; i++) {
+        Object.defineProperty(this, i, { get: () => this.row(i), configurable: true });
+        Object.defineProperty(this, -1 - i, { get: () => this.row(n - 1 - i), configurable: true });
+      }
+    }
   }
 
-  /** Row i (negative: from the end) along the first dimension: a Tensor of dims.slice(1) viewing the same data. */
-  private row(i: number): Tensor {
-    if (this.dims.length === 0) throw new InputError('a 0-dimensional tensor has no rows (use item())');
-    const n = this.dims[0];
-    const at = i < 0 ? n + i : i;
-    if (at < 0 || at >= n) throw new InputError(`index ${i} is out of range for a tensor of dims [${this.dims}]`);
+  /** Row i along the first dimension: a Tensor of dims.slice(1) viewing the same data. */
+  private row(at: number): Tensor {
     const stride = this.dims.slice(1).reduce((a, b) => a * b, 1);
     return new Tensor(this.type, this.data.subarray(at * stride, (at + 1) * stride) as TensorData, this.dims.slice(1));
   }
