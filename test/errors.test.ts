@@ -2,7 +2,8 @@
 // or a silent wrong answer.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoTokenizer, DisposedError, GPT2LMHeadModel, GPT2WasmError, memorySource, save_gguf, type ModelSource } from '../src/index.js';
@@ -280,6 +281,46 @@ test('a directory where a weights file belongs is named as such, not as a missin
   } finally { rmSync(root, { recursive: true, force: true }); }
 });
 
+test('a FIFO or a device where a model file belongs is named as such, without blocking on it', async () => {
+  if (process.platform === 'win32') return; // no mkfifo, no /dev/zero
+  const root = mkdtempSync(join(tmpdir(), 'gpt2wasm-special-'));
+  const fifo = (name: string) => { execFileSync('mkfifo', [join(root, name)]); return join(root, name); };
+  // a plain open of a FIFO waits for a writer: bounded here, and a blocked open released, so a regression fails
+  const bounded = async (p: Promise<unknown>, path: string) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([p, new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`blocked on ${path}`)), 5000); })]);
+    } finally {
+      clearTimeout(timer);
+      if (lstatSync(path).isFIFO()) closeSync(openSync(path, constants.O_RDWR | constants.O_NONBLOCK));
+    }
+  };
+  try {
+    const files = randomCheckpoint(tiny);
+    writeFileSync(join(root, 'model.safetensors'), files['model.safetensors']);
+    const config = fifo('config.json');
+    await expectError(bounded(GPT2LMHeadModel.from_pretrained(root, { threads: 1 }), config), 'CONFIG', /config\.json is not a regular file \(a FIFO\)/);
+    rmSync(config);
+    symlinkSync('/dev/zero', config); // read to its end, it never ends
+    await expectError(bounded(GPT2LMHeadModel.from_pretrained(root, { threads: 1 }), config), 'CONFIG', /config\.json is not a regular file \(a device\)/);
+    const gguf = fifo('model.gguf');
+    await expectError(bounded(GPT2LMHeadModel.from_pretrained(gguf, { threads: 1 }), gguf), 'WEIGHTS', /model\.gguf is not a regular file \(a FIFO\)/);
+  } finally { rmSync(root, { recursive: true, force: true }); }
+});
+
+test('config.json: a huge n_layer is an error naming the first missing tensor, before a spec of each layer is built', async () => {
+  const files = randomCheckpoint(tiny); // n_layer 1
+  const config = JSON.parse(files['config.json'] as string);
+  const load = (patch: object) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, 'config.json': JSON.stringify({ ...config, ...patch }) }, 'layers'), { threads: 1 });
+  for (const n of [2, 1_000_000, 2147483647]) {
+    await expectError(load({ n_layer: n }), 'WEIGHTS',
+      new RegExp(`model\\.safetensors: missing tensor h\\.1\\.ln_1\\.weight: the config has n_layer=${n}, but the file has no tensor of layer h\\.1 \\(it has h\\.0\\)`));
+  }
+  // fewer layers than the file has: its other layers' tensors are unknown, as before
+  const two = randomCheckpoint({ ...tiny, n_layer: 2 });
+  await expectError(GPT2LMHeadModel.from_pretrained(memorySource({ ...two, 'config.json': JSON.stringify(config) }, 'fewer'), { threads: 1 }), 'WEIGHTS', /unknown tensors .*h\.1\..*n_layer=1/);
+});
+
 test('a malformed generation_config.json is an error naming the file (a missing one is fine)', async () => {
   const files = randomCheckpoint(tiny);
   const load = (extra: Record<string, string>) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, ...extra }, 'gencfg'), { threads: 1 });
@@ -289,6 +330,30 @@ test('a malformed generation_config.json is an error naming the file (a missing 
   try { assert.is(ok.generation_config?.max_new_tokens, 3); } finally { await ok.dispose(); }
   const none = await load({});
   try { assert.is(none.generation_config, null); } finally { await none.dispose(); }
+});
+
+test('generation_config.json values generate() refuses are an error at load naming the file; a sampling value is named as the file\'s at generate()', async () => {
+  const files = randomCheckpoint(tiny); // vocab_size 20
+  const load = (gen: object) => GPT2LMHeadModel.from_pretrained(memorySource({ ...files, 'generation_config.json': JSON.stringify(gen) }, 'gencfg'), { threads: 1 });
+  await expectError(load({ repetition_penalty: -2 }), 'CONFIG', /gencfg\/generation_config\.json: repetition_penalty must be a positive number, got -2/);
+  await expectError(load({ repetition_penalty: 0 }), 'CONFIG', /generation_config\.json: repetition_penalty/);
+  await expectError(load({ suppress_tokens: [999999] }), 'CONFIG', /gencfg\/generation_config\.json: suppress_tokens must be an array of token ids in \[0, 20\), got \[999999\]/);
+  await expectError(load({ begin_suppress_tokens: [3, 20] }), 'CONFIG', /generation_config\.json: begin_suppress_tokens must be an array of token ids in \[0, 20\)/);
+  await expectError(load({ bad_words_ids: [[1], []] }), 'CONFIG', /generation_config\.json: bad_words_ids must be an array of non-empty arrays of token ids/);
+  await expectError(load({ bad_words_ids: [[1], [2, 20]] }), 'CONFIG', /generation_config\.json: bad_words_ids\[1\] must be an array of token ids in \[0, 20\), got \[2,20\]/);
+  const ok = await load({ repetition_penalty: 1.3, suppress_tokens: [19], bad_words_ids: [[4, 5]] });
+  try {
+    assert.is((await ok.generate({ input_ids: [[1, 2]], max_new_tokens: 3 })).dims[1], 5);
+  } finally { await ok.dispose(); }
+  // temperature counts only when sampling (a do_sample false file may hold 0.0, as transformers allows): it loads,
+  // and a sampling generate() that takes the file's value says where it came from
+  const hot = await load({ do_sample: true, temperature: 0 });
+  try {
+    await expectError(hot.generate({ input_ids: [[1, 2]], max_new_tokens: 1 }), 'OPTION', /temperature must be a positive number, got 0 \(from gencfg\/generation_config\.json\)/);
+    await expectError(hot.generate({ input_ids: [[1, 2]], max_new_tokens: 1, temperature: -1 }), 'OPTION', /temperature must be a positive number, got -1$/);
+    assert.is((await hot.generate({ input_ids: [[1, 2]], max_new_tokens: 1, temperature: 0.5 })).dims[1], 3);
+    assert.is((await hot.generate({ input_ids: [[1, 2]], max_new_tokens: 1, do_sample: false })).dims[1], 3);
+  } finally { await hot.dispose(); }
 });
 
 /** The fuzz test's corrupted and truncated variants of the gpt2-tiny checkpoint (the same 40 every run). */

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AutoTokenizer, GGUFError, GGUFFile, GGUFModelSource, save_gguf } from '../src/index.js';
+import { AutoTokenizer, GGUFError, GGUFFile, GGUFModelSource, GPT2LMHeadModel, save_gguf, TokenizerError } from '../src/index.js';
 import { GGUF_TYPE, GGUFStrings, metadataValues } from '../src/io/gguf.js';
 import { bytesSource, fileSource } from '../src/io/source.js';
 import { tokenizerDataFromGGUF } from '../src/tokenizer/load.js';
@@ -15,17 +15,20 @@ import { modelDir } from './helpers/fixtures.js';
 const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-gguf-strings-'));
 const enc = new TextEncoder();
 
-/** A GGUF v3 file with no tensors and the given metadata: string arrays (as strings, or raw UTF-8 bytes per item) and u32s. */
-function ggufBytes(meta: [string, { strs?: (string | Uint8Array)[]; u32?: number }][]): Uint8Array {
+/** A GGUF v3 file with no tensors and the given metadata: string arrays (as strings, or raw UTF-8 bytes per item), u32s
+ *  and u64s. */
+function ggufBytes(meta: [string, { strs?: (string | Uint8Array)[]; u32?: number; u64?: bigint }][]): Uint8Array {
   const parts: number[] = [];
   const u32 = (v: number) => { for (let i = 0; i < 4; i++) parts.push((v >>> (8 * i)) & 0xff); };
+  const u64big = (v: bigint) => { for (let i = 0n; i < 8n; i++) parts.push(Number((v >> (8n * i)) & 0xffn)); };
   const u64 = (v: number) => { u32(v % 2 ** 32); u32(Math.floor(v / 2 ** 32)); };
   const str = (s: string | Uint8Array) => { const b = typeof s === 'string' ? enc.encode(s) : s; u64(b.length); for (const x of b) parts.push(x); };
   parts.push(...enc.encode('GGUF'));
   u32(3); u64(0); u64(meta.length);
   for (const [k, v] of meta) {
     str(k);
-    if (v.strs) { u32(GGUF_TYPE.ARRAY); u32(GGUF_TYPE.STRING); u64(v.strs.length); v.strs.forEach(str); } else { u32(GGUF_TYPE.UINT32); u32(v.u32!); }
+    if (v.strs) { u32(GGUF_TYPE.ARRAY); u32(GGUF_TYPE.STRING); u64(v.strs.length); v.strs.forEach(str); }
+    else if (v.u64 !== undefined) { u32(GGUF_TYPE.UINT64); u64big(v.u64); } else { u32(GGUF_TYPE.UINT32); u32(v.u32!); }
   }
   while (parts.length % 32) parts.push(0);
   return Uint8Array.from(parts);
@@ -113,6 +116,27 @@ test('tokenizer from GGUF: a duplicate token and a bad merge are errors naming t
   assert.throws(() => tokenizerDataFromGGUF(meta(['a', 'b', 'ab'], ['a b', 'ab']), 'f.gguf'), /tokenizer\.ggml\.merges\[1\] "ab" has 1 field/);
   assert.throws(() => tokenizerDataFromGGUF(meta(['a', 'b', 'ab'], ['a  b']), 'f.gguf'), /tokenizer\.ggml\.merges\[0\]/);
   assert.is(tokenizerDataFromGGUF(meta(['a', 'b', 'ab'], ['a b']), 'f.gguf').merges.length, 1);
+});
+
+test('metadata that should be a string holding a u64/i64 past 2^53 (a bigint) is a typed error naming the key', async () => {
+  // JSON.stringify of a bigint is a TypeError: the messages showing these values used it
+  const tokens = ['a', 'b', 'ab'];
+  const meta = (entries: [string, unknown][]) => new Map<string, unknown>([
+    ['tokenizer.ggml.tokens', new GGUFStrings(tokens.join(''), Int32Array.from([0, 1, 2, 4]))], ['tokenizer.ggml.merges', ['a b']], ...entries,
+  ]);
+  assert.throws(() => tokenizerDataFromGGUF(meta([['tokenizer.ggml.model', 2n ** 63n]]), 'f.gguf'),
+    (e: Error) => e instanceof TokenizerError && /f\.gguf: metadata tokenizer\.ggml\.model is 9223372036854775808; only GPT-2/.test(e.message));
+  assert.throws(() => tokenizerDataFromGGUF(meta([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.pre', -(2n ** 62n)]]), 'f.gguf'),
+    (e: Error) => e instanceof TokenizerError && /f\.gguf: metadata tokenizer\.ggml\.pre is -4611686018427387904; only GPT-2's pre-tokenizer/.test(e.message));
+  assert.throws(() => tokenizerDataFromGGUF(meta([['tokenizer.ggml.model', [1, 2n ** 63n]]]), 'f.gguf'),
+    (e: Error) => e instanceof TokenizerError && /tokenizer\.ggml\.model is \[1,"9223372036854775808"\]/.test(e.message));
+  // the same from a file, through the loaders
+  const file = ggufBytes([['general.architecture', { u64: 2n ** 63n }], ['tokenizer.ggml.model', { u64: 2n ** 63n }]]);
+  const source = await GGUFModelSource.open(async () => bytesSource('big.gguf', file));
+  await GPT2LMHeadModel.from_pretrained(source, { threads: 1 }).then(() => assert.unreachable('loaded'),
+    (e) => assert.ok(e instanceof GGUFError && /big\.gguf: general\.architecture is 9223372036854775808 \(u64\); gpt2-wasm runs only "gpt2" models/.test(e.message), String(e)));
+  await AutoTokenizer.from_pretrained(source).then(() => assert.unreachable('loaded'),
+    (e) => assert.ok(e instanceof TokenizerError && /tokenizer\.ggml\.model is 9223372036854775808/.test(e.message), String(e)));
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

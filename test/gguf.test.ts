@@ -485,6 +485,13 @@ test('from_pretrained: gguf_file in a directory, and typed errors for a wrong ar
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.attention.head_count', 0), opts))(), 'GGUF', /gpt2\.attention\.head_count must be a positive integer, got 0/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.attention.head_count', 3), opts))(), 'GGUF', /gpt2\.embedding_length \(64\) must be a multiple of gpt2\.attention\.head_count \(3\)/);
   await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.context_length', 0), opts))(), 'GGUF', /gpt2\.context_length must be a positive integer/);
+  // a block count past the file's layers: the first missing tensor, at once (not a spec per layer of 2^31 - 1 first)
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await withU32('gpt2.block_count', 2147483647), opts))(), 'WEIGHTS',
+    /patched\.gguf: missing tensor h\.2\.ln_1\.weight: the config has n_layer=2147483647, but the file has no tensor of layer h\.2 \(it has h\.0 to h\.1\)/);
+  // a tensor literally named with the Hugging Face name of another (blk.0.ffn_down.bias reads as h.0.mlp.c_proj.bias)
+  // would silently replace it; renamed in place, so blk.1.ffn_norm.bias (same length, same shape) is the impostor
+  await assert_rejects((async () => GPT2LMHeadModel.from_pretrained(await patched('blk.1.ffn_norm.bias', 'h.0.mlp.c_proj.bias'), opts))(), 'GGUF',
+    /patched\.gguf: tensors (blk\.0\.ffn_down\.bias and h\.0\.mlp\.c_proj\.bias|h\.0\.mlp\.c_proj\.bias and blk\.0\.ffn_down\.bias) both map to the Hugging Face tensor h\.0\.mlp\.c_proj\.bias/);
 });
 
 test('from_pretrained: a Hub repo with gguf_file goes through the cache (then offline), and a .gguf URL reads by ranges', async () => {

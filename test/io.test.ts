@@ -97,6 +97,23 @@ test('config: transformers defaults', () => {
   assert.is(parseGPT2Config({ model_type: 'gpt2' }).model_type, 'gpt2');
 });
 
+test('config: the default labels of a huge num_labels are not made until read (a model without a classification head never reads them)', () => {
+  const t0 = performance.now();
+  const big = parseGPT2Config({ num_labels: 3_000_000 }); // made at parse time, these took 10 s (10^7: minutes; 2^31 - 1: out of memory)
+  assert.ok(performance.now() - t0 < 1000, `parse took ${performance.now() - t0} ms`);
+  assert.is(big.num_labels, 3_000_000);
+  assert.is(parseGPT2Config({ num_labels: 2147483647 }).num_labels, 2147483647);
+  // read, they are transformers' defaults, as before; assigned, the value is kept
+  const c = parseGPT2Config({ num_labels: 3 });
+  assert.equal(c.id2label, { 0: 'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2' });
+  assert.equal(c.label2id, { LABEL_0: 0, LABEL_1: 1, LABEL_2: 2 });
+  assert.ok(c.id2label === c.id2label, 'made once');
+  assert.equal(Object.keys(c).filter((k) => k.includes('label')), ['num_labels', 'id2label', 'label2id']);
+  const d = parseGPT2Config({ num_labels: 3, label2id: { x: 0 } });
+  d.id2label = { 0: 'x' };
+  assert.equal([d.id2label, d.label2id], [{ 0: 'x' }, { x: 0 }]);
+});
+
 test('config: rejects what we cannot run, naming file, field and value', async () => {
   const bad: [unknown, RegExp][] = [
     [null, /my\.json: expected a JSON object/],
@@ -138,6 +155,10 @@ test('config: generation_config typed passthrough', async () => {
   await throwsSync(() => parseGenerationConfig({ temperature: null }), ConfigError, /temperature/);
   await throwsSync(() => parseGenerationConfig({ bad_words_ids: [1] }), ConfigError, /bad_words_ids/);
   await throwsSync(() => parseGenerationConfig([]), ConfigError);
+  // the ranges generate() holds them to (suppress_tokens' ids within config.json's vocab_size, when given)
+  await throwsSync(() => parseGenerationConfig({ repetition_penalty: -2 }), ConfigError, /generation_config\.json: repetition_penalty must be a positive number, got -2/);
+  await throwsSync(() => parseGenerationConfig({ suppress_tokens: [5, 10] }, 'g.json', 10), ConfigError, /g\.json: suppress_tokens must be an array of token ids in \[0, 10\), got \[5,10\]/);
+  assert.equal(parseGenerationConfig({ suppress_tokens: [5, 9], repetition_penalty: 1.2, temperature: 0 }, 'g.json', 10), { suppress_tokens: [5, 9], repetition_penalty: 1.2, temperature: 0 });
   const src = memorySource({ 'config.json': '{"n_embd": 8, "n_head": 2}', 'generation_config.json': '{"max_new_tokens": 3}' });
   assert.is((await loadConfig(src)).n_embd, 8);
   assert.equal(await loadGenerationConfig(src), { max_new_tokens: 3 });

@@ -96,6 +96,17 @@ test('a q8/q4 matrix whose inner dimension is not a multiple of 32 falls back to
   assert.is(estimateWeightBytes(cfg, 'q8'), vectors + f16 + (I * E / 32) * 34);
 });
 
+test('estimateWeightBytes is one layer\'s bytes times n_layer: at once for a config claiming 2^31 - 1 layers (info reads only the config)', () => {
+  const shape = { n_embd: 64, n_head: 4, n_positions: 8, vocab_size: 10 };
+  for (const dtype of ['fp32', 'q8'] as const) {
+    const one = estimateWeightBytes(parseGPT2Config({ ...shape, n_layer: 1 }), dtype), perLayer = estimateWeightBytes(parseGPT2Config({ ...shape, n_layer: 2 }), dtype) - one;
+    assert.is(estimateWeightBytes(parseGPT2Config({ ...shape, n_layer: 12 }), dtype), one + 11 * perLayer);
+    const t0 = performance.now();
+    assert.is(estimateWeightBytes(parseGPT2Config({ ...shape, n_layer: 2147483647 }), dtype), one + 2147483646 * perLayer);
+    assert.ok(performance.now() - t0 < 1000, `${performance.now() - t0} ms`);
+  }
+});
+
 test('CLI: perplexity --json prints the library result (with --kv-dtype fp16 too); a bad --kv-dtype is named', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-ppl-'));
   const file = join(tmp, 'short.txt');

@@ -9,7 +9,7 @@ import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
 import type { KVCache } from '../model/kv-cache.js';
 import { Tensor } from '../model/tensor.js';
-import { checkSampling, nextToken, type SamplingOptions } from './logits-process.js';
+import { checkSampling, nextToken, rangeProblem, type SamplingOptions } from './logits-process.js';
 import { Random } from './random.js';
 
 /** Set (to true) on the options of a text-generation task's call (the pipeline, the CLI): the model's
@@ -104,11 +104,6 @@ function warnUnsupported(model: GPT2PreTrainedModel, task: Record<string, unknow
   if (set.length) console.warn(`gpt2-wasm: the model's generation config sets ${set.map(([k]) => `${k}: ${JSON.stringify(task[k] ?? gc[k])}`).join(', ')}, which gpt2-wasm does not implement; generate() runs without ${set.length > 1 ? 'them' : 'it'}`);
 }
 
-const idList = (v: unknown, what: string, V: number): number[] => {
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= 0 && x < V)) throw new OptionError(`${what} must be an array of token ids in [0, ${V}), got ${JSON.stringify(v)}`);
-  return v as number[];
-};
-
 /** transformers' NoRepeatNGramLogitsProcessor: the ids that would complete an n-gram already in `seq`. */
 export function ngramBans(seq: ArrayLike<number>, n: number): number[] {
   const L = seq.length;
@@ -151,6 +146,15 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   const task = ((o as { [TEXT_GENERATION_TASK]?: boolean })[TEXT_GENERATION_TASK] ? cfg.task_specific_params?.['text-generation'] ?? {} : {}) as Record<string, unknown>;
   const gc = (model.generation_config ?? {}) as Record<string, unknown>;
   const pick = <T>(key: string, dflt: T): T => ((o as any)[key] ?? task[key] ?? gc[key] ?? dflt) as T;
+  // for an error about a value the caller did not pass: where pick() took it from
+  const origin = (key: string): string => (o as any)[key] != null ? ''
+    : task[key] != null ? ` (from ${model.source.describe('config.json')} task_specific_params['text-generation'])`
+    : gc[key] != null ? ` (from ${model.source.describe('generation_config.json')})` : '';
+  const checked = <T>(key: string, dflt: T): T => {
+    const v = pick<T>(key, dflt), problem = rangeProblem(key, v, cfg.vocab_size);
+    if (problem) throw new OptionError(problem + origin(key));
+    return v;
+  };
   const userLimit = o.max_new_tokens != null || o.max_length != null;
   let maxNew: number;
   if (o.max_new_tokens != null) maxNew = o.max_new_tokens;
@@ -190,12 +194,10 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   if (overflow !== 'error' && overflow !== 'slide') throw new OptionError(`context_overflow must be 'error' or 'slide', got ${JSON.stringify(overflow)}`);
   const ngram = pick<number>('no_repeat_ngram_size', 0);
   if (!Number.isInteger(ngram) || ngram < 0) throw new OptionError(`no_repeat_ngram_size must be a non-negative integer, got ${JSON.stringify(ngram)}`);
-  const badRaw = pick<unknown>('bad_words_ids', []) ?? [];
-  if (!Array.isArray(badRaw) || !badRaw.every((w) => Array.isArray(w) && w.length > 0)) throw new OptionError(`bad_words_ids must be an array of non-empty arrays of token ids, got ${JSON.stringify(badRaw)}`);
   // as transformers: a bad word that is just an eos id is dropped (it would keep the generation from ending)
-  const badWords = (badRaw as unknown[]).map((w, i) => idList(w, `bad_words_ids[${i}]`, cfg.vocab_size)).filter((w) => !(w.length === 1 && eos.includes(w[0])));
-  const suppressTokens = idList(pick<unknown>('suppress_tokens', []) ?? [], 'suppress_tokens', cfg.vocab_size);
-  const beginSuppress = idList(pick<unknown>('begin_suppress_tokens', []) ?? [], 'begin_suppress_tokens', cfg.vocab_size);
+  const badWords = checked<number[][]>('bad_words_ids', []).filter((w) => !(w.length === 1 && eos.includes(w[0])));
+  const suppressTokens = checked<number[]>('suppress_tokens', []);
+  const beginSuppress = checked<number[]>('begin_suppress_tokens', []);
   warnUnsupported(model, task, gc);
   const r: ResolvedGenerateOptions = {
     do_sample: !!pick('do_sample', false), temperature: pick('temperature', 1), top_k: pick('top_k', 50), top_p: pick('top_p', 1),
@@ -204,7 +206,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   };
   // as transformers: temperature, top_k and top_p only matter (and are only checked) when sampling, so a
   // generation_config.json with do_sample false and temperature 0.0 runs greedy instead of failing
-  checkSampling(r, r.do_sample);
+  checkSampling(r, r.do_sample, origin);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new OptionError(`seed must be an integer, got ${o.seed}`);
   return r;
 }

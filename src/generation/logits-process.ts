@@ -15,14 +15,43 @@ export interface SamplingOptions {
   repetition_penalty: number;
 }
 
-export function checkSampling(o: SamplingOptions, sampling = true): void {
-  if (sampling) {
-    if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new OptionError(`temperature must be a positive number, got ${o.temperature}`);
-    if (!Number.isInteger(o.top_k) || o.top_k < 0) throw new OptionError(`top_k must be a non-negative integer (0 disables it), got ${o.top_k}`);
-    // transformers takes [0, 1]; 0 keeps the single most likely token
-    if (!(o.top_p >= 0 && o.top_p <= 1)) throw new OptionError(`top_p must be in [0, 1], got ${o.top_p}`);
+/** `origin(key)` says where a value came from when it was not the caller's option (" (from .../generation_config.json)"). */
+export function checkSampling(o: SamplingOptions, sampling = true, origin: (key: string) => string = () => ''): void {
+  for (const k of sampling ? ['temperature', 'top_k', 'top_p', 'repetition_penalty'] as const : ['repetition_penalty'] as const) {
+    const problem = rangeProblem(k, o[k], Infinity);
+    if (problem) throw new OptionError(problem + origin(k));
   }
-  if (!(o.repetition_penalty > 0) || !Number.isFinite(o.repetition_penalty)) throw new OptionError(`repetition_penalty must be a positive number, got ${o.repetition_penalty}`);
+}
+
+const isIdListIn = (v: unknown, V: number): v is number[] => Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x < V);
+
+/**
+ * What is wrong with a value of a generation setting ("top_p must be in [0, 1], got 2"), or null when it is in
+ * range; V is the vocabulary size. The one rule for generate()'s options (an OptionError) and for
+ * generation_config.json, which io/config.ts checks with it when the model loads (a ConfigError naming the file,
+ * rather than an OptionError from every generate()).
+ */
+export function rangeProblem(key: string, v: unknown, V: number): string | null {
+  const x = v as number;
+  switch (key) {
+    case 'temperature':
+    case 'repetition_penalty':
+      return x > 0 && Number.isFinite(x) ? null : `${key} must be a positive number, got ${x}`;
+    case 'top_k':
+      return Number.isInteger(x) && x >= 0 ? null : `top_k must be a non-negative integer (0 disables it), got ${x}`;
+    case 'top_p': // transformers takes [0, 1]; 0 keeps the single most likely token
+      return x >= 0 && x <= 1 ? null : `top_p must be in [0, 1], got ${x}`;
+    case 'suppress_tokens':
+    case 'begin_suppress_tokens':
+      return isIdListIn(v, V) ? null : `${key} must be an array of token ids in [0, ${V}), got ${JSON.stringify(v)}`;
+    case 'bad_words_ids': {
+      if (!Array.isArray(v) || !v.every((w) => Array.isArray(w) && w.length > 0)) return `bad_words_ids must be an array of non-empty arrays of token ids, got ${JSON.stringify(v)}`;
+      const i = v.findIndex((w) => !isIdListIn(w, V));
+      return i < 0 ? null : `bad_words_ids[${i}] must be an array of token ids in [0, ${V}), got ${JSON.stringify(v[i])}`;
+    }
+    default:
+      return null;
+  }
 }
 
 /** transformers' RepetitionPenaltyLogitsProcessor: every id already in the sequence is made less likely. */

@@ -1,6 +1,7 @@
 // GPT-2 model and generation configs: parse the Hugging Face JSON, apply transformers' GPT2Config defaults,
 // and reject anything this runtime cannot run with a ConfigError that names the file, the field and the value.
 import { ConfigError } from '../errors.js';
+import { rangeProblem } from '../generation/logits-process.js';
 import type { ModelSource } from './source.js';
 
 /** Activation ids understood by the kernels. */
@@ -151,7 +152,11 @@ export function parseGPT2Config(json: unknown, source = 'config.json'): GPT2Conf
   const pad_token_id = r.optInt('pad_token_id', null, 0);
 
   // Labels, as PretrainedConfig resolves them: id2label wins; otherwise num_labels (default 2) makes LABEL_i.
-  let id2label: Record<number, string>;
+  // Those defaults are made on first read (lazyProperty): num_labels is only checked to be below 2^31, a model
+  // without a classification head never reads them, and making them at parse time hung the load (3 * 10^6 labels
+  // took 10 s, 10^7 minutes; 2^31 - 1 runs out of memory).
+  let id2label: Record<number, string> | null = null;
+  let num_labels: number;
   const rawId2label = json.id2label;
   if (rawId2label !== undefined && rawId2label !== null) {
     if (!isObj(rawId2label)) r.fail('id2label', 'an object mapping "0".."n-1" to label names', rawId2label);
@@ -165,13 +170,11 @@ export function parseGPT2Config(json: unknown, source = 'config.json'): GPT2Conf
       if (typeof label !== 'string') throw new ConfigError(`${source}: id2label[${k}] must be a string, got ${show(label)}`);
       id2label[Number(k)] = label;
     }
+    num_labels = keys.length;
   } else {
-    const n = r.int('num_labels', 2);
-    id2label = {};
-    for (let i = 0; i < n; i++) id2label[i] = `LABEL_${i}`;
+    num_labels = r.int('num_labels', 2);
   }
-  const num_labels = Object.keys(id2label).length;
-  let label2id: Record<string, number>;
+  let label2id: Record<string, number> | null = null;
   const rawLabel2id = json.label2id;
   if (rawLabel2id !== undefined && rawLabel2id !== null) {
     if (!isObj(rawLabel2id)) r.fail('label2id', 'an object mapping label names to ids', rawLabel2id);
@@ -182,7 +185,7 @@ export function parseGPT2Config(json: unknown, source = 'config.json'): GPT2Conf
       }
       label2id[k] = v;
     }
-  } else {
+  } else if (id2label) {
     label2id = {};
     for (const [i, l] of Object.entries(id2label)) label2id[l] = Number(i);
   }
@@ -200,7 +203,7 @@ export function parseGPT2Config(json: unknown, source = 'config.json'): GPT2Conf
     task_specific_params = tsp;
   }
 
-  return {
+  const cfg: GPT2Config = {
     model_type: 'gpt2',
     vocab_size,
     n_positions,
@@ -220,13 +223,29 @@ export function parseGPT2Config(json: unknown, source = 'config.json'): GPT2Conf
     eos_token_ids,
     pad_token_id,
     num_labels,
-    id2label,
-    label2id,
+    id2label: id2label ?? {},
+    label2id: label2id ?? {},
     architectures,
     problem_type: r.optStr('problem_type'),
     torch_dtype: r.optStr('torch_dtype') ?? r.optStr('dtype'),
     task_specific_params,
   };
+  if (!id2label) lazyProperty(cfg, 'id2label', () => defaultLabels(num_labels));
+  if (!label2id) lazyProperty(cfg, 'label2id', () => Object.fromEntries(Object.entries(defaultLabels(num_labels)).map(([i, l]) => [l, Number(i)])));
+  return cfg;
+}
+
+/** transformers' default labels: LABEL_0 .. LABEL_{n-1}. */
+function defaultLabels(n: number): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (let i = 0; i < n; i++) out[i] = `LABEL_${i}`;
+  return out;
+}
+
+/** obj[key] as make() computes it on first read; from then on (or once assigned) a plain data property. */
+function lazyProperty<T extends object, K extends keyof T>(obj: T, key: K, make: () => T[K]): void {
+  const settle = (value: T[K]) => { Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true }); return value; };
+  Object.defineProperty(obj, key, { get: () => settle(make()), set: settle, enumerable: true, configurable: true });
 }
 
 /** The kernel activation id for a parsed config. */
@@ -309,8 +328,9 @@ const GEN_FIELDS: Record<keyof GenerationConfig, { kind: Kind; nullable?: boolea
 
 const isId = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= MAX_INT;
 
-/** Typed passthrough of generation_config.json: known fields are type-checked and copied, unknown ones dropped. */
-export function parseGenerationConfig(json: unknown, source = 'generation_config.json'): GenerationConfig {
+/** Typed passthrough of generation_config.json: known fields are type-checked and copied, unknown ones dropped.
+ *  `vocab_size` (config.json's) bounds the token ids of the lists generate() takes. */
+export function parseGenerationConfig(json: unknown, source = 'generation_config.json', vocab_size = MAX_INT + 1): GenerationConfig {
   if (!isObj(json)) throw new ConfigError(`${source}: expected a JSON object, got ${Array.isArray(json) ? 'an array' : show(json)}`);
   const out: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(GEN_FIELDS)) {
@@ -336,6 +356,13 @@ export function parseGenerationConfig(json: unknown, source = 'generation_config
     if (!ok) throw new ConfigError(`${source}: "${key}" must be ${expected}, got ${show(v)}`);
     out[key] = Array.isArray(v) ? JSON.parse(JSON.stringify(v)) : v;
   }
+  // generate()'s ranges for the settings it checks whether or not it samples: a value out of them is an error now,
+  // naming this file, not an OptionError from every generate() that does not override it (temperature, top_k and
+  // top_p count only when sampling: generate() checks them then, naming this file as their source)
+  for (const key of ['repetition_penalty', 'suppress_tokens', 'begin_suppress_tokens', 'bad_words_ids']) {
+    const problem = out[key] == null ? null : rangeProblem(key, out[key], vocab_size);
+    if (problem) throw new ConfigError(`${source}: ${problem}`);
+  }
   return out as GenerationConfig;
 }
 
@@ -345,9 +372,9 @@ export async function loadConfig(source: ModelSource): Promise<GPT2Config> {
   return parseGPT2Config(json, source.describe('config.json'));
 }
 
-/** Read generation_config.json if the model has one; null when absent. */
-export async function loadGenerationConfig(source: ModelSource): Promise<GenerationConfig | null> {
+/** Read generation_config.json if the model has one; null when absent. `vocab_size`: as parseGenerationConfig. */
+export async function loadGenerationConfig(source: ModelSource, vocab_size?: number): Promise<GenerationConfig | null> {
   if (!(await source.exists('generation_config.json'))) return null;
   const json = await source.readJson('generation_config.json');
-  return parseGenerationConfig(json, source.describe('generation_config.json'));
+  return parseGenerationConfig(json, source.describe('generation_config.json'), vocab_size);
 }

@@ -88,7 +88,11 @@ export function shortestF32(v: number): number {
 export function ggufConfigJson(g: GGUFFile): Record<string, unknown> {
   const arch = g.get('general.architecture');
   if (arch === undefined) throw new GGUFError(`${g.name}: missing metadata key general.architecture`);
-  if (arch !== 'gpt2') throw new GGUFError(`${g.name}: general.architecture is ${JSON.stringify(arch)}; gpt2-wasm runs only "gpt2" models`);
+  if (arch !== 'gpt2') {
+    // describeValue, not JSON.stringify: a u64/i64 past 2^53 is a bigint, which JSON.stringify refuses (a TypeError)
+    const e = g.metadata.get('general.architecture')!;
+    throw new GGUFError(`${g.name}: general.architecture is ${describeValue(e.type, e.value)}; gpt2-wasm runs only "gpt2" models`);
+  }
   const wte = g.tensors.get('token_embd.weight');
   if (!wte) throw new GGUFError(`${g.name}: no tensor token_embd.weight (a gpt2 model needs its token embedding)`);
   if (wte.dims.length !== 2) throw new GGUFError(`${g.name}: token_embd.weight has dims [${wte.dims}]; expected [n_embd, n_vocab]`);
@@ -182,6 +186,10 @@ export class GGUFModelSource implements ModelSource {
     for (const t of g.tensors.values()) {
       if (skipOutput && t.name === 'output.weight') continue;
       const name = ggufToHfName(t.name) ?? t.name;
+      // a tensor literally named with the Hugging Face name another one maps to (h.0.ln_1.bias and blk.0.attn_norm.bias)
+      // would replace it here, and the model would load with whichever comes last
+      const clash = tensors.get(name);
+      if (clash) throw new GGUFError(`${g.name}: tensors ${clash.gguf.name} and ${t.name} both map to the Hugging Face tensor ${name}`);
       let dtype: string;
       let quantized: GGUFModelTensor['quantized'];
       if (t.type === GGML_F32) dtype = 'F32';

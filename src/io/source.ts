@@ -59,25 +59,40 @@ export function bytesSource(name: string, bytes: Uint8Array | ArrayBuffer): Byte
   };
 }
 
-/** A ByteSource over a local file (Node), reading with explicit positions so concurrent reads are safe. */
-export async function fileSource(path: string): Promise<ByteSource> {
+/** What a path that is not a regular file is, for messages. */
+function fileKind(st: import('node:fs').Stats): string {
+  return st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket'
+    : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a file';
+}
+
+/**
+ * Open a local file for reading, checked to be a regular file: `file` picks the error class, `where` names it.
+ * Opened non-blocking, then checked on the open handle: a plain open of a FIFO waits for a writer forever, and
+ * reading a device such as /dev/zero never ends; a stat before the open could be raced by a swap of the file.
+ */
+async function openRegularFile(path: string, file: string, where: string): Promise<{ fh: import('node:fs/promises').FileHandle; size: number }> {
   const fs = await import('node:fs/promises');
+  const { constants } = await import('node:fs');
   let fh: import('node:fs/promises').FileHandle;
   try {
-    fh = await fs.open(path, 'r');
+    fh = await fs.open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0)); // O_NONBLOCK: none on Windows (no FIFOs there)
   } catch (e) {
-    if (isNodeNotFound(e)) throw missingFileError(path, path, e);
-    throw errorForFile(path, `${path}: cannot open: ${errMsg(e)}`, e);
+    if (isNodeNotFound(e)) throw missingFileError(file, where, e);
+    throw errorForFile(file, `${where}: cannot open: ${errMsg(e)}`, e);
   }
-  let size: number;
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw errorForFile(path, `${path}: not a regular file`);
-    size = st.size;
+    if (!st.isFile()) throw errorForFile(file, `${where} is not a regular file (${fileKind(st)})`);
+    return { fh, size: st.size };
   } catch (e) {
     await fh.close().catch(() => {});
     throw e;
   }
+}
+
+/** A ByteSource over a local file (Node), reading with explicit positions so concurrent reads are safe. */
+export async function fileSource(path: string): Promise<ByteSource> {
+  const { fh, size } = await openRegularFile(path, path, path);
   let closed = false;
   const readInto = async (offset: number, target: Uint8Array): Promise<void> => {
     if (closed) throw new SafetensorsError(`${path}: read after close`);
@@ -159,19 +174,21 @@ class DirSource extends BaseSource {
       throw errorForFile(file, `${this.describe(file)}: cannot stat: ${errMsg(e)}`, e);
     }
     // a directory (or device) where the file belongs is a broken checkpoint, not a missing file
-    if (!st.isFile()) throw errorForFile(file, `${this.describe(file)} is not a regular file (${st.isDirectory() ? 'a directory' : 'not a file'})`);
+    if (!st.isFile()) throw errorForFile(file, `${this.describe(file)} is not a regular file (${fileKind(st)})`);
     return true;
   }
   async readBytes(file: string): Promise<Uint8Array> {
     checkFile(this, file);
-    const fs = await import('node:fs/promises');
     const path = this.describe(file);
+    // not fs.readFile(path): it blocks on a FIFO and never ends on a device (config.json is read without exists())
+    const { fh } = await openRegularFile(path, file, path);
     try {
-      const b = await fs.readFile(path);
+      const b = await fh.readFile();
       return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
     } catch (e) {
-      if (isNodeNotFound(e)) throw missingFileError(file, path, e);
       throw errorForFile(file, `${path}: cannot read: ${errMsg(e)}`, e);
+    } finally {
+      await fh.close().catch(() => {});
     }
   }
   async open(file: string): Promise<ByteSource> {

@@ -130,7 +130,7 @@ export class GPT2PreTrainedModel {
     checkOptions(opts);
     const source = await resolveModelSource(idOrDir, opts);
     const config = await loadConfig(source);
-    const generation = await loadGenerationConfig(source); // null when absent; a malformed file is an error naming it
+    const generation = await loadGenerationConfig(source, config.vocab_size); // null when absent; a malformed file is an error naming it
     const head = this.head;
     if ((head === 'token-classification' || head === 'sequence-classification') && config.num_labels < 1) throw new ConfigError(`${source.describe('config.json')}: num_labels must be >= 1 for ${this.name}`);
     const st = await openTensorReader(source);

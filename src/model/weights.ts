@@ -82,7 +82,9 @@ const HEAD_TENSORS: Record<string, HeadKind> = {
   'score.weight': 'sequence-classification', 'score.bias': 'sequence-classification',
 };
 
-function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>): Spec[] {
+/** The specs of every tensor, with those of the first `layers` layers (n_layer unless the caller bounds it: see
+ *  planWeights). */
+function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>, layers = cfg.n_layer): Spec[] {
   const E = cfg.n_embd, I = cfg.n_inner, V = cfg.vocab_size;
   const s: Spec[] = [
     { key: 'wte.weight', shape: [V, E], kind: 'table', quantizable: true, group: 'wte' },
@@ -90,7 +92,7 @@ function specs(cfg: GPT2Config, head: HeadKind, tensorNames: Set<string>): Spec[
     { key: 'ln_f.weight', shape: [E], kind: 'vector', quantizable: false },
     { key: 'ln_f.bias', shape: [E], kind: 'vector', quantizable: false },
   ];
-  for (let l = 0; l < cfg.n_layer; l++) {
+  for (let l = 0; l < layers; l++) {
     const p = `h.${l}.`;
     s.push(
       { key: p + 'ln_1.weight', shape: [E], kind: 'vector', quantizable: false },
@@ -151,6 +153,16 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
   if (head === 'lm' && cfg.tie_word_embeddings === false && !byKey.has('lm_head.weight')) {
     throw new WeightsError(`${file}: config.json says tie_word_embeddings: false (an untied LM head), but there is no lm_head.weight; remove that setting to tie the head to wte`);
   }
+  // n_layer is only checked to be below 2^31 when the config is parsed: building 12 or more specs per layer before
+  // comparing them with the file could run for minutes or out of memory. A layer without a single tensor is an
+  // error, so n_layer is first bounded by the layers the file has (h.0, h.1, ... in a row), naming the first
+  // missing tensor, before any spec of a layer past those is built.
+  const present = layersPresent(byKey.keys());
+  if (cfg.n_layer > present) {
+    const first = specs(cfg, head, new Set(byKey.keys()), present + 1).find((s) => !byKey.has(s.key))!.key;
+    throw new WeightsError(`${file}: missing tensor ${first}: the config has n_layer=${cfg.n_layer}, but the file has no tensor of layer ` +
+      `h.${present}${present ? ` (it has ${present > 1 ? `h.0 to h.${present - 1}` : 'h.0'})` : ''}`);
+  }
   const wanted = specs(cfg, head, new Set(byKey.keys()));
   const wantedKeys = new Set(wanted.map((s) => s.key));
   const unknown = [...byKey.keys()].filter((k) => !wantedKeys.has(k) && !IGNORED.test(k) && !(k in HEAD_TENSORS));
@@ -178,6 +190,18 @@ export function planWeights(cfg: GPT2Config, reader: TensorReader, head: HeadKin
   for (const s of wanted) bytes += storedBytes(s, plan);
   checkFits(bytes, dtype, cfg);
   return { specs: wanted, byKey, dtype, plan, bytes };
+}
+
+/** How many layers h.0, h.1, ... in a row have at least one tensor among `keys` (canonical names). */
+function layersPresent(keys: Iterable<string>): number {
+  const seen = new Set<number>();
+  for (const k of keys) {
+    const m = /^h\.(0|[1-9][0-9]*)\./.exec(k);
+    if (m) seen.add(Number(m[1]));
+  }
+  let n = 0;
+  while (seen.has(n)) n++;
+  return n;
 }
 
 /** 'auto' runs a group of matrices in the blocks the file stores all of them in, when those are a run format
@@ -636,5 +660,7 @@ function halvesWriter(backend: Backend, staged: Uint16Array, dst: number, conv1d
 export function estimateWeightBytes(cfg: GPT2Config, dtype: DTypeSpec, head: HeadKind = 'lm', untiedLmHead = false): number {
   const names = new Set<string>(untiedLmHead ? ['lm_head.weight'] : []);
   const { plan } = resolvePlan(dtype);
-  return specs(cfg, head, names).reduce((s, sp) => s + storedBytes(sp, plan), 0);
+  // every layer stores the same: one layer's bytes times n_layer (a loop over n_layer could run for minutes)
+  const bytes = (layers: number) => specs(cfg, head, names, layers).reduce((s, sp) => s + storedBytes(sp, plan), 0);
+  return bytes(0) + cfg.n_layer * (bytes(1) - bytes(0));
 }

@@ -68,6 +68,8 @@ const MAX_ID = 0xffffff;
 const isObject = (x: unknown): x is Record<string, any> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const clip = (s: string) => (s.length > 60 ? `${s.slice(0, 57)}...` : s);
+/** A GGUF metadata value for a message: a u64/i64 past 2^53 is a bigint, which JSON.stringify refuses (a TypeError). */
+const showMeta = (v: unknown): string => clip(typeof v === 'bigint' ? String(v) : JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? String(x) : x)) ?? String(v));
 
 // ---------------------------------------------------------------------------------------------------------------
 // Parsers for each file's content. `what` names the file (full path when known) in every message.
@@ -265,10 +267,10 @@ export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: 
   const key = (k: string) => `${what}: metadata ${k}`;
   const model = meta.get('tokenizer.ggml.model');
   if (model === undefined) throw new TokenizerError(`${key('tokenizer.ggml.model')} is missing: the file has no tokenizer`);
-  if (model !== 'gpt2') throw new TokenizerError(`${key('tokenizer.ggml.model')} is ${clip(JSON.stringify(model) ?? String(model))}; only GPT-2 byte-level BPE ("gpt2") is supported`);
+  if (model !== 'gpt2') throw new TokenizerError(`${key('tokenizer.ggml.model')} is ${showMeta(model)}; only GPT-2 byte-level BPE ("gpt2") is supported`);
   const pre = meta.get('tokenizer.ggml.pre');
   if (pre !== undefined && pre !== 'gpt-2' && pre !== 'default') {
-    throw new TokenizerError(`${key('tokenizer.ggml.pre')} is ${clip(JSON.stringify(pre) ?? String(pre))}; only GPT-2's pre-tokenizer ("gpt-2") is supported`);
+    throw new TokenizerError(`${key('tokenizer.ggml.pre')} is ${showMeta(pre)}; only GPT-2's pre-tokenizer ("gpt-2") is supported`);
   }
   const tokenList = joinedStrings(meta.get('tokenizer.ggml.tokens'), key('tokenizer.ggml.tokens'));
   if (!tokenList || tokenList.starts.length < 2 || tokenList.starts.length > MAX_ID + 2) throw new TokenizerError(`${key('tokenizer.ggml.tokens')} must be a non-empty array of strings`);
