@@ -293,7 +293,6 @@ function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number):
 }
 
 function checkOptions(opts: PretrainedOptions) {
-  if (opts === null || typeof opts !== 'object') throw new OptionError('from_pretrained options must be an object');
   const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file', 'browser_cache', 'dispatch']);
   checkKnownKeys(opts, known, 'from_pretrained option');
   if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);

@@ -41,9 +41,8 @@ export class KVBuffers {
     // all layers or none: failing at a late layer would have grown the memory for the early ones, for good
     const sizes = new Array<number>(2 * shape.layers).fill(batch * this.rowBytes);
     if (!backend.arena.fits(sizes)) {
-      throw new MemoryLimitError(`out of WebAssembly memory allocating ${label} (${mib(2 * shape.layers * batch * this.rowBytes)}: ${batch} x ${capacity} tokens, ` +
-        `${dtype} K and V of ${shape.layers} layers): ${mib(backend.arena.usage().total)} already in use and wasm32 memory ends at 4096 MiB. ` +
-        `Use a smaller dtype ('fp16' or 'q8'; kv_dtype 'fp16'), a shorter context, or a smaller batch.`);
+      throw backend.arena.outOfMemory(`${label} (${mib(2 * shape.layers * batch * this.rowBytes)}: ${batch} x ${capacity} tokens, ${dtype} K and V of ${shape.layers} layers)`,
+        "a smaller dtype ('fp16' or 'q8'; kv_dtype 'fp16')");
     }
     try {
       for (let l = 0; l < shape.layers; l++) {

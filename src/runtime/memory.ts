@@ -51,17 +51,18 @@ export class Arena {
     }
     const ptr = this.top;
     const end = ptr + size;
-    if (end > this.limit) {
-      const inUse = this.usage().total;
-      throw new MemoryLimitError(
-        `out of WebAssembly memory allocating ${name} (${mib(size)}): ${mib(inUse)} already in use and wasm32 memory ends at 4096 MiB. ` +
-        `Use a smaller dtype ('fp16' or 'q8'), a shorter context, or a smaller batch.`);
-    }
+    if (end > this.limit) throw this.outOfMemory(`${name} (${mib(size)})`);
     this.ensure(end);
     this.top = end;
     const r: Region = { name, ptr, bytes: size };
     this.live.set(ptr, r);
     return r;
+  }
+
+  /** The error for `what` not fitting: what is in use, where memory ends, and what to change (`advice`). */
+  outOfMemory(what: string, advice = "a smaller dtype ('fp16' or 'q8')"): MemoryLimitError {
+    return new MemoryLimitError(`out of WebAssembly memory allocating ${what}: ${mib(this.usage().total)} already in use and wasm32 memory ends ` +
+      `at 4096 MiB. Use ${advice}, a shorter context, or a smaller batch.`);
   }
 
   /** Whether regions of these sizes would all be handed out (the first-fit of alloc, run on a copy), so a caller

@@ -4,7 +4,7 @@
 // spaces; TextStreamer applies the clean-up when its decode options ask for it).
 import { InputError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
-import { CLEAN_UP_PATTERNS, cleanUpTokenization, type DecodeOptions, type GPT2Tokenizer } from './tokenizer.js';
+import { CLEAN_UP_PATTERNS, cleanUpTokenization, DECODE_KEYS, type DecodeOptions, type GPT2Tokenizer } from './tokenizer.js';
 
 export interface StreamingDecoderOptions {
   /** Leave out special tokens. Default false. */
@@ -77,7 +77,6 @@ function defaultWriter(): { write: (s: string) => void; end: () => void } {
 }
 
 const STREAMER_KEYS = new Set(['skip_prompt', 'callback_function', 'token_callback_function', 'skip_special_tokens', 'decode_kwargs']);
-const DECODE_KEYS = new Set(['skip_special_tokens', 'clean_up_tokenization_spaces']);
 
 /** The longest clean-up pattern: a space and at most this many - 1 characters. */
 const CLEAN_UP_MAX = Math.max(...CLEAN_UP_PATTERNS.map((p) => p.length));

@@ -57,7 +57,7 @@ export interface TokenizerCallOptions extends Omit<EncodeOptions, 'text_pair'> {
 const ENCODE_KEYS = new Set(['text_pair', 'add_special_tokens', 'split_special_tokens', 'allowed_special']);
 const CALL_KEYS = new Set([...ENCODE_KEYS, 'padding', 'truncation', 'max_length', 'pad_to_multiple_of', 'padding_side', 'truncation_side',
   'return_tensor', 'return_attention_mask', 'return_token_type_ids']);
-const DECODE_KEYS = new Set(['skip_special_tokens', 'clean_up_tokenization_spaces']);
+export const DECODE_KEYS = new Set(['skip_special_tokens', 'clean_up_tokenization_spaces']);
 
 /** The keys of FromPretrainedOptions: any other is an error (a typo would be silently ignored). */
 const TOKENIZER_LOAD_KEYS = new Set(['revision', 'cache_dir', 'local_files_only', 'progress_callback', 'token', 'endpoint', 'gguf_file', 'browser_cache',
@@ -235,7 +235,6 @@ export class GPT2Tokenizer {
    * a file source (anything with readText/exists, e.g. a ModelSource).
    */
   static async from_pretrained(dirOrSource: string | TextFileSource, options: FromPretrainedOptions = {}): Promise<GPT2Tokenizer> {
-    if (options === null || typeof options !== 'object') throw new OptionError('tokenizer from_pretrained options must be an object');
     checkKnownKeys(options, TOKENIZER_LOAD_KEYS, 'tokenizer from_pretrained option');
     let source: TextFileSource;
     let origin: string;
