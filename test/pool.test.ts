@@ -49,6 +49,23 @@ test('a worker that never finishes its chunk: a RuntimeError after stallMs, then
   } finally { p.dispose(); }
 });
 
+test('a process stopped while a worker holds a chunk (SIGSTOP, a debugger): the jump of the clock is not a stall', async () => {
+  const p = await pool();
+  const now = performance.now.bind(performance);
+  const t0 = now();
+  // the clock as a stopped process sees it: 60 s pass at once, 300 ms in (after the caller's seven 10 ms chunks)
+  (performance as any).now = () => now() + (now() - t0 > 300 ? 60_000 : 0);
+  let waited = 0, err: unknown = null;
+  try {
+    p.stallMs = 1000;
+    try { p.run(1, () => busy(10), [], 8, -1); } catch (e) { err = e; }
+    waited = now() - t0;
+  } finally { delete (performance as any).now; p.dispose(); }
+  // still given up on (the worker hangs for real), but after about stallMs of waiting, not at the jump
+  assert.ok(err instanceof RuntimeError, String(err));
+  assert.ok(waited >= 900, `gave up after ${waited.toFixed(0)} ms`);
+});
+
 test('a worker stopped from outside: the next op is a RuntimeError naming it', async () => {
   const p = await pool();
   try {

@@ -43,8 +43,11 @@ function canBlock(i32: Int32Array): boolean {
 /** How long the caller waits for chunks other threads hold without any finishing before it gives up on the pool.
  *  A worker that dies holding a chunk never finishes it, and the caller, blocked in this synchronous wait, cannot
  *  receive the worker's 'error' or 'exit' event: without a limit it would wait forever. A chunk is a small fixed
- *  share of one op (~0.1 s for the largest, a GPT-2 XL prefill's LM head), so this is far above any live one. */
+ *  share of one op (~0.1 s for the largest, a GPT-2 XL prefill's LM head), so this is far above any live one.
+ *  Only time the caller spent waiting counts: a whole process stopped for longer (SIGSTOP, a debugger) is not a stall. */
 export const STALL_MS = 30_000;
+/** The caller's blocking wait for others' chunks polls at this interval (ms). */
+const WAIT_SLICE_MS = 50;
 
 export class ThreadPool {
   readonly nthreads: number;
@@ -177,12 +180,16 @@ export class ThreadPool {
     const ctl = this.ctl;
     let d = Atomics.load(ctl, CTL_DONE);
     for (let i = 0, spin = this.callerSpin; d !== nchunks && i < spin; i++) d = Atomics.load(ctl, CTL_DONE);
-    let seen = d, since = performance.now();
+    // stalled: time waited since a chunk last finished, each poll counting at most 2·WAIT_SLICE_MS, so a process
+    // stopped between two polls (SIGSTOP, a debugger pause) has not waited for the whole stop
+    let seen = d, stalled = 0, last = performance.now();
     while (d !== nchunks) {
-      if (this.blocking) Atomics.wait(ctl, CTL_DONE, d, 50);
+      if (this.blocking) Atomics.wait(ctl, CTL_DONE, d, WAIT_SLICE_MS);
       d = Atomics.load(ctl, CTL_DONE);
       const now = performance.now();
-      if (d !== seen) { seen = d; since = now; } else if (now - since > this.stallMs) {
+      stalled += Math.min(now - last, 2 * WAIT_SLICE_MS);
+      last = now;
+      if (d !== seen) { seen = d; stalled = 0; } else if (stalled > this.stallMs) {
         this.failure = new RuntimeError(`kernel #${op}: ${nchunks - d} of its ${nchunks} chunks held by pool workers did not finish in ${this.stallMs / 1000} s (a worker died or hangs); this model's thread pool is unusable: dispose it and load again`);
         throw this.failure;
       }
