@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { GPT2WasmError, RuntimeError } from '../src/index.js';
 import { Arena } from '../src/runtime/memory.js';
 import { ThreadPool } from '../src/runtime/pool.js';
+import { modelDir } from './helpers/fixtures.js';
 
 /** A wasm module with the pool's entry points: set_thread_index(i) and hang(ith, nth), which returns at once on
  *  thread 0 and never on any other thread (a worker stuck in the middle of a chunk). Assembled by hand: no
@@ -73,6 +74,24 @@ test('a worker stopped from outside: the next op is a RuntimeError naming it', a
     await new Promise((resolve) => { w.once('exit', resolve); w.terminate(); });
     assert.throws(() => p.run(1, () => {}, [], 8, -1), (e: unknown) => e instanceof RuntimeError && /worker 1 died: exited with code 1/.test((e as Error).message));
   } finally { p.dispose(); }
+});
+
+test('a model dropped without dispose(): its worker threads stop when the garbage collector takes it', async () => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const { GPT2LMHeadModel } = await import('../src/index.js');
+  let model: any = await GPT2LMHeadModel.from_pretrained(modelDir('gpt2-tiny'), { threads: 3 });
+  await model.generate({ input_ids: [[1, 2, 3]], max_new_tokens: 2, do_sample: false });
+  const pool = model.backend.pool as ThreadPool;
+  const workers = [...(pool as any).workers];
+  assert.is(workers.length, 2);
+  const exited = workers.map((w: any) => new Promise((resolve) => w.once('exit', resolve)));
+  model = null;
+  for (let i = 0; i < 20 && !(pool as any).disposed; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }
+  assert.ok((pool as any).disposed, 'the pool of a collected model is disposed');
+  await Promise.all(exited);
 });
 
 test.run();

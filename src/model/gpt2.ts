@@ -269,7 +269,9 @@ export class GPT2PreTrainedModel {
   }
 
   /** Frees everything: the workspace, the cache behind returned past_key_values, the thread pool. A generate()
-   *  running meanwhile stops at its next step with DISPOSED. Caches from createCache() stay the caller's. */
+   *  running meanwhile stops at its next step with DISPOSED. Caches from createCache() stay the caller's. A model
+   *  dropped without dispose() has its worker threads stopped when the garbage collector takes it (and no cache of
+   *  it is left); dispose() does it at once. */
   async dispose(): Promise<void> {
     if (this.state.disposed) return;
     this.past.dispose();

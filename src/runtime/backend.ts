@@ -51,6 +51,11 @@ export function checkThreads(v: unknown): void {
   }
 }
 
+/** Stops the worker threads of a backend that was dropped without dispose() (a model that went out of scope):
+ *  the workers are referenced by the runtime, not by the backend, so they would otherwise run (idle, ~37 MiB each)
+ *  until the process exits. The pool, the held value, does not reference its backend. */
+const poolReaper = typeof FinalizationRegistry === 'function' ? new FinalizationRegistry<ThreadPool>((pool) => pool.dispose()) : null;
+
 export class Backend {
   readonly arena: Arena;
   readonly k: Kernels;
@@ -65,6 +70,7 @@ export class Backend {
   private constructor(arena: Arena, k: Kernels, threads: number, variant: WasmVariant | 'reference', features: RuntimeFeatures, pool: ThreadPool | null, relaxedDot = false) {
     this.arena = arena; this.k = k; this.threads = threads; this.variant = variant; this.features = features; this.pool = pool;
     this.relaxedDot = relaxedDot;
+    if (pool) poolReaper?.register(this, pool, this);
   }
 
   static async create(opts: BackendOptions = {}): Promise<Backend> {
@@ -126,6 +132,7 @@ export class Backend {
   }
 
   dispose(): void {
+    poolReaper?.unregister(this);
     this.pool?.dispose();
     this.pool = null;
   }
