@@ -20,6 +20,7 @@ import type { ModelSource } from '../io/source.js';
 import { serve } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
 import { save_gguf } from '../model/save-gguf.js';
+import { enableRelaxedSimd } from './relaxed-simd.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
@@ -389,5 +390,6 @@ function onStdoutError(e: NodeJS.ErrnoException): void {
 const isMain = typeof process !== 'undefined' && process.argv[1] && /(cli\.(js|ts)|main\.ts|gpt2-wasm)$/.test(process.argv[1]);
 if (isMain) {
   process.stdout.on('error', onStdoutError);
-  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  // the program, not main(): tests call main() in their own process
+  enableRelaxedSimd().then(() => main(process.argv.slice(2))).then((code) => { process.exitCode = code; });
 }
