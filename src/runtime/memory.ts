@@ -40,23 +40,25 @@ export class Arena {
   alloc(name: string, bytes: number): Region {
     if (!Number.isFinite(bytes) || bytes < 0) throw new MemoryLimitError(`bad allocation size ${bytes} for ${name}`);
     const size = alignUp(Math.max(bytes, 1));
-    for (let i = 0; i < this.free.length; i++) {
-      const f = this.free[i];
-      if (f.bytes >= size) {
-        const r: Region = { name, ptr: f.ptr, bytes: size };
-        if (f.bytes === size) this.free.splice(i, 1); else { f.ptr += size; f.bytes -= size; }
-        this.live.set(r.ptr, r);
-        return r;
-      }
-    }
-    const ptr = this.top;
-    const end = ptr + size;
-    if (end > this.limit) throw this.outOfMemory(`${name} (${mib(size)})`);
-    this.ensure(end);
-    this.top = end;
-    const r: Region = { name, ptr, bytes: size };
-    this.live.set(ptr, r);
+    const fit = this.firstFit(this.free, this.top, size);
+    if (!fit) throw this.outOfMemory(`${name} (${mib(size)})`);
+    this.ensure(fit.top);
+    this.top = fit.top;
+    const r: Region = { name, ptr: fit.ptr, bytes: size };
+    this.live.set(r.ptr, r);
     return r;
+  }
+
+  /** Where `size` (aligned) bytes go: the first free block that holds them (taken from `free` in place), else `top`
+   *  (which moves); null past the memory's limit. alloc runs it on the arena, fits on a copy. */
+  private firstFit(free: { ptr: number; bytes: number }[], top: number, size: number): { ptr: number; top: number } | null {
+    const i = free.findIndex((f) => f.bytes >= size);
+    if (i >= 0) {
+      const f = free[i], ptr = f.ptr;
+      if (f.bytes === size) free.splice(i, 1); else { f.ptr += size; f.bytes -= size; }
+      return { ptr, top };
+    }
+    return top + size > this.limit ? null : { ptr: top, top: top + size };
   }
 
   /** The error for `what` not fitting: what is in use, where memory ends, and what to change (`advice`). */
@@ -65,17 +67,15 @@ export class Arena {
       `at 4096 MiB. Use ${advice}, a shorter context, or a smaller batch.`);
   }
 
-  /** Whether regions of these sizes would all be handed out (the first-fit of alloc, run on a copy), so a caller
+  /** Whether regions of these sizes would all be handed out (alloc's first fit, on a copy of the free list), so a caller
    *  allocating several can fail before growing the memory for the first ones (wasm memory never shrinks). */
   fits(sizes: number[]): boolean {
     const free = this.free.map((f) => ({ ...f }));
     let top = this.top;
     for (const bytes of sizes) {
-      const size = alignUp(Math.max(bytes, 1));
-      const f = free.find((x) => x.bytes >= size);
-      if (f) { f.ptr += size; f.bytes -= size; continue; }
-      top += size;
-      if (top > this.limit) return false;
+      const fit = this.firstFit(free, top, alignUp(Math.max(bytes, 1)));
+      if (!fit) return false;
+      top = fit.top;
     }
     return true;
   }
