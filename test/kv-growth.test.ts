@@ -96,6 +96,16 @@ test('a KV cache that does not fit fails before allocating any layer (memory gro
     const before = { top: A.top, total: A.usage().total, committed: A.usage().committed };
     assert.throws(() => m.createCache(1, cap), (e: unknown) => e instanceof MemoryLimitError && /allocating .*K and V of \d+ layers/.test((e as Error).message));
     assert.equal({ top: A.top, total: A.usage().total, committed: A.usage().committed }, before);
+    // every layer fits but not the mask allocated after them: refused before the layers, too (nothing allocated)
+    A.limit = A.top + bytes + 16;
+    const allocated: string[] = [];
+    const alloc = A.alloc;
+    A.alloc = function (name: string, n: number) { allocated.push(name); return alloc.call(this, name, n); };
+    try {
+      assert.throws(() => m.createCache(1, cap), (e: unknown) => e instanceof MemoryLimitError && /allocating kv-cache/.test((e as Error).message));
+    } finally { A.alloc = alloc; }
+    assert.equal(allocated, []);
+    assert.equal({ top: A.top, total: A.usage().total, committed: A.usage().committed }, before);
     A.limit = Infinity;
     m.createCache(1, cap).dispose();
   } finally { await m.dispose(); }

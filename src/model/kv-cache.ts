@@ -34,12 +34,13 @@ export class KVBuffers {
   readonly dt: number;
   /** Bytes per element: 4 (fp32) or 2 (fp16). */
   readonly elementBytes: number;
-  constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, readonly capacity: number, label: string, readonly dtype: KVDType = 'fp32') {
+  /** `then`: sizes of regions the caller allocates right after these (the self cache's mask), in the fit check. */
+  constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, readonly capacity: number, label: string, readonly dtype: KVDType = 'fp32', then: number[] = []) {
     this.dt = dtype === 'fp16' ? DT_F16 : DT_F32;
     this.elementBytes = dtype === 'fp16' ? 2 : 4;
     this.rowBytes = shape.heads * capacity * shape.headDim * this.elementBytes;
     // all layers or none: failing at a late layer would have grown the memory for the early ones, for good
-    const sizes = new Array<number>(2 * shape.layers).fill(batch * this.rowBytes);
+    const sizes = [...new Array<number>(2 * shape.layers).fill(batch * this.rowBytes), ...then];
     if (!backend.arena.fits(sizes)) {
       throw backend.arena.outOfMemory(`${label} (${mib(2 * shape.layers * batch * this.rowBytes)}: ${batch} x ${capacity} tokens, ${dtype} K and V of ${shape.layers} layers)`,
         "a smaller dtype ('fp16' or 'q8'; kv_dtype 'fp16')");
@@ -98,7 +99,7 @@ export class KVCache {
   constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, private _capacity: number, readonly dtype: KVDType = 'fp32') {
     if (!Number.isInteger(batch) || batch < 1) throw new InputError(`cache batch must be a positive integer, got ${typeof batch === 'string' ? JSON.stringify(batch) : batch}`);
     if (!Number.isInteger(_capacity) || _capacity < 1) throw new InputError(`cache capacity must be a positive integer, got ${_capacity}`);
-    this._self = new KVBuffers(backend, shape, batch, _capacity, 'kv-cache', dtype);
+    this._self = new KVBuffers(backend, shape, batch, _capacity, 'kv-cache', dtype, [batch * _capacity * 4]);
     try { this._mask = backend.arena.alloc('kv-cache mask', batch * _capacity * 4); } catch (e) { this._self.dispose(); throw e; }
     backend.arena.f32(this._mask.ptr, batch * _capacity).fill(1);
   }
@@ -154,7 +155,7 @@ export class KVCache {
   }
 
   private allocate(capacity: number): { self: KVBuffers; mask: Region } {
-    const self = new KVBuffers(this.backend, this.shape, this.batch, capacity, 'kv-cache', this.dtype);
+    const self = new KVBuffers(this.backend, this.shape, this.batch, capacity, 'kv-cache', this.dtype, [this.batch * capacity * 4]);
     try { return { self, mask: this.backend.arena.alloc('kv-cache mask', this.batch * capacity * 4) }; } catch (e) { self.dispose(); throw e; }
   }
 
