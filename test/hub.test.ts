@@ -394,6 +394,33 @@ test('two concurrent resolves into one cache: one download per file, a complete 
   });
 });
 
+test('a resolve that looked at the cache just before another one finished a file does not fetch that file again', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    // the first GET of vocab.json is answered only after the second HEAD of it arrived (whose resolve looked at the
+    // cache before, and found nothing), and that HEAD only once the first resolve has put the file in place and
+    // released its lock: the second resolve then finds the lock free (no wait) and a complete file it did not see
+    let heads = 0;
+    const until = async (ok: () => boolean) => { while (!ok()) await new Promise((r) => setTimeout(r, 5)); };
+    const s = await hub((file, req, nth) => {
+      if (file !== 'vocab.json') return undefined;
+      const bytes = readFileSync(join(FIX, file));
+      const answer = (rq: IncomingMessage, res: ServerResponse) => sendBytes(rq, res, bytes, { etag: `"${gitSha1(bytes)}"`, headers: { 'x-repo-commit': COMMIT } });
+      if (req.method === 'GET' && nth === 1) return { handle: async (rq, res) => { await until(() => heads >= 2); answer(rq, res); } };
+      if (req.method !== 'HEAD' || ++heads !== 2) return undefined;
+      const dest = join(snapDir(cache), 'vocab.json');
+      return { handle: async (rq, res) => { await until(() => existsSync(dest) && !existsSync(`${dest}.lock`)); answer(rq, res); } };
+    });
+    try {
+      const [a, b] = await Promise.all([resolveModel(REPO, opts(s)), resolveModel(REPO, opts(s))]);
+      assert.is(a.name, b.name);
+      assert.is(heads, 2);
+      assert.is(s.gets('vocab.json').length, 1, 'vocab.json fetched once');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 test('a lock left by a dead process is broken; a partial download is still resumed', async () => {
   await withEnv(async ({ cache, opts }) => {
     const s = await hub();

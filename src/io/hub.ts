@@ -464,12 +464,11 @@ async function breakStaleLock(path: string): Promise<void> {
   await fs.rm(aside, { force: true }).catch(() => {});
 }
 
-/** Take `<dest>.lock`, waiting while another live holder has it. `waited`: someone else had it first. */
-async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ waited: boolean; release: () => Promise<void> }> {
+/** Take `<dest>.lock`, waiting while another live holder has it. */
+async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ release: () => Promise<void> }> {
   const fs = await import('node:fs/promises');
   const { hostname } = await import('node:os');
   const token = `${hostname()} ${process.pid} ${randomHex()}`;
-  let waited = false;
   for (;;) {
     try {
       await fs.writeFile(path, token, { flag: 'wx' });
@@ -484,11 +483,10 @@ async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ waited:
           if ((await fs.readFile(path, 'utf8')) === token) await fs.rm(path, { force: true });
         } catch {}
       };
-      return { waited, release };
+      return { release };
     } catch (e) {
       if ((e as NodeJS.ErrnoException)?.code !== 'EEXIST') throw downloadError(`${file}: cannot create the lock file ${path}: ${errMsg(e)}`, false, e);
     }
-    waited = true;
     await breakStaleLock(path);
     await sleep(LOCK_POLL_MS, ctx.signal);
   }
@@ -512,11 +510,10 @@ async function downloadFile(ctx: Ctx, rev: string, file: string, dest: string, o
   }
   const lock = await takeLock(ctx, file, `${dest}.lock`);
   try {
-    // Another process (or resolve) had the lock: it may have fetched the file meanwhile.
-    if (lock.waited) {
-      const size = await fileSize(dest);
-      if (size !== null && (info.size === null || size === info.size)) return true;
-    }
+    // Another process (or resolve) may have fetched the file since the caller looked: while we waited for the lock,
+    // or before we asked for it (then the lock was free and we did not wait). The caller found no copy of that size.
+    const size = await fileSize(dest);
+    if (size !== null && (info.size === null || size === info.size)) return true;
     return await fetchLocked();
   } catch (e) {
     if (e instanceof GPT2WasmError) throw e;
