@@ -17,7 +17,7 @@ const enc = new TextEncoder();
 
 /** A GGUF v3 file with no tensors and the given metadata: string arrays (as strings, or raw UTF-8 bytes per item), u32s
  *  and u64s. */
-function ggufBytes(meta: [string, { strs?: (string | Uint8Array)[]; u32?: number; u64?: bigint }][]): Uint8Array {
+function ggufBytes(meta: [string, { strs?: (string | Uint8Array)[]; str?: string; u32?: number; u64?: bigint }][]): Uint8Array {
   const parts: number[] = [];
   const u32 = (v: number) => { for (let i = 0; i < 4; i++) parts.push((v >>> (8 * i)) & 0xff); };
   const u64big = (v: bigint) => { for (let i = 0n; i < 8n; i++) parts.push(Number((v >> (8n * i)) & 0xffn)); };
@@ -28,6 +28,7 @@ function ggufBytes(meta: [string, { strs?: (string | Uint8Array)[]; u32?: number
   for (const [k, v] of meta) {
     str(k);
     if (v.strs) { u32(GGUF_TYPE.ARRAY); u32(GGUF_TYPE.STRING); u64(v.strs.length); v.strs.forEach(str); }
+    else if (v.str !== undefined) { u32(GGUF_TYPE.STRING); str(v.str); }
     else if (v.u64 !== undefined) { u32(GGUF_TYPE.UINT64); u64big(v.u64); } else { u32(GGUF_TYPE.UINT32); u32(v.u32!); }
   }
   while (parts.length % 32) parts.push(0);
@@ -109,7 +110,7 @@ test('tokenizer from GGUF string arrays equals the one from the same metadata as
 
 test('tokenizer from GGUF: a duplicate token and a bad merge are errors naming them', () => {
   const meta = (tokens: string[], merges: string[]) => new Map<string, unknown>([
-    ['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', new GGUFStrings(tokens.join(''), Int32Array.from([0, ...tokens.map((_, i) => tokens.slice(0, i + 1).join('').length)]))],
+    ['general.architecture', 'gpt2'], ['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', new GGUFStrings(tokens.join(''), Int32Array.from([0, ...tokens.map((_, i) => tokens.slice(0, i + 1).join('').length)]))],
     ['tokenizer.ggml.merges', merges],
   ]);
   assert.throws(() => tokenizerDataFromGGUF(meta(['a', 'b', 'ab', 'b'], ['a b']), 'f.gguf'), /token "b" appears at ids 1 and 3/);
@@ -122,7 +123,7 @@ test('metadata that should be a string holding a u64/i64 past 2^53 (a bigint) is
   // JSON.stringify of a bigint is a TypeError: the messages showing these values used it
   const tokens = ['a', 'b', 'ab'];
   const meta = (entries: [string, unknown][]) => new Map<string, unknown>([
-    ['tokenizer.ggml.tokens', new GGUFStrings(tokens.join(''), Int32Array.from([0, 1, 2, 4]))], ['tokenizer.ggml.merges', ['a b']], ...entries,
+    ['general.architecture', 'gpt2'], ['tokenizer.ggml.tokens', new GGUFStrings(tokens.join(''), Int32Array.from([0, 1, 2, 4]))], ['tokenizer.ggml.merges', ['a b']], ...entries,
   ]);
   assert.throws(() => tokenizerDataFromGGUF(meta([['tokenizer.ggml.model', 2n ** 63n]]), 'f.gguf'),
     (e: Error) => e instanceof TokenizerError && /f\.gguf: metadata tokenizer\.ggml\.model is 9223372036854775808; only GPT-2/.test(e.message));
@@ -130,13 +131,38 @@ test('metadata that should be a string holding a u64/i64 past 2^53 (a bigint) is
     (e: Error) => e instanceof TokenizerError && /f\.gguf: metadata tokenizer\.ggml\.pre is -4611686018427387904; only GPT-2's pre-tokenizer/.test(e.message));
   assert.throws(() => tokenizerDataFromGGUF(meta([['tokenizer.ggml.model', [1, 2n ** 63n]]]), 'f.gguf'),
     (e: Error) => e instanceof TokenizerError && /tokenizer\.ggml\.model is \[1,"9223372036854775808"\]/.test(e.message));
-  // the same from a file, through the loaders
+  // the same from a file, through the loaders: both refuse the architecture first, naming the bigint
   const file = ggufBytes([['general.architecture', { u64: 2n ** 63n }], ['tokenizer.ggml.model', { u64: 2n ** 63n }]]);
   const source = await GGUFModelSource.open(async () => bytesSource('big.gguf', file));
   await GPT2LMHeadModel.from_pretrained(source, { threads: 1 }).then(() => assert.unreachable('loaded'),
     (e) => assert.ok(e instanceof GGUFError && /big\.gguf: general\.architecture is 9223372036854775808 \(u64\); gpt2-wasm runs only "gpt2" models/.test(e.message), String(e)));
   await AutoTokenizer.from_pretrained(source).then(() => assert.unreachable('loaded'),
-    (e) => assert.ok(e instanceof TokenizerError && /tokenizer\.ggml\.model is 9223372036854775808/.test(e.message), String(e)));
+    (e) => assert.ok(e instanceof GGUFError && /big\.gguf: tokenizer: general\.architecture is 9223372036854775808; gpt2-wasm runs only "gpt2" models/.test(e.message), String(e)));
+  // and of a gpt2 file, the tokenizer key holding a bigint
+  const gpt2 = ggufBytes([['general.architecture', { str: 'gpt2' }], ['tokenizer.ggml.model', { u64: 2n ** 63n }]]);
+  await AutoTokenizer.from_pretrained(await GGUFModelSource.open(async () => bytesSource('big.gguf', gpt2))).then(() => assert.unreachable('loaded'),
+    (e) => assert.ok(e instanceof TokenizerError && /big\.gguf: tokenizer: metadata tokenizer\.ggml\.model is 9223372036854775808/.test(e.message), String(e)));
+});
+
+test('tokenizer from GGUF: a file of another architecture is refused for it first, as the model loader does, before any tokenizer key', async () => {
+  // a llama file's tokenizer: SentencePiece ("llama"), which alone would be refused as an unsupported tokenizer model
+  const llama = ggufBytes([['general.architecture', { str: 'llama' }], ['tokenizer.ggml.model', { str: 'llama' }], ['tokenizer.ggml.tokens', { strs: ['<unk>', '<s>', '</s>'] }]]);
+  const source = await GGUFModelSource.open(async () => bytesSource('big.gguf', llama));
+  const refused = (e: unknown) => {
+    assert.instance(e, GGUFError);
+    assert.match((e as Error).message, /^big\.gguf: tokenizer: general\.architecture is "llama"; gpt2-wasm runs only "gpt2" models$/);
+  };
+  await AutoTokenizer.from_pretrained(source).then(() => assert.unreachable('loaded'), refused);
+  // no tokenizer keys at all: still the architecture, not "the file has no tokenizer"
+  const bare = ggufBytes([['general.architecture', { str: 'llama' }]]);
+  await AutoTokenizer.from_pretrained(await GGUFModelSource.open(async () => bytesSource('big.gguf', bare))).then(() => assert.unreachable('loaded'), refused);
+  // the model loader says the same of the same file
+  await GPT2LMHeadModel.from_pretrained(source, { threads: 1 }).then(() => assert.unreachable('loaded'),
+    (e) => assert.ok(e instanceof GGUFError && /big\.gguf: general\.architecture is "llama" \(string\); gpt2-wasm runs only "gpt2" models/.test(e.message), String(e)));
+  // and metadata without the key is refused as the model loader refuses it
+  const noArch = new Map<string, unknown>([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', ['a', 'b', 'ab']], ['tokenizer.ggml.merges', ['a b']]]);
+  assert.throws(() => tokenizerDataFromGGUF(noArch, 'f.gguf'), (e: Error) => e instanceof GGUFError && /^f\.gguf: missing metadata key general\.architecture$/.test(e.message));
+  assert.is(tokenizerDataFromGGUF(new Map([...noArch, ['general.architecture', 'gpt2']]), 'f.gguf').vocab.size, 3);
 });
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }));

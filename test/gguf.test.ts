@@ -494,6 +494,30 @@ test('from_pretrained: gguf_file in a directory, and typed errors for a wrong ar
     /patched\.gguf: tensors (blk\.0\.ffn_down\.bias and h\.0\.mlp\.c_proj\.bias|h\.0\.mlp\.c_proj\.bias and blk\.0\.ffn_down\.bias) both map to the Hugging Face tensor h\.0\.mlp\.c_proj\.bias/);
 });
 
+test('a directory with no config.json and one .gguf file loads that file (model and tokenizer); with two, an error listing both', async () => {
+  const dir = mkdtempSync(join(tmp, 'gguf-only-'));
+  const file = join(dir, 'tiny.Q8_0.gguf');
+  await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'q8_0' });
+  writeFileSync(join(dir, 'README.md'), 'a llama.cpp-style model folder\n');
+  mkdirSync(join(dir, 'not-a-file.gguf')); // a directory named like one is not a GGUF file
+  const byPath = await logitsOf(file), byDir = await logitsOf(dir);
+  assert.is(byDir.dtype, byPath.dtype);
+  sameBits(byDir.logits, byPath.logits, 'logits from the directory');
+  const tokDir = await AutoTokenizer.from_pretrained(dir), tokFile = await AutoTokenizer.from_pretrained(file);
+  assert.equal(tokDir.encode('Hello GGUF world'), tokFile.encode('Hello GGUF world'));
+  // with config.json, the directory is a Hugging Face checkpoint as before: its missing weights are the error
+  writeFileSync(join(dir, 'config.json'), readFileSync(join(modelDir('gpt2-tiny'), 'config.json')));
+  await assert_rejects(GPT2LMHeadModel.from_pretrained(dir, opts), 'WEIGHTS', /model\.safetensors/);
+  rmSync(join(dir, 'config.json'));
+  // two GGUF files: which one is meant is the caller's to say
+  writeFileSync(join(dir, 'other.gguf'), new Uint8Array(readFileSync(file)));
+  const listed = /has no config\.json and 2 GGUF files \(other\.gguf, tiny\.Q8_0\.gguf\); pass one file's path \(e\.g\. ".*other\.gguf"\), or the directory with gguf_file/;
+  await assert_rejects(GPT2LMHeadModel.from_pretrained(dir, opts), 'OPTION', listed);
+  await assert_rejects(AutoTokenizer.from_pretrained(dir), 'OPTION', listed);
+  // ... as gguf_file does
+  sameBits((await logitsOf(dir, { gguf_file: 'tiny.Q8_0.gguf' })).logits, byPath.logits, 'gguf_file in the directory');
+});
+
 test('from_pretrained: a Hub repo with gguf_file goes through the cache (then offline), and a .gguf URL reads by ranges', async () => {
   const file = join(tmp, 'hub-src.gguf');
   await save_gguf(modelDir('gpt2-tiny'), file, { dtype: 'f32' });

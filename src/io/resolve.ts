@@ -80,7 +80,33 @@ export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Pr
     // browsers and edge runtimes: read the Hub's files over HTTP with Range requests, no cache directory
     return urlSource(hubBase(idOrDir, opts), httpOptions(opts));
   }
+  const gguf = await lonelyGGUF(idOrDir);
+  if (gguf !== null) return GGUFModelSource.open(() => fileSource(gguf));
   return resolveModel(idOrDir, hubOptions(opts));
+}
+
+/**
+ * A local directory without config.json that holds one .gguf file (a llama.cpp-style model folder): that file's
+ * path, to load as if it had been given. Several .gguf files there are an OptionError listing them (which one is
+ * meant is the caller's choice). null for anything else (no such directory, config.json present, no .gguf file),
+ * which resolves as before.
+ */
+async function lonelyGGUF(dir: string): Promise<string | null> {
+  const fs = await import('node:fs/promises');
+  const { join, resolve } = await import('node:path');
+  const st = await fs.stat(dir).catch(() => null);
+  if (!st?.isDirectory()) return null;
+  if (await fs.stat(join(dir, 'config.json')).then(() => true, () => false)) return null;
+  const names = (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => /\.gguf$/i.test(f)).sort();
+  const files: string[] = [];
+  for (const f of names) if ((await fs.stat(join(dir, f)).catch(() => null))?.isFile()) files.push(f);
+  if (files.length === 1) return resolve(dir, files[0]);
+  if (files.length > 1) {
+    const shown = files.length > 10 ? `${files.slice(0, 10).join(', ')} and ${files.length - 10} more` : files.join(', ');
+    throw new OptionError(`${dir} has no config.json and ${files.length} GGUF files (${shown}); pass one file's path ` +
+      `(e.g. ${JSON.stringify(join(dir, files[0]))}), or the directory with gguf_file: ${JSON.stringify(files[0])}`);
+  }
+  return null;
 }
 
 /** `source`, or with `gguf_file` the GGUF file of that name inside it (a ModelSource holding a user's file). */

@@ -13,7 +13,7 @@
 import { GPT2WasmError, OptionError, RuntimeError, TokenizerError, WeightsError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
 import { loadConfig, type GPT2Config } from '../io/config.js';
-import { GGML_TYPES } from '../io/ggml-dequant.js';
+import { GGML_TYPES, ggmlTypeByName } from '../io/ggml-dequant.js';
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE } from '../io/gguf.js';
 import { hfToGgufName, isGGUFSource, openTensorReader, TIED_OUTPUT_KEY } from '../io/gguf-model.js';
 import { floatToHalf } from '../io/half.js';
@@ -226,7 +226,31 @@ function encodeRows(type: GGUFOutType, data: Float32Array, rows: number, K: numb
 
 function typeOption(v: unknown, what: string): GGUFOutType {
   if (typeof v === 'string' && (GGUF_OUT_TYPES as string[]).includes(v.toLowerCase())) return v.toLowerCase() as GGUFOutType;
-  throw new OptionError(`${what} must be one of ${GGUF_OUT_TYPES.join(', ')}, got ${JSON.stringify(v)}`);
+  throw new OptionError(`${what} must be one of ${GGUF_OUT_TYPES.join(', ')}, got ${JSON.stringify(v)}${outTypeHint(v)}`);
+}
+
+/** What a type this writer does not take means, when it is another spelling of one it does (the runtime's dtypes
+ *  fp32 / fp16 / q8 / q4, whose q8 and q4 are the Q8_0 and Q4_0 blocks written here) or a GGUF type it does not
+ *  write (BF16, K-quants, IQ types, ...): '' for anything else. */
+export function outTypeHint(v: unknown): string {
+  if (typeof v !== 'string') return '';
+  const lower = v.trim().toLowerCase();
+  const same: Record<string, GGUFOutType> = { fp32: 'f32', float32: 'f32', fp16: 'f16', float16: 'f16', q8: 'q8_0', q4: 'q4_0' };
+  if ((GGUF_OUT_TYPES as string[]).includes(lower)) return `; without the spaces: '${lower}'`;
+  if (Object.hasOwn(same, lower)) {
+    const t = same[lower];
+    const ours = lower.startsWith('float') ? JSON.stringify(v) : `the runtime's dtype '${lower}'`;
+    return `; ${ours} is '${t}' in a GGUF file${t === 'q8_0' || t === 'q4_0' ? ` (the same ${t.toUpperCase()} blocks)` : ''}`;
+  }
+  const written = GGUF_OUT_TYPES.map((t) => t.toUpperCase()).join(', ');
+  if (lower === 'bf16' || lower === 'bfloat16') return `; BF16 is not written (the types written are ${written}): f32 keeps BF16 weights exactly, f16 takes half the bytes (and cannot hold a weight past ±65504)`;
+  const name = v.trim().toUpperCase();
+  // llama-quantize's own types (its Q4_K_M, Q5_K_M, Q6_K, Q4_1, Q5_x files of one written here: docs/llama-cpp.md, section 6)
+  if (/^(Q4_1|Q5_[01]|Q[2-6]_K(_[SML])?|IQ[1-4]_[A-Z]+|TQ[12]_0)$/.test(name)) {
+    return `; ${name} is not written by this converter (the types written are ${written}): write f32 here, then llama.cpp's llama-quantize can make ${name} from that file`;
+  }
+  if (ggmlTypeByName(name) || /^(I?Q[1-8]|TQ[12])_/.test(name)) return `; ${name} is not written by this converter (the types written are ${written})`;
+  return '';
 }
 
 /**

@@ -14,6 +14,7 @@ import type { Backend } from '../runtime/backend.js';
 import { MAX_MEMORY_BYTES, mib, WORKING_HEADROOM_BYTES, type Region } from '../runtime/memory.js';
 import { Q4_0_BYTES, Q8_0_BYTES, firstNonFiniteScale } from '../runtime/quant.js';
 import { floatToHalf, fp16ToF32 } from '../io/half.js';
+import { canDequantize, GGML_BF16, GGML_F16, GGML_F32, GGML_TYPES, ggmlTypeByName, type GGMLType } from '../io/ggml-dequant.js';
 import { convertToF32, type STDtype } from '../io/safetensors.js';
 import { NATIVE_BLOCKS, type DType, type TensorInfoLike, type TensorReader } from '../io/tensor-reader.js';
 import { BlockStream, type GroupWriter } from './block-stream.js';
@@ -221,7 +222,8 @@ export function resolvePlan(spec: DTypeSpec | undefined, auto: DType = 'fp32'): 
   const one = (v: unknown, what: string, allowAuto: boolean): DType => {
     if (allowAuto && (v === 'auto' || v === undefined)) return auto;
     if (typeof v === 'string' && DTYPES.includes(v)) return v as DType;
-    throw new OptionError(`${what} must be ${allowAuto ? "'auto', " : ''}'fp32', 'fp16', 'q8' or 'q4', got ${JSON.stringify(v)}`);
+    // a whole-model 'q4' is Q4_DEFAULT_PLAN; a plan's values are taken literally
+    throw new OptionError(`${what} must be ${allowAuto ? "'auto', " : ''}'fp32', 'fp16', 'q8' or 'q4', got ${JSON.stringify(v)}${dtypeHint(v, what === 'dtype')}`);
   };
   const plan = {} as Record<TensorGroup, DType>;
   // the CLI's string form of a plan ('q4,wte=q8') is accepted by the library too
@@ -239,6 +241,51 @@ export function resolvePlan(spec: DTypeSpec | undefined, auto: DType = 'fp32'): 
   const dtype = one(spec.default, 'dtype plan key \'default\'', true);
   for (const g of TENSOR_GROUPS) plan[g] = spec[g] === undefined ? dtype : one(spec[g], `dtype plan key '${g}'`, false);
   return { dtype, plan };
+}
+
+/** The GGUF tensor types a GGUF file may store (gguf-model.ts reads these and refuses the rest): F32, F16, BF16 and
+ *  the block types there is a dequantizer for. */
+function readableGGUFTypes(): string[] {
+  const name = (id: number) => GGML_TYPES.get(id)!.name;
+  return [name(GGML_F32), name(GGML_F16), name(GGML_BF16), ...[...GGML_TYPES.values()].filter((t) => canDequantize(t.id)).map((t) => t.name)];
+}
+
+/** A ggml type or llama.cpp file type spelled as llama.cpp / GGUF spell it (Q4_0, q8_0, Q4_K_M, IQ4_XS, ...): the
+ *  ggml type it names (a file type's mix suffix _S/_M/_L dropped), or the spelling itself when it only looks like
+ *  one (IQ2_M, Q3_K_XL); null for anything else. */
+function ggmlSpelling(v: string): { type: GGMLType | undefined; name: string } | null {
+  const name = v.trim().toUpperCase();
+  const type = ggmlTypeByName(name) ?? ggmlTypeByName(name.replace(/_(S|M|L)$/, ''));
+  if (type || /^(I?Q[1-8]|TQ[12])_/.test(name) || name === 'MXFP4') return { type, name };
+  return null;
+}
+
+/** What a dtype our list does not have means here, when it is another spelling of a type (llama.cpp's and GGUF's
+ *  Q8_0 / Q4_0 / F16 / F32, a K-quant, IQ types): '' when it is none. `wholeModel`: the value is the whole `dtype`
+ *  option (a 'q4' there keeps the embedding / LM head at q8, Q4_DEFAULT_PLAN). Every claim is the code's: q8 and q4
+ *  are GGUF's Q8_0 and Q4_0 blocks (runtime/quant.ts; NATIVE_BLOCKS places such a file's blocks as stored). */
+export function dtypeHint(v: unknown, wholeModel = false): string {
+  if (typeof v !== 'string') return '';
+  const lower = v.trim().toLowerCase();
+  const runDtypes = "fp32, fp16, q8 (GGUF Q8_0 blocks) and q4 (GGUF Q4_0 blocks)";
+  if (DTYPES.includes(lower)) return `; dtypes are lower case: '${lower}'`;
+  const same: Record<string, string> = { f32: 'fp32', float32: 'fp32', f16: 'fp16', float16: 'fp16' };
+  if (Object.hasOwn(same, lower)) return `; ${JSON.stringify(v)} is '${same[lower]}' here`;
+  if (lower === 'q8_0') return `; ${JSON.stringify(v)} is 'q8' here (the same Q8_0 blocks)`;
+  if (lower === 'q4_0') {
+    return `; ${JSON.stringify(v)} is 'q4' here (the same Q4_0 blocks${wholeModel ? "; dtype 'q4' keeps the embedding / LM head at q8, the plan { default: 'q4' } makes them Q4_0 too" : ''})`;
+  }
+  if (lower === 'bf16' || lower === 'bfloat16') return `; bf16 is not a run dtype (${runDtypes}): BF16 weights load as 'fp32' (exactly) or 'fp16'`;
+  const g = ggmlSpelling(v);
+  if (!g) return '';
+  const readable = readableGGUFTypes();
+  if (g.type && readable.includes(g.type.name)) {
+    // a llama.cpp quantization this runtime reads from a GGUF file, but does not run in
+    return `; ${JSON.stringify(v)} is not a run dtype here (those are ${runDtypes}); a GGUF file quantized as ${g.name} does load: ` +
+      `its ${g.type.name} tensors are converted on load (dtype 'auto' runs them as q8)`;
+  }
+  return `; ${JSON.stringify(v)} is not supported: it is not a run dtype (${runDtypes}), and a GGUF file quantized as ${g.name} cannot be read ` +
+    `either (the GGUF tensor types read are ${readable.join(', ')})`;
 }
 
 /** The CLI form of a plan: 'q4' or 'default=q4,wte=q8' (a bare first item is the default). */

@@ -2,7 +2,7 @@
 // GPT2Tokenizer), else tokenizer.json; tokenizer_config.json and special_tokens_map.json when present. Files
 // come through a two-method interface (a ModelSource from src/io/source.ts has it) so this module has no platform
 // imports.
-import { GPT2WasmError, TokenizerError } from '../errors.js';
+import { GGUFError, GPT2WasmError, TokenizerError } from '../errors.js';
 import { MergeRules, Vocab, readMergesText, readVocabJson } from './vocab.js';
 
 /** The file access the tokenizer needs (a ModelSource has it). `describe` (optional) gives the full path or URL for messages. */
@@ -259,12 +259,22 @@ function mergesFromList({ text, starts }: JoinedStrings, what: string): MergeRul
 const GGUF_TOKEN_CONTROL = 3, GGUF_TOKEN_USER_DEFINED = 4;
 
 /**
- * A GPT-2 tokenizer from GGUF metadata (key → plain value): `tokenizer.ggml.model` "gpt2", the tokens in id
+ * A GPT-2 tokenizer from GGUF metadata (key → plain value) of a `general.architecture` "gpt2" file (another or none
+ * is a GGUFError, before any tokenizer key is looked at): `tokenizer.ggml.model` "gpt2", the tokens in id
  * order, the merges as "left right" strings, token types (control tokens are special added tokens, user-defined
  * ones plain added tokens) and the bos/eos/unk/padding ids. `what` names the file in messages.
  */
 export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: string, origin = what): TokenizerData {
   const key = (k: string) => `${what}: metadata ${k}`;
+  // the model's architecture first, as the model loader checks it (gguf-model.ts ggufConfigJson): a llama file's
+  // tokenizer (SentencePiece, or another BPE) would otherwise be refused for one of its keys, as if the file were
+  // a gpt2 one with a bad tokenizer
+  const arch = meta.get('general.architecture');
+  if (arch === undefined) throw new GGUFError(`${what}: missing metadata key general.architecture`);
+  if (arch !== 'gpt2') {
+    const n = typeof arch === 'object' && arch !== null ? (arch as { length?: unknown }).length : undefined; // an array, or GGUFStrings
+    throw new GGUFError(`${what}: general.architecture is ${typeof n === 'number' ? `an array of ${n}` : showMeta(arch)}; gpt2-wasm runs only "gpt2" models`);
+  }
   const model = meta.get('tokenizer.ggml.model');
   if (model === undefined) throw new TokenizerError(`${key('tokenizer.ggml.model')} is missing: the file has no tokenizer`);
   if (model !== 'gpt2') throw new TokenizerError(`${key('tokenizer.ggml.model')} is ${showMeta(model)}; only GPT-2 byte-level BPE ("gpt2") is supported`);
