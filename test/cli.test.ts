@@ -2,12 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { join } from 'node:path';
 import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
 import { AutoTokenizer, GPT2ForSequenceClassification } from '../src/index.js';
+import { LLAMA_CPP_HINTS } from '../src/cli/args.js';
+import { COMMAND_SPECS } from '../src/cli/main.js';
 
 const cli = join(repoRoot, 'dist', 'cli.js');
 const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
@@ -84,6 +86,141 @@ test('bad options and inputs exit non-zero with a message naming the problem', (
   }
     r = run(['info', modelDir('gpt2-tiny'), 'extra']);
   assert.is(r.status, 2); assert.match(r.stderr, /info takes one MODEL, got 2/);
+});
+
+/** gpt2-tiny with no task_specific_params: a model whose config decodes greedily (as a GGUF file's does). */
+function greedyConfigModel(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-greedy-cfg-'));
+  for (const f of ['model.safetensors', 'vocab.json', 'merges.txt']) symlinkSync(join(modelDir('gpt2-tiny'), f), join(dir, f));
+  const { task_specific_params: _task, ...cfg } = JSON.parse(readFileSync(join(modelDir('gpt2-tiny'), 'config.json'), 'utf8'));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  return dir;
+}
+
+test('generate: a sampling flag samples where the model config is greedy; one --seed gives one text; --temperature 0 is --greedy', () => {
+  const dir = greedyConfigModel();
+  try {
+    const gen = (...flags: string[]) => {
+      const r = run(['generate', 'Hello there', '--model', dir, '-n', '12', '--json', '-t', '1', ...flags]);
+      assert.is(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout).ids as number[];
+    };
+    const greedy = gen('--greedy');
+    assert.equal(gen(), greedy, 'no sampling flag: the config decides (greedy here)');
+    const seeded = gen('--seed', '7');
+    assert.equal(gen('--seed', '7'), seeded, 'the same seed, the same text');
+    assert.not.equal(seeded, greedy, '--seed alone samples');
+    assert.not.equal(gen('--top-k', '5', '--seed', '1'), greedy, '--top-k samples');
+    assert.equal(gen('--temperature', '0'), greedy);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+  // gpt2-tiny's config samples (task_specific_params): --temperature 0 is greedy there too, as in llama.cpp
+  const c = readCase('lm_greedy');
+  const r = run(['generate', c.text, '--model', modelDir(c.model), '--temperature', '0', '--max-new-tokens', String(c.max_new_tokens), '--json', '-t', '1']);
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).ids, c.expected_ids);
+});
+
+test('generate refuses sampling flags that contradict greedy decoding, saying what to drop', () => {
+  const cases: [string[], RegExp][] = [
+    [['--greedy', '--seed', '3'], /--greedy contradicts --seed, which only matters when sampling: drop --greedy to sample .*or drop --seed/],
+    [['--greedy', '--temperature', '0.7', '--top-k', '5'], /--greedy contradicts --temperature and --top-k, which only matter when sampling/],
+    [['--greedy', '--top-p', '0.9'], /--greedy contradicts --top-p/],
+    [['--do-sample', '--temperature', '0'], /--temperature 0 means greedy decoding \(as in llama\.cpp\) and contradicts --do-sample: give a temperature above 0/],
+    [['--temperature', '0', '--top-k', '40'], /--temperature 0 means greedy decoding .*where --top-k does nothing: .*or drop --top-k/],
+    [['--temperature', '0', '--top-p', '0.9'], /where --top-p does nothing/],
+  ];
+  for (const [flags, want] of cases) {
+    const r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), ...flags]);
+    assert.is(r.status, 2, `${flags.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.is(r.stdout, '');
+  }
+});
+
+test('generate -n -1 (llama.cpp: until the end) is refused with what to pass instead', () => {
+  for (const flags of [['-n', '-1'], ['--max-new-tokens=-1'], ['-n', '-2']]) {
+    const r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), ...flags]);
+    assert.is(r.status, 2, r.stderr);
+    const typed = flags[0] === '-n' ? '-n' : '--max-new-tokens';
+    assert.match(r.stderr, new RegExp(`^gpt2-wasm: ${typed} -[12]: there is no "until the end" count \\(llama\\.cpp's -n -1\\); give the number of tokens, e\\.g\\. ${typed} 200: generation stops earlier at the end-of-text token anyway\\n$`));
+  }
+});
+
+test('llama.cpp flags we spell otherwise or lack: the unknown-option error says what to use here', () => {
+  const m = ['--model', modelDir('gpt2-tiny')];
+  const cases: [string[], RegExp][] = [
+    [['generate', 'hi', ...m, '-p', 'Once'], /unknown option -p: the prompt is generate's argument: gpt2-wasm generate "TEXT" \(or pipe it on stdin\)/],
+    [['generate', ...m, '--file', 'x.txt'], /unknown option --file: generate reads a prompt file on stdin \(gpt2-wasm generate < FILE\)/],
+    [['generate', 'hi', ...m, '-c', '2048'], /unknown option -c: GPT-2's context is fixed by the model \(n_positions.*--context-overflow slide keeps generating on the last tokens/],
+    [['generate', 'hi', ...m, '-s', '42'], /unknown option -s: llama\.cpp's seed is generate --seed N/],
+    [['generate', 'hi', ...m, '--n-predict', '20'], /unknown option --n-predict: .*generate -n N \(--max-new-tokens N\)/],
+    [['generate', 'hi', ...m, '--temp=0.5'], /unknown option --temp=0\.5: llama\.cpp's --temp is generate --temperature T \(0 is greedy/],
+    [['generate', 'hi', ...m, '--repeat-penalty', '1.1'], /unknown option --repeat-penalty: .*generate --repetition-penalty R/],
+    [['generate', 'hi', ...m, '-r', 'User:'], /unknown option -r: llama\.cpp's reverse prompt is generate --stop TEXT/],
+    [['generate', 'hi', ...m, '--min-p', '0.05'], /unknown option --min-p: min sampling is not supported; the samplers here are temperature, top-k and top-p/],
+    [['generate', 'hi', ...m, '--mirostat', '2'], /unknown option --mirostat: mirostat sampling is not supported/],
+    [['generate', 'hi', ...m, '-ngl', '99'], /unknown option -ngl: there is no GPU offload: gpt2-wasm runs on the CPU in WebAssembly/],
+    [['serve', ...m, '-np', '4'], /unknown option -np: serve decodes up to --max-concurrency N sequences together/],
+    [['serve', ...m, '--cont-batching'], /unknown option --cont-batching: serve always batches continuously; --max-concurrency N/],
+    [['perplexity', 'x.txt', ...m, '--ppl-stride', '128'], /unknown option --ppl-stride: there is no strided mode: perplexity scores non-overlapping windows of --window N tokens/],
+    [['convert', 'x', '--outtype', 'f16'], /unknown option --outtype: convert_hf_to_gguf\.py's --outtype is convert --dtype f32\|f16\|q8_0\|q4_0/],
+    [['perplexity', 'x.txt', ...m, '-ctk', 'f16'], /unknown option -ctk: the KV cache type is --kv-dtype fp32\|fp16/],
+  ];
+  for (const [args, want] of cases) {
+    const r = run(args);
+    assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, want);
+    assert.not.match(r.stderr, /did you mean/);
+  }
+  // a flag of ours is never taken for llama.cpp's: -p is serve's --port (the port is checked, not hinted at)
+  const r = run(['serve', ...m, '-p', '70000']);
+  assert.is(r.status, 2); assert.match(r.stderr, /--port must be from 0 to 65535/);
+});
+
+test('every llama.cpp hint names flags that exist, and no hinted flag is one a command accepts', () => {
+  const known = new Map<string, Set<string>>(); // every flag as typed (--key, -alias) -> the commands taking it
+  for (const [cmd, specs] of Object.entries(COMMAND_SPECS)) {
+    for (const [k, s] of Object.entries(specs)) {
+      for (const f of [`--${k.replace(/_/g, '-')}`, ...(s.alias ? [`-${s.alias}`] : [])]) known.set(f, new Set([...(known.get(f) ?? []), cmd]));
+    }
+  }
+  assert.ok(Object.keys(LLAMA_CPP_HINTS).length >= 30);
+  // a hint is looked up only for a flag the command does not take: -p is serve's --port, and llama.cpp's prompt elsewhere
+  const takenBy: Record<string, string[]> = { '-p': ['serve'] };
+  for (const [flag, h] of Object.entries(LLAMA_CPP_HINTS)) {
+    assert.equal([...(known.get(flag) ?? [])], takenBy[flag] ?? [], `${flag} is a flag of ${[...(known.get(flag) ?? [])]}`);
+    // a one-dash flag without an alias is read as the option of its name: none may have that name either
+    if (!flag.startsWith('--')) assert.not.ok(known.has(`-${flag}`), `${flag} is read as -${flag}`);
+    for (const [cmd, key] of h.uses) {
+      assert.ok(COMMAND_SPECS[cmd]?.[key], `${flag}: ${cmd} has no --${key.replace(/_/g, '-')}`);
+      assert.ok(h.text.includes(`--${key.replace(/_/g, '-')}`), `${flag}: the text does not name --${key.replace(/_/g, '-')}`);
+    }
+    // every flag the text names is one of ours, or a llama.cpp flag the table hints at
+    for (const named of h.text.match(/(?<![\w-])--?[a-z][a-z-]*/g) ?? []) {
+      assert.ok(known.has(named) || named in LLAMA_CPP_HINTS, `${flag}: its hint names ${named}, which no command takes`);
+    }
+  }
+});
+
+test('perplexity prints the dtypes and wasm build that ran, "1 window", and tokens/s with -v', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gpt2wasm-ppl-cli-'));
+  const file = join(dir, 'short.txt');
+  writeFileSync(file, 'The quick brown fox jumps over the lazy dog. It was a sunny day.');
+  try {
+    let r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '1', '--dtype', 'q4', '--kv-dtype', 'fp16', '-v']);
+    assert.is(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^perplexity \d+\.\d{4} \(nll_mean \d+\.\d{6} nats over \d+ predicted of \d+ tokens, 1 window of 128; dtype q4,wte=q8, kv fp16, wasm (simd|relaxed)(-threads)?( \(relaxed Q4_0 tiles\))?, 1 thread\)\n$/);
+    assert.match(r.stderr, /\[gpt2-wasm\] scored \d+ tokens in [\d.]+ s: [\d.]+ tokens\/s/);
+    r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '2', '--json', '--window', '8']);
+    assert.is(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal([j.dtype, j.dtype_requested, j.kv_dtype, j.threads], ['fp32', 'auto', 'fp32', 2]);
+    assert.match(j.wasm, /^(simd|relaxed)-threads$/);
+    assert.ok(j.windows > 1 && j.tokens_per_s > 0);
+    r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '1', '--window', '8']);
+    assert.match(r.stdout, new RegExp(`, ${j.windows} windows of 8; dtype fp32, kv fp32, wasm `));
+    assert.not.match(r.stderr, /tokens\/s/, 'the timing line only with -v');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
 test('a reader that closes stdout early ends generate quietly; a failing stdout is one line', () => {

@@ -36,7 +36,12 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
     else { name = byAlias.get(a.slice(1)) ?? a.slice(1); }
     const key = name.replace(/-/g, '_');
     const spec = specs[key];
-    if (!spec) throw new OptionError(`unknown option ${a}${didYouMean(key, Object.keys(specs))} (see --help)`);
+    if (!spec) {
+      // a llama.cpp flag: what to do here, rather than a near miss among ours
+      const typed = a.startsWith('--') && a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+      const llama = Object.hasOwn(LLAMA_CPP_HINTS, typed) ? LLAMA_CPP_HINTS[typed] : undefined;
+      throw new OptionError(`unknown option ${a}${llama ? `: ${llama.text}` : didYouMean(key, Object.keys(specs))} (see --help)`);
+    }
     // the flag as documented (dashes), after the alias the user typed: "-n (--max-new-tokens)"
     const flag = `--${key.replace(/_/g, '-')}`, shown = a.startsWith('--') ? flag : `${a} (${flag})`;
     if (spec.type === 'boolean') {
@@ -59,6 +64,43 @@ export function parseArgs(argv: string[], specs: Record<string, OptionSpec>): { 
   }
   return { opts, positionals };
 }
+
+/** A llama.cpp flag gpt2-wasm spells otherwise or lacks: what to do here (`text`, added to the unknown-option
+ *  error), and the flags of ours it names (`uses`: [command, option key]; test/cli.test.ts checks that each
+ *  exists in that command, and that no hinted flag is one any command accepts, so a hint never hides a flag). */
+export interface LlamaCppHint { text: string; uses: [command: string, key: string][] }
+
+const SAMPLERS = 'the samplers here are temperature, top-k and top-p, with a repetition penalty (generate --temperature, --top-k, --top-p, --repetition-penalty)';
+const hint = (text: string, ...uses: [string, string][]): LlamaCppHint => ({ text, uses });
+const same = (flags: string[], h: LlamaCppHint) => Object.fromEntries(flags.map((f) => [f, h]));
+
+/** llama-cli, llama-perplexity, llama-server and convert_hf_to_gguf.py flags, by how they are typed. */
+export const LLAMA_CPP_HINTS: Record<string, LlamaCppHint> = {
+  ...same(['-p', '--prompt'], hint('the prompt is generate\'s argument: gpt2-wasm generate "TEXT" (or pipe it on stdin)')),
+  ...same(['-f', '--file'], hint('generate reads a prompt file on stdin (gpt2-wasm generate < FILE); perplexity takes the text file as its argument (gpt2-wasm perplexity FILE)')),
+  ...same(['-c', '--ctx-size'], hint('GPT-2\'s context is fixed by the model (n_positions, shown by gpt2-wasm info); generate refuses a prompt plus -n longer than that, or with --context-overflow slide keeps generating on the last tokens; perplexity --window N sets the tokens per window (at most n_positions)', ['generate', 'context_overflow'], ['perplexity', 'window'])),
+  '-s': hint('llama.cpp\'s seed is generate --seed N', ['generate', 'seed']),
+  '--temp': hint('llama.cpp\'s --temp is generate --temperature T (0 is greedy, as in llama.cpp)', ['generate', 'temperature']),
+  '--n-predict': hint('the number of tokens to generate is generate -n N (--max-new-tokens N); a server request\'s max_tokens is capped by serve --max-tokens', ['generate', 'max_new_tokens'], ['serve', 'max_tokens']),
+  '--repeat-penalty': hint('llama.cpp\'s --repeat-penalty is generate --repetition-penalty R (transformers\' penalty, over the whole context)', ['generate', 'repetition_penalty']),
+  '--repeat-last-n': hint('there is no penalty window: generate --repetition-penalty R penalizes every token of the context', ['generate', 'repetition_penalty']),
+  ...same(['-r', '--reverse-prompt'], hint('llama.cpp\'s reverse prompt is generate --stop TEXT (generation stops once TEXT is generated)', ['generate', 'stop'])),
+  ...Object.fromEntries(['--min-p', '--typical', '--mirostat', '--mirostat-lr', '--mirostat-ent'].map((f) =>
+    [f, hint(`${f.slice(2).replace(/-.*/, '')} sampling is not supported; ${SAMPLERS}`, ['generate', 'temperature'], ['generate', 'top_k'], ['generate', 'top_p'], ['generate', 'repetition_penalty'])])),
+  ...same(['-e', '--escape'], hint('there is no escape processing: the prompt is used as given (type a newline in the shell as $\'a\\nb\', or pipe the prompt on stdin)')),
+  ...same(['-ngl', '--n-gpu-layers', '--gpu-layers'], hint('there is no GPU offload: gpt2-wasm runs on the CPU in WebAssembly (SIMD; --threads N sets the kernel threads)', ['generate', 'threads'])),
+  '--no-warmup': hint('there is no warmup run to skip'),
+  ...same(['-tb', '--threads-batch'], hint('one thread count serves prompt and generation: --threads N (-t N)', ['generate', 'threads'], ['serve', 'threads'])),
+  ...same(['-np', '--parallel'], hint('serve decodes up to --max-concurrency N sequences together (default 8)', ['serve', 'max_concurrency'])),
+  ...same(['-cb', '--cont-batching'], hint('serve always batches continuously; --max-concurrency N caps the sequences decoded together', ['serve', 'max_concurrency'])),
+  ...same(['-ctk', '--cache-type-k', '-ctv', '--cache-type-v'], hint('the KV cache type is --kv-dtype fp32|fp16 (keys and values together)', ['generate', 'kv_dtype'], ['perplexity', 'kv_dtype'], ['serve', 'kv_dtype'])),
+  ...same(['-hf', '--hf-repo'], hint('--model takes a Hub id (--model openai-community/gpt2), a local directory or a .gguf file', ['generate', 'model'], ['serve', 'model'])),
+  ...same(['-a', '--alias'], hint('the name clients send as "model" is serve --model-name NAME', ['serve', 'model_name'])),
+  ...same(['-i', '--interactive', '-cnv', '--conversation'], hint('there is no interactive or chat mode: generate continues one prompt; serve answers many')),
+  '--outtype': hint('convert_hf_to_gguf.py\'s --outtype is convert --dtype f32|f16|q8_0|q4_0', ['convert', 'dtype']),
+  '--outfile': hint('convert_hf_to_gguf.py\'s --outfile is convert --out FILE.gguf', ['convert', 'out']),
+  '--ppl-stride': hint('there is no strided mode: perplexity scores non-overlapping windows of --window N tokens (default n_positions), every token but the first of each window', ['perplexity', 'window']),
+};
 
 /** " (did you mean --max-new-tokens?)" for a flag within two edits (or a prefix) of a known one; "" otherwise. */
 export function didYouMean(key: string, known: string[]): string {

@@ -1,7 +1,7 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType } from '../model/weights.js';
+import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType, type TensorGroup } from '../model/weights.js';
 import { checkKVDType } from '../model/kv-cache.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity } from '../generation/perplexity.js';
@@ -17,7 +17,7 @@ import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
 import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, parseArgs, type OptionSpec } from './args.js';
 import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
-import { serve } from '../server/cli.js';
+import { serve, serveSpecs } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
 import { save_gguf } from '../model/save-gguf.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
@@ -33,14 +33,14 @@ const common: Record<string, OptionSpec> = {
 };
 const genSpecs: Record<string, OptionSpec> = {
   ...common,
-  max_new_tokens: { type: 'int', alias: 'n', help: 'tokens to generate (default: the model\'s generation config)' },
-  temperature: { type: 'number', help: 'sampling temperature' },
-  top_k: { type: 'int', help: 'sample from the k most likely tokens (0: off)' },
-  top_p: { type: 'number', help: 'nucleus sampling mass' },
-  repetition_penalty: { type: 'number', help: 'penalty for repeated tokens (1: off)' },
-  seed: { type: 'int', help: 'random seed for reproducible sampling' },
-  greedy: { type: 'boolean', help: 'greedy decoding (do_sample false)' },
-  do_sample: { type: 'boolean', help: 'sample (the default for gpt2 per its config)' },
+  max_new_tokens: { type: 'int', alias: 'n', help: 'tokens to generate, at most (default: the model\'s generation config); end-of-text stops earlier' },
+  temperature: { type: 'number', help: 'sampling temperature (samples; 0: greedy, as in llama.cpp)' },
+  top_k: { type: 'int', help: 'sample from the k most likely tokens (samples; 0: off)' },
+  top_p: { type: 'number', help: 'nucleus sampling mass (samples)' },
+  repetition_penalty: { type: 'number', help: 'penalty for repeated tokens (1: off; greedy or sampling)' },
+  seed: { type: 'int', help: 'random seed for reproducible sampling (samples)' },
+  greedy: { type: 'boolean', help: 'greedy decoding (do_sample false; no sampling flag with it)' },
+  do_sample: { type: 'boolean', help: 'sample (without this or a sampling flag: as the model\'s config says; gpt2 samples)' },
   stop: { type: 'string', help: 'stop when this text is generated (the output ends with it)' },
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
@@ -98,10 +98,41 @@ function modelOpts(o: Record<string, any>, verbose: boolean) {
   };
 }
 
+/** The flags that only matter when sampling. */
+const SAMPLING_FLAGS = ['temperature', 'top_k', 'top_p', 'seed'] as const;
+
+/**
+ * generate's do_sample from the flags, as llama.cpp reads them: a sampling flag (--temperature, --top-k, --top-p,
+ * --seed) samples, whatever the model's config says; --temperature 0 is greedy, as --greedy is; --do-sample samples;
+ * none of them: undefined (the model's config decides). Flags that contradict each other are refused.
+ */
+export function samplingMode(o: Record<string, any>): boolean | undefined {
+  const flag = (k: string) => `--${k.replace(/_/g, '-')}`;
+  const list = (ks: readonly string[]) => ks.map(flag).join(ks.length > 2 ? ', ' : ' and ');
+  if (o.greedy && o.do_sample) throw new GPT2WasmError('OPTION', '--greedy and --do-sample contradict each other: give one of them');
+  const given = SAMPLING_FLAGS.filter((k) => o[k] !== undefined);
+  if (o.greedy && given.length) {
+    throw new GPT2WasmError('OPTION', `--greedy contradicts ${list(given)}, which only ${given.length > 1 ? 'matter' : 'matters'} when sampling: drop --greedy to sample (a sampling flag samples), or drop ${list(given)} for greedy decoding`);
+  }
+  if (o.temperature === 0) {
+    const others = given.filter((k) => k !== 'temperature');
+    if (o.do_sample) throw new GPT2WasmError('OPTION', '--temperature 0 means greedy decoding (as in llama.cpp) and contradicts --do-sample: give a temperature above 0 to sample, or drop --do-sample');
+    if (others.length) throw new GPT2WasmError('OPTION', `--temperature 0 means greedy decoding (as in llama.cpp), where ${list(others)} ${others.length > 1 ? 'do' : 'does'} nothing: give a temperature above 0 to sample, or drop ${list(others)}`);
+    return false;
+  }
+  if (o.greedy) return false;
+  if (o.do_sample || given.length) return true;
+  return undefined;
+}
+
 async function cmdGenerate(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, genSpecs);
   if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
-  if (o.greedy && o.do_sample) throw new GPT2WasmError('OPTION', '--greedy and --do-sample contradict each other: give one of them');
+  const do_sample = samplingMode(o);
+  if (o.max_new_tokens !== undefined && o.max_new_tokens < 0) {
+    const typed = [...argv].reverse().find((a) => a === '-n' || a.startsWith('--max-new-tokens')) === '-n' ? '-n' : '--max-new-tokens';
+    throw new GPT2WasmError('OPTION', `${typed} ${o.max_new_tokens}: there is no "until the end" count (llama.cpp's -n -1); give the number of tokens, e.g. ${typed} 200: generation stops earlier at the end-of-text token anyway`);
+  }
   let prompt = positionals.join(' ');
   if (!prompt && !process.stdin.isTTY) {
     prompt = (await readStdin()).replace(/\n$/, '');
@@ -140,8 +171,8 @@ async function cmdGenerate(argv: string[]) {
     };
     const out = await gen.model.generate({
       input_ids: [gen.tokenizer.encode(prompt)], streamer, tokenizer: gen.tokenizer,
-      max_new_tokens: o.max_new_tokens, temperature: o.temperature, top_k: o.top_k, top_p: o.top_p,
-      repetition_penalty: o.repetition_penalty, seed: o.seed, do_sample: o.greedy ? false : o.do_sample,
+      max_new_tokens: o.max_new_tokens, temperature: o.temperature === 0 ? undefined : o.temperature, top_k: o.top_k, top_p: o.top_p,
+      repetition_penalty: o.repetition_penalty, seed: o.seed, do_sample,
       stop: o.stop, context_overflow: o.context_overflow, [TEXT_GENERATION_TASK]: true,
     } as any);
     const tEnd = performance.now();
@@ -294,6 +325,11 @@ const pplSpecs: Record<string, OptionSpec> = {
   window: { type: 'int', help: 'tokens per window (default n_positions)' },
 };
 
+/** Each command's flags (by option key), for the tests that check the llama.cpp hints name real flags. */
+export const COMMAND_SPECS: Record<string, Record<string, OptionSpec>> = {
+  generate: genSpecs, info: infoSpecs, classify: classifySpecs, convert: convertSpecs, perplexity: pplSpecs, serve: serveSpecs,
+};
+
 async function cmdPerplexity(argv: string[]) {
   const { opts: o, positionals } = parseArgs(argv, pplSpecs);
   if (o.help) { console.log(`gpt2-wasm perplexity FILE --model DIR [options]\n\n${helpFor(pplSpecs)}`); return; }
@@ -313,10 +349,24 @@ async function cmdPerplexity(argv: string[]) {
   try {
     const t0 = performance.now();
     const r = await perplexity(model, tokenizer.encode(text), { window: o.window });
-    const out = { ...r, model: id, file: positionals[0], dtype: o.dtype ?? 'auto', kv_dtype: o.kv_dtype ?? 'fp32', seconds: +((performance.now() - t0) / 1000).toFixed(2) };
+    const seconds = (performance.now() - t0) / 1000, b = model.backend;
+    // what ran: the weights' dtypes as loaded (not the flag: 'auto' resolved, q4's q8 embedding), the KV cache's, the wasm build
+    const out = {
+      ...r, model: id, file: positionals[0], dtype: loadedDType(model), dtype_requested: o.dtype ?? 'auto', kv_dtype: model.kv_dtype,
+      wasm: b.variant, relaxed_q4_tiles: b.relaxedDot, threads: b.threads, seconds: +seconds.toFixed(2), tokens_per_s: +(r.tokens / seconds).toFixed(1),
+    };
     if (o.json) console.log(JSON.stringify(out));
-    else console.log(`perplexity ${r.ppl.toFixed(4)} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} windows of ${r.window}; dtype ${out.dtype})`);
+    else console.log(`perplexity ${r.ppl.toFixed(4)} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} ${r.windows === 1 ? 'window' : 'windows'} of ${r.window}; dtype ${out.dtype}, kv ${out.kv_dtype}, wasm ${out.wasm}${b.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${b.threads} thread${b.threads === 1 ? '' : 's'})`);
+    if (o.verbose) process.stderr.write(`[gpt2-wasm] scored ${r.tokens} tokens in ${out.seconds} s: ${out.tokens_per_s} tokens/s\n`);
   } finally { await model.dispose(); }
+}
+
+/** The weights' dtypes as loaded, in --dtype's plan form: 'fp32', or 'q4,wte=q8' where a group of matrices the
+ *  model has is held otherwise than its default (a tied LM head is wte; cross-attention only where configured). */
+function loadedDType(model: GPT2LMHeadModel): string {
+  const w = model.weights;
+  const groups: TensorGroup[] = ['wte', ...(w.lm_head && w.lm_head !== w.wte ? ['lm_head' as const] : []), 'attn_qkv', 'attn_proj', 'mlp_fc', 'mlp_proj', ...(model.config.add_cross_attention ? ['cross_attn' as const] : [])];
+  return [w.dtype, ...groups.filter((g) => w.plan[g] !== w.dtype).map((g) => `${g}=${w.plan[g]}`)].join(',');
 }
 
 /** Byte offset of the first invalid UTF-8 sequence (WHATWG: overlong forms, surrogates, > U+10FFFF and truncated
