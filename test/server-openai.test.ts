@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { GPT2LMHeadModel } from '../src/model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../src/tokenizer/index.js';
 import { applyOpenAIPenalties, createServer, servedModelName, type GPT2Server, type ServerOptions } from '../src/server/index.js';
+import { LLAMA_CPP_FIELDS, parseCompletionRequest } from '../src/server/request.js';
 import { kernelOpts, modelDir } from './helpers/fixtures.js';
 import { post, slowModel, spawnServe, within } from './helpers/server.js';
 
@@ -267,6 +268,94 @@ test('/tokenize and /detokenize as llama.cpp\'s server', async () => {
     assert.is(bad.json.error.param, 'tokens');
     assert.is((await fetch(`${url}/tokenize`)).status, 405);
   }), 'tokenize test');
+});
+
+test('/tokenize: llama.cpp\'s add_special and parse_special; non-booleans are 400s naming the field', async () => {
+  await within(30_000, withServer({}, async (_s, url) => {
+    const content = 'a<|endoftext|>b';
+    const dflt = await post(url, { content }, {}, '/tokenize');
+    assert.equal(dflt.json.tokens, tokenizer.encode(content)); // as a prompt is tokenized
+    assert.ok(dflt.json.tokens.includes(50256), 'the special token text is its id by default');
+    const plain = await post(url, { content, parse_special: false }, {}, '/tokenize');
+    assert.equal(plain.json.tokens, tokenizer.encode(content, { split_special_tokens: true }));
+    assert.not.ok(plain.json.tokens.includes(50256), 'parse_special: false reads it as text');
+    assert.equal((await post(url, { content, parse_special: true }, {}, '/tokenize')).json.tokens, dflt.json.tokens);
+    // GPT-2 adds no BOS/EOS: add_special either way gives the same ids
+    assert.equal((await post(url, { content, add_special: false }, {}, '/tokenize')).json.tokens, tokenizer.encode(content, { add_special_tokens: false }));
+    assert.equal((await post(url, { content, add_special: true }, {}, '/tokenize')).json.tokens, dflt.json.tokens);
+    for (const k of ['add_special', 'parse_special', 'with_pieces']) {
+      const r = await post(url, { content, [k]: 'yes' }, {}, '/tokenize');
+      assert.is(r.status, 400);
+      assert.is(r.json.error.param, k);
+      assert.match(r.json.error.message, new RegExp(`^${k} must be true or false, got "yes"$`));
+    }
+  }), 'tokenize options test');
+});
+
+test('llama.cpp server fields are 400s naming the field and what to send instead; llama.cpp routes are 404s saying so; the server still serves', async () => {
+  await within(60_000, withServer({}, async (_s, url) => {
+    const refused = async (body: Record<string, unknown>, field: string, hint: RegExp) => {
+      const r = await post(url, { prompt: 'Hello', ...body });
+      assert.is(r.status, 400, `${field}: ${r.text}`);
+      assert.is(r.json.error.param, field);
+      assert.is(r.json.error.code, 'llama_cpp_field');
+      assert.ok(r.json.error.message.startsWith(`${field} is a llama.cpp server (llama-server) field, not accepted by this OpenAI-style API: `), r.json.error.message);
+      assert.match(r.json.error.message, hint);
+    };
+    // the limits named are this server's (maxTokens 32, default 16)
+    await refused({ n_predict: 8 }, 'n_predict', /use max_tokens \(at most 32 here, default 16; there is no -1 for unlimited\)$/);
+    await refused({ repeat_penalty: 1.1 }, 'repeat_penalty', /use repetition_penalty/);
+    // ignore_eos names this model's end-of-text id in the logit_bias to send
+    const eos = model.config.eos_token_ids;
+    assert.ok(eos.length > 0);
+    await refused({ ignore_eos: true }, 'ignore_eos', new RegExp(`logit_bias \\{${eos.map((id) => `"${id}":-100`).join(',')}\\}`));
+    await refused({ min_p: 0.05 }, 'min_p', /min-p sampling is not implemented here; the samplers here are presence_penalty, frequency_penalty and logit_bias, then repetition_penalty, temperature, top_k and top_p/);
+    await refused({ grammar: 'root ::= "a"' }, 'grammar', /the completion is free text$/);
+    await refused({ n_probs: 3 }, 'n_probs', /use logprobs \(0 to 5\)/);
+    await refused({ cache_prompt: true }, 'cache_prompt', /every prompt is computed in full/);
+    // several: the first is named, the others listed; null is "not given", as for OpenAI's fields
+    await refused({ n_predict: 4, mirostat: 2, typical_p: 0.9 }, 'n_predict', /\(the request also has the llama\.cpp server fields mirostat, typical_p\)$/);
+    assert.is((await post(url, { prompt: 'Hello', max_tokens: 2, n_predict: null })).status, 200);
+    // before any other complaint: a bad OpenAI field alongside still gets the llama.cpp hint
+    await refused({ n_predict: 4, temperature: -1 }, 'n_predict', /use max_tokens/);
+    // logit_bias as llama.cpp's pairs
+    const pairs = await post(url, { prompt: 'Hello', logit_bias: [[50256, -100]] });
+    assert.is(pairs.status, 400);
+    assert.match(pairs.json.error.message, /\(llama\.cpp's \[\[id, bias\]\] pairs are not accepted\)$/);
+    // llama.cpp's routes
+    for (const path of ['/completion', '/completions', '/v1/completion']) {
+      const r = await post(url, { prompt: 'Hello', n_predict: 4 }, {}, path);
+      assert.is(r.status, 404);
+      assert.match(r.json.error.message, new RegExp(`^no route ${path}: llama\\.cpp's native completion endpoint is not served here; use POST /v1/completions`));
+    }
+    const emb = await post(url, { content: 'Hello' }, {}, '/embedding');
+    assert.is(emb.status, 404);
+    assert.match(emb.json.error.message, /this server computes no embeddings/);
+    // and after all of them, a correct completion: greedy, equal to the model's own greedy continuation
+    const ids = tokenizer.encode('Hello world');
+    const r = await post(url, { prompt: 'Hello world', max_tokens: 4, temperature: 0 });
+    assert.is(r.status, 200);
+    const gen = Array.from((await model.generate({ input_ids: [ids], max_new_tokens: 4, do_sample: false })).data as BigInt64Array, Number).slice(ids.length);
+    const want = tokenizer.decode(gen);
+    assert.is(r.json.choices[0].text, want);
+  }), 'llama.cpp fields test');
+});
+
+test('LLAMA_CPP_FIELDS: no hinted field is one the API accepts, and the edge handler\'s limits give hints true of it', () => {
+  const limits = { vocabSize: 100, maxTokens: 8, minTokens: 0 };
+  // every OpenAI field we read passes through parseCompletionRequest without a llama.cpp hint
+  for (const k of ['prompt', 'max_tokens', 'temperature', 'top_p', 'top_k', 'repetition_penalty', 'seed', 'stop', 'stream', 'n', 'logprobs', 'echo', 'logit_bias', 'presence_penalty', 'frequency_penalty', 'model', 'user', 'best_of', 'suffix']) {
+    assert.not.ok(Object.hasOwn(LLAMA_CPP_FIELDS, k), k);
+  }
+  // without the OpenAI extras (the edge handler): no hint names logit_bias, logprobs or n
+  for (const [k, text] of Object.entries(LLAMA_CPP_FIELDS)) {
+    const m = text({ extras: false, maxTokens: 8, defaultMaxTokens: 8, maxN: 1, eos: undefined });
+    assert.not.match(m, /logit_bias|logprobs|presence_penalty|\bn \(/, `${k}: ${m}`);
+  }
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', ignore_eos: true }, limits),
+    (e: any) => e.status === 400 && e.param === 'ignore_eos' && /generation always ends at the end-of-text token here; leave the field out$/.test(e.message));
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', n_predict: 3 }, limits),
+    (e: any) => /use max_tokens \(at most 8 here, default 8;/.test(e.message));
 });
 
 test('/metrics: counters, histograms and gauges move as requests run', async () => {

@@ -189,7 +189,7 @@ export function createServer(options: ServerOptions): GPT2Server {
 
   async function completions(req: IncomingMessage, res: ServerResponse, t0: number): Promise<{ status: number; tokens: number }> {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
-    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency, minTokens: 0 });
+    const p: CompletionParams = parseCompletionRequest(body, { modelId, vocabSize: cfg.vocab_size, maxTokens, openaiExtras: true, maxN: scheduler.maxConcurrency, minTokens: 0, eos });
     const ids = encodePrompt(tokenizer, p.prompt, p.maxTokens, cfg.n_positions);
     if (closing) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down', { connection: 'close' });
 
@@ -281,13 +281,24 @@ export function createServer(options: ServerOptions): GPT2Server {
     return { status: err.status, tokens: end.tokens };
   }
 
-  /** llama.cpp's POST /tokenize: { content, with_pieces? } → { tokens } (ids, or { id, piece } with pieces). */
+  /**
+   * llama.cpp's POST /tokenize: { content, with_pieces?, add_special?, parse_special? } → { tokens } (ids, or
+   * { id, piece } with pieces). Without add_special / parse_special the content is tokenized as a prompt is:
+   * the tokenizer's own BOS/EOS (none for GPT-2) are added, and special-token text ("<|endoftext|>") becomes
+   * its id unless the tokenizer was configured with split_special_tokens. parse_special: false reads that text
+   * as plain text; add_special: false adds no BOS/EOS.
+   */
   async function tokenize(req: IncomingMessage, res: ServerResponse, t0: number) {
     const body = parseJsonObject(await readBody(req, bodyLimit, t0 + requestTimeoutMs, requestTimeoutMs));
     if (typeof body.content !== 'string') throw new HttpError(400, 'content must be a string (the text to tokenize)', 'content');
-    if (body.with_pieces !== undefined && typeof body.with_pieces !== 'boolean') throw new HttpError(400, 'with_pieces must be true or false', 'with_pieces');
+    for (const k of ['with_pieces', 'add_special', 'parse_special']) {
+      if (body[k] !== undefined && typeof body[k] !== 'boolean') throw new HttpError(400, `${k} must be true or false, got ${JSON.stringify(body[k])}`, k);
+    }
+    const opts: { add_special_tokens?: boolean; split_special_tokens?: boolean } = {};
+    if (typeof body.add_special === 'boolean') opts.add_special_tokens = body.add_special;
+    if (typeof body.parse_special === 'boolean') opts.split_special_tokens = !body.parse_special;
     // with an early stop, as prompts: a huge content gets its 400 at once instead of blocking the other streams
-    const ids = tokenizer.encodeAtMost(body.content, tokenizeLimit);
+    const ids = tokenizer.encodeAtMost(body.content, tokenizeLimit, opts);
     if (ids === null) throw new HttpError(400, `content has more than ${tokenizeLimit} tokens, the most /tokenize answers (16 × n_positions); send it in parts`, 'content');
     sendJson(res, 200, { tokens: body.with_pieces ? ids.map((i) => ({ id: i, piece: tokenizer.decode([i], { skip_special_tokens: false }) })) : ids });
     return { status: 200, tokens: 0 };
@@ -381,6 +392,13 @@ export function createServer(options: ServerOptions): GPT2Server {
     }
     if (path === '/v1/completions') { allow('POST'); return completions(req, res, t0); }
     if (path === '/v1/chat/completions') throw new HttpError(404, 'GPT-2 is not a chat model: use POST /v1/completions with a prompt', null, 'not_found');
+    // llama.cpp's server routes, for a client written for it
+    if (path === '/completion' || path === '/completions' || path === '/v1/completion') {
+      throw new HttpError(404, `no route ${path}: llama.cpp's native completion endpoint is not served here; use POST /v1/completions (OpenAI's format: max_tokens for n_predict, the text in choices[0].text)`, null, 'not_found');
+    }
+    if (path === '/embedding' || path === '/embeddings' || path === '/v1/embedding' || path === '/v1/embeddings') {
+      throw new HttpError(404, `no route ${path}: this server computes no embeddings (text completion only: POST /v1/completions)`, null, 'not_found');
+    }
     throw new HttpError(404, `no route ${method} ${path} (POST /v1/completions, GET /v1/models, POST /tokenize, POST /detokenize, GET /metrics, GET /health)`, null, 'not_found');
   }
 

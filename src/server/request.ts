@@ -97,9 +97,80 @@ export interface RequestLimits {
   openaiExtras?: boolean;
   /** Largest n (default 1). */
   maxN?: number;
+  /** The model's end-of-text ids, for the hint to llama.cpp's ignore_eos (undefined: not named in the hint). */
+  eos?: readonly number[];
 }
 
 const bad = (param: string, message: string) => new HttpError(400, message, param);
+
+/** What a hint to a llama.cpp field may say: only what the request's server serves. */
+interface HintContext { extras: boolean; maxTokens: number; defaultMaxTokens: number; maxN: number; eos: readonly number[] | undefined }
+
+const SAMPLERS = (c: HintContext) => `the samplers here are ${c.extras ? 'presence_penalty, frequency_penalty and logit_bias, then ' : ''}repetition_penalty, temperature, top_k and top_p, in that order`;
+const notHere = (what: string) => (c: HintContext) => `${what} is not implemented here; ${SAMPLERS(c)}`;
+const PENALTIES = (c: HintContext) => `use repetition_penalty${c.extras ? ', presence_penalty or frequency_penalty' : ''}`;
+
+/**
+ * Request fields of llama.cpp's server (llama-server's POST /completion) that this API does not accept, each
+ * with what to send instead. They would otherwise be ignored, and a client would believe it had been served
+ * (n_predict ignored gives 16 tokens, grammar ignored gives free text); the fields both APIs share (prompt,
+ * temperature, top_k, top_p, stop, stream, seed, presence/frequency_penalty, logit_bias) are not here.
+ */
+export const LLAMA_CPP_FIELDS: Readonly<Record<string, (c: HintContext) => string>> = {
+  n_predict: (c) => `use max_tokens (at most ${c.maxTokens} here, default ${c.defaultMaxTokens}; there is no -1 for unlimited)`,
+  repeat_penalty: () => 'use repetition_penalty, the same penalty (the logit of a token already seen is divided by it, or multiplied when negative), applied to all the prompt and completion tokens rather than the last repeat_last_n',
+  repeat_last_n: (c) => `the penalty window is not configurable: repetition_penalty applies to all the prompt and completion tokens${c.extras ? ', presence_penalty and frequency_penalty to all the completion tokens' : ''}`,
+  penalize_nl: () => 'there is no exemption for newlines: repetition_penalty penalises the newline token as any other',
+  ignore_eos: (c) => !c.extras ? 'generation always ends at the end-of-text token here; leave the field out'
+    : c.eos && c.eos.length === 0 ? 'this model has no end-of-text token: generation already runs to max_tokens or a stop sequence; leave the field out'
+    : `to generate past the end-of-text token, bias it away with logit_bias ${c.eos ? JSON.stringify(Object.fromEntries(c.eos.map((id) => [String(id), -100]))) : '{"<end-of-text id>": -100}'} (-100 keeps it from being chosen in practice)`,
+  n_probs: (c) => c.extras ? 'use logprobs (0 to 5): the most likely tokens per position with their log-probabilities, in choices[].logprobs' : 'token probabilities are not served here',
+  post_sampling_probs: (c) => c.extras ? 'probabilities after sampling are not served; logprobs (0 to 5) gives the model\'s own log-probabilities, before penalties and samplers' : 'token probabilities are not served here',
+  min_p: notHere('min-p sampling'),
+  typical_p: notHere('locally typical sampling'),
+  tfs_z: notHere('tail-free sampling'),
+  dynatemp_range: notHere('dynamic temperature'),
+  dynatemp_exponent: notHere('dynamic temperature'),
+  mirostat: notHere('Mirostat sampling'),
+  mirostat_tau: notHere('Mirostat sampling'),
+  mirostat_eta: notHere('Mirostat sampling'),
+  xtc_probability: notHere('XTC sampling'),
+  xtc_threshold: notHere('XTC sampling'),
+  dry_multiplier: (c) => `the DRY penalty is not implemented here; ${PENALTIES(c)}`,
+  dry_base: (c) => `the DRY penalty is not implemented here; ${PENALTIES(c)}`,
+  dry_allowed_length: (c) => `the DRY penalty is not implemented here; ${PENALTIES(c)}`,
+  dry_penalty_last_n: (c) => `the DRY penalty is not implemented here; ${PENALTIES(c)}`,
+  dry_sequence_breakers: (c) => `the DRY penalty is not implemented here; ${PENALTIES(c)}`,
+  samplers: (c) => `the sampler order is fixed: ${SAMPLERS(c)}`,
+  min_keep: notHere('min_keep'),
+  grammar: () => 'constrained (grammar) decoding is not implemented here: the completion is free text',
+  json_schema: () => 'constrained (JSON schema) decoding is not implemented here: the completion is free text',
+  n_keep: () => 'there is no context shift here: nothing of the prompt is discarded, and a prompt whose tokens plus max_tokens exceed the context (n_positions) gets a 400',
+  n_indent: () => 'n_indent is not implemented here; a stop sequence (stop) can end the completion instead',
+  n_cmpl: (c) => c.extras ? `use n (completions of the prompt, at most ${c.maxN} here)` : 'one completion per request here; send several requests',
+  cache_prompt: () => 'no KV cache is kept between requests here: every prompt is computed in full; leave the field out',
+  n_cache_reuse: () => 'no KV cache is kept between requests here: every prompt is computed in full; leave the field out',
+  id_slot: () => 'slots cannot be chosen here: requests are queued and batched together as they come',
+  t_max_predict_ms: () => 'there is no per-request time limit here (the server\'s own limit applies); bound the completion with max_tokens',
+  return_tokens: (c) => `there is no switch for token ids in the response${c.extras ? '; logprobs (0 to 5) lists the completion\'s tokens as text' : ''}`,
+  timings_per_token: () => 'responses carry no timings here (the Node server\'s GET /metrics has latency histograms)',
+  return_progress: () => 'responses carry no prompt progress here',
+  response_fields: () => 'the response has OpenAI\'s fields and cannot be reshaped',
+  lora: () => 'LoRA adapters are not supported here',
+};
+
+/** A 400 for the first llama.cpp-only field of the body (the others are listed), naming it and what to use instead. */
+function rejectLlamaCppFields(body: Record<string, unknown>, limits: RequestLimits): void {
+  const found = Object.keys(body).filter((k) => Object.hasOwn(LLAMA_CPP_FIELDS, k) && given(body[k]));
+  if (!found.length) return;
+  const c: HintContext = {
+    extras: limits.openaiExtras === true, maxTokens: limits.maxTokens, defaultMaxTokens: Math.min(16, limits.maxTokens),
+    maxN: limits.maxN ?? 1, eos: limits.eos,
+  };
+  const [k, ...more] = found;
+  const also = more.length ? ` (the request also has the llama.cpp server field${more.length > 1 ? 's' : ''} ${more.join(', ')})` : '';
+  throw new HttpError(400, `${k} is a llama.cpp server (llama-server) field, not accepted by this OpenAI-style API: ${LLAMA_CPP_FIELDS[k](c)}${also}`, k, 'llama_cpp_field');
+}
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const given = (v: unknown) => v !== undefined && v !== null;
 
@@ -135,7 +206,9 @@ function rejectUnsupported(body: Record<string, unknown>, extras: boolean): void
 function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number, number> | undefined {
   const v = body.logit_bias;
   if (!given(v)) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw bad('logit_bias', 'logit_bias must be an object of token ids to biases, like {"50256": -100}');
+  if (typeof v !== 'object' || Array.isArray(v)) {
+    throw bad('logit_bias', `logit_bias must be an object of token ids to biases, like {"50256": -100}${Array.isArray(v) ? ' (llama.cpp\'s [[id, bias]] pairs are not accepted)' : ''}`);
+  }
   const out = new Map<number, number>();
   for (const [k, b] of Object.entries(v as Record<string, unknown>)) {
     const id = Number(k);
@@ -147,6 +220,8 @@ function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number
 }
 
 export function parseCompletionRequest(body: Record<string, unknown>, limits: RequestLimits): CompletionParams {
+  // first: a llama-server client learns what its request means here before any other complaint
+  rejectLlamaCppFields(body, limits);
   if (limits.modelId !== undefined && given(body.model) && body.model !== limits.modelId) {
     throw bad('model', typeof body.model === 'string'
       ? `model '${body.model}' is not served here; this server serves '${limits.modelId}' (GET /v1/models)`
@@ -173,7 +248,7 @@ export function parseCompletionRequest(body: Record<string, unknown>, limits: Re
   const top_p = num(body, 'top_p', 1, (v) => v > 0 && v <= 1, 'in (0, 1]');
   const top_k = int(body, 'top_k', 0, 0, limits.vocabSize, ' (0: off)');
   const repetition_penalty = num(body, 'repetition_penalty', 1, (v) => v > 0 && v <= 10, 'in (0, 10] (1: off)');
-  const seed = given(body.seed) ? int(body, 'seed', 0, 0, MAX_SEED, ' (2^53 - 1)') : undefined;
+  const seed = given(body.seed) ? int(body, 'seed', 0, 0, MAX_SEED, ' (2^53 - 1; leave it out for a random seed, as llama.cpp\'s -1)') : undefined;
 
   let stop: string[] = [];
   const st = body.stop;
