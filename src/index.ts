@@ -7,7 +7,7 @@ export type { ForwardInputs, ModelOutput, ModelOutputWithLogits, PastKeyValue, P
 export type { ProgressInfo, SourceOptions } from './io/resolve.js';
 export type { DType, DTypeOption, DTypeSpec, PrecisionPlan, TensorGroup } from './model/weights.js';
 export { perplexity } from './generation/perplexity.js';
-export type { PerplexityOptions, PerplexityResult } from './generation/perplexity.js';
+export type { PerplexityOptions, PerplexityProgress, PerplexityResult } from './generation/perplexity.js';
 export { KVCache } from './model/kv-cache.js';
 export { PastKeyValues } from './model/past-key-values.js';
 export type { DecodeEntry } from './model/gpt2.js';

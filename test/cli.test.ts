@@ -209,8 +209,11 @@ test('perplexity prints the dtypes and wasm build that ran, "1 window", and toke
   try {
     let r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '1', '--dtype', 'q4', '--kv-dtype', 'fp16', '-v']);
     assert.is(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^perplexity \d+\.\d{4} \(nll_mean \d+\.\d{6} nats over \d+ predicted of \d+ tokens, 1 window of 128; dtype q4,wte=q8, kv fp16, wasm (simd|relaxed)(-threads)?( \(relaxed Q4_0 tiles\))?, 1 thread\)\n$/);
+    assert.match(r.stdout, /^perplexity \d+\.\d{4} \+\/- \d+\.\d{4} \(nll_mean \d+\.\d{6} nats over \d+ predicted of \d+ tokens, 1 window of 128; dtype q4,wte=q8, kv fp16, wasm (simd|relaxed)(-threads)?( \(relaxed Q4_0 tiles\))?, 1 thread\)\n$/);
     assert.match(r.stderr, /\[gpt2-wasm\] scored \d+ tokens in [\d.]+ s: [\d.]+ tokens\/s/);
+    // one window: its running perplexity is the result
+    const ppl = r.stdout.match(/^perplexity (\d+\.\d{4})/)![1];
+    assert.ok(r.stderr.includes(`[gpt2-wasm] [1]${ppl}\n`), r.stderr);
     r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '2', '--json', '--window', '8']);
     assert.is(r.status, 0, r.stderr);
     const j = JSON.parse(r.stdout);
@@ -219,7 +222,11 @@ test('perplexity prints the dtypes and wasm build that ran, "1 window", and toke
     assert.ok(j.windows > 1 && j.tokens_per_s > 0);
     r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '1', '--window', '8']);
     assert.match(r.stdout, new RegExp(`, ${j.windows} windows of 8; dtype fp32, kv fp32, wasm `));
-    assert.not.match(r.stderr, /tokens\/s/, 'the timing line only with -v');
+    assert.not.match(r.stderr, /tokens\/s|\[1\]/, 'the timing and progress lines only with -v');
+    // -v with several windows: one progress line, the last running figure the result
+    r = run(['perplexity', file, '--model', modelDir('gpt2-tiny'), '-t', '1', '--window', '8', '-v']);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('[gpt2-wasm] [1]'))!;
+    assert.match(line, new RegExp(`^\\[gpt2-wasm\\] (\\[\\d+\\]\\d+\\.\\d{4},){${j.windows - 1}}\\[${j.windows}\\]${j.ppl.toFixed(4).replace('.', '\\.')}$`));
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 

@@ -191,3 +191,38 @@ test('perplexity input checks: ids must be an array (InputError), a string windo
 });
 
 test.run();
+
+test('ppl_std_error is llama-perplexity\'s ± (standard error of the per-token NLL mean, times ppl), from NLLs computed here; onProgress reports each window', async () => {
+  const m = await GPT2LMHeadModel.from_pretrained(dir, { threads: 1 });
+  try {
+    const all = await evalIds(), P = 64, ids = all.slice(0, 300); // 5 windows, the last of 44 tokens
+    const seen: { window: number; windows: number; ppl: number; predicted: number }[] = [];
+    const r = await perplexity(m, ids, { window: P, onProgress: (p) => seen.push({ ...p }) });
+    // the per-token NLLs, independently: forward() of each window, log-softmax in f64 here
+    const nlls: number[] = [];
+    for (let w0 = 0; w0 < ids.length; w0 += P) {
+      const win = ids.slice(w0, w0 + P);
+      const logits = (await m.forward({ input_ids: [win], use_cache: false })).logits!.data as Float32Array;
+      const V = logits.length / win.length;
+      for (let t = 0; t + 1 < win.length; t++) {
+        const row = Array.from(logits.subarray(t * V, (t + 1) * V));
+        const mx = Math.max(...row);
+        nlls.push(mx + Math.log(row.reduce((a, v) => a + Math.exp(v - mx), 0)) - row[win[t + 1]]);
+      }
+      const so = seen[w0 / P];
+      assert.equal([so.window, so.windows, so.predicted], [w0 / P + 1, 5, nlls.length]);
+      assert.ok(Math.abs(rel(so.ppl, Math.exp(nlls.reduce((a, b) => a + b, 0) / nlls.length))) < 1e-12, `running ppl after window ${so.window}`);
+    }
+    assert.is(seen.length, 5);
+    assert.is(seen[4].ppl, r.ppl);
+    const n = nlls.length, mean = nlls.reduce((a, b) => a + b, 0) / n;
+    const sd = Math.sqrt(nlls.reduce((a, v) => a + (v - mean) ** 2, 0) / n); // population sd, as mean(nll²) − mean²
+    const want = Math.exp(mean) * sd / Math.sqrt(n - 1);
+    assert.ok(Math.abs(rel(r.ppl_std_error, want)) < 1e-9, `ppl_std_error ${r.ppl_std_error} vs ${want}`);
+    assert.ok(r.ppl_std_error > 0 && r.ppl_std_error < r.ppl);
+    // one predicted token: no spread to estimate
+    assert.ok(Number.isNaN((await perplexity(m, ids.slice(0, 2))).ppl_std_error));
+    await perplexity(m, ids, { onProgress: 5 as any }).then(() => assert.unreachable('accepted'),
+      (e) => assert.ok(e instanceof OptionError && /onProgress must be a function, got number/.test(e.message), String(e)));
+  } finally { await m.dispose(); }
+});

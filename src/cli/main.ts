@@ -4,7 +4,7 @@ import { GPT2WasmError } from '../errors.js';
 import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType, type TensorGroup } from '../model/weights.js';
 import { checkKVDType } from '../model/kv-cache.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
-import { perplexity } from '../generation/perplexity.js';
+import { perplexity, type PerplexityProgress } from '../generation/perplexity.js';
 import { TEXT_GENERATION_TASK } from '../generation/generate.js';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -348,7 +348,11 @@ async function cmdPerplexity(argv: string[]) {
   const model = await GPT2LMHeadModel.from_pretrained(src, modelOpts(o, !!o.verbose));
   try {
     const t0 = performance.now();
-    const r = await perplexity(model, tokenizer.encode(text), { window: o.window });
+    // -v: llama-perplexity's running figure per window on stderr ("[1]281.3,[2]279.0,..."), a line at the end
+    const onProgress = o.verbose
+      ? (p: PerplexityProgress) => process.stderr.write(`${p.window === 1 ? '[gpt2-wasm] ' : ''}[${p.window}]${p.ppl.toFixed(4)}${p.window === p.windows ? '\n' : ','}`)
+      : undefined;
+    const r = await perplexity(model, tokenizer.encode(text), { window: o.window, onProgress });
     const seconds = (performance.now() - t0) / 1000, b = model.backend;
     // what ran: the weights' dtypes as loaded (not the flag: 'auto' resolved, q4's q8 embedding), the KV cache's, the wasm build
     const out = {
@@ -356,7 +360,7 @@ async function cmdPerplexity(argv: string[]) {
       wasm: b.variant, relaxed_q4_tiles: b.relaxedDot, threads: b.threads, seconds: +seconds.toFixed(2), tokens_per_s: +(r.tokens / seconds).toFixed(1),
     };
     if (o.json) console.log(JSON.stringify(out));
-    else console.log(`perplexity ${r.ppl.toFixed(4)} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} ${r.windows === 1 ? 'window' : 'windows'} of ${r.window}; dtype ${out.dtype}, kv ${out.kv_dtype}, wasm ${out.wasm}${b.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${b.threads} thread${b.threads === 1 ? '' : 's'})`);
+    else console.log(`perplexity ${r.ppl.toFixed(4)}${Number.isFinite(r.ppl_std_error) ? ` +/- ${r.ppl_std_error.toFixed(4)}` : ''} (nll_mean ${r.nll_mean.toFixed(6)} nats over ${r.predicted} predicted of ${r.tokens} tokens, ${r.windows} ${r.windows === 1 ? 'window' : 'windows'} of ${r.window}; dtype ${out.dtype}, kv ${out.kv_dtype}, wasm ${out.wasm}${b.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${b.threads} thread${b.threads === 1 ? '' : 's'})`);
     if (o.verbose) process.stderr.write(`[gpt2-wasm] scored ${r.tokens} tokens in ${out.seconds} s: ${out.tokens_per_s} tokens/s\n`);
   } finally { await model.dispose(); }
 }
