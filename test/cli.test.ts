@@ -10,6 +10,8 @@ import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
 import { AutoTokenizer, GPT2ForSequenceClassification } from '../src/index.js';
 import { LLAMA_CPP_HINTS } from '../src/cli/args.js';
 import { COMMAND_SPECS } from '../src/cli/main.js';
+import { processEscapes } from '../src/cli/escapes.js';
+import { OptionError } from '../src/errors.js';
 
 const cli = join(repoRoot, 'dist', 'cli.js');
 const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
@@ -335,3 +337,30 @@ test('with no --model, generate resolves openai-community/gpt2 through HF_ENDPOI
 });
 
 test.run();
+
+test('generate -e (--escape) processes llama.cpp\'s escapes in the prompt and --stop; an empty PROMPT argument is refused', () => {
+  // the rules, as llama.cpp's string_process_escapes: \n \r \t \' \" \\ \xHH on the bytes; any other backslash stays
+  assert.is(processEscapes('a\\nb\\tc\\rd\\\\e\\\'f\\"g', 'p'), 'a\nb\tc\rd\\e\'f"g');
+  assert.is(processEscapes('\\x41\\x4a\\xc3\\xa9 \\q \\x4 \\xZZ end\\', 'p'), 'AJé \\q \\x4 \\xZZ end\\');
+  assert.is(processEscapes('no escapes: é ✓', 'p'), 'no escapes: é ✓');
+  assert.throws(() => processEscapes('\\xc3', '--stop'), (e: Error) => e instanceof OptionError && /^--stop with --escape: its \\x escapes do not form UTF-8 characters/.test(e.message));
+  const model = modelDir('gpt2-trained');
+  // the prompt: "\n" typed is a newline with -e, two characters without
+  let r = run(['generate', 'One\\nTwo', '--model', model, '--greedy', '-n', '1', '--json', '--threads', '1', '-e']);
+  assert.is(r.status, 0, r.stderr);
+  assert.ok(JSON.parse(r.stdout).generated_text.startsWith('One\nTwo'), r.stdout);
+  r = run(['generate', 'One\\nTwo', '--model', model, '--greedy', '-n', '1', '--json', '--threads', '1']);
+  assert.ok(JSON.parse(r.stdout).generated_text.startsWith('One\\nTwo'), r.stdout);
+  // --stop: the first character of the greedy continuation, written as \x escapes of its bytes
+  const base = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1']);
+  assert.is(base.status, 0, base.stderr);
+  const cont = base.stdout.slice('The history of'.length), first = [...cont][0];
+  const esc = [...new TextEncoder().encode(first)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  r = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1', '--stop', esc, '-e']);
+  assert.is(r.stdout, `The history of${first}`);
+  r = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1', '--stop', esc]);
+  assert.is(r.stdout, base.stdout, 'without -e the escape is literal text, never generated');
+  r = run(['generate', '', '--model', model, '-n', '1'], 'from stdin\n');
+  assert.is(r.status, 2);
+  assert.match(r.stderr, /the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin/);
+});

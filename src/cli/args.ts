@@ -87,7 +87,6 @@ export const LLAMA_CPP_HINTS: Record<string, LlamaCppHint> = {
   ...same(['-r', '--reverse-prompt'], hint('llama.cpp\'s reverse prompt is generate --stop TEXT (generation stops once TEXT is generated)', ['generate', 'stop'])),
   ...Object.fromEntries(['--min-p', '--typical', '--mirostat', '--mirostat-lr', '--mirostat-ent'].map((f) =>
     [f, hint(`${f.slice(2).replace(/-.*/, '')} sampling is not supported; ${SAMPLERS}`, ['generate', 'temperature'], ['generate', 'top_k'], ['generate', 'top_p'], ['generate', 'repetition_penalty'])])),
-  ...same(['-e', '--escape'], hint('there is no escape processing: the prompt is used as given (type a newline in the shell as $\'a\\nb\', or pipe the prompt on stdin)')),
   ...same(['-ngl', '--n-gpu-layers', '--gpu-layers'], hint('there is no GPU offload: gpt2-wasm runs on the CPU in WebAssembly (SIMD; --threads N sets the kernel threads)', ['generate', 'threads'])),
   '--no-warmup': hint('there is no warmup run to skip'),
   ...same(['-tb', '--threads-batch'], hint('one thread count serves prompt and generation: --threads N (-t N)', ['generate', 'threads'], ['serve', 'threads'])),

@@ -21,6 +21,7 @@ import { serve, serveSpecs } from '../server/cli.js';
 import { isGGUFSource, type GGUFModelSource } from '../io/gguf-model.js';
 import { save_gguf } from '../model/save-gguf.js';
 import { enableRelaxedSimd } from './relaxed-simd.js';
+import { processEscapes } from './escapes.js';
 
 const VERSION = '0.1.0';
 const EXIT: Record<string, number> = { OPTION: 2, INPUT: 3, CONFIG: 4, SAFETENSORS: 4, GGUF: 4, WEIGHTS: 4, TOKENIZER: 4, DOWNLOAD: 5, MEMORY: 6, RUNTIME: 7, DISPOSED: 7 };
@@ -42,6 +43,7 @@ const genSpecs: Record<string, OptionSpec> = {
   greedy: { type: 'boolean', help: 'greedy decoding (do_sample false; no sampling flag with it)' },
   do_sample: { type: 'boolean', help: 'sample (without this or a sampling flag: as the model\'s config says; gpt2 samples)' },
   stop: { type: 'string', help: 'stop when this text is generated (the output ends with it)' },
+  escape: { type: 'boolean', alias: 'e', help: 'process \\n \\r \\t \\\\ \\\' \\" \\xHH in the prompt and --stop (llama.cpp\'s -e)' },
   context_overflow: { type: 'string', help: 'error | slide when the context fills (default error)' },
 };
 // info loads nothing: --threads does not apply; --dtype and --kv-dtype size what a load with them would hold
@@ -134,11 +136,16 @@ async function cmdGenerate(argv: string[]) {
     throw new GPT2WasmError('OPTION', `${typed} ${o.max_new_tokens}: there is no "until the end" count (llama.cpp's -n -1); give the number of tokens, e.g. ${typed} 200: generation stops earlier at the end-of-text token anyway`);
   }
   let prompt = positionals.join(' ');
+  if (positionals.length && !prompt) throw new GPT2WasmError('OPTION', 'the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin');
   if (!prompt && !process.stdin.isTTY) {
     prompt = (await readStdin()).replace(/\n$/, '');
     if (!prompt) throw new GPT2WasmError('OPTION', 'the prompt on stdin is empty: pipe some text, or pass PROMPT as an argument');
   }
   if (!prompt) prompt = 'Hello, my name is'; // an interactive run with no prompt: the README's example
+  if (o.escape) {
+    prompt = processEscapes(prompt, 'the prompt');
+    if (o.stop !== undefined) o.stop = processEscapes(o.stop, '--stop');
+  }
   const t0 = performance.now();
   const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
   if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}${gen.model.backend.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${gen.model.backend.threads} kernel thread(s)\n`);
