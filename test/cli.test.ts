@@ -336,8 +336,6 @@ test('with no --model, generate resolves openai-community/gpt2 through HF_ENDPOI
   }
 });
 
-test.run();
-
 test('generate -e (--escape) processes llama.cpp\'s escapes in the prompt and --stop; an empty PROMPT argument is refused', () => {
   // the rules, as llama.cpp's string_process_escapes: \n \r \t \' \" \\ \xHH on the bytes; any other backslash stays
   assert.is(processEscapes('a\\nb\\tc\\rd\\\\e\\\'f\\"g', 'p'), 'a\nb\tc\rd\\e\'f"g');
@@ -357,10 +355,12 @@ test('generate -e (--escape) processes llama.cpp\'s escapes in the prompt and --
   const cont = base.stdout.slice('The history of'.length), first = [...cont][0];
   const esc = [...new TextEncoder().encode(first)].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
   r = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1', '--stop', esc, '-e']);
-  assert.is(r.stdout, `The history of${first}`);
+  assert.is(r.stdout, `The history of${first}\n`); // the text ends with the stop text, then the CLI's newline
   r = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1', '--stop', esc]);
   assert.is(r.stdout, base.stdout, 'without -e the escape is literal text, never generated');
   r = run(['generate', '', '--model', model, '-n', '1'], 'from stdin\n');
   assert.is(r.status, 2);
   assert.match(r.stderr, /the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin/);
 });
+
+test.run();

@@ -190,8 +190,6 @@ test('perplexity input checks: ids must be an array (InputError), a string windo
   assert.ok(JSON.parse(out[1]).ppl > 0);
 });
 
-test.run();
-
 test('ppl_std_error is llama-perplexity\'s ± (standard error of the per-token NLL mean, times ppl), from NLLs computed here; onProgress reports each window', async () => {
   const m = await GPT2LMHeadModel.from_pretrained(dir, { threads: 1 });
   try {
@@ -226,3 +224,5 @@ test('ppl_std_error is llama-perplexity\'s ± (standard error of the per-token N
       (e) => assert.ok(e instanceof OptionError && /onProgress must be a function, got number/.test(e.message), String(e)));
   } finally { await m.dispose(); }
 });
+
+test.run();
