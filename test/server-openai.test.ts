@@ -270,6 +270,31 @@ test('/tokenize and /detokenize as llama.cpp\'s server', async () => {
   }), 'tokenize test');
 });
 
+test('/tokenize with_pieces: a token holding part of a UTF-8 character is its byte values, as llama.cpp\'s server gives it', async () => {
+  await within(30_000, withServer({}, async (_s, url) => {
+    const content = '\u{1F917} x'; // 🤗: four UTF-8 bytes, three GPT-2 byte-level tokens
+    const ids = tokenizer.encode(content);
+    const r = await post(url, { content, with_pieces: true }, {}, '/tokenize');
+    assert.is(r.status, 200);
+    const toks: { id: number; piece: string | number[] }[] = r.json.tokens;
+    assert.equal(toks.map((x) => x.id), ids);
+    const emoji = [...new TextEncoder().encode('\u{1F917}')];
+    const split = toks.filter((x) => Array.isArray(x.piece));
+    assert.is(split.length, 3, `three byte pieces in ${JSON.stringify(toks)}`);
+    assert.equal(split.flatMap((x) => x.piece as number[]), emoji, 'the byte pieces join to the UTF-8 of the emoji');
+    for (const x of split) assert.ok((x.piece as number[]).every((b) => Number.isInteger(b) && b >= 0 && b < 256));
+    assert.equal(toks.slice(0, 3), split, 'the emoji comes first');
+    for (const x of toks.slice(3)) assert.type(x.piece, 'string', `${x.id}: plain ASCII stays a string`);
+    assert.is(toks.slice(3).map((x) => x.piece).join(''), ' x');
+    const bytes = toks.flatMap((x) => (typeof x.piece === 'string' ? [...new TextEncoder().encode(x.piece)] : x.piece));
+    assert.equal(bytes, [...new TextEncoder().encode(content)], 'all pieces\' bytes give the content back');
+    // special tokens keep their text; whole characters are strings
+    const sp = await post(url, { content: 'a<|endoftext|>\u00fc', with_pieces: true }, {}, '/tokenize');
+    assert.ok(sp.json.tokens.some((x: any) => x.id === 50256 && x.piece === '<|endoftext|>'), JSON.stringify(sp.json.tokens));
+    assert.ok(sp.json.tokens.every((x: any) => typeof x.piece === 'string'), JSON.stringify(sp.json.tokens));
+  }), 'tokenize pieces test');
+});
+
 test('/tokenize: llama.cpp\'s add_special and parse_special; non-booleans are 400s naming the field', async () => {
   await within(30_000, withServer({}, async (_s, url) => {
     const content = 'a<|endoftext|>b';

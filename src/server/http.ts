@@ -131,6 +131,19 @@ const delay = (ms: number) => new Promise<void>((r) => { const t = setTimeout(r,
 const SERVER_OPTIONS = new Set(['model', 'tokenizer', 'modelId', 'maxConcurrency', 'queueSize', 'maxTokens', 'bodyLimit', 'requestTimeoutMs',
   'keepAliveTimeoutMs', 'maxConnections', 'shutdownTimeoutMs', 'apiKey', 'drainDelayMs', 'log']);
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A /tokenize piece as llama.cpp's server gives it: the token's text when its bytes are valid UTF-8 on their own,
+ * else the array of its byte values. A GPT-2 byte-level token can hold part of a character (🤗 is three tokens):
+ * as text each such part would be U+FFFD and the pieces could not be put back together; as bytes they can.
+ * Special tokens (<|endoftext|>) are their text.
+ */
+function tokenPiece(tokenizer: GPT2Tokenizer, id: number): string | number[] {
+  const bytes = tokenizer.tokenBytesOf(id);
+  try { return STRICT_UTF8.decode(bytes); } catch { return Array.from(bytes); }
+}
+
 export function createServer(options: ServerOptions): GPT2Server {
   if (options === null || typeof options !== 'object') throw new OptionError('createServer needs an options object ({ model, tokenizer, ... })');
   // a typo ({ quiet: true }, { max_concurrency: 2 }) would run with the default silently
@@ -283,7 +296,7 @@ export function createServer(options: ServerOptions): GPT2Server {
 
   /**
    * llama.cpp's POST /tokenize: { content, with_pieces?, add_special?, parse_special? } → { tokens } (ids, or
-   * { id, piece } with pieces). Without add_special / parse_special the content is tokenized as a prompt is:
+   * { id, piece } with pieces: see tokenPiece). Without add_special / parse_special the content is tokenized as a prompt is:
    * the tokenizer's own BOS/EOS (none for GPT-2) are added, and special-token text ("<|endoftext|>") becomes
    * its id unless the tokenizer was configured with split_special_tokens. parse_special: false reads that text
    * as plain text; add_special: false adds no BOS/EOS.
@@ -300,7 +313,7 @@ export function createServer(options: ServerOptions): GPT2Server {
     // with an early stop, as prompts: a huge content gets its 400 at once instead of blocking the other streams
     const ids = tokenizer.encodeAtMost(body.content, tokenizeLimit, opts);
     if (ids === null) throw new HttpError(400, `content has more than ${tokenizeLimit} tokens, the most /tokenize answers (16 × n_positions); send it in parts`, 'content');
-    sendJson(res, 200, { tokens: body.with_pieces ? ids.map((i) => ({ id: i, piece: tokenizer.decode([i], { skip_special_tokens: false }) })) : ids });
+    sendJson(res, 200, { tokens: body.with_pieces ? ids.map((i) => ({ id: i, piece: tokenPiece(tokenizer, i) })) : ids });
     return { status: 200, tokens: 0 };
   }
 
