@@ -60,7 +60,7 @@ test('bad options and inputs exit non-zero with a message naming the problem', (
   r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '--max-new-token', '3']);
   assert.is(r.status, 2); assert.match(r.stderr, /unknown option --max-new-token \(did you mean --max-new-tokens\?\)/);
   r = run(['generate', '--model', modelDir('gpt2-tiny'), '--greedy'], '');
-  assert.is(r.status, 2); assert.match(r.stderr, /prompt on stdin is empty/);
+  assert.is(r.status, 3); assert.match(r.stderr, /prompt on stdin is empty/); // a bad input, not a bad option
   r = run(['generate', 'hi', '--model', modelDir('gpt2-tiny'), '-n', '500', '--json']);
   assert.is(r.status, 3);
   const err = JSON.parse(r.stdout);
@@ -159,8 +159,8 @@ test('llama.cpp flags we spell otherwise or lack: the unknown-option error says 
     [['generate', 'hi', ...m, '--temp=0.5'], /unknown option --temp=0\.5: llama\.cpp's --temp is generate --temperature T \(0 is greedy/],
     [['generate', 'hi', ...m, '--repeat-penalty', '1.1'], /unknown option --repeat-penalty: .*generate --repetition-penalty R/],
     [['generate', 'hi', ...m, '-r', 'User:'], /unknown option -r: llama\.cpp's reverse prompt is generate --stop TEXT/],
-    [['generate', 'hi', ...m, '--min-p', '0.05'], /unknown option --min-p: min sampling is not supported; the samplers here are temperature, top-k and top-p/],
-    [['generate', 'hi', ...m, '--mirostat', '2'], /unknown option --mirostat: mirostat sampling is not supported/],
+    [['generate', 'hi', ...m, '--min-p', '0.05'], /unknown option --min-p: min-p sampling is not supported; the samplers here are temperature, top-k and top-p/],
+    [['generate', 'hi', ...m, '--mirostat', '2'], /unknown option --mirostat: Mirostat sampling is not supported/],
     [['generate', 'hi', ...m, '-ngl', '99'], /unknown option -ngl: there is no GPU offload: gpt2-wasm runs on the CPU in WebAssembly/],
     [['serve', ...m, '-np', '4'], /unknown option -np: serve decodes up to --max-concurrency N sequences together/],
     [['serve', ...m, '--cont-batching'], /unknown option --cont-batching: serve always batches continuously; --max-concurrency N/],
@@ -179,7 +179,7 @@ test('llama.cpp flags we spell otherwise or lack: the unknown-option error says 
   assert.is(r.status, 2); assert.match(r.stderr, /--port must be from 0 to 65535/);
 });
 
-test('every llama.cpp hint names flags that exist, and no hinted flag is one a command accepts', () => {
+test('every llama.cpp hint names flags that exist, and no hinted flag is one a command accepts (a command\'s own hint: that command)', () => {
   const known = new Map<string, Set<string>>(); // every flag as typed (--key, -alias) -> the commands taking it
   for (const [cmd, specs] of Object.entries(COMMAND_SPECS)) {
     for (const [k, s] of Object.entries(specs)) {
@@ -189,17 +189,23 @@ test('every llama.cpp hint names flags that exist, and no hinted flag is one a c
   assert.ok(Object.keys(LLAMA_CPP_HINTS).length >= 30);
   // a hint is looked up only for a flag the command does not take: -p is serve's --port, and llama.cpp's prompt elsewhere
   const takenBy: Record<string, string[]> = { '-p': ['serve'] };
-  for (const [flag, h] of Object.entries(LLAMA_CPP_HINTS)) {
-    assert.equal([...(known.get(flag) ?? [])], takenBy[flag] ?? [], `${flag} is a flag of ${[...(known.get(flag) ?? [])]}`);
+  const hinted = new Set(Object.keys(LLAMA_CPP_HINTS).map((k) => k.split(' ').at(-1)!));
+  for (const [key, h] of Object.entries(LLAMA_CPP_HINTS)) {
+    // "COMMAND FLAG": that command's own hint, which only that command must not accept
+    const [cmd, flag] = key.includes(' ') ? key.split(' ') : [undefined, key];
+    assert.ok(cmd === undefined || COMMAND_SPECS[cmd], `${key}: no command ${cmd}`);
+    assert.match(flag, /^--?[a-z][a-z-]*$/, key);
+    const takers = [...(known.get(flag) ?? [])].filter((c) => cmd === undefined || c === cmd);
+    assert.equal(takers, cmd === undefined ? takenBy[flag] ?? [] : [], `${key}: ${flag} is a flag of ${takers}`);
     // a one-dash flag without an alias is read as the option of its name: none may have that name either
-    if (!flag.startsWith('--')) assert.not.ok(known.has(`-${flag}`), `${flag} is read as -${flag}`);
-    for (const [cmd, key] of h.uses) {
-      assert.ok(COMMAND_SPECS[cmd]?.[key], `${flag}: ${cmd} has no --${key.replace(/_/g, '-')}`);
-      assert.ok(h.text.includes(`--${key.replace(/_/g, '-')}`), `${flag}: the text does not name --${key.replace(/_/g, '-')}`);
+    if (!flag.startsWith('--')) assert.not.ok([...(known.get(`-${flag}`) ?? [])].some((c) => cmd === undefined || c === cmd), `${key}: ${flag} is read as -${flag}`);
+    for (const [c, k] of h.uses) {
+      assert.ok(COMMAND_SPECS[c]?.[k], `${key}: ${c} has no --${k.replace(/_/g, '-')}`);
+      assert.ok(h.text.includes(`--${k.replace(/_/g, '-')}`), `${key}: the text does not name --${k.replace(/_/g, '-')}`);
     }
     // every flag the text names is one of ours, or a llama.cpp flag the table hints at
     for (const named of h.text.match(/(?<![\w-])--?[a-z][a-z-]*/g) ?? []) {
-      assert.ok(known.has(named) || named in LLAMA_CPP_HINTS, `${flag}: its hint names ${named}, which no command takes`);
+      assert.ok(known.has(named) || hinted.has(named), `${key}: its hint names ${named}, which no command takes`);
     }
   }
 });
@@ -359,7 +365,7 @@ test('generate -e (--escape) processes llama.cpp\'s escapes in the prompt and --
   r = run(['generate', 'The history of', '--model', model, '--greedy', '-n', '8', '--threads', '1', '--stop', esc]);
   assert.is(r.stdout, base.stdout, 'without -e the escape is literal text, never generated');
   r = run(['generate', '', '--model', model, '-n', '1'], 'from stdin\n');
-  assert.is(r.status, 2);
+  assert.is(r.status, 3); // a bad input (exit 3), not a bad option
   assert.match(r.stderr, /the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin/);
 });
 

@@ -1,8 +1,8 @@
 // The gpt2-wasm command line: generate (streamed), info, classify. Errors print one line naming the problem
 // and exit with a code per error kind; --verbose adds timings and tokens/s on stderr.
 import { GPT2WasmError } from '../errors.js';
-import { estimateWeightBytes, parseDTypeSpec, weightsFit, type DType, type TensorGroup } from '../model/weights.js';
-import { checkKVDType } from '../model/kv-cache.js';
+import { estimateWeightBytes, parseDTypeSpec, planWeights, resolvePlan, weightsFit, type DType, type DTypeSpec, type TensorGroup } from '../model/weights.js';
+import { checkKVDType, type KVDType } from '../model/kv-cache.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { perplexity, type PerplexityProgress } from '../generation/perplexity.js';
 import { TEXT_GENERATION_TASK } from '../generation/generate.js';
@@ -10,11 +10,11 @@ import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { pipeline, DEFAULT_MODEL } from '../generation/pipeline.js';
 import { resolveSource } from '../io/resolve.js';
-import { loadConfig } from '../io/config.js';
+import { loadConfig, type GPT2Config } from '../io/config.js';
 import { Backend, defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
 import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
-import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, parseArgs, type OptionSpec } from './args.js';
+import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, modelSourceOptions, parseArgs, type OptionSpec } from './args.js';
 import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
 import { serve, serveSpecs } from '../server/cli.js';
@@ -36,7 +36,7 @@ const genSpecs: Record<string, OptionSpec> = {
   ...common,
   max_new_tokens: { type: 'int', alias: 'n', help: 'tokens to generate, at most (default: the model\'s generation config); end-of-text stops earlier' },
   temperature: { type: 'number', help: 'sampling temperature (samples; 0: greedy, as in llama.cpp)' },
-  top_k: { type: 'int', help: 'sample from the k most likely tokens (samples; 0: off)' },
+  top_k: { type: 'int', help: 'sample from the k most likely tokens (samples; 0: off; default: the model\'s generation config, else 50 as in transformers)' },
   top_p: { type: 'number', help: 'nucleus sampling mass (samples)' },
   repetition_penalty: { type: 'number', help: 'penalty for repeated tokens (1: off; greedy or sampling)' },
   seed: { type: 'int', help: 'random seed for reproducible sampling (samples)' },
@@ -57,7 +57,7 @@ const infoSpecs: Record<string, OptionSpec> = {
 const convertSpecs: Record<string, OptionSpec> = {
   out: { type: 'string', alias: 'o', help: 'the .gguf file to write' },
   dtype: { type: 'string', help: 'type of the weight matrices: f32 | f16 | q8_0 | q4_0 (default f16)' },
-  keep: { type: 'string', help: 'per-tensor types, e.g. wte=q8_0 or wte=q8_0,lm_head=f16 (names: wte, lm_head, h.N... or blk.N...)' },
+  keep: { type: 'string', help: 'per-tensor types, e.g. wte=q8_0 or wte=q8_0,h.0.mlp.c_fc.weight=f32 (names: wte, lm_head, h.N... or blk.N...; on a tied model lm_head is wte, one tensor)' },
   name: { type: 'string', help: 'general.name to write (default: the source name)' },
   revision: MODEL_OPTIONS.revision,
   gguf_file: { type: 'string', help: 'with a Hub id or directory as SRC: the .gguf file in it to read' },
@@ -77,7 +77,7 @@ Usage:
   gpt2-wasm classify TEXT --model DIR [--tokenizer DIR]  token or sequence classification with the model's head
   gpt2-wasm convert SRC --out F.gguf [--dtype f32|f16|q8_0|q4_0]  write a GGUF file llama.cpp can run
   gpt2-wasm perplexity FILE --model DIR   perplexity of a UTF-8 text (non-overlapping n_positions windows)
-  gpt2-wasm serve [--model ID|DIR] [--port N]  OpenAI-compatible completions server (see serve --help)
+  gpt2-wasm serve [--model ID|DIR|F.gguf] [--port N]  OpenAI-compatible completions server (see serve --help)
   gpt2-wasm --version
 
 Environment: HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE=1 as in huggingface_hub.`;
@@ -128,18 +128,21 @@ export function samplingMode(o: Record<string, any>): boolean | undefined {
 }
 
 async function cmdGenerate(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, genSpecs);
+  const { opts: o, positionals } = parseArgs(argv, genSpecs, 'generate');
   if (o.help) { console.log(`gpt2-wasm generate [PROMPT] [options]\n\n${helpFor(genSpecs)}`); return; }
+  // the CLI's own rules in its words: 0 is greedy here (the library's temperature must be positive), and --stop is one text
+  if (o.temperature !== undefined && !(o.temperature >= 0)) throw new GPT2WasmError('OPTION', `--temperature must be 0 (greedy) or a positive number, got ${o.temperature}`);
+  if (o.stop === '') throw new GPT2WasmError('OPTION', '--stop must not be empty: give the text to stop at, or leave --stop out');
   const do_sample = samplingMode(o);
   if (o.max_new_tokens !== undefined && o.max_new_tokens < 0) {
     const typed = [...argv].reverse().find((a) => a === '-n' || a.startsWith('--max-new-tokens')) === '-n' ? '-n' : '--max-new-tokens';
     throw new GPT2WasmError('OPTION', `${typed} ${o.max_new_tokens}: there is no "until the end" count (llama.cpp's -n -1); give the number of tokens, e.g. ${typed} 200: generation stops earlier at the end-of-text token anyway`);
   }
   let prompt = positionals.join(' ');
-  if (positionals.length && !prompt) throw new GPT2WasmError('OPTION', 'the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin');
+  if (positionals.length && !prompt) throw new GPT2WasmError('INPUT', 'the PROMPT argument is empty: give some text, or leave it out to read the prompt from stdin');
   if (!prompt && !process.stdin.isTTY) {
     prompt = (await readStdin()).replace(/\n$/, '');
-    if (!prompt) throw new GPT2WasmError('OPTION', 'the prompt on stdin is empty: pipe some text, or pass PROMPT as an argument');
+    if (!prompt) throw new GPT2WasmError('INPUT', 'the prompt on stdin is empty: pipe some text, or pass PROMPT as an argument');
   }
   if (!prompt) prompt = 'Hello, my name is'; // an interactive run with no prompt: the README's example
   if (o.escape) {
@@ -147,7 +150,7 @@ async function cmdGenerate(argv: string[]) {
     if (o.stop !== undefined) o.stop = processEscapes(o.stop, '--stop');
   }
   const t0 = performance.now();
-  const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, modelOpts(o, !!o.verbose));
+  const gen = await pipeline('text-generation', o.model ?? DEFAULT_MODEL, { ...modelOpts(o, !!o.verbose), gguf_file: o.gguf_file });
   if (o.verbose) process.stderr.write(`[gpt2-wasm] wasm build ${gen.model.backend.variant}${gen.model.backend.relaxedDot ? ' (relaxed Q4_0 tiles)' : ''}, ${gen.model.backend.threads} kernel thread(s)\n`);
   const tLoad = performance.now();
   try {
@@ -192,10 +195,13 @@ async function cmdGenerate(argv: string[]) {
 }
 
 async function cmdInfo(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, infoSpecs);
+  const { opts: o, positionals } = parseArgs(argv, infoSpecs, 'info');
   if (o.help) { console.log(`gpt2-wasm info [MODEL] [options]\n\n${helpFor(infoSpecs)}`); return; }
   if (positionals.length > 1) throw new GPT2WasmError('OPTION', `info takes one MODEL, got ${positionals.length}: ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
   if (positionals.length === 1 && o.model !== undefined) throw new GPT2WasmError('OPTION', 'info takes the model as MODEL or as --model, not both');
+  // what a load would hold (--dtype, --kv-dtype): checked before anything is read, for a GGUF file as for a directory
+  const kvDType = checkKVDType(o.kv_dtype, '--kv-dtype');
+  if (o.dtype !== undefined) resolvePlan(parseDTypeSpec(o.dtype));
   const f = detectFeatures();
   // whether the relaxed Q4_0 tiles run: each instance checks its engine's relaxed dot (a one-thread backend asks)
   let relaxedQ4 = false;
@@ -203,34 +209,59 @@ async function cmdInfo(argv: string[]) {
   const runtime = { wasm_build: f.variant, simd: f.simd, relaxed_simd: f.relaxedSimd, relaxed_q4_tiles: relaxedQ4, threads: f.threads, default_threads: f.threads ? await defaultThreads() : 1, platform: `node ${process.versions.node}` };
   if (o.runtime && !positionals[0] && !o.model) { console.log(o.json ? JSON.stringify(runtime) : Object.entries(runtime).map(([k, v]) => `${k}: ${v}`).join('\n')); return; }
   const id = positionals[0] ?? o.model ?? DEFAULT_MODEL;
-  const src = await resolveSource(id, { revision: o.revision } as any);
-  if (isGGUFSource(src)) { printGGUFInfo(src, !!o.json); return; }
+  const src = await resolveSource(id, modelSourceOptions(o));
+  const runtimeInfo = o.runtime ? { json: { runtime }, lines: Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) } : { json: {}, lines: [] };
+  if (isGGUFSource(src)) {
+    // the file's header, then what a load would hold and --runtime, as for a directory; a GGUF file that is no gpt2
+    // model (no config) still shows its header, unless --dtype or --kv-dtype asked for its sizes
+    const cfg = await loadConfig(src).catch((e) => { if (o.dtype !== undefined || o.kv_dtype !== undefined) throw e; return null; });
+    const sizes = cfg ? loadSizes(cfg, o.dtype === undefined ? null : { dtype: o.dtype, bytes: await ggufWeightBytes(src, cfg, parseDTypeSpec(o.dtype)) }, kvDType) : { json: {}, lines: [] };
+    printGGUFInfo(src, !!o.json, { ...sizes.json, ...runtimeInfo.json }, [...sizes.lines, ...runtimeInfo.lines]);
+    return;
+  }
   const cfg = await loadConfig(src);
   const E = cfg.n_embd, I = cfg.n_inner, L = cfg.n_layer, V = cfg.vocab_size;
   const params = V * E + cfg.n_positions * E + L * (4 * E + 3 * E * E + 3 * E + E * E + E + E * I + I + I * E + E + (cfg.add_cross_attention ? 2 * E + 4 * E * E + 4 * E : 0)) + 2 * E;
-  const kvBytes = checkKVDType(o.kv_dtype, '--kv-dtype') === 'fp16' ? 2 : 4;
-  const kv = (ctx: number) => 2 * L * ctx * E * kvBytes;
   const mem = Object.fromEntries((['fp32', 'fp16', 'q8', 'q4'] as DType[]).map((d) => [d, estimateWeightBytes(cfg, d)]));
-  const planned = o.dtype === undefined ? null : { dtype: o.dtype as string, bytes: estimateWeightBytes(cfg, parseDTypeSpec(o.dtype)) };
+  const sizes = loadSizes(cfg, o.dtype === undefined ? null : { dtype: o.dtype, bytes: estimateWeightBytes(cfg, parseDTypeSpec(o.dtype)) }, kvDType);
   const info = {
     model: id, architecture: cfg.architectures?.[0] ?? 'GPT2LMHeadModel', n_layer: L, n_head: cfg.n_head, n_embd: E, n_inner: I, n_positions: cfg.n_positions, vocab_size: V,
     activation: cfg.activation_function, cross_attention: cfg.add_cross_attention, parameters: params,
     weights_bytes: mem, weights_fit: Object.fromEntries(Object.entries(mem).map(([d, b]) => [d, weightsFit(b)])),
-    ...(planned ? { dtype: planned.dtype, dtype_weights_bytes: planned.bytes, dtype_weights_fit: weightsFit(planned.bytes) } : {}),
-    kv_dtype: kvBytes === 2 ? 'fp16' : 'fp32', kv_cache_bytes_per_sequence: kv(cfg.n_positions), ...(o.runtime ? { runtime } : {}),
+    ...sizes.json, ...runtimeInfo.json,
   };
   if (o.json) { console.log(JSON.stringify(info)); return; }
-  const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   console.log([
     `model:          ${info.model}`,
     `architecture:   ${info.architecture}${cfg.add_cross_attention ? ' (+cross-attention)' : ''}`,
     `shape:          ${L} layers, ${cfg.n_head} heads, n_embd ${E}, n_inner ${I}, context ${cfg.n_positions}, vocab ${V}`,
     `parameters:     ${(params / 1e6).toFixed(1)} M`,
-    `weights memory: fp32 ${mb(mem.fp32)}, fp16 ${mb(mem.fp16)}, q8 ${mb(mem.q8)}, q4 ${mb(mem.q4)}${fitNote(mem)}`,
-    ...(planned ? [`with --dtype ${planned.dtype}: ${mb(planned.bytes)}${weightsFit(planned.bytes) ? '' : ' (does not fit wasm32 memory)'}`] : []),
-    `KV cache:       ${mb(kv(cfg.n_positions))} per sequence at full context (${kvBytes === 2 ? 'fp16' : 'fp32'})`,
-    ...(o.runtime ? Object.entries(runtime).map(([k, v]) => `${k}: ${v}`) : []),
+    `weights memory: fp32 ${mib(mem.fp32)}, fp16 ${mib(mem.fp16)}, q8 ${mib(mem.q8)}, q4 ${mib(mem.q4)}${fitNote(mem)}`,
+    ...sizes.lines,
+    ...runtimeInfo.lines,
   ].join('\n'));
+}
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
+/** What a load with --dtype (`planned`: its weights' bytes, when given) and --kv-dtype would hold, as info prints
+ *  it for a directory and a GGUF file alike: JSON fields and text lines. */
+function loadSizes(cfg: GPT2Config, planned: { dtype: string; bytes: number } | null, kvDType: KVDType) {
+  const kv = 2 * cfg.n_layer * cfg.n_positions * cfg.n_embd * (kvDType === 'fp16' ? 2 : 4);
+  return {
+    json: { ...(planned ? { dtype: planned.dtype, dtype_weights_bytes: planned.bytes, dtype_weights_fit: weightsFit(planned.bytes) } : {}), kv_dtype: kvDType, kv_cache_bytes_per_sequence: kv },
+    lines: [
+      ...(planned ? [`with --dtype ${planned.dtype}: ${mib(planned.bytes)}${weightsFit(planned.bytes) ? '' : ' (does not fit wasm32 memory)'}`] : []),
+      `KV cache:       ${mib(kv)} per sequence at full context (${kvDType})`,
+    ],
+  };
+}
+
+/** The weights' bytes a load of the GGUF file with `dtype` holds, by the loader's own plan ('auto' keeps the file's
+ *  Q8_0 / Q4_0 blocks; an untied output.weight counts), not fit-checked: info reports what does not fit. */
+async function ggufWeightBytes(src: GGUFModelSource, cfg: GPT2Config, dtype: DTypeSpec): Promise<number> {
+  const reader = await src.openTensors();
+  try { return planWeights(cfg, reader, 'lm', dtype, src.name, false).bytes; } finally { await reader.close(); }
 }
 
 /** Which dtypes' weights do not fit wasm32 memory, by the loader's own check (none: ''). */
@@ -241,12 +272,18 @@ function fitNote(mem: Record<string, number>): string {
 }
 
 async function cmdClassify(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, classifySpecs);
+  const { opts: o, positionals } = parseArgs(argv, classifySpecs, 'classify');
   if (o.help) { console.log(`gpt2-wasm classify TEXT --model DIR [--tokenizer DIR] [options]\n\n${helpFor(classifySpecs)}`); return; }
-  const text = positionals.join(' ') || (!process.stdin.isTTY ? (await readStdin()).trim() : '');
-  if (!text) throw new GPT2WasmError('OPTION', 'classify needs a text (argument or stdin)');
+  // no text at all is a usage error; an empty one (argument or stdin) is a bad input, as generate's empty prompt
+  let text = positionals.join(' ');
+  if (positionals.length && !text) throw new GPT2WasmError('INPUT', 'the TEXT argument is empty: give some text, or leave it out to read the text from stdin');
+  if (!positionals.length) {
+    if (process.stdin.isTTY) throw new GPT2WasmError('OPTION', 'classify needs a text (argument or stdin)');
+    text = (await readStdin()).trim();
+    if (!text) throw new GPT2WasmError('INPUT', 'the text on stdin is empty: pipe some text, or pass TEXT as an argument');
+  }
   if (!o.model) throw new GPT2WasmError('OPTION', 'classify needs --model (a GPT2ForTokenClassification or GPT2ForSequenceClassification checkpoint)');
-  let src = await resolveSource(o.model, { revision: o.revision, tokenizer: !o.tokenizer });
+  let src = await resolveSource(o.model, { ...modelSourceOptions(o), tokenizer: !o.tokenizer });
   if (o.tokenizer) src = withTokenizerFrom(src, await resolveSource(o.tokenizer, { tokenizer: true }));
   const arch = (await loadConfig(src)).architectures?.[0];
   const task = arch === 'GPT2ForTokenClassification' ? 'token-classification' : arch === 'GPT2ForSequenceClassification' ? 'text-classification' : null;
@@ -258,15 +295,16 @@ async function cmdClassify(argv: string[]) {
   } finally { await p.dispose(); }
 }
 
-/** A GGUF file's header: version, metadata (long arrays summarized) and its tensors with their types. */
-function printGGUFInfo(src: GGUFModelSource, json: boolean) {
+/** A GGUF file's header: version, metadata (long arrays summarized) and its tensors with their types; then `more`
+ *  (JSON fields) or `moreLines` (text): what a load would hold, the runtime. */
+function printGGUFInfo(src: GGUFModelSource, json: boolean, more: Record<string, unknown> = {}, moreLines: string[] = []) {
   const g = src.gguf;
   const summarize = (v: unknown): unknown => (Array.isArray(v) && v.length > 8 ? `[${v.length} items: ${v.slice(0, 3).map((x) => JSON.stringify(x)).join(', ')}, ...]` : typeof v === 'bigint' ? String(v) : v);
   const metadata = Object.fromEntries([...g.metadata].map(([k, e]) => [k, summarize(e.value)]));
   const types: Record<string, number> = {};
   for (const t of g.tensors.values()) types[t.typeName] = (types[t.typeName] ?? 0) + 1;
   const tensors = [...g.tensors.values()].map((t) => ({ name: t.name, type: t.typeName, dims: t.dims, bytes: t.byteLength }));
-  if (json) { console.log(JSON.stringify({ file: g.name, gguf_version: g.version, alignment: g.alignment, size: g.size, tensor_types: types, metadata, tensors })); return; }
+  if (json) { console.log(JSON.stringify({ file: g.name, gguf_version: g.version, alignment: g.alignment, size: g.size, tensor_types: types, metadata, tensors, ...more })); return; }
   console.log([
     `file:           ${g.name}`,
     `format:         GGUF v${g.version}, ${g.tensors.size} tensors, alignment ${g.alignment}, ${(g.size / 2 ** 20).toFixed(1)} MiB`,
@@ -275,11 +313,12 @@ function printGGUFInfo(src: GGUFModelSource, json: boolean) {
     ...Object.entries(metadata).map(([k, v]) => `  ${k} = ${typeof v === 'string' ? v : JSON.stringify(v)}`),
     'tensors:',
     ...tensors.map((t) => `  ${t.name.padEnd(28)} ${t.type.padEnd(5)} [${t.dims.join(', ')}]`),
+    ...moreLines,
   ].join('\n'));
 }
 
 async function cmdConvert(argv: string[]): Promise<number> {
-  const { opts: o, positionals } = parseArgs(argv, convertSpecs);
+  const { opts: o, positionals } = parseArgs(argv, convertSpecs, 'convert');
   if (o.help) { console.log(`gpt2-wasm convert SRC --out FILE.gguf [options]\n\nSRC: a model directory, Hub id or .gguf file.\n\n${helpFor(convertSpecs)}`); return 0; }
   if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'convert needs exactly one SRC (a model directory, Hub id or .gguf file)');
   if (!o.out) throw new GPT2WasmError('OPTION', 'convert needs --out FILE.gguf');
@@ -338,7 +377,7 @@ export const COMMAND_SPECS: Record<string, Record<string, OptionSpec>> = {
 };
 
 async function cmdPerplexity(argv: string[]) {
-  const { opts: o, positionals } = parseArgs(argv, pplSpecs);
+  const { opts: o, positionals } = parseArgs(argv, pplSpecs, 'perplexity');
   if (o.help) { console.log(`gpt2-wasm perplexity FILE --model DIR [options]\n\n${helpFor(pplSpecs)}`); return; }
   if (positionals.length !== 1) throw new GPT2WasmError('OPTION', 'perplexity needs exactly one FILE (a UTF-8 text)');
   let bytes: Uint8Array;
@@ -350,7 +389,8 @@ async function cmdPerplexity(argv: string[]) {
     throw new GPT2WasmError('INPUT', `${positionals[0]} is not valid UTF-8: bad byte sequence at byte offset ${firstInvalidUtf8(bytes)}`);
   }
   const id = o.model ?? DEFAULT_MODEL;
-  const src = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
+  const src = await resolveSource(id, { ...modelSourceOptions(o), tokenizer: true });
+  await loadConfig(src); // an empty or wrong directory is named by its config.json, not the tokenizer's files
   const tokenizer = await AutoTokenizer.from_pretrained(src);
   const model = await GPT2LMHeadModel.from_pretrained(src, modelOpts(o, !!o.verbose));
   try {

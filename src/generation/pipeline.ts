@@ -1,7 +1,8 @@
 // pipeline(task, model) as in transformers.js: a model and its tokenizer behind one callable.
 import { InputError, OptionError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
-import { resolveSource } from '../io/resolve.js';
+import { loadConfig } from '../io/config.js';
+import { resolveSource, withGGUFFile } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
@@ -41,9 +42,13 @@ export async function pipeline(task: 'text-generation', model?: string | ModelSo
 export async function pipeline(task: 'token-classification' | 'ner', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TokenClassificationPipeline>;
 export async function pipeline(task: 'text-classification' | 'sentiment-analysis', model?: string | ModelSource, opts?: PretrainedOptions): Promise<TextClassificationPipeline>;
 export async function pipeline(task: Task, model: string | ModelSource = DEFAULT_MODEL, opts: PretrainedOptions = {}): Promise<any> {
-  const source = typeof model === 'string' ? await (opts.resolve ? opts.resolve(model, opts) : resolveSource(model, { ...opts, tokenizer: true } as any)) : model;
+  // gguf_file picks the file here, once: the tokenizer and the model then read the same GGUF source
+  const source = typeof model === 'string' ? await (opts.resolve ? opts.resolve(model, opts) : resolveSource(model, { ...opts, tokenizer: true } as any)) : await withGGUFFile(model, opts.gguf_file);
+  // config.json before the tokenizer's files: a folder that is no model (empty, a wrong path) is named by the
+  // file every model has, as from_pretrained and `gpt2-wasm info` name it
+  await loadConfig(source);
   const tokenizer = await AutoTokenizer.from_pretrained(source);
-  const o = { ...opts, resolve: undefined };
+  const o = { ...opts, resolve: undefined, gguf_file: undefined };
   let fn: any;
   if (task === 'text-generation') {
     const m = await GPT2LMHeadModel.from_pretrained(source, o);

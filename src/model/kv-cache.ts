@@ -19,7 +19,22 @@ export type KVDType = 'fp32' | 'fp16';
 export function checkKVDType(v: unknown, option = 'kv_dtype'): KVDType {
   if (v === undefined) return 'fp32';
   if (v === 'fp32' || v === 'fp16') return v;
-  throw new OptionError(`${option} must be 'fp32' or 'fp16', got ${JSON.stringify(v)}`);
+  throw new OptionError(`${option} must be 'fp32' or 'fp16', got ${JSON.stringify(v)}${kvDTypeHint(v)}`);
+}
+
+/** What a KV dtype our two do not include means here, when it is another spelling of one (llama.cpp's and GGUF's
+ *  f16 / F16 / f32, other case) or a cache type llama.cpp has (-ctk bf16, q8_0, q4_0, ...) and this runtime has not:
+ *  '' for anything else. The cache is fp32 or fp16 only (KVBuffers); quantized blocks are for the weights. */
+export function kvDTypeHint(v: unknown): string {
+  if (typeof v !== 'string') return '';
+  const lower = v.trim().toLowerCase();
+  const types = "the cache holds 'fp32' or 'fp16' ('fp16' halves it)";
+  if (lower === 'fp32' || lower === 'fp16') return `; KV dtypes are lower case: '${lower}'`;
+  const same: Record<string, KVDType> = { f32: 'fp32', float32: 'fp32', f16: 'fp16', float16: 'fp16', half: 'fp16' };
+  if (Object.hasOwn(same, lower)) return `; ${JSON.stringify(v)} is '${same[lower]}' here`;
+  if (lower === 'bf16' || lower === 'bfloat16') return `; bf16 is not a KV cache type here: ${types}`;
+  if (/^(i?q[1-8]|tq[12])(_|$)/.test(lower)) return `; ${JSON.stringify(v)} is not a KV cache type here: ${types}; only the weights are quantized (q8, q4)`;
+  return '';
 }
 
 /** The error of every use of a disposed model or cache. */

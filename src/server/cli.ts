@@ -2,9 +2,10 @@
 // gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import { parseArgs, helpFor, HELP_OPTION, MODEL_OPTIONS, modelLoadOptions, type OptionSpec } from '../cli/args.js';
+import { parseArgs, helpFor, HELP_OPTION, MODEL_OPTIONS, modelLoadOptions, modelSourceOptions, type OptionSpec } from '../cli/args.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_MODEL } from '../generation/pipeline.js';
+import { loadConfig } from '../io/config.js';
 import { resolveSource } from '../io/resolve.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { AutoTokenizer } from '../tokenizer/tokenizer.js';
@@ -44,7 +45,7 @@ export function servedModelName(id: string): string {
 
 /** Runs the server until SIGTERM/SIGINT; resolves after the graceful shutdown. */
 export async function serve(argv: string[]): Promise<void> {
-  const { opts: o, positionals } = parseArgs(argv, serveSpecs);
+  const { opts: o, positionals } = parseArgs(argv, serveSpecs, 'serve');
   if (o.help) { console.log(SERVE_USAGE); return; }
   if (positionals.length) throw new OptionError(`serve takes no positional arguments, got ${JSON.stringify(positionals.join(' '))} (use --model)`);
   for (const k of ['max_concurrency', 'max_tokens', 'body_limit', 'request_timeout_ms', 'max_connections'] as const) {
@@ -58,7 +59,8 @@ export async function serve(argv: string[]): Promise<void> {
   const apiKey: string | undefined = o.api_key ?? (process.env.GPT2WASM_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new OptionError('--api-key must not be empty');
   const t0 = performance.now();
-  const source = await resolveSource(id, { revision: o.revision, tokenizer: true } as any);
+  const source = await resolveSource(id, { ...modelSourceOptions(o), tokenizer: true });
+  await loadConfig(source); // an empty or wrong directory is named by its config.json, not the tokenizer's files
   const tokenizer = await AutoTokenizer.from_pretrained(source);
   const model = await GPT2LMHeadModel.from_pretrained(source, modelLoadOptions(o));
   let server;
