@@ -255,8 +255,13 @@ function crossAttentionBlock(st: ModelState, ws: Workspace, req: StepRequest, l:
   for (const ps of pass.segs) {
     const x = ps.seg.cache.cross!, row = ps.seg.row * x.buffers.rowBytes;
     const probs = req.taps?.crossAttention ? ws.probs : 0; // [H, T, S_enc]
+    // a row whose encoder mask hides every state: transformers adds finfo.min to every score, which swamps them
+    // (s + min rounds to min for any |s| < 1e31), so softmax gives each state 1/S and the output is the mean of V
+    // over all of them. The kernels give a row with no visible key zeros; scores of 0 under no mask give the same
+    // uniform 1/S weights as transformers (head mask and probabilities included).
+    const blind = x.blind !== null && x.blind[ps.seg.row] === 1;
     attention(ws.crossQ + ps.r0 * E * 4, E, x.buffers.k[l].ptr + row, x.buffers.v[l].ptr + row, x.buffers.dt, x.S, ws.att + ps.r0 * E * 4, E,
-      1, H, ps.T, D, x.S, 0, 0, ps.crossMask, scale, hm, probs, ws.scratch);
+      1, H, ps.T, D, x.S, 0, 0, blind ? 0 : ps.crossMask, blind ? 0 : scale, hm, probs, ws.scratch);
     if (probs) req.taps!.crossAttention!(l, ps, probs, x.S);
   }
   matmul(st, ws, ws.att, c.proj, c.proj_b, ws.x, R, FLAG_ACCUMULATE); // x += att · W_projᵀ + b
@@ -323,12 +328,14 @@ export function setEncoder(st: ModelState, cache: KVCache, enc: EncoderInput | n
   cache.dropCross();
   const A = st.backend.arena, { E, H, D } = st, B = cache.batch, S = enc.S, C = Math.max(1, Math.min(chunk, S));
   const buffers = new KVBuffers(st.backend, cache.shape, B, S, 'cross-attention cache', cache.dtype);
-  let mask: Region | null = null;
+  let mask: Region | null = null, blind: Uint8Array | null = null;
   try {
     if (enc.mask && enc.mask.some((v) => v === 0)) {
       mask = A.alloc('cross-attention mask', B * S * 4);
       const mv = A.f32(mask.ptr, B * S);
       for (let i = 0; i < B * S; i++) mv[i] = enc.mask[i] !== 0 ? 1 : 0;
+      // rows that hide every encoder state (crossAttentionBlock attends to all of them uniformly, as transformers)
+      for (let b = 0; b < B; b++) if (!enc.mask.subarray(b * S, (b + 1) * S).some((v) => v !== 0)) (blind ??= new Uint8Array(B))[b] = 1;
     }
     const ws = st.workspace({ rows: C, tokens: C, S, headRows: 0, headN: 0, cross: true, probs: false, headMask: false });
     for (let b = 0; b < B; b++) for (let s0 = 0; s0 < S; s0 += C) {
@@ -345,7 +352,7 @@ export function setEncoder(st: ModelState, cache: KVCache, enc: EncoderInput | n
   } finally {
     st.endCall();
   }
-  cache.cross = { buffers, S, mask, key: enc.key };
+  cache.cross = { buffers, S, mask, blind, key: enc.key };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The public model classes, named as in transformers.js: from_pretrained() loads a Hugging Face checkpoint
 // into a Backend's memory; forward() takes HF inputs and returns HF outputs as Tensors.
 import { ConfigError, InputError, OptionError, RuntimeError, WeightsError } from '../errors.js';
-import { checkKnownKeys } from '../options.js';
+import { checkBoolean, checkKnownKeys, shown } from '../options.js';
 import { loadConfig, loadGenerationConfig, type GenerationConfig, type GPT2Config } from '../io/config.js';
 import { openTensorReader } from '../io/gguf-model.js';
 import { dirSource, type ModelSource } from '../io/source.js';
@@ -180,8 +180,12 @@ export class GPT2PreTrainedModel {
     if (!inputs || typeof inputs !== 'object') throw new InputError('forward() takes an object of inputs, e.g. { input_ids }');
     checkKnownKeys(inputs, FORWARD_KEYS, 'forward() input');
     const cfg = this.config;
+    // boolean flags are true or false (undefined/null: the default), never a truthy string: use_cache: 'no' would be on
+    const outputAttentions = checkBoolean(inputs.output_attentions, 'output_attentions', false);
+    const outputHiddenStates = checkBoolean(inputs.output_hidden_states, 'output_hidden_states', false);
+    const wantCache = checkBoolean(inputs.use_cache, 'use_cache', true);
     const { ids, B, T } = toIds(inputs.input_ids, cfg);
-    const useCache = inputs.use_cache !== false && this.head !== 'token-classification' && this.head !== 'sequence-classification';
+    const useCache = wantCache && this.head !== 'token-classification' && this.head !== 'sequence-classification';
     // a past of this model's resident cache is extended in place; any other (or any past without use_cache) is copied in
     const resident = useCache ? this.past.viewOf(inputs.past_key_values) : null;
     if (resident && resident.batch !== B) throw new InputError(`past_key_values holds ${resident.batch} batch rows, input_ids ${B}`);
@@ -194,7 +198,7 @@ export class GPT2PreTrainedModel {
     const headMask = inputs.head_mask != null ? toHeadMask(inputs.head_mask, cfg) : null;
     const encoder = toEncoder(inputs.encoder_hidden_states, inputs.encoder_attention_mask, B, cfg);
     const keep = inputs.logits_to_keep ?? 0;
-    if (!Number.isInteger(keep) || keep < 0) throw new OptionError(`logits_to_keep must be a non-negative integer, got ${keep}`);
+    if (!Number.isInteger(keep) || keep < 0) throw new OptionError(`logits_to_keep must be a non-negative integer, got ${shown(keep)}`);
 
     const cache = useCache ? this.past.acquire(resident, B, P + T) : this.createCache(B, P + T);
     try {
@@ -203,7 +207,7 @@ export class GPT2PreTrainedModel {
       const headTokens = this.headTokens(ids, B, T, keep);
       const res = runBatch(this.state, cache, {
         ids, B, T, attentionMask: mask, positionIds: positions, headMask, headTokens, head: headTokens ? this.headMatrix() : null,
-        chunk: this.prefill_chunk, outputAttentions: !!inputs.output_attentions, outputHiddenStates: !!inputs.output_hidden_states, wantLastHidden: true,
+        chunk: this.prefill_chunk, outputAttentions, outputHiddenStates, wantLastHidden: true,
       });
       const out = this.outputs(res, B, T, P + T, headTokens);
       // the weights are finite (checked on load) and so are the inputs; finite values large enough to overflow f32
@@ -297,11 +301,11 @@ function workspaceShape(cfg: GPT2Config, plan: PlannedWeights, threads: number):
 function checkOptions(opts: PretrainedOptions) {
   const known = new Set(['dtype', 'threads', 'kernels', 'variant', 'wasmModule', 'initialBytes', 'revision', 'cache_dir', 'local_files_only', 'progress_callback', 'prefill_chunk', 'resolve', 'token', 'endpoint', 'device', 'kv_dtype', 'gguf_file', 'browser_cache', 'dispatch']);
   checkKnownKeys(opts, known, 'from_pretrained option');
-  if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${opts.prefill_chunk}`);
+  if (opts.prefill_chunk !== undefined && (!Number.isInteger(opts.prefill_chunk) || opts.prefill_chunk < 1)) throw new OptionError(`prefill_chunk must be a positive integer, got ${shown(opts.prefill_chunk)}`);
   // checked here too (Backend.create does as well): the memory plan uses them before the backend exists
   checkThreads(opts.threads);
   if (opts.initialBytes !== undefined && (typeof opts.initialBytes !== 'number' || !Number.isInteger(opts.initialBytes) || opts.initialBytes < 0)) {
-    throw new OptionError(`initialBytes must be a non-negative integer, got ${String(opts.initialBytes)}`);
+    throw new OptionError(`initialBytes must be a non-negative integer, got ${shown(opts.initialBytes)}`);
   }
   checkKVDType(opts.kv_dtype);
   if (opts.device !== undefined && !['cpu', 'wasm'].includes(opts.device)) throw new OptionError(`device must be 'cpu' or 'wasm' (gpt2-wasm runs on the CPU), got ${JSON.stringify(opts.device)}`);
@@ -322,7 +326,7 @@ export class GPT2LMHeadModel extends GPT2PreTrainedModel {
     this.check();
     checkCache(this.state, cache, 'prefill\'s cache');
     const { ids: flat, T } = toIds([ids], this.config);
-    const head = allPositions ? Int32Array.from({ length: T }, (_, t) => t) : [T - 1];
+    const head = checkBoolean(allPositions, 'prefill\'s allPositions', false) ? Int32Array.from({ length: T }, (_, t) => t) : [T - 1];
     return runBatch(this.state, cache, {
       ids: flat, B: 1, T, attentionMask: null, positionIds: null, headTokens: [head], head: this.headMatrix(), chunk: this.prefill_chunk,
     }).head;

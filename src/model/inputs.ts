@@ -15,7 +15,9 @@ export function toIds(input: unknown, cfg: GPT2Config, what = 'input_ids'): { id
   for (let i = 0; i < ids.length; i++) {
     const v = data[i];
     if (!Number.isInteger(v) || v < 0 || v >= cfg.vocab_size) {
-      throw new InputError(`${what}[${Math.floor(i / T)}][${i % T}] = ${v} is not a token id in [0, ${cfg.vocab_size}) (vocab_size from config.json)`);
+      const at = `${what}[${Math.floor(i / T)}][${i % T}] = ${v}`;
+      if (!Number.isInteger(v)) throw new InputError(`${at} is not a token id: not an integer (token ids are integers in [0, ${cfg.vocab_size}), vocab_size from config.json)`);
+      throw new InputError(`${at} is not a token id in [0, ${cfg.vocab_size}) (vocab_size from config.json)`);
     }
     ids[i] = v;
   }
@@ -41,7 +43,8 @@ export function toPositions(input: unknown, B: number, T: number, cfg: GPT2Confi
   const out = new Int32Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
     const v = data[(d2[0] === 1 ? 0 : b) * T + t];
-    if (!Number.isInteger(v) || v < 0 || v >= cfg.n_positions) throw new InputError(`position_ids[${b}][${t}] = ${v} is outside [0, ${cfg.n_positions}) (n_positions)`);
+    if (!Number.isInteger(v)) throw new InputError(`position_ids[${b}][${t}] = ${v} is not an integer (positions are integers in [0, ${cfg.n_positions}))`);
+    if (v < 0 || v >= cfg.n_positions) throw new InputError(`position_ids[${b}][${t}] = ${v} is outside [0, ${cfg.n_positions}) (n_positions)`);
     out[b * T + t] = v;
   }
   return out;
@@ -54,16 +57,27 @@ export function toHeadMask(input: unknown, cfg: GPT2Config): Float32Array {
   if (dims.length === 1 && dims[0] === H) { for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) out[l * H + h] = data[h]; }
   else if (dims.length === 2 && dims[0] === L && dims[1] === H) out.set(data);
   else throw new InputError(`head_mask has dims [${dims}], expected [${H}] or [${L}, ${H}] (n_layer, n_head)`);
-  for (const v of out) if (!Number.isFinite(v)) throw new InputError('head_mask contains a non-finite value');
+  // checked after the conversion to f32: a value finite in f64 but beyond f32's range (1e39) is Infinity there
+  checkFiniteF32(out, 'head_mask');
   return out;
+}
+
+/** Refuses a float input holding ±Infinity or NaN once in f32, where the forward pass computes: a value finite in
+ *  f64 but beyond f32's range (|v| > 3.4028234663852886e38, e.g. 1e39) is Infinity there, and would otherwise go
+ *  through attention as a silent wrong answer (weights of 0, finite logits). */
+function checkFiniteF32(a: Float32Array, what: string): void {
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) throw new InputError(`${what} contains a non-finite value at flat index ${i}${Number.isNaN(a[i]) ? '' : ' (beyond the float32 range ±3.4028235e38)'}`);
+  }
 }
 
 export function toFloat3(input: unknown, what: string, B: number, lastDim: number): { data: Float32Array; S: number } {
   const { dims, data } = flatten(input, what);
   const d3 = dims.length === 2 ? [1, ...dims] : dims;
   if (d3.length !== 3 || d3[0] !== B || d3[2] !== lastDim) throw new InputError(`${what} has dims [${dims}], expected [${B}, S, ${lastDim}]`);
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new InputError(`${what} contains a non-finite value at flat index ${i}`);
-  return { data: Float32Array.from(data), S: d3[1] };
+  const f32 = Float32Array.from(data);
+  checkFiniteF32(f32, what);
+  return { data: f32, S: d3[1] };
 }
 
 /** past_key_values as a list per layer of {key, value} or [key, value], each [B, H, P, D]. */
@@ -82,8 +96,9 @@ export function toPast(input: unknown, cfg: GPT2Config, B: number): { k: Float32
       if (d4.length !== 4 || d4[0] !== B || d4[1] !== H || d4[3] !== D) throw new InputError(`past_key_values[${l}].${name} has dims [${dims}], expected [${B}, ${H}, P, ${D}]`);
       if (P >= 0 && d4[2] !== P) throw new InputError(`past_key_values[${l}].${name} has ${d4[2]} positions, others have ${P}`);
       P = d4[2];
-      for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) throw new InputError(`past_key_values[${l}].${name} contains a non-finite value`);
-      (dst as Float32Array[]).push(data instanceof Float32Array ? data : Float32Array.from(data));
+      const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
+      checkFiniteF32(f32, `past_key_values[${l}].${name}`);
+      (dst as Float32Array[]).push(f32);
     }
   });
   return { k, v, P };

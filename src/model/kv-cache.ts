@@ -5,6 +5,7 @@
 // Whoever creates a KVCache disposes it (model.createCache() hands it to the caller; forward()'s own cache
 // belongs to the model, see past-key-values.ts).
 import { DisposedError, InputError, MemoryLimitError, OptionError } from '../errors.js';
+import { shown } from '../options.js';
 import { DT_F16, DT_F32 } from '../runtime/abi.js';
 import type { Backend } from '../runtime/backend.js';
 import { mib, type Region } from '../runtime/memory.js';
@@ -37,8 +38,8 @@ export function kvDTypeHint(v: unknown): string {
   return '';
 }
 
-/** The error of every use of a disposed model or cache. */
-export const disposedError = (what: string) => new DisposedError(`${what} was disposed`);
+/** The error of every use of a disposed model or cache (`plural` for a subject such as 'these past_key_values'). */
+export const disposedError = (what: string, plural = false) => new DisposedError(`${what} ${plural ? 'were' : 'was'} disposed`);
 
 export class KVBuffers {
   readonly k: Region[] = [];
@@ -108,12 +109,14 @@ export class KVCache {
   private _mask: Region;
   /** Tokens stored so far (all rows advance together; padding is expressed through the mask). */
   length = 0;
-  cross: { buffers: KVBuffers; S: number; mask: Region | null; key: unknown } | null = null;
+  /** Cross-attention K/V of the encoder input; `blind` marks the batch rows whose encoder mask hides every state
+   *  (attended uniformly, as transformers does: see crossAttentionBlock), null when there is none. */
+  cross: { buffers: KVBuffers; S: number; mask: Region | null; blind: Uint8Array | null; key: unknown } | null = null;
   private _disposed = false;
 
   constructor(readonly backend: Backend, readonly shape: CacheShape, readonly batch: number, private _capacity: number, readonly dtype: KVDType = 'fp32') {
-    if (!Number.isInteger(batch) || batch < 1) throw new InputError(`cache batch must be a positive integer, got ${typeof batch === 'string' ? JSON.stringify(batch) : batch}`);
-    if (!Number.isInteger(_capacity) || _capacity < 1) throw new InputError(`cache capacity must be a positive integer, got ${_capacity}`);
+    if (!Number.isInteger(batch) || batch < 1) throw new InputError(`cache batch must be a positive integer, got ${shown(batch)}`);
+    if (!Number.isInteger(_capacity) || _capacity < 1) throw new InputError(`cache capacity must be a positive integer, got ${shown(_capacity)}`);
     this._self = new KVBuffers(backend, shape, batch, _capacity, 'kv-cache', dtype, [batch * _capacity * 4]);
     try { this._mask = backend.arena.alloc('kv-cache mask', batch * _capacity * 4); } catch (e) { this._self.dispose(); throw e; }
     backend.arena.f32(this._mask.ptr, batch * _capacity).fill(1);

@@ -58,7 +58,7 @@ export class PastKeyValues extends Array<PastKeyValue> {
 function read(view: View, l: number, which: 'key' | 'value'): Tensor {
   const got = view.layers[l][which];
   if (got) return got;
-  if (!view.owner) throw disposedError('these past_key_values');
+  if (!view.owner) throw disposedError('these past_key_values', true);
   return (view.layers[l][which] = view.owner.copyOut(l, which, view.length));
 }
 

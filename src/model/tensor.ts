@@ -1,5 +1,6 @@
 // Tensor as in transformers.js: `new Tensor(type, data, dims)`, row-major, batch first.
 import { InputError } from '../errors.js';
+import { shown } from '../options.js';
 
 export type TensorType = 'float32' | 'int64' | 'int32';
 export type TensorData = Float32Array | BigInt64Array | Int32Array;
@@ -83,7 +84,7 @@ export function flatten(input: unknown, what: string): { dims: number[]; data: F
   const walk = (x: unknown, d: number) => {
     if (d === dims.length) {
       const v = typeof x === 'bigint' ? Number(x) : x;
-      if (typeof v !== 'number' || Number.isNaN(v)) throw new InputError(`${what} contains a non-number (${String(x)})`);
+      if (typeof v !== 'number' || Number.isNaN(v)) throw new InputError(`${what} contains a non-number (${shown(x)})`);
       data[n++] = v; return;
     }
     if (!Array.isArray(x) || x.length !== dims[d]) throw new InputError(`${what} is ragged: expected length ${dims[d]} at depth ${d}, got ${Array.isArray(x) ? x.length : typeof x}`);

@@ -59,6 +59,8 @@ export interface TokenizerData {
   split_special_tokens: boolean;
   /** Where it came from, for messages. */
   origin: string;
+  /** Whether tokenizer_config.json (or the GGUF metadata) has a chat_template; this runtime does not render one. */
+  has_chat_template?: boolean;
 }
 
 export const GPT2_DEFAULT_SPECIAL = '<|endoftext|>';
@@ -331,6 +333,7 @@ export function tokenizerDataFromGGUF(meta: ReadonlyMap<string, unknown>, what: 
     add_prefix_space: false, use_regex: true, ignore_merges: false, normalizer: [],
     clean_up_tokenization_spaces: false, padding_side: 'right', truncation_side: 'right', split_special_tokens: false,
     origin,
+    has_chat_template: meta.has('tokenizer.chat_template'),
   };
 }
 
@@ -471,5 +474,6 @@ export async function loadTokenizerData(source: TextFileSource, origin = 'tokeni
     truncation_side: side(cfg.truncation_side, cfgWhat, 'truncation_side') ?? 'right',
     split_special_tokens: bool('split_special_tokens', false),
     origin,
+    has_chat_template: cfg.chat_template !== undefined && cfg.chat_template !== null,
   };
 }

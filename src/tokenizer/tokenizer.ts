@@ -157,6 +157,8 @@ export class GPT2Tokenizer {
   private declare warnedImplicitTruncation: boolean | undefined;
   /** Where the files came from. */
   declare readonly origin: string;
+  /** Whether the files define a chat_template (apply_chat_template says it is not supported, rather than absent). */
+  declare private readonly has_chat_template: boolean;
 
   declare private readonly model: BpeModel;
   declare private readonly useRegex: boolean;
@@ -210,6 +212,7 @@ export class GPT2Tokenizer {
     s.split_special_tokens = options.split_special_tokens ?? data.split_special_tokens;
     s.clean_up_tokenization_spaces = options.clean_up_tokenization_spaces ?? data.clean_up_tokenization_spaces;
     s.origin = data.origin;
+    s.has_chat_template = data.has_chat_template ?? false;
 
     s.specialIds = new Set(added.filter((t) => t.special).map((t) => t.id));
     s.all_special_ids = [...s.specialIds];
@@ -534,6 +537,16 @@ export class GPT2Tokenizer {
 
   /** Forget the BPE word cache. */
   clear_cache(): void { this.model.clearCache(); }
+
+  /** transformers.js's method, here always an OptionError: GPT-2 has no chat template, and this runtime renders none
+   *  (a tokenizer_config.json that has one is named as such). Format the conversation as text and tokenize that. */
+  apply_chat_template(_conversation?: unknown, _options?: unknown): never {
+    const fix = 'format the conversation as plain text and call the tokenizer on it';
+    if (this.has_chat_template) {
+      throw new OptionError(`apply_chat_template is not supported: ${this.origin} has a chat_template, but gpt2-wasm does not render chat templates; ${fix}`);
+    }
+    throw new OptionError(`apply_chat_template: ${this.origin} has no chat template (GPT-2 tokenizers define none: no chat_template in tokenizer_config.json); ${fix}`);
+  }
 }
 
 /** transformers.js-style entry point; every tokenizer this runtime reads is a GPT2Tokenizer. */
