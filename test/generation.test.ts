@@ -273,7 +273,7 @@ test('options: sampling-only values are ignored when greedy (as transformers); w
     const prompt = [464, 2068, 7586];
     const greedy = ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: false }));
     // a generation_config.json with do_sample false and temperature 0.0 (common on the Hub) runs greedy
-    assert.equal(ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: false, temperature: 0, top_p: 0, top_k: -1 })), greedy);
+    assert.equal(ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: false, temperature: 0, top_p: 0, top_k: 0 })), greedy);
     // top_p 0 keeps the single most likely token: sampling becomes greedy
     assert.equal(ids(await model.generate({ input_ids: [prompt], max_new_tokens: 6, do_sample: true, top_p: 0, seed: 3 })), greedy);
     await expectOption(model.generate({ input_ids: [prompt], do_sample: true, temperature: 0 }), /temperature must be a positive number/);

@@ -14,6 +14,7 @@ import { checkKnownKeys } from '../options.js';
 import { resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
+import { STOP_IN_NEW_TEXT } from '../generation/generate.js';
 import { WASM_VARIANTS, type WasmVariant } from '../runtime/wasm.js';
 import { checkThreads } from '../runtime/backend.js';
 import { GPT2Tokenizer } from '../tokenizer/tokenizer.js';
@@ -256,9 +257,10 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
     return withModel(async (m) => {
       const t0 = Date.now();
       const s = p.sampling;
-      const gen: Record<string, unknown> = { input_ids: [prompt], max_new_tokens: p.maxTokens, signal: request.signal, ...s };
+      const gen: Record<string | symbol, unknown> = { input_ids: [prompt], max_new_tokens: p.maxTokens, signal: request.signal, ...s };
       if (p.seed !== undefined) gen.seed = p.seed;
-      if (p.stop.length) { gen.stop = p.stop; gen.tokenizer = tok; }
+      // OpenAI's stop: a sequence in the completion only (one that begins in the prompt does not end it)
+      if (p.stop.length) { gen.stop = p.stop; gen.tokenizer = tok; gen[STOP_IN_NEW_TEXT] = true; }
       const seq = await m.generate(gen as any);
       const all = Array.from(seq.data as ArrayLike<number | bigint>, Number);
       const ids = all.slice(prompt.length);

@@ -3,7 +3,7 @@
 // text-generation pipeline and the CLI put the model's task_specific_params['text-generation'] in between, as
 // transformers' pipeline does: its model.generate() does not read them).
 import { InputError, OptionError } from '../errors.js';
-import { checkKnownKeys } from '../options.js';
+import { checkKnownKeys, shown } from '../options.js';
 import { runBatch, runStep, setEncoder, type Segment } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
@@ -17,6 +17,10 @@ import { Random } from './random.js';
  *  transformers, whose pipeline copies them into its generation config and whose model.generate() never reads them.
  *  A symbol: not an option a caller names (unknown-key checks see only string keys). */
 export const TEXT_GENERATION_TASK: unique symbol = Symbol('gpt2-wasm text-generation task');
+
+/** Set (to true) by callers with OpenAI's stop semantics (the edge handler): a stop sequence counts only when it lies
+ *  wholly in the new text, not when it begins in the prompt as transformers' stop strings may. A symbol, as above. */
+export const STOP_IN_NEW_TEXT: unique symbol = Symbol('gpt2-wasm stop in the new text only');
 
 /** transformers.js streamer protocol: put() gets the prompt first, then each step's new ids; end() once. */
 export interface Streamer { put(ids: number[][]): void; end(): void }
@@ -43,7 +47,9 @@ export interface GenerateOptions {
   repetition_penalty?: number;
   eos_token_id?: number | number[] | null;
   pad_token_id?: number | null;
-  /** Stop when the generated text contains one of these (needs `tokenizer`). `stop_strings` is accepted too. */
+  /** Stop when the text ends with one of these (needs `tokenizer`): as transformers' StopStringCriteria, a stop string
+   *  may begin in the prompt, but only a match that ends in the new text counts. `stop_strings` (transformers' name)
+   *  is accepted instead, not as well. */
   stop?: string | string[];
   stop_strings?: string | string[];
   tokenizer?: DecodesText;
@@ -80,6 +86,8 @@ export interface ResolvedGenerateOptions extends SamplingOptions {
   pad: number;
   stop: string[];
   overflow: 'error' | 'slide';
+  /** Warnings for this call (generate() prints them; the pipeline's second resolve for its eos ids does not). */
+  warnings: string[];
 }
 
 const KNOWN = new Set(['input_ids', 'inputs', 'attention_mask', 'encoder_hidden_states', 'encoder_attention_mask', 'max_new_tokens', 'max_length', 'min_new_tokens',
@@ -102,6 +110,43 @@ function warnUnsupported(model: GPT2PreTrainedModel, task: Record<string, unknow
   warned.add(model);
   const set = Object.entries(UNSUPPORTED).filter(([k, off]) => { const v = task[k] ?? gc[k]; return v !== undefined && v !== null && v !== off; });
   if (set.length) console.warn(`gpt2-wasm: the model's generation config sets ${set.map(([k]) => `${k}: ${JSON.stringify(task[k] ?? gc[k])}`).join(', ')}, which gpt2-wasm does not implement; generate() runs without ${set.length > 1 ? 'them' : 'it'}`);
+}
+
+/** The sampling-only settings in `o` that change sampling (transformers warns for values other than its defaults:
+ *  temperature 1, top_p 1, top_k 50; top_k 0 is "off" here) and a seed, as "temperature (0.9)". */
+function greedyUnused(o: Record<string, unknown>): string[] {
+  const neutral: Record<string, (v: unknown) => boolean> = {
+    temperature: (v) => v === 1, top_k: (v) => v === 50 || v === 0, top_p: (v) => v === 1, seed: () => false,
+  };
+  return Object.keys(neutral).filter((k) => o[k] != null && !neutral[k](o[k])).map((k) => `${k} (${JSON.stringify(o[k])})`);
+}
+
+const list = (xs: string[]): string => xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}` : xs[0];
+
+const warnedGreedyConfig = new WeakSet<object>();
+
+/** transformers' warning for sampling-only values in the model's config when it decodes greedily, once per model. */
+function warnGreedyConfig(model: GPT2PreTrainedModel, o: GenerateOptions): void {
+  if (warnedGreedyConfig.has(model)) return;
+  const cfg = model.config, gc = (model.generation_config ?? {}) as Record<string, unknown>;
+  const task = ((o as { [TEXT_GENERATION_TASK]?: boolean })[TEXT_GENERATION_TASK] ? cfg.task_specific_params?.['text-generation'] ?? {} : {}) as Record<string, unknown>;
+  const fromConfig: Record<string, unknown> = {};
+  for (const k of ['temperature', 'top_k', 'top_p']) if ((o as any)[k] == null && (task[k] ?? gc[k]) != null) fromConfig[k] = task[k] ?? gc[k];
+  const unused = greedyUnused(fromConfig);
+  if (!unused.length) return;
+  warnedGreedyConfig.add(model);
+  console.warn(`gpt2-wasm: the model's generation config sets ${list(unused)}, which only matter${unused.length > 1 ? '' : 's'} when sampling; do_sample is false, so generate() decodes greedily. Pass do_sample: true to sample`);
+}
+
+/** The earliest end (an index in `text`) of a stop string that ends after `from`, or -1: as transformers'
+ *  StopStringCriteria, a stop string may begin before `from` (in the prompt), but it must end after it. */
+export function stopStringEnd(text: string, from: number, stops: readonly string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s, Math.max(0, from - s.length + 1));
+    if (i >= 0 && (best < 0 || i + s.length < best)) best = i + s.length;
+  }
+  return best;
 }
 
 /** transformers' NoRepeatNGramLogitsProcessor: the ids that would complete an n-gram already in `seq`. */
@@ -137,7 +182,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   // a wrong type is an error, never coerced: do_sample "false" would sample, use_cache "no" would use the cache
   for (const k of ['do_sample', 'use_cache'] as const) if (o[k] != null && typeof o[k] !== 'boolean') throw new OptionError(`${k} must be true or false, got ${JSON.stringify(o[k])}`);
   for (const k of ['max_length', 'min_length'] as const) {
-    if (o[k] != null && (!Number.isInteger(o[k]) || (o[k] as number) < 0)) throw new OptionError(`${k} must be a non-negative integer, got ${typeof o[k] === 'string' ? JSON.stringify(o[k]) : o[k]}`);
+    if (o[k] != null && (!Number.isInteger(o[k]) || (o[k] as number) < 0)) throw new OptionError(`${k} must be a non-negative integer, got ${shown(o[k])}`);
   }
   if (o.signal != null && typeof (o.signal as any).aborted !== 'boolean') throw new OptionError('signal must be an AbortSignal');
   if (o.streamer != null && (typeof o.streamer.put !== 'function' || typeof o.streamer.end !== 'function')) throw new OptionError('streamer must have put(ids) and end() methods');
@@ -155,30 +200,45 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
     if (problem) throw new OptionError(problem + origin(key));
     return v;
   };
-  const userLimit = o.max_new_tokens != null || o.max_length != null;
+  const warnings: string[] = [];
   let maxNew: number;
   if (o.max_new_tokens != null) maxNew = o.max_new_tokens;
-  else if (o.max_length != null) maxNew = o.max_length - promptLength;
-  else if (!userLimit && (task.max_new_tokens ?? gc.max_new_tokens) != null) maxNew = (task.max_new_tokens ?? gc.max_new_tokens) as number;
+  else if (o.max_length != null) {
+    // the caller's max_length counts the prompt; one shorter than the prompt is an error (transformers' generate
+    // raises "Input length of input_ids is N, but `max_length` is set to M ... setting `max_new_tokens`")
+    maxNew = o.max_length - promptLength;
+    if (maxNew < 0) throw new OptionError(`max_length (${o.max_length}) is shorter than the prompt (${promptLength} tokens): max_length counts the prompt's tokens; pass max_new_tokens for the number of new tokens`);
+  } else if ((task.max_new_tokens ?? gc.max_new_tokens) != null) maxNew = (task.max_new_tokens ?? gc.max_new_tokens) as number;
   else {
     // transformers: a max_length left at its default of 20 means 20 new tokens (within n_positions), not 20 in all
     const ml = (task.max_length ?? gc.max_length) as number | undefined;
-    maxNew = ml != null && ml !== 20 ? ml - promptLength : Math.min(20, cfg.n_positions - promptLength);
+    if (ml != null && ml !== 20) {
+      maxNew = ml - promptLength;
+      if (maxNew <= 0) {
+        // a model's max_length (GPT-2's task_specific_params say 50) the prompt already fills: as transformers'
+        // pipeline, a warning, and MaxLengthCriteria ends the generation after the one token every step produces
+        maxNew = 1;
+        warnings.push(`the prompt has ${promptLength} tokens, but max_length is ${ml}${origin('max_length')}, which counts the prompt; generating 1 token (as transformers does). Pass max_new_tokens to set the number of new tokens`);
+      }
+    } else {
+      maxNew = Math.min(20, cfg.n_positions - promptLength);
+      if (maxNew < 0) throw new OptionError(`the prompt (${promptLength} tokens) is longer than n_positions (${cfg.n_positions}); pass max_new_tokens (and context_overflow: 'slide') to generate past the context`);
+    }
   }
   if (!Number.isInteger(maxNew) || maxNew < 0) {
-    throw new OptionError(o.max_new_tokens != null ? `max_new_tokens must be a non-negative integer, got ${o.max_new_tokens}`
-      : `max_length (${pick('max_length', 20)}) is shorter than the prompt (${promptLength} tokens), or the prompt fills n_positions (${cfg.n_positions}); pass max_new_tokens`);
+    throw new OptionError(o.max_new_tokens != null ? `max_new_tokens must be a non-negative integer, got ${shown(o.max_new_tokens)}`
+      : `max_new_tokens must be a non-negative integer, got ${shown(maxNew)}${origin('max_new_tokens')}`);
   }
   // as transformers: min_new_tokens and min_length (which counts the prompt) from the call or the model's
   // generation config; both may hold, the later bound wins
   const minNewTokens = pick<number>('min_new_tokens', 0);
-  if (!Number.isInteger(minNewTokens) || minNewTokens < 0) throw new OptionError(`min_new_tokens must be a non-negative integer, got ${minNewTokens}`);
+  if (!Number.isInteger(minNewTokens) || minNewTokens < 0) throw new OptionError(`min_new_tokens must be a non-negative integer, got ${shown(minNewTokens)}`);
   const minLength = pick<number>('min_length', 0);
-  if (!Number.isInteger(minLength) || minLength < 0) throw new OptionError(`min_length must be a non-negative integer, got ${minLength}`);
+  if (!Number.isInteger(minLength) || minLength < 0) throw new OptionError(`min_length must be a non-negative integer, got ${shown(minLength)}`);
   const minNew = Math.max(minNewTokens, minLength - promptLength);
   const eosRaw = o.eos_token_id !== undefined ? o.eos_token_id : (gc.eos_token_id as number | number[] | null | undefined) ?? cfg.eos_token_ids;
   let eos = eosRaw == null ? [] : Array.isArray(eosRaw) ? eosRaw : [eosRaw];
-  for (const e of eos) if (!Number.isInteger(e) || e < 0) throw new OptionError(`eos_token_id must be a token id, got ${e}`);
+  for (const e of eos) if (!Number.isInteger(e) || e < 0) throw new OptionError(`eos_token_id must be a token id, got ${shown(e)}`);
   if (o.eos_token_id != null) { for (const e of eos) if (e >= cfg.vocab_size) throw new OptionError(`eos_token_id ${e} is not a token id in [0, ${cfg.vocab_size})`); }
   else eos = eos.filter((e) => e < cfg.vocab_size); // a config's eos outside a small vocab can never be produced
   let pad = o.pad_token_id ?? (gc.pad_token_id as number | null | undefined) ?? cfg.pad_token_id ?? eos[0] ?? 0;
@@ -186,6 +246,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
     if (o.pad_token_id != null) throw new OptionError(`pad_token_id ${pad} is not a token id in [0, ${cfg.vocab_size})`);
     pad = 0;
   }
+  if (o.stop != null && o.stop_strings != null) throw new OptionError("generate() takes stop or stop_strings (transformers' name for it), not both");
   const stopRaw = o.stop ?? o.stop_strings ?? [];
   const stop = (Array.isArray(stopRaw) ? stopRaw : [stopRaw]);
   for (const s of stop) if (typeof s !== 'string' || s === '') throw new OptionError('stop strings must be non-empty strings');
@@ -193,7 +254,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   const overflow = o.context_overflow ?? 'error';
   if (overflow !== 'error' && overflow !== 'slide') throw new OptionError(`context_overflow must be 'error' or 'slide', got ${JSON.stringify(overflow)}`);
   const ngram = pick<number>('no_repeat_ngram_size', 0);
-  if (!Number.isInteger(ngram) || ngram < 0) throw new OptionError(`no_repeat_ngram_size must be a non-negative integer, got ${JSON.stringify(ngram)}`);
+  if (!Number.isInteger(ngram) || ngram < 0) throw new OptionError(`no_repeat_ngram_size must be a non-negative integer, got ${shown(ngram)}`);
   // as transformers: a bad word that is just an eos id is dropped (it would keep the generation from ending)
   const badWords = checked<number[][]>('bad_words_ids', []).filter((w) => !(w.length === 1 && eos.includes(w[0])));
   const suppressTokens = checked<number[]>('suppress_tokens', []);
@@ -203,11 +264,20 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
     do_sample: !!pick('do_sample', false), temperature: pick('temperature', 1), top_k: pick('top_k', 50), top_p: pick('top_p', 1),
     repetition_penalty: pick('repetition_penalty', 1), max_new_tokens: maxNew, min_new_tokens: minNew, eos, pad, stop, overflow,
     no_repeat_ngram_size: ngram, bad_words_ids: badWords, suppress_tokens: suppressTokens, begin_suppress_tokens: beginSuppress,
+    warnings,
   };
-  // as transformers: temperature, top_k and top_p only matter (and are only checked) when sampling, so a
-  // generation_config.json with do_sample false and temperature 0.0 runs greedy instead of failing
-  checkSampling(r, r.do_sample, origin);
+  // temperature, top_k and top_p only matter when sampling (as in transformers): the caller's are checked anyway (a
+  // NaN or a top_p of 1.5 is a mistake whatever the mode), but temperature 0 is greedy's own value; the model's
+  // config values only when sampling, so a generation_config.json with do_sample false and temperature 0.0 runs greedy
+  checkSampling(r, r.do_sample, origin, (k) => (o as any)[k] != null);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new OptionError(`seed must be an integer, got ${o.seed}`);
+  if (!r.do_sample) {
+    // transformers' GenerationConfig.validate: "`do_sample` is set to `False`. However, `temperature` is set to ..."
+    // for values other than the defaults; gpt2-wasm names the caller's options once per call (and seed, which only
+    // sampling draws on), and the model's config values once per model (generate())
+    const unused = greedyUnused(o as Record<string, unknown>);
+    if (unused.length) warnings.push(`do_sample is false${origin('do_sample')}, so ${list(unused)} ${unused.length > 1 ? 'have' : 'has'} no effect: this call decodes greedily (the most likely token each step). Pass do_sample: true to sample with ${unused.length > 1 ? 'them' : 'it'}`);
+  }
   return r;
 }
 
@@ -255,6 +325,8 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const cfg = model.config;
   const { ids, B, T } = toIds(o.input_ids, cfg);
   const opt = resolveGenerateOptions(model, o, T);
+  for (const w of opt.warnings) console.warn(`gpt2-wasm: generate(): ${w}`);
+  if (!opt.do_sample) warnGreedyConfig(model, o);
   const mask0 = o.attention_mask != null ? toMask(o.attention_mask, B, T, 'attention_mask') : new Float32Array(B * T).fill(1);
   for (let b = 0; b < B; b++) if (!mask0.subarray(b * T, (b + 1) * T).some((v) => v === 1)) throw new InputError(`attention_mask row ${b} masks every token`);
   warnRightPadding(model, mask0, B, T);
@@ -281,6 +353,19 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const longest = (): number => { let n = 0; for (let b = 0; b < B; b++) n = Math.max(n, seqs[b].length - rowStart[b]); return n; };
   const finished = new Array<boolean>(B).fill(false);
   const generated: number[][] = Array.from({ length: B }, () => []);
+  // Stop strings are matched on the end of the whole sequence, as transformers' StopStringCriteria: each row's text is
+  // decoded from its last prompt tokens (enough for the longest stop string, plus a few for characters split over
+  // tokens) and its new tokens, and a stop string counts when it ends in the new text (it may begin in the prompt).
+  const stopTail: number[][] = [], stopFrom: number[] = [];
+  if (opt.stop.length) {
+    const K = (o as { [STOP_IN_NEW_TEXT]?: boolean })[STOP_IN_NEW_TEXT] ? 0 : Math.max(...opt.stop.map((s) => s.length)) + 3;
+    for (let b = 0; b < B; b++) {
+      const attended = seqs[b].filter((_, j) => masks[b][j] === 1);
+      stopTail.push(attended.slice(Math.max(0, attended.length - K)));
+      // a prompt that ends inside a character: the character is new text once a new token completes it
+      stopFrom.push(o.tokenizer!.decode(stopTail[b], { skip_special_tokens: true }).replace(/\uFFFD+$/, '').length);
+    }
+  }
   const st = model.state, head = { w: model.weights.lm_head!, b: 0 };
 
   // The streamer's put() and end() are the caller's code: an exception from put() ends the generation (end() is
@@ -362,8 +447,8 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
         else if (opt.stop.length) {
           // a trailing U+FFFD may be a character whose bytes are still coming (a token that ends inside one): it
           // is text only once the next token completes or breaks the sequence, as a streaming decoder holds it back
-          const text = o.tokenizer!.decode(generated[b], { skip_special_tokens: true }).replace(/\uFFFD+$/, '');
-          if (opt.stop.some((s) => text.includes(s))) finished[b] = true;
+          const text = o.tokenizer!.decode([...stopTail[b], ...generated[b]], { skip_special_tokens: true }).replace(/\uFFFD+$/, '');
+          if (stopStringEnd(text, stopFrom[b], opt.stop) >= 0) finished[b] = true;
         }
       }
       put(next.map((t) => [t]));

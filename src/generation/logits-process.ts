@@ -3,6 +3,7 @@
 // Each works in place on one row of logits; -Infinity marks a token that may not be chosen. No option value can
 // make a logit +Infinity or NaN (that would turn the softmax into NaN), and a NaN from the model is an error.
 import { GPT2WasmError, OptionError } from '../errors.js';
+import { shown } from '../options.js';
 
 /** Largest finite float32: a penalised logit is clamped to ±this rather than overflowing to ±Infinity. */
 const F32_MAX = 3.4028234663852886e38;
@@ -15,9 +16,13 @@ export interface SamplingOptions {
   repetition_penalty: number;
 }
 
-/** `origin(key)` says where a value came from when it was not the caller's option (" (from .../generation_config.json)"). */
-export function checkSampling(o: SamplingOptions, sampling = true, origin: (key: string) => string = () => ''): void {
-  for (const k of sampling ? ['temperature', 'top_k', 'top_p', 'repetition_penalty'] as const : ['repetition_penalty'] as const) {
+/** `origin(key)` says where a value came from when it was not the caller's option (" (from .../generation_config.json)").
+ *  `sampling` false (greedy): temperature, top_k and top_p are checked only when `always(key)` says so (the caller's
+ *  own values: a wrong one is an error even when it would not be used), and temperature 0 is then allowed (greedy is
+ *  the limit t -> 0; transformers builds its temperature warper, which refuses 0, only when sampling). */
+export function checkSampling(o: SamplingOptions, sampling = true, origin: (key: string) => string = () => '', always: (key: string) => boolean = () => false): void {
+  for (const k of ['temperature', 'top_k', 'top_p', 'repetition_penalty'] as const) {
+    if (!sampling && k !== 'repetition_penalty' && (!always(k) || (k === 'temperature' && o[k] === 0))) continue;
     const problem = rangeProblem(k, o[k], Infinity);
     if (problem) throw new OptionError(problem + origin(k));
   }
@@ -36,11 +41,11 @@ export function rangeProblem(key: string, v: unknown, V: number): string | null 
   switch (key) {
     case 'temperature':
     case 'repetition_penalty':
-      return x > 0 && Number.isFinite(x) ? null : `${key} must be a positive number, got ${x}`;
+      return typeof x === 'number' && x > 0 && Number.isFinite(x) ? null : `${key} must be a positive number, got ${shown(v)}`;
     case 'top_k':
-      return Number.isInteger(x) && x >= 0 ? null : `top_k must be a non-negative integer (0 disables it), got ${x}`;
+      return typeof x === 'number' && Number.isInteger(x) && x >= 0 ? null : `top_k must be a non-negative integer (0 disables it), got ${shown(v)}`;
     case 'top_p': // transformers takes [0, 1]; 0 keeps the single most likely token
-      return x >= 0 && x <= 1 ? null : `top_p must be in [0, 1], got ${x}`;
+      return typeof x === 'number' && x >= 0 && x <= 1 ? null : `top_p must be in [0, 1], got ${shown(v)}`;
     case 'suppress_tokens':
     case 'begin_suppress_tokens':
       return isIdListIn(v, V) ? null : `${key} must be an array of token ids in [0, ${V}), got ${JSON.stringify(v)}`;

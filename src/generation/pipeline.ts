@@ -6,7 +6,7 @@ import { resolveSource, withGGUFFile } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2ForSequenceClassification, GPT2ForTokenClassification, GPT2LMHeadModel, type GPT2PreTrainedModel, type PretrainedOptions } from '../model/gpt2.js';
 import { AutoTokenizer, type GPT2Tokenizer } from '../tokenizer/index.js';
-import { resolveGenerateOptions, TEXT_GENERATION_TASK, type GenerateOptions } from './generate.js';
+import { resolveGenerateOptions, stopStringEnd, TEXT_GENERATION_TASK, type GenerateOptions } from './generate.js';
 
 export type Task = 'text-generation' | 'token-classification' | 'text-classification' | 'sentiment-analysis' | 'ner';
 export const DEFAULT_MODEL = 'openai-community/gpt2';
@@ -59,6 +59,9 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
       if (typeof return_full_text !== 'boolean') throw new OptionError(`return_full_text must be true or false, got ${JSON.stringify(return_full_text)}`);
       if (add_special_tokens !== undefined && typeof add_special_tokens !== 'boolean') throw new OptionError(`add_special_tokens must be true or false, got ${JSON.stringify(add_special_tokens)}`);
       const enc = tokenizer(list, { padding: true, padding_side: 'left', add_special_tokens });
+      // a prompt with no tokens: named here (generate() would only see an all-zero mask row the caller never passed)
+      const empty = enc.attention_mask.findIndex((row: number[]) => !row.includes(1));
+      if (empty >= 0) throw new InputError(`text-generation: prompt ${list.length > 1 ? `${empty} ` : ''}is empty (no tokens): ${JSON.stringify(list[empty])}`);
       const genOpts = { ...gen, input_ids: enc.input_ids, attention_mask: enc.attention_mask, tokenizer, [TEXT_GENERATION_TASK]: true };
       const seqs = await m.generate(genOpts);
       const T = enc.input_ids[0].length, total = seqs.dims[1];
@@ -69,8 +72,14 @@ export async function pipeline(task: Task, model: string | ModelSource = DEFAULT
         const row = Array.from(data.subarray(b * total + T, (b + 1) * total), Number);
         const end = row.findIndex((t) => eos.has(t));
         let text = tokenizer.decode(end < 0 ? row : row.slice(0, end + 1), { skip_special_tokens: true });
+        // the text ends right after the first stop string that ends in it; one may begin in the prompt, as generate()
+        // matches them (transformers' StopStringCriteria), so the prompt's last characters are searched too
         const stops = ([] as string[]).concat(gen.stop ?? gen.stop_strings ?? []);
-        for (const s of stops) { const i = text.indexOf(s); if (i >= 0) text = text.slice(0, i + s.length); }
+        if (stops.length) {
+          const ctx = prompt.slice(Math.max(0, prompt.length - Math.max(...stops.map((s) => s.length)) + 1));
+          const cut = stopStringEnd(ctx + text, ctx.length, stops);
+          if (cut >= 0) text = text.slice(0, cut - ctx.length);
+        }
         return [{ generated_text: return_full_text ? prompt + text : text }];
       });
       return Array.isArray(texts) ? outs : outs[0];
