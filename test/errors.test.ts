@@ -9,16 +9,9 @@ import { join } from 'node:path';
 import { AutoTokenizer, DisposedError, GPT2LMHeadModel, GPT2WasmError, memorySource, save_gguf, type ModelSource } from '../src/index.js';
 import { Random } from '../src/generation/random.js';
 import { modelDir } from './helpers/fixtures.js';
+import { expectError } from './helpers/expect-error.js';
 import { randomCheckpoint, writeSafetensors } from './helpers/checkpoint.js';
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, pattern: RegExp) {
-  let err: any;
-  try { await (typeof p === 'function' ? p() : p); } catch (e) { err = e; }
-  assert.ok(err, `expected a ${code} error matching ${pattern}, got success`);
-  assert.ok(err instanceof GPT2WasmError, `not a GPT2WasmError: ${err?.stack ?? err}`);
-  assert.is(err.code, code, err.message);
-  assert.match(err.message, pattern);
-}
 
 const tiny = { n_embd: 8, n_head: 2, n_layer: 1, n_positions: 16, vocab_size: 20 };
 

@@ -8,15 +8,8 @@ import { join } from 'node:path';
 import { AutoModel, AutoTokenizer, GPT2LMHeadModel, GPT2WasmError, Tensor, type GPT2PreTrainedModel } from '../src/index.js';
 import { Random } from '../src/generation/random.js';
 import { modelDir } from './helpers/fixtures.js';
+import { expectError } from './helpers/expect-error.js';
 
-async function expectError(p: Promise<unknown> | (() => unknown), code: string, pattern: RegExp) {
-  let err: any;
-  try { await (typeof p === 'function' ? p() : p); } catch (e) { err = e; }
-  assert.ok(err, `expected a ${code} error matching ${pattern}, got success`);
-  assert.ok(err instanceof GPT2WasmError, `not a GPT2WasmError: ${err?.stack ?? err}`);
-  assert.is(err.code, code, err.message);
-  assert.match(err.message, pattern);
-}
 
 const call = (m: GPT2PreTrainedModel, inputs: Record<string, unknown>) => m.forward(inputs as any);
 
