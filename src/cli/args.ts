@@ -130,6 +130,9 @@ export const LLAMA_CPP_HINTS: Record<string, LlamaCppHint> = {
   ...same(['serve --top-k', 'serve --top-p', 'serve --repeat-penalty', 'serve --repetition-penalty'], hint(REQUEST_SAMPLERS)),
   ...same(['serve -n', 'serve --n-predict'], hint('llama-server\'s -n is a request\'s default n_predict: here a request gives max_tokens (default 16), at most serve --max-tokens N (default 256)', ['serve', 'max_tokens'])),
   ...same(['perplexity -s', 'perplexity --seed'], hint('perplexity does not sample: its result is the same on every run, with no seed')),
+  ...same(['perplexity --temp', 'perplexity --temperature', 'perplexity --top-k', 'perplexity --top-p', 'perplexity --repeat-penalty'],
+    hint('perplexity scores the text with the model\'s own distribution (log-softmax of the logits): no sampler applies')),
+  'serve --keep': hint('there is no n_keep (tokens kept on a context shift): a request whose prompt plus max_tokens exceeds the context (n_positions) gets a 400'),
   '--ppl-stride': hint('there is no strided mode: perplexity scores non-overlapping windows of --window N tokens (default n_positions), every token but the first of each window', ['perplexity', 'window']),
 };
 
