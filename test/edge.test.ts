@@ -3,6 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createFetchHandler, topK } from '../src/edge/handler.js';
@@ -279,6 +280,27 @@ test('stop sequences: the text ends just before the stop, which is not included,
     const atEnd = await ask({ prompt: 'The', max_tokens: 12, stop: text.slice(-2) });
     assert.not.ok(atEnd.choices[0].text.includes(text.slice(-2)), atEnd.choices[0].text);
     assert.is(atEnd.choices[0].finish_reason, 'stop');
+  } finally { await h.dispose(); }
+});
+
+test('modelUrl schemes: ftp: (any unreadable scheme) is refused when the handler is made; a file: URL reads that directory; HF generate() names are 400 hf_field', async () => {
+  for (const url of ['ftp://host/models/gpt2/', 's3://bucket/gpt2/']) {
+    assert.throws(() => createFetchHandler({ modelUrl: url, kernels }), (e: any) => e.code === 'OPTION' && /: (ftp|s3): URLs are not read; give an http\(s\) URL, a file: URL or a local path, or a Hub model id$/.test(e.message));
+  }
+  const h = createFetchHandler({ modelUrl: pathToFileURL(modelDir('gpt2-tiny')).href + '/', kernels });
+  try {
+    let res = await h.fetch(post('/v1/completions', { prompt: greedy.input_ids, max_tokens: 3 }));
+    assert.is(res.status, 200, await res.clone().text());
+    assert.equal((await res.json()).choices[0].token_ids, greedy.expected_ids.slice(greedy.input_ids.length, greedy.input_ids.length + 3));
+    for (const [k, v, re] of [['max_new_tokens', 4, /use max_tokens \(at most \d+ here, default 16\)$/], ['max_length', 9, /counts the new tokens only/],
+      ['do_sample', true, /use temperature: 0 decodes greedily/], ['stop_strings', ['.'], /use stop/]] as [string, unknown, RegExp][]) {
+      res = await h.fetch(post('/v1/completions', { prompt: 'Hello', [k]: v }));
+      assert.is(res.status, 400, k);
+      const e = (await res.json()).error;
+      assert.equal([e.param, e.code], [k, 'hf_field']);
+      assert.ok(e.message.startsWith(`${k} is a Hugging Face generate() option, not a field of this OpenAI-style API: `), e.message);
+      assert.match(e.message, re);
+    }
   } finally { await h.dispose(); }
 });
 

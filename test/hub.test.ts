@@ -155,7 +155,10 @@ test('offline mode uses only the cache; a missing file is a clear error', async 
     const s = await hub();
     try {
       await rejects(resolveModel(REPO, opts(s, { env: { HF_HUB_OFFLINE: '1' } })), DownloadError,
-        /offline mode \(HF_HUB_OFFLINE=1\), and config\.json of test-org\/tiny@main is not in the cache/);
+        /offline mode \(HF_HUB_OFFLINE=1\), and config\.json of test-org\/tiny@main is not in the cache.*run once online \(unset HF_HUB_OFFLINE\)/);
+      // offline by the caller's option (from_pretrained's local_files_only), not the environment: the message says so
+      await rejects(resolveModel(REPO, opts(s, { offline: true })), DownloadError,
+        /^local_files_only is set, and config\.json of test-org\/tiny@main is not in the cache .*run once online \(without local_files_only\)/);
       assert.is(s.requests.length, 0);
       await resolveModel(REPO, opts(s));
       const n = s.requests.length;

@@ -11,7 +11,7 @@
 // Requests are validated by the same code as the Node server's (src/server/request.ts), and errors have its shape.
 import { OptionError } from '../errors.js';
 import { checkKnownKeys } from '../options.js';
-import { resolveSource } from '../io/resolve.js';
+import { checkModelLocation, resolveSource } from '../io/resolve.js';
 import type { ModelSource } from '../io/source.js';
 import { GPT2LMHeadModel } from '../model/gpt2.js';
 import { STOP_IN_NEW_TEXT } from '../generation/generate.js';
@@ -167,6 +167,7 @@ async function readJsonBody(request: Request, limit: number): Promise<Record<str
 export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
   const o = options ?? ({} as FetchHandlerOptions);
   if (!o.source && !o.modelUrl) throw new OptionError('createFetchHandler needs modelUrl or source');
+  if (!o.source) checkModelLocation(String(o.modelUrl)); // a scheme that cannot be read: the deployment's error, at once
   checkHandlerOptions(o);
   const fetchFn = o.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
   // the source is resolved on first use (a GGUF source reads its header), and again after a failure

@@ -11,6 +11,9 @@ import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_I
 import { GGUFFile } from './gguf.js';
 import { dirSource, fileSource, type ByteSource, type ModelSource } from './source.js';
 
+/** Why a resolve is offline, for its messages: the caller's option (local_files_only) or the environment. */
+const offlineWhy = (option: boolean | undefined): string => option ? 'local_files_only is set' : 'offline mode (HF_HUB_OFFLINE=1)';
+
 export interface DownloadProgress {
   /** Repo-relative file name. */
   file: string;
@@ -801,11 +804,11 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
     const snap = await cachedSnapshot(repoDir, id.revision);
     const missing = await missingFromSnapshot(snap, wantTokenizer);
     if (missing) {
-      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); run once online (unset HF_HUB_OFFLINE), or pass a local model directory (CLI: --model DIR)`, false);
+      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); run once online (${opts.offline ? 'without local_files_only' : 'unset HF_HUB_OFFLINE'}), or pass a local model directory (CLI: --model DIR)`, false);
     }
     return dirSource(snap);
   };
-  if (offline) return offlineResolve('offline mode (HF_HUB_OFFLINE=1)');
+  if (offline) return offlineResolve(offlineWhy(opts.offline));
 
   const ctx = hubContext(id, opts);
 
@@ -883,9 +886,9 @@ export async function resolveHubFile(repoId: string, file: string, opts: Resolve
   const fromCache = async (why: string): Promise<string> => {
     const path = join(await cachedSnapshot(repoDir, id.revision), file);
     if (await exists(path)) return path;
-    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); run once online, or unset HF_HUB_OFFLINE`, false);
+    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); run once online (${opts.offline ? 'without local_files_only' : 'unset HF_HUB_OFFLINE'})`, false);
   };
-  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache('offline mode (HF_HUB_OFFLINE=1)');
+  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache(offlineWhy(opts.offline));
   const ctx = hubContext(id, opts);
   let commit: string | null;
   try {

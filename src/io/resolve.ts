@@ -71,9 +71,28 @@ function checkSourceOptions(idOrDir: unknown, opts: ResolveOpts): void {
   if (opts.progress_callback !== undefined && typeof opts.progress_callback !== 'function') throw new OptionError(`progress_callback must be a function, got ${typeof opts.progress_callback}`);
 }
 
+/**
+ * A model location's scheme, checked before anything is read (createFetchHandler checks its modelUrl with this when
+ * it is created, so a deployment's mistake is named once rather than on every request): http(s) URLs, file: URLs
+ * where there is a file system (Node, Deno), paths and Hub ids; any other scheme (ftp:, s3:) is an OptionError.
+ */
+export function checkModelLocation(idOrDir: string): void {
+  const fs = isNode || !!(globalThis as any).Deno;
+  if (/^file:/i.test(idOrDir) && !fs) throw new OptionError(`${idOrDir}: file: URLs cannot be read in this runtime; serve the files over http(s), or pass a ModelSource (memorySource)`);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(idOrDir)?.[1];
+  if (scheme && !/^(https?|file)$/i.test(scheme)) {
+    throw new OptionError(`${idOrDir}: ${scheme}: URLs are not read; give an http(s) URL${fs ? ', a file: URL or a local path' : ''}, or a Hub model id`);
+  }
+}
+
 export async function resolveSource(idOrDir: string, opts: ResolveOpts = {}): Promise<ModelSource> {
   checkSourceOptions(idOrDir, opts);
-  if (!isNode && !(globalThis as any).Deno && /^file:/i.test(idOrDir)) throw new OptionError(`${idOrDir}: file: URLs cannot be read in this runtime; serve the files over http(s), or pass a ModelSource (memorySource)`);
+  checkModelLocation(idOrDir);
+  // a file: URL where there is a file system: its path
+  if (/^file:/i.test(idOrDir)) {
+    const { fileURLToPath } = await import('node:url');
+    try { idOrDir = fileURLToPath(idOrDir); } catch (e) { throw new OptionError(`${idOrDir}: not a file: URL of a local path (${(e as Error).message})`); }
+  }
   if (opts.gguf_file !== undefined || /\.gguf$/i.test(idOrDir.replace(/[?#].*$/, ''))) return resolveGGUF(idOrDir, opts);
   if (/^https?:\/\//i.test(idOrDir)) return urlSource(idOrDir.endsWith('/') ? idOrDir : idOrDir + '/', httpOptions(opts));
   if (!isNode && !(globalThis as any).Deno) {

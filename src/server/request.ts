@@ -159,6 +159,20 @@ export const LLAMA_CPP_FIELDS: Readonly<Record<string, (c: HintContext) => strin
   lora: () => 'LoRA adapters are not supported here',
 };
 
+/**
+ * Hugging Face generate() options a client of this library may send out of habit: ignored they would look served
+ * (max_new_tokens ignored gives 16 tokens), so they are 400 `hf_field`, naming the OpenAI field to send instead.
+ */
+export const HF_GENERATE_FIELDS: Readonly<Record<string, (c: HintContext) => string>> = {
+  max_new_tokens: (c) => `use max_tokens (at most ${c.maxTokens} here, default ${c.defaultMaxTokens})`,
+  max_length: (c) => `use max_tokens, which counts the new tokens only (at most ${c.maxTokens} here, default ${c.defaultMaxTokens})`,
+  do_sample: () => 'use temperature: 0 decodes greedily, any other value samples',
+  num_return_sequences: (c) => c.extras ? `use n (completions of the prompt, at most ${c.maxN} here)` : 'one completion per request here; send several requests',
+  stop_strings: () => 'use stop (a string or up to 4)',
+  min_new_tokens: () => 'there is no minimum length here: generation may end at the end-of-text token or a stop sequence at any step',
+  no_repeat_ngram_size: (c) => `n-gram bans are not implemented here; ${PENALTIES(c)}`,
+};
+
 /** A 400 for the first llama.cpp-only field of the body (the others are listed), naming it and what to use instead. */
 function rejectLlamaCppFields(body: Record<string, unknown>, limits: RequestLimits): void {
   const found = Object.keys(body).filter((k) => Object.hasOwn(LLAMA_CPP_FIELDS, k) && given(body[k]));
@@ -170,6 +184,17 @@ function rejectLlamaCppFields(body: Record<string, unknown>, limits: RequestLimi
   const [k, ...more] = found;
   const also = more.length ? ` (the request also has the llama.cpp server field${more.length > 1 ? 's' : ''} ${more.join(', ')})` : '';
   throw new HttpError(400, `${k} is a llama.cpp server (llama-server) field, not accepted by this OpenAI-style API: ${LLAMA_CPP_FIELDS[k](c)}${also}`, k, 'llama_cpp_field');
+}
+
+/** A 400 for the first Hugging Face generate() option of the body, naming it and the OpenAI field to send. */
+function rejectHFFields(body: Record<string, unknown>, limits: RequestLimits): void {
+  const k = Object.keys(body).find((f) => Object.hasOwn(HF_GENERATE_FIELDS, f) && given(body[f]));
+  if (k === undefined) return;
+  const c: HintContext = {
+    extras: limits.openaiExtras === true, maxTokens: limits.maxTokens, defaultMaxTokens: Math.min(16, limits.maxTokens),
+    maxN: limits.maxN ?? 1, eos: limits.eos,
+  };
+  throw new HttpError(400, `${k} is a Hugging Face generate() option, not a field of this OpenAI-style API: ${HF_GENERATE_FIELDS[k](c)}`, k, 'hf_field');
 }
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const given = (v: unknown) => v !== undefined && v !== null;
@@ -222,6 +247,7 @@ function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number
 export function parseCompletionRequest(body: Record<string, unknown>, limits: RequestLimits): CompletionParams {
   // first: a llama-server client learns what its request means here before any other complaint
   rejectLlamaCppFields(body, limits);
+  rejectHFFields(body, limits);
   if (limits.modelId !== undefined && given(body.model) && body.model !== limits.modelId) {
     throw bad('model', typeof body.model === 'string'
       ? `model '${body.model}' is not served here; this server serves '${limits.modelId}' (GET /v1/models)`
