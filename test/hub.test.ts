@@ -442,6 +442,31 @@ test('a lock left by a dead process is broken; a partial download is still resum
   });
 });
 
+test('a lock held by a live process: after 3 s of waiting one line names it and its holder; the wait ends when it is released', async () => {
+  await withEnv(async ({ cache, opts }) => {
+    const s = await hub();
+    const said: string[] = [], warn = console.warn;
+    try {
+      const snap = snapDir(cache), lock = join(snap, 'model.safetensors.lock');
+      await mkdir(snap, { recursive: true });
+      await writeFile(lock, `${hostname()} ${process.pid} feedface0000`); // this process: alive
+      console.warn = (...a: unknown[]) => { said.push(a.join(' ')); };
+      const t0 = Date.now();
+      const p = resolveModel(REPO, opts(s));
+      while (!said.length && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(Date.now() - t0 >= 2_900, 'not before 3 s');
+      assert.is(said.length, 1);
+      assert.match(said[0], new RegExp(`^gpt2-wasm: waiting for .*model\\.safetensors\\.lock: another download of model\\.safetensors holds it \\(host ${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, pid ${process.pid}\\); the wait ends when it finishes`));
+      await rm(lock);
+      await assertLoads(await p);
+      assert.is(said.length, 1, 'one line per wait');
+    } finally {
+      console.warn = warn;
+      await s.close();
+    }
+  });
+});
+
 test('two processes downloading into one HF_HOME at once: both succeed, the cached file is intact', async () => {
   await withEnv(async ({ cache }) => {
     // A slow server, so that the downloads overlap.

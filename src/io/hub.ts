@@ -426,6 +426,9 @@ async function validateDownload(file: string, path: string): Promise<string | nu
 const LOCK_REFRESH_MS = 5_000;
 const LOCK_STALE_MS = 60_000;
 const LOCK_POLL_MS = 100;
+/** Waiting this long for another holder's lock prints one line naming it (a wait of up to LOCK_STALE_MS, or as long
+ *  as a live download, would otherwise look like a hang). */
+const LOCK_WARN_MS = 3_000;
 
 const randomHex = () => Math.floor(Math.random() * 2 ** 48).toString(16).padStart(12, '0');
 
@@ -472,6 +475,8 @@ async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ release
   const fs = await import('node:fs/promises');
   const { hostname } = await import('node:os');
   const token = `${hostname()} ${process.pid} ${randomHex()}`;
+  const t0 = Date.now();
+  let warned = false;
   for (;;) {
     try {
       await fs.writeFile(path, token, { flag: 'wx' });
@@ -491,6 +496,12 @@ async function takeLock(ctx: Ctx, file: string, path: string): Promise<{ release
       if ((e as NodeJS.ErrnoException)?.code !== 'EEXIST') throw downloadError(`${file}: cannot create the lock file ${path}: ${errMsg(e)}`, false, e);
     }
     await breakStaleLock(path);
+    if (!warned && Date.now() - t0 >= LOCK_WARN_MS) {
+      warned = true;
+      const holder = (await fs.readFile(path, 'utf8').catch(() => '')).split(' ');
+      console.warn(`gpt2-wasm: waiting for ${path}: another download of ${file} holds it (host ${holder[0] || '?'}, pid ${holder[1] || '?'}); ` +
+        `the wait ends when it finishes, when that process is gone (same host), or ${LOCK_STALE_MS / 1000} s after the lock was last updated`);
+    }
     await sleep(LOCK_POLL_MS, ctx.signal);
   }
 }
