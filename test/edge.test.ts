@@ -304,4 +304,19 @@ test('modelUrl schemes: ftp: (any unreadable scheme) is refused when the handler
   } finally { await h.dispose(); }
 });
 
+test('a request whose client goes away mid-completion answers 499 cancelled, not 200 with finish_reason stop', async () => {
+  const h = createFetchHandler({ source: dirSource(modelDir('gpt2-trained')), kernels });
+  try {
+    const mk = (signal?: AbortSignal) => new Request('http://edge.test/v1/completions', { method: 'POST', body: JSON.stringify({ prompt: 'Hello', max_tokens: 200 }), signal });
+    let res = await h.fetch(mk());
+    assert.is((await res.json()).choices[0].finish_reason, 'length', 'uninterrupted: 200 tokens');
+    const ac = new AbortController();
+    const p = h.fetch(mk(ac.signal));
+    setTimeout(() => ac.abort(), 0);
+    res = await p;
+    assert.is(res.status, 499);
+    assert.is((await res.json()).error.code, 'cancelled');
+  } finally { await h.dispose(); }
+});
+
 test.run();

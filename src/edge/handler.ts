@@ -263,6 +263,8 @@ export function createFetchHandler(options: FetchHandlerOptions): FetchHandler {
       // OpenAI's stop: a sequence in the completion only (one that begins in the prompt does not end it)
       if (p.stop.length) { gen.stop = p.stop; gen.tokenizer = tok; gen[STOP_IN_NEW_TEXT] = true; }
       const seq = await m.generate(gen as any);
+      // the client went away: generate() ended early, which is no natural stop (the Node server's 499 too)
+      if (request.signal?.aborted) throw new HttpError(499, 'the client closed the request before the completion ended', null, 'cancelled');
       const all = Array.from(seq.data as ArrayLike<number | bigint>, Number);
       const ids = all.slice(prompt.length);
       if (!tok) tok = await tokenizer().catch(() => null);
