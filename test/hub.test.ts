@@ -13,6 +13,7 @@ import { modelDir } from './helpers/fixtures.js';
 import { startServer, sendBytes, type TestServer } from './helpers/http-server.js';
 import { parseModelId, repoFolderName, resolveModel, type DownloadProgress, type ResolveOptions } from '../src/io/hub.js';
 import { loadConfig } from '../src/io/config.js';
+import { resolveSource } from '../src/io/resolve.js';
 import { openSafetensorsModel } from '../src/io/safetensors.js';
 import { tensorBytes } from './helpers/checkpoint.js';
 import { DownloadError, OptionError } from '../src/errors.js';
@@ -418,6 +419,30 @@ test('a resolve that looked at the cache just before another one finished a file
       assert.is(a.name, b.name);
       assert.is(heads, 2);
       assert.is(s.gets('vocab.json').length, 1, 'vocab.json fetched once');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+test('progress_callback through resolveSource: per downloaded file initiate, download, progress (loaded/total), done, as transformers.js', async () => {
+  await withEnv(async ({ cache }) => {
+    const s = await hub();
+    try {
+      const events: { status: string; file?: string; loaded?: number; total?: number; progress?: number }[] = [];
+      const src = await resolveSource(REPO, { endpoint: s.url, cache_dir: cache, token: null, progress_callback: (p) => events.push({ ...p }) });
+      await assertLoads(src);
+      const of = (f: string) => events.filter((e) => e.file === f);
+      const m = of('model.safetensors');
+      assert.equal([m[0].status, m[1].status, m[m.length - 1].status], ['initiate', 'download', 'done']);
+      const prog = m.filter((e) => e.status === 'progress');
+      assert.ok(prog.length >= 1 && m.slice(2, -1).every((e) => e.status === 'progress'));
+      assert.equal([prog[prog.length - 1].loaded, prog[prog.length - 1].total, prog[prog.length - 1].progress], [MODEL_BYTES.length, MODEL_BYTES.length, 100]);
+      for (const f of ['config.json']) assert.equal(of(f).filter((e) => e.status !== 'progress').map((e) => e.status), ['initiate', 'download', 'done'], f);
+      // from the cache: nothing is downloaded, nothing reported
+      events.length = 0;
+      await resolveSource(REPO, { endpoint: s.url, cache_dir: cache, token: null, progress_callback: (p) => events.push({ ...p }) });
+      assert.equal(events, []);
     } finally {
       await s.close();
     }

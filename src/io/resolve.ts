@@ -151,9 +151,23 @@ function hubOptions(opts: ResolveOpts) {
   return {
     revision: opts.revision, cacheDir: opts.cache_dir, offline: opts.local_files_only || undefined, token: opts.token, endpoint: opts.endpoint,
     tokenizer: opts.tokenizer ?? false,
-    onProgress: opts.progress_callback
-      ? (p: { file: string; loaded: number; total: number | null }) => opts.progress_callback!({ status: 'download', file: p.file, loaded: p.loaded, total: p.total ?? undefined, progress: p.total ? (100 * p.loaded) / p.total : undefined })
-      : undefined,
+    onProgress: opts.progress_callback ? hubProgress(opts.progress_callback) : undefined,
+  };
+}
+
+/** The Hub cache's download updates as transformers.js's progress_callback statuses, as the browser path gives them:
+ *  per downloaded file `initiate` and `download` once, `progress` with loaded / total / progress on every update,
+ *  `done` at the end (a file already cached sends none: nothing is downloaded). */
+function hubProgress(cb: (p: ProgressInfo) => void) {
+  const started = new Set<string>();
+  return (p: { file: string; loaded: number; total: number | null; done: boolean }) => {
+    if (!started.has(p.file)) {
+      started.add(p.file);
+      cb({ status: 'initiate', file: p.file });
+      cb({ status: 'download', file: p.file });
+    }
+    cb({ status: 'progress', file: p.file, loaded: p.loaded, total: p.total ?? undefined, progress: p.total ? (100 * p.loaded) / p.total : undefined });
+    if (p.done) cb({ status: 'done', file: p.file });
   };
 }
 
