@@ -13,7 +13,7 @@ import { resolveSource } from '../io/resolve.js';
 import { loadConfig, type GPT2Config } from '../io/config.js';
 import { Backend, defaultThreads } from '../runtime/backend.js';
 import { detectFeatures } from '../runtime/wasm.js';
-import { AutoTokenizer, createStreamingDecoder } from '../tokenizer/index.js';
+import { createStreamingDecoder } from '../tokenizer/index.js';
 import { HELP_OPTION, helpFor, inFlagTerms, MODEL_OPTIONS, modelLoadOptions, modelSourceOptions, parseArgs, type OptionSpec } from './args.js';
 import { isTokenizerFile } from '../io/files.js';
 import type { ModelSource } from '../io/source.js';
@@ -389,10 +389,8 @@ async function cmdPerplexity(argv: string[]) {
     throw new GPT2WasmError('INPUT', `${positionals[0]} is not valid UTF-8: bad byte sequence at byte offset ${firstInvalidUtf8(bytes)}`);
   }
   const id = o.model ?? DEFAULT_MODEL;
-  const src = await resolveSource(id, { ...modelSourceOptions(o), tokenizer: true });
-  await loadConfig(src); // an empty or wrong directory is named by its config.json, not the tokenizer's files
-  const tokenizer = await AutoTokenizer.from_pretrained(src);
-  const model = await GPT2LMHeadModel.from_pretrained(src, modelOpts(o, !!o.verbose));
+  // the model and its tokenizer as generate loads them (pipeline: --gguf-file, config.json named first)
+  const { model, tokenizer } = await pipeline('text-generation', id, { ...modelOpts(o, !!o.verbose), gguf_file: o.gguf_file });
   try {
     const t0 = performance.now();
     // -v: llama-perplexity's running figure per window on stderr ("[1]281.3,[2]279.0,..."), a line at the end

@@ -3,7 +3,7 @@
 // text-generation pipeline and the CLI put the model's task_specific_params['text-generation'] in between, as
 // transformers' pipeline does: its model.generate() does not read them).
 import { InputError, OptionError } from '../errors.js';
-import { checkKnownKeys, shown } from '../options.js';
+import { checkBoolean, checkKnownKeys, shown } from '../options.js';
 import { runBatch, runStep, setEncoder, type Segment } from '../model/forward.js';
 import type { GPT2PreTrainedModel } from '../model/gpt2.js';
 import { toEncoder, toIds, toMask } from '../model/inputs.js';
@@ -125,11 +125,10 @@ const list = (xs: string[]): string => xs.length > 1 ? `${xs.slice(0, -1).join('
 
 const warnedGreedyConfig = new WeakSet<object>();
 
-/** transformers' warning for sampling-only values in the model's config when it decodes greedily, once per model. */
-function warnGreedyConfig(model: GPT2PreTrainedModel, o: GenerateOptions): void {
+/** transformers' warning for sampling-only values in the model's config (`task` over `gc`, as resolveGenerateOptions
+ *  reads them) when it decodes greedily, once per model. */
+function warnGreedyConfig(model: GPT2PreTrainedModel, o: GenerateOptions, task: Record<string, unknown>, gc: Record<string, unknown>): void {
   if (warnedGreedyConfig.has(model)) return;
-  const cfg = model.config, gc = (model.generation_config ?? {}) as Record<string, unknown>;
-  const task = ((o as { [TEXT_GENERATION_TASK]?: boolean })[TEXT_GENERATION_TASK] ? cfg.task_specific_params?.['text-generation'] ?? {} : {}) as Record<string, unknown>;
   const fromConfig: Record<string, unknown> = {};
   for (const k of ['temperature', 'top_k', 'top_p']) if ((o as any)[k] == null && (task[k] ?? gc[k]) != null) fromConfig[k] = task[k] ?? gc[k];
   const unused = greedyUnused(fromConfig);
@@ -180,7 +179,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   if (oa.num_beams !== undefined && oa.num_beams !== 1) throw new OptionError(`num_beams must be 1 (beam search is not supported; use greedy or sampling), got ${oa.num_beams}`);
   if (oa.num_return_sequences !== undefined && oa.num_return_sequences !== 1) throw new OptionError(`num_return_sequences must be 1 (pass a batch instead), got ${oa.num_return_sequences}`);
   // a wrong type is an error, never coerced: do_sample "false" would sample, use_cache "no" would use the cache
-  for (const k of ['do_sample', 'use_cache'] as const) if (o[k] != null && typeof o[k] !== 'boolean') throw new OptionError(`${k} must be true or false, got ${JSON.stringify(o[k])}`);
+  for (const k of ['do_sample', 'use_cache'] as const) checkBoolean(o[k], k, false);
   for (const k of ['max_length', 'min_length'] as const) {
     if (o[k] != null && (!Number.isInteger(o[k]) || (o[k] as number) < 0)) throw new OptionError(`${k} must be a non-negative integer, got ${shown(o[k])}`);
   }
@@ -272,6 +271,7 @@ export function resolveGenerateOptions(model: GPT2PreTrainedModel, o: GenerateOp
   checkSampling(r, r.do_sample, origin, (k) => (o as any)[k] != null);
   if (o.seed !== undefined && !Number.isInteger(o.seed)) throw new OptionError(`seed must be an integer, got ${o.seed}`);
   if (!r.do_sample) {
+    warnGreedyConfig(model, o, task, gc);
     // transformers' GenerationConfig.validate: "`do_sample` is set to `False`. However, `temperature` is set to ..."
     // for values other than the defaults; gpt2-wasm names the caller's options once per call (and seed, which only
     // sampling draws on), and the model's config values once per model (generate())
@@ -326,7 +326,6 @@ export async function generate(model: GPT2PreTrainedModel, o: GenerateOptions): 
   const { ids, B, T } = toIds(o.input_ids, cfg);
   const opt = resolveGenerateOptions(model, o, T);
   for (const w of opt.warnings) console.warn(`gpt2-wasm: generate(): ${w}`);
-  if (!opt.do_sample) warnGreedyConfig(model, o);
   const mask0 = o.attention_mask != null ? toMask(o.attention_mask, B, T, 'attention_mask') : new Float32Array(B * T).fill(1);
   for (let b = 0; b < B; b++) if (!mask0.subarray(b * T, (b + 1) * T).some((v) => v === 1)) throw new InputError(`attention_mask row ${b} masks every token`);
   warnRightPadding(model, mask0, B, T);

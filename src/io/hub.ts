@@ -11,8 +11,11 @@ import { parseSafetensorsIndex, SafetensorsFile, SAFETENSORS_FILE, SAFETENSORS_I
 import { GGUFFile } from './gguf.js';
 import { dirSource, fileSource, type ByteSource, type ModelSource } from './source.js';
 
-/** Why a resolve is offline, for its messages: the caller's option (local_files_only) or the environment. */
-const offlineWhy = (option: boolean | undefined): string => option ? 'local_files_only is set' : 'offline mode (HF_HUB_OFFLINE=1)';
+/** Why a resolve is offline and how to go online, for its messages: the caller's option (local_files_only) or the
+ *  environment. */
+const offlineReason = (option: boolean | undefined) => option
+  ? { why: 'local_files_only is set', online: 'run once online (without local_files_only)' }
+  : { why: 'offline mode (HF_HUB_OFFLINE=1)', online: 'run once online (unset HF_HUB_OFFLINE)' };
 
 export interface DownloadProgress {
   /** Repo-relative file name. */
@@ -811,15 +814,15 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   const offline = opts.offline ?? truthy(env.HF_HUB_OFFLINE);
   const wantTokenizer = opts.tokenizer !== false;
   const repoDir = join(await hubCacheDir(opts), repoFolderName(id.repo));
-  const offlineResolve = async (why: string): Promise<ModelSource> => {
+  const offlineResolve = async ({ why, online }: { why: string; online: string }): Promise<ModelSource> => {
     const snap = await cachedSnapshot(repoDir, id.revision);
     const missing = await missingFromSnapshot(snap, wantTokenizer);
     if (missing) {
-      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); run once online (${opts.offline ? 'without local_files_only' : 'unset HF_HUB_OFFLINE'}), or pass a local model directory (CLI: --model DIR)`, false);
+      throw downloadError(`${why}, and ${missing} of ${id.repo}@${id.revision} is not in the cache (${join(snap, missing)}); ${online}, or pass a local model directory (CLI: --model DIR)`, false);
     }
     return dirSource(snap);
   };
-  if (offline) return offlineResolve(offlineWhy(opts.offline));
+  if (offline) return offlineResolve(offlineReason(opts.offline));
 
   const ctx = hubContext(id, opts);
 
@@ -827,7 +830,7 @@ export async function resolveModel(idOrDir: string, opts: ResolveOptions = {}): 
   // once rather than after the retries; with nothing cached, retry, then say how to work without the network.
   let cached: ModelSource | null = null;
   const useCache = async () => {
-    cached = await offlineResolve('the Hub is unreachable').catch(() => null);
+    cached = await offlineResolve({ ...offlineReason(undefined), why: 'the Hub is unreachable' }).catch(() => null);
     return cached !== null;
   };
   let commit: string | null;
@@ -894,19 +897,19 @@ export async function resolveHubFile(repoId: string, file: string, opts: Resolve
   if (bad) throw new OptionError(`invalid file name ${JSON.stringify(file)}: ${bad}`);
   const id = parseModelId(repoId, opts.revision);
   const repoDir = join(await hubCacheDir(opts), repoFolderName(id.repo));
-  const fromCache = async (why: string): Promise<string> => {
+  const fromCache = async ({ why, online }: { why: string; online: string }): Promise<string> => {
     const path = join(await cachedSnapshot(repoDir, id.revision), file);
     if (await exists(path)) return path;
-    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); run once online (${opts.offline ? 'without local_files_only' : 'unset HF_HUB_OFFLINE'})`, false);
+    throw downloadError(`${why}, and ${file} of ${id.repo}@${id.revision} is not in the cache (${path}); ${online}`, false);
   };
-  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache(offlineWhy(opts.offline));
+  if (opts.offline ?? truthy(envOf(opts).HF_HUB_OFFLINE)) return fromCache(offlineReason(opts.offline));
   const ctx = hubContext(id, opts);
   let commit: string | null;
   try {
     commit = await discoverCommit(ctx, undefined, file);
   } catch (e) {
     if (isTransient(e)) {
-      try { return await fromCache('the Hub is unreachable'); } catch {}
+      try { return await fromCache({ ...offlineReason(undefined), why: 'the Hub is unreachable' }); } catch {}
     }
     throw e;
   }

@@ -2,13 +2,9 @@
 // gracefully (no new connections, accepted requests finish, the model is freed) and resolves.
 import { existsSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
-import { parseArgs, helpFor, HELP_OPTION, MODEL_OPTIONS, modelLoadOptions, modelSourceOptions, type OptionSpec } from '../cli/args.js';
+import { parseArgs, helpFor, HELP_OPTION, MODEL_OPTIONS, modelLoadOptions, type OptionSpec } from '../cli/args.js';
 import { OptionError } from '../errors.js';
-import { DEFAULT_MODEL } from '../generation/pipeline.js';
-import { loadConfig } from '../io/config.js';
-import { resolveSource } from '../io/resolve.js';
-import { GPT2LMHeadModel } from '../model/gpt2.js';
-import { AutoTokenizer } from '../tokenizer/tokenizer.js';
+import { DEFAULT_MODEL, pipeline } from '../generation/pipeline.js';
 import { createServer } from './http.js';
 
 export const serveSpecs: Record<string, OptionSpec> = {
@@ -59,10 +55,8 @@ export async function serve(argv: string[]): Promise<void> {
   const apiKey: string | undefined = o.api_key ?? (process.env.GPT2WASM_API_KEY || undefined);
   if (apiKey !== undefined && apiKey.trim() === '') throw new OptionError('--api-key must not be empty');
   const t0 = performance.now();
-  const source = await resolveSource(id, { ...modelSourceOptions(o), tokenizer: true });
-  await loadConfig(source); // an empty or wrong directory is named by its config.json, not the tokenizer's files
-  const tokenizer = await AutoTokenizer.from_pretrained(source);
-  const model = await GPT2LMHeadModel.from_pretrained(source, modelLoadOptions(o));
+  // the model and its tokenizer as generate loads them (pipeline: --gguf-file, config.json named first)
+  const { model, tokenizer } = await pipeline('text-generation', id, { ...modelLoadOptions(o), gguf_file: o.gguf_file });
   let server;
   try {
     server = createServer({

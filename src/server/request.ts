@@ -173,27 +173,24 @@ export const HF_GENERATE_FIELDS: Readonly<Record<string, (c: HintContext) => str
   no_repeat_ngram_size: (c) => `n-gram bans are not implemented here; ${PENALTIES(c)}`,
 };
 
-/** A 400 for the first llama.cpp-only field of the body (the others are listed), naming it and what to use instead. */
-function rejectLlamaCppFields(body: Record<string, unknown>, limits: RequestLimits): void {
-  const found = Object.keys(body).filter((k) => Object.hasOwn(LLAMA_CPP_FIELDS, k) && given(body[k]));
-  if (!found.length) return;
+/**
+ * A 400 for the first field of the body from another API, naming it and what to send instead: llama-server's
+ * fields first (the others of them are listed), then Hugging Face generate()'s options.
+ */
+function rejectForeignFields(body: Record<string, unknown>, limits: RequestLimits): void {
+  const of = (table: Readonly<Record<string, unknown>>) => Object.keys(body).filter((k) => Object.hasOwn(table, k) && given(body[k]));
+  const llama = of(LLAMA_CPP_FIELDS), hf = of(HF_GENERATE_FIELDS);
+  if (!llama.length && !hf.length) return;
   const c: HintContext = {
     extras: limits.openaiExtras === true, maxTokens: limits.maxTokens, defaultMaxTokens: Math.min(16, limits.maxTokens),
     maxN: limits.maxN ?? 1, eos: limits.eos,
   };
-  const [k, ...more] = found;
-  const also = more.length ? ` (the request also has the llama.cpp server field${more.length > 1 ? 's' : ''} ${more.join(', ')})` : '';
-  throw new HttpError(400, `${k} is a llama.cpp server (llama-server) field, not accepted by this OpenAI-style API: ${LLAMA_CPP_FIELDS[k](c)}${also}`, k, 'llama_cpp_field');
-}
-
-/** A 400 for the first Hugging Face generate() option of the body, naming it and the OpenAI field to send. */
-function rejectHFFields(body: Record<string, unknown>, limits: RequestLimits): void {
-  const k = Object.keys(body).find((f) => Object.hasOwn(HF_GENERATE_FIELDS, f) && given(body[f]));
-  if (k === undefined) return;
-  const c: HintContext = {
-    extras: limits.openaiExtras === true, maxTokens: limits.maxTokens, defaultMaxTokens: Math.min(16, limits.maxTokens),
-    maxN: limits.maxN ?? 1, eos: limits.eos,
-  };
+  if (llama.length) {
+    const [k, ...more] = llama;
+    const also = more.length ? ` (the request also has the llama.cpp server field${more.length > 1 ? 's' : ''} ${more.join(', ')})` : '';
+    throw new HttpError(400, `${k} is a llama.cpp server (llama-server) field, not accepted by this OpenAI-style API: ${LLAMA_CPP_FIELDS[k](c)}${also}`, k, 'llama_cpp_field');
+  }
+  const k = hf[0];
   throw new HttpError(400, `${k} is a Hugging Face generate() option, not a field of this OpenAI-style API: ${HF_GENERATE_FIELDS[k](c)}`, k, 'hf_field');
 }
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
@@ -246,8 +243,7 @@ function logitBias(body: Record<string, unknown>, vocabSize: number): Map<number
 
 export function parseCompletionRequest(body: Record<string, unknown>, limits: RequestLimits): CompletionParams {
   // first: a llama-server client learns what its request means here before any other complaint
-  rejectLlamaCppFields(body, limits);
-  rejectHFFields(body, limits);
+  rejectForeignFields(body, limits);
   if (limits.modelId !== undefined && given(body.model) && body.model !== limits.modelId) {
     throw bad('model', typeof body.model === 'string'
       ? `model '${body.model}' is not served here; this server serves '${limits.modelId}' (GET /v1/models)`
