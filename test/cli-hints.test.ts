@@ -4,20 +4,16 @@
 // help texts' claims (top-k's default, convert --keep's example) checked against what the code does.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { modelDir, repoRoot } from './helpers/fixtures.js';
+import { modelDir } from './helpers/fixtures.js';
+import { run } from './helpers/cli.js';
 import { GPT2LMHeadModel, OptionError } from '../src/index.js';
 import { LLAMA_CPP_HINTS, llamaCppHint, parseArgs } from '../src/cli/args.js';
 import { COMMAND_SPECS } from '../src/cli/main.js';
 import { checkKVDType } from '../src/model/kv-cache.js';
 
-const cli = join(repoRoot, 'dist', 'cli.js');
-const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
-  input, encoding: 'utf8', timeout: 60_000, env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HOME: join(repoRoot, '.cache', 'test-hf-home') },
-});
 const tiny = ['--model', modelDir('gpt2-tiny')];
 const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-cli-hints-'));
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -3,15 +3,13 @@
 // The built dist/cli.js in a child process, offline, on GGUF files converted from the fixture model.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { modelDir, repoRoot } from './helpers/fixtures.js';
+import { modelDir } from './helpers/fixtures.js';
+import { cli, cliEnv as env, run } from './helpers/cli.js';
 
-const cli = join(repoRoot, 'dist', 'cli.js');
-const env = { ...process.env, HF_HUB_OFFLINE: '1', HF_HOME: join(repoRoot, '.cache', 'test-hf-home') };
-const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], { input, encoding: 'utf8', timeout: 60_000, env });
 
 // a llama.cpp-style folder: no config.json, two GGUF files of the fixture model
 const tmp = mkdtempSync(join(tmpdir(), 'gpt2wasm-cli-model-'));

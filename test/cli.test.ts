@@ -7,16 +7,13 @@ import { tmpdir } from 'node:os';
 import { sendBytes, startServer } from './helpers/http-server.js';
 import { join } from 'node:path';
 import { modelDir, readCase, repoRoot } from './helpers/fixtures.js';
+import { cli, run } from './helpers/cli.js';
 import { AutoTokenizer, GPT2ForSequenceClassification } from '../src/index.js';
 import { LLAMA_CPP_HINTS } from '../src/cli/args.js';
 import { COMMAND_SPECS } from '../src/cli/main.js';
 import { processEscapes } from '../src/cli/escapes.js';
 import { OptionError } from '../src/errors.js';
 
-const cli = join(repoRoot, 'dist', 'cli.js');
-const run = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], {
-  input, encoding: 'utf8', timeout: 60_000, env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HOME: join(repoRoot, '.cache', 'test-hf-home') },
-});
 
 test('generate --greedy on the fixture model matches lm_greedy', () => {
   const c = readCase('lm_greedy');
